@@ -1,0 +1,46 @@
+# Konsumerator developer entry points. Every target installs what it needs:
+# uv (pinned) into the user's Python, the locked virtualenv into .venv, and
+# the control-plane binaries into the cache outside the repo (see README).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(HOME)/.local/bin/uv
+endif
+RUN := $(UV) run --frozen
+
+.PHONY: help
+help: ## Show targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python python3.11
+	@touch $@
+
+.PHONY: install
+install: .venv/.synced ## Create the virtualenv from uv.lock
+
+.PHONY: lint
+lint: .venv/.synced ## ruff, mypy --strict and the import-layer contracts
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+	$(RUN) mypy
+	$(RUN) lint-imports
+
+.PHONY: unit
+unit: .venv/.synced ## Unit and property tests (no cluster)
+	$(RUN) pytest tests/unit -q
+
+.PHONY: test
+test: lint ## Linters, then every test tier (builds or reuses the control plane)
+	$(RUN) python -m konsumerator.testenv build
+	$(RUN) pytest -q
+
+.PHONY: format
+format: .venv/.synced ## Apply ruff's formatter and autofixes
+	$(RUN) ruff format src tests bench
+	$(RUN) ruff check --fix src tests bench

@@ -1,0 +1,3 @@
+from konsumerator.cli import main
+
+main()
