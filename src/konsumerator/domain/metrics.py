@@ -1,0 +1,44 @@
+"""What Prometheus told us about a topic at one moment: a complete snapshot.
+
+A snapshot is immutable and always complete (all three queries of one
+refresh). The Go operator replaced its three maps one query at a time, so a
+failure half-way left production from now and lag from an hour ago
+(reference §7.1 item 15); keeping whole snapshots makes that impossible.
+
+Values are per partition id. A partition that is absent from a mapping had no
+usable sample. Rates are messages per second, offset is messages behind.
+Rates and offsets are kept as floats here; the predictor truncates them like
+the Go int64 conversion did.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class MetricKind(StrEnum):
+    PRODUCTION = "production"
+    CONSUMPTION = "consumption"
+    OFFSET = "offset"
+
+
+def _empty() -> Mapping[int, float]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    production: Mapping[int, float] = field(default_factory=_empty)
+    consumption: Mapping[int, float] = field(default_factory=_empty)
+    offset: Mapping[int, float] = field(default_factory=_empty)
+
+    def of(self, kind: MetricKind) -> Mapping[int, float]:
+        if kind is MetricKind.PRODUCTION:
+            return self.production
+        if kind is MetricKind.CONSUMPTION:
+            return self.consumption
+        return self.offset
+
+
+EMPTY_SNAPSHOT = MetricsSnapshot()
