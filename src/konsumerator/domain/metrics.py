@@ -13,6 +13,7 @@ the Go int64 conversion did.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -42,3 +43,9 @@ class MetricsSnapshot:
 
 
 EMPTY_SNAPSHOT = MetricsSnapshot()
+
+
+def refresh_due(*, synced_at: datetime | None, now: datetime, min_sync_period_s: float) -> bool:
+    """Whether Prometheus should be asked again: never synced, or strictly older
+    than ``minSyncPeriod`` (the Go operator's rule, kept so both refresh alike)."""
+    return synced_at is None or (now - synced_at).total_seconds() > min_sync_period_s

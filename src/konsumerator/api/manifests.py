@@ -1,0 +1,145 @@
+"""Reading a Consumer from the two places it can live.
+
+* CRD mode: a ``konsumerator.lwolf.org/v1`` ``Consumer`` object.
+* Guest mode: a ConfigMap annotated ``konsumerator.lwolf.org/managed`` whose
+  data key ``consumer.yaml`` holds the ConsumerSpec as YAML. The Go operator
+  took "the first" data key, which in Go's randomised map order meant any of
+  them; here it is ``consumer.yaml``, or the only key if there is just one.
+  Guest-mode specs never pass the apiserver's schema, so they get the same
+  validation here and the same field-naming messages.
+
+Status in guest mode lives in ``konsumerator.lwolf.org/status.*``
+annotations on the ConfigMap (the Go operator's keys, so its readers work).
+"""
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from konsumerator.api import keys
+from konsumerator.api.v1 import ConsumerSpec, SpecError, parse_spec
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The object a spec came from: it owns the Deployments and carries status."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    annotations: Mapping[str, str]
+
+    @property
+    def guest(self) -> bool:
+        return self.kind == "ConfigMap"
+
+
+def _metadata(obj: Mapping[str, Any]) -> tuple[str, str, str, int, dict[str, str]]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or not meta.get("name"):
+        raise SpecError(["metadata.name: is required"])
+    annotations = meta.get("annotations") or {}
+    return (
+        str(meta["name"]),
+        str(meta.get("namespace") or ""),
+        str(meta.get("uid") or ""),
+        int(meta.get("generation") or 0),
+        {str(k): str(v) for k, v in annotations.items()},
+    )
+
+
+def guest_spec_text(data: Mapping[str, str]) -> str:
+    if keys.GUEST_SPEC_KEY in data:
+        return data[keys.GUEST_SPEC_KEY]
+    if len(data) == 1:
+        return next(iter(data.values()))
+    raise SpecError([f"data.{keys.GUEST_SPEC_KEY}: is required (the ConsumerSpec as YAML)"])
+
+
+def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
+    """Validate a Consumer or a guest-mode ConfigMap; :class:`SpecError` names each bad field."""
+    kind = obj.get("kind")
+    api_version = str(obj.get("apiVersion") or "")
+    name, namespace, uid, generation, annotations = _metadata(obj)
+    source = Source(
+        api_version=api_version,
+        kind=str(kind),
+        name=name,
+        namespace=namespace,
+        uid=uid,
+        generation=generation,
+        annotations=annotations,
+    )
+    if kind == keys.KIND and api_version == keys.API_VERSION:
+        spec = parse_spec(obj.get("spec"), field_prefix="spec")
+    elif kind == "ConfigMap" and api_version == "v1":
+        if keys.MANAGED not in annotations:
+            raise SpecError([f"metadata.annotations: {keys.MANAGED} is missing"])
+        data = obj.get("data") or {}
+        text = guest_spec_text(data)
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise SpecError([f"data.{keys.GUEST_SPEC_KEY}: not valid YAML{where}"]) from None
+        spec = parse_spec(raw, field_prefix=f"data.{keys.GUEST_SPEC_KEY}")
+    else:
+        raise SpecError(
+            [f"kind: expected {keys.API_VERSION} {keys.KIND} or v1 ConfigMap, got {api_version} {kind}"]
+        )
+    if not namespace:
+        # A manifest not yet applied (simulate) lives where its spec says.
+        namespace = spec.namespace
+        source = dataclasses.replace(source, namespace=namespace)
+    if spec.namespace != namespace:
+        raise SpecError(
+            [
+                f"spec.namespace: is {spec.namespace!r} but the {kind} lives in {namespace!r};"
+                " Deployments must be in the owner's namespace"
+            ]
+        )
+    return source, spec
+
+
+# Guest-mode status annotations.
+STATUS_COUNTERS = ("expected", "running", "paused", "missing", "lagging", "outdated")
+LAST_SYNC_TIME = f"{keys.STATUS_PREFIX}last-sync-time"
+LAST_SYNC_STATE = f"{keys.STATUS_PREFIX}last-sync-state"
+
+
+def status_annotations(status: Mapping[str, Any]) -> dict[str, str]:
+    """A Consumer status as the Go operator's ConfigMap annotations."""
+    result = {f"{keys.STATUS_PREFIX}{k}": str(int(status.get(k, 0))) for k in STATUS_COUNTERS}
+    if status.get("lastSyncTime"):
+        result[LAST_SYNC_TIME] = str(status["lastSyncTime"])
+    result[LAST_SYNC_STATE] = json.dumps(status.get("lastSyncState"), sort_keys=True)
+    conditions = status.get("conditions")
+    if conditions:
+        result[f"{keys.STATUS_PREFIX}conditions"] = json.dumps(conditions, sort_keys=True)
+    return result
+
+
+def status_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
+    """Inverse of :func:`status_annotations`; unreadable values read as absent."""
+    status: dict[str, Any] = {}
+    for key in STATUS_COUNTERS:
+        raw = annotations.get(f"{keys.STATUS_PREFIX}{key}", "")
+        status[key] = int(raw) if raw.isdigit() else 0
+    if annotations.get(LAST_SYNC_TIME):
+        status["lastSyncTime"] = annotations[LAST_SYNC_TIME]
+    for key, field in ((LAST_SYNC_STATE, "lastSyncState"), (f"{keys.STATUS_PREFIX}conditions", "conditions")):
+        try:
+            value = json.loads(annotations.get(key, "null"))
+        except ValueError:
+            value = None
+        if value is not None:
+            status[field] = value
+    return status

@@ -1,0 +1,303 @@
+"""The Consumer API (``konsumerator.lwolf.org/v1``) as validated Python values.
+
+The CRD schema in ``crd.yaml`` is the contract with the apiserver, which
+rejects bad Consumers itself (bounds and CEL rules). These models apply the
+same rules to input that never passes through the apiserver: guest-mode
+ConfigMaps and the manifests given to ``konsumerator simulate``. Every error
+names the field (``spec.autoscaler.prometheus.ratePerCore``), and a parsed
+spec converts into the planner's exact, default-resolved
+:class:`~konsumerator.domain.specs.ConsumerConfig`.
+
+Field names and JSON shapes are the Go operator's (v1.2.2), so existing
+Consumer manifests keep working unchanged.
+"""
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from konsumerator.api import keys
+from konsumerator.domain import durations, quantities
+from konsumerator.domain.specs import (
+    Autoscaling,
+    Bounds,
+    ConsumerConfig,
+    FallbackStrategy,
+    GlobalPool,
+)
+
+
+def _quantity(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be a Kubernetes quantity such as 500m, 2 or 1Gi")
+    try:
+        return quantities.parse_quantity(value).canonical()
+    except quantities.QuantityError as e:
+        raise ValueError(str(e)) from None
+
+
+def _duration(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a Go duration string such as 30s, 5m or 1h30m")
+    try:
+        durations.parse_duration(value)
+    except durations.DurationError as e:
+        raise ValueError(str(e)) from None
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+Duration = Annotated[str, BeforeValidator(_duration)]
+
+
+def _seconds(text: str) -> float:
+    return durations.parse_duration(text).seconds
+
+
+def _millis(text: str) -> int:
+    return quantities.millis(quantities.parse_quantity(text))
+
+
+def _bytes(text: str) -> int:
+    return quantities.value(quantities.parse_quantity(text))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class QuerySpec(_Model):
+    query: str = Field(min_length=1)
+    partition_label: str = Field(alias="partitionLabel", min_length=1)
+
+
+class PrometheusSpec(_Model):
+    address: list[str] = Field(min_length=1)
+    min_sync_period: Duration = Field(alias="minSyncPeriod", default="1m")
+    offset: QuerySpec
+    production: QuerySpec
+    consumption: QuerySpec
+    fallback_strategy: Literal["min", "max"] = Field(alias="fallbackStrategy", default="min")
+    rate_per_core: int = Field(alias="ratePerCore", gt=0)
+    ram_per_core: Quantity = Field(alias="ramPerCore")
+    cpu_increment: Quantity = Field(alias="cpuIncrement", default="100m")
+    tolerable_lag: Duration | None = Field(alias="tolerableLag", default=None)
+    critical_lag: Duration | None = Field(alias="criticalLag", default=None)
+    recovery_time: Duration = Field(alias="recoveryTime")
+
+    @field_validator("address")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not address.startswith(("http://", "https://")):
+                raise ValueError(f"{address!r} is not an http(s) URL")
+        return value
+
+    @field_validator("recovery_time", "min_sync_period")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        if _seconds(value) <= 0:
+            raise ValueError("must be greater than 0s")
+        return value
+
+    @field_validator("cpu_increment")
+    @classmethod
+    def _whole_millicores(cls, value: str) -> str:
+        if _millis(value) < 1:
+            raise ValueError("must be at least 1m")
+        return value
+
+    @field_validator("ram_per_core")
+    @classmethod
+    def _whole_bytes(cls, value: str) -> str:
+        if _bytes(value) < 1:
+            raise ValueError("must be at least 1 byte")
+        return value
+
+
+class AutoscalerSpec(_Model):
+    mode: str = ""
+    pending_scale_up_duration: Duration = Field(alias="pendingScaleUpDuration", default="5m")
+    pending_scale_down_duration: Duration = Field(
+        alias="pendingScaleDownDuration", default="15m"
+    )
+    prometheus: PrometheusSpec | None = None
+
+    @model_validator(mode="after")
+    def _prometheus_required(self) -> "AutoscalerSpec":
+        if self.mode == "prometheus" and self.prometheus is None:
+            raise ValueError("mode prometheus needs the prometheus section")
+        return self
+
+
+ResourceList = dict[Literal["cpu", "memory"] | str, Quantity]
+
+
+class ContainerPolicy(_Model):
+    container_name: str = Field(alias="containerName", min_length=1)
+    mode: Literal["Auto", "Off"] | None = None
+    min_allowed: ResourceList = Field(alias="minAllowed", default_factory=dict)
+    max_allowed: ResourceList = Field(alias="maxAllowed", default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ContainerPolicy":
+        for resource in ("cpu", "memory"):
+            low, high = self.min_allowed.get(resource), self.max_allowed.get(resource)
+            if low is not None and high is not None:
+                a, b = quantities.parse_quantity(low), quantities.parse_quantity(high)
+                if a > b:
+                    raise ValueError(
+                        f"minAllowed.{resource} ({low}) is greater than maxAllowed.{resource} ({high})"
+                    )
+        for side, values in (("minAllowed", self.min_allowed), ("maxAllowed", self.max_allowed)):
+            memory = values.get("memory")
+            if memory is not None and quantities.is_fractional_bytes(
+                quantities.parse_quantity(memory)
+            ):
+                raise ValueError(f"{side}.memory ({memory}) is not a whole number of bytes")
+        return self
+
+
+class GlobalPolicy(_Model):
+    max_allowed: ResourceList = Field(alias="maxAllowed", default_factory=dict)
+
+
+class ResourcePolicy(_Model):
+    global_policy: GlobalPolicy | None = Field(alias="globalPolicy", default=None)
+    container_policies: list[ContainerPolicy] = Field(
+        alias="containerPolicies", default_factory=list
+    )
+
+    @field_validator("container_policies")
+    @classmethod
+    def _unique(cls, value: list[ContainerPolicy]) -> list[ContainerPolicy]:
+        names = [p.container_name for p in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate containerName {', '.join(duplicates)}")
+        return value
+
+
+class ConsumerSpec(_Model):
+    num_partitions: int = Field(alias="numPartitions", ge=1)
+    num_partitions_per_instance: int = Field(alias="numPartitionsPerInstance", default=1, ge=1)
+    name: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    namespace: str = Field(min_length=1, max_length=63)
+    partition_env_key: str = Field(alias="partitionEnvKey", default=keys.ENV_PARTITION)
+    autoscaler: AutoscalerSpec = Field(default_factory=AutoscalerSpec)
+    deployment_template: dict[str, Any] = Field(alias="deploymentTemplate")
+    resource_policy: ResourcePolicy = Field(alias="resourcePolicy", default_factory=ResourcePolicy)
+
+    @field_validator("partition_env_key")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        return value or keys.ENV_PARTITION
+
+    @field_validator("deployment_template")
+    @classmethod
+    def _template(cls, value: dict[str, Any]) -> dict[str, Any]:
+        template = value.get("template")
+        pod = template.get("spec") if isinstance(template, dict) else None
+        containers = pod.get("containers") if isinstance(pod, dict) else None
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("template.spec.containers must list at least one container")
+        for i, container in enumerate(containers):
+            if not isinstance(container, dict) or not container.get("name"):
+                raise ValueError(f"template.spec.containers[{i}].name is required")
+        if not isinstance(value.get("selector"), dict):
+            raise ValueError("selector is required")
+        return value
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used, with one line per problem, each naming its field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _location(prefix: str, loc: tuple[int | str, ...]) -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not part.startswith(("function-", "literal[", "dict[")):
+            path += f".{part}"
+    return path
+
+
+def parse_spec(raw: object, *, field_prefix: str = "spec") -> ConsumerSpec:
+    """Validate a ConsumerSpec mapping; raise :class:`SpecError` naming every bad field."""
+    if not isinstance(raw, Mapping):
+        raise SpecError([f"{field_prefix}: must be a mapping"])
+    try:
+        return ConsumerSpec.model_validate(raw, by_alias=True)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{_location(field_prefix, err['loc'])}: {message}")
+        raise SpecError(problems) from None
+
+
+def _bounds(policy: ContainerPolicy) -> Bounds:
+    def opt(values: Mapping[str, str], key: str, conv: Any) -> int | None:
+        return conv(values[key]) if key in values else None
+
+    return Bounds(
+        min_cpu_m=opt(policy.min_allowed, "cpu", _millis),
+        min_mem_b=opt(policy.min_allowed, "memory", _bytes),
+        max_cpu_m=opt(policy.max_allowed, "cpu", _millis),
+        max_mem_b=opt(policy.max_allowed, "memory", _bytes),
+    )
+
+
+def to_config(
+    spec: ConsumerSpec, *, autoscaling_disabled: bool = False
+) -> ConsumerConfig:
+    """The planner's view of a validated spec."""
+    prom = spec.autoscaler.prometheus
+    autoscaling = None
+    if spec.autoscaler.mode == "prometheus" and prom is not None and not autoscaling_disabled:
+        autoscaling = Autoscaling(
+            rate_per_core=prom.rate_per_core,
+            ram_per_core_b=_bytes(prom.ram_per_core),
+            cpu_increment_m=_millis(prom.cpu_increment),
+            recovery_s=_seconds(prom.recovery_time),
+            tolerable_lag_s=_seconds(prom.tolerable_lag) if prom.tolerable_lag else None,
+            critical_lag_s=_seconds(prom.critical_lag) if prom.critical_lag else None,
+            min_sync_period_s=_seconds(prom.min_sync_period),
+            pending_up_s=_seconds(spec.autoscaler.pending_scale_up_duration),
+            pending_down_s=_seconds(spec.autoscaler.pending_scale_down_duration),
+            fallback=FallbackStrategy(prom.fallback_strategy),
+            memory_format=quantities.parse_quantity(prom.ram_per_core).format,
+        )
+    pool = None
+    if spec.resource_policy.global_policy is not None:
+        cap = spec.resource_policy.global_policy.max_allowed
+        pool = GlobalPool(
+            cpu_m=_millis(cap["cpu"]) if "cpu" in cap else None,
+            mem_b=_bytes(cap["memory"]) if "memory" in cap else None,
+        )
+    return ConsumerConfig(
+        name=spec.name,
+        namespace=spec.namespace,
+        num_partitions=spec.num_partitions,
+        per_instance=spec.num_partitions_per_instance,
+        deployment_template=spec.deployment_template,
+        partition_env_key=spec.partition_env_key,
+        autoscaling=autoscaling,
+        policies={p.container_name: _bounds(p) for p in spec.resource_policy.container_policies},
+        global_pool=pool,
+        fallback=FallbackStrategy(prom.fallback_strategy if prom else "min"),
+    )

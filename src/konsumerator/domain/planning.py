@@ -1,0 +1,511 @@
+"""One reconcile pass, decided: ``plan(consumer, observed, metrics, now) -> Plan``.
+
+This is the "decide" step of gather, decide, act, report. It is a pure
+function of its inputs, so the operator, ``konsumerator simulate`` and the
+tests all run exactly the same decisions, the last two in virtual time.
+
+For every instance index the plan picks one of:
+
+* **create** a missing Deployment, sized from the freshest metrics we have
+  (or the fallback when there are none);
+* **roll out** an OUTDATED one (template hash or partition list changed):
+  rebuilt from the template, resized from metrics, not through the pending
+  periods, since its pods restart anyway;
+* **scale** a current one through the state machine (``scaling.decide``),
+  only in passes where metrics were just refreshed, so the pending timers
+  measure observations and not reconcile frequency;
+* **leave it alone**, which costs no API call.
+
+Deployments that no instance claims (an index out of range, an unparsable
+annotation, a duplicate) are deleted. An instance whose Deployment name is
+taken by an object we do not own is reported and never touched.
+
+The counters follow the Go operator's definitions (reference §2.5) and
+describe the world as observed at the start of the pass; the next pass, which
+the Deployment watch triggers at once, reports the effect of the writes.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from konsumerator.api import keys
+from konsumerator.domain import fallbacks, limits, prediction, rendering
+from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
+from konsumerator.domain.resources import from_strings as parse_resources
+from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide
+from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner
+
+# Never wait longer than this between passes: a safety net for missed events.
+MAX_REQUEUE_S = 300.0
+MIN_REQUEUE_S = 1.0
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    ROLLOUT = "rollout"
+    SCALE = "scale"
+    ANNOTATE = "annotate"
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """What the gather step knows about metrics for this pass."""
+
+    snapshot: MetricsSnapshot | None = None
+    # True only in the pass that fetched this snapshot.
+    refreshed: bool = False
+    synced_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    name: str
+    action: Action
+    body: dict[str, Any]
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    name: str
+    uid: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    expected: int = 0
+    running: int = 0
+    paused: int = 0
+    missing: int = 0
+    lagging: int = 0
+    outdated: int = 0
+    redundant: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceReport:
+    index: int
+    name: str
+    partitions: tuple[int, ...]
+    max_lag_s: int
+    lagging: bool
+    paused: bool
+    status: ScalingStatus | None
+    cpu_shortage_m: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    applies: tuple[Apply, ...]
+    deletes: tuple[Delete, ...]
+    counters: Counters
+    instances: tuple[InstanceReport, ...]
+    conflicts: tuple[str, ...]
+    requeue_after_s: float | None
+    template_hash: str
+    allocated_cpu_m: int = 0
+    allocated_mem_b: int = 0
+    saturated: tuple[str, ...] = field(default=())
+
+
+@dataclass(slots=True)
+class _Instance:
+    index: int
+    partitions: tuple[int, ...]
+    deployment: ObservedDeployment
+    current: dict[str, Resources]
+    outdated: bool
+
+
+def _current_resources(d: ObservedDeployment) -> dict[str, Resources]:
+    return {c.name: parse_resources(requests=c.requests, limits=c.limits) for c in d.containers}
+
+
+def _template_containers(config: ConsumerConfig) -> list[str]:
+    pod = (config.deployment_template.get("template") or {}).get("spec") or {}
+    return [str(c.get("name", "")) for c in pod.get("containers") or []]
+
+
+def _state_of(d: ObservedDeployment) -> ScalingState:
+    status = ScalingStatus.parse(d.annotations.get(keys.SCALING_STATUS)) or ScalingStatus.RUNNING
+    return ScalingState(
+        status=status, since=rendering.parse_time(d.annotations.get(keys.SCALING_STATUS_CHANGE))
+    )
+
+
+def _claim(
+    deployments: Sequence[ObservedDeployment],
+    *,
+    config: ConsumerConfig,
+    assignment: partitioning.Assignment,
+) -> tuple[dict[int, tuple[ObservedDeployment, bool]], list[Delete], set[int]]:
+    """Match Deployments to instance indexes.
+
+    Returns index -> (deployment, partitions match), the deletions, and the
+    indexes that are tracked by some Deployment (even one being deleted).
+    A Deployment with the instance's own name is preferred over one that
+    merely carries its index (left over from an older naming scheme).
+    """
+    claimed: dict[int, tuple[ObservedDeployment, bool]] = {}
+    deletes: list[Delete] = []
+    tracked: set[int] = set()
+    ordered = sorted(deployments, key=lambda d: d.name)
+    ordered.sort(key=lambda d: d.name != _expected_name(config, d))
+    for d in ordered:
+        if d.deleting:
+            continue
+        raw_id = d.annotations.get(keys.CONSUMER_ID, "")
+        parts = partitioning.parse_list(d.annotations.get(keys.PARTITION, ""))
+        if not raw_id.isascii() or not raw_id.isdigit() or parts is None:
+            deletes.append(Delete(name=d.name, uid=d.uid, reason="unparsable annotations"))
+            continue
+        index = int(raw_id)
+        tracked.add(index)
+        if index >= len(assignment):
+            deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance {index} not needed"))
+            continue
+        if index in claimed:
+            deletes.append(Delete(name=d.name, uid=d.uid, reason=f"duplicate of instance {index}"))
+            continue
+        matches = parts == assignment[index]
+        if not matches and d.name != rendering.deployment_name(config=config, index=index):
+            deletes.append(Delete(name=d.name, uid=d.uid, reason="partitions reassigned"))
+            continue
+        claimed[index] = (d, matches)
+    return claimed, deletes, tracked
+
+
+def _expected_name(config: ConsumerConfig, d: ObservedDeployment) -> str:
+    raw_id = d.annotations.get(keys.CONSUMER_ID, "")
+    return f"{config.name}-{raw_id}"
+
+
+def _requeue(
+    *,
+    autoscaling: Autoscaling | None,
+    metrics: Metrics,
+    states: Sequence[ScalingState],
+    now: datetime,
+) -> float | None:
+    if autoscaling is None:
+        return None
+    deadlines = [MAX_REQUEUE_S]
+    if metrics.synced_at is not None:
+        since = (now - metrics.synced_at).total_seconds()
+        # Go refreshes when strictly more than minSyncPeriod has passed.
+        deadlines.append(autoscaling.min_sync_period_s - since + 0.001)
+    else:
+        deadlines.append(autoscaling.min_sync_period_s)
+    for state in states:
+        if state.since is None:
+            continue
+        period = {
+            ScalingStatus.PENDING_SCALE_UP: autoscaling.pending_up_s,
+            ScalingStatus.PENDING_SCALE_DOWN: autoscaling.pending_down_s,
+        }.get(state.status)
+        if period is not None:
+            deadlines.append(period - (now - state.since).total_seconds())
+    return max(MIN_REQUEUE_S, min(deadlines))
+
+
+def _at_least(lag_s: int, threshold_s: float | None) -> bool:
+    return threshold_s is not None and lag_s >= threshold_s
+
+
+def _settled(shortage: int, *, lagging: bool) -> ScalingStatus:
+    return ScalingStatus.SATURATED if lagging and shortage > 0 else ScalingStatus.RUNNING
+
+
+def _enter_settled(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
+    status = ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING
+    return state if state.status is status else ScalingState(status=status, since=now)
+
+
+def _annotated_shortage(d: ObservedDeployment) -> int:
+    raw = d.annotations.get(keys.CPU_SATURATION_LEVEL, "")
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
+
+
+def _has_resources(current: Mapping[str, Resources]) -> bool:
+    return any(not r.is_empty for r in current.values())
+
+
+def _compare(current: Mapping[str, Resources], proposed: Mapping[str, Resources]) -> int:
+    """+1 if any container needs more, else -1 if any needs less, else 0.
+
+    One verdict per instance: a pinned sidecar must not veto (or fake) the
+    main container's resize, as the Go per-container loop let it.
+    """
+    results = [compare_requests(current.get(n, NO_RESOURCES), r) for n, r in proposed.items()]
+    if 1 in results:
+        return 1
+    return -1 if -1 in results else 0
+
+
+def _labels_drifted(
+    d: ObservedDeployment, *, config: ConsumerConfig, owner: Owner, parts: tuple[int, ...]
+) -> bool:
+    wanted = {
+        keys.LABEL_APP: config.name[:63],
+        keys.LABEL_CONTROLLER: owner.name[:63],
+        keys.LABEL_PARTITIONS: partitioning.range_label(parts),
+        keys.LABEL_MANAGED_BY: keys.MANAGED_BY_VALUE,
+    }
+    return any(d.labels.get(k) != v for k, v in wanted.items())
+
+
+def _describe(resources: Mapping[str, Resources]) -> str:
+    parts = []
+    for name, r in sorted(resources.items()):
+        parts.append(f"{name} cpu={r.cpu_req_m or 0}m mem={(r.mem_req_b or 0) // 1_000_000}M")
+    return ", ".join(parts) or "no resources"
+
+
+def plan(
+    *,
+    config: ConsumerConfig,
+    owner: Owner,
+    deployments: Sequence[ObservedDeployment],
+    metrics: Metrics,
+    now: datetime,
+    foreign_names: frozenset[str] = frozenset(),
+) -> Plan:
+    """Decide one pass. ``deployments`` are the ones the owner controls.
+
+    ``foreign_names`` are names in the target namespace held by objects the
+    owner does not control; the instances that would use them are skipped.
+    """
+    assignment = partitioning.assign(
+        num_partitions=config.num_partitions, per_instance=config.per_instance
+    )
+    num_instances = len(assignment)
+    hash_value = rendering.template_hash(config=config, num_instances=num_instances)
+    autoscaling = config.autoscaling
+    snapshot = metrics.snapshot if autoscaling is not None else None
+    claimed, deletes, tracked = _claim(deployments, config=config, assignment=assignment)
+    containers = _template_containers(config)
+    memory_format = autoscaling.memory_format if autoscaling else rendering.Format.DECIMAL_SI
+
+    instances: dict[int, _Instance] = {}
+    for index, (d, matches) in claimed.items():
+        outdated = not matches or d.annotations.get(keys.GENERATION) != hash_value
+        instances[index] = _Instance(
+            index=index,
+            partitions=assignment[index],
+            deployment=d,
+            current=_current_resources(d),
+            outdated=outdated,
+        )
+
+    fallback = fallbacks.compute(
+        strategy=config.fallback,
+        policies=config.policies,
+        num_instances=num_instances,
+        existing=[_current_resources(d) for d in sorted(deployments, key=lambda d: d.name)],
+    )
+    used_cpu = sum(r.cpu_req_m or 0 for i in instances.values() for r in i.current.values())
+    used_mem = sum(r.mem_req_b or 0 for i in instances.values() for r in i.current.values())
+    pool = limits.Pool(pool=config.global_pool, used_cpu_m=used_cpu, used_mem_b=used_mem)
+
+    def propose(
+        partitions: tuple[int, ...], current: Mapping[str, Resources], critical: bool
+    ) -> tuple[dict[str, Resources], int]:
+        proposed: dict[str, Resources] = {}
+        shortage = 0
+        for name in containers:
+            bounds = config.policies.get(name)
+            if autoscaling is None or snapshot is None:
+                estimate = fallback.get(name, NO_RESOURCES)
+            else:
+                estimate = prediction.estimate(
+                    snapshot=snapshot,
+                    partitions=partitions,
+                    autoscaling=autoscaling,
+                    fallback=fallback.get(name),
+                )
+            if estimate.is_empty and bounds is None:
+                proposed[name] = NO_RESOURCES
+                continue
+            if critical:
+                limited = limits.critical(estimate=estimate, bounds=bounds)
+            else:
+                limited = limits.apply_policy(estimate=estimate, bounds=bounds)
+            grant = pool.grant(
+                current=current.get(name, NO_RESOURCES), wanted=limited, bounds=bounds
+            )
+            proposed[name] = grant.resources
+            shortage += grant.cpu_shortage_m
+            if bounds is not None and bounds.min_cpu_m != bounds.max_cpu_m:
+                # A container pinned by its policy (a sidecar) is sized on
+                # purpose; only a cut on a container allowed to grow starves it.
+                shortage += max(0, (estimate.cpu_req_m or 0) - (limited.cpu_req_m or 0))
+        return proposed, shortage
+
+    applies: list[Apply] = []
+    reports: list[InstanceReport] = []
+    pending: list[ScalingState] = []
+    conflicts: list[str] = []
+    counts = dict.fromkeys(("running", "paused", "lagging", "missing", "outdated"), 0)
+    alloc_cpu = alloc_mem = 0
+
+    for index, partitions in enumerate(assignment):
+        name = rendering.deployment_name(config=config, index=index)
+        max_lag = (
+            prediction.max_lag_seconds(snapshot=snapshot, partitions=partitions)
+            if snapshot is not None and autoscaling is not None
+            else 0
+        )
+        lagging = _at_least(max_lag, autoscaling.tolerable_lag_s if autoscaling else None)
+        critical = _at_least(max_lag, autoscaling.critical_lag_s if autoscaling else None)
+        instance = instances.get(index)
+        is_paused = False
+        outcome: tuple[Action, Mapping[str, Resources], ScalingState, int, str] | None = None
+
+        if instance is None:
+            counts["missing"] += index not in tracked
+            if name in foreign_names:
+                conflicts.append(name)
+                continue
+            if index in tracked:
+                continue  # its old Deployment goes in this pass; create on the next
+            resources, shortage = propose(partitions, {}, critical)
+            state = ScalingState(status=_settled(shortage, lagging=lagging), since=now)
+            current: Mapping[str, Resources] = {}
+            outcome = (
+                Action.CREATE,
+                resources,
+                state,
+                shortage,
+                f"created instance {index} for partitions "
+                f"{partitioning.format_list(partitions)}: {_describe(resources)}",
+            )
+        else:
+            d = instance.deployment
+            current = instance.current
+            is_paused = keys.DISABLE_AUTOSCALER in d.annotations
+            counts["paused" if is_paused else "running"] += 1
+            counts["lagging"] += lagging
+            state = _state_of(d)
+            shortage = _annotated_shortage(d)
+            if instance.outdated:
+                counts["outdated"] += 1
+                keep = is_paused or (snapshot is None and _has_resources(current))
+                resources, shortage = (dict(current), 0) if keep else propose(
+                    partitions, current, critical
+                )
+                state = _enter_settled(state, saturated=lagging and shortage > 0, now=now)
+                outcome = (
+                    Action.ROLLOUT,
+                    resources,
+                    state,
+                    shortage,
+                    f"rolled out instance {index}: {_describe(resources)}",
+                )
+            elif (
+                not is_paused
+                and autoscaling is not None
+                and snapshot is not None
+                and metrics.refreshed
+            ):
+                saved = pool.available
+                proposed, new_shortage = propose(partitions, current, critical)
+                comparison = _compare(current, proposed)
+                decision = decide(
+                    state=state,
+                    comparison=comparison,
+                    lagging=lagging,
+                    cpu_shortage_m=new_shortage,
+                    now=now,
+                    pending_up_s=autoscaling.pending_up_s,
+                    pending_down_s=autoscaling.pending_down_s,
+                )
+                saturated = decision.state.status is ScalingStatus.SATURATED
+                if decision.apply:
+                    verb = "scaled up" if comparison > 0 else "scaled down"
+                    outcome = (
+                        Action.SCALE,
+                        proposed,
+                        decision.state,
+                        new_shortage,
+                        f"{verb} instance {index} (max lag {max_lag}s): "
+                        f"{_describe(current)} -> {_describe(proposed)}",
+                    )
+                else:
+                    pool.restore(saved)
+                    level = new_shortage if saturated else 0
+                    if decision.state != state or level != shortage:
+                        outcome = (
+                            Action.ANNOTATE,
+                            current,
+                            decision.state,
+                            level,
+                            f"instance {index} is {decision.state.status.value} "
+                            f"(max lag {max_lag}s)",
+                        )
+                state, shortage = decision.state, new_shortage if saturated else 0
+            if outcome is None and _labels_drifted(d, config=config, owner=owner, parts=partitions):
+                # Adopted from the Go operator, or a label of ours was edited:
+                # re-assert our fields once, resources untouched.
+                outcome = (
+                    Action.ANNOTATE, current, state, shortage, f"relabelled instance {index}"
+                )
+
+        effective = current
+        if outcome is not None:
+            action, effective, state, shortage, message = outcome
+            applies.append(
+                Apply(
+                    name=name,
+                    action=action,
+                    message=message,
+                    body=rendering.render(
+                        config=config,
+                        owner=owner,
+                        index=index,
+                        partitions=partitions,
+                        num_instances=num_instances,
+                        resources=effective,
+                        scaling=state,
+                        cpu_shortage_m=shortage if state.status is ScalingStatus.SATURATED else 0,
+                        hash_value=hash_value,
+                        memory_format=memory_format,
+                    ),
+                )
+            )
+        alloc_cpu += sum(r.cpu_req_m or 0 for r in effective.values())
+        alloc_mem += sum(r.mem_req_b or 0 for r in effective.values())
+        pending.append(state)
+        reports.append(
+            InstanceReport(
+                index=index,
+                name=name,
+                partitions=partitions,
+                max_lag_s=max_lag,
+                lagging=lagging,
+                paused=is_paused,
+                status=state.status,
+                cpu_shortage_m=shortage if state.status is ScalingStatus.SATURATED else 0,
+            )
+        )
+
+    counters = Counters(expected=num_instances, redundant=len(deletes), **counts)
+    return Plan(
+        applies=tuple(applies),
+        deletes=tuple(deletes),
+        counters=counters,
+        instances=tuple(reports),
+        conflicts=tuple(conflicts),
+        requeue_after_s=_requeue(autoscaling=autoscaling, metrics=metrics, states=pending, now=now),
+        template_hash=hash_value,
+        allocated_cpu_m=alloc_cpu,
+        allocated_mem_b=alloc_mem,
+        saturated=tuple(r.name for r in reports if r.status is ScalingStatus.SATURATED),
+    )

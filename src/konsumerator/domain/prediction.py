@@ -1,0 +1,105 @@
+"""From partition metrics to the CPU and memory an instance needs.
+
+This is the Go operator's NaivePredictor, reproduced to the integer:
+
+* lag(p) is the backlog expressed in seconds of production,
+  ``trunc(behind / production)``; zero when nothing is produced.
+* The rate an instance must sustain for partition p is production plus the
+  backlog spread over ``recoveryTime``: ``(L*P + P*R) div R`` when lagging,
+  else ``P``.
+* Partitions with no sample borrow the largest known partition's need (the
+  v1.2.1 workaround for partially missing series): under-sizing an instance
+  because one series went missing is worse than over-sizing it briefly.
+* CPU request is ``total*1000 div ratePerCore`` rounded up to ``cpuIncrement``;
+  the CPU limit is the request rounded up to whole cores (GOMAXPROCS follows
+  the limit, so fractional cores would be wasted); memory is
+  ``limit cores * ramPerCore`` for both request and limit.
+
+Rates and offsets are truncated toward zero like Go's int64 conversion, so
+every test vector of the Go operator holds here. The consumption rate is not
+used for sizing (it is reported, and used by nothing else).
+"""
+
+import math
+from collections.abc import Sequence
+
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.resources import Resources
+from konsumerator.domain.specs import Autoscaling
+
+
+def _trunc(value: float | None) -> int:
+    if value is None or not math.isfinite(value):
+        return 0
+    return int(value)
+
+
+def lag_seconds(*, snapshot: MetricsSnapshot, partition: int) -> int:
+    """Whole seconds of production the partition is behind; 0 if nothing is produced.
+
+    A negative backlog (the consumer offset scraped after the producer's)
+    means "not behind" and yields a negative number that callers treat as 0.
+    """
+    production = _trunc(snapshot.production.get(partition))
+    if production == 0:
+        return 0
+    behind = _trunc(snapshot.offset.get(partition))
+    return int(behind / production)
+
+
+def max_lag_seconds(*, snapshot: MetricsSnapshot, partitions: Sequence[int]) -> int:
+    return max((lag_seconds(snapshot=snapshot, partition=p) for p in partitions), default=0)
+
+
+def required_rate(*, production: int, lag_s: int, recovery_s: int) -> int:
+    """Messages/s to keep up with production and clear the backlog within recovery."""
+    if lag_s > 0 and recovery_s > 0:
+        return (lag_s * production + production * recovery_s) // recovery_s
+    return production
+
+
+def instance_rate(*, snapshot: MetricsSnapshot, partitions: Sequence[int], recovery_s: int) -> int:
+    """Total rate an instance must sustain; missing partitions borrow the largest need."""
+    rates = [
+        required_rate(
+            production=_trunc(snapshot.production.get(p)),
+            lag_s=lag_seconds(snapshot=snapshot, partition=p),
+            recovery_s=recovery_s,
+        )
+        for p in partitions
+    ]
+    largest = max([0, *rates])
+    return sum(r if r > 0 else largest for r in rates)
+
+
+def ceil_to(value: int, step: int) -> int:
+    remainder = value % step
+    return value if remainder == 0 else value + step - remainder
+
+
+def size_for_rate(*, rate: int, autoscaling: Autoscaling) -> Resources:
+    """The resources one container needs to process ``rate`` messages/s."""
+    cpu_req = ceil_to(rate * 1000 // autoscaling.rate_per_core, autoscaling.cpu_increment_m)
+    cpu_lim = ceil_to(cpu_req, 1000)
+    memory = cpu_lim * autoscaling.ram_per_core_b // 1000
+    return Resources(cpu_req_m=cpu_req, mem_req_b=memory, cpu_lim_m=cpu_lim, mem_lim_b=memory)
+
+
+def estimate(
+    *,
+    snapshot: MetricsSnapshot,
+    partitions: Sequence[int],
+    autoscaling: Autoscaling,
+    fallback: Resources | None,
+) -> Resources:
+    """What an instance's containers should get before policies are applied.
+
+    When no partition of the instance has any production (metrics missing, or
+    a silent topic) the container's fallback is used as is, if it has one.
+    """
+    rate = instance_rate(
+        snapshot=snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
+    )
+    if rate == 0 and fallback is not None:
+        return fallback
+    return size_for_rate(rate=rate, autoscaling=autoscaling)

@@ -1,0 +1,190 @@
+"""From a planned instance to the Deployment body we server-side apply.
+
+The body holds only the fields Konsumerator owns (the ApplyConfiguration
+idea): the user's template, our labels and annotations, the controller
+ownerReference, and per container the resources and the env vars below.
+Fields set by other managers (a user's own annotation, a HPA's replicas if
+the template leaves them out) are left alone by server-side apply.
+
+Env vars, set on every container of the pod (sidecars too):
+
+* ``KONSUMERATOR_PARTITION`` (or ``partitionEnvKey``): ``"3,4,5"``
+* ``KONSUMERATOR_INSTANCE``, ``KONSUMERATOR_NUM_INSTANCES``,
+  ``KONSUMERATOR_NUM_PARTITIONS``
+* ``GOMAXPROCS``: the CPU limit rounded up to whole cores, at least 1.
+* ``GOMEMLIMIT``: 80% of the memory limit in MiB, rounded down, so the Go
+  runtime starts collecting before the kernel kills the pod. The Go operator
+  computed it from decimal megabytes and labelled it MiB (83.9% of the limit)
+  and left a stale value behind when the limit went away; here it is exact and
+  removed with the limit.
+
+A user's env var of the same name is replaced in place (keeping its
+position), anything else the user set is kept.
+
+The template hash marks OUTDATED instances. It covers the template and every
+other input that shapes the pod template except resources, so a change of
+``numPartitions`` that leaves an instance's partitions alone still refreshes
+its ``KONSUMERATOR_NUM_PARTITIONS`` (Go left it stale). It is a SHA-256 of the
+canonical JSON, printed as a positive decimal (Go's could be negative and
+depended on library versions).
+"""
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from konsumerator.api import keys
+from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.quantities import Format
+from konsumerator.domain.resources import Resources, to_strings
+from konsumerator.domain.scaling import ScalingState
+from konsumerator.domain.specs import ConsumerConfig, Owner
+
+MIB = 1 << 20
+
+
+def template_hash(*, config: ConsumerConfig, num_instances: int) -> str:
+    payload = {
+        "template": config.deployment_template,
+        "partitionEnvKey": config.partition_env_key,
+        "numPartitions": config.num_partitions,
+        "numInstances": num_instances,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return str(int.from_bytes(digest[:8], "big") >> 1)
+
+
+def gomaxprocs(cpu_limit_m: int | None) -> str:
+    return str(max(1, -(-(cpu_limit_m or 0) // 1000)))
+
+
+def gomemlimit(mem_limit_b: int | None) -> str | None:
+    if not mem_limit_b:
+        return None
+    return f"{mem_limit_b * 8 // 10 // MIB}MiB"
+
+
+def deployment_name(*, config: ConsumerConfig, index: int) -> str:
+    return f"{config.name}-{index}"
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _env(
+    existing: Sequence[Mapping[str, Any]], values: Mapping[str, str | None]
+) -> list[dict[str, Any]]:
+    """The user's env with ours replaced in place, appended, or (None) removed."""
+    result: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in existing:
+        name = entry.get("name")
+        if isinstance(name, str) and name in values:
+            seen.add(name)
+            value = values[name]
+            if value is not None:
+                result.append({"name": name, "value": value})
+        else:
+            result.append(dict(entry))
+    for name, value in values.items():
+        if name not in seen and value is not None:
+            result.append({"name": name, "value": value})
+    return result
+
+
+def render(
+    *,
+    config: ConsumerConfig,
+    owner: Owner,
+    index: int,
+    partitions: Sequence[int],
+    num_instances: int,
+    resources: Mapping[str, Resources],
+    scaling: ScalingState,
+    cpu_shortage_m: int,
+    hash_value: str,
+    memory_format: Format = Format.DECIMAL_SI,
+) -> dict[str, Any]:
+    """The complete apply body for instance ``index``.
+
+    ``resources`` maps container names to what they get; a container that is
+    not in it (or has empty resources) gets no resources field at all.
+    """
+    spec: dict[str, Any] = copy.deepcopy(dict(config.deployment_template))
+    pod_spec = spec.setdefault("template", {}).setdefault("spec", {})
+    containers = pod_spec.get("containers") or []
+    partition_list = partitioning.format_list(partitions)
+    for container in containers:
+        res = resources.get(container.get("name", ""))
+        if res is not None and not res.is_empty:
+            requests, limits = to_strings(res, memory_format=memory_format)
+            body: dict[str, Any] = {}
+            if requests:
+                body["requests"] = requests
+            if limits:
+                body["limits"] = limits
+            container["resources"] = body
+        else:
+            container.pop("resources", None)
+        limits_ = res or Resources()
+        container["env"] = _env(
+            container.get("env") or [],
+            {
+                config.partition_env_key: partition_list,
+                keys.ENV_GOMAXPROCS: gomaxprocs(limits_.cpu_lim_m),
+                keys.ENV_GOMEMLIMIT: gomemlimit(limits_.mem_lim_b),
+                keys.ENV_INSTANCE: str(index),
+                keys.ENV_NUM_PARTITIONS: str(config.num_partitions),
+                keys.ENV_NUM_INSTANCES: str(num_instances),
+            },
+        )
+    annotations = {
+        keys.PARTITION: partition_list,
+        keys.CONSUMER_ID: str(index),
+        keys.GENERATION: hash_value,
+        keys.SCALING_STATUS: scaling.status.value,
+        keys.SCALING_STATUS_CHANGE: format_time(scaling.since) if scaling.since else "",
+    }
+    if cpu_shortage_m > 0:
+        annotations[keys.CPU_SATURATION_LEVEL] = str(cpu_shortage_m)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(config=config, index=index),
+            "namespace": config.namespace,
+            "labels": {
+                keys.LABEL_APP: config.name[:63],
+                keys.LABEL_CONTROLLER: owner.name[:63],
+                keys.LABEL_PARTITIONS: partitioning.range_label(partitions),
+                keys.LABEL_MANAGED_BY: keys.MANAGED_BY_VALUE,
+            },
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": owner.api_version,
+                    "kind": owner.kind,
+                    "name": owner.name,
+                    "uid": owner.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,97 @@
+"""Container resources as exact integers: millicores and bytes.
+
+Kubernetes quantities are parsed once at the edge; inside the planner a
+container's resources are four optional integers, so comparisons are exact
+and "1000m" versus "1" can never look like a change. None means the field is
+not set at all, which matters: a container with no limits is not the same as
+one with a limit of zero.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from konsumerator.domain import quantities
+from konsumerator.domain.quantities import Format
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    cpu_req_m: int | None = None
+    mem_req_b: int | None = None
+    cpu_lim_m: int | None = None
+    mem_lim_b: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self == NO_RESOURCES
+
+
+NO_RESOURCES = Resources()
+
+
+def _opt(value: str | None, *, cpu: bool) -> int | None:
+    if value is None:
+        return None
+    q = quantities.parse_quantity(value)
+    return quantities.millis(q) if cpu else quantities.value(q)
+
+
+def from_strings(*, requests: Mapping[str, str], limits: Mapping[str, str]) -> Resources:
+    """Parse what the apiserver returned; other resource names are ignored."""
+    return Resources(
+        cpu_req_m=_opt(requests.get("cpu"), cpu=True),
+        mem_req_b=_opt(requests.get("memory"), cpu=False),
+        cpu_lim_m=_opt(limits.get("cpu"), cpu=True),
+        mem_lim_b=_opt(limits.get("memory"), cpu=False),
+    )
+
+
+def format_cpu(millicores: int) -> str:
+    return quantities.from_millis(millicores).canonical()
+
+
+def format_memory(num_bytes: int, *, preferred: Format = Format.DECIMAL_SI) -> str:
+    """Canonical memory: the preferred format when it is exact, else the shorter one.
+
+    ``2 * 1Gi`` stays ``2Gi`` and ``2 * 1G`` stays ``2G``; a value that is only
+    exact in one format ("1536Mi", "1500M") is written in that one.
+    """
+    decimal = quantities.from_int(num_bytes, format=Format.DECIMAL_SI).canonical()
+    binary = quantities.from_int(num_bytes, format=Format.BINARY_SI).canonical()
+    if preferred is Format.BINARY_SI:
+        return binary if len(binary) <= len(decimal) else decimal
+    return decimal if len(decimal) <= len(binary) else binary
+
+
+def to_strings(
+    resources: Resources, *, memory_format: Format = Format.DECIMAL_SI
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(requests, limits) as canonical quantity strings, unset fields left out."""
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if resources.cpu_req_m is not None:
+        requests["cpu"] = format_cpu(resources.cpu_req_m)
+    if resources.mem_req_b is not None:
+        requests["memory"] = format_memory(resources.mem_req_b, preferred=memory_format)
+    if resources.cpu_lim_m is not None:
+        limits["cpu"] = format_cpu(resources.cpu_lim_m)
+    if resources.mem_lim_b is not None:
+        limits["memory"] = format_memory(resources.mem_lim_b, preferred=memory_format)
+    return requests, limits
+
+
+def compare_requests(current: Resources, proposed: Resources) -> int:
+    """+1 if proposed asks for more, -1 for less, 0 if equal: CPU first, then memory.
+
+    Only requests are compared (Go v1.1.0+): limits follow requests, and a
+    limit-only difference is not worth a pod restart. Unset counts as zero.
+    """
+    for cur, new in (
+        (current.cpu_req_m or 0, proposed.cpu_req_m or 0),
+        (current.mem_req_b or 0, proposed.mem_req_b or 0),
+    ):
+        if new > cur:
+            return 1
+        if new < cur:
+            return -1
+    return 0

@@ -1,0 +1,113 @@
+"""The scaling state machine: when a proposed size may replace the current one.
+
+Resizing a Deployment restarts its pods, and a consumer that restarts stops
+consuming for a while, so a new size is applied only after the need for it
+has been seen twice, ``pendingScaleUpDuration`` (or ``...Down``) apart::
+
+          lagging and more needed              still so after pendingUp
+    RUNNING ─────────────────────▶ PENDING_SCALE_UP ───────────────▶ apply
+       │ ▲                                                          │
+       │ └─────────── need went away (equal, or not lagging) ◀──────┘
+       │  not lagging and less needed            still so after pendingDown
+       └─────────────────────────▶ PENDING_SCALE_DOWN ─────────────▶ apply
+
+    SATURATED: the policy or the global pool cut the estimate while lagging;
+    left as soon as the shortage is gone or the lag is.
+
+The decision is per instance, from the comparison of all its containers'
+requests. The Go operator decided per container and let the last container
+overwrite the status; it also had no way out of PENDING_SCALE_DOWN when the
+instance started lagging, and treated a pending duration of 0 as "never".
+Here a lagging instance that needs more always moves to PENDING_SCALE_UP, and
+a pending duration of 0 applies on the first observation.
+
+State and the time it was entered live in annotations on the Deployment, so
+they survive operator restarts and leader failover.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class ScalingStatus(StrEnum):
+    RUNNING = "RUNNING"
+    SATURATED = "SATURATED"
+    PENDING_SCALE_UP = "PENDING_SCALE_UP"
+    PENDING_SCALE_DOWN = "PENDING_SCALE_DOWN"
+
+    @classmethod
+    def parse(cls, text: str | None) -> "ScalingStatus | None":
+        try:
+            return cls(text) if text is not None else None
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingState:
+    status: ScalingStatus
+    # When the status was entered; None reads as "infinitely long ago",
+    # which is how Go treated a missing or unparsable timestamp.
+    since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    apply: bool
+    state: ScalingState
+
+
+def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
+    return state.since is None or (now - state.since).total_seconds() >= period_s
+
+
+def _enter(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
+    return state if state.status is status else ScalingState(status=status, since=now)
+
+
+def _settle(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
+    return _enter(state, ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING, now)
+
+
+def decide(
+    *,
+    state: ScalingState,
+    comparison: int,
+    lagging: bool,
+    cpu_shortage_m: int,
+    now: datetime,
+    pending_up_s: float,
+    pending_down_s: float,
+) -> Decision:
+    """Next state, and whether the proposed resources are applied now.
+
+    ``comparison`` is +1 when the proposal asks for more than the instance
+    has, -1 for less, 0 for the same. ``cpu_shortage_m`` is what the limits
+    cut from the estimate; it only matters while lagging. After an apply the
+    status is SATURATED or RUNNING.
+    """
+    # SATURATED means "lagging, and the limits withhold what would fix it".
+    saturated = lagging and cpu_shortage_m > 0
+    status = state.status
+    if comparison == 0 or (comparison > 0 and not lagging):
+        return Decision(apply=False, state=_settle(state, saturated=saturated, now=now))
+    if comparison > 0:
+        if status is ScalingStatus.SATURATED:
+            return Decision(apply=False, state=_settle(state, saturated=saturated, now=now))
+        if status is ScalingStatus.PENDING_SCALE_UP:
+            if _elapsed(state, now, pending_up_s):
+                return Decision(apply=True, state=_settle(state, saturated=saturated, now=now))
+            return Decision(apply=False, state=state)
+        if pending_up_s <= 0:
+            return Decision(apply=True, state=_settle(state, saturated=saturated, now=now))
+        return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_UP, now))
+    if lagging:
+        return Decision(apply=False, state=_settle(state, saturated=saturated, now=now))
+    if status is ScalingStatus.PENDING_SCALE_DOWN:
+        if _elapsed(state, now, pending_down_s):
+            return Decision(apply=True, state=_settle(state, saturated=saturated, now=now))
+        return Decision(apply=False, state=state)
+    if pending_down_s <= 0:
+        return Decision(apply=True, state=_settle(state, saturated=saturated, now=now))
+    return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_DOWN, now))

@@ -1,0 +1,89 @@
+"""The planner's view of a Consumer: every default resolved, every unit exact.
+
+The API layer validates what a user wrote (CRD or guest-mode ConfigMap) and
+converts it into these values; the planner never sees strings, optionals that
+mean "default", or pydantic models. CPU is in millicores, memory in bytes and
+durations in seconds, all plain numbers, so the arithmetic of the Go operator
+can be reproduced exactly and tested without parsing.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from konsumerator.domain.quantities import Format
+
+
+class FallbackStrategy(StrEnum):
+    MIN = "min"
+    MAX = "max"
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """One container's min/max for cpu and memory; None means unbounded on that side."""
+
+    min_cpu_m: int | None = None
+    min_mem_b: int | None = None
+    max_cpu_m: int | None = None
+    max_mem_b: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalPool:
+    """A cap on the sum of requests over all instances of one Consumer."""
+
+    cpu_m: int | None = None
+    mem_b: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Autoscaling:
+    """How to size instances; None on the Consumer means "never resize"."""
+
+    rate_per_core: int
+    ram_per_core_b: int
+    cpu_increment_m: int = 100
+    recovery_s: float = 1800.0
+    tolerable_lag_s: float | None = None
+    critical_lag_s: float | None = None
+    min_sync_period_s: float = 60.0
+    pending_up_s: float = 300.0
+    pending_down_s: float = 900.0
+    fallback: FallbackStrategy = FallbackStrategy.MIN
+    # The format ramPerCore was written in, so "1Gi" per core renders as "2Gi".
+    memory_format: Format = Format.DECIMAL_SI
+
+
+def _frozen(d: Mapping[str, Bounds] | None = None) -> Mapping[str, Bounds]:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    """Everything the planner needs to know about one Consumer."""
+
+    name: str
+    namespace: str
+    num_partitions: int
+    per_instance: int
+    deployment_template: Mapping[str, Any]
+    partition_env_key: str = "KONSUMERATOR_PARTITION"
+    # None: metrics are not used (mode is not prometheus, or autoscaling is
+    # disabled on the Consumer); instances keep or get fallback resources.
+    autoscaling: Autoscaling | None = None
+    policies: Mapping[str, Bounds] = field(default_factory=_frozen)
+    global_pool: GlobalPool | None = None
+    fallback: FallbackStrategy = FallbackStrategy.MIN
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The object that owns the Deployments: a Consumer, or a guest-mode ConfigMap."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str

@@ -1,0 +1,257 @@
+"""``konsumerator simulate``: replay a metrics timeline through the real planner.
+
+A user checks a Consumer against a recorded incident before deploying it:
+each step of the timeline advances a virtual clock, says what Prometheus
+would answer, and runs exactly one reconcile pass of the same ``plan()`` the
+operator runs, against an in-memory cluster that starts empty and keeps what
+earlier passes wrote. Prometheus is consulted only when the operator would
+(``minSyncPeriod``), so a step's metrics between two syncs are not seen, just
+as in production.
+
+Speed matters (a 10,000-step, 100-instance timeline should take seconds), so
+the in-memory cluster keeps each Deployment's observed view and its JSON
+output fragment, and only re-derives them for Deployments a pass wrote.
+"""
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, TextIO
+
+import yaml
+
+from konsumerator.api import keys, manifests
+from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
+from konsumerator.domain import durations, planning
+from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
+from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
+from konsumerator.domain.specs import ConsumerConfig, Owner
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class InputError(ValueError):
+    """A bad CONSUMER or TIMELINE file: one line naming the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    advance_s: float
+    # None: every Prometheus address fails at this step.
+    metrics: MetricsSnapshot | None
+
+
+def _load_yaml(text: str, *, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{source}: not valid YAML{where}") from None
+
+
+def load_consumer(text: str, *, source: str) -> tuple[manifests.Source, ConsumerSpec]:
+    docs = [d for d in yaml.safe_load_all(text) if d is not None] if text.strip() else []
+    if len(docs) != 1 or not isinstance(docs[0], Mapping):
+        _load_yaml(text, source=source)  # a syntax error gets its line number
+        raise InputError(f"{source}: expected exactly one Consumer or ConfigMap document")
+    try:
+        return manifests.read(docs[0])
+    except SpecError as e:
+        raise InputError(f"{source}: {e.problems[0]}" + (
+            f" (and {len(e.problems) - 1} more: {'; '.join(e.problems[1:])})"
+            if len(e.problems) > 1 else ""
+        )) from None
+
+
+_KINDS = ("production", "consumption", "offset")
+
+
+def _number(value: object, *, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"{where}: must be a finite number, got {value!r}")
+    if value < 0:
+        raise InputError(f"{where}: must not be negative, got {value!r}")
+    return float(value)
+
+
+def _snapshot(raw: object, *, where: str) -> MetricsSnapshot | None:
+    if raw == "unavailable":
+        return None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}: must map partition ids to metrics, or be 'unavailable'")
+    values: dict[str, dict[int, float]] = {k: {} for k in _KINDS}
+    for key, sample in raw.items():
+        text = str(key)
+        if not text.isascii() or not text.isdigit():
+            raise InputError(f"{where}.{key}: partition ids are non-negative integers")
+        if not isinstance(sample, Mapping):
+            raise InputError(f"{where}.{key}: must be a mapping of {', '.join(_KINDS)}")
+        for kind, value in sample.items():
+            if kind not in _KINDS:
+                raise InputError(f"{where}.{key}.{kind}: unknown metric (use {', '.join(_KINDS)})")
+            values[kind][int(text)] = _number(value, where=f"{where}.{key}.{kind}")
+    return MetricsSnapshot(**{k: MappingProxyType(v) for k, v in values.items()})
+
+
+def load_timeline(text: str, *, source: str) -> list[Step]:
+    doc = _load_yaml(text, source=source)
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("steps"), list):
+        raise InputError(f"{source}: steps: must be a list")
+    unknown = sorted(set(doc) - {"steps"})
+    if unknown:
+        raise InputError(f"{source}: {unknown[0]}: unknown field")
+    steps: list[Step] = []
+    for i, raw in enumerate(doc["steps"]):
+        where = f"{source}: steps[{i}]"
+        if not isinstance(raw, Mapping):
+            raise InputError(f"{where}: must be a mapping with advance and metrics")
+        extra = sorted(set(raw) - {"advance", "metrics"})
+        if extra:
+            raise InputError(f"{where}.{extra[0]}: unknown field")
+        advance = raw.get("advance", "0s")
+        try:
+            duration = durations.parse_duration(str(advance))
+        except durations.DurationError as e:
+            raise InputError(f"{where}.advance: {e}") from None
+        if duration.nanoseconds < 0:
+            raise InputError(f"{where}.advance: must not be negative, got {advance}")
+        steps.append(
+            Step(advance_s=duration.seconds, metrics=_snapshot(raw.get("metrics"), where=f"{where}.metrics"))
+        )
+    return steps
+
+
+def observe(body: Mapping[str, Any], *, owner_uid: str) -> ObservedDeployment:
+    """What a watch would show of a Deployment we applied (resources as written)."""
+    meta = body["metadata"]
+    pod = body["spec"].get("template", {}).get("spec", {})
+    return ObservedDeployment(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        uid=f"uid-{meta['name']}",
+        labels=MappingProxyType(dict(meta.get("labels", {}))),
+        annotations=MappingProxyType(dict(meta.get("annotations", {}))),
+        controller_uid=owner_uid,
+        containers=tuple(
+            ObservedContainer(
+                name=c["name"],
+                requests=MappingProxyType(dict(c.get("resources", {}).get("requests", {}))),
+                limits=MappingProxyType(dict(c.get("resources", {}).get("limits", {}))),
+            )
+            for c in pod.get("containers", [])
+        ),
+    )
+
+
+def _fragment(body: Mapping[str, Any]) -> str:
+    annotations = body["metadata"]["annotations"]
+    containers = {}
+    for c in body["spec"].get("template", {}).get("spec", {}).get("containers", []):
+        resources = c.get("resources", {})
+        containers[c["name"]] = {
+            "requests": resources.get("requests", {}),
+            "limits": resources.get("limits", {}),
+            "env": {e["name"]: e.get("value", "") for e in c.get("env", [])},
+        }
+    entry = {
+        "partitions": [int(p) for p in annotations[keys.PARTITION].split(",")],
+        "scalingStatus": annotations[keys.SCALING_STATUS],
+        "containers": containers,
+    }
+    return json.dumps(body["metadata"]["name"]) + ":" + json.dumps(entry, separators=(",", ":"))
+
+
+class MemoryCluster:
+    """Deployments by name, with their observed views and output fragments cached."""
+
+    def __init__(self, *, owner_uid: str) -> None:
+        self._owner_uid = owner_uid
+        self._bodies: dict[str, dict[str, Any]] = {}
+        self._observed: dict[str, ObservedDeployment] = {}
+        self._fragments: dict[str, str] = {}
+
+    def apply(self, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        self._bodies[name] = body
+        self._observed[name] = observe(body, owner_uid=self._owner_uid)
+        self._fragments[name] = _fragment(body)
+
+    def delete(self, name: str) -> None:
+        for store in (self._bodies, self._observed, self._fragments):
+            store.pop(name, None)
+
+    def observed(self) -> list[ObservedDeployment]:
+        return list(self._observed.values())
+
+    def deployments_json(self) -> str:
+        def index(name: str) -> tuple[int, str]:
+            suffix = name.rsplit("-", 1)[-1]
+            return (int(suffix) if suffix.isdigit() else -1, name)
+
+        return "{" + ",".join(self._fragments[n] for n in sorted(self._fragments, key=index)) + "}"
+
+
+def run(
+    *,
+    source: manifests.Source,
+    spec: ConsumerSpec,
+    steps: Iterable[Step],
+    out: TextIO,
+    start: datetime = START,
+) -> None:
+    """Replay ``steps`` and write one JSON line per step to ``out``."""
+    config: ConsumerConfig = to_config(
+        spec, autoscaling_disabled=keys.DISABLE_AUTOSCALER in source.annotations
+    )
+    owner = Owner(
+        api_version=source.api_version,
+        kind=source.kind,
+        name=source.name,
+        uid=source.uid or "simulated",
+    )
+    cluster = MemoryCluster(owner_uid=owner.uid)
+    now = start
+    snapshot: MetricsSnapshot | None = None
+    synced_at: datetime | None = None
+    for number, step in enumerate(steps, start=1):
+        now += timedelta(seconds=step.advance_s)
+        refreshed = False
+        error = None
+        autoscaling = config.autoscaling
+        if autoscaling is not None and refresh_due(
+            synced_at=synced_at, now=now, min_sync_period_s=autoscaling.min_sync_period_s
+        ):
+            if step.metrics is None:
+                error = "every Prometheus address failed"
+            else:
+                snapshot, synced_at, refreshed = step.metrics, now, True
+        result = planning.plan(
+            config=config,
+            owner=owner,
+            deployments=cluster.observed(),
+            metrics=planning.Metrics(
+                snapshot=snapshot, refreshed=refreshed, synced_at=synced_at, error=error
+            ),
+            now=now,
+        )
+        for delete in result.deletes:
+            cluster.delete(delete.name)
+        for apply in result.applies:
+            cluster.apply(apply.body)
+        c = result.counters
+        status = (
+            f'{{"expected":{c.expected},"running":{c.running},"paused":{c.paused},'
+            f'"missing":{c.missing},"lagging":{c.lagging},"outdated":{c.outdated}}}'
+        )
+        t = (now - start).total_seconds()
+        t_text = str(int(t)) if t == int(t) else repr(t)
+        out.write(
+            f'{{"step":{number},"t":{t_text},"status":{status},'
+            f'"deployments":{cluster.deployments_json()}}}\n'
+        )
