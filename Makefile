@@ -44,3 +44,11 @@ test: lint ## Linters, then every test tier (builds or reuses the control plane)
 format: .venv/.synced ## Apply ruff's formatter and autofixes
 	$(RUN) ruff format src tests bench
 	$(RUN) ruff check --fix src tests bench
+
+.PHONY: cluster-up
+cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the local cluster + Prometheus
+	$(RUN) python -m konsumerator.testenv up
+
+.PHONY: cluster-down
+cluster-down: .venv/.synced ## Stop the cluster-up cluster (exactly its processes) and delete its state
+	$(RUN) python -m konsumerator.testenv down

@@ -61,10 +61,14 @@ def load_consumer(text: str, *, source: str) -> tuple[manifests.Source, Consumer
     try:
         return manifests.read(docs[0])
     except SpecError as e:
-        raise InputError(f"{source}: {e.problems[0]}" + (
-            f" (and {len(e.problems) - 1} more: {'; '.join(e.problems[1:])})"
-            if len(e.problems) > 1 else ""
-        )) from None
+        raise InputError(
+            f"{source}: {e.problems[0]}"
+            + (
+                f" (and {len(e.problems) - 1} more: {'; '.join(e.problems[1:])})"
+                if len(e.problems) > 1
+                else ""
+            )
+        ) from None
 
 
 _KINDS = ("production", "consumption", "offset")
@@ -122,7 +126,10 @@ def load_timeline(text: str, *, source: str) -> list[Step]:
         if duration.nanoseconds < 0:
             raise InputError(f"{where}.advance: must not be negative, got {advance}")
         steps.append(
-            Step(advance_s=duration.seconds, metrics=_snapshot(raw.get("metrics"), where=f"{where}.metrics"))
+            Step(
+                advance_s=duration.seconds,
+                metrics=_snapshot(raw.get("metrics"), where=f"{where}.metrics"),
+            )
         )
     return steps
 

@@ -93,7 +93,10 @@ def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
         spec = parse_spec(raw, field_prefix=f"data.{keys.GUEST_SPEC_KEY}")
     else:
         raise SpecError(
-            [f"kind: expected {keys.API_VERSION} {keys.KIND} or v1 ConfigMap, got {api_version} {kind}"]
+            [
+                f"kind: expected {keys.API_VERSION} {keys.KIND} or v1 ConfigMap,"
+                f" got {api_version} {kind}"
+            ]
         )
     if not namespace:
         # A manifest not yet applied (simulate) lives where its spec says.
@@ -135,7 +138,10 @@ def status_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
         status[key] = int(raw) if raw.isdigit() else 0
     if annotations.get(LAST_SYNC_TIME):
         status["lastSyncTime"] = annotations[LAST_SYNC_TIME]
-    for key, field in ((LAST_SYNC_STATE, "lastSyncState"), (f"{keys.STATUS_PREFIX}conditions", "conditions")):
+    for key, field in (
+        (LAST_SYNC_STATE, "lastSyncState"),
+        (f"{keys.STATUS_PREFIX}conditions", "conditions"),
+    ):
         try:
             value = json.loads(annotations.get(key, "null"))
         except ValueError:

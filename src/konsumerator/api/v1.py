@@ -127,9 +127,7 @@ class PrometheusSpec(_Model):
 class AutoscalerSpec(_Model):
     mode: str = ""
     pending_scale_up_duration: Duration = Field(alias="pendingScaleUpDuration", default="5m")
-    pending_scale_down_duration: Duration = Field(
-        alias="pendingScaleDownDuration", default="15m"
-    )
+    pending_scale_down_duration: Duration = Field(alias="pendingScaleDownDuration", default="15m")
     prometheus: PrometheusSpec | None = None
 
     @model_validator(mode="after")
@@ -156,7 +154,8 @@ class ContainerPolicy(_Model):
                 a, b = quantities.parse_quantity(low), quantities.parse_quantity(high)
                 if a > b:
                     raise ValueError(
-                        f"minAllowed.{resource} ({low}) is greater than maxAllowed.{resource} ({high})"
+                        f"minAllowed.{resource} ({low}) is greater than"
+                        f" maxAllowed.{resource} ({high})"
                     )
         for side, values in (("minAllowed", self.min_allowed), ("maxAllowed", self.max_allowed)):
             memory = values.get("memory")
@@ -262,9 +261,7 @@ def _bounds(policy: ContainerPolicy) -> Bounds:
     )
 
 
-def to_config(
-    spec: ConsumerSpec, *, autoscaling_disabled: bool = False
-) -> ConsumerConfig:
+def to_config(spec: ConsumerSpec, *, autoscaling_disabled: bool = False) -> ConsumerConfig:
     """The planner's view of a validated spec."""
     prom = spec.autoscaler.prometheus
     autoscaling = None

@@ -46,12 +46,11 @@ def compute(
         for containers in existing:
             for name, res in containers.items():
                 best = chosen.get(name)
-                cpu = res.cpu_req_m or 0
                 if best is None:
                     chosen[name] = res
-                elif strategy is FallbackStrategy.MAX and cpu > (best.cpu_req_m or 0):
-                    chosen[name] = res
-                elif strategy is FallbackStrategy.MIN and cpu < (best.cpu_req_m or 0):
+                    continue
+                cpu, best_cpu = res.cpu_req_m or 0, best.cpu_req_m or 0
+                if cpu > best_cpu if strategy is FallbackStrategy.MAX else cpu < best_cpu:
                     chosen[name] = res
         return chosen
     result: dict[str, Resources] = {}

@@ -115,7 +115,9 @@ class Pool:
                 cpu_lim = min(cpu_lim, bounds.max_cpu_m)
             cpu_lim = max(cpu_lim, cpu_req)
         mem_lim = mem_req if mem_short else wanted.mem_lim_b
-        granted = Resources(cpu_req_m=cpu_req, mem_req_b=mem_req, cpu_lim_m=cpu_lim, mem_lim_b=mem_lim)
+        granted = Resources(
+            cpu_req_m=cpu_req, mem_req_b=mem_req, cpu_lim_m=cpu_lim, mem_lim_b=mem_lim
+        )
         return Grant(resources=granted, cpu_shortage_m=cpu_short, mem_shortage_b=mem_short)
 
 

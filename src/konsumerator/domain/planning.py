@@ -36,6 +36,7 @@ from konsumerator.domain import fallbacks, limits, prediction, rendering
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
 from konsumerator.domain.resources import from_strings as parse_resources
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide
@@ -292,7 +293,7 @@ def plan(
     snapshot = metrics.snapshot if autoscaling is not None else None
     claimed, deletes, tracked = _claim(deployments, config=config, assignment=assignment)
     containers = _template_containers(config)
-    memory_format = autoscaling.memory_format if autoscaling else rendering.Format.DECIMAL_SI
+    memory_format = autoscaling.memory_format if autoscaling else Format.DECIMAL_SI
 
     instances: dict[int, _Instance] = {}
     for index, (d, matches) in claimed.items():
@@ -398,8 +399,8 @@ def plan(
             if instance.outdated:
                 counts["outdated"] += 1
                 keep = is_paused or (snapshot is None and _has_resources(current))
-                resources, shortage = (dict(current), 0) if keep else propose(
-                    partitions, current, critical
+                resources, shortage = (
+                    (dict(current), 0) if keep else propose(partitions, current, critical)
                 )
                 state = _enter_settled(state, saturated=lagging and shortage > 0, now=now)
                 outcome = (
@@ -455,7 +456,11 @@ def plan(
                 # Adopted from the Go operator, or a label of ours was edited:
                 # re-assert our fields once, resources untouched.
                 outcome = (
-                    Action.ANNOTATE, current, state, shortage, f"relabelled instance {index}"
+                    Action.ANNOTATE,
+                    current,
+                    state,
+                    shortage,
+                    f"relabelled instance {index}",
                 )
 
         effective = current
