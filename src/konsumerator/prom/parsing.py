@@ -1,0 +1,186 @@
+"""A query result → one value per partition, and an account of what was dropped.
+
+The partition id is `int(labels[partition_label])`. Everything that cannot
+become a trustworthy `partition → value` pair is skipped and *counted* by
+reason in a `ParseReport`, so the caller can log it and export it as a
+metric: a typo in `partitionLabel` otherwise looks exactly like "no lag".
+
+Decisions (and why):
+
+- **Duplicate partitions keep the maximum.** Duplicates mean the query did
+  not aggregate by partition: typically two replicas of a lag exporter, or
+  two consumer groups / topics sharing a partition label. Prometheus does not
+  order instant-vector results, so the Go operator's "last one wins" could
+  pick a different series on every sync and make the autoscaler flap. The
+  maximum is deterministic, and for rates and lag it errs towards more
+  resources rather than starving a lagging partition. Duplicates are counted
+  so the query can be fixed.
+- **Negative values are clamped to 0.** `rate()` across a counter reset or
+  a scrape-timing skew between the producer-offset and consumer-offset
+  series makes rates and `produced - consumed` momentarily negative. A
+  negative lag means "caught up", i.e. no lag; a negative rate means no
+  traffic we can account for. The clamp is counted, not rejected.
+- **NaN and ±Inf are missing.** They come from divisions by zero and empty
+  ranges; treating them as numbers would poison the estimate, so the
+  partition falls back to the spec's missing-metrics strategy instead.
+- **Matrix results use the last sample of each series** (Go parity), which
+  lets range-vector selectors be used directly as queries.
+- **Scalar and string results are unsupported**: an empty mapping and a
+  warning in the report, not an error (Go parity).
+- **Partitions >= num_partitions are dropped** and counted: they belong to a
+  topic that grew beyond the spec, or to another topic.
+
+Partition label syntax is strict ASCII decimal (`"007"` is 7): Python's
+`int()` would also accept `" 7"`, `"+7"` and `"1_000"`, which Go's `Atoi`
+mostly rejects and which are never what an exporter meant.
+"""
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from konsumerator.prom.responses import (
+    MatrixData,
+    QueryData,
+    SamplePair,
+    ScalarData,
+    StringData,
+    VectorData,
+)
+
+# How many human-readable examples of rejected samples a report keeps: enough
+# to diagnose a query, bounded so a 10k-series mistake does not flood logs.
+MAX_EXAMPLES = 5
+
+
+class RejectReason(StrEnum):
+    MISSING_LABEL = "missing_label"
+    INVALID_LABEL = "invalid_label"
+    NEGATIVE_PARTITION = "negative_partition"
+    OUT_OF_RANGE = "out_of_range"
+    NOT_FINITE = "not_finite"
+    NO_VALUE = "no_value"
+
+
+def _no_rejections() -> Mapping[RejectReason, int]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ParseReport:
+    """What happened to each series of one result.
+
+    `accepted` counts distinct partitions kept. `rejected` counts skipped
+    series by reason. `duplicates` counts series whose partition had already
+    been seen (merged with max); `clamped` counts negative values set to 0.
+    `unsupported_result_type` is set for scalar/string results.
+    """
+
+    result_type: str
+    series: int = 0
+    accepted: int = 0
+    rejected: Mapping[RejectReason, int] = field(default_factory=_no_rejections)
+    duplicates: int = 0
+    clamped: int = 0
+    unsupported_result_type: bool = False
+    examples: tuple[str, ...] = ()
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedValues:
+    values: Mapping[int, float]
+    report: ParseReport
+
+
+def parse_value(raw: str) -> float | None:
+    """A Prometheus sample string → a usable float, or None for NaN/±Inf/junk."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_partition(raw: str | None) -> int | RejectReason:
+    if raw is None:
+        return RejectReason.MISSING_LABEL
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        return RejectReason.INVALID_LABEL
+    if raw.startswith("-"):
+        return RejectReason.NEGATIVE_PARTITION
+    return int(digits)
+
+
+def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: int) -> ParsedValues:
+    if num_partitions < 0:
+        raise ValueError(f"num_partitions must be >= 0, got {num_partitions}")
+    if isinstance(data, ScalarData | StringData):
+        kind = "scalar" if isinstance(data, ScalarData) else "string"
+        report = ParseReport(
+            result_type=kind,
+            unsupported_result_type=True,
+            examples=(f"{kind} results are not supported; the query must return a vector",),
+        )
+        return ParsedValues(values=MappingProxyType({}), report=report)
+
+    pairs: list[tuple[Mapping[str, str], SamplePair | None]]
+    if isinstance(data, VectorData):
+        result_type = "vector"
+        pairs = [(sample.metric, sample.value) for sample in data.result]
+    else:
+        assert isinstance(data, MatrixData)
+        result_type = "matrix"
+        # Prometheus returns each series' samples in time order: last = newest.
+        pairs = [(s.metric, s.values[-1] if s.values else None) for s in data.result]
+
+    values: dict[int, float] = {}
+    rejected: Counter[RejectReason] = Counter()
+    examples: list[str] = []
+    duplicates = clamped = 0
+
+    def reject(reason: RejectReason, detail: str) -> None:
+        rejected[reason] += 1
+        if len(examples) < MAX_EXAMPLES:
+            examples.append(f"{reason}: {detail}")
+
+    for labels, pair in pairs:
+        partition = parse_partition(labels.get(partition_label))
+        if isinstance(partition, RejectReason):
+            reject(partition, f"{partition_label}={labels.get(partition_label)!r} in {labels}")
+            continue
+        if partition >= num_partitions:
+            reject(RejectReason.OUT_OF_RANGE, f"partition {partition} >= {num_partitions}")
+            continue
+        if pair is None:
+            reject(RejectReason.NO_VALUE, f"partition {partition} has no float sample")
+            continue
+        value = parse_value(pair[1])
+        if value is None:
+            reject(RejectReason.NOT_FINITE, f"partition {partition} value {pair[1]!r}")
+            continue
+        if value < 0:
+            clamped += 1
+            value = 0.0
+        if partition in values:
+            duplicates += 1
+            value = max(value, values[partition])
+        values[partition] = value
+
+    report = ParseReport(
+        result_type=result_type,
+        series=len(pairs),
+        accepted=len(values),
+        rejected=MappingProxyType(dict(rejected)),
+        duplicates=duplicates,
+        clamped=clamped,
+        examples=tuple(examples),
+    )
+    return ParsedValues(values=MappingProxyType(values), report=report)

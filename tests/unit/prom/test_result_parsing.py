@@ -1,0 +1,196 @@
+"""Mapping query results to partitions.
+
+Aspects tested:
+- vector samples map `int(labels[partition_label])` → float value;
+- matrix series use their last sample; a series without samples is rejected;
+- missing, non-integer (incl. " 1", "+1", "1_0", "1.0") and negative partition
+  labels are skipped and counted by reason;
+- partitions >= num_partitions are dropped and counted;
+- NaN / ±Inf values are treated as missing and counted;
+- negative values are clamped to 0 and counted;
+- duplicate partitions keep the maximum, whatever the order, and are counted;
+- scalar and string results are unsupported: empty mapping, flagged, no error;
+- native-histogram samples (no float value) are rejected, not fatal;
+- the examples kept for logs are bounded.
+"""
+
+import math
+
+import pytest
+
+from konsumerator.prom import parsing
+from konsumerator.prom.parsing import RejectReason
+from konsumerator.prom.responses import (
+    MatrixData,
+    MatrixSeries,
+    ScalarData,
+    StringData,
+    VectorData,
+    VectorSample,
+)
+
+
+def vec(*samples: tuple[dict[str, str], str]) -> VectorData:
+    return VectorData(result=[VectorSample(metric=m, value=(1.0, v)) for m, v in samples])
+
+
+def p(n: str) -> dict[str, str]:
+    return {"partition": n}
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected", "rejected"),
+    [
+        pytest.param([(p("1"), "100")], {1: 100.0}, {}, id="go-vector-partition-1"),
+        pytest.param([(p("0"), "1.5"), (p("2"), "3")], {0: 1.5, 2: 3.0}, {}, id="several"),
+        pytest.param([(p("002"), "7")], {2: 7.0}, {}, id="leading-zeros"),
+        pytest.param(
+            [({"topic": "t"}, "1")], {}, {RejectReason.MISSING_LABEL: 1}, id="missing-label"
+        ),
+        pytest.param(
+            [(p("abc"), "1"), (p(" 1"), "1"), (p("+1"), "1"), (p("1_0"), "1"), (p("1.0"), "1")],
+            {},
+            {RejectReason.INVALID_LABEL: 5},
+            id="non-integer-labels",
+        ),
+        pytest.param([(p(""), "1")], {}, {RejectReason.INVALID_LABEL: 1}, id="empty-label"),
+        pytest.param([(p("-"), "1")], {}, {RejectReason.INVALID_LABEL: 1}, id="bare-minus"),
+        pytest.param(
+            [(p("-1"), "1")], {}, {RejectReason.NEGATIVE_PARTITION: 1}, id="negative-partition"
+        ),
+        pytest.param(
+            [(p("3"), "1"), (p("4"), "1"), (p("2"), "5")],
+            {2: 5.0},
+            {RejectReason.OUT_OF_RANGE: 2},
+            id="beyond-num-partitions",
+        ),
+        pytest.param(
+            [(p("0"), "NaN"), (p("1"), "+Inf"), (p("2"), "-Inf"), (p("0"), "bogus")],
+            {},
+            {RejectReason.NOT_FINITE: 4},
+            id="nan-inf-junk-are-missing",
+        ),
+        pytest.param([(p("0"), "-0.5")], {0: 0.0}, {}, id="negative-clamped"),
+        pytest.param([(p("1"), "1e3")], {1: 1000.0}, {}, id="exponent"),
+    ],
+)
+def test_vector_samples_map_to_partitions(
+    samples: list[tuple[dict[str, str], str]],
+    expected: dict[int, float],
+    rejected: dict[RejectReason, int],
+) -> None:
+    parsed = parsing.parse_partitions(
+        data=vec(*samples), partition_label="partition", num_partitions=3
+    )
+    assert dict(parsed.values) == expected
+    assert dict(parsed.report.rejected) == rejected
+    assert parsed.report.accepted == len(expected)
+    assert parsed.report.series == len(samples)
+    assert parsed.report.rejected_total == sum(rejected.values())
+
+
+def test_negative_values_are_clamped_and_counted() -> None:
+    parsed = parsing.parse_partitions(
+        data=vec((p("0"), "-3"), (p("1"), "-0"), (p("2"), "4")),
+        partition_label="partition",
+        num_partitions=3,
+    )
+    assert dict(parsed.values) == {0: 0.0, 1: 0.0, 2: 4.0}
+    assert parsed.report.clamped == 1  # "-0" is not negative
+    assert not parsed.report.rejected
+
+
+@pytest.mark.parametrize("order", [("5", "9", "7"), ("9", "7", "5"), ("7", "5", "9")])
+def test_duplicate_partitions_keep_the_maximum_in_any_order(order: tuple[str, ...]) -> None:
+    parsed = parsing.parse_partitions(
+        data=vec(*[({"partition": "1", "pod": v}, v) for v in order]),
+        partition_label="partition",
+        num_partitions=2,
+    )
+    assert dict(parsed.values) == {1: 9.0}
+    assert parsed.report.duplicates == 2
+    assert parsed.report.accepted == 1
+
+
+def test_duplicate_of_a_negative_value_merges_after_clamping() -> None:
+    parsed = parsing.parse_partitions(
+        data=vec((p("0"), "-5"), (p("0"), "-1")), partition_label="partition", num_partitions=1
+    )
+    assert dict(parsed.values) == {0: 0.0}
+    assert parsed.report.duplicates == 1
+    assert parsed.report.clamped == 2
+
+
+def test_partition_label_is_configurable() -> None:
+    parsed = parsing.parse_partitions(
+        data=vec(({"partition": "0", "kafka_partition": "2"}, "8")),
+        partition_label="kafka_partition",
+        num_partitions=3,
+    )
+    assert dict(parsed.values) == {2: 8.0}
+
+
+def test_matrix_series_use_their_last_sample() -> None:
+    data = MatrixData(
+        result=[
+            MatrixSeries(metric=p("1"), values=[(1.0, "1"), (2.0, "5"), (3.0, "100")]),
+            MatrixSeries(metric=p("0"), values=[(1.0, "7"), (2.0, "NaN")]),
+            MatrixSeries(metric=p("2"), values=[]),
+        ]
+    )
+    parsed = parsing.parse_partitions(data=data, partition_label="partition", num_partitions=3)
+    assert dict(parsed.values) == {1: 100.0}
+    assert parsed.report.result_type == "matrix"
+    assert dict(parsed.report.rejected) == {RejectReason.NOT_FINITE: 1, RejectReason.NO_VALUE: 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (ScalarData(result=(1.0, "42")), "scalar"),
+        (StringData(result=(1.0, "hello")), "string"),
+    ],
+)
+def test_scalar_and_string_results_are_unsupported_but_not_errors(
+    data: ScalarData | StringData, kind: str
+) -> None:
+    parsed = parsing.parse_partitions(data=data, partition_label="partition", num_partitions=3)
+    assert dict(parsed.values) == {}
+    assert parsed.report.unsupported_result_type
+    assert parsed.report.result_type == kind
+    assert parsed.report.examples  # a message to log
+
+
+def test_native_histogram_samples_without_float_value_are_rejected() -> None:
+    data = VectorData(result=[VectorSample(metric=p("0"), value=None)])
+    parsed = parsing.parse_partitions(data=data, partition_label="partition", num_partitions=1)
+    assert dict(parsed.values) == {}
+    assert dict(parsed.report.rejected) == {RejectReason.NO_VALUE: 1}
+
+
+def test_examples_for_logs_are_bounded() -> None:
+    samples = [(p(f"x{i}"), "1") for i in range(1000)]
+    parsed = parsing.parse_partitions(
+        data=vec(*samples), partition_label="partition", num_partitions=3
+    )
+    assert parsed.report.rejected[RejectReason.INVALID_LABEL] == 1000
+    assert len(parsed.report.examples) == parsing.MAX_EXAMPLES
+
+
+def test_result_mappings_are_read_only() -> None:
+    parsed = parsing.parse_partitions(
+        data=vec((p("0"), "1")), partition_label="partition", num_partitions=1
+    )
+    with pytest.raises(TypeError):
+        parsed.values[0] = 2.0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", 1.0), ("NaN", None), ("-Inf", None)])
+def test_parse_value(raw: str, expected: float | None) -> None:
+    value = parsing.parse_value(raw)
+    assert value == expected or (expected is not None and math.isclose(value or 0, expected))
+
+
+def test_negative_num_partitions_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="num_partitions"):
+        parsing.parse_partitions(data=vec(), partition_label="partition", num_partitions=-1)
