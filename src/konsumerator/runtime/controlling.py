@@ -1,0 +1,151 @@
+"""Workers that drain a work queue through ``reconcile(key) -> Result``.
+
+The contract is controller-runtime's: reconcile is level-based. It gets a key,
+reads the current state of the world (from caches), makes it right, and says
+when it wants to look again. It is never told *what* changed, so a missed or
+coalesced event cannot make it wrong.
+
+What happens after a reconcile:
+
+==============================  ==============================================
+outcome                         queue action (and ``result`` label)
+==============================  ==============================================
+``Result()``                    ``forget`` (reset backoff) — ``success``
+``Result(requeue_after=s)``     ``forget``, ``add_after(s)`` — ``requeue_after``
+raises ``Conflict``             rate-limited requeue, logged at debug —
+                                ``requeue``. The cache is behind the server;
+                                the first retry is after 5 ms and repeats back
+                                off, so a slow cache cannot become a hot loop.
+raises ``TerminalError``        ``forget``, no requeue — ``error``. Retrying
+                                cannot help until the object changes (which
+                                enqueues it again); the reconciler reports it.
+raises anything else            rate-limited requeue — ``error``.
+==============================  ==============================================
+
+Per-key exclusivity comes from the queue: two workers never reconcile the
+same key at once, so a reconciler needs no locks of its own for one object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import structlog
+
+from konsumerator.runtime import errors
+from konsumerator.runtime.clocks import Clock, loop_clock
+from konsumerator.runtime.observing import NULL_OBSERVER, Observer
+from konsumerator.runtime.queueing import ShutDown, WorkQueue
+
+K = TypeVar("K", bound=Hashable)
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a successful reconcile wants next: nothing, or another look later."""
+
+    requeue_after: float | None = None
+
+
+Reconciler = Callable[[K], Awaitable[Result]]
+
+
+class Controller(Generic[K]):
+    def __init__(
+        self,
+        *,
+        name: str,
+        reconcile: Reconciler[K],
+        queue: WorkQueue[K] | None = None,
+        max_concurrent_reconciles: int = 4,
+        reconcile_timeout: float | None = None,
+        clock: Clock = loop_clock,
+        observer: Observer = NULL_OBSERVER,
+    ) -> None:
+        if max_concurrent_reconciles < 1:
+            raise ValueError("max_concurrent_reconciles must be at least 1")
+        self.name = name
+        # Not ``queue or ...``: an empty WorkQueue is falsy (it has a length).
+        self.queue: WorkQueue[K] = (
+            queue if queue is not None else WorkQueue(name=name, clock=clock, observer=observer)
+        )
+        self._reconcile = reconcile
+        self._workers = max_concurrent_reconciles
+        self._timeout = reconcile_timeout
+        self._clock = clock
+        self._observer = observer
+
+    def enqueue(self, key: K) -> None:
+        """Ask for a reconcile of ``key`` (coalesced with pending ones)."""
+        self.queue.add(key)
+
+    async def run(self) -> None:
+        """Run the workers until cancelled (or the queue is shut down and drained).
+
+        Cancellation interrupts in-flight reconciles; the manager cancels
+        controllers before it releases leadership, so nothing writes after a
+        successor may have started.
+        """
+        try:
+            async with asyncio.TaskGroup() as group:
+                for n in range(self._workers):
+                    group.create_task(self._work(), name=f"{self.name}-worker-{n}")
+        finally:
+            self.queue.shutdown()
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                await self._process(key)
+            finally:
+                self.queue.done(key)
+
+    async def _process(self, key: K) -> None:
+        started = self._clock()
+        label: str | None = "error"
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await self._reconcile(key)
+        except asyncio.CancelledError:
+            label = None  # shutting down: not a result of the reconcile
+            raise
+        except errors.TerminalError as exc:
+            self.queue.forget(key)
+            self._observer.reconcile_errored(controller=self.name, terminal=True)
+            log.error("reconcile failed terminally", controller=self.name, key=str(key), error=exc)
+        except errors.Conflict as exc:
+            label = "requeue"
+            self.queue.add_rate_limited(key)
+            log.debug("reconcile hit a conflict", controller=self.name, key=str(key), error=exc)
+        except Exception as exc:
+            self.queue.add_rate_limited(key)
+            self._observer.reconcile_errored(controller=self.name, terminal=False)
+            log.warning(
+                "reconcile failed; will retry",
+                controller=self.name,
+                key=str(key),
+                retries=self.queue.num_requeues(key),
+                error=repr(exc),
+                exc_info=not isinstance(exc, errors.ApiError | TimeoutError),
+            )
+        else:
+            self.queue.forget(key)
+            if result.requeue_after is not None and result.requeue_after > 0:
+                label = "requeue_after"
+                self.queue.add_after(key, result.requeue_after)
+            else:
+                label = "success"
+        finally:
+            if label is not None:
+                self._observer.reconcile_finished(
+                    controller=self.name, result=label, seconds=self._clock() - started
+                )

@@ -1,0 +1,234 @@
+"""Lease-based leader election (coordination.k8s.io/v1), after client-go.
+
+Only the leader runs controllers; followers keep their caches warm so that a
+failover costs one lease period, not a relist of everything.
+
+The protocol is optimistic concurrency on one Lease object:
+
+- *Acquire*: every ``retry_period`` (jittered) read the Lease. If nobody holds
+  it, or the holder has not renewed for ``lease_duration``, write ourselves in
+  as holder with the resourceVersion we read. If another candidate wrote
+  first, the API server answers 409 and we simply try again later.
+- *Renew*: as leader, rewrite ``renewTime`` every ``retry_period``. If no
+  renewal has succeeded for ``renew_deadline`` (< ``lease_duration``), we
+  must assume someone else may take over soon: we stop leading and raise
+  ``LeadershipLost``; the manager cancels the controllers and the process
+  exits non-zero (controller-runtime does the same; a restart is the
+  simplest correct way to drop every in-memory assumption).
+- *Release*: on a clean shutdown the leader writes an empty holder with a 1 s
+  duration (client-go ``ReleaseOnCancel``), so a follower takes over at its
+  next retry instead of waiting out the lease.
+
+Expiry is judged on *our* monotonic clock, never by comparing the
+``renewTime`` in the Lease with our wall clock: clocks of different nodes
+disagree. Like client-go we remember when we last saw the record change
+(``observed_at``) and treat the lease as expired ``lease_duration`` after
+that. The wall clock is used only to fill the timestamps humans read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import random
+import secrets
+import socket
+
+import structlog
+
+from konsumerator.runtime import errors
+from konsumerator.runtime.clocks import Clock, WallClock, loop_clock, utc_now
+from konsumerator.runtime.observing import NULL_OBSERVER, Observer
+from konsumerator.runtime.ports import LeaseRecord, LeaseStore
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+class LeadershipLost(Exception):
+    """We were leader and could not renew within the renew deadline."""
+
+
+def default_identity() -> str:
+    """``$POD_NAME`` (or the hostname) plus a random suffix, unique per process."""
+    base = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}_{secrets.token_hex(4)}"
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        *,
+        store: LeaseStore,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+        release_on_cancel: bool = True,
+        clock: Clock = loop_clock,
+        wall_clock: WallClock = utc_now,
+        rng: random.Random | None = None,
+        observer: Observer = NULL_OBSERVER,
+    ) -> None:
+        if not retry_period < renew_deadline < lease_duration:
+            raise ValueError("need retry_period < renew_deadline < lease_duration")
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+        self._store = store
+        self._lease_duration = lease_duration
+        self._renew_deadline = renew_deadline
+        self._retry_period = retry_period
+        self._release_on_cancel = release_on_cancel
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._observer = observer
+        self._observed: LeaseRecord | None = None
+        self._observed_at = 0.0
+        self._leading = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading.is_set()
+
+    @property
+    def observed(self) -> LeaseRecord | None:
+        """The last Lease record we read or wrote."""
+        return self._observed
+
+    async def wait_until_leading(self) -> None:
+        await self._leading.wait()
+
+    async def run(self) -> None:
+        """Acquire, then renew until cancelled (release) or lost (``LeadershipLost``)."""
+        try:
+            await self._acquire()
+            await self._renew()
+        except asyncio.CancelledError:
+            if self.is_leader and self._release_on_cancel:
+                # Shield the release from the cancellation that triggered it.
+                await asyncio.shield(self._release())
+            raise
+        finally:
+            self._set_leading(False)
+
+    # -- the loops ---------------------------------------------------------
+
+    async def _acquire(self) -> None:
+        log.info("waiting for the leader lease", lease=self.name, identity=self.identity)
+        while True:
+            if await self._try_acquire_or_renew():
+                break
+            # client-go: JitterUntil(retryPeriod, jitter=1.2).
+            await asyncio.sleep(self._retry_period * (1.0 + 1.2 * self._rng.random()))
+        self._set_leading(True)
+        log.info("acquired the leader lease", lease=self.name, identity=self.identity)
+
+    async def _renew(self) -> None:
+        last_renew = self._clock()
+        while True:
+            await asyncio.sleep(self._retry_period)
+            remaining = self._renew_deadline - (self._clock() - last_renew)
+            renewed = False
+            if remaining > 0:
+                try:
+                    async with asyncio.timeout(remaining):
+                        renewed = await self._try_acquire_or_renew()
+                except TimeoutError:
+                    renewed = False
+            if renewed:
+                last_renew = self._clock()
+            elif self._clock() - last_renew >= self._renew_deadline:
+                log.error("failed to renew the leader lease", lease=self.name)
+                self._set_leading(False)
+                raise LeadershipLost(f"lease {self.namespace}/{self.name} not renewed in time")
+
+    # -- one attempt -------------------------------------------------------
+
+    async def _try_acquire_or_renew(self) -> bool:
+        now = self._wall_clock()
+        try:
+            current = await self._store.get(namespace=self.namespace, name=self.name)
+            if current is None:
+                record = LeaseRecord(
+                    holder_identity=self.identity,
+                    lease_duration_seconds=round(self._lease_duration),
+                    acquire_time=now,
+                    renew_time=now,
+                    lease_transitions=0,
+                )
+                self._observe(
+                    await self._store.create(
+                        namespace=self.namespace, name=self.name, record=record
+                    )
+                )
+                return True
+
+            if self._observed is None or current != self._observed:
+                self._observe(current)
+            held_by_other = current.holder_identity not in ("", self.identity)
+            expires_at = self._observed_at + current.lease_duration_seconds
+            if held_by_other and expires_at > self._clock():
+                return False
+
+            ours_already = current.holder_identity == self.identity
+            record = dataclasses.replace(
+                current,
+                holder_identity=self.identity,
+                lease_duration_seconds=round(self._lease_duration),
+                renew_time=now,
+                acquire_time=current.acquire_time if ours_already else now,
+                lease_transitions=current.lease_transitions + (0 if ours_already else 1),
+            )
+            self._observe(
+                await self._store.update(namespace=self.namespace, name=self.name, record=record)
+            )
+            return True
+        except errors.Conflict:
+            # Someone else wrote between our read and our write; not an error.
+            return False
+        except errors.ApiError as exc:
+            log.warning("leader lease request failed", lease=self.name, error=repr(exc))
+            return False
+
+    async def _release(self) -> None:
+        observed = self._observed
+        if observed is None or observed.holder_identity != self.identity:
+            return
+        now = self._wall_clock()
+        record = dataclasses.replace(
+            observed,
+            holder_identity="",
+            lease_duration_seconds=1,
+            acquire_time=now,
+            renew_time=now,
+        )
+        try:
+            async with asyncio.timeout(self._retry_period * 2):
+                self._observe(
+                    await self._store.update(
+                        namespace=self.namespace, name=self.name, record=record
+                    )
+                )
+            log.info("released the leader lease", lease=self.name, identity=self.identity)
+        except (errors.ApiError, TimeoutError) as exc:
+            # Not fatal: the successor waits out the lease instead.
+            log.warning("could not release the leader lease", lease=self.name, error=repr(exc))
+        finally:
+            self._set_leading(False)
+
+    def _observe(self, record: LeaseRecord) -> None:
+        self._observed = record
+        self._observed_at = self._clock()
+
+    def _set_leading(self, leading: bool) -> None:
+        if leading == self._leading.is_set():
+            return
+        if leading:
+            self._leading.set()
+        else:
+            self._leading.clear()
+        self._observer.leadership_changed(name=self.name, leading=leading)

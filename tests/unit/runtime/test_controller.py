@@ -1,0 +1,186 @@
+"""What the controller does with each reconcile outcome.
+
+Aspects tested:
+- success forgets the key and does not requeue;
+- ``Result(requeue_after=s)`` reconciles again s seconds later;
+- an exception requeues with per-key exponential backoff until it succeeds;
+- ``TerminalError`` is not retried;
+- ``Conflict`` is retried quickly and quietly (``requeue``), not as an error;
+- N workers reconcile up to N keys at once, but never one key twice at once;
+- observer hooks see every result with its label.
+"""
+
+import asyncio
+import itertools
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from konsumerator.runtime import errors
+from konsumerator.runtime.controlling import Controller, Result
+from konsumerator.runtime.limiting import ItemExponentialLimiter, MaxOfLimiter, TokenBucket
+from konsumerator.runtime.observing import NullObserver
+from konsumerator.runtime.queueing import WorkQueue
+
+
+class Recorder(NullObserver):
+    def __init__(self) -> None:
+        self.results: Counter[str] = Counter()
+        self.errors: Counter[bool] = Counter()
+
+    def reconcile_finished(self, *, controller: str, result: str, seconds: float) -> None:
+        self.results[result] += 1
+
+    def reconcile_errored(self, *, controller: str, terminal: bool) -> None:
+        self.errors[terminal] += 1
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.at: list[tuple[str, float]] = []
+
+    def times(self, key: str) -> list[float]:
+        return [t for k, t in self.at if k == key]
+
+
+def controller_for(
+    reconcile: Callable[[str], Awaitable[Result]], *, workers: int = 2
+) -> tuple[Controller[str], Recorder]:
+    recorder = Recorder()
+    queue: WorkQueue[str] = WorkQueue(
+        name="test",
+        rate_limiter=MaxOfLimiter(
+            item=ItemExponentialLimiter(jitter=0.0, rng=random.Random(1)),
+            bucket=TokenBucket(qps=10, burst=100),
+        ),
+        observer=recorder,
+    )
+    controller = Controller(
+        name="test",
+        reconcile=reconcile,
+        queue=queue,
+        max_concurrent_reconciles=workers,
+        observer=recorder,
+    )
+    return controller, recorder
+
+
+async def run_for(controller: Controller[str], seconds: float) -> None:
+    task = asyncio.create_task(controller.run())
+    await asyncio.sleep(seconds)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_success_is_not_requeued() -> None:
+    calls = Calls()
+
+    async def reconcile(key: str) -> Result:
+        calls.at.append((key, asyncio.get_running_loop().time()))
+        return Result()
+
+    controller, recorder = controller_for(reconcile)
+    controller.enqueue("a")
+    await run_for(controller, 1000)
+    assert len(calls.times("a")) == 1
+    assert recorder.results == {"success": 1}
+
+
+async def test_requeue_after_reconciles_again_later() -> None:
+    calls = Calls()
+
+    async def reconcile(key: str) -> Result:
+        calls.at.append((key, asyncio.get_running_loop().time()))
+        return Result(requeue_after=30)
+
+    controller, recorder = controller_for(reconcile)
+    controller.enqueue("a")
+    await run_for(controller, 95)
+    times = calls.times("a")
+    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([30, 30, 30])
+    assert recorder.results["requeue_after"] == 4
+
+
+async def test_errors_are_retried_with_growing_backoff_until_success() -> None:
+    calls = Calls()
+
+    async def reconcile(key: str) -> Result:
+        calls.at.append((key, asyncio.get_running_loop().time()))
+        if len(calls.at) < 4:
+            raise RuntimeError("boom")
+        return Result()
+
+    controller, recorder = controller_for(reconcile)
+    controller.enqueue("a")
+    await run_for(controller, 100)
+    times = calls.times("a")
+    assert len(times) == 4
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps == pytest.approx([0.005, 0.01, 0.02])
+    assert recorder.results == {"error": 3, "success": 1}
+    assert recorder.errors == {False: 3}
+    assert controller.queue.num_requeues("a") == 0  # forgotten after the success
+
+
+async def test_terminal_error_is_not_retried() -> None:
+    calls = Calls()
+
+    async def reconcile(key: str) -> Result:
+        calls.at.append((key, 0.0))
+        raise errors.TerminalError("spec is invalid")
+
+    controller, recorder = controller_for(reconcile)
+    controller.enqueue("a")
+    await run_for(controller, 1000)
+    assert len(calls.at) == 1
+    assert recorder.errors == {True: 1}
+
+
+async def test_conflict_is_retried_quickly_without_counting_an_error() -> None:
+    calls = Calls()
+
+    async def reconcile(key: str) -> Result:
+        calls.at.append((key, asyncio.get_running_loop().time()))
+        if len(calls.at) == 1:
+            raise errors.Conflict(status=409, message="the object has been modified")
+        return Result()
+
+    controller, recorder = controller_for(reconcile)
+    controller.enqueue("a")
+    await run_for(controller, 10)
+    times = calls.times("a")
+    assert len(times) == 2
+    assert times[1] - times[0] == pytest.approx(0.005)
+    assert recorder.results == {"requeue": 1, "success": 1}
+    assert not recorder.errors
+
+
+async def test_workers_run_keys_concurrently_but_never_one_key_twice() -> None:
+    running: Counter[str] = Counter()
+    peak_total = 0
+    peak_per_key = 0
+    done: list[str] = []
+    controller: Controller[str]
+
+    async def reconcile(key: str) -> Result:
+        nonlocal peak_total, peak_per_key
+        running[key] += 1
+        peak_total = max(peak_total, sum(running.values()))
+        peak_per_key = max(peak_per_key, running[key])
+        if len(done) == 0:
+            controller.enqueue(key)  # dirtied while processing: must wait for done
+        await asyncio.sleep(1)
+        running[key] -= 1
+        done.append(key)
+        return Result()
+
+    controller, _ = controller_for(reconcile, workers=3)
+    for key in "abcdef":
+        controller.enqueue(key)
+    await run_for(controller, 10)
+    assert peak_total == 3
+    assert peak_per_key == 1
+    assert sorted(done) == sorted("abcdef" + "abc")
