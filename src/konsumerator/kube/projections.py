@@ -16,8 +16,12 @@ convert to the value the rest of the code uses:
 
 Decode-then-convert, rather than decoding straight into the domain class,
 because the wire shape (nested ``spec.template.spec.containers[].resources``)
-is not the domain shape; measured on a realistic 5 KB Deployment the convert
-step is a small fraction of the decode (see ``tests/unit/kube``).
+is not the domain shape. Measured (Python 3.11, a 3.5 KB Deployment with two
+containers, env, probes and managedFields): msgspec decode 16 us, convert to
+``ObservedDeployment`` 16 us, ``json.loads`` alone 91 us. The convert cost is
+mostly frozen-dataclass construction (about 5 us per Deployment and 2.4 us per
+container); decoding into frozen msgspec Structs as the domain values would
+halve the total if it ever matters.
 
 Each ``Projector`` bundles the decoders for one kind: single objects, list
 pages (items decoded in the same pass) and watch-event objects.
