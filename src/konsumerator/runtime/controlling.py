@@ -29,7 +29,7 @@ same key at once, so a reconciler needs no locks of its own for one object.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -38,7 +38,9 @@ import structlog
 from konsumerator.runtime import errors
 from konsumerator.runtime.clocks import Clock, loop_clock
 from konsumerator.runtime.observing import NULL_OBSERVER, Observer
+from konsumerator.runtime.ports import P
 from konsumerator.runtime.queueing import ShutDown, WorkQueue
+from konsumerator.runtime.stores import Store
 
 K = TypeVar("K", bound=Hashable)
 
@@ -83,6 +85,35 @@ class Controller(Generic[K]):
     def enqueue(self, key: K) -> None:
         """Ask for a reconcile of ``key`` (coalesced with pending ones)."""
         self.queue.add(key)
+
+    def watches(
+        self,
+        store: Store[P],
+        *,
+        keys: Callable[[P], Iterable[K]],
+        predicate: Callable[[P | None, P | None], bool] | None = None,
+    ) -> Callable[[], None]:
+        """Enqueue ``keys(obj)`` for the old *and* the new object of every change.
+
+        Both sides matter: a Deployment whose owner changed must wake its old
+        owner (which lost a child) and its new one. ``predicate(old, new)``
+        can drop changes that cannot matter (e.g. status-only updates of the
+        primary object). Returns the unsubscribe function.
+        """
+
+        def on_change(old: P | None, new: P | None) -> None:
+            if predicate is not None and not predicate(old, new):
+                return
+            seen: set[K] = set()
+            for obj in (old, new):
+                if obj is None:
+                    continue
+                for key in keys(obj):
+                    if key not in seen:
+                        seen.add(key)
+                        self.queue.add(key)
+
+        return store.subscribe(on_change)
 
     async def run(self) -> None:
         """Run the workers until cancelled (or the queue is shut down and drained).

@@ -7,7 +7,9 @@ Aspects tested:
 - ``TerminalError`` is not retried;
 - ``Conflict`` is retried quickly and quietly (``requeue``), not as an error;
 - N workers reconcile up to N keys at once, but never one key twice at once;
-- observer hooks see every result with its label.
+- observer hooks see every result with its label;
+- ``watches`` maps store changes to keys of both the old and the new object,
+  filtered by a predicate.
 """
 
 import asyncio
@@ -23,6 +25,9 @@ from konsumerator.runtime.controlling import Controller, Result
 from konsumerator.runtime.limiting import ItemExponentialLimiter, MaxOfLimiter, TokenBucket
 from konsumerator.runtime.observing import NullObserver
 from konsumerator.runtime.queueing import WorkQueue
+from konsumerator.runtime.stores import ObjectKey, Store
+
+from .fakes import Obj
 
 
 class Recorder(NullObserver):
@@ -184,3 +189,25 @@ async def test_workers_run_keys_concurrently_but_never_one_key_twice() -> None:
     assert peak_total == 3
     assert peak_per_key == 1
     assert sorted(done) == sorted("abcdef" + "abc")
+
+
+async def test_watches_enqueues_old_and_new_owner_keys_through_a_predicate() -> None:
+    async def reconcile(key: str) -> Result:
+        return Result()
+
+    controller, _ = controller_for(reconcile)
+    store: Store[Obj] = Store()
+    controller.watches(
+        store,
+        keys=lambda o: [o.owner] if o.owner else [],
+        predicate=lambda old, new: new is None or new.name != "ignored",
+    )
+    store.upsert(Obj("ns", "d", "1", owner="x"))
+    store.upsert(Obj("ns", "d", "2", owner="y"))
+    store.upsert(Obj("ns", "ignored", "3", owner="z"))
+    assert [await controller.queue.get() for _ in range(2)] == ["x", "y"]
+    assert len(controller.queue) == 0
+    controller.queue.done("x")
+    controller.queue.done("y")
+    store.delete(ObjectKey("ns", "d"))
+    assert await controller.queue.get() == "y"
