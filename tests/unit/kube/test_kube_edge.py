@@ -287,3 +287,15 @@ async def test_transport_failures_become_unreachable() -> None:
     client = client_with(handler)
     with pytest.raises(errors.Unreachable):
         await ListWatch(client=client, resource=DEPLOYMENTS, projector=DEPLOYMENT_PROJECTOR).list()
+
+
+def test_lease_times_are_written_as_micro_time_in_utc() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from konsumerator.kube.leases import micro_time
+
+    stamp = datetime(2026, 1, 2, 4, 4, 5, tzinfo=timezone(timedelta(hours=1)))
+    assert micro_time(stamp) == "2026-01-02T03:04:05.000000Z"
+    assert micro_time(datetime(2026, 1, 2, tzinfo=UTC).replace(microsecond=7)) == (
+        "2026-01-02T00:00:00.000007Z"
+    )
