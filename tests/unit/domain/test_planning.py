@@ -934,3 +934,18 @@ def test_requeue_after_an_expired_pending_deadline_waits_for_the_next_sync():
     result = cluster.run(cfg, after_s=121, metrics=steady(lag0_s=120))  # not synced
     assert result.applies == ()
     assert result.requeue_after_s == pytest.approx(600 - 121 + 0.001)
+
+
+@pytest.mark.parametrize("status", ["", "bogus", None])
+def test_unknown_status_lagging_goes_to_pending_scale_up(status):
+    """Difference 5: Go had no branch for an empty or unknown status and stayed stuck."""
+    cluster, cfg = started()
+    annotations = cluster.bodies["c-0"]["metadata"]["annotations"]
+    if status is None:
+        del annotations[keys.SCALING_STATUS]
+    else:
+        annotations[keys.SCALING_STATUS] = status
+    cluster.run(cfg, after_s=60, metrics=steady(lag0_s=120))
+    assert cluster.status("c-0") == "PENDING_SCALE_UP"
+    cluster.run(cfg, after_s=120, metrics=steady(lag0_s=120))
+    assert cluster.requests("c-0")["cpu"] == "600m"
