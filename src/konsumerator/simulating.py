@@ -44,9 +44,20 @@ class Step:
     metrics: MetricsSnapshot | None
 
 
+# libyaml's loader is ~20x faster than the pure-Python one on long timelines.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_yaml(text: str, *, source: str) -> Any:
+    if text.lstrip().startswith("{"):
+        # JSON is YAML too, and a recorded incident is usually exported as
+        # JSON: parsing it as such is another ~50x faster on long timelines.
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # not JSON after all: let the YAML parser say where it fails
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -54,9 +65,12 @@ def _load_yaml(text: str, *, source: str) -> Any:
 
 
 def load_consumer(text: str, *, source: str) -> tuple[manifests.Source, ConsumerSpec]:
-    docs = [d for d in yaml.safe_load_all(text) if d is not None] if text.strip() else []
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    except yaml.YAMLError:
+        _load_yaml(text, source=source)  # raises with the line number
+        raise InputError(f"{source}: not valid YAML") from None
     if len(docs) != 1 or not isinstance(docs[0], Mapping):
-        _load_yaml(text, source=source)  # a syntax error gets its line number
         raise InputError(f"{source}: expected exactly one Consumer or ConfigMap document")
     try:
         return manifests.read(docs[0])

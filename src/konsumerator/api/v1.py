@@ -102,17 +102,26 @@ class PrometheusSpec(_Model):
                 raise ValueError(f"{address!r} is not an http(s) URL")
         return value
 
-    @field_validator("recovery_time", "min_sync_period")
+    @field_validator("min_sync_period")
     @classmethod
     def _positive(cls, value: str) -> str:
         if _seconds(value) <= 0:
             raise ValueError("must be greater than 0s")
         return value
 
+    @field_validator("recovery_time")
+    @classmethod
+    def _whole_second(cls, value: str) -> str:
+        # The predictor works in whole seconds like the Go operator; below 1s
+        # the backlog term would vanish (Go divided by zero).
+        if _seconds(value) < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
     @field_validator("cpu_increment")
     @classmethod
     def _whole_millicores(cls, value: str) -> str:
-        if _millis(value) < 1:
+        if quantities.parse_quantity(value) < quantities.parse_quantity("1m"):
             raise ValueError("must be at least 1m")
         return value
 

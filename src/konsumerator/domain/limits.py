@@ -16,12 +16,14 @@ Per Consumer (``globalPolicy.maxAllowed``): the sum of requests over all
 instances may not exceed the pool. Go built its pool empty on every reconcile,
 so it only capped the increments of one pass and let the total grow without
 bound; here the pool starts from what existing instances already hold, and
-creations draw from it too. Decreases always pass and return capacity.
+creations draw from it too. Decreases always pass and return capacity. The
+pool caps requests only and never cuts below ``minAllowed``.
 
 The shortage (what the estimate wanted minus what was granted, in
 millicores) is what marks an instance SATURATED.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from konsumerator.domain.resources import Resources
@@ -93,42 +95,42 @@ class Pool:
     def grant(self, *, current: Resources, wanted: Resources, bounds: Bounds | None) -> Grant:
         """Grant as much of the request increase as the pool holds.
 
-        Limits are recomputed from the granted requests: CPU limit is the
-        granted request rounded up to whole cores, capped by the policy's max
-        (Go let a fractional max be exceeded here), memory limit equals the
-        memory request. With no pool the wanted resources pass unchanged.
+        The pool caps requests, the reservation the scheduler makes; limits
+        stay what the policy allows, so a cut instance can still burst and
+        never ends up with a limit of 0 (which Kubernetes reads as
+        "unlimited"). A request is never cut below the container's
+        ``minAllowed``: an instance that runs at all needs its floor, even if
+        the floors together overdraw the pool.
         """
         if self._cpu is None and self._mem is None:
             return Grant(resources=wanted, cpu_shortage_m=0, mem_shortage_b=0)
         cpu_req, cpu_short, self._cpu = _draw(
-            current=current.cpu_req_m, wanted=wanted.cpu_req_m, available=self._cpu
+            current=current.cpu_req_m,
+            wanted=wanted.cpu_req_m,
+            available=self._cpu,
+            floor=bounds.min_cpu_m if bounds else None,
         )
         mem_req, mem_short, self._mem = _draw(
-            current=current.mem_req_b, wanted=wanted.mem_req_b, available=self._mem
+            current=current.mem_req_b,
+            wanted=wanted.mem_req_b,
+            available=self._mem,
+            floor=bounds.min_mem_b if bounds else None,
         )
-        if cpu_short == 0 and mem_short == 0:
-            return Grant(resources=wanted, cpu_shortage_m=0, mem_shortage_b=0)
-        cpu_lim = wanted.cpu_lim_m
-        if cpu_short and cpu_req is not None:
-            cpu_lim = -(-cpu_req // 1000) * 1000
-            if bounds is not None and bounds.max_cpu_m is not None:
-                cpu_lim = min(cpu_lim, bounds.max_cpu_m)
-            cpu_lim = max(cpu_lim, cpu_req)
-        mem_lim = mem_req if mem_short else wanted.mem_lim_b
-        granted = Resources(
-            cpu_req_m=cpu_req, mem_req_b=mem_req, cpu_lim_m=cpu_lim, mem_lim_b=mem_lim
-        )
+        granted = dataclasses.replace(wanted, cpu_req_m=cpu_req, mem_req_b=mem_req)
         return Grant(resources=granted, cpu_shortage_m=cpu_short, mem_shortage_b=mem_short)
 
 
 def _draw(
-    *, current: int | None, wanted: int | None, available: int | None
+    *, current: int | None, wanted: int | None, available: int | None, floor: int | None
 ) -> tuple[int | None, int, int | None]:
     """(granted request, shortage, remaining pool) for one resource."""
     if wanted is None or available is None:
         return wanted, 0, available
-    delta = wanted - (current or 0)
+    held = current or 0
+    delta = wanted - held
     if delta <= 0:
         return wanted, 0, available - delta
-    granted = min(delta, max(available, 0))
-    return (current or 0) + granted, delta - granted, available - granted
+    granted = held + min(delta, max(available, 0))
+    if floor is not None:
+        granted = max(granted, min(floor, wanted))
+    return granted, wanted - granted, available - (granted - held)

@@ -1,14 +1,24 @@
 """The slice of a live Deployment that planning needs, decoded once at the edge.
 
 The kube layer projects watch events into these values; the planner never sees
-API objects or dicts. Quantities stay as the strings the apiserver returned
-(it canonicalises them) and are parsed where they are compared, so that "1000m"
-and "1" can never look like a change.
+API objects or dicts. Everything planning derives from annotations and
+resources is derived here, once per watch event, instead of on every pass:
+with hundreds of instances per Consumer, re-parsing quantities and
+timestamps on each reconcile dominated planning time.
+
+Quantities are kept as the strings the apiserver returned (for display) and
+as exact integers (for comparison), so "1000m" and "1" never look different.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from konsumerator.api import keys
+from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.rendering import parse_time
+from konsumerator.domain.resources import Resources, from_strings
+from konsumerator.domain.scaling import ScalingState, ScalingStatus
 
 
 def _empty() -> Mapping[str, str]:
@@ -20,6 +30,12 @@ class ObservedContainer:
     name: str
     requests: Mapping[str, str] = field(default_factory=_empty)
     limits: Mapping[str, str] = field(default_factory=_empty)
+    resources: Resources = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "resources", from_strings(requests=self.requests, limits=self.limits)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +56,29 @@ class ObservedDeployment:
     generation: int = 0
     observed_generation: int = 0
     deleting: bool = False
+
+    # Derived from the annotations above (see module docstring).
+    instance: int | None = field(init=False)
+    partitions: tuple[int, ...] | None = field(init=False)
+    scaling: ScalingState = field(init=False)
+    saturation_m: int = field(init=False)
+    paused: bool = field(init=False)
+    current: Mapping[str, Resources] = field(init=False)
+
+    def __post_init__(self) -> None:
+        a = self.annotations
+        raw_id = a.get(keys.CONSUMER_ID, "")
+        level = a.get(keys.CPU_SATURATION_LEVEL, "")
+        status = ScalingStatus.parse(a.get(keys.SCALING_STATUS)) or ScalingStatus.RUNNING
+        derived = {
+            "instance": int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None,
+            "partitions": partitioning.parse_list(a.get(keys.PARTITION, "")),
+            "scaling": ScalingState(
+                status=status, since=parse_time(a.get(keys.SCALING_STATUS_CHANGE))
+            ),
+            "saturation_m": int(level) if level.isascii() and level.isdigit() else 0,
+            "paused": keys.DISABLE_AUTOSCALER in a,
+            "current": MappingProxyType({c.name: c.resources for c in self.containers}),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)

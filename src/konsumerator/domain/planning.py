@@ -38,7 +38,6 @@ from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
-from konsumerator.domain.resources import from_strings as parse_resources
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide
 from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner
 
@@ -126,20 +125,9 @@ class _Instance:
     outdated: bool
 
 
-def _current_resources(d: ObservedDeployment) -> dict[str, Resources]:
-    return {c.name: parse_resources(requests=c.requests, limits=c.limits) for c in d.containers}
-
-
 def _template_containers(config: ConsumerConfig) -> list[str]:
     pod = (config.deployment_template.get("template") or {}).get("spec") or {}
     return [str(c.get("name", "")) for c in pod.get("containers") or []]
-
-
-def _state_of(d: ObservedDeployment) -> ScalingState:
-    status = ScalingStatus.parse(d.annotations.get(keys.SCALING_STATUS)) or ScalingStatus.RUNNING
-    return ScalingState(
-        status=status, since=rendering.parse_time(d.annotations.get(keys.SCALING_STATUS_CHANGE))
-    )
 
 
 def _claim(
@@ -147,74 +135,49 @@ def _claim(
     *,
     config: ConsumerConfig,
     assignment: partitioning.Assignment,
-) -> tuple[dict[int, tuple[ObservedDeployment, bool]], list[Delete], set[int]]:
-    """Match Deployments to instance indexes.
+) -> tuple[dict[int, tuple[ObservedDeployment, bool]], list[Delete], set[str]]:
+    """Match Deployments to instance indexes by their annotations.
 
-    Returns index -> (deployment, partitions match), the deletions, and the
-    indexes that are tracked by some Deployment (even one being deleted).
-    A Deployment with the instance's own name is preferred over one that
-    merely carries its index (left over from an older naming scheme).
+    Returns index -> (deployment, whether its partitions still match), the
+    deletions, and the names of Deployments that are being deleted (nothing
+    may be applied to those until they are gone). A Deployment that carries
+    an instance index under another name (an older naming scheme) is deleted
+    and the instance created under its own name in the same pass.
     """
     claimed: dict[int, tuple[ObservedDeployment, bool]] = {}
     deletes: list[Delete] = []
-    tracked: set[int] = set()
-    ordered = sorted(deployments, key=lambda d: d.name)
-    ordered.sort(key=lambda d: d.name != _expected_name(config, d))
-    for d in ordered:
+    terminating: set[str] = set()
+    for d in sorted(deployments, key=lambda d: d.name):
+        index, parts = d.instance, d.partitions
         if d.deleting:
-            continue
-        raw_id = d.annotations.get(keys.CONSUMER_ID, "")
-        parts = partitioning.parse_list(d.annotations.get(keys.PARTITION, ""))
-        if not raw_id.isascii() or not raw_id.isdigit() or parts is None:
+            terminating.add(d.name)
+        elif index is None or parts is None:
             deletes.append(Delete(name=d.name, uid=d.uid, reason="unparsable annotations"))
-            continue
-        index = int(raw_id)
-        tracked.add(index)
-        if index >= len(assignment):
+        elif index >= len(assignment):
             deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance {index} not needed"))
-            continue
-        if index in claimed:
-            deletes.append(Delete(name=d.name, uid=d.uid, reason=f"duplicate of instance {index}"))
-            continue
-        matches = parts == assignment[index]
-        if not matches and d.name != rendering.deployment_name(config=config, index=index):
-            deletes.append(Delete(name=d.name, uid=d.uid, reason="partitions reassigned"))
-            continue
-        claimed[index] = (d, matches)
-    return claimed, deletes, tracked
+        elif d.name != (expected := rendering.deployment_name(config=config, index=index)):
+            deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance is now {expected}"))
+        else:
+            claimed[index] = (d, parts == assignment[index])
+    return claimed, deletes, terminating
 
 
-def _expected_name(config: ConsumerConfig, d: ObservedDeployment) -> str:
-    raw_id = d.annotations.get(keys.CONSUMER_ID, "")
-    return f"{config.name}-{raw_id}"
+def _requeue(*, autoscaling: Autoscaling | None, metrics: Metrics, now: datetime) -> float | None:
+    """When the next pass is due: the next metrics refresh.
 
-
-def _requeue(
-    *,
-    autoscaling: Autoscaling | None,
-    metrics: Metrics,
-    states: Sequence[ScalingState],
-    now: datetime,
-) -> float | None:
+    Resizes only happen in passes that refresh metrics, so pending deadlines
+    need no timer of their own. After a failed refresh, retry a full period
+    later rather than hammering an unreachable Prometheus.
+    """
     if autoscaling is None:
         return None
-    deadlines = [MAX_REQUEUE_S]
-    if metrics.synced_at is not None:
-        since = (now - metrics.synced_at).total_seconds()
-        # Go refreshes when strictly more than minSyncPeriod has passed.
-        deadlines.append(autoscaling.min_sync_period_s - since + 0.001)
+    period = autoscaling.min_sync_period_s
+    if metrics.synced_at is None or metrics.error is not None:
+        due = period
     else:
-        deadlines.append(autoscaling.min_sync_period_s)
-    for state in states:
-        if state.since is None:
-            continue
-        period = {
-            ScalingStatus.PENDING_SCALE_UP: autoscaling.pending_up_s,
-            ScalingStatus.PENDING_SCALE_DOWN: autoscaling.pending_down_s,
-        }.get(state.status)
-        if period is not None:
-            deadlines.append(period - (now - state.since).total_seconds())
-    return max(MIN_REQUEUE_S, min(deadlines))
+        # Go refreshes when strictly more than minSyncPeriod has passed.
+        due = period - (now - metrics.synced_at).total_seconds() + 0.001
+    return max(MIN_REQUEUE_S, min(MAX_REQUEUE_S, due))
 
 
 def _at_least(lag_s: int, threshold_s: float | None) -> bool:
@@ -228,11 +191,6 @@ def _settled(shortage: int, *, lagging: bool) -> ScalingStatus:
 def _enter_settled(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
     status = ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING
     return state if state.status is status else ScalingState(status=status, since=now)
-
-
-def _annotated_shortage(d: ObservedDeployment) -> int:
-    raw = d.annotations.get(keys.CPU_SATURATION_LEVEL, "")
-    return int(raw) if raw.isascii() and raw.isdigit() else 0
 
 
 def _has_resources(current: Mapping[str, Resources]) -> bool:
@@ -291,7 +249,7 @@ def plan(
     hash_value = rendering.template_hash(config=config, num_instances=num_instances)
     autoscaling = config.autoscaling
     snapshot = metrics.snapshot if autoscaling is not None else None
-    claimed, deletes, tracked = _claim(deployments, config=config, assignment=assignment)
+    claimed, deletes, terminating = _claim(deployments, config=config, assignment=assignment)
     containers = _template_containers(config)
     memory_format = autoscaling.memory_format if autoscaling else Format.DECIMAL_SI
 
@@ -302,7 +260,7 @@ def plan(
             index=index,
             partitions=assignment[index],
             deployment=d,
-            current=_current_resources(d),
+            current=dict(d.current),
             outdated=outdated,
         )
 
@@ -310,7 +268,7 @@ def plan(
         strategy=config.fallback,
         policies=config.policies,
         num_instances=num_instances,
-        existing=[_current_resources(d) for d in sorted(deployments, key=lambda d: d.name)],
+        existing=[d.current for d in sorted(deployments, key=lambda d: d.name)],
     )
     used_cpu = sum(r.cpu_req_m or 0 for i in instances.values() for r in i.current.values())
     used_mem = sum(r.mem_req_b or 0 for i in instances.values() for r in i.current.values())
@@ -352,7 +310,6 @@ def plan(
 
     applies: list[Apply] = []
     reports: list[InstanceReport] = []
-    pending: list[ScalingState] = []
     conflicts: list[str] = []
     counts = dict.fromkeys(("running", "paused", "lagging", "missing", "outdated"), 0)
     alloc_cpu = alloc_mem = 0
@@ -371,12 +328,12 @@ def plan(
         outcome: tuple[Action, Mapping[str, Resources], ScalingState, int, str] | None = None
 
         if instance is None:
-            counts["missing"] += index not in tracked
+            counts["missing"] += 1
             if name in foreign_names:
                 conflicts.append(name)
                 continue
-            if index in tracked:
-                continue  # its old Deployment goes in this pass; create on the next
+            if name in terminating:
+                continue  # recreated once the old object is gone (its delete event requeues)
             resources, shortage = propose(partitions, {}, critical)
             state = ScalingState(status=_settled(shortage, lagging=lagging), since=now)
             current: Mapping[str, Resources] = {}
@@ -391,11 +348,11 @@ def plan(
         else:
             d = instance.deployment
             current = instance.current
-            is_paused = keys.DISABLE_AUTOSCALER in d.annotations
+            is_paused = d.paused
             counts["paused" if is_paused else "running"] += 1
             counts["lagging"] += lagging
-            state = _state_of(d)
-            shortage = _annotated_shortage(d)
+            state = d.scaling
+            shortage = d.saturation_m
             if instance.outdated:
                 counts["outdated"] += 1
                 keep = is_paused or (snapshot is None and _has_resources(current))
@@ -487,7 +444,6 @@ def plan(
             )
         alloc_cpu += sum(r.cpu_req_m or 0 for r in effective.values())
         alloc_mem += sum(r.mem_req_b or 0 for r in effective.values())
-        pending.append(state)
         reports.append(
             InstanceReport(
                 index=index,
@@ -508,7 +464,7 @@ def plan(
         counters=counters,
         instances=tuple(reports),
         conflicts=tuple(conflicts),
-        requeue_after_s=_requeue(autoscaling=autoscaling, metrics=metrics, states=pending, now=now),
+        requeue_after_s=_requeue(autoscaling=autoscaling, metrics=metrics, now=now),
         template_hash=hash_value,
         allocated_cpu_m=alloc_cpu,
         allocated_mem_b=alloc_mem,

@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.domain.resources import Resources
+from konsumerator.domain.resources import NO_RESOURCES, Resources
 from konsumerator.domain.specs import Autoscaling
 
 
@@ -95,11 +95,12 @@ def estimate(
     """What an instance's containers should get before policies are applied.
 
     When no partition of the instance has any production (metrics missing, or
-    a silent topic) the container's fallback is used as is, if it has one.
+    a silent topic) the container's fallback is used as is, or, without one,
+    nothing at all: zero limits would mean "unlimited" to Kubernetes.
     """
     rate = instance_rate(
         snapshot=snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
     )
-    if rate == 0 and fallback is not None:
-        return fallback
+    if rate == 0:
+        return fallback if fallback is not None else NO_RESOURCES
     return size_for_rate(rate=rate, autoscaling=autoscaling)

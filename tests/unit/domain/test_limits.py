@@ -253,11 +253,21 @@ def test_restore_gives_back_a_grant_that_was_not_applied():
     assert p.available == (90_000, 90 * M)
 
 
-def test_limits_recomputed_from_a_cut_cpu_request():
+def test_a_cut_cpu_request_keeps_the_policy_limit():
+    """The pool caps requests (the reservation); the limit stays what the policy
+    allows, so a cut instance can still burst and never gets a limit of 0."""
     p = Pool(pool=GlobalPool(cpu_m=1300, mem_b=None), used_cpu_m=0, used_mem_b=0)
     g = p.grant(current=NO_RESOURCES, wanted=R(3000, 3 * G, 3000, 3 * G), bounds=None)
-    assert g.resources == R(1300, 3 * G, 2000, 3 * G)
+    assert g.resources == R(1300, 3 * G, 3000, 3 * G)
     assert g.cpu_shortage_m == 1700
+
+
+def test_the_pool_never_cuts_below_min_allowed():
+    p = Pool(pool=GlobalPool(cpu_m=100, mem_b=None), used_cpu_m=100, used_mem_b=0)
+    g = p.grant(current=NO_RESOURCES, wanted=R(800, G, 1000, G), bounds=B(400, None, 800, None))
+    assert g.resources == R(400, G, 1000, G)
+    assert g.cpu_shortage_m == 400
+    assert p.available[0] == -400
 
 
 def test_recomputed_cpu_limit_never_exceeds_a_fractional_max():
@@ -276,10 +286,10 @@ def test_uncut_grant_keeps_the_policy_limits():
     assert g.resources == wanted
 
 
-def test_cut_memory_sets_memory_limit_to_the_granted_request():
+def test_a_cut_memory_request_keeps_the_memory_limit():
     p = Pool(pool=GlobalPool(cpu_m=None, mem_b=1 * G), used_cpu_m=0, used_mem_b=0)
     g = p.grant(current=NO_RESOURCES, wanted=R(1000, 2 * G, 1000, 3 * G), bounds=None)
-    assert g.resources == R(1000, 1 * G, 1000, 1 * G)
+    assert g.resources == R(1000, 1 * G, 1000, 3 * G)
     assert g.mem_shortage_b == 1 * G
 
 

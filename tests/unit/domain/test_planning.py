@@ -156,8 +156,9 @@ def snapshot(production: Mapping[int, float], offset: Mapping[int, float] | None
         ),
         # Difference 9: expected name, partitions changed → rolled out in place.
         (10, 3, [deployment("c-0", annotations=ann(0, 0))], counters(4, 1, 0, 0, 3, 1, 0)),
-        # Another name: deleted, but tracked (Go: 4/0/0/0/3/0/1).
-        (10, 3, [deployment("old-0", annotations=ann(0, 0))], counters(4, 0, 0, 0, 3, 0, 1)),
+        # Another name: deleted and recreated under its own name in the same pass,
+        # so it is missing (Go tracked it: 4/0/0/0/3/0/1, and recreated it a pass later).
+        (10, 3, [deployment("old-0", annotations=ann(0, 0))], counters(4, 0, 0, 0, 4, 0, 1)),
         # Out of range.
         (10, 3, [deployment("c-10", annotations=ann(10, 10))], counters(4, 0, 0, 0, 4, 0, 1)),
     ],
@@ -204,13 +205,11 @@ def test_partition_change_with_expected_name_rolls_out_in_place():
     assert env_of(containers_of(c0.body)["busybox"])["KONSUMERATOR_PARTITION"] == "0,1,2"
 
 
-def test_partition_change_with_another_name_deletes_and_recreates_next_pass():
+def test_deployment_under_another_name_is_replaced_in_the_same_pass():
     old = deployment("old-0", annotations=ann(0, 0))
     result = one_pass(config(num_partitions=10, per_instance=3), [old])
     assert [(d.name, d.uid) for d in result.deletes] == [("old-0", "uid-old-0")]
-    assert "c-0" not in {a.name for a in result.applies}  # created in the next pass
-    again = one_pass(config(num_partitions=10, per_instance=3), [])
-    assert "c-0" in {a.name for a in again.applies}
+    assert {a.name: a.action for a in result.applies}["c-0"] == Action.CREATE
 
 
 @pytest.mark.parametrize(
@@ -329,10 +328,10 @@ def test_two_containers_with_policies(metrics):
 def test_global_pool_is_drawn_from_on_creation():
     """Difference 2. Go ignored the global policy on creation (400m + 100m = 500m).
 
-    Here the pool of 450m/450M caps the creation: busybox gets its 400m/400M,
-    the sidecar the 50m/50M left. The sidecar's limits follow the cut request:
-    CPU rounded up to a core but capped by its max (100m), memory equal to the
-    granted request.
+    Here the pool of 450m/450M is drawn from on creation, but never below a
+    container's minAllowed: busybox gets its 400m/400M, and the pinned sidecar
+    (100m..100m) keeps its floor although only 50m/50M are left, overdrawing
+    the pool rather than starting a container below its minimum.
     """
     cfg = config(
         deployment_template=template("busybox", "sidecar"),
@@ -348,12 +347,12 @@ def test_global_pool_is_drawn_from_on_creation():
         "limits": {"cpu": "400m", "memory": "400M"},
     }
     assert c["sidecar"]["resources"] == {
-        "requests": {"cpu": "50m", "memory": "50M"},
-        "limits": {"cpu": "100m", "memory": "50M"},
+        "requests": {"cpu": "100m", "memory": "100M"},
+        "limits": {"cpu": "100m", "memory": "100M"},
     }
-    assert env_of(c["sidecar"])["GOMEMLIMIT"] == "38MiB"
-    assert result.allocated_cpu_m == 450
-    assert result.allocated_mem_b == 450 * M
+    assert env_of(c["sidecar"])["GOMEMLIMIT"] == "76MiB"
+    assert result.allocated_cpu_m == 500
+    assert result.allocated_mem_b == 500 * M
     # Not lagging: a cut is not saturation.
     assert apply.body["metadata"]["annotations"][keys.SCALING_STATUS] == "RUNNING"
 
@@ -549,13 +548,16 @@ class Cluster:
             now=self.now,
             min_sync_period_s=cfg.autoscaling.min_sync_period_s,
         )
+        error = "every address failed" if due and metrics is UNAVAILABLE else None
         if due and metrics is not None and metrics is not UNAVAILABLE:
             self.snapshot, self.synced_at, refreshed = metrics, self.now, True
         result = plan(
             config=cfg,
             owner=OWNER,
             deployments=self.observed(),
-            metrics=Metrics(snapshot=self.snapshot, refreshed=refreshed, synced_at=self.synced_at),
+            metrics=Metrics(
+                snapshot=self.snapshot, refreshed=refreshed, synced_at=self.synced_at, error=error
+            ),
             now=self.now,
             foreign_names=foreign,
         )
@@ -879,16 +881,6 @@ def test_requeue_points_at_the_next_sync():
     assert result.requeue_after_s == pytest.approx(20.001)
 
 
-def test_requeue_points_at_the_pending_deadline():
-    cfg = scaling_config(autoscaling=replace(AUTOSCALING, min_sync_period_s=600))
-    cluster, cfg = started(cfg)
-    cluster.run(cfg, after_s=601, metrics=steady(lag0_s=120))
-    assert cluster.status("c-0") == "PENDING_SCALE_UP"
-    assert cluster.last.requeue_after_s == pytest.approx(120)
-    result = cluster.run(cfg, after_s=100, metrics=steady(lag0_s=120))
-    assert result.requeue_after_s == pytest.approx(20)
-
-
 def test_requeue_is_capped_and_floored():
     cfg = scaling_config(autoscaling=replace(AUTOSCALING, min_sync_period_s=3600))
     cluster, cfg = started(cfg)
@@ -927,13 +919,19 @@ def test_requeue_after_an_expired_pending_deadline_waits_for_the_next_sync():
     """A pending scale is only applied in a pass that refreshed metrics, so once
     its deadline has passed, the next useful pass is the next sync: requeueing
     every MIN_REQUEUE_S until then only spins."""
-    cfg = scaling_config(autoscaling=replace(AUTOSCALING, min_sync_period_s=600))
+    cfg = scaling_config(autoscaling=replace(AUTOSCALING, min_sync_period_s=250))
     cluster, cfg = started(cfg)
-    cluster.run(cfg, after_s=601, metrics=steady(lag0_s=120))  # synced, PSU entered
+    cluster.run(cfg, after_s=251, metrics=steady(lag0_s=120))  # synced, PSU entered
     assert cluster.status("c-0") == "PENDING_SCALE_UP"
     result = cluster.run(cfg, after_s=121, metrics=steady(lag0_s=120))  # not synced
     assert result.applies == ()
-    assert result.requeue_after_s == pytest.approx(600 - 121 + 0.001)
+    assert result.requeue_after_s == pytest.approx(250 - 121 + 0.001)
+
+
+def test_requeue_after_a_failed_refresh_waits_a_full_period():
+    cluster, cfg = started()
+    result = cluster.run(cfg, after_s=31, metrics=UNAVAILABLE)
+    assert result.requeue_after_s == pytest.approx(30)
 
 
 @pytest.mark.parametrize("status", ["", "bogus", None])

@@ -33,7 +33,7 @@ from konsumerator.domain.prediction import (
     required_rate,
     size_for_rate,
 )
-from konsumerator.domain.resources import Resources
+from konsumerator.domain.resources import NO_RESOURCES, Resources
 from konsumerator.domain.specs import Autoscaling
 
 G = 10**9
@@ -166,8 +166,10 @@ FALLBACK = R(1000, 100 * M, 1100, 200 * M)
         ({0: 20000, 1: 20000}, [0, 1], None, R(4000, 4 * G, 4000, 4 * G)),
         ({0: 20000, 1: 10000}, [0, 1, 2, 3], None, R(7000, 7 * G, 7000, 7 * G)),
         ({0: 200}, [0], None, R(100, 1 * G, 1000, 1 * G)),
-        ({}, [0], None, R(0, 0, 0, 0)),
-        ({0: 0}, [0], None, R(0, 0, 0, 0)),
+        # Go returned zeros; zero limits mean "unlimited" to Kubernetes, so no
+        # metrics and no fallback yield no resources at all.
+        ({}, [0], None, NO_RESOURCES),
+        ({0: 0}, [0], None, NO_RESOURCES),
         ({}, [0], FALLBACK, FALLBACK),
         # With production, the fallback is not used.
         ({0: 20000}, [0], FALLBACK, R(2000, 2 * G, 2000, 2 * G)),

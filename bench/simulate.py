@@ -1,0 +1,88 @@
+"""Benchmark: how long `konsumerator simulate` takes on a long, wide timeline.
+
+Generates a Consumer with N partitions (1 per instance) and a timeline of S
+steps of 10 s each, with a diurnal production rate, a few incidents that
+build and drain backlogs, and a Prometheus outage, then runs the real CLI in
+a subprocess and reports wall time, steps per second and output size.
+
+    uv run python bench/simulate.py --partitions 100 --steps 10000
+"""
+
+import argparse
+import json
+import math
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def consumer(partitions: int) -> dict[str, object]:
+    doc = yaml.safe_load((ROOT / "examples" / "consumer.yaml").read_text())
+    doc["spec"]["numPartitions"] = partitions
+    doc["spec"]["numPartitionsPerInstance"] = 1
+    doc["spec"]["resourcePolicy"].pop("globalPolicy")
+    return doc
+
+
+def timeline(*, partitions: int, steps: int, seed: int) -> dict[str, object]:
+    rng = random.Random(seed)
+    backlog = [0.0] * partitions
+    out = []
+    for i in range(steps):
+        t = i * 10
+        metrics: dict[str, dict[str, float]] | str = {}
+        assert isinstance(metrics, dict)
+        for p in range(partitions):
+            base = 1000 + 500 * math.sin(2 * math.pi * t / 86400) + 20 * (p % 7)
+            incident = 3.0 if (i // 500) % 4 == 1 and p % 10 == 3 else 1.0
+            production = base * incident
+            consumption = min(backlog[p] / 10 + production, 1600.0)
+            backlog[p] = max(0.0, backlog[p] + (production - consumption) * 10)
+            metrics[str(p)] = {
+                "production": round(production + rng.uniform(-5, 5), 2),
+                "consumption": round(consumption, 2),
+                "offset": round(backlog[p]),
+            }
+        if 3000 <= i < 3020:
+            metrics = "unavailable"
+        out.append({"advance": "10s" if i else "0s", "metrics": metrics})
+    return {"steps": out}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--partitions", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--format", choices=["json", "yaml"], default="json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        c, tl = Path(tmp, "consumer.yaml"), Path(tmp, "timeline.yaml")
+        c.write_text(yaml.safe_dump(consumer(args.partitions)))
+        data = timeline(partitions=args.partitions, steps=args.steps, seed=args.seed)
+        tl.write_text(json.dumps(data) if args.format == "json" else yaml.dump(data, Dumper=DUMPER))
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "konsumerator", "simulate", str(c), str(tl)],
+            capture_output=True,
+            check=True,
+        )
+        elapsed = time.perf_counter() - started
+    lines = proc.stdout.count(b"\n")
+    print(
+        f"format={args.format} partitions={args.partitions} steps={args.steps} lines={lines} "
+        f"wall={elapsed:.2f}s steps/s={args.steps / elapsed:.0f} "
+        f"output={len(proc.stdout) / 1e6:.1f}MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
