@@ -227,9 +227,7 @@ def run(
     start: datetime = START,
 ) -> None:
     """Replay ``steps`` and write one JSON line per step to ``out``."""
-    config: ConsumerConfig = to_config(
-        spec, autoscaling_disabled=keys.DISABLE_AUTOSCALER in source.annotations
-    )
+    config: ConsumerConfig = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
     owner = Owner(
         api_version=source.api_version,
         kind=source.kind,

@@ -270,11 +270,11 @@ def _bounds(policy: ContainerPolicy) -> Bounds:
     )
 
 
-def to_config(spec: ConsumerSpec, *, autoscaling_disabled: bool = False) -> ConsumerConfig:
+def to_config(spec: ConsumerSpec, *, paused: bool = False) -> ConsumerConfig:
     """The planner's view of a validated spec."""
     prom = spec.autoscaler.prometheus
     autoscaling = None
-    if spec.autoscaler.mode == "prometheus" and prom is not None and not autoscaling_disabled:
+    if spec.autoscaler.mode == "prometheus" and prom is not None and not paused:
         autoscaling = Autoscaling(
             rate_per_core=prom.rate_per_core,
             ram_per_core_b=_bytes(prom.ram_per_core),
@@ -306,4 +306,5 @@ def to_config(spec: ConsumerSpec, *, autoscaling_disabled: bool = False) -> Cons
         policies={p.container_name: _bounds(p) for p in spec.resource_policy.container_policies},
         global_pool=pool,
         fallback=FallbackStrategy(prom.fallback_strategy if prom else "min"),
+        paused=paused,
     )

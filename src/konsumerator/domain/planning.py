@@ -39,7 +39,7 @@ from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide
-from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner
+from konsumerator.domain.specs import Autoscaling, ConsumerConfig, FallbackStrategy, Owner
 
 # Never wait longer than this between passes: a safety net for missed events.
 MAX_REQUEUE_S = 300.0
@@ -281,6 +281,14 @@ def plan(
         shortage = 0
         for name in containers:
             bounds = config.policies.get(name)
+            if config.paused:
+                floor = (
+                    None
+                    if bounds is None
+                    else fallbacks.from_policy(bounds=bounds, strategy=FallbackStrategy.MIN)
+                )
+                proposed[name] = floor or NO_RESOURCES
+                continue
             if autoscaling is None or snapshot is None:
                 estimate = fallback.get(name, NO_RESOURCES)
             else:
@@ -348,14 +356,14 @@ def plan(
         else:
             d = instance.deployment
             current = instance.current
-            is_paused = d.paused
+            is_paused = d.paused or config.paused
             counts["paused" if is_paused else "running"] += 1
             counts["lagging"] += lagging
             state = d.scaling
             shortage = d.saturation_m
             if instance.outdated:
                 counts["outdated"] += 1
-                keep = is_paused or (snapshot is None and _has_resources(current))
+                keep = d.paused or (snapshot is None and _has_resources(current))
                 resources, shortage = (
                     (dict(current), 0) if keep else propose(partitions, current, critical)
                 )
@@ -367,6 +375,16 @@ def plan(
                     shortage,
                     f"rolled out instance {index}: {_describe(resources)}",
                 )
+            elif config.paused:
+                floors, _ = propose(partitions, current, False)
+                if any(current.get(n, NO_RESOURCES) != r for n, r in floors.items()):
+                    outcome = (
+                        Action.SCALE,
+                        floors,
+                        _enter_settled(state, saturated=False, now=now),
+                        0,
+                        f"autoscaling paused: instance {index} set to minAllowed",
+                    )
             elif (
                 not is_paused
                 and autoscaling is not None

@@ -74,6 +74,9 @@ class ConsumerConfig:
     # None: metrics are not used (mode is not prometheus, or autoscaling is
     # disabled on the Consumer); instances keep or get fallback resources.
     autoscaling: Autoscaling | None = None
+    # The Consumer carries the disable-autoscaler annotation: every container
+    # gets its policy's minAllowed (nothing where there is no policy).
+    paused: bool = False
     policies: Mapping[str, Bounds] = field(default_factory=_frozen)
     global_pool: GlobalPool | None = None
     fallback: FallbackStrategy = FallbackStrategy.MIN

@@ -371,10 +371,11 @@ def test_other_modes_do_not_autoscale(mode):
     assert cfg.autoscaling is None
 
 
-def test_disabled_on_the_consumer_does_not_autoscale_but_keeps_fallback():
+def test_paused_consumer_does_not_autoscale():
     spec = with_value((*PROM, "fallbackStrategy"), "max")
-    cfg = to_config(parse_spec(spec), autoscaling_disabled=True)
+    cfg = to_config(parse_spec(spec), paused=True)
     assert cfg.autoscaling is None
+    assert cfg.paused
     assert cfg.fallback is FallbackStrategy.MAX
 
 

@@ -947,3 +947,25 @@ def test_unknown_status_lagging_goes_to_pending_scale_up(status):
     assert cluster.status("c-0") == "PENDING_SCALE_UP"
     cluster.run(cfg, after_s=120, metrics=steady(lag0_s=120))
     assert cluster.requests("c-0")["cpu"] == "600m"
+
+
+def test_paused_consumer_gives_every_container_its_min_allowed():
+    """The disable-autoscaler annotation on the Consumer: containers get minAllowed,
+    containers without a policy get no resources, and every instance counts PAUSED."""
+    cfg = config(deployment_template=template("busybox", "sidecar"), policies=TWO_POLICIES)
+    first = one_pass(cfg)
+    bodies = [a.body for a in first.applies]
+    paused = replace(cfg, policies={"busybox": TWO_POLICIES["busybox"]}, paused=True)
+    observed = [observe(b, owner_uid=OWNER.uid) for b in bodies]
+    result = one_pass(paused, observed)
+    (apply,) = result.applies
+    c = containers_of(apply.body)
+    assert c["busybox"]["resources"] == {
+        "requests": {"cpu": "400m", "memory": "400M"},
+        "limits": {"cpu": "400m", "memory": "400M"},
+    }
+    assert "resources" not in c["sidecar"]
+    assert result.counters.paused == 1
+    assert result.counters.running == 0
+    again = one_pass(paused, [observe(apply.body, owner_uid=OWNER.uid)])
+    assert again.applies == ()
