@@ -88,11 +88,12 @@ def load_consumer(text: str, *, source: str) -> tuple[manifests.Source, Consumer
 _KINDS = ("production", "consumption", "offset")
 
 
-def _number(value: object, *, where: str) -> float:
+def _number(value: object) -> float:
+    """A metric value, or ValueError saying why not (the caller adds where)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"{where}: must be a finite number, got {value!r}")
+        raise ValueError(f"must be a finite number, got {value!r}")
     if value < 0:
-        raise InputError(f"{where}: must not be negative, got {value!r}")
+        raise ValueError(f"must not be negative, got {value!r}")
     return float(value)
 
 
@@ -113,7 +114,10 @@ def _snapshot(raw: object, *, where: str) -> MetricsSnapshot | None:
         for kind, value in sample.items():
             if kind not in _KINDS:
                 raise InputError(f"{where}.{key}.{kind}: unknown metric (use {', '.join(_KINDS)})")
-            values[kind][int(text)] = _number(value, where=f"{where}.{key}.{kind}")
+            try:
+                values[kind][int(text)] = _number(value)
+            except ValueError as e:
+                raise InputError(f"{where}.{key}.{kind}: {e}") from None
     return MetricsSnapshot(**{k: MappingProxyType(v) for k, v in values.items()})
 
 

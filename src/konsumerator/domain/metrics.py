@@ -11,6 +11,7 @@ Rates and offsets are kept as floats here; the predictor truncates them like
 the Go int64 conversion did.
 """
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,11 +29,31 @@ def _empty() -> Mapping[int, float]:
     return MappingProxyType({})
 
 
+def truncate(value: float | None) -> int:
+    """Go's int64(float) for a metric value; missing, NaN and Inf read as 0."""
+    if value is None or not math.isfinite(value):
+        return 0
+    return int(value)
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     production: Mapping[int, float] = field(default_factory=_empty)
     consumption: Mapping[int, float] = field(default_factory=_empty)
     offset: Mapping[int, float] = field(default_factory=_empty)
+    # Whole seconds of production each partition is behind:
+    # trunc(behind / production), absent when nothing is produced. Derived
+    # once per refresh, because every pass needs every partition's lag for
+    # the LAGGING counter, and most passes reuse the same snapshot.
+    lag: Mapping[int, int] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        lag = {}
+        for partition, rate in self.production.items():
+            production = truncate(rate)
+            if production:
+                lag[partition] = int(truncate(self.offset.get(partition)) / production)
+        object.__setattr__(self, "lag", MappingProxyType(lag))
 
     def of(self, kind: MetricKind) -> Mapping[int, float]:
         if kind is MetricKind.PRODUCTION:

@@ -10,6 +10,7 @@ The layout is identical to the Go operator's SplitIntoBuckets, which is what
 lets a cluster migrate between the two without reshuffling partitions.
 """
 
+import functools
 from collections.abc import Sequence
 
 Assignment = tuple[tuple[int, ...], ...]
@@ -51,7 +52,8 @@ def parse_list(text: str) -> tuple[int, ...] | None:
     return tuple(result)
 
 
-def range_label(partitions: Sequence[int]) -> str:
+@functools.lru_cache(maxsize=8192)
+def range_label(partitions: tuple[int, ...]) -> str:
     """The ``partitions`` label: ``"0"``, ``"6-7"``, or ``"first-last"`` from 3 up.
 
     Label values are limited to 63 characters; the range form always fits

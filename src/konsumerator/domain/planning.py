@@ -209,18 +209,6 @@ def _compare(current: Mapping[str, Resources], proposed: Mapping[str, Resources]
     return -1 if -1 in results else 0
 
 
-def _labels_drifted(
-    d: ObservedDeployment, *, config: ConsumerConfig, owner: Owner, parts: tuple[int, ...]
-) -> bool:
-    wanted = {
-        keys.LABEL_APP: config.name[:63],
-        keys.LABEL_CONTROLLER: owner.name[:63],
-        keys.LABEL_PARTITIONS: partitioning.range_label(parts),
-        keys.LABEL_MANAGED_BY: keys.MANAGED_BY_VALUE,
-    }
-    return any(d.labels.get(k) != v for k, v in wanted.items())
-
-
 def _describe(resources: Mapping[str, Resources]) -> str:
     parts = []
     for name, r in sorted(resources.items()):
@@ -427,7 +415,12 @@ def plan(
                             f"(max lag {max_lag}s)",
                         )
                 state, shortage = decision.state, new_shortage if saturated else 0
-            if outcome is None and _labels_drifted(d, config=config, owner=owner, parts=partitions):
+            if outcome is None and any(
+                d.labels.get(k) != v
+                for k, v in rendering.labels(
+                    config=config, owner=owner, partitions=partitions
+                ).items()
+            ):
                 # Adopted from the Go operator, or a label of ours was edited:
                 # re-assert our fields once, resources untouched.
                 outcome = (
@@ -460,8 +453,9 @@ def plan(
                     ),
                 )
             )
-        alloc_cpu += sum(r.cpu_req_m or 0 for r in effective.values())
-        alloc_mem += sum(r.mem_req_b or 0 for r in effective.values())
+        for r in effective.values():
+            alloc_cpu += r.cpu_req_m or 0
+            alloc_mem += r.mem_req_b or 0
         reports.append(
             InstanceReport(
                 index=index,

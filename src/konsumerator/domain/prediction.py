@@ -20,18 +20,11 @@ every test vector of the Go operator holds here. The consumption rate is not
 used for sizing (it is reported, and used by nothing else).
 """
 
-import math
 from collections.abc import Sequence
 
-from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.resources import NO_RESOURCES, Resources
 from konsumerator.domain.specs import Autoscaling
-
-
-def _trunc(value: float | None) -> int:
-    if value is None or not math.isfinite(value):
-        return 0
-    return int(value)
 
 
 def lag_seconds(*, snapshot: MetricsSnapshot, partition: int) -> int:
@@ -40,15 +33,12 @@ def lag_seconds(*, snapshot: MetricsSnapshot, partition: int) -> int:
     A negative backlog (the consumer offset scraped after the producer's)
     means "not behind" and yields a negative number that callers treat as 0.
     """
-    production = _trunc(snapshot.production.get(partition))
-    if production == 0:
-        return 0
-    behind = _trunc(snapshot.offset.get(partition))
-    return int(behind / production)
+    return snapshot.lag.get(partition, 0)
 
 
 def max_lag_seconds(*, snapshot: MetricsSnapshot, partitions: Sequence[int]) -> int:
-    return max((lag_seconds(snapshot=snapshot, partition=p) for p in partitions), default=0)
+    lag = snapshot.lag
+    return max([lag.get(p, 0) for p in partitions], default=0)
 
 
 def required_rate(*, production: int, lag_s: int, recovery_s: int) -> int:
@@ -62,7 +52,7 @@ def instance_rate(*, snapshot: MetricsSnapshot, partitions: Sequence[int], recov
     """Total rate an instance must sustain; missing partitions borrow the largest need."""
     rates = [
         required_rate(
-            production=_trunc(snapshot.production.get(p)),
+            production=truncate(snapshot.production.get(p)),
             lag_s=lag_seconds(snapshot=snapshot, partition=p),
             recovery_s=recovery_s,
         )

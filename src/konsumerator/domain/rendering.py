@@ -107,12 +107,22 @@ def _env(
     return result
 
 
+def labels(*, config: ConsumerConfig, owner: Owner, partitions: tuple[int, ...]) -> dict[str, str]:
+    """Our labels on an instance's Deployment (label values are capped at 63 chars)."""
+    return {
+        keys.LABEL_APP: config.name[:63],
+        keys.LABEL_CONTROLLER: owner.name[:63],
+        keys.LABEL_PARTITIONS: partitioning.range_label(partitions),
+        keys.LABEL_MANAGED_BY: keys.MANAGED_BY_VALUE,
+    }
+
+
 def render(
     *,
     config: ConsumerConfig,
     owner: Owner,
     index: int,
-    partitions: Sequence[int],
+    partitions: tuple[int, ...],
     num_instances: int,
     resources: Mapping[str, Resources],
     scaling: ScalingState,
@@ -168,12 +178,7 @@ def render(
         "metadata": {
             "name": deployment_name(config=config, index=index),
             "namespace": config.namespace,
-            "labels": {
-                keys.LABEL_APP: config.name[:63],
-                keys.LABEL_CONTROLLER: owner.name[:63],
-                keys.LABEL_PARTITIONS: partitioning.range_label(partitions),
-                keys.LABEL_MANAGED_BY: keys.MANAGED_BY_VALUE,
-            },
+            "labels": labels(config=config, owner=owner, partitions=partitions),
             "annotations": annotations,
             "ownerReferences": [
                 {

@@ -108,10 +108,10 @@ def test_partition_list_format_is_comma_joined():
     ],
 )
 def test_range_label(partitions, label):
-    assert range_label(partitions) == label
+    assert range_label(tuple(partitions)) == label
 
 
 def test_range_label_is_at_most_63_characters():
-    huge = [10**40, 10**40 + 1]
+    huge = (10**40, 10**40 + 1)
     assert len(range_label(huge)) == 63
     assert range_label(huge) == f"{10**40}-{10**40 + 1}"[:63]
