@@ -5,6 +5,7 @@ file and the field and exit with status 2; nothing is half-applied, because
 every input is validated before the first step runs.
 """
 
+import contextlib
 import sys
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,61 @@ def crd_text() -> str:
 def crd() -> None:
     """Print the Consumer CustomResourceDefinition (pipe it to kubectl apply -f -)."""
     click.echo(crd_text(), nl=False)
+
+
+@main.command()
+@click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), help="Default: in-cluster, then $KUBECONFIG."
+)
+@click.option(
+    "--namespace", default="", help="Guest mode: manage ConfigMaps in this namespace only."
+)
+@click.option("--leader-elect", is_flag=True, help="Run only while holding the Lease.")
+@click.option("--leader-election-namespace", default="", help="Default: the pod's namespace.")
+@click.option("--metrics-bind-address", default=":8080", show_default=True, help="0 disables.")
+@click.option("--health-probe-bind-address", default=":8081", show_default=True, help="0 disables.")
+@click.option(
+    "--max-concurrent-reconciles", type=click.IntRange(min=1), default=4, show_default=True
+)
+@click.option(
+    "--log-format", type=click.Choice(["json", "console"]), default="json", show_default=True
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def run(
+    kubeconfig: str | None,
+    namespace: str,
+    leader_elect: bool,
+    leader_election_namespace: str,
+    metrics_bind_address: str,
+    health_probe_bind_address: str,
+    max_concurrent_reconciles: int,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Run the operator (CRD mode, or guest mode with --namespace)."""
+    from konsumerator import app
+
+    try:
+        settings = app.Settings(
+            kubeconfig=kubeconfig,
+            namespace=namespace or None,
+            leader_elect=leader_elect,
+            leader_election_namespace=leader_election_namespace or None,
+            metrics_bind=app.parse_endpoint(metrics_bind_address),
+            health_bind=app.parse_endpoint(health_probe_bind_address),
+            max_concurrent_reconciles=max_concurrent_reconciles,
+            log_format="console" if log_format == "console" else "json",
+            log_level=log_level,
+        )
+    except ValueError as e:
+        raise click.UsageError(f"bad bind address: {e}") from None
+    with contextlib.suppress(KeyboardInterrupt):
+        app.run(settings)
 
 
 def _read(path: str) -> str:

@@ -63,20 +63,25 @@ def guest_spec_text(data: Mapping[str, str]) -> str:
     raise SpecError([f"data.{keys.GUEST_SPEC_KEY}: is required (the ConsumerSpec as YAML)"])
 
 
-def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
-    """Validate a Consumer or a guest-mode ConfigMap; :class:`SpecError` names each bad field."""
-    kind = obj.get("kind")
-    api_version = str(obj.get("apiVersion") or "")
+def identify(obj: Mapping[str, Any]) -> Source:
+    """Who an object is, before (and whether or not) its spec validates."""
     name, namespace, uid, generation, annotations = _metadata(obj)
-    source = Source(
-        api_version=api_version,
-        kind=str(kind),
+    return Source(
+        api_version=str(obj.get("apiVersion") or ""),
+        kind=str(obj.get("kind")),
         name=name,
         namespace=namespace,
         uid=uid,
         generation=generation,
         annotations=annotations,
     )
+
+
+def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
+    """Validate a Consumer or a guest-mode ConfigMap; :class:`SpecError` names each bad field."""
+    source = identify(obj)
+    kind, api_version, namespace = source.kind, source.api_version, source.namespace
+    annotations = source.annotations
     if kind == keys.KIND and api_version == keys.API_VERSION:
         spec = parse_spec(obj.get("spec"), field_prefix="spec")
     elif kind == "ConfigMap" and api_version == "v1":

@@ -1,0 +1,249 @@
+"""The composition root: build every piece of the operator and run it.
+
+Nothing else constructs clients, caches or controllers; everything below
+receives what it needs as arguments, so tests can build the same graph
+against a real API server with their own settings.
+
+Watches, and why they are shaped so:
+
+* Deployments, selected by ``app.kubernetes.io/managed-by=konsumerator``: the
+  cache holds only what we manage (not every Deployment of the cluster), and
+  is indexed by controller UID so a Consumer finds its instances in O(1).
+* Consumers (CRD mode, cluster-wide) or ConfigMaps (guest mode, one
+  namespace). Status-only changes are filtered out, so our own status writes
+  never trigger a reconcile.
+"""
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx2
+import structlog
+
+from konsumerator.api import keys
+from konsumerator.controllers.configmap import ConfigMapController
+from konsumerator.controllers.configmap import spec_changed as configmap_changed
+from konsumerator.controllers.consumer import ConsumerController
+from konsumerator.controllers.consumer import spec_changed as consumer_changed
+from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.kube import connecting
+from konsumerator.kube.eventing import EventRecorder
+from konsumerator.kube.leases import LeaseClient
+from konsumerator.kube.projections import (
+    CONFIGMAP_PROJECTOR,
+    CUSTOM_OBJECT_PROJECTOR,
+    DEPLOYMENT_PROJECTOR,
+)
+from konsumerator.kube.requesting import ApiClient
+from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS, DEPLOYMENTS
+from konsumerator.kube.watching import ListWatch
+from konsumerator.kube.writing import Writer
+from konsumerator.obs.metrics import RuntimeMetrics
+from konsumerator.prom.providing import MetricsProvider
+from konsumerator.runtime.controlling import Controller
+from konsumerator.runtime.electing import LeaderElector, default_identity
+from konsumerator.runtime.managing import Endpoint, Manager
+from konsumerator.runtime.reflecting import Reflector
+from konsumerator.runtime.stores import ObjectKey, Store, key_of
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kubeconfig: str | None = None
+    # Guest mode when set: ConfigMaps in this namespace, namespaced RBAC only.
+    namespace: str | None = None
+    leader_elect: bool = False
+    leader_election_namespace: str | None = None
+    metrics_bind: Endpoint | None = Endpoint("0.0.0.0", 8080)
+    health_bind: Endpoint | None = Endpoint("0.0.0.0", 8081)
+    max_concurrent_reconciles: int = 4
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "info"
+
+
+def parse_endpoint(text: str) -> Endpoint | None:
+    """``host:port``, ``:port`` (all interfaces) or ``0`` (disabled)."""
+    if text in {"0", ""}:
+        return None
+    host, _, port = text.rpartition(":")
+    return Endpoint(host or "0.0.0.0", int(port))
+
+
+def configure_logging(*, fmt: str, level: str) -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _deployment_changed(old: ObservedDeployment | None, new: ObservedDeployment | None) -> bool:
+    """Only what planning reads: status-only updates (pods becoming ready) are noise."""
+    if old is None or new is None:
+        return True
+    return (old.annotations, old.labels, old.containers, old.deleting, old.controller_uid) != (
+        new.annotations,
+        new.labels,
+        new.containers,
+        new.deleting,
+        new.controller_uid,
+    )
+
+
+@dataclass(slots=True)
+class Operator:
+    manager: Manager
+    client: ApiClient
+    prometheus: httpx2.AsyncClient
+
+    async def run(self) -> None:
+        try:
+            await self.manager.run()
+        finally:
+            await self.prometheus.aclose()
+            await self.client.aclose()
+
+
+def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Operator:
+    metrics = RuntimeMetrics()
+    client = connecting.connect(kubeconfig=settings.kubeconfig, hook=metrics.api_request)
+    writer = Writer(client=client)
+    identity = default_identity()
+    events = EventRecorder(writer=writer, instance=identity)
+    guest = settings.namespace
+
+    deployments: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
+    reflectors: list[Reflector[Any]] = [
+        Reflector(
+            name="deployments",
+            source=ListWatch(
+                client=client,
+                resource=DEPLOYMENTS,
+                projector=DEPLOYMENT_PROJECTOR,
+                namespace=guest,
+                label_selector=f"{keys.LABEL_MANAGED_BY}={keys.MANAGED_BY_VALUE}",
+            ),
+            store=deployments,
+            observer=metrics,
+        )
+    ]
+    prometheus = httpx2.AsyncClient(trust_env=False)
+    pipeline = Pipeline(
+        client=client,
+        writer=writer,
+        events=events,
+        provider=MetricsProvider(client=prometheus),
+        deployments=deployments,
+        now=now,
+    )
+    controller: Controller[ObjectKey]
+    if guest:
+        configmaps = Store(indexers={"uid": lambda o: [o.uid]})
+        reconciler_cm = ConfigMapController(
+            configmaps=configmaps, pipeline=pipeline, writer=writer, now=now
+        )
+        controller = Controller(
+            name="configmap",
+            reconcile=reconciler_cm.reconcile,
+            max_concurrent_reconciles=settings.max_concurrent_reconciles,
+            observer=metrics,
+        )
+        reflectors.append(
+            Reflector(
+                name="configmaps",
+                source=ListWatch(
+                    client=client,
+                    resource=CONFIGMAPS,
+                    projector=CONFIGMAP_PROJECTOR,
+                    namespace=guest,
+                ),
+                store=configmaps,
+                observer=metrics,
+            )
+        )
+        primary: Store[Any] = configmaps
+        controller.watches(configmaps, keys=lambda o: [key_of(o)], predicate=configmap_changed)
+    else:
+        consumers = Store(indexers={"uid": lambda o: [o.uid]})
+        reconciler = ConsumerController(
+            consumers=consumers, pipeline=pipeline, writer=writer, now=now
+        )
+        controller = Controller(
+            name="consumer",
+            reconcile=reconciler.reconcile,
+            max_concurrent_reconciles=settings.max_concurrent_reconciles,
+            observer=metrics,
+        )
+        reflectors.append(
+            Reflector(
+                name="consumers",
+                source=ListWatch(
+                    client=client, resource=CONSUMERS, projector=CUSTOM_OBJECT_PROJECTOR
+                ),
+                store=consumers,
+                observer=metrics,
+            )
+        )
+        primary = consumers
+        controller.watches(consumers, keys=lambda o: [key_of(o)], predicate=consumer_changed)
+
+    def owners(d: ObservedDeployment) -> list[ObjectKey]:
+        if not d.controller_uid:
+            return []
+        return [key_of(o) for o in primary.by_index(index="uid", value=d.controller_uid)]
+
+    controller.watches(deployments, keys=owners, predicate=_deployment_changed)
+
+    elector = None
+    if settings.leader_elect:
+        lease_namespace = (
+            guest
+            or settings.leader_election_namespace
+            or connecting.default_namespace(kubeconfig=settings.kubeconfig)
+        )
+        elector = LeaderElector(
+            store=LeaseClient(client=client),
+            namespace=lease_namespace,
+            name=keys.lease_name(namespace=guest),
+            identity=identity,
+            observer=metrics,
+        )
+    manager = Manager(
+        reflectors=reflectors,
+        controllers=[controller],
+        elector=elector,
+        health_endpoint=settings.health_bind,
+        metrics_endpoint=settings.metrics_bind,
+        metrics_app=metrics.wsgi_app(),
+    )
+    return Operator(manager=manager, client=client, prometheus=prometheus)
+
+
+def run(settings: Settings) -> None:
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    operator = build(settings)
+    asyncio.run(operator.run())

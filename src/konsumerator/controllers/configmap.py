@@ -1,0 +1,108 @@
+"""Guest mode: ConfigMaps in one namespace carry ConsumerSpecs.
+
+For teams that cannot install a CRD or hold cluster-wide permissions: the
+operator runs with ``--namespace=NS`` and a namespaced Role, and reconciles
+ConfigMaps annotated ``konsumerator.lwolf.org/managed`` whose ``consumer.yaml``
+holds the spec. The spec never passes a schema, so every problem is named in
+a Warning Event and in the ``konsumerator.lwolf.org/status.conditions``
+annotation, and nothing is created from an invalid ConfigMap.
+
+Status is written as the Go operator's ``konsumerator.lwolf.org/status.*``
+annotations by server-side apply (we own only those keys), only when they
+changed; the watch predicate ignores changes to those keys alone.
+"""
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from konsumerator.api import keys, manifests
+from konsumerator.api.v1 import SpecError
+from konsumerator.controllers import reporting
+from konsumerator.controllers.consumer import WritesFailed
+from konsumerator.controllers.reconciling import Pipeline
+from konsumerator.kube.projections import ConfigMapView
+from konsumerator.kube.resources import CONFIGMAPS
+from konsumerator.kube.writing import Writer
+from konsumerator.runtime.controlling import Result
+from konsumerator.runtime.errors import TerminalError
+from konsumerator.runtime.stores import ObjectKey, Store
+
+
+def as_manifest(cm: ConfigMapView) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": cm.name,
+            "namespace": cm.namespace,
+            "uid": cm.uid,
+            "annotations": dict(cm.annotations),
+        },
+        "data": dict(cm.data),
+    }
+
+
+def _inputs(cm: ConfigMapView) -> tuple[Mapping[str, str], dict[str, str], bool]:
+    ours = {k: v for k, v in cm.annotations.items() if not k.startswith(keys.STATUS_PREFIX)}
+    return cm.data, ours, cm.deleting
+
+
+def spec_changed(old: ConfigMapView | None, new: ConfigMapView | None) -> bool:
+    """Watch predicate: data or non-status annotations changed, or add/delete."""
+    if old is None or new is None:
+        return True
+    return _inputs(old) != _inputs(new)
+
+
+class ConfigMapController:
+    def __init__(
+        self,
+        *,
+        configmaps: Store[ConfigMapView],
+        pipeline: Pipeline,
+        writer: Writer,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._configmaps = configmaps
+        self._pipeline = pipeline
+        self._writer = writer
+        self._now = now
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        cm = self._configmaps.get(key)
+        if cm is None or cm.deleting or keys.MANAGED not in cm.annotations:
+            self._pipeline.forget(str(key))
+            return Result()
+        manifest = as_manifest(cm)
+        previous = manifests.status_from_annotations(cm.annotations)
+        try:
+            source, spec = manifests.read(manifest)
+        except SpecError as e:
+            message = str(e)
+            await self._write_status(
+                cm,
+                reporting.invalid(
+                    message=message, previous=previous, generation=0, now=self._now()
+                ),
+            )
+            await self._pipeline.report_invalid(
+                source=manifests.identify(manifest), message=message
+            )
+            raise TerminalError(message) from None
+        done = await self._pipeline.run(key=str(key), source=source, spec=spec, previous=previous)
+        await self._write_status(cm, done.status)
+        if done.retry:
+            raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
+        return Result(requeue_after=done.requeue_after_s)
+
+    async def _write_status(self, cm: ConfigMapView, status: Mapping[str, Any]) -> None:
+        annotations = manifests.status_annotations(status)
+        if all(cm.annotations.get(k) == v for k, v in annotations.items()):
+            return
+        await self._writer.apply(
+            resource=CONFIGMAPS,
+            namespace=cm.namespace,
+            name=cm.name,
+            body={"metadata": {"annotations": annotations}},
+        )
