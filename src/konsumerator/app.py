@@ -60,8 +60,9 @@ class Settings:
     namespace: str | None = None
     leader_elect: bool = False
     leader_election_namespace: str | None = None
-    metrics_bind: Endpoint | None = Endpoint("0.0.0.0", 8080)
-    health_bind: Endpoint | None = Endpoint("0.0.0.0", 8081)
+    # None: not served (the CLI defaults to :8080 and :8081, as kubebuilder does).
+    metrics_bind: Endpoint | None = None
+    health_bind: Endpoint | None = None
     max_concurrent_reconciles: int = 4
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
