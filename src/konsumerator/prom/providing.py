@@ -34,11 +34,11 @@ not written back.
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import httpx2
 
-from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.prom import fetching, observing
 from konsumerator.prom.errors import PrometheusError
 from konsumerator.prom.queries import PrometheusConfig
@@ -127,10 +127,7 @@ class MetricsProvider:
             if entry.snapshot is not None and entry.origin is None:
                 entry.origin = origin  # a seeded snapshot: attribute it to this config
             if not _is_stale(
-                entry=entry,
-                origin=origin,
-                period=timedelta(seconds=min_sync_period_seconds),
-                now=now,
+                entry=entry, origin=origin, min_sync_period_s=min_sync_period_seconds, now=now
             ):
                 return ProviderResult(
                     snapshot=entry.snapshot, synced_at=entry.synced_at, refreshed=False
@@ -157,11 +154,11 @@ class MetricsProvider:
 
 
 def _is_stale(
-    *, entry: _Entry, origin: tuple[PrometheusConfig, int], period: timedelta, now: datetime
+    *, entry: _Entry, origin: tuple[PrometheusConfig, int], min_sync_period_s: float, now: datetime
 ) -> bool:
-    if entry.snapshot is None or entry.synced_at is None:
+    if entry.snapshot is None or entry.synced_at is None or entry.origin != origin:
         return True
-    if entry.origin != origin:
-        return True
-    elapsed = now - entry.synced_at
-    return elapsed > period or elapsed < timedelta(0)
+    # A snapshot from the future (a clock step back) would otherwise freeze the Consumer.
+    return entry.synced_at > now or refresh_due(
+        synced_at=entry.synced_at, now=now, min_sync_period_s=min_sync_period_s
+    )
