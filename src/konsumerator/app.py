@@ -47,8 +47,8 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.runtime.controlling import Controller
-from konsumerator.runtime.electing import LeaderElector, default_identity
-from konsumerator.runtime.managing import Endpoint, Manager
+from konsumerator.runtime.electing import LeaderElector, LeadershipLost, default_identity
+from konsumerator.runtime.managing import ComponentEnded, Endpoint, Manager
 from konsumerator.runtime.reflecting import Reflector
 from konsumerator.runtime.stores import ObjectKey, Store, key_of
 
@@ -244,7 +244,14 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     return Operator(manager=manager, client=client, prometheus=prometheus)
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings) -> int:
+    """Run until stopped; the exit status (1 when leadership or a component was lost,
+    so the pod restarts with a clean slate, as controller-runtime does)."""
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     operator = build(settings)
-    asyncio.run(operator.run())
+    try:
+        asyncio.run(operator.run())
+    except (LeadershipLost, ComponentEnded) as e:
+        structlog.stdlib.get_logger(__name__).error("stopping", reason=str(e))
+        return 1
+    return 0

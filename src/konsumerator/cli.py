@@ -83,8 +83,10 @@ def run(
         )
     except ValueError as e:
         raise click.UsageError(f"bad bind address: {e}") from None
+    status = 0
     with contextlib.suppress(KeyboardInterrupt):
-        app.run(settings)
+        status = app.run(settings)
+    sys.exit(status)
 
 
 def _read(path: str) -> str:
