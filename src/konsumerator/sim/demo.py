@@ -14,7 +14,7 @@ One command, on a fresh machine of the supported kind:
    row, each instance's lag, CPU, memory and scaling state, the history of
    total lag and CPU as sparklines, and the recent changes the operator made.
 
-The trace keeps traffic steady for a minute, then stalls every consumer for
+The trace keeps traffic steady for about a minute, then stalls every consumer for
 a minute (a downstream outage): lag grows, the operator sees it, waits
 ``pendingScaleUpDuration`` and scales up, the backlog drains, and a minute
 after lag is gone it scales back down. Ctrl-C (or ``--duration``) stops
@@ -53,7 +53,11 @@ DEMO_PROMETHEUS: Mapping[str, str] = {
     "criticalLag": "3m",
     "recoveryTime": "2m",
 }
-INCIDENT_AT_S = 60.0
+# Prometheus computes rate() over its window divided by the whole window, so a
+# 1m window under-reads a series younger than a minute; 15s (at the testenv's
+# 1s scrape interval) is right 15 s after the simulator starts.
+DEMO_RATE_WINDOW = "15s"
+INCIDENT_AT_S = 75.0
 INCIDENT_LENGTH_S = 60.0
 SPARKS = " ▁▂▃▄▅▆▇█"
 
@@ -66,6 +70,10 @@ def demo_consumer(doc: Mapping[str, Any], *, prometheus_url: str) -> dict[str, A
     prometheus = autoscaler["prometheus"]
     prometheus["address"] = [prometheus_url]
     prometheus.update(DEMO_PROMETHEUS)
+    for kind in ("production", "consumption"):
+        query = prometheus.get(kind) or {}
+        if "query" in query:
+            query["query"] = query["query"].replace("[1m]", f"[{DEMO_RATE_WINDOW}]")
     return out
 
 
@@ -342,16 +350,25 @@ class Demo:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 
-        self.say("        waiting for Prometheus to have the topic's production rate")
-        query = f'sum(rate(kafka_topic_partition_current_offset{{topic="{topic}"}}[1m]))'
-        deadline = time.monotonic() + 60
-        while not cluster.prometheus_query(query) and time.monotonic() < deadline:
+        self.say("        waiting for Prometheus to see the topic's production rate")
+        query = (
+            f'sum(rate(kafka_topic_partition_current_offset{{topic="{topic}"}}'
+            f"[{DEMO_RATE_WINDOW}]))"
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            answer = cluster.prometheus_query(query)
+            seen = float(answer[0]["value"][1]) if answer else 0.0
+            with sim.lock:
+                produced = sum(p.production_rate for p in sim.model.partitions)
+            if produced > 0 and abs(seen - produced) < 0.1 * produced:
+                break
             time.sleep(1)
         if self.operator.poll() is not None:
             raise RuntimeError(f"the operator exited; see {self.operator_log}")
 
         consumer = demo_consumer(doc, prometheus_url=cluster.prometheus_url)
-        timings = {**DEMO_AUTOSCALER, **DEMO_PROMETHEUS}
+        timings = {**DEMO_AUTOSCALER, **DEMO_PROMETHEUS, "rate()": f"[{DEMO_RATE_WINDOW}]"}
         self.say(
             f"6/6 applying {args.consumer} with the cluster's Prometheus and demo timings: "
             + ", ".join(f"{k} {v}" for k, v in timings.items())
