@@ -13,7 +13,14 @@ import sys
 import time
 
 from konsumerator.testenv.build import build
-from konsumerator.testenv.cluster import DEFAULT_NAME, Cluster, down, list_clusters, up
+from konsumerator.testenv.cluster import (
+    DEFAULT_NAME,
+    Cluster,
+    down,
+    list_clusters,
+    running_owner,
+    up,
+)
 from konsumerator.testenv.config import cache_root
 from konsumerator.testenv.errors import TestenvError
 
@@ -72,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(command, help=text)
         p.add_argument("--name", default=DEFAULT_NAME, help="cluster name (default: %(default)s)")
         if command in ("down", "status"):
-            p.add_argument("--all", action="store_true", help="every cluster in the cache")
+            p.add_argument(
+                "--all",
+                action="store_true",
+                help="every cluster in the cache (down skips those of running pytest sessions)",
+            )
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -83,8 +94,14 @@ def main(argv: list[str] | None = None) -> int:
             cluster = up(args.name)
             _print_access(cluster, time.monotonic() - started)
         elif args.command == "down":
-            for name in list_clusters() if args.all else [args.name]:
-                down(name)
+            if not args.all:
+                down(args.name)
+            for name in list_clusters() if args.all else []:
+                owner = running_owner(name)
+                if owner is None:
+                    down(name)
+                else:  # a live pytest session: it stops its own cluster
+                    print(f"skipping {name!r}: owned by running process {owner}")
         elif args.command == "status":
             names = list_clusters() if args.all else [args.name]
             return max((_status(name) for name in names), default=0)

@@ -80,6 +80,10 @@ def _silent(_: str) -> None:
     pass
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 @dataclass(frozen=True)
 class ApiResponse:
     """A raw apiserver answer: tests assert on status codes (403, 422, ...) as often as bodies."""
@@ -409,12 +413,16 @@ def _write_state(directory: Path, state: Mapping[str, Any]) -> None:
     tmp.replace(directory / "state.json")
 
 
+def _lock_file(name: str) -> Path:
+    return clusters_root() / f".{name}.lock"
+
+
 @contextlib.contextmanager
 def _lock(name: str) -> Iterator[None]:
     """Serialise up/down/prometheus restarts of one cluster across processes."""
-    root = clusters_root()
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / f".{name}.lock").open("w") as fh:
+    path = _lock_file(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
 
@@ -714,7 +722,7 @@ def up(
     name: str = DEFAULT_NAME,
     *,
     owned: bool = False,
-    out: Printer = print,
+    out: Printer = _say,
 ) -> Cluster:
     """Start cluster ``name``, or reuse it if it is already running and healthy.
 
@@ -802,7 +810,7 @@ def _try_reuse(state: dict[str, Any], bins: Path, out: Printer) -> Cluster | Non
     return cluster
 
 
-def down(name: str = DEFAULT_NAME, *, out: Printer = print) -> bool:
+def down(name: str = DEFAULT_NAME, *, out: Printer = _say) -> bool:
     """Stop exactly the processes recorded for ``name`` and delete its state. False if none."""
     directory = cluster_dir(name)
     with _lock(name):
@@ -818,6 +826,9 @@ def down(name: str = DEFAULT_NAME, *, out: Printer = print) -> bool:
                     out(f"  stopping {component} (pid {proc.pid})")
                     process.stop(proc)
         shutil.rmtree(directory, ignore_errors=True)
+        if state is not None and state.get("owner"):
+            # A per-run (pytest-<pid>) name is never used again: drop its lock file too.
+            _lock_file(name).unlink(missing_ok=True)
         out(f"cluster {name!r} stopped and its state removed")
         return True
 
@@ -827,6 +838,15 @@ def list_clusters() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(d.name for d in root.iterdir() if (d / "state.json").is_file())
+
+
+def running_owner(name: str) -> int | None:
+    """Pid of the live process that owns cluster ``name`` (a pytest session), else None."""
+    state = _read_state(cluster_dir(name))
+    owner = state.get("owner") if state else None
+    if owner and _owner_alive(owner):
+        return int(owner["pid"])
+    return None
 
 
 def reap_orphans(out: Printer = _silent) -> list[str]:
