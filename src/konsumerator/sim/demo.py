@@ -134,22 +134,37 @@ class View:
     last: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def observe(self, *, t: float, rows: Sequence[Row], total_cpu_m: int) -> None:
+        """Record a frame; instances that changed alike share one line of the change log."""
         total_lag = sum(r.lag_msgs for r in rows)
         self.history.append((t, total_lag, total_cpu_m / 1000))
+        alike: dict[str, list[Row]] = {}
         for r in rows:
             before = self.last.get(r.name)
             now = (r.cpu, r.status)
-            if before is not None and before != now:
-                if before[0] != now[0]:
-                    self.events.append(
-                        f"{_mmss(t)}  {r.name}  cpu {before[0]} -> {now[0]}  (pods restart)"
-                    )
-                if before[1] != now[1]:
-                    self.events.append(
-                        f"{_mmss(t)}  {r.name}  {before[1]} -> {now[1]}  (lag {r.lag_s:.0f}s)"
-                    )
             self.last[r.name] = now
-        del self.events[:-8]
+            if before is None or before == now:
+                continue
+            changed: list[str] = []
+            if before[0] != now[0]:
+                changed.append(f"cpu {before[0]} -> {now[0]} (pods restart)")
+            if before[1] != now[1]:
+                changed.append(f"{before[1]} -> {now[1]}")
+            alike.setdefault(", ".join(changed), []).append(r)
+        for what, who in alike.items():
+            lo, hi = min(r.lag_s for r in who), max(r.lag_s for r in who)
+            lag = f"{lo:.0f}s" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}s"
+            self.events.append(f"{_mmss(t)}  {_names([r.name for r in who])}: {what}  (lag {lag})")
+        del self.events[:-10]
+
+
+def _names(names: Sequence[str]) -> str:
+    """``orders-0, orders-1`` as ``orders-{0,1}``."""
+    if len(names) == 1:
+        return names[0]
+    stems = {n.rsplit("-", 1)[0] for n in names}
+    if len(stems) == 1 and all(n.rsplit("-", 1)[-1].isdigit() for n in names):
+        return f"{stems.pop()}-{{{','.join(n.rsplit('-', 1)[-1] for n in names)}}}"
+    return ", ".join(names)
 
 
 def rows_from(

@@ -51,6 +51,7 @@ live simulator runs "faster than real time".
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from collections import deque
@@ -63,6 +64,7 @@ from konsumerator.domain.metrics import MetricsSnapshot
 _MASK = (1 << 64) - 1
 
 
+@functools.lru_cache(maxsize=8192)
 def _unit_noise(*, seed: int, partition: int, k: int) -> float:
     """A deterministic value in [-1, 1) for (seed, partition, k): splitmix64 of the key."""
     x = (seed * 0x9E3779B97F4A7C15 + (partition + 1) * 0xBF58476D1CE4E5B9 + k) & _MASK
@@ -124,6 +126,8 @@ class Trace:
 
     def stalled(self, *, partition: int, t: float) -> bool:
         """Whether the partition's consumer cannot consume at all (a downstream outage)."""
+        if not self.stalls:
+            return False
         return any(s.covers(partition=partition, t=t) for s in self.stalls)
 
     def phase(self, *, t: float) -> str:

@@ -218,7 +218,11 @@ def test_the_demo_screen_tells_the_story():
     )
     view.observe(t=130, rows=[up], total_cpu_m=1500)
     screen = demo.render(header="h", consumers="NAME\norders\n", rows=[up], view=view, phase="p")
-    assert "RUNNING -> PENDING_SCALE_UP  (lag 45s)" in screen
-    assert "cpu 1/1 -> 1500m/2  (pods restart)" in screen
+    assert "1:40  orders-consumer-0: RUNNING -> PENDING_SCALE_UP  (lag 45s)" in screen
+    assert (
+        "2:10  orders-consumer-0: cpu 1/1 -> 1500m/2 (pods restart), PENDING_SCALE_UP -> RUNNING"
+        in screen
+    )
+    assert demo._names(["orders-consumer-1", "orders-consumer-3"]) == "orders-consumer-{1,3}"
     assert "peak 90k at 1:40" in screen
     assert "orders-consumer-0 0,1" in screen
