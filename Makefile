@@ -52,3 +52,7 @@ cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the l
 .PHONY: cluster-down
 cluster-down: .venv/.synced ## Stop the cluster-up cluster (exactly its processes) and delete its state
 	$(RUN) python -m konsumerator.testenv down
+
+.PHONY: demo
+demo: .venv/.synced ## Start here: local cluster, simulated Kafka topic, operator, live view (Ctrl-C stops all)
+	$(RUN) python -m konsumerator.sim demo $(DEMO_ARGS)
