@@ -38,6 +38,7 @@ unit: .venv/.synced ## Unit and property tests (no cluster)
 .PHONY: test
 test: lint ## Linters, then every test tier (builds or reuses the control plane)
 	$(RUN) python -m konsumerator.testenv build
+	$(RUN) python hack/build_helm.py
 	$(RUN) pytest -q
 
 .PHONY: format
