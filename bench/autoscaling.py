@@ -210,15 +210,26 @@ class StaticPeak:
         return self._fixed
 
 
+# The oracle's peak per instance, by scenario: static-peak needs the oracle's run,
+# and the suite scores the oracle anyway, so it is played once.
+_PEAKS: dict[int, tuple[dict[str, int], Score]] = {}
+
+
+def _oracle_run(scenario: Scenario) -> tuple[dict[str, int], Score]:
+    if id(scenario) not in _PEAKS:
+        peak = {name: 0 for name, _ in scenario.instances}
+
+        def record(instances: Sequence[sim.Instance]) -> None:
+            for i in instances:
+                peak[i.name] = max(peak[i.name], i.cpu_m)
+
+        score = play(scenario=scenario, policy=Oracle(), observe=record)
+        _PEAKS[id(scenario)] = (peak, score)
+    return _PEAKS[id(scenario)]
+
+
 def _peak_oracle_cpu(scenario: Scenario) -> dict[str, int]:
-    peak = {name: 0 for name, _ in scenario.instances}
-
-    def record(instances: Sequence[sim.Instance]) -> None:
-        for i in instances:
-            peak[i.name] = max(peak[i.name], i.cpu_m)
-
-    play(scenario=scenario, policy=Oracle(), observe=record)
-    return peak
+    return _oracle_run(scenario)[0]
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {
@@ -540,7 +551,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[scenario.name] = {}
         for name, factory in policies:
             t0 = time.perf_counter()
-            results[scenario.name][name] = play(scenario=scenario, policy=factory())
+            if factory is Oracle:
+                results[scenario.name][name] = _oracle_run(scenario)[1]
+            else:
+                results[scenario.name][name] = play(scenario=scenario, policy=factory())
             print(
                 f"{scenario.name:<14} {name:<12} {time.perf_counter() - t0:5.1f}s",
                 file=sys.stderr,

@@ -453,7 +453,17 @@ class Demo:
         self.say("done")
 
 
+def _interrupt_once(_signum: int, _frame: object) -> None:
+    """Ctrl-C (or SIGTERM, SIGHUP) stops the demo once; repeats (make and uv forward
+    the signal too) must not interrupt the cleanup."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt_once)
     demo = Demo(args)
     code = 0
     try:
@@ -463,7 +473,7 @@ def main(args: argparse.Namespace) -> int:
         demo.watch()
     except KeyboardInterrupt:
         print()
-        demo.say("Ctrl-C: stopping everything the demo started")
+        demo.say("interrupted: stopping everything the demo started")
     except Exception as exc:
         demo.say(f"error: {exc}")
         code = 1

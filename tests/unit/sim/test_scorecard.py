@@ -1,0 +1,89 @@
+"""The autoscaling scorecard (bench/autoscaling.py) on a short incident, for sanity.
+
+Aspects tested:
+
+* The bounds hold: the oracle allocates the fewest core-hours and never
+  restarts; static-peak allocates the most and breaches the SLO exactly as
+  much as the oracle (the stall is the physical floor); upstream breaches at
+  least as much as the oracle and pays restarts for its resizes.
+* The run is deterministic: the same seed gives the same scores.
+* Oscillations: up → down → up counts only within the 10-minute window.
+* The table has one row per trace and policy, and "-" for the oracle's
+  oscillations (it resizes continuously and for free).
+"""
+
+import importlib.util
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from konsumerator.sim import model as sim
+
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "autoscaling.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("autoscaling_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["autoscaling_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scenario(bench):
+    config, owner = bench.load_config(bench.ROOT / "examples" / "consumer.yaml")
+    (base,) = bench.suite(
+        config=config,
+        owner=owner,
+        seed=3,
+        restart_s=30.0,
+        dt_s=5.0,
+        base_rate=1000.0,
+        csv=None,
+        only=["incident"],
+    )
+    trace = sim.incident(base_rate=1000.0, duration_s=5400.0, at_s=1200.0, length_s=900.0, seed=3)
+    return replace(base, trace=trace)
+
+
+@pytest.fixture(scope="module")
+def scores(bench, scenario):
+    return {name: bench.play(scenario=scenario, policy=f()) for name, f in bench.POLICIES.items()}
+
+
+def test_the_oracle_and_static_peak_bound_the_real_policy(scores):
+    up, static, oracle = scores["upstream"], scores["static-peak"], scores["oracle"]
+    assert oracle.core_hours < up.core_hours < static.core_hours
+    assert oracle.restarts == static.restarts == 0
+    assert up.restarts > 0
+    assert oracle.v_critical_min > 0  # a 15-minute stall breaches a 10-minute SLO whatever the CPU
+    assert static.v_critical_min == pytest.approx(oracle.v_critical_min)
+    assert up.v_critical_min >= oracle.v_critical_min
+    assert up.severity >= oracle.severity
+
+
+def test_the_same_seed_gives_the_same_scores(bench, scenario, scores):
+    again = bench.play(scenario=scenario, policy=bench.Upstream())
+    first = scores["upstream"]
+    assert (again.core_hours, again.v_tolerable_min, again.restarts) == (
+        first.core_hours,
+        first.v_tolerable_min,
+        first.restarts,
+    )
+
+
+def test_oscillations_count_up_down_up_within_ten_minutes(bench):
+    assert bench._oscillations([(0, 1), (100, -1), (500, 1)]) == 1
+    assert bench._oscillations([(0, 1), (100, -1), (700, 1)]) == 0
+    assert bench._oscillations([(0, 1), (100, 1), (200, -1)]) == 0
+
+
+def test_the_table_has_a_row_per_trace_and_policy(bench, scores):
+    text = bench.table({"incident": scores})
+    rows = [line for line in text.splitlines() if line.startswith("| incident")]
+    assert [r.split("|")[2].strip() for r in rows] == ["upstream", "static-peak", "oracle"]
+    assert rows[2].split("|")[10].strip() == "-"
