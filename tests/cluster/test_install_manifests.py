@@ -1,0 +1,385 @@
+"""Install artefacts, without touching the cluster: they render, they agree, they cannot drift.
+
+Aspects tested:
+
+* every file derived from the CRD is what ``hack/generate.py`` writes (the CRD copies in
+  ``deploy/crds`` and the chart, ``docs/consumer-reference.md``, the Grafana dashboard), and
+  the generator's extra descriptions all name real fields;
+* ``deploy/samples`` are the files of ``examples/``;
+* every kustomize overlay renders with the cluster's kubectl; the operator Deployment of each
+  meets the restricted Pod Security profile by construction (non-root, read-only root,
+  no privilege escalation, no capabilities, RuntimeDefault seccomp), has requests, limits,
+  probes on the health port, leader election and the downward-API env;
+* RBAC is least privilege: cluster mode has exactly the ClusterRole rules and a Lease Role,
+  guest mode only a namespaced Role; the Helm chart renders the very same rules;
+* ``helm lint`` passes for the default, guest and monitoring values; ``helm template``
+  switches guest mode, CRD install, ServiceMonitor and leader election as documented, and
+  refuses several replicas without leader election;
+* the dashboard queries exactly the metrics it declares;
+* the Dockerfile's ``uv sync`` commands build a virtualenv with the ``konsumerator`` entry
+  point and without test or lint dependencies (the image itself is not built: no Docker).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from konsumerator.testenv import Cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+CHART = ROOT / "charts" / "konsumerator"
+OVERLAYS = ("default", "guest", "monitoring")
+
+
+def _load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"hack_{name}", ROOT / "hack" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+generate = _load("generate")
+dashboard = _load("dashboard")
+build_helm = _load("build_helm")
+
+
+@cache
+def helm_binary() -> Path:
+    return Path(build_helm.ensure())
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    home = ROOT / ".pytest_cache" / "helm-home"
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    result = subprocess.run(
+        [str(helm_binary()), *args], capture_output=True, text=True, env=env, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)}: {result.stderr}\n{result.stdout}")
+    return result
+
+
+def docs(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def kustomize(cluster: Cluster, overlay: str) -> list[dict[str, Any]]:
+    return docs(cluster.kubectl("kustomize", str(DEPLOY / overlay)).stdout)
+
+
+def template(*values: str, namespace: str = "ops") -> list[dict[str, Any]]:
+    sets = [a for v in values for a in ("--set", v)]
+    return docs(helm("template", "rel", str(CHART), "--namespace", namespace, *sets).stdout)
+
+
+def of_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def one(objs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = of_kind(objs, kind)
+    assert len(found) == 1, f"{len(found)} {kind}s"
+    return found[0]
+
+
+def rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def _r(group: str, resource: str, *verbs: str) -> set[tuple[str, str, str]]:
+    return {(group, resource, v) for v in verbs}
+
+
+# A server-side apply that creates an object is authorized as "create" as well as "patch".
+DEPLOYMENT_RULES = _r("apps", "deployments", "get", "list", "watch", "create", "patch", "delete")
+EVENT_RULES = _r("", "events", "create", "patch")
+LEASE_RULES = _r("coordination.k8s.io", "leases", "get", "create", "update")
+CLUSTER_RULES = (
+    DEPLOYMENT_RULES
+    | EVENT_RULES
+    | _r("konsumerator.lwolf.org", "consumers", "get", "list", "watch")
+    | _r("konsumerator.lwolf.org", "consumers/status", "patch")
+    | _r("konsumerator.lwolf.org", "consumers/finalizers", "update")
+)
+GUEST_RULES = (
+    DEPLOYMENT_RULES
+    | EVENT_RULES
+    | LEASE_RULES
+    | _r("", "configmaps", "get", "list", "watch", "patch")
+    | _r("", "configmaps/finalizers", "update")
+)
+
+
+def manager(objs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    deployment = one(objs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return pod, container
+
+
+# -- generated files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(generate.outputs()), ids=lambda p: p.name)
+def test_generated_file_is_up_to_date(path: Path) -> None:
+    assert path.read_text() == generate.outputs()[path], "run: python hack/generate.py"
+
+
+def test_reference_extra_descriptions_all_name_fields_of_the_crd() -> None:
+    assert generate.stale_extras() == []
+
+
+def test_reference_documents_every_spec_field() -> None:
+    text = (ROOT / "docs" / "consumer-reference.md").read_text()
+    for row in re.findall(r"^\| `(spec\.[^`]+)` \|[^\n]*\| ([^|\n]*) \|$", text, re.M):
+        assert row[1].strip(), f"{row[0]} has no description"
+
+
+@pytest.mark.parametrize("name", ["consumer.yaml", "consumer-configmap.yaml"])
+def test_samples_are_the_examples(name: str) -> None:
+    assert (DEPLOY / "samples" / name).read_text() == (ROOT / "examples" / name).read_text()
+
+
+def test_dashboard_queries_exactly_the_declared_metrics() -> None:
+    board = json.loads((DEPLOY / "grafana" / "konsumerator.json").read_text())
+
+    def exprs(panels: list[dict[str, Any]]) -> Iterator[str]:
+        for panel in panels:
+            yield from (t["expr"] for t in panel.get("targets", []))
+            yield from exprs(panel.get("panels", []))
+
+    used = {
+        re.sub(r"_bucket$", "", name)
+        for expr in exprs(board["panels"])
+        for name in re.findall(r"\b([a-z_]+)(?=\{|\[|\)|$)", expr)
+        if "_" in name and name not in {"histogram_quantile", "label_values"}
+    }
+    assert used == set(dashboard.METRICS)
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+# -- kustomize ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "samples"])
+def test_overlay_renders(cluster: Cluster, overlay: str) -> None:
+    assert kustomize(cluster, overlay)
+
+
+def _assert_hardened(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081}
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    assert "--leader-elect" in container["args"]
+    assert "--metrics-bind-address=:8080" in container["args"]
+    assert "--health-probe-bind-address=:8081" in container["args"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_operator_deployment_is_hardened_and_highly_available(
+    cluster: Cluster, overlay: str
+) -> None:
+    objs = kustomize(cluster, overlay)
+    assert one(objs, "Deployment")["spec"]["replicas"] == 2
+    _assert_hardened(*manager(objs))
+    labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert "app.kubernetes.io/managed-by" not in labels
+
+
+def test_default_overlay_is_cluster_wide_with_exact_rbac(cluster: Cluster) -> None:
+    objs = kustomize(cluster, "default")
+    assert one(objs, "CustomResourceDefinition") == yaml.safe_load(
+        (ROOT / "src" / "konsumerator" / "api" / "crd.yaml").read_text()
+    )
+    assert rules(one(objs, "ClusterRole")) == CLUSTER_RULES
+    assert rules(one(objs, "Role")) == LEASE_RULES
+    for binding in [*of_kind(objs, "ClusterRoleBinding"), *of_kind(objs, "RoleBinding")]:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "konsumerator", "namespace": "konsumerator-system"}
+        ]
+    namespace = one(objs, "Namespace")["metadata"]
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert not any("--namespace" in a for a in manager(objs)[1]["args"])
+
+
+def test_guest_overlay_has_only_a_namespaced_role(cluster: Cluster) -> None:
+    objs = kustomize(cluster, "guest")
+    kinds = {o["kind"] for o in objs}
+    assert kinds == {"ServiceAccount", "Role", "RoleBinding", "Service", "Deployment"}
+    assert rules(one(objs, "Role")) == GUEST_RULES
+    assert "--namespace=$(POD_NAMESPACE)" in manager(objs)[1]["args"]
+
+
+def test_monitoring_overlay_adds_a_service_monitor_for_the_metrics_service(
+    cluster: Cluster,
+) -> None:
+    objs = kustomize(cluster, "monitoring")
+    monitor = one(objs, "ServiceMonitor")
+    service = one(objs, "Service")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+
+
+# -- Helm --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [(), ("guest.enabled=true",), ("metrics.serviceMonitor.enabled=true",)],
+    ids=["default", "guest", "monitoring"],
+)
+def test_helm_lint(values: tuple[str, ...]) -> None:
+    sets = [a for v in values for a in ("--set", v)]
+    helm("lint", "--strict", str(CHART), *sets)
+
+
+def test_helm_default_is_cluster_wide_like_kustomize(cluster: Cluster) -> None:
+    objs = template()
+    assert {o["kind"] for o in objs} == {
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "Deployment",
+    }
+    crd = one(objs, "CustomResourceDefinition")
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    source = yaml.safe_load((ROOT / "src" / "konsumerator" / "api" / "crd.yaml").read_text())
+    assert crd["spec"] == source["spec"]
+    assert rules(one(objs, "ClusterRole")) == CLUSTER_RULES
+    assert rules(one(objs, "Role")) == LEASE_RULES
+    assert one(objs, "Role")["metadata"]["namespace"] == "ops"
+    assert rules(one(objs, "ClusterRole")) == rules(
+        one(kustomize(cluster, "default"), "ClusterRole")
+    )
+    pod, container = manager(objs)
+    _assert_hardened(pod, container)
+    assert one(objs, "Deployment")["spec"]["replicas"] == 2
+    assert container["image"] == "konsumerator:0.1.0"
+    assert pod["serviceAccountName"] == "rel-konsumerator"
+    assert "--log-format=json" in container["args"]
+
+
+def test_helm_guest_mode_has_only_a_namespaced_role_in_the_guest_namespace(
+    cluster: Cluster,
+) -> None:
+    objs = template("guest.enabled=true", "guest.namespace=team-a")
+    kinds = {o["kind"] for o in objs}
+    assert kinds == {"ServiceAccount", "Role", "RoleBinding", "Service", "Deployment"}
+    role = one(objs, "Role")
+    assert role["metadata"]["namespace"] == "team-a"
+    assert rules(role) == GUEST_RULES == rules(one(kustomize(cluster, "guest"), "Role"))
+    assert one(objs, "RoleBinding")["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rel-konsumerator", "namespace": "ops"}
+    ]
+    assert "--namespace=team-a" in manager(objs)[1]["args"]
+
+
+def test_helm_values_switch_what_they_say() -> None:
+    objs = template(
+        "crds.install=false",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.labels.release=prom",
+        "image.repository=registry.example.com/konsumerator",
+        "image.tag=1.2.3",
+        "replicaCount=3",
+        "logFormat=console",
+        "logLevel=debug",
+        "resources.limits.memory=1Gi",
+    )
+    assert not of_kind(objs, "CustomResourceDefinition")
+    monitor = one(objs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    deployment = one(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    _, container = manager(objs)
+    assert container["image"] == "registry.example.com/konsumerator:1.2.3"
+    assert {"--log-format=console", "--log-level=debug"} <= set(container["args"])
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+
+    single = template("replicaCount=1", "leaderElection.enabled=false", "metrics.enabled=false")
+    assert not of_kind(single, "Service")
+    assert not of_kind(single, "Role")
+    args = manager(single)[1]["args"]
+    assert "--leader-elect" not in args
+    assert "--metrics-bind-address=0" in args
+
+
+def test_helm_refuses_replicas_without_leader_election() -> None:
+    result = helm(
+        "template",
+        "rel",
+        str(CHART),
+        "--set",
+        "leaderElection.enabled=false",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "leaderElection" in result.stderr
+
+
+# -- image -------------------------------------------------------------------------------------
+
+
+def test_dockerfile_uv_commands_build_a_runtime_only_venv(tmp_path: Path) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    syncs = re.findall(r"^RUN (uv sync [^\n]+)$", dockerfile, re.M)
+    assert len(syncs) == 2
+    assert all("--frozen" in s and "--no-dev" in s for s in syncs)
+    venv = tmp_path / "venv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_LINK_MODE": "copy"}
+    env.pop("VIRTUAL_ENV", None)
+    for command in syncs:
+        subprocess.run(command.split(), cwd=ROOT, env=env, check=True, capture_output=True)
+    version = subprocess.run(
+        [str(venv / "bin" / "konsumerator"), "--version"], capture_output=True, text=True
+    )
+    assert version.returncode == 0, version.stderr
+    assert "konsumerator" in version.stdout
+    for dev_only in ("pytest", "ruff", "mypy"):
+        assert not list((venv / "lib").glob(f"python*/site-packages/{dev_only}"))
+    assert re.search(r'^ENTRYPOINT \["konsumerator", "run"\]$', dockerfile, re.M)
+    assert re.search(r"^USER 65532:65532$", dockerfile, re.M)
+    assert re.search(r"^ARG PYTHON_IMAGE=\S+@sha256:[0-9a-f]{64}$", dockerfile, re.M)
