@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import httpx2
 import structlog
+from prometheus_client import ProcessCollector
 
 from konsumerator.api import keys
 from konsumerator.controllers.configmap import ConfigMapController
@@ -44,6 +45,7 @@ from konsumerator.kube.requesting import ApiClient
 from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS, DEPLOYMENTS
 from konsumerator.kube.watching import ListWatch
 from konsumerator.kube.writing import Writer
+from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.runtime.controlling import Controller
@@ -131,6 +133,7 @@ class Operator:
 
 def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Operator:
     metrics = RuntimeMetrics()
+    ProcessCollector(registry=metrics.registry)
     client = connecting.connect(kubeconfig=settings.kubeconfig, hook=metrics.api_request)
     writer = Writer(client=client)
     identity = default_identity()
@@ -160,6 +163,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         provider=MetricsProvider(client=prometheus),
         deployments=deployments,
         now=now,
+        metrics=ConsumerMetrics(registry=metrics.registry),
     )
     controller: Controller[ObjectKey]
     if guest:

@@ -31,6 +31,7 @@ from konsumerator.domain.specs import ConsumerConfig, Owner
 from konsumerator.kube.eventing import EventRecorder, InvolvedObject
 from konsumerator.kube.requesting import ApiClient
 from konsumerator.kube.writing import Writer
+from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
 from konsumerator.runtime.stores import Store
@@ -98,8 +99,10 @@ class Pipeline:
         provider: MetricsProvider,
         deployments: Store[ObservedDeployment],
         now: Callable[[], datetime],
+        metrics: ConsumerMetrics | None = None,
         write_concurrency: int = 16,
     ) -> None:
+        self._gauges = metrics
         self._client = client
         self._writer = writer
         self._events = events
@@ -112,6 +115,8 @@ class Pipeline:
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
         self._seeded.discard(key)
+        if self._gauges is not None:
+            self._gauges.forget(consumer=key)
 
     async def _metrics(
         self,
@@ -160,6 +165,8 @@ class Pipeline:
         plan = planning.plan(
             config=config, owner=owner, deployments=deployments, metrics=metrics, now=now
         )
+        if self._gauges is not None:
+            self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)
         outcome = await acting.act(
             client=self._client,
             writer=self._writer,

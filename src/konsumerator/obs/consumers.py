@@ -1,0 +1,139 @@
+"""Per-Consumer metrics, with the Go operator's names so its dashboards keep working.
+
+Cardinality is bounded by design: labels are the Consumer (``namespace/name``)
+and, for the per-instance gauges, the Deployment name, which is what the Go
+operator exported. Nothing is labelled by partition: with thousands of
+partitions that would be the cardinality explosion an on-call engineer pays
+for. Per-partition lag is summarised as the worst lag of each instance and of
+the Consumer, and the total backlog.
+
+Series of a Consumer (and of instances it no longer has) are removed when
+they go away, so deleted Consumers do not linger on dashboards.
+"""
+
+import contextlib
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from konsumerator.domain.metrics import MetricsSnapshot, truncate
+from konsumerator.domain.planning import Plan
+from konsumerator.domain.scaling import ScalingStatus
+from konsumerator.domain.specs import ConsumerConfig
+
+# The Go operator's encoding of the scaling status (0 = unknown or deleted).
+STATUS_CODES: Mapping[ScalingStatus | None, int] = {
+    ScalingStatus.RUNNING: 1,
+    ScalingStatus.SATURATED: 2,
+    ScalingStatus.PENDING_SCALE_UP: 3,
+    ScalingStatus.PENDING_SCALE_DOWN: 4,
+}
+COUNTERS = ("expected", "running", "paused", "missing", "lagging", "outdated", "redundant")
+
+
+class ConsumerMetrics:
+    def __init__(self, *, registry: CollectorRegistry) -> None:
+        def gauge(name: str, doc: str, labels: list[str]) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        self.status = gauge(
+            "konsumerator_consumer_status", "Instances of a Consumer by state", ["consumer", "type"]
+        )
+        self.deployment_status = gauge(
+            "konsumerator_deployment_status",
+            "Scaling status: 1 RUNNING, 2 SATURATED, 3 PENDING_SCALE_UP, 4 PENDING_SCALE_DOWN",
+            ["consumer", "deployment"],
+        )
+        self.saturation = gauge(
+            "konsumerator_deployment_saturation",
+            "CPU an instance lacks because of its limits, in millicores",
+            ["consumer", "deployment"],
+        )
+        self.deployment_lag = gauge(
+            "konsumerator_deployment_max_lag_seconds",
+            "Lag of the instance's worst partition",
+            ["consumer", "deployment"],
+        )
+        self.max_lag = gauge(
+            "konsumerator_consumer_max_lag_seconds", "Lag of the worst partition", ["consumer"]
+        )
+        self.behind = gauge(
+            "konsumerator_consumer_messages_behind", "Messages behind, all partitions", ["consumer"]
+        )
+        self.cpu_allocated = gauge(
+            "konsumerator_consumer_global_cpu_allocated_mcores",
+            "Sum of CPU requests of the Consumer's instances",
+            ["consumer"],
+        )
+        self.memory_allocated = gauge(
+            "konsumerator_consumer_global_memory_allocated_bytes",
+            "Sum of memory requests of the Consumer's instances",
+            ["consumer"],
+        )
+        self.cpu_limit = gauge(
+            "konsumerator_consumer_global_cpu_limit_mcores",
+            "The Consumer's global CPU pool (globalPolicy.maxAllowed.cpu)",
+            ["consumer"],
+        )
+        self.memory_limit = gauge(
+            "konsumerator_consumer_global_memory_limit_bytes",
+            "The Consumer's global memory pool (globalPolicy.maxAllowed.memory)",
+            ["consumer"],
+        )
+        self._instances: dict[str, set[str]] = {}
+
+    def observe(
+        self,
+        *,
+        consumer: str,
+        plan: Plan,
+        config: ConsumerConfig,
+        snapshot: MetricsSnapshot | None,
+    ) -> None:
+        counts = plan.counters
+        for kind in COUNTERS:
+            self.status.labels(consumer, kind).set(getattr(counts, kind))
+        names = set()
+        for instance in plan.instances:
+            names.add(instance.name)
+            self.deployment_status.labels(consumer, instance.name).set(
+                STATUS_CODES.get(instance.status, 0)
+            )
+            self.saturation.labels(consumer, instance.name).set(instance.cpu_shortage_m)
+            self.deployment_lag.labels(consumer, instance.name).set(max(0, instance.max_lag_s))
+        for gone in self._instances.get(consumer, set()) - names:
+            for g in (self.deployment_status, self.saturation, self.deployment_lag):
+                g.remove(consumer, gone)
+        self._instances[consumer] = names
+        self.max_lag.labels(consumer).set(
+            max((max(0, i.max_lag_s) for i in plan.instances), default=0)
+        )
+        if snapshot is not None:
+            self.behind.labels(consumer).set(
+                sum(max(0, truncate(v)) for v in snapshot.offset.values())
+            )
+        self.cpu_allocated.labels(consumer).set(plan.allocated_cpu_m)
+        self.memory_allocated.labels(consumer).set(plan.allocated_mem_b)
+        pool = config.global_pool
+        if pool is not None and pool.cpu_m is not None:
+            self.cpu_limit.labels(consumer).set(pool.cpu_m)
+        if pool is not None and pool.mem_b is not None:
+            self.memory_limit.labels(consumer).set(pool.mem_b)
+
+    def forget(self, *, consumer: str) -> None:
+        for instance in self._instances.pop(consumer, set()):
+            for g in (self.deployment_status, self.saturation, self.deployment_lag):
+                g.remove(consumer, instance)
+        for g in (
+            self.max_lag,
+            self.behind,
+            self.cpu_allocated,
+            self.memory_allocated,
+            self.cpu_limit,
+            self.memory_limit,
+        ):
+            with contextlib.suppress(KeyError):
+                g.remove(consumer)
+        for kind in COUNTERS:
+            with contextlib.suppress(KeyError):
+                self.status.remove(consumer, kind)
