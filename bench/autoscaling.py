@@ -296,7 +296,12 @@ def play(
     )
     score = Score()
     dt = scenario.dt_s
-    steps = int(trace.duration_s / dt)
+    # A minute of history before the first pass, unscored: the operator takes over a live
+    # topic whose Prometheus already has a rate() window (nobody owns it yet, so the
+    # previous consumer keeps up, see the model's "Handover").
+    while model.t < 60.0:
+        model.advance(dt=dt)
+    steps = int((trace.duration_s - model.t) / dt)
     current: dict[str, int] = {}
     changes: dict[str, list[tuple[float, int]]] = {}
     sample_every = max(1, int(30 / dt))
