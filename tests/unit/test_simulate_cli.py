@@ -261,3 +261,15 @@ def test_missing_file_exits_2(tmp_path):
     assert result.exit_code == 2
     assert str(missing) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_go_operators_sample_consumer_simulates_unchanged():
+    """The Go operator's sample (10 partitions, one per instance, a pinned sidecar)."""
+    lines = lines_of(simulate(EXAMPLES / "go-operator-sample.yaml", INCIDENT))
+    expected = {f"test-consumer-{i}": [i] for i in range(10)}
+    for number, line in enumerate(lines, start=1):
+        assert_shape(line, step=number, deployments=expected)
+    # Partitions 2 and 3 lag 75 s at step 3: under tolerableLag (5m), so nothing moves.
+    assert all(line["status"]["lagging"] == 0 for line in lines)
+    sidecar = lines[-1]["deployments"]["test-consumer-2"]["containers"]["busybox-info"]
+    assert sidecar["requests"] == {"cpu": "100m", "memory": "100M"}
