@@ -118,10 +118,8 @@ class Plan:
 
 @dataclass(slots=True)
 class _Instance:
-    index: int
-    partitions: tuple[int, ...]
     deployment: ObservedDeployment
-    current: dict[str, Resources]
+    current: Mapping[str, Resources]
     outdated: bool
 
 
@@ -244,13 +242,7 @@ def plan(
     instances: dict[int, _Instance] = {}
     for index, (d, matches) in claimed.items():
         outdated = not matches or d.annotations.get(keys.GENERATION) != hash_value
-        instances[index] = _Instance(
-            index=index,
-            partitions=assignment[index],
-            deployment=d,
-            current=dict(d.current),
-            outdated=outdated,
-        )
+        instances[index] = _Instance(deployment=d, current=d.current, outdated=outdated)
 
     fallback = fallbacks.compute(
         strategy=config.fallback,
@@ -267,6 +259,13 @@ def plan(
     ) -> tuple[dict[str, Resources], int]:
         proposed: dict[str, Resources] = {}
         shortage = 0
+        sized = (
+            prediction.instance_estimate(
+                snapshot=snapshot, partitions=partitions, autoscaling=autoscaling
+            )
+            if autoscaling is not None and snapshot is not None and not config.paused
+            else None
+        )
         for name in containers:
             bounds = config.policies.get(name)
             if config.paused:
@@ -277,15 +276,9 @@ def plan(
                 )
                 proposed[name] = floor or NO_RESOURCES
                 continue
-            if autoscaling is None or snapshot is None:
-                estimate = fallback.get(name, NO_RESOURCES)
-            else:
-                estimate = prediction.estimate(
-                    snapshot=snapshot,
-                    partitions=partitions,
-                    autoscaling=autoscaling,
-                    fallback=fallback.get(name),
-                )
+            # Every container gets the instance's estimate (the Go predictor's
+            # rule; policies keep sidecars small), or its fallback without one.
+            estimate = sized if sized is not None else fallback.get(name, NO_RESOURCES)
             if estimate.is_empty and bounds is None:
                 proposed[name] = NO_RESOURCES
                 continue

@@ -75,6 +75,16 @@ def size_for_rate(*, rate: int, autoscaling: Autoscaling) -> Resources:
     return Resources(cpu_req_m=cpu_req, mem_req_b=memory, cpu_lim_m=cpu_lim, mem_lim_b=memory)
 
 
+def instance_estimate(
+    *, snapshot: MetricsSnapshot, partitions: Sequence[int], autoscaling: Autoscaling
+) -> Resources | None:
+    """What every container of an instance should get; None when nothing is produced."""
+    rate = instance_rate(
+        snapshot=snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
+    )
+    return size_for_rate(rate=rate, autoscaling=autoscaling) if rate else None
+
+
 def estimate(
     *,
     snapshot: MetricsSnapshot,
@@ -82,15 +92,13 @@ def estimate(
     autoscaling: Autoscaling,
     fallback: Resources | None,
 ) -> Resources:
-    """What an instance's containers should get before policies are applied.
+    """What an instance's container should get before policies are applied.
 
     When no partition of the instance has any production (metrics missing, or
     a silent topic) the container's fallback is used as is, or, without one,
     nothing at all: zero limits would mean "unlimited" to Kubernetes.
     """
-    rate = instance_rate(
-        snapshot=snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
-    )
-    if rate == 0:
-        return fallback if fallback is not None else NO_RESOURCES
-    return size_for_rate(rate=rate, autoscaling=autoscaling)
+    sized = instance_estimate(snapshot=snapshot, partitions=partitions, autoscaling=autoscaling)
+    if sized is not None:
+        return sized
+    return fallback if fallback is not None else NO_RESOURCES

@@ -92,6 +92,7 @@ class _Builder:
         self.final = bin_dir(versions)
         self.partial = self.final.with_name(self.final.name + ".partial")
         self.timings: dict[str, float] = {}
+        self.current = "setup"
         self.env = {k: v for k, v in os.environ.items() if k not in {"GOFLAGS", "GOOS", "GOARCH"}}
         self.env.update({"GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOWORK": "off"})
 
@@ -114,7 +115,8 @@ class _Builder:
                     stdout, _ = proc.communicate(timeout=HEARTBEAT_SECONDS)
                     break
                 except subprocess.TimeoutExpired:
-                    self.out(f"  ... {step}: still running ({_fmt(time.monotonic() - started)})")
+                    elapsed = _fmt(time.monotonic() - started)
+                    self.out(f"  ... {self.current}: still building ({elapsed}; log {log.name})")
             fh.write(stdout)
         if proc.returncode != 0:
             tail = log.read_text(errors="replace").splitlines()[-40:]
@@ -127,6 +129,7 @@ class _Builder:
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
         self.out(f"[build] {name} ...")
+        self.current = name
         started = time.monotonic()
         yield
         elapsed = time.monotonic() - started
