@@ -515,11 +515,25 @@ class KubectlWatch:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        # kubectl prints the current object first, then watches from its resourceVersion:
+        # once that line is here, no later version can be missed.
+        wait_until(
+            lambda: bool(self.lines) or self.proc.poll() is not None,
+            timeout=30,
+            what=f"kubectl get --watch {' '.join(args)} to print the current object",
+            interval=0.05,
+        )
+        if not self.lines:
+            raise RuntimeError(f"kubectl get --watch {' '.join(args)} exited early")
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, check: Callable[[list[str]], bool], *, timeout: float, what: str) -> None:
+        """Until ``check(lines so far)`` holds (a GET may be ahead of the watch)."""
+        wait_until(lambda: check(list(self.lines)), timeout=timeout, what=what, interval=0.05)
 
     def stop(self) -> list[str]:
         if self.proc.poll() is None:

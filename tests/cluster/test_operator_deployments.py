@@ -149,13 +149,14 @@ def test_template_change_marks_instances_outdated_then_rolls_them_all(
         ) as watch:
             cluster.api("PATCH", consumer_path(namespace, "rollme"), patch)
             _converged(cluster, namespace, "rollme", 3)
+            watch.wait_for(
+                lambda lines: "2 2 0" in lines, timeout=30, what="the watch to see outdated 0"
+            )
             history = watch.stop()
 
-    # (generation, observedGeneration, outdated) per written version of generation 2
-    seen = [tuple(line.split()) for line in history if line.strip()]
-    after = [s for s in seen if len(s) == 3 and s[0] == "2" and s[1] == "2"]
-    assert ("2", "2", "3") in after, seen  # first pass on the new template: all outdated
-    assert after[-1] == ("2", "2", "0"), seen  # rolled
+    # "generation observedGeneration outdated", per written version of the Consumer
+    assert "2 2 3" in history, history  # the first pass on the new template: all outdated
+    assert history.index("2 2 3") < history.index("2 2 0"), history  # then rolled
     found = managed(cluster, namespace)
     assert sorted(found) == sorted(before)
     for name, d in found.items():

@@ -164,7 +164,15 @@ def test_lag_from_prometheus_scales_up_after_the_pending_period(
                 timeout=90,
                 what="pay-consumer-0 to be scaled up",
             )
-            history = [line.split() for line in watch.stop() if line.strip()]
+            raised = _requests_cpu(scaled["pay-consumer-0"])
+            watch.wait_for(
+                lambda lines: any(
+                    len(w) == 2 and cpu_millis(w[1]) == raised for w in map(str.split, lines)
+                ),
+                timeout=30,
+                what="the watch to see the new request",
+            )
+            history = [w for w in map(str.split, watch.stop()) if len(w) == 2]
         lagging = eventually(
             lambda: get_consumer(cluster, namespace, "pay"),
             lambda o: (o.get("status") or {}).get("lagging") == 1,
