@@ -1,8 +1,8 @@
 """Shared helpers of the operator tests: install the CRD, run the operator, build and read
 Consumers, poll with deadlines.
 
-* :func:`install_crd` applies ``konsumerator crd`` with the cluster's kubectl, once per
-  cluster (idempotent) and waits until the CRD is Established.
+* :func:`install_crd` applies ``konsumerator crd`` with the cluster's kubectl (once per
+  session, again if the CRD was removed) and waits until it is Established.
 * :class:`InProcessOperator` runs ``app.build(Settings(...)).run()`` on an asyncio loop in a
   background thread: the test reads its request counters (``ApiClient.counts``), its
   ``/metrics`` and can enqueue a key, and stops it cleanly with ``manager.stop()``.
@@ -81,9 +81,22 @@ def crd_text() -> str:
     ).stdout
 
 
+def _crd_established(cluster: Cluster) -> bool:
+    response = cluster.request(
+        "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{keys.PLURAL}.{keys.GROUP}"
+    )
+    if not response.ok:
+        return False
+    crd = response.json()
+    applied = cluster.name in _installed and crd["metadata"].get("deletionTimestamp") is None
+    conditions = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+    return applied and conditions.get("Established") == "True"
+
+
 def install_crd(cluster: Cluster) -> None:
-    """``konsumerator crd | kubectl apply --server-side -f -``, once per cluster."""
-    if cluster.name in _installed:
+    """``konsumerator crd | kubectl apply --server-side -f -``, unless this session already
+    did and the CRD is still there (another test may have removed it)."""
+    if _crd_established(cluster):
         return
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crd_text())
     cluster.kubectl(
