@@ -165,56 +165,28 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         now=now,
         metrics=ConsumerMetrics(registry=metrics.registry),
     )
-    controller: Controller[ObjectKey]
+    # The primary objects: guest-mode ConfigMaps in one namespace, or Consumers.
+    primary: Store[Any] = Store(indexers={"uid": lambda o: [o.uid]})
+    changed: Callable[[Any, Any], bool]
+    reconcile: ConfigMapController | ConsumerController
     if guest:
-        configmaps = Store(indexers={"uid": lambda o: [o.uid]})
-        reconciler_cm = ConfigMapController(
-            configmaps=configmaps, pipeline=pipeline, writer=writer, now=now
+        name, changed = "configmap", configmap_changed
+        source: ListWatch[Any] = ListWatch(
+            client=client, resource=CONFIGMAPS, projector=CONFIGMAP_PROJECTOR, namespace=guest
         )
-        controller = Controller(
-            name="configmap",
-            reconcile=reconciler_cm.reconcile,
-            max_concurrent_reconciles=settings.max_concurrent_reconciles,
-            observer=metrics,
-        )
-        reflectors.append(
-            Reflector(
-                name="configmaps",
-                source=ListWatch(
-                    client=client,
-                    resource=CONFIGMAPS,
-                    projector=CONFIGMAP_PROJECTOR,
-                    namespace=guest,
-                ),
-                store=configmaps,
-                observer=metrics,
-            )
-        )
-        primary: Store[Any] = configmaps
-        controller.watches(configmaps, keys=lambda o: [key_of(o)], predicate=configmap_changed)
+        reconcile = ConfigMapController(configmaps=primary, pipeline=pipeline, writer=writer)
     else:
-        consumers = Store(indexers={"uid": lambda o: [o.uid]})
-        reconciler = ConsumerController(
-            consumers=consumers, pipeline=pipeline, writer=writer, now=now
-        )
-        controller = Controller(
-            name="consumer",
-            reconcile=reconciler.reconcile,
-            max_concurrent_reconciles=settings.max_concurrent_reconciles,
-            observer=metrics,
-        )
-        reflectors.append(
-            Reflector(
-                name="consumers",
-                source=ListWatch(
-                    client=client, resource=CONSUMERS, projector=CUSTOM_OBJECT_PROJECTOR
-                ),
-                store=consumers,
-                observer=metrics,
-            )
-        )
-        primary = consumers
-        controller.watches(consumers, keys=lambda o: [key_of(o)], predicate=consumer_changed)
+        name, changed = "consumer", consumer_changed
+        source = ListWatch(client=client, resource=CONSUMERS, projector=CUSTOM_OBJECT_PROJECTOR)
+        reconcile = ConsumerController(consumers=primary, pipeline=pipeline, writer=writer)
+    reflectors.append(Reflector(name=f"{name}s", source=source, store=primary, observer=metrics))
+    controller: Controller[ObjectKey] = Controller(
+        name=name,
+        reconcile=reconcile.reconcile,
+        max_concurrent_reconciles=settings.max_concurrent_reconciles,
+        observer=metrics,
+    )
+    controller.watches(primary, keys=lambda o: [key_of(o)], predicate=changed)
 
     def owners(d: ObservedDeployment) -> list[ObjectKey]:
         if not d.controller_uid:

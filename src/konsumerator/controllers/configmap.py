@@ -12,20 +12,15 @@ annotations by server-side apply (we own only those keys), only when they
 changed; the watch predicate ignores changes to those keys alone.
 """
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from konsumerator.api import keys, manifests
-from konsumerator.api.v1 import SpecError
-from konsumerator.controllers import reporting
-from konsumerator.controllers.consumer import WritesFailed
 from konsumerator.controllers.reconciling import Pipeline
 from konsumerator.kube.projections import ConfigMapView
 from konsumerator.kube.resources import CONFIGMAPS
 from konsumerator.kube.writing import Writer
 from konsumerator.runtime.controlling import Result
-from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import ObjectKey, Store
 
 
@@ -62,39 +57,28 @@ class ConfigMapController:
         configmaps: Store[ConfigMapView],
         pipeline: Pipeline,
         writer: Writer,
-        now: Callable[[], datetime],
     ) -> None:
         self._configmaps = configmaps
         self._pipeline = pipeline
         self._writer = writer
-        self._now = now
 
     async def reconcile(self, key: ObjectKey) -> Result:
         cm = self._configmaps.get(key)
         if cm is None or cm.deleting or keys.MANAGED not in cm.annotations:
             self._pipeline.forget(str(key))
             return Result()
-        manifest = as_manifest(cm)
-        previous = manifests.status_from_annotations(cm.annotations)
-        try:
-            source, spec = manifests.read(manifest)
-        except SpecError as e:
-            message = str(e)
-            await self._write_status(
-                cm,
-                reporting.invalid(
-                    message=message, previous=previous, generation=0, now=self._now()
-                ),
-            )
-            await self._pipeline.report_invalid(
-                source=manifests.identify(manifest), message=message
-            )
-            raise TerminalError(message) from None
-        done = await self._pipeline.run(key=str(key), source=source, spec=spec, previous=previous)
-        await self._write_status(cm, done.status)
-        if done.retry:
-            raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
-        return Result(requeue_after=done.requeue_after_s)
+
+        async def write_status(status: dict[str, Any]) -> None:
+            await self._write_status(cm, status)
+
+        # ConfigMaps have no generation; guest-mode status does not carry one.
+        return await self._pipeline.reconcile(
+            key=str(key),
+            manifest=as_manifest(cm),
+            previous=manifests.status_from_annotations(cm.annotations),
+            generation=0,
+            write_status=write_status,
+        )
 
     async def _write_status(self, cm: ConfigMapView, status: Mapping[str, Any]) -> None:
         annotations = manifests.status_annotations(status)

@@ -14,7 +14,7 @@ comes from and where the status goes.
    Events: Normal for what was done, Warning for what went wrong.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from konsumerator.api import keys, manifests
-from konsumerator.api.v1 import ConsumerSpec, to_config
+from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
 from konsumerator.controllers import acting, reporting
 from konsumerator.domain import planning, rendering
 from konsumerator.domain.observed import ObservedDeployment
@@ -34,6 +34,8 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
+from konsumerator.runtime.controlling import Result
+from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import Store
 
 log = structlog.stdlib.get_logger(__name__)
@@ -43,6 +45,10 @@ OWNER_INDEX = "controller-uid"
 
 def owner_index(d: ObservedDeployment) -> list[str]:
     return [d.controller_uid] if d.controller_uid else []
+
+
+class WritesFailed(Exception):
+    """Some writes of a pass failed; the controller retries with backoff."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,10 +252,40 @@ class Pipeline:
                 obj=obj, type="Warning", reason="PrometheusUnreachable", message=metrics.error
             )
 
-    async def report_invalid(self, *, source: manifests.Source, message: str) -> None:
-        await self._events.record(
-            obj=_involved(source),
-            type="Warning",
-            reason="InvalidSpec",
-            message=message,
-        )
+    async def reconcile(
+        self,
+        *,
+        key: str,
+        manifest: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        generation: int,
+        write_status: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> Result:
+        """The whole reconcile of one Consumer or guest ConfigMap, given as a manifest.
+
+        An unusable spec gets ``Ready=False, reason=InvalidSpec`` and a Warning
+        Event, nothing is created from it, and it is not retried until it
+        changes (``TerminalError``). Failed writes are retried with backoff
+        after the status has said what failed.
+        """
+        try:
+            source, spec = manifests.read(manifest)
+        except SpecError as e:
+            message = str(e)
+            await write_status(
+                reporting.invalid(
+                    message=message, previous=previous, generation=generation, now=self._now()
+                )
+            )
+            await self._events.record(
+                obj=_involved(manifests.identify(manifest)),
+                type="Warning",
+                reason="InvalidSpec",
+                message=message,
+            )
+            raise TerminalError(message) from None
+        done = await self.run(key=key, source=source, spec=spec, previous=previous)
+        await write_status(done.status)
+        if done.retry:
+            raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
+        return Result(requeue_after=done.requeue_after_s)
