@@ -16,6 +16,7 @@ from collections.abc import Sequence
 Assignment = tuple[tuple[int, ...], ...]
 
 
+@functools.lru_cache(maxsize=256)
 def assign(*, num_partitions: int, per_instance: int) -> Assignment:
     """Buckets of consecutive partition ids; empty when either count is below 1."""
     if num_partitions < 1 or per_instance < 1:

@@ -250,8 +250,11 @@ def plan(
         num_instances=num_instances,
         existing=[d.current for d in sorted(deployments, key=lambda d: d.name)],
     )
-    used_cpu = sum(r.cpu_req_m or 0 for i in instances.values() for r in i.current.values())
-    used_mem = sum(r.mem_req_b or 0 for i in instances.values() for r in i.current.values())
+    used_cpu = used_mem = 0
+    for held in instances.values():
+        for r in held.current.values():
+            used_cpu += r.cpu_req_m or 0
+            used_mem += r.mem_req_b or 0
     pool = limits.Pool(pool=config.global_pool, used_cpu_m=used_cpu, used_mem_b=used_mem)
 
     def propose(
@@ -408,12 +411,8 @@ def plan(
                             f"(max lag {max_lag}s)",
                         )
                 state, shortage = decision.state, new_shortage if saturated else 0
-            if outcome is None and any(
-                d.labels.get(k) != v
-                for k, v in rendering.labels(
-                    config=config, owner=owner, partitions=partitions
-                ).items()
-            ):
+            wanted = rendering.labels(config=config, owner=owner, partitions=partitions)
+            if outcome is None and not wanted.items() <= d.labels.items():
                 # Adopted from the Go operator, or a label of ours was edited:
                 # re-assert our fields once, resources untouched.
                 outcome = (
