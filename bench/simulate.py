@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def consumer(partitions: int) -> dict[str, object]:
+def consumer(partitions: int, per_instance: int) -> dict[str, object]:
     doc = yaml.safe_load((ROOT / "examples" / "consumer.yaml").read_text())
     doc["spec"]["numPartitions"] = partitions
-    doc["spec"]["numPartitionsPerInstance"] = 1
+    doc["spec"]["numPartitionsPerInstance"] = per_instance
     doc["spec"]["resourcePolicy"].pop("globalPolicy")
     return doc
 
@@ -61,12 +61,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partitions", type=int, default=100)
     parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--per-instance", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--format", choices=["json", "yaml"], default="json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         c, tl = Path(tmp, "consumer.yaml"), Path(tmp, "timeline.yaml")
-        c.write_text(yaml.safe_dump(consumer(args.partitions)))
+        c.write_text(yaml.safe_dump(consumer(args.partitions, args.per_instance)))
         data = timeline(partitions=args.partitions, steps=args.steps, seed=args.seed)
         tl.write_text(json.dumps(data) if args.format == "json" else yaml.dump(data, Dumper=DUMPER))
         started = time.perf_counter()
@@ -78,7 +79,8 @@ def main() -> None:
         elapsed = time.perf_counter() - started
     lines = proc.stdout.count(b"\n")
     print(
-        f"format={args.format} partitions={args.partitions} steps={args.steps} lines={lines} "
+        f"format={args.format} partitions={args.partitions} per_instance={args.per_instance} "
+        f"steps={args.steps} lines={lines} "
         f"wall={elapsed:.2f}s steps/s={args.steps / elapsed:.0f} "
         f"output={len(proc.stdout) / 1e6:.1f}MB"
     )
