@@ -116,13 +116,6 @@ class Plan:
     saturated: tuple[str, ...] = field(default=())
 
 
-@dataclass(slots=True)
-class _Instance:
-    deployment: ObservedDeployment
-    current: Mapping[str, Resources]
-    outdated: bool
-
-
 def _template_containers(config: ConsumerConfig) -> list[str]:
     pod = (config.deployment_template.get("template") or {}).get("spec") or {}
     return [str(c.get("name", "")) for c in pod.get("containers") or []]
@@ -239,10 +232,11 @@ def plan(
     containers = _template_containers(config)
     memory_format = autoscaling.memory_format if autoscaling else Format.DECIMAL_SI
 
-    instances: dict[int, _Instance] = {}
+    # index -> (its Deployment, whether that is OUTDATED)
+    instances: dict[int, tuple[ObservedDeployment, bool]] = {}
     for index, (d, matches) in claimed.items():
         outdated = not matches or d.annotations.get(keys.GENERATION) != hash_value
-        instances[index] = _Instance(deployment=d, current=d.current, outdated=outdated)
+        instances[index] = (d, outdated)
 
     fallback = fallbacks.compute(
         strategy=config.fallback,
@@ -251,7 +245,7 @@ def plan(
         existing=[d.current for d in sorted(deployments, key=lambda d: d.name)],
     )
     used_cpu = used_mem = 0
-    for held in instances.values():
+    for held, _ in instances.values():
         for r in held.current.values():
             used_cpu += r.cpu_req_m or 0
             used_mem += r.mem_req_b or 0
@@ -338,14 +332,14 @@ def plan(
                 f"{partitioning.format_list(partitions)}: {_describe(resources)}",
             )
         else:
-            d = instance.deployment
-            current = instance.current
+            d, outdated = instance
+            current = d.current
             is_paused = d.paused or config.paused
             counts["paused" if is_paused else "running"] += 1
             counts["lagging"] += lagging
             state = d.scaling
             shortage = d.saturation_m
-            if instance.outdated:
+            if outdated:
                 counts["outdated"] += 1
                 keep = d.paused or (snapshot is None and _has_resources(current))
                 resources, shortage = (
