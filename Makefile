@@ -1,13 +1,11 @@
 # Konsumerator developer entry points. Every target installs what it needs:
-# uv (pinned) into the user's Python, the locked virtualenv into .venv, and
-# the control-plane binaries into the cache outside the repo (see README).
+# a pinned uv into .tools (whatever uv the machine may or may not have), the
+# locked virtualenv into .venv, and the control-plane binaries into the cache
+# outside the repo (see README).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV_VERSION := 0.13.9
-UV ?= $(shell command -v uv 2>/dev/null)
-ifeq ($(UV),)
-UV := $(HOME)/.local/bin/uv
-endif
+UV := $(CURDIR)/.tools/bin/uv
 RUN := $(UV) run --frozen
 
 .PHONY: help
@@ -15,7 +13,8 @@ help: ## Show targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(UV):
-	python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python python3.11
