@@ -25,8 +25,8 @@ install: .venv/.synced ## Create the virtualenv from uv.lock
 
 .PHONY: lint
 lint: .venv/.synced ## ruff, mypy --strict and the import-layer contracts
-	$(RUN) ruff check src tests bench
-	$(RUN) ruff format --check src tests bench
+	$(RUN) ruff check src tests bench hack
+	$(RUN) ruff format --check src tests bench hack
 	$(RUN) mypy
 	$(RUN) lint-imports
 
@@ -42,8 +42,8 @@ test: lint ## Linters, then every test tier (builds or reuses the control plane)
 
 .PHONY: format
 format: .venv/.synced ## Apply ruff's formatter and autofixes
-	$(RUN) ruff format src tests bench
-	$(RUN) ruff check --fix src tests bench
+	$(RUN) ruff format src tests bench hack
+	$(RUN) ruff check --fix src tests bench hack
 
 .PHONY: cluster-up
 cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the local cluster + Prometheus
