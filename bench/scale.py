@@ -26,6 +26,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the cluster running")
     args = parser.parse_args()
 
+    # SIGTERM (e.g. from `timeout`) must still run the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t0 = time.monotonic()
     cluster = up("bench")
     print(f"cluster up in {time.monotonic() - t0:.1f}s", flush=True)
@@ -162,7 +165,9 @@ def main() -> None:
     exporter = MetricsExporter(exposition(topics)).__enter__()
     cluster.set_scrape_targets([exporter.target])
     log = tempfile.NamedTemporaryFile(prefix="operator-", suffix=".log", delete=False)  # noqa: SIM115
-    metrics_port = 18480
+    with socket.socket() as probe:  # a free port, so a stray operator can never answer
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
     operator = subprocess.Popen(
         [
             sys.executable, "-m", "konsumerator", "run",

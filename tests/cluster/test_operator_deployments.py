@@ -13,7 +13,8 @@ Aspects tested:
 * shrinking numPartitions deletes the Deployments no longer needed (and re-lays the rest);
 * deleting the Consumer garbage-collects its Deployments (kcm's garbage collector);
 * a user's Deployment whose name collides with an instance's is never touched, and the
-  Consumer reports ``Ready=False, reason=NameConflict`` and a Warning Event;
+  Consumer reports ``Ready=False, reason=NameConflict`` and a Warning Event, whether the
+  creation guard reads with a GET per name or one LIST for a wave of creations;
 * the per-Deployment ``disable-autoscaler`` annotation counts the instance PAUSED; the
   Consumer-level annotation gives every container its policy's ``minAllowed``.
 """
@@ -204,8 +205,10 @@ def test_deleting_the_consumer_garbage_collects_its_deployments(
         )
 
 
+# 2 instances are guarded by a GET each, 10 by one metadata-only LIST of the namespace.
+@pytest.mark.parametrize("num_partitions", [4, 20], ids=["get-guard", "list-guard"])
 def test_foreign_deployment_with_an_instance_name_is_never_touched(
-    cluster: Cluster, namespace: str
+    cluster: Cluster, namespace: str, num_partitions: int
 ) -> None:
     foreign = {
         "apiVersion": "apps/v1",
@@ -226,7 +229,7 @@ def test_foreign_deployment_with_an_instance_name_is_never_touched(
     }
     created = cluster.api("POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", foreign)
     with in_process_operator(cluster):
-        cluster.apply(consumer("clash", namespace, num_partitions=4, per_instance=2))
+        cluster.apply(consumer("clash", namespace, num_partitions=num_partitions, per_instance=2))
         obj = eventually(
             lambda: get_consumer(cluster, namespace, "clash"),
             lambda o: condition(o, "Ready").get("reason") == "NameConflict",

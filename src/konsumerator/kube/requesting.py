@@ -95,10 +95,11 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> bytes:
         """Send one request; the body of a 2xx answer, or a typed ``ApiError``."""
         self.counts.record(verb=verb, resource=resource)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if content is not None:
             headers["Content-Type"] = content_type
         try:
