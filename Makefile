@@ -1,19 +1,23 @@
 # Konsumerator developer entry points. Every target installs what it needs:
 # a pinned uv into .tools (whatever uv the machine may or may not have), the
 # locked virtualenv into .venv, and the control-plane binaries into the cache
-# outside the repo (see README).
+# outside the repo (see README). No recipe calls a tool from PATH other than
+# the system prerequisites hack/prereqs.sh checks (python3.11, go, openssl).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV_VERSION := 0.13.9
 UV := $(CURDIR)/.tools/bin/uv
 RUN := $(UV) run --frozen
+DIST ?= dist
+IMAGE ?= konsumerator:dev
 
 .PHONY: help
 help: ## Show targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(UV):
-	python3 -m venv $(CURDIR)/.tools
+	@hack/prereqs.sh
+	python3.11 -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
@@ -36,9 +40,22 @@ unit: .venv/.synced ## Unit and property tests (no cluster)
 
 .PHONY: test
 test: lint ## Linters, then every test tier (builds or reuses the control plane)
+	@hack/prereqs.sh --cluster
 	$(RUN) python -m konsumerator.testenv build
 	$(RUN) python hack/build_helm.py
 	$(RUN) pytest -q
+
+.PHONY: build
+build: .venv/.synced ## Build the wheel into dist/ and, where a container engine runs, the image
+	$(UV) build --wheel --out-dir $(DIST)
+	@if docker info >/dev/null 2>&1; then docker build -t $(IMAGE) . ; \
+	else echo "no running container engine (docker info failed): image not built; wheel in $(DIST)/"; fi
+
+.PHONY: run
+run: .venv/.synced ## Run the operator against the current kubeconfig (installs the CRD; endpoints on loopback)
+	$(RUN) konsumerator crd --apply
+	$(RUN) konsumerator run --log-format console \
+		--metrics-bind-address 127.0.0.1:8080 --health-probe-bind-address 127.0.0.1:8081 $(RUN_ARGS)
 
 .PHONY: format
 format: .venv/.synced ## Apply ruff's formatter and autofixes
@@ -47,6 +64,7 @@ format: .venv/.synced ## Apply ruff's formatter and autofixes
 
 .PHONY: cluster-up
 cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the local cluster + Prometheus
+	@hack/prereqs.sh --cluster
 	$(RUN) python -m konsumerator.testenv up
 
 .PHONY: cluster-down
@@ -55,4 +73,17 @@ cluster-down: .venv/.synced ## Stop the cluster-up cluster (exactly its processe
 
 .PHONY: demo
 demo: .venv/.synced ## Start here: local cluster, simulated Kafka topic, operator, live view (Ctrl-C stops all)
+	@hack/prereqs.sh --cluster
 	$(RUN) python -m konsumerator.sim demo $(DEMO_ARGS)
+
+.PHONY: scorecard
+scorecard: .venv/.synced ## Autoscaling scorecard on the simulator (SCORECARD_ARGS=--publish rewrites docs/scorecard)
+	$(UV) run --frozen --group bench python bench/autoscaling.py $(SCORECARD_ARGS)
+
+.PHONY: bench-scale
+bench-scale: .venv/.synced ## Scale benchmark on the local cluster (BENCH_ARGS: see bench/scale.py)
+	$(RUN) python bench/scale.py $(BENCH_ARGS)
+
+.PHONY: bench-simulate
+bench-simulate: .venv/.synced ## Throughput of `konsumerator simulate` (BENCH_ARGS: see bench/simulate.py)
+	$(RUN) python bench/simulate.py $(BENCH_ARGS)

@@ -42,7 +42,7 @@ allocated CPU over time, per policy). ``--publish`` also copies the table and
 the incident plot to ``docs/scorecard/``. Deterministic for a seed; the full
 suite takes well under a minute on 2 cores::
 
-    uv run --frozen --group bench python bench/autoscaling.py [--publish]
+    make scorecard [SCORECARD_ARGS=--publish]
 """
 
 from __future__ import annotations

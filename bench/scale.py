@@ -14,8 +14,8 @@ Prometheus that scrapes a synthetic exporter. Reports:
   ``prometheus_http_requests_total{handler="/api/v1/query"}``);
 * the operator's peak RSS (``VmHWM``).
 
-    uv run python bench/scale.py                      # full run, 5 min steady state
-    uv run python bench/scale.py --big 200 --small 5 --consumers-small 2 --steady 60   # quick
+    make bench-scale                      # full run, 5 min steady state
+    make bench-scale BENCH_ARGS="--big 200 --small 5 --consumers-small 2 --steady 60"  # quick
 
 It starts its own cluster (``testenv up --name bench``) and stops it at the end
 unless ``--keep``. Timing lives here, not in tests.

@@ -5,7 +5,7 @@ steps of 10 s each, with a diurnal production rate, a few incidents that
 build and drain backlogs, and a Prometheus outage, then runs the real CLI in
 a subprocess and reports wall time, steps per second and output size.
 
-    uv run python bench/simulate.py --partitions 100 --steps 10000
+    make bench-simulate BENCH_ARGS="--partitions 100 --steps 10000"
 """
 
 import argparse

@@ -42,7 +42,12 @@ from konsumerator.kube.projections import (
     DEPLOYMENT_PROJECTOR,
 )
 from konsumerator.kube.requesting import ApiClient
-from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS, DEPLOYMENTS
+from konsumerator.kube.resources import (
+    CONFIGMAPS,
+    CONSUMERS,
+    CUSTOM_RESOURCE_DEFINITIONS,
+    DEPLOYMENTS,
+)
 from konsumerator.kube.watching import ListWatch
 from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
@@ -231,3 +236,26 @@ def run(settings: Settings) -> int:
         structlog.stdlib.get_logger(__name__).error("stopping", reason=str(e))
         return 1
     return 0
+
+
+def install_crd(*, kubeconfig: str | None, manifest: dict[str, Any]) -> str:
+    """Server-side apply the Consumer CRD (``make run``'s first step); returns its name.
+
+    The operator's own client does it, so installing needs no kubectl of the machine's, and
+    it is the same request as ``kubectl apply --server-side`` with our field manager.
+    """
+
+    async def apply() -> str:
+        client = connecting.connect(kubeconfig=kubeconfig)
+        try:
+            written = await Writer(client=client).apply(
+                resource=CUSTOM_RESOURCE_DEFINITIONS,
+                namespace=None,
+                name=str(manifest["metadata"]["name"]),
+                body=manifest,
+            )
+        finally:
+            await client.aclose()
+        return written.name
+
+    return asyncio.run(apply())

@@ -27,9 +27,32 @@ def crd_text() -> str:
 
 
 @main.command()
-def crd() -> None:
-    """Print the Consumer CustomResourceDefinition (pipe it to kubectl apply -f -)."""
-    click.echo(crd_text(), nl=False)
+@click.option(
+    "--apply",
+    "apply_",
+    is_flag=True,
+    help="Server-side apply it to the cluster instead of printing it.",
+)
+@click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), help="Default: in-cluster, then $KUBECONFIG."
+)
+def crd(apply_: bool, kubeconfig: str | None) -> None:
+    """Print the Consumer CustomResourceDefinition, or apply it (--apply)."""
+    if not apply_:
+        click.echo(crd_text(), nl=False)
+        return
+    import yaml
+
+    from konsumerator import app
+    from konsumerator.kube.connecting import ConfigError
+    from konsumerator.runtime.errors import ApiError
+
+    try:
+        name = app.install_crd(kubeconfig=kubeconfig, manifest=yaml.safe_load(crd_text()))
+    except (ConfigError, ApiError) as e:
+        click.echo(f"error: cannot apply the CRD: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"customresourcedefinition/{name} serverside-applied")
 
 
 @main.command()

@@ -371,8 +371,13 @@ def test_dockerfile_uv_commands_build_a_runtime_only_venv(tmp_path: Path) -> Non
     venv = tmp_path / "venv"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_LINK_MODE": "copy"}
     env.pop("VIRTUAL_ENV", None)
+    # The Dockerfile's uv is the Makefile's pinned release; here it is the one in .tools (the
+    # path `uv run` exports as $UV), never a uv the machine may have on PATH.
+    uv = os.environ.get("UV") or str(ROOT / ".tools" / "bin" / "uv")
+    assert Path(uv).is_file(), f"{uv} is missing: run the tests through make (it installs uv)"
     for command in syncs:
-        subprocess.run(command.split(), cwd=ROOT, env=env, check=True, capture_output=True)
+        argv = [uv, *command.split()[1:]]
+        subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True)
     version = subprocess.run(
         [str(venv / "bin" / "konsumerator"), "--version"], capture_output=True, text=True
     )

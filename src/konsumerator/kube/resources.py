@@ -57,3 +57,10 @@ LEASES: Final = ResourceKind(
 CONSUMERS: Final = ResourceKind(
     group=keys.GROUP, version=keys.VERSION, plural=keys.PLURAL, kind=keys.KIND
 )
+CUSTOM_RESOURCE_DEFINITIONS: Final = ResourceKind(
+    group="apiextensions.k8s.io",
+    version="v1",
+    plural="customresourcedefinitions",
+    kind="CustomResourceDefinition",
+    namespaced=False,
+)
