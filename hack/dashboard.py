@@ -2,7 +2,8 @@
 
 Two rows: the operator's health (controller-runtime and work-queue metrics, API requests,
 watches, leadership) and, per Consumer (variable ``$consumer``), the Go operator's metric
-names (reference §5.2) so existing dashboards and alerts keep working, plus the per-Consumer
+names (lwolf/konsumerator ``controllers/metrics.go``) so existing dashboards and alerts keep
+working (docs/compatibility.md lists what differs), plus the per-Consumer
 lag gauges. Every metric the dashboard reads is listed in ``METRICS``; a test compares that
 list with the queries, so the list (which the operator must export) cannot drift either.
 """
@@ -36,7 +37,7 @@ METRICS = (
     # the operator process (prometheus_client's ProcessCollector)
     "process_resident_memory_bytes",
     "process_cpu_seconds_total",
-    # per Consumer: the Go operator's names (reference §5.2)
+    # per Consumer: the Go operator's names (controllers/metrics.go)
     "konsumerator_consumer_status",
     "konsumerator_deployment_status",
     "konsumerator_deployment_saturation",
