@@ -28,7 +28,7 @@ def crd_text() -> str:
 
 @main.command()
 def crd() -> None:
-    """Print the Consumer CustomResourceDefinition (pipe it to kubectl apply -f -)."""
+    """Print the Consumer CustomResourceDefinition (pipe it to kubectl apply --server-side -f -)."""
     click.echo(crd_text(), nl=False)
 
 
@@ -40,7 +40,11 @@ def crd() -> None:
     "--namespace", default="", help="Guest mode: manage ConfigMaps in this namespace only."
 )
 @click.option("--leader-elect", is_flag=True, help="Run only while holding the Lease.")
-@click.option("--leader-election-namespace", default="", help="Default: the pod's namespace.")
+@click.option(
+    "--leader-election-namespace",
+    default="",
+    help="CRD mode only. Default: the kubeconfig context's namespace (in a pod: its own).",
+)
 @click.option("--metrics-bind-address", default=":8080", show_default=True, help="0 disables.")
 @click.option("--health-probe-bind-address", default=":8081", show_default=True, help="0 disables.")
 @click.option(

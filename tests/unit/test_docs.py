@@ -8,7 +8,10 @@ Aspects tested:
   every "row N" / "rows N-M" inside docs/compatibility.md, names a row that exists;
 * no file of the repository (what ``.gitignore`` does not exclude) points at material
   outside it: machine paths under the work directory, a sibling ``shared`` directory, or
-  sections of a private reference.
+  sections of a private reference;
+* the README's commands do what the install guide says: the CRD is applied server-side,
+  ``konsumerator run`` binds its metrics and probe endpoints to loopback, and every flag
+  it passes exists.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from konsumerator import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPATIBILITY = ROOT / "docs" / "compatibility.md"
@@ -128,3 +133,28 @@ def test_no_file_points_outside_the_repository() -> None:
         text = path.read_bytes().decode("utf-8", errors="ignore")
         offending += [f"{path.relative_to(ROOT)}: {n!r}" for n in FORBIDDEN if n in text]
     assert offending == []
+
+
+def readme_commands() -> list[str]:
+    """The README's shell commands, continuation lines joined, comments dropped."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", (ROOT / "README.md").read_text(), re.M | re.S)
+    joined = "\n".join(blocks).replace("\\\n", " ")
+    return [line.split("#")[0].strip() for line in joined.splitlines() if line.strip()]
+
+
+def test_readme_applies_the_crd_server_side() -> None:
+    applies = [c for c in readme_commands() if c.startswith("konsumerator crd |")]
+    assert applies
+    for command in applies:
+        assert "kubectl apply --server-side" in command, command
+
+
+def test_readme_runs_the_operator_with_its_endpoints_on_loopback() -> None:
+    runs = [c for c in readme_commands() if c.startswith("konsumerator run")]
+    assert runs
+    known = {opt for p in cli.run.params for opt in p.opts}
+    for command in runs:
+        flags = re.findall(r"(--[a-z-]+)", command)
+        assert set(flags) <= known, command
+        for flag in ("--metrics-bind-address", "--health-probe-bind-address"):
+            assert re.search(flag + r"[ =]127\.0\.0\.1:\d+", command), (flag, command)

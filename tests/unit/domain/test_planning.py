@@ -411,6 +411,17 @@ def test_pool_starts_from_what_existing_instances_hold():
     assert res["requests"] == {"cpu": "100m", "memory": "100M"}
 
 
+def test_a_stopped_consumer_still_counts_its_instances_running():
+    """As in Go, RUNNING counts Deployments that exist and are not paused, not pods:
+    ``replicas: 0`` (how a Consumer is stopped) leaves every instance RUNNING."""
+    cluster = Cluster()
+    stopped = config(num_partitions=3, deployment_template={**template(), "replicas": 0})
+    cluster.run(stopped)
+    result = cluster.run(stopped)
+    assert all(b["spec"]["replicas"] == 0 for b in cluster.bodies.values())
+    assert result.counters == counters(3, 3, 0, 0, 0, 0, 0)
+
+
 # --- outdated rollouts ----------------------------------------------------------------
 
 
