@@ -21,7 +21,7 @@ zero consumption), in virtual time, with no cluster:
 * any other policy, by name: ``--policies upstream,mypkg.mod:MyPolicy``
   (a class with ``allocate(model=, scenario=)``, see :class:`Policy`).
 
-Per trace and policy it reports the quantities of landscape.md §3.5:
+Per trace and policy it reports:
 
 * V: SLO-violation partition-minutes, Σ_p ∫ 1[lag_time_p > SLO] dt, with SLO
   = criticalLag, and the strict variant with SLO = tolerableLag;

@@ -2,9 +2,21 @@
 
 Two rows: the operator's health (controller-runtime and work-queue metrics, API requests,
 watches, leadership) and, per Consumer (variable ``$consumer``), the Go operator's metric
-names (reference §5.2) so existing dashboards and alerts keep working, plus the per-Consumer
+names (lwolf/konsumerator ``controllers/metrics.go``) so existing dashboards and alerts keep
+working (docs/compatibility.md lists what differs), plus the per-Consumer
 lag gauges. Every metric the dashboard reads is listed in ``METRICS``; a test compares that
 list with the queries, so the list (which the operator must export) cannot drift either.
+
+Panels never go blank for a healthy operator:
+
+* ``$job`` lists the scrape jobs that export ``konsumerator_meta_info``, which every
+  replica exports from its first scrape, with or without leader election;
+* the leader panels read -1, shown as "election off", when no replica exports
+  ``leader_election_master_status`` (the operator runs without ``--leader-elect``);
+* error panels read 0 until the first error (counters with labels appear only when first
+  incremented), and "API errors/s" leaves out the 404 answers the operator expects: a GET
+  before a create to make sure no foreign Deployment has the name, the first GET of a
+  Lease, a DELETE of a Deployment that is already gone.
 """
 
 from __future__ import annotations
@@ -30,13 +42,14 @@ METRICS = (
     "workqueue_queue_duration_seconds",
     "workqueue_work_duration_seconds",
     "leader_election_master_status",
+    "konsumerator_meta_info",
     "konsumerator_api_requests_total",
     "konsumerator_watch_restarts_total",
     "konsumerator_relists_total",
     # the operator process (prometheus_client's ProcessCollector)
     "process_resident_memory_bytes",
     "process_cpu_seconds_total",
-    # per Consumer: the Go operator's names (reference §5.2)
+    # per Consumer: the Go operator's names (controllers/metrics.go)
     "konsumerator_consumer_status",
     "konsumerator_deployment_status",
     "konsumerator_deployment_saturation",
@@ -44,6 +57,14 @@ METRICS = (
     "konsumerator_consumer_global_memory_allocated_bytes",
     "konsumerator_consumer_global_cpu_limit_mcores",
     "konsumerator_consumer_global_memory_limit_bytes",
+    "konsumerator_consumer_reconcile_total",
+    "konsumerator_consumer_reconcile_errors_total",
+    "konsumerator_consumer_deployments_create_total",
+    "konsumerator_consumer_deployments_update_total",
+    "konsumerator_consumer_deployments_delete_total",
+    "konsumerator_consumer_deployments_create_errors",
+    "konsumerator_consumer_deployments_update_errors",
+    "konsumerator_consumer_deployments_delete_errors",
     # per Consumer: lag, bounded labels (no partition label)
     "konsumerator_consumer_max_lag_seconds",
     "konsumerator_consumer_messages_behind",
@@ -100,6 +121,7 @@ def _timeseries(
     description: str = "",
     w: int = 8,
     stack: bool = False,
+    mappings: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     return {
         "type": "timeseries",
@@ -111,6 +133,7 @@ def _timeseries(
         "fieldConfig": {
             "defaults": {
                 "unit": unit,
+                "mappings": list(mappings),
                 "custom": {
                     "drawStyle": "line",
                     "fillOpacity": 20 if stack else 0,
@@ -128,7 +151,13 @@ def _timeseries(
 
 
 def _stat(
-    layout: _Layout, title: str, expr: str, *, unit: str = "short", description: str = ""
+    layout: _Layout,
+    title: str,
+    expr: str,
+    *,
+    unit: str = "short",
+    description: str = "",
+    mappings: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     return {
         "type": "stat",
@@ -137,10 +166,31 @@ def _stat(
         "description": description,
         "datasource": DS,
         "gridPos": layout.place(4, 4),
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "fieldConfig": {"defaults": {"unit": unit, "mappings": list(mappings)}, "overrides": []},
         "options": {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"},
         "targets": _targets([(expr, "")]),
     }
+
+
+# Without --leader-elect no replica exports leader_election_master_status: read -1 instead.
+ELECTION_OFF = -1
+ELECTION_OFF_MAPPING = {
+    "type": "value",
+    "options": {str(ELECTION_OFF): {"text": "election off", "index": 0}},
+}
+
+
+def zero_if_absent(expr: str) -> str:
+    """``expr``, or 0 while its series do not exist yet (no error counted so far)."""
+    return f"({expr}) or vector(0)"
+
+
+#: Non-2xx answers, except the 404s the operator asks for on purpose (GET to find out
+#: whether a Deployment name or a Lease is free, DELETE of what is already gone).
+API_ERRORS = (
+    'rate(konsumerator_api_requests_total{code!~"2.."}[5m]) unless '
+    'rate(konsumerator_api_requests_total{code="404", verb=~"get|delete"}[5m])'
+)
 
 
 def _operator(layout: _Layout) -> Iterator[dict[str, Any]]:
@@ -148,13 +198,17 @@ def _operator(layout: _Layout) -> Iterator[dict[str, Any]]:
     yield _stat(
         layout,
         "Leaders",
-        "sum(leader_election_master_status)",
-        description="Replicas holding the Lease: 1 is healthy; 0 means nothing reconciles.",
+        f"sum(leader_election_master_status) or on() (count(konsumerator_meta_info) * 0 "
+        f"{ELECTION_OFF:+d})",
+        description="Replicas holding the Lease: 1 is healthy; 0 means nothing reconciles. "
+        '"election off": the operator runs without --leader-elect (every replica '
+        "reconciles).",
+        mappings=[ELECTION_OFF_MAPPING],
     )
     yield _stat(
         layout,
         "Replicas reporting",
-        "count(leader_election_master_status)",
+        "count(konsumerator_meta_info)",
         description="Replicas scraped (the leader and its warm standbys).",
     )
     yield _stat(
@@ -166,15 +220,19 @@ def _operator(layout: _Layout) -> Iterator[dict[str, Any]]:
     yield _stat(
         layout,
         "Reconcile errors/s",
-        "sum(rate(controller_runtime_reconcile_errors_total[5m]))",
+        zero_if_absent("sum(rate(controller_runtime_reconcile_errors_total[5m]))"),
         unit="reqps",
     )
     yield _stat(layout, "Queue depth", "sum(workqueue_depth)")
     yield _stat(
         layout,
         "API errors/s",
-        'sum(rate(konsumerator_api_requests_total{code!~"2.."}[5m]))',
+        zero_if_absent(f"sum({API_ERRORS})"),
         unit="reqps",
+        description="Non-2xx answers of the API server (0 = no answer). Not counted: 404 on "
+        "GET and DELETE, which the operator expects (the GET before a create that makes sure "
+        "no foreign Deployment holds the name, the first GET of the Lease, the DELETE of a "
+        "Deployment already gone). The API requests panel shows every code.",
     )
     yield _timeseries(
         layout,
@@ -193,16 +251,19 @@ def _operator(layout: _Layout) -> Iterator[dict[str, Any]]:
         "Reconcile errors",
         [
             (
-                "sum by (controller) (rate(controller_runtime_reconcile_errors_total[5m]))",
+                "sum by (controller) (rate(controller_runtime_reconcile_errors_total[5m])) "
+                "or sum by (controller) (rate(controller_runtime_reconcile_total[5m])) * 0",
                 "{{controller}} errors",
             ),
             (
                 "sum by (controller) "
-                "(rate(controller_runtime_terminal_reconcile_errors_total[5m]))",
+                "(rate(controller_runtime_terminal_reconcile_errors_total[5m])) "
+                "or sum by (controller) (rate(controller_runtime_reconcile_total[5m])) * 0",
                 "{{controller}} terminal (invalid spec, not retried)",
             ),
         ],
         unit="reqps",
+        description="0 until the first error.",
     )
     yield _timeseries(
         layout,
@@ -278,9 +339,17 @@ def _operator(layout: _Layout) -> Iterator[dict[str, Any]]:
     yield _timeseries(
         layout,
         "Leader",
-        [("max by (pod) (leader_election_master_status)", "{{pod}}")],
-        description="1 for the replica that holds the Lease.",
+        [
+            (
+                "max by (pod) (leader_election_master_status) or on(pod) "
+                f"(max by (pod) (konsumerator_meta_info) * 0 {ELECTION_OFF:+d})",
+                "{{pod}}",
+            )
+        ],
+        description="1 for the replica that holds the Lease, 0 for standbys; -1 (election "
+        "off): the replica runs without --leader-elect.",
         w=8,
+        mappings=[ELECTION_OFF_MAPPING],
     )
     yield _timeseries(
         layout,
@@ -308,7 +377,7 @@ def _scoped(expr: str) -> str:
         name, after = match.group(1), match.group(2)
         return f"{name}{{{_JOB}, " if after == "{" else f"{name}{{{_JOB}}}{after}"
 
-    return re.sub(r"\b([a-z_]+(?:_total|_bucket|_status|_depth|_bytes))([\[{)]|$)", add, expr)
+    return re.sub(r"\b([a-z_]+(?:_total|_bucket|_status|_depth|_bytes|_info))([\[{)]|$)", add, expr)
 
 
 def _by_job(panels: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -365,7 +434,9 @@ def _consumers(layout: _Layout) -> Iterator[dict[str, Any]]:
             (f'sum(konsumerator_consumer_status{{{CONSUMER}, type="lagging"}})', "lagging"),
             (f'sum(konsumerator_consumer_status{{{CONSUMER}, type="expected"}})', "expected"),
         ],
-        description="running + paused + missing = expected; lagging counts running ones.",
+        description="running + paused + missing = expected. RUNNING counts Deployments that "
+        "exist and are not paused, whatever their replicas; lagging counts running and paused "
+        "ones.",
     )
     yield _timeseries(
         layout,
@@ -430,6 +501,41 @@ def _consumers(layout: _Layout) -> Iterator[dict[str, Any]]:
         unit="bytes",
         w=12,
     )
+    yield _timeseries(
+        layout,
+        "Reconciles",
+        [
+            (
+                f"sum by (consumer) "
+                f"(rate(konsumerator_consumer_reconcile_total{{{CONSUMER}}}[5m]))",
+                "{{consumer}}",
+            ),
+            (
+                f"sum by (consumer) "
+                f"(rate(konsumerator_consumer_reconcile_errors_total{{{CONSUMER}}}[5m]))",
+                "errors {{consumer}}",
+            ),
+        ],
+        unit="ops",
+        w=12,
+    )
+    yield _timeseries(
+        layout,
+        "Deployment writes",
+        [
+            (
+                f"sum by (consumer) "
+                f"(rate(konsumerator_consumer_deployments_{kind}_{suffix}{{{CONSUMER}}}[5m]))",
+                f"{kind}{' errors' if suffix == 'errors' else ''} {{{{consumer}}}}",
+            )
+            for suffix in ("total", "errors")
+            for kind in ("create", "update", "delete")
+        ],
+        unit="ops",
+        description="Creates, updates (rollouts, resizes, scaling-status changes) and deletes, "
+        "and those the API server refused.",
+        w=12,
+    )
 
 
 def dashboard() -> dict[str, Any]:
@@ -463,7 +569,7 @@ def dashboard() -> dict[str, Any]:
                     "label": "Job",
                     "type": "query",
                     "datasource": DS,
-                    "query": "label_values(leader_election_master_status, job)",
+                    "query": "label_values(konsumerator_meta_info, job)",
                     "refresh": 2,
                     "includeAll": True,
                     "multi": True,

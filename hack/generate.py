@@ -87,11 +87,14 @@ EXTRA: Mapping[str, str] = {
     "status.observedGeneration": "The `metadata.generation` this status describes.",
     "status.expected": "Instances that should exist: ceil(numPartitions / "
     "numPartitionsPerInstance).",
-    "status.running": "Instances that exist and are autoscaled.",
+    "status.running": "Instances whose Deployment exists and is not paused. It counts "
+    "Deployments, not pods: replicas and pod readiness are not considered, so a template "
+    "with `replicas: 0` still counts every instance (as the Go operator did).",
     "status.paused": "Instances that exist with autoscaling paused (the Consumer's or the "
     "Deployment's `konsumerator.lwolf.org/disable-autoscaler` annotation).",
     "status.missing": "Instances with no Deployment yet.",
-    "status.lagging": "Instances whose largest partition lag reached `tolerableLag`.",
+    "status.lagging": "Instances (running or paused) whose largest partition lag reached "
+    "`tolerableLag`.",
     "status.outdated": "Instances whose Deployment does not match the current spec (being "
     "rolled out).",
     "status.redundant": "Deployments owned by this Consumer that no instance needs (being "

@@ -37,7 +37,7 @@ def crd_text() -> str:
     "--kubeconfig", type=click.Path(dir_okay=False), help="Default: in-cluster, then $KUBECONFIG."
 )
 def crd(apply_: bool, kubeconfig: str | None) -> None:
-    """Print the Consumer CustomResourceDefinition, or apply it (--apply)."""
+    """Print the Consumer CustomResourceDefinition, or server-side apply it (--apply)."""
     if not apply_:
         click.echo(crd_text(), nl=False)
         return
@@ -63,7 +63,11 @@ def crd(apply_: bool, kubeconfig: str | None) -> None:
     "--namespace", default="", help="Guest mode: manage ConfigMaps in this namespace only."
 )
 @click.option("--leader-elect", is_flag=True, help="Run only while holding the Lease.")
-@click.option("--leader-election-namespace", default="", help="Default: the pod's namespace.")
+@click.option(
+    "--leader-election-namespace",
+    default="",
+    help="CRD mode only. Default: the kubeconfig context's namespace (in a pod: its own).",
+)
 @click.option("--metrics-bind-address", default=":8080", show_default=True, help="0 disables.")
 @click.option("--health-probe-bind-address", default=":8081", show_default=True, help="0 disables.")
 @click.option(

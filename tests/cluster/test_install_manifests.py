@@ -15,7 +15,10 @@ Aspects tested:
 * ``helm lint`` passes for the default, guest and monitoring values; ``helm template``
   switches guest mode, CRD install, ServiceMonitor and leader election as documented, and
   refuses several replicas without leader election;
-* the dashboard queries exactly the metrics it declares;
+* the dashboard queries exactly the metrics it declares; its ``$job`` variable reads a
+  metric every replica exports from the start, its leader panels fall back to "election
+  off", its error panels to 0, and "API errors/s" leaves out expected 404s (what these
+  queries return is checked on a real Prometheus in tests/prom/test_dashboard_queries.py);
 * the Dockerfile's ``uv sync`` commands build a virtualenv with the ``konsumerator`` entry
   point and without test or lint dependencies (the image itself is not built: no Docker).
 """
@@ -35,6 +38,7 @@ from typing import Any
 import pytest
 import yaml
 
+from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.testenv import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,6 +186,53 @@ def test_dashboard_queries_exactly_the_declared_metrics() -> None:
     assert used == set(dashboard.METRICS)
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def _board_panels() -> dict[str, dict[str, Any]]:
+    board = json.loads((DEPLOY / "grafana" / "konsumerator.json").read_text())
+    return {p["title"]: p for p in board["panels"]}
+
+
+def test_dashboard_job_variable_reads_a_metric_every_replica_exports_from_the_start() -> None:
+    board = json.loads((DEPLOY / "grafana" / "konsumerator.json").read_text())
+    (job,) = [v for v in board["templating"]["list"] if v["name"] == "job"]
+    metric = re.fullmatch(r"label_values\((\w+), job\)", job["query"])
+    assert metric is not None
+    fresh = RuntimeMetrics().registry
+    assert fresh.get_sample_value(metric.group(1), _labels_of(fresh, metric.group(1))) == 1
+
+
+def _labels_of(registry: Any, name: str) -> dict[str, str]:
+    (sample,) = [s for m in registry.collect() for s in m.samples if s.name == name]
+    return dict(sample.labels)
+
+
+def test_dashboard_leader_panels_fall_back_to_election_off() -> None:
+    panels = _board_panels()
+    for title in ("Leaders", "Leader"):
+        (target,) = panels[title]["targets"]
+        assert "leader_election_master_status" in target["expr"]
+        assert re.search(r"or on\(\w*\) \(.*konsumerator_meta_info.* \* 0 -1\)", target["expr"])
+        mapping = panels[title]["fieldConfig"]["defaults"]["mappings"][0]
+        assert mapping["options"]["-1"]["text"] == "election off"
+    assert "leader_election" not in panels["Replicas reporting"]["targets"][0]["expr"]
+
+
+def test_dashboard_error_panels_read_zero_before_the_first_error() -> None:
+    panels = _board_panels()
+    for title in ("Reconcile errors/s", "API errors/s", "Reconcile errors"):
+        for target in panels[title]["targets"]:
+            assert re.search(r" or (vector\(0\)|.* \* 0)$", target["expr"]), target["expr"]
+
+
+def test_dashboard_api_errors_leave_out_the_expected_404s() -> None:
+    panel = _board_panels()["API errors/s"]
+    (target,) = panel["targets"]
+    assert (
+        'unless rate(konsumerator_api_requests_total{job=~"$job", code="404", verb=~"get|delete"}'
+        in target["expr"]
+    )
+    assert "404" in panel["description"]
 
 
 # -- kustomize ---------------------------------------------------------------------------------

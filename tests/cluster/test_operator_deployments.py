@@ -2,8 +2,9 @@
 
 Aspects tested:
 
-* layout: numPartitions 10 / numPartitionsPerInstance 3 gives the four Deployments of the
-  reference (§2.4: partitions 0,1,2 / 3,4,5 / 6,7 / 8,9), each with the injected env
+* layout: numPartitions 10 / numPartitionsPerInstance 3 gives the four Deployments of Go's
+  SplitIntoBuckets (lwolf/konsumerator ``pkg/helpers/util.go``: partitions 0,1,2 / 3,4,5 /
+  6,7 / 8,9), each with the injected env
   (partition list, instance, instance count, partition count, GOMAXPROCS, GOMEMLIMIT), the
   fallback resources of the policy, our labels and annotations, and a controller
   ownerReference to the Consumer;

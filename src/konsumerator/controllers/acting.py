@@ -17,6 +17,7 @@
 """
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -36,8 +37,17 @@ class Outcome:
     done: list[Apply | Delete] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    # Failed writes by kind (``write_kind``), for the per-Consumer error counters.
+    refused: Counter[str] = field(default_factory=Counter)
     # Conflicts of the optimistic kind (409 on a write): a retry will do.
     retry: bool = False
+
+
+def write_kind(item: Apply | Delete) -> str:
+    """``create``, ``update`` or ``delete``: the Go operator's kinds of Deployment write."""
+    if isinstance(item, Delete):
+        return "delete"
+    return "create" if item.action is Action.CREATE else "update"
 
 
 # From this many creations in one pass on, one LIST beats a GET per name.
@@ -76,6 +86,9 @@ async def act(
             controllers = await reading.deployment_controllers(client=client, namespace=namespace)
         except errors.ApiError as e:
             outcome.failures.append(f"list deployments in {namespace}: {e}")
+            # No write of this pass is attempted: count each one as failed.
+            planned: list[Apply | Delete] = [*plan.deletes, *plan.applies]
+            outcome.refused.update(write_kind(item) for item in planned)
             return outcome
 
     async def delete(item: Delete) -> None:
@@ -91,6 +104,7 @@ async def act(
                 pass
             except errors.ApiError as e:
                 outcome.failures.append(f"delete {item.name}: {e}")
+                outcome.refused["delete"] += 1
                 outcome.retry |= isinstance(e, errors.Conflict)
                 return
             outcome.done.append(item)
@@ -115,6 +129,7 @@ async def act(
                 )
             except errors.ApiError as e:
                 outcome.failures.append(f"{item.action.value} {item.name}: {e}")
+                outcome.refused[write_kind(item)] += 1
                 outcome.retry |= isinstance(e, errors.Conflict)
                 return
             outcome.done.append(item)

@@ -68,8 +68,8 @@ class ConfigMapController:
             self._pipeline.forget(str(key))
             return Result()
 
-        async def write_status(status: dict[str, Any]) -> None:
-            await self._write_status(cm, status)
+        async def write_status(status: dict[str, Any]) -> bool:
+            return await self._write_status(cm, status)
 
         # ConfigMaps have no generation; guest-mode status does not carry one.
         return await self._pipeline.reconcile(
@@ -80,13 +80,14 @@ class ConfigMapController:
             write_status=write_status,
         )
 
-    async def _write_status(self, cm: ConfigMapView, status: Mapping[str, Any]) -> None:
+    async def _write_status(self, cm: ConfigMapView, status: Mapping[str, Any]) -> bool:
         annotations = manifests.status_annotations(status)
         if all(cm.annotations.get(k) == v for k, v in annotations.items()):
-            return
+            return False
         await self._writer.apply(
             resource=CONFIGMAPS,
             namespace=cm.namespace,
             name=cm.name,
             body={"metadata": {"annotations": annotations}},
         )
+        return True

@@ -65,8 +65,8 @@ class ConsumerController:
             self._pipeline.forget(str(key))
             return Result()
 
-        async def write_status(status: dict[str, Any]) -> None:
-            await self._write_status(obj, status)
+        async def write_status(status: dict[str, Any]) -> bool:
+            return await self._write_status(obj, status)
 
         return await self._pipeline.reconcile(
             key=str(key),
@@ -76,9 +76,10 @@ class ConsumerController:
             write_status=write_status,
         )
 
-    async def _write_status(self, obj: CustomObject, status: dict[str, Any]) -> None:
+    async def _write_status(self, obj: CustomObject, status: dict[str, Any]) -> bool:
         if status == obj.status:
-            return
+            return False
         await self._writer.apply_status(
             resource=CONSUMERS, namespace=obj.namespace, name=obj.name, status=status
         )
+        return True

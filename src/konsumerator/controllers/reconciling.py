@@ -14,6 +14,8 @@ comes from and where the status goes.
    Events: Normal for what was done, Warning for what went wrong.
 """
 
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,8 +109,10 @@ class Pipeline:
         now: Callable[[], datetime],
         metrics: ConsumerMetrics | None = None,
         write_concurrency: int = 16,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._gauges = metrics
+        self._clock = clock
         self._client = client
         self._writer = writer
         self._events = events
@@ -181,6 +185,12 @@ class Pipeline:
             owner_uid=source.uid,
             concurrency=self._concurrency,
         )
+        if self._gauges is not None:
+            self._gauges.deployments_written(
+                consumer=key,
+                done=Counter(acting.write_kind(item) for item in outcome.done),
+                failed=outcome.refused,
+            )
         status = reporting.status(
             plan=plan,
             metrics=metrics,
@@ -259,23 +269,65 @@ class Pipeline:
         manifest: Mapping[str, Any],
         previous: Mapping[str, Any],
         generation: int,
-        write_status: Callable[[dict[str, Any]], Awaitable[None]],
+        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
     ) -> Result:
         """The whole reconcile of one Consumer or guest ConfigMap, given as a manifest.
 
         An unusable spec gets ``Ready=False, reason=InvalidSpec`` and a Warning
         Event, nothing is created from it, and it is not retried until it
         changes (``TerminalError``). Failed writes are retried with backoff
-        after the status has said what failed.
+        after the status has said what failed. ``write_status`` writes only
+        a status that changed, and says whether it wrote.
         """
+        started = self._clock()
+        try:
+            result = await self._reconcile(
+                key=key,
+                manifest=manifest,
+                previous=previous,
+                generation=generation,
+                write_status=write_status,
+            )
+        except Exception:
+            self._reconciled(key=key, started=started, failed=True)
+            raise
+        self._reconciled(key=key, started=started, failed=False)
+        return result
+
+    def _reconciled(self, *, key: str, started: float, failed: bool) -> None:
+        if self._gauges is not None:
+            self._gauges.reconciled(consumer=key, seconds=self._clock() - started, failed=failed)
+
+    async def _write_status(
+        self,
+        *,
+        key: str,
+        status: dict[str, Any],
+        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
+    ) -> None:
+        started = self._clock()
+        if await write_status(status) and self._gauges is not None:
+            self._gauges.status_written(consumer=key, seconds=self._clock() - started)
+
+    async def _reconcile(
+        self,
+        *,
+        key: str,
+        manifest: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        generation: int,
+        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
+    ) -> Result:
         try:
             source, spec = manifests.read(manifest)
         except SpecError as e:
             message = str(e)
-            await write_status(
-                reporting.invalid(
+            await self._write_status(
+                key=key,
+                status=reporting.invalid(
                     message=message, previous=previous, generation=generation, now=self._now()
-                )
+                ),
+                write_status=write_status,
             )
             await self._events.record(
                 obj=_involved(manifests.identify(manifest)),
@@ -285,7 +337,7 @@ class Pipeline:
             )
             raise TerminalError(message) from None
         done = await self.run(key=key, source=source, spec=spec, previous=previous)
-        await write_status(done.status)
+        await self._write_status(key=key, status=done.status, write_status=write_status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
         return Result(requeue_after=done.requeue_after_s)

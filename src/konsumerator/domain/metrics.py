@@ -3,7 +3,8 @@
 A snapshot is immutable and always complete (all three queries of one
 refresh). The Go operator replaced its three maps one query at a time, so a
 failure half-way left production from now and lag from an hour ago
-(reference §7.1 item 15); keeping whole snapshots makes that impossible.
+(``lwolf/konsumerator pkg/providers/prometheus.go``, ``Update``); keeping
+whole snapshots makes that impossible.
 
 Values are per partition id. A partition that is absent from a mapping had no
 usable sample. Rates are messages per second, offset is messages behind.

@@ -20,7 +20,8 @@ Deployments that no instance claims (an index out of range, an unparsable
 annotation, a duplicate) are deleted. An instance whose Deployment name is
 taken by an object we do not own is reported and never touched.
 
-The counters follow the Go operator's definitions (reference §2.5) and
+The counters follow the Go operator's definitions (``syncInstanceStates`` in
+lwolf/konsumerator ``controllers/operator.go``) and
 describe the world as observed at the start of the pass; the next pass, which
 the Deployment watch triggers at once, reports the effect of the writes.
 """

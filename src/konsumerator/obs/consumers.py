@@ -1,5 +1,12 @@
 """Per-Consumer metrics, with the Go operator's names so its dashboards keep working.
 
+The names are those of ``lwolf/konsumerator controllers/metrics.go``: the
+instance counters and scaling states, the global pool gauges, and the
+reconcile, status-update and Deployment-write counters. Where the values
+differ (the ``consumer`` label is ``namespace/name``, not the bare name;
+summaries carry no quantiles; the provider's ``prometheus_mp_*`` series are
+not exported) docs/compatibility.md lists it.
+
 Cardinality is bounded by design: labels are the Consumer (``namespace/name``)
 and, for the per-instance gauges, the Deployment name, which is what the Go
 operator exported. Nothing is labelled by partition: with thousands of
@@ -14,7 +21,7 @@ they go away, so deleted Consumers do not linger on dashboards.
 import contextlib
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
 
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.planning import Plan
@@ -29,6 +36,9 @@ STATUS_CODES: Mapping[ScalingStatus | None, int] = {
     ScalingStatus.PENDING_SCALE_DOWN: 4,
 }
 COUNTERS = ("expected", "running", "paused", "missing", "lagging", "outdated", "redundant")
+#: Kinds of Deployment write, as in the Go metric names: create, update (rollouts,
+#: resizes and annotation changes), delete.
+WRITES = ("create", "update", "delete")
 
 
 class ConsumerMetrics:
@@ -80,7 +90,76 @@ class ConsumerMetrics:
             "The Consumer's global memory pool (globalPolicy.maxAllowed.memory)",
             ["consumer"],
         )
+        self.reconciles = Counter(
+            "konsumerator_consumer_reconcile_total",
+            "Reconciles of a Consumer",
+            ["consumer"],
+            registry=registry,
+        )
+        self.reconcile_errors = Counter(
+            "konsumerator_consumer_reconcile_errors_total",
+            "Reconciles of a Consumer that failed (retried with backoff) or met an invalid spec",
+            ["consumer"],
+            registry=registry,
+        )
+        self.reconcile_duration = Summary(
+            "konsumerator_consumer_reconcile_duration_seconds",
+            "Duration of a Consumer's reconcile",
+            ["consumer"],
+            registry=registry,
+        )
+        self.status_update_duration = Summary(
+            "konsumerator_consumer_status_update_duration_seconds",
+            "Duration of a status write (passes that changed nothing write none)",
+            ["consumer"],
+            registry=registry,
+        )
+        self.writes = {
+            kind: Counter(
+                f"konsumerator_consumer_deployments_{kind}_total",
+                f"Deployment {kind}s done",
+                ["consumer"],
+                registry=registry,
+            )
+            for kind in WRITES
+        }
+        # The Go operator exported these counters without the ``_total`` suffix, which
+        # prometheus_client always appends to a Counter; a Gauge that only goes up keeps
+        # the exact name, and rate()/increase() read it the same way.
+        self.write_errors = {
+            kind: Gauge(
+                f"konsumerator_consumer_deployments_{kind}_errors",
+                f"Deployment {kind}s that the API server refused (a counter)",
+                ["consumer"],
+                registry=registry,
+            )
+            for kind in WRITES
+        }
         self._instances: dict[str, set[str]] = {}
+
+    def reconciled(self, *, consumer: str, seconds: float, failed: bool) -> None:
+        """One reconcile of ``consumer`` ended; its write counters exist from now on, at 0."""
+        self.reconciles.labels(consumer).inc()
+        errors = self.reconcile_errors.labels(consumer)
+        if failed:
+            errors.inc()
+        self.reconcile_duration.labels(consumer).observe(seconds)
+        for kind in WRITES:
+            self.writes[kind].labels(consumer)
+            self.write_errors[kind].labels(consumer)
+
+    def status_written(self, *, consumer: str, seconds: float) -> None:
+        self.status_update_duration.labels(consumer).observe(seconds)
+
+    def deployments_written(
+        self, *, consumer: str, done: Mapping[str, int], failed: Mapping[str, int]
+    ) -> None:
+        """Writes of one pass by kind (``WRITES``): those done and those refused."""
+        for kind in WRITES:
+            if done.get(kind):
+                self.writes[kind].labels(consumer).inc(done[kind])
+            if failed.get(kind):
+                self.write_errors[kind].labels(consumer).inc(failed[kind])
 
     def observe(
         self,
@@ -137,3 +216,13 @@ class ConsumerMetrics:
         for kind in COUNTERS:
             with contextlib.suppress(KeyError):
                 self.status.remove(consumer, kind)
+        for metric in (
+            self.reconciles,
+            self.reconcile_errors,
+            self.reconcile_duration,
+            self.status_update_duration,
+            *self.writes.values(),
+            *self.write_errors.values(),
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(consumer)

@@ -3,7 +3,9 @@
 Dashboards and alerts written for Go operators (kubebuilder's default
 dashboards, the kube-prometheus mixins) look for ``controller_runtime_*``,
 ``workqueue_*`` and ``leader_election_master_status``; we export exactly those
-names and labels so they work unchanged. ``RuntimeMetrics`` implements the
+names and labels so they work unchanged. ``konsumerator_meta_info`` (always 1,
+from the first scrape) is the Go operator's build-info series, with
+``python_version`` where Go had ``go_version``. ``RuntimeMetrics`` implements the
 runtime's ``Observer`` protocol and owns a dedicated ``CollectorRegistry``
 (never the global one: tests and embedders can build several). Labels are
 bounded: controller, queue, result, resource, verb, reason; never an object
@@ -12,9 +14,12 @@ name or a partition.
 
 from __future__ import annotations
 
+import platform
 from wsgiref.types import WSGIApplication
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+from konsumerator import __version__
 
 _RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _QUEUE_BUCKETS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10, 100, 1000)
@@ -100,6 +105,13 @@ class RuntimeMetrics:
             ["verb", "resource", "code"],
             registry=r,
         )
+        self.meta_info = Gauge(
+            "konsumerator_meta_info",
+            "Always 1: the operator's version",
+            ["binary_version", "python_version"],
+            registry=r,
+        )
+        self.meta_info.labels(__version__, platform.python_version()).set(1)
 
     # -- konsumerator.runtime.observing.Observer ---------------------------
 

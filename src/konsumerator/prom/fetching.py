@@ -3,7 +3,8 @@
 Why whole snapshots: the Go operator ran the three queries one after the
 other and replaced each map as it arrived, so a failure of the third query
 left production and consumption from now next to lag from an hour ago, and
-the estimator happily mixed them (reference §7.1 item 15). Here the three
+the estimator happily mixed them (``lwolf/konsumerator
+pkg/providers/prometheus.go``, ``Update``). Here the three
 logical queries run concurrently (each hedged across every address), and a
 snapshot is built only when all three succeeded. If any fails, the others
 are cancelled and the error is raised: the caller keeps whatever complete

@@ -119,6 +119,9 @@ class LeaderElector:
 
     async def _acquire(self) -> None:
         log.info("waiting for the leader lease", lease=self.name, identity=self.identity)
+        # A standby says so (0) from the start, so every replica is visible as leader or
+        # standby, and a replica that exports nothing runs without leader election.
+        self._observer.leadership_changed(name=self.name, leading=False)
         while True:
             if await self._try_acquire_or_renew():
                 break

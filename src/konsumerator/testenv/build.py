@@ -2,7 +2,7 @@
 
 Why from Go modules: this machine kind has Go and the module proxy but no Docker and no
 release downloads, and a fake apiserver proves nothing about CRDs, server-side apply, RBAC or
-garbage collection. The recipe (``/work/shared/reference/test-environment.md`` §1-§2):
+garbage collection. The recipe:
 
 * ``k8s.io/kubernetes`` cannot be ``go install``-ed: its go.mod requires every staging module
   at ``v0.0.0`` and replaces it with a local directory. A throwaway *wrapper module* requires

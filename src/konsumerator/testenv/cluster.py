@@ -15,8 +15,15 @@ one from the binaries ``build`` produced, on free 127.0.0.1 ports, and hands tes
 
 State (ports, pids with their start times, PKI, logs, data) lives in one directory per named
 cluster; ``up`` is idempotent (reuses a healthy cluster), ``down`` stops exactly the recorded
-processes and deletes the directory. Start order and flags follow
-``/work/shared/reference/test-environment.md`` §3 and §8.
+processes and deletes the directory.
+
+Start order, each step waiting for the previous one to be healthy: etcd (``/health``),
+kube-apiserver (``/readyz`` with the admin certificate), kube-controller-manager,
+kube-scheduler and KWOK together (their ``/healthz``), the fake node (Ready *and* rid of the
+``node.kubernetes.io/not-ready`` taint, which the node-lifecycle controller removes a few
+seconds after the node is created; nothing schedules before), then Prometheus
+(``/-/ready``). Teardown is the reverse: SIGTERM to each recorded process group, SIGKILL
+after 10 s. A component that exits during start fails the start with its log tail.
 """
 
 from __future__ import annotations

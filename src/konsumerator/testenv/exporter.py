@@ -3,7 +3,7 @@
 Why: most operator tests do not need Kafka, only a lag metric with a value the test chooses.
 Serving that text from a thread on 127.0.0.1 is deterministic and starts in milliseconds;
 point Prometheus at it with :meth:`Cluster.set_scrape_targets([exporter.target])` and it is
-queryable after the next 1 s scrape. (Reference §5.3, "Tier-0 option: a fake exporter".)
+queryable after the next 1 s scrape.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Aspects tested:
 * ``parse_spec``: every error names its field (``spec.autoscaler.prometheus
   .ratePerCore``); one test per rule: numPartitions >= 1,
   numPartitionsPerInstance >= 1, ratePerCore > 0, recoveryTime > 0,
-  cpuIncrement > 0, minAllowed <= maxAllowed (difference 7: Go swapped them),
+  cpuIncrement > 0, minAllowed <= maxAllowed (difference 6: Go swapped them),
   a non-empty http(s) address list, the prometheus section required in
   prometheus mode, fallbackStrategy values, bad quantity and duration
   strings, unknown fields, duplicate container policies, template shape;
@@ -185,7 +185,7 @@ def test_required_fields_are_named(missing):
     ],
 )
 def test_min_above_max_is_rejected(minimum, maximum, resource):
-    """Difference 7: Go swapped min and max at run time and logged an error."""
+    """Difference 6: Go swapped min and max at run time and logged an error."""
     policy = {"containerName": "main", "minAllowed": minimum, "maxAllowed": maximum}
     problems = problems_of(with_value(("resourcePolicy", "containerPolicies"), [policy]))
     assert len(problems) == 1

@@ -1,6 +1,7 @@
 """Fallback resources for containers that have no metrics to be sized from.
 
-Aspects tested (reference §3.6):
+Aspects tested (the Go fallback calculation, lwolf/konsumerator
+``controllers/utils.go``, and its test vectors):
 
 * From the policy: ``min`` gives requests = limits = minAllowed, ``max`` gives
   maxAllowed; one entry per policy; no policy gives no fallback.

@@ -2,24 +2,26 @@
 
 Aspects tested:
 
-* ``apply_policy``: the Go instance limiter vectors (reference §3.5): the
+* ``apply_policy``: the Go instance limiter vectors (lwolf/konsumerator
+  ``pkg/limiters/instance_limiter.go``): the
   limit is clamped to [min, max], the request to [min, limit]; no policy (or a
   policy for another container) leaves the estimate alone.
-* Deliberate difference 7: a missing ``maxAllowed`` side is unbounded (Go
+* Deliberate difference 5 (docs/compatibility.md): a missing ``maxAllowed`` side is unbounded (Go
   clamped it to 0) and a min-only policy is a floor (Go made it a cap).
   (min > max is rejected by validation, see tests/unit/api/test_v1.py, where
   Go swapped the bounds.)
 * ``critical``: requests = limits = maxAllowed; a side without a maximum, or a
   container without a policy, keeps the estimate (Go: nil-pointer panic).
-* ``Pool``: the GlobalLimiter vectors (§3.7), including the sequential steps,
-  with the fixed semantics of deliberate difference 2: the pool starts from
+* ``Pool``: the GlobalLimiter vectors (``pkg/limiters/global_limiter.go``),
+  including the sequential steps, with the fixed semantics of deliberate
+  differences 3 and 4: the pool starts from
   what existing instances already use, an unset pool side is unbounded (Go
   read a missing memory as 0 and blocked all memory growth), an overdrawn
   pool grants nothing instead of shrinking resources, and ``restore`` gives
   back a grant that was not applied.
 * Limit recomputation after a cut: CPU limit = granted request rounded up to
   whole cores but never above the policy's max (Go could exceed a fractional
-  max, §7.1 item 8), memory limit = granted memory request.
+  max, difference 7), memory limit = granted memory request.
 * Invariant (hypothesis): the sum of granted increases never exceeds the
   pool, and the pool's account equals pool - used - granted + released.
 """
@@ -90,7 +92,7 @@ def test_policy_on_unset_estimate_gives_the_minimum():
     assert apply_policy(estimate=NO_RESOURCES, bounds=bounds) == R(100, 100 * M, 100, 100 * M)
 
 
-# Deliberate difference 7: missing sides are unbounded.
+# Deliberate difference 5: missing sides are unbounded.
 @pytest.mark.parametrize(
     ("bounds", "estimate", "expected"),
     [
@@ -145,7 +147,7 @@ def test_critical_lag_gives_max_allowed(bounds, estimate, expected):
     assert critical(estimate=estimate, bounds=bounds) == expected
 
 
-# --- global pool (§3.7) -----------------------------------------------------
+# --- global pool (pkg/limiters/global_limiter.go) -------------------------------------
 
 
 def pool(cpu_m=100_000, mem_b=100 * M, used_cpu=10_000, used_mem=10 * M) -> Pool:
@@ -216,7 +218,7 @@ def test_pool_sequential_steps():
 
 
 def test_pool_starts_from_what_existing_instances_use():
-    """Difference 2: Go started every pass with a full pool; ours subtracts usage."""
+    """Difference 3: Go started every pass with a full pool; ours subtracts usage."""
     p = Pool(pool=GlobalPool(cpu_m=4000, mem_b=4 * G), used_cpu_m=3000, used_mem_b=1 * G)
     assert p.available == (1000, 3 * G)
     g = p.grant(current=req(1000, 1 * G), wanted=req(3000, 3 * G), bounds=None)
@@ -271,7 +273,7 @@ def test_the_pool_never_cuts_below_min_allowed():
 
 
 def test_recomputed_cpu_limit_never_exceeds_a_fractional_max():
-    """Go's final limit was ceil(request) cores and could exceed maxAllowed=1.5 (§7.1 #8)."""
+    """Difference 7: Go's limit was ceil(request) cores, above maxAllowed=1.5."""
     p = Pool(pool=GlobalPool(cpu_m=1200, mem_b=None), used_cpu_m=0, used_mem_b=0)
     bounds = B(100, None, 1500, None)
     g = p.grant(current=NO_RESOURCES, wanted=R(1500, 2 * G, 1500, 2 * G), bounds=bounds)

@@ -2,15 +2,17 @@
 
 Aspects tested:
 
-* ``assign``: the Go SplitIntoBuckets vectors (reference §2.4), including the
+* ``assign``: the Go SplitIntoBuckets vectors (lwolf/konsumerator
+  ``pkg/helpers/util.go``), including the
   empty cases (a count below 1 gives no instances).
 * ``assign`` invariants (hypothesis): every partition exactly once, buckets
   consecutive from 0, sizes differ by at most 1, larger buckets first, no
   bucket above ``per_instance``, bucket count ``ceil(n / per_instance)``.
 * ``parse_list`` / ``format_list``: strict parsing as in Go's
-  ParsePartitionsListAnnotation (§2.5): empty, ranges, spaces, letters and
+  ParsePartitionsListAnnotation (same file): empty, ranges, spaces, letters and
   empty elements are rejected; round trip with ``format_list``.
-* ``range_label``: the ``partitions`` label vectors (§2.7) and its 63
+* ``range_label``: the ``partitions`` label vectors (Go's ConsecutiveIntsToRange
+  and EnsureValidLabelValue, same file) and its 63
   character bound.
 """
 

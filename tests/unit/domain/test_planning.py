@@ -2,25 +2,29 @@
 
 Aspects tested:
 
+Differences are the numbered rows of docs/compatibility.md; Go sources are
+paths in lwolf/konsumerator.
+
 * Counters and actions for the Go TestNewConsumerOperator vectors
-  (reference §2.5), counters describing the world at the start of the pass
-  (difference 10: missing=1 in the pass that creates), adapted to difference
-  9: a Deployment with the expected name ``{name}-{i}`` whose partitions
-  changed is rolled out in place (OUTDATED), one with another name is deleted
-  (REDUNDANT) and its instance created in the next pass.
-* The Go TestConsumerReconciliation vectors (§6): policy 100m..100m →
-  100m/100M; a sidecar without a policy gets no resources but the env vars;
-  busybox 400m..800m + sidecar 100m..100m → 400m/400M and 100m/100M, with
-  GOMEMLIMIT per difference 1; and a global pool of 450m/450M, which since
-  difference 2 is drawn from on creation (Go ignored it there).
-* Difference 8: changing numPartitions rolls out instances whose partitions
-  stay (fresh KONSUMERATOR_NUM_PARTITIONS); difference 11: an outdated
+  (``controllers/consumer_test.go``), counters describing the world at the
+  start of the pass as Go's did (MISSING in the pass that creates), adapted
+  to difference 17: a Deployment with the expected name ``{name}-{i}`` whose
+  partitions changed is rolled out in place (OUTDATED), one with another name
+  is deleted (REDUNDANT) and its instance created in the same pass.
+* The Go TestConsumerReconciliation vectors
+  (``controllers/reconcile_fake_test.go``): policy 100m..100m → 100m/100M; a
+  sidecar without a policy gets no resources but the env vars; busybox
+  400m..800m + sidecar 100m..100m → 400m/400M and 100m/100M, with GOMEMLIMIT
+  per difference 1; and a global pool of 450m/450M, which since difference 3
+  is drawn from on creation (Go ignored it there).
+* Difference 16: changing numPartitions rolls out instances whose partitions
+  stay (fresh KONSUMERATOR_NUM_PARTITIONS); difference 18: an outdated
   rollout keeps current resources while paused or without any metrics.
-* Difference 2 in the planner: the pool starts from what existing instances
+* Difference 3 in the planner: the pool starts from what existing instances
   hold, and a proposal that is not applied gives its grant back.
-* Difference 3: a paused Deployment is never resized (counted PAUSED).
-* Difference 4: one decision per instance over all containers.
-* Difference 6: a pinned sidecar never makes an instance SATURATED.
+* Difference 13: a paused Deployment is never resized (counted PAUSED).
+* Difference 10: one decision per instance over all containers.
+* Difference 9: a pinned sidecar never makes an instance SATURATED.
 * Sequences in virtual time, driven like ``konsumerator simulate`` against
   an in-memory cluster: lag growth → PENDING_SCALE_UP → scale-up after
   pendingScaleUpDuration; saturation at maxAllowed; critical lag →
@@ -135,7 +139,7 @@ def snapshot(production: Mapping[int, float], offset: Mapping[int, float] | None
     )
 
 
-# --- TestNewConsumerOperator (§2.5) ------------------------------------------------
+# --- TestNewConsumerOperator (controllers/consumer_test.go) ---------------------------
 
 
 @pytest.mark.parametrize(
@@ -154,7 +158,7 @@ def snapshot(production: Mapping[int, float], offset: Mapping[int, float] | None
             ],
             counters(10, 0, 2, 0, 8, 2, 0),
         ),
-        # Difference 9: expected name, partitions changed → rolled out in place.
+        # Difference 17: expected name, partitions changed → rolled out in place.
         (10, 3, [deployment("c-0", annotations=ann(0, 0))], counters(4, 1, 0, 0, 3, 1, 0)),
         # Another name: deleted and recreated under its own name in the same pass,
         # so it is missing (Go tracked it: 4/0/0/0/3/0/1, and recreated it a pass later).
@@ -247,7 +251,7 @@ def test_deployment_being_deleted_is_ignored():
     assert result.counters.missing == 1
 
 
-# --- TestConsumerReconciliation (§6), one pass without metrics --------------------
+# --- TestConsumerReconciliation (controllers/reconcile_fake_test.go), no metrics ------
 
 PROM = Autoscaling(rate_per_core=10_000, ram_per_core_b=G)
 NO_METRICS_VARIANTS = [
@@ -326,7 +330,7 @@ def test_two_containers_with_policies(metrics):
 
 
 def test_global_pool_is_drawn_from_on_creation():
-    """Difference 2. Go ignored the global policy on creation (400m + 100m = 500m).
+    """Difference 3. Go ignored the global policy on creation (400m + 100m = 500m).
 
     Here the pool of 450m/450M is drawn from on creation, but never below a
     container's minAllowed: busybox gets its 400m/400M, and the pinned sidecar
@@ -377,7 +381,7 @@ def test_exhausted_pool_never_renders_zero_limits():
 
 
 def test_pool_starts_from_what_existing_instances_hold():
-    """Difference 2: Go started every pass with the full pool."""
+    """Difference 3: Go started every pass with the full pool."""
     existing_resources = ObservedContainer(
         name="busybox",
         requests={"cpu": "400m", "memory": "400M"},
@@ -407,11 +411,22 @@ def test_pool_starts_from_what_existing_instances_hold():
     assert res["requests"] == {"cpu": "100m", "memory": "100M"}
 
 
-# --- outdated rollouts ---------------------------------------------------------
+def test_a_stopped_consumer_still_counts_its_instances_running():
+    """As in Go, RUNNING counts Deployments that exist and are not paused, not pods:
+    ``replicas: 0`` (how a Consumer is stopped) leaves every instance RUNNING."""
+    cluster = Cluster()
+    stopped = config(num_partitions=3, deployment_template={**template(), "replicas": 0})
+    cluster.run(stopped)
+    result = cluster.run(stopped)
+    assert all(b["spec"]["replicas"] == 0 for b in cluster.bodies.values())
+    assert result.counters == counters(3, 3, 0, 0, 0, 0, 0)
+
+
+# --- outdated rollouts ----------------------------------------------------------------
 
 
 def test_num_partitions_change_rolls_out_instances_whose_partitions_stay():
-    """Difference 8: Go left KONSUMERATOR_NUM_PARTITIONS stale."""
+    """Difference 16: Go left KONSUMERATOR_NUM_PARTITIONS stale."""
     cluster = Cluster()
     cfg = config(num_partitions=4, per_instance=2)
     cluster.run(cfg)
@@ -431,7 +446,7 @@ def test_num_partitions_change_rolls_out_instances_whose_partitions_stay():
 
 
 def test_per_instance_change_rolls_out_in_place():
-    """Difference 9: Go deleted and recreated every instance whose partitions changed."""
+    """Difference 17: Go deleted and recreated every instance whose partitions changed."""
     cluster = Cluster()
     cluster.run(config(num_partitions=6, per_instance=2))
     result = cluster.run(config(num_partitions=6, per_instance=3))
@@ -446,7 +461,7 @@ def test_per_instance_change_rolls_out_in_place():
 
 
 def test_outdated_paused_rollout_keeps_current_resources():
-    """Difference 11."""
+    """Difference 18: Go rebuilt it from the estimate, ignoring the annotation."""
     c0 = deployment(
         "c-0",
         annotations=ann(0, 0, **{keys.DISABLE_AUTOSCALER: ""}),
@@ -471,7 +486,7 @@ def test_outdated_paused_rollout_keeps_current_resources():
 
 
 def test_outdated_rollout_without_metrics_keeps_current_resources():
-    """Difference 11: without any snapshot the fallback would throw away the sizing."""
+    """Difference 18: without any snapshot the fallback would throw away the sizing."""
     c0 = deployment(
         "c-0",
         annotations=ann(0, 0),
@@ -514,7 +529,7 @@ def test_outdated_rollout_with_metrics_is_resized_without_pending_period():
     }
 
 
-# --- sequences in virtual time ------------------------------------------------------
+# --- sequences in virtual time --------------------------------------------------------
 
 UNAVAILABLE = object()
 USER_ANNOTATIONS = {keys.DISABLE_AUTOSCALER, keys.VERBOSE}
@@ -631,7 +646,8 @@ def started(cfg=None) -> tuple[Cluster, ConsumerConfig]:
     cfg = cfg or scaling_config()
     cluster = Cluster()
     first = cluster.run(cfg, metrics=steady())
-    assert first.counters == counters(2, 0, 0, 0, 2, 0, 0)  # difference 10
+    # As in Go, the counters describe the start of the pass: both still MISSING.
+    assert first.counters == counters(2, 0, 0, 0, 2, 0, 0)
     assert [a.action for a in first.applies] == [Action.CREATE, Action.CREATE]
     # 500 msg/s → 500m request, 1 core limit → 1G.
     assert cluster.requests("c-0") == {"cpu": "500m", "memory": "1G"}
@@ -730,7 +746,7 @@ def test_critical_lag_goes_to_max_allowed():
 
 
 def test_critical_lag_without_policy_keeps_the_estimate():
-    """Difference 7: Go dereferenced a nil policy and crashed."""
+    """Difference 8: Go dereferenced a nil policy and crashed."""
     cluster, cfg = started(scaling_config(policies={}))
     critical = steady(lag0_s=600)
     cluster.run(cfg, after_s=60, metrics=critical)
@@ -786,7 +802,7 @@ def test_prometheus_unavailable_means_no_resize_at_all():
 
 
 def test_paused_deployment_is_never_resized():
-    """Difference 3: Go only moved it from RUNNING to PAUSED in the counters."""
+    """Difference 13: Go only moved it from RUNNING to PAUSED in the counters."""
     cluster, cfg = started()
     cluster.annotate("c-0", keys.DISABLE_AUTOSCALER, "true")
     burst = steady(p0=3000, p1=3000, lag0_s=120, lag1_s=120)
@@ -806,7 +822,7 @@ def test_paused_deployment_is_never_resized():
 
 
 def test_pinned_sidecar_does_not_make_the_instance_saturated():
-    """Difference 6: every container gets the same estimate, so a pinned sidecar
+    """Difference 9: every container gets the same estimate, so a pinned sidecar
     is always "cut"; that is not saturation."""
     policies = {"consumer": POLICY, "sidecar": Bounds(50, 32 * M, 50, 32 * M)}
     cluster, cfg = started(
@@ -824,7 +840,7 @@ def test_pinned_sidecar_does_not_make_the_instance_saturated():
 
 
 def test_pinned_sidecar_cut_by_the_pool_does_not_make_the_instance_saturated():
-    """Difference 6 says a pinned container never contributes shortage; that
+    """Difference 9 says a pinned container never contributes shortage; that
     includes a cut by the global pool, which starves nothing that consumes."""
     policies = {"consumer": POLICY, "sidecar": Bounds(50, 32 * M, 50, 32 * M)}
     cfg = scaling_config(
@@ -842,7 +858,7 @@ def test_pinned_sidecar_cut_by_the_pool_does_not_make_the_instance_saturated():
 
 
 def test_one_decision_over_all_containers():
-    """Difference 4: a sidecar that wants less must not undo the main container's
+    """Difference 10: a sidecar that wants less must not undo the main container's
     scale-up (Go: the last container evaluated decided the status)."""
     policies = {"consumer": POLICY, "sidecar": Bounds(None, None, 100, 100 * M)}
     cluster, cfg = started(
@@ -857,7 +873,7 @@ def test_one_decision_over_all_containers():
 
 
 def test_pool_gives_back_a_grant_that_was_not_applied():
-    """Difference 2: instance 0's pending scale-up must not starve instance 1."""
+    """Difference 3: instance 0's pending scale-up must not starve instance 1."""
     cfg = scaling_config(global_pool=GlobalPool(cpu_m=1700, mem_b=None))
     cluster, cfg = started(cfg)  # 2 × 500m = 1000m used, 700m left
     # Both lag; instance 0 enters PENDING_SCALE_UP first, instance 1 too.
@@ -936,7 +952,7 @@ def test_requeue_after_a_failed_refresh_waits_a_full_period():
 
 @pytest.mark.parametrize("status", ["", "bogus", None])
 def test_unknown_status_lagging_goes_to_pending_scale_up(status):
-    """Difference 5: Go had no branch for an empty or unknown status and stayed stuck."""
+    """Difference 11: Go had no branch for an empty or unknown status and stayed stuck."""
     cluster, cfg = started()
     annotations = cluster.bodies["c-0"]["metadata"]["annotations"]
     if status is None:

@@ -1,6 +1,7 @@
 """The naive predictor: from partition metrics to an instance's estimate.
 
-Aspects tested (reference §3.1-3.4, every vector of the Go operator):
+Aspects tested (every vector of the Go NaivePredictor, lwolf/konsumerator
+``pkg/predictors/naive.go``):
 
 * lag in whole seconds: ``trunc(behind / production)``, zero without
   production (even with a huge backlog), negative backlog, missing samples,

@@ -2,10 +2,11 @@
 
 Aspects tested:
 
-* Env injection (reference §2.8 "simple case"), adapted to deliberate
-  difference 1: GOMEMLIMIT is floor(0.8 × limit bytes / MiB) "MiB" (Go:
-  decimal MB labelled MiB, 2G → "1600MiB"; ours 2G → "1525MiB"), and is
-  removed when the memory limit goes away (Go left it stale).
+* Env injection (the "simple case" of Go's PopulateEnv test,
+  lwolf/konsumerator ``pkg/helpers/util_test.go``), adapted to differences 1 and 2
+  of docs/compatibility.md: GOMEMLIMIT is floor(0.8 × limit bytes / MiB)
+  "MiB" (Go: decimal MB labelled MiB, 2G → "1600MiB"; ours 2G → "1525MiB"),
+  and is removed when the memory limit goes away (Go left it stale).
 * ``partitionEnvKey`` replaces KONSUMERATOR_PARTITION; user env vars are
   kept, same-name ones replaced in place (position kept), on every container
   (sidecars too), never on init containers; the input template is not mutated.
@@ -15,7 +16,7 @@ Aspects tested:
 * Labels (app, controller, partitions range, managed-by; 63-character cap),
   annotations (partition, consumer-id, generation, scaling status, RFC3339
   change time, saturation level only when > 0), the controller ownerReference.
-* Template hash (difference 8): same input same hash, key order irrelevant,
+* Template hash (differences 15 and 16): same input same hash, key order irrelevant,
   positive decimal, changes with the template, partitionEnvKey,
   numPartitions and the number of instances, not with policies/autoscaling.
 * ``parse_time`` / ``format_time`` round trip and leniency.
@@ -197,7 +198,7 @@ def test_user_env_is_kept_and_same_name_replaced_in_place():
 
 
 def test_gomemlimit_removed_when_the_memory_limit_goes_away():
-    """Difference 1: Go left a stale GOMEMLIMIT behind."""
+    """Difference 2: Go left a stale GOMEMLIMIT behind."""
     main = {"name": "main", "env": [{"name": "GOMEMLIMIT", "value": "999MiB"}]}
     body = body_for(config(template(main)), {"main": Resources(cpu_req_m=100, cpu_lim_m=1000)})
     assert "GOMEMLIMIT" not in dict(env_of(containers(body)[0]))
@@ -334,7 +335,7 @@ def test_hash_ignores_key_order():
     [
         {"deployment_template": template(replicas=0)},
         {"partition_env_key": "OTHER"},
-        {"num_partitions": 2},  # difference 8: Go did not hash numPartitions
+        {"num_partitions": 2},  # difference 16: Go did not hash numPartitions
     ],
 )
 def test_hash_changes_with_pod_shaping_inputs(change):

@@ -3,11 +3,14 @@
 Aspects tested:
 
 * The full transition table (status × comparison × lagging × shortage ×
-  pending period elapsed), reference §2.10, with the deliberate differences:
-  - 5: Gt + lagging in PENDING_SCALE_DOWN moves to PENDING_SCALE_UP (Go had
-    no branch and stayed stuck); a pending duration of 0 applies on the first
-    observation (Go never applied);
-  - 6: SATURATED only while lagging (Go kept Gt + not lagging SATURATED while
+  pending period elapsed) of Go's ``estimateDeploy`` (lwolf/konsumerator
+  ``controllers/operator.go``), with the deliberate differences (numbered
+  rows of docs/compatibility.md):
+  - 11: Gt + lagging in PENDING_SCALE_DOWN moves to PENDING_SCALE_UP (Go had
+    no branch and stayed stuck);
+  - 12: a pending duration of 0 applies on the first observation (Go never
+    applied);
+  - 9: SATURATED only while lagging (Go kept Gt + not lagging SATURATED while
     a shortage remained).
 * Timestamps: ``since`` changes only when the status changes; a missing
   timestamp reads as "infinitely long ago".
@@ -56,12 +59,12 @@ TABLE = [
     *[(s, 0, False, sh, RECENT, False, RUNNING) for s in ALL for sh in (0, 100)],
     *[(s, 0, True, 0, RECENT, False, RUNNING) for s in ALL],
     *[(s, 0, True, 100, RECENT, False, SATURATED) for s in ALL],
-    # Gt, not lagging: RUNNING, even from SATURATED with a shortage (difference 6).
+    # Gt, not lagging: RUNNING, even from SATURATED with a shortage (difference 9).
     *[(s, 1, False, sh, RECENT, False, RUNNING) for s in ALL for sh in (0, 100)],
     # Gt, lagging.
     (RUNNING, 1, True, 0, RECENT, False, PSU),
     (RUNNING, 1, True, 100, RECENT, False, PSU),
-    (PSD, 1, True, 0, RECENT, False, PSU),  # difference 5: Go stayed stuck
+    (PSD, 1, True, 0, RECENT, False, PSU),  # difference 11: Go stayed stuck
     (PSD, 1, True, 0, LONG_AGO, False, PSU),
     (PSU, 1, True, 0, RECENT, False, PSU),  # waiting
     (PSU, 1, True, 0, LONG_AGO, True, RUNNING),  # scale up
@@ -105,7 +108,7 @@ def test_transition_table(status, comparison, lagging, shortage, since, apply, n
 
 @pytest.mark.parametrize("status", [RUNNING, SATURATED, PSD])
 def test_zero_pending_up_applies_on_first_observation(status):
-    """Difference 5: Go's guard made a 0 duration mean "never"."""
+    """Difference 12: Go's guard made a 0 duration mean "never"."""
     decision = run(status, 1, True, 0, RECENT, up=0)
     if status is SATURATED:
         # SATURATED with no shortage first settles to RUNNING (no pending phase needed).

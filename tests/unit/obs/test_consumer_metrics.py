@@ -3,17 +3,24 @@
 Aspects tested:
 * the Go operator's metric names and status encoding are exported after a pass;
 * no series is labelled by partition (cardinality is bounded by instances);
-* instances that went away, and forgotten Consumers, leave no series behind.
+* instances that went away, and forgotten Consumers, leave no series behind;
+* the Go operator's reconcile, status-update and Deployment-write metrics, under its exact
+  names (``konsumerator_consumer_deployments_*_errors`` without ``_total``), with the write
+  counters present at 0 from the first reconcile, and removed with the Consumer;
+* ``konsumerator_meta_info`` is 1 with the operator's version from the start.
 """
 
+import platform
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
+import konsumerator
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.planning import Metrics, plan
 from konsumerator.domain.specs import Autoscaling, ConsumerConfig, GlobalPool, Owner
 from konsumerator.obs.consumers import ConsumerMetrics
+from konsumerator.obs.metrics import RuntimeMetrics
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 OWNER = Owner(api_version="konsumerator.lwolf.org/v1", kind="Consumer", name="c", uid="u")
@@ -101,3 +108,77 @@ def test_vanished_instances_and_forgotten_consumers_leave_no_series():
         if s.labels.get("consumer") == "ns/c"
     ]
     assert remaining == []
+
+
+def exposition(registry: CollectorRegistry) -> str:
+    return generate_latest(registry).decode()
+
+
+def test_reconcile_status_and_write_metrics_have_the_go_operator_names():
+    registry = CollectorRegistry()
+    gauges = ConsumerMetrics(registry=registry)
+    gauges.reconciled(consumer="ns/c", seconds=0.25, failed=False)
+    gauges.reconciled(consumer="ns/c", seconds=0.5, failed=True)
+    gauges.status_written(consumer="ns/c", seconds=0.01)
+    gauges.deployments_written(
+        consumer="ns/c", done={"create": 3, "update": 1}, failed={"delete": 2}
+    )
+    c = {"consumer": "ns/c"}
+    assert registry.get_sample_value("konsumerator_consumer_reconcile_total", c) == 2
+    assert registry.get_sample_value("konsumerator_consumer_reconcile_errors_total", c) == 1
+    assert (
+        registry.get_sample_value("konsumerator_consumer_reconcile_duration_seconds_count", c) == 2
+    )
+    assert (
+        registry.get_sample_value("konsumerator_consumer_reconcile_duration_seconds_sum", c) == 0.75
+    )
+    assert (
+        registry.get_sample_value("konsumerator_consumer_status_update_duration_seconds_count", c)
+        == 1
+    )
+    written = {
+        kind: registry.get_sample_value(f"konsumerator_consumer_deployments_{kind}_total", c)
+        for kind in ("create", "update", "delete")
+    }
+    assert written == {"create": 3, "update": 1, "delete": 0}
+    # Exactly Go's names: the error counters have no _total suffix.
+    text = exposition(registry)
+    for kind, value in (("create", 0), ("update", 0), ("delete", 2)):
+        line = f'konsumerator_consumer_deployments_{kind}_errors{{consumer="ns/c"}} {value}.0'
+        assert line in text.splitlines()
+    assert "_errors_total" not in text.replace("reconcile_errors_total", "")
+
+
+def test_a_reconciled_consumer_has_its_write_counters_at_zero_before_any_write():
+    registry = CollectorRegistry()
+    ConsumerMetrics(registry=registry).reconciled(consumer="ns/c", seconds=0.1, failed=False)
+    c = {"consumer": "ns/c"}
+    for kind in ("create", "update", "delete"):
+        assert registry.get_sample_value(f"konsumerator_consumer_deployments_{kind}_total", c) == 0
+        assert registry.get_sample_value(f"konsumerator_consumer_deployments_{kind}_errors", c) == 0
+    assert registry.get_sample_value("konsumerator_consumer_reconcile_errors_total", c) == 0
+
+
+def test_forgetting_a_consumer_removes_its_reconcile_and_write_series():
+    registry = CollectorRegistry()
+    gauges = ConsumerMetrics(registry=registry)
+    for consumer in ("ns/c", "ns/other"):
+        gauges.reconciled(consumer=consumer, seconds=0.1, failed=True)
+        gauges.status_written(consumer=consumer, seconds=0.1)
+        gauges.deployments_written(consumer=consumer, done={"create": 1}, failed={"update": 1})
+    gauges.forget(consumer="ns/c")
+    labels = [s.labels.get("consumer") for m in registry.collect() for s in m.samples]
+    assert "ns/c" not in labels
+    assert "ns/other" in labels
+
+
+def test_the_operator_exports_its_version_as_meta_info_from_the_start():
+    registry = RuntimeMetrics().registry
+    (sample_,) = [
+        s for m in registry.collect() for s in m.samples if s.name == "konsumerator_meta_info"
+    ]
+    assert sample_.value == 1
+    assert sample_.labels == {
+        "binary_version": konsumerator.__version__,
+        "python_version": platform.python_version(),
+    }

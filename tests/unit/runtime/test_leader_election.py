@@ -3,7 +3,8 @@
 Aspects tested:
 - with no Lease, the first candidate creates it and leads;
 - the leader renews every retry period and keeps leading;
-- a follower does not take a lease that is being renewed;
+- a follower does not take a lease that is being renewed, and reports itself as standby
+  (leading=False) from the start;
 - a leader cancelled without release is replaced after the lease expires;
 - a leader cancelled with release is replaced at the follower's next retry;
 - a leader that cannot renew within the renew deadline raises LeadershipLost;
@@ -61,7 +62,7 @@ async def test_first_candidate_creates_the_lease_and_leads() -> None:
     assert store.record is not None
     assert store.record.holder_identity == "one"
     assert store.record.lease_duration_seconds == 15
-    assert observer.changes == [True]
+    assert observer.changes == [False, True]
     await stop(task)
 
 
@@ -81,13 +82,16 @@ async def test_leader_renews_every_retry_period() -> None:
 
 async def test_follower_waits_while_the_leader_renews() -> None:
     store = FakeLeaseStore()
-    one, two = elector(store, "one"), elector(store, "two")
+    observer = Leadership()
+    one, two = elector(store, "one"), elector(store, "two", observer)
     t1 = asyncio.create_task(one.run())
     await one.wait_until_leading()
     t2 = asyncio.create_task(two.run())
     await asyncio.sleep(120)
     assert one.is_leader
     assert not two.is_leader
+    # A standby is visible as one (leader_election_master_status 0), not absent.
+    assert observer.changes == [False]
     await stop(t2)
     await stop(t1)
 
@@ -146,7 +150,7 @@ async def test_leader_that_cannot_renew_loses_leadership() -> None:
     # The last renewal happened at most one retry period before the failure.
     assert 10 - 2 <= loop.time() - failed_at <= 10 + 2
     assert not one.is_leader
-    assert observer.changes == [True, False]
+    assert observer.changes == [False, True, False]
 
 
 async def test_racing_candidates_elect_exactly_one_leader() -> None:
