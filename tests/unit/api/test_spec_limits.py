@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 import yaml
+from test_v1 import minimal
 
 from konsumerator.api import keys, manifests
 from konsumerator.api.v1 import SpecError, parse_spec, to_config
 from konsumerator.domain import quantities
-from test_v1 import minimal
 
 PROM = ("autoscaler", "prometheus")
 POLICY = ("resourcePolicy", "containerPolicies", 0)
