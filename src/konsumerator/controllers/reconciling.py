@@ -156,6 +156,7 @@ class Pipeline:
             refreshed=result.refreshed,
             synced_at=result.synced_at,
             error=result.error,
+            error_reason=result.error_reason,
         )
 
     async def run(
@@ -249,7 +250,10 @@ class Pipeline:
             )
         if metrics.error is not None:
             await self._events.record(
-                obj=obj, type="Warning", reason="PrometheusUnreachable", message=metrics.error
+                obj=obj,
+                type="Warning",
+                reason=reporting.metrics_reason(metrics),
+                message=metrics.error,
             )
 
     async def reconcile(
