@@ -34,6 +34,7 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
+from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import Store
@@ -47,8 +48,12 @@ def owner_index(d: ObservedDeployment) -> list[str]:
     return [d.controller_uid] if d.controller_uid else []
 
 
-class WritesFailed(Exception):
-    """Some writes of a pass failed; the controller retries with backoff."""
+class WritesFailed(errors.Retryable):
+    """Some writes of a pass failed; the controller retries with backoff.
+
+    Expected, and already reported (status, Events, a log line per pass), so
+    it is logged without a traceback.
+    """
 
 
 @dataclass(frozen=True, slots=True)
