@@ -13,7 +13,7 @@ checked here instead, so the spec is refused once, with the field named:
   "billion laughs" document expands exponentially); none of that can be sent
   to the apiserver, and hashing it used to crash the reconcile;
 * ``replicas``, when given, is an int32 of at least 0;
-* every container has a unique DNS-1123 label as its name;
+* every container (at most 64) has a unique DNS-1123 label as its name;
 * ``template.spec.restartPolicy``, when given, is ``Always`` (the only value
   a Deployment accepts);
 * the selector is not empty and selects the template's labels (what apps/v1
@@ -33,6 +33,8 @@ from typing import Any
 # JSON); bounds the work an aliased YAML document can cause.
 MAX_NODES = 100_000
 MAX_DEPTH = 64
+# The CRD's bound (it keeps the cost of its CEL rules bounded).
+MAX_CONTAINERS = 64
 
 _INT64 = range(-(2**63), 2**63)
 _INT32_NON_NEGATIVE = range(0, 2**31)
@@ -105,6 +107,8 @@ def container_problems(template: Mapping[str, Any]) -> list[Problem]:
     containers = pod.get("containers")
     if not isinstance(containers, list) or not containers:
         return [("template.spec.containers", "must list at least one container")]
+    if len(containers) > MAX_CONTAINERS:
+        return [("template.spec.containers", f"must not list more than {MAX_CONTAINERS}")]
     problems: list[Problem] = []
     seen: set[str] = set()
     for i, container in enumerate(containers):
