@@ -222,10 +222,11 @@ def _table(root: Mapping[str, Any], name: str) -> list[str]:
 
 
 def _rules(root: Mapping[str, Any], name: str, *, top: Mapping[str, Any]) -> list[str]:
-    lines = []
     # Rules on the object itself (they may read metadata.name), then those of the spec.
-    for rule in top.get("x-kubernetes-validations") or []:
-        lines.append(f"| `metadata` | {_cell(str(rule['message']))} | `{rule['rule']}` |")
+    lines = [
+        f"| `metadata` | {_cell(str(rule['message']))} | `{rule['rule']}` |"
+        for rule in top.get("x-kubernetes-validations") or []
+    ]
     for path, node in _fields(root, name):
         for rule in node.get("x-kubernetes-validations") or []:
             where = path + str(rule.get("fieldPath", ""))
