@@ -16,6 +16,7 @@ Aspects tested:
   series all lack the partition label (a typo in ``partitionLabel``); a vector with some
   partitions missing is still good data;
 * the provider keeps the last good snapshot and its time, and reports the reason;
+* ``konsumerator_prometheus_bad_data_total{kind,reason}`` counts each bad answer;
 * the status: ``MetricsAvailable=False`` with the reason and the query in the message;
 * whatever Prometheus returns, the status a pass writes holds only int64 numbers
   (property-based, through the real parsing).
@@ -28,10 +29,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from konsumerator.controllers import reporting
 from konsumerator.domain.metrics import MetricKind, MetricsSnapshot
 from konsumerator.domain.planning import Counters, Metrics, Plan
+from konsumerator.obs.prometheus import PrometheusMetrics
 from konsumerator.prom import fetching
 from konsumerator.prom.errors import BadData, BadDataReason
 from konsumerator.prom.observing import QueryOutcome, RequestOutcome
@@ -272,3 +275,26 @@ def test_status_of_any_snapshot_fits_int64(values: list[float]) -> None:
     snapshot = MetricsSnapshot(production=mapping, consumption=mapping, offset=mapping)
     status = _status(Metrics(snapshot=snapshot, refreshed=True, synced_at=T0))
     assert all(-(2**63) <= i < 2**63 for i in _ints(status))
+
+
+async def test_bad_data_is_counted_in_the_operator_metrics() -> None:
+    registry = CollectorRegistry()
+    observer = PrometheusMetrics(registry=registry)
+    for data in (EMPTY, SCALAR):
+        with pytest.raises(BadData):
+            async with fleet_answering({MetricKind.OFFSET: data}).client() as client:
+                await fetching.fetch_snapshot(
+                    client=client, config=CONFIG, num_partitions=2, observer=observer
+                )
+
+    def bad(reason: str) -> float | None:
+        return registry.get_sample_value(
+            "konsumerator_prometheus_bad_data_total", {"kind": "offset", "reason": reason}
+        )
+
+    assert bad("NoData") == 1
+    assert bad("UnsupportedResultType") == 1
+    succeeded = registry.get_sample_value(
+        "konsumerator_prometheus_queries_total", {"kind": "offset", "outcome": "success"}
+    )
+    assert succeeded == 2  # the query itself was answered; its data was not usable
