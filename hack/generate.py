@@ -224,8 +224,12 @@ def _table(root: Mapping[str, Any], name: str) -> list[str]:
     return lines
 
 
-def _rules(root: Mapping[str, Any], name: str) -> list[str]:
-    lines = []
+def _rules(root: Mapping[str, Any], name: str, *, top: Mapping[str, Any]) -> list[str]:
+    # Rules on the object itself (they may read metadata.name), then those of the spec.
+    lines = [
+        f"| `metadata` | {_cell(str(rule['message']))} | `{rule['rule']}` |"
+        for rule in top.get("x-kubernetes-validations") or []
+    ]
     for path, node in _fields(root, name):
         for rule in node.get("x-kubernetes-validations") or []:
             where = path + str(rule.get("fieldPath", ""))
@@ -265,7 +269,7 @@ def reference() -> str:
         "Besides the constraints above, the API server rejects a Consumer that breaks one of "
         "these rules, with the message shown:",
         "",
-        *_rules(schema["properties"]["spec"], "spec"),
+        *_rules(schema["properties"]["spec"], "spec", top=schema),
         "",
         "## Status",
         "",

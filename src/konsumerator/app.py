@@ -52,6 +52,7 @@ from konsumerator.kube.watching import ListWatch
 from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.obs.metrics import RuntimeMetrics
+from konsumerator.obs.prometheus import PrometheusMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.runtime.controlling import Controller
 from konsumerator.runtime.electing import LeaderElector, LeadershipLost, default_identity
@@ -165,7 +166,9 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         client=client,
         writer=writer,
         events=events,
-        provider=MetricsProvider(client=prometheus),
+        provider=MetricsProvider(
+            client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)
+        ),
         deployments=deployments,
         now=now,
         metrics=ConsumerMetrics(registry=metrics.registry),

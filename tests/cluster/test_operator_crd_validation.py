@@ -6,7 +6,16 @@ Aspects tested:
 * each invalid spec below makes ``kubectl apply`` fail, with a message that names the field
   and says what is wrong, and stores nothing: numPartitions 0, ratePerCore 0, recoveryTime
   0s, cpuIncrement 0, minAllowed greater than maxAllowed (cpu and memory), mode prometheus
-  without a prometheus section or with an empty address list, an unknown fallbackStrategy.
+  without a prometheus section or with an empty address list, an unknown fallbackStrategy;
+* and the specs no Deployment could honour (the same rules guest mode applies in
+  ``api/v1.py``): quantities beyond int64 milli-units ("1e18", "1e309" cpu, "1e19" memory,
+  a too large ramPerCore or globalPolicy), a negative quantity, a negative tolerableLag or
+  criticalLag, ``partitionEnvKey: "A=B"``, an empty selector or one that does not select
+  the pod labels (matchLabels, matchExpressions), ``restartPolicy: Never``, a container
+  name that is not a DNS label, a policy naming a container that does not exist, a
+  ``metadata.name`` longer than a label value;
+* the largest quantities that fit, a 63-character name and selectors that do select the
+  pods are accepted.
 """
 
 from __future__ import annotations
@@ -70,6 +79,63 @@ def _prometheus_section_missing(m: dict[str, Any]) -> None:
     del m["spec"]["autoscaler"]["prometheus"]
 
 
+def _policy_value(side: str, resource: str, value: Any) -> Mutation:
+    def mutate(m: dict[str, Any]) -> None:
+        _policy(m)[side][resource] = value
+
+    return mutate
+
+
+def _template(path: str, value: Any) -> Mutation:
+    def mutate(m: dict[str, Any]) -> None:
+        cursor = m["spec"]["deploymentTemplate"]
+        keys = path.split(".")
+        for key in keys[:-1]:
+            cursor = cursor.setdefault(key, {})
+        cursor[keys[-1]] = value
+
+    return mutate
+
+
+def _container_name(name: str) -> Mutation:
+    def mutate(m: dict[str, Any]) -> None:
+        m["spec"]["deploymentTemplate"]["template"]["spec"]["containers"][0]["name"] = name
+
+    return mutate
+
+
+def _name(name: str) -> Mutation:
+    def mutate(m: dict[str, Any]) -> None:
+        m["metadata"]["name"] = name
+
+    return mutate
+
+
+def _global_memory(value: str) -> Mutation:
+    def mutate(m: dict[str, Any]) -> None:
+        m["spec"]["resourcePolicy"]["globalPolicy"] = {"maxAllowed": {"memory": value}}
+
+    return mutate
+
+
+def _spec(**values: Any) -> Mutation:
+    def mutate(m: dict[str, Any]) -> None:
+        m["spec"].update(values)
+
+    return mutate
+
+
+def _both(first: Mutation, second: Mutation) -> Mutation:
+    def mutate(m: dict[str, Any]) -> None:
+        first(m)
+        second(m)
+
+    return mutate
+
+
+TOO_LARGE = "must be at most 9223372036854775807m"
+POLICY = "spec.resourcePolicy.containerPolicies[0]"
+
 CASES: dict[str, tuple[Mutation, list[str]]] = {
     "numPartitions 0": (_num_partitions_zero, ["spec.numPartitions", "greater than or equal to 1"]),
     "ratePerCore 0": (
@@ -110,12 +176,109 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _set(fallbackStrategy="median"),
         ["spec.autoscaler.prometheus.fallbackStrategy", "Unsupported value", '"median"'],
     ),
+    "minAllowed.cpu 1e18": (
+        _policy_value("minAllowed", "cpu", "1e18"),
+        [f"{POLICY}.minAllowed.cpu", TOO_LARGE],
+    ),
+    "maxAllowed.cpu 1e309": (
+        _policy_value("maxAllowed", "cpu", "1e309"),
+        [f"{POLICY}.maxAllowed.cpu", TOO_LARGE],
+    ),
+    # "1e19" itself would reach the apiserver as a YAML float, refused as not int-or-string.
+    "maxAllowed.memory 10E (1e19)": (
+        _policy_value("maxAllowed", "memory", "10E"),
+        [f"{POLICY}.maxAllowed.memory", TOO_LARGE],
+    ),
+    "one milli-unit too many": (
+        _policy_value("maxAllowed", "cpu", "9223372036854775808m"),
+        [f"{POLICY}.maxAllowed.cpu", TOO_LARGE],
+    ),
+    "globalPolicy memory 9Ei": (
+        _global_memory("9Ei"),
+        ["spec.resourcePolicy.globalPolicy.maxAllowed.memory", TOO_LARGE],
+    ),
+    "ramPerCore 1e16": (
+        _set(ramPerCore="1e16"),
+        ["spec.autoscaler.prometheus.ramPerCore", TOO_LARGE],
+    ),
+    "negative minAllowed.cpu": (
+        _policy_value("minAllowed", "cpu", "-1"),
+        [f"{POLICY}.minAllowed.cpu", "must not be negative"],
+    ),
+    "negative tolerableLag": (
+        _set(tolerableLag="-1m"),
+        ["spec.autoscaler.prometheus.tolerableLag", "tolerableLag must not be negative"],
+    ),
+    "negative criticalLag": (
+        _set(criticalLag="-10s"),
+        ["spec.autoscaler.prometheus.criticalLag", "criticalLag must not be negative"],
+    ),
+    "partitionEnvKey A=B": (_spec(partitionEnvKey="A=B"), ["spec.partitionEnvKey", "should match"]),
+    "selector that does not select the pods": (
+        _template("selector.matchLabels", {"app": "other"}),
+        ["spec.deploymentTemplate.selector.matchLabels", "must select the pods"],
+    ),
+    "empty selector": (
+        _template("selector", {}),
+        ["spec.deploymentTemplate.selector", "selector must not be empty"],
+    ),
+    "matchExpressions that do not select the pods": (
+        _template(
+            "selector",
+            {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["v-consumer"]}]},
+        ),
+        ["spec.deploymentTemplate.selector.matchExpressions", "must select the pods"],
+    ),
+    "restartPolicy Never": (
+        _template("template.spec.restartPolicy", "Never"),
+        ["spec.deploymentTemplate.template.spec.restartPolicy", "Unsupported value", '"Never"'],
+    ),
+    "container name that is not a DNS label": (
+        _container_name("Consumer_1"),
+        ["spec.deploymentTemplate.template.spec.containers[0].name", "should match"],
+    ),
+    "policy naming a container that does not exist": (
+        lambda m: _policy(m).update(containerName="ghost"),
+        ["spec.resourcePolicy.containerPolicies", "must name a container"],
+    ),
+    "metadata.name longer than a label value": (
+        _name("a" * 64),
+        ["metadata.name must be at most 63 characters"],
+    ),
+}
+
+ACCEPTED: dict[str, Mutation] = {
+    "the largest cpu that fits": _policy_value("maxAllowed", "cpu", "9223372036854775807m"),
+    "the largest memory that fits": _policy_value("maxAllowed", "memory", "9223372036854775"),
+    "a 63-character name": _name("a" * 63),
+    "matchExpressions that select the pods": _template(
+        "selector",
+        {
+            "matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["v-consumer", "x"]},
+                {"key": "tier", "operator": "DoesNotExist"},
+                {"key": "app", "operator": "Exists"},
+                {"key": "app", "operator": "NotIn", "values": ["x"]},
+            ]
+        },
+    ),
+    "tolerableLag 0s and restartPolicy Always": _both(
+        _set(tolerableLag="0s"), _template("template.spec.restartPolicy", "Always")
+    ),
 }
 
 
 def test_a_valid_consumer_is_accepted(cluster: Cluster, namespace: str) -> None:
     out = cluster.apply(_valid(namespace))
     assert "consumer.konsumerator.lwolf.org/v created" in out
+
+
+@pytest.mark.parametrize("case", list(ACCEPTED))
+def test_extreme_but_valid_spec_is_accepted(cluster: Cluster, namespace: str, case: str) -> None:
+    manifest = copy.deepcopy(_valid(namespace))
+    ACCEPTED[case](manifest)
+    out = cluster.apply(manifest)
+    assert "created" in out, out
 
 
 @pytest.mark.parametrize("case", list(CASES))

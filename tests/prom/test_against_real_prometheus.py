@@ -5,7 +5,7 @@ Aspects tested:
   offset counters map to the right per-partition values in one snapshot;
 - a range selector (matrix result) uses each series' last sample;
 - duplicates from an unaggregated query keep the maximum;
-- a scalar result is unsupported: empty mapping, not an error;
+- (scalar, string and empty results are bad data: test_bad_answers.py);
 - invalid PromQL → `QueryFailed` (bad_data, HTTP 400) with Prometheus's own
   message; a failing evaluation → `QueryFailed` (execution, HTTP 422);
 - a second, dead address (refused port, unparsable URL) does not matter;
@@ -103,15 +103,6 @@ async def test_unaggregated_duplicates_keep_the_maximum(
     result = await fetching.fetch_snapshot(client=client, config=cfg, num_partitions=2)
     assert dict(result.snapshot.offset) == {0: 999.0, 1: 50.0}
     assert result.reports[MetricKind.OFFSET].parse.duplicates == 1
-
-
-async def test_a_scalar_result_is_unsupported_not_an_error(
-    prometheus: PrometheusProcess, client: httpx2.AsyncClient
-) -> None:
-    cfg = config((prometheus.address,), offset="scalar(sum(kafka_consumergroup_lag))")
-    result = await fetching.fetch_snapshot(client=client, config=cfg, num_partitions=2)
-    assert dict(result.snapshot.offset) == {}
-    assert result.reports[MetricKind.OFFSET].parse.unsupported_result_type
 
 
 async def test_invalid_promql_is_rejected_with_prometheus_message(

@@ -14,6 +14,7 @@ annotations on the ConfigMap (the Go operator's keys, so its readers work).
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,9 +78,27 @@ def identify(obj: Mapping[str, Any]) -> Source:
     )
 
 
+# A label value: at most 63 characters, alphanumeric at both ends.
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _check_name(name: str) -> None:
+    # The owner's name is the value of the Deployments' `controller` label.
+    # Object names may have 253 characters; cutting one to 63 could end it on
+    # a "." or "-", which no label value may, and then no Deployment is valid.
+    if len(name) > 63 or not _LABEL_VALUE.match(name):
+        raise SpecError(
+            [
+                "metadata.name: must be at most 63 characters, alphanumeric at both ends:"
+                " it is the value of the Deployments' controller label"
+            ]
+        )
+
+
 def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
     """Validate a Consumer or a guest-mode ConfigMap; :class:`SpecError` names each bad field."""
     source = identify(obj)
+    _check_name(source.name)
     kind, api_version, namespace = source.kind, source.api_version, source.namespace
     annotations = source.annotations
     if kind == keys.KIND and api_version == keys.API_VERSION:

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from konsumerator.api import keys
+from konsumerator.api import keys, templates
 from konsumerator.domain import durations, quantities
 from konsumerator.domain.specs import (
     Autoscaling,
@@ -37,12 +37,26 @@ from konsumerator.domain.specs import (
 
 
 def _quantity(value: object) -> str:
+    """A resource amount: a valid quantity, not negative, within int64 milli-units.
+
+    The bound is what every Kubernetes component can hold (the scheduler reads
+    MilliValue() into an int64); beyond it no Deployment could be sized from
+    the value, and the planner's arithmetic could not be written back.
+    """
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("must be a Kubernetes quantity such as 500m, 2 or 1Gi")
     try:
-        return quantities.parse_quantity(value).canonical()
+        parsed = quantities.parse_quantity(value)
     except quantities.QuantityError as e:
         raise ValueError(str(e)) from None
+    if parsed.nanos < 0:
+        raise ValueError(f"{value} is negative; resources cannot be")
+    if not quantities.fits_int64_millis(parsed):
+        raise ValueError(
+            f"{value} is more than Kubernetes can hold"
+            f" (at most {quantities.MAX_MILLIS}m, the int64 milli-unit limit)"
+        )
+    return parsed.canonical()
 
 
 def _duration(value: object) -> str:
@@ -56,6 +70,11 @@ def _duration(value: object) -> str:
 
 
 Quantity = Annotated[str, BeforeValidator(_quantity)]
+
+MAX_PARTITIONS = 100_000
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+ENV_NAME_PATTERN = r"^([-._a-zA-Z][-._a-zA-Z0-9]*)?$"
 Duration = Annotated[str, BeforeValidator(_duration)]
 
 
@@ -87,7 +106,7 @@ class PrometheusSpec(_Model):
     production: QuerySpec
     consumption: QuerySpec
     fallback_strategy: Literal["min", "max"] = Field(alias="fallbackStrategy", default="min")
-    rate_per_core: int = Field(alias="ratePerCore", gt=0)
+    rate_per_core: int = Field(alias="ratePerCore", gt=0, le=_INT64_MAX)
     ram_per_core: Quantity = Field(alias="ramPerCore")
     cpu_increment: Quantity = Field(alias="cpuIncrement", default="100m")
     tolerable_lag: Duration | None = Field(alias="tolerableLag", default=None)
@@ -107,6 +126,15 @@ class PrometheusSpec(_Model):
     def _positive(cls, value: str) -> str:
         if _seconds(value) <= 0:
             raise ValueError("must be greater than 0s")
+        return value
+
+    @field_validator("tolerable_lag", "critical_lag")
+    @classmethod
+    def _not_negative(cls, value: str | None) -> str | None:
+        # A negative threshold is always reached: every instance would be
+        # lagging (or at maxAllowed) whatever its lag.
+        if value is not None and _seconds(value) < 0:
+            raise ValueError("must not be negative")
         return value
 
     @field_validator("recovery_time")
@@ -196,11 +224,20 @@ class ResourcePolicy(_Model):
 
 
 class ConsumerSpec(_Model):
-    num_partitions: int = Field(alias="numPartitions", ge=1)
-    num_partitions_per_instance: int = Field(alias="numPartitionsPerInstance", default=1, ge=1)
+    num_partitions: int = Field(alias="numPartitions", ge=1, le=MAX_PARTITIONS)
+    num_partitions_per_instance: int = Field(
+        alias="numPartitionsPerInstance", default=1, ge=1, le=_INT32_MAX
+    )
     name: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     namespace: str = Field(min_length=1, max_length=63)
-    partition_env_key: str = Field(alias="partitionEnvKey", default=keys.ENV_PARTITION)
+    # Kubernetes' (strict) environment variable name, which every version
+    # accepts; "" means the default.
+    partition_env_key: str = Field(
+        alias="partitionEnvKey",
+        default=keys.ENV_PARTITION,
+        max_length=253,
+        pattern=ENV_NAME_PATTERN,
+    )
     autoscaler: AutoscalerSpec = Field(default_factory=AutoscalerSpec)
     deployment_template: dict[str, Any] = Field(alias="deploymentTemplate")
     resource_policy: ResourcePolicy = Field(alias="resourcePolicy", default_factory=ResourcePolicy)
@@ -213,17 +250,25 @@ class ConsumerSpec(_Model):
     @field_validator("deployment_template")
     @classmethod
     def _template(cls, value: dict[str, Any]) -> dict[str, Any]:
-        template = value.get("template")
-        pod = template.get("spec") if isinstance(template, dict) else None
-        containers = pod.get("containers") if isinstance(pod, dict) else None
-        if not isinstance(containers, list) or not containers:
-            raise ValueError("template.spec.containers must list at least one container")
-        for i, container in enumerate(containers):
-            if not isinstance(container, dict) or not container.get("name"):
-                raise ValueError(f"template.spec.containers[{i}].name is required")
-        if not isinstance(value.get("selector"), dict):
-            raise ValueError("selector is required")
+        found = templates.problems(value)
+        if found:
+            raise ValueError("; ".join(f"{path} {message}" for path, message in found))
         return value
+
+    @model_validator(mode="after")
+    def _policies_name_containers(self) -> "ConsumerSpec":
+        # A policy for a container that does not exist bounds nothing; it is
+        # almost always a typo, and the real container then runs unbounded.
+        containers = self.deployment_template["template"]["spec"]["containers"]
+        names = [c["name"] for c in containers]
+        for i, policy in enumerate(self.resource_policy.container_policies):
+            if policy.container_name not in names:
+                raise ValueError(
+                    f"resourcePolicy.containerPolicies[{i}].containerName"
+                    f" {policy.container_name!r} is not a container of"
+                    f" deploymentTemplate.template.spec.containers ({', '.join(names)})"
+                )
+        return self
 
 
 class SpecError(ValueError):

@@ -36,6 +36,7 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
+from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import Store
@@ -49,8 +50,12 @@ def owner_index(d: ObservedDeployment) -> list[str]:
     return [d.controller_uid] if d.controller_uid else []
 
 
-class WritesFailed(Exception):
-    """Some writes of a pass failed; the controller retries with backoff."""
+class WritesFailed(errors.Retryable):
+    """Some writes of a pass failed; the controller retries with backoff.
+
+    Expected, and already reported (status, Events, a log line per pass), so
+    it is logged without a traceback.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,7 @@ class Pipeline:
             refreshed=result.refreshed,
             synced_at=result.synced_at,
             error=result.error,
+            error_reason=result.error_reason,
         )
 
     async def run(
@@ -259,7 +265,10 @@ class Pipeline:
             )
         if metrics.error is not None:
             await self._events.record(
-                obj=obj, type="Warning", reason="PrometheusUnreachable", message=metrics.error
+                obj=obj,
+                type="Warning",
+                reason=reporting.metrics_reason(metrics),
+                message=metrics.error,
             )
 
     async def reconcile(

@@ -8,7 +8,10 @@ does not hammer Prometheus), ``observedGeneration`` in its Kubernetes meaning
 * ``Ready``: every instance exists, is current and nothing failed; otherwise
   why not (``InvalidSpec``, ``NameConflict``, ``WriteFailed``, ``Progressing``).
 * ``MetricsAvailable``: the last Prometheus refresh worked (``Synced``), or
-  ``PrometheusUnreachable`` with the reason, or ``AutoscalingDisabled``.
+  why not: ``PrometheusUnreachable`` (no answer, or the query was rejected),
+  ``NoData``, ``UnsupportedResultType`` or ``ValueOutOfRange`` (an answer
+  that cannot be sized from; the message names the query), or
+  ``AutoscalingDisabled``.
 * ``Saturated``: some instances are lagging and held back by their limits.
 
 A condition's ``lastTransitionTime`` moves only when its status flips, and the
@@ -54,13 +57,23 @@ def merge_conditions(
     return merged
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _int64(value: float | None) -> int:
+    # The CRD's fields are int64: one larger number makes the whole status
+    # write fail (422) and freezes the status. Parsing already refuses such
+    # answers; this keeps any snapshot (seeded, simulated) writable.
+    return max(-_INT64_MAX, min(truncate(value), _INT64_MAX))
+
+
 def sync_state(snapshot: MetricsSnapshot, *, num_partitions: int) -> dict[str, dict[str, int]]:
     """The Go operator's ``lastSyncState``: every partition, absent values as 0."""
     return {
         str(p): {
-            "productionRate": truncate(snapshot.production.get(p)),
-            "consumptionRate": truncate(snapshot.consumption.get(p)),
-            "messageBehind": truncate(snapshot.offset.get(p)),
+            "productionRate": _int64(snapshot.production.get(p)),
+            "consumptionRate": _int64(snapshot.consumption.get(p)),
+            "messageBehind": _int64(snapshot.offset.get(p)),
         }
         for p in range(num_partitions)
     }
@@ -86,6 +99,11 @@ def snapshot_from_state(state: object) -> MetricsSnapshot | None:
             if isinstance(value, int | float) and value:
                 target[p] = float(value)
     return MetricsSnapshot(production=production, consumption=consumption, offset=offset)
+
+
+def metrics_reason(metrics: Metrics) -> str:
+    """The MetricsAvailable reason of a failed refresh."""
+    return metrics.error_reason or "PrometheusUnreachable"
 
 
 def counters(c: Counters) -> dict[str, int]:
@@ -151,7 +169,7 @@ def status(
         available = condition(
             type="MetricsAvailable",
             status=FALSE,
-            reason="PrometheusUnreachable",
+            reason=metrics_reason(metrics),
             message=metrics.error[:1024] + " (resources are left as they are)",
         )
     else:

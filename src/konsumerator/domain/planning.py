@@ -63,6 +63,8 @@ class Metrics:
     refreshed: bool = False
     synced_at: datetime | None = None
     error: str | None = None
+    # Why the refresh failed, as a condition reason (PrometheusUnreachable, NoData...).
+    error_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,9 @@ This is the Go operator's NaivePredictor, reproduced to the integer:
   the CPU limit is the request rounded up to whole cores (GOMAXPROCS follows
   the limit, so fractional cores would be wasted); memory is
   ``limit cores * ramPerCore`` for both request and limit.
+* Unlike Go's int64 arithmetic, nothing here overflows: the result is capped
+  at the largest quantity Kubernetes can represent (``resources.MAX_CPU_M``,
+  ``MAX_MEM_B``) instead of wrapping around.
 
 Rates and offsets are truncated toward zero like Go's int64 conversion, so
 every test vector of the Go operator holds here. The consumption rate is not
@@ -23,7 +26,7 @@ used for sizing (it is reported, and used by nothing else).
 from collections.abc import Sequence
 
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
-from konsumerator.domain.resources import NO_RESOURCES, Resources
+from konsumerator.domain.resources import MAX_CPU_M, MAX_MEM_B, NO_RESOURCES, Resources
 from konsumerator.domain.specs import Autoscaling
 
 
@@ -68,10 +71,15 @@ def ceil_to(value: int, step: int) -> int:
 
 
 def size_for_rate(*, rate: int, autoscaling: Autoscaling) -> Resources:
-    """The resources one container needs to process ``rate`` messages/s."""
+    """The resources one container needs to process ``rate`` messages/s.
+
+    Capped at what Kubernetes can represent: Prometheus can report any lag, and
+    a rate beyond every machine on earth still has to become a valid quantity.
+    """
     cpu_req = ceil_to(rate * 1000 // autoscaling.rate_per_core, autoscaling.cpu_increment_m)
-    cpu_lim = ceil_to(cpu_req, 1000)
-    memory = cpu_lim * autoscaling.ram_per_core_b // 1000
+    cpu_lim = min(ceil_to(cpu_req, 1000), MAX_CPU_M)
+    cpu_req = min(cpu_req, cpu_lim)
+    memory = min(cpu_lim * autoscaling.ram_per_core_b // 1000, MAX_MEM_B)
     return Resources(cpu_req_m=cpu_req, mem_req_b=memory, cpu_lim_m=cpu_lim, mem_lim_b=memory)
 
 

@@ -59,6 +59,12 @@ _NANOS_PER_MILLI = 10**6
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
 
+#: The largest amount, in thousandths, that every Kubernetes component can
+#: hold: the scheduler and the kubelet read resources with MilliValue(), an
+#: int64, which silently overflows beyond this. Every quantity Konsumerator
+#: accepts in a spec or writes into a pod spec stays within it.
+MAX_MILLIS = _INT64_MAX
+
 # Go caps binary-SI amounts at the largest int64 (apimachinery's maxAllowed).
 _BINARY_CAP_NANOS = _INT64_MAX * _NANOS_PER_UNIT
 
@@ -311,6 +317,11 @@ def is_fractional_bytes(q: Quantity) -> bool:
     for CPU, so the API layer refuses it.
     """
     return q.nanos % _NANOS_PER_UNIT != 0
+
+
+def fits_int64_millis(q: Quantity) -> bool:
+    """Whether ``q`` in thousandths (rounded up, as MilliValue) fits an int64."""
+    return _INT64_MIN <= millis(q) <= MAX_MILLIS
 
 
 def _require_int64(n: int, *, what: str) -> None:

@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from konsumerator.domain import quantities
 from konsumerator.domain.quantities import Format
 
+#: The largest CPU amount, in millicores, and memory, in bytes, that Kubernetes
+#: components can hold (int64 milli-units, see quantities.MAX_MILLIS). The CPU
+#: maximum is whole cores, so a limit rounded up to cores never passes it.
+MAX_CPU_M = quantities.MAX_MILLIS // 1000 * 1000
+MAX_MEM_B = quantities.MAX_MILLIS // 1000
+
 
 @dataclass(frozen=True, slots=True)
 class Resources:
@@ -30,6 +36,27 @@ class Resources:
 NO_RESOURCES = Resources()
 
 
+def _cap(value: int | None, high: int) -> int | None:
+    return None if value is None else max(0, min(value, high))
+
+
+def representable(resources: Resources) -> Resources:
+    """``resources`` with every amount within ``[0, MAX_CPU_M]`` / ``[0, MAX_MEM_B]``.
+
+    The estimate grows with Prometheus's numbers and existing Deployments may
+    hold anything the apiserver stored; neither may push a quantity we write
+    past what Kubernetes can represent (an int64 overflow in the scheduler),
+    nor make formatting fail. Within range this is the identity.
+    """
+    capped = Resources(
+        cpu_req_m=_cap(resources.cpu_req_m, MAX_CPU_M),
+        mem_req_b=_cap(resources.mem_req_b, MAX_MEM_B),
+        cpu_lim_m=_cap(resources.cpu_lim_m, MAX_CPU_M),
+        mem_lim_b=_cap(resources.mem_lim_b, MAX_MEM_B),
+    )
+    return resources if capped == resources else capped
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse(value: str, cpu: bool) -> int:
     # Thousands of Deployments share a handful of distinct quantity strings,
@@ -43,12 +70,18 @@ def _opt(value: str | None, *, cpu: bool) -> int | None:
 
 
 def from_strings(*, requests: Mapping[str, str], limits: Mapping[str, str]) -> Resources:
-    """Parse what the apiserver returned; other resource names are ignored."""
-    return Resources(
-        cpu_req_m=_opt(requests.get("cpu"), cpu=True),
-        mem_req_b=_opt(requests.get("memory"), cpu=False),
-        cpu_lim_m=_opt(limits.get("cpu"), cpu=True),
-        mem_lim_b=_opt(limits.get("memory"), cpu=False),
+    """Parse what the apiserver returned; other resource names are ignored.
+
+    Amounts beyond what Kubernetes can represent read as the largest it can
+    (see :func:`representable`), so planning never carries them forward.
+    """
+    return representable(
+        Resources(
+            cpu_req_m=_opt(requests.get("cpu"), cpu=True),
+            mem_req_b=_opt(requests.get("memory"), cpu=False),
+            cpu_lim_m=_opt(limits.get("cpu"), cpu=True),
+            mem_lim_b=_opt(limits.get("memory"), cpu=False),
+        )
     )
 
 

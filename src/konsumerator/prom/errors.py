@@ -11,12 +11,20 @@ Two outcomes matter to callers and they call for different reactions:
   Consumer spec, so the message carries Prometheus's own words to surface in
   status conditions and events.
 
+- `BadData`: a Prometheus answered the query, but what it returned cannot
+  be trusted as "the value of every partition": no usable series at all (a
+  typo in a label selector or in `partitionLabel`), a scalar or string
+  instead of a vector, or a value no int64 holds. Acting on it would shrink
+  every instance to its minimum while the real lag is unknown, so it is a
+  failed refresh like the others: the last good snapshot stays.
+
 When every address fails and at least one of them answered with a rejection,
 `QueryFailed` wins: a Prometheus did answer, so "unavailable" would send the
 operator's user looking in the wrong place.
 """
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,41 @@ class AddressFailure:
 
 class PrometheusError(Exception):
     """Base class: any reason a query produced no result."""
+
+    #: The ``MetricsAvailable`` condition's reason for this failure.
+    condition_reason = "PrometheusUnreachable"
+
+
+class BadDataReason(StrEnum):
+    """Why an answer is unusable; also the condition reason and a metric label."""
+
+    NO_DATA = "NoData"
+    UNSUPPORTED_RESULT_TYPE = "UnsupportedResultType"
+    VALUE_OUT_OF_RANGE = "ValueOutOfRange"
+
+
+@dataclass(frozen=True, slots=True)
+class BadAnswer:
+    """One query whose answer is unusable."""
+
+    kind: str
+    query: str
+    reason: BadDataReason
+    detail: str
+
+    def __str__(self) -> str:
+        return f"the {self.kind} query {self.query!r} {self.detail}"
+
+
+class BadData(PrometheusError):
+    """Prometheus answered, but with nothing we may size from (see module doc)."""
+
+    def __init__(self, *, answers: tuple[BadAnswer, ...]) -> None:
+        if not answers:
+            raise ValueError("BadData needs at least one bad answer")
+        self.answers = answers
+        self.condition_reason = answers[0].reason.value
+        super().__init__("; ".join(str(a) for a in answers))
 
 
 class PrometheusUnavailable(PrometheusError):

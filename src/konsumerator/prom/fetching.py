@@ -10,6 +10,14 @@ snapshot is built only when all three succeeded. If any fails, the others
 are cancelled and the error is raised: the caller keeps whatever complete
 snapshot it had before.
 
+An answer can also arrive and still be unusable (`errors.BadData`): a query
+that matched no series, or whose series all lack a usable partition label,
+a scalar or string result, or a value of 2^63 and more. The Go operator read
+the first two as "every partition at 0", so a typo in a label selector
+shrank every instance to its minimum; here they fail the refresh, each one
+counted through the observer, and the previous snapshot stays. A partition
+missing from an otherwise good answer is still normal (see `prediction`).
+
 The cost of a refresh is exactly three logical queries per Consumer,
 whatever the partition count: every query returns all partitions at once.
 """
@@ -23,6 +31,7 @@ import httpx2
 
 from konsumerator.domain.metrics import MetricKind, MetricsSnapshot
 from konsumerator.prom import observing, querying
+from konsumerator.prom.errors import BadAnswer, BadData, BadDataReason
 from konsumerator.prom.parsing import ParseReport, parse_partitions
 from konsumerator.prom.queries import PrometheusConfig
 
@@ -85,6 +94,7 @@ async def fetch_snapshot(
 
     values: dict[MetricKind, Mapping[int, float]] = {}
     reports: dict[MetricKind, QueryReport] = {}
+    bad: list[BadAnswer] = []
     for kind in kinds:
         response = tasks[kind].result()
         parsed = parse_partitions(
@@ -96,9 +106,49 @@ async def fetch_snapshot(
         reports[kind] = QueryReport(
             address=response.address, warnings=response.warnings, parse=parsed.report
         )
+        answer = judge(
+            kind=kind,
+            query=config.spec_for(kind).query,
+            report=parsed.report,
+            num_partitions=num_partitions,
+        )
+        if answer is not None:
+            observer.bad_data(kind=kind.value, reason=answer.reason)
+            bad.append(answer)
+    if bad:
+        raise BadData(answers=tuple(bad))
     snapshot = MetricsSnapshot(
         production=values[MetricKind.PRODUCTION],
         consumption=values[MetricKind.CONSUMPTION],
         offset=values[MetricKind.OFFSET],
     )
     return FetchResult(snapshot=snapshot, reports=MappingProxyType(reports))
+
+
+def judge(
+    *, kind: MetricKind, query: str, report: ParseReport, num_partitions: int
+) -> BadAnswer | None:
+    """Why this answer is unusable, or None when it may be sized from."""
+
+    def bad(reason: BadDataReason, detail: str) -> BadAnswer:
+        return BadAnswer(kind=kind.value, query=query, reason=reason, detail=detail)
+
+    examples = f" (e.g. {'; '.join(report.examples)})" if report.examples else ""
+    if report.unsupported_result_type:
+        return bad(
+            BadDataReason.UNSUPPORTED_RESULT_TYPE,
+            f"returned a {report.result_type}, not a vector of one series per partition",
+        )
+    if report.too_large:
+        return bad(
+            BadDataReason.VALUE_OUT_OF_RANGE,
+            f"returned {report.too_large} value(s) of 2^63 or more{examples}",
+        )
+    if report.accepted == 0 and num_partitions > 0:
+        if report.series == 0:
+            return bad(BadDataReason.NO_DATA, "returned no series (does it match anything?)")
+        return bad(
+            BadDataReason.NO_DATA,
+            f"returned {report.series} series but none with a usable partition{examples}",
+        )
+    return None

@@ -7,7 +7,7 @@ counters and histograms.
 
 Cardinality is bounded by construction: labels are the configured address (a
 handful per cluster), the logical query kind (`MetricKind`, three values) and
-an outcome enum. Nothing here is ever labelled by partition or Consumer.
+an outcome or bad-data reason enum. Nothing here is ever labelled by partition or Consumer.
 """
 
 from enum import StrEnum
@@ -39,6 +39,9 @@ class QueryObserver(Protocol):
     def query_finished(self, *, kind: str, outcome: QueryOutcome, duration_seconds: float) -> None:
         """One logical (hedged) query ended."""
 
+    def bad_data(self, *, kind: str, reason: str) -> None:
+        """A query was answered with data that cannot be used (see fetching)."""
+
 
 class NullObserver:
     def request_finished(
@@ -47,6 +50,9 @@ class NullObserver:
         pass
 
     def query_finished(self, *, kind: str, outcome: QueryOutcome, duration_seconds: float) -> None:
+        pass
+
+    def bad_data(self, *, kind: str, reason: str) -> None:
         pass
 
 

@@ -20,13 +20,18 @@ Decisions (and why):
   series makes rates and `produced - consumed` momentarily negative. A
   negative lag means "caught up", i.e. no lag; a negative rate means no
   traffic we can account for. The clamp is counted, not rejected.
+- **Values of 2^63 and more are counted as `too_large`** and not kept: no
+  int64 can hold them (the status's `lastSyncState` is int64), and no real
+  topic has that many messages per second or behind. The fetch step treats
+  such an answer as bad data as a whole (see `fetching`).
 - **NaN and ±Inf are missing.** They come from divisions by zero and empty
   ranges; treating them as numbers would poison the estimate, so the
   partition falls back to the spec's missing-metrics strategy instead.
 - **Matrix results use the last sample of each series** (Go parity), which
   lets range-vector selectors be used directly as queries.
-- **Scalar and string results are unsupported**: an empty mapping and a
-  warning in the report, not an error (Go parity).
+- **Scalar and string results are unsupported**: an empty mapping and the
+  report says so; the fetch step turns that into bad data (Go took it as
+  "no partition has a value", i.e. every partition at 0).
 - **Partitions >= num_partitions are dropped** and counted: they belong to a
   topic that grew beyond the spec, or to another topic.
 
@@ -63,6 +68,11 @@ class RejectReason(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     NOT_FINITE = "not_finite"
     NO_VALUE = "no_value"
+    TOO_LARGE = "too_large"
+
+
+# The first value no int64 holds; floats just below it are exact integers.
+INT64_LIMIT = 2.0**63
 
 
 def _no_rejections() -> Mapping[RejectReason, int]:
@@ -91,6 +101,10 @@ class ParseReport:
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
+
+    @property
+    def too_large(self) -> int:
+        return self.rejected.get(RejectReason.TOO_LARGE, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +179,9 @@ def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: i
         value = parse_value(pair[1])
         if value is None:
             reject(RejectReason.NOT_FINITE, f"partition {partition} value {pair[1]!r}")
+            continue
+        if value >= INT64_LIMIT:
+            reject(RejectReason.TOO_LARGE, f"partition {partition} value {pair[1]!r} >= 2^63")
             continue
         if value < 0:
             clamped += 1

@@ -59,6 +59,8 @@ class ProviderResult:
     synced_at: datetime | None
     refreshed: bool
     error: str | None = None
+    # The MetricsAvailable reason for `error` (PrometheusUnreachable, NoData...).
+    error_reason: str | None = None
     fetch: fetching.FetchResult | None = None
 
 
@@ -145,6 +147,7 @@ class MetricsProvider:
                     synced_at=entry.synced_at,
                     refreshed=False,
                     error=str(exc),
+                    error_reason=exc.condition_reason,
                 )
             if self._entries.get(key) is entry:  # not forgotten meanwhile
                 entry.snapshot, entry.synced_at, entry.origin = result.snapshot, now, origin

@@ -19,7 +19,10 @@ raises ``Conflict``             rate-limited requeue, logged at debug —
 raises ``TerminalError``        ``forget``, no requeue — ``error``. Retrying
                                 cannot help until the object changes (which
                                 enqueues it again); the reconciler reports it.
-raises anything else            rate-limited requeue — ``error``.
+raises ``Retryable``            rate-limited requeue — ``error``, one log
+                                line (the reconciler reported the cause).
+raises anything else            rate-limited requeue — ``error``, logged
+                                with its traceback (a bug).
 ==============================  ==============================================
 
 Per-key exclusivity comes from the queue: two workers never reconcile the
@@ -166,7 +169,8 @@ class Controller(Generic[K]):
                 key=str(key),
                 retries=self.queue.num_requeues(key),
                 error=repr(exc),
-                exc_info=not isinstance(exc, errors.ApiError | TimeoutError),
+                # A traceback only for what nobody classified: a bug.
+                exc_info=not isinstance(exc, errors.ApiError | errors.Retryable | TimeoutError),
             )
         else:
             self.queue.forget(key)

@@ -16,6 +16,9 @@ bodies. The split follows what a caller does next:
   least ``retry_after`` seconds.
 - ``ServerError`` (5xx) and ``Unreachable`` (no HTTP answer at all): transient.
 
+``Retryable`` marks a failure the reconciler classified and reported; it is
+retried with backoff and logged without a traceback, like API errors.
+
 ``TerminalError`` is not an API error: a reconciler raises it to say "retrying
 will not help until the object changes" (controller-runtime's
 ``reconcile.TerminalError``). The controller logs it and does not requeue; the
@@ -114,3 +117,13 @@ class Unreachable(ApiError):
 
 class TerminalError(Exception):
     """Raised by a reconciler: do not retry until the object itself changes."""
+
+
+class Retryable(Exception):
+    """Raised by a reconciler for a failure it has classified and reported.
+
+    Retried with backoff like any error, but logged in one line: the reconciler
+    knows what went wrong (a write the apiserver refused, say) and has said so
+    in the status, so a traceback would only bury the message. Tracebacks are
+    kept for exceptions nobody expected: those are bugs.
+    """

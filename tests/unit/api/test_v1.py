@@ -59,7 +59,10 @@ def minimal() -> dict[str, Any]:
         },
         "deploymentTemplate": {
             "selector": {"matchLabels": {"app": "c"}},
-            "template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}},
+            "template": {
+                "metadata": {"labels": {"app": "c"}},
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+            },
         },
     }
 

@@ -34,7 +34,7 @@ from konsumerator.domain.prediction import (
     required_rate,
     size_for_rate,
 )
-from konsumerator.domain.resources import NO_RESOURCES, Resources
+from konsumerator.domain.resources import MAX_MEM_B, NO_RESOURCES, Resources
 from konsumerator.domain.specs import Autoscaling
 
 G = 10**9
@@ -210,4 +210,4 @@ def test_size_invariants(total, rate, step, ram):
     assert r.cpu_lim_m % 1000 == 0
     assert r.cpu_req_m <= r.cpu_lim_m < r.cpu_req_m + 1000
     assert r.cpu_req_m * rate >= total * 1000 - rate  # never under the truncated need
-    assert r.mem_req_b == r.mem_lim_b == (r.cpu_lim_m // 1000) * ram
+    assert r.mem_req_b == r.mem_lim_b == min((r.cpu_lim_m // 1000) * ram, MAX_MEM_B)

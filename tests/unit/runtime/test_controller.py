@@ -6,6 +6,8 @@ Aspects tested:
 - an exception requeues with per-key exponential backoff until it succeeds;
 - ``TerminalError`` is not retried;
 - ``Conflict`` is retried quickly and quietly (``requeue``), not as an error;
+- classified failures (a pass whose writes failed, API errors, timeouts) are logged in
+  one line; only an unexpected exception (a bug) carries a traceback;
 - N workers reconcile up to N keys at once, but never one key twice at once;
 - observer hooks see every result with its label;
 - ``watches`` maps store changes to keys of both the old and the new object,
@@ -19,7 +21,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import pytest
+from structlog.testing import capture_logs
 
+from konsumerator.controllers.reconciling import WritesFailed
 from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Controller, Result
 from konsumerator.runtime.limiting import ItemExponentialLimiter, MaxOfLimiter, TokenBucket
@@ -211,3 +215,25 @@ async def test_watches_enqueues_old_and_new_owner_keys_through_a_predicate() -> 
     controller.queue.done("y")
     store.delete(ObjectKey("ns", "d"))
     assert await controller.queue.get() == "y"
+
+
+async def test_classified_failures_log_one_line_and_only_bugs_a_traceback() -> None:
+    """A refused write is retried every few seconds for as long as it is refused: its log
+    line must say what failed, not carry a traceback each time. A bug keeps its traceback."""
+    failures: dict[str, Exception] = {
+        "writes": WritesFailed("create c-0: 422 Invalid: spec.template: bad"),
+        "api": errors.ServerError(status=503, message="etcd leader changed"),
+        "timeout": TimeoutError(),
+        "bug": ZeroDivisionError("division by zero"),
+    }
+
+    async def reconcile(key: str) -> Result:
+        raise failures[key]
+
+    controller, _ = controller_for(reconcile, workers=4)
+    with capture_logs() as logs:
+        for key in failures:
+            controller.enqueue(key)
+        await run_for(controller, 0.05)
+    traced = {e["key"]: e["exc_info"] for e in logs if e["event"] == "reconcile failed; will retry"}
+    assert traced == {"writes": False, "api": False, "timeout": False, "bug": True}
