@@ -195,8 +195,13 @@ class ResourcePolicy(_Model):
         return value
 
 
+# The CRD's ``numPartitions`` maximum (crd.yaml), enforced here for guest mode too:
+# the planner builds one Deployment per partition group and a status entry per partition.
+MAX_PARTITIONS = 100_000
+
+
 class ConsumerSpec(_Model):
-    num_partitions: int = Field(alias="numPartitions", ge=1)
+    num_partitions: int = Field(alias="numPartitions", ge=1, le=MAX_PARTITIONS)
     num_partitions_per_instance: int = Field(alias="numPartitionsPerInstance", default=1, ge=1)
     name: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     namespace: str = Field(min_length=1, max_length=63)

@@ -14,10 +14,11 @@ comes from and where the status goes.
    Events: Normal for what was done, Warning for what went wrong.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -260,32 +261,76 @@ class Pipeline:
         previous: Mapping[str, Any],
         generation: int,
         write_status: Callable[[dict[str, Any]], Awaitable[None]],
+        undecodable: str | None = None,
     ) -> Result:
         """The whole reconcile of one Consumer or guest ConfigMap, given as a manifest.
 
         An unusable spec gets ``Ready=False, reason=InvalidSpec`` and a Warning
         Event, nothing is created from it, and it is not retried until it
-        changes (``TerminalError``). Failed writes are retried with backoff
-        after the status has said what failed.
+        changes (``TerminalError``). An object the watch could not decode
+        (``undecodable``, the reason; the manifest then has metadata only) is
+        reported the same way with ``reason=UndecodableObject``, and its
+        Deployments are left as they are. Failed writes are retried with
+        backoff after the status has said what failed.
+
+        Validation runs in a worker thread: a guest spec's YAML is bounded
+        (``api.limited_yaml``) but its worst case still costs ~0.1 s of CPU,
+        which must not stall the event loop (and with it the Lease renewal).
         """
+        if undecodable is not None:
+            await self._reject(
+                manifest=manifest,
+                reason="UndecodableObject",
+                message=f"{undecodable}; the object is not read and its Deployments are left"
+                " as they are until it changes",
+                previous=previous,
+                generation=generation,
+                write_status=write_status,
+            )
         try:
-            source, spec = manifests.read(manifest)
+            source, spec = await asyncio.to_thread(manifests.read, manifest)
         except SpecError as e:
-            message = str(e)
-            await write_status(
-                reporting.invalid(
-                    message=message, previous=previous, generation=generation, now=self._now()
-                )
-            )
-            await self._events.record(
-                obj=_involved(manifests.identify(manifest)),
-                type="Warning",
+            await self._reject(
+                manifest=manifest,
                 reason="InvalidSpec",
-                message=message,
+                message=str(e),
+                previous=previous,
+                generation=generation,
+                write_status=write_status,
             )
-            raise TerminalError(message) from None
         done = await self.run(key=key, source=source, spec=spec, previous=previous)
         await write_status(done.status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
         return Result(requeue_after=done.requeue_after_s)
+
+    async def _reject(
+        self,
+        *,
+        manifest: Mapping[str, Any],
+        reason: str,
+        message: str,
+        previous: Mapping[str, Any],
+        generation: int,
+        write_status: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> NoReturn:
+        """Report an object that cannot be used (status and a Warning Event), then stop
+        retrying it until it changes."""
+        if self._gauges is not None:
+            self._gauges.rejected(reason=reason)
+        await write_status(
+            reporting.invalid(
+                message=message,
+                previous=previous,
+                generation=generation,
+                now=self._now(),
+                reason=reason,
+            )
+        )
+        await self._events.record(
+            obj=_involved(manifests.identify(manifest)),
+            type="Warning",
+            reason=reason,
+            message=message,
+        )
+        raise TerminalError(message)

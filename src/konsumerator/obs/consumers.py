@@ -14,7 +14,7 @@ they go away, so deleted Consumers do not linger on dashboards.
 import contextlib
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.planning import Plan
@@ -80,7 +80,18 @@ class ConsumerMetrics:
             "The Consumer's global memory pool (globalPolicy.maxAllowed.memory)",
             ["consumer"],
         )
+        # Labelled by reason only (InvalidSpec, UndecodableObject): which object it was
+        # is in its status and Events; a steady rise here means a retry loop.
+        self.rejections = Counter(
+            "konsumerator_rejected_objects",
+            "Reconciles that found their object unusable (and did not retry it), by reason",
+            ["reason"],
+            registry=registry,
+        )
         self._instances: dict[str, set[str]] = {}
+
+    def rejected(self, *, reason: str) -> None:
+        self.rejections.labels(reason).inc()
 
     def observe(
         self,
