@@ -119,8 +119,12 @@ def test_a_kind_without_quarantine_leaves_the_bad_object_out() -> None:
 
 
 async def test_a_reflector_syncs_its_store_with_a_bad_consumer_listed() -> None:
+    watching = asyncio.Event()
+
     async def handler(request: httpx2.Request) -> httpx2.Response:
         if request.url.params.get("watch"):
+            # The reflector watches only after its LIST replaced the store.
+            watching.set()
             await asyncio.Event().wait()  # a quiet watch: nothing happens
         return httpx2.Response(200, content=page(consumer("a"), consumer("bad", deep=1_100)))
 
@@ -132,10 +136,10 @@ async def test_a_reflector_syncs_its_store_with_a_bad_consumer_listed() -> None:
     task = asyncio.create_task(reflector.run())
     try:
         async with asyncio.timeout(10):
-            while not store.has_synced:
-                await asyncio.sleep(0.01)
+            await watching.wait()
     finally:
         task.cancel()
+    assert store.has_synced
     assert store.get(ObjectKey("ns", "a")).undecodable is None
     assert store.get(ObjectKey("ns", "bad")).undecodable is not None
 
