@@ -85,7 +85,7 @@ def test_deep_documents_are_split_where_decoders_recurse_out(levels: int) -> Non
     assert sorted(parts) == ["kind", "spec", "status"]
     assert json.loads(parts["status"]) == {"n": 1}
     assert scanning.nesting_depth(data, limit=64) == 65
-    assert scanning.nesting_depth(parts["spec"], limit=2_000) == min(levels + 1, 2_001)
+    assert scanning.nesting_depth(parts["spec"], limit=1_200) == min(levels + 1, 1_201)
 
 
 def test_empty_containers_have_no_parts() -> None:
