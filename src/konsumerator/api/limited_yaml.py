@@ -20,10 +20,13 @@ in two steps:
    (repeating a block) but cannot make a spec bigger than one could write out.
 
 Only then is the document constructed (libyaml's ``CSafeLoader`` when PyYAML
-has it, else the pure-Python ``SafeLoader``). Measured worst case within the
-bounds, a 64 KB flow list of 32,000 integers: 30 ms for the event pass and
-130 ms to construct, with libyaml. The caller still runs it off the event
-loop (``controllers.reconciling``).
+has it, else the pure-Python ``SafeLoader``, several times slower). Measured
+with libyaml on a loaded 2-core machine: the example ``consumer.yaml`` 1.7 ms;
+1,100 nested lists refused in 4 ms, a 9**9 alias bomb in 0.2 ms; the worst
+case within the bounds, a 64 KB flow list of 32,000 integers, 0.16 to 0.27 s
+(the event pass is 30 to 50 ms of it). Hence the caller runs it off the event
+loop (``controllers.reconciling``), and an invalid spec is parsed once per
+change of its ConfigMap, never retried.
 """
 
 from __future__ import annotations

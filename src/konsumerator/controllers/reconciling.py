@@ -274,7 +274,7 @@ class Pipeline:
         backoff after the status has said what failed.
 
         Validation runs in a worker thread: a guest spec's YAML is bounded
-        (``api.limited_yaml``) but its worst case still costs ~0.1 s of CPU,
+        (``api.limited_yaml``) but its worst case still costs up to ~0.3 s of CPU,
         which must not stall the event loop (and with it the Lease renewal).
         """
         if undecodable is not None:

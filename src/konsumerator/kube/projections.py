@@ -328,7 +328,6 @@ class Undecodable:
 _meta_decoder = msgspec.json.Decoder(ObjectMetaWire)
 _list_meta_decoder = msgspec.json.Decoder(ListMetaWire)
 _mapping_decoder = msgspec.json.Decoder(dict[str, Any])
-_strings_decoder = msgspec.json.Decoder(dict[str, str])
 # Identity first, then the flat maps; never managedFields (mirrors the spec's depth).
 _IDENTITY = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
 _FLAT = ("labels", "annotations", "ownerReferences", "creationTimestamp")
@@ -401,6 +400,18 @@ def quarantined_configmap(bad: Undecodable) -> ConfigMapView:
     )
 
 
+def _depth_problem(data: bytes, *, limit: int) -> str:
+    """Which top-level parts of an object nest more than ``limit`` levels, in words."""
+    deep = [
+        name
+        for name, value in scanning.members(data).items()
+        if scanning.nesting_depth(value, limit=limit) > limit
+    ]
+    parts = " and ".join(deep) or "the object"
+    verb = "nest" if len(deep) > 1 else "nests"
+    return f"{parts} {verb} more than {limit} levels of JSON, the operator's limit"
+
+
 # -- projectors --------------------------------------------------------------
 
 
@@ -436,8 +447,9 @@ class Projector(Generic[W, T]):
 
     def decode(self, data: bytes | msgspec.Raw) -> T:
         """One object; a quarantined ``T``, or ``UndecodableObject``, if it cannot be read."""
-        if self._too_deep(data, levels=1):
-            return self._quarantined(bytes(data), self._depth_problem(bytes(data)))
+        if self._max_depth is not None and self._too_deep(data, levels=1):
+            problem = _depth_problem(bytes(data), limit=self._max_depth)
+            return self._quarantined(bytes(data), problem)
         try:
             return self._convert(self._item.decode(data))
         except RecursionError:
@@ -481,17 +493,6 @@ class Projector(Generic[W, T]):
             return False
         limit = self._max_depth + levels
         return scanning.nesting_depth(bytes(data), limit=limit) > limit
-
-    def _depth_problem(self, data: bytes) -> str:
-        limit = self._max_depth
-        deep = [
-            name
-            for name, value in scanning.members(data).items()
-            if limit is not None and scanning.nesting_depth(value, limit=limit) > limit
-        ]
-        parts = " and ".join(deep) or "the object"
-        verb = "nest" if len(deep) > 1 else "nests"
-        return f"{parts} {verb} more than {limit} levels of JSON, the operator's limit"
 
     def _quarantined(self, data: bytes, problem: str) -> T:
         try:
