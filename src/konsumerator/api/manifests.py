@@ -6,7 +6,9 @@
   took "the first" data key, which in Go's randomised map order meant any of
   them; here it is ``consumer.yaml``, or the only key if there is just one.
   Guest-mode specs never pass the apiserver's schema, so they get the same
-  validation here and the same field-naming messages.
+  validation here and the same field-naming messages; the YAML is parsed
+  within bounds (``limited_yaml``). A ConfigMap whose ``managed`` annotation
+  is false (``"false"``, ``"no"``, ``"off"``, ``"0"``) is not managed.
 
 Status in guest mode lives in ``konsumerator.lwolf.org/status.*``
 annotations on the ConfigMap (the Go operator's keys, so its readers work).
@@ -19,9 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from konsumerator.api import keys
+from konsumerator.api import keys, limited_yaml
 from konsumerator.api.v1 import ConsumerSpec, SpecError, parse_spec
 
 
@@ -54,6 +54,17 @@ def _metadata(obj: Mapping[str, Any]) -> tuple[str, str, str, int, dict[str, str
         int(meta.get("generation") or 0),
         {str(k): str(v) for k, v in annotations.items()},
     )
+
+
+# Values of the managed annotation that mean "not managed" (compared case-insensitively).
+# The Go operator managed a ConfigMap whatever the value, ``"false"`` included.
+UNMANAGED_VALUES = frozenset({"false", "no", "off", "0"})
+
+
+def is_managed(annotations: Mapping[str, str]) -> bool:
+    """Whether a guest ConfigMap is ours: annotated ``managed``, with a value that is not false."""
+    value = annotations.get(keys.MANAGED)
+    return value is not None and value.strip().lower() not in UNMANAGED_VALUES
 
 
 def guest_spec_text(data: Mapping[str, str]) -> str:
@@ -104,16 +115,14 @@ def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
     if kind == keys.KIND and api_version == keys.API_VERSION:
         spec = parse_spec(obj.get("spec"), field_prefix="spec")
     elif kind == "ConfigMap" and api_version == "v1":
-        if keys.MANAGED not in annotations:
-            raise SpecError([f"metadata.annotations: {keys.MANAGED} is missing"])
+        if not is_managed(annotations):
+            raise SpecError([f"metadata.annotations: {keys.MANAGED} is missing or false"])
         data = obj.get("data") or {}
         text = guest_spec_text(data)
         try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise SpecError([f"data.{keys.GUEST_SPEC_KEY}: not valid YAML{where}"]) from None
+            raw = limited_yaml.load(text)
+        except limited_yaml.Rejected as e:
+            raise SpecError([f"data.{keys.GUEST_SPEC_KEY}: {e}"]) from None
         spec = parse_spec(raw, field_prefix=f"data.{keys.GUEST_SPEC_KEY}")
     else:
         raise SpecError(

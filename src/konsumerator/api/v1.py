@@ -71,6 +71,8 @@ def _duration(value: object) -> str:
 
 Quantity = Annotated[str, BeforeValidator(_quantity)]
 
+# The CRD's ``numPartitions`` maximum (crd.yaml), enforced here for guest mode too:
+# the planner builds one Deployment per partition group and a status entry per partition.
 MAX_PARTITIONS = 100_000
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1

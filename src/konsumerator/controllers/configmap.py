@@ -2,10 +2,14 @@
 
 For teams that cannot install a CRD or hold cluster-wide permissions: the
 operator runs with ``--namespace=NS`` and a namespaced Role, and reconciles
-ConfigMaps annotated ``konsumerator.lwolf.org/managed`` whose ``consumer.yaml``
-holds the spec. The spec never passes a schema, so every problem is named in
-a Warning Event and in the ``konsumerator.lwolf.org/status.conditions``
-annotation, and nothing is created from an invalid ConfigMap.
+ConfigMaps annotated ``konsumerator.lwolf.org/managed`` (any value but a false
+one, see ``manifests.is_managed``) whose ``consumer.yaml`` holds the spec.
+The YAML is parsed within bounds of size, depth and alias expansion
+(``api.limited_yaml``), so one hostile ConfigMap costs one bounded parse per
+change, never a stalled event loop or a retry storm. The spec never passes a
+schema, so every problem is named in a Warning Event and in the
+``konsumerator.lwolf.org/status.conditions`` annotation, and nothing is
+created from an invalid ConfigMap.
 
 Status is written as the Go operator's ``konsumerator.lwolf.org/status.*``
 annotations by server-side apply (we own only those keys), only when they
@@ -38,9 +42,9 @@ def as_manifest(cm: ConfigMapView) -> dict[str, Any]:
     }
 
 
-def _inputs(cm: ConfigMapView) -> tuple[Mapping[str, str], dict[str, str], bool]:
+def _inputs(cm: ConfigMapView) -> tuple[Mapping[str, str], dict[str, str], bool, str | None]:
     ours = {k: v for k, v in cm.annotations.items() if not k.startswith(keys.STATUS_PREFIX)}
-    return cm.data, ours, cm.deleting
+    return cm.data, ours, cm.deleting, cm.undecodable
 
 
 def spec_changed(old: ConfigMapView | None, new: ConfigMapView | None) -> bool:
@@ -64,7 +68,8 @@ class ConfigMapController:
 
     async def reconcile(self, key: ObjectKey) -> Result:
         cm = self._configmaps.get(key)
-        if cm is None or cm.deleting or keys.MANAGED not in cm.annotations:
+        if cm is None or cm.deleting or not manifests.is_managed(cm.annotations):
+            # Not ours (or no longer): nothing is written, its Deployments stay.
             self._pipeline.forget(str(key))
             return Result()
 
@@ -78,6 +83,7 @@ class ConfigMapController:
             previous=manifests.status_from_annotations(cm.annotations),
             generation=0,
             write_status=write_status,
+            undecodable=cm.undecodable,
         )
 
     async def _write_status(self, cm: ConfigMapView, status: Mapping[str, Any]) -> bool:

@@ -1,8 +1,9 @@
 """CRD mode: reconcile ``konsumerator.lwolf.org/v1`` Consumers, cluster-wide.
 
 A Consumer the schema let through can still be unusable (``spec.namespace``
-not its own namespace, which ownerReferences cannot span): see
-``Pipeline.reconcile`` for what happens then.
+not its own namespace, which ownerReferences cannot span), or unreadable (a
+``deploymentTemplate`` nested deeper than ``kube.projections.MAX_DEPTH``,
+quarantined by the watch): see ``Pipeline.reconcile`` for what happens then.
 
 Status goes through server-side apply on the ``/status`` subresource, and
 only when it differs from what the cache holds; the watch predicate ignores
@@ -43,6 +44,7 @@ def spec_changed(old: CustomObject | None, new: CustomObject | None) -> bool:
         old.generation != new.generation
         or old.annotations != new.annotations
         or old.deleting != new.deleting
+        or old.undecodable != new.undecodable
     )
 
 
@@ -74,6 +76,7 @@ class ConsumerController:
             previous=dict(obj.status),
             generation=obj.generation,
             write_status=write_status,
+            undecodable=obj.undecodable,
         )
 
     async def _write_status(self, obj: CustomObject, status: dict[str, Any]) -> bool:

@@ -14,12 +14,14 @@ comes from and where the status goes.
    Events: Normal for what was done, Warning for what went wrong.
 """
 
+import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -279,14 +281,18 @@ class Pipeline:
         previous: Mapping[str, Any],
         generation: int,
         write_status: Callable[[dict[str, Any]], Awaitable[bool]],
+        undecodable: str | None = None,
     ) -> Result:
         """The whole reconcile of one Consumer or guest ConfigMap, given as a manifest.
 
         An unusable spec gets ``Ready=False, reason=InvalidSpec`` and a Warning
         Event, nothing is created from it, and it is not retried until it
-        changes (``TerminalError``). Failed writes are retried with backoff
-        after the status has said what failed. ``write_status`` writes only
-        a status that changed, and says whether it wrote.
+        changes (``TerminalError``). An object the watch could not decode
+        (``undecodable``, the reason; the manifest then has metadata only) is
+        reported the same way with ``reason=UndecodableObject``, and its
+        Deployments are left as they are. Failed writes are retried with
+        backoff after the status has said what failed. ``write_status`` writes
+        only a status that changed, and says whether it wrote.
         """
         started = self._clock()
         try:
@@ -296,6 +302,7 @@ class Pipeline:
                 previous=previous,
                 generation=generation,
                 write_status=write_status,
+                undecodable=undecodable,
             )
         except Exception:
             self._reconciled(key=key, started=started, failed=True)
@@ -326,27 +333,65 @@ class Pipeline:
         previous: Mapping[str, Any],
         generation: int,
         write_status: Callable[[dict[str, Any]], Awaitable[bool]],
+        undecodable: str | None,
     ) -> Result:
+        reject = functools.partial(
+            self._reject,
+            key=key,
+            manifest=manifest,
+            previous=previous,
+            generation=generation,
+            write_status=write_status,
+        )
+        if undecodable is not None:
+            await reject(
+                reason="UndecodableObject",
+                message=f"{undecodable}; the object is not read and its Deployments are left"
+                " as they are until it changes",
+            )
+        # Validation runs in a worker thread: a guest spec's YAML is bounded
+        # (``api.limited_yaml``) but its worst case still costs up to ~0.3 s of CPU,
+        # which must not stall the event loop (and with it the Lease renewal).
         try:
-            source, spec = manifests.read(manifest)
+            source, spec = await asyncio.to_thread(manifests.read, manifest)
         except SpecError as e:
-            message = str(e)
-            await self._write_status(
-                key=key,
-                status=reporting.invalid(
-                    message=message, previous=previous, generation=generation, now=self._now()
-                ),
-                write_status=write_status,
-            )
-            await self._events.record(
-                obj=_involved(manifests.identify(manifest)),
-                type="Warning",
-                reason="InvalidSpec",
-                message=message,
-            )
-            raise TerminalError(message) from None
+            await reject(reason="InvalidSpec", message=str(e))
         done = await self.run(key=key, source=source, spec=spec, previous=previous)
         await self._write_status(key=key, status=done.status, write_status=write_status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
         return Result(requeue_after=done.requeue_after_s)
+
+    async def _reject(
+        self,
+        *,
+        key: str,
+        manifest: Mapping[str, Any],
+        reason: str,
+        message: str,
+        previous: Mapping[str, Any],
+        generation: int,
+        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
+    ) -> NoReturn:
+        """Report an object that cannot be used (status and a Warning Event), then stop
+        retrying it until it changes."""
+        if self._gauges is not None:
+            self._gauges.rejected(reason=reason)
+        await self._write_status(
+            key=key,
+            status=reporting.invalid(
+                message=message,
+                previous=previous,
+                generation=generation,
+                now=self._now(),
+                reason=reason,
+            ),
+            write_status=write_status,
+        )
+        await self._events.record(
+            obj=_involved(manifests.identify(manifest)),
+            type="Warning",
+            reason=reason,
+            message=message,
+        )
+        raise TerminalError(message)

@@ -6,7 +6,8 @@ does not hammer Prometheus), ``observedGeneration`` in its Kubernetes meaning
 (the spec generation this status describes) and three conditions:
 
 * ``Ready``: every instance exists, is current and nothing failed; otherwise
-  why not (``InvalidSpec``, ``NameConflict``, ``WriteFailed``, ``Progressing``).
+  why not (``InvalidSpec``, ``UndecodableObject``, ``NameConflict``,
+  ``WriteFailed``, ``Progressing``).
 * ``MetricsAvailable``: the last Prometheus refresh worked (``Synced``), or
   why not: ``PrometheusUnreachable`` (no answer, or the query was rejected),
   ``NoData``, ``UnsupportedResultType`` or ``ValueOutOfRange`` (an answer
@@ -200,10 +201,16 @@ def status(
 
 
 def invalid(
-    *, message: str, previous: Mapping[str, Any], generation: int, now: datetime
+    *,
+    message: str,
+    previous: Mapping[str, Any],
+    generation: int,
+    now: datetime,
+    reason: str = "InvalidSpec",
 ) -> dict[str, Any]:
-    """Status for a spec that cannot be used: counters kept, Ready=False InvalidSpec."""
-    ready = condition(type="Ready", status=FALSE, reason="InvalidSpec", message=message[:1024])
+    """Status for a spec that cannot be used (``InvalidSpec``) or an object that cannot
+    even be read (``UndecodableObject``): counters kept, Ready=False with the reason."""
+    ready = condition(type="Ready", status=FALSE, reason=reason, message=message[:1024])
     others = [c for c in previous.get("conditions") or [] if c.get("type") != "Ready"]
     merged = merge_conditions(
         previous=previous.get("conditions") or [], current=[ready], now=now, generation=generation

@@ -25,6 +25,24 @@ halve the total if it ever matters.
 
 Each ``Projector`` bundles the decoders for one kind: single objects, list
 pages (items decoded in the same pass) and watch-event objects.
+
+One object must never make others unreadable. A list page is decoded in one
+pass when it can be; if that fails (an object nested deeper than the
+decoder's recursion limit, or of an unexpected shape), the page is split with
+``kube.scanning`` (bounded stack, any depth) and every item decoded on its own.
+An item that still fails is *quarantined*: its identity is read from its
+metadata alone, and the kind's ``quarantine`` function turns it into a normal
+projection marked ``undecodable`` (with the reason), which the controller
+reports on that object only. A kind without a quarantine function (managed
+Deployments, Leases: typed by the API server, so never deep) drops the item
+with an error log instead; nothing else is affected.
+
+Free-form objects (custom objects: a Consumer's ``deploymentTemplate`` keeps
+unknown fields) are also held to ``MAX_DEPTH`` levels per top-level part, so
+nothing deeper ever reaches the planner, whose rendering and encoding recurse
+per level. A Deployment template nests about 15 levels, so 64 is generous.
+The check is one C-level pass per level over the page's bytes, stopping past
+the limit (``scanning.nesting_depth``); kinds without free-form parts skip it.
 """
 
 from __future__ import annotations
@@ -33,12 +51,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
+import structlog
 
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
+from konsumerator.kube import scanning
 from konsumerator.runtime.ports import LeaseRecord
+
+log = structlog.stdlib.get_logger(__name__)
+
+# Levels of nesting allowed in each top-level part (metadata, spec, status) of
+# a free-form object; see the module docstring.
+MAX_DEPTH: Final = 64
 
 W = TypeVar("W")
 T = TypeVar("T")
@@ -191,6 +217,9 @@ class CustomObject:
     """A custom resource: identity and metadata typed, ``spec``/``status`` raw.
 
     ``spec`` and ``status`` are the decoded JSON; treat them as read-only.
+    ``undecodable`` is set (to the reason) on a quarantined object: its
+    metadata is real, ``spec`` is empty and must not be acted on, ``status``
+    is what could be read of it (possibly empty).
     """
 
     namespace: str
@@ -203,6 +232,7 @@ class CustomObject:
     deletion_timestamp: str | None = None
     spec: Mapping[str, Any] = field(default_factory=dict)
     status: Mapping[str, Any] = field(default_factory=dict)
+    undecodable: str | None = None
 
     @property
     def deleting(self) -> bool:
@@ -227,6 +257,8 @@ def to_custom_object(wire: CustomObjectWire) -> CustomObject:
 
 @dataclass(frozen=True, slots=True)
 class ConfigMapView:
+    """A ConfigMap; ``undecodable`` as in :class:`CustomObject` (``data`` empty then)."""
+
     namespace: str
     name: str
     uid: str
@@ -235,6 +267,7 @@ class ConfigMapView:
     annotations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     data: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     deleting: bool = False
+    undecodable: str | None = None
 
 
 def to_configmap(wire: ConfigMapWire) -> ConfigMapView:
@@ -268,6 +301,117 @@ def to_lease_record(wire: LeaseWire) -> LeaseRecord:
     )
 
 
+# -- quarantine -------------------------------------------------------------
+
+
+class UndecodableObject(Exception):
+    """An object that cannot be projected, of a kind without a quarantine."""
+
+    def __init__(self, *, problem: str, namespace: str = "", name: str = "") -> None:
+        who = f"{namespace}/{name}" if namespace else name or "an object without a name"
+        super().__init__(f"{who}: {problem}")
+        self.problem = problem
+        self.namespace = namespace
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """What can be read of an object that cannot be decoded whole."""
+
+    metadata: ObjectMetaWire
+    # The object's top-level members, undecoded (e.g. ``status`` may be fine).
+    parts: Mapping[str, bytes]
+    problem: str
+
+
+_meta_decoder = msgspec.json.Decoder(ObjectMetaWire)
+_list_meta_decoder = msgspec.json.Decoder(ListMetaWire)
+_mapping_decoder = msgspec.json.Decoder(dict[str, Any])
+# Identity first, then the flat maps; never managedFields (mirrors the spec's depth).
+_IDENTITY = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
+_FLAT = ("labels", "annotations", "ownerReferences", "creationTimestamp")
+_DECODE_ERRORS = (RecursionError, msgspec.DecodeError, msgspec.ValidationError)
+
+
+def _reassembled(fields: Mapping[str, bytes], names: tuple[str, ...]) -> bytes:
+    pairs = [msgspec.json.encode(n) + b":" + fields[n] for n in names if n in fields]
+    return b"{" + b",".join(pairs) + b"}"
+
+
+def salvage_metadata(raw: bytes | None) -> ObjectMetaWire:
+    """The metadata of an object that may not decode: whole if it can, else its
+    identity (and flat maps) member by member; empty if not even that."""
+    if raw is None:
+        return ObjectMetaWire()
+    try:
+        return _meta_decoder.decode(raw)
+    except _DECODE_ERRORS:
+        pass
+    try:
+        fields = scanning.members(raw)
+        for names in (_IDENTITY + _FLAT, _IDENTITY):
+            try:
+                return _meta_decoder.decode(_reassembled(fields, names))
+            except _DECODE_ERRORS:
+                continue
+    except msgspec.DecodeError:
+        pass
+    return ObjectMetaWire()
+
+
+def salvage_mapping(raw: bytes | None, *, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """A top-level part (``status``) if it is a shallow enough object, else empty."""
+    if raw is None or scanning.nesting_depth(raw, limit=max_depth) > max_depth:
+        return {}
+    try:
+        return _mapping_decoder.decode(raw)
+    except _DECODE_ERRORS:
+        return {}
+
+
+def quarantined_custom_object(bad: Undecodable) -> CustomObject:
+    meta = bad.metadata
+    return CustomObject(
+        namespace=meta.namespace,
+        name=meta.name,
+        uid=meta.uid,
+        resource_version=meta.resource_version,
+        generation=meta.generation,
+        labels=_frozen(meta.labels),
+        annotations=_frozen(meta.annotations),
+        deletion_timestamp=meta.deletion_timestamp,
+        status=salvage_mapping(bad.parts.get("status")),
+        undecodable=bad.problem,
+    )
+
+
+def quarantined_configmap(bad: Undecodable) -> ConfigMapView:
+    meta = bad.metadata
+    return ConfigMapView(
+        namespace=meta.namespace,
+        name=meta.name,
+        uid=meta.uid,
+        resource_version=meta.resource_version,
+        labels=_frozen(meta.labels),
+        annotations=_frozen(meta.annotations),
+        deleting=meta.deletion_timestamp is not None,
+        undecodable=bad.problem,
+    )
+
+
+def _depth_problem(data: bytes, *, limit: int) -> str:
+    """Which top-level parts of an object nest more than ``limit`` levels, in words."""
+    deep = [
+        name
+        for name, value in scanning.members(data).items()
+        if scanning.nesting_depth(value, limit=limit) > limit
+    ]
+    parts = " and ".join(deep) or "the object"
+    verb = "nest" if len(deep) > 1 else "nests"
+    return f"{parts} {verb} more than {limit} levels of JSON, the operator's limit"
+
+
 # -- projectors --------------------------------------------------------------
 
 
@@ -279,33 +423,105 @@ class Page(Generic[T]):
 
 
 class Projector(Generic[W, T]):
-    """Decoders for one kind: object, list page, and the conversion to ``T``."""
+    """Decoders for one kind: object, list page, and the conversion to ``T``.
 
-    def __init__(self, *, wire: type[W], convert: Callable[[W], T]) -> None:
+    ``quarantine`` turns what can be read of an undecodable object into a
+    ``T`` marked as such; without it such an object raises (``decode``) or is
+    left out with an error log (``decode_page``). ``max_depth`` bounds each
+    top-level part's nesting (free-form kinds only; see the module docstring).
+    """
+
+    def __init__(
+        self,
+        *,
+        wire: type[W],
+        convert: Callable[[W], T],
+        quarantine: Callable[[Undecodable], T] | None = None,
+        max_depth: int | None = None,
+    ) -> None:
         self._convert = convert
+        self._quarantine = quarantine
+        self._max_depth = max_depth
         self._item: msgspec.json.Decoder[W] = msgspec.json.Decoder(wire)
         self._page: msgspec.json.Decoder[ListWire[W]] = msgspec.json.Decoder(ListWire[wire])  # type: ignore[valid-type]
 
     def decode(self, data: bytes | msgspec.Raw) -> T:
-        return self._convert(self._item.decode(data))
+        """One object; a quarantined ``T``, or ``UndecodableObject``, if it cannot be read."""
+        if self._max_depth is not None and self._too_deep(data, levels=1):
+            problem = _depth_problem(bytes(data), limit=self._max_depth)
+            return self._quarantined(bytes(data), problem)
+        try:
+            return self._convert(self._item.decode(data))
+        except RecursionError:
+            problem = "is nested too deeply to decode"
+        except msgspec.ValidationError as e:
+            problem = f"cannot be decoded: {e}"
+        return self._quarantined(bytes(data), problem)
 
     def decode_page(self, data: bytes) -> Page[T]:
-        page = self._page.decode(data)
+        """A list page: in one pass if every item decodes, else item by item."""
+        if not self._too_deep(data, levels=3):
+            try:
+                page = self._page.decode(data)
+            except (RecursionError, msgspec.ValidationError):
+                pass
+            else:
+                return Page(
+                    items=[self._convert(item) for item in page.items],
+                    resource_version=page.metadata.resource_version,
+                    continue_token=page.metadata.continue_,
+                )
+        return self._decode_items(data)
+
+    def _decode_items(self, data: bytes) -> Page[T]:
+        parts = scanning.members(data)
+        meta = _list_meta_decoder.decode(parts.get("metadata", b"{}"))
+        items: list[T] = []
+        for raw in scanning.elements(parts.get("items", b"[]")):
+            try:
+                items.append(self.decode(raw))
+            except UndecodableObject as e:
+                log.error("object left out of the cache: cannot be decoded", error=str(e))
         return Page(
-            items=[self._convert(item) for item in page.items],
-            resource_version=page.metadata.resource_version,
-            continue_token=page.metadata.continue_,
+            items=items, resource_version=meta.resource_version, continue_token=meta.continue_
         )
+
+    def _too_deep(self, data: bytes | msgspec.Raw, *, levels: int) -> bool:
+        """Whether a part ``levels`` below ``data``'s root nests more than ``max_depth``
+        (1 for an object's parts, 3 for those of a list page's items)."""
+        if self._max_depth is None:
+            return False
+        limit = self._max_depth + levels
+        return scanning.nesting_depth(bytes(data), limit=limit) > limit
+
+    def _quarantined(self, data: bytes, problem: str) -> T:
+        try:
+            parts = scanning.members(data)
+        except msgspec.DecodeError:
+            parts = {}
+        meta = salvage_metadata(parts.get("metadata"))
+        if self._quarantine is None or not meta.name:
+            raise UndecodableObject(problem=problem, namespace=meta.namespace, name=meta.name)
+        log.warning(
+            "object quarantined: cannot be decoded",
+            namespace=meta.namespace,
+            name=meta.name,
+            problem=problem,
+        )
+        return self._quarantine(Undecodable(metadata=meta, parts=parts, problem=problem))
 
 
 DEPLOYMENT_PROJECTOR: Projector[DeploymentWire, ObservedDeployment] = Projector(
     wire=DeploymentWire, convert=to_observed_deployment
 )
 CUSTOM_OBJECT_PROJECTOR: Projector[CustomObjectWire, CustomObject] = Projector(
-    wire=CustomObjectWire, convert=to_custom_object
+    wire=CustomObjectWire,
+    convert=to_custom_object,
+    quarantine=quarantined_custom_object,
+    max_depth=MAX_DEPTH,
 )
 CONFIGMAP_PROJECTOR: Projector[ConfigMapWire, ConfigMapView] = Projector(
-    wire=ConfigMapWire, convert=to_configmap
+    wire=ConfigMapWire, convert=to_configmap, quarantine=quarantined_configmap
 )
 LEASE_PROJECTOR: Projector[LeaseWire, LeaseRecord] = Projector(
     wire=LeaseWire, convert=to_lease_record

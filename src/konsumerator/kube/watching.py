@@ -14,6 +14,12 @@ whole typed models. We speak the protocol directly:
   is set a little above ``T``, a transport-level backstop to the reflector's
   inactivity watchdog.
 
+One bad object never stops the stream: an event line too deep for msgspec
+(which recurses even to capture ``object`` as ``Raw``) is split with
+``kube.scanning`` instead, and the object goes to the projector, which
+quarantines it (see ``kube.projections``). An object of a kind that has no
+quarantine is logged and its event skipped; the stream goes on.
+
 ``ListWatch`` implements ``konsumerator.runtime.ports.ListWatchSource``.
 """
 
@@ -24,14 +30,18 @@ from typing import Any, Generic, TypeVar
 
 import httpx2
 import msgspec
+import structlog
 
 from konsumerator.kube import errors as kube_errors
-from konsumerator.kube.projections import Projector
+from konsumerator.kube import scanning
+from konsumerator.kube.projections import Projector, UndecodableObject
 from konsumerator.kube.requesting import ApiClient
 from konsumerator.kube.resources import ResourceKind
 from konsumerator.runtime.ports import EventType, Listing, Projection, WatchEvent
 
 T = TypeVar("T", bound=Projection)
+
+log = structlog.stdlib.get_logger(__name__)
 
 
 class _EventWire(msgspec.Struct):
@@ -121,23 +131,43 @@ class ListWatch(Generic[T]):
             read_timeout=timeout_seconds + _READ_MARGIN,
         ) as response:
             async for line in _lines(response):
-                yield self._decode(line)
+                event = self._decode(line)
+                if event is not None:
+                    yield event
 
-    def _decode(self, line: bytes) -> WatchEvent[T]:
-        event = _event_decoder.decode(line)
-        if event.type == "ERROR":
-            raise kube_errors.from_status(_status_decoder.decode(event.object))
-        if event.type == "BOOKMARK":
-            bookmark = _bookmark_decoder.decode(event.object)
+    def _decode(self, line: bytes) -> WatchEvent[T] | None:
+        kind, raw = _split_event(line)
+        if kind == "ERROR":
+            raise kube_errors.from_status(_status_decoder.decode(raw))
+        if kind == "BOOKMARK":
+            bookmark = _bookmark_decoder.decode(raw)
             return WatchEvent(
                 type=EventType.BOOKMARK,
                 object=None,
                 resource_version=bookmark.metadata.resource_version,
             )
-        obj = self._projector.decode(event.object)
-        return WatchEvent(
-            type=EventType(event.type), object=obj, resource_version=obj.resource_version
-        )
+        try:
+            obj = self._projector.decode(raw)
+        except UndecodableObject as e:
+            log.error(
+                "watch event skipped: its object cannot be decoded",
+                resource=self._resource.plural,
+                type=kind,
+                error=str(e),
+            )
+            return None
+        return WatchEvent(type=EventType(kind), object=obj, resource_version=obj.resource_version)
+
+
+def _split_event(line: bytes) -> tuple[str, bytes | msgspec.Raw]:
+    """An event's type and its undecoded object, whatever the object's depth."""
+    try:
+        event = _event_decoder.decode(line)
+    except RecursionError:
+        parts = scanning.members(line)
+        kind = msgspec.json.decode(parts.get("type", b'""'), type=str)
+        return kind, parts.get("object", b"{}")
+    return event.type, event.object
 
 
 async def _lines(response: httpx2.Response) -> AsyncIterator[bytes]:

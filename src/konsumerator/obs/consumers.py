@@ -135,6 +135,15 @@ class ConsumerMetrics:
             )
             for kind in WRITES
         }
+
+        # Labelled by reason only (InvalidSpec, UndecodableObject): which object it was
+        # is in its status and Events; a steady rise here means a retry loop.
+        self.rejections = Counter(
+            "konsumerator_rejected_objects",
+            "Reconciles that found their object unusable (and did not retry it), by reason",
+            ["reason"],
+            registry=registry,
+        )
         self._instances: dict[str, set[str]] = {}
 
     def reconciled(self, *, consumer: str, seconds: float, failed: bool) -> None:
@@ -160,6 +169,9 @@ class ConsumerMetrics:
                 self.writes[kind].labels(consumer).inc(done[kind])
             if failed.get(kind):
                 self.write_errors[kind].labels(consumer).inc(failed[kind])
+
+    def rejected(self, *, reason: str) -> None:
+        self.rejections.labels(reason).inc()
 
     def observe(
         self,

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from test_v1 import minimal
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import keys, manifests, templates
 from konsumerator.api.v1 import SpecError, parse_spec, to_config
 from konsumerator.domain import quantities
 
@@ -301,7 +301,15 @@ def test_guest_billion_laughs_is_refused_quickly() -> None:
         "deploymentTemplate:\n", f"deploymentTemplate:\n  extra:\n{laughs}\n", 1
     )
     (problem,) = _guest_problems(text)
-    assert "more than 100000 values" in problem
+    # The parser's alias bound (api.limited_yaml) stops it before anything is built.
+    assert "expands to more than 50000 values" in problem
+
+
+def test_a_template_of_more_values_than_the_bound_is_refused() -> None:
+    """The template check bounds its own walk too (Consumers come as JSON, not YAML)."""
+    shared = ["x"] * 1_000
+    [(path, message)] = templates.json_problems({"spec": [shared] * 200})
+    assert (path.split("[")[0], message) == ("spec", "has more than 100000 values")
 
 
 def test_long_object_name_is_refused_because_it_is_a_label_value() -> None:
