@@ -78,6 +78,8 @@ class ConfigMapController:
             previous=manifests.status_from_annotations(cm.annotations),
             generation=0,
             write_status=write_status,
+            # Annotations share 256 KiB per object: lastSyncState gets what is left.
+            state_budget_bytes=manifests.guest_state_budget(cm.annotations),
         )
 
     async def _write_status(self, cm: ConfigMapView, status: Mapping[str, Any]) -> None:

@@ -159,7 +159,13 @@ class Pipeline:
         )
 
     async def run(
-        self, *, key: str, source: manifests.Source, spec: ConsumerSpec, previous: Mapping[str, Any]
+        self,
+        *,
+        key: str,
+        source: manifests.Source,
+        spec: ConsumerSpec,
+        previous: Mapping[str, Any],
+        state_budget_bytes: int = reporting.STATE_BUDGET_BYTES,
     ) -> Pass:
         now = self._now()
         config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
@@ -191,6 +197,7 @@ class Pipeline:
             previous=previous,
             generation=source.generation,
             now=now,
+            state_budget_bytes=state_budget_bytes,
         )
         await self._report(source=source, plan=plan, outcome=outcome, metrics=metrics)
         log.info(
@@ -260,8 +267,12 @@ class Pipeline:
         previous: Mapping[str, Any],
         generation: int,
         write_status: Callable[[dict[str, Any]], Awaitable[None]],
+        state_budget_bytes: int = reporting.STATE_BUDGET_BYTES,
     ) -> Result:
         """The whole reconcile of one Consumer or guest ConfigMap, given as a manifest.
+
+        ``state_budget_bytes`` bounds ``lastSyncState`` (see ``reporting``): where the
+        status goes decides how much room it has.
 
         An unusable spec gets ``Ready=False, reason=InvalidSpec`` and a Warning
         Event, nothing is created from it, and it is not retried until it
@@ -284,7 +295,13 @@ class Pipeline:
                 message=message,
             )
             raise TerminalError(message) from None
-        done = await self.run(key=key, source=source, spec=spec, previous=previous)
+        done = await self.run(
+            key=key,
+            source=source,
+            spec=spec,
+            previous=previous,
+            state_budget_bytes=state_budget_bytes,
+        )
         await write_status(done.status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")

@@ -14,17 +14,39 @@ does not hammer Prometheus), ``observedGeneration`` in its Kubernetes meaning
 A condition's ``lastTransitionTime`` moves only when its status flips, and the
 status is written only when something in it changed: a pass with nothing to
 report makes no write.
+
+The status is bounded whatever ``numPartitions`` is (the CRD allows 100 000):
+an object must fit etcd (~1.5 MiB) and a guest ConfigMap's annotations 256 KiB
+in total, and ``lastSyncState`` costs at least 70 bytes a partition. So it is
+kept only while it fits a byte budget (``STATE_BUDGET_BYTES`` in CRD mode, less
+in guest mode); above it the field is left out, a restarted operator queries
+Prometheus afresh for that Consumer, and ``MetricsAvailable`` says so. Every
+condition message is at most ``MESSAGE_LIMIT`` characters, lists of names
+included. Together the status stays under 256 KiB.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from konsumerator.domain import rendering
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.planning import Counters, Metrics, Plan
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+
+# Bytes of lastSyncState as JSON (``json.dumps``, as the guest annotation holds it;
+# the API server's compact JSON is smaller). 192 KiB keeps ~2 300 busy partitions.
+STATE_BUDGET_BYTES: Final = 192 * 1024
+# Characters of one condition message (and of an Event's, see kube.eventing).
+MESSAGE_LIMIT: Final = 1024
+# The smallest lastSyncState entry, `"0": {"consumptionRate": 0, ...}, `: a state of
+# n partitions takes at least n times this, so a too large one is never built.
+MIN_ENTRY_BYTES: Final = 70
+# The CRD says int64; a larger value (a broken exporter) would make every write fail.
+_INT64_MAX: Final = 2**63 - 1
+_UNBOUNDED_SUFFIX: Final = " (resources are left as they are)"
 
 
 def condition(*, type: str, status: str, reason: str, message: str) -> dict[str, str]:
@@ -54,16 +76,52 @@ def merge_conditions(
     return merged
 
 
-def sync_state(snapshot: MetricsSnapshot, *, num_partitions: int) -> dict[str, dict[str, int]]:
-    """The Go operator's ``lastSyncState``: every partition, absent values as 0."""
-    return {
+def bounded(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def listing(prefix: str, names: Sequence[str], *, limit: int = MESSAGE_LIMIT) -> str:
+    """``prefix`` and as many of ``names`` as fit ``limit`` characters, then "and N more"."""
+    reserve = len(f" and {len(names)} more")
+    shown: list[str] = []
+    for name in names:
+        if len(prefix) + len(", ".join([*shown, name])) + reserve > limit:
+            break
+        shown.append(name)
+    text = prefix + ", ".join(shown)
+    hidden = len(names) - len(shown)
+    return bounded(text + (f" and {hidden} more" if hidden else ""), limit=limit)
+
+
+def state_size(state: object) -> int:
+    """Bytes of a ``lastSyncState`` as JSON, measured as the guest annotation writes it."""
+    return len(json.dumps(state, sort_keys=True).encode())
+
+
+def _int64(value: float | None) -> int:
+    return min(truncate(value), _INT64_MAX)
+
+
+def sync_state(
+    snapshot: MetricsSnapshot, *, num_partitions: int, budget_bytes: int = STATE_BUDGET_BYTES
+) -> dict[str, dict[str, int]] | None:
+    """The Go operator's ``lastSyncState``: every partition, absent values as 0.
+
+    None when it would not fit ``budget_bytes``; decided without building it when even
+    all-zero entries would not fit, so a 100 000-partition Consumer costs nothing here.
+    """
+    if num_partitions * MIN_ENTRY_BYTES > budget_bytes:
+        return None
+    state = {
         str(p): {
-            "productionRate": truncate(snapshot.production.get(p)),
-            "consumptionRate": truncate(snapshot.consumption.get(p)),
-            "messageBehind": truncate(snapshot.offset.get(p)),
+            "productionRate": _int64(snapshot.production.get(p)),
+            "consumptionRate": _int64(snapshot.consumption.get(p)),
+            "messageBehind": _int64(snapshot.offset.get(p)),
         }
         for p in range(num_partitions)
     }
+    return state if state_size(state) <= budget_bytes else None
 
 
 def snapshot_from_state(state: object) -> MetricsSnapshot | None:
@@ -111,20 +169,26 @@ def status(
     previous: Mapping[str, Any],
     generation: int,
     now: datetime,
+    state_budget_bytes: int = STATE_BUDGET_BYTES,
 ) -> dict[str, Any]:
-    """The status a pass reports."""
+    """The status a pass reports, ``lastSyncState`` within ``state_budget_bytes``."""
     c = plan.counters
+    result: dict[str, Any] = {**previous, **counters(c), "observedGeneration": generation}
+    omitted = _sync(
+        result, metrics=metrics, num_partitions=num_partitions, budget_bytes=state_budget_bytes
+    )
     if conflicts:
         ready = condition(
             type="Ready",
             status=FALSE,
             reason="NameConflict",
-            message="Deployments exist that this Consumer does not own: "
-            + ", ".join(sorted(conflicts)),
+            message=listing(
+                "Deployments exist that this Consumer does not own: ", sorted(conflicts)
+            ),
         )
     elif failures:
         ready = condition(
-            type="Ready", status=FALSE, reason="WriteFailed", message="; ".join(failures)[:1024]
+            type="Ready", status=FALSE, reason="WriteFailed", message=bounded("; ".join(failures))
         )
     elif c.missing or c.outdated or c.redundant:
         ready = condition(
@@ -152,26 +216,26 @@ def status(
             type="MetricsAvailable",
             status=FALSE,
             reason="PrometheusUnreachable",
-            message=metrics.error[:1024] + " (resources are left as they are)",
+            message=bounded(metrics.error, limit=MESSAGE_LIMIT - len(_UNBOUNDED_SUFFIX))
+            + _UNBOUNDED_SUFFIX,
         )
     else:
         available = condition(
-            type="MetricsAvailable", status=TRUE, reason="Synced", message="metrics are current"
+            type="MetricsAvailable",
+            status=TRUE,
+            reason="Synced",
+            message="metrics are current" + (omitted or ""),
         )
     saturated = condition(
         type="Saturated",
         status=TRUE if plan.saturated else FALSE,
         reason="LimitsReached" if plan.saturated else "WithinLimits",
         message=(
-            "lagging and held back by resourcePolicy: " + ", ".join(plan.saturated)
+            listing("lagging and held back by resourcePolicy: ", plan.saturated)
             if plan.saturated
             else "no instance is held back by its limits"
         ),
     )
-    result: dict[str, Any] = {**previous, **counters(c), "observedGeneration": generation}
-    if metrics.synced_at is not None and metrics.snapshot is not None:
-        result["lastSyncTime"] = rendering.format_time(metrics.synced_at)
-        result["lastSyncState"] = sync_state(metrics.snapshot, num_partitions=num_partitions)
     result["conditions"] = merge_conditions(
         previous=previous.get("conditions") or [],
         current=[ready, available, saturated],
@@ -181,11 +245,35 @@ def status(
     return result
 
 
+def _sync(
+    result: dict[str, Any], *, metrics: Metrics, num_partitions: int, budget_bytes: int
+) -> str | None:
+    """Put the metrics cache into ``result``; a note for the condition if it was left out.
+
+    A state carried over from the previous status is dropped too when it exceeds the
+    budget (the budget of a guest ConfigMap shrinks as its other annotations grow).
+    """
+    if metrics.synced_at is None or metrics.snapshot is None:
+        if "lastSyncState" in result and state_size(result["lastSyncState"]) > budget_bytes:
+            del result["lastSyncState"]
+        return None
+    result["lastSyncTime"] = rendering.format_time(metrics.synced_at)
+    state = sync_state(metrics.snapshot, num_partitions=num_partitions, budget_bytes=budget_bytes)
+    if state is not None:
+        result["lastSyncState"] = state
+        return None
+    result.pop("lastSyncState", None)
+    return (
+        f"; lastSyncState is left out: {num_partitions} partitions exceed its"
+        f" {budget_bytes // 1024} KiB budget, so a restarted operator queries Prometheus afresh"
+    )
+
+
 def invalid(
     *, message: str, previous: Mapping[str, Any], generation: int, now: datetime
 ) -> dict[str, Any]:
     """Status for a spec that cannot be used: counters kept, Ready=False InvalidSpec."""
-    ready = condition(type="Ready", status=FALSE, reason="InvalidSpec", message=message[:1024])
+    ready = condition(type="Ready", status=FALSE, reason="InvalidSpec", message=bounded(message))
     others = [c for c in previous.get("conditions") or [] if c.get("type") != "Ready"]
     merged = merge_conditions(
         previous=previous.get("conditions") or [], current=[ready], now=now, generation=generation
