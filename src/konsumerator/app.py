@@ -48,6 +48,7 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.prom.providing import MetricsProvider
+from konsumerator.prom.urls import AddressPolicy
 from konsumerator.runtime.controlling import Controller
 from konsumerator.runtime.electing import LeaderElector, LeadershipLost, default_identity
 from konsumerator.runtime.managing import ComponentEnded, Endpoint, Manager
@@ -65,6 +66,8 @@ class Settings:
     # None: not served (the CLI defaults to :8080 and :8081, as kubebuilder does).
     metrics_bind: Endpoint | None = None
     health_bind: Endpoint | None = None
+    # --prometheus-allowed-hosts patterns; empty: every address may be requested.
+    prometheus_allowed_hosts: tuple[str, ...] = ()
     max_concurrent_reconciles: int = 4
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
@@ -164,6 +167,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         deployments=deployments,
         now=now,
         metrics=ConsumerMetrics(registry=metrics.registry),
+        addresses=AddressPolicy.parse(settings.prometheus_allowed_hosts),
     )
     # The primary objects: guest-mode ConfigMaps in one namespace, or Consumers.
     primary: Store[Any] = Store(indexers={"uid": lambda o: [o.uid]})

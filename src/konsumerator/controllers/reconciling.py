@@ -34,6 +34,7 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
+from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import Store
@@ -85,6 +86,28 @@ def _prometheus_config(spec: ConsumerSpec) -> PrometheusConfig | None:
     )
 
 
+def refusal(*, policy: AddressPolicy, source: manifests.Source, spec: ConsumerSpec) -> str | None:
+    """Why this Consumer's Prometheus addresses may not be requested, if they may not.
+
+    All or nothing: one disallowed address and none is asked, so a refused address is
+    never silently skipped while the others seem to work.
+    """
+    prom = spec.autoscaler.prometheus
+    if prom is None:
+        return None
+    refused = policy.refused(prom.address)
+    if not refused:
+        return None
+    prefix = f"data.{keys.GUEST_SPEC_KEY}" if source.guest else "spec"
+    named = ", ".join(
+        f"{prefix}.autoscaler.prometheus.address[{i}] ({redact(prom.address[i])})" for i in refused
+    )
+    return (
+        f"{named}: not allowed by the operator's --prometheus-allowed-hosts"
+        f" ({', '.join(policy.text)}); no request was made"
+    )
+
+
 def _involved(source: manifests.Source) -> InvolvedObject:
     return InvolvedObject(
         api_version=source.api_version,
@@ -107,7 +130,9 @@ class Pipeline:
         now: Callable[[], datetime],
         metrics: ConsumerMetrics | None = None,
         write_concurrency: int = 16,
+        addresses: AddressPolicy = ALLOW_ALL,
     ) -> None:
+        self._addresses = addresses
         self._gauges = metrics
         self._client = client
         self._writer = writer
@@ -172,7 +197,16 @@ class Pipeline:
         owner = Owner(
             api_version=source.api_version, kind=source.kind, name=source.name, uid=source.uid
         )
-        metrics = await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
+        refused = (
+            refusal(policy=self._addresses, source=source, spec=spec)
+            if config.autoscaling is not None
+            else None
+        )
+        metrics = (
+            planning.Metrics()
+            if refused
+            else await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
+        )
         deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
         plan = planning.plan(
             config=config, owner=owner, deployments=deployments, metrics=metrics, now=now
@@ -198,8 +232,11 @@ class Pipeline:
             generation=source.generation,
             now=now,
             state_budget_bytes=state_budget_bytes,
+            refusal=refused,
         )
-        await self._report(source=source, plan=plan, outcome=outcome, metrics=metrics)
+        await self._report(
+            source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refused
+        )
         log.info(
             "reconciled",
             consumer=key,
@@ -223,6 +260,7 @@ class Pipeline:
         plan: Plan,
         outcome: acting.Outcome,
         metrics: planning.Metrics,
+        refusal: str | None,
     ) -> None:
         obj = _involved(source)
         for item in outcome.done:
@@ -253,6 +291,10 @@ class Pipeline:
         for failure in outcome.failures:
             await self._events.record(
                 obj=obj, type="Warning", reason="WriteFailed", message=failure
+            )
+        if refusal is not None:
+            await self._events.record(
+                obj=obj, type="Warning", reason="AddressNotAllowed", message=refusal
             )
         if metrics.error is not None:
             await self._events.record(

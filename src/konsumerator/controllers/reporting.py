@@ -8,7 +8,9 @@ does not hammer Prometheus), ``observedGeneration`` in its Kubernetes meaning
 * ``Ready``: every instance exists, is current and nothing failed; otherwise
   why not (``InvalidSpec``, ``NameConflict``, ``WriteFailed``, ``Progressing``).
 * ``MetricsAvailable``: the last Prometheus refresh worked (``Synced``), or
-  ``PrometheusUnreachable`` with the reason, or ``AutoscalingDisabled``.
+  ``PrometheusUnreachable`` with the reason, ``AddressNotAllowed`` (an address
+  outside ``--prometheus-allowed-hosts``: nothing was requested), or
+  ``AutoscalingDisabled``.
 * ``Saturated``: some instances are lagging and held back by their limits.
 
 A condition's ``lastTransitionTime`` moves only when its status flips, and the
@@ -170,8 +172,12 @@ def status(
     generation: int,
     now: datetime,
     state_budget_bytes: int = STATE_BUDGET_BYTES,
+    refusal: str | None = None,
 ) -> dict[str, Any]:
-    """The status a pass reports, ``lastSyncState`` within ``state_budget_bytes``."""
+    """The status a pass reports, ``lastSyncState`` within ``state_budget_bytes``.
+
+    ``refusal`` says why Prometheus was not asked at all (a disallowed address).
+    """
     c = plan.counters
     result: dict[str, Any] = {**previous, **counters(c), "observedGeneration": generation}
     omitted = _sync(
@@ -210,6 +216,14 @@ def status(
             status=UNKNOWN,
             reason="AutoscalingDisabled",
             message="autoscaling is off (mode is not prometheus, or the Consumer is paused)",
+        )
+    elif refusal is not None:
+        available = condition(
+            type="MetricsAvailable",
+            status=FALSE,
+            reason="AddressNotAllowed",
+            message=bounded(refusal, limit=MESSAGE_LIMIT - len(_UNBOUNDED_SUFFIX))
+            + _UNBOUNDED_SUFFIX,
         )
     elif metrics.error is not None:
         available = condition(
