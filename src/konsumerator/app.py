@@ -63,7 +63,8 @@ class Settings:
     namespace: str | None = None
     leader_elect: bool = False
     leader_election_namespace: str | None = None
-    # None: not served (the CLI defaults to :8080 and :8081, as kubebuilder does).
+    # None: not served. The CLI serves both on loopback unless told otherwise: they are
+    # plain HTTP without authentication (see docs/operations.md).
     metrics_bind: Endpoint | None = None
     health_bind: Endpoint | None = None
     # --prometheus-allowed-hosts patterns; empty: every address may be requested.
@@ -74,7 +75,7 @@ class Settings:
 
 
 def parse_endpoint(text: str) -> Endpoint | None:
-    """``host:port``, ``:port`` (all interfaces) or ``0`` (disabled)."""
+    """``host:port``, ``:port`` (all interfaces, said explicitly) or ``0`` (disabled)."""
     if text in {"0", ""}:
         return None
     host, _, port = text.rpartition(":")

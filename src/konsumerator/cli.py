@@ -41,8 +41,20 @@ def crd() -> None:
 )
 @click.option("--leader-elect", is_flag=True, help="Run only while holding the Lease.")
 @click.option("--leader-election-namespace", default="", help="Default: the pod's namespace.")
-@click.option("--metrics-bind-address", default=":8080", show_default=True, help="0 disables.")
-@click.option("--health-probe-bind-address", default=":8081", show_default=True, help="0 disables.")
+@click.option(
+    "--metrics-bind-address",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="host:port of /metrics (plain HTTP, no authentication): loopback unless you say"
+    " otherwise, e.g. :8080 for every interface. 0 disables.",
+)
+@click.option(
+    "--health-probe-bind-address",
+    default="127.0.0.1:8081",
+    show_default=True,
+    help="host:port of /healthz and /readyz: loopback unless you say otherwise; in a pod"
+    " the kubelet needs :8081. 0 disables.",
+)
 @click.option(
     "--prometheus-allowed-hosts",
     "prometheus_allowed_hosts",
