@@ -288,6 +288,14 @@ def test_monitoring_overlay_adds_a_service_monitor_for_the_metrics_service(
     assert "metrics" in {p["name"] for p in manager(objs)[1]["ports"]}
 
 
+def test_argument_indexes_that_patches_rely_on(cluster: Cluster) -> None:
+    # components/monitoring replaces args[2]; docs/installation.md shows a patch of args[4].
+    args = manager(kustomize(cluster, "default"))[1]["args"]
+    assert args[2] == "--metrics-bind-address=127.0.0.1:8080"
+    assert args[4] == "--prometheus-allowed-hosts="
+    assert "/args/4" in (ROOT / "docs" / "installation.md").read_text()
+
+
 def test_without_the_monitoring_component_nothing_exposes_metrics(cluster: Cluster) -> None:
     for overlay in ("default", "guest"):
         assert not of_kind(kustomize(cluster, overlay), "Service")
