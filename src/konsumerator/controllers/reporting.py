@@ -277,10 +277,12 @@ def _sync(
         result["lastSyncState"] = state
         return None
     result.pop("lastSyncState", None)
-    return (
-        f"; lastSyncState is left out: {num_partitions} partitions exceed its"
-        f" {budget_bytes // 1024} KiB budget, so a restarted operator queries Prometheus afresh"
+    why = (
+        f"{num_partitions} partitions exceed its {budget_bytes // 1024} KiB budget"
+        if budget_bytes >= 1024
+        else "the object's other annotations leave it no room"
     )
+    return f"; lastSyncState is left out: {why}, so a restarted operator queries Prometheus afresh"
 
 
 def invalid(

@@ -219,6 +219,15 @@ def test_the_state_is_kept_exactly_while_it_fits(
         assert reporting.state_size(status["lastSyncState"]) == idle_size(num_partitions)
 
 
+def test_a_guest_configmap_without_room_says_so() -> None:
+    status = report(num_partitions=4, metrics=synced(MetricsSnapshot()), state_budget_bytes=-900)
+    assert "lastSyncState" not in status
+    assert available(status)["message"] == (
+        "metrics are current; lastSyncState is left out: the object's other annotations"
+        " leave it no room, so a restarted operator queries Prometheus afresh"
+    )
+
+
 def test_busy_partitions_take_more_room_than_idle_ones() -> None:
     idle = report(num_partitions=2_000, metrics=synced(MetricsSnapshot()))
     busy = report(num_partitions=2_000, metrics=synced(uniform(2_000, 1e15, every=1)))
