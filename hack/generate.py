@@ -101,7 +101,11 @@ EXTRA: Mapping[str, str] = {
     "deleted).",
     "status.lastSyncTime": "When the metrics were last fetched from Prometheus.",
     "status.lastSyncState": "The last metrics, by partition number; a restarted operator "
-    "starts from them instead of querying every Consumer at once.",
+    "starts from them instead of querying every Consumer at once. Kept only while it fits "
+    "192 KiB (about 2 700 idle or 2 200 busy partitions; guest mode: 64 KiB, about 750 busy "
+    "partitions, less if the "
+    "ConfigMap's other annotations need the room); above that it is left out and the "
+    "`MetricsAvailable` message says so.",
     "status.lastSyncState.*": "Metrics of one partition (absent values are 0).",
     "status.lastSyncState.*.productionRate": "Messages per second produced.",
     "status.lastSyncState.*.consumptionRate": "Messages per second consumed.",

@@ -54,6 +54,7 @@ from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.obs.prometheus import PrometheusMetrics
 from konsumerator.prom.providing import MetricsProvider
+from konsumerator.prom.urls import AddressPolicy
 from konsumerator.runtime.controlling import Controller
 from konsumerator.runtime.electing import LeaderElector, LeadershipLost, default_identity
 from konsumerator.runtime.managing import ComponentEnded, Endpoint, Manager
@@ -68,16 +69,19 @@ class Settings:
     namespace: str | None = None
     leader_elect: bool = False
     leader_election_namespace: str | None = None
-    # None: not served (the CLI defaults to :8080 and :8081, as kubebuilder does).
+    # None: not served. The CLI serves both on loopback unless told otherwise: they are
+    # plain HTTP without authentication (see docs/operations.md).
     metrics_bind: Endpoint | None = None
     health_bind: Endpoint | None = None
+    # --prometheus-allowed-hosts patterns; empty: every address may be requested.
+    prometheus_allowed_hosts: tuple[str, ...] = ()
     max_concurrent_reconciles: int = 4
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
 
 
 def parse_endpoint(text: str) -> Endpoint | None:
-    """``host:port``, ``:port`` (all interfaces) or ``0`` (disabled)."""
+    """``host:port``, ``:port`` (all interfaces, said explicitly) or ``0`` (disabled)."""
     if text in {"0", ""}:
         return None
     host, _, port = text.rpartition(":")
@@ -172,6 +176,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         deployments=deployments,
         now=now,
         metrics=ConsumerMetrics(registry=metrics.registry),
+        addresses=AddressPolicy.parse(settings.prometheus_allowed_hosts),
     )
     # The primary objects: guest-mode ConfigMaps in one namespace, or Consumers.
     primary: Store[Any] = Store(indexers={"uid": lambda o: [o.uid]})

@@ -68,8 +68,30 @@ def crd(apply_: bool, kubeconfig: str | None) -> None:
     default="",
     help="CRD mode only. Default: the kubeconfig context's namespace (in a pod: its own).",
 )
-@click.option("--metrics-bind-address", default=":8080", show_default=True, help="0 disables.")
-@click.option("--health-probe-bind-address", default=":8081", show_default=True, help="0 disables.")
+@click.option(
+    "--metrics-bind-address",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="host:port of /metrics (plain HTTP, no authentication): loopback unless you say"
+    " otherwise, e.g. :8080 for every interface. 0 disables.",
+)
+@click.option(
+    "--health-probe-bind-address",
+    default="127.0.0.1:8081",
+    show_default=True,
+    help="host:port of /healthz and /readyz: loopback unless you say otherwise; in a pod"
+    " the kubelet needs :8081. 0 disables.",
+)
+@click.option(
+    "--prometheus-allowed-hosts",
+    "prometheus_allowed_hosts",
+    multiple=True,
+    metavar="PATTERNS",
+    help="Only request Prometheus addresses whose host matches one of these comma-separated"
+    " patterns: host or host:port with * wildcards (*.monitoring.svc), a CIDR block or an IP."
+    " Repeatable. Default: any address, so a Consumer author can make the operator request"
+    " any URL its pod reaches.",
+)
 @click.option(
     "--max-concurrent-reconciles", type=click.IntRange(min=1), default=4, show_default=True
 )
@@ -89,13 +111,19 @@ def run(
     leader_election_namespace: str,
     metrics_bind_address: str,
     health_probe_bind_address: str,
+    prometheus_allowed_hosts: tuple[str, ...],
     max_concurrent_reconciles: int,
     log_format: str,
     log_level: str,
 ) -> None:
     """Run the operator (CRD mode, or guest mode with --namespace)."""
     from konsumerator import app
+    from konsumerator.prom.urls import AddressPolicy, PatternError
 
+    try:
+        AddressPolicy.parse(prometheus_allowed_hosts)
+    except PatternError as e:
+        raise click.BadParameter(str(e), param_hint="--prometheus-allowed-hosts") from None
     try:
         settings = app.Settings(
             kubeconfig=kubeconfig,
@@ -104,6 +132,7 @@ def run(
             leader_election_namespace=leader_election_namespace or None,
             metrics_bind=app.parse_endpoint(metrics_bind_address),
             health_bind=app.parse_endpoint(health_probe_bind_address),
+            prometheus_allowed_hosts=prometheus_allowed_hosts,
             max_concurrent_reconciles=max_concurrent_reconciles,
             log_format="console" if log_format == "console" else "json",
             log_level=log_level,

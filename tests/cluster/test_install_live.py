@@ -7,9 +7,12 @@ guest mode):
   ``helm install --wait``); the operator Deployment is accepted (in a namespace enforcing the
   restricted Pod Security Standard) and becomes Available (KWOK runs its pods: no image is
   pulled, there is no container runtime);
-* ``python -m konsumerator run`` with a kubeconfig holding only the installed
-  ServiceAccount's token (leader election on) does its job: a Consumer (or a guest-mode
-  ConfigMap) gets its Deployments, its status and Events, and the Lease is taken;
+* ``python -m konsumerator run`` with the installed Deployment's own arguments (ports made
+  0, so parallel runs do not collide) and a kubeconfig holding only the installed
+  ServiceAccount's token does its job: a Consumer (or a guest-mode ConfigMap) gets its
+  Deployments, its status and Events, and the Lease is taken; with those arguments the
+  probes listen on every interface and ``/metrics`` on loopback only (read from the
+  kernel's socket table);
 * what the operator does not do is forbidden to that token: creating or updating
   Deployments (it creates by server-side apply), Secrets, Pods, writing Consumers, and in
   guest mode anything outside its namespace or any Consumer.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import ssl
 import subprocess
@@ -35,7 +39,7 @@ from typing import Any
 
 import pytest
 import yaml
-from operating import eventually, install_crd, operator_process
+from operating import OperatorProcess, eventually, install_crd, operator_process
 from test_install_manifests import CHART, DEPLOY, ROOT, docs, helm
 
 from konsumerator.api import keys
@@ -192,18 +196,63 @@ def helm_live(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
 # -- the operator, as the installed ServiceAccount ---------------------------------------------
 
 
+def installed_args(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    """The installed Deployment's arguments as the kubelet would pass them, ports made 0."""
+    deployment = cluster.api("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = [a.replace("$(POD_NAMESPACE)", namespace) for a in container["args"]]
+    return [re.sub(r"^(--(?:metrics|health-probe)-bind-address=.*):\d+$", r"\1:0", a) for a in args]
+
+
+def serving(operator: OperatorProcess) -> dict[str, tuple[str, int]]:
+    """What the operator logged it serves: first path → (host, port)."""
+    found = {}
+    for line in operator.log_text().splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("event") == "serving":
+                found[record["paths"][0]] = (record["host"], int(record["port"]))
+    return found
+
+
+def listening_address(port: int) -> str:
+    """The local address of the TCP socket listening on ``port`` (kernel socket table)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        address, _, hex_port = fields[1].partition(":")
+        if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            return ".".join(str(b) for b in reversed(bytes.fromhex(address)))
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def assert_listens_as_installed(operator: OperatorProcess) -> None:
+    endpoints = eventually(
+        lambda: serving(operator),
+        lambda found: {"/healthz", "/metrics"} <= found.keys(),
+        timeout=30,
+        what="the operator to log its endpoints",
+    )
+    (health_host, health_port), (metrics_host, metrics_port) = (
+        endpoints["/healthz"],
+        endpoints["/metrics"],
+    )
+    assert (health_host, listening_address(health_port)) == ("0.0.0.0", "0.0.0.0")
+    assert (metrics_host, listening_address(metrics_port)) == ("127.0.0.1", "127.0.0.1")
+    for port, path in ((health_port, "/healthz"), (metrics_port, "/metrics")):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            assert response.status == 200
+
+
 def assert_crd_mode_operator_works(
     cluster: Cluster, namespace: str, account: str, tmp: Path
 ) -> None:
     kubeconfig = token_kubeconfig(cluster, namespace, account, tmp / "sa.kubeconfig")
     consumer = sample("consumer.yaml", namespace, cluster.prometheus_url)
     expected = [f"orders-consumer-{i}" for i in range(5)]
-    with operator_process(
-        cluster,
-        "--leader-elect",
-        f"--leader-election-namespace={namespace}",
-        kubeconfig=kubeconfig,
-    ) as operator:
+    args = installed_args(cluster, namespace, account)
+    assert {"--leader-elect", f"--leader-election-namespace={namespace}"} <= set(args)
+    with operator_process(cluster, *args, kubeconfig=kubeconfig) as operator:
+        assert_listens_as_installed(operator)
         cluster.apply(consumer)
         eventually(
             lambda: managed_deployments(cluster, namespace),
@@ -261,9 +310,10 @@ def assert_guest_mode_operator_works(
 ) -> None:
     kubeconfig = token_kubeconfig(cluster, namespace, account, tmp / "sa.kubeconfig")
     configmap = sample("consumer-configmap.yaml", namespace, cluster.prometheus_url)
-    with operator_process(
-        cluster, "--leader-elect", f"--namespace={namespace}", kubeconfig=kubeconfig
-    ) as operator:
+    args = installed_args(cluster, namespace, account)
+    assert {"--leader-elect", f"--namespace={namespace}"} <= set(args)
+    with operator_process(cluster, *args, kubeconfig=kubeconfig) as operator:
+        assert_listens_as_installed(operator)
         cluster.apply(configmap)
         eventually(
             lambda: managed_deployments(cluster, namespace),
@@ -318,11 +368,10 @@ def test_kustomize_guest_install_runs_the_operator_with_a_namespaced_role_only(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
     manifest = kustomize_into(cluster, "guest", namespace, tmp_path)
-    assert {o["kind"] for o in docs(manifest)} <= {
+    assert {o["kind"] for o in docs(manifest)} == {
         "ServiceAccount",
         "Role",
         "RoleBinding",
-        "Service",
         "Deployment",
     }
     apply_twice(cluster, manifest)

@@ -10,6 +10,11 @@ Aspects tested:
   meets the restricted Pod Security profile by construction (non-root, read-only root,
   no privilege escalation, no capabilities, RuntimeDefault seccomp), has requests, limits,
   probes on the health port, leader election and the downward-API env;
+* the operator's arguments, parsed by the real command line: probes on every interface
+  (the kubelet needs the pod IP), ``/metrics`` on loopback unless the monitoring component
+  (or the chart's ``metrics.expose``) exposes it with a Service, and
+  ``--prometheus-allowed-hosts`` present (empty: any address) and set from the chart's
+  ``prometheus.allowedHosts``;
 * RBAC is least privilege: cluster mode has exactly the ClusterRole rules and a Lease Role,
   guest mode only a namespaced Role; the Helm chart renders the very same rules;
 * ``helm lint`` passes for the default, guest and monitoring values; ``helm template``
@@ -37,7 +42,11 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from konsumerator import app
+from konsumerator.cli import main
+from konsumerator.runtime.managing import Endpoint
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.testenv import Cluster
 
@@ -243,6 +252,27 @@ def test_overlay_renders(cluster: Cluster, overlay: str) -> None:
     assert kustomize(cluster, overlay)
 
 
+def run_settings(args: list[str], monkeypatch: pytest.MonkeyPatch) -> app.Settings:
+    """What ``konsumerator run`` makes of a container's arguments (nothing is started)."""
+    seen: list[app.Settings] = []
+    monkeypatch.setattr(app, "run", lambda settings: seen.append(settings) or 0)
+    argv = [a.replace("$(POD_NAMESPACE)", "ops") for a in args]
+    result = CliRunner().invoke(main, ["run", *argv])
+    assert result.exit_code == 0, result.output
+    return seen[0]
+
+
+def _assert_listens(
+    container: dict[str, Any], monkeypatch: pytest.MonkeyPatch, *, exposed: bool
+) -> None:
+    settings = run_settings(container["args"], monkeypatch)
+    assert settings.health_bind == Endpoint("0.0.0.0", 8081)
+    assert settings.metrics_bind == Endpoint("0.0.0.0" if exposed else "127.0.0.1", 8080)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == ({"metrics": 8080, "health": 8081} if exposed else {"health": 8081})
+    assert settings.prometheus_allowed_hosts == ("",)  # stated, and empty: any address
+
+
 def _assert_hardened(pod: dict[str, Any], container: dict[str, Any]) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 65532
@@ -255,22 +285,19 @@ def _assert_hardened(pod: dict[str, Any], container: dict[str, Any]) -> None:
     assert container["resources"]["limits"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"metrics": 8080, "health": 8081}
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     assert "--leader-elect" in container["args"]
-    assert "--metrics-bind-address=:8080" in container["args"]
-    assert "--health-probe-bind-address=:8081" in container["args"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_operator_deployment_is_hardened_and_highly_available(
-    cluster: Cluster, overlay: str
+    cluster: Cluster, overlay: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     objs = kustomize(cluster, overlay)
     assert one(objs, "Deployment")["spec"]["replicas"] == 2
     _assert_hardened(*manager(objs))
+    _assert_listens(manager(objs)[1], monkeypatch, exposed=overlay == "monitoring")
     labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert "app.kubernetes.io/managed-by" not in labels
 
@@ -294,7 +321,7 @@ def test_default_overlay_is_cluster_wide_with_exact_rbac(cluster: Cluster) -> No
 def test_guest_overlay_has_only_a_namespaced_role(cluster: Cluster) -> None:
     objs = kustomize(cluster, "guest")
     kinds = {o["kind"] for o in objs}
-    assert kinds == {"ServiceAccount", "Role", "RoleBinding", "Service", "Deployment"}
+    assert kinds == {"ServiceAccount", "Role", "RoleBinding", "Deployment"}
     assert rules(one(objs, "Role")) == GUEST_RULES
     assert "--namespace=$(POD_NAMESPACE)" in manager(objs)[1]["args"]
 
@@ -308,6 +335,21 @@ def test_monitoring_overlay_adds_a_service_monitor_for_the_metrics_service(
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert "metrics" in {p["name"] for p in manager(objs)[1]["ports"]}
+
+
+def test_argument_indexes_that_patches_rely_on(cluster: Cluster) -> None:
+    # components/monitoring replaces args[2]; docs/installation.md shows a patch of args[4].
+    args = manager(kustomize(cluster, "default"))[1]["args"]
+    assert args[2] == "--metrics-bind-address=127.0.0.1:8080"
+    assert args[4] == "--prometheus-allowed-hosts="
+    assert "/args/4" in (ROOT / "docs" / "installation.md").read_text()
+
+
+def test_without_the_monitoring_component_nothing_exposes_metrics(cluster: Cluster) -> None:
+    for overlay in ("default", "guest"):
+        assert not of_kind(kustomize(cluster, overlay), "Service")
 
 
 # -- Helm --------------------------------------------------------------------------------------
@@ -315,7 +357,7 @@ def test_monitoring_overlay_adds_a_service_monitor_for_the_metrics_service(
 
 @pytest.mark.parametrize(
     "values",
-    [(), ("guest.enabled=true",), ("metrics.serviceMonitor.enabled=true",)],
+    [(), ("guest.enabled=true",), ("metrics.expose=true", "metrics.serviceMonitor.enabled=true")],
     ids=["default", "guest", "monitoring"],
 )
 def test_helm_lint(values: tuple[str, ...]) -> None:
@@ -323,7 +365,9 @@ def test_helm_lint(values: tuple[str, ...]) -> None:
     helm("lint", "--strict", str(CHART), *sets)
 
 
-def test_helm_default_is_cluster_wide_like_kustomize(cluster: Cluster) -> None:
+def test_helm_default_is_cluster_wide_like_kustomize(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     objs = template()
     assert {o["kind"] for o in objs} == {
         "CustomResourceDefinition",
@@ -332,7 +376,6 @@ def test_helm_default_is_cluster_wide_like_kustomize(cluster: Cluster) -> None:
         "ClusterRoleBinding",
         "Role",
         "RoleBinding",
-        "Service",
         "Deployment",
     }
     crd = one(objs, "CustomResourceDefinition")
@@ -347,6 +390,7 @@ def test_helm_default_is_cluster_wide_like_kustomize(cluster: Cluster) -> None:
     )
     pod, container = manager(objs)
     _assert_hardened(pod, container)
+    _assert_listens(container, monkeypatch, exposed=False)
     assert one(objs, "Deployment")["spec"]["replicas"] == 2
     assert container["image"] == "konsumerator:0.1.0"
     assert pod["serviceAccountName"] == "rel-konsumerator"
@@ -358,7 +402,7 @@ def test_helm_guest_mode_has_only_a_namespaced_role_in_the_guest_namespace(
 ) -> None:
     objs = template("guest.enabled=true", "guest.namespace=team-a")
     kinds = {o["kind"] for o in objs}
-    assert kinds == {"ServiceAccount", "Role", "RoleBinding", "Service", "Deployment"}
+    assert kinds == {"ServiceAccount", "Role", "RoleBinding", "Deployment"}
     role = one(objs, "Role")
     assert role["metadata"]["namespace"] == "team-a"
     assert rules(role) == GUEST_RULES == rules(one(kustomize(cluster, "guest"), "Role"))
@@ -368,9 +412,10 @@ def test_helm_guest_mode_has_only_a_namespaced_role_in_the_guest_namespace(
     assert "--namespace=team-a" in manager(objs)[1]["args"]
 
 
-def test_helm_values_switch_what_they_say() -> None:
+def test_helm_values_switch_what_they_say(monkeypatch: pytest.MonkeyPatch) -> None:
     objs = template(
         "crds.install=false",
+        "metrics.expose=true",
         "metrics.serviceMonitor.enabled=true",
         "metrics.serviceMonitor.labels.release=prom",
         "image.repository=registry.example.com/konsumerator",
@@ -389,6 +434,13 @@ def test_helm_values_switch_what_they_say() -> None:
     assert container["image"] == "registry.example.com/konsumerator:1.2.3"
     assert {"--log-format=console", "--log-level=debug"} <= set(container["args"])
     assert container["resources"]["limits"]["memory"] == "1Gi"
+    assert one(objs, "Service")["spec"]["ports"][0]["targetPort"] == "metrics"
+    settings = run_settings(container["args"], monkeypatch)
+    assert settings.metrics_bind == Endpoint("0.0.0.0", 8080)
+
+    allowed = template("prometheus.allowedHosts={*.monitoring.svc,10.0.0.0/8}")
+    settings = run_settings(manager(allowed)[1]["args"], monkeypatch)
+    assert settings.prometheus_allowed_hosts == ("*.monitoring.svc,10.0.0.0/8",)
 
     single = template("replicaCount=1", "leaderElection.enabled=false", "metrics.enabled=false")
     assert not of_kind(single, "Service")
@@ -396,6 +448,14 @@ def test_helm_values_switch_what_they_say() -> None:
     args = manager(single)[1]["args"]
     assert "--leader-elect" not in args
     assert "--metrics-bind-address=0" in args
+
+
+def test_helm_refuses_a_service_monitor_for_loopback_metrics() -> None:
+    result = helm(
+        "template", "rel", str(CHART), "--set", "metrics.serviceMonitor.enabled=true", check=False
+    )
+    assert result.returncode != 0
+    assert "metrics.expose" in result.stderr
 
 
 def test_helm_refuses_replicas_without_leader_election() -> None:

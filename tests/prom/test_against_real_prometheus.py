@@ -130,6 +130,26 @@ async def test_a_failing_evaluation_is_rejected_as_execution_error(
     assert "many-to-many matching not allowed" in caught.value.message
 
 
+async def test_what_is_shown_of_a_failing_evaluation_quotes_no_series_and_no_password(
+    prometheus: PrometheusProcess, client: httpx2.AsyncClient
+) -> None:
+    # Prometheus's message names the duplicate series with all their labels: data from a
+    # Prometheus the Consumer's author may not be meant to read. It stays in `message`
+    # (the debug log) and out of the text that reaches status and Events.
+    address = prometheus.address.replace("http://", "http://admin:hunter2@")
+    query = "kafka_consumergroup_lag + on (partition) kafka_consumergroup_lag"
+    with pytest.raises(QueryFailed) as caught:
+        await querying.query_instant(client=client, address=address, query=query, timeout_seconds=5)
+    assert 'topic="other"' in caught.value.message
+    shown = str(caught.value)
+    assert "topic" not in shown
+    assert "hunter2" not in shown
+    assert shown == (
+        f"Prometheus at {prometheus.address.replace('http://', 'http://***@')} rejected the"
+        " query: execution, HTTP 422 (Prometheus's message is in the operator's debug log)"
+    )
+
+
 async def test_a_dead_second_address_does_not_matter(
     prometheus: PrometheusProcess, client: httpx2.AsyncClient
 ) -> None:

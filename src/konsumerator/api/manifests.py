@@ -150,6 +150,32 @@ STATUS_COUNTERS = ("expected", "running", "paused", "missing", "lagging", "outda
 LAST_SYNC_TIME = f"{keys.STATUS_PREFIX}last-sync-time"
 LAST_SYNC_STATE = f"{keys.STATUS_PREFIX}last-sync-state"
 
+# The API server's limit on all annotations of one object together, keys and values
+# (apimachinery's TotalAnnotationSizeLimitB): a ConfigMap over it cannot be written at all.
+ANNOTATIONS_LIMIT_BYTES = 256 * 1024
+# What last-sync-state may take at most, leaving most of the limit to the ConfigMap's
+# other annotations (kubectl's last-applied-configuration holds the whole spec).
+GUEST_STATE_BUDGET_BYTES = 64 * 1024
+# An upper bound of every other status annotation: six counters, the sync time and three
+# conditions whose messages have at most 1 024 characters, each escaped by json.dumps into
+# at most 12 bytes (a surrogate pair).
+GUEST_STATUS_RESERVE_BYTES = 48 * 1024
+
+
+def annotations_size(annotations: Mapping[str, str]) -> int:
+    """Bytes the API server counts against ``ANNOTATIONS_LIMIT_BYTES``."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+
+
+def guest_state_budget(annotations: Mapping[str, str]) -> int:
+    """Room for last-sync-state on a ConfigMap with these annotations (may be < 0: none).
+
+    The annotations that are not ours are someone else's and stay; ours are rewritten.
+    """
+    others = {k: v for k, v in annotations.items() if not k.startswith(keys.STATUS_PREFIX)}
+    room = ANNOTATIONS_LIMIT_BYTES - annotations_size(others) - GUEST_STATUS_RESERVE_BYTES
+    return min(GUEST_STATE_BUDGET_BYTES, room)
+
 
 def status_annotations(status: Mapping[str, Any]) -> dict[str, str]:
     """A Consumer status as the Go operator's ConfigMap annotations."""

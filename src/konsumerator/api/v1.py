@@ -118,9 +118,10 @@ class PrometheusSpec(_Model):
     @field_validator("address")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        for address in value:
+        for i, address in enumerate(value):
             if not address.startswith(("http://", "https://")):
-                raise ValueError(f"{address!r} is not an http(s) URL")
+                # Not quoted: whatever was pasted here (a token?) ends up in status and Events.
+                raise ValueError(f"item {i} is not an http:// or https:// URL")
         return value
 
     @field_validator("min_sync_period")

@@ -84,6 +84,8 @@ class ConfigMapController:
             generation=0,
             write_status=write_status,
             undecodable=cm.undecodable,
+            # Annotations share 256 KiB per object: lastSyncState gets what is left.
+            state_budget_bytes=manifests.guest_state_budget(cm.annotations),
         )
 
     async def _write_status(self, cm: ConfigMapView, status: Mapping[str, Any]) -> bool:

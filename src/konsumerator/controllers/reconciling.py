@@ -39,6 +39,7 @@ from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
 from konsumerator.runtime import errors
+from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import Store
@@ -94,6 +95,28 @@ def _prometheus_config(spec: ConsumerSpec) -> PrometheusConfig | None:
     )
 
 
+def refusal(*, policy: AddressPolicy, source: manifests.Source, spec: ConsumerSpec) -> str | None:
+    """Why this Consumer's Prometheus addresses may not be requested, if they may not.
+
+    All or nothing: one disallowed address and none is asked, so a refused address is
+    never silently skipped while the others seem to work.
+    """
+    prom = spec.autoscaler.prometheus
+    if prom is None:
+        return None
+    refused = policy.refused(prom.address)
+    if not refused:
+        return None
+    prefix = f"data.{keys.GUEST_SPEC_KEY}" if source.guest else "spec"
+    named = ", ".join(
+        f"{prefix}.autoscaler.prometheus.address[{i}] ({redact(prom.address[i])})" for i in refused
+    )
+    return (
+        f"{named}: not allowed by the operator's --prometheus-allowed-hosts"
+        f" ({', '.join(policy.text)}); no request was made"
+    )
+
+
 def _involved(source: manifests.Source) -> InvolvedObject:
     return InvolvedObject(
         api_version=source.api_version,
@@ -117,7 +140,9 @@ class Pipeline:
         metrics: ConsumerMetrics | None = None,
         write_concurrency: int = 16,
         clock: Callable[[], float] = time.perf_counter,
+        addresses: AddressPolicy = ALLOW_ALL,
     ) -> None:
+        self._addresses = addresses
         self._gauges = metrics
         self._clock = clock
         self._client = client
@@ -171,14 +196,29 @@ class Pipeline:
         )
 
     async def run(
-        self, *, key: str, source: manifests.Source, spec: ConsumerSpec, previous: Mapping[str, Any]
+        self,
+        *,
+        key: str,
+        source: manifests.Source,
+        spec: ConsumerSpec,
+        previous: Mapping[str, Any],
+        state_budget_bytes: int = reporting.STATE_BUDGET_BYTES,
     ) -> Pass:
         now = self._now()
         config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
         owner = Owner(
             api_version=source.api_version, kind=source.kind, name=source.name, uid=source.uid
         )
-        metrics = await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
+        refused = (
+            refusal(policy=self._addresses, source=source, spec=spec)
+            if config.autoscaling is not None
+            else None
+        )
+        metrics = (
+            planning.Metrics()
+            if refused
+            else await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
+        )
         deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
         plan = planning.plan(
             config=config, owner=owner, deployments=deployments, metrics=metrics, now=now
@@ -209,8 +249,12 @@ class Pipeline:
             previous=previous,
             generation=source.generation,
             now=now,
+            state_budget_bytes=state_budget_bytes,
+            refusal=refused,
         )
-        await self._report(source=source, plan=plan, outcome=outcome, metrics=metrics)
+        await self._report(
+            source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refused
+        )
         log.info(
             "reconciled",
             consumer=key,
@@ -234,6 +278,7 @@ class Pipeline:
         plan: Plan,
         outcome: acting.Outcome,
         metrics: planning.Metrics,
+        refusal: str | None,
     ) -> None:
         obj = _involved(source)
         for item in outcome.done:
@@ -265,6 +310,10 @@ class Pipeline:
             await self._events.record(
                 obj=obj, type="Warning", reason="WriteFailed", message=failure
             )
+        if refusal is not None:
+            await self._events.record(
+                obj=obj, type="Warning", reason="AddressNotAllowed", message=refusal
+            )
         if metrics.error is not None:
             await self._events.record(
                 obj=obj,
@@ -282,8 +331,12 @@ class Pipeline:
         generation: int,
         write_status: Callable[[dict[str, Any]], Awaitable[bool]],
         undecodable: str | None = None,
+        state_budget_bytes: int = reporting.STATE_BUDGET_BYTES,
     ) -> Result:
         """The whole reconcile of one Consumer or guest ConfigMap, given as a manifest.
+
+        ``state_budget_bytes`` bounds ``lastSyncState`` (see ``reporting``): where the
+        status goes decides how much room it has.
 
         An unusable spec gets ``Ready=False, reason=InvalidSpec`` and a Warning
         Event, nothing is created from it, and it is not retried until it
@@ -303,6 +356,7 @@ class Pipeline:
                 generation=generation,
                 write_status=write_status,
                 undecodable=undecodable,
+                state_budget_bytes=state_budget_bytes,
             )
         except Exception:
             self._reconciled(key=key, started=started, failed=True)
@@ -334,6 +388,7 @@ class Pipeline:
         generation: int,
         write_status: Callable[[dict[str, Any]], Awaitable[bool]],
         undecodable: str | None,
+        state_budget_bytes: int,
     ) -> Result:
         reject = functools.partial(
             self._reject,
@@ -356,7 +411,13 @@ class Pipeline:
             source, spec = await asyncio.to_thread(manifests.read, manifest)
         except SpecError as e:
             await reject(reason="InvalidSpec", message=str(e))
-        done = await self.run(key=key, source=source, spec=spec, previous=previous)
+        done = await self.run(
+            key=key,
+            source=source,
+            spec=spec,
+            previous=previous,
+            state_budget_bytes=state_budget_bytes,
+        )
         await self._write_status(key=key, status=done.status, write_status=write_status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")

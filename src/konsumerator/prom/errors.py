@@ -8,8 +8,11 @@ Two outcomes matter to callers and they call for different reactions:
   provider keeps the last complete snapshot and tries again later.
 - `QueryFailed`: a Prometheus answered and rejected the query (`bad_data`
   for invalid PromQL, `execution`, `timeout`, ...). Usually a mistake in the
-  Consumer spec, so the message carries Prometheus's own words to surface in
-  status conditions and events.
+  Consumer spec. Its text (what reaches status conditions and Events) carries
+  Prometheus's own words only for `bad_data`, which describe the query the
+  author wrote; other errors can quote series (the label sets of duplicates)
+  from a Prometheus the author may not be meant to read, so only their type
+  and HTTP status are shown and `message` keeps the words for the debug log.
 
 - `BadData`: a Prometheus answered the query, but what it returned cannot
   be trusted as "the value of every partition": no usable series at all (a
@@ -25,6 +28,26 @@ operator's user looking in the wrong place.
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
+
+from konsumerator.prom.urls import redact
+
+# Prometheus's errorType values (web/api/v1); anything else is shown as "unknown".
+KNOWN_ERROR_TYPES: Final = frozenset(
+    {
+        "bad_data",
+        "execution",
+        "timeout",
+        "canceled",
+        "internal",
+        "unavailable",
+        "not_found",
+        "not_acceptable",
+    }
+)
+# Error types whose message may be shown, and how much of it.
+SHOWN_ERROR_TYPES: Final = frozenset({"bad_data"})
+MAX_SHOWN_MESSAGE: Final = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +58,7 @@ class AddressFailure:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.address}: {self.reason}"
+        return f"{redact(self.address)}: {self.reason}"
 
 
 class PrometheusError(Exception):
@@ -111,11 +134,19 @@ class QueryFailed(PrometheusError):
         self.message = message
         self.status_code = status_code
         self.other_failures = other_failures
-        text = f"Prometheus at {address} rejected the query ({error_type}, HTTP {status_code}): "
-        text += message
+        text = f"Prometheus at {redact(address)} rejected the query: {self.summary}"
         if other_failures:
             text += "; other addresses: " + "; ".join(str(f) for f in other_failures)
         super().__init__(text)
+
+    @property
+    def summary(self) -> str:
+        """What may be shown: the type, the HTTP status, and for bad_data the message."""
+        kind = self.error_type if self.error_type in KNOWN_ERROR_TYPES else "unknown"
+        head = f"{kind}, HTTP {self.status_code}"
+        if kind in SHOWN_ERROR_TYPES:
+            return f"{head}: {self.message[:MAX_SHOWN_MESSAGE]}"
+        return f"{head} (Prometheus's message is in the operator's debug log)"
 
     def with_other_failures(self, others: tuple[AddressFailure, ...]) -> "QueryFailed":
         return QueryFailed(

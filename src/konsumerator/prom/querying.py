@@ -18,25 +18,37 @@ instead of our client giving up without an explanation.
 We do not send `time`: Prometheus then evaluates at its own "now", which
 avoids querying the future (an empty result) when the operator's clock runs
 ahead of Prometheus's.
+
+What a failure reports: the address is a Consumer author's choice and the
+answer comes from whatever listens there, while the failure reason ends up in
+status conditions and Events that others read. So reasons never carry what the
+server sent (a body, a reason phrase, a protocol error quoting its bytes), only
+the HTTP status and a classification; the body goes to the debug log, cut
+short. Addresses are shown redacted (`urls.redact`).
 """
 
 import asyncio
+import http
 import time
 from collections.abc import Sequence
 
 import httpx2
 import msgspec
+import structlog
 
-from konsumerator.prom import observing
+from konsumerator.prom import observing, urls
 from konsumerator.prom.errors import AddressFailure, PrometheusUnavailable, QueryFailed
 from konsumerator.prom.responses import QueryResponse, decode_envelope
 
-API_PATH = "/api/v1/query"
+log = structlog.stdlib.get_logger(__name__)
+
+API_PATH = urls.API_PATH
 # Fraction of our client timeout granted to Prometheus for evaluation, leaving
 # headroom for the answer to travel back before our own deadline.
 SERVER_TIMEOUT_FRACTION = 0.9
-# Keep error messages from proxies (HTML pages...) short in logs and events.
+# How much of a body the debug log shows.
 MAX_BODY_SNIPPET = 200
+NOT_PROMETHEUS = "not a Prometheus API answer"
 
 
 def endpoint_for(address: str) -> str:
@@ -48,12 +60,32 @@ def endpoint_for(address: str) -> str:
     failure reason, so a list with one good address still works.
     """
     try:
-        url = httpx2.URL(address)
-    except httpx2.InvalidURL as exc:
+        urls.endpoint_url(address)
+    except ValueError as exc:
         raise _unavailable(address, f"invalid address: {exc}") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise _unavailable(address, "invalid address: need an http:// or https:// URL with a host")
     return address.rstrip("/") + API_PATH
+
+
+def _status_text(status: int) -> str:
+    """`HTTP 502 Bad Gateway`, the phrase from the standard, never the server's."""
+    try:
+        return f"HTTP {status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _transport_reason(exc: httpx2.HTTPError) -> str:
+    """Why a request failed, without anything the server sent.
+
+    Connection errors come from our side (DNS, refused, TLS verification) and are
+    kept; errors after the connection can quote the server's bytes (h11 puts an
+    illegal status line into its message), so only their kind is reported.
+    """
+    if isinstance(exc, httpx2.ConnectError):
+        return f"ConnectError: {str(exc)[:MAX_BODY_SNIPPET]}"
+    if isinstance(exc, httpx2.RemoteProtocolError):
+        return "RemoteProtocolError: the answer is not valid HTTP"
+    return type(exc).__name__
 
 
 async def query_instant(
@@ -78,8 +110,19 @@ async def query_instant(
     except httpx2.TimeoutException as exc:
         raise _unavailable(address, f"timed out ({type(exc).__name__})") from exc
     except httpx2.HTTPError as exc:
-        raise _unavailable(address, f"{type(exc).__name__}: {exc}") from exc
+        log.debug(
+            "prometheus request failed",
+            address=urls.redact(address),
+            error=_scrub(str(exc)[:MAX_BODY_SNIPPET], address),
+        )
+        raise _unavailable(address, _scrub(_transport_reason(exc), address)) from exc
     return _interpret(address=address, response=response)
+
+
+def _scrub(text: str, address: str) -> str:
+    """``text`` without the credentials of ``address``, should a library quote the URL."""
+    userinfo = address.partition("://")[2].partition("/")[0].rpartition("@")[0]
+    return text.replace(userinfo, "***") if userinfo else text
 
 
 def _interpret(*, address: str, response: httpx2.Response) -> QueryResponse:
@@ -87,12 +130,23 @@ def _interpret(*, address: str, response: httpx2.Response) -> QueryResponse:
     try:
         envelope = decode_envelope(response.content)
     except msgspec.DecodeError as exc:
-        if 200 <= status < 300:
-            raise _unavailable(address, f"malformed response: {exc}") from exc
-        # Not a Prometheus envelope: a proxy, a load balancer, a non-ready server.
-        snippet = response.text[:MAX_BODY_SNIPPET].strip()
-        raise _unavailable(address, f"HTTP {status}: {snippet}") from exc
+        # A proxy, a load balancer, a non-ready server, or not Prometheus at all.
+        log.debug(
+            "not a prometheus answer",
+            address=urls.redact(address),
+            status=status,
+            error=str(exc)[:MAX_BODY_SNIPPET],
+            body=response.content[:MAX_BODY_SNIPPET].decode(errors="replace"),
+        )
+        raise _unavailable(address, f"{_status_text(status)}, {NOT_PROMETHEUS}") from exc
     if envelope.status == "error":
+        log.debug(
+            "prometheus rejected the query",
+            address=urls.redact(address),
+            status=status,
+            error_type=envelope.error_type,
+            error=(envelope.error or "")[: 5 * MAX_BODY_SNIPPET],
+        )
         raise QueryFailed(
             address=address,
             error_type=envelope.error_type or "unknown",
@@ -100,7 +154,9 @@ def _interpret(*, address: str, response: httpx2.Response) -> QueryResponse:
             status_code=status,
         )
     if envelope.data is None or not 200 <= status < 300:
-        raise _unavailable(address, f"malformed response: HTTP {status}, status success, no data")
+        raise _unavailable(
+            address, f"{_status_text(status)}, {NOT_PROMETHEUS} (status success, no data)"
+        )
     return QueryResponse(address=address, data=envelope.data, warnings=tuple(envelope.warnings))
 
 
@@ -150,7 +206,7 @@ async def query_any(
             raise
         finally:
             observer.request_finished(
-                address=address,
+                address=urls.redact(address),
                 kind=kind,
                 outcome=outcome,
                 duration_seconds=time.perf_counter() - t0,
@@ -179,7 +235,7 @@ async def query_any(
                     if isinstance(error, QueryFailed):
                         rejection = rejection or error
                         failures[address] = AddressFailure(
-                            address=address, reason=f"rejected: {error.message}"
+                            address=address, reason=f"rejected: {error.summary}"
                         )
                     elif isinstance(error, PrometheusUnavailable):
                         failures[address] = error.failures[0]

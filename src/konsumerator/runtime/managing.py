@@ -237,7 +237,7 @@ class Manager:
             server = HttpServer(host=endpoint.host, port=endpoint.port, routes=routes)
             server.start()
             self._servers.append(server)
-            log.info("serving", port=server.port, paths=sorted(routes))
+            log.info("serving", host=endpoint.host, port=server.port, paths=sorted(routes))
 
     async def _stop_servers(self) -> None:
         servers, self._servers = self._servers, []

@@ -161,6 +161,15 @@ def test_errors_name_the_field(path, value, field):
     assert problems[0].startswith(f"{field}: "), problems
 
 
+def test_a_bad_address_is_named_by_index_and_never_quoted():
+    # What was pasted into the field (a token?) ends up in status and Events.
+    value = ["http://prometheus:9090", "admin:hunter2@prometheus:9090"]
+    problems = problems_of(with_value((*PROM, "address"), value))
+    assert problems == [
+        "spec.autoscaler.prometheus.address: item 1 is not an http:// or https:// URL"
+    ]
+
+
 @pytest.mark.parametrize(
     "missing",
     [

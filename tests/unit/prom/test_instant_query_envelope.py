@@ -5,9 +5,13 @@ Aspects tested:
   a path prefix kept; the server gets a shorter evaluation `timeout`;
 - success returns the decoded vector/matrix/scalar data and the warnings;
 - error envelopes (400 bad_data, 422 execution, 503 timeout) → `QueryFailed`
-  carrying errorType, Prometheus's message and the HTTP status;
+  carrying errorType, Prometheus's message and the HTTP status; its text (what
+  status and Events show) has the message for bad_data only, an unknown
+  errorType reads "unknown";
 - non-Prometheus bodies (proxy 502 HTML, non-ready 503 text, junk 200,
-  success without data, unknown resultType) → `PrometheusUnavailable`;
+  success without data, unknown resultType) → `PrometheusUnavailable` whose
+  reason has the HTTP status and never the body or the server's reason phrase;
+- credentials in an address never appear in a reason or message;
 - 405 on POST falls back to GET with the same parameters;
 - transport errors and a server slower than the timeout →
   `PrometheusUnavailable` within the bound;
@@ -84,15 +88,36 @@ async def test_other_result_types_decode(body: httpx2.Response, data_type: type)
 
 
 @pytest.mark.parametrize(
-    ("status", "error_type", "message"),
+    ("status", "error_type", "message", "shown"),
     [
-        (400, "bad_data", 'invalid parameter "query": 1:5: parse error: unexpected'),
-        (422, "execution", "many-to-many matching not allowed"),
-        (503, "timeout", "query timed out in expression evaluation"),
+        (
+            400,
+            "bad_data",
+            'invalid parameter "query": 1:5: parse error: unexpected',
+            'bad_data, HTTP 400: invalid parameter "query": 1:5: parse error: unexpected',
+        ),
+        (
+            422,
+            "execution",
+            'found duplicate series for the match group {job="secret"}',
+            "execution, HTTP 422 (Prometheus's message is in the operator's debug log)",
+        ),
+        (
+            503,
+            "timeout",
+            "query timed out in expression evaluation",
+            "timeout, HTTP 503 (Prometheus's message is in the operator's debug log)",
+        ),
+        (
+            400,
+            "<script>steal()</script>",
+            "whatever",
+            "unknown, HTTP 400 (Prometheus's message is in the operator's debug log)",
+        ),
     ],
 )
-async def test_error_envelopes_are_query_failures(
-    status: int, error_type: str, message: str
+async def test_error_envelopes_are_query_failures_showing_only_what_is_safe(
+    status: int, error_type: str, message: str, shown: str
 ) -> None:
     fleet = FakeFleet()
     address = fleet.add("prom", Server(answers={Q: failure(status, error_type, message)}))
@@ -102,25 +127,51 @@ async def test_error_envelopes_are_query_failures(
     assert caught.value.message == message
     assert caught.value.status_code == status
     assert caught.value.address == address
-    assert message in str(caught.value)
+    assert str(caught.value) == f"Prometheus at {address} rejected the query: {shown}"
+
+
+def test_a_long_bad_data_message_is_cut() -> None:
+    error = QueryFailed(
+        address="http://p", error_type="bad_data", message="x" * 10_000, status_code=400
+    )
+    assert len(str(error)) < 400
+
+
+SECRET_BODY = "<html>Bad Gateway: token=SECRET-BODY</html>"
 
 
 @pytest.mark.parametrize(
     ("response", "reason"),
     [
-        (httpx2.Response(502, text="<html>Bad Gateway</html>"), "HTTP 502: <html>Bad Gateway"),
-        (httpx2.Response(503, text="Service Unavailable"), "HTTP 503: Service Unavailable"),
-        (httpx2.Response(200, text="not json"), "malformed response"),
-        (httpx2.Response(200, json={"status": "success"}), "no data"),
+        (
+            httpx2.Response(502, text=SECRET_BODY),
+            "HTTP 502 Bad Gateway, not a Prometheus API answer",
+        ),
+        (
+            httpx2.Response(503, text="SECRET-BODY"),
+            "HTTP 503 Service Unavailable, not a Prometheus API answer",
+        ),
+        (httpx2.Response(599, text="SECRET-BODY"), "HTTP 599, not a Prometheus API answer"),
+        (httpx2.Response(200, text="SECRET-BODY"), "HTTP 200 OK, not a Prometheus API answer"),
+        (
+            httpx2.Response(200, json={"status": "success"}),
+            "HTTP 200 OK, not a Prometheus API answer (status success, no data)",
+        ),
+        (
+            # msgspec would quote the bad value in its message.
+            httpx2.Response(200, json={"status": "SECRET-BODY"}),
+            "HTTP 200 OK, not a Prometheus API answer",
+        ),
         (
             httpx2.Response(
-                200, json={"status": "success", "data": {"resultType": "x", "result": []}}
+                200,
+                json={"status": "success", "data": {"resultType": "SECRET-BODY", "result": []}},
             ),
-            "malformed response",
+            "HTTP 200 OK, not a Prometheus API answer",
         ),
     ],
 )
-async def test_non_prometheus_answers_are_unavailability(
+async def test_non_prometheus_answers_are_unavailability_without_the_body(
     response: httpx2.Response, reason: str
 ) -> None:
     fleet = FakeFleet()
@@ -129,7 +180,53 @@ async def test_non_prometheus_answers_are_unavailability(
         await ask(fleet, address)
     [failure_] = caught.value.failures
     assert failure_.address == address
-    assert reason in failure_.reason
+    assert failure_.reason == reason
+    assert "SECRET" not in str(caught.value)
+
+
+async def test_a_server_reason_phrase_is_never_shown() -> None:
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(502, extensions={"reason_phrase": b"SECRET-PHRASE"})
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
+        with pytest.raises(PrometheusUnavailable) as caught:
+            await querying.query_instant(
+                client=client, address="http://prom:9090", query=Q, timeout_seconds=1
+            )
+    assert str(caught.value).endswith("HTTP 502 Bad Gateway, not a Prometheus API answer")
+
+
+async def test_a_protocol_error_quoting_the_server_is_reported_by_kind() -> None:
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.RemoteProtocolError("illegal status line: bytearray(b'SECRET-BANNER')")
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
+        with pytest.raises(PrometheusUnavailable) as caught:
+            await querying.query_instant(
+                client=client, address="http://prom:9090", query=Q, timeout_seconds=1
+            )
+    assert "SECRET" not in str(caught.value)
+    assert "RemoteProtocolError: the answer is not valid HTTP" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx2.Response(502, text="nope"),
+        failure(422, "execution", "boom"),
+        failure(400, "bad_data", "parse error"),
+    ],
+)
+async def test_credentials_in_an_address_never_reach_a_message(answer: httpx2.Response) -> None:
+    fleet = FakeFleet()
+    address = fleet.add("prom", Server(answers={Q: answer})).replace(
+        "http://", "http://admin:hunter2@"
+    )
+    with pytest.raises((PrometheusUnavailable, QueryFailed)) as caught:
+        await ask(fleet, address)
+    assert "hunter2" not in str(caught.value)
+    assert "admin" not in str(caught.value)
+    assert "http://***@prom" in str(caught.value)
 
 
 async def test_method_not_allowed_falls_back_to_get() -> None:

@@ -145,7 +145,7 @@ async def test_a_failed_third_query_leaves_the_previous_snapshot_intact(
         result = await get(provider, T0 + timedelta(seconds=PERIOD + 1))
     assert result.snapshot == first.snapshot  # not production=100 with offset=3
     assert result.error is not None
-    assert "query timed out" in result.error
+    assert "timeout, HTTP 503" in result.error
 
 
 async def test_seeding_avoids_a_query_after_restart(fleet: FakeFleet) -> None:

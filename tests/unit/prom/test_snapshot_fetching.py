@@ -130,8 +130,9 @@ async def test_a_failing_third_query_yields_no_snapshot() -> None:
     fleet = FakeFleet()
     address = fleet.add("prom", Server(answers=answers))
     async with fleet.client() as client:
-        with pytest.raises(QueryFailed, match="same labelset"):
+        with pytest.raises(QueryFailed, match="execution, HTTP 422") as caught:
             await fetching.fetch_snapshot(client=client, config=config([address]), num_partitions=2)
+    assert caught.value.message == "vector cannot contain metrics with same labelset"
 
 
 async def test_a_failure_cancels_the_other_queries() -> None:
