@@ -46,8 +46,8 @@ from click.testing import CliRunner
 
 from konsumerator import app
 from konsumerator.cli import main
-from konsumerator.runtime.managing import Endpoint
 from konsumerator.obs.metrics import RuntimeMetrics
+from konsumerator.runtime.managing import Endpoint
 from konsumerator.testenv import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -37,6 +37,7 @@ from operating import (
 
 from konsumerator.runtime.managing import Endpoint
 from konsumerator.testenv import Cluster
+from konsumerator.testenv.exporter import MetricsExporter
 
 pytestmark = pytest.mark.cluster
 
@@ -124,9 +125,19 @@ def test_failures_show_neither_credentials_nor_bodies(
 
 
 def test_an_address_outside_the_allowed_hosts_is_never_requested(
-    cluster: Cluster, namespace: str, bad_gateway: BadGateway
+    cluster: Cluster, namespace: str, bad_gateway: BadGateway, exporter: MetricsExporter
 ) -> None:
     install_crd(cluster)
+    # Series for the allowed Consumer's queries (a query matching nothing is NoData).
+    exporter.set(
+        "".join(
+            f'kafka_consumergroup_lag{{consumergroup="allowed",partition="{p}"}} 0\n'
+            f'kafka_topic_partition_current_offset{{topic="allowed",partition="{p}"}} 100\n'
+            f'kafka_consumergroup_current_offset{{consumergroup="allowed",partition="{p}"}} 100\n'
+            for p in range(4)
+        )
+    )
+    cluster.set_scrape_targets([exporter.target])
     prometheus_port = cluster.prometheus_url.rpartition(":")[2]
     refused = consumer("refused", namespace, prometheus_url=f"http://localhost:{bad_gateway.port}")
     allowed = consumer("allowed", namespace, prometheus_url=cluster.prometheus_url)

@@ -38,8 +38,8 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
-from konsumerator.runtime import errors
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
+from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import Store
