@@ -2,7 +2,7 @@
 # a pinned uv into .tools (whatever uv the machine may or may not have), the
 # locked virtualenv into .venv, and the control-plane binaries into the cache
 # outside the repo (see README). No recipe calls a tool from PATH other than
-# the system prerequisites hack/prereqs.sh checks (python3.11, go, openssl).
+# the system prerequisites hack/prereqs.sh checks (python3.11, go, openssl, java, mvn).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV_VERSION := 0.13.9
@@ -39,8 +39,8 @@ unit: .venv/.synced ## Unit and property tests (no cluster)
 	$(RUN) pytest tests/unit -q
 
 .PHONY: test
-test: lint ## Linters, then every test tier (builds or reuses the control plane)
-	@hack/prereqs.sh --cluster
+test: lint ## Linters, then every test tier (builds or reuses the control plane and Kafka)
+	@hack/prereqs.sh --cluster --kafka
 	$(RUN) python -m konsumerator.testenv build
 	$(RUN) python hack/build_helm.py
 	$(RUN) pytest -q
@@ -63,8 +63,8 @@ format: .venv/.synced ## Apply ruff's formatter and autofixes
 	$(RUN) ruff check --fix src tests bench hack
 
 .PHONY: cluster-up
-cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the local cluster + Prometheus
-	@hack/prereqs.sh --cluster
+cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the local cluster + Prometheus + Kafka
+	@hack/prereqs.sh --cluster --kafka
 	$(RUN) python -m konsumerator.testenv up
 
 .PHONY: cluster-down
