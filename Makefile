@@ -29,8 +29,8 @@ install: .venv/.synced ## Create the virtualenv from uv.lock
 
 .PHONY: lint
 lint: .venv/.synced ## ruff, mypy --strict and the import-layer contracts
-	$(RUN) ruff check src tests bench hack
-	$(RUN) ruff format --check src tests bench hack
+	$(RUN) ruff check src tests bench hack examples
+	$(RUN) ruff format --check src tests bench hack examples
 	$(RUN) mypy
 	$(RUN) lint-imports
 
@@ -59,8 +59,8 @@ run: .venv/.synced ## Run the operator against the current kubeconfig (installs 
 
 .PHONY: format
 format: .venv/.synced ## Apply ruff's formatter and autofixes
-	$(RUN) ruff format src tests bench hack
-	$(RUN) ruff check --fix src tests bench hack
+	$(RUN) ruff format src tests bench hack examples
+	$(RUN) ruff check --fix src tests bench hack examples
 
 .PHONY: cluster-up
 cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the local cluster + Prometheus + Kafka

@@ -257,3 +257,30 @@ def _fetch(out: Printer, version: str) -> Path:
     jars = len(list((final / "lib").glob("*.jar")))
     out(f"[build] kafka {version}: {jars} jars in {time.monotonic() - started:.0f}s: {final}")
     return final
+
+
+@contextlib.contextmanager
+def standalone(state_dir: Path, *, timeout: float = 120.0) -> Iterator[str]:
+    """A broker of its own in ``state_dir`` (no control plane), for benchmarks; yields its
+    bootstrap address and stops it, by pid, on exit."""
+    from konsumerator.testenv import process  # process has no testenv imports of ours
+
+    ports = process.free_ports(["broker", "controller"])
+    state_dir.mkdir(parents=True, exist_ok=True)
+    config, log4j = prepare(
+        state_dir=state_dir, broker_port=ports["broker"], controller_port=ports["controller"]
+    )
+    log = state_dir / "kafka.log"
+    broker = process.spawn(
+        "kafka", broker_argv(config=config, log4j=log4j), log, tie_to_parent=True
+    )
+    try:
+        process.wait_until(
+            lambda: STARTED_LINE in log.read_text(),
+            timeout=timeout,
+            what="kafka broker start",
+            watch=[broker],
+        )
+        yield f"127.0.0.1:{ports['broker']}"
+    finally:
+        process.stop(broker)
