@@ -24,6 +24,8 @@ cluster tier.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 import threading
 import urllib.parse
@@ -198,6 +200,7 @@ class PodRunner:
 
     def _stop_one(self, uid: str, *, why: str) -> None:
         entry = self._running.pop(uid)
+        _signal(entry.proc, signal.SIGCONT)  # a paused process would not see SIGTERM
         process.stop(entry.proc, timeout=5.0)
         self.limiter.release(uid)
         self.out(f"pod runner: stopped {entry.pod.namespace}/{entry.pod.name} ({why})")
@@ -213,6 +216,23 @@ class PodRunner:
                 for r in self._running.values()
             }
         )
+
+    # -- stalls ---------------------------------------------------------------------------
+
+    def pause(self, pod_name: str) -> None:
+        """Freeze a pod's consumer (SIGSTOP), as a stalled downstream would: lag builds up.
+
+        A pod that replaces it (the operator resized the Deployment) starts unpaused."""
+        _signal(self._find(pod_name), signal.SIGSTOP)
+
+    def resume(self, pod_name: str) -> None:
+        _signal(self._find(pod_name), signal.SIGCONT)
+
+    def _find(self, pod_name: str) -> Proc:
+        found = self.processes().get(pod_name)
+        if found is None:
+            raise KeyError(f"no consumer process for pod {pod_name}")
+        return found[1]
 
     # -- views ----------------------------------------------------------------------------
 
@@ -253,6 +273,12 @@ class PodRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _signal(proc: Proc, sig: signal.Signals) -> None:
+    if proc.alive():  # proves the pid is still the process we started
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, sig)
 
 
 def _m(millicores: int | None) -> str:

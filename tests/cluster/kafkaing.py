@@ -1,0 +1,102 @@
+"""Helpers of the Kafka tests: topics, a steady producer, offsets read from the broker.
+
+Everything here talks to the real broker of the session's cluster (``kafka`` fixture). Lag is
+measured from Kafka's own offsets (latest minus the group's committed), never from the operator
+or Prometheus, so a test can check the operator's story against the broker's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+
+from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin._listoffsets import OffsetSpec
+
+
+def admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    for future in admin(bootstrap).create_topics([NewTopic(topic, partitions, 1)]).values():
+        future.result(timeout=30)
+
+
+def add_partitions(bootstrap: str, topic: str, total: int) -> None:
+    for future in admin(bootstrap).create_partitions([NewPartitions(topic, total)]).values():
+        future.result(timeout=30)
+
+
+def latest_offsets(client: AdminClient, topic: str, partitions: int) -> dict[int, int]:
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    wanted = {TopicPartition(topic, p): latest for p in range(partitions)}
+    return {
+        tp.partition: int(f.result(timeout=10).offset)
+        for tp, f in client.list_offsets(wanted).items()
+    }
+
+
+def committed_offsets(
+    client: AdminClient, group: str, topic: str, partitions: int
+) -> dict[int, int]:
+    """The group's committed offset per partition; 0 where it has none."""
+    request = [
+        ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
+    ]
+    found = dict.fromkeys(range(partitions), 0)
+    for future in client.list_consumer_group_offsets(request).values():
+        for tp in future.result(timeout=10).topic_partitions or []:
+            found[tp.partition] = max(0, int(tp.offset))
+    return found
+
+
+def backlog(client: AdminClient, *, group: str, topic: str, partitions: int) -> int:
+    """Messages produced and not yet committed by ``group``, over all partitions."""
+    latest = latest_offsets(client, topic, partitions)
+    committed = committed_offsets(client, group, topic, partitions)
+    return sum(max(0, latest[p] - committed[p]) for p in range(partitions))
+
+
+class SteadyProducer:
+    """Produces ``rate`` messages/s to each partition of ``topic`` from a thread."""
+
+    def __init__(self, bootstrap: str, topic: str, *, partitions: int, rate: float) -> None:
+        self.topic = topic
+        self.partitions = partitions
+        self.rate = rate
+        self.sent = 0
+        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "log_level": 3})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="producer", daemon=True)
+
+    def set_partitions(self, partitions: int) -> None:
+        self.partitions = partitions
+
+    def _run(self) -> None:
+        tick = 0.1
+        started = time.monotonic()
+        while not self._stop.is_set():
+            due = int((time.monotonic() - started) * self.rate)
+            while self.sent // max(1, self.partitions) < due:
+                for partition in range(self.partitions):
+                    self._producer.produce(self.topic, value=b"m" * 64, partition=partition)
+                self.sent += self.partitions
+            self._producer.poll(0)
+            self._stop.wait(tick)
+        self._producer.flush(10)
+
+    def __enter__(self) -> SteadyProducer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
