@@ -21,12 +21,14 @@ def admin(bootstrap: str) -> AdminClient:
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    for future in admin(bootstrap).create_topics([NewTopic(topic, partitions, 1)]).values():
+    client = admin(bootstrap)  # referenced until the futures resolve: a collected client fails them
+    for future in client.create_topics([NewTopic(topic, partitions, 1)]).values():
         future.result(timeout=30)
 
 
 def add_partitions(bootstrap: str, topic: str, total: int) -> None:
-    for future in admin(bootstrap).create_partitions([NewPartitions(topic, total)]).values():
+    client = admin(bootstrap)
+    for future in client.create_partitions([NewPartitions(topic, total)]).values():
         future.result(timeout=30)
 
 

@@ -57,9 +57,10 @@ def _consume_and_commit(bootstrap: str, *, group: str, topic: str, partition: in
 def test_example_queries_read_real_lag_through_prometheus(cluster: Cluster, kafka: str) -> None:
     # the example's queries name topic "orders" and group "orders": use exactly those
     kafkaing.create_topic(kafka, "orders", 3)
+    client = kafkaing.admin(kafka)
     with kafkaing.SteadyProducer(kafka, "orders", partitions=3, rate=5):
         eventually(
-            lambda: kafkaing.latest_offsets(kafkaing.admin(kafka), "orders", 3),
+            lambda: kafkaing.latest_offsets(client, "orders", 3),
             lambda latest: min(latest.values()) >= 20,
             timeout=60,
             what="20 messages in every partition",

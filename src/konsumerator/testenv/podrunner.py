@@ -53,6 +53,7 @@ class PodProcess:
     uid: str
     namespace: str
     name: str
+    container: str
     env: Mapping[str, str]
     cpu_limit_m: int | None
     cpu_request_m: int | None
@@ -91,11 +92,40 @@ def desired(
             uid=str(meta["uid"]),
             namespace=str(meta.get("namespace", "")),
             name=str(meta.get("name", "")),
+            container=str(container.get("name", "")),
             env=env,
             cpu_limit_m=_cpu(resources, "limits"),
             cpu_request_m=_cpu(resources, "requests"),
         )
     return None
+
+
+def status_patch(pod: Mapping[str, Any], *, container: str) -> dict[str, Any] | None:
+    """The status patch that reports the resources applied to ``container``, as kubelet does.
+
+    kubelet reports them in ``status.containerStatuses[].resources``; KWOK does not, and the
+    apiserver refuses an in-place resize of a pod whose running container reports none ("Pod
+    running on node without support for resize"). A JSON merge patch replaces the whole list,
+    so the other containers' statuses are carried over. None when there is nothing to report
+    (no status for the container yet, or already reported).
+    """
+    spec = next(
+        (c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container),
+        None,
+    )
+    statuses = list((pod.get("status") or {}).get("containerStatuses") or [])
+    index = next((i for i, c in enumerate(statuses) if c.get("name") == container), None)
+    if spec is None or index is None:
+        return None
+    applied = {
+        kind: dict(values)
+        for kind, values in (spec.get("resources") or {}).items()
+        if kind in ("limits", "requests") and values
+    }
+    if statuses[index].get("resources", {}) == applied:
+        return None
+    statuses[index] = {**statuses[index], "resources": applied}
+    return {"status": {"containerStatuses": statuses}}
 
 
 @dataclass
@@ -143,7 +173,8 @@ class PodRunner:
 
     def sync(self) -> None:
         """Make the processes match the pods, once."""
-        wanted = {p.uid: p for p in (desired(pod) for pod in self._pods()) if p is not None}
+        pods = self._pods()
+        wanted = {p.uid: p for p in (desired(pod) for pod in pods) if p is not None}
         with self._lock:
             for uid in [uid for uid in self._running if uid not in wanted]:
                 self._stop_one(uid, why="pod gone")
@@ -161,6 +192,20 @@ class PodRunner:
                 ):
                     self._resize(current, pod)
             self._publish_targets()
+            running = dict(self._running)
+        for raw in pods:
+            entry = running.get(str((raw.get("metadata") or {}).get("uid")))
+            if entry is not None:
+                self._report(raw, entry.pod)
+
+    def _report(self, pod: Mapping[str, Any], wanted: PodProcess) -> None:
+        patch = status_patch(pod, container=wanted.container)
+        if patch is None:
+            return
+        path = f"/api/v1/namespaces/{wanted.namespace}/pods/{wanted.name}/status"
+        response = self.cluster.request("PATCH", path, patch)
+        if response.status not in (200, 404, 409):  # gone or changed meanwhile: next pass
+            self._note(f"reporting {wanted.name}'s resources: HTTP {response.status}")
 
     def _start_one(self, pod: PodProcess) -> None:
         port = process.free_ports(["metrics"])["metrics"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from konsumerator.testenv.cluster import NODE_NAME
-from konsumerator.testenv.podrunner import PodProcess, desired
+from konsumerator.testenv.podrunner import PodProcess, desired, status_patch
 
 POD: dict[str, Any] = {
     "metadata": {"uid": "u1", "namespace": "ns", "name": "orders-0-abc"},
@@ -47,6 +47,7 @@ def test_running_managed_pod_gets_its_env_and_cpu() -> None:
         uid="u1",
         namespace="ns",
         name="orders-0-abc",
+        container="consumer",
         env={"KONSUMERATOR_PARTITION": "0,1", "KONSUMERATOR_INSTANCE": "0"},
         cpu_limit_m=250,
         cpu_request_m=100,
@@ -82,3 +83,45 @@ def test_custom_partition_env_key_marks_the_container() -> None:
     found = desired(pod, partition_env="MY_PARTITIONS")
     assert found is not None
     assert found.env["MY_PARTITIONS"] == "0,1"
+
+
+def _with_statuses(*statuses: dict[str, Any]) -> dict[str, Any]:
+    pod = _pod()
+    pod["status"]["containerStatuses"] = list(statuses)
+    return pod
+
+
+def test_status_reports_the_applied_resources_and_keeps_other_containers() -> None:
+    sidecar = {"name": "sidecar", "ready": True}
+    pod = _with_statuses(sidecar, {"name": "consumer", "ready": True})
+    patch = status_patch(pod, container="consumer")
+    assert patch == {
+        "status": {
+            "containerStatuses": [
+                sidecar,
+                {
+                    "name": "consumer",
+                    "ready": True,
+                    "resources": {"limits": {"cpu": "250m"}, "requests": {"cpu": "0.1"}},
+                },
+            ]
+        }
+    }
+
+
+def test_status_already_reported_or_not_there_yet_needs_no_patch() -> None:
+    reported = {
+        "name": "consumer",
+        "resources": {"limits": {"cpu": "250m"}, "requests": {"cpu": "0.1"}},
+    }
+    assert status_patch(_with_statuses(reported), container="consumer") is None
+    assert status_patch(_with_statuses(), container="consumer") is None
+    assert status_patch(_with_statuses(reported), container="missing") is None
+
+
+def test_status_follows_an_in_place_resize() -> None:
+    old = {"name": "consumer", "resources": {"limits": {"cpu": "100m"}, "requests": {"cpu": "0.1"}}}
+    patch = status_patch(_with_statuses(old), container="consumer")
+    assert patch is not None
+    (status,) = patch["status"]["containerStatuses"]
+    assert status["resources"]["limits"] == {"cpu": "250m"}
