@@ -11,7 +11,13 @@ import threading
 import time
 from types import TracebackType
 
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
@@ -70,7 +76,17 @@ class SteadyProducer:
         self.partitions = partitions
         self.rate = rate
         self.sent = 0
-        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "log_level": 3})
+        self._rounds = 0  # one message to every partition per round
+        self.error: Exception | None = None
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "linger.ms": 20,
+                "log_level": 3,
+                # partitions added to the topic are known within a second (default: 5 min)
+                "topic.metadata.refresh.interval.ms": 1000,
+            }
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="producer", daemon=True)
 
@@ -78,17 +94,31 @@ class SteadyProducer:
         self.partitions = partitions
 
     def _run(self) -> None:
-        tick = 0.1
+        try:
+            self._produce_steadily()
+        except Exception as exc:  # surfaced by __exit__: a dead producer must fail the test
+            self.error = exc
+
+    def _produce_steadily(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set():
             due = int((time.monotonic() - started) * self.rate)
-            while self.sent // max(1, self.partitions) < due:
+            while self._rounds < due:
                 for partition in range(self.partitions):
-                    self._producer.produce(self.topic, value=b"m" * 64, partition=partition)
-                self.sent += self.partitions
+                    self._produce(partition)
+                self._rounds += 1
             self._producer.poll(0)
-            self._stop.wait(tick)
+            self._stop.wait(0.1)
         self._producer.flush(10)
+
+    def _produce(self, partition: int) -> None:
+        try:
+            self._producer.produce(self.topic, value=b"m" * 64, partition=partition)
+            self.sent += 1
+        except KafkaException as exc:
+            # a partition just added is unknown until the next metadata refresh (<= 1 s)
+            if exc.args[0].code() != KafkaError._UNKNOWN_PARTITION:
+                raise
 
     def __enter__(self) -> SteadyProducer:
         self._thread.start()
@@ -102,3 +132,5 @@ class SteadyProducer:
     ) -> None:
         self._stop.set()
         self._thread.join(timeout=15)
+        if self.error is not None and exc is None:
+            raise AssertionError(f"the producer failed: {self.error!r}") from self.error

@@ -27,7 +27,7 @@ from operating import (
 
 from konsumerator.api import keys
 from konsumerator.domain.quantities import cpu_millis
-from konsumerator.testenv import Cluster
+from konsumerator.testenv import Cluster, wait_until
 from konsumerator.testenv.podrunner import PodRunner
 
 #: Each message costs this much CPU: a consumer limited to 500m handles 250 messages/s.
@@ -103,15 +103,30 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
             )
         )
         name = "stall-consumer-0"
-        procs = eventually(
-            runner.processes, lambda p: len(p) == 1, timeout=60, what="a consumer process"
+
+        def settled() -> bool:
+            # one process, for the pod of the Deployment's current template (the first sizing
+            # from metrics replaces the pod the fallback resources created)
+            procs = runner.processes()
+            limit = container(deployments(cluster, namespace)[name])["resources"]["limits"]["cpu"]
+            return len(procs) == 1 and all(
+                pod.cpu_limit_m == cpu_millis(limit) for pod, _ in procs.values()
+            )
+
+        wait_until(settled, timeout=90, what="one consumer process for the current pod template")
+        # keeping up: the group commits on both partitions (the exporter has lag series for
+        # committed partitions only) and the backlog stays near its floor
+        eventually(
+            lambda: kafkaing.committed_offsets(client, topic, topic, 2),
+            lambda committed: min(committed.values()) > 0,
+            timeout=60,
+            what="the consumer's first commits",
         )
-        # keeping up: the backlog stays near its floor (production x commit interval)
         eventually(backlog, lambda b: b < 100, timeout=60, what="the consumer to keep up")
         before = _cpu_request(deployments(cluster, namespace)[name])
 
         # a downstream stall: the consumer stops making progress, Kafka lag rises
-        (pod_name,) = procs
+        (pod_name,) = runner.processes()
         runner.pause(pod_name)
         eventually(
             backlog, lambda b: b > 300, timeout=60, what="Kafka lag to rise during the stall"
