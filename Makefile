@@ -72,8 +72,8 @@ cluster-down: .venv/.synced ## Stop the cluster-up cluster (exactly its processe
 	$(RUN) python -m konsumerator.testenv down
 
 .PHONY: demo
-demo: .venv/.synced ## Start here: local cluster, simulated Kafka topic, operator, live view (Ctrl-C stops all)
-	@hack/prereqs.sh --cluster
+demo: .venv/.synced ## Start here: local cluster, real Kafka, operator, live view (DEMO_ARGS=--simulator: no Kafka)
+	@hack/prereqs.sh --cluster $(if $(findstring --simulator,$(DEMO_ARGS)),,--kafka)
 	$(RUN) python -m konsumerator.sim demo $(DEMO_ARGS)
 
 .PHONY: scorecard

@@ -16,13 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from konsumerator.testenv import cpulimit, process
+from konsumerator.testenv import cpulimit, kafkatools, process
 from konsumerator.testenv.cluster import down, up
 from konsumerator.testenv.podrunner import CONSUMER_APP
 from konsumerator.testenv.process import Proc
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cluster"))
-import kafkaing  # the tests' producer and topic helpers
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -50,8 +47,8 @@ def main() -> int:
     limiter = cpulimit.detect(f"{args.name}-bench", out=print)
     try:
         topic = f"bench-{os.getpid()}"
-        kafkaing.create_topic(cluster.kafka_bootstrap, topic, args.partitions)
-        with kafkaing.SteadyProducer(
+        kafkatools.create_topic(cluster.kafka_bootstrap, topic, args.partitions)
+        with kafkatools.SteadyProducer(
             cluster.kafka_bootstrap, topic, partitions=args.partitions, rate=args.rate
         ):
             for p in range(args.partitions):

@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-import kafkaing
 import pytest
 from operating import (
     consumer,
@@ -27,7 +26,7 @@ from operating import (
 
 from konsumerator.api import keys
 from konsumerator.domain.quantities import cpu_millis
-from konsumerator.testenv import Cluster, wait_until
+from konsumerator.testenv import Cluster, kafkatools, wait_until
 from konsumerator.testenv.podrunner import PodRunner
 
 #: Each message costs this much CPU: a consumer limited to 500m handles 250 messages/s.
@@ -87,14 +86,14 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
     cluster: Cluster, kafka: str, namespace: str, runner: PodRunner
 ) -> None:
     topic = f"stall-{secrets.token_hex(3)}"
-    kafkaing.create_topic(kafka, topic, 2)
-    client = kafkaing.admin(kafka)
+    kafkatools.create_topic(kafka, topic, 2)
+    client = kafkatools.admin(kafka)
 
     def backlog() -> int:
-        return kafkaing.backlog(client, group=topic, topic=topic, partitions=2)
+        return kafkatools.backlog(client, group=topic, topic=topic, partitions=2)
 
     with (
-        kafkaing.SteadyProducer(kafka, topic, partitions=2, rate=PRODUCTION),
+        kafkatools.SteadyProducer(kafka, topic, partitions=2, rate=PRODUCTION),
         in_process_operator(cluster),
     ):
         cluster.apply(
@@ -117,7 +116,7 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
         # keeping up: the group commits on both partitions (the exporter has lag series for
         # committed partitions only) and the backlog stays near its floor
         eventually(
-            lambda: kafkaing.committed_offsets(client, topic, topic, 2),
+            lambda: kafkatools.committed_offsets(client, topic, topic, 2),
             lambda committed: min(committed.values()) > 0,
             timeout=60,
             what="the consumer's first commits",
@@ -163,10 +162,10 @@ def test_new_partitions_get_a_consumer_after_num_partitions_is_raised(
     cluster: Cluster, kafka: str, namespace: str, runner: PodRunner
 ) -> None:
     topic = f"grow-{secrets.token_hex(3)}"
-    kafkaing.create_topic(kafka, topic, 2)
-    client = kafkaing.admin(kafka)
+    kafkatools.create_topic(kafka, topic, 2)
+    client = kafkatools.admin(kafka)
     with (
-        kafkaing.SteadyProducer(kafka, topic, partitions=2, rate=5) as producer,
+        kafkatools.SteadyProducer(kafka, topic, partitions=2, rate=5) as producer,
         in_process_operator(cluster),
     ):
         cluster.apply(
@@ -179,7 +178,7 @@ def test_new_partitions_get_a_consumer_after_num_partitions_is_raised(
         )
 
         # the topic grows first (as an operator of Kafka would), then the Consumer follows
-        kafkaing.add_partitions(kafka, topic, 4)
+        kafkatools.add_partitions(kafka, topic, 4)
         producer.set_partitions(4)
         cluster.kubectl(
             "patch", "consumer", "grow", "-n", namespace, "--type=merge",
@@ -201,7 +200,7 @@ def test_new_partitions_get_a_consumer_after_num_partitions_is_raised(
 
         # the new partitions are consumed: their group commits, measured from Kafka
         eventually(
-            lambda: kafkaing.committed_offsets(client, topic, topic, 4),
+            lambda: kafkatools.committed_offsets(client, topic, topic, 4),
             lambda committed: committed[2] > 0 and committed[3] > 0,
             timeout=60,
             what="commits on the new partitions 2 and 3",

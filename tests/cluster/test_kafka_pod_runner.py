@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import kafkaing
 import pytest
 from operating import eventually
 
-from konsumerator.testenv import Cluster, wait_until
+from konsumerator.testenv import Cluster, kafkatools, wait_until
 from konsumerator.testenv.cpulimit import CgroupV1, CgroupV2, Limiter
 from konsumerator.testenv.podrunner import PodRunner
 
@@ -84,7 +83,7 @@ def test_pod_gets_a_consumer_under_its_cpu_limit_resized_in_place_and_stopped_wi
     # machine without one would get the user-space fallback, which this test does not cover
     assert isinstance(runner.limiter, CgroupV1 | CgroupV2), runner.limiter.description
     topic = f"runner-{namespace}"
-    kafkaing.create_topic(kafka, topic, 2)
+    kafkatools.create_topic(kafka, topic, 2)
     cluster.apply(_deployment("orders", topic=topic, limit="300m", request="100m"), namespace)
 
     found = eventually(
@@ -97,10 +96,10 @@ def test_pod_gets_a_consumer_under_its_cpu_limit_resized_in_place_and_stopped_wi
     assert proc.pid in _members(runner.limiter, pod.uid)
 
     # it consumes with the pod's env: its group commits on both of its partitions
-    with kafkaing.SteadyProducer(kafka, topic, partitions=2, rate=20):
-        client = kafkaing.admin(kafka)
+    with kafkatools.SteadyProducer(kafka, topic, partitions=2, rate=20):
+        client = kafkatools.admin(kafka)
         eventually(
-            lambda: kafkaing.committed_offsets(client, topic, topic, 2),
+            lambda: kafkatools.committed_offsets(client, topic, topic, 2),
             lambda committed: min(committed.values()) > 0,
             timeout=60,
             what="commits on partitions 0 and 1",

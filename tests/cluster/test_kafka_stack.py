@@ -11,12 +11,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import kafkaing
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 from operating import eventually
 
-from konsumerator.testenv import Cluster
+from konsumerator.testenv import Cluster, kafkatools
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consumer.yaml"
 
@@ -56,11 +55,11 @@ def _consume_and_commit(bootstrap: str, *, group: str, topic: str, partition: in
 
 def test_example_queries_read_real_lag_through_prometheus(cluster: Cluster, kafka: str) -> None:
     # the example's queries name topic "orders" and group "orders": use exactly those
-    kafkaing.create_topic(kafka, "orders", 3)
-    client = kafkaing.admin(kafka)
-    with kafkaing.SteadyProducer(kafka, "orders", partitions=3, rate=5):
+    kafkatools.create_topic(kafka, "orders", 3)
+    client = kafkatools.admin(kafka)
+    with kafkatools.SteadyProducer(kafka, "orders", partitions=3, rate=5):
         eventually(
-            lambda: kafkaing.latest_offsets(client, "orders", 3),
+            lambda: kafkatools.latest_offsets(client, "orders", 3),
             lambda latest: min(latest.values()) >= 20,
             timeout=60,
             what="20 messages in every partition",
@@ -102,7 +101,7 @@ def test_example_queries_read_real_lag_through_prometheus(cluster: Cluster, kafk
 def test_exporter_never_reports_negative_lag_and_picks_up_new_topics(
     cluster: Cluster, kafka: str
 ) -> None:
-    kafkaing.create_topic(kafka, "fresh-topic", 2)
+    kafkatools.create_topic(kafka, "fresh-topic", 2)
     target = f"http://{cluster.kafka_exporter_target}/metrics"
 
     def exposition() -> str:

@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from konsumerator.testenv import kafka, pki, process
+from konsumerator.testenv import cpulimit, kafka, pki, process
 from konsumerator.testenv.build import (
     STAGES_FILE,
     built_bin_dir,
@@ -958,6 +958,9 @@ def down(name: str = DEFAULT_NAME, *, out: Printer = _say) -> bool:
                 if proc is not None and proc.alive():
                     out(f"  stopping {component} (pid {proc.pid})")
                     process.stop(proc)
+        # consumer processes a pod runner of this cluster left behind (it was killed)
+        for pid in cpulimit.reap(name):
+            out(f"  stopped a pod runner's consumer (pid {pid})")
         shutil.rmtree(directory, ignore_errors=True)
         if state is not None and state.get("owner"):
             # A per-run (pytest-<pid>) name is never used again: drop its lock file too.

@@ -25,6 +25,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -93,11 +94,16 @@ class Limiter(ABC):
         """Remove what this limiter created once every process is gone (best effort)."""
         root = getattr(self, "root", None)
         if isinstance(root, Path):
-            for group in sorted(root.glob("*/"), reverse=True):
-                with contextlib.suppress(OSError):
-                    group.rmdir()
-            with contextlib.suppress(OSError):
-                root.rmdir()
+            _remove_groups(root)
+
+
+def _remove_groups(root: Path) -> None:
+    """rmdir the (empty) groups under ``root`` and ``root`` itself; busy ones stay."""
+    for group in sorted(root.glob("*/"), reverse=True):
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 class CgroupV1(Limiter):
@@ -280,3 +286,31 @@ def detect(scope: str, *, base: Path = Path("/sys/fs/cgroup"), out: Printer = pr
         limiter = CgroupV2(v2) if v2 is not None else UserSpaceLimiter()
     out(f"pod runner: CPU limits: {limiter.description}")
     return limiter
+
+
+def reap(scope: str, *, base: Path = Path("/sys/fs/cgroup")) -> list[int]:
+    """Kill the processes left in the groups of ``scope`` and remove the groups.
+
+    Every process there was put there by a pod runner of this scope, so this stops exactly
+    what it started, also after the runner itself was killed (a killed test run). Returns
+    the pids signalled.
+    """
+    killed: list[int] = []
+    for root in (
+        base / "cpu" / GROUP / scope,
+        base / GROUP / scope,
+        base / "unified" / GROUP / scope,
+    ):
+        if not root.is_dir():
+            continue
+        for group in [p for p in root.iterdir() if p.is_dir()]:
+            with contextlib.suppress(OSError):
+                for pid in map(int, (group / "cgroup.procs").read_text().split()):
+                    for sig in (signal.SIGCONT, signal.SIGKILL):  # a stalled one too
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, sig)
+                    killed.append(pid)
+        if killed:
+            time.sleep(0.2)  # a killed task leaves its group when it exits
+        _remove_groups(root)
+    return killed

@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -133,6 +134,7 @@ class _Running:
     pod: PodProcess
     proc: Proc
     port: int
+    stalled: bool = False
 
 
 class PodRunner:
@@ -161,6 +163,8 @@ class PodRunner:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stall_until: float | None = None
+        self._closed = False
         self.errors: list[str] = []
 
     # -- one pass -------------------------------------------------------------------------
@@ -176,6 +180,8 @@ class PodRunner:
         pods = self._pods()
         wanted = {p.uid: p for p in (desired(pod) for pod in pods) if p is not None}
         with self._lock:
+            if self._closed:  # close() ran while we listed: start nothing after it
+                return
             for uid in [uid for uid in self._running if uid not in wanted]:
                 self._stop_one(uid, why="pod gone")
             for uid, pod in wanted.items():
@@ -191,6 +197,7 @@ class PodRunner:
                     pod.cpu_request_m,
                 ):
                     self._resize(current, pod)
+            self._apply_stall()
             self._publish_targets()
             running = dict(self._running)
         for raw in pods:
@@ -264,6 +271,20 @@ class PodRunner:
 
     # -- stalls ---------------------------------------------------------------------------
 
+    def stall(self, seconds: float) -> None:
+        """A downstream outage of ``seconds``: every consumer, also one started meanwhile,
+        is frozen (SIGSTOP) until it ends, then continued."""
+        with self._lock:
+            self._stall_until = time.monotonic() + seconds
+            self._apply_stall()
+
+    def _apply_stall(self) -> None:
+        stalled = self._stall_until is not None and time.monotonic() < self._stall_until
+        for entry in self._running.values():
+            if entry.stalled != stalled:
+                _signal(entry.proc, signal.SIGSTOP if stalled else signal.SIGCONT)
+                entry.stalled = stalled
+
     def pause(self, pod_name: str) -> None:
         """Freeze a pod's consumer (SIGSTOP), as a stalled downstream would: lag builds up.
 
@@ -304,13 +325,14 @@ class PodRunner:
     def close(self) -> None:
         """Stop the loop and every process it started."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
         with self._lock:
+            self._closed = True
             for uid in list(self._running):
                 self._stop_one(uid, why="runner closed")
             with contextlib.suppress(OSError):
                 self._publish_targets()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
         self.limiter.close()
 
     def __enter__(self) -> PodRunner:

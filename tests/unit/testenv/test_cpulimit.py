@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,20 @@ def test_v2_without_the_cpu_controller_is_not_used(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("memory pids\n")
     limiter = cpulimit.detect("scope", base=tmp_path, out=lambda _: None)
     assert isinstance(limiter, cpulimit.UserSpaceLimiter)
+
+
+def test_reap_kills_what_a_dead_runner_left_in_its_groups(tmp_path: Path) -> None:
+    # a pod runner killed with its test run leaves consumers in its groups: down() reaps them
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        group = tmp_path / "cpu" / cpulimit.GROUP / "scope" / "pod-uid"
+        group.mkdir(parents=True)
+        (group / "cgroup.procs").write_text(f"{child.pid}\n")
+        assert cpulimit.reap("scope", base=tmp_path) == [child.pid]
+        assert child.wait(timeout=10) == -signal.SIGKILL
+        # another scope's groups are not touched
+        assert cpulimit.reap("other", base=tmp_path) == []
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

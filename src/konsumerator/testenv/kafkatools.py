@@ -1,8 +1,8 @@
-"""Helpers of the Kafka tests: topics, a steady producer, offsets read from the broker.
+"""Talking to the local broker: topics, a steady producer, offsets read from the broker.
 
-Everything here talks to the real broker of the session's cluster (``kafka`` fixture). Lag is
-measured from Kafka's own offsets (latest minus the group's committed), never from the operator
-or Prometheus, so a test can check the operator's story against the broker's.
+Used by the Kafka tests, the demo and the benchmarks. Lag is measured from Kafka's own offsets
+(latest minus the group's committed), never from the operator or Prometheus, so a test can
+check the operator's story against the broker's.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
-from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported by name
+from confluent_kafka.cimpl import NewPartitions, NewTopic  # not re-exported by name
 
 
 def admin(bootstrap: str) -> AdminClient:
