@@ -779,7 +779,9 @@ class _Starter:
         self.spawn("kafka", kafka.broker_argv(config=config, log4j=log4j))
         log = c.logs_dir / "kafka.log"
         self.wait("kafka broker start", lambda: kafka.STARTED_LINE in log.read_text(), timeout)
-        self.wait("kafka broker metadata", _kafka_ready(c.kafka_bootstrap), 30)
+        self.wait(
+            "kafka broker metadata and group coordinator", _kafka_ready(c.kafka_bootstrap), 60
+        )
         self.ready("kafka")
         self.spawn(
             "kafka-exporter",
@@ -813,14 +815,26 @@ class _Starter:
 
 
 def _kafka_ready(bootstrap: str) -> Callable[[], bool]:
-    """A probe: the broker answers a metadata request and lists itself.
+    """A probe: the broker lists itself, and its group coordinator answers an offsets request.
 
-    One client for all attempts: each AdminClient keeps reconnecting until it is collected.
+    The coordinator answers COORDINATOR_LOAD_IN_PROGRESS for a few seconds after the broker
+    starts (non-retriable to the client): a consumer committing then would fail. One client
+    for all attempts: each AdminClient keeps reconnecting until it is collected.
     """
-    from confluent_kafka.admin import AdminClient  # the Kafka tier's client; lazily
+    from confluent_kafka import ConsumerGroupTopicPartitions  # the Kafka tier's client
+    from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
-    return lambda: len(admin.list_topics(timeout=2).brokers) == 1
+
+    def probe() -> bool:
+        if len(admin.list_topics(timeout=2).brokers) != 1:
+            return False
+        request = [ConsumerGroupTopicPartitions("konsumerator-testenv-ready")]
+        for future in admin.list_consumer_group_offsets(request, request_timeout=2).values():
+            future.result(timeout=5)
+        return True
+
+    return probe
 
 
 def _owner_alive(owner: Mapping[str, Any] | None) -> bool:

@@ -22,6 +22,15 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported by name
 from confluent_kafka.cimpl import NewPartitions, NewTopic  # not re-exported by name
 
+#: What the group coordinator answers for a few seconds after the broker starts.
+_COORDINATOR_STARTING = frozenset(
+    {
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+    }
+)
+
 
 def admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
@@ -51,7 +60,24 @@ def latest_offsets(client: AdminClient, topic: str, partitions: int) -> dict[int
 def committed_offsets(
     client: AdminClient, group: str, topic: str, partitions: int
 ) -> dict[int, int]:
-    """The group's committed offset per partition; 0 where it has none."""
+    """The group's committed offset per partition; 0 where it has none.
+
+    Retried while the broker answers with a retriable error (the group coordinator is still
+    loading its offsets for a few seconds after the broker starts)."""
+    for attempt in range(20):
+        try:
+            return _committed_offsets(client, group, topic, partitions)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if attempt == 19 or not (error.retriable() or error.code() in _COORDINATOR_STARTING):
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def _committed_offsets(
+    client: AdminClient, group: str, topic: str, partitions: int
+) -> dict[int, int]:
     request = [
         ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
     ]
