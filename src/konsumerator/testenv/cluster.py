@@ -815,23 +815,37 @@ class _Starter:
 
 
 def _kafka_ready(bootstrap: str) -> Callable[[], bool]:
-    """A probe: the broker lists itself, and its group coordinator answers an offsets request.
+    """A probe: the broker lists itself, and its group coordinator has loaded its offsets.
 
-    The coordinator answers COORDINATOR_LOAD_IN_PROGRESS for a few seconds after the broker
-    starts (non-retriable to the client): a consumer committing then would fail. One client
-    for all attempts: each AdminClient keeps reconnecting until it is collected.
+    For a few seconds after the start the coordinator answers COORDINATOR_LOAD_IN_PROGRESS,
+    and librdkafka's AdminClient (2.16) can crash the process on that answer to
+    ``list_consumer_group_offsets``; a Consumer's ``committed()`` waits it out instead. With
+    one ``__consumer_offsets`` partition, loaded for one group means loaded for all. One
+    client per kind for all attempts: each keeps reconnecting until it is collected.
     """
-    from confluent_kafka import ConsumerGroupTopicPartitions  # the Kafka tier's client
+    from confluent_kafka import Consumer, TopicPartition  # the Kafka tier's client
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    probe_group = "konsumerator-testenv-ready"
+    consumer: list[Consumer] = []
 
     def probe() -> bool:
         if len(admin.list_topics(timeout=2).brokers) != 1:
             return False
-        request = [ConsumerGroupTopicPartitions("konsumerator-testenv-ready")]
-        for future in admin.list_consumer_group_offsets(request, request_timeout=2).values():
-            future.result(timeout=5)
+        if not consumer:
+            consumer.append(
+                Consumer(
+                    {
+                        "bootstrap.servers": bootstrap,
+                        "group.id": probe_group,
+                        "enable.auto.commit": False,
+                        "log_level": 3,
+                    }
+                )
+            )
+        consumer[0].committed([TopicPartition(probe_group, 0)], timeout=5)
+        consumer.pop().close()
         return True
 
     return probe
