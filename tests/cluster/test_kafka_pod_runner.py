@@ -9,6 +9,7 @@ and stops the process when the pod goes away.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +77,12 @@ def _members(limiter: Limiter, key: str) -> set[int]:
     return {int(pid) for pid in (limiter.root / key / "cgroup.procs").read_text().split()}
 
 
+def _state(pid: int) -> str:
+    """The process state letter from /proc (``T``: stopped by a signal)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rindex(")") + 2 :].split()[0]
+
+
 def test_pod_gets_a_consumer_under_its_cpu_limit_resized_in_place_and_stopped_with_it(
     cluster: Cluster, kafka: str, namespace: str, runner: PodRunner
 ) -> None:
@@ -104,6 +111,11 @@ def test_pod_gets_a_consumer_under_its_cpu_limit_resized_in_place_and_stopped_wi
             timeout=60,
             what="commits on partitions 0 and 1",
         )
+
+    # a stall (the demo's downstream outage) freezes the process, and it goes on afterwards
+    runner.stall(2.0)
+    assert _state(proc.pid) == "T"
+    wait_until(lambda: _state(proc.pid) != "T", timeout=30, what="the stall to end")
 
     # an in-place resize (the pod's resize subresource) changes the quota, not the process
     patch = {"spec": {"containers": [{"name": "consumer", "resources": {
