@@ -78,3 +78,17 @@ def test_label_is_read_from_the_selector() -> None:
 @pytest.mark.parametrize(("t", "words"), [(10.0, "steady"), (80.0, "OUTAGE"), (200.0, "drain")])
 def test_phase_tells_the_incident(t: float, words: str) -> None:
     assert words in kafkademo.phase(t, at=75.0, length=60.0)
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], "kafka"), (["--simulator"], "simulator")])
+def test_demo_runs_on_real_kafka_unless_asked_for_the_simulator(
+    monkeypatch: pytest.MonkeyPatch, flag: list[str], expected: str
+) -> None:
+    from konsumerator.sim import __main__ as cli
+    from konsumerator.sim import demo
+
+    ran: list[str] = []
+    monkeypatch.setattr(kafkademo, "main", lambda args: ran.append("kafka") or 0)
+    monkeypatch.setattr(demo, "main", lambda args: ran.append("simulator") or 0)
+    assert cli.main(["demo", *flag]) == 0
+    assert ran == [expected]
