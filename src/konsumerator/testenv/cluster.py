@@ -12,6 +12,10 @@ one from the binaries ``build`` produced, on free 127.0.0.1 ports, and hands tes
   Deployments become Running and deleted pods go away, without a container runtime.
 * Prometheus scrapes every 1 s whatever targets the caller writes to a ``file_sd`` file
   (:meth:`Cluster.set_scrape_targets`); tests may stop and restart it mid-run.
+* Optionally (``up(with_kafka=True)``, :meth:`Cluster.start_kafka`) a real Kafka broker
+  (:mod:`~konsumerator.testenv.kafka`) and the lag exporter Prometheus scrapes as job
+  ``kafka`` (:mod:`~konsumerator.testenv.lagexporter`); job ``pods`` scrapes the consumer
+  processes of a pod runner (:mod:`~konsumerator.testenv.podrunner`).
 
 State (ports, pids with their start times, PKI, logs, data) lives in one directory per named
 cluster; ``up`` is idempotent (reuses a healthy cluster), ``down`` stops exactly the recorded

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from konsumerator.testenv import process
 from konsumerator.testenv.config import cache_root
 from konsumerator.testenv.errors import BuildError, NotBuilt
 
@@ -263,8 +264,6 @@ def _fetch(out: Printer, version: str) -> Path:
 def standalone(state_dir: Path, *, timeout: float = 120.0) -> Iterator[str]:
     """A broker of its own in ``state_dir`` (no control plane), for benchmarks; yields its
     bootstrap address and stops it, by pid, on exit."""
-    from konsumerator.testenv import process  # process has no testenv imports of ours
-
     ports = process.free_ports(["broker", "controller"])
     state_dir.mkdir(parents=True, exist_ok=True)
     config, log4j = prepare(
