@@ -2,7 +2,7 @@
 # a pinned uv into .tools (whatever uv the machine may or may not have), the
 # locked virtualenv into .venv, and the control-plane binaries into the cache
 # outside the repo (see README). No recipe calls a tool from PATH other than
-# the system prerequisites hack/prereqs.sh checks (python3.11, go, openssl).
+# the system prerequisites hack/prereqs.sh checks (python3.11, go, openssl, java, mvn).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV_VERSION := 0.13.9
@@ -29,8 +29,8 @@ install: .venv/.synced ## Create the virtualenv from uv.lock
 
 .PHONY: lint
 lint: .venv/.synced ## ruff, mypy --strict and the import-layer contracts
-	$(RUN) ruff check src tests bench hack
-	$(RUN) ruff format --check src tests bench hack
+	$(RUN) ruff check src tests bench hack examples
+	$(RUN) ruff format --check src tests bench hack examples
 	$(RUN) mypy
 	$(RUN) lint-imports
 
@@ -39,8 +39,8 @@ unit: .venv/.synced ## Unit and property tests (no cluster)
 	$(RUN) pytest tests/unit -q
 
 .PHONY: test
-test: lint ## Linters, then every test tier (builds or reuses the control plane)
-	@hack/prereqs.sh --cluster
+test: lint ## Linters, then every test tier (builds or reuses the control plane and Kafka)
+	@hack/prereqs.sh --cluster --kafka
 	$(RUN) python -m konsumerator.testenv build
 	$(RUN) python hack/build_helm.py
 	$(RUN) pytest -q
@@ -59,12 +59,12 @@ run: .venv/.synced ## Run the operator against the current kubeconfig (installs 
 
 .PHONY: format
 format: .venv/.synced ## Apply ruff's formatter and autofixes
-	$(RUN) ruff format src tests bench hack
-	$(RUN) ruff check --fix src tests bench hack
+	$(RUN) ruff format src tests bench hack examples
+	$(RUN) ruff check --fix src tests bench hack examples
 
 .PHONY: cluster-up
-cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the local cluster + Prometheus
-	@hack/prereqs.sh --cluster
+cluster-up: .venv/.synced ## Build or reuse the binaries, start (or reuse) the local cluster + Prometheus + Kafka
+	@hack/prereqs.sh --cluster --kafka
 	$(RUN) python -m konsumerator.testenv up
 
 .PHONY: cluster-down
@@ -72,8 +72,8 @@ cluster-down: .venv/.synced ## Stop the cluster-up cluster (exactly its processe
 	$(RUN) python -m konsumerator.testenv down
 
 .PHONY: demo
-demo: .venv/.synced ## Start here: local cluster, simulated Kafka topic, operator, live view (Ctrl-C stops all)
-	@hack/prereqs.sh --cluster
+demo: .venv/.synced ## Start here: local cluster, real Kafka, operator, live view (DEMO_ARGS=--simulator: no Kafka)
+	@hack/prereqs.sh --cluster $(if $(findstring --simulator,$(DEMO_ARGS)),,--kafka)
 	$(RUN) python -m konsumerator.sim demo $(DEMO_ARGS)
 
 .PHONY: scorecard

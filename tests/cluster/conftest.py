@@ -9,6 +9,9 @@
 * ``namespace`` (function): a fresh namespace per test, deleted afterwards.
 * ``exporter`` (function): a :class:`MetricsExporter` on 127.0.0.1 whose text the test sets;
   the scrape targets are reset to none after the test.
+* ``kafka`` (session): the cluster with its Kafka broker and lag exporter running (started
+  on first use, so a session without Kafka tests never starts a JVM); yields the broker's
+  bootstrap address. Prometheus scrapes the exporter as job ``kafka``.
 * every test of this directory gets the ``cluster`` marker, and finds Prometheus running
   (a test that stopped it gets it restarted afterwards).
 """
@@ -47,6 +50,12 @@ def cluster() -> Iterator[Cluster]:
         yield started
     finally:
         down(name)
+
+
+@pytest.fixture(scope="session")
+def kafka(cluster: Cluster) -> str:
+    cluster.start_kafka()
+    return cluster.kafka_bootstrap
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEM_TOOLS = frozenset({"go", "openssl", "apt-get", "systemctl", "make"})
+SYSTEM_TOOLS = frozenset({"go", "openssl", "apt-get", "systemctl", "make", "java", "mvn"})
 INSTALLED_BY_BUILD = frozenset({"prometheus", "promtool"})  # Debian's package, by the build
 _SPAWNERS = frozenset(
     {"run", "Popen", "check_call", "check_output", "call", "create_subprocess_exec"}

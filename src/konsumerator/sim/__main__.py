@@ -7,8 +7,9 @@ serves kafka_exporter-style metrics for Prometheus to scrape::
     python -m konsumerator.sim run --kubeconfig K --consumer examples/consumer.yaml \\
         --trace incident --listen 127.0.0.1:9400 --speed 10
 
-``demo`` is ``make demo``: local cluster, simulator, CRD, operator, the
-sample Consumer, and a live view, until Ctrl-C (or ``--duration``).
+``demo`` is ``make demo``: local cluster, a real Kafka broker with real consumer processes
+(``--simulator``: the simulator), CRD, operator, the sample Consumer, and a live view, until
+Ctrl-C (or ``--duration``).
 """
 
 from __future__ import annotations
@@ -139,7 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--container", help="the consuming container (default: the template's first)")
     _add_workload_options(run, trace="incident")
 
-    demo = sub.add_parser("demo", help="make demo: cluster, simulator, operator, live view")
+    demo = sub.add_parser(
+        "demo", help="make demo: cluster, real Kafka (or --simulator), operator, live view"
+    )
+    demo.add_argument(
+        "--simulator",
+        action="store_true",
+        help="a simulated topic instead of a real Kafka broker (no Java or Maven needed)",
+    )
     demo.add_argument("--name", default="demo", help="testenv cluster name (default: %(default)s)")
     demo.add_argument(
         "--consumer", default=str(EXAMPLE), help="the Consumer YAML (default: %(default)s)"
@@ -158,9 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
-        from konsumerator.sim import demo as demo_module
+        if args.simulator:
+            from konsumerator.sim import demo as demo_module
 
-        return demo_module.main(args)
+            return demo_module.main(args)
+        from konsumerator.sim import kafkademo
+
+        return kafkademo.main(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

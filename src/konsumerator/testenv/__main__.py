@@ -12,6 +12,7 @@ import shlex
 import sys
 import time
 
+from konsumerator.testenv import kafka
 from konsumerator.testenv.build import build
 from konsumerator.testenv.cluster import (
     DEFAULT_NAME,
@@ -25,6 +26,10 @@ from konsumerator.testenv.config import cache_root
 from konsumerator.testenv.errors import TestenvError
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _print_access(cluster: Cluster, seconds: float) -> None:
     print(
         f"""
@@ -32,6 +37,8 @@ cluster {cluster.name!r} ready ({seconds:.1f}s)
   kubeconfig      {cluster.kubeconfig}
   api server      {cluster.api_url}
   prometheus      {cluster.prometheus_url}
+  kafka           {cluster.kafka_bootstrap}{"" if cluster.kafka_running() else "   (not started)"}
+  lag exporter    http://{cluster.kafka_exporter_target}/metrics   (job "kafka")
   scrape targets  {cluster.targets_file}   (Prometheus file_sd, job "testenv", every 1s)
   kubectl         {cluster.bin_dir / "kubectl"}
   logs            {cluster.logs_dir}/
@@ -69,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         description=f"Local Kubernetes control plane + Prometheus (cache: {cache_root()})",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build or reuse the binaries; install Prometheus")
+    build_parser = sub.add_parser(
+        "build", help="build or reuse the binaries; install Prometheus; fetch Kafka"
+    )
+    build_parser.add_argument(
+        "--no-kafka", action="store_true", help="skip the Kafka broker (needs mvn and java)"
+    )
     for command, text in (
         ("up", "start (or reuse) a cluster; builds first if needed"),
         ("down", "stop a cluster's processes and delete its state"),
@@ -78,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     ):
         p = sub.add_parser(command, help=text)
         p.add_argument("--name", default=DEFAULT_NAME, help="cluster name (default: %(default)s)")
+        if command == "up":
+            p.add_argument(
+                "--no-kafka",
+                action="store_true",
+                help="without the Kafka broker and lag exporter (no java/mvn needed)",
+            )
         if command in ("down", "status"):
             p.add_argument(
                 "--all",
@@ -88,10 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             build()
+            if not args.no_kafka:
+                kafka.fetch(out=_stderr)
         elif args.command == "up":
             build()
+            if not args.no_kafka:
+                kafka.fetch(out=_stderr)
             started = time.monotonic()
-            cluster = up(args.name)
+            cluster = up(args.name, with_kafka=not args.no_kafka)
             _print_access(cluster, time.monotonic() - started)
         elif args.command == "down":
             if not args.all:

@@ -12,6 +12,10 @@ one from the binaries ``build`` produced, on free 127.0.0.1 ports, and hands tes
   Deployments become Running and deleted pods go away, without a container runtime.
 * Prometheus scrapes every 1 s whatever targets the caller writes to a ``file_sd`` file
   (:meth:`Cluster.set_scrape_targets`); tests may stop and restart it mid-run.
+* Optionally (``up(with_kafka=True)``, :meth:`Cluster.start_kafka`) a real Kafka broker
+  (:mod:`~konsumerator.testenv.kafka`) and the lag exporter Prometheus scrapes as job
+  ``kafka`` (:mod:`~konsumerator.testenv.lagexporter`); job ``pods`` scrapes the consumer
+  processes of a pod runner (:mod:`~konsumerator.testenv.podrunner`).
 
 State (ports, pids with their start times, PKI, logs, data) lives in one directory per named
 cluster; ``up`` is idempotent (reuses a healthy cluster), ``down`` stops exactly the recorded
@@ -35,6 +39,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -47,7 +52,7 @@ from typing import Any
 
 import yaml
 
-from konsumerator.testenv import pki, process
+from konsumerator.testenv import cpulimit, kafka, pki, process
 from konsumerator.testenv.build import (
     STAGES_FILE,
     built_bin_dir,
@@ -59,15 +64,18 @@ from konsumerator.testenv.process import Proc
 
 Printer = Callable[[str], None]
 
-#: Components in start order (teardown is the reverse).
-COMPONENTS = (
+#: The control plane, in start order; a cluster without all of them running is broken.
+CORE = (
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
-    "prometheus",
 )
+#: The optional Kafka tier: the broker and the lag exporter Prometheus scrapes.
+KAFKA_COMPONENTS = ("kafka", "kafka-exporter")
+#: Components in start order (teardown is the reverse).
+COMPONENTS = (*CORE, "prometheus", *KAFKA_COMPONENTS)
 _PORTS = (
     "etcd",
     "etcd-peer",
@@ -76,9 +84,16 @@ _PORTS = (
     "kube-scheduler",
     "kwok",
     "prometheus",
+    "kafka",
+    "kafka-controller",
+    "kafka-exporter",
 )
 NODE_NAME = "kwok-node-0"
 SCRAPE_JOB = "testenv"
+#: Prometheus job of the lag exporter (always configured; its target is down without Kafka).
+KAFKA_JOB = "kafka"
+#: Prometheus job of the consumer processes the pod runner starts (file_sd, pods-targets.json).
+PODS_JOB = "pods"
 SCRAPE_INTERVAL = "1s"
 DEFAULT_NAME = "dev"
 
@@ -147,6 +162,11 @@ class Cluster:
         return self.state_dir / "prometheus-targets.json"
 
     @property
+    def pod_targets_file(self) -> Path:
+        """Prometheus ``file_sd`` file of job ``pods`` (the pod runner's consumer processes)."""
+        return self.state_dir / "pods-targets.json"
+
+    @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
 
@@ -167,11 +187,21 @@ class Cluster:
     def prometheus_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['prometheus']}"
 
+    @property
+    def kafka_bootstrap(self) -> str:
+        """``host:port`` of the Kafka broker (running only after ``start_kafka``)."""
+        return f"127.0.0.1:{self.ports['kafka']}"
+
+    @property
+    def kafka_exporter_target(self) -> str:
+        return f"127.0.0.1:{self.ports['kafka-exporter']}"
+
     def env(self) -> dict[str, str]:
         """Variables a shell or a subprocess needs to use this cluster."""
         return {
             "KUBECONFIG": str(self.kubeconfig),
             "PROMETHEUS_URL": self.prometheus_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "KONSUMERATOR_TESTENV_CLUSTER": self.name,
             "KONSUMERATOR_TESTENV_TARGETS": str(self.targets_file),
             "KONSUMERATOR_TESTENV_BIN": str(self.bin_dir),
@@ -366,6 +396,40 @@ class Cluster:
         tmp.write_text(json.dumps(groups, indent=2) + "\n")
         tmp.replace(self.targets_file)
 
+    def set_pod_targets(self, targets: Mapping[str, Mapping[str, str]]) -> None:
+        """Replace job ``pods``' targets: ``host:port`` -> labels (the pod runner's)."""
+        groups = [{"targets": [t], "labels": dict(labels)} for t, labels in targets.items()]
+        tmp = self.pod_targets_file.with_name(self.pod_targets_file.name + ".tmp")
+        tmp.write_text(json.dumps(groups, indent=2) + "\n")
+        tmp.replace(self.pod_targets_file)
+
+    # -- Kafka ----------------------------------------------------------------------------
+
+    def kafka_running(self) -> bool:
+        procs = self.processes()
+        return all(n in procs and procs[n].alive() for n in KAFKA_COMPONENTS)
+
+    def start_kafka(self, timeout: float = 120.0) -> None:
+        """Start the broker (fresh storage) and the lag exporter; no-op if both run."""
+        with _lock(self.name):
+            state = _read_state(self.state_dir)
+            if state is None:
+                raise TestenvError(f"cluster {self.name} has no state")
+            if self.kafka_running():
+                return
+            _stop_kafka(state)
+            _write_state(self.state_dir, state)
+            _Starter(self, state, _silent, tie_to_parent=_is_owner(state)).kafka(timeout)
+
+    def stop_kafka(self) -> None:
+        """Stop the lag exporter and the broker (its data is formatted anew at the next start)."""
+        with _lock(self.name):
+            state = _read_state(self.state_dir)
+            if state is None:
+                raise TestenvError(f"cluster {self.name} has no state")
+            _stop_kafka(state)
+            _write_state(self.state_dir, state)
+
     def prometheus_running(self) -> bool:
         proc = self.processes().get("prometheus")
         return proc is not None and proc.alive()
@@ -404,6 +468,13 @@ class Cluster:
 
 
 # -- state on disk ----------------------------------------------------------------------------
+
+
+def _stop_kafka(state: dict[str, Any]) -> None:
+    for name in reversed(KAFKA_COMPONENTS):
+        record = state["processes"].pop(name, None)
+        if record is not None:
+            process.stop(Proc.from_json(record))
 
 
 def _read_state(directory: Path) -> dict[str, Any] | None:
@@ -675,7 +746,17 @@ class _Starter:
                             "file_sd_configs": [
                                 {"files": [str(c.targets_file)], "refresh_interval": "1s"}
                             ],
-                        }
+                        },
+                        {
+                            "job_name": KAFKA_JOB,
+                            "static_configs": [{"targets": [c.kafka_exporter_target]}],
+                        },
+                        {
+                            "job_name": PODS_JOB,
+                            "file_sd_configs": [
+                                {"files": [str(c.pod_targets_file)], "refresh_interval": "1s"}
+                            ],
+                        },
                     ],
                 },
                 sort_keys=False,
@@ -683,6 +764,8 @@ class _Starter:
         )
         if not c.targets_file.exists():
             c.set_scrape_targets([])
+        if not c.pod_targets_file.exists():
+            c.set_pod_targets({})
         self.spawn(
             "prometheus",
             [
@@ -698,12 +781,85 @@ class _Starter:
         self.wait("prometheus /-/ready", lambda: _http_ok(f"{c.prometheus_url}/-/ready"), timeout)
         self.ready("prometheus")
 
-    def all(self) -> None:
+    def kafka(self, timeout: float = 120.0) -> None:
+        c, p = self.c, self.c.ports
+        process.ensure_port_free(p["kafka-controller"], "kafka (controller port)")
+        config, log4j = kafka.prepare(
+            state_dir=c.state_dir, broker_port=p["kafka"], controller_port=p["kafka-controller"]
+        )
+        self.spawn("kafka", kafka.broker_argv(config=config, log4j=log4j))
+        log = c.logs_dir / "kafka.log"
+        self.wait("kafka broker start", lambda: kafka.STARTED_LINE in log.read_text(), timeout)
+        self.wait(
+            "kafka broker metadata and group coordinator", _kafka_ready(c.kafka_bootstrap), 60
+        )
+        self.ready("kafka")
+        self.spawn(
+            "kafka-exporter",
+            [
+                sys.executable,
+                "-m",
+                "konsumerator.testenv.lagexporter",
+                f"--bootstrap-server={c.kafka_bootstrap}",
+                f"--port={p['kafka-exporter']}",
+                "--interval=1",
+            ],
+        )
+        self.wait(
+            "lag exporter /metrics",
+            lambda: _http_ok(
+                f"http://{c.kafka_exporter_target}/metrics",
+                contains="konsumerator_lag_exporter_up 1",
+            ),
+            60,
+        )
+        self.ready("kafka-exporter")
+
+    def all(self, *, with_kafka: bool = False) -> None:
         self.etcd()
         self.apiserver()
         self.controllers()
         self.node()
         self.prometheus()
+        if with_kafka:
+            self.kafka()
+
+
+def _kafka_ready(bootstrap: str) -> Callable[[], bool]:
+    """A probe: the broker lists itself, and its group coordinator has loaded its offsets.
+
+    For a few seconds after the start the coordinator answers COORDINATOR_LOAD_IN_PROGRESS,
+    and librdkafka's AdminClient (2.16) can crash the process on that answer to
+    ``list_consumer_group_offsets``; a Consumer's ``committed()`` waits it out instead. With
+    one ``__consumer_offsets`` partition, loaded for one group means loaded for all. One
+    client per kind for all attempts: each keeps reconnecting until it is collected.
+    """
+    from confluent_kafka import Consumer, TopicPartition  # the Kafka tier's client
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    probe_group = "konsumerator-testenv-ready"
+    consumer: list[Consumer] = []
+
+    def probe() -> bool:
+        if len(admin.list_topics(timeout=2).brokers) != 1:
+            return False
+        if not consumer:
+            consumer.append(
+                Consumer(
+                    {
+                        "bootstrap.servers": bootstrap,
+                        "group.id": probe_group,
+                        "enable.auto.commit": False,
+                        "log_level": 3,
+                    }
+                )
+            )
+        consumer[0].committed([TopicPartition(probe_group, 0)], timeout=5)
+        consumer.pop().close()
+        return True
+
+    return probe
 
 
 def _owner_alive(owner: Mapping[str, Any] | None) -> bool:
@@ -729,12 +885,14 @@ def up(
     name: str = DEFAULT_NAME,
     *,
     owned: bool = False,
+    with_kafka: bool = False,
     out: Printer = _say,
 ) -> Cluster:
     """Start cluster ``name``, or reuse it if it is already running and healthy.
 
     ``owned=True`` (the pytest session) ties every process to the calling process: they die
-    with it, and a later ``reap_orphans`` removes what is left of its state.
+    with it, and a later ``reap_orphans`` removes what is left of its state. ``with_kafka``
+    also starts (or, on reuse, restarts if needed) the Kafka broker and the lag exporter.
     """
     bins = built_bin_dir(Versions.from_env())
     prometheus_binary()
@@ -744,6 +902,10 @@ def up(
         if state is not None:
             reused = _try_reuse(state, bins, out)
             if reused is not None:
+                if with_kafka and not reused.kafka_running():
+                    out("starting kafka in the running cluster")
+                    _stop_kafka(state)
+                    _Starter(reused, state, out, tie_to_parent=_is_owner(state)).kafka()
                 return reused
             _stop_all(state)
         if directory.exists():
@@ -778,7 +940,7 @@ def up(
         )
         starter = _Starter(cluster, state, out, tie_to_parent=owned)
         try:
-            starter.all()
+            starter.all(with_kafka=with_kafka)
         except BaseException:
             _stop_all(state)
             state["failed"] = True
@@ -793,7 +955,10 @@ def up(
 def _try_reuse(state: dict[str, Any], bins: Path, out: Printer) -> Cluster | None:
     cluster = Cluster._from_state(state)
     procs = cluster.processes()
-    core = [n for n in COMPONENTS if n != "prometheus"]
+    core = CORE
+    if not set(_PORTS) <= set(cluster.ports):
+        out(f"cluster {cluster.name!r} was started by an older version; recreating it")
+        return None
     if Path(state["bin_dir"]) != bins:
         out(f"cluster {cluster.name!r} was started with other binaries; recreating it")
         return None
@@ -832,6 +997,9 @@ def down(name: str = DEFAULT_NAME, *, out: Printer = _say) -> bool:
                 if proc is not None and proc.alive():
                     out(f"  stopping {component} (pid {proc.pid})")
                     process.stop(proc)
+        # consumer processes a pod runner of this cluster left behind (it was killed)
+        for pid in cpulimit.reap(name):
+            out(f"  stopped a pod runner's consumer (pid {pid})")
         shutil.rmtree(directory, ignore_errors=True)
         if state is not None and state.get("owner"):
             # A per-run (pytest-<pid>) name is never used again: drop its lock file too.
