@@ -135,10 +135,25 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     metrics = RuntimeMetrics()
     ProcessCollector(registry=metrics.registry)
     client = connecting.connect(kubeconfig=settings.kubeconfig, hook=metrics.api_request)
-    writer = Writer(client=client)
     identity = default_identity()
-    events = EventRecorder(writer=writer, instance=identity)
     guest = settings.namespace
+    elector = None
+    if settings.leader_elect:
+        lease_namespace = (
+            guest
+            or settings.leader_election_namespace
+            or connecting.default_namespace(kubeconfig=settings.kubeconfig)
+        )
+        elector = LeaderElector(
+            store=LeaseClient(client=client),
+            namespace=lease_namespace,
+            name=keys.lease_name(namespace=guest),
+            identity=identity,
+            observer=metrics,
+        )
+    # Every write but the Lease's goes through the elector's fence.
+    writer = Writer(client=client, fence=elector)
+    events = EventRecorder(writer=writer, instance=identity)
 
     deployments: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
     reflectors: list[Reflector[Any]] = [
@@ -195,20 +210,6 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
 
     controller.watches(deployments, keys=owners, predicate=_deployment_changed)
 
-    elector = None
-    if settings.leader_elect:
-        lease_namespace = (
-            guest
-            or settings.leader_election_namespace
-            or connecting.default_namespace(kubeconfig=settings.kubeconfig)
-        )
-        elector = LeaderElector(
-            store=LeaseClient(client=client),
-            namespace=lease_namespace,
-            name=keys.lease_name(namespace=guest),
-            identity=identity,
-            observer=metrics,
-        )
     manager = Manager(
         reflectors=reflectors,
         controllers=[controller],

@@ -10,6 +10,11 @@ Rules, and why:
   resourceVersion in the body, so a status write never 409-loops.
 - Deletes can carry a ``preconditions.uid``: we delete the Deployment we
   looked at, never a same-named successor created in the meantime.
+- With leader election, every write asks the elector's fence first
+  (``WriteFence.write_budget``) and is bounded by its answer: a process that
+  may have lost its lease refuses the write (``NotLeading``) instead of
+  sending it, and a write still pending when the budget runs out is
+  abandoned. Lease writes do not come through here.
 - Callers compare desired and observed state *before* calling: the API server
   does not persist a no-op apply, but a no-op apply is still a request, and
   at 10 k Deployments requests are the budget.
@@ -21,6 +26,7 @@ object) and raises typed runtime errors. Requests are counted by the shared
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +38,7 @@ from konsumerator.kube.projections import ObjectMetaWire
 from konsumerator.kube.requesting import ApiClient, RequestCounts
 from konsumerator.kube.resources import ResourceKind
 from konsumerator.runtime import errors
+from konsumerator.runtime.ports import WriteFence
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +70,52 @@ def _written(body: bytes) -> Written:
 
 
 class Writer:
-    def __init__(self, *, client: ApiClient, field_manager: str = keys.FIELD_MANAGER) -> None:
+    def __init__(
+        self,
+        *,
+        client: ApiClient,
+        field_manager: str = keys.FIELD_MANAGER,
+        fence: WriteFence | None = None,
+    ) -> None:
         self._client = client
         self.field_manager = field_manager
+        self._fence = fence
 
     @property
     def counts(self) -> RequestCounts:
         return self._client.counts
+
+    async def _write(
+        self,
+        *,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> bytes:
+        """One write request, through the fence (if any): refused before it is sent
+        when the fence is closed, abandoned when the fence's budget runs out."""
+        budget = None if self._fence is None else self._fence.write_budget()
+        try:
+            async with asyncio.timeout(budget):
+                return await self._client.request(
+                    verb=verb,
+                    resource=resource,
+                    method=method,
+                    path=path,
+                    params=params,
+                    content=content,
+                    content_type=content_type,
+                )
+        except TimeoutError:
+            if budget is None:
+                raise
+            raise errors.NotLeading(
+                message=f"{verb} {path} abandoned: the lease could not be renewed in time"
+            ) from None
 
     async def apply(
         self,
@@ -83,7 +129,7 @@ class Writer:
     ) -> Written:
         """Server-side apply ``body`` (apiVersion, kind and metadata.name are filled in)."""
         document = _with_identity(resource=resource, namespace=namespace, name=name, body=body)
-        raw = await self._client.request(
+        raw = await self._write(
             verb="apply",
             resource=resource.plural if subresource is None else f"{resource.plural}/{subresource}",
             method="PATCH",
@@ -122,7 +168,7 @@ class Writer:
         patch: Mapping[str, Any],
         subresource: str | None = None,
     ) -> Written:
-        raw = await self._client.request(
+        raw = await self._write(
             verb="patch",
             resource=resource.plural if subresource is None else f"{resource.plural}/{subresource}",
             method="PATCH",
@@ -136,7 +182,7 @@ class Writer:
     async def create(
         self, *, resource: ResourceKind, namespace: str | None, body: Mapping[str, Any]
     ) -> Written:
-        raw = await self._client.request(
+        raw = await self._write(
             verb="create",
             resource=resource.plural,
             method="POST",
@@ -150,7 +196,7 @@ class Writer:
         self, *, resource: ResourceKind, namespace: str | None, name: str, body: Mapping[str, Any]
     ) -> Written:
         """A full PUT; the body's metadata.resourceVersion makes it compare-and-swap."""
-        raw = await self._client.request(
+        raw = await self._write(
             verb="update",
             resource=resource.plural,
             method="PUT",
@@ -178,7 +224,7 @@ class Writer:
         if uid is not None:
             options["preconditions"] = {"uid": uid}
         try:
-            await self._client.request(
+            await self._write(
                 verb="delete",
                 resource=resource.plural,
                 method="DELETE",
