@@ -105,10 +105,21 @@ def utc_now() -> datetime:
 
 
 def _deployment_changed(old: ObservedDeployment | None, new: ObservedDeployment | None) -> bool:
-    """Only what planning reads: status-only updates (pods becoming ready) are noise."""
+    """Only what planning reads: status-only updates (pods becoming ready) are noise.
+
+    A spec change (the generation moves) may be a hand edit of a field we own.
+    """
     if old is None or new is None:
         return True
-    return (old.annotations, old.labels, old.containers, old.deleting, old.controller_uid) != (
+    return (
+        old.generation,
+        old.annotations,
+        old.labels,
+        old.containers,
+        old.deleting,
+        old.controller_uid,
+    ) != (
+        new.generation,
         new.annotations,
         new.labels,
         new.containers,

@@ -11,6 +11,10 @@ For every instance index the plan picks one of:
 * **roll out** an OUTDATED one (template hash or partition list changed):
   rebuilt from the template, resized from metrics, not through the pending
   periods, since its pods restart anyway;
+* **repair** one whose fields of ours someone else changed (drift: a hand
+  edit of its partition env var, image, labels, or its resources in manual
+  mode), found by comparing the body we would apply with what is observed
+  (``domain.drift``); it counts as OUTDATED until repaired;
 * **scale** a current one through the state machine (``scaling.decide``),
   only in passes where metrics were just refreshed, so the pending timers
   measure observations and not reconcile frequency;
@@ -25,6 +29,7 @@ describe the world as observed at the start of the pass; the next pass, which
 the Deployment watch triggers at once, reports the effect of the writes.
 """
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +37,7 @@ from enum import StrEnum
 from typing import Any
 
 from konsumerator.api import keys
-from konsumerator.domain import fallbacks, limits, prediction, rendering
+from konsumerator.domain import drift, fallbacks, limits, prediction, rendering
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -51,6 +56,7 @@ class Action(StrEnum):
     ROLLOUT = "rollout"
     SCALE = "scale"
     ANNOTATE = "annotate"
+    REPAIR = "repair"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,9 @@ class Apply:
     action: Action
     body: dict[str, Any]
     message: str
+    # The UID of the observed Deployment this write is for; None for a
+    # creation. Every write but a creation is conditional on it.
+    uid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +216,54 @@ def _describe(resources: Mapping[str, Resources]) -> str:
     return ", ".join(parts) or "no resources"
 
 
+def _drifted(d: ObservedDeployment, *, render: functools.partial[dict[str, Any]]) -> list[str]:
+    """The fields of ``render()`` (the body we would apply) that ``d`` does not hold.
+
+    Remembered on ``d`` per rendering (its keyword arguments are the key): an
+    unchanged Deployment is rendered and compared once, not on every pass.
+    """
+    args = render.keywords
+    config: ConsumerConfig = args["config"]
+    key = (
+        config.name,
+        config.namespace,
+        *(
+            tuple(sorted(value.items())) if isinstance(value, Mapping) else value
+            for name, value in sorted(args.items())
+            if name != "config"
+        ),
+    )
+    memo = d.drift_memo.get(key)
+    if memo is not None:
+        return list(memo)
+    body = render()
+    meta = body["metadata"]
+    found = [
+        *drift.differences(intent=meta["labels"], observed=d.labels, path="metadata.labels"),
+        *drift.differences(
+            intent=meta["annotations"], observed=d.annotations, path="metadata.annotations"
+        ),
+    ]
+    spec = d.spec()
+    if spec is not None:
+        found += drift.differences(intent=body["spec"], observed=spec, path="spec")
+    d.drift_memo[key] = result = tuple(found[: drift.MAX_REPORTED])
+    return list(result)
+
+
+def _resource_drift(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> list[str]:
+    """Containers whose resources are not the target (manual mode).
+
+    A container we give no resources is left out: its resources are not ours
+    (an apply without them would not remove what someone else set).
+    """
+    return [
+        f"spec.template.spec.containers[{name}].resources"
+        for name, wanted in sorted(target.items())
+        if not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
+    ]
+
+
 def plan(
     *,
     config: ConsumerConfig,
@@ -238,11 +295,15 @@ def plan(
         outdated = not matches or d.annotations.get(keys.GENERATION) != hash_value
         instances[index] = (d, outdated)
 
+    # In manual mode (no autoscaling) every instance's resources are the
+    # policy's, which the operator keeps: a fleet-derived guess would let one
+    # hand-edited instance resize all the others.
+    manual = autoscaling is None and not config.paused
     fallback = fallbacks.compute(
         strategy=config.fallback,
         policies=config.policies,
         num_instances=num_instances,
-        existing=[d.current for d in sorted(deployments, key=lambda d: d.name)],
+        existing=[] if manual else [d.current for d in sorted(deployments, key=lambda d: d.name)],
     )
     used_cpu = used_mem = 0
     for held, _ in instances.values():
@@ -341,7 +402,9 @@ def plan(
             shortage = d.saturation_m
             if outdated:
                 counts["outdated"] += 1
-                keep = d.paused or (snapshot is None and _has_resources(current))
+                keep = d.paused or (
+                    autoscaling is not None and snapshot is None and _has_resources(current)
+                )
                 resources, shortage = (
                     (dict(current), 0) if keep else propose(partitions, current, critical)
                 )
@@ -405,17 +468,42 @@ def plan(
                             f"(max lag {max_lag}s)",
                         )
                 state, shortage = decision.state, new_shortage if saturated else 0
-            wanted = rendering.labels(config=config, owner=owner, partitions=partitions)
-            if outcome is None and not wanted.items() <= d.labels.items():
-                # Adopted from the Go operator, or a label of ours was edited:
-                # re-assert our fields once, resources untouched.
-                outcome = (
-                    Action.ANNOTATE,
-                    current,
-                    state,
-                    shortage,
-                    f"relabelled instance {index}",
+            if outcome is None:
+                # Nothing planned: is everything we own still as we set it?
+                target: Mapping[str, Resources] = current
+                changed: list[str] = []
+                if manual and not d.paused:
+                    saved = pool.available
+                    target, _ = propose(partitions, current, False)
+                    changed = _resource_drift(current, target)
+                    if not changed:
+                        pool.restore(saved)
+                changed += _drifted(
+                    d,
+                    render=functools.partial(
+                        rendering.render,
+                        config=config,
+                        owner=owner,
+                        index=index,
+                        partitions=partitions,
+                        num_instances=num_instances,
+                        resources=target,
+                        scaling=state,
+                        cpu_shortage_m=shortage if state.status is ScalingStatus.SATURATED else 0,
+                        hash_value=hash_value,
+                        memory_format=memory_format,
+                    ),
                 )
+                if changed:
+                    counts["outdated"] += 1
+                    outcome = (
+                        Action.REPAIR,
+                        target,
+                        state,
+                        shortage,
+                        f"restored instance {index}, changed by someone else: "
+                        + ", ".join(changed),
+                    )
 
         effective = current
         if outcome is not None:
@@ -425,6 +513,7 @@ def plan(
                     name=name,
                     action=action,
                     message=message,
+                    uid=None if instance is None else instance[0].uid,
                     body=rendering.render(
                         config=config,
                         owner=owner,

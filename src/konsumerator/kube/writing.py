@@ -4,8 +4,23 @@ Rules, and why:
 
 - Children are written with **server-side apply** (field manager
   ``konsumerator``, ``force=True``). The body holds only the fields we own, so
-  other actors (an HPA, a human adding a label) keep theirs, and "create or
-  update" is one idempotent request with no read-modify-write race.
+  other actors (an HPA, a human adding a label) keep theirs.
+- An apply never takes over somebody else's object. Plain SSA is "create or
+  update": applied onto a same-named Deployment a user made, it would adopt
+  it. So every apply is conditional, in the same request:
+
+  * ``create_only``: the body carries ``metadata.resourceVersion: "1"``, a
+    version no stored object has (etcd revisions of objects start above it).
+    If the name is free, the API server creates the object (an apply that
+    creates checks no version); if anything holds the name, the version
+    check fails with 409 and nothing is written (``AlreadyExists``). This is
+    how the Java Operator SDK creates with SSA. Unlike a POST, the new object
+    is owned by our *Apply* entry only, so fields we later stop applying
+    are removed.
+  * ``uid``: the body carries ``metadata.uid``. The API server rejects the
+    apply (422 on the immutable uid, or 409 if the name is free) unless the
+    object is that very one: a Deployment deleted and re-created by someone
+    else in the meantime is never touched (``Conflict``).
 - Status goes through SSA on the ``/status`` subresource, or a merge patch: no
   resourceVersion in the body, so a status write never 409-loops.
 - Deletes can carry a ``preconditions.uid``: we delete the Deployment we
@@ -69,6 +84,10 @@ def _written(body: bytes) -> Written:
     )
 
 
+# A resourceVersion no stored object has: an apply naming it can only create.
+NEVER_STORED = "1"
+
+
 class Writer:
     def __init__(
         self,
@@ -126,18 +145,43 @@ class Writer:
         body: Mapping[str, Any],
         force: bool = True,
         subresource: str | None = None,
+        uid: str | None = None,
+        create_only: bool = False,
     ) -> Written:
-        """Server-side apply ``body`` (apiVersion, kind and metadata.name are filled in)."""
+        """Server-side apply ``body`` (apiVersion, kind and metadata.name are filled in).
+
+        With ``uid``, only onto the object with that UID (else ``Conflict``); with
+        ``create_only``, only if no object has the name (else ``AlreadyExists``).
+        """
         document = _with_identity(resource=resource, namespace=namespace, name=name, body=body)
-        raw = await self._write(
-            verb="apply",
-            resource=resource.plural if subresource is None else f"{resource.plural}/{subresource}",
-            method="PATCH",
-            path=resource.path(namespace=namespace, name=name, subresource=subresource),
-            params={"fieldManager": self.field_manager, "force": "true" if force else "false"},
-            content=_encoder.encode(document),
-            content_type="application/apply-patch+yaml",
-        )
+        if uid is not None:
+            document["metadata"]["uid"] = uid
+        if create_only:
+            document["metadata"]["resourceVersion"] = NEVER_STORED
+        try:
+            raw = await self._write(
+                verb="apply",
+                resource=resource.plural
+                if subresource is None
+                else f"{resource.plural}/{subresource}",
+                method="PATCH",
+                path=resource.path(namespace=namespace, name=name, subresource=subresource),
+                params={"fieldManager": self.field_manager, "force": "true" if force else "false"},
+                content=_encoder.encode(document),
+                content_type="application/apply-patch+yaml",
+            )
+        except errors.Invalid as e:
+            if uid is not None and any(c.field == "metadata.uid" for c in e.causes):
+                raise errors.Conflict(
+                    status=409, reason="UIDMismatch", message=f"{name} is no longer {uid}"
+                ) from e
+            raise
+        except errors.Conflict as e:
+            if create_only and uid is None:
+                raise errors.AlreadyExists(
+                    status=409, reason="AlreadyExists", message=f"{name} exists"
+                ) from e
+            raise
         return _written(raw)
 
     async def apply_status(
