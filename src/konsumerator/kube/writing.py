@@ -29,7 +29,9 @@ Rules, and why:
   (``WriteFence.write_budget``) and is bounded by its answer: a process that
   may have lost its lease refuses the write (``NotLeading``) instead of
   sending it, and a write still pending when the budget runs out is
-  abandoned. Lease writes do not come through here.
+  abandoned. The fence is asked again at the socket, just before the
+  request's bytes leave (``kube.guarding``). Lease writes do not come through
+  here.
 - Callers compare desired and observed state *before* calling: the API server
   does not persist a no-op apply, but a no-op apply is still a request, and
   at 10 k Deployments requests are the budget.
@@ -42,6 +44,7 @@ object) and raises typed runtime errors. Requests are counted by the shared
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +52,7 @@ from typing import Any
 import msgspec
 
 from konsumerator.api import keys
+from konsumerator.kube import guarding
 from konsumerator.kube.projections import ObjectMetaWire
 from konsumerator.kube.requesting import ApiClient, RequestCounts
 from konsumerator.kube.resources import ResourceKind
@@ -117,18 +121,20 @@ class Writer:
     ) -> bytes:
         """One write request, through the fence (if any): refused before it is sent
         when the fence is closed, abandoned when the fence's budget runs out."""
-        budget = None if self._fence is None else self._fence.write_budget()
+        fence = self._fence
+        budget = None if fence is None else fence.write_budget()
         try:
-            async with asyncio.timeout(budget):
-                return await self._client.request(
-                    verb=verb,
-                    resource=resource,
-                    method=method,
-                    path=path,
-                    params=params,
-                    content=content,
-                    content_type=content_type,
-                )
+            with guarding.guarded(fence.write_budget) if fence else contextlib.nullcontext():
+                async with asyncio.timeout(budget):
+                    return await self._client.request(
+                        verb=verb,
+                        resource=resource,
+                        method=method,
+                        path=path,
+                        params=params,
+                        content=content,
+                        content_type=content_type,
+                    )
         except TimeoutError:
             if budget is None:
                 raise
