@@ -185,3 +185,102 @@ def test_what_a_user_adds_beside_our_fields_is_kept_and_costs_no_write(
     assert env(found)["KONSUMERATOR_PARTITION"] == "0,1"
     template_annotations = found["spec"]["template"]["metadata"]["annotations"]
     assert template_annotations["kubectl.kubernetes.io/restartedAt"] == "now"
+
+
+# Everything a real template has that the API server defaults, normalises or reorders.
+RICH_TEMPLATE: dict[str, Any] = {
+    "replicas": 1,
+    "revisionHistoryLimit": 3,
+    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+    "selector": {"matchLabels": {"app": f"{NAME}-consumer"}},
+    "template": {
+        "metadata": {
+            "labels": {"app": f"{NAME}-consumer", "tier": "consumers"},
+            "annotations": {"prometheus.io/scrape": "true"},
+            "creationTimestamp": None,
+        },
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "hostNetwork": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "kafka"}],
+            "volumes": [
+                {"name": "scratch", "emptyDir": {"sizeLimit": "0.5Gi"}},
+                {"name": "config", "configMap": {"name": "consumer-config", "optional": True}},
+            ],
+            "initContainers": [
+                {"name": "wait", "image": "registry.invalid/wait:1", "args": ["--for", "kafka"]}
+            ],
+            "containers": [
+                {
+                    "name": "consumer",
+                    "image": "registry.invalid/consumer:1",
+                    "imagePullPolicy": "",
+                    "command": ["/bin/consumer"],
+                    "args": ["--topic", "orders"],
+                    "ports": [{"name": "metrics", "containerPort": 9102}],
+                    "env": [
+                        {"name": "KAFKA_BROKERS", "value": "kafka:9092"},
+                        {"name": "EMPTY", "value": ""},
+                        {
+                            "name": "POD_NAME",
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                        },
+                    ],
+                    "envFrom": [{"configMapRef": {"name": "consumer-env", "optional": True}}],
+                    "volumeMounts": [
+                        {"name": "scratch", "mountPath": "/tmp"},
+                        {"name": "config", "mountPath": "/etc/consumer", "readOnly": True},
+                    ],
+                    "readinessProbe": {
+                        "httpGet": {"path": "/ready", "port": "metrics"},
+                        "periodSeconds": 5,
+                    },
+                    "livenessProbe": {"tcpSocket": {"port": 9102}},
+                },
+                {
+                    "name": "sidecar",
+                    "image": "registry.invalid/sidecar:1",
+                    "resources": {"requests": {"cpu": "0.05"}},
+                },
+            ],
+        },
+    },
+}
+
+
+def test_a_rich_template_converges_and_then_costs_no_write(
+    cluster: Cluster, namespace: str
+) -> None:
+    """Defaults, canonical quantities ("0.5Gi" is "512Mi", "1000m" is "1"), dropped empty
+    values and list items of other managers must not look like drift: that would be a write
+    on every pass."""
+    manifest = consumer(NAME, namespace, num_partitions=4, per_instance=2, max_cpu="1000m")
+    manifest["spec"]["deploymentTemplate"] = RICH_TEMPLATE
+    with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
+        cluster.apply(manifest)
+        eventually(
+            lambda: get_consumer(cluster, namespace, NAME),
+            lambda o: converged(o, 2),
+            timeout=60,
+            what="the Consumer to converge",
+        )
+
+        def reconciles() -> float:
+            return metric_sum(op.metrics(), "controller_runtime_reconcile_total")
+
+        def idle() -> bool:
+            return metric_sum(op.metrics(), "workqueue_depth") == 0
+
+        wait_until(idle, timeout=30, what="the operator's queue to drain")
+        before, start = op.counts(), reconciles()
+        for _ in range(3):
+            op.enqueue(namespace, NAME)
+        wait_until(lambda: reconciles() > start, timeout=30, what="a reconcile")
+        wait_until(idle, timeout=30, what="the operator's queue to drain")
+        made = op.call(lambda: op.operator.client.counts.since(before))
+        found = managed(cluster, namespace)[TARGET]
+
+    assert {verb: n for verb, n in made.items() if verb in WRITE_VERBS} == {}, made
+    volumes = {v["name"]: v for v in found["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["scratch"]["emptyDir"]["sizeLimit"] == "512Mi"  # canonicalised indeed

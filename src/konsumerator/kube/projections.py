@@ -7,7 +7,9 @@ reads. We decode with msgspec into *wire* Structs that declare only the fields
 we read (msgspec skips the rest without building objects for them), then
 convert to the value the rest of the code uses:
 
-- ``Deployment`` → ``konsumerator.domain.observed.ObservedDeployment``;
+- ``Deployment`` → ``konsumerator.domain.observed.ObservedDeployment``, which
+  also keeps the ``spec`` as the JSON bytes the server sent (1-2 KB), decoded
+  only to look for drift of the fields the operator sets;
 - custom objects (Consumers) → ``CustomObject``: metadata plus ``spec`` and
   ``status`` as plain dicts, because the spec is validated by pydantic in the
   API layer, where the error messages are written;
