@@ -30,7 +30,7 @@ the Deployment watch triggers at once, reports the effect of the writes.
 """
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -216,23 +216,14 @@ def _describe(resources: Mapping[str, Resources]) -> str:
     return ", ".join(parts) or "no resources"
 
 
-def _drifted(d: ObservedDeployment, *, render: functools.partial[dict[str, Any]]) -> list[str]:
+def _drifted(
+    d: ObservedDeployment, *, key: Hashable, render: Callable[[], dict[str, Any]]
+) -> list[str]:
     """The fields of ``render()`` (the body we would apply) that ``d`` does not hold.
 
-    Remembered on ``d`` per rendering (its keyword arguments are the key): an
-    unchanged Deployment is rendered and compared once, not on every pass.
+    Remembered on ``d`` per ``key`` (every input of the rendering): an unchanged
+    Deployment is rendered and compared once, not on every pass.
     """
-    args = render.keywords
-    config: ConsumerConfig = args["config"]
-    key = (
-        config.name,
-        config.namespace,
-        *(
-            tuple(sorted(value.items())) if isinstance(value, Mapping) else value
-            for name, value in sorted(args.items())
-            if name != "config"
-        ),
-    )
     memo = d.drift_memo.get(key)
     if memo is not None:
         return list(memo)
@@ -355,6 +346,10 @@ def plan(
                 shortage += max(0, (estimate.cpu_req_m or 0) - (limited.cpu_req_m or 0))
         return proposed, shortage
 
+    # What every instance's rendering shares, for the drift memo's keys: with the
+    # per-instance part below, every input of rendering.render (config enters
+    # through its name, namespace and the template hash).
+    intent_key = (hash_value, config.name, config.namespace, owner, num_instances, memory_format)
     applies: list[Apply] = []
     reports: list[InstanceReport] = []
     conflicts: list[str] = []
@@ -478,8 +473,10 @@ def plan(
                     changed = _resource_drift(current, target)
                     if not changed:
                         pool.restore(saved)
+                level = shortage if state.status is ScalingStatus.SATURATED else 0
                 changed += _drifted(
                     d,
+                    key=(intent_key, index, partitions, tuple(target.items()), state, level),
                     render=functools.partial(
                         rendering.render,
                         config=config,
@@ -489,7 +486,7 @@ def plan(
                         num_instances=num_instances,
                         resources=target,
                         scaling=state,
-                        cpu_shortage_m=shortage if state.status is ScalingStatus.SATURATED else 0,
+                        cpu_shortage_m=level,
                         hash_value=hash_value,
                         memory_format=memory_format,
                     ),
