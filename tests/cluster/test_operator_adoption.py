@@ -15,7 +15,9 @@ Aspects tested:
   other instance is ours (the Warning Event is tested with one conflict in
   ``test_operator_deployments``: here the per-object Event rate limit is spent on the
   creations);
-* deleting the Consumer garbage-collects its own Deployments and leaves the user's.
+* deleting the Consumer garbage-collects its own Deployments and leaves the user's;
+* a Deployment the Go operator left (controlled by the Consumer, without our managed-by
+  label, so not in the cache) is taken over in place: same UID, our labels.
 """
 
 from __future__ import annotations
@@ -162,3 +164,47 @@ def test_deployments_created_during_a_wave_are_never_adopted(
     assert {d["metadata"]["uid"] for d in remaining.values()} == {
         usurper.created[n]["metadata"]["uid"] for n in foreign
     }
+
+
+def test_a_deployment_left_by_the_go_operator_is_taken_over_in_place(
+    cluster: Cluster, namespace: str
+) -> None:
+    """The Go operator's Deployments are controlled by the Consumer but lack our managed-by
+    label, so the cache does not show them: the creation finds the name taken, sees the
+    Consumer as its controller, and applies to that very object (its UID is kept)."""
+    cluster.apply(consumer("legacy", namespace, num_partitions=2, per_instance=1))
+    owner = get_consumer(cluster, namespace, "legacy")
+    left = _foreign(namespace, "legacy-consumer-0")
+    left["spec"]["selector"] = {"matchLabels": {"app": "legacy-consumer"}}
+    left["spec"]["template"]["metadata"]["labels"] = {"app": "legacy-consumer"}
+    left["metadata"]["annotations"] = {
+        f"{keys.GROUP}/consumer-id": "0",
+        f"{keys.GROUP}/partition": "0",
+        f"{keys.GROUP}/generation": "-4242",  # Go's hash: outdated here
+    }
+    left["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": keys.API_VERSION,
+            "kind": keys.KIND,
+            "name": "legacy",
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    created = cluster.api("POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", left)
+    with in_process_operator(cluster):
+        eventually(
+            lambda: get_consumer(cluster, namespace, "legacy"),
+            lambda o: condition(o, "Ready").get("reason") == "Reconciled",
+            timeout=60,
+            what="the Consumer to take both instances",
+        )
+        found = managed(cluster, namespace)
+
+    assert sorted(found) == ["legacy-consumer-0", "legacy-consumer-1"]
+    taken = found["legacy-consumer-0"]
+    assert taken["metadata"]["uid"] == created["metadata"]["uid"]
+    assert taken["metadata"]["labels"][keys.LABEL_MANAGED_BY] == keys.MANAGED_BY_VALUE
+    names = [c["name"] for c in taken["spec"]["template"]["spec"]["containers"]]
+    assert "consumer" in names
