@@ -20,6 +20,10 @@ For every instance index the plan picks one of:
   measure observations and not reconcile frequency;
 * **leave it alone**, which costs no API call.
 
+Each choice is a named rule in ``domain.rules``; the resources come from
+``domain.sizing``; the apply body is rendered only when it is written
+(``Apply.body``).
+
 Deployments that no instance claims (an index out of range, an unparsable
 annotation, a duplicate) are deleted. An instance whose Deployment name is
 taken by an object we do not own is reported and never touched.
@@ -31,33 +35,27 @@ the Deployment watch triggers at once, reports the effect of the writes.
 """
 
 import functools
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from konsumerator.api import keys
-from konsumerator.domain import drift, fallbacks, limits, prediction, rendering
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain import prediction, rendering, rules, sizing
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.quantities import Format
-from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
-from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide
-from konsumerator.domain.specs import Autoscaling, ConsumerConfig, FallbackStrategy, Owner
+from konsumerator.domain.resources import Resources
+from konsumerator.domain.rules import Action, Context, Decision, Instance
+from konsumerator.domain.scaling import ScalingState, ScalingStatus
+from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner
+
+__all__ = ["Action", "Apply", "Counters", "Delete", "InstanceReport", "Metrics", "Plan", "plan"]
 
 # Never wait longer than this between passes: a safety net for missed events.
 MAX_REQUEUE_S = 300.0
 MIN_REQUEUE_S = 1.0
-
-
-class Action(StrEnum):
-    CREATE = "create"
-    ROLLOUT = "rollout"
-    SCALE = "scale"
-    ANNOTATE = "annotate"
-    REPAIR = "repair"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +71,27 @@ class Metrics:
     error_reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Apply:
+    """One Deployment write: what the instance gets, typed; the body is rendered when written."""
+
     name: str
     action: Action
-    body: dict[str, Any]
     message: str
     # The UID of the observed Deployment this write is for; None for a
     # creation. Every write but a creation is conditional on it.
-    uid: str | None = None
+    uid: str | None
+    index: int
+    partitions: tuple[int, ...]
+    resources: Mapping[str, Resources]
+    scaling: ScalingState
+    cpu_shortage_m: int
+    render: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def body(self) -> dict[str, Any]:
+        """The server-side apply body, rendered on first use (at act time)."""
+        return self.render()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +136,6 @@ class Plan:
     allocated_cpu_m: int = 0
     allocated_mem_b: int = 0
     saturated: tuple[str, ...] = field(default=())
-
-
-def _template_containers(config: ConsumerConfig) -> list[str]:
-    pod = (config.deployment_template.get("template") or {}).get("spec") or {}
-    return [str(c.get("name", "")) for c in pod.get("containers") or []]
 
 
 def _claim(
@@ -187,75 +192,69 @@ def _at_least(lag_s: int, threshold_s: float | None) -> bool:
     return threshold_s is not None and lag_s >= threshold_s
 
 
-def _settled(shortage: int, *, lagging: bool) -> ScalingStatus:
-    return ScalingStatus.SATURATED if lagging and shortage > 0 else ScalingStatus.RUNNING
+def _instance(
+    *,
+    config: ConsumerConfig,
+    index: int,
+    partitions: tuple[int, ...],
+    snapshot: MetricsSnapshot | None,
+    claimed: tuple[ObservedDeployment, bool] | None,
+    hash_value: str,
+) -> Instance:
+    autoscaling = config.autoscaling
+    max_lag = (
+        prediction.max_lag_seconds(snapshot=snapshot, partitions=partitions)
+        if snapshot is not None and autoscaling is not None
+        else 0
+    )
+    d, matches = claimed if claimed is not None else (None, True)
+    return Instance(
+        index=index,
+        name=rendering.deployment_name(config=config, index=index),
+        partitions=partitions,
+        max_lag_s=max_lag,
+        lagging=_at_least(max_lag, autoscaling.tolerable_lag_s if autoscaling else None),
+        critical=_at_least(max_lag, autoscaling.critical_lag_s if autoscaling else None),
+        deployment=d,
+        outdated=d is not None
+        and (not matches or d.annotations.get(keys.GENERATION) != hash_value),
+    )
 
 
-def _enter_settled(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
-    status = ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING
-    return state if state.status is status else ScalingState(status=status, since=now)
-
-
-def _has_resources(current: Mapping[str, Resources]) -> bool:
-    return any(not r.is_empty for r in current.values())
-
-
-def _compare(current: Mapping[str, Resources], proposed: Mapping[str, Resources]) -> int:
-    """+1 if any container needs more, else -1 if any needs less, else 0.
-
-    One verdict per instance: a pinned sidecar must not veto (or fake) the
-    main container's resize, as the Go per-container loop let it.
-    """
-    results = [compare_requests(current.get(n, NO_RESOURCES), r) for n, r in proposed.items()]
-    if 1 in results:
-        return 1
-    return -1 if -1 in results else 0
-
-
-def _describe(resources: Mapping[str, Resources]) -> str:
-    parts = []
-    for name, r in sorted(resources.items()):
-        parts.append(f"{name} cpu={r.cpu_req_m or 0}m mem={(r.mem_req_b or 0) // 1_000_000}M")
-    return ", ".join(parts) or "no resources"
-
-
-def _drifted(
-    d: ObservedDeployment, *, key: Hashable, render: Callable[[], dict[str, Any]]
-) -> list[str]:
-    """The fields of ``render()`` (the body we would apply) that ``d`` does not hold.
-
-    Remembered on ``d`` per ``key`` (every input of the rendering): an unchanged
-    Deployment is rendered and compared once, not on every pass.
-    """
-    memo = d.drift_memo.get(key)
-    if memo is not None:
-        return list(memo)
-    body = render()
-    meta = body["metadata"]
-    found = [
-        *drift.differences(intent=meta["labels"], observed=d.labels, path="metadata.labels"),
-        *drift.differences(
-            intent=meta["annotations"], observed=d.annotations, path="metadata.annotations"
+def _apply(ctx: Context, inst: Instance, decision: Decision) -> Apply:
+    assert decision.action is not None
+    return Apply(
+        name=inst.name,
+        action=decision.action,
+        message=decision.message,
+        uid=None if inst.deployment is None else inst.deployment.uid,
+        index=inst.index,
+        partitions=inst.partitions,
+        resources=decision.resources,
+        scaling=decision.scaling,
+        cpu_shortage_m=decision.cpu_shortage_m,
+        render=functools.partial(
+            ctx.render,
+            index=inst.index,
+            partitions=inst.partitions,
+            resources=decision.resources,
+            scaling=decision.scaling,
+            cpu_shortage_m=decision.cpu_shortage_m,
         ),
-    ]
-    spec = d.spec()
-    if spec is not None:
-        found += drift.differences(intent=body["spec"], observed=spec, path="spec")
-    d.drift_memo[key] = result = tuple(found[: drift.MAX_REPORTED])
-    return list(result)
+    )
 
 
-def _resource_drift(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> list[str]:
-    """Containers whose resources are not the target (manual mode).
-
-    A container we give no resources is left out: its resources are not ours
-    (an apply without them would not remove what someone else set).
-    """
-    return [
-        f"spec.template.spec.containers[{name}].resources"
-        for name, wanted in sorted(target.items())
-        if not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
-    ]
+def _report(inst: Instance, decision: Decision, *, paused: bool) -> InstanceReport:
+    return InstanceReport(
+        index=inst.index,
+        name=inst.name,
+        partitions=inst.partitions,
+        max_lag_s=inst.max_lag_s,
+        lagging=inst.lagging,
+        paused=paused,
+        status=decision.scaling.status,
+        cpu_shortage_m=rules.reported_shortage(decision.scaling, decision.cpu_shortage_m),
+    )
 
 
 def plan(
@@ -275,285 +274,68 @@ def plan(
     assignment = partitioning.assign(
         num_partitions=config.num_partitions, per_instance=config.per_instance
     )
-    num_instances = len(assignment)
-    hash_value = rendering.template_hash(config=config, num_instances=num_instances)
-    autoscaling = config.autoscaling
-    snapshot = metrics.snapshot if autoscaling is not None else None
+    hash_value = rendering.template_hash(config=config, num_instances=len(assignment))
+    snapshot = metrics.snapshot if config.autoscaling is not None else None
     claimed, deletes, terminating = _claim(deployments, config=config, assignment=assignment)
-    containers = _template_containers(config)
-    memory_format = autoscaling.memory_format if autoscaling else Format.DECIMAL_SI
-
-    # index -> (its Deployment, whether that is OUTDATED)
-    instances: dict[int, tuple[ObservedDeployment, bool]] = {}
-    for index, (d, matches) in claimed.items():
-        outdated = not matches or d.annotations.get(keys.GENERATION) != hash_value
-        instances[index] = (d, outdated)
-
-    # In manual mode (no autoscaling) every instance's resources are the
-    # policy's, which the operator keeps: a fleet-derived guess would let one
-    # hand-edited instance resize all the others.
-    manual = autoscaling is None and not config.paused
-    fallback = fallbacks.compute(
-        strategy=config.fallback,
-        policies=config.policies,
-        num_instances=num_instances,
-        existing=[] if manual else [d.current for d in sorted(deployments, key=lambda d: d.name)],
+    memory_format = config.autoscaling.memory_format if config.autoscaling else Format.DECIMAL_SI
+    ctx = Context(
+        config=config,
+        owner=owner,
+        num_instances=len(assignment),
+        hash_value=hash_value,
+        memory_format=memory_format,
+        sizing=sizing.Sizing.for_pass(
+            config=config, snapshot=snapshot, num_instances=len(assignment), deployments=deployments
+        ),
+        snapshot=snapshot,
+        refreshed=metrics.refreshed,
+        now=now,
     )
-    used_cpu = used_mem = 0
-    for held, _ in instances.values():
-        for r in held.current.values():
-            used_cpu += r.cpu_req_m or 0
-            used_mem += r.mem_req_b or 0
-    pool = limits.Pool(pool=config.global_pool, used_cpu_m=used_cpu, used_mem_b=used_mem)
-
-    def propose(
-        partitions: tuple[int, ...], current: Mapping[str, Resources], critical: bool
-    ) -> tuple[dict[str, Resources], int]:
-        proposed: dict[str, Resources] = {}
-        shortage = 0
-        sized = (
-            prediction.instance_estimate(
-                snapshot=snapshot, partitions=partitions, autoscaling=autoscaling
-            )
-            if autoscaling is not None and snapshot is not None and not config.paused
-            else None
-        )
-        for name in containers:
-            bounds = config.policies.get(name)
-            if config.paused:
-                floor = (
-                    None
-                    if bounds is None
-                    else fallbacks.from_policy(bounds=bounds, strategy=FallbackStrategy.MIN)
-                )
-                proposed[name] = floor or NO_RESOURCES
-                continue
-            # Every container gets the instance's estimate (the Go predictor's
-            # rule; policies keep sidecars small), or its fallback without one.
-            estimate = sized if sized is not None else fallback.get(name, NO_RESOURCES)
-            if estimate.is_empty and bounds is None:
-                proposed[name] = NO_RESOURCES
-                continue
-            if critical:
-                limited = limits.critical(estimate=estimate, bounds=bounds)
-            else:
-                limited = limits.apply_policy(estimate=estimate, bounds=bounds)
-            grant = pool.grant(
-                current=current.get(name, NO_RESOURCES), wanted=limited, bounds=bounds
-            )
-            proposed[name] = grant.resources
-            shortage += grant.cpu_shortage_m
-            if bounds is not None and bounds.min_cpu_m != bounds.max_cpu_m:
-                # A container pinned by its policy (a sidecar) is sized on
-                # purpose; only a cut on a container allowed to grow starves it.
-                shortage += max(0, (estimate.cpu_req_m or 0) - (limited.cpu_req_m or 0))
-        return proposed, shortage
-
+    pool = sizing.global_pool(config=config, held=[d.current for d, _ in claimed.values()])
     # What every instance's rendering shares, for the drift memo's keys: with the
-    # per-instance part below, every input of rendering.render (config enters
-    # through its name, namespace and the template hash).
-    intent_key = (hash_value, config.name, config.namespace, owner, num_instances, memory_format)
+    # per-instance part (rules.repair_drift), every input of rendering.render.
+    memo_key = (hash_value, config.name, config.namespace, owner, len(assignment), memory_format)
     applies: list[Apply] = []
     reports: list[InstanceReport] = []
     conflicts: list[str] = []
     counts = dict.fromkeys(("running", "paused", "lagging", "missing", "outdated"), 0)
-    alloc_cpu = alloc_mem = 0
-
+    held: list[Resources] = []  # what every instance requests once the pass is done
     for index, partitions in enumerate(assignment):
-        name = rendering.deployment_name(config=config, index=index)
-        max_lag = (
-            prediction.max_lag_seconds(snapshot=snapshot, partitions=partitions)
-            if snapshot is not None and autoscaling is not None
-            else 0
+        inst = _instance(
+            config=config,
+            index=index,
+            partitions=partitions,
+            snapshot=snapshot,
+            claimed=claimed.get(index),
+            hash_value=hash_value,
         )
-        lagging = _at_least(max_lag, autoscaling.tolerable_lag_s if autoscaling else None)
-        critical = _at_least(max_lag, autoscaling.critical_lag_s if autoscaling else None)
-        instance = instances.get(index)
-        is_paused = False
-        outcome: tuple[Action, Mapping[str, Resources], ScalingState, int, str] | None = None
-
-        if instance is None:
+        if inst.deployment is None:
             counts["missing"] += 1
-            if name in foreign_names:
-                conflicts.append(name)
+            if inst.name in foreign_names:
+                conflicts.append(inst.name)
                 continue
-            if name in terminating:
+            if inst.name in terminating:
                 continue  # recreated once the old object is gone (its delete event requeues)
-            resources, shortage = propose(partitions, {}, critical)
-            state = ScalingState(status=_settled(shortage, lagging=lagging), since=now)
-            current: Mapping[str, Resources] = {}
-            outcome = (
-                Action.CREATE,
-                resources,
-                state,
-                shortage,
-                f"created instance {index} for partitions "
-                f"{partitioning.format_list(partitions)}: {_describe(resources)}",
-            )
+            decision, paused = rules.create_missing(ctx, inst, pool), False
         else:
-            d, outdated = instance
-            current = d.current
-            is_paused = d.paused or config.paused
-            counts["paused" if is_paused else "running"] += 1
-            counts["lagging"] += lagging
-            state = d.scaling
-            shortage = d.saturation_m
-            if outdated:
-                counts["outdated"] += 1
-                keep = d.paused or (
-                    autoscaling is not None and snapshot is None and _has_resources(current)
-                )
-                resources, shortage = (
-                    (dict(current), 0) if keep else propose(partitions, current, critical)
-                )
-                state = _enter_settled(state, saturated=lagging and shortage > 0, now=now)
-                outcome = (
-                    Action.ROLLOUT,
-                    resources,
-                    state,
-                    shortage,
-                    f"rolled out instance {index}: {_describe(resources)}",
-                )
-            elif config.paused:
-                floors, _ = propose(partitions, current, False)
-                if any(current.get(n, NO_RESOURCES) != r for n, r in floors.items()):
-                    outcome = (
-                        Action.SCALE,
-                        floors,
-                        _enter_settled(state, saturated=False, now=now),
-                        0,
-                        f"autoscaling paused: instance {index} set to minAllowed",
-                    )
-            elif (
-                not is_paused
-                and autoscaling is not None
-                and snapshot is not None
-                and metrics.refreshed
-            ):
-                saved = pool.available
-                proposed, new_shortage = propose(partitions, current, critical)
-                comparison = _compare(current, proposed)
-                decision = decide(
-                    state=state,
-                    comparison=comparison,
-                    lagging=lagging,
-                    cpu_shortage_m=new_shortage,
-                    now=now,
-                    pending_up_s=autoscaling.pending_up_s,
-                    pending_down_s=autoscaling.pending_down_s,
-                )
-                saturated = decision.state.status is ScalingStatus.SATURATED
-                if decision.apply:
-                    verb = "scaled up" if comparison > 0 else "scaled down"
-                    outcome = (
-                        Action.SCALE,
-                        proposed,
-                        decision.state,
-                        new_shortage,
-                        f"{verb} instance {index} (max lag {max_lag}s): "
-                        f"{_describe(current)} -> {_describe(proposed)}",
-                    )
-                else:
-                    pool.restore(saved)
-                    level = new_shortage if saturated else 0
-                    if decision.state != state or level != shortage:
-                        outcome = (
-                            Action.ANNOTATE,
-                            current,
-                            decision.state,
-                            level,
-                            f"instance {index} is {decision.state.status.value} "
-                            f"(max lag {max_lag}s)",
-                        )
-                state, shortage = decision.state, new_shortage if saturated else 0
-            if outcome is None:
-                # Nothing planned: is everything we own still as we set it?
-                target: Mapping[str, Resources] = current
-                changed: list[str] = []
-                if manual and not d.paused:
-                    saved = pool.available
-                    target, _ = propose(partitions, current, False)
-                    changed = _resource_drift(current, target)
-                    if not changed:
-                        pool.restore(saved)
-                level = shortage if state.status is ScalingStatus.SATURATED else 0
-                changed += _drifted(
-                    d,
-                    key=(intent_key, index, partitions, tuple(target.items()), state, level),
-                    render=functools.partial(
-                        rendering.render,
-                        config=config,
-                        owner=owner,
-                        index=index,
-                        partitions=partitions,
-                        num_instances=num_instances,
-                        resources=target,
-                        scaling=state,
-                        cpu_shortage_m=level,
-                        hash_value=hash_value,
-                        memory_format=memory_format,
-                    ),
-                )
-                if changed:
-                    counts["outdated"] += 1
-                    outcome = (
-                        Action.REPAIR,
-                        target,
-                        state,
-                        shortage,
-                        f"restored instance {index}, changed by someone else: "
-                        + ", ".join(changed),
-                    )
-
-        effective = current
-        if outcome is not None:
-            action, effective, state, shortage, message = outcome
-            applies.append(
-                Apply(
-                    name=name,
-                    action=action,
-                    message=message,
-                    uid=None if instance is None else instance[0].uid,
-                    body=rendering.render(
-                        config=config,
-                        owner=owner,
-                        index=index,
-                        partitions=partitions,
-                        num_instances=num_instances,
-                        resources=effective,
-                        scaling=state,
-                        cpu_shortage_m=shortage if state.status is ScalingStatus.SATURATED else 0,
-                        hash_value=hash_value,
-                        memory_format=memory_format,
-                    ),
-                )
-            )
-        for r in effective.values():
-            alloc_cpu += r.cpu_req_m or 0
-            alloc_mem += r.mem_req_b or 0
-        reports.append(
-            InstanceReport(
-                index=index,
-                name=name,
-                partitions=partitions,
-                max_lag_s=max_lag,
-                lagging=lagging,
-                paused=is_paused,
-                status=state.status,
-                cpu_shortage_m=shortage if state.status is ScalingStatus.SATURATED else 0,
-            )
-        )
-
-    counters = Counters(expected=num_instances, redundant=len(deletes), **counts)
+            paused = inst.deployment.paused or config.paused
+            decision = rules.decide_existing(ctx, inst, pool, memo_key=memo_key)
+            counts["paused" if paused else "running"] += 1
+            counts["lagging"] += inst.lagging
+            counts["outdated"] += inst.outdated or decision.action is Action.REPAIR
+        if decision.writes:
+            applies.append(_apply(ctx, inst, decision))
+        held += decision.resources.values()
+        reports.append(_report(inst, decision, paused=paused))
     return Plan(
         applies=tuple(applies),
         deletes=tuple(deletes),
-        counters=counters,
+        counters=Counters(expected=len(assignment), redundant=len(deletes), **counts),
         instances=tuple(reports),
         conflicts=tuple(conflicts),
-        requeue_after_s=_requeue(autoscaling=autoscaling, metrics=metrics, now=now),
+        requeue_after_s=_requeue(autoscaling=config.autoscaling, metrics=metrics, now=now),
         template_hash=hash_value,
-        allocated_cpu_m=alloc_cpu,
-        allocated_mem_b=alloc_mem,
+        allocated_cpu_m=sum(r.cpu_req_m or 0 for r in held),
+        allocated_mem_b=sum(r.mem_req_b or 0 for r in held),
         saturated=tuple(r.name for r in reports if r.status is ScalingStatus.SATURATED),
     )

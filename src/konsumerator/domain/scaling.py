@@ -66,7 +66,8 @@ def _enter(state: ScalingState, status: ScalingStatus, now: datetime) -> Scaling
     return state if state.status is status else ScalingState(status=status, since=now)
 
 
-def _settle(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
+def settle(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
+    """SATURATED or RUNNING, keeping ``since`` when the status does not change."""
     return _enter(state, ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING, now)
 
 
@@ -91,23 +92,23 @@ def decide(
     saturated = lagging and cpu_shortage_m > 0
     status = state.status
     if comparison == 0 or (comparison > 0 and not lagging):
-        return Decision(apply=False, state=_settle(state, saturated=saturated, now=now))
+        return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
     if comparison > 0:
         if status is ScalingStatus.SATURATED:
-            return Decision(apply=False, state=_settle(state, saturated=saturated, now=now))
+            return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
         if status is ScalingStatus.PENDING_SCALE_UP:
             if _elapsed(state, now, pending_up_s):
-                return Decision(apply=True, state=_settle(state, saturated=saturated, now=now))
+                return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
             return Decision(apply=False, state=state)
         if pending_up_s <= 0:
-            return Decision(apply=True, state=_settle(state, saturated=saturated, now=now))
+            return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
         return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_UP, now))
     if lagging:
-        return Decision(apply=False, state=_settle(state, saturated=saturated, now=now))
+        return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
     if status is ScalingStatus.PENDING_SCALE_DOWN:
         if _elapsed(state, now, pending_down_s):
-            return Decision(apply=True, state=_settle(state, saturated=saturated, now=now))
+            return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
         return Decision(apply=False, state=state)
     if pending_down_s <= 0:
-        return Decision(apply=True, state=_settle(state, saturated=saturated, now=now))
+        return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
     return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_DOWN, now))

@@ -1,0 +1,368 @@
+"""The named rules that decide one instance of one pass.
+
+``planning.plan`` asks, for every instance index, the rules below in order
+(a policy chain, as cert-manager's certificate policies): the first that has
+something to say decides. An instance without a Deployment is decided by
+``create_missing``; one with a Deployment by the first of
+
+* ``roll_out_outdated``: template hash or partition list changed;
+* ``hold_at_floor``: autoscaling paused, every container at its minAllowed;
+* ``scale_by_metrics``: the scaling state machine, in passes that refreshed metrics;
+
+and, when none of them writes, ``repair_drift``: a field of ours that someone
+else changed is set back. A rule returns a ``Decision``: the resources and
+scaling state the instance ends the pass with, and the write (``action``)
+that gets it there, or ``None`` when nothing is written.
+
+Resources come from ``sizing`` (the one place they are computed), drawn from
+the global pool passed in explicitly; a proposal that is not applied gives
+back what it drew.
+"""
+
+import functools
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from konsumerator.domain import drift, limits, rendering
+from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.quantities import Format
+from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
+from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle
+from konsumerator.domain.sizing import Proposal, Sizing
+from konsumerator.domain.specs import ConsumerConfig, Owner
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    ROLLOUT = "rollout"
+    SCALE = "scale"
+    ANNOTATE = "annotate"
+    REPAIR = "repair"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every instance's decision in one pass shares."""
+
+    config: ConsumerConfig
+    owner: Owner
+    num_instances: int
+    hash_value: str
+    memory_format: Format
+    sizing: Sizing
+    # The metrics the pass sizes from (None without autoscaling), and whether
+    # this pass fetched them: only then does the scaling state machine run.
+    snapshot: MetricsSnapshot | None
+    refreshed: bool
+    now: datetime
+
+    def render(
+        self,
+        *,
+        index: int,
+        partitions: tuple[int, ...],
+        resources: Mapping[str, Resources],
+        scaling: ScalingState,
+        cpu_shortage_m: int,
+    ) -> dict[str, Any]:
+        """The apply body of instance ``index`` (``cpu_shortage_m`` shown only when SATURATED)."""
+        return rendering.render(
+            config=self.config,
+            owner=self.owner,
+            index=index,
+            partitions=partitions,
+            num_instances=self.num_instances,
+            resources=resources,
+            scaling=scaling,
+            cpu_shortage_m=reported_shortage(scaling, cpu_shortage_m),
+            hash_value=self.hash_value,
+            memory_format=self.memory_format,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One instance index as the pass sees it."""
+
+    index: int
+    name: str
+    partitions: tuple[int, ...]
+    max_lag_s: int
+    lagging: bool
+    critical: bool
+    # Its claimed Deployment (None: missing), and whether that is OUTDATED.
+    deployment: ObservedDeployment | None = None
+    outdated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """How one instance ends the pass; ``action`` None means nothing is written."""
+
+    action: Action | None
+    resources: Mapping[str, Resources]
+    scaling: ScalingState
+    cpu_shortage_m: int
+    message: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.action is not None
+
+
+def reported_shortage(scaling: ScalingState, cpu_shortage_m: int) -> int:
+    """The CPU shortage is reported only while SATURATED."""
+    return cpu_shortage_m if scaling.status is ScalingStatus.SATURATED else 0
+
+
+def describe(resources: Mapping[str, Resources]) -> str:
+    parts = []
+    for name, r in sorted(resources.items()):
+        parts.append(f"{name} cpu={r.cpu_req_m or 0}m mem={(r.mem_req_b or 0) // 1_000_000}M")
+    return ", ".join(parts) or "no resources"
+
+
+def compare(current: Mapping[str, Resources], proposed: Mapping[str, Resources]) -> int:
+    """+1 if any container needs more, else -1 if any needs less, else 0.
+
+    One verdict per instance: a pinned sidecar must not veto (or fake) the
+    main container's resize, as the Go per-container loop let it.
+    """
+    results = [compare_requests(current.get(n, NO_RESOURCES), r) for n, r in proposed.items()]
+    if 1 in results:
+        return 1
+    return -1 if -1 in results else 0
+
+
+def _propose(ctx: Context, inst: Instance, pool: limits.Pool, *, critical: bool) -> Proposal:
+    current = inst.deployment.current if inst.deployment is not None else {}
+    return ctx.sizing.propose(
+        partitions=inst.partitions, current=current, critical=critical, pool=pool
+    )
+
+
+def create_missing(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision:
+    """A missing Deployment is created, sized from the freshest metrics (or the fallback)."""
+    proposal = _propose(ctx, inst, pool, critical=inst.critical)
+    saturated = inst.lagging and proposal.cpu_shortage_m > 0
+    status = ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING
+    return Decision(
+        action=Action.CREATE,
+        resources=proposal.resources,
+        scaling=ScalingState(status=status, since=ctx.now),
+        cpu_shortage_m=proposal.cpu_shortage_m,
+        message=f"created instance {inst.index} for partitions "
+        f"{partitioning.format_list(inst.partitions)}: {describe(proposal.resources)}",
+    )
+
+
+def roll_out_outdated(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision | None:
+    """An OUTDATED Deployment is rebuilt from the template and resized, without pending.
+
+    Its pods restart anyway. A paused instance, or one with resources while
+    metrics are not yet known, keeps the resources it has.
+    """
+    d = inst.deployment
+    if d is None or not inst.outdated:
+        return None
+    keep = d.paused or (
+        ctx.config.autoscaling is not None
+        and ctx.snapshot is None
+        and any(not r.is_empty for r in d.current.values())
+    )
+    proposal = (
+        Proposal(resources=dict(d.current), cpu_shortage_m=0)
+        if keep
+        else _propose(ctx, inst, pool, critical=inst.critical)
+    )
+    saturated = inst.lagging and proposal.cpu_shortage_m > 0
+    return Decision(
+        action=Action.ROLLOUT,
+        resources=proposal.resources,
+        scaling=settle(d.scaling, saturated=saturated, now=ctx.now),
+        cpu_shortage_m=proposal.cpu_shortage_m,
+        message=f"rolled out instance {inst.index}: {describe(proposal.resources)}",
+    )
+
+
+def hold_at_floor(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision | None:
+    """Autoscaling paused (the disable annotation): every container goes to its minAllowed."""
+    d = inst.deployment
+    if d is None or not ctx.config.paused:
+        return None
+    floors = ctx.sizing.floors()
+    if all(d.current.get(n, NO_RESOURCES) == r for n, r in floors.items()):
+        return None
+    return Decision(
+        action=Action.SCALE,
+        resources=floors,
+        scaling=settle(d.scaling, saturated=False, now=ctx.now),
+        cpu_shortage_m=0,
+        message=f"autoscaling paused: instance {inst.index} set to minAllowed",
+    )
+
+
+def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision | None:
+    """The scaling state machine (``scaling.decide``), only in passes that refreshed metrics.
+
+    The pending timers then measure observations, not reconcile frequency.
+    Without a resize the state may still change (an ANNOTATE write, or none
+    when only the in-memory level changes), and the proposal gives back what
+    it drew from the pool.
+    """
+    d, autoscaling = inst.deployment, ctx.config.autoscaling
+    if (
+        d is None
+        or d.paused
+        or ctx.config.paused
+        or autoscaling is None
+        or ctx.snapshot is None
+        or not ctx.refreshed
+    ):
+        return None
+    saved = pool.available
+    proposal = _propose(ctx, inst, pool, critical=inst.critical)
+    comparison = compare(d.current, proposal.resources)
+    decision = decide(
+        state=d.scaling,
+        comparison=comparison,
+        lagging=inst.lagging,
+        cpu_shortage_m=proposal.cpu_shortage_m,
+        now=ctx.now,
+        pending_up_s=autoscaling.pending_up_s,
+        pending_down_s=autoscaling.pending_down_s,
+    )
+    if decision.apply:
+        verb = "scaled up" if comparison > 0 else "scaled down"
+        return Decision(
+            action=Action.SCALE,
+            resources=proposal.resources,
+            scaling=decision.state,
+            cpu_shortage_m=proposal.cpu_shortage_m,
+            message=f"{verb} instance {inst.index} (max lag {inst.max_lag_s}s): "
+            f"{describe(d.current)} -> {describe(proposal.resources)}",
+        )
+    pool.restore(saved)
+    level = reported_shortage(decision.state, proposal.cpu_shortage_m)
+    changed = decision.state != d.scaling or level != d.saturation_m
+    return Decision(
+        action=Action.ANNOTATE if changed else None,
+        resources=d.current,
+        scaling=decision.state,
+        cpu_shortage_m=level,
+        message=f"instance {inst.index} is {decision.state.status.value} "
+        f"(max lag {inst.max_lag_s}s)"
+        if changed
+        else "",
+    )
+
+
+def _drifted(
+    d: ObservedDeployment, *, key: Hashable, render: Callable[[], dict[str, Any]]
+) -> list[str]:
+    """The fields of ``render()`` (the body we would apply) that ``d`` does not hold.
+
+    Remembered on ``d`` per ``key`` (every input of the rendering): an unchanged
+    Deployment is rendered and compared once, not on every pass.
+    """
+    memo = d.drift_memo.get(key)
+    if memo is not None:
+        return list(memo)
+    body = render()
+    meta = body["metadata"]
+    found = [
+        *drift.differences(intent=meta["labels"], observed=d.labels, path="metadata.labels"),
+        *drift.differences(
+            intent=meta["annotations"], observed=d.annotations, path="metadata.annotations"
+        ),
+    ]
+    spec = d.spec()
+    if spec is not None:
+        found += drift.differences(intent=body["spec"], observed=spec, path="spec")
+    d.drift_memo[key] = result = tuple(found[: drift.MAX_REPORTED])
+    return list(result)
+
+
+def _resource_drift(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> list[str]:
+    """Containers whose resources are not the target (manual mode).
+
+    A container we give no resources is left out: its resources are not ours
+    (an apply without them would not remove what someone else set).
+    """
+    return [
+        f"spec.template.spec.containers[{name}].resources"
+        for name, wanted in sorted(target.items())
+        if not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
+    ]
+
+
+def repair_drift(
+    ctx: Context, inst: Instance, pool: limits.Pool, *, settled: Decision, memo_key: Hashable
+) -> Decision | None:
+    """Fields of ours that someone else changed are set back (``settled``: the state so far).
+
+    Found by comparing the body we would apply with what is observed
+    (``domain.drift``): a hand edit of the partition env var, the image,
+    labels, or, in manual mode (no autoscaling), the resources.
+    """
+    d = inst.deployment
+    assert d is not None
+    target: Mapping[str, Resources] = d.current
+    changed: list[str] = []
+    if ctx.config.autoscaling is None and not ctx.config.paused and not d.paused:
+        saved = pool.available
+        target = _propose(ctx, inst, pool, critical=False).resources
+        changed = _resource_drift(d.current, target)
+        if not changed:
+            pool.restore(saved)
+    level = reported_shortage(settled.scaling, settled.cpu_shortage_m)
+    changed += _drifted(
+        d,
+        key=(memo_key, inst.index, inst.partitions, tuple(target.items()), settled.scaling, level),
+        render=functools.partial(
+            ctx.render,
+            index=inst.index,
+            partitions=inst.partitions,
+            resources=target,
+            scaling=settled.scaling,
+            cpu_shortage_m=settled.cpu_shortage_m,
+        ),
+    )
+    if not changed:
+        return None
+    return Decision(
+        action=Action.REPAIR,
+        resources=target,
+        scaling=settled.scaling,
+        cpu_shortage_m=settled.cpu_shortage_m,
+        message=f"restored instance {inst.index}, changed by someone else: " + ", ".join(changed),
+    )
+
+
+# The rules for an instance that has a Deployment, in order: the first that decides wins.
+EXISTING: tuple[Callable[[Context, Instance, limits.Pool], Decision | None], ...] = (
+    roll_out_outdated,
+    hold_at_floor,
+    scale_by_metrics,
+)
+
+
+def decide_existing(
+    ctx: Context, inst: Instance, pool: limits.Pool, *, memo_key: Hashable
+) -> Decision:
+    """The decision for an instance that has a Deployment: the chain, then ``repair_drift``."""
+    d = inst.deployment
+    assert d is not None
+    decision = next((found for rule in EXISTING if (found := rule(ctx, inst, pool))), None)
+    if decision is None:
+        decision = Decision(
+            action=None, resources=d.current, scaling=d.scaling, cpu_shortage_m=d.saturation_m
+        )
+    if decision.writes:
+        return decision
+    return repair_drift(ctx, inst, pool, settled=decision, memo_key=memo_key) or decision

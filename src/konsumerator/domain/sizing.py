@@ -1,0 +1,137 @@
+"""Sizing: the resources one instance is proposed, and the global pool they draw from.
+
+This is where an instance's CPU and memory requests are computed:
+``Sizing.propose`` takes the instance's estimate from the metrics
+(``prediction.instance_estimate``, the Go predictor's rule), or the fallback
+without metrics, bounds it by the container policies (``limits``) and draws
+the increase from the global pool. The pool is passed in explicitly: it is
+the one piece of state shared by the instances of a pass, drawn in index
+order so the result is deterministic.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from konsumerator.domain import fallbacks, limits, prediction
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.resources import NO_RESOURCES, Resources
+from konsumerator.domain.specs import ConsumerConfig, FallbackStrategy
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    resources: dict[str, Resources]
+    # CPU (millicores) the limits withheld from what the instance needs.
+    cpu_shortage_m: int
+
+
+def template_containers(config: ConsumerConfig) -> list[str]:
+    pod = (config.deployment_template.get("template") or {}).get("spec") or {}
+    return [str(c.get("name", "")) for c in pod.get("containers") or []]
+
+
+def global_pool(*, config: ConsumerConfig, held: Sequence[Mapping[str, Resources]]) -> limits.Pool:
+    """The global pool left after what the claimed instances (``held``) already request."""
+    used_cpu = used_mem = 0
+    for current in held:
+        for r in current.values():
+            used_cpu += r.cpu_req_m or 0
+            used_mem += r.mem_req_b or 0
+    return limits.Pool(pool=config.global_pool, used_cpu_m=used_cpu, used_mem_b=used_mem)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """What every instance's proposal in one pass shares."""
+
+    config: ConsumerConfig
+    snapshot: MetricsSnapshot | None
+    containers: tuple[str, ...]
+    fallback: Mapping[str, Resources]
+
+    @classmethod
+    def for_pass(
+        cls,
+        *,
+        config: ConsumerConfig,
+        snapshot: MetricsSnapshot | None,
+        num_instances: int,
+        deployments: Sequence[ObservedDeployment],
+    ) -> "Sizing":
+        # In manual mode (no autoscaling) every instance's resources are the
+        # policy's, which the operator keeps: a fleet-derived guess would let one
+        # hand-edited instance resize all the others.
+        manual = config.autoscaling is None and not config.paused
+        fallback = fallbacks.compute(
+            strategy=config.fallback,
+            policies=config.policies,
+            num_instances=num_instances,
+            existing=[]
+            if manual
+            else [d.current for d in sorted(deployments, key=lambda d: d.name)],
+        )
+        return cls(
+            config=config,
+            snapshot=snapshot,
+            containers=tuple(template_containers(config)),
+            fallback=fallback,
+        )
+
+    def propose(
+        self,
+        *,
+        partitions: tuple[int, ...],
+        current: Mapping[str, Resources],
+        critical: bool,
+        pool: limits.Pool,
+    ) -> Proposal:
+        """Every container's resources for an instance, drawn from ``pool``."""
+        config = self.config
+        if config.paused:
+            return Proposal(resources=self.floors(), cpu_shortage_m=0)
+        autoscaling = config.autoscaling
+        sized = (
+            prediction.instance_estimate(
+                snapshot=self.snapshot, partitions=partitions, autoscaling=autoscaling
+            )
+            if autoscaling is not None and self.snapshot is not None
+            else None
+        )
+        proposed: dict[str, Resources] = {}
+        shortage = 0
+        for name in self.containers:
+            bounds = config.policies.get(name)
+            # Every container gets the instance's estimate (the Go predictor's
+            # rule; policies keep sidecars small), or its fallback without one.
+            estimate = sized if sized is not None else self.fallback.get(name, NO_RESOURCES)
+            if estimate.is_empty and bounds is None:
+                proposed[name] = NO_RESOURCES
+                continue
+            if critical:
+                limited = limits.critical(estimate=estimate, bounds=bounds)
+            else:
+                limited = limits.apply_policy(estimate=estimate, bounds=bounds)
+            grant = pool.grant(
+                current=current.get(name, NO_RESOURCES), wanted=limited, bounds=bounds
+            )
+            proposed[name] = grant.resources
+            shortage += grant.cpu_shortage_m
+            if bounds is not None and bounds.min_cpu_m != bounds.max_cpu_m:
+                # A container pinned by its policy (a sidecar) is sized on
+                # purpose; only a cut on a container allowed to grow starves it.
+                shortage += max(0, (estimate.cpu_req_m or 0) - (limited.cpu_req_m or 0))
+        return Proposal(resources=proposed, cpu_shortage_m=shortage)
+
+    def floors(self) -> dict[str, Resources]:
+        """Paused autoscaling: every container at its policy's minAllowed (nothing drawn)."""
+        floors: dict[str, Resources] = {}
+        for name in self.containers:
+            bounds = self.config.policies.get(name)
+            floor = (
+                None
+                if bounds is None
+                else fallbacks.from_policy(bounds=bounds, strategy=FallbackStrategy.MIN)
+            )
+            floors[name] = floor or NO_RESOURCES
+        return floors
