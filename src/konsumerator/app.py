@@ -27,10 +27,12 @@ import structlog
 from prometheus_client import ProcessCollector
 
 from konsumerator.api import keys
+from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.configmap import spec_changed as configmap_changed
 from konsumerator.controllers.consumer import ConsumerController
 from konsumerator.controllers.consumer import spec_changed as consumer_changed
+from konsumerator.controllers.events import EventReporter
 from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.kube import connecting
@@ -193,9 +195,8 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     ]
     prometheus = httpx2.AsyncClient(trust_env=False)
     pipeline = Pipeline(
-        client=client,
-        writer=writer,
-        events=events,
+        actuator=KubeActuator(client=client, writer=writer),
+        reporter=EventReporter(events=events),
         provider=MetricsProvider(
             client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)
         ),

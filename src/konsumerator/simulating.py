@@ -2,17 +2,19 @@
 
 A user checks a Consumer against a recorded incident before deploying it:
 each step of the timeline advances a virtual clock, says what Prometheus
-would answer, and runs exactly one reconcile pass of the same ``plan()`` the
-operator runs, against an in-memory cluster that starts empty and keeps what
-earlier passes wrote. Prometheus is consulted only when the operator would
-(``minSyncPeriod``), so a step's metrics between two syncs are not seen, just
-as in production.
+would answer, and runs exactly one reconcile pass of the operator's own
+``Pipeline`` (gather, decide, act, report), wired to an in-memory cluster that
+starts empty and keeps what earlier passes wrote (``Replay``). Prometheus is
+consulted only when the operator would (``minSyncPeriod``), so a step's
+metrics between two syncs are not seen, just as in production.
 
 Speed matters (a 10,000-step, 100-instance timeline should take seconds), so
 the in-memory cluster keeps each Deployment's observed view and its JSON
 output fragment, and only re-derives them for Deployments a pass wrote.
 """
 
+import asyncio
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -24,11 +26,14 @@ from typing import Any, TextIO
 import yaml
 
 from konsumerator.api import keys, manifests
-from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
+from konsumerator.api.v1 import ConsumerSpec, SpecError
+from konsumerator.controllers.acting import Outcome
+from konsumerator.controllers.reconciling import Pass, Pipeline
 from konsumerator.domain import durations, planning
 from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
-from konsumerator.domain.specs import ConsumerConfig, Owner
+from konsumerator.prom.providing import ProviderResult
+from konsumerator.prom.queries import PrometheusConfig
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -219,6 +224,21 @@ class MemoryCluster:
     def observed(self) -> list[ObservedDeployment]:
         return list(self._observed.values())
 
+    def by_index(self, *, index: str, value: str) -> list[ObservedDeployment]:
+        """``ports.DeploymentsView``: every Deployment here is the one owner's."""
+        return self.observed() if value == self._owner_uid else []
+
+    async def act(self, *, plan: planning.Plan, namespace: str, owner_uid: str) -> Outcome:
+        """``ports.Actuator``: the plan's writes, which always succeed here."""
+        outcome = Outcome()
+        for delete in plan.deletes:
+            self.delete(delete.name)
+            outcome.done.append(delete)
+        for apply in plan.applies:
+            self.apply(apply.body)
+            outcome.done.append(apply)
+        return outcome
+
     def deployments_json(self) -> str:
         """All Deployments in instance order; the order is recomputed only when names change."""
         if self._order is None:
@@ -231,6 +251,118 @@ class MemoryCluster:
         return "{" + ",".join(self._fragments[n] for n in self._order) + "}"
 
 
+class TimelineMetrics:
+    """The ``ports.MetricsSource`` of a replay: each step says what Prometheus would answer.
+
+    Asked only when the operator would ask (``minSyncPeriod`` has passed), so a
+    step's metrics between two syncs are not seen, as in production.
+    """
+
+    def __init__(self) -> None:
+        self.answer: MetricsSnapshot | None = None
+        self._snapshot: MetricsSnapshot | None = None
+        self._synced_at: datetime | None = None
+
+    async def get(
+        self,
+        *,
+        key: str,
+        config: PrometheusConfig,
+        num_partitions: int,
+        min_sync_period_seconds: float,
+        now: datetime,
+    ) -> ProviderResult:
+        if not refresh_due(
+            synced_at=self._synced_at, now=now, min_sync_period_s=min_sync_period_seconds
+        ):
+            return ProviderResult(
+                snapshot=self._snapshot, synced_at=self._synced_at, refreshed=False
+            )
+        if self.answer is None:
+            return ProviderResult(
+                snapshot=self._snapshot,
+                synced_at=self._synced_at,
+                refreshed=False,
+                error="every Prometheus address failed",
+            )
+        self._snapshot, self._synced_at = self.answer, now
+        return ProviderResult(snapshot=self._snapshot, synced_at=now, refreshed=True)
+
+    def seed(self, *, key: str, snapshot: MetricsSnapshot, synced_at: datetime) -> None:
+        if self._synced_at is None or self._synced_at < synced_at:
+            self._snapshot, self._synced_at = snapshot, synced_at
+
+    def forget(self, *, key: str) -> None:
+        self._snapshot = self._synced_at = None
+
+
+class Silent:
+    """The ``ports.Reporter`` of a replay: its output is the status and the Deployments."""
+
+    async def passed(
+        self,
+        *,
+        key: str,
+        source: manifests.Source,
+        plan: planning.Plan,
+        outcome: Outcome,
+        metrics: planning.Metrics,
+        refusal: str | None,
+    ) -> None:
+        return None
+
+    async def rejected(self, *, manifest: Mapping[str, Any], reason: str, message: str) -> None:
+        return None
+
+
+class Replay:
+    """The operator's ``Pipeline`` over an in-memory cluster, a timeline and a virtual clock.
+
+    ``step`` runs exactly one reconcile pass, as the operator would when its
+    requeue or a watch event fires; the status of each pass is the previous
+    status of the next, as the status subresource is for the operator.
+    """
+
+    def __init__(
+        self, *, source: manifests.Source, spec: ConsumerSpec, start: datetime = START
+    ) -> None:
+        # A manifest without a UID (a file) still owns its Deployments.
+        self.source = dataclasses.replace(source, uid=source.uid or "simulated")
+        self.spec = spec
+        self.start = self.now = start
+        self.cluster = MemoryCluster(owner_uid=self.source.uid)
+        self.metrics = TimelineMetrics()
+        self.pipeline = Pipeline(
+            deployments=self.cluster,
+            provider=self.metrics,
+            actuator=self.cluster,
+            reporter=Silent(),
+            now=lambda: self.now,
+        )
+        self.status: dict[str, Any] = {}
+        self._loop = asyncio.new_event_loop()
+
+    def step(self, *, advance_s: float, metrics: MetricsSnapshot | None) -> Pass:
+        """Advance the clock, set what Prometheus answers (None: it fails), run one pass."""
+        self.now += timedelta(seconds=advance_s)
+        self.metrics.answer = metrics
+        done = self._loop.run_until_complete(
+            self.pipeline.run(
+                key=self.source.name, source=self.source, spec=self.spec, previous=self.status
+            )
+        )
+        self.status = done.status
+        return done
+
+    def close(self) -> None:
+        self._loop.close()
+
+
+# The status fields ``simulate`` prints, in order (its output format predates the
+# shared pipeline and is kept byte for byte).
+_STATUS_FIELDS = ("expected", "running", "paused", "missing", "lagging", "outdated")
+
+
 def run(
     *,
     source: manifests.Source,
@@ -240,50 +372,16 @@ def run(
     start: datetime = START,
 ) -> None:
     """Replay ``steps`` and write one JSON line per step to ``out``."""
-    config: ConsumerConfig = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
-    owner = Owner(
-        api_version=source.api_version,
-        kind=source.kind,
-        name=source.name,
-        uid=source.uid or "simulated",
-    )
-    cluster = MemoryCluster(owner_uid=owner.uid)
-    now = start
-    snapshot: MetricsSnapshot | None = None
-    synced_at: datetime | None = None
-    for number, step in enumerate(steps, start=1):
-        now += timedelta(seconds=step.advance_s)
-        refreshed = False
-        error = None
-        autoscaling = config.autoscaling
-        if autoscaling is not None and refresh_due(
-            synced_at=synced_at, now=now, min_sync_period_s=autoscaling.min_sync_period_s
-        ):
-            if step.metrics is None:
-                error = "every Prometheus address failed"
-            else:
-                snapshot, synced_at, refreshed = step.metrics, now, True
-        result = planning.plan(
-            config=config,
-            owner=owner,
-            deployments=cluster.observed(),
-            metrics=planning.Metrics(
-                snapshot=snapshot, refreshed=refreshed, synced_at=synced_at, error=error
-            ),
-            now=now,
-        )
-        for delete in result.deletes:
-            cluster.delete(delete.name)
-        for apply in result.applies:
-            cluster.apply(apply.body)
-        c = result.counters
-        status = (
-            f'{{"expected":{c.expected},"running":{c.running},"paused":{c.paused},'
-            f'"missing":{c.missing},"lagging":{c.lagging},"outdated":{c.outdated}}}'
-        )
-        t = (now - start).total_seconds()
-        t_text = str(int(t)) if t == int(t) else repr(t)
-        out.write(
-            f'{{"step":{number},"t":{t_text},"status":{status},'
-            f'"deployments":{cluster.deployments_json()}}}\n'
-        )
+    replay = Replay(source=source, spec=spec, start=start)
+    try:
+        for number, step in enumerate(steps, start=1):
+            status = replay.step(advance_s=step.advance_s, metrics=step.metrics).status
+            counters = ",".join(f'"{k}":{status[k]}' for k in _STATUS_FIELDS)
+            t = (replay.now - start).total_seconds()
+            t_text = str(int(t)) if t == int(t) else repr(t)
+            out.write(
+                f'{{"step":{number},"t":{t_text},"status":{{{counters}}},'
+                f'"deployments":{replay.cluster.deployments_json()}}}\n'
+            )
+    finally:
+        replay.close()

@@ -156,3 +156,22 @@ async def act(
     if outcome.failures:
         log.warning("writes failed", failures=outcome.failures[:10], total=len(outcome.failures))
     return outcome
+
+
+class KubeActuator:
+    """The ``ports.Actuator`` of the operator: server-side apply on the API server."""
+
+    def __init__(self, *, client: ApiClient, writer: Writer, concurrency: int = 16) -> None:
+        self._client = client
+        self._writer = writer
+        self._concurrency = concurrency
+
+    async def act(self, *, plan: Plan, namespace: str, owner_uid: str) -> Outcome:
+        return await act(
+            client=self._client,
+            writer=self._writer,
+            plan=plan,
+            namespace=namespace,
+            owner_uid=owner_uid,
+            concurrency=self._concurrency,
+        )

@@ -4,14 +4,19 @@ Both controllers (CRD mode and guest mode) read their object, validate it
 into a ``ConsumerSpec`` and hand it here; they differ only in where the spec
 comes from and where the status goes.
 
-1. **Gather**, with no API call: the owned Deployments from the watch cache's
-   owner index, and a metrics snapshot from the Prometheus provider, which
-   queries only when ``minSyncPeriod`` has passed (three queries per
-   Consumer per sync, whatever the partition count).
+Every step goes through a port (``controllers.ports``), so the operator,
+``konsumerator simulate`` and the scorecard run this same pass:
+
+1. **Gather**, with no API call: the owned Deployments from the
+   ``DeploymentsView`` (the watch cache's owner index), and a metrics snapshot
+   from the ``MetricsSource`` (the Prometheus provider queries only when
+   ``minSyncPeriod`` has passed: three queries per Consumer per sync,
+   whatever the partition count).
 2. **Decide**: ``domain.planning.plan``, a pure function.
-3. **Act**: ``acting.act`` performs exactly the plan's writes.
-4. **Report**: the status (written by the caller only if it changed) and
-   Events: Normal for what was done, Warning for what went wrong.
+3. **Act**: the ``Actuator`` performs exactly the plan's writes
+   (``acting.KubeActuator``).
+4. **Report**: the status (written by the caller only if it changed), and the
+   ``Reporter``'s Events: Normal for what was done, Warning for what went wrong.
 """
 
 import asyncio
@@ -28,21 +33,17 @@ import structlog
 from konsumerator.api import keys, manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
 from konsumerator.controllers import acting, reporting
+from konsumerator.controllers.ports import Actuator, DeploymentsView, MetricsSource, Reporter
 from konsumerator.domain import planning, rendering
 from konsumerator.domain.observed import ObservedDeployment
-from konsumerator.domain.planning import Action, Apply, Plan
+from konsumerator.domain.planning import Plan
 from konsumerator.domain.specs import ConsumerConfig, Owner
-from konsumerator.kube.eventing import EventRecorder, InvolvedObject
-from konsumerator.kube.requesting import ApiClient
-from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
-from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
-from konsumerator.runtime.stores import Store
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -66,18 +67,11 @@ class Pass:
     """What one reconcile did: the status to report and whether to retry soon."""
 
     status: dict[str, Any]
+    # What the pass decided (the writes done are in ``outcome``).
+    plan: Plan
     requeue_after_s: float | None
     retry: bool
     failures: tuple[str, ...]
-
-
-_REASONS = {
-    Action.CREATE: "Created",
-    Action.ROLLOUT: "RolledOut",
-    Action.SCALE: "Scaled",
-    Action.ANNOTATE: "ScalingStatus",
-    Action.REPAIR: "Repaired",
-}
 
 
 def _prometheus_config(spec: ConsumerSpec) -> PrometheusConfig | None:
@@ -118,46 +112,44 @@ def refusal(*, policy: AddressPolicy, source: manifests.Source, spec: ConsumerSp
     )
 
 
-def _involved(source: manifests.Source) -> InvolvedObject:
-    return InvolvedObject(
-        api_version=source.api_version,
-        kind=source.kind,
-        namespace=source.namespace,
-        name=source.name,
-        uid=source.uid,
-    )
-
-
 class Pipeline:
+    """One reconcile pass over ports (``controllers.ports``): whoever drives it, it is this one.
+
+    The operator wires the real ports (``app.py``); ``konsumerator simulate`` and the
+    scorecard wire an in-memory cluster and a virtual clock (``simulating``).
+    """
+
     def __init__(
         self,
         *,
-        client: ApiClient,
-        writer: Writer,
-        events: EventRecorder,
-        provider: MetricsProvider,
-        deployments: Store[ObservedDeployment],
+        deployments: DeploymentsView,
+        provider: MetricsSource,
+        actuator: Actuator,
+        reporter: Reporter,
         now: Callable[[], datetime],
         metrics: ConsumerMetrics | None = None,
-        write_concurrency: int = 16,
         clock: Callable[[], float] = time.perf_counter,
         addresses: AddressPolicy = ALLOW_ALL,
     ) -> None:
         self._addresses = addresses
         self._gauges = metrics
         self._clock = clock
-        self._client = client
-        self._writer = writer
-        self._events = events
+        self._actuator = actuator
+        self._reporter = reporter
         self._provider = provider
         self._deployments = deployments
         self._now = now
-        self._concurrency = write_concurrency
         self._seeded: set[str] = set()
+        self._states = reporting.SyncStates()
+        # The last spec each Consumer was converted from, and its config: a replay
+        # hands the same spec to every pass (the operator reads it afresh).
+        self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
 
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
         self._seeded.discard(key)
+        self._states.forget(key=key)
+        self._configs.pop(key, None)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
 
@@ -196,6 +188,14 @@ class Pipeline:
             error_reason=result.error_reason,
         )
 
+    def _config(self, *, key: str, spec: ConsumerSpec, paused: bool) -> ConsumerConfig:
+        last = self._configs.get(key)
+        if last is not None and last[0] is spec and last[1] == paused:
+            return last[2]
+        config = to_config(spec, paused=paused)
+        self._configs[key] = (spec, paused, config)
+        return config
+
     async def run(
         self,
         *,
@@ -206,7 +206,9 @@ class Pipeline:
         state_budget_bytes: int = reporting.STATE_BUDGET_BYTES,
     ) -> Pass:
         now = self._now()
-        config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
+        config = self._config(
+            key=key, spec=spec, paused=keys.DISABLE_AUTOSCALER in source.annotations
+        )
         owner = Owner(
             api_version=source.api_version, kind=source.kind, name=source.name, uid=source.uid
         )
@@ -226,13 +228,8 @@ class Pipeline:
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)
-        outcome = await acting.act(
-            client=self._client,
-            writer=self._writer,
-            plan=plan,
-            namespace=config.namespace,
-            owner_uid=source.uid,
-            concurrency=self._concurrency,
+        outcome = await self._actuator.act(
+            plan=plan, namespace=config.namespace, owner_uid=source.uid
         )
         if self._gauges is not None:
             self._gauges.deployments_written(
@@ -252,78 +249,18 @@ class Pipeline:
             now=now,
             state_budget_bytes=state_budget_bytes,
             refusal=refused,
+            states=(self._states, key),
         )
-        await self._report(
-            source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refused
-        )
-        log.info(
-            "reconciled",
-            consumer=key,
-            applies=len(plan.applies),
-            deletes=len(plan.deletes),
-            failures=len(outcome.failures),
-            refreshed=metrics.refreshed,
-            **reporting.counters(plan.counters),
+        await self._reporter.passed(
+            key=key, source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refused
         )
         return Pass(
             status=status,
+            plan=plan,
             requeue_after_s=plan.requeue_after_s,
             retry=outcome.retry or bool(outcome.failures),
             failures=tuple(outcome.failures),
         )
-
-    async def _report(
-        self,
-        *,
-        source: manifests.Source,
-        plan: Plan,
-        outcome: acting.Outcome,
-        metrics: planning.Metrics,
-        refusal: str | None,
-    ) -> None:
-        obj = _involved(source)
-        for item in outcome.done:
-            if isinstance(item, Apply):
-                status = item.body["metadata"]["annotations"][keys.SCALING_STATUS]
-                saturated = item.action is Action.ANNOTATE and status == "SATURATED"
-                # A repair undoes somebody's edit of a Deployment we manage: say so loudly.
-                warning = saturated or item.action is Action.REPAIR
-                await self._events.record(
-                    obj=obj,
-                    type="Warning" if warning else "Normal",
-                    reason="Saturated" if saturated else _REASONS[item.action],
-                    message=item.message,
-                )
-            else:
-                await self._events.record(
-                    obj=obj,
-                    type="Normal",
-                    reason="Deleted",
-                    message=f"deleted {item.name}: {item.reason}",
-                )
-        for name in [*plan.conflicts, *outcome.conflicts]:
-            await self._events.record(
-                obj=obj,
-                type="Warning",
-                reason="NameConflict",
-                message=f"Deployment {name} exists and is not owned by this {source.kind}; "
-                "it is left alone and the instance is not run",
-            )
-        for failure in outcome.failures:
-            await self._events.record(
-                obj=obj, type="Warning", reason="WriteFailed", message=failure
-            )
-        if refusal is not None:
-            await self._events.record(
-                obj=obj, type="Warning", reason="AddressNotAllowed", message=refusal
-            )
-        if metrics.error is not None:
-            await self._events.record(
-                obj=obj,
-                type="Warning",
-                reason=reporting.metrics_reason(metrics),
-                message=metrics.error,
-            )
 
     async def reconcile(
         self,
@@ -452,10 +389,5 @@ class Pipeline:
             ),
             write_status=write_status,
         )
-        await self._events.record(
-            obj=_involved(manifests.identify(manifest)),
-            type="Warning",
-            reason=reason,
-            message=message,
-        )
+        await self._reporter.rejected(manifest=manifest, reason=reason, message=message)
         raise TerminalError(message)

@@ -132,6 +132,34 @@ def sync_state(
     return state if state_size(state) <= budget_bytes else None
 
 
+class SyncStates:
+    """Each Consumer's last ``lastSyncState``, by the snapshot it encodes.
+
+    A snapshot is refreshed every ``minSyncPeriod`` but reported on every
+    pass: encoding it once per refresh, not per pass, is most of the cost of
+    a pass's status at a few hundred partitions. The state is shared by the
+    statuses of those passes, which nobody mutates.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[
+            str, tuple[MetricsSnapshot, int, int, dict[str, dict[str, int]] | None]
+        ] = {}
+
+    def get(
+        self, *, key: str, snapshot: MetricsSnapshot, num_partitions: int, budget_bytes: int
+    ) -> dict[str, dict[str, int]] | None:
+        last = self._last.get(key)
+        if last is not None and last[0] is snapshot and last[1:3] == (num_partitions, budget_bytes):
+            return last[3]
+        state = sync_state(snapshot, num_partitions=num_partitions, budget_bytes=budget_bytes)
+        self._last[key] = (snapshot, num_partitions, budget_bytes, state)
+        return state
+
+    def forget(self, *, key: str) -> None:
+        self._last.pop(key, None)
+
+
 def snapshot_from_state(state: object) -> MetricsSnapshot | None:
     """Inverse of :func:`sync_state`, for seeding the cache after a restart."""
     if not isinstance(state, Mapping) or not state:
@@ -184,15 +212,21 @@ def status(
     now: datetime,
     state_budget_bytes: int = STATE_BUDGET_BYTES,
     refusal: str | None = None,
+    states: tuple[SyncStates, str] | None = None,
 ) -> dict[str, Any]:
     """The status a pass reports, ``lastSyncState`` within ``state_budget_bytes``.
 
     ``refusal`` says why Prometheus was not asked at all (a disallowed address).
+    ``states`` (the cache and this Consumer's key) encodes a snapshot once.
     """
     c = plan.counters
     result: dict[str, Any] = {**previous, **counters(c), "observedGeneration": generation}
     omitted = _sync(
-        result, metrics=metrics, num_partitions=num_partitions, budget_bytes=state_budget_bytes
+        result,
+        metrics=metrics,
+        num_partitions=num_partitions,
+        budget_bytes=state_budget_bytes,
+        states=states,
     )
     if conflicts:
         ready = condition(
@@ -271,7 +305,12 @@ def status(
 
 
 def _sync(
-    result: dict[str, Any], *, metrics: Metrics, num_partitions: int, budget_bytes: int
+    result: dict[str, Any],
+    *,
+    metrics: Metrics,
+    num_partitions: int,
+    budget_bytes: int,
+    states: tuple[SyncStates, str] | None = None,
 ) -> str | None:
     """Put the metrics cache into ``result``; a note for the condition if it was left out.
 
@@ -283,7 +322,16 @@ def _sync(
             del result["lastSyncState"]
         return None
     result["lastSyncTime"] = rendering.format_time(metrics.synced_at)
-    state = sync_state(metrics.snapshot, num_partitions=num_partitions, budget_bytes=budget_bytes)
+    state = (
+        sync_state(metrics.snapshot, num_partitions=num_partitions, budget_bytes=budget_bytes)
+        if states is None
+        else states[0].get(
+            key=states[1],
+            snapshot=metrics.snapshot,
+            num_partitions=num_partitions,
+            budget_bytes=budget_bytes,
+        )
+    )
     if state is not None:
         result["lastSyncState"] = state
         return None

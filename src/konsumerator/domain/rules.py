@@ -321,17 +321,23 @@ def repair_drift(
         if not changed:
             pool.restore(saved)
     level = reported_shortage(settled.scaling, settled.cpu_shortage_m)
-    changed += _drifted(
-        d,
-        key=(memo_key, inst.index, inst.partitions, tuple(target.items()), settled.scaling, level),
-        render=functools.partial(
-            ctx.render,
-            index=inst.index,
-            partitions=inst.partitions,
-            resources=target,
-            scaling=settled.scaling,
-            cpu_shortage_m=settled.cpu_shortage_m,
-        ),
+    key = (memo_key, inst.index, inst.partitions, tuple(target.items()), settled.scaling, level)
+    memo = d.drift_memo.get(key)
+    changed += (
+        memo
+        if memo is not None
+        else _drifted(
+            d,
+            key=key,
+            render=functools.partial(
+                ctx.render,
+                index=inst.index,
+                partitions=inst.partitions,
+                resources=target,
+                scaling=settled.scaling,
+                cpu_shortage_m=settled.cpu_shortage_m,
+            ),
+        )
     )
     if not changed:
         return None
@@ -358,11 +364,14 @@ def decide_existing(
     """The decision for an instance that has a Deployment: the chain, then ``repair_drift``."""
     d = inst.deployment
     assert d is not None
-    decision = next((found for rule in EXISTING if (found := rule(ctx, inst, pool))), None)
-    if decision is None:
+    for rule in EXISTING:
+        decision = rule(ctx, inst, pool)
+        if decision is not None:
+            break
+    else:
         decision = Decision(
             action=None, resources=d.current, scaling=d.scaling, cpu_shortage_m=d.saturation_m
         )
-    if decision.writes:
+    if decision.action is not None:
         return decision
     return repair_drift(ctx, inst, pool, settled=decision, memo_key=memo_key) or decision

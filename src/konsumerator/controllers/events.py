@@ -1,0 +1,133 @@
+"""The operator's ``ports.Reporter``: Events on the API server and one log line per pass.
+
+Normal Events for what was done, Warning Events for what went wrong (a
+name conflict, a failed write, a refused Prometheus address, failed
+metrics) and for a repair, which undoes somebody's edit.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from konsumerator.api import manifests
+from konsumerator.controllers import reporting
+from konsumerator.controllers.acting import Outcome
+from konsumerator.domain.planning import Action, Apply, Metrics, Plan
+from konsumerator.domain.scaling import ScalingStatus
+from konsumerator.kube.eventing import EventRecorder, InvolvedObject
+
+log = structlog.stdlib.get_logger("konsumerator.controllers.reconciling")
+
+_REASONS = {
+    Action.CREATE: "Created",
+    Action.ROLLOUT: "RolledOut",
+    Action.SCALE: "Scaled",
+    Action.ANNOTATE: "ScalingStatus",
+    Action.REPAIR: "Repaired",
+}
+
+
+def involved(source: manifests.Source) -> InvolvedObject:
+    return InvolvedObject(
+        api_version=source.api_version,
+        kind=source.kind,
+        namespace=source.namespace,
+        name=source.name,
+        uid=source.uid,
+    )
+
+
+class EventReporter:
+    def __init__(self, *, events: EventRecorder) -> None:
+        self._events = events
+
+    async def passed(
+        self,
+        *,
+        key: str,
+        source: manifests.Source,
+        plan: Plan,
+        outcome: Outcome,
+        metrics: Metrics,
+        refusal: str | None,
+    ) -> None:
+        await self._written(source=source, outcome=outcome)
+        await self._problems(
+            source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refusal
+        )
+        log.info(
+            "reconciled",
+            consumer=key,
+            applies=len(plan.applies),
+            deletes=len(plan.deletes),
+            failures=len(outcome.failures),
+            refreshed=metrics.refreshed,
+            **reporting.counters(plan.counters),
+        )
+
+    async def _written(self, *, source: manifests.Source, outcome: Outcome) -> None:
+        obj = involved(source)
+        for item in outcome.done:
+            if isinstance(item, Apply):
+                saturated = (
+                    item.action is Action.ANNOTATE
+                    and item.scaling.status is ScalingStatus.SATURATED
+                )
+                # A repair undoes somebody's edit of a Deployment we manage: say so loudly.
+                warning = saturated or item.action is Action.REPAIR
+                await self._events.record(
+                    obj=obj,
+                    type="Warning" if warning else "Normal",
+                    reason="Saturated" if saturated else _REASONS[item.action],
+                    message=item.message,
+                )
+            else:
+                await self._events.record(
+                    obj=obj,
+                    type="Normal",
+                    reason="Deleted",
+                    message=f"deleted {item.name}: {item.reason}",
+                )
+
+    async def _problems(
+        self,
+        *,
+        source: manifests.Source,
+        plan: Plan,
+        outcome: Outcome,
+        metrics: Metrics,
+        refusal: str | None,
+    ) -> None:
+        obj = involved(source)
+        for name in [*plan.conflicts, *outcome.conflicts]:
+            await self._events.record(
+                obj=obj,
+                type="Warning",
+                reason="NameConflict",
+                message=f"Deployment {name} exists and is not owned by this {source.kind}; "
+                "it is left alone and the instance is not run",
+            )
+        for failure in outcome.failures:
+            await self._events.record(
+                obj=obj, type="Warning", reason="WriteFailed", message=failure
+            )
+        if refusal is not None:
+            await self._events.record(
+                obj=obj, type="Warning", reason="AddressNotAllowed", message=refusal
+            )
+        if metrics.error is not None:
+            await self._events.record(
+                obj=obj,
+                type="Warning",
+                reason=reporting.metrics_reason(metrics),
+                message=metrics.error,
+            )
+
+    async def rejected(self, *, manifest: Mapping[str, Any], reason: str, message: str) -> None:
+        await self._events.record(
+            obj=involved(manifests.identify(manifest)),
+            type="Warning",
+            reason=reason,
+            message=message,
+        )

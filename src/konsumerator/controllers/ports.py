@@ -1,0 +1,70 @@
+"""What a reconcile pass needs from the world, as small Protocols.
+
+``reconciling.Pipeline`` depends on these only, so one pass runs the same
+way whoever drives it: ``app.py`` wires the real ones (the Deployment watch
+cache, the Prometheus provider, server-side apply, Events on the API
+server); ``konsumerator simulate`` and the autoscaling scorecard wire an
+in-memory cluster, a timeline of metrics and a virtual clock
+(``simulating``).
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from konsumerator.api import manifests
+from konsumerator.controllers.acting import Outcome
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.planning import Metrics, Plan
+from konsumerator.prom.providing import ProviderResult
+from konsumerator.prom.queries import PrometheusConfig
+
+
+class DeploymentsView(Protocol):
+    """What is read: the Deployments as last observed, by index (the owner's UID)."""
+
+    def by_index(self, *, index: str, value: str) -> Sequence[ObservedDeployment]: ...
+
+
+class MetricsSource(Protocol):
+    """What is read: a metrics snapshot, refreshed at most every ``minSyncPeriod``."""
+
+    async def get(
+        self,
+        *,
+        key: str,
+        config: PrometheusConfig,
+        num_partitions: int,
+        min_sync_period_seconds: float,
+        now: datetime,
+    ) -> ProviderResult: ...
+
+    def seed(self, *, key: str, snapshot: MetricsSnapshot, synced_at: datetime) -> None: ...
+
+    def forget(self, *, key: str) -> None: ...
+
+
+class Actuator(Protocol):
+    """What is done: exactly the plan's writes, every failure collected."""
+
+    async def act(self, *, plan: Plan, namespace: str, owner_uid: str) -> Outcome: ...
+
+
+class Reporter(Protocol):
+    """Where a pass reports what it did and what went wrong (Events, the pass's log line)."""
+
+    async def passed(
+        self,
+        *,
+        key: str,
+        source: manifests.Source,
+        plan: Plan,
+        outcome: Outcome,
+        metrics: Metrics,
+        refusal: str | None,
+    ) -> None: ...
+
+    async def rejected(self, *, manifest: Mapping[str, Any], reason: str, message: str) -> None:
+        """An object that cannot be used (invalid spec, undecodable)."""
+        ...
