@@ -59,14 +59,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from konsumerator.api import keys
-from konsumerator.api.v1 import to_config
-from konsumerator.domain import planning
-from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
+from konsumerator.api import keys, manifests
+from konsumerator.api.v1 import ConsumerSpec, to_config
+from konsumerator.domain.metrics import refresh_due
 from konsumerator.domain.specs import ConsumerConfig, Owner
 from konsumerator.sim import model as sim
 from konsumerator.sim.live import instances_from, worker_container
-from konsumerator.simulating import START, MemoryCluster, load_consumer
+from konsumerator.simulating import START, Replay, load_consumer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "autoscaling"
@@ -82,6 +81,9 @@ class Scenario:
     trace: sim.Trace
     config: ConsumerConfig
     owner: Owner
+    # The Consumer as read from its file: what the operator's pass starts from.
+    source: manifests.Source
+    spec: ConsumerSpec
     true_rate_per_core: float
     restart_s: float
     dt_s: float
@@ -111,46 +113,34 @@ class Policy(Protocol):
 
 
 class Upstream:
-    """The planning core as the operator runs it (refresh every minSyncPeriod)."""
+    """The operator's own reconcile pass (``Pipeline``), run every minSyncPeriod."""
 
     def __init__(self) -> None:
-        self._cluster: MemoryCluster | None = None
+        self._replay: Replay | None = None
         self._bodies: dict[str, dict[str, Any]] = {}
-        self._snapshot: MetricsSnapshot | None = None
-        self._synced_at = None
-        self._first = True
 
     def allocate(self, *, model: sim.Model, scenario: Scenario) -> Sequence[sim.Instance] | None:
         config = scenario.config
         autoscaling = config.autoscaling
         assert autoscaling is not None
-        if self._cluster is None:
-            self._cluster = MemoryCluster(owner_uid=scenario.owner.uid)
+        first = self._replay is None
+        if self._replay is None:
+            self._replay = Replay(source=scenario.source, spec=scenario.spec, start=START)
         now = START + timedelta(seconds=model.t)
-        refreshed = refresh_due(
-            synced_at=self._synced_at, now=now, min_sync_period_s=autoscaling.min_sync_period_s
-        )
-        if not refreshed and not self._first:
-            return None
-        self._first = False
-        if refreshed:
-            self._snapshot, self._synced_at = model.snapshot(), now
-        result = planning.plan(
-            config=config,
-            owner=scenario.owner,
-            deployments=self._cluster.observed(),
-            metrics=planning.Metrics(
-                snapshot=self._snapshot, refreshed=refreshed, synced_at=self._synced_at
-            ),
+        if not first and not refresh_due(
+            synced_at=self._replay.metrics.synced_at,
             now=now,
-        )
+            min_sync_period_s=autoscaling.min_sync_period_s,
+        ):
+            return None
+        result = self._replay.step(
+            advance_s=(now - self._replay.now).total_seconds(), metrics=model.snapshot()
+        ).plan
         if not result.applies and not result.deletes:
             return None
         for d in result.deletes:
-            self._cluster.delete(d.name)
             self._bodies.pop(d.name, None)
         for a in result.applies:
-            self._cluster.apply(a.body)
             self._bodies[a.name] = a.body
         return instances_from(self._bodies.values(), config=config, container=scenario.container)
 
@@ -357,19 +347,14 @@ def play(
 # -- the suite ----------------------------------------------------------------------------------
 
 
-def load_config(path: Path) -> tuple[ConsumerConfig, Owner]:
-    source, spec = load_consumer(path.read_text(), source=str(path))
-    config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
-    owner = Owner(
-        api_version=source.api_version, kind=source.kind, name=source.name, uid="scorecard"
-    )
-    return config, owner
+def load_config(path: Path) -> tuple[manifests.Source, ConsumerSpec]:
+    return load_consumer(path.read_text(), source=str(path))
 
 
 def suite(
     *,
-    config: ConsumerConfig,
-    owner: Owner,
+    source: manifests.Source,
+    spec: ConsumerSpec,
     seed: int,
     restart_s: float,
     dt_s: float,
@@ -377,6 +362,10 @@ def suite(
     csv: Path | None,
     only: Sequence[str] | None,
 ) -> list[Scenario]:
+    config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
+    owner = Owner(
+        api_version=source.api_version, kind=source.kind, name=source.name, uid="scorecard"
+    )
     assert config.autoscaling is not None
     believed = float(config.autoscaling.rate_per_core)
     container = worker_container(config)
@@ -398,6 +387,8 @@ def suite(
             trace=trace,
             config=config,
             owner=owner,
+            source=source,
+            spec=spec,
             true_rate_per_core=true_rate,
             restart_s=restart_s,
             dt_s=dt_s,
@@ -537,10 +528,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--publish", action="store_true", help="copy table + one plot to docs/")
     args = parser.parse_args(argv)
 
-    config, owner = load_config(ROOT / args.consumer)
+    source, spec = load_config(ROOT / args.consumer)
     scenarios = suite(
-        config=config,
-        owner=owner,
+        source=source,
+        spec=spec,
         seed=args.seed,
         restart_s=args.restart,
         dt_s=args.dt,

@@ -288,6 +288,11 @@ class TimelineMetrics:
         self._snapshot, self._synced_at = self.answer, now
         return ProviderResult(snapshot=self._snapshot, synced_at=now, refreshed=True)
 
+    @property
+    def synced_at(self) -> datetime | None:
+        """When the snapshot in use was taken (None: never)."""
+        return self._synced_at
+
     def seed(self, *, key: str, snapshot: MetricsSnapshot, synced_at: datetime) -> None:
         if self._synced_at is None or self._synced_at < synced_at:
             self._snapshot, self._synced_at = snapshot, synced_at

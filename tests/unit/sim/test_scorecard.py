@@ -35,10 +35,10 @@ def bench():
 
 @pytest.fixture(scope="module")
 def scenario(bench):
-    config, owner = bench.load_config(bench.ROOT / "examples" / "consumer.yaml")
+    source, spec = bench.load_config(bench.ROOT / "examples" / "consumer.yaml")
     (base,) = bench.suite(
-        config=config,
-        owner=owner,
+        source=source,
+        spec=spec,
         seed=3,
         restart_s=30.0,
         dt_s=5.0,
