@@ -87,3 +87,44 @@ def test_the_table_has_a_row_per_trace_and_policy(bench, scores):
     rows = [line for line in text.splitlines() if line.startswith("| incident")]
     assert [r.split("|")[2].strip() for r in rows] == ["upstream", "static-peak", "oracle"]
     assert rows[2].split("|")[10].strip() == "-"
+
+
+class _Sampled:
+    """The model as the Upstream policy sees it: a time and a metrics snapshot."""
+
+    def __init__(self, *, t: float, snapshot: object) -> None:
+        self.t = t
+        self._snapshot = snapshot
+
+    def snapshot(self) -> object:
+        return self._snapshot
+
+
+def test_the_upstream_policy_runs_the_pass_simulate_runs(bench, scenario):
+    """The scorecard scores the operator's own pass: simulate's Replay, decision for decision."""
+    from konsumerator.sim.live import instances_from
+    from konsumerator.simulating import Replay, load_timeline
+
+    timeline = bench.ROOT / "examples" / "timelines" / "incident.yaml"
+    steps = [s for s in load_timeline(timeline.read_text(), source="t") if s.metrics is not None]
+    policy, replay = bench.Upstream(), Replay(source=scenario.source, spec=scenario.spec)
+    bodies: dict[str, dict] = {}
+    t = 0.0
+    try:
+        for step in steps:
+            t += step.advance_s
+            plan = replay.step(advance_s=step.advance_s, metrics=step.metrics).plan
+            for a in plan.applies:
+                bodies[a.name] = a.body
+            expected = (
+                instances_from(
+                    bodies.values(), config=scenario.config, container=scenario.container
+                )
+                if plan.applies or plan.deletes
+                else None
+            )
+            model = _Sampled(t=t, snapshot=step.metrics)
+            assert policy.allocate(model=model, scenario=scenario) == expected
+    finally:
+        replay.close()
+    assert bodies
