@@ -30,27 +30,34 @@ condition message is at most ``MESSAGE_LIMIT`` characters, lists of names
 included. Together the status stays under 256 KiB.
 """
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from konsumerator.domain import rendering
-from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.planning import Counters, Metrics, Plan
+from konsumerator.domain.syncstate import (
+    MIN_ENTRY_BYTES,
+    STATE_BUDGET_BYTES,
+    SyncStates,
+    snapshot_from_state,
+    state_size,
+    sync_state,
+)
+
+__all__ = [
+    "MIN_ENTRY_BYTES",
+    "STATE_BUDGET_BYTES",
+    "SyncStates",
+    "snapshot_from_state",
+    "state_size",
+    "sync_state",
+]
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
-# Bytes of lastSyncState as JSON (``json.dumps``, as the guest annotation holds it;
-# the API server's compact JSON is smaller). 192 KiB keeps ~2 300 busy partitions.
-STATE_BUDGET_BYTES: Final = 192 * 1024
 # Characters of one condition message (and of an Event's, see kube.eventing).
 MESSAGE_LIMIT: Final = 1024
-# The smallest lastSyncState entry, `"0": {"consumptionRate": 0, ...}, `: a state of
-# n partitions takes at least n times this, so a too large one is never built.
-MIN_ENTRY_BYTES: Final = 70
-# The CRD says int64; a larger value (a broken exporter) would make every write fail.
-_INT64_MAX: Final = 2**63 - 1
 _UNBOUNDED_SUFFIX: Final = " (resources are left as they are)"
 
 
@@ -97,89 +104,6 @@ def listing(prefix: str, names: Sequence[str], *, limit: int = MESSAGE_LIMIT) ->
     text = prefix + ", ".join(shown)
     hidden = len(names) - len(shown)
     return bounded(text + (f" and {hidden} more" if hidden else ""), limit=limit)
-
-
-def state_size(state: object) -> int:
-    """Bytes of a ``lastSyncState`` as JSON, measured as the guest annotation writes it."""
-    return len(json.dumps(state, sort_keys=True).encode())
-
-
-def _int64(value: float | None) -> int:
-    # The CRD's fields are int64: one larger number makes the whole status
-    # write fail (422) and freezes the status. Parsing already refuses such
-    # answers; this keeps any snapshot (seeded, simulated) writable.
-    return max(-_INT64_MAX, min(truncate(value), _INT64_MAX))
-
-
-def sync_state(
-    snapshot: MetricsSnapshot, *, num_partitions: int, budget_bytes: int = STATE_BUDGET_BYTES
-) -> dict[str, dict[str, int]] | None:
-    """The Go operator's ``lastSyncState``: every partition, absent values as 0.
-
-    None when it would not fit ``budget_bytes``; decided without building it when even
-    all-zero entries would not fit, so a 100 000-partition Consumer costs nothing here.
-    """
-    if num_partitions * MIN_ENTRY_BYTES > budget_bytes:
-        return None
-    state = {
-        str(p): {
-            "productionRate": _int64(snapshot.production.get(p)),
-            "consumptionRate": _int64(snapshot.consumption.get(p)),
-            "messageBehind": _int64(snapshot.offset.get(p)),
-        }
-        for p in range(num_partitions)
-    }
-    return state if state_size(state) <= budget_bytes else None
-
-
-class SyncStates:
-    """Each Consumer's last ``lastSyncState``, by the snapshot it encodes.
-
-    A snapshot is refreshed every ``minSyncPeriod`` but reported on every
-    pass: encoding it once per refresh, not per pass, is most of the cost of
-    a pass's status at a few hundred partitions. The state is shared by the
-    statuses of those passes, which nobody mutates.
-    """
-
-    def __init__(self) -> None:
-        self._last: dict[
-            str, tuple[MetricsSnapshot, int, int, dict[str, dict[str, int]] | None]
-        ] = {}
-
-    def get(
-        self, *, key: str, snapshot: MetricsSnapshot, num_partitions: int, budget_bytes: int
-    ) -> dict[str, dict[str, int]] | None:
-        last = self._last.get(key)
-        if last is not None and last[0] is snapshot and last[1:3] == (num_partitions, budget_bytes):
-            return last[3]
-        state = sync_state(snapshot, num_partitions=num_partitions, budget_bytes=budget_bytes)
-        self._last[key] = (snapshot, num_partitions, budget_bytes, state)
-        return state
-
-    def forget(self, *, key: str) -> None:
-        self._last.pop(key, None)
-
-
-def snapshot_from_state(state: object) -> MetricsSnapshot | None:
-    """Inverse of :func:`sync_state`, for seeding the cache after a restart."""
-    if not isinstance(state, Mapping) or not state:
-        return None
-    production: dict[int, float] = {}
-    consumption: dict[int, float] = {}
-    offset: dict[int, float] = {}
-    for key, values in state.items():
-        if not str(key).isdigit() or not isinstance(values, Mapping):
-            return None
-        p = int(key)
-        for target, field in (
-            (production, "productionRate"),
-            (consumption, "consumptionRate"),
-            (offset, "messageBehind"),
-        ):
-            value = values.get(field)
-            if isinstance(value, int | float) and value:
-                target[p] = float(value)
-    return MetricsSnapshot(production=production, consumption=consumption, offset=offset)
 
 
 def metrics_reason(metrics: Metrics) -> str:

@@ -1,0 +1,56 @@
+"""The metrics-snapshot codec (``domain.syncstate``) and its per-Consumer cache.
+
+Aspects tested: a snapshot of whole, non-negative values survives the round
+trip through ``lastSyncState`` (zeros are absent values, as in the Go
+operator's format); a state over its byte budget is not built; the cache
+encodes a snapshot once and encodes again for a new snapshot, another
+partition count or another budget.
+"""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.syncstate import SyncStates, snapshot_from_state, sync_state
+
+values = st.dictionaries(
+    st.integers(min_value=0, max_value=19), st.integers(min_value=1, max_value=2**53), max_size=20
+)
+
+
+@given(production=values, consumption=values, offset=values)
+def test_a_snapshot_survives_the_round_trip_through_last_sync_state(
+    production: dict[int, int], consumption: dict[int, int], offset: dict[int, int]
+) -> None:
+    snapshot = MetricsSnapshot(
+        production={p: float(v) for p, v in production.items()},
+        consumption={p: float(v) for p, v in consumption.items()},
+        offset={p: float(v) for p, v in offset.items()},
+    )
+    state = sync_state(snapshot, num_partitions=20)
+    assert state is not None
+    assert sorted(state, key=int) == [str(p) for p in range(20)]
+    decoded = snapshot_from_state(state)
+    assert decoded is not None
+    assert dict(decoded.production) == dict(snapshot.production)
+    assert dict(decoded.consumption) == dict(snapshot.consumption)
+    assert dict(decoded.offset) == dict(snapshot.offset)
+
+
+def test_a_state_over_its_budget_is_left_out() -> None:
+    snapshot = MetricsSnapshot(production={}, consumption={}, offset={})
+    assert sync_state(snapshot, num_partitions=100, budget_bytes=1024) is None
+
+
+def test_the_cache_encodes_a_snapshot_once_per_snapshot_partition_count_and_budget() -> None:
+    cache = SyncStates()
+    one = MetricsSnapshot(production={0: 5.0}, consumption={}, offset={})
+    first = cache.get(key="c", snapshot=one, num_partitions=2, budget_bytes=10_000)
+    assert cache.get(key="c", snapshot=one, num_partitions=2, budget_bytes=10_000) is first
+    assert cache.get(key="c", snapshot=one, num_partitions=3, budget_bytes=10_000) != first
+    assert cache.get(key="c", snapshot=one, num_partitions=3, budget_bytes=100) is None
+    other = MetricsSnapshot(production={0: 6.0}, consumption={}, offset={})
+    assert cache.get(key="c", snapshot=other, num_partitions=2, budget_bytes=10_000) == {
+        "0": {"productionRate": 6, "consumptionRate": 0, "messageBehind": 0},
+        "1": {"productionRate": 0, "consumptionRate": 0, "messageBehind": 0},
+    }
