@@ -14,9 +14,8 @@ Panels never go blank for a healthy operator:
 * the leader panels read -1, shown as "election off", when no replica exports
   ``leader_election_master_status`` (the operator runs without ``--leader-elect``);
 * error panels read 0 until the first error (counters with labels appear only when first
-  incremented), and "API errors/s" leaves out the 404 answers the operator expects: a GET
-  before a create to make sure no foreign Deployment has the name, the first GET of a
-  Lease, a DELETE of a Deployment that is already gone.
+  incremented), and "API errors/s" leaves out the 404 answers the operator expects: the
+  first GET of a Lease, a DELETE of a Deployment that is already gone.
 """
 
 from __future__ import annotations
@@ -186,7 +185,7 @@ def zero_if_absent(expr: str) -> str:
 
 
 #: Non-2xx answers, except the 404s the operator asks for on purpose (GET to find out
-#: whether a Deployment name or a Lease is free, DELETE of what is already gone).
+#: whether a Lease exists, DELETE of what is already gone).
 API_ERRORS = (
     'rate(konsumerator_api_requests_total{code!~"2.."}[5m]) unless '
     'rate(konsumerator_api_requests_total{code="404", verb=~"get|delete"}[5m])'
@@ -230,9 +229,9 @@ def _operator(layout: _Layout) -> Iterator[dict[str, Any]]:
         zero_if_absent(f"sum({API_ERRORS})"),
         unit="reqps",
         description="Non-2xx answers of the API server (0 = no answer). Not counted: 404 on "
-        "GET and DELETE, which the operator expects (the GET before a create that makes sure "
-        "no foreign Deployment holds the name, the first GET of the Lease, the DELETE of a "
-        "Deployment already gone). The API requests panel shows every code.",
+        "GET and DELETE, which the operator expects (the first GET of the Lease, the DELETE of a "
+        "Deployment already gone). A 409 on a create is a name held by someone else "
+        "(NameConflict). The API requests panel shows every code.",
     )
     yield _timeseries(
         layout,
