@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from konsumerator.testenv import Cluster, MetricsExporter, down, reap_orphans, up
+from konsumerator_dev.testenv import Cluster, MetricsExporter, down, reap_orphans, up
 
 _HERE = Path(__file__).parent
 

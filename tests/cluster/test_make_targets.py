@@ -20,7 +20,7 @@ from typing import Any
 from operating import wait_until
 
 from konsumerator.api import keys
-from konsumerator.testenv.cluster import Cluster
+from konsumerator_dev.testenv.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{keys.PLURAL}.{keys.GROUP}"

@@ -41,7 +41,7 @@ from operating import (
 from konsumerator.api import keys
 from konsumerator.domain.quantities import cpu_millis
 from konsumerator.runtime.managing import Endpoint
-from konsumerator.testenv import Cluster, MetricsExporter
+from konsumerator_dev.testenv import Cluster, MetricsExporter
 
 pytestmark = pytest.mark.cluster
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from konsumerator.testenv import Cluster, MetricsExporter, Versions, wait_until
+from konsumerator_dev.testenv import Cluster, MetricsExporter, Versions, wait_until
 
 pytestmark = pytest.mark.cluster
 

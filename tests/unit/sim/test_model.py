@@ -27,7 +27,7 @@ import math
 
 import pytest
 
-from konsumerator.sim.model import (
+from konsumerator_dev.sim.model import (
     TRACES,
     Instance,
     Model,
