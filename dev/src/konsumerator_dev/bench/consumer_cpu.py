@@ -6,7 +6,7 @@ per message) under the pod runner's CPU limiter, and measures messages/s from th
 committed offsets, first at one limit, then after an in-place change to the other (same
 process, as an in-place pod resize). Expect throughput ~ limit / work per message.
 
-    .venv/bin/python bench/consumer_cpu.py --limits 200 500 --work-ms 2
+    .venv/bin/konsumerator-dev bench consumer-cpu --limits 200 500 --work-ms 2
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ produces ``--rate`` messages/s to each of ``--partitions`` partitions, runs one 
 consumer per partition under a CPU limit (the pod runner's limiter), and samples every
 process's CPU time and RSS over ``--seconds``. Then stops what it started.
 
-    .venv/bin/python bench/kafka_stack.py --partitions 2 --rate 20 --work-ms 2
+    .venv/bin/konsumerator-dev bench kafka-stack --partitions 2 --rate 20 --work-ms 2
 """
 
 from __future__ import annotations

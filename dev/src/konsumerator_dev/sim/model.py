@@ -2,7 +2,7 @@
 
 Everything here runs in virtual time and has no I/O, so the live simulator
 (``konsumerator_dev.sim.live``), the demo and the autoscaling scorecard
-(``bench/autoscaling.py``) all play exactly the same physics, and the unit
+(``konsumerator_dev.bench.autoscaling``) all play exactly the same physics, and the unit
 tests pin it down step by step.
 
 **Production.** A :class:`Trace` says how many messages per second each

@@ -8,7 +8,7 @@ repo by version) and started as plain processes on 127.0.0.1 with a generated PK
 (:mod:`~konsumerator_dev.testenv.cluster`). KWOK fakes one node so Deployment pods become
 Running. Debian's Prometheus scrapes targets from a file the tests control.
 
-Command line: ``python -m konsumerator_dev.testenv build|up|down|status|env`` (see ``--help``);
+Command line: ``konsumerator-dev testenv build|up|down|status|env`` (see ``--help``);
 ``make cluster-up`` / ``make cluster-down`` wrap it. Tests use :class:`Cluster` through the
 fixtures in ``tests/cluster/conftest.py``.
 """

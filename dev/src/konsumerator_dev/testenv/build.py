@@ -72,7 +72,7 @@ def built_bin_dir(versions: Versions | None = None) -> Path:
     if not (directory / INFO_FILE).is_file():
         raise NotBuilt(
             f"control-plane binaries are not built yet (expected in {directory}); "
-            "run `python -m konsumerator_dev.testenv build` (`make test` does it first, "
+            "run `konsumerator-dev testenv build` (`make test` does it first, "
             "about 20-30 min cold on 2 cores)"
         )
     return directory
@@ -82,7 +82,7 @@ def prometheus_binary() -> Path:
     found = shutil.which("prometheus")
     if not found:
         raise NotBuilt(
-            "prometheus is not installed; run `python -m konsumerator_dev.testenv build` "
+            "prometheus is not installed; run `konsumerator-dev testenv build` "
             "(it runs `apt-get install -y --no-install-recommends prometheus`)"
         )
     return Path(found)

@@ -214,7 +214,7 @@ class Cluster:
         if state is None:
             raise TestenvError(
                 f"no cluster {name!r} (no state in {cluster_dir(name)}); "
-                "start one with `python -m konsumerator_dev.testenv up`"
+                "start one with `konsumerator-dev testenv up`"
             )
         return cls._from_state(state)
 

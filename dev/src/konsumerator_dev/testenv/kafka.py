@@ -167,7 +167,7 @@ def prepare(
     if not fetched(version):
         raise NotBuilt(
             f"Kafka {version} is not in {kafka_dir(version)}; "
-            "run `python -m konsumerator_dev.testenv build` first"
+            "run `konsumerator-dev testenv build` first"
         )
     data = state_dir / "kafka-data"
     if data.exists():
