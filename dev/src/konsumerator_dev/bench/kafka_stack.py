@@ -21,7 +21,7 @@ import click
 
 from konsumerator_dev import clikit
 from konsumerator_dev.testenv import cpulimit, kafkatools, process
-from konsumerator_dev.testenv.cluster import down, up
+from konsumerator_dev.testenv.lifecycle import down, up
 from konsumerator_dev.testenv.podrunner import CONSUMER_APP
 from konsumerator_dev.testenv.process import Proc
 

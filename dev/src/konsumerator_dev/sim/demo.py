@@ -159,7 +159,7 @@ class Demo:
     def start(self) -> None:
         from konsumerator.cli import crd_text
         from konsumerator_dev.testenv.build import build
-        from konsumerator_dev.testenv.cluster import up
+        from konsumerator_dev.testenv.lifecycle import up
 
         args = self.args
         self.say("1/6 control-plane binaries and Prometheus (built once, then cached)")
@@ -304,7 +304,7 @@ class Demo:
                 time.sleep(every)
 
     def stop(self) -> None:
-        from konsumerator_dev.testenv.cluster import down
+        from konsumerator_dev.testenv.lifecycle import down
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
         if self.operator is not None and self.operator.poll() is None:

@@ -184,7 +184,7 @@ class KafkaDemo:
         from konsumerator.cli import crd_text
         from konsumerator_dev.testenv import kafka, kafkatools
         from konsumerator_dev.testenv.build import build
-        from konsumerator_dev.testenv.cluster import up
+        from konsumerator_dev.testenv.lifecycle import up
         from konsumerator_dev.testenv.podrunner import PodRunner
 
         args = self.args
@@ -327,7 +327,7 @@ class KafkaDemo:
                 time.sleep(every)
 
     def stop(self) -> None:
-        from konsumerator_dev.testenv.cluster import down
+        from konsumerator_dev.testenv.lifecycle import down
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
         if self.operator is not None and self.operator.poll() is None:

@@ -14,14 +14,7 @@ fixtures in ``tests/cluster/conftest.py``.
 """
 
 from konsumerator_dev.testenv.build import build
-from konsumerator_dev.testenv.cluster import (
-    ApiResponse,
-    Cluster,
-    down,
-    list_clusters,
-    reap_orphans,
-    up,
-)
+from konsumerator_dev.testenv.cluster import ApiResponse, Cluster
 from konsumerator_dev.testenv.config import Versions, cache_root
 from konsumerator_dev.testenv.errors import (
     BuildError,
@@ -32,7 +25,17 @@ from konsumerator_dev.testenv.errors import (
     TestenvError,
 )
 from konsumerator_dev.testenv.exporter import MetricsExporter
+from konsumerator_dev.testenv.lifecycle import (
+    down,
+    reap_orphans,
+    start_kafka,
+    start_prometheus,
+    stop_kafka,
+    stop_prometheus,
+    up,
+)
 from konsumerator_dev.testenv.process import wait_until
+from konsumerator_dev.testenv.state import list_clusters
 
 __all__ = [
     "ApiResponse",
@@ -50,6 +53,10 @@ __all__ = [
     "down",
     "list_clusters",
     "reap_orphans",
+    "start_kafka",
+    "start_prometheus",
+    "stop_kafka",
+    "stop_prometheus",
     "up",
     "wait_until",
 ]

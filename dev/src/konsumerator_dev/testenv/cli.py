@@ -16,16 +16,11 @@ import click
 
 from konsumerator_dev.testenv import kafka, lagexporter
 from konsumerator_dev.testenv.build import build
-from konsumerator_dev.testenv.cluster import (
-    DEFAULT_NAME,
-    Cluster,
-    down,
-    list_clusters,
-    running_owner,
-    up,
-)
+from konsumerator_dev.testenv.cluster import DEFAULT_NAME, Cluster
 from konsumerator_dev.testenv.config import cache_root
 from konsumerator_dev.testenv.errors import TestenvError
+from konsumerator_dev.testenv.lifecycle import down, up
+from konsumerator_dev.testenv.state import list_clusters, running_owner
 
 
 def _stderr(line: str) -> None:
