@@ -29,7 +29,8 @@ from konsumerator.domain import planning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.simulating import MemoryCluster
 from konsumerator_dev.sim import demo, live, screen
-from konsumerator_dev.sim.model import Instance, Model, Trace
+from konsumerator_dev.sim.model import Instance, Model
+from konsumerator_dev.sim.traces import Trace
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

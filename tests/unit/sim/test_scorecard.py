@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import pytest
 
-from konsumerator_dev.sim import model as sim
+from konsumerator_dev.sim import traces
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,9 @@ def scenario(bench):
         csv=None,
         only=["incident"],
     )
-    trace = sim.incident(base_rate=1000.0, duration_s=5400.0, at_s=1200.0, length_s=900.0, seed=3)
+    trace = traces.incident(
+        base_rate=1000.0, duration_s=5400.0, at_s=1200.0, length_s=900.0, seed=3
+    )
     return replace(base, trace=trace)
 
 

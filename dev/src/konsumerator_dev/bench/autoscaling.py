@@ -70,6 +70,7 @@ from konsumerator.simulating import START, MemoryCluster, load_consumer
 from konsumerator_dev import clikit
 from konsumerator_dev.paths import REPO as ROOT
 from konsumerator_dev.sim import model as sim
+from konsumerator_dev.sim import traces as sim_traces
 from konsumerator_dev.sim.live import instances_from, worker_container
 
 RESULTS = ROOT / "bench" / "results" / "autoscaling"
@@ -82,7 +83,7 @@ class Scenario:
     """One row group of the scorecard: a trace played against a Consumer."""
 
     name: str
-    trace: sim.Trace
+    trace: sim_traces.Trace
     config: ConsumerConfig
     owner: Owner
     true_rate_per_core: float
@@ -384,17 +385,17 @@ def suite(
     believed = float(config.autoscaling.rate_per_core)
     container = worker_container(config)
     n = config.num_partitions
-    traces: list[tuple[str, sim.Trace, float]] = [
-        ("steady", sim.steady(base_rate=base_rate, seed=seed), believed),
-        ("diurnal", sim.diurnal(base_rate=base_rate, seed=seed), believed),
-        ("burst", sim.burst(base_rate=base_rate, seed=seed), believed),
-        ("incident", sim.incident(base_rate=base_rate, seed=seed), believed),
-        ("skewed", sim.skewed(base_rate=base_rate, num_partitions=n, seed=seed), believed),
+    traces: list[tuple[str, sim_traces.Trace, float]] = [
+        ("steady", sim_traces.steady(base_rate=base_rate, seed=seed), believed),
+        ("diurnal", sim_traces.diurnal(base_rate=base_rate, seed=seed), believed),
+        ("burst", sim_traces.burst(base_rate=base_rate, seed=seed), believed),
+        ("incident", sim_traces.incident(base_rate=base_rate, seed=seed), believed),
+        ("skewed", sim_traces.skewed(base_rate=base_rate, num_partitions=n, seed=seed), believed),
         # Consumers 20% slower than the Consumer's ratePerCore says, as in real life.
-        ("diurnal-slow", sim.diurnal(base_rate=base_rate, seed=seed), believed * 0.8),
+        ("diurnal-slow", sim_traces.diurnal(base_rate=base_rate, seed=seed), believed * 0.8),
     ]
     if csv is not None:
-        traces.append((csv.stem, sim.from_csv(csv.read_text(), name=csv.stem), believed))
+        traces.append((csv.stem, sim_traces.from_csv(csv.read_text(), name=csv.stem), believed))
     return [
         Scenario(
             name=name,

@@ -26,6 +26,7 @@ import click
 from konsumerator.simulating import InputError
 from konsumerator_dev import clikit
 from konsumerator_dev.sim import model as sim_model
+from konsumerator_dev.sim import traces
 from konsumerator_dev.sim.workload import EXAMPLE, DemoOptions, Workload, build_trace
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +39,7 @@ def _workload_options(command: F) -> F:
             "--trace",
             default="incident",
             show_default=True,
-            help=", ".join(sim_model.TRACES),
+            help=", ".join(traces.TRACES),
         ),
         click.option(
             "--trace-csv", help="rates from a CSV: header t,<partition>|*  (overrides --trace)"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from konsumerator.simulating import InputError
 from konsumerator_dev.paths import EXAMPLES
-from konsumerator_dev.sim import model as sim_model
+from konsumerator_dev.sim import traces
 
 EXAMPLE = EXAMPLES / "consumer.yaml"
 
@@ -54,12 +54,12 @@ def build_trace(
     seed: int,
     at_s: float | None,
     length_s: float | None,
-) -> sim_model.Trace:
+) -> traces.Trace:
     """A trace of the suite by name (with the incident/burst window if given), or a CSV."""
     if csv_path is not None:
-        return sim_model.from_csv(Path(csv_path).read_text(), name=Path(csv_path).stem)
-    if name not in sim_model.TRACES:
-        raise InputError(f"--trace: unknown trace {name!r} (one of {', '.join(sim_model.TRACES)})")
+        return traces.from_csv(Path(csv_path).read_text(), name=Path(csv_path).stem)
+    if name not in traces.TRACES:
+        raise InputError(f"--trace: unknown trace {name!r} (one of {', '.join(traces.TRACES)})")
     kwargs: dict[str, float | int] = {"base_rate": base_rate, "seed": seed}
     if name in ("burst", "incident"):
         if at_s is not None:
@@ -68,4 +68,4 @@ def build_trace(
             kwargs["length_s"] = length_s
     if name == "skewed":
         kwargs["num_partitions"] = num_partitions
-    return sim_model.TRACES[name](**kwargs)
+    return traces.TRACES[name](**kwargs)
