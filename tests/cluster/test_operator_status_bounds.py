@@ -31,7 +31,7 @@ from operating import (
 )
 
 from konsumerator.api import keys
-from konsumerator.testenv import Cluster, MetricsExporter
+from konsumerator_dev.testenv import Cluster, MetricsExporter
 
 pytestmark = pytest.mark.cluster
 
