@@ -4,7 +4,8 @@ The replay is the user's contract: a timeline checked against a Consumer
 before an upgrade must give the same answer after it, unless a change of
 behaviour is intended (and then the golden files change in the same commit,
 so the diff shows what changed). Every example Consumer is replayed over the
-example timelines and over two long generated timelines (bench/simulate.py's
+example timelines and over two long generated timelines
+(``konsumerator_dev.bench.simulate``'s
 generator with a fixed seed: an incident that builds and drains a backlog,
 and a Prometheus outage with the steps around it).
 

@@ -12,9 +12,11 @@ For every instance index the plan picks one of:
   rebuilt from the template, resized from metrics, not through the pending
   periods, since its pods restart anyway;
 * **repair** one whose fields of ours someone else changed (drift: a hand
-  edit of its partition env var, image, labels, or its resources in manual
-  mode), found by comparing the body we would apply with what is observed
-  (``domain.drift``); it counts as OUTDATED until repaired;
+  edit of its partition env var, image or labels), found by comparing the
+  body we would apply with what is observed (``domain.drift``); in manual
+  mode, where the policy is the size, **resize** one whose resources are not
+  its policy's (a hand edit, or a policy change); both count as OUTDATED
+  until done;
 * **scale** a current one through the state machine (``scaling.decide``),
   only in passes where metrics were just refreshed, so the pending timers
   measure observations and not reconcile frequency;
@@ -322,7 +324,7 @@ def plan(
             decision = rules.decide_existing(ctx, inst, pool, memo_key=memo_key)
             counts["paused" if paused else "running"] += 1
             counts["lagging"] += inst.lagging
-            counts["outdated"] += inst.outdated or decision.action is Action.REPAIR
+            counts["outdated"] += inst.outdated or decision.outdated
         if decision.writes:
             applies.append(_apply(ctx, inst, decision))
         held += decision.resources.values()

@@ -9,8 +9,9 @@ something to say decides. An instance without a Deployment is decided by
 * ``hold_at_floor``: autoscaling paused, every container at its minAllowed;
 * ``scale_by_metrics``: the scaling state machine, in passes that refreshed metrics;
 
-and, when none of them writes, ``repair_drift``: a field of ours that someone
-else changed is set back. A rule returns a ``Decision``: the resources and
+and, when none of them writes, ``resize_to_policy`` (manual mode: the policy is
+the size) and then ``repair_drift``: a field of ours that someone else changed
+is set back. A rule returns a ``Decision``: the resources and
 scaling state the instance ends the pass with, and the write (``action``)
 that gets it there, or ``None`` when nothing is written.
 
@@ -109,6 +110,8 @@ class Decision:
     scaling: ScalingState
     cpu_shortage_m: int
     message: str = ""
+    # The write fixes what someone or something else changed: counted OUTDATED until done.
+    outdated: bool = False
 
     @property
     def writes(self) -> bool:
@@ -288,43 +291,60 @@ def _drifted(
     return list(result)
 
 
-def _resource_drift(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> list[str]:
-    """Containers whose resources are not the target (manual mode).
+def _resources_differ(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> bool:
+    """Whether a container we give resources does not have them (manual mode).
 
-    A container we give no resources is left out: its resources are not ours
-    (an apply without them would not remove what someone else set).
+    A container we give none is left out: its resources are not ours (an apply
+    without them would not remove what someone else set).
     """
-    return [
-        f"spec.template.spec.containers[{name}].resources"
-        for name, wanted in sorted(target.items())
-        if not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
-    ]
+    return any(
+        not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
+        for name, wanted in target.items()
+    )
+
+
+def resize_to_policy(
+    ctx: Context, inst: Instance, *, settled: Decision, target: Mapping[str, Resources]
+) -> Decision | None:
+    """Manual mode (no autoscaling): the policy is the size, so an instance whose
+    resources are not ``target`` (its policy's: a hand edit, or a policy change) is
+    set to them."""
+    d = inst.deployment
+    assert d is not None
+    if not _resources_differ(d.current, target):
+        return None
+    return Decision(
+        action=Action.SCALE,
+        resources=target,
+        scaling=settled.scaling,
+        cpu_shortage_m=settled.cpu_shortage_m,
+        message=f"instance {inst.index} set to its resourcePolicy (manual mode): "
+        f"{describe(d.current)} -> {describe(target)}",
+        outdated=True,
+    )
 
 
 def repair_drift(
-    ctx: Context, inst: Instance, pool: limits.Pool, *, settled: Decision, memo_key: Hashable
+    ctx: Context,
+    inst: Instance,
+    *,
+    settled: Decision,
+    target: Mapping[str, Resources],
+    memo_key: Hashable,
 ) -> Decision | None:
     """Fields of ours that someone else changed are set back (``settled``: the state so far).
 
-    Found by comparing the body we would apply with what is observed
-    (``domain.drift``): a hand edit of the partition env var, the image,
-    labels, or, in manual mode (no autoscaling), the resources.
+    Found by comparing the body we would apply (with ``target``, the resources we
+    own) with what is observed (``domain.drift``): a hand edit of the partition
+    env var, the image or labels.
     """
     d = inst.deployment
     assert d is not None
-    target: Mapping[str, Resources] = d.current
-    changed: list[str] = []
-    if ctx.config.autoscaling is None and not ctx.config.paused and not d.paused:
-        saved = pool.available
-        target = _propose(ctx, inst, pool, critical=False).resources
-        changed = _resource_drift(d.current, target)
-        if not changed:
-            pool.restore(saved)
     level = reported_shortage(settled.scaling, settled.cpu_shortage_m)
     key = (memo_key, inst.index, inst.partitions, tuple(target.items()), settled.scaling, level)
     memo = d.drift_memo.get(key)
-    changed += (
-        memo
+    changed = (
+        list(memo)
         if memo is not None
         else _drifted(
             d,
@@ -347,6 +367,7 @@ def repair_drift(
         scaling=settled.scaling,
         cpu_shortage_m=settled.cpu_shortage_m,
         message=f"restored instance {inst.index}, changed by someone else: " + ", ".join(changed),
+        outdated=True,
     )
 
 
@@ -374,4 +395,13 @@ def decide_existing(
         )
     if decision.action is not None:
         return decision
-    return repair_drift(ctx, inst, pool, settled=decision, memo_key=memo_key) or decision
+    # What we own of its resources: in manual mode the policy's, else what it has.
+    target: Mapping[str, Resources] = d.current
+    if ctx.config.autoscaling is None and not ctx.config.paused and not d.paused:
+        saved = pool.available
+        target = _propose(ctx, inst, pool, critical=False).resources
+        resized = resize_to_policy(ctx, inst, settled=decision, target=target)
+        if resized is not None:
+            return resized
+        pool.restore(saved)
+    return repair_drift(ctx, inst, settled=decision, target=target, memo_key=memo_key) or decision
