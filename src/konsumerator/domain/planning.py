@@ -259,6 +259,31 @@ def _report(inst: Instance, decision: Decision, *, paused: bool) -> InstanceRepo
     )
 
 
+def _context(
+    *,
+    config: ConsumerConfig,
+    owner: Owner,
+    num_instances: int,
+    deployments: Sequence[ObservedDeployment],
+    metrics: Metrics,
+    now: datetime,
+) -> Context:
+    snapshot = metrics.snapshot if config.autoscaling is not None else None
+    return Context(
+        config=config,
+        owner=owner,
+        num_instances=num_instances,
+        hash_value=rendering.template_hash(config=config, num_instances=num_instances),
+        memory_format=config.autoscaling.memory_format if config.autoscaling else Format.DECIMAL_SI,
+        sizing=sizing.Sizing.for_pass(
+            config=config, snapshot=snapshot, num_instances=num_instances, deployments=deployments
+        ),
+        snapshot=snapshot,
+        refreshed=metrics.refreshed,
+        now=now,
+    )
+
+
 def plan(
     *,
     config: ConsumerConfig,
@@ -276,27 +301,27 @@ def plan(
     assignment = partitioning.assign(
         num_partitions=config.num_partitions, per_instance=config.per_instance
     )
-    hash_value = rendering.template_hash(config=config, num_instances=len(assignment))
-    snapshot = metrics.snapshot if config.autoscaling is not None else None
-    claimed, deletes, terminating = _claim(deployments, config=config, assignment=assignment)
-    memory_format = config.autoscaling.memory_format if config.autoscaling else Format.DECIMAL_SI
-    ctx = Context(
+    ctx = _context(
         config=config,
         owner=owner,
         num_instances=len(assignment),
-        hash_value=hash_value,
-        memory_format=memory_format,
-        sizing=sizing.Sizing.for_pass(
-            config=config, snapshot=snapshot, num_instances=len(assignment), deployments=deployments
-        ),
-        snapshot=snapshot,
-        refreshed=metrics.refreshed,
+        deployments=deployments,
+        metrics=metrics,
         now=now,
     )
+    snapshot, hash_value = ctx.snapshot, ctx.hash_value
+    claimed, deletes, terminating = _claim(deployments, config=config, assignment=assignment)
     pool = sizing.global_pool(config=config, held=[d.current for d, _ in claimed.values()])
     # What every instance's rendering shares, for the drift memo's keys: with the
     # per-instance part (rules.repair_drift), every input of rendering.render.
-    memo_key = (hash_value, config.name, config.namespace, owner, len(assignment), memory_format)
+    memo_key = (
+        hash_value,
+        config.name,
+        config.namespace,
+        owner,
+        len(assignment),
+        ctx.memory_format,
+    )
     applies: list[Apply] = []
     reports: list[InstanceReport] = []
     conflicts: list[str] = []
