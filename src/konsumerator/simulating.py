@@ -23,9 +23,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
-from konsumerator.domain import durations, planning
+from konsumerator.domain import durations, keys, planning
 from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.specs import ConsumerConfig, Owner

@@ -24,7 +24,7 @@ from operating import (
     managed,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.domain.quantities import cpu_millis
 from konsumerator.testenv import Cluster, kafkatools, wait_until
 from konsumerator.testenv.podrunner import PodRunner

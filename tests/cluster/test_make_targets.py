@@ -19,7 +19,7 @@ from typing import Any
 
 from operating import wait_until
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.testenv.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from operating import (
     operator_processes,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.testenv import Cluster
 
 pytestmark = pytest.mark.cluster

@@ -1,55 +1,10 @@
-"""Every name Konsumerator writes into the cluster, in one place.
+"""Re-export of :mod:`konsumerator.domain.keys` for the dev tooling only.
 
-The strings match the Go operator (lwolf/konsumerator v1.2.2) byte for byte so
-that a cluster can move from the Go operator to this one without a rollout of
-every Deployment: same API group, same annotation keys, same Lease names.
+The names written into the cluster live in the domain, so that ``api`` ->
+``domain`` is one way. The simulator and the test environment (``sim``,
+``testenv``) and ``bench/`` still import this path; they move out of the
+product package separately and switch to ``konsumerator.domain.keys`` then,
+after which this module goes. Operator code imports ``konsumerator.domain.keys``.
 """
 
-from typing import Final
-
-GROUP: Final = "konsumerator.lwolf.org"
-VERSION: Final = "v1"
-API_VERSION: Final = f"{GROUP}/{VERSION}"
-KIND: Final = "Consumer"
-PLURAL: Final = "consumers"
-
-FIELD_MANAGER: Final = "konsumerator"
-EVENT_SOURCE: Final = "konsumerator"
-
-# Annotations on managed Deployments (read and written).
-PARTITION: Final = f"{GROUP}/partition"
-CONSUMER_ID: Final = f"{GROUP}/consumer-id"
-GENERATION: Final = f"{GROUP}/generation"
-SCALING_STATUS: Final = f"{GROUP}/scaling-status"
-SCALING_STATUS_CHANGE: Final = f"{GROUP}/scaling-status-change"
-CPU_SATURATION_LEVEL: Final = f"{GROUP}/cpu-saturation-level"
-
-# Annotations set by users.
-DISABLE_AUTOSCALER: Final = f"{GROUP}/disable-autoscaler"
-VERBOSE: Final = f"{GROUP}/verbose"
-
-# Guest mode: a ConfigMap carrying a ConsumerSpec.
-MANAGED: Final = f"{GROUP}/managed"
-GUEST_SPEC_KEY: Final = "consumer.yaml"
-STATUS_PREFIX: Final = f"{GROUP}/status."
-
-# Labels on managed Deployments.
-LABEL_APP: Final = "app"
-LABEL_CONTROLLER: Final = "controller"
-LABEL_PARTITIONS: Final = "partitions"
-# Our own addition (not in the Go operator): lets watches select only what we manage.
-LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE: Final = "konsumerator"
-
-# Environment variables injected into every container.
-ENV_PARTITION: Final = "KONSUMERATOR_PARTITION"
-ENV_NUM_PARTITIONS: Final = "KONSUMERATOR_NUM_PARTITIONS"
-ENV_INSTANCE: Final = "KONSUMERATOR_INSTANCE"
-ENV_NUM_INSTANCES: Final = "KONSUMERATOR_NUM_INSTANCES"
-ENV_GOMAXPROCS: Final = "GOMAXPROCS"
-ENV_GOMEMLIMIT: Final = "GOMEMLIMIT"
-
-
-def lease_name(*, namespace: str | None) -> str:
-    """Lease used for leader election; the Go operator's IDs, so both never lead at once."""
-    return f"konsumerator-{namespace}" if namespace else "konsumerator-global"
+from konsumerator.domain.keys import *  # noqa: F403

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.rendering import parse_time
 from konsumerator.domain.resources import Resources, from_strings

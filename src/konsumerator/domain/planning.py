@@ -32,8 +32,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from konsumerator.api import keys
-from konsumerator.domain import fallbacks, limits, prediction, rendering
+from konsumerator.domain import fallbacks, keys, limits, prediction, rendering
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment

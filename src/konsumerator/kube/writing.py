@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.kube.projections import ObjectMetaWire
 from konsumerator.kube.requesting import ApiClient, RequestCounts
 from konsumerator.kube.resources import ResourceKind

@@ -43,8 +43,7 @@ from typing import Any
 
 import pytest
 
-from konsumerator.api import keys
-from konsumerator.domain import planning
+from konsumerator.domain import keys, planning
 from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.planning import Action, Counters, Metrics, plan
