@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from operating import consumer, eventually, install_crd, operator_process
 
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 
