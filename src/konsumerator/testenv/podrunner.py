@@ -296,21 +296,6 @@ class PodRunner:
                     f"{entry.pod.namespace}/{entry.pod.name} (pid {entry.proc.pid})"
                 )
 
-    def pause(self, pod_name: str) -> None:
-        """Freeze a pod's consumer (SIGSTOP), as a stalled downstream would: lag builds up.
-
-        A pod that replaces it (the operator resized the Deployment) starts unpaused."""
-        _signal(self._find(pod_name), signal.SIGSTOP)
-
-    def resume(self, pod_name: str) -> None:
-        _signal(self._find(pod_name), signal.SIGCONT)
-
-    def _find(self, pod_name: str) -> Proc:
-        found = self.processes().get(pod_name)
-        if found is None:
-            raise KeyError(f"no consumer process for pod {pod_name}")
-        return found[1]
-
     # -- views ----------------------------------------------------------------------------
 
     def processes(self) -> dict[str, tuple[PodProcess, Proc]]:
