@@ -115,10 +115,21 @@ def utc_now() -> datetime:
 
 
 def _deployment_changed(old: ObservedDeployment | None, new: ObservedDeployment | None) -> bool:
-    """Only what planning reads: status-only updates (pods becoming ready) are noise."""
+    """Only what planning reads: status-only updates (pods becoming ready) are noise.
+
+    A spec change (the generation moves) may be a hand edit of a field we own.
+    """
     if old is None or new is None:
         return True
-    return (old.annotations, old.labels, old.containers, old.deleting, old.controller_uid) != (
+    return (
+        old.generation,
+        old.annotations,
+        old.labels,
+        old.containers,
+        old.deleting,
+        old.controller_uid,
+    ) != (
+        new.generation,
         new.annotations,
         new.labels,
         new.containers,
@@ -145,10 +156,25 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     metrics = RuntimeMetrics()
     ProcessCollector(registry=metrics.registry)
     client = connecting.connect(kubeconfig=settings.kubeconfig, hook=metrics.api_request)
-    writer = Writer(client=client)
     identity = default_identity()
-    events = EventRecorder(writer=writer, instance=identity)
     guest = settings.namespace
+    elector = None
+    if settings.leader_elect:
+        lease_namespace = (
+            guest
+            or settings.leader_election_namespace
+            or connecting.default_namespace(kubeconfig=settings.kubeconfig)
+        )
+        elector = LeaderElector(
+            store=LeaseClient(client=client),
+            namespace=lease_namespace,
+            name=keys.lease_name(namespace=guest),
+            identity=identity,
+            observer=metrics,
+        )
+    # Every write but the Lease's goes through the elector's fence.
+    writer = Writer(client=client, fence=elector)
+    events = EventRecorder(writer=writer, instance=identity)
 
     deployments: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
     reflectors: list[Reflector[Any]] = [
@@ -208,20 +234,6 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
 
     controller.watches(deployments, keys=owners, predicate=_deployment_changed)
 
-    elector = None
-    if settings.leader_elect:
-        lease_namespace = (
-            guest
-            or settings.leader_election_namespace
-            or connecting.default_namespace(kubeconfig=settings.kubeconfig)
-        )
-        elector = LeaderElector(
-            store=LeaseClient(client=client),
-            namespace=lease_namespace,
-            name=keys.lease_name(namespace=guest),
-            identity=identity,
-            observer=metrics,
-        )
     manager = Manager(
         reflectors=reflectors,
         controllers=[controller],

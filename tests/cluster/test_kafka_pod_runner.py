@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from operating import eventually
 
-from konsumerator.testenv import Cluster, kafkatools, wait_until
-from konsumerator.testenv.cpulimit import CgroupV1, CgroupV2, Limiter
-from konsumerator.testenv.podrunner import PodRunner
+from konsumerator_dev.testenv import Cluster, kafkatools, wait_until
+from konsumerator_dev.testenv.cpulimit import CgroupV1, CgroupV2, Limiter
+from konsumerator_dev.testenv.podrunner import PodRunner
 
 #: Long enough to see the stall on a busy machine, where a stopped process shows as such
 #: only once it gets a core (and, under its quota, its next CFS period).

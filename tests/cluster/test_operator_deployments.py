@@ -14,8 +14,8 @@ Aspects tested:
 * shrinking numPartitions deletes the Deployments no longer needed (and re-lays the rest);
 * deleting the Consumer garbage-collects its Deployments (kcm's garbage collector);
 * a user's Deployment whose name collides with an instance's is never touched, and the
-  Consumer reports ``Ready=False, reason=NameConflict`` and a Warning Event, whether the
-  creation guard reads with a GET per name or one LIST for a wave of creations;
+  Consumer reports ``Ready=False, reason=NameConflict`` and a Warning Event (a creation is
+  an apply that can only create; see ``test_operator_adoption`` for the race);
 * the per-Deployment ``disable-autoscaler`` annotation counts the instance PAUSED; the
   Consumer-level annotation gives every container its policy's ``minAllowed``.
 """
@@ -43,7 +43,7 @@ from operating import (
 
 from konsumerator.api import keys
 from konsumerator.domain.quantities import cpu_millis, memory_bytes
-from konsumerator.testenv import Cluster, wait_until
+from konsumerator_dev.testenv import Cluster, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -206,8 +206,8 @@ def test_deleting_the_consumer_garbage_collects_its_deployments(
         )
 
 
-# 2 instances are guarded by a GET each, 10 by one metadata-only LIST of the namespace.
-@pytest.mark.parametrize("num_partitions", [4, 20], ids=["get-guard", "list-guard"])
+# A couple of creations, and a wave of ten.
+@pytest.mark.parametrize("num_partitions", [4, 20], ids=["few", "wave"])
 def test_foreign_deployment_with_an_instance_name_is_never_touched(
     cluster: Cluster, namespace: str, num_partitions: int
 ) -> None:

@@ -1,16 +1,20 @@
 """The "act" step: carry out a plan's writes, and nothing else.
 
-* Deletes carry ``preconditions.uid``: we delete the Deployment we planned
-  to delete, never a same-named successor created in the meantime.
-* Applies are server-side applies with field manager ``konsumerator``.
-* A create is guarded by a read, because server-side apply creates *or
-  takes over*: applied onto somebody else's Deployment of the same name it
-  would silently adopt it. The read finds three cases: nothing (create), one
-  of ours that the cache has not seen yet (ours to apply: e.g. a Deployment
-  left by the Go operator, which lacks our managed-by label and so is not in
-  the label-selected cache), or a foreign one (a conflict; never touched).
-  A few creations read with one GET each; a wave of them (a new Consumer
-  with hundreds of partitions) with one metadata-only LIST of the namespace.
+No write can touch a Deployment that is not ours, whatever happens between
+the cache we planned from and the request:
+
+* A creation is one server-side apply that can only create
+  (``Writer.apply(create_only=True)``): if anything holds the name by the
+  time it arrives, nothing is written. Only then do we look (one GET): a
+  Deployment controlled by our owner that the cache has not shown us (left by
+  the Go operator, which did not set our managed-by label; or created by us a
+  moment ago) is ours, and gets the apply, conditional on its UID; anything
+  else is a name conflict, reported and never touched. So a creation costs
+  one request, and a foreign name two per pass.
+* Every other apply is conditional on the UID of the Deployment we planned
+  from (``Writer.apply(uid=...)``): one deleted and re-created by someone else
+  in the meantime is refused, and the next pass sees what is there now.
+* Deletes carry ``preconditions.uid`` for the same reason.
 * Writes run concurrently up to a bound, so 1,000 instances converge in
   seconds without flooding the API server; every failure is collected and
   reported, none stops the others.
@@ -18,7 +22,7 @@
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -50,23 +54,34 @@ def write_kind(item: Apply | Delete) -> str:
     return "create" if item.action is Action.CREATE else "update"
 
 
-# From this many creations in one pass on, one LIST beats a GET per name.
-LIST_GUARD_FROM = 8
-
-
-async def _safe_to_create(
-    *,
-    client: ApiClient,
-    namespace: str,
-    name: str,
-    owner_uid: str,
-    controllers: Mapping[str, str | None] | None,
+async def _create(
+    *, client: ApiClient, writer: Writer, item: Apply, namespace: str, owner_uid: str
 ) -> bool:
-    """Whether applying ``name`` is safe: absent, or controlled by our owner."""
-    if controllers is not None:
-        return name not in controllers or controllers[name] == owner_uid
-    existing = await reading.get_deployment(client=client, namespace=namespace, name=name)
-    return existing is None or existing.controller_uid == owner_uid
+    """Create ``item``; False when its name belongs to somebody else."""
+    try:
+        await writer.apply(
+            resource=resources.DEPLOYMENTS,
+            namespace=namespace,
+            name=item.name,
+            body=item.body,
+            create_only=True,
+        )
+        return True
+    except errors.AlreadyExists:
+        existing = await reading.get_deployment(client=client, namespace=namespace, name=item.name)
+    if existing is None:
+        # Gone again between the two requests: the next pass creates it.
+        raise errors.Conflict(status=409, reason="Conflict", message=f"{item.name} came and went")
+    if existing.controller_uid != owner_uid:
+        return False
+    await writer.apply(
+        resource=resources.DEPLOYMENTS,
+        namespace=namespace,
+        name=item.name,
+        body=item.body,
+        uid=existing.uid,
+    )
+    return True
 
 
 async def act(
@@ -80,16 +95,6 @@ async def act(
 ) -> Outcome:
     outcome = Outcome()
     gate = asyncio.Semaphore(concurrency)
-    controllers = None
-    if sum(a.action is Action.CREATE for a in plan.applies) >= LIST_GUARD_FROM:
-        try:
-            controllers = await reading.deployment_controllers(client=client, namespace=namespace)
-        except errors.ApiError as e:
-            outcome.failures.append(f"list deployments in {namespace}: {e}")
-            # No write of this pass is attempted: count each one as failed.
-            planned: list[Apply | Delete] = [*plan.deletes, *plan.applies]
-            outcome.refused.update(write_kind(item) for item in planned)
-            return outcome
 
     async def delete(item: Delete) -> None:
         async with gate:
@@ -112,25 +117,33 @@ async def act(
     async def apply(item: Apply) -> None:
         async with gate:
             try:
-                if item.action is Action.CREATE and not await _safe_to_create(
-                    client=client,
-                    namespace=namespace,
-                    name=item.name,
-                    owner_uid=owner_uid,
-                    controllers=controllers,
-                ):
-                    outcome.conflicts.append(item.name)
-                    return
-                await writer.apply(
-                    resource=resources.DEPLOYMENTS,
-                    namespace=namespace,
-                    name=item.name,
-                    body=item.body,
-                )
+                if item.action is Action.CREATE:
+                    if not await _create(
+                        client=client,
+                        writer=writer,
+                        item=item,
+                        namespace=namespace,
+                        owner_uid=owner_uid,
+                    ):
+                        outcome.conflicts.append(item.name)
+                        return
+                else:
+                    await writer.apply(
+                        resource=resources.DEPLOYMENTS,
+                        namespace=namespace,
+                        name=item.name,
+                        body=item.body,
+                        uid=item.uid,
+                    )
+            except errors.Conflict as e:
+                # The Deployment changed hands or came and went: look again.
+                log.info("write conflicted; retrying", name=item.name, error=str(e))
+                outcome.refused[write_kind(item)] += 1
+                outcome.retry = True
+                return
             except errors.ApiError as e:
                 outcome.failures.append(f"{item.action.value} {item.name}: {e}")
                 outcome.refused[write_kind(item)] += 1
-                outcome.retry |= isinstance(e, errors.Conflict)
                 return
             outcome.done.append(item)
 

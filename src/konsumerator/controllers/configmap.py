@@ -21,6 +21,7 @@ from typing import Any
 
 from konsumerator.api import keys, manifests
 from konsumerator.controllers.reconciling import Pipeline
+from konsumerator.controllers.statuses import WrittenStatus
 from konsumerator.kube.projections import ConfigMapView
 from konsumerator.kube.resources import CONFIGMAPS
 from konsumerator.kube.writing import Writer
@@ -65,37 +66,44 @@ class ConfigMapController:
         self._configmaps = configmaps
         self._pipeline = pipeline
         self._writer = writer
+        self._statuses = WrittenStatus()
 
     async def reconcile(self, key: ObjectKey) -> Result:
         cm = self._configmaps.get(key)
         if cm is None or cm.deleting or not manifests.is_managed(cm.annotations):
             # Not ours (or no longer): nothing is written, its Deployments stay.
             self._pipeline.forget(str(key))
+            self._statuses.forget(key)
             return Result()
+        written = self._statuses.written(key=key, uid=cm.uid)
+        previous: Mapping[str, Any]
+        held: Mapping[str, str]
+        if written is None:
+            previous, held = manifests.status_from_annotations(cm.annotations), cm.annotations
+        else:
+            previous, held = written, manifests.status_annotations(written)
 
         async def write_status(status: dict[str, Any]) -> bool:
-            return await self._write_status(cm, status)
+            annotations = manifests.status_annotations(status)
+            if all(held.get(k) == v for k, v in annotations.items()):
+                return False
+            await self._writer.apply(
+                resource=CONFIGMAPS,
+                namespace=cm.namespace,
+                name=cm.name,
+                body={"metadata": {"annotations": annotations}},
+            )
+            self._statuses.wrote(key=key, uid=cm.uid, status=status)
+            return True
 
         # ConfigMaps have no generation; guest-mode status does not carry one.
         return await self._pipeline.reconcile(
             key=str(key),
             manifest=as_manifest(cm),
-            previous=manifests.status_from_annotations(cm.annotations),
+            previous=dict(previous),
             generation=0,
             write_status=write_status,
             undecodable=cm.undecodable,
             # Annotations share 256 KiB per object: lastSyncState gets what is left.
             state_budget_bytes=manifests.guest_state_budget(cm.annotations),
         )
-
-    async def _write_status(self, cm: ConfigMapView, status: Mapping[str, Any]) -> bool:
-        annotations = manifests.status_annotations(status)
-        if all(cm.annotations.get(k) == v for k, v in annotations.items()):
-            return False
-        await self._writer.apply(
-            resource=CONFIGMAPS,
-            namespace=cm.namespace,
-            name=cm.name,
-            body={"metadata": {"annotations": annotations}},
-        )
-        return True

@@ -6,14 +6,16 @@ not its own namespace, which ownerReferences cannot span), or unreadable (a
 quarantined by the watch): see ``Pipeline.reconcile`` for what happens then.
 
 Status goes through server-side apply on the ``/status`` subresource, and
-only when it differs from what the cache holds; the watch predicate ignores
-status-only changes, so our own status writes never trigger a reconcile.
+only when it differs from what the object holds (our last write, or the
+cache: see ``statuses``); the watch predicate ignores status-only changes, so
+our own status writes never trigger a reconcile.
 """
 
 from typing import Any
 
 from konsumerator.api import keys
 from konsumerator.controllers.reconciling import Pipeline
+from konsumerator.controllers.statuses import WrittenStatus
 from konsumerator.kube.projections import CustomObject
 from konsumerator.kube.resources import CONSUMERS
 from konsumerator.kube.writing import Writer
@@ -59,30 +61,32 @@ class ConsumerController:
         self._consumers = consumers
         self._pipeline = pipeline
         self._writer = writer
+        self._statuses = WrittenStatus()
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self._consumers.get(key)
         if obj is None or obj.deleting:
             # Deployments go with their owner (garbage collection).
             self._pipeline.forget(str(key))
+            self._statuses.forget(key)
             return Result()
+        written = self._statuses.written(key=key, uid=obj.uid)
+        previous = obj.status if written is None else written
 
         async def write_status(status: dict[str, Any]) -> bool:
-            return await self._write_status(obj, status)
+            if status == previous:
+                return False
+            await self._writer.apply_status(
+                resource=CONSUMERS, namespace=obj.namespace, name=obj.name, status=status
+            )
+            self._statuses.wrote(key=key, uid=obj.uid, status=status)
+            return True
 
         return await self._pipeline.reconcile(
             key=str(key),
             manifest=as_manifest(obj),
-            previous=dict(obj.status),
+            previous=dict(previous),
             generation=obj.generation,
             write_status=write_status,
             undecodable=obj.undecodable,
         )
-
-    async def _write_status(self, obj: CustomObject, status: dict[str, Any]) -> bool:
-        if status == obj.status:
-            return False
-        await self._writer.apply_status(
-            resource=CONSUMERS, namespace=obj.namespace, name=obj.name, status=status
-        )
-        return True

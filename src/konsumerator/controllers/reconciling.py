@@ -76,6 +76,7 @@ _REASONS = {
     Action.ROLLOUT: "RolledOut",
     Action.SCALE: "Scaled",
     Action.ANNOTATE: "ScalingStatus",
+    Action.REPAIR: "Repaired",
 }
 
 
@@ -284,11 +285,13 @@ class Pipeline:
         for item in outcome.done:
             if isinstance(item, Apply):
                 status = item.body["metadata"]["annotations"][keys.SCALING_STATUS]
-                warning = item.action is Action.ANNOTATE and status == "SATURATED"
+                saturated = item.action is Action.ANNOTATE and status == "SATURATED"
+                # A repair undoes somebody's edit of a Deployment we manage: say so loudly.
+                warning = saturated or item.action is Action.REPAIR
                 await self._events.record(
                     obj=obj,
                     type="Warning" if warning else "Normal",
-                    reason="Saturated" if warning else _REASONS[item.action],
+                    reason="Saturated" if saturated else _REASONS[item.action],
                     message=item.message,
                 )
             else:

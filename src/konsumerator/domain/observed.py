@@ -10,9 +10,12 @@ Quantities are kept as the strings the apiserver returned (for display) and
 as exact integers (for comparison), so "1000m" and "1" never look different.
 """
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
+
+import msgspec
 
 from konsumerator.api import keys
 from konsumerator.domain import partitions as partitioning
@@ -56,6 +59,10 @@ class ObservedDeployment:
     generation: int = 0
     observed_generation: int = 0
     deleting: bool = False
+    # The Deployment's ``spec`` as the API server returned it (JSON), kept
+    # encoded and decoded only to look for drift (``domain.drift``), at most
+    # once per observed version. None where it is not known (simulations).
+    spec_json: bytes | None = None
 
     # Derived from the annotations above (see module docstring).
     instance: int | None = field(init=False)
@@ -64,13 +71,18 @@ class ObservedDeployment:
     saturation_m: int = field(init=False)
     paused: bool = field(init=False)
     current: Mapping[str, Resources] = field(init=False)
+    # What the planner found comparing this version with its intent, by
+    # intent: a cache that lives and dies with this value, not part of it.
+    drift_memo: dict[Hashable, tuple[str, ...]] = field(
+        init=False, compare=False, repr=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         a = self.annotations
         raw_id = a.get(keys.CONSUMER_ID, "")
         level = a.get(keys.CPU_SATURATION_LEVEL, "")
         status = ScalingStatus.parse(a.get(keys.SCALING_STATUS)) or ScalingStatus.RUNNING
-        derived = {
+        derived: dict[str, object] = {
             "instance": int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None,
             "partitions": partitioning.parse_list(a.get(keys.PARTITION, "")),
             "scaling": ScalingState(
@@ -79,6 +91,14 @@ class ObservedDeployment:
             "saturation_m": int(level) if level.isascii() and level.isdigit() else 0,
             "paused": keys.DISABLE_AUTOSCALER in a,
             "current": MappingProxyType({c.name: c.resources for c in self.containers}),
+            "drift_memo": {},
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
+
+    def spec(self) -> Mapping[str, Any] | None:
+        """The decoded ``spec``, or None when it was not observed."""
+        if self.spec_json is None:
+            return None
+        decoded = msgspec.json.decode(self.spec_json)
+        return decoded if isinstance(decoded, Mapping) else {}

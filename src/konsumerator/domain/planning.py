@@ -11,6 +11,12 @@ For every instance index the plan picks one of:
 * **roll out** an OUTDATED one (template hash or partition list changed):
   rebuilt from the template, resized from metrics, not through the pending
   periods, since its pods restart anyway;
+* **repair** one whose fields of ours someone else changed (drift: a hand
+  edit of its partition env var, image or labels), found by comparing the
+  body we would apply with what is observed (``domain.drift``); in manual
+  mode, where the policy is the size, **resize** one whose resources are not
+  its policy's (a hand edit, or a policy change); both count as OUTDATED
+  until done;
 * **scale** a current one through the state machine (``scaling.decide``),
   only in passes where metrics were just refreshed, so the pending timers
   measure observations and not reconcile frequency;
@@ -26,14 +32,15 @@ describe the world as observed at the start of the pass; the next pass, which
 the Deployment watch triggers at once, reports the effect of the writes.
 """
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from konsumerator.api import keys
-from konsumerator.domain import fallbacks, limits, prediction, rendering
+from konsumerator.domain import drift, fallbacks, limits, prediction, rendering
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -52,6 +59,7 @@ class Action(StrEnum):
     ROLLOUT = "rollout"
     SCALE = "scale"
     ANNOTATE = "annotate"
+    REPAIR = "repair"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,9 @@ class Apply:
     action: Action
     body: dict[str, Any]
     message: str
+    # The UID of the observed Deployment this write is for; None for a
+    # creation. Every write but a creation is conditional on it.
+    uid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +221,44 @@ def _describe(resources: Mapping[str, Resources]) -> str:
     return ", ".join(parts) or "no resources"
 
 
+def _drifted(
+    d: ObservedDeployment, *, key: Hashable, render: Callable[[], dict[str, Any]]
+) -> list[str]:
+    """The fields of ``render()`` (the body we would apply) that ``d`` does not hold.
+
+    Remembered on ``d`` per ``key`` (every input of the rendering): an unchanged
+    Deployment is rendered and compared once, not on every pass.
+    """
+    memo = d.drift_memo.get(key)
+    if memo is not None:
+        return list(memo)
+    body = render()
+    meta = body["metadata"]
+    found = [
+        *drift.differences(intent=meta["labels"], observed=d.labels, path="metadata.labels"),
+        *drift.differences(
+            intent=meta["annotations"], observed=d.annotations, path="metadata.annotations"
+        ),
+    ]
+    spec = d.spec()
+    if spec is not None:
+        found += drift.differences(intent=body["spec"], observed=spec, path="spec")
+    d.drift_memo[key] = result = tuple(found[: drift.MAX_REPORTED])
+    return list(result)
+
+
+def _resources_differ(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> bool:
+    """Whether a container we give resources does not have them (manual mode).
+
+    A container we give none is left out: its resources are not ours (an apply
+    without them would not remove what someone else set).
+    """
+    return any(
+        not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
+        for name, wanted in target.items()
+    )
+
+
 def plan(
     *,
     config: ConsumerConfig,
@@ -241,11 +290,15 @@ def plan(
         outdated = not matches or d.annotations.get(keys.GENERATION) != hash_value
         instances[index] = (d, outdated)
 
+    # In manual mode (no autoscaling) every instance's resources are the
+    # policy's, which the operator keeps: a fleet-derived guess would let one
+    # hand-edited instance resize all the others.
+    manual = autoscaling is None and not config.paused
     fallback = fallbacks.compute(
         strategy=config.fallback,
         policies=config.policies,
         num_instances=num_instances,
-        existing=[d.current for d in sorted(deployments, key=lambda d: d.name)],
+        existing=[] if manual else [d.current for d in sorted(deployments, key=lambda d: d.name)],
     )
     used_cpu = used_mem = 0
     for held, _ in instances.values():
@@ -297,6 +350,10 @@ def plan(
                 shortage += max(0, (estimate.cpu_req_m or 0) - (limited.cpu_req_m or 0))
         return proposed, shortage
 
+    # What every instance's rendering shares, for the drift memo's keys: with the
+    # per-instance part below, every input of rendering.render (config enters
+    # through its name, namespace and the template hash).
+    intent_key = (hash_value, config.name, config.namespace, owner, num_instances, memory_format)
     applies: list[Apply] = []
     reports: list[InstanceReport] = []
     conflicts: list[str] = []
@@ -344,7 +401,9 @@ def plan(
             shortage = d.saturation_m
             if outdated:
                 counts["outdated"] += 1
-                keep = d.paused or (snapshot is None and _has_resources(current))
+                keep = d.paused or (
+                    autoscaling is not None and snapshot is None and _has_resources(current)
+                )
                 resources, shortage = (
                     (dict(current), 0) if keep else propose(partitions, current, critical)
                 )
@@ -408,17 +467,54 @@ def plan(
                             f"(max lag {max_lag}s)",
                         )
                 state, shortage = decision.state, new_shortage if saturated else 0
-            wanted = rendering.labels(config=config, owner=owner, partitions=partitions)
-            if outcome is None and not wanted.items() <= d.labels.items():
-                # Adopted from the Go operator, or a label of ours was edited:
-                # re-assert our fields once, resources untouched.
-                outcome = (
-                    Action.ANNOTATE,
-                    current,
-                    state,
-                    shortage,
-                    f"relabelled instance {index}",
+            # What we own of its resources: in manual mode the policy's, else what it has.
+            target: Mapping[str, Resources] = current
+            if outcome is None and manual and not d.paused:
+                # Manual mode: the policy is the size (a hand edit, or a policy change).
+                saved = pool.available
+                target, _ = propose(partitions, current, False)
+                if _resources_differ(current, target):
+                    counts["outdated"] += 1
+                    outcome = (
+                        Action.SCALE,
+                        target,
+                        state,
+                        shortage,
+                        f"instance {index} set to its resourcePolicy (manual mode): "
+                        f"{_describe(current)} -> {_describe(target)}",
+                    )
+                else:
+                    pool.restore(saved)
+            if outcome is None:
+                # Nothing planned: is everything we set still as we set it?
+                level = shortage if state.status is ScalingStatus.SATURATED else 0
+                changed = _drifted(
+                    d,
+                    key=(intent_key, index, partitions, tuple(target.items()), state, level),
+                    render=functools.partial(
+                        rendering.render,
+                        config=config,
+                        owner=owner,
+                        index=index,
+                        partitions=partitions,
+                        num_instances=num_instances,
+                        resources=target,
+                        scaling=state,
+                        cpu_shortage_m=level,
+                        hash_value=hash_value,
+                        memory_format=memory_format,
+                    ),
                 )
+                if changed:
+                    counts["outdated"] += 1
+                    outcome = (
+                        Action.REPAIR,
+                        target,
+                        state,
+                        shortage,
+                        f"restored instance {index}, changed by someone else: "
+                        + ", ".join(changed),
+                    )
 
         effective = current
         if outcome is not None:
@@ -428,6 +524,7 @@ def plan(
                     name=name,
                     action=action,
                     message=message,
+                    uid=None if instance is None else instance[0].uid,
                     body=rendering.render(
                         config=config,
                         owner=owner,

@@ -18,6 +18,7 @@ import httpx2
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 
+from konsumerator.kube import guarding
 from konsumerator.kube.requesting import ApiClient, RequestCounts, RequestHook
 
 
@@ -51,6 +52,7 @@ def connect(
     config = load_config(kubeconfig=kubeconfig, context=context)
     params = client_adapter.ConnectionParams(timeout=httpx2.Timeout(timeout), trust_env=False)
     http = client_adapter.AsyncClient(config, params)
+    guarding.install(http)
     return ApiClient(http=http, counts=counts, hook=hook)
 
 

@@ -7,7 +7,9 @@ reads. We decode with msgspec into *wire* Structs that declare only the fields
 we read (msgspec skips the rest without building objects for them), then
 convert to the value the rest of the code uses:
 
-- ``Deployment`` → ``konsumerator.domain.observed.ObservedDeployment``;
+- ``Deployment`` → ``konsumerator.domain.observed.ObservedDeployment``, which
+  also keeps the ``spec`` as the JSON bytes the server sent (1-2 KB), decoded
+  only to look for drift of the fields the operator sets;
 - custom objects (Consumers) → ``CustomObject``: metadata plus ``spec`` and
   ``status`` as plain dicts, because the spec is validated by pydantic in the
   API layer, where the error messages are written;
@@ -145,8 +147,13 @@ class _DeploymentStatus(msgspec.Struct, rename="camel"):
 
 class DeploymentWire(msgspec.Struct):
     metadata: ObjectMetaWire = msgspec.field(default_factory=ObjectMetaWire)
-    spec: _DeploymentSpec = msgspec.field(default_factory=_DeploymentSpec)
+    # Kept raw: decoded below for what planning reads, and kept (copied out of
+    # the response buffer) for drift detection.
+    spec: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
     status: _DeploymentStatus = msgspec.field(default_factory=_DeploymentStatus)
+
+
+_deployment_spec = msgspec.json.Decoder(_DeploymentSpec)
 
 
 class CustomObjectWire(msgspec.Struct):
@@ -186,6 +193,8 @@ def controller_uid(meta: ObjectMetaWire) -> str | None:
 
 def to_observed_deployment(wire: DeploymentWire) -> ObservedDeployment:
     meta = wire.metadata
+    spec_json = bytes(wire.spec)
+    spec = _deployment_spec.decode(spec_json)
     return ObservedDeployment(
         name=meta.name,
         namespace=meta.namespace,
@@ -200,15 +209,16 @@ def to_observed_deployment(wire: DeploymentWire) -> ObservedDeployment:
                 requests=_frozen(c.resources.requests),
                 limits=_frozen(c.resources.limits),
             )
-            for c in wire.spec.template.spec.containers
+            for c in spec.template.spec.containers
         ),
-        replicas=wire.spec.replicas,
+        replicas=spec.replicas,
         ready_replicas=wire.status.ready_replicas,
         available_replicas=wire.status.available_replicas,
         updated_replicas=wire.status.updated_replicas,
         generation=meta.generation,
         observed_generation=wire.status.observed_generation,
         deleting=meta.deletion_timestamp is not None,
+        spec_json=spec_json,
     )
 
 

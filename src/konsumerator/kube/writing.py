@@ -4,12 +4,34 @@ Rules, and why:
 
 - Children are written with **server-side apply** (field manager
   ``konsumerator``, ``force=True``). The body holds only the fields we own, so
-  other actors (an HPA, a human adding a label) keep theirs, and "create or
-  update" is one idempotent request with no read-modify-write race.
+  other actors (an HPA, a human adding a label) keep theirs.
+- An apply never takes over somebody else's object. Plain SSA is "create or
+  update": applied onto a same-named Deployment a user made, it would adopt
+  it. So every apply is conditional, in the same request:
+
+  * ``create_only``: the body carries ``metadata.resourceVersion: "1"``, a
+    version no stored object has (etcd revisions of objects start above it).
+    If the name is free, the API server creates the object (an apply that
+    creates checks no version); if anything holds the name, the version
+    check fails with 409 and nothing is written (``AlreadyExists``). This is
+    how the Java Operator SDK creates with SSA. Unlike a POST, the new object
+    is owned by our *Apply* entry only, so fields we later stop applying
+    are removed.
+  * ``uid``: the body carries ``metadata.uid``. The API server rejects the
+    apply (422 on the immutable uid, or 409 if the name is free) unless the
+    object is that very one: a Deployment deleted and re-created by someone
+    else in the meantime is never touched (``Conflict``).
 - Status goes through SSA on the ``/status`` subresource, or a merge patch: no
   resourceVersion in the body, so a status write never 409-loops.
 - Deletes can carry a ``preconditions.uid``: we delete the Deployment we
   looked at, never a same-named successor created in the meantime.
+- With leader election, every write asks the elector's fence first
+  (``WriteFence.write_budget``) and is bounded by its answer: a process that
+  may have lost its lease refuses the write (``NotLeading``) instead of
+  sending it, and a write still pending when the budget runs out is
+  abandoned. The fence is asked again at the socket, just before the
+  request's bytes leave (``kube.guarding``). Lease writes do not come through
+  here.
 - Callers compare desired and observed state *before* calling: the API server
   does not persist a no-op apply, but a no-op apply is still a request, and
   at 10 k Deployments requests are the budget.
@@ -21,6 +43,8 @@ object) and raises typed runtime errors. Requests are counted by the shared
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +52,12 @@ from typing import Any
 import msgspec
 
 from konsumerator.api import keys
+from konsumerator.kube import guarding
 from konsumerator.kube.projections import ObjectMetaWire
 from konsumerator.kube.requesting import ApiClient, RequestCounts
 from konsumerator.kube.resources import ResourceKind
 from konsumerator.runtime import errors
+from konsumerator.runtime.ports import WriteFence
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +88,59 @@ def _written(body: bytes) -> Written:
     )
 
 
+# A resourceVersion no stored object has: an apply naming it can only create.
+NEVER_STORED = "1"
+
+
 class Writer:
-    def __init__(self, *, client: ApiClient, field_manager: str = keys.FIELD_MANAGER) -> None:
+    def __init__(
+        self,
+        *,
+        client: ApiClient,
+        field_manager: str = keys.FIELD_MANAGER,
+        fence: WriteFence | None = None,
+    ) -> None:
         self._client = client
         self.field_manager = field_manager
+        self._fence = fence
 
     @property
     def counts(self) -> RequestCounts:
         return self._client.counts
+
+    async def _write(
+        self,
+        *,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> bytes:
+        """One write request, through the fence (if any): refused before it is sent
+        when the fence is closed, abandoned when the fence's budget runs out."""
+        fence = self._fence
+        budget = None if fence is None else fence.write_budget()
+        try:
+            with guarding.guarded(fence.write_budget) if fence else contextlib.nullcontext():
+                async with asyncio.timeout(budget):
+                    return await self._client.request(
+                        verb=verb,
+                        resource=resource,
+                        method=method,
+                        path=path,
+                        params=params,
+                        content=content,
+                        content_type=content_type,
+                    )
+        except TimeoutError:
+            if budget is None:
+                raise
+            raise errors.NotLeading(
+                message=f"{verb} {path} abandoned: the lease could not be renewed in time"
+            ) from None
 
     async def apply(
         self,
@@ -80,18 +151,43 @@ class Writer:
         body: Mapping[str, Any],
         force: bool = True,
         subresource: str | None = None,
+        uid: str | None = None,
+        create_only: bool = False,
     ) -> Written:
-        """Server-side apply ``body`` (apiVersion, kind and metadata.name are filled in)."""
+        """Server-side apply ``body`` (apiVersion, kind and metadata.name are filled in).
+
+        With ``uid``, only onto the object with that UID (else ``Conflict``); with
+        ``create_only``, only if no object has the name (else ``AlreadyExists``).
+        """
         document = _with_identity(resource=resource, namespace=namespace, name=name, body=body)
-        raw = await self._client.request(
-            verb="apply",
-            resource=resource.plural if subresource is None else f"{resource.plural}/{subresource}",
-            method="PATCH",
-            path=resource.path(namespace=namespace, name=name, subresource=subresource),
-            params={"fieldManager": self.field_manager, "force": "true" if force else "false"},
-            content=_encoder.encode(document),
-            content_type="application/apply-patch+yaml",
-        )
+        if uid is not None:
+            document["metadata"]["uid"] = uid
+        if create_only:
+            document["metadata"]["resourceVersion"] = NEVER_STORED
+        try:
+            raw = await self._write(
+                verb="apply",
+                resource=resource.plural
+                if subresource is None
+                else f"{resource.plural}/{subresource}",
+                method="PATCH",
+                path=resource.path(namespace=namespace, name=name, subresource=subresource),
+                params={"fieldManager": self.field_manager, "force": "true" if force else "false"},
+                content=_encoder.encode(document),
+                content_type="application/apply-patch+yaml",
+            )
+        except errors.Invalid as e:
+            if uid is not None and any(c.field == "metadata.uid" for c in e.causes):
+                raise errors.Conflict(
+                    status=409, reason="UIDMismatch", message=f"{name} is no longer {uid}"
+                ) from e
+            raise
+        except errors.Conflict as e:
+            if create_only and uid is None:
+                raise errors.AlreadyExists(
+                    status=409, reason="AlreadyExists", message=f"{name} exists"
+                ) from e
+            raise
         return _written(raw)
 
     async def apply_status(
@@ -122,7 +218,7 @@ class Writer:
         patch: Mapping[str, Any],
         subresource: str | None = None,
     ) -> Written:
-        raw = await self._client.request(
+        raw = await self._write(
             verb="patch",
             resource=resource.plural if subresource is None else f"{resource.plural}/{subresource}",
             method="PATCH",
@@ -136,7 +232,7 @@ class Writer:
     async def create(
         self, *, resource: ResourceKind, namespace: str | None, body: Mapping[str, Any]
     ) -> Written:
-        raw = await self._client.request(
+        raw = await self._write(
             verb="create",
             resource=resource.plural,
             method="POST",
@@ -150,7 +246,7 @@ class Writer:
         self, *, resource: ResourceKind, namespace: str | None, name: str, body: Mapping[str, Any]
     ) -> Written:
         """A full PUT; the body's metadata.resourceVersion makes it compare-and-swap."""
-        raw = await self._client.request(
+        raw = await self._write(
             verb="update",
             resource=resource.plural,
             method="PUT",
@@ -178,7 +274,7 @@ class Writer:
         if uid is not None:
             options["preconditions"] = {"uid": uid}
         try:
-            await self._client.request(
+            await self._write(
                 verb="delete",
                 resource=resource.plural,
                 method="DELETE",

@@ -19,6 +19,18 @@ The protocol is optimistic concurrency on one Lease object:
   duration (client-go ``ReleaseOnCancel``), so a follower takes over at its
   next retry instead of waiting out the lease.
 
+Fencing, the part client-go leaves to its users: a deposed leader must not
+write. Another candidate may take the Lease ``lease_duration`` after it saw
+our last renewal, which it saw after that renewal *started*. So the leader
+counts from the start of its last successful acquire or renew request and
+lets writes start only within ``renew_deadline`` of it (``write_budget``,
+asked by the writer before every write, which also bounds the request by
+the time left). The gap up to ``lease_duration`` (5 s by default) covers a
+request already on the wire and clocks that run at slightly different
+rates. The check is made on the spot, not by the renew loop: a process that
+was frozen (SIGSTOP, a stalled node, a long GC pause) and wakes up after its
+lease expired refuses its next write before the renew loop has even run.
+
 Expiry is judged on *our* monotonic clock, never by comparing the
 ``renewTime`` in the Lease with our wall clock: clocks of different nodes
 disagree. Like client-go we remember when we last saw the record change
@@ -88,6 +100,8 @@ class LeaderElector:
         self._observer = observer
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
+        # When the last successful acquire or renew request started (self._clock).
+        self._renewed_from: float | None = None
         self._leading = asyncio.Event()
 
     @property
@@ -101,6 +115,23 @@ class LeaderElector:
 
     async def wait_until_leading(self) -> None:
         await self._leading.wait()
+
+    def write_budget(self) -> float:
+        """Seconds a write starting now may take (``WriteFence``).
+
+        Raises ``NotLeading`` unless we lead and our last successful renewal
+        started less than ``renew_deadline`` ago, by our own clock.
+        """
+        renewed = self._renewed_from
+        if not self.is_leader or renewed is None:
+            raise errors.NotLeading(message=f"not the holder of lease {self.namespace}/{self.name}")
+        left = renewed + self._renew_deadline - self._clock()
+        if left <= 0:
+            raise errors.NotLeading(
+                message=f"lease {self.namespace}/{self.name} not renewed for "
+                f"{self._renew_deadline - left:.1f}s; it may have been taken"
+            )
+        return left
 
     async def run(self) -> None:
         """Acquire, then renew until cancelled (release) or lost (``LeadershipLost``)."""
@@ -131,20 +162,19 @@ class LeaderElector:
         log.info("acquired the leader lease", lease=self.name, identity=self.identity)
 
     async def _renew(self) -> None:
-        last_renew = self._clock()
         while True:
             await asyncio.sleep(self._retry_period)
-            remaining = self._renew_deadline - (self._clock() - last_renew)
-            renewed = False
+            assert self._renewed_from is not None  # set by the acquisition
+            remaining = self._renew_deadline - (self._clock() - self._renewed_from)
             if remaining > 0:
                 try:
                     async with asyncio.timeout(remaining):
-                        renewed = await self._try_acquire_or_renew()
+                        await self._try_acquire_or_renew()
                 except TimeoutError:
-                    renewed = False
-            if renewed:
-                last_renew = self._clock()
-            elif self._clock() - last_renew >= self._renew_deadline:
+                    pass
+            if not self.is_leader:
+                raise LeadershipLost(f"lease {self.namespace}/{self.name} was taken")
+            if self._clock() - self._renewed_from >= self._renew_deadline:
                 log.error("failed to renew the leader lease", lease=self.name)
                 self._set_leading(False)
                 raise LeadershipLost(f"lease {self.namespace}/{self.name} not renewed in time")
@@ -152,6 +182,13 @@ class LeaderElector:
     # -- one attempt -------------------------------------------------------
 
     async def _try_acquire_or_renew(self) -> bool:
+        started = self._clock()
+        if await self._attempt():
+            self._renewed_from = started
+            return True
+        return False
+
+    async def _attempt(self) -> bool:
         now = self._wall_clock()
         try:
             current = await self._store.get(namespace=self.namespace, name=self.name)
@@ -172,6 +209,14 @@ class LeaderElector:
 
             if self._observed is None or current != self._observed:
                 self._observe(current)
+            if self.is_leader and current.holder_identity != self.identity:
+                # Someone took the Lease (or an admin cleared it): stop writing now,
+                # not at the renew deadline.
+                log.error(
+                    "the leader lease was taken", lease=self.name, holder=current.holder_identity
+                )
+                self._set_leading(False)
+                return False
             held_by_other = current.holder_identity not in ("", self.identity)
             expires_at = self._observed_at + current.lease_duration_seconds
             if held_by_other and expires_at > self._clock():

@@ -15,6 +15,10 @@ bodies. The split follows what a caller does next:
 - ``TooManyRequests`` (429): API Priority and Fairness pushed back; wait at
   least ``retry_after`` seconds.
 - ``ServerError`` (5xx) and ``Unreachable`` (no HTTP answer at all): transient.
+- ``NotLeading``: not from the server at all. With leader election, a write
+  is refused before it starts once this process cannot be sure it still
+  holds the lease (see ``runtime.electing``). An ``ApiError`` so that every
+  caller treats it as the failed write it is.
 
 ``Retryable`` marks a failure the reconciler classified and reported; it is
 retried with backoff and logged without a traceback, like API errors.
@@ -113,6 +117,14 @@ class Unreachable(ApiError):
 
     def __init__(self, *, message: str) -> None:
         super().__init__(status=0, reason="Unreachable", message=message)
+
+
+class NotLeading(ApiError):
+    """A write refused before it started: this process is not (or may no longer be)
+    the leader. Nothing was sent; the new leader will do what is still needed."""
+
+    def __init__(self, *, message: str) -> None:
+        super().__init__(status=0, reason="NotLeading", message=message)
 
 
 class TerminalError(Exception):

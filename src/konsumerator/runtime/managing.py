@@ -16,9 +16,12 @@ controllers' queues, let in-flight reconciles finish (up to
 successor never overlaps with our last writes), then stop the reflectors and
 the HTTP servers.
 
-Failure: if the lease is lost, or a component ends unexpectedly, everything is
-shut down the same way and the error propagates out of ``run`` so that the
-process exits non-zero and is restarted with a clean slate.
+Failure: if a component ends unexpectedly, everything is shut down the same
+way and the error propagates out of ``run`` so that the process exits
+non-zero and is restarted with a clean slate. A lost lease is different: the
+controllers are cancelled at once, without draining, because another replica
+may already be writing (and the writer's fence refuses anything they still
+try); then the error propagates the same way.
 
 Health: a heartbeat task in the loop records, every ``heartbeat_interval``,
 whether the reflectors make progress and the caches are synced; the HTTP
@@ -164,7 +167,10 @@ class Manager:
             await self._until(self._stop.wait(), watched=watched)
         finally:
             self.leading.clear()
-            await self._stop_controllers(controller_tasks)
+            # Drain only while we still hold the lease (a graceful stop, a failed
+            # component): a deposed leader must not finish its reconciles.
+            deposed = self._elector is not None and not self._elector.is_leader
+            await self._stop_controllers(controller_tasks, drain=not deposed)
             if elector_task is not None:
                 await _cancel_and_wait([elector_task])
             await _cancel_and_wait(background)
@@ -198,14 +204,17 @@ class Manager:
                 return
             await asyncio.sleep(0.05)
 
-    async def _stop_controllers(self, tasks: list[asyncio.Task[None]]) -> None:
+    async def _stop_controllers(self, tasks: list[asyncio.Task[None]], *, drain: bool) -> None:
         if not tasks:
             return
         for controller in self._controllers:
             controller.queue.shutdown()
-        _, pending = await asyncio.wait(tasks, timeout=self._shutdown_timeout)
-        if pending:
-            log.warning("reconciles still running at shutdown; cancelling", count=len(pending))
+        if drain:
+            _, pending = await asyncio.wait(tasks, timeout=self._shutdown_timeout)
+            if pending:
+                log.warning("reconciles still running at shutdown; cancelling", count=len(pending))
+        else:
+            log.warning("leadership lost; cancelling in-flight reconciles")
         await _cancel_and_wait(tasks)
 
     async def _heartbeat(self) -> None:

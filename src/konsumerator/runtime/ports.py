@@ -101,3 +101,16 @@ class LeaseStore(Protocol):
     async def update(self, *, namespace: str, name: str, record: LeaseRecord) -> LeaseRecord:
         """Replace it if still at ``record.resource_version``; raises ``Conflict`` if not."""
         ...
+
+
+class WriteFence(Protocol):
+    """Whether a write may start now, and for how long it may run.
+
+    Implemented by the leader elector: the kube layer asks before every write
+    and bounds the request by the answer, so a process that may have lost
+    its lease never starts (or keeps sending) a write.
+    """
+
+    def write_budget(self) -> float:
+        """Seconds a write starting now may take; raises ``NotLeading`` if none."""
+        ...

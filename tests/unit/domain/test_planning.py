@@ -35,6 +35,8 @@ paths in lwolf/konsumerator.
   foreign object holding an instance's name is never touched.
 """
 
+import copy
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -44,12 +46,20 @@ from typing import Any
 import pytest
 
 from konsumerator.api import keys
-from konsumerator.domain import planning
+from konsumerator.domain import planning, rendering
 from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.planning import Action, Counters, Metrics, plan
+from konsumerator.domain.quantities import parse_quantity
 from konsumerator.domain.scaling import ScalingStatus
-from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, GlobalPool, Owner
+from konsumerator.domain.specs import (
+    Autoscaling,
+    Bounds,
+    ConsumerConfig,
+    FallbackStrategy,
+    GlobalPool,
+    Owner,
+)
 from konsumerator.simulating import observe
 
 M = 10**6
@@ -401,9 +411,9 @@ def test_pool_starts_from_what_existing_instances_hold():
         containers=[existing_resources],
     )
     result = one_pass(cfg, [c0])
-    # c-0 only gets its labels re-asserted (it was built without them).
+    # c-0 only gets its labels (and scaling annotations) restored: it was built without them.
     assert {a.name: a.action for a in result.applies} == {
-        "c-0": Action.ANNOTATE,
+        "c-0": Action.REPAIR,
         "c-1": Action.CREATE,
     }
     apply = next(a for a in result.applies if a.name == "c-1")
@@ -985,3 +995,201 @@ def test_paused_consumer_gives_every_container_its_min_allowed():
     assert result.counters.running == 0
     again = one_pass(paused, [observe(apply.body, owner_uid=OWNER.uid)])
     assert again.applies == ()
+
+
+# --- drift: fields of ours changed by someone else -----------------------------------
+
+MANUAL_POLICY = {"busybox": Bounds(100, 128 * 2**20, 2000, 2 * G)}
+
+
+def served(apply: planning.Apply, edit: Any = None) -> ObservedDeployment:
+    """The Deployment the API server would return for ``apply``, optionally hand-edited
+    (``edit(spec, metadata)``): defaults added and quantities canonicalised, as it does."""
+    body = copy.deepcopy(apply.body)
+    spec, meta = body["spec"], body["metadata"]
+    spec.setdefault("strategy", {"type": "RollingUpdate"})
+    spec["template"]["spec"].setdefault("dnsPolicy", "ClusterFirst")
+    for c in spec["template"]["spec"]["containers"]:
+        c.setdefault("imagePullPolicy", "IfNotPresent")
+        for part in c.get("resources", {}).values():
+            for k, v in part.items():
+                part[k] = parse_quantity(v).canonical()
+    if edit is not None:
+        edit(spec, meta)
+    return ObservedDeployment(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        uid=f"uid-{meta['name']}",
+        labels=MappingProxyType(dict(meta["labels"])),
+        annotations=MappingProxyType(dict(meta["annotations"])),
+        controller_uid=OWNER.uid,
+        containers=tuple(
+            ObservedContainer(
+                name=c["name"],
+                requests=MappingProxyType(dict(c.get("resources", {}).get("requests", {}))),
+                limits=MappingProxyType(dict(c.get("resources", {}).get("limits", {}))),
+            )
+            for c in spec["template"]["spec"]["containers"]
+        ),
+        spec_json=json.dumps(spec).encode(),
+    )
+
+
+def main_container(spec: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = spec["template"]["spec"]["containers"][0]
+    return found
+
+
+def set_env(name: str, value: str) -> Any:
+    def edit(spec: dict[str, Any], meta: dict[str, Any]) -> None:
+        next(e for e in main_container(spec)["env"] if e["name"] == name)["value"] = value
+
+    return edit
+
+
+def manual_config(**kw: Any) -> ConsumerConfig:
+    base: dict[str, Any] = {"num_partitions": 2, "policies": MANUAL_POLICY}
+    base.update(kw)
+    return config(**base)
+
+
+BUSYBOX = "spec.template.spec.containers[busybox]"
+
+
+@pytest.mark.parametrize(
+    ("edit", "changed"),
+    [
+        (set_env("KONSUMERATOR_PARTITION", "0,1"), f"{BUSYBOX}.env[KONSUMERATOR_PARTITION].value"),
+        (
+            set_env("KONSUMERATOR_NUM_PARTITIONS", "1"),
+            f"{BUSYBOX}.env[KONSUMERATOR_NUM_PARTITIONS]",
+        ),
+        (lambda s, m: main_container(s).update(image="evil:1"), f"{BUSYBOX}.image"),
+        (lambda s, m: s.update(replicas=5), "spec.replicas"),
+        (lambda s, m: m["labels"].pop(keys.LABEL_MANAGED_BY), "metadata.labels"),
+    ],
+    ids=["partition-env", "num-partitions-env", "image", "replicas", "label"],
+)
+def test_a_hand_edit_of_a_field_we_own_is_repaired_and_counted_outdated(edit, changed):
+    cfg = manual_config(deployment_template={**template(), "replicas": 1})
+    first = one_pass(cfg)
+    intended = {a.name: a.body for a in first.applies}
+    observed = [served(first.applies[0], edit), served(first.applies[1])]
+    result = one_pass(cfg, observed)
+    assert result.counters.outdated == 1
+    assert result.counters.running == 2
+    (repair,) = result.applies
+    assert (repair.name, repair.action, repair.uid) == ("c-0", Action.REPAIR, "uid-c-0")
+    assert changed in repair.message
+    assert repair.body == intended["c-0"]
+    # Once the server holds our fields again, nothing more is written.
+    assert one_pass(cfg, [served(repair), observed[1]]).applies == ()
+
+
+def test_unchanged_deployments_as_the_server_returns_them_need_no_write():
+    for cfg in (
+        manual_config(deployment_template=template("busybox", "sidecar")),
+        scaling_config(deployment_template=template("consumer", "sidecar")),
+    ):
+        first = one_pass(cfg, metrics=Metrics(snapshot=steady(), refreshed=True, synced_at=T0))
+        observed = [served(a) for a in first.applies]
+        result = one_pass(cfg, observed)
+        assert result.applies == ()
+        assert result.counters.outdated == 0
+
+
+def test_manual_mode_restores_hand_edited_resources_from_the_policy():
+    cfg = manual_config()
+    first = one_pass(cfg)
+
+    def bigger(spec: dict[str, Any], meta: dict[str, Any]) -> None:
+        main_container(spec)["resources"] = {"requests": {"cpu": "1500m"}}
+
+    result = one_pass(cfg, [served(first.applies[0], bigger), served(first.applies[1])])
+    (repair,) = result.applies
+    assert (repair.action, repair.uid) == (Action.SCALE, "uid-c-0")
+    assert "resourcePolicy" in repair.message
+    assert result.counters.outdated == 1
+    assert containers_of(repair.body)["busybox"]["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "100m", "memory": "128Mi"},
+    }
+
+
+def test_manual_mode_applies_a_policy_change_to_existing_instances():
+    cfg = manual_config()
+    observed = [served(a) for a in one_pass(cfg).applies]
+    raised = replace(cfg, policies={"busybox": Bounds(300, 256 * 2**20, 2000, 2 * G)})
+    result = one_pass(raised, observed)
+    assert [a.action for a in result.applies] == [Action.SCALE, Action.SCALE]
+    assert result.counters.outdated == 2
+    for apply in result.applies:
+        assert containers_of(apply.body)["busybox"]["resources"]["requests"] == {
+            "cpu": "300m",
+            "memory": "256Mi",
+        }
+
+
+def test_manual_mode_sizes_a_newcomer_from_the_policy_not_from_a_fleet_member():
+    """In a large fleet the Go fallback copied a member's resources (fallbackStrategy max):
+    one hand-edited member became the size of every newcomer."""
+    cfg = manual_config(
+        num_partitions=12,
+        deployment_template=template("busybox", "sidecar"),
+        fallback=FallbackStrategy.MAX,
+    )
+    created = one_pass(cfg).applies
+
+    def sidecar_resources(spec: dict[str, Any], meta: dict[str, Any]) -> None:
+        sidecar = spec["template"]["spec"]["containers"][1]
+        sidecar["resources"] = {"requests": {"cpu": "3"}, "limits": {"cpu": "3"}}
+
+    observed = [served(a, sidecar_resources if a.name == "c-3" else None) for a in created[:11]]
+    (newcomer,) = one_pass(cfg, observed).applies
+    assert (newcomer.name, newcomer.action) == ("c-11", Action.CREATE)
+    c = containers_of(newcomer.body)
+    assert "resources" not in c["sidecar"]
+    assert c["busybox"]["resources"]["requests"] == {"cpu": "2", "memory": "2G"}
+
+
+def test_autoscaled_resources_edited_by_hand_are_taken_as_the_current_size():
+    """With autoscaling the size is the autoscaler's to change, starting from what it is."""
+    cfg = scaling_config()
+    metrics = Metrics(snapshot=steady(), refreshed=True, synced_at=T0)
+    created = one_pass(cfg, metrics=metrics).applies
+
+    def more_cpu(spec: dict[str, Any], meta: dict[str, Any]) -> None:
+        main_container(spec)["resources"]["requests"]["cpu"] = "700m"
+
+    observed = [served(created[0], more_cpu), served(created[1])]
+    result = one_pass(cfg, observed, metrics=replace(metrics, refreshed=False))
+    assert result.applies == ()
+    assert result.counters.outdated == 0
+
+
+def test_an_unchanged_deployment_is_compared_once(monkeypatch):
+    cfg = manual_config(num_partitions=4)
+    observed = [served(a) for a in one_pass(cfg).applies]
+    calls: list[int] = []
+    real = rendering.render
+
+    def counting(**kw: Any) -> dict[str, Any]:
+        calls.append(kw["index"])
+        return real(**kw)
+
+    monkeypatch.setattr(rendering, "render", counting)
+    assert one_pass(cfg, observed).applies == ()
+    assert sorted(calls) == [0, 1, 2, 3]
+    calls.clear()
+    for _ in range(3):
+        assert one_pass(cfg, observed).applies == ()
+    assert calls == []
+
+
+def test_writes_to_existing_deployments_name_their_uid_and_creations_none():
+    cfg = manual_config()
+    first = one_pass(cfg)
+    assert [a.uid for a in first.applies] == [None, None]
+    observed = [served(first.applies[0], set_env("KONSUMERATOR_PARTITION", "9"))]
+    result = one_pass(cfg, observed)
+    assert {a.name: a.uid for a in result.applies} == {"c-0": "uid-c-0", "c-1": None}

@@ -299,3 +299,58 @@ def test_lease_times_are_written_as_micro_time_in_utc() -> None:
     assert micro_time(datetime(2026, 1, 2, tzinfo=UTC).replace(microsecond=7)) == (
         "2026-01-02T00:00:00.000007Z"
     )
+
+
+# The API server's answers to conditional applies (recorded from kube-apiserver 1.36).
+_MODIFIED = {
+    "kind": "Status",
+    "code": 409,
+    "reason": "Conflict",
+    "message": 'Operation cannot be fulfilled on deployments.apps "a": the object has been '
+    "modified; please apply your changes to the latest version and try again",
+}
+_UID_IMMUTABLE = {
+    "kind": "Status",
+    "code": 422,
+    "reason": "Invalid",
+    "message": 'Deployment.apps "a" is invalid: metadata.uid: Invalid value: "u-1": '
+    "field is immutable",
+    "details": {
+        "causes": [
+            {
+                "reason": "FieldValueInvalid",
+                "message": "field is immutable",
+                "field": "metadata.uid",
+            }
+        ]
+    },
+}
+
+
+async def test_conditional_applies_say_so_in_the_body_and_map_refusals() -> None:
+    sent: list[dict[str, Any]] = []
+    answers = [_MODIFIED, _UID_IMMUTABLE, {"kind": "Status", "code": 422, "reason": "Invalid"}]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(json.loads(request.content))
+        answer = answers.pop(0)
+        return httpx2.Response(answer["code"], json=answer)
+
+    writer = Writer(client=client_with(handler))
+    with pytest.raises(errors.AlreadyExists):
+        await writer.apply(
+            resource=DEPLOYMENTS, namespace="ns", name="a", body={}, create_only=True
+        )
+    with pytest.raises(errors.Conflict) as refused:
+        await writer.apply(resource=DEPLOYMENTS, namespace="ns", name="a", body={}, uid="u-1")
+    assert refused.value.reason == "UIDMismatch"
+    with pytest.raises(errors.Invalid):  # invalid for another reason: not a conflict
+        await writer.apply(resource=DEPLOYMENTS, namespace="ns", name="a", body={}, uid="u-1")
+    assert sent[0]["metadata"] == {"name": "a", "namespace": "ns", "resourceVersion": "1"}
+    assert sent[1]["metadata"] == {"name": "a", "namespace": "ns", "uid": "u-1"}
+
+
+def test_a_deployment_keeps_its_spec_for_drift_detection() -> None:
+    raw = json.dumps(deployment("a")).encode()
+    observed = DEPLOYMENT_PROJECTOR.decode(raw)
+    assert observed.spec() == json.loads(raw)["spec"]
