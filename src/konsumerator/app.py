@@ -26,7 +26,6 @@ import httpx2
 import structlog
 from prometheus_client import ProcessCollector
 
-from konsumerator.api import keys
 from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.configmap import spec_changed as configmap_changed
@@ -34,6 +33,7 @@ from konsumerator.controllers.consumer import ConsumerController
 from konsumerator.controllers.consumer import spec_changed as consumer_changed
 from konsumerator.controllers.events import EventReporter
 from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
+from konsumerator.domain import keys
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.kube import connecting
 from konsumerator.kube.eventing import EventRecorder

@@ -25,11 +25,11 @@ from typing import Any, TextIO
 
 import yaml
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError
 from konsumerator.controllers.acting import Outcome
 from konsumerator.controllers.reconciling import Pass, Pipeline
-from konsumerator.domain import durations, planning
+from konsumerator.domain import durations, keys, planning
 from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.prom.providing import ProviderResult

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import yaml
 
 from konsumerator import app
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.runtime.stores import ObjectKey
 from konsumerator_dev.testenv import Cluster, wait_until
 

@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 
-from konsumerator.api import keys
 from konsumerator.api.v1 import parse_spec, to_config
-from konsumerator.domain import planning, quantities
+from konsumerator.domain import keys, planning, quantities
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.resources import MAX_CPU_M, MAX_MEM_B
 from konsumerator.domain.specs import Owner

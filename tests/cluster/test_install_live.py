@@ -42,7 +42,7 @@ import yaml
 from operating import OperatorProcess, eventually, install_crd, operator_process
 from test_install_manifests import CHART, DEPLOY, ROOT, docs, helm
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster

@@ -24,7 +24,7 @@ from operating import (
     managed,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.domain.quantities import cpu_millis
 from konsumerator_dev.testenv import Cluster, kafkatools, wait_until
 from konsumerator_dev.testenv.podrunner import PodRunner
@@ -34,6 +34,10 @@ WORK_MS = 2
 RATE_PER_CORE = 1000 // WORK_MS
 #: Messages/s produced to each partition: 40 messages/s need 80m, so 100m (minAllowed).
 PRODUCTION = 20
+#: maxAllowed of the Consumers below: an instance at it cannot be scaled up.
+MAX_CPU_M = 500
+#: Longer than any wait of the stalled part of a test: the test ends the stall itself.
+STALL_S = 600.0
 
 
 def _kafka_consumer(
@@ -47,7 +51,7 @@ def _kafka_consumer(
         pending_up="5s",
         pending_down="8s",
         min_cpu="100m",
-        max_cpu="500m",
+        max_cpu=f"{MAX_CPU_M}m",
         **kw,
     )
     manifest["spec"]["autoscaler"]["prometheus"].update(
@@ -122,11 +126,23 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
             what="the consumer's first commits",
         )
         eventually(backlog, lambda b: b < 100, timeout=60, what="the consumer to keep up")
-        before = _cpu_request(deployments(cluster, namespace)[name])
+        # at rest, with room to scale up: the lag of the consumer's start (slow on a busy
+        # machine) can make the operator resize the instance first, each time with a new pod
+        rested = eventually(
+            lambda: deployments(cluster, namespace)[name],
+            lambda d: (
+                _cpu_request(d) < MAX_CPU_M
+                and d["metadata"]["annotations"].get(keys.SCALING_STATUS) == "RUNNING"
+            ),
+            timeout=120,
+            what="the instance at rest below maxAllowed",
+        )
+        before = _cpu_request(rested)
 
-        # a downstream stall: the consumer stops making progress, Kafka lag rises
-        (pod_name,) = runner.processes()
-        runner.pause(pod_name)
+        # a downstream stall: the consumer stops making progress, Kafka lag rises. The stall
+        # holds every process of the instance, a replacing pod's too (as a real outage would):
+        # a pod resized meanwhile must not end it before the lag is there
+        runner.stall(STALL_S)
         eventually(
             backlog, lambda b: b > 300, timeout=60, what="Kafka lag to rise during the stall"
         )
@@ -145,7 +161,8 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
         assert "PENDING_SCALE_UP" in seen, seen
         peak = _cpu_request(up)
 
-        # the resized pod's new process (unpaused) drains the backlog, measured from Kafka
+        # the outage ends: the resized instance drains the backlog, measured from Kafka
+        runner.end_stall()
         eventually(backlog, lambda b: b < 100, timeout=90, what="the backlog to drain")
 
         # with the lag gone the operator gives the CPU back, after its pending period

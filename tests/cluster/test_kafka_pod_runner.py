@@ -19,6 +19,10 @@ from konsumerator_dev.testenv import Cluster, kafkatools, wait_until
 from konsumerator_dev.testenv.cpulimit import CgroupV1, CgroupV2, Limiter
 from konsumerator_dev.testenv.podrunner import PodRunner
 
+#: Long enough to see the stall on a busy machine, where a stopped process shows as such
+#: only once it gets a core (and, under its quota, its next CFS period).
+STALL_S = 10.0
+
 
 def _deployment(name: str, *, topic: str, limit: str, request: str) -> dict[str, Any]:
     env = {
@@ -113,8 +117,10 @@ def test_pod_gets_a_consumer_under_its_cpu_limit_resized_in_place_and_stopped_wi
         )
 
     # a stall (the demo's downstream outage) freezes the process, and it goes on afterwards
-    runner.stall(2.0)
-    assert _state(proc.pid) == "T"
+    # SIGSTOP is delivered when the process next runs (a throttled or waiting one a moment
+    # later), so the stopped state is waited for, within the stall
+    runner.stall(STALL_S)
+    wait_until(lambda: _state(proc.pid) == "T", timeout=STALL_S, what="the stall to stop it")
     wait_until(lambda: _state(proc.pid) != "T", timeout=30, what="the stall to end")
 
     # an in-place resize (the pod's resize subresource) changes the quota, not the process
@@ -141,3 +147,35 @@ def test_pod_gets_a_consumer_under_its_cpu_limit_resized_in_place_and_stopped_wi
     cluster.kubectl("delete", "deployment", "orders", "-n", namespace, "--wait=false")
     wait_until(lambda: not proc.alive(), timeout=60, what="the consumer to stop with its pod")
     assert not runner.processes()
+
+
+def test_a_stall_holds_the_process_of_a_replacing_pod_until_it_ends(
+    cluster: Cluster, kafka: str, namespace: str, runner: PodRunner
+) -> None:
+    # a downstream outage outlives a pod: the operator resizing a stalled instance replaces its
+    # pod, and the new process must stay frozen (no progress, lag keeps rising) until it ends
+    topic = f"replaced-{namespace}"
+    kafkatools.create_topic(kafka, topic, 2)
+    cluster.apply(_deployment("orders", topic=topic, limit="300m", request="100m"), namespace)
+    first = eventually(
+        runner.processes, lambda procs: len(procs) == 1, timeout=60, what="one consumer process"
+    )
+    ((old_pod, (_, old)),) = first.items()
+
+    runner.stall(STALL_S * 60)  # ended below, by end_stall
+    wait_until(lambda: _state(old.pid) == "T", timeout=STALL_S, what="the stall to stop it")
+
+    resized = _deployment("orders", topic=topic, limit="400m", request="100m")
+    cluster.apply(resized, namespace)  # a new pod template: a rollout replaces the pod
+    replaced = eventually(
+        runner.processes,
+        lambda procs: len(procs) == 1 and old_pod not in procs,
+        timeout=60,
+        what="the replacing pod's consumer process",
+    )
+    ((_, (_, new)),) = replaced.items()
+    wait_until(lambda: _state(new.pid) == "T", timeout=STALL_S, what="the stall to stop it")
+
+    runner.end_stall()
+    wait_until(lambda: _state(new.pid) != "T", timeout=30, what="the stall to end")
+    assert new.alive()

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from operating import wait_until
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.testenv.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]

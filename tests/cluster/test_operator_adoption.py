@@ -38,7 +38,7 @@ from operating import (
     managed,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, wait_until
 
 pytestmark = pytest.mark.cluster

@@ -41,7 +41,7 @@ from operating import (
     managed,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.domain.quantities import cpu_millis, memory_bytes
 from konsumerator_dev.testenv import Cluster, wait_until
 

@@ -38,7 +38,7 @@ from operating import (
     metric_sum,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.domain.quantities import cpu_millis
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, MetricsExporter, start_prometheus, stop_prometheus

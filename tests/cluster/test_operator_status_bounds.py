@@ -30,7 +30,7 @@ from operating import (
     managed,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, MetricsExporter
 
 pytestmark = pytest.mark.cluster

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from operating import consumer, eventually, guest_configmap, in_process_operator, managed
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster

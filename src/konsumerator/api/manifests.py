@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from konsumerator.api import keys, limited_yaml
+from konsumerator.api import limited_yaml
 from konsumerator.api.v1 import ConsumerSpec, SpecError, parse_spec
+from konsumerator.domain import keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-from konsumerator.api import keys, templates
-from konsumerator.domain import durations, quantities
+from konsumerator.api import templates
+from konsumerator.domain import durations, keys, quantities
 from konsumerator.domain.specs import (
     Autoscaling,
     Bounds,

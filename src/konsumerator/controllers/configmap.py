@@ -19,9 +19,10 @@ changed; the watch predicate ignores changes to those keys alone.
 from collections.abc import Mapping
 from typing import Any
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.controllers.reconciling import Pipeline
 from konsumerator.controllers.statuses import WrittenStatus
+from konsumerator.domain import keys
 from konsumerator.kube.projections import ConfigMapView
 from konsumerator.kube.resources import CONFIGMAPS
 from konsumerator.kube.writing import Writer

@@ -13,9 +13,9 @@ our own status writes never trigger a reconcile.
 
 from typing import Any
 
-from konsumerator.api import keys
 from konsumerator.controllers.reconciling import Pipeline
 from konsumerator.controllers.statuses import WrittenStatus
+from konsumerator.domain import keys
 from konsumerator.kube.projections import CustomObject
 from konsumerator.kube.resources import CONSUMERS
 from konsumerator.kube.writing import Writer

@@ -30,11 +30,11 @@ from typing import Any, NoReturn
 
 import structlog
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
 from konsumerator.controllers import acting, reporting
 from konsumerator.controllers.ports import Actuator, DeploymentsView, MetricsSource, Reporter
-from konsumerator.domain import planning, rendering
+from konsumerator.domain import keys, planning, rendering
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Plan
 from konsumerator.domain.specs import ConsumerConfig, Owner

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.rendering import parse_time
 from konsumerator.domain.resources import Resources, from_strings

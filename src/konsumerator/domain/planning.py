@@ -42,9 +42,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from konsumerator.api import keys
+from konsumerator.domain import keys, prediction, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
-from konsumerator.domain import prediction, rendering, rules, sizing
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.quantities import Format

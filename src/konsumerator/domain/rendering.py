@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import Resources, to_strings

@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.kube.leases import micro_time
 from konsumerator.kube.resources import EVENTS
 from konsumerator.kube.writing import Writer

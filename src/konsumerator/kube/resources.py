@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 
 
 @dataclass(frozen=True, slots=True)

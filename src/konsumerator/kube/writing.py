@@ -51,7 +51,7 @@ from typing import Any
 
 import msgspec
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.kube import guarding
 from konsumerator.kube.projections import ObjectMetaWire
 from konsumerator.kube.requesting import ApiClient, RequestCounts

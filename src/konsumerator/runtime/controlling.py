@@ -27,11 +27,20 @@ raises anything else            rate-limited requeue — ``error``, logged
 
 Per-key exclusivity comes from the queue: two workers never reconcile the
 same key at once, so a reconciler needs no locks of its own for one object.
+
+Every reconcile gets a fresh id, bound with the controller's name and the key
+into structlog's context variables for as long as it runs (controller-runtime's
+``reconcileID``). Every line logged during it, by the reconciler, the kube
+writer, the Prometheus client or the controller's own outcome line, carries
+them, also from the tasks and threads it starts (they copy the context); lines
+of other reconciles and of everything else do not. A retry is a new reconcile
+with a new id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -60,6 +69,11 @@ class Result:
 Reconciler = Callable[[K], Awaitable[Result]]
 
 
+def new_reconcile_id() -> str:
+    """A fresh random id for one reconcile (tests inject a deterministic factory)."""
+    return uuid.uuid4().hex
+
+
 class Controller(Generic[K]):
     def __init__(
         self,
@@ -71,6 +85,7 @@ class Controller(Generic[K]):
         reconcile_timeout: float | None = None,
         clock: Clock = loop_clock,
         observer: Observer = NULL_OBSERVER,
+        reconcile_ids: Callable[[], str] = new_reconcile_id,
     ) -> None:
         if max_concurrent_reconciles < 1:
             raise ValueError("max_concurrent_reconciles must be at least 1")
@@ -84,6 +99,7 @@ class Controller(Generic[K]):
         self._timeout = reconcile_timeout
         self._clock = clock
         self._observer = observer
+        self._reconcile_ids = reconcile_ids
 
     def enqueue(self, key: K) -> None:
         """Ask for a reconcile of ``key`` (coalesced with pending ones)."""
@@ -144,6 +160,14 @@ class Controller(Generic[K]):
                 self.queue.done(key)
 
     async def _process(self, key: K) -> None:
+        # The worker task's own context: concurrent reconciles cannot see each other's
+        # binding, and the previous values are restored on the way out.
+        with structlog.contextvars.bound_contextvars(
+            controller=self.name, key=str(key), reconcileID=self._reconcile_ids()
+        ):
+            await self._reconcile_and_requeue(key)
+
+    async def _reconcile_and_requeue(self, key: K) -> None:
         started = self._clock()
         label: str | None = "error"
         try:

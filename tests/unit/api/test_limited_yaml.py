@@ -20,8 +20,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.api import keys, limited_yaml, manifests
+from konsumerator.api import limited_yaml, manifests
 from konsumerator.api.v1 import MAX_PARTITIONS, SpecError
+from konsumerator.domain import keys
 
 CRD = Path(__file__).parents[3] / "src" / "konsumerator" / "api" / "crd.yaml"
 

@@ -32,10 +32,10 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.api.v1 import SpecError, to_config
 from konsumerator.controllers import reporting
-from konsumerator.domain import planning, quantities
+from konsumerator.domain import keys, planning, quantities
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.resources import MAX_CPU_M, MAX_MEM_B

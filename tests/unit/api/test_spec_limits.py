@@ -27,9 +27,9 @@ import pytest
 import yaml
 from test_v1 import minimal
 
-from konsumerator.api import keys, manifests, templates
+from konsumerator.api import manifests, templates
 from konsumerator.api.v1 import SpecError, parse_spec, to_config
-from konsumerator.domain import quantities
+from konsumerator.domain import keys, quantities
 
 PROM = ("autoscaler", "prometheus")
 POLICY = ("resourcePolicy", "containerPolicies", 0)

@@ -29,8 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.api.v1 import SpecError, parse_spec, to_config
+from konsumerator.domain import keys
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.prediction import estimate
 from konsumerator.domain.quantities import Format

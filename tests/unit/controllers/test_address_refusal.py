@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.controllers import reporting
 from konsumerator.controllers.reconciling import refusal
+from konsumerator.domain import keys
 from konsumerator.domain.planning import Counters, Metrics, Plan
 from konsumerator.prom.urls import AddressPolicy
 

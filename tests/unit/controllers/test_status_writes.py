@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
+from konsumerator.domain import keys
 from konsumerator.kube.projections import ConfigMapView, CustomObject
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.stores import ObjectKey, Store

@@ -45,8 +45,7 @@ from typing import Any
 
 import pytest
 
-from konsumerator.api import keys
-from konsumerator.domain import planning, rendering
+from konsumerator.domain import keys, planning, rendering
 from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.planning import Action, Counters, Metrics, plan

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.rendering import (
     format_time,

@@ -61,8 +61,9 @@ from typing import Any, Protocol
 
 import click
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, to_config
+from konsumerator.domain import keys
 from konsumerator.domain.metrics import refresh_due
 from konsumerator.domain.specs import ConsumerConfig, Owner
 from konsumerator.simulating import START, Replay, load_consumer

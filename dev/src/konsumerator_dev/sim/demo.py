@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.sim import live
 from konsumerator_dev.sim import model as sim_model
 from konsumerator_dev.sim.screen import Row, View, display, mmss, screen

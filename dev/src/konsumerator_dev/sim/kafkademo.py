@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.sim import live
 from konsumerator_dev.sim.demo import (
     DEMO_AUTOSCALER,

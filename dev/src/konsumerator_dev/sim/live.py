@@ -36,10 +36,9 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from konsumerator.api import keys
 from konsumerator.api.v1 import to_config
+from konsumerator.domain import keys, rendering
 from konsumerator.domain import partitions as partitioning
-from konsumerator.domain import rendering
 from konsumerator.domain.resources import from_strings
 from konsumerator.domain.specs import ConsumerConfig
 from konsumerator.simulating import load_consumer

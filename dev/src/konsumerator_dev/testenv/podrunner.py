@@ -273,10 +273,17 @@ class PodRunner:
 
     def stall(self, seconds: float) -> None:
         """A downstream outage of ``seconds``: every consumer, also one started meanwhile,
-        is frozen (SIGSTOP) until it ends, then continued."""
+        is frozen (SIGSTOP) until it ends, then continued.
+
+        SIGSTOP takes effect when the process next runs: a process waiting for its CPU quota
+        (or for a core, on a busy machine) shows as stopped in /proc a moment later."""
         with self._lock:
             self._stall_until = time.monotonic() + seconds
             self._apply_stall()
+
+    def end_stall(self) -> None:
+        """End the current stall now: every frozen consumer is continued."""
+        self.stall(0.0)
 
     def _apply_stall(self) -> None:
         stalled = self._stall_until is not None and time.monotonic() < self._stall_until
@@ -284,21 +291,10 @@ class PodRunner:
             if entry.stalled != stalled:
                 _signal(entry.proc, signal.SIGSTOP if stalled else signal.SIGCONT)
                 entry.stalled = stalled
-
-    def pause(self, pod_name: str) -> None:
-        """Freeze a pod's consumer (SIGSTOP), as a stalled downstream would: lag builds up.
-
-        A pod that replaces it (the operator resized the Deployment) starts unpaused."""
-        _signal(self._find(pod_name), signal.SIGSTOP)
-
-    def resume(self, pod_name: str) -> None:
-        _signal(self._find(pod_name), signal.SIGCONT)
-
-    def _find(self, pod_name: str) -> Proc:
-        found = self.processes().get(pod_name)
-        if found is None:
-            raise KeyError(f"no consumer process for pod {pod_name}")
-        return found[1]
+                self.out(
+                    f"pod runner: {'stalled' if stalled else 'continued'} "
+                    f"{entry.pod.namespace}/{entry.pod.name} (pid {entry.proc.pid})"
+                )
 
     # -- views ----------------------------------------------------------------------------
 
