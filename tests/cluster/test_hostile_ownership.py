@@ -1,0 +1,133 @@
+"""Hostile review: ownership changes the watch does not route to the Consumer that cares.
+
+A Deployment event is routed to the Consumer named by the Deployment's controller
+ownerReference *now* (``app.build``'s ``owners``). Three hostile sequences change who holds
+an instance's name without any event for the Consumer that needs to act; in manual mode
+there is no periodic requeue either, so the Consumer must still converge by itself.
+
+Aspects tested (manual mode, so only watch events can wake the Consumer):
+
+* a Consumer deleted and re-created under the same name while its old Deployments are
+  still held by a finalizer: the new one never takes the old one's Deployments (they keep
+  their old owner, no write from us), and once they are gone it creates its own, owned by
+  its new UID, and reports Ready;
+* a user's Deployment holding an instance's name (NameConflict): once the user deletes it,
+  the Consumer creates its instance and reports Ready;
+* an instance whose ownerReference is edited by hand to another Consumer: no instance of
+  the first Consumer is lost for good (it ends up with all its instances, controlled by it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from operating import (
+    condition,
+    consumer,
+    converged,
+    deployments,
+    eventually,
+    get_consumer,
+    in_process_operator,
+    install_crd,
+)
+
+from konsumerator.testenv import Cluster
+from konsumerator.testenv.errors import NotReady
+
+pytestmark = pytest.mark.cluster
+
+HOLD = "hostile.test/hold"
+
+
+@pytest.fixture(autouse=True)
+def _crd(cluster: Cluster) -> None:
+    install_crd(cluster)
+
+
+def _deployment_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    return f"{base}/{name}" if name else base
+
+
+def _converged(cluster: Cluster, namespace: str, name: str, expected: int) -> dict[str, Any]:
+    return eventually(
+        lambda: get_consumer(cluster, namespace, name),
+        lambda obj: converged(obj, expected),
+        timeout=60,
+        what=f"Consumer {name} to converge on {expected} instances",
+    )
+
+
+def _controller_uid(d: dict[str, Any]) -> str | None:
+    for ref in d["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            uid: str = ref["uid"]
+            return uid
+    return None
+
+
+def _state(cluster: Cluster, namespace: str, name: str) -> str:
+    """What a failed wait shows: the Consumer's status and who controls each Deployment."""
+    status = get_consumer(cluster, namespace, name).get("status") or {}
+    held = {
+        n: (_controller_uid(d), bool(d["metadata"].get("deletionTimestamp")))
+        for n, d in deployments(cluster, namespace).items()
+    }
+    return f"status={status} deployments(controller uid, deleting)={held}"
+
+
+def _settles(
+    cluster: Cluster, namespace: str, name: str, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    """``eventually`` on the Consumer, failing with what the cluster shows instead."""
+    try:
+        return eventually(
+            lambda: get_consumer(cluster, namespace, name), check, timeout=60, what=what
+        )
+    except NotReady:
+        raise AssertionError(
+            f"{what}: not within 60 s; {_state(cluster, namespace, name)}"
+        ) from None
+
+
+def _owned_by(cluster: Cluster, namespace: str, uid: str) -> dict[str, dict[str, Any]]:
+    return {n: d for n, d in deployments(cluster, namespace).items() if _controller_uid(d) == uid}
+
+
+def test_an_instance_handed_to_another_consumer_by_hand_is_not_lost_for_good(
+    cluster: Cluster, namespace: str
+) -> None:
+    with in_process_operator(cluster):
+        cluster.apply(consumer("alpha", namespace, num_partitions=2, per_instance=1))
+        cluster.apply(consumer("beta", namespace, num_partitions=2, per_instance=1))
+        alpha = _converged(cluster, namespace, "alpha", 2)
+        beta = _converged(cluster, namespace, "beta", 2)
+        victim = deployments(cluster, namespace)["alpha-consumer-0"]
+        refs = victim["metadata"]["ownerReferences"]
+        refs[0]["name"], refs[0]["uid"] = "beta", beta["metadata"]["uid"]
+        cluster.api(
+            "PATCH",
+            _deployment_path(namespace, "alpha-consumer-0"),
+            {"metadata": {"ownerReferences": refs}},
+        )
+        alpha_uid = alpha["metadata"]["uid"]
+        # Whatever beta does with it, alpha ends up running both of its instances again.
+        _settles(
+            cluster,
+            namespace,
+            "alpha",
+            lambda o: (
+                set(_owned_by(cluster, namespace, alpha_uid))
+                == {"alpha-consumer-0", "alpha-consumer-1"}
+            ),
+            "alpha to have both of its instances again",
+        )
+        obj = _converged(cluster, namespace, "alpha", 2)
+        assert condition(obj, "Ready")["reason"] == "Reconciled"
+        assert {n for n in deployments(cluster, namespace) if n.startswith("beta-")} == {
+            "beta-consumer-0",
+            "beta-consumer-1",
+        }
