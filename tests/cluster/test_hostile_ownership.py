@@ -26,6 +26,7 @@ import pytest
 from operating import (
     condition,
     consumer,
+    consumer_path,
     converged,
     deployments,
     eventually,
@@ -95,6 +96,109 @@ def _settles(
 
 def _owned_by(cluster: Cluster, namespace: str, uid: str) -> dict[str, dict[str, Any]]:
     return {n: d for n, d in deployments(cluster, namespace).items() if _controller_uid(d) == uid}
+
+
+def test_a_recreated_consumer_never_takes_the_old_ones_deployments_and_converges_once_they_go(
+    cluster: Cluster, namespace: str
+) -> None:
+    manifest = consumer("phoenix", namespace, num_partitions=2, per_instance=1)
+    names = {"phoenix-consumer-0", "phoenix-consumer-1"}
+    with in_process_operator(cluster):
+        cluster.apply(manifest)
+        old = _converged(cluster, namespace, "phoenix", 2)
+        old_uid = old["metadata"]["uid"]
+        # The old Deployments linger after their owner is gone (a finalizer of somebody's).
+        for name in names:
+            cluster.api(
+                "PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": [HOLD]}}
+            )
+        cluster.api("DELETE", consumer_path(namespace, "phoenix"))
+        held = eventually(
+            lambda: deployments(cluster, namespace),
+            lambda d: (
+                set(d) == names and all(x["metadata"].get("deletionTimestamp") for x in d.values())
+            ),
+            timeout=60,
+            what="the garbage collector to delete the old Deployments (held by the finalizer)",
+        )
+
+        cluster.apply(manifest)
+        new_uid = get_consumer(cluster, namespace, "phoenix")["metadata"]["uid"]
+        assert new_uid != old_uid
+        _settles(
+            cluster,
+            namespace,
+            "phoenix",
+            lambda o: (
+                (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
+            ),
+            "the new Consumer to be reconciled once",
+        )
+        # The old Deployments are not the new Consumer's: untouched.
+        for name, before in held.items():
+            after = deployments(cluster, namespace)[name]
+            assert _controller_uid(after) == old_uid, name
+            assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
+                name
+            )
+
+        # Their finalizer goes: they are gone, and the new Consumer runs its own instances.
+        for name in names:
+            cluster.api(
+                "PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": None}}
+            )
+        obj = _settles(
+            cluster,
+            namespace,
+            "phoenix",
+            lambda o: converged(o, 2) and set(_owned_by(cluster, namespace, new_uid)) == names,
+            "the re-created Consumer to create its own Deployments once the old ones are gone",
+        )
+    assert condition(obj, "Ready")["reason"] == "Reconciled"
+
+
+def _foreign(namespace: str, name: str, app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {
+                "metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": "main", "image": "registry.invalid/mine:1"}]},
+            },
+        },
+    }
+
+
+def test_a_name_freed_by_its_user_is_taken_by_the_instance(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.api(
+        "POST",
+        _deployment_path(namespace),
+        _foreign(namespace, "freed-consumer-0", "freed-consumer"),
+    )
+    with in_process_operator(cluster):
+        # One instance: no Deployment of its own whose status changes could wake it by chance.
+        cluster.apply(consumer("freed", namespace, num_partitions=1, per_instance=1))
+        eventually(
+            lambda: get_consumer(cluster, namespace, "freed"),
+            lambda o: condition(o, "Ready").get("reason") == "NameConflict",
+            timeout=60,
+            what="the Consumer to report the name conflict",
+        )
+        cluster.api("DELETE", _deployment_path(namespace, "freed-consumer-0"))
+        uid = get_consumer(cluster, namespace, "freed")["metadata"]["uid"]
+        _settles(
+            cluster,
+            namespace,
+            "freed",
+            lambda o: converged(o, 1) and len(_owned_by(cluster, namespace, uid)) == 1,
+            "the Consumer to create its instance once the user's Deployment is gone",
+        )
 
 
 def test_an_instance_handed_to_another_consumer_by_hand_is_not_lost_for_good(
