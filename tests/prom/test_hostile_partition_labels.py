@@ -46,6 +46,19 @@ def _config(address: str, *, offset: str) -> PrometheusConfig:
     )
 
 
+async def test_a_partition_label_of_thousands_of_digits_is_out_of_range(
+    prometheus: PrometheusProcess, client: httpx2.AsyncClient
+) -> None:
+    huge = "9" * 5000
+    offset = f"{_series('7', huge)} or {_series('3', '0')}"
+    result = await fetching.fetch_snapshot(
+        client=client, config=_config(prometheus.address, offset=offset), num_partitions=2
+    )
+    assert dict(result.snapshot.offset) == {0: 3.0}
+    report = result.reports[MetricKind.OFFSET].parse
+    assert report.rejected == {RejectReason.OUT_OF_RANGE: 1}
+
+
 async def test_odd_partition_labels_are_rejected_or_read_as_decimal(
     prometheus: PrometheusProcess, client: httpx2.AsyncClient
 ) -> None:
