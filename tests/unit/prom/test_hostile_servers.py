@@ -87,6 +87,46 @@ def serving(respond: Callable[[socket.socket], None]) -> Iterator[RawServer]:
         server.close()
 
 
+class HugeAnswer:
+    """A valid empty vector, padded with ``size`` bytes of JSON whitespace."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sent = 0
+        self.done = threading.Event()
+
+    def __call__(self, conn: socket.socket) -> None:
+        head = b'{"status":"success",'
+        tail = b'"data":{"resultType":"vector","result":[]}}'
+        length = len(head) + self.size + len(tail)
+        try:
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode()
+                + head
+            )
+            chunk = b" " * MiB
+            while self.sent < self.size:
+                conn.sendall(chunk)
+                self.sent += len(chunk)
+            conn.sendall(tail)
+        finally:
+            self.done.set()
+
+
+async def test_an_answer_of_hundreds_of_megabytes_is_not_read_whole() -> None:
+    answer = HugeAnswer(256 * MiB)
+    with serving(answer) as server:
+        async with httpx2.AsyncClient(trust_env=False) as client:
+            with pytest.raises(PrometheusUnavailable):
+                await query_instant(
+                    client=client, address=server.address, query="lag", timeout_seconds=60.0
+                )
+        assert answer.done.wait(35)
+    # The client hung up long before the end: the read is bounded, not the whole body.
+    assert answer.sent < 128 * MiB, f"the client read {answer.sent // MiB} MiB"
+
+
 def _slowloris(conn: socket.socket) -> None:
     conn.sendall(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
