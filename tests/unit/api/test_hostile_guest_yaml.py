@@ -74,6 +74,22 @@ FIELD = f"data.{keys.GUEST_SPEC_KEY}"
 
 # row -> (document, the field the refusal must name)
 REFUSED: dict[str, tuple[str, str]] = {
+    "numPartitions: yes": (
+        _edited("numPartitions: 6", "numPartitions: yes"),
+        f"{FIELD}.numPartitions",
+    ),
+    "numPartitions: true": (
+        _edited("numPartitions: 6", "numPartitions: true"),
+        f"{FIELD}.numPartitions",
+    ),
+    "ratePerCore: true": (
+        _edited("ratePerCore: 1000", "ratePerCore: true"),
+        f"{FIELD}.autoscaler.prometheus.ratePerCore",
+    ),
+    "numPartitions twice": (
+        _edited("numPartitions: 6", "numPartitions: 6\nnumPartitions: 8"),
+        "numPartitions",
+    ),
     "python object tag": (
         _edited("numPartitions: 6", "numPartitions: !!python/object/apply:os.system ['true']"),
         FIELD,
