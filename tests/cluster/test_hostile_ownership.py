@@ -235,3 +235,42 @@ def test_an_instance_handed_to_another_consumer_by_hand_is_not_lost_for_good(
             "beta-consumer-0",
             "beta-consumer-1",
         }
+
+
+def _hand_over(cluster: Cluster, namespace: str, name: str, *, to: str, uid: str) -> None:
+    """Edit the controller ownerReference of Deployment ``name`` by hand."""
+    refs = deployments(cluster, namespace)[name]["metadata"]["ownerReferences"]
+    refs[0]["name"], refs[0]["uid"] = to, uid
+    cluster.api("PATCH", _deployment_path(namespace, name), {"metadata": {"ownerReferences": refs}})
+
+
+def _quiet(name: str, namespace: str) -> dict[str, Any]:
+    """A manual-mode Consumer with replicas 0: once converged, no Deployment status changes
+    (no pods) that could wake it by chance."""
+    manifest = consumer(name, namespace, num_partitions=2, per_instance=1)
+    manifest["spec"]["deploymentTemplate"]["replicas"] = 0
+    return manifest
+
+
+def test_an_instance_handed_to_another_consumer_is_recreated_by_its_first_owner(
+    cluster: Cluster, namespace: str
+) -> None:
+    """Like ``test_an_instance_handed_to_another_consumer_by_hand_is_not_lost_for_good``,
+    with no pods: no status change of a sibling Deployment wakes the first owner."""
+    with in_process_operator(cluster):
+        cluster.apply(_quiet("delta", namespace))
+        cluster.apply(_quiet("epsilon", namespace))
+        delta = _converged(cluster, namespace, "delta", 2)["metadata"]["uid"]
+        epsilon = _converged(cluster, namespace, "epsilon", 2)["metadata"]["uid"]
+        _hand_over(cluster, namespace, "delta-consumer-0", to="epsilon", uid=epsilon)
+        _settles(
+            cluster,
+            namespace,
+            "delta",
+            lambda o: (
+                converged(o, 2)
+                and set(_owned_by(cluster, namespace, delta))
+                == {"delta-consumer-0", "delta-consumer-1"}
+            ),
+            "delta to have both of its instances again",
+        )
