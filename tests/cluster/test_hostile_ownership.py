@@ -252,6 +252,40 @@ def _quiet(name: str, namespace: str) -> dict[str, Any]:
     return manifest
 
 
+def test_an_instance_whose_owner_is_edited_to_a_missing_uid_is_recreated(
+    cluster: Cluster, namespace: str
+) -> None:
+    """The garbage collector deletes a Deployment whose owner does not exist; the Consumer
+    whose instance it was must notice and create it again."""
+    with in_process_operator(cluster):
+        cluster.apply(_quiet("gamma", namespace))
+        uid = _converged(cluster, namespace, "gamma", 2)["metadata"]["uid"]
+        _hand_over(
+            cluster,
+            namespace,
+            "gamma-consumer-0",
+            to="gamma",
+            uid="00000000-0000-0000-0000-0000deadbeef",
+        )
+        eventually(
+            lambda: deployments(cluster, namespace),
+            lambda d: "gamma-consumer-0" not in d or _controller_uid(d["gamma-consumer-0"]) == uid,
+            timeout=60,
+            what="the garbage collector to delete the Deployment with a dangling owner",
+        )
+        _settles(
+            cluster,
+            namespace,
+            "gamma",
+            lambda o: (
+                converged(o, 2)
+                and set(_owned_by(cluster, namespace, uid))
+                == {"gamma-consumer-0", "gamma-consumer-1"}
+            ),
+            "gamma to create its lost instance again",
+        )
+
+
 def test_an_instance_handed_to_another_consumer_is_recreated_by_its_first_owner(
     cluster: Cluster, namespace: str
 ) -> None:
