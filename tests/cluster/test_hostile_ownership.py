@@ -14,7 +14,10 @@ Aspects tested (manual mode, so only watch events can wake the Consumer):
 * a user's Deployment holding an instance's name (NameConflict): once the user deletes it,
   the Consumer creates its instance and reports Ready;
 * an instance whose ownerReference is edited by hand to another Consumer: no instance of
-  the first Consumer is lost for good (it ends up with all its instances, controlled by it).
+  the first Consumer is lost for good (it ends up with all its instances, controlled by it),
+  also with no pods (replicas 0: no sibling's status change wakes the first owner);
+* an instance whose ownerReference is edited to a UID no object has: the garbage collector
+  deletes it, and the Consumer creates it again.
 """
 
 from __future__ import annotations
