@@ -61,7 +61,7 @@ def test_an_instance_annotation_of_thousands_of_digits_stops_nobody_else(
             eventually(
                 lambda: get_consumer(cluster, other, "bystander"),
                 lambda o: converged(o, 2),
-                timeout=60,
+                timeout=30,
                 what="a Consumer elsewhere to converge after the scribbled annotation",
             )
 

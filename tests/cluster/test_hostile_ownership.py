@@ -89,7 +89,7 @@ def _settles(
     """``eventually`` on the Consumer, failing with what the cluster shows instead."""
     try:
         return eventually(
-            lambda: get_consumer(cluster, namespace, name), check, timeout=60, what=what
+            lambda: get_consumer(cluster, namespace, name), check, timeout=30, what=what
         )
     except NotReady:
         raise AssertionError(
