@@ -74,4 +74,11 @@ def test_an_instance_annotation_of_thousands_of_digits_stops_nobody_else(
                 what="the restarted operator to reconcile a Consumer elsewhere",
             )
     finally:
+        # Later tests of the session list Deployments cluster-wide while this namespace is
+        # being deleted: leave nothing that would stop their operators.
+        cluster.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{namespace}/deployments/scribbled-consumer-0",
+            {"metadata": {"annotations": {keys.CONSUMER_ID: "0"}}},
+        )
         cluster.delete_namespace(other)
