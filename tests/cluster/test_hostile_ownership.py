@@ -93,7 +93,7 @@ def _settles(
         )
     except NotReady:
         raise AssertionError(
-            f"{what}: not within 60 s; {_state(cluster, namespace, name)}"
+            f"{what}: not within 30 s; {_state(cluster, namespace, name)}"
         ) from None
 
 
@@ -259,22 +259,36 @@ def test_an_instance_whose_owner_is_edited_to_a_missing_uid_is_recreated(
     cluster: Cluster, namespace: str
 ) -> None:
     """The garbage collector deletes a Deployment whose owner does not exist; the Consumer
-    whose instance it was must notice and create it again."""
+    whose instance it was must notice once it is gone and create it again. (A finalizer
+    holds it until the Consumer has seen it under the dangling owner: without it, whether
+    the Consumer looks before or after the collector is a race.)"""
+    name = "gamma-consumer-0"
     with in_process_operator(cluster):
         cluster.apply(_quiet("gamma", namespace))
         uid = _converged(cluster, namespace, "gamma", 2)["metadata"]["uid"]
-        _hand_over(
+        cluster.api(
+            "PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": [HOLD]}}
+        )
+        _hand_over(cluster, namespace, name, to="gamma", uid="00000000-0000-0000-0000-0000deadbeef")
+        _settles(
             cluster,
             namespace,
-            "gamma-consumer-0",
-            to="gamma",
-            uid="00000000-0000-0000-0000-0000deadbeef",
+            "gamma",
+            lambda o: condition(o, "Ready").get("reason") == "NameConflict",
+            "the Deployment under a dangling owner to be reported as a conflict",
         )
         eventually(
+            lambda: deployments(cluster, namespace)[name],
+            lambda d: bool(d["metadata"].get("deletionTimestamp")),
+            timeout=120,
+            what="the garbage collector to delete the Deployment with a dangling owner (held)",
+        )
+        cluster.api("PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": None}})
+        eventually(
             lambda: deployments(cluster, namespace),
-            lambda d: "gamma-consumer-0" not in d or _controller_uid(d["gamma-consumer-0"]) == uid,
+            lambda d: name not in d or _controller_uid(d[name]) == uid,
             timeout=60,
-            what="the garbage collector to delete the Deployment with a dangling owner",
+            what="the held Deployment to go",
         )
         _settles(
             cluster,
@@ -282,8 +296,7 @@ def test_an_instance_whose_owner_is_edited_to_a_missing_uid_is_recreated(
             "gamma",
             lambda o: (
                 converged(o, 2)
-                and set(_owned_by(cluster, namespace, uid))
-                == {"gamma-consumer-0", "gamma-consumer-1"}
+                and set(_owned_by(cluster, namespace, uid)) == {name, "gamma-consumer-1"}
             ),
             "gamma to create its lost instance again",
         )
