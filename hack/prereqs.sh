@@ -2,7 +2,7 @@
 # The system prerequisites the project cannot install itself, checked up front so that a
 # missing one is named in one line instead of failing half-way through a 20-minute build.
 # Everything else (uv, the virtualenv, the control-plane binaries, helm, Prometheus from
-# Debian's packages) is installed by the Makefile and `python -m konsumerator.testenv build`.
+# Debian's packages) is installed by the Makefile and `konsumerator-dev testenv build`.
 #
 # Usage: hack/prereqs.sh [--cluster] [--kafka]
 #   --cluster: also what the local control plane needs

@@ -26,7 +26,15 @@ from pathlib import Path
 
 import pytest
 
-from konsumerator.testenv import Cluster, MetricsExporter, down, reap_orphans, up
+from konsumerator_dev.testenv import (
+    Cluster,
+    MetricsExporter,
+    down,
+    reap_orphans,
+    start_kafka,
+    start_prometheus,
+    up,
+)
 
 _HERE = Path(__file__).parent
 
@@ -54,7 +62,7 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def kafka(cluster: Cluster) -> str:
-    cluster.start_kafka()
+    start_kafka(cluster)
     return cluster.kafka_bootstrap
 
 
@@ -64,7 +72,7 @@ def _prometheus_running(request: pytest.FixtureRequest) -> Iterator[None]:
     if "cluster" in request.fixturenames:
         cluster: Cluster = request.getfixturevalue("cluster")
         if not cluster.prometheus_running():
-            cluster.start_prometheus()
+            start_prometheus(cluster)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ import yaml
 from konsumerator import app
 from konsumerator.api import keys
 from konsumerator.runtime.stores import ObjectKey
-from konsumerator.testenv import Cluster, wait_until
+from konsumerator_dev.testenv import Cluster, wait_until
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from operating import (
     managed,
 )
 
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -29,7 +29,7 @@ from konsumerator.domain import planning, quantities
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.resources import MAX_CPU_M, MAX_MEM_B
 from konsumerator.domain.specs import Owner
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -43,7 +43,7 @@ from operating import OperatorProcess, eventually, install_crd, operator_process
 from test_install_manifests import CHART, DEPLOY, ROOT, docs, helm
 
 from konsumerator.api import keys
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

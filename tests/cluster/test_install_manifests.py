@@ -2,7 +2,7 @@
 
 Aspects tested:
 
-* every file derived from the CRD is what ``hack/generate.py`` writes (the CRD copies in
+* every file derived from the CRD is what ``make generate`` writes (the CRD copies in
   ``deploy/crds`` and the chart, ``docs/consumer-reference.md``, the Grafana dashboard), and
   the generator's extra descriptions all name real fields;
 * ``deploy/samples`` are the files of ``examples/``;
@@ -30,7 +30,6 @@ Aspects tested:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -48,26 +47,13 @@ from konsumerator import app
 from konsumerator.cli import main
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.runtime.managing import Endpoint
-from konsumerator.testenv import Cluster
+from konsumerator_dev.hack import build_helm, dashboard, generate
+from konsumerator_dev.testenv import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 CHART = ROOT / "charts" / "konsumerator"
 OVERLAYS = ("default", "guest", "monitoring")
-
-
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"hack_{name}", ROOT / "hack" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-generate = _load("generate")
-dashboard = _load("dashboard")
-build_helm = _load("build_helm")
 
 
 @cache
@@ -160,7 +146,7 @@ def manager(objs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]
 
 @pytest.mark.parametrize("path", sorted(generate.outputs()), ids=lambda p: p.name)
 def test_generated_file_is_up_to_date(path: Path) -> None:
-    assert path.read_text() == generate.outputs()[path], "run: python hack/generate.py"
+    assert path.read_text() == generate.outputs()[path], "run: make generate"
 
 
 def test_reference_extra_descriptions_all_name_fields_of_the_crd() -> None:
@@ -494,7 +480,15 @@ def test_dockerfile_uv_commands_build_a_runtime_only_venv(tmp_path: Path) -> Non
     )
     assert version.returncode == 0, version.stderr
     assert "konsumerator" in version.stdout
-    for dev_only in ("pytest", "ruff", "mypy"):
+    for dev_only in (
+        "pytest",
+        "ruff",
+        "mypy",
+        "*konsumerator_dev*",
+        "konsumerator/testenv",
+        "konsumerator/sim",
+    ):
+        # the test environment and the simulator are dev tooling, never in the image:
         assert not list((venv / "lib").glob(f"python*/site-packages/{dev_only}"))
     assert re.search(r'^ENTRYPOINT \["konsumerator", "run"\]$', dockerfile, re.M)
     assert re.search(r"^USER 65532:65532$", dockerfile, re.M)

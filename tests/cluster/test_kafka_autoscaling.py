@@ -26,8 +26,8 @@ from operating import (
 
 from konsumerator.api import keys
 from konsumerator.domain.quantities import cpu_millis
-from konsumerator.testenv import Cluster, kafkatools, wait_until
-from konsumerator.testenv.podrunner import PodRunner
+from konsumerator_dev.testenv import Cluster, kafkatools, wait_until
+from konsumerator_dev.testenv.podrunner import PodRunner
 
 #: Each message costs this much CPU: a consumer limited to 500m handles 250 messages/s.
 WORK_MS = 2

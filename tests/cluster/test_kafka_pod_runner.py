@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from operating import eventually
 
-from konsumerator.testenv import Cluster, kafkatools, wait_until
-from konsumerator.testenv.cpulimit import CgroupV1, CgroupV2, Limiter
-from konsumerator.testenv.podrunner import PodRunner
+from konsumerator_dev.testenv import Cluster, kafkatools, wait_until
+from konsumerator_dev.testenv.cpulimit import CgroupV1, CgroupV2, Limiter
+from konsumerator_dev.testenv.podrunner import PodRunner
 
 
 def _deployment(name: str, *, topic: str, limit: str, request: str) -> dict[str, Any]:

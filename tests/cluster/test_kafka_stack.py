@@ -15,7 +15,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from operating import eventually
 
-from konsumerator.testenv import Cluster, kafkatools
+from konsumerator_dev.testenv import Cluster, kafkatools
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consumer.yaml"
 

@@ -34,7 +34,7 @@ from konsumerator.kube.writing import Writer
 from konsumerator.runtime import errors
 from konsumerator.runtime.reflecting import Reflector
 from konsumerator.runtime.stores import ObjectKey, Store
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

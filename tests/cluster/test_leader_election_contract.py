@@ -21,7 +21,7 @@ from konsumerator.kube.connecting import connect
 from konsumerator.kube.leases import LeaseClient
 from konsumerator.kube.requesting import ApiClient
 from konsumerator.runtime.electing import LeaderElector
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

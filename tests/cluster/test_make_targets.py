@@ -5,22 +5,27 @@
   against the current kubeconfig with its endpoints on loopback only.
 * ``make build`` builds the wheel and, with no running container engine, says the image was
   not built instead of failing; it runs under CI's reduced PATH (``hack/reduced-path.sh``).
+* The wheel holds the operator package only: no test environment, simulator, benchmark or
+  generator code (those live in ``konsumerator_dev``, the ``dev/`` workspace member).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from operating import wait_until
 
 from konsumerator.api import keys
-from konsumerator.testenv.cluster import Cluster
+from konsumerator_dev.testenv.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{keys.PLURAL}.{keys.GROUP}"
@@ -88,17 +93,50 @@ def test_make_run_installs_the_crd_and_serves_on_loopback(cluster: Cluster) -> N
     assert "serverside-applied" in log.read_text()
 
 
-def test_make_build_builds_the_wheel_under_the_reduced_path(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def make_build(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``make build`` once under CI's reduced PATH: its output and the dist directory."""
+    dist = tmp_path_factory.mktemp("dist")
     script = (
         f"source {ROOT / 'hack' / 'reduced-path.sh'}\n"
         "trap 'rm -rf \"$REDUCED_PATH_GUARD\"' EXIT\n"
-        f"make -s -C {ROOT} build DIST={tmp_path}\n"
+        f"make -s -C {ROOT} build DIST={dist}\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV"}}
     done = subprocess.run(
         ["/bin/bash", "-c", script], capture_output=True, text=True, env=env, timeout=300
     )
+    return done, dist
+
+
+def test_make_build_builds_the_wheel_under_the_reduced_path(
+    make_build: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    done, tmp_path = make_build
     assert done.returncode == 0, done.stderr + done.stdout
     wheels = list(tmp_path.glob("konsumerator-*.whl"))
     assert len(wheels) == 1, done.stdout
     assert "image not built" in done.stdout
+
+
+def test_the_wheel_holds_the_operator_and_no_dev_tooling(
+    make_build: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    done, dist = make_build
+    assert done.returncode == 0, done.stderr + done.stdout
+    (wheel,) = dist.glob("konsumerator-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    packages = {name.split("/")[0] for name in names if not name.endswith(".dist-info/RECORD")}
+    assert {p for p in packages if not p.endswith(".dist-info")} == {"konsumerator"}
+    assert "konsumerator/cli.py" in names
+    assert "konsumerator/api/crd.yaml" in names  # package data the operator reads
+    # No test environment, simulator, benchmark or generator code, under any name.
+    dev_code = [
+        name
+        for name in names
+        if re.search(r"(^|/)(konsumerator_dev|testenv|sim|bench|hack)(/|\.py$)", name)
+    ]
+    assert dev_code == []

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from operating import consumer, install_crd
 
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -43,7 +43,7 @@ from operating import (
 
 from konsumerator.api import keys
 from konsumerator.domain.quantities import cpu_millis, memory_bytes
-from konsumerator.testenv import Cluster, wait_until
+from konsumerator_dev.testenv import Cluster, wait_until
 
 pytestmark = pytest.mark.cluster
 

@@ -10,7 +10,7 @@ Aspects tested:
   be consumed twice), the image, the resources. The operator restores it in the pass the
   edit wakes, the Consumer's status counts the instance OUTDATED in that pass (seen on a
   watch of the Consumer: ``outdated`` goes 0 → 1 → 0), and a ``Repaired`` Event names the
-  field;
+  field (resources: a ``Scaled`` Event, "set to its resourcePolicy");
 * what a user adds beside our fields (an env var of their own, a pod-template annotation as
   ``kubectl rollout restart`` writes) is kept, and costs the operator no write at all.
 """
@@ -38,7 +38,7 @@ from operating import (
 )
 
 from konsumerator.runtime.managing import Endpoint
-from konsumerator.testenv import Cluster, wait_until
+from konsumerator_dev.testenv import Cluster, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -60,6 +60,20 @@ def _edit(cluster: Cluster, namespace: str, name: str, patch: dict[str, Any]) ->
         content_type="application/strategic-merge-patch+json",
     )
     assert response.ok, response.text
+
+
+def _alone(cluster: Cluster, namespace: str) -> None:
+    """Until the namespaces of earlier tests are gone: the in-process operator is
+    cluster-wide, and a Consumer left in a namespace being torn down would add its
+    writes to the counts."""
+
+    def others() -> list[str]:
+        items = cluster.api("GET", "/api/v1/namespaces?labelSelector=konsumerator.testenv/test")[
+            "items"
+        ]
+        return [n["metadata"]["name"] for n in items if n["metadata"]["name"] != namespace]
+
+    wait_until(lambda: not others(), timeout=120, what="the namespaces of earlier tests to go")
 
 
 def _consumer_container(**fields: Any) -> dict[str, Any]:
@@ -120,27 +134,32 @@ def test_a_hand_edit_of_an_owned_field_is_reverted_and_counted_outdated(
                 what="the status to count the instance outdated, then not",
             )
             history = watch.stop()
+        # A hand edit is Repaired; resources in manual mode are the policy's: Scaled back.
+        reason = "Scaled" if case == "resources" else "Repaired"
         repaired = eventually(
             lambda: events(cluster, namespace, involved=NAME),
-            lambda evs: any(e["reason"] == "Repaired" for e in evs),
+            lambda evs: any(e["reason"] == reason for e in evs),
             timeout=30,
-            what="a Repaired Event",
+            what=f"a {reason} Event",
         )
 
     assert history[0] == "0"
     assert history.index("1") < len(history) - 1
     # The edit and the repair are two spec changes.
     assert restored["metadata"]["generation"] == 3
-    (event,) = [e for e in repaired if e["reason"] == "Repaired"]
+    (event,) = [e for e in repaired if e["reason"] == reason]
     assert "instance 0" in event["message"]
-    assert {"partition-env": "env[KONSUMERATOR_PARTITION]", "image": ".image"}.get(
-        case, ".resources"
-    ) in event["message"]
+    assert {
+        "partition-env": "env[KONSUMERATOR_PARTITION]",
+        "image": ".image",
+        "resources": "resourcePolicy",
+    }[case] in event["message"]
 
 
 def test_what_a_user_adds_beside_our_fields_is_kept_and_costs_no_write(
     cluster: Cluster, namespace: str
 ) -> None:
+    _alone(cluster, namespace)
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
         cluster.apply(consumer(NAME, namespace, num_partitions=4, per_instance=2))
         eventually(
@@ -255,6 +274,7 @@ def test_a_rich_template_converges_and_then_costs_no_write(
     """Defaults, canonical quantities ("0.5Gi" is "512Mi", "1000m" is "1"), dropped empty
     values and list items of other managers must not look like drift: that would be a write
     on every pass."""
+    _alone(cluster, namespace)
     manifest = consumer(NAME, namespace, num_partitions=4, per_instance=2, max_cpu="1000m")
     manifest["spec"]["deploymentTemplate"] = RICH_TEMPLATE
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:

@@ -39,7 +39,7 @@ from operating import (
 
 from konsumerator.api import keys
 from konsumerator.runtime.managing import Endpoint
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

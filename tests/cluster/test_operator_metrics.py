@@ -41,7 +41,7 @@ from operating import (
 from konsumerator.api import keys
 from konsumerator.domain.quantities import cpu_millis
 from konsumerator.runtime.managing import Endpoint
-from konsumerator.testenv import Cluster, MetricsExporter
+from konsumerator_dev.testenv import Cluster, MetricsExporter, start_prometheus, stop_prometheus
 
 pytestmark = pytest.mark.cluster
 
@@ -222,7 +222,7 @@ def test_prometheus_down_leaves_resources_untouched_and_sets_a_condition(
         before = {n: _frozen(d) for n, d in managed(cluster, namespace).items()}
         assert len(before) == 2
 
-        cluster.stop_prometheus()
+        stop_prometheus(cluster)
         # Lag that the operator cannot see any more must not move anything either.
         feed.lag = {0: 100_000, 1: 100_000}
         obj = eventually(
@@ -247,7 +247,7 @@ def test_prometheus_down_leaves_resources_untouched_and_sets_a_condition(
             what="a PrometheusUnreachable Event",
         )
 
-        cluster.start_prometheus()
+        start_prometheus(cluster)
         back = eventually(
             lambda: get_consumer(cluster, namespace, "blind"),
             lambda o: condition(o, "MetricsAvailable").get("reason") == "Synced",

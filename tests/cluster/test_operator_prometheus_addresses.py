@@ -36,8 +36,8 @@ from operating import (
 )
 
 from konsumerator.runtime.managing import Endpoint
-from konsumerator.testenv import Cluster
-from konsumerator.testenv.exporter import MetricsExporter
+from konsumerator_dev.testenv import Cluster
+from konsumerator_dev.testenv.exporter import MetricsExporter
 
 pytestmark = pytest.mark.cluster
 

@@ -23,7 +23,7 @@ import yaml
 from operating import consumer, eventually, guest_configmap, in_process_operator, managed
 
 from konsumerator.api import keys
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -25,7 +25,14 @@ from typing import Any
 
 import pytest
 
-from konsumerator.testenv import Cluster, MetricsExporter, Versions, wait_until
+from konsumerator_dev.testenv import (
+    Cluster,
+    MetricsExporter,
+    Versions,
+    start_prometheus,
+    stop_prometheus,
+    wait_until,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -240,11 +247,11 @@ def test_prometheus_can_be_stopped_and_restarted_on_the_same_url(
     cluster.set_scrape_targets([exporter.target])
     url = cluster.prometheus_url
 
-    cluster.stop_prometheus()
+    stop_prometheus(cluster)
     assert not cluster.prometheus_running()
     assert not _prometheus_answers(cluster)
 
-    cluster.start_prometheus()
+    start_prometheus(cluster)
     assert cluster.prometheus_running()
     assert cluster.prometheus_url == url
     wait_until(

@@ -27,7 +27,7 @@ from prometheus_client import generate_latest
 
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.obs.metrics import RuntimeMetrics
-from konsumerator.testenv import MetricsExporter, wait_until
+from konsumerator_dev.testenv import MetricsExporter, wait_until
 
 from .conftest import PrometheusProcess, ensure_prometheus_binary, free_port
 

@@ -26,7 +26,7 @@ from konsumerator import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPATIBILITY = ROOT / "docs" / "compatibility.md"
-SCANNED = ("src", "tests", "hack", "bench", "docs", "README.md")
+SCANNED = ("src", "dev", "tests", "hack", "docs", "README.md")
 
 # Spelled in pieces so that this file does not match itself.
 FORBIDDEN = ("/" + "work/", "../" + "shared", "reference " + "§")

@@ -12,9 +12,11 @@ For every instance index the plan picks one of:
   rebuilt from the template, resized from metrics, not through the pending
   periods, since its pods restart anyway;
 * **repair** one whose fields of ours someone else changed (drift: a hand
-  edit of its partition env var, image, labels, or its resources in manual
-  mode), found by comparing the body we would apply with what is observed
-  (``domain.drift``); it counts as OUTDATED until repaired;
+  edit of its partition env var, image or labels), found by comparing the
+  body we would apply with what is observed (``domain.drift``); in manual
+  mode, where the policy is the size, **resize** one whose resources are not
+  its policy's (a hand edit, or a policy change); both count as OUTDATED
+  until done;
 * **scale** a current one through the state machine (``scaling.decide``),
   only in passes where metrics were just refreshed, so the pending timers
   measure observations and not reconcile frequency;
@@ -245,17 +247,16 @@ def _drifted(
     return list(result)
 
 
-def _resource_drift(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> list[str]:
-    """Containers whose resources are not the target (manual mode).
+def _resources_differ(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> bool:
+    """Whether a container we give resources does not have them (manual mode).
 
-    A container we give no resources is left out: its resources are not ours
-    (an apply without them would not remove what someone else set).
+    A container we give none is left out: its resources are not ours (an apply
+    without them would not remove what someone else set).
     """
-    return [
-        f"spec.template.spec.containers[{name}].resources"
-        for name, wanted in sorted(target.items())
-        if not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
-    ]
+    return any(
+        not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
+        for name, wanted in target.items()
+    )
 
 
 def plan(
@@ -466,18 +467,28 @@ def plan(
                             f"(max lag {max_lag}s)",
                         )
                 state, shortage = decision.state, new_shortage if saturated else 0
+            # What we own of its resources: in manual mode the policy's, else what it has.
+            target: Mapping[str, Resources] = current
+            if outcome is None and manual and not d.paused:
+                # Manual mode: the policy is the size (a hand edit, or a policy change).
+                saved = pool.available
+                target, _ = propose(partitions, current, False)
+                if _resources_differ(current, target):
+                    counts["outdated"] += 1
+                    outcome = (
+                        Action.SCALE,
+                        target,
+                        state,
+                        shortage,
+                        f"instance {index} set to its resourcePolicy (manual mode): "
+                        f"{_describe(current)} -> {_describe(target)}",
+                    )
+                else:
+                    pool.restore(saved)
             if outcome is None:
-                # Nothing planned: is everything we own still as we set it?
-                target: Mapping[str, Resources] = current
-                changed: list[str] = []
-                if manual and not d.paused:
-                    saved = pool.available
-                    target, _ = propose(partitions, current, False)
-                    changed = _resource_drift(current, target)
-                    if not changed:
-                        pool.restore(saved)
+                # Nothing planned: is everything we set still as we set it?
                 level = shortage if state.status is ScalingStatus.SATURATED else 0
-                changed += _drifted(
+                changed = _drifted(
                     d,
                     key=(intent_key, index, partitions, tuple(target.items()), state, level),
                     render=functools.partial(

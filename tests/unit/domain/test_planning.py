@@ -1066,13 +1066,9 @@ BUSYBOX = "spec.template.spec.containers[busybox]"
         ),
         (lambda s, m: main_container(s).update(image="evil:1"), f"{BUSYBOX}.image"),
         (lambda s, m: s.update(replicas=5), "spec.replicas"),
-        (
-            lambda s, m: main_container(s)["resources"]["limits"].update(cpu="3"),
-            f"{BUSYBOX}.resources",
-        ),
         (lambda s, m: m["labels"].pop(keys.LABEL_MANAGED_BY), "metadata.labels"),
     ],
-    ids=["partition-env", "num-partitions-env", "image", "replicas", "limits", "label"],
+    ids=["partition-env", "num-partitions-env", "image", "replicas", "label"],
 )
 def test_a_hand_edit_of_a_field_we_own_is_repaired_and_counted_outdated(edit, changed):
     cfg = manual_config(deployment_template={**template(), "replicas": 1})
@@ -1111,7 +1107,8 @@ def test_manual_mode_restores_hand_edited_resources_from_the_policy():
 
     result = one_pass(cfg, [served(first.applies[0], bigger), served(first.applies[1])])
     (repair,) = result.applies
-    assert repair.action is Action.REPAIR
+    assert (repair.action, repair.uid) == (Action.SCALE, "uid-c-0")
+    assert "resourcePolicy" in repair.message
     assert result.counters.outdated == 1
     assert containers_of(repair.body)["busybox"]["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -1124,7 +1121,8 @@ def test_manual_mode_applies_a_policy_change_to_existing_instances():
     observed = [served(a) for a in one_pass(cfg).applies]
     raised = replace(cfg, policies={"busybox": Bounds(300, 256 * 2**20, 2000, 2 * G)})
     result = one_pass(raised, observed)
-    assert [a.action for a in result.applies] == [Action.REPAIR, Action.REPAIR]
+    assert [a.action for a in result.applies] == [Action.SCALE, Action.SCALE]
+    assert result.counters.outdated == 2
     for apply in result.applies:
         assert containers_of(apply.body)["busybox"]["resources"]["requests"] == {
             "cpu": "300m",

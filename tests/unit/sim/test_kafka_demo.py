@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from konsumerator.api import manifests
-from konsumerator.sim import kafkademo, live
+from konsumerator_dev.sim import kafkademo, live
 
 from .test_live_and_demo import rendered
 
@@ -84,8 +84,7 @@ def test_phase_tells_the_incident(t: float, words: str) -> None:
 def test_demo_runs_on_real_kafka_unless_asked_for_the_simulator(
     monkeypatch: pytest.MonkeyPatch, flag: list[str], expected: str
 ) -> None:
-    from konsumerator.sim import __main__ as cli
-    from konsumerator.sim import demo
+    from konsumerator_dev.sim import cli, demo
 
     ran: list[str] = []
     monkeypatch.setattr(kafkademo, "main", lambda args: ran.append("kafka") or 0)

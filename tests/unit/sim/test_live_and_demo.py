@@ -27,9 +27,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from konsumerator.api import manifests
 from konsumerator.domain import planning
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.sim import demo, live
-from konsumerator.sim.model import Instance, Model, Trace
 from konsumerator.simulating import MemoryCluster
+from konsumerator_dev.sim import demo, live, screen
+from konsumerator_dev.sim.model import Instance, Model
+from konsumerator_dev.sim.traces import Trace
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -194,14 +195,14 @@ def test_the_demo_consumer_is_the_sample_with_demo_timings(consumer):
 
 
 def test_the_demo_screen_tells_the_story():
-    assert demo.sparkline([0, 0, 5, 10, 5, 0]) == "▁▁▄█▄▁"
-    assert len(demo.sparkline(list(range(1000)), width=60)) == 60
-    view = demo.View()
-    row = demo.Row(
+    assert screen.sparkline([0, 0, 5, 10, 5, 0]) == "▁▁▄█▄▁"
+    assert len(screen.sparkline(list(range(1000)), width=60)) == 60
+    view = screen.View()
+    row = screen.Row(
         "orders-consumer-0", "0,1", 0, 0, "1/1", "256Mi", "RUNNING", "0:10", "2,000 msg/s"
     )
     view.observe(t=10, rows=[row], total_cpu_m=1000)
-    grown = demo.Row(
+    grown = screen.Row(
         "orders-consumer-0",
         "0,1",
         90_000,
@@ -213,16 +214,16 @@ def test_the_demo_screen_tells_the_story():
         "0 msg/s",
     )
     view.observe(t=100, rows=[grown], total_cpu_m=1000)
-    up = demo.Row(
+    up = screen.Row(
         "orders-consumer-0", "0,1", 60_000, 30, "1500m/2", "512Mi", "RUNNING", "0:00", "3,000 msg/s"
     )
     view.observe(t=130, rows=[up], total_cpu_m=1500)
-    screen = demo.render(header="h", consumers="NAME\norders\n", rows=[up], view=view, phase="p")
-    assert "1:40  orders-consumer-0: RUNNING -> PENDING_SCALE_UP  (lag 45s)" in screen
+    frame = screen.render(header="h", consumers="NAME\norders\n", rows=[up], view=view, phase="p")
+    assert "1:40  orders-consumer-0: RUNNING -> PENDING_SCALE_UP  (lag 45s)" in frame
     assert (
         "2:10  orders-consumer-0: cpu 1/1 -> 1500m/2 (pods restart), PENDING_SCALE_UP -> RUNNING"
-        in screen
+        in frame
     )
-    assert demo._names(["orders-consumer-1", "orders-consumer-3"]) == "orders-consumer-{1,3}"
-    assert "peak 90k at 1:40" in screen
-    assert "orders-consumer-0 0,1" in screen
+    assert screen._names(["orders-consumer-1", "orders-consumer-3"]) == "orders-consumer-{1,3}"
+    assert "peak 90k at 1:40" in frame
+    assert "orders-consumer-0 0,1" in frame

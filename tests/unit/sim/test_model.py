@@ -27,14 +27,12 @@ import math
 
 import pytest
 
-from konsumerator.sim.model import (
+from konsumerator_dev.sim.model import Instance, Model, fair_share
+from konsumerator_dev.sim.traces import (
     TRACES,
-    Instance,
-    Model,
     Trace,
     burst,
     diurnal,
-    fair_share,
     from_csv,
     incident,
     skewed,

@@ -1,4 +1,4 @@
-"""The autoscaling scorecard (bench/autoscaling.py) on a short incident, for sanity.
+"""The autoscaling scorecard (konsumerator_dev.bench.autoscaling) on a short incident, for sanity.
 
 Aspects tested:
 
@@ -12,25 +12,18 @@ Aspects tested:
   oscillations (it resizes continuously and for free).
 """
 
-import importlib.util
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from konsumerator.sim import model as sim
-
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "autoscaling.py"
+from konsumerator_dev.sim import traces
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("autoscaling_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["autoscaling_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    from konsumerator_dev.bench import autoscaling
+
+    return autoscaling
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +39,9 @@ def scenario(bench):
         csv=None,
         only=["incident"],
     )
-    trace = sim.incident(base_rate=1000.0, duration_s=5400.0, at_s=1200.0, length_s=900.0, seed=3)
+    trace = traces.incident(
+        base_rate=1000.0, duration_s=5400.0, at_s=1200.0, length_s=900.0, seed=3
+    )
     return replace(base, trace=trace)
 
 

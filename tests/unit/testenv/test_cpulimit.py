@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.testenv import cpulimit
+from konsumerator_dev.testenv import cpulimit
 
 millicores = st.integers(min_value=1, max_value=256_000)
 

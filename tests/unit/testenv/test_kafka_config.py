@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.testenv import kafka
+from konsumerator_dev.testenv import kafka
 
 
 def _properties(text: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from konsumerator.testenv.lagexporter import Snapshot, SnapshotCollector, families, lag
+from konsumerator_dev.testenv.lagexporter import Snapshot, SnapshotCollector, families, lag
 
 offsets = st.integers(min_value=0, max_value=2**62)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from konsumerator.testenv.cluster import NODE_NAME
-from konsumerator.testenv.podrunner import PodProcess, desired, status_patch
+from konsumerator_dev.testenv.cluster import NODE_NAME
+from konsumerator_dev.testenv.podrunner import PodProcess, desired, status_patch
 
 POD: dict[str, Any] = {
     "metadata": {"uid": "u1", "namespace": "ns", "name": "orders-0-abc"},

@@ -1,0 +1,1 @@
+"""Benchmarks and the autoscaling scorecard (``konsumerator-dev bench ...``); not tests."""

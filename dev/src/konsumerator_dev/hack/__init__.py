@@ -1,0 +1,1 @@
+"""Repository maintenance: generated files and the pinned helm build (``konsumerator-dev hack``)."""

@@ -1,0 +1,1 @@
+"""The workload model, the live simulator and ``make demo`` (``konsumerator-dev sim``)."""
