@@ -27,7 +27,7 @@ from operating import (
 )
 
 from konsumerator.api import keys
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 

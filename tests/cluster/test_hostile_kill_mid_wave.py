@@ -28,7 +28,7 @@ from operating import (
 )
 
 from konsumerator.api import keys
-from konsumerator.testenv import Cluster, wait_until
+from konsumerator_dev.testenv import Cluster, wait_until
 
 pytestmark = pytest.mark.cluster
 

@@ -38,8 +38,8 @@ from operating import (
     install_crd,
 )
 
-from konsumerator.testenv import Cluster
-from konsumerator.testenv.errors import NotReady
+from konsumerator_dev.testenv import Cluster
+from konsumerator_dev.testenv.errors import NotReady
 
 pytestmark = pytest.mark.cluster
 

@@ -24,7 +24,7 @@ from operating import (
     install_crd,
 )
 
-from konsumerator.testenv import Cluster
+from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
 
