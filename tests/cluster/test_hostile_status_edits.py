@@ -7,7 +7,9 @@ nothing to do.
 
 Aspects tested (manual mode, an in-process operator): after a converged Consumer's status
 is overwritten by hand (Ready=True with made-up numbers, then wiped), a pass (woken by an
-annotation change, and by an explicit enqueue) restores the real counts and condition.
+annotation change, and by an explicit enqueue) restores the real counts and condition. In
+guest mode, a status annotation of the ConfigMap overwritten by hand is restored the same
+way.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from operating import (
     converged,
     eventually,
     get_consumer,
+    guest_configmap,
     in_process_operator,
     install_crd,
 )
 
+from konsumerator.api import keys
 from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -75,3 +79,32 @@ def test_a_status_overwritten_by_hand_is_restored_by_the_next_pass(
         )
     assert obj["status"]["running"] == 2
     assert condition(obj, "Ready")["reason"] == "Reconciled"
+
+
+def test_a_guest_status_annotation_overwritten_by_hand_is_restored_by_the_next_pass(
+    cluster: Cluster, namespace: str
+) -> None:
+    """Guest mode keeps its status in ``konsumerator.lwolf.org/status.*`` annotations of the
+    ConfigMap: the same shortcut must not leave a hand-edited one standing."""
+    spec = consumer("guest", namespace, num_partitions=2, per_instance=1)["spec"]
+    spec["deploymentTemplate"]["replicas"] = 0
+    path = f"/api/v1/namespaces/{namespace}/configmaps/guest"
+    running = f"{keys.STATUS_PREFIX}running"
+
+    def annotations() -> dict[str, str]:
+        found: dict[str, str] = cluster.api("GET", path)["metadata"].get("annotations") or {}
+        return found
+
+    with in_process_operator(cluster, namespace=namespace) as operator:
+        cluster.apply(guest_configmap("guest", namespace, spec))
+        eventually(
+            annotations, lambda a: a.get(running) == "2", timeout=60, what="the guest status"
+        )
+        cluster.api("PATCH", path, {"metadata": {"annotations": {running: "7"}}})
+        operator.enqueue(namespace, "guest")
+        eventually(
+            annotations,
+            lambda a: a.get(running) == "2",
+            timeout=30,
+            what="the next pass to restore the real status annotation",
+        )

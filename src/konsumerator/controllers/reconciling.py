@@ -28,6 +28,7 @@ import structlog
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
 from konsumerator.controllers import acting, reporting
+from konsumerator.controllers.rechecking import ConflictRecheck
 from konsumerator.domain import keys, planning, rendering
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Action, Apply, Plan
@@ -69,6 +70,7 @@ class Pass:
     requeue_after_s: float | None
     retry: bool
     failures: tuple[str, ...]
+    conflicted: bool = False
 
 
 _REASONS = {
@@ -154,10 +156,12 @@ class Pipeline:
         self._now = now
         self._concurrency = write_concurrency
         self._seeded: set[str] = set()
+        self._conflicts = ConflictRecheck()
 
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
         self._seeded.discard(key)
+        self._conflicts.forget(key)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
 
@@ -270,6 +274,7 @@ class Pipeline:
             requeue_after_s=plan.requeue_after_s,
             retry=outcome.retry or bool(outcome.failures),
             failures=tuple(outcome.failures),
+            conflicted=bool(plan.conflicts or outcome.conflicts),
         )
 
     async def _report(
@@ -424,7 +429,11 @@ class Pipeline:
         await self._write_status(key=key, status=done.status, write_status=write_status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
-        return Result(requeue_after=done.requeue_after_s)
+        return Result(
+            requeue_after=self._conflicts.requeue_after(
+                key=key, conflicted=done.conflicted, planned=done.requeue_after_s
+            )
+        )
 
     async def _reject(
         self,
