@@ -27,7 +27,7 @@ from operating import (
     operator_process,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, wait_until
 
 pytestmark = pytest.mark.cluster

@@ -27,7 +27,7 @@ from operating import (
     install_crd,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster
 
 pytestmark = pytest.mark.cluster

@@ -23,7 +23,7 @@ from operating import (
     metric_sum,
 )
 
-from konsumerator.api import keys
+from konsumerator.domain import keys
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, wait_until
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.api.v1 import SpecError
+from konsumerator.domain import keys
 
 
 def _spec() -> dict[str, Any]:

@@ -18,8 +18,9 @@ import json
 
 import pytest
 
-from konsumerator.api import keys, manifests
+from konsumerator.api import manifests
 from konsumerator.controllers import reporting
+from konsumerator.domain import keys
 from konsumerator.kube.projections import DEPLOYMENT_PROJECTOR
 
 HOSTILE = {"5000 digits": "9" * 5000, "superscript two": "²"}
