@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from konsumerator.domain import rendering
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
+from konsumerator.domain.numbers import INT32_MAX, parse_decimal
 from konsumerator.domain.planning import Counters, Metrics, Plan
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
@@ -140,9 +141,11 @@ def snapshot_from_state(state: object) -> MetricsSnapshot | None:
     consumption: dict[int, float] = {}
     offset: dict[int, float] = {}
     for key, values in state.items():
-        if not str(key).isdigit() or not isinstance(values, Mapping):
+        # Anyone may edit the status: a key that is no partition id ("²",
+        # 5,000 digits) makes the whole state unusable, as any other damage.
+        p = parse_decimal(str(key), maximum=INT32_MAX)
+        if p is None or not isinstance(values, Mapping):
             return None
-        p = int(key)
         for target, field in (
             (production, "productionRate"),
             (consumption, "consumptionRate"),

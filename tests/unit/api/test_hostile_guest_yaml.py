@@ -89,7 +89,7 @@ REFUSED: dict[str, tuple[str, str]] = {
     ),
     "numPartitions twice": (
         _edited("numPartitions: 6", "numPartitions: 6\nnumPartitions: 8"),
-        "numPartitions",
+        f"{FIELD}.numPartitions",
     ),
     "python object tag": (
         _edited("numPartitions: 6", "numPartitions: !!python/object/apply:os.system ['true']"),
