@@ -229,9 +229,27 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     controller.watches(primary, keys=lambda o: [key_of(o)], predicate=changed)
 
     def owners(d: ObservedDeployment) -> list[ObjectKey]:
-        if not d.controller_uid:
-            return []
-        return [key_of(o) for o in primary.by_index(index="uid", value=d.controller_uid)]
+        """The object controlling ``d`` now, and the one our ``controller`` label names.
+
+        The label matters when they differ: a Deployment of a deleted (or re-created)
+        Consumer, or one whose ownerReference was edited, holds the name of an instance
+        of the Consumer it was made for; its deletion frees that name, and only that
+        Consumer cares (it reports NameConflict until then). Waking it is one pass,
+        harmless if it has nothing to do. The label is capped at 63 characters, so a
+        longer name is not found here: the conflict recheck timer of
+        ``controllers.rechecking`` covers it (and Deployments the watch never shows).
+        """
+        found = (
+            [key_of(o) for o in primary.by_index(index="uid", value=d.controller_uid)]
+            if d.controller_uid
+            else []
+        )
+        named = d.labels.get(keys.LABEL_CONTROLLER)
+        if named:
+            labelled = ObjectKey(d.namespace, named)
+            if labelled not in found and primary.get(labelled) is not None:
+                found.append(labelled)
+        return found
 
     controller.watches(deployments, keys=owners, predicate=_deployment_changed)
 

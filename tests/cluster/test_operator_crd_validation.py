@@ -9,8 +9,9 @@ Aspects tested:
   without a prometheus section or with an empty address list, an unknown fallbackStrategy;
 * and the specs no Deployment could honour (the same rules guest mode applies in
   ``api/v1.py``): quantities beyond int64 milli-units ("1e18", "1e309" cpu, "1e19" memory,
-  a too large ramPerCore or globalPolicy), a negative quantity, a negative tolerableLag or
-  criticalLag, ``partitionEnvKey: "A=B"``, an empty selector or one that does not select
+  a too large ramPerCore or globalPolicy), a negative quantity, a negative tolerableLag,
+  criticalLag, pendingScaleUpDuration or pendingScaleDownDuration, a minSyncPeriod below
+  1s, ``partitionEnvKey: "A=B"``, an empty selector or one that does not select
   the pod labels (matchLabels, matchExpressions), ``restartPolicy: Never``, a container
   name that is not a DNS label, a policy naming a container that does not exist, a
   ``metadata.name`` longer than a label value;
@@ -57,6 +58,13 @@ def _policy(m: dict[str, Any]) -> dict[str, Any]:
 def _set(**values: Any) -> Mutation:
     def mutate(m: dict[str, Any]) -> None:
         _prom(m).update(values)
+
+    return mutate
+
+
+def _autoscaler(**values: Any) -> Mutation:
+    def mutate(m: dict[str, Any]) -> None:
+        m["spec"]["autoscaler"].update(values)
 
     return mutate
 
@@ -213,6 +221,21 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _set(criticalLag="-10s"),
         ["spec.autoscaler.prometheus.criticalLag", "criticalLag must not be negative"],
     ),
+    "negative pendingScaleUpDuration": (
+        _autoscaler(pendingScaleUpDuration="-1ns"),
+        ["spec.autoscaler.pendingScaleUpDuration", "pendingScaleUpDuration must not be negative"],
+    ),
+    "negative pendingScaleDownDuration": (
+        _autoscaler(pendingScaleDownDuration="-5m"),
+        [
+            "spec.autoscaler.pendingScaleDownDuration",
+            "pendingScaleDownDuration must not be negative",
+        ],
+    ),
+    "minSyncPeriod 1ns": (
+        _set(minSyncPeriod="1ns"),
+        ["spec.autoscaler.prometheus.minSyncPeriod", "minSyncPeriod must be at least 1s"],
+    ),
     "partitionEnvKey A=B": (_spec(partitionEnvKey="A=B"), ["spec.partitionEnvKey", "should match"]),
     "selector that does not select the pods": (
         _template("selector.matchLabels", {"app": "other"}),
@@ -261,6 +284,10 @@ ACCEPTED: dict[str, Mutation] = {
                 {"key": "app", "operator": "NotIn", "values": ["x"]},
             ]
         },
+    ),
+    "minSyncPeriod 1s and pending durations 0s": _both(
+        _set(minSyncPeriod="1s"),
+        _autoscaler(pendingScaleUpDuration="0s", pendingScaleDownDuration="0"),
     ),
     "tolerableLag 0s and restartPolicy Always": _both(
         _set(tolerableLag="0s"), _template("template.spec.restartPolicy", "Always")

@@ -18,6 +18,8 @@ in two steps:
    names, tracked per anchor). 50,000 is more than a ``MAX_BYTES`` document
    can hold without aliases, so aliases stay usable for what they are for
    (repeating a block) but cannot make a spec bigger than one could write out.
+   A mapping key given twice is refused there too, with its path: PyYAML
+   would keep the last value silently.
 
 Only then is the document constructed (libyaml's ``CSafeLoader`` when PyYAML
 has it, else the pure-Python ``SafeLoader``, several times slower). Measured
@@ -31,6 +33,7 @@ change of its ConfigMap, never retried.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import yaml
@@ -43,32 +46,95 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Rejected(Exception):
-    """The text is not YAML, or exceeds a bound; the message says which (and where)."""
+    """The text is not YAML, or exceeds a bound; the message says which (and where).
+
+    ``path`` is the dotted path of the offending key when there is one
+    (``autoscaler.prometheus.ratePerCore``), else empty.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def _where(mark: Any) -> str:
     return f" (line {mark.line + 1})" if mark is not None else ""
 
 
+@dataclass(slots=True)
+class _Frame:
+    """One open collection of the event stream."""
+
+    anchor: str | None
+    mapping: bool
+    # Values after alias expansion, this collection included.
+    size: int = 1
+    # Mappings: whether the next node is a key, the keys seen, the current key.
+    # Sequences: ``key`` is the index of the current item.
+    expecting_key: bool = True
+    seen: set[str] = field(default_factory=set)
+    key: str = ""
+    items: int = 0
+
+
+def _path(frames: list[_Frame]) -> str:
+    return ".".join(f.key for f in frames)
+
+
+def _enter_node(frames: list[_Frame], event: Any) -> None:
+    """Note a node starting in the innermost collection; refuse a key given twice.
+
+    YAML says keys are unique, yet PyYAML keeps the last of duplicates silently:
+    ``numPartitions: 6`` then ``numPartitions: 8`` would read as 8. Keys are
+    compared as written (``a`` and ``"a"`` are one key once the document is JSON).
+    The merge key ``<<`` may repeat.
+    """
+    if not frames:
+        return
+    parent = frames[-1]
+    if not parent.mapping:
+        parent.key = str(parent.items)
+        parent.items += 1
+        return
+    if not parent.expecting_key:
+        parent.expecting_key = True
+        return
+    parent.expecting_key = False
+    if not isinstance(event, yaml.ScalarEvent):
+        parent.key = "?"
+        return
+    key = str(event.value)
+    parent.key = key
+    if key in parent.seen and key != "<<":
+        raise Rejected(
+            f"the key {key!r} is given twice{_where(event.start_mark)}", path=_path(frames)
+        )
+    parent.seen.add(key)
+
+
 def check_structure(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
     """Walk the event stream: raise :class:`Rejected` past ``max_depth`` levels or
-    ``max_nodes`` values (aliases expanded), before any of it is constructed."""
-    # One frame per open collection: [anchor, expanded size so far].
-    frames: list[list[Any]] = []
+    ``max_nodes`` values (aliases expanded), or at a mapping key given twice,
+    before any of it is constructed."""
+    frames: list[_Frame] = []
     sizes: dict[str, int] = {}
     total = 0
     for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.NodeEvent):
+            _enter_node(frames, event)
         if isinstance(event, yaml.CollectionStartEvent):
             if len(frames) >= max_depth:
                 raise Rejected(f"nests more than {max_depth} levels{_where(event.start_mark)}")
-            frames.append([event.anchor, 1])
+            frames.append(
+                _Frame(anchor=event.anchor, mapping=isinstance(event, yaml.MappingStartEvent))
+            )
             added = 1
         elif isinstance(event, yaml.CollectionEndEvent):
-            anchor, size = frames.pop()
-            if anchor is not None:
-                sizes[anchor] = size
+            frame = frames.pop()
+            if frame.anchor is not None:
+                sizes[frame.anchor] = frame.size
             if frames:
-                frames[-1][1] += size
+                frames[-1].size += frame.size
             continue
         elif isinstance(event, yaml.AliasEvent):
             # An unknown anchor is the constructor's error to report.
@@ -80,7 +146,7 @@ def check_structure(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = M
         else:
             continue
         if frames and not isinstance(event, yaml.CollectionStartEvent):
-            frames[-1][1] += added
+            frames[-1].size += added
         total += added
         if total > max_nodes:
             raise Rejected(

@@ -24,6 +24,7 @@ from typing import Any
 from konsumerator.api import limited_yaml
 from konsumerator.api.v1 import ConsumerSpec, SpecError, parse_spec
 from konsumerator.domain import keys
+from konsumerator.domain.numbers import INT32_MAX, parse_decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +124,8 @@ def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
         try:
             raw = limited_yaml.load(text)
         except limited_yaml.Rejected as e:
-            raise SpecError([f"data.{keys.GUEST_SPEC_KEY}: {e}"]) from None
+            where = f"data.{keys.GUEST_SPEC_KEY}" + (f".{e.path}" if e.path else "")
+            raise SpecError([f"{where}: {e}"]) from None
         spec = parse_spec(raw, field_prefix=f"data.{keys.GUEST_SPEC_KEY}")
     else:
         raise SpecError(
@@ -195,7 +197,8 @@ def status_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
     status: dict[str, Any] = {}
     for key in STATUS_COUNTERS:
         raw = annotations.get(f"{keys.STATUS_PREFIX}{key}", "")
-        status[key] = int(raw) if raw.isdigit() else 0
+        # The counters are the CRD's int32; "²" or 5,000 digits read as 0.
+        status[key] = parse_decimal(raw, maximum=INT32_MAX) or 0
     if annotations.get(LAST_SYNC_TIME):
         status["lastSyncTime"] = annotations[LAST_SYNC_TIME]
     for key, field in (

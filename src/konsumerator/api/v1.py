@@ -69,7 +69,21 @@ def _duration(value: object) -> str:
     return value
 
 
+def _not_a_boolean(value: object) -> object:
+    """Refuse ``true``/``yes`` where the CRD wants a number (``type: integer``).
+
+    Pydantic's lax mode reads a boolean as 1, so guest YAML's ``numPartitions:
+    yes`` would have meant one partition; the apiserver refuses it for a Consumer.
+    Other lax forms are kept as they were.
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
 Quantity = Annotated[str, BeforeValidator(_quantity)]
+# An integer field as the CRD types it: a boolean is refused, not read as 0 or 1.
+Integer = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 # The CRD's ``numPartitions`` maximum (crd.yaml), enforced here for guest mode too:
 # the planner builds one Deployment per partition group and a status entry per partition.
@@ -108,7 +122,7 @@ class PrometheusSpec(_Model):
     production: QuerySpec
     consumption: QuerySpec
     fallback_strategy: Literal["min", "max"] = Field(alias="fallbackStrategy", default="min")
-    rate_per_core: int = Field(alias="ratePerCore", gt=0, le=_INT64_MAX)
+    rate_per_core: Integer = Field(alias="ratePerCore", gt=0, le=_INT64_MAX)
     ram_per_core: Quantity = Field(alias="ramPerCore")
     cpu_increment: Quantity = Field(alias="cpuIncrement", default="100m")
     tolerable_lag: Duration | None = Field(alias="tolerableLag", default=None)
@@ -126,9 +140,11 @@ class PrometheusSpec(_Model):
 
     @field_validator("min_sync_period")
     @classmethod
-    def _positive(cls, value: str) -> str:
-        if _seconds(value) <= 0:
-            raise ValueError("must be greater than 0s")
+    def _at_least_a_second(cls, value: str) -> str:
+        # Each refresh queries Prometheus three times per address: 1ns would
+        # make every reconcile a refresh and hammer Prometheus.
+        if _seconds(value) < 1:
+            raise ValueError("must be at least 1s")
         return value
 
     @field_validator("tolerable_lag", "critical_lag")
@@ -169,6 +185,14 @@ class AutoscalerSpec(_Model):
     pending_scale_up_duration: Duration = Field(alias="pendingScaleUpDuration", default="5m")
     pending_scale_down_duration: Duration = Field(alias="pendingScaleDownDuration", default="15m")
     prometheus: PrometheusSpec | None = None
+
+    @field_validator("pending_scale_up_duration", "pending_scale_down_duration")
+    @classmethod
+    def _not_negative(cls, value: str) -> str:
+        # A wait cannot be negative; 0 (resize at once) is allowed.
+        if _seconds(value) < 0:
+            raise ValueError("must not be negative")
+        return value
 
     @model_validator(mode="after")
     def _prometheus_required(self) -> "AutoscalerSpec":
@@ -227,8 +251,8 @@ class ResourcePolicy(_Model):
 
 
 class ConsumerSpec(_Model):
-    num_partitions: int = Field(alias="numPartitions", ge=1, le=MAX_PARTITIONS)
-    num_partitions_per_instance: int = Field(
+    num_partitions: Integer = Field(alias="numPartitions", ge=1, le=MAX_PARTITIONS)
+    num_partitions_per_instance: Integer = Field(
         alias="numPartitionsPerInstance", default=1, ge=1, le=_INT32_MAX
     )
     name: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

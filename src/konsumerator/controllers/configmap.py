@@ -76,7 +76,7 @@ class ConfigMapController:
             self._pipeline.forget(str(key))
             self._statuses.forget(key)
             return Result()
-        written = self._statuses.written(key=key, uid=cm.uid)
+        written = self._statuses.written(key=key, uid=cm.uid, resource_version=cm.resource_version)
         previous: Mapping[str, Any]
         held: Mapping[str, str]
         if written is None:
@@ -88,13 +88,19 @@ class ConfigMapController:
             annotations = manifests.status_annotations(status)
             if all(held.get(k) == v for k, v in annotations.items()):
                 return False
-            await self._writer.apply(
+            done = await self._writer.apply(
                 resource=CONFIGMAPS,
                 namespace=cm.namespace,
                 name=cm.name,
                 body={"metadata": {"annotations": annotations}},
             )
-            self._statuses.wrote(key=key, uid=cm.uid, status=status)
+            self._statuses.wrote(
+                key=key,
+                uid=cm.uid,
+                base=cm.resource_version,
+                resource_version=done.resource_version,
+                status=status,
+            )
             return True
 
         # ConfigMaps have no generation; guest-mode status does not carry one.

@@ -6,8 +6,9 @@ not its own namespace, which ownerReferences cannot span), or unreadable (a
 quarantined by the watch): see ``Pipeline.reconcile`` for what happens then.
 
 Status goes through server-side apply on the ``/status`` subresource, and
-only when it differs from what the object holds (our last write, or the
-cache: see ``statuses``); the watch predicate ignores status-only changes, so
+only when it differs from what the object holds (our last write while the
+cache has not seen it, else the cache, which also shows anybody else's
+write: see ``statuses``); the watch predicate ignores status-only changes, so
 our own status writes never trigger a reconcile.
 """
 
@@ -70,16 +71,24 @@ class ConsumerController:
             self._pipeline.forget(str(key))
             self._statuses.forget(key)
             return Result()
-        written = self._statuses.written(key=key, uid=obj.uid)
+        written = self._statuses.written(
+            key=key, uid=obj.uid, resource_version=obj.resource_version
+        )
         previous = obj.status if written is None else written
 
         async def write_status(status: dict[str, Any]) -> bool:
             if status == previous:
                 return False
-            await self._writer.apply_status(
+            done = await self._writer.apply_status(
                 resource=CONSUMERS, namespace=obj.namespace, name=obj.name, status=status
             )
-            self._statuses.wrote(key=key, uid=obj.uid, status=status)
+            self._statuses.wrote(
+                key=key,
+                uid=obj.uid,
+                base=obj.resource_version,
+                resource_version=done.resource_version,
+                status=status,
+            )
             return True
 
         return await self._pipeline.reconcile(

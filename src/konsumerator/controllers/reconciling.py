@@ -34,6 +34,7 @@ from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
 from konsumerator.controllers import acting, reporting
 from konsumerator.controllers.ports import Actuator, DeploymentsView, MetricsSource, Reporter
+from konsumerator.controllers.rechecking import ConflictRecheck
 from konsumerator.domain import keys, planning, rendering
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Plan
@@ -72,6 +73,7 @@ class Pass:
     requeue_after_s: float | None
     retry: bool
     failures: tuple[str, ...]
+    conflicted: bool = False
 
 
 def _prometheus_config(spec: ConsumerSpec) -> PrometheusConfig | None:
@@ -144,12 +146,14 @@ class Pipeline:
         # The last spec each Consumer was converted from, and its config: a replay
         # hands the same spec to every pass (the operator reads it afresh).
         self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
+        self._conflicts = ConflictRecheck()
 
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
         self._seeded.discard(key)
         self._states.forget(key=key)
         self._configs.pop(key, None)
+        self._conflicts.forget(key)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
 
@@ -260,6 +264,7 @@ class Pipeline:
             requeue_after_s=plan.requeue_after_s,
             retry=outcome.retry or bool(outcome.failures),
             failures=tuple(outcome.failures),
+            conflicted=bool(plan.conflicts or outcome.conflicts),
         )
 
     async def reconcile(
@@ -361,7 +366,11 @@ class Pipeline:
         await self._write_status(key=key, status=done.status, write_status=write_status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
-        return Result(requeue_after=done.requeue_after_s)
+        return Result(
+            requeue_after=self._conflicts.requeue_after(
+                key=key, conflicted=done.conflicted, planned=done.requeue_after_s
+            )
+        )
 
     async def _reject(
         self,

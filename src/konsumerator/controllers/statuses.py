@@ -9,27 +9,84 @@ status with the one from *before* the first write, find them equal, and never
 write it, leaving the first pass's status (e.g. "1 outdated") in place.
 
 So each controller remembers what it wrote, per object (and UID: a
-re-created object starts from its own, empty, status), and uses that in
-preference to the cache. The operator is the only writer of this status.
+re-created object starts from its own, empty, status), with the
+``resourceVersion`` the write produced, and uses that in preference to the
+cache only while the cache is *older* than that write. Once the cache shows
+that version or a later one, the cache is the truth: it holds our write and
+anything written after it. We are not the only possible writer (anyone
+allowed to write ``consumers/status`` or the ConfigMap can overwrite it), and
+trusting the memory then would compare with what we wrote, find nothing to
+do, and leave somebody else's status standing for good.
+
+``resourceVersion`` is compared as the integer the API server issues (an etcd
+revision; the watch delivers an object's versions in increasing order). A
+version that is not an integer can only be matched exactly: the cache is
+trusted once it shows our write's version, and also when it shows a version
+that is neither ours nor the one the cache showed when we wrote.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from konsumerator.runtime.stores import ObjectKey
 
 
+@dataclass(frozen=True, slots=True)
+class _Write:
+    uid: str
+    # The version the cache showed when we wrote, and the version our write produced.
+    base: str
+    version: str
+    status: dict[str, Any]
+
+
+def _as_int(version: str) -> int | None:
+    try:
+        return int(version)
+    except ValueError:
+        return None
+
+
+def _cache_has_seen(write: _Write, cached: str) -> bool:
+    ours, seen = _as_int(write.version), _as_int(cached)
+    if ours is not None and seen is not None:
+        return seen >= ours
+    return cached != write.base
+
+
 class WrittenStatus:
     def __init__(self) -> None:
-        self._written: dict[ObjectKey, tuple[str, dict[str, Any]]] = {}
+        self._written: dict[ObjectKey, _Write] = {}
 
-    def written(self, *, key: ObjectKey, uid: str) -> Mapping[str, Any] | None:
-        """The status we last wrote to this object (this UID), if any: newer than the cache."""
+    def written(
+        self, *, key: ObjectKey, uid: str, resource_version: str
+    ) -> Mapping[str, Any] | None:
+        """The status we last wrote to this object (this UID), if the cache (showing
+        ``resource_version``) has not seen that write yet; None: trust the cache."""
         found = self._written.get(key)
-        return found[1] if found is not None and found[0] == uid else None
+        if found is None or found.uid != uid:
+            return None
+        if _cache_has_seen(found, resource_version):
+            # Our write or a later one is in the cache: it needs no memory any more.
+            del self._written[key]
+            return None
+        return found.status
 
-    def wrote(self, *, key: ObjectKey, uid: str, status: Mapping[str, Any]) -> None:
-        self._written[key] = (uid, dict(status))
+    def wrote(
+        self,
+        *,
+        key: ObjectKey,
+        uid: str,
+        base: str,
+        resource_version: str,
+        status: Mapping[str, Any],
+    ) -> None:
+        """``status`` was written over the object the cache showed at ``base``, and the
+        write produced ``resource_version``."""
+        self._written[key] = _Write(
+            uid=uid, base=base, version=resource_version, status=dict(status)
+        )
 
     def forget(self, key: ObjectKey) -> None:
         self._written.pop(key, None)

@@ -19,6 +19,7 @@ import msgspec
 
 from konsumerator.domain import keys
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.numbers import INT32_MAX, parse_decimal
 from konsumerator.domain.rendering import parse_time
 from konsumerator.domain.resources import Resources, from_strings
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
@@ -79,16 +80,17 @@ class ObservedDeployment:
 
     def __post_init__(self) -> None:
         a = self.annotations
-        raw_id = a.get(keys.CONSUMER_ID, "")
-        level = a.get(keys.CPU_SATURATION_LEVEL, "")
         status = ScalingStatus.parse(a.get(keys.SCALING_STATUS)) or ScalingStatus.RUNNING
         derived: dict[str, object] = {
-            "instance": int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None,
+            # Anyone who may edit the Deployment may write anything here: an
+            # unreadable value is absent (never an exception, see numbers).
+            # The Go operator parses the id as int32.
+            "instance": parse_decimal(a.get(keys.CONSUMER_ID, ""), maximum=INT32_MAX),
             "partitions": partitioning.parse_list(a.get(keys.PARTITION, "")),
             "scaling": ScalingState(
                 status=status, since=parse_time(a.get(keys.SCALING_STATUS_CHANGE))
             ),
-            "saturation_m": int(level) if level.isascii() and level.isdigit() else 0,
+            "saturation_m": parse_decimal(a.get(keys.CPU_SATURATION_LEVEL, "")) or 0,
             "paused": keys.DISABLE_AUTOSCALER in a,
             "current": MappingProxyType({c.name: c.resources for c in self.containers}),
             "drift_memo": {},

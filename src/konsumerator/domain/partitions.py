@@ -13,6 +13,8 @@ lets a cluster migrate between the two without reshuffling partitions.
 import functools
 from collections.abc import Sequence
 
+from konsumerator.domain.numbers import INT32_MAX, parse_decimal
+
 Assignment = tuple[tuple[int, ...], ...]
 
 
@@ -41,15 +43,17 @@ def parse_list(text: str) -> tuple[int, ...] | None:
     """Inverse of :func:`format_list`; None for anything that is not a list of ids.
 
     Strict like the Go parser: no spaces, no ranges, no empty elements, so an
-    annotation edited by hand never half-matches an assignment.
+    annotation edited by hand never half-matches an assignment. Ids are
+    Kafka's int32; a longer digit string is unreadable, not an exception.
     """
     if not text:
         return None
     result: list[int] = []
     for part in text.split(","):
-        if not part.isascii() or not part.isdigit():
+        partition = parse_decimal(part, maximum=INT32_MAX)
+        if partition is None:
             return None
-        result.append(int(part))
+        result.append(partition)
     return tuple(result)
 
 

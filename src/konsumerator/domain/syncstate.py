@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
+from konsumerator.domain.numbers import INT32_MAX, parse_decimal
 
 # Bytes of lastSyncState as JSON (``json.dumps``, as the guest annotation holds it;
 # the API server's compact JSON is smaller). 192 KiB keeps ~2 300 busy partitions.
@@ -91,9 +92,11 @@ def snapshot_from_state(state: object) -> MetricsSnapshot | None:
     consumption: dict[int, float] = {}
     offset: dict[int, float] = {}
     for key, values in state.items():
-        if not str(key).isdigit() or not isinstance(values, Mapping):
+        # Anyone may edit the status: a key that is no partition id ("²",
+        # 5,000 digits) makes the whole state unusable, as any other damage.
+        p = parse_decimal(str(key), maximum=INT32_MAX)
+        if p is None or not isinstance(values, Mapping):
             return None
-        p = int(key)
         for target, field in (
             (production, "productionRate"),
             (consumption, "consumptionRate"),

@@ -40,6 +40,22 @@ class StatusWire(msgspec.Struct):
 _status_decoder = msgspec.json.Decoder(StatusWire)
 
 
+class OversizedWatchEvent(errors.ApiError):
+    """A watch event line longer than any object the API server can hold.
+
+    Not a Status from the server: raised while reading the stream, which is
+    then dropped; the reflector backs off and watches again (and reports
+    itself stalled on ``/healthz`` if it keeps happening).
+    """
+
+    def __init__(self, *, limit: int) -> None:
+        super().__init__(
+            status=0,
+            reason="OversizedWatchEvent",
+            message=f"a watch event longer than {limit} bytes",
+        )
+
+
 def decode_status(body: bytes) -> StatusWire | None:
     try:
         return _status_decoder.decode(body)

@@ -30,7 +30,8 @@ pages (items decoded in the same pass) and watch-event objects.
 
 One object must never make others unreadable. A list page is decoded in one
 pass when it can be; if that fails (an object nested deeper than the
-decoder's recursion limit, or of an unexpected shape), the page is split with
+decoder's recursion limit, an unexpected shape, or a value the conversion
+refuses: any exception, as defence in depth), the page is split with
 ``kube.scanning`` (bounded stack, any depth) and every item decoded on its own.
 An item that still fails is *quarantined*: its identity is read from its
 metadata alone, and the kind's ``quarantine`` function turns it into a normal
@@ -410,6 +411,11 @@ def quarantined_configmap(bad: Undecodable) -> ConfigMapView:
     )
 
 
+def _bounded(text: str, *, limit: int = 200) -> str:
+    """An error message cut to ``limit`` characters: it may quote the hostile value."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _depth_problem(data: bytes, *, limit: int) -> str:
     """Which top-level parts of an object nest more than ``limit`` levels, in words."""
     deep = [
@@ -461,11 +467,16 @@ class Projector(Generic[W, T]):
             problem = _depth_problem(bytes(data), limit=self._max_depth)
             return self._quarantined(bytes(data), problem)
         try:
-            return self._convert(self._item.decode(data))
+            wire = self._item.decode(data)
         except RecursionError:
             problem = "is nested too deeply to decode"
         except msgspec.ValidationError as e:
             problem = f"cannot be decoded: {e}"
+        else:
+            try:
+                return self._convert(wire)
+            except Exception as e:  # one object must never stop a watch
+                problem = f"cannot be converted: {type(e).__name__}: {_bounded(str(e))}"
         return self._quarantined(bytes(data), problem)
 
     def decode_page(self, data: bytes) -> Page[T]:
@@ -476,11 +487,16 @@ class Projector(Generic[W, T]):
             except (RecursionError, msgspec.ValidationError):
                 pass
             else:
-                return Page(
-                    items=[self._convert(item) for item in page.items],
-                    resource_version=page.metadata.resource_version,
-                    continue_token=page.metadata.continue_,
-                )
+                try:
+                    items = [self._convert(item) for item in page.items]
+                except Exception:  # redone item by item, each on its own
+                    pass
+                else:
+                    return Page(
+                        items=items,
+                        resource_version=page.metadata.resource_version,
+                        continue_token=page.metadata.continue_,
+                    )
         return self._decode_items(data)
 
     def _decode_items(self, data: bytes) -> Page[T]:

@@ -20,6 +20,14 @@ One bad object never stops the stream: an event line too deep for msgspec
 quarantines it (see ``kube.projections``). An object of a kind that has no
 quarantine is logged and its event skipped; the stream goes on.
 
+Sizes: a LIST page is read whole; it is bounded by the page size times the
+largest object etcd stores (``--max-request-bytes``, 1.5 MiB by default), and
+it comes from the API server the operator is configured to trust, so it is not
+capped (a cap could only make a legitimate cluster unlistable). A WATCH line is
+one event, one object; the read refuses a line past ``MAX_WATCH_LINE_BYTES``
+(``kube.errors.OversizedWatchEvent``) so that a stream without newlines cannot
+grow the buffer without end.
+
 ``ListWatch`` implements ``konsumerator.runtime.ports.ListWatchSource``.
 """
 
@@ -63,6 +71,11 @@ _status_decoder = msgspec.json.Decoder(kube_errors.StatusWire)
 
 # Extra read time beyond the server's timeoutSeconds before the transport gives up.
 _READ_MARGIN = 60.0
+# The longest watch event line read. One event holds one object: the API
+# server accepts request bodies up to 3 MiB and etcd stores objects up to
+# 1.5 MiB by default, and their JSON with managed fields stays within a few
+# MiB, so 64 MiB is far above any real event while still bounding the buffer.
+MAX_WATCH_LINE_BYTES = 64 * 2**20
 
 
 class ListWatch(Generic[T]):
@@ -76,6 +89,7 @@ class ListWatch(Generic[T]):
         label_selector: str | None = None,
         field_selector: str | None = None,
         page_size: int = 500,
+        max_line_bytes: int = MAX_WATCH_LINE_BYTES,
     ) -> None:
         self._client = client
         self._resource = resource
@@ -88,6 +102,7 @@ class ListWatch(Generic[T]):
         if field_selector:
             self._selectors["fieldSelector"] = field_selector
         self._page_size = page_size
+        self._max_line_bytes = max_line_bytes
 
     async def list(self) -> Listing[T]:
         items: list[T] = []
@@ -130,7 +145,7 @@ class ListWatch(Generic[T]):
             params=params,
             read_timeout=timeout_seconds + _READ_MARGIN,
         ) as response:
-            async for line in _lines(response):
+            async for line in _lines(response, limit=self._max_line_bytes):
                 event = self._decode(line)
                 if event is not None:
                     yield event
@@ -170,8 +185,12 @@ def _split_event(line: bytes) -> tuple[str, bytes | msgspec.Raw]:
     return event.type, event.object
 
 
-async def _lines(response: httpx2.Response) -> AsyncIterator[bytes]:
-    """Split a byte stream on newlines without decoding it to str."""
+async def _lines(response: httpx2.Response, *, limit: int) -> AsyncIterator[bytes]:
+    """Split a byte stream on newlines without decoding it to str.
+
+    Raises ``OversizedWatchEvent`` for a line (newline excluded) longer than
+    ``limit``, complete or not, so the buffer never holds much more than that.
+    """
     buffer = bytearray()
     async for chunk in response.aiter_bytes():
         buffer += chunk
@@ -179,9 +198,13 @@ async def _lines(response: httpx2.Response) -> AsyncIterator[bytes]:
             end = buffer.find(b"\n")
             if end < 0:
                 break
+            if end > limit:
+                raise kube_errors.OversizedWatchEvent(limit=limit)
             line = bytes(buffer[:end])
             del buffer[: end + 1]
             if line.strip():
                 yield line
+        if len(buffer) > limit:
+            raise kube_errors.OversizedWatchEvent(limit=limit)
     if buffer.strip():
         yield bytes(buffer)

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from konsumerator.domain.numbers import is_decimal, parse_decimal
 from konsumerator.prom.responses import (
     MatrixData,
     QueryData,
@@ -122,15 +123,23 @@ def parse_value(raw: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_partition(raw: str | None) -> int | RejectReason:
+def parse_partition(raw: str | None, *, num_partitions: int) -> int | RejectReason:
+    """The partition a label names, or why it names none we consume.
+
+    A decimal of any length is a partition number; one past ``num_partitions``
+    (thousands of digits included, which no ``int()`` may read) is out of range.
+    """
     if raw is None:
         return RejectReason.MISSING_LABEL
     digits = raw[1:] if raw.startswith("-") else raw
-    if not (digits.isascii() and digits.isdigit()):
+    if not is_decimal(digits):
         return RejectReason.INVALID_LABEL
     if raw.startswith("-"):
         return RejectReason.NEGATIVE_PARTITION
-    return int(digits)
+    partition = parse_decimal(digits)
+    if partition is None or partition >= num_partitions:
+        return RejectReason.OUT_OF_RANGE
+    return partition
 
 
 def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: int) -> ParsedValues:
@@ -166,12 +175,14 @@ def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: i
             examples.append(f"{reason}: {detail}")
 
     for labels, pair in pairs:
-        partition = parse_partition(labels.get(partition_label))
-        if isinstance(partition, RejectReason):
-            reject(partition, f"{partition_label}={labels.get(partition_label)!r} in {labels}")
+        raw = labels.get(partition_label)
+        partition = parse_partition(raw, num_partitions=num_partitions)
+        if partition is RejectReason.OUT_OF_RANGE:
+            shown = raw if raw is None or len(raw) <= 24 else f"{raw[:20]}... ({len(raw)} digits)"
+            reject(partition, f"partition {shown} >= {num_partitions}")
             continue
-        if partition >= num_partitions:
-            reject(RejectReason.OUT_OF_RANGE, f"partition {partition} >= {num_partitions}")
+        if isinstance(partition, RejectReason):
+            reject(partition, f"{partition_label}={raw!r} in {labels}")
             continue
         if pair is None:
             reject(RejectReason.NO_VALUE, f"partition {partition} has no float sample")

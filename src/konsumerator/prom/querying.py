@@ -25,12 +25,19 @@ status conditions and Events that others read. So reasons never carry what the
 server sent (a body, a reason phrase, a protocol error quoting its bytes), only
 the HTTP status and a classification; the body goes to the debug log, cut
 short. Addresses are shown redacted (`urls.redact`).
+
+Bounded in size too: the answer is streamed and the read stops as soon as it
+passes `MAX_ANSWER_BYTES` (before reading anything when `Content-Length`
+already says so), so whatever listens at an address cannot make the operator
+hold hundreds of megabytes; such an answer is that address's failure
+("answer larger than ... bytes"), and the connection is dropped unread.
 """
 
 import asyncio
 import http
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Final
 
 import httpx2
 import msgspec
@@ -49,6 +56,20 @@ SERVER_TIMEOUT_FRACTION = 0.9
 # How much of a body the debug log shows.
 MAX_BODY_SNIPPET = 200
 NOT_PROMETHEUS = "not a Prometheus API answer"
+# The most of an answer we read, decoded. What a real answer needs: a sizing
+# query returns one sample per partition, ~100 bytes of JSON each, so 100,000
+# partitions make ~10 MB; 32 MiB is three times that. The check runs after
+# each network read is decoded, so a compressed answer can overshoot by one
+# read's expansion before it is refused (bounded, and dropped at once).
+MAX_ANSWER_BYTES: Final = 32 * 2**20
+
+
+class AnswerTooLarge(Exception):
+    """An answer longer than the limit; its message names the limit, never the body."""
+
+    def __init__(self, *, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"answer larger than {limit} bytes")
 
 
 def endpoint_for(address: str) -> str:
@@ -89,22 +110,42 @@ def _transport_reason(exc: httpx2.HTTPError) -> str:
 
 
 async def query_instant(
-    *, client: httpx2.AsyncClient, address: str, query: str, timeout_seconds: float
+    *,
+    client: httpx2.AsyncClient,
+    address: str,
+    query: str,
+    timeout_seconds: float,
+    max_answer_bytes: int = MAX_ANSWER_BYTES,
 ) -> QueryResponse:
     """Evaluate `query` at one Prometheus; POST form, GET if the server says 405.
 
     Returns the decoded data with Prometheus's warnings. Raises `QueryFailed`
     when Prometheus answered with an error envelope, and
-    `PrometheusUnavailable` (one failure) for everything else.
+    `PrometheusUnavailable` (one failure) for everything else, including an
+    answer longer than `max_answer_bytes`.
     """
     url = endpoint_for(address)
     form = {"query": query, "timeout": f"{timeout_seconds * SERVER_TIMEOUT_FRACTION:.3f}"}
     try:
         async with asyncio.timeout(timeout_seconds):
-            response = await client.post(url, data=form, timeout=timeout_seconds)
-            if response.status_code == httpx2.codes.METHOD_NOT_ALLOWED:
+            status, body = await _exchange(
+                client=client,
+                method="POST",
+                url=url,
+                form=form,
+                timeout_seconds=timeout_seconds,
+                limit=max_answer_bytes,
+            )
+            if status == httpx2.codes.METHOD_NOT_ALLOWED:
                 # Some read-only proxies only allow GET (client_golang does the same).
-                response = await client.get(url, params=form, timeout=timeout_seconds)
+                status, body = await _exchange(
+                    client=client,
+                    method="GET",
+                    url=url,
+                    form=form,
+                    timeout_seconds=timeout_seconds,
+                    limit=max_answer_bytes,
+                )
     except TimeoutError as exc:
         raise _unavailable(address, f"no answer within {timeout_seconds:g}s") from exc
     except httpx2.TimeoutException as exc:
@@ -116,7 +157,47 @@ async def query_instant(
             error=_scrub(str(exc)[:MAX_BODY_SNIPPET], address),
         )
         raise _unavailable(address, _scrub(_transport_reason(exc), address)) from exc
-    return _interpret(address=address, response=response)
+    except AnswerTooLarge as exc:
+        raise _unavailable(address, str(exc)) from exc
+    return _interpret(address=address, status=status, body=body)
+
+
+async def _exchange(
+    *,
+    client: httpx2.AsyncClient,
+    method: str,
+    url: str,
+    form: Mapping[str, str],
+    timeout_seconds: float,
+    limit: int,
+) -> tuple[int, bytes]:
+    """One request: the status and at most `limit` bytes of body, else `AnswerTooLarge`.
+
+    Leaving the `stream` block early closes the connection, so the rest of a
+    too-long answer is never read.
+    """
+    async with client.stream(
+        method,
+        url,
+        data=form if method == "POST" else None,
+        params=form if method == "GET" else None,
+        timeout=timeout_seconds,
+    ) as response:
+        return response.status_code, await _read_capped(response, limit=limit)
+
+
+async def _read_capped(response: httpx2.Response, *, limit: int) -> bytes:
+    """The decoded body, refused as soon as it is known to exceed `limit` bytes."""
+    declared = response.headers.get("Content-Length", "")
+    identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
+    if identity and declared.isdigit() and int(declared) > limit:
+        raise AnswerTooLarge(limit=limit)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise AnswerTooLarge(limit=limit)
+    return bytes(body)
 
 
 def _scrub(text: str, address: str) -> str:
@@ -125,10 +206,9 @@ def _scrub(text: str, address: str) -> str:
     return text.replace(userinfo, "***") if userinfo else text
 
 
-def _interpret(*, address: str, response: httpx2.Response) -> QueryResponse:
-    status = response.status_code
+def _interpret(*, address: str, status: int, body: bytes) -> QueryResponse:
     try:
-        envelope = decode_envelope(response.content)
+        envelope = decode_envelope(body)
     except msgspec.DecodeError as exc:
         # A proxy, a load balancer, a non-ready server, or not Prometheus at all.
         log.debug(
@@ -136,7 +216,7 @@ def _interpret(*, address: str, response: httpx2.Response) -> QueryResponse:
             address=urls.redact(address),
             status=status,
             error=str(exc)[:MAX_BODY_SNIPPET],
-            body=response.content[:MAX_BODY_SNIPPET].decode(errors="replace"),
+            body=body[:MAX_BODY_SNIPPET].decode(errors="replace"),
         )
         raise _unavailable(address, f"{_status_text(status)}, {NOT_PROMETHEUS}") from exc
     if envelope.status == "error":

@@ -224,3 +224,48 @@ def test_managed_annotation_values(value: str, managed: bool) -> None:
 
 def test_without_the_managed_annotation_a_configmap_is_not_managed() -> None:
     assert not manifests.is_managed({})
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("a: 1\na: 2\n", "a"),
+        ("a: 1\n'a': 1\n", "a"),
+        ("x:\n  y: {b: 1, b: 2}\n", "x.y.b"),
+        ("x:\n- {c: 1}\n- {c: 1, c: 3}\n", "x.1.c"),
+        ("{a: 1, a: 1}", "a"),
+    ],
+    ids=["top", "quoted-same-key", "nested", "in-a-list", "flow"],
+)
+def test_a_key_given_twice_is_refused_with_its_path(text: str, path: str) -> None:
+    with pytest.raises(limited_yaml.Rejected, match="is given twice") as info:
+        limited_yaml.load(text)
+    assert info.value.path == path
+
+
+@given(st.dictionaries(keys_text, st.dictionaries(keys_text, scalars, min_size=1), min_size=1))
+def test_a_repeated_key_is_refused_wherever_it_is_and_unique_keys_load(
+    doc: dict[str, dict[str, Any]],
+) -> None:
+    text = yaml.safe_dump(doc, sort_keys=True)
+    assert limited_yaml.load(text) == doc
+    outer = sorted(doc)[-1]
+    inner = sorted(doc[outer])[-1]
+    # Repeat the innermost last key (the dump sorts keys, so it is the last line).
+    repeated = text + "  " + yaml.safe_dump({inner: 0}, sort_keys=True)
+    with pytest.raises(limited_yaml.Rejected) as info:
+        limited_yaml.load(repeated)
+    assert info.value.path == f"{outer}.{inner}"
+
+
+def test_a_key_given_twice_in_a_guest_document_names_its_path() -> None:
+    text = "numPartitions: 1\nautoscaler:\n  mode: a\n  mode: b\n"
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "ns", "annotations": {keys.MANAGED: "true"}},
+        "data": {keys.GUEST_SPEC_KEY: text},
+    }
+    with pytest.raises(SpecError) as info:
+        manifests.read(configmap)
+    assert info.value.problems[0].startswith(f"data.{keys.GUEST_SPEC_KEY}.autoscaler.mode: ")

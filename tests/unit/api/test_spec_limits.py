@@ -8,7 +8,8 @@ catch Consumers stored before the rules existed):
   must not be negative and must fit int64 milli-units, the bound every Kubernetes
   component can hold ("1e18" cpu, "1e309" cpu, "1e19" memory are refused); the
   largest amount that fits is accepted;
-* tolerableLag and criticalLag must not be negative; 0 is allowed;
+* tolerableLag, criticalLag and the pending scale durations must not be negative; 0 is
+  allowed; minSyncPeriod is at least 1s;
 * partitionEnvKey must be an environment variable name ("A=B" is not);
 * numPartitions, numPartitionsPerInstance and ratePerCore have the CRD's upper bounds;
 * the template: the selector must not be empty and must select the pod labels
@@ -113,6 +114,26 @@ REFUSED: dict[str, tuple[dict[str, Any], str, str]] = {
         "spec.autoscaler.prometheus.criticalLag",
         "must not be negative",
     ),
+    "negative pendingScaleUpDuration": (
+        {"autoscaler__pendingScaleUpDuration": "-1ns"},
+        "spec.autoscaler.pendingScaleUpDuration",
+        "must not be negative",
+    ),
+    "negative pendingScaleDownDuration": (
+        {"autoscaler__pendingScaleDownDuration": "-5m"},
+        "spec.autoscaler.pendingScaleDownDuration",
+        "must not be negative",
+    ),
+    "minSyncPeriod 1ns": (
+        {f"{R}minSyncPeriod": "1ns"},
+        "spec.autoscaler.prometheus.minSyncPeriod",
+        "at least 1s",
+    ),
+    "minSyncPeriod 999ms": (
+        {f"{R}minSyncPeriod": "999ms"},
+        "spec.autoscaler.prometheus.minSyncPeriod",
+        "at least 1s",
+    ),
     "partitionEnvKey A=B": ({"partitionEnvKey": "A=B"}, "spec.partitionEnvKey", "pattern"),
     "partitionEnvKey with a space": (
         {"partitionEnvKey": "MY PARTS"},
@@ -213,6 +234,9 @@ ACCEPTED: dict[str, dict[str, Any]] = {
     "zero cpu": {f"{P}minAllowed": {"cpu": "0"}},
     "tolerableLag 0s": {f"{R}tolerableLag": "0s"},
     "criticalLag 0": {f"{R}criticalLag": "0"},
+    "pendingScaleUpDuration 0s": {"autoscaler__pendingScaleUpDuration": "0s"},
+    "pendingScaleDownDuration 0": {"autoscaler__pendingScaleDownDuration": "0"},
+    "minSyncPeriod 1s": {f"{R}minSyncPeriod": "1s"},
     "partitionEnvKey with dots and dashes": {"partitionEnvKey": "my.parts-1"},
     "empty partitionEnvKey (the default)": {"partitionEnvKey": ""},
     "restartPolicy Always": {"deploymentTemplate__template__spec__restartPolicy": "Always"},

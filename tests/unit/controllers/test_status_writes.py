@@ -7,7 +7,10 @@ that records; no API server):
   the status last written, not on the stale cache;
 - guest mode, the same with status annotations;
 - a status equal to what the object holds is not written again; a re-created object (new
-  UID) starts from its own status.
+  UID) starts from its own status;
+- a status somebody else wrote after ours (the cache shows a later resourceVersion) is
+  compared with, and overwritten by the next pass, in both modes; once the cache shows our
+  own write, a pass computing the same status writes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
 from konsumerator.domain import keys
 from konsumerator.kube.projections import ConfigMapView, CustomObject
+from konsumerator.kube.writing import Written
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.stores import ObjectKey, Store
 
@@ -55,15 +59,29 @@ class ScriptedPipeline:
 
 
 class RecordingWriter:
+    """Records each write; the n-th write produces resourceVersion ``100 + n``."""
+
     def __init__(self) -> None:
         self.statuses: list[Mapping[str, Any]] = []
         self.annotations: list[Mapping[str, str]] = []
 
-    async def apply_status(self, **kw: Any) -> None:
-        self.statuses.append(kw["status"])
+    def _written(self, kw: Mapping[str, Any]) -> Written:
+        version = str(100 + len(self.statuses) + len(self.annotations))
+        return Written(
+            namespace=kw["namespace"],
+            name=kw["name"],
+            uid="u1",
+            resource_version=version,
+            generation=1,
+        )
 
-    async def apply(self, **kw: Any) -> None:
+    async def apply_status(self, **kw: Any) -> Written:
+        self.statuses.append(kw["status"])
+        return self._written(kw)
+
+    async def apply(self, **kw: Any) -> Written:
         self.annotations.append(kw["body"]["metadata"]["annotations"])
+        return self._written(kw)
 
 
 def consumer(uid: str = "u1", status: Mapping[str, Any] = S0, rv: str = "1") -> CustomObject:
@@ -103,12 +121,12 @@ async def test_a_recreated_consumer_starts_from_its_own_status() -> None:
     assert pipeline.previous == [S0, {}]
 
 
-def configmap(annotations: Mapping[str, str]) -> ConfigMapView:
+def configmap(annotations: Mapping[str, str], rv: str = "1") -> ConfigMapView:
     return ConfigMapView(
         namespace="ns",
         name="c",
         uid="u1",
-        resource_version="1",
+        resource_version=rv,
         annotations={keys.MANAGED: "true", **annotations},
     )
 
@@ -127,3 +145,61 @@ async def test_a_guest_status_the_cache_still_shows_is_written_after_a_different
     outdated = f"{keys.STATUS_PREFIX}outdated"
     assert [a[outdated] for a in writer.annotations] == ["1", "0"]
     assert [p["outdated"] for p in pipeline.previous] == [0, 1, 0]
+
+
+async def test_a_consumer_status_written_by_somebody_else_after_ours_is_overwritten() -> None:
+    cache: Store[CustomObject] = Store()
+    cache.upsert(consumer())
+    pipeline, writer = ScriptedPipeline(S1, S1, S1), RecordingWriter()
+    controller = ConsumerController(
+        consumers=cache,
+        pipeline=pipeline,  # type: ignore[arg-type]
+        writer=writer,  # type: ignore[arg-type]
+    )
+    await controller.reconcile(KEY)  # writes S1 as version 101
+    cache.upsert(consumer(status=S1, rv="101"))  # the cache sees our write
+    await controller.reconcile(KEY)  # nothing to do
+    cache.upsert(consumer(status={"expected": 7}, rv="102"))  # somebody else's
+    await controller.reconcile(KEY)
+    assert writer.statuses == [S1, S1]
+    assert pipeline.previous == [S0, S1, {"expected": 7}]
+
+
+async def test_a_consumer_status_rewritten_before_the_cache_saw_ours_is_overwritten() -> None:
+    cache: Store[CustomObject] = Store()
+    cache.upsert(consumer())
+    pipeline, writer = ScriptedPipeline(S1, S1), RecordingWriter()
+    controller = ConsumerController(
+        consumers=cache,
+        pipeline=pipeline,  # type: ignore[arg-type]
+        writer=writer,  # type: ignore[arg-type]
+    )
+    await controller.reconcile(KEY)  # writes S1 as version 101
+    # The watch jumps past our write (a relist): only the later, foreign, status is seen.
+    cache.upsert(consumer(status={}, rv="150"))
+    await controller.reconcile(KEY)
+    assert writer.statuses == [S1, S1]
+    assert pipeline.previous == [S0, {}]
+
+
+async def test_a_guest_status_written_by_somebody_else_after_ours_is_overwritten() -> None:
+    cache: Store[ConfigMapView] = Store()
+    cache.upsert(configmap(manifests.status_annotations(S0)))
+    pipeline, writer = ScriptedPipeline(S1, S1, S1), RecordingWriter()
+    controller = ConfigMapController(
+        configmaps=cache,
+        pipeline=pipeline,  # type: ignore[arg-type]
+        writer=writer,  # type: ignore[arg-type]
+    )
+    await controller.reconcile(KEY)  # writes S1 as version 101
+    cache.upsert(configmap(manifests.status_annotations(S1), rv="101"))
+    await controller.reconcile(KEY)  # nothing to do
+    cache.upsert(
+        configmap(
+            {**manifests.status_annotations(S1), f"{keys.STATUS_PREFIX}outdated": "5"}, rv="102"
+        )
+    )
+    await controller.reconcile(KEY)
+    outdated = f"{keys.STATUS_PREFIX}outdated"
+    assert [a[outdated] for a in writer.annotations] == ["1", "1"]
+    assert [p["outdated"] for p in pipeline.previous] == [0, 1, 5]

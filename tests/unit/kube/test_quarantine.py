@@ -28,6 +28,8 @@ from konsumerator.kube.projections import (
     CUSTOM_OBJECT_PROJECTOR,
     DEPLOYMENT_PROJECTOR,
     MAX_DEPTH,
+    DeploymentWire,
+    Projector,
     UndecodableObject,
 )
 from konsumerator.kube.requesting import ApiClient
@@ -211,3 +213,24 @@ def test_quarantined_exactly_when_a_part_is_too_deep(spec_levels: int, status_le
         assert obj.undecodable is None
         assert obj.spec == json.loads(spec)
         assert obj.status == json.loads(status)
+
+
+def _failing_conversion(wire: DeploymentWire) -> str:
+    # A conversion that refuses one object, as a too-long annotation once did.
+    if wire.metadata.name == "d-bad":
+        raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
+    return wire.metadata.name
+
+
+def _deployment_named(name: str) -> bytes:
+    return json.dumps({"metadata": {"name": name, "namespace": "ns"}}).encode()
+
+
+def test_an_object_the_conversion_refuses_is_left_out_of_the_page_alone() -> None:
+    projector = Projector(wire=DeploymentWire, convert=_failing_conversion)
+    names = ["d-0", "d-bad", "d-2"]
+    decoded = projector.decode_page(page(*(_deployment_named(n) for n in names), rv="7"))
+    assert (decoded.items, decoded.resource_version) == (["d-0", "d-2"], "7")
+    with pytest.raises(UndecodableObject, match="ns/d-bad: cannot be converted: ValueError"):
+        projector.decode(_deployment_named("d-bad"))
+    assert projector.decode(_deployment_named("d-0")) == "d-0"

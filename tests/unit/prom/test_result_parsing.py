@@ -17,6 +17,8 @@ Aspects tested:
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from konsumerator.prom import parsing
 from konsumerator.prom.parsing import RejectReason
@@ -194,3 +196,32 @@ def test_parse_value(raw: str, expected: float | None) -> None:
 def test_negative_num_partitions_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="num_partitions"):
         parsing.parse_partitions(data=vec(), partition_label="partition", num_partitions=-1)
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("0", 0),
+        ("002", 2),
+        ("3", RejectReason.OUT_OF_RANGE),
+        ("9" * 25, RejectReason.OUT_OF_RANGE),
+        ("9" * 5000, RejectReason.OUT_OF_RANGE),
+        ("-1", RejectReason.NEGATIVE_PARTITION),
+        ("-" + "9" * 5000, RejectReason.NEGATIVE_PARTITION),
+        ("²", RejectReason.INVALID_LABEL),
+        ("+1", RejectReason.INVALID_LABEL),
+        ("", RejectReason.INVALID_LABEL),
+        (None, RejectReason.MISSING_LABEL),
+    ],
+    ids=lambda v: repr(v)[:14],
+)
+def test_partition_labels_of_any_length_are_a_partition_or_a_reason(
+    label: str | None, expected: int | RejectReason
+) -> None:
+    assert parsing.parse_partition(label, num_partitions=3) == expected
+
+
+@given(st.text(max_size=30) | st.from_regex(r"\A-?[0-9]{1,6000}\Z"))
+def test_any_partition_label_is_a_partition_in_range_or_a_reason(label: str) -> None:
+    result = parsing.parse_partition(label, num_partitions=100)
+    assert isinstance(result, RejectReason) or 0 <= result < 100
