@@ -10,8 +10,9 @@ Watches, and why they are shaped so:
   cache holds only what we manage (not every Deployment of the cluster), and
   is indexed by controller UID so a Consumer finds its instances in O(1).
 * Consumers (CRD mode, cluster-wide) or ConfigMaps (guest mode, one
-  namespace). Status-only changes are filtered out, so our own status writes
-  never trigger a reconcile.
+  namespace). Status-only changes that our own last write made are filtered
+  out, so our status writes never trigger a reconcile; anybody else's status
+  edit does, and the pass puts the status back (``controllers.statuses``).
 """
 
 import asyncio
@@ -28,9 +29,7 @@ from prometheus_client import ProcessCollector
 
 from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
-from konsumerator.controllers.configmap import spec_changed as configmap_changed
 from konsumerator.controllers.consumer import ConsumerController
-from konsumerator.controllers.consumer import spec_changed as consumer_changed
 from konsumerator.controllers.events import EventReporter
 from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
 from konsumerator.domain import keys
@@ -207,16 +206,15 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     )
     # The primary objects: guest-mode ConfigMaps in one namespace, or Consumers.
     primary: Store[Any] = Store(indexers={"uid": lambda o: [o.uid]})
-    changed: Callable[[Any, Any], bool]
     reconcile: ConfigMapController | ConsumerController
     if guest:
-        name, changed = "configmap", configmap_changed
+        name = "configmap"
         source: ListWatch[Any] = ListWatch(
             client=client, resource=CONFIGMAPS, projector=CONFIGMAP_PROJECTOR, namespace=guest
         )
         reconcile = ConfigMapController(configmaps=primary, pipeline=pipeline, writer=writer)
     else:
-        name, changed = "consumer", consumer_changed
+        name = "consumer"
         source = ListWatch(client=client, resource=CONSUMERS, projector=CUSTOM_OBJECT_PROJECTOR)
         reconcile = ConsumerController(consumers=primary, pipeline=pipeline, writer=writer)
     reflectors.append(Reflector(name=f"{name}s", source=source, store=primary, observer=metrics))
@@ -226,7 +224,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         max_concurrent_reconciles=settings.max_concurrent_reconciles,
         observer=metrics,
     )
-    controller.watches(primary, keys=lambda o: [key_of(o)], predicate=changed)
+    controller.watches(primary, keys=lambda o: [key_of(o)], predicate=reconcile.wants)
 
     def owners(d: ObservedDeployment) -> list[ObjectKey]:
         """The object controlling ``d`` now, and the one our ``controller`` label names.

@@ -27,7 +27,7 @@ from konsumerator.kube.projections import ConfigMapView
 from konsumerator.kube.resources import CONFIGMAPS
 from konsumerator.kube.writing import Writer
 from konsumerator.runtime.controlling import Result
-from konsumerator.runtime.stores import ObjectKey, Store
+from konsumerator.runtime.stores import ObjectKey, Store, key_of
 
 
 def as_manifest(cm: ConfigMapView) -> dict[str, Any]:
@@ -68,6 +68,13 @@ class ConfigMapController:
         self._pipeline = pipeline
         self._writer = writer
         self._statuses = WrittenStatus()
+
+    def wants(self, old: ConfigMapView | None, new: ConfigMapView | None) -> bool:
+        """Watch predicate: what ``spec_changed`` lets through, and any other change
+        that our own last status write did not make (somebody else's status edit)."""
+        if spec_changed(old, new) or new is None:
+            return True
+        return not self._statuses.is_ours(key=key_of(new), resource_version=new.resource_version)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         cm = self._configmaps.get(key)

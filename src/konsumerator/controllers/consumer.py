@@ -21,7 +21,7 @@ from konsumerator.kube.projections import CustomObject
 from konsumerator.kube.resources import CONSUMERS
 from konsumerator.kube.writing import Writer
 from konsumerator.runtime.controlling import Result
-from konsumerator.runtime.stores import ObjectKey, Store
+from konsumerator.runtime.stores import ObjectKey, Store, key_of
 
 
 def as_manifest(obj: CustomObject) -> dict[str, Any]:
@@ -63,6 +63,13 @@ class ConsumerController:
         self._pipeline = pipeline
         self._writer = writer
         self._statuses = WrittenStatus()
+
+    def wants(self, old: CustomObject | None, new: CustomObject | None) -> bool:
+        """Watch predicate: what ``spec_changed`` lets through, and any other change
+        that our own last status write did not make (somebody else's status edit)."""
+        if spec_changed(old, new) or new is None:
+            return True
+        return not self._statuses.is_ours(key=key_of(new), resource_version=new.resource_version)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self._consumers.get(key)

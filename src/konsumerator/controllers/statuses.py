@@ -18,6 +18,14 @@ allowed to write ``consumers/status`` or the ConfigMap can overwrite it), and
 trusting the memory then would compare with what we wrote, find nothing to
 do, and leave somebody else's status standing for good.
 
+The watch predicate asks :meth:`WrittenStatus.is_ours` too: an event that only
+changed the status is dropped when its version is the one our last write
+produced, and passed on otherwise, because then somebody else wrote the status
+and the next pass must put it back (without that, a hand edit would stand until
+an unrelated change woke the object; in manual mode, for good). An event that
+races our own write's answer is passed on once: a pass with nothing to change
+writes nothing.
+
 ``resourceVersion`` is compared as the integer the API server issues (an etcd
 revision; the watch delivers an object's versions in increasing order). A
 version that is not an integer can only be matched exactly: the cache is
@@ -58,6 +66,13 @@ def _cache_has_seen(write: _Write, cached: str) -> bool:
 class WrittenStatus:
     def __init__(self) -> None:
         self._written: dict[ObjectKey, _Write] = {}
+        # The version our last status write produced, per object, kept after the cache
+        # has caught up (``_written`` is not): what the watch predicate compares with.
+        self._versions: dict[ObjectKey, str] = {}
+
+    def is_ours(self, *, key: ObjectKey, resource_version: str) -> bool:
+        """Whether the object at ``resource_version`` is the one our last write made."""
+        return self._versions.get(key) == resource_version
 
     def written(
         self, *, key: ObjectKey, uid: str, resource_version: str
@@ -87,6 +102,8 @@ class WrittenStatus:
         self._written[key] = _Write(
             uid=uid, base=base, version=resource_version, status=dict(status)
         )
+        self._versions[key] = resource_version
 
     def forget(self, key: ObjectKey) -> None:
         self._written.pop(key, None)
+        self._versions.pop(key, None)
