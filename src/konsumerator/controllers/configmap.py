@@ -74,7 +74,10 @@ class ConfigMapController:
         that our own last status write did not make (somebody else's status edit)."""
         if spec_changed(old, new) or new is None:
             return True
-        return not self._statuses.is_ours(key=key_of(new), resource_version=new.resource_version)
+        shown = {k: v for k, v in new.annotations.items() if k.startswith(keys.STATUS_PREFIX)}
+        return not self._statuses.is_ours(
+            key=key_of(new), resource_version=new.resource_version, shown=shown
+        )
 
     async def reconcile(self, key: ObjectKey) -> Result:
         cm = self._configmaps.get(key)
@@ -95,6 +98,7 @@ class ConfigMapController:
             annotations = manifests.status_annotations(status)
             if all(held.get(k) == v for k, v in annotations.items()):
                 return False
+            self._statuses.sending(key=key, shown=annotations)
             done = await self._writer.apply(
                 resource=CONFIGMAPS,
                 namespace=cm.namespace,

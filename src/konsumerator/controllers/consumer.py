@@ -69,7 +69,9 @@ class ConsumerController:
         that our own last status write did not make (somebody else's status edit)."""
         if spec_changed(old, new) or new is None:
             return True
-        return not self._statuses.is_ours(key=key_of(new), resource_version=new.resource_version)
+        return not self._statuses.is_ours(
+            key=key_of(new), resource_version=new.resource_version, shown=new.status
+        )
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self._consumers.get(key)
@@ -86,6 +88,7 @@ class ConsumerController:
         async def write_status(status: dict[str, Any]) -> bool:
             if status == previous:
                 return False
+            self._statuses.sending(key=key, shown=status)
             done = await self._writer.apply_status(
                 resource=CONSUMERS, namespace=obj.namespace, name=obj.name, status=status
             )

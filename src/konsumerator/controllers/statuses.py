@@ -19,12 +19,12 @@ trusting the memory then would compare with what we wrote, find nothing to
 do, and leave somebody else's status standing for good.
 
 The watch predicate asks :meth:`WrittenStatus.is_ours` too: an event that only
-changed the status is dropped when its version is the one our last write
-produced, and passed on otherwise, because then somebody else wrote the status
-and the next pass must put it back (without that, a hand edit would stand until
-an unrelated change woke the object; in manual mode, for good). An event that
-races our own write's answer is passed on once: a pass with nothing to change
-writes nothing.
+changed the status is dropped when it shows what our last write sent (recorded
+before the request, because the watch event can arrive before the write's
+answer) or the version that write produced, and passed on otherwise, because
+then somebody else wrote the status and the next pass must put it back
+(without that, a hand edit would stand until an unrelated change woke the
+object; in manual mode, for good).
 
 ``resourceVersion`` is compared as the integer the API server issues (an etcd
 revision; the watch delivers an object's versions in increasing order). A
@@ -66,13 +66,21 @@ def _cache_has_seen(write: _Write, cached: str) -> bool:
 class WrittenStatus:
     def __init__(self) -> None:
         self._written: dict[ObjectKey, _Write] = {}
-        # The version our last status write produced, per object, kept after the cache
-        # has caught up (``_written`` is not): what the watch predicate compares with.
+        # What our last status write sent (as the object shows it: the status, or the
+        # guest annotations) and the version it produced, per object, kept after the
+        # cache has caught up (``_written`` is not): what the watch predicate compares.
+        self._sent: dict[ObjectKey, dict[str, Any]] = {}
         self._versions: dict[ObjectKey, str] = {}
 
-    def is_ours(self, *, key: ObjectKey, resource_version: str) -> bool:
-        """Whether the object at ``resource_version`` is the one our last write made."""
-        return self._versions.get(key) == resource_version
+    def sending(self, *, key: ObjectKey, shown: Mapping[str, Any]) -> None:
+        """A status write is about to send ``shown`` (before the request: its watch event
+        may come back before its answer)."""
+        self._sent[key] = dict(shown)
+
+    def is_ours(self, *, key: ObjectKey, resource_version: str, shown: Mapping[str, Any]) -> bool:
+        """Whether the object (at ``resource_version``, showing ``shown``) is what our last
+        status write made."""
+        return self._versions.get(key) == resource_version or self._sent.get(key) == shown
 
     def written(
         self, *, key: ObjectKey, uid: str, resource_version: str
@@ -107,3 +115,4 @@ class WrittenStatus:
     def forget(self, key: ObjectKey) -> None:
         self._written.pop(key, None)
         self._versions.pop(key, None)
+        self._sent.pop(key, None)

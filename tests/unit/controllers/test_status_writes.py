@@ -205,20 +205,25 @@ async def test_a_guest_status_written_by_somebody_else_after_ours_is_overwritten
     assert [p["outdated"] for p in pipeline.previous] == [0, 1, 5]
 
 
-def test_the_watch_predicate_drops_only_the_event_of_our_own_last_status_write() -> None:
-    """A status-only event made by our write is ours; any other version is somebody else's
-    edit (or a later change), which must wake the object so the next pass restores it."""
+def test_the_watch_predicate_drops_only_the_events_of_our_own_last_status_write() -> None:
+    """A status-only event showing what our last write sent (it can come back before the
+    write's answer) or the version it produced is ours; anything else is somebody else's
+    edit, which must wake the object so the next pass restores it."""
     from konsumerator.controllers.statuses import WrittenStatus
     from konsumerator.runtime.stores import ObjectKey
 
     statuses = WrittenStatus()
     key = ObjectKey(namespace="ns", name="c")
-    assert not statuses.is_ours(key=key, resource_version="10")
-    statuses.wrote(key=key, uid="u", base="10", resource_version="11", status={"running": 2})
-    assert statuses.is_ours(key=key, resource_version="11")
-    # The cache catching up drops the remembered status, not the version of our write.
+    sent, edited = {"running": 2}, {"running": 7}
+    assert not statuses.is_ours(key=key, resource_version="10", shown=sent)
+    statuses.sending(key=key, shown=sent)
+    # The write's own event, before its answer arrived.
+    assert statuses.is_ours(key=key, resource_version="11", shown=sent)
+    statuses.wrote(key=key, uid="u", base="10", resource_version="11", status=sent)
+    assert statuses.is_ours(key=key, resource_version="11", shown=sent)
+    # The cache catching up drops the remembered status, not what identifies our write.
     assert statuses.written(key=key, uid="u", resource_version="11") is None
-    assert statuses.is_ours(key=key, resource_version="11")
-    assert not statuses.is_ours(key=key, resource_version="12")
+    assert statuses.is_ours(key=key, resource_version="11", shown=sent)
+    assert not statuses.is_ours(key=key, resource_version="12", shown=edited)
     statuses.forget(key)
-    assert not statuses.is_ours(key=key, resource_version="11")
+    assert not statuses.is_ours(key=key, resource_version="11", shown=sent)
