@@ -251,7 +251,16 @@ class CustomObject:
 
 
 def to_custom_object(wire: CustomObjectWire) -> CustomObject:
-    meta = wire.metadata
+    return _custom_object(wire.metadata, spec=wire.spec, status=wire.status)
+
+
+def _custom_object(
+    meta: ObjectMetaWire,
+    *,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    undecodable: str | None = None,
+) -> CustomObject:
     return CustomObject(
         namespace=meta.namespace,
         name=meta.name,
@@ -261,8 +270,9 @@ def to_custom_object(wire: CustomObjectWire) -> CustomObject:
         labels=_frozen(meta.labels),
         annotations=_frozen(meta.annotations),
         deletion_timestamp=meta.deletion_timestamp,
-        spec=wire.spec,
-        status=wire.status,
+        spec=spec,
+        status=status,
+        undecodable=undecodable,
     )
 
 
@@ -282,7 +292,12 @@ class ConfigMapView:
 
 
 def to_configmap(wire: ConfigMapWire) -> ConfigMapView:
-    meta = wire.metadata
+    return _configmap(wire.metadata, data=_frozen(wire.data))
+
+
+def _configmap(
+    meta: ObjectMetaWire, *, data: Mapping[str, str], undecodable: str | None = None
+) -> ConfigMapView:
     return ConfigMapView(
         namespace=meta.namespace,
         name=meta.name,
@@ -290,8 +305,9 @@ def to_configmap(wire: ConfigMapWire) -> ConfigMapView:
         resource_version=meta.resource_version,
         labels=_frozen(meta.labels),
         annotations=_frozen(meta.annotations),
-        data=_frozen(wire.data),
+        data=data,
         deleting=meta.deletion_timestamp is not None,
+        undecodable=undecodable,
     )
 
 
@@ -382,33 +398,16 @@ def salvage_mapping(raw: bytes | None, *, max_depth: int = MAX_DEPTH) -> dict[st
 
 
 def quarantined_custom_object(bad: Undecodable) -> CustomObject:
-    meta = bad.metadata
-    return CustomObject(
-        namespace=meta.namespace,
-        name=meta.name,
-        uid=meta.uid,
-        resource_version=meta.resource_version,
-        generation=meta.generation,
-        labels=_frozen(meta.labels),
-        annotations=_frozen(meta.annotations),
-        deletion_timestamp=meta.deletion_timestamp,
+    return _custom_object(
+        bad.metadata,
+        spec={},
         status=salvage_mapping(bad.parts.get("status")),
         undecodable=bad.problem,
     )
 
 
 def quarantined_configmap(bad: Undecodable) -> ConfigMapView:
-    meta = bad.metadata
-    return ConfigMapView(
-        namespace=meta.namespace,
-        name=meta.name,
-        uid=meta.uid,
-        resource_version=meta.resource_version,
-        labels=_frozen(meta.labels),
-        annotations=_frozen(meta.annotations),
-        deleting=meta.deletion_timestamp is not None,
-        undecodable=bad.problem,
-    )
+    return _configmap(bad.metadata, data=_EMPTY, undecodable=bad.problem)
 
 
 def _bounded(text: str, *, limit: int = 200) -> str:

@@ -31,8 +31,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import yaml
 
@@ -337,14 +337,24 @@ def _interrupt_once(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(args: DemoOptions) -> int:
+class Runnable(Protocol):
+    """What ``run`` drives: the simulator demo and the real-Kafka demo."""
+
+    def start(self) -> None: ...
+    def say(self, text: str) -> None: ...
+    def watch(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def run(make: Callable[[], Runnable], *, once_per: float | None) -> int:
+    """Start a demo, show it until it ends or Ctrl-C, and always stop what it started."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt_once)
-    demo = Demo(args)
+    demo = make()
     code = 0
     try:
         demo.start()
-        demo.say("ready: the live view follows" + ("" if args.once_per else " (Ctrl-C to stop)"))
+        demo.say("ready: the live view follows" + ("" if once_per else " (Ctrl-C to stop)"))
         time.sleep(1)
         demo.watch()
     except KeyboardInterrupt:
@@ -356,3 +366,7 @@ def main(args: DemoOptions) -> int:
     finally:
         demo.stop()
     return code
+
+
+def main(args: DemoOptions) -> int:
+    return run(lambda: Demo(args), once_per=args.once_per)

@@ -39,8 +39,8 @@ from konsumerator_dev.sim.demo import (
     DEMO_RATE_WINDOW,
     INCIDENT_AT_S,
     INCIDENT_LENGTH_S,
-    _interrupt_once,
     demo_consumer,
+    run,
 )
 from konsumerator_dev.sim.screen import Row, View, display, mmss, screen
 from konsumerator_dev.sim.workload import DemoOptions
@@ -353,21 +353,4 @@ class KafkaDemo:
 
 
 def main(args: DemoOptions) -> int:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt_once)
-    demo = KafkaDemo(args)
-    code = 0
-    try:
-        demo.start()
-        demo.say("ready: the live view follows" + ("" if args.once_per else " (Ctrl-C to stop)"))
-        time.sleep(1)
-        demo.watch()
-    except KeyboardInterrupt:
-        print()
-        demo.say("interrupted: stopping everything the demo started")
-    except Exception as exc:
-        demo.say(f"error: {exc}")
-        code = 1
-    finally:
-        demo.stop()
-    return code
+    return run(lambda: KafkaDemo(args), once_per=args.once_per)
