@@ -34,7 +34,7 @@ _SPAWNERS = frozenset(
 
 def _python_files() -> list[Path]:
     files: list[Path] = []
-    for top in ("src", "tests", "bench", "hack"):
+    for top in ("src", "tests", "dev", "examples"):  # every tree with Python in it
         files.extend(sorted((ROOT / top).rglob("*.py")))
     return files
 
