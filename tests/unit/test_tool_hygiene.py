@@ -92,14 +92,16 @@ def test_makefile_recipes_call_only_project_or_system_tools() -> None:
 @pytest.mark.parametrize(
     ("planted", "tool"),
     [
-        ('subprocess.run(["kubectl", "get", "pods"])', "kubectl"),
-        ("subprocess.Popen(('helm', 'template'))", "helm"),
-        ('asyncio.create_subprocess_exec("uv", "sync")', "uv"),
-        ('shutil.which("kind")', "kind"),
+        # Templates, filled in below, so this file itself names no tool in a call.
+        ('subprocess.run(["{}", "get", "pods"])', "kubectl"),
+        ("subprocess.Popen(('{}', 'template'))", "helm"),
+        ('asyncio.create_subprocess_exec("{}", "sync")', "uv"),
+        ('shutil.which("{}")', "kind"),
     ],
 )
 def test_python_checker_flags_a_planted_bare_tool(planted: str, tool: str) -> None:
-    assert bare_tools_in_python(f"import subprocess, shutil, asyncio\n{planted}\n") == [tool]
+    source = f"import subprocess, shutil, asyncio\n{planted.format(tool)}\n"
+    assert bare_tools_in_python(source) == [tool]
 
 
 def test_makefile_checker_flags_a_planted_bare_tool() -> None:

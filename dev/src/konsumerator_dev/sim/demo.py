@@ -307,14 +307,8 @@ class Demo:
         from konsumerator_dev.testenv.lifecycle import down
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
-        if self.operator is not None and self.operator.poll() is None:
-            self.say(f"stopping the operator (pid {self.operator.pid})")
-            self.operator.terminate()
-            try:
-                self.operator.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.operator.kill()
-                self.operator.wait()
+        if self.operator is not None:
+            stop_operator(self.operator, say=self.say)
         if self.stop_sim:
             self.say("stopping the simulator")
         for stop in reversed(self.stop_sim):
@@ -327,6 +321,19 @@ class Demo:
                 self.say(f"stopping cluster {self.args.name!r}")
                 down(self.args.name, out=lambda line: print(f"        {line}", flush=True))
         self.say("done")
+
+
+def stop_operator(proc: subprocess.Popen[bytes], *, say: Callable[[str], None]) -> None:
+    """SIGTERM the demo's operator, SIGKILL it after 15 s; nothing if it already ended."""
+    if proc.poll() is not None:
+        return
+    say(f"stopping the operator (pid {proc.pid})")
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _interrupt_once(_signum: int, _frame: object) -> None:

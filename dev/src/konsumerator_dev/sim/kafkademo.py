@@ -41,6 +41,7 @@ from konsumerator_dev.sim.demo import (
     INCIDENT_LENGTH_S,
     demo_consumer,
     run,
+    stop_operator,
 )
 from konsumerator_dev.sim.screen import Row, View, display, mmss, screen
 from konsumerator_dev.sim.workload import DemoOptions
@@ -330,14 +331,8 @@ class KafkaDemo:
         from konsumerator_dev.testenv.lifecycle import down
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
-        if self.operator is not None and self.operator.poll() is None:
-            self.say(f"stopping the operator (pid {self.operator.pid})")
-            self.operator.terminate()
-            try:
-                self.operator.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.operator.kill()
-                self.operator.wait()
+        if self.operator is not None:
+            stop_operator(self.operator, say=self.say)
         if self.runner is not None:
             self.say("stopping the consumer processes")
             self.runner.close()
