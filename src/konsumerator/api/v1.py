@@ -33,6 +33,7 @@ from konsumerator.domain.specs import (
     ConsumerConfig,
     FallbackStrategy,
     GlobalPool,
+    Predictor,
 )
 
 
@@ -185,8 +186,13 @@ class AutoscalerSpec(_Model):
     pending_scale_up_duration: Duration = Field(alias="pendingScaleUpDuration", default="5m")
     pending_scale_down_duration: Duration = Field(alias="pendingScaleDownDuration", default="15m")
     prometheus: PrometheusSpec | None = None
+    predictor: Literal["naive", "adaptive"] = "naive"
+    target_utilization_percent: Integer = Field(
+        alias="targetUtilizationPercent", default=90, ge=10, le=100
+    )
+    restart_time: Duration = Field(alias="restartTime", default="30s")
 
-    @field_validator("pending_scale_up_duration", "pending_scale_down_duration")
+    @field_validator("pending_scale_up_duration", "pending_scale_down_duration", "restart_time")
     @classmethod
     def _not_negative(cls, value: str) -> str:
         # A wait cannot be negative; 0 (resize at once) is allowed.
@@ -359,6 +365,9 @@ def to_config(spec: ConsumerSpec, *, paused: bool = False) -> ConsumerConfig:
             pending_down_s=_seconds(spec.autoscaler.pending_scale_down_duration),
             fallback=FallbackStrategy(prom.fallback_strategy),
             memory_format=quantities.parse_quantity(prom.ram_per_core).format,
+            predictor=Predictor(spec.autoscaler.predictor),
+            target_utilization=spec.autoscaler.target_utilization_percent / 100,
+            actuation_s=_seconds(spec.autoscaler.restart_time),
         )
     pool = None
     if spec.resource_policy.global_policy is not None:

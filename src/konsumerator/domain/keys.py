@@ -23,6 +23,10 @@ GENERATION: Final = f"{GROUP}/generation"
 SCALING_STATUS: Final = f"{GROUP}/scaling-status"
 SCALING_STATUS_CHANGE: Final = f"{GROUP}/scaling-status-change"
 CPU_SATURATION_LEVEL: Final = f"{GROUP}/cpu-saturation-level"
+# Ours (not in the Go operator), written only under the adaptive predictor:
+# what the policy remembers between passes, and why it decided what it did.
+SCALING_MEMORY: Final = f"{GROUP}/scaling-memory"
+SCALING_DECISION: Final = f"{GROUP}/scaling-decision"
 
 # Annotations set by users.
 DISABLE_AUTOSCALER: Final = f"{GROUP}/disable-autoscaler"

@@ -19,6 +19,7 @@ import msgspec
 
 from konsumerator.domain import keys
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.numbers import INT32_MAX, parse_decimal
 from konsumerator.domain.rendering import parse_time
 from konsumerator.domain.resources import Resources, from_strings
@@ -88,7 +89,10 @@ class ObservedDeployment:
             "instance": parse_decimal(a.get(keys.CONSUMER_ID, ""), maximum=INT32_MAX),
             "partitions": partitioning.parse_list(a.get(keys.PARTITION, "")),
             "scaling": ScalingState(
-                status=status, since=parse_time(a.get(keys.SCALING_STATUS_CHANGE))
+                status=status,
+                since=parse_time(a.get(keys.SCALING_STATUS_CHANGE)),
+                memory=adaptive_memory.decode(a.get(keys.SCALING_MEMORY)),
+                explanation=a.get(keys.SCALING_DECISION, ""),
             ),
             "saturation_m": parse_decimal(a.get(keys.CPU_SATURATION_LEVEL, "")) or 0,
             "paused": keys.DISABLE_AUTOSCALER in a,

@@ -38,6 +38,7 @@ from typing import Any
 
 from konsumerator.domain import keys
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import Resources, to_strings
 from konsumerator.domain.scaling import ScalingState
@@ -172,6 +173,9 @@ def render(
     }
     if cpu_shortage_m > 0:
         annotations[keys.CPU_SATURATION_LEVEL] = str(cpu_shortage_m)
+    if scaling.memory is not None:
+        annotations[keys.SCALING_MEMORY] = adaptive_memory.encode(scaling.memory)
+        annotations[keys.SCALING_DECISION] = scaling.explanation
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -22,20 +22,21 @@ back what it drew.
 
 import functools
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from konsumerator.domain import drift, limits, rendering
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.adaptive import policy as adaptive
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle
 from konsumerator.domain.sizing import Proposal, Sizing
-from konsumerator.domain.specs import ConsumerConfig, Owner
+from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner, Predictor
 
 
 class Action(StrEnum):
@@ -142,22 +143,71 @@ def compare(current: Mapping[str, Resources], proposed: Mapping[str, Resources])
     return -1 if -1 in results else 0
 
 
-def _propose(ctx: Context, inst: Instance, pool: limits.Pool, *, critical: bool) -> Proposal:
+def _propose(
+    ctx: Context, inst: Instance, pool: limits.Pool, *, critical: bool, rate: int | None = None
+) -> Proposal:
     current = inst.deployment.current if inst.deployment is not None else {}
     return ctx.sizing.propose(
-        partitions=inst.partitions, current=current, critical=critical, pool=pool
+        partitions=inst.partitions, current=current, critical=critical, pool=pool, rate=rate
     )
+
+
+def _adaptive(ctx: Context) -> Autoscaling | None:
+    """The Consumer's autoscaling when it uses the adaptive predictor and metrics are known."""
+    a = ctx.config.autoscaling
+    if a is None or a.predictor is not Predictor.ADAPTIVE or ctx.snapshot is None:
+        return None
+    return a
+
+
+def _cpu(resources: Mapping[str, Resources]) -> int:
+    return sum(r.cpu_req_m or 0 for r in resources.values())
+
+
+def _actuate_adaptively(
+    ctx: Context, inst: Instance, pool: limits.Pool, *, why: str
+) -> tuple[Proposal, ScalingState] | None:
+    """A creation or rollout under the adaptive predictor: sized for the need, and
+    remembered as a resize (its pods start now)."""
+    autoscaling = _adaptive(ctx)
+    if autoscaling is None or ctx.snapshot is None:
+        return None
+    memory = inst.deployment.scaling.memory if inst.deployment is not None else None
+    sized = adaptive.size(
+        snapshot=ctx.snapshot,
+        partitions=inst.partitions,
+        autoscaling=autoscaling,
+        memory=memory,
+        now=ctx.now,
+    )
+    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
+    explanation = adaptive.explain(
+        sized=sized, autoscaling=autoscaling, cpu_m=_cpu(proposal.resources), rule=why
+    )
+    saturated = inst.lagging and proposal.cpu_shortage_m > 0
+    state = ScalingState(
+        status=ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING,
+        since=ctx.now,
+        memory=replace(sized.memory, resized_at=ctx.now),
+        explanation=explanation,
+    )
+    return proposal, state
 
 
 def create_missing(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision:
     """A missing Deployment is created, sized from the freshest metrics (or the fallback)."""
-    proposal = _propose(ctx, inst, pool, critical=inst.critical)
-    saturated = inst.lagging and proposal.cpu_shortage_m > 0
-    status = ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING
+    adaptively = _actuate_adaptively(ctx, inst, pool, why="create")
+    if adaptively is not None:
+        proposal, scaling = adaptively
+    else:
+        proposal = _propose(ctx, inst, pool, critical=inst.critical)
+        saturated = inst.lagging and proposal.cpu_shortage_m > 0
+        status = ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING
+        scaling = ScalingState(status=status, since=ctx.now)
     return Decision(
         action=Action.CREATE,
         resources=proposal.resources,
-        scaling=ScalingState(status=status, since=ctx.now),
+        scaling=scaling,
         cpu_shortage_m=proposal.cpu_shortage_m,
         message=f"created instance {inst.index} for partitions "
         f"{partitioning.format_list(inst.partitions)}: {describe(proposal.resources)}",
@@ -178,16 +228,21 @@ def roll_out_outdated(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisi
         and ctx.snapshot is None
         and any(not r.is_empty for r in d.current.values())
     )
-    proposal = (
-        Proposal(resources=dict(d.current), cpu_shortage_m=0)
-        if keep
-        else _propose(ctx, inst, pool, critical=inst.critical)
-    )
-    saturated = inst.lagging and proposal.cpu_shortage_m > 0
+    adaptively = None if keep else _actuate_adaptively(ctx, inst, pool, why="rollout")
+    if adaptively is not None:
+        proposal, scaling = adaptively
+    else:
+        proposal = (
+            Proposal(resources=dict(d.current), cpu_shortage_m=0)
+            if keep
+            else _propose(ctx, inst, pool, critical=inst.critical)
+        )
+        saturated = inst.lagging and proposal.cpu_shortage_m > 0
+        scaling = settle(d.scaling, saturated=saturated, now=ctx.now)
     return Decision(
         action=Action.ROLLOUT,
         resources=proposal.resources,
-        scaling=settle(d.scaling, saturated=saturated, now=ctx.now),
+        scaling=scaling,
         cpu_shortage_m=proposal.cpu_shortage_m,
         message=f"rolled out instance {inst.index}: {describe(proposal.resources)}",
     )
@@ -224,6 +279,7 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         or d.paused
         or ctx.config.paused
         or autoscaling is None
+        or autoscaling.predictor is not Predictor.NAIVE
         or ctx.snapshot is None
         or not ctx.refreshed
     ):
@@ -260,6 +316,81 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         cpu_shortage_m=level,
         message=f"instance {inst.index} is {decision.state.status.value} "
         f"(max lag {inst.max_lag_s}s)"
+        if changed
+        else "",
+    )
+
+
+def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision | None:
+    """The adaptive predictor (``domain.adaptive``), in passes that refreshed metrics.
+
+    The proposal is sized for the adaptive need (``adaptive.size``), and its rules
+    (``adaptive.decide``) say whether it is applied now. What the policy remembers
+    (the recent peak, the last resize) and why it decided are written to the
+    Deployment with the scaling status: an ANNOTATE write when only they change.
+    """
+    d, autoscaling, snapshot = inst.deployment, _adaptive(ctx), ctx.snapshot
+    if d is None or d.paused or ctx.config.paused or autoscaling is None or not ctx.refreshed:
+        return None
+    assert snapshot is not None
+    knobs = adaptive.knobs_for(autoscaling)
+    sized = adaptive.size(
+        snapshot=snapshot,
+        partitions=inst.partitions,
+        autoscaling=autoscaling,
+        memory=d.scaling.memory,
+        now=ctx.now,
+    )
+    saved = pool.available
+    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
+    comparison = compare(d.current, proposal.resources)
+    verdict = adaptive.decide(
+        adaptive.Situation(
+            state=d.scaling,
+            comparison=comparison,
+            current_cpu_m=_cpu(d.current),
+            proposed_cpu_m=_cpu(proposal.resources),
+            lagging=inst.lagging,
+            urgent=adaptive.urgent(
+                snapshot=snapshot,
+                partitions=inst.partitions,
+                tolerable_lag_s=autoscaling.tolerable_lag_s,
+                horizon_s=knobs.pending_up_s,
+            ),
+            drained=adaptive.drained(
+                snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
+            ),
+            cpu_shortage_m=proposal.cpu_shortage_m,
+            now=ctx.now,
+        ),
+        knobs=knobs,
+    )
+    explanation = adaptive.explain(
+        sized=sized, autoscaling=autoscaling, cpu_m=_cpu(proposal.resources), rule=verdict.rule
+    )
+    memory = replace(sized.memory, resized_at=ctx.now) if verdict.apply else sized.memory
+    state = replace(verdict.state, memory=memory, explanation=explanation)
+    if verdict.apply:
+        verb = "scaled up" if comparison > 0 else "scaled down"
+        return Decision(
+            action=Action.SCALE,
+            resources=proposal.resources,
+            scaling=state,
+            cpu_shortage_m=proposal.cpu_shortage_m,
+            message=f"{verb} instance {inst.index} (max lag {inst.max_lag_s}s): "
+            f"{describe(d.current)} -> {describe(proposal.resources)}; {explanation}",
+        )
+    pool.restore(saved)
+    level = reported_shortage(state, proposal.cpu_shortage_m)
+    changed = state != d.scaling or level != d.saturation_m
+    return Decision(
+        action=Action.ANNOTATE if changed else None,
+        # Unchanged: the observed state as is, so its explanation is no drift.
+        resources=d.current,
+        scaling=state if changed else d.scaling,
+        cpu_shortage_m=level,
+        message=f"instance {inst.index} is {state.status.value} "
+        f"(max lag {inst.max_lag_s}s); {explanation}"
         if changed
         else "",
     )
@@ -376,6 +507,7 @@ EXISTING: tuple[Callable[[Context, Instance, limits.Pool], Decision | None], ...
     roll_out_outdated,
     hold_at_floor,
     scale_by_metrics,
+    scale_adaptively,
 )
 
 

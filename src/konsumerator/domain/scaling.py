@@ -25,9 +25,11 @@ State and the time it was entered live in annotations on the Deployment, so
 they survive operator restarts and leader failover.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+
+from konsumerator.domain.adaptive.memory import Memory
 
 
 class ScalingStatus(StrEnum):
@@ -50,6 +52,13 @@ class ScalingState:
     # When the status was entered; None reads as "infinitely long ago",
     # which is how Go treated a missing or unparsable timestamp.
     since: datetime | None
+    # The adaptive policy's memory (``domain.adaptive.memory``); None under
+    # the naive predictor, which remembers nothing else.
+    memory: Memory | None = None
+    # Why the adaptive policy decided what it did (its Event message and the
+    # ``scaling-decision`` annotation). Not part of the state: a new
+    # explanation alone is no reason to write the Deployment.
+    explanation: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +72,7 @@ def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
 
 
 def _enter(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
-    return state if state.status is status else ScalingState(status=status, since=now)
+    return state if state.status is status else replace(state, status=status, since=now)
 
 
 def settle(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:

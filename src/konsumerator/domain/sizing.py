@@ -85,19 +85,28 @@ class Sizing:
         current: Mapping[str, Resources],
         critical: bool,
         pool: limits.Pool,
+        rate: int | None = None,
     ) -> Proposal:
-        """Every container's resources for an instance, drawn from ``pool``."""
+        """Every container's resources for an instance, drawn from ``pool``.
+
+        ``rate`` (msg/s) is the adaptive predictor's need (``domain.adaptive``);
+        without it the naive predictor's estimate is used.
+        """
         config = self.config
         if config.paused:
             return Proposal(resources=self.floors(), cpu_shortage_m=0)
         autoscaling = config.autoscaling
-        sized = (
-            prediction.instance_estimate(
-                snapshot=self.snapshot, partitions=partitions, autoscaling=autoscaling
+        sized = None
+        if autoscaling is not None and self.snapshot is not None:
+            sized = (
+                prediction.instance_estimate(
+                    snapshot=self.snapshot, partitions=partitions, autoscaling=autoscaling
+                )
+                if rate is None
+                else prediction.size_for_rate(rate=rate, autoscaling=autoscaling)
+                if rate > 0
+                else None
             )
-            if autoscaling is not None and self.snapshot is not None
-            else None
-        )
         proposed: dict[str, Resources] = {}
         shortage = 0
         for name in self.containers:

@@ -16,6 +16,15 @@ from typing import Any
 from konsumerator.domain.quantities import Format
 
 
+class Predictor(StrEnum):
+    """How an instance's need is computed from its metrics."""
+
+    # The Go operator's NaivePredictor, to the integer (``domain.prediction``).
+    NAIVE = "naive"
+    # Headroom, restart cost, urgent scale-up, no flapping (``domain.adaptive``).
+    ADAPTIVE = "adaptive"
+
+
 class FallbackStrategy(StrEnum):
     MIN = "min"
     MAX = "max"
@@ -55,6 +64,11 @@ class Autoscaling:
     fallback: FallbackStrategy = FallbackStrategy.MIN
     # The format ramPerCore was written in, so "1Gi" per core renders as "2Gi".
     memory_format: Format = Format.DECIMAL_SI
+    predictor: Predictor = Predictor.NAIVE
+    # The adaptive predictor's target utilisation u and actuation time R
+    # (seconds a resize stops consumption: a pod restart under Recreate).
+    target_utilization: float = 0.9
+    actuation_s: float = 30.0
 
 
 def _frozen(d: Mapping[str, Bounds] | None = None) -> Mapping[str, Bounds]:

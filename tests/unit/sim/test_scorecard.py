@@ -61,6 +61,13 @@ def test_the_oracle_and_static_peak_bound_the_real_policy(scores):
     assert up.severity >= oracle.severity
 
 
+def test_the_adaptive_predictor_breaches_no_more_than_naive(scores):
+    naive, adaptive, oracle = scores["upstream"], scores["adaptive"], scores["oracle"]
+    assert adaptive.v_tolerable_min <= naive.v_tolerable_min
+    assert adaptive.v_critical_min >= oracle.v_critical_min
+    assert adaptive.under_core_hours <= naive.under_core_hours
+
+
 def test_the_same_seed_gives_the_same_scores(bench, scenario, scores):
     again = bench.play(scenario=scenario, policy=bench.Upstream())
     first = scores["upstream"]
@@ -80,8 +87,9 @@ def test_oscillations_count_up_down_up_within_ten_minutes(bench):
 def test_the_table_has_a_row_per_trace_and_policy(bench, scores):
     text = bench.table({"incident": scores})
     rows = [line for line in text.splitlines() if line.startswith("| incident")]
-    assert [r.split("|")[2].strip() for r in rows] == ["upstream", "static-peak", "oracle"]
-    assert rows[2].split("|")[10].strip() == "-"
+    names = [r.split("|")[2].strip() for r in rows]
+    assert names == ["upstream", "adaptive", "static-peak", "oracle"]
+    assert rows[names.index("oracle")].split("|")[10].strip() == "-"
 
 
 class _Sampled:

@@ -120,9 +120,11 @@ class Policy(Protocol):
 class Upstream:
     """The operator's own reconcile pass (``Pipeline``), run every minSyncPeriod."""
 
-    def __init__(self) -> None:
+    def __init__(self, predictor: str | None = None) -> None:
         self._replay: Replay | None = None
         self._bodies: dict[str, dict[str, Any]] = {}
+        # None: as the Consumer says; else the Consumer with this predictor.
+        self._predictor = predictor
 
     def allocate(self, *, model: sim.Model, scenario: Scenario) -> Sequence[sim.Instance] | None:
         config = scenario.config
@@ -130,7 +132,16 @@ class Upstream:
         assert autoscaling is not None
         first = self._replay is None
         if self._replay is None:
-            self._replay = Replay(source=scenario.source, spec=scenario.spec, start=START)
+            spec = scenario.spec
+            if self._predictor is not None:
+                spec = spec.model_copy(
+                    update={
+                        "autoscaler": spec.autoscaler.model_copy(
+                            update={"predictor": self._predictor}
+                        )
+                    }
+                )
+            self._replay = Replay(source=scenario.source, spec=spec, start=START)
         now = START + timedelta(seconds=model.t)
         if not first and not refresh_due(
             synced_at=self._replay.metrics.synced_at,
@@ -228,7 +239,8 @@ def _peak_oracle_cpu(scenario: Scenario) -> dict[str, int]:
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {
-    "upstream": Upstream,
+    "upstream": lambda: Upstream("naive"),
+    "adaptive": lambda: Upstream("adaptive"),
     "static-peak": StaticPeak,
     "oracle": Oracle,
 }

@@ -1,0 +1,14 @@
+"""The ``adaptive`` predictor: capacity with headroom and restart cost, without flapping.
+
+Selected per Consumer with ``spec.autoscaler.predictor: adaptive``; ``naive``
+(the Go operator's NaivePredictor, ``domain.prediction``) stays the default
+and is unchanged. One concept per module:
+
+* ``demand``: the rate an instance must be able to sustain (the sizing rule);
+* ``memory``: what the policy remembers between passes (the recent peak, the
+  last resize), kept in an annotation on the Deployment so that it survives
+  operator restarts and leader failover;
+* ``policy``: the named rules that decide whether a proposal is applied now
+  (urgent scale-up, minimum gap, drained backlog, hysteresis, dwell), each a
+  small function, and the explanation every decision carries.
+"""

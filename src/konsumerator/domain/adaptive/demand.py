@@ -1,0 +1,106 @@
+"""The rate an instance must be able to sustain, under the adaptive policy.
+
+For each partition p with production λ (msg/s) and backlog b (messages)::
+
+    need_p = max(λ / u, λ · (1 + R / T)) + max(0, b − λ · R) / T
+
+* ``λ / u`` (the *headroom* term): run at target utilisation ``u`` at most,
+  so the instance is scaled up before lag builds, when the utilisation it
+  would need passes the high-water mark ``u``;
+* ``λ · (1 + R / T)`` (the *restart* term): a resize stops consumption for
+  the actuation time ``R``, which leaves ``λ · R`` messages that must be
+  drained within ``recoveryTime`` ``T``;
+* the two are not added: the headroom that is there anyway drains the
+  restart's backlog (adding them double-counts);
+* the backlog term is what is behind *beyond* one actuation's worth
+  (``λ · R``), which the restart term already pays for: counting it twice
+  made every resize ask for the next one.
+
+The instance's need is the sum over its partitions. Partitions without a
+production sample borrow the largest known partition's need, as in the naive
+predictor (under-sizing because one series went missing is worse).
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from konsumerator.domain.metrics import MetricsSnapshot
+
+
+class Term(StrEnum):
+    """Which term set the production need (shown in the explanation)."""
+
+    HEADROOM = "headroom"
+    RESTART = "restart"
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What an instance needs, in msg/s, and the parts it is made of."""
+
+    production: float  # Σ λ
+    backlog: float  # Σ b (messages)
+    production_need: float  # Σ max(λ/u, λ(1+R/T))
+    backlog_need: float  # Σ max(0, b − λR) / T
+    term: Term
+
+    @property
+    def total(self) -> float:
+        return self.production_need + self.backlog_need
+
+
+def _finite(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) and value > 0 else 0.0
+
+
+def partition_need(
+    *, production: float, backlog: float, utilization: float, recovery_s: float, actuation_s: float
+) -> tuple[float, float]:
+    """(production need, backlog need) of one partition, in msg/s."""
+    headroom = production / utilization
+    restart = production * (1 + actuation_s / recovery_s)
+    excess = max(0.0, backlog - production * actuation_s)
+    return max(headroom, restart), excess / recovery_s
+
+
+def instance_demand(
+    *,
+    snapshot: MetricsSnapshot,
+    partitions: Sequence[int],
+    utilization: float,
+    recovery_s: float,
+    actuation_s: float,
+) -> Demand:
+    """The instance's need; missing partitions borrow the largest known partition's."""
+    needs: list[tuple[float, float] | None] = []
+    production = backlog = 0.0
+    for p in partitions:
+        rate = snapshot.production.get(p)
+        if rate is None:
+            needs.append(None)
+            continue
+        lam, behind = _finite(rate), _finite(snapshot.offset.get(p))
+        production += lam
+        backlog += behind
+        needs.append(
+            partition_need(
+                production=lam,
+                backlog=behind,
+                utilization=utilization,
+                recovery_s=recovery_s,
+                actuation_s=actuation_s,
+            )
+        )
+    known = [n for n in needs if n is not None]
+    largest = max(known, key=sum, default=(0.0, 0.0))
+    filled = [n if n is not None else largest for n in needs]
+    term = Term.HEADROOM if 1 / utilization >= 1 + actuation_s / recovery_s else Term.RESTART
+    return Demand(
+        production=production,
+        backlog=backlog,
+        production_need=sum(n[0] for n in filled),
+        backlog_need=sum(n[1] for n in filled),
+        term=term,
+    )

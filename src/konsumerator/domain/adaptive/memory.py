@@ -1,0 +1,75 @@
+"""What the adaptive policy remembers between passes, and its annotation codec.
+
+The operator keeps no state in memory across passes: everything the policy
+needs is written on the Deployment (``keys.SCALING_MEMORY``) with the
+scaling status, and read back from the watch cache, so a restarted operator
+or a new leader continues exactly where the old one stopped.
+
+* ``peak_rate`` (msg/s) and ``peak_at``: the highest production need of the
+  instance within the recent window (``policy.peak_window_s``); sizing never
+  goes below it, so a dip between two peaks does not cause a scale-down.
+* ``resized_at``: when the instance was last created or resized; the minimum
+  gap between two resizes and the minimum dwell after one are measured from
+  it.
+
+The codec is lenient: anyone who may edit the Deployment may write anything
+into the annotation, and an unreadable field reads as absent (no peak,
+resized "infinitely long ago"), never as an exception.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+_MAX_RATE = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    peak_rate: int = 0
+    peak_at: datetime | None = None
+    resized_at: datetime | None = None
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parse_rate(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return 0
+    return min(int(text), _MAX_RATE)
+
+
+def encode(memory: Memory) -> str:
+    """``peak=<msg/s>,peakAt=<time>,resizedAt=<time>``; absent times are left out."""
+    parts = [f"peak={memory.peak_rate}"]
+    if memory.peak_at is not None:
+        parts.append(f"peakAt={_format_time(memory.peak_at)}")
+    if memory.resized_at is not None:
+        parts.append(f"resizedAt={_format_time(memory.resized_at)}")
+    return ",".join(parts)
+
+
+def decode(text: str | None) -> Memory | None:
+    """The memory an annotation holds; None when there is no annotation."""
+    if text is None:
+        return None
+    fields: dict[str, str] = {}
+    for part in text.split(",")[:8]:
+        name, sep, value = part.partition("=")
+        if sep:
+            fields.setdefault(name.strip(), value.strip())
+    peak_at = _parse_time(fields.get("peakAt", ""))
+    return Memory(
+        peak_rate=_parse_rate(fields.get("peak", "")) if peak_at is not None else 0,
+        peak_at=peak_at,
+        resized_at=_parse_time(fields.get("resizedAt", "")),
+    )

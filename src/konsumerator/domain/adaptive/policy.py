@@ -1,0 +1,296 @@
+"""The adaptive policy's rules: when a proposed size replaces the current one.
+
+Each rule is a small named function, and ``decide`` asks them in order; the
+name of the rule that decided goes into the explanation (``Verdict.rule``):
+
+* ``hold_peak``: size for the peak need of the recent window, not the need
+  of this instant, so a dip between two peaks is not a reason to shrink;
+* ``urgent``: skip ``pendingScaleUpDuration`` when, at the current growth
+  rate, the lag will cross ``tolerableLag`` before it ends;
+* ``gap_elapsed``: never resize an instance twice within ``R`` plus one sync
+  (the actuation time, then one fresh observation of its effect), so a stall
+  that no CPU fixes cannot cause a resize storm;
+* ``drained``: scale down only once the backlog is drained (at most one
+  actuation's worth, ``λ·R``, per partition);
+* ``beyond_band``: scale down only when that saves more than the hysteresis
+  band (``HYSTERESIS``) of the current CPU;
+* ``dwelt``: scale down only ``pendingScaleDownDuration`` after the last resize
+  (the minimum dwell), on top of the pending period itself.
+
+Scale-up does not wait for ``tolerableLag``: the headroom term of the demand
+(``demand``) asks for more as soon as the utilisation passes ``u``, and the
+scale-up then goes through ``pendingScaleUpDuration`` (or not, when urgent).
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from konsumerator.domain.adaptive import demand
+from konsumerator.domain.adaptive.demand import Demand
+from konsumerator.domain.adaptive.memory import Memory
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.scaling import ScalingState, ScalingStatus, settle
+from konsumerator.domain.specs import Autoscaling
+
+# Scale down only when it saves more than this share of the current CPU.
+HYSTERESIS = 0.15
+# The remembered peak is rewritten only when the need exceeds it by more than
+# this share (or it expired): rising traffic would otherwise write the
+# Deployment's annotation on every sync. Sizing uses max(need, peak), so the
+# remembered value trails the true peak by at most this share.
+PEAK_STEP = 0.05
+_MAX_RATE = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class Knobs:
+    """The policy's parameters, resolved from the Consumer."""
+
+    utilization: float
+    actuation_s: float
+    recovery_s: float
+    tolerable_lag_s: float | None
+    min_sync_s: float
+    pending_up_s: float
+    pending_down_s: float
+
+    @property
+    def min_gap_s(self) -> float:
+        return self.actuation_s + self.min_sync_s
+
+    @property
+    def peak_window_s(self) -> float:
+        # At least the pending period a scale-down waits for: a peak seen
+        # before the pending period started must still count at its end.
+        return max(self.pending_down_s, 2 * self.min_sync_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    apply: bool
+    state: ScalingState
+    rule: str
+
+
+def _age(moment: datetime | None, now: datetime) -> float:
+    """Seconds since ``moment``; None reads as infinitely long ago."""
+    return float("inf") if moment is None else (now - moment).total_seconds()
+
+
+def hold_peak(
+    *, need: float, memory: Memory | None, now: datetime, window_s: float
+) -> tuple[float, Memory]:
+    """The production need to size for (the recent peak or more), and the memory to keep."""
+    memory = memory or Memory()
+    if _age(memory.peak_at, now) >= window_s:
+        memory = replace(memory, peak_rate=0, peak_at=None)
+    if need > memory.peak_rate * (1 + PEAK_STEP) or memory.peak_at is None:
+        memory = replace(memory, peak_rate=int(need + 0.999999), peak_at=now)
+    return max(need, float(memory.peak_rate)), memory
+
+
+def urgent(
+    *,
+    snapshot: MetricsSnapshot,
+    partitions: Sequence[int],
+    tolerable_lag_s: float | None,
+    horizon_s: float,
+) -> bool:
+    """Whether some partition's lag reaches ``tolerableLag`` within ``horizon_s``.
+
+    The lag (seconds of production behind) grows by (λ − consumed)/λ per
+    second; a partition with no consumption sample is taken as consuming
+    nothing, the case urgency is for.
+    """
+    if tolerable_lag_s is None:
+        return False
+    for p in partitions:
+        lam = snapshot.production.get(p) or 0.0
+        if lam <= 0:
+            continue
+        lag = max(0.0, snapshot.offset.get(p) or 0.0) / lam
+        growth = (lam - (snapshot.consumption.get(p) or 0.0)) / lam
+        if lag + max(0.0, growth) * horizon_s >= tolerable_lag_s:
+            return True
+    return False
+
+
+def drained(*, snapshot: MetricsSnapshot, partitions: Sequence[int], actuation_s: float) -> bool:
+    """Whether no partition is behind by more than one actuation's worth (λ·R)."""
+    for p in partitions:
+        behind = snapshot.offset.get(p) or 0.0
+        if behind > (snapshot.production.get(p) or 0.0) * actuation_s and behind >= 1:
+            return False
+    return True
+
+
+def gap_elapsed(*, memory: Memory | None, now: datetime, min_gap_s: float) -> bool:
+    return _age(memory.resized_at if memory else None, now) >= min_gap_s
+
+
+def dwelt(*, memory: Memory | None, now: datetime, dwell_s: float) -> bool:
+    return _age(memory.resized_at if memory else None, now) >= dwell_s
+
+
+def beyond_band(*, current_cpu_m: int, proposed_cpu_m: int) -> bool:
+    return proposed_cpu_m < current_cpu_m * (1 - HYSTERESIS)
+
+
+def _pending(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
+    return state if state.status is status else replace(state, status=status, since=now)
+
+
+def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
+    return period_s <= 0 or _age(state.since, now) >= period_s
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """What one pass knows about one instance, for ``decide``."""
+
+    state: ScalingState
+    comparison: int  # +1 more, -1 less, 0 the same (as ``rules.compare``)
+    current_cpu_m: int
+    proposed_cpu_m: int
+    lagging: bool
+    urgent: bool
+    drained: bool
+    cpu_shortage_m: int
+    now: datetime
+
+
+def _up(s: Situation, knobs: Knobs) -> Verdict:
+    state, now = s.state, s.now
+    saturated = s.lagging and s.cpu_shortage_m > 0
+    if state.status is ScalingStatus.SATURATED and saturated:
+        return Verdict(apply=False, state=state, rule="saturated: the limits withhold more")
+    if not gap_elapsed(memory=state.memory, now=now, min_gap_s=knobs.min_gap_s):
+        return Verdict(
+            apply=False,
+            state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
+            rule=f"gap_elapsed: less than R+minSyncPeriod={knobs.min_gap_s:g}s since last resize",
+        )
+    if s.urgent:
+        return Verdict(
+            apply=True,
+            state=settle(state, saturated=saturated, now=now),
+            rule=f"urgent: lag reaches tolerableLag within {knobs.pending_up_s:g}s",
+        )
+    if state.status is ScalingStatus.PENDING_SCALE_UP and _elapsed(state, now, knobs.pending_up_s):
+        return Verdict(
+            apply=True,
+            state=settle(state, saturated=saturated, now=now),
+            rule="pending_up: needed more for pendingScaleUpDuration",
+        )
+    if knobs.pending_up_s <= 0:
+        return Verdict(
+            apply=True, state=settle(state, saturated=saturated, now=now), rule="pending_up: 0s"
+        )
+    return Verdict(
+        apply=False,
+        state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
+        rule="pending_up: waiting for pendingScaleUpDuration",
+    )
+
+
+def _down(s: Situation, knobs: Knobs) -> Verdict:
+    state, now = s.state, s.now
+    steady = settle(state, saturated=s.lagging and s.cpu_shortage_m > 0, now=now)
+    if s.lagging or not s.drained:
+        return Verdict(apply=False, state=steady, rule="drained: backlog not drained yet")
+    if not beyond_band(current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m):
+        return Verdict(
+            apply=False, state=steady, rule=f"beyond_band: saves less than {HYSTERESIS:.0%}"
+        )
+    pending = _pending(state, ScalingStatus.PENDING_SCALE_DOWN, now)
+    if not dwelt(memory=state.memory, now=now, dwell_s=knobs.pending_down_s):
+        return Verdict(
+            apply=False, state=pending, rule="dwelt: resized less than pendingScaleDown ago"
+        )
+    if _elapsed(pending, now, knobs.pending_down_s):
+        return Verdict(
+            apply=True,
+            state=settle(state, saturated=False, now=now),
+            rule="pending_down: needed less for pendingScaleDownDuration",
+        )
+    return Verdict(
+        apply=False, state=pending, rule="pending_down: waiting for pendingScaleDownDuration"
+    )
+
+
+def decide(situation: Situation, *, knobs: Knobs) -> Verdict:
+    """Next state, whether the proposal is applied now, and the rule that said so."""
+    if situation.comparison > 0:
+        return _up(situation, knobs)
+    if situation.comparison < 0:
+        return _down(situation, knobs)
+    saturated = situation.lagging and situation.cpu_shortage_m > 0
+    return Verdict(
+        apply=False,
+        state=settle(situation.state, saturated=saturated, now=situation.now),
+        rule="right-sized",
+    )
+
+
+def knobs_for(autoscaling: Autoscaling) -> Knobs:
+    return Knobs(
+        utilization=autoscaling.target_utilization,
+        actuation_s=autoscaling.actuation_s,
+        recovery_s=max(1.0, autoscaling.recovery_s),
+        tolerable_lag_s=autoscaling.tolerable_lag_s,
+        min_sync_s=autoscaling.min_sync_period_s,
+        pending_up_s=autoscaling.pending_up_s,
+        pending_down_s=autoscaling.pending_down_s,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sized:
+    """The rate an instance is sized for this pass, and how it was found."""
+
+    rate: int  # msg/s, what ``prediction.size_for_rate`` turns into CPU
+    demand: Demand
+    peak: float  # the production need sized for (≥ the demand's)
+    memory: Memory
+
+
+def size(
+    *,
+    snapshot: MetricsSnapshot,
+    partitions: Sequence[int],
+    autoscaling: Autoscaling,
+    memory: Memory | None,
+    now: datetime,
+) -> Sized:
+    """The demand (``demand.instance_demand``) with the recent peak held (``hold_peak``)."""
+    knobs = knobs_for(autoscaling)
+    found = demand.instance_demand(
+        snapshot=snapshot,
+        partitions=partitions,
+        utilization=knobs.utilization,
+        recovery_s=knobs.recovery_s,
+        actuation_s=knobs.actuation_s,
+    )
+    peak, kept = hold_peak(
+        need=found.production_need, memory=memory, now=now, window_s=knobs.peak_window_s
+    )
+    total = peak + found.backlog_need
+    # Prometheus can report any rate: a sum beyond floats is sized as "as much as
+    # can be represented" (``size_for_rate`` caps at what Kubernetes holds).
+    rate = min(_MAX_RATE, math.ceil(total)) if math.isfinite(total) else _MAX_RATE
+    return Sized(rate=rate, demand=found, peak=peak, memory=kept)
+
+
+def explain(*, sized: Sized, autoscaling: Autoscaling, cpu_m: int, rule: str) -> str:
+    """Every input of the decision, so that a user can redo it by hand."""
+    d, k = sized.demand, knobs_for(autoscaling)
+    return (
+        f"adaptive: lambda={d.production:.0f}/s backlog={d.backlog:.0f} T={k.recovery_s:g}s "
+        f"u={k.utilization:g} R={k.actuation_s:g}s ratePerCore={autoscaling.rate_per_core} "
+        f"(configured) term={d.term.value} need=max(lambda/u,lambda(1+R/T))"
+        f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
+        f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s = {cpu_m}m; "
+        f"rule {rule}"
+    )

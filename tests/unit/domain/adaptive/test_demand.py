@@ -1,0 +1,112 @@
+"""The adaptive demand, ``adaptive.demand``: need = max(λ/u, λ(1+R/T)) + max(0, b − λR)/T.
+
+Aspects tested:
+
+* One partition, table-driven: which term wins (headroom or restart), the
+  backlog beyond one actuation's worth, and that the two production terms are
+  never added.
+* An instance sums its partitions; a partition without a production sample
+  borrows the largest known partition's need.
+* Property: the need never falls below production (nothing is sized below
+  keeping up), and grows with the backlog.
+"""
+
+import math
+from types import MappingProxyType
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from konsumerator.domain.adaptive.demand import Term, instance_demand, partition_need
+from konsumerator.domain.metrics import MetricsSnapshot
+
+
+def snap(production: dict[int, float], offset: dict[int, float]) -> MetricsSnapshot:
+    return MetricsSnapshot(production=MappingProxyType(production), offset=MappingProxyType(offset))
+
+
+@pytest.mark.parametrize(
+    ("lam", "backlog", "u", "T", "R", "want_prod", "want_backlog"),
+    [
+        # headroom wins: 1/0.9 = 1.111 > 1 + 30/300 = 1.1
+        (900.0, 0.0, 0.9, 300.0, 30.0, 1000.0, 0.0),
+        # restart wins: 1 + 60/300 = 1.2 > 1.111
+        (900.0, 0.0, 0.9, 300.0, 60.0, 1080.0, 0.0),
+        # a backlog of one actuation's worth (λR) is paid by the restart term
+        (900.0, 900.0 * 30, 0.9, 300.0, 30.0, 1000.0, 0.0),
+        # beyond it, the excess is drained within T
+        (900.0, 900.0 * 30 + 3000.0, 0.9, 300.0, 30.0, 1000.0, 10.0),
+        # nothing produced: only the backlog counts
+        (0.0, 600.0, 0.9, 300.0, 30.0, 0.0, 2.0),
+        # u = 1 and R = 0: the naive predictor's need, λ + b/T
+        (900.0, 3000.0, 1.0, 300.0, 0.0, 900.0, 10.0),
+    ],
+)
+def test_partition_need_takes_the_larger_term_and_the_excess_backlog(
+    lam: float,
+    backlog: float,
+    u: float,
+    T: float,
+    R: float,
+    want_prod: float,
+    want_backlog: float,
+) -> None:
+    prod, back = partition_need(
+        production=lam, backlog=backlog, utilization=u, recovery_s=T, actuation_s=R
+    )
+    assert prod == pytest.approx(want_prod)
+    assert back == pytest.approx(want_backlog)
+
+
+def test_an_instance_sums_its_partitions_and_a_missing_one_borrows_the_largest() -> None:
+    demand = instance_demand(
+        snapshot=snap({0: 900.0, 1: 1800.0}, {0: 0.0, 1: 0.0}),
+        partitions=[0, 1, 2],
+        utilization=0.9,
+        recovery_s=300.0,
+        actuation_s=30.0,
+    )
+    assert demand.production == pytest.approx(2700.0)
+    assert demand.production_need == pytest.approx(1000.0 + 2000.0 + 2000.0)
+    assert demand.term is Term.HEADROOM
+
+
+def test_the_restart_term_is_named_when_it_wins() -> None:
+    demand = instance_demand(
+        snapshot=snap({0: 100.0}, {}),
+        partitions=[0],
+        utilization=0.95,
+        recovery_s=60.0,
+        actuation_s=30.0,
+    )
+    assert demand.term is Term.RESTART
+    assert demand.production_need == pytest.approx(150.0)
+
+
+@given(
+    lam=st.floats(min_value=0, max_value=1e9),
+    backlog=st.floats(min_value=0, max_value=1e12),
+    extra=st.floats(min_value=0, max_value=1e12),
+    u=st.floats(min_value=0.1, max_value=1.0),
+    T=st.floats(min_value=1, max_value=1e5),
+    R=st.floats(min_value=0, max_value=600),
+)
+def test_the_need_covers_production_and_grows_with_the_backlog(
+    lam: float,
+    backlog: float,
+    extra: float,
+    u: float,
+    T: float,
+    R: float,
+) -> None:
+    prod, back = partition_need(
+        production=lam, backlog=backlog, utilization=u, recovery_s=T, actuation_s=R
+    )
+    _, more = partition_need(
+        production=lam, backlog=backlog + extra, utilization=u, recovery_s=T, actuation_s=R
+    )
+    assert prod >= lam
+    assert back >= 0
+    assert math.isfinite(back)
+    assert more >= back

@@ -1,0 +1,53 @@
+"""The adaptive policy's memory codec (the ``scaling-memory`` annotation).
+
+Aspects tested: a round trip keeps every field (to the second); whatever
+someone wrote into the annotation decodes without an exception, an
+unreadable field reading as absent; no annotation is no memory.
+"""
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from konsumerator.domain.adaptive.memory import Memory, decode, encode
+
+T = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [
+        Memory(),
+        Memory(peak_rate=1234, peak_at=T),
+        Memory(peak_rate=7, peak_at=T, resized_at=T),
+        Memory(resized_at=T),
+    ],
+)
+def test_a_round_trip_keeps_every_field(memory: Memory) -> None:
+    assert decode(encode(memory)) == memory
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("", Memory()),
+        ("peak=12", Memory()),  # a peak without its time is no peak
+        ("peak=x,peakAt=2026-01-01T12:00:05Z", Memory(peak_at=T)),
+        ("peak=5,peakAt=yesterday,resizedAt=2026-01-01T12:00:05Z", Memory(resized_at=T)),
+        ("peak=-3,peakAt=2026-01-01T12:00:05Z", Memory(peak_at=T)),
+        ("resizedAt=2026-01-01T12:00:05Z,resizedAt=1999-01-01T00:00:00Z", Memory(resized_at=T)),
+    ],
+)
+def test_unreadable_fields_read_as_absent(text: str, want: Memory) -> None:
+    assert decode(text) == want
+
+
+def test_no_annotation_is_no_memory() -> None:
+    assert decode(None) is None
+
+
+@given(st.text(max_size=200))
+def test_any_text_decodes(text: str) -> None:
+    assert isinstance(decode(text), Memory)

@@ -1,0 +1,252 @@
+"""The adaptive policy's rules, ``adaptive.policy``.
+
+Aspects tested, table-driven, one table per rule:
+
+* ``hold_peak``: the recent peak is sized for until the window passes; it is
+  rewritten only when the need exceeds it by more than ``PEAK_STEP``;
+* ``urgent``: the lag reaches tolerableLag within the horizon at the current
+  growth rate (or already has); never without a tolerableLag;
+* ``drained``: no partition behind by more than λ·R;
+* ``gap_elapsed`` / ``dwelt`` / ``beyond_band``;
+* ``decide``: the whole transition table (direction × status × urgent ×
+  drained × lagging × time since the last resize × time in the status), with
+  the rule that decided.
+
+The virtual-time sequence through the operator's pipeline is in
+``test_sequence.py``.
+"""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+import pytest
+
+from konsumerator.domain.adaptive import policy
+from konsumerator.domain.adaptive.memory import Memory
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.scaling import ScalingState, ScalingStatus
+
+NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
+KNOBS = policy.Knobs(
+    utilization=0.9,
+    actuation_s=30.0,
+    recovery_s=300.0,
+    tolerable_lag_s=60.0,
+    min_sync_s=30.0,
+    pending_up_s=120.0,
+    pending_down_s=600.0,
+)
+RUNNING = ScalingStatus.RUNNING
+SATURATED = ScalingStatus.SATURATED
+PSU = ScalingStatus.PENDING_SCALE_UP
+PSD = ScalingStatus.PENDING_SCALE_DOWN
+
+
+def ago(seconds: float | None) -> datetime | None:
+    return None if seconds is None else NOW - timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("need", "peak", "peak_age", "want_sized", "want_peak", "rewritten"),
+    [
+        (500.0, None, None, 500.0, 500, True),  # first observation
+        (500.0, 1000, 60, 1000.0, 1000, False),  # a dip: the peak holds
+        (1020.0, 1000, 60, 1020.0, 1000, False),  # within the step: not rewritten
+        (1100.0, 1000, 60, 1100.0, 1100, True),  # beyond the step: rewritten
+        (500.0, 1000, 600, 500.0, 500, True),  # the window passed: the peak expires
+    ],
+)
+def test_hold_peak_sizes_for_the_recent_peak(
+    need: float,
+    peak: int | None,
+    peak_age: float | None,
+    want_sized: float,
+    want_peak: int,
+    rewritten: bool,
+) -> None:
+    memory = None if peak is None else Memory(peak_rate=peak, peak_at=ago(peak_age))
+    sized, kept = policy.hold_peak(need=need, memory=memory, now=NOW, window_s=600.0)
+    assert sized == pytest.approx(want_sized)
+    assert kept.peak_rate == want_peak
+    assert (kept.peak_at == NOW) is rewritten
+
+
+def snap(
+    production: dict[int, float], consumption: dict[int, float], offset: dict[int, float]
+) -> MetricsSnapshot:
+    return MetricsSnapshot(
+        production=MappingProxyType(production),
+        consumption=MappingProxyType(consumption),
+        offset=MappingProxyType(offset),
+    )
+
+
+@pytest.mark.parametrize(
+    ("production", "consumption", "offset", "tolerable", "want"),
+    [
+        (1000.0, 1000.0, 0.0, 60.0, False),  # keeping up
+        (1000.0, 500.0, 0.0, 60.0, True),  # +0.5 s/s: 60 s within 120 s
+        (1000.0, 800.0, 0.0, 60.0, False),  # +0.2 s/s: 24 s within 120 s
+        (1000.0, 800.0, 40_000.0, 60.0, True),  # 40 s behind + 24 s
+        (1000.0, 1200.0, 70_000.0, 60.0, True),  # already beyond, even while draining
+        (1000.0, 0.0, 0.0, None, False),  # no tolerableLag: never urgent
+        (0.0, 0.0, 5.0, 60.0, False),  # nothing produced: no lag in seconds
+    ],
+)
+def test_urgent_when_the_lag_reaches_tolerable_within_the_horizon(
+    production: float, consumption: float, offset: float, tolerable: float | None, want: bool
+) -> None:
+    s = snap({0: production}, {0: consumption}, {0: offset})
+    assert (
+        policy.urgent(snapshot=s, partitions=[0], tolerable_lag_s=tolerable, horizon_s=120.0)
+        is want
+    )
+
+
+def test_a_partition_without_a_consumption_sample_counts_as_consuming_nothing() -> None:
+    s = snap({0: 1000.0}, {}, {0: 0.0})
+    assert policy.urgent(snapshot=s, partitions=[0], tolerable_lag_s=60.0, horizon_s=120.0)
+
+
+@pytest.mark.parametrize(
+    ("production", "offset", "want"),
+    [
+        (1000.0, 0.0, True),
+        (1000.0, 30_000.0, True),  # one actuation's worth: what a restart leaves
+        (1000.0, 30_001.0, False),
+        (0.0, 0.5, True),  # less than one message
+        (0.0, 10.0, False),  # nothing produced, but still behind
+    ],
+)
+def test_drained_when_no_partition_is_behind_beyond_one_actuation(
+    production: float, offset: float, want: bool
+) -> None:
+    s = snap({0: production}, {}, {0: offset})
+    assert policy.drained(snapshot=s, partitions=[0], actuation_s=30.0) is want
+
+
+@pytest.mark.parametrize(
+    ("resized_ago", "want_gap", "want_dwell"),
+    [(None, True, True), (10.0, False, False), (60.0, True, False), (600.0, True, True)],
+)
+def test_gap_and_dwell_are_measured_from_the_last_resize(
+    resized_ago: float | None, want_gap: bool, want_dwell: bool
+) -> None:
+    memory = Memory(resized_at=ago(resized_ago))
+    assert policy.gap_elapsed(memory=memory, now=NOW, min_gap_s=KNOBS.min_gap_s) is want_gap
+    assert policy.dwelt(memory=memory, now=NOW, dwell_s=KNOBS.pending_down_s) is want_dwell
+
+
+@pytest.mark.parametrize(
+    ("current", "proposed", "want"), [(1000, 900, False), (1000, 850, False), (1000, 800, True)]
+)
+def test_scale_down_only_beyond_the_hysteresis_band(
+    current: int, proposed: int, want: bool
+) -> None:
+    assert policy.beyond_band(current_cpu_m=current, proposed_cpu_m=proposed) is want
+
+
+# direction, status, seconds in it, seconds since last resize, urgent, drained, lagging, shortage
+#   -> apply, next status, rule
+DECIDE = [
+    # scale-up: the pending period, unless urgent; never within the minimum gap
+    (+1, RUNNING, 1000, None, False, True, False, 0, False, PSU, "pending_up: waiting"),
+    (+1, PSU, 60, None, False, True, False, 0, False, PSU, "pending_up: waiting"),
+    (+1, PSU, 120, None, False, True, False, 0, True, RUNNING, "pending_up: needed"),
+    (+1, RUNNING, 1000, None, True, True, True, 0, True, RUNNING, "urgent"),
+    (+1, RUNNING, 1000, 20, True, True, True, 0, False, PSU, "gap_elapsed"),
+    (+1, PSU, 1000, 59, True, True, True, 0, False, PSU, "gap_elapsed"),
+    (+1, PSU, 1000, 60, True, True, True, 0, True, RUNNING, "urgent"),
+    # not lagging is no reason to wait: the headroom asked for more
+    (+1, PSD, 1000, None, False, True, False, 0, False, PSU, "pending_up: waiting"),
+    # the limits withhold what would fix it
+    (+1, SATURATED, 1000, None, True, False, True, 500, False, SATURATED, "saturated"),
+    (+1, RUNNING, 1000, None, True, False, True, 500, True, SATURATED, "urgent"),
+    # scale-down: drained, beyond the band (see the proposal sizes), dwelt, pending
+    (-1, RUNNING, 1000, None, False, False, False, 0, False, RUNNING, "drained"),
+    (-1, PSD, 1000, None, False, True, True, 0, False, RUNNING, "drained"),
+    (-1, RUNNING, 1000, None, False, True, False, 0, False, PSD, "pending_down: waiting"),
+    (-1, PSD, 300, None, False, True, False, 0, False, PSD, "pending_down: waiting"),
+    (-1, PSD, 600, None, False, True, False, 0, True, RUNNING, "pending_down: needed"),
+    (-1, PSD, 600, 300, False, True, False, 0, False, PSD, "dwelt"),
+    (-1, RUNNING, 1000, 300, False, True, False, 0, False, PSD, "dwelt"),
+    # the same size: settle
+    (0, PSU, 10, None, False, True, False, 0, False, RUNNING, "right-sized"),
+    (0, PSD, 10, None, False, True, True, 300, False, SATURATED, "right-sized"),
+]
+
+
+@pytest.mark.parametrize(
+    (
+        "direction",
+        "status",
+        "in_status",
+        "resized_ago",
+        "urgent",
+        "drained",
+        "lagging",
+        "shortage",
+        "apply",
+        "next_status",
+        "rule",
+    ),
+    DECIDE,
+)
+def test_decide(
+    direction: int,
+    status: ScalingStatus,
+    in_status: float,
+    resized_ago: float | None,
+    urgent: bool,
+    drained: bool,
+    lagging: bool,
+    shortage: int,
+    apply: bool,
+    next_status: ScalingStatus,
+    rule: str,
+) -> None:
+    memory = Memory(peak_rate=1, peak_at=NOW, resized_at=ago(resized_ago))
+    state = ScalingState(status=status, since=ago(in_status), memory=memory)
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=direction,
+            current_cpu_m=1000,
+            proposed_cpu_m={1: 1500, -1: 500, 0: 1000}[direction],
+            lagging=lagging,
+            urgent=urgent,
+            drained=drained,
+            cpu_shortage_m=shortage,
+            now=NOW,
+        ),
+        knobs=KNOBS,
+    )
+    assert (verdict.apply, verdict.state.status) == (apply, next_status)
+    assert verdict.rule.startswith(rule)
+    # The memory travels with the state (the caller records the resize).
+    assert verdict.state.memory == memory
+    if verdict.state.status is status and not apply:
+        assert verdict.state.since == state.since
+
+
+def test_a_small_saving_within_the_band_is_not_pending() -> None:
+    state = ScalingState(status=PSD, since=ago(1000), memory=Memory())
+    verdict = policy.decide(
+        replace(
+            policy.Situation(
+                state=state,
+                comparison=-1,
+                current_cpu_m=1000,
+                proposed_cpu_m=900,
+                lagging=False,
+                urgent=False,
+                drained=True,
+                cpu_shortage_m=0,
+                now=NOW,
+            )
+        ),
+        knobs=KNOBS,
+    )
+    assert (verdict.apply, verdict.state.status) == (False, RUNNING)
+    assert verdict.rule.startswith("beyond_band")

@@ -1,0 +1,165 @@
+"""The adaptive predictor in virtual time, through the operator's own pipeline.
+
+One instance (2 partitions, ratePerCore 2000, u 0.9, R 30 s, recoveryTime
+5 m, tolerableLag 1 m, minSyncPeriod 30 s, pendingScaleUp 2 m, pendingScaleDown
+10 m) is driven by ``simulating.Replay`` (the ``Pipeline`` the operator runs)
+through one story, every pass 31 s after the last so that each one refreshes
+metrics:
+
+1. created sized with headroom: 2·1000/0.9 msg/s -> 1200m;
+2. a rise that is not lagging yet still scales up (the high-water mark),
+   after pendingScaleUpDuration and not before;
+3. a burst whose lag will cross tolerableLag scales up at once (urgent);
+4. a second urgent need within R + minSyncPeriod waits for the gap, also in
+   an operator restarted meanwhile (the memory is on the Deployment);
+5. the load drops: no scale-down while the backlog is not drained, nor while
+   the recent peak holds, nor before pendingScaleDownDuration;
+6. every write explains itself (the ``scaling-decision`` annotation).
+"""
+
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
+
+from konsumerator.domain import keys
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.simulating import Replay, load_consumer
+
+CONSUMER = """
+apiVersion: konsumerator.lwolf.org/v1
+kind: Consumer
+metadata: {name: orders, namespace: default}
+spec:
+  numPartitions: 2
+  numPartitionsPerInstance: 2
+  name: orders
+  namespace: default
+  autoscaler:
+    mode: prometheus
+    predictor: adaptive
+    targetUtilizationPercent: 90
+    restartTime: 30s
+    pendingScaleUpDuration: 2m
+    pendingScaleDownDuration: 10m
+    prometheus:
+      address: ["http://127.0.0.1:9090"]
+      minSyncPeriod: 30s
+      tolerableLag: 1m
+      criticalLag: 10m
+      recoveryTime: 5m
+      ratePerCore: 2000
+      ramPerCore: 256Mi
+      offset: {query: o, partitionLabel: partition}
+      production: {query: p, partitionLabel: partition}
+      consumption: {query: c, partitionLabel: partition}
+  deploymentTemplate:
+    selector: {matchLabels: {app: orders}}
+    template:
+      metadata: {labels: {app: orders}}
+      spec:
+        containers: [{name: consumer, image: orders:1}]
+  resourcePolicy:
+    containerPolicies:
+    - {containerName: consumer, minAllowed: {cpu: 100m}, maxAllowed: {cpu: "8"}}
+"""
+STEP_S = 31.0
+
+
+def metrics(lam: float, consumed: float, behind: float = 0.0) -> MetricsSnapshot:
+    return MetricsSnapshot(
+        production=MappingProxyType({0: lam, 1: lam}),
+        consumption=MappingProxyType({0: consumed, 1: consumed}),
+        offset=MappingProxyType({0: behind, 1: behind}),
+    )
+
+
+class Story:
+    def __init__(self) -> None:
+        source, spec = load_consumer(CONSUMER, source="consumer.yaml")
+        self.replay = Replay(source=source, spec=spec)
+        self.bodies: dict[str, dict[str, Any]] = {}
+
+    def step(self, snapshot: MetricsSnapshot) -> int:
+        """One pass STEP_S later; the consumer's CPU request (millicores) after it."""
+        done = self.replay.step(advance_s=STEP_S, metrics=snapshot)
+        for apply in done.plan.applies:
+            self.bodies[apply.name] = apply.body
+        return self.cpu()
+
+    def cpu(self) -> int:
+        (d,) = self.replay.cluster.observed()
+        return d.current["consumer"].cpu_req_m or 0
+
+    def annotations(self) -> dict[str, str]:
+        (d,) = self.replay.cluster.observed()
+        return dict(d.annotations)
+
+    def restart_operator(self) -> None:
+        """A new operator process: nothing in memory but what the cluster holds."""
+        old = self.replay
+        self.replay = Replay(source=old.source, spec=old.spec, start=old.now)
+        for body in self.bodies.values():
+            self.replay.cluster.apply(body)
+        old.close()
+
+
+def test_the_adaptive_story() -> None:
+    story = Story()
+    # 1. created with headroom: 2000/0.9 = 2223 msg/s -> 1112m -> 1200m
+    assert story.step(metrics(1000, 1000)) == 1200
+    assert "rule create" in story.annotations()[keys.SCALING_DECISION]
+
+    # 2. 1200/s each keeps up (lag 0) but passes the high-water mark: 2667/s -> 1400m,
+    # after pendingScaleUp (2 m: the 5th pass after the first that asked), not before.
+    cpus = [story.step(metrics(1200, 1200)) for _ in range(5)]
+    assert cpus == [1200, 1200, 1200, 1200, 1400]
+
+    assert story.step(metrics(1200, 1200)) == 1400
+
+    # 3. a x3 burst: consumption is capped, lag grows 0.5 s/s -> urgent, at once.
+    assert story.step(metrics(3000, 1400)) == 3400  # 6000/0.9 = 6667/s -> 3334m
+    assert "rule urgent" in story.annotations()[keys.SCALING_DECISION]
+
+    # 4. more, while the pods restart (nothing consumed): urgent, but within the gap
+    # (R + minSyncPeriod = 60 s), also for a restarted operator; the next pass may.
+    story.restart_operator()
+    assert story.step(metrics(4000, 0, 31 * 1000)) == 3400
+    assert "gap_elapsed" in story.annotations()[keys.SCALING_DECISION]
+    assert story.step(metrics(4000, 2000, 40_000)) > 3400
+    peak_cpu = story.cpu()
+
+    # 5. the load drops; a backlog beyond λR remains: no scale-down until drained
+    for _ in range(3):
+        assert story.step(metrics(1000, 1000, 35_000)) == peak_cpu
+    # drained, but the recent peak holds (600 s window from the last peak) and then
+    # pendingScaleDown (600 s) runs: nothing for at least 10 minutes
+    held = [story.step(metrics(1000, 1000)) for _ in range(20)]
+    assert held == [peak_cpu] * 20
+    later = [story.step(metrics(1000, 1000)) for _ in range(30)]
+    assert later[-1] == 1200
+    # once down, it stays down (no flapping on a steady load)
+    assert [story.step(metrics(1000, 1000)) for _ in range(30)] == [1200] * 30
+
+    # 6. the explanation names every input of the last resize
+    explanation = story.annotations()[keys.SCALING_DECISION]
+    for part in ("lambda=2000/s", "T=300s", "u=0.9", "R=30s", "ratePerCore=2000", "term="):
+        assert part in explanation
+    story.replay.close()
+
+
+def test_the_naive_predictor_writes_no_adaptive_annotation() -> None:
+    source, spec = load_consumer(CONSUMER, source="consumer.yaml")
+    spec = spec.model_copy(update={"autoscaler": replace_predictor(spec.autoscaler, "naive")})
+    replay = Replay(source=source, spec=spec)
+    replay.step(advance_s=STEP_S, metrics=metrics(1000, 1000))
+    (d,) = replay.cluster.observed()
+    assert keys.SCALING_MEMORY not in d.annotations
+    assert keys.SCALING_DECISION not in d.annotations
+    replay.close()
+
+
+def replace_predictor(autoscaler: Any, predictor: str) -> Any:
+    return autoscaler.model_copy(update={"predictor": predictor})
+
+
+__all__ = ["replace"]
