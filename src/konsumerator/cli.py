@@ -170,3 +170,102 @@ def simulate(consumer: str, timeline: str) -> None:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     simulating.run(source=source, spec=spec, steps=steps, out=sys.stdout)
+
+
+@main.command()
+@click.argument("consumer", type=click.Path(dir_okay=False))
+@click.argument("trace", type=click.Path(dir_okay=False))
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    type=click.Choice(["naive", "adaptive", "static-peak", "oracle"]),
+    help="Score only these (repeatable). Default: all four.",
+)
+@click.option(
+    "--update-mode",
+    type=click.Choice(["InPlaceOrRecreate", "Recreate"]),
+    default="Recreate",
+    show_default=True,
+    help="How a resize is actuated: in place (a 2 s pause) or by restarting the pods.",
+)
+@click.option(
+    "--true-rate-factor",
+    type=click.FloatRange(min=0.01, max=100),
+    default=1.0,
+    show_default=True,
+    help="How fast the consumers really are, relative to ratePerCore.",
+)
+@click.option(
+    "--restart-seconds",
+    type=click.FloatRange(min=0, max=3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a pod restart stops consumption.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1, max=100),
+    default=1,
+    show_default=True,
+    help="Seed 0 plays the trace as recorded, the others with ±5% noise; mean and spread.",
+)
+@click.option(
+    "--cpu-model",
+    type=click.Choice(["request", "limit"]),
+    default="request",
+    show_default=True,
+    help="Consumers use their CPU request (a busy node) or burst to their limit (a spare one).",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+)
+def score(
+    consumer: str,
+    trace: str,
+    policies: tuple[str, ...],
+    update_mode: str,
+    true_rate_factor: float,
+    restart_seconds: float,
+    seeds: int,
+    cpu_model: str,
+    format_: str,
+) -> None:
+    """Score sizing policies on TRACE (CSV: t,0,1,...,N-1 in msg/s) for CONSUMER.
+
+    Every policy plays the trace against a model of the consumers in virtual
+    time (naive and adaptive through the operator's own reconcile pass): SLO
+    violations (V, partition-minutes), lag severity, core-hours, restarts,
+    resizes and oscillations, next to static-peak and the oracle.
+    """
+    from konsumerator import simulating
+    from konsumerator.scoring import command, traces
+    from konsumerator.scoring.model import CpuModel
+
+    try:
+        source, spec = simulating.load_consumer(_read(consumer), source=consumer)
+        table = traces.parse(_read(trace), source=trace, num_partitions=spec.num_partitions)
+        options = command.Options(
+            policies=tuple(dict.fromkeys(policies)) or command.POLICIES,
+            update_mode=command.UpdateMode(update_mode),
+            true_rate_factor=true_rate_factor,
+            restart_s=restart_seconds,
+            seeds=seeds,
+            cpu_model=CpuModel(cpu_model),
+        )
+        command.scenario(source=source, spec=spec, trace=table, options=options)
+    except (simulating.InputError, traces.TraceError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except command.ScoreError as e:
+        click.echo(f"error: {consumer}: {e}", err=True)
+        sys.exit(2)
+    results = command.score(source=source, spec=spec, trace=table, options=options)
+    if format_ == "json":
+        click.echo(command.to_json(results))
+    else:
+        click.echo(command.to_markdown(results, options=options), nl=False)

@@ -1,46 +1,27 @@
 """The autoscaling scorecard: how good are the sizing decisions, next to the alternatives?
 
-Every policy plays the same production trace against the same consumption
-model (``konsumerator_dev.sim.model``: consumption = min(backlog + produced,
-truePerCoreRate × CPU), a pod-template change costs ``--restart`` seconds of
-zero consumption), in virtual time, with no cluster:
+The model, the policies and the score are the product's (``konsumerator.scoring``,
+what ``konsumerator score`` runs on a user's trace); this module plays them on
+a suite of synthetic trace generators (``konsumerator_dev.sim.traces``: they
+imitate production shapes, they are not recorded production traces), in
+virtual time, with no cluster:
 
-* ``upstream``: the real planning core, ``plan()``, exactly as the operator
-  runs it, against an in-memory cluster (the pieces of
-  ``konsumerator.simulating``). Metrics are refreshed every
-  ``minSyncPeriod`` from what Prometheus would answer: ``rate()`` over the
-  last minute and the lag now. Each write that changes a pod template
-  restarts that instance.
-* ``static-peak``: each instance fixed at the highest CPU the oracle ever
-  gives it (rounded up to ``cpuIncrement``): never resized, never late
-  because of it; the upper bound on cost.
-* ``oracle``: knows the demand and actuates instantly, without restarts,
-  giving each instance exactly the CPU that consumes everything available
-  in the step (capped at the container's ``maxAllowed``, the physical
-  ceiling c_max): the lower bound on cost with no avoidable SLO breach.
-* any other policy, by name: ``--policies upstream,mypkg.mod:MyPolicy``
-  (a class with ``allocate(model=, scenario=)``, see :class:`Policy`).
+* ``naive``: the operator's reconcile pass with the Go operator's predictor;
+* ``adaptive``: the same pass with ``predictor: adaptive``;
+* ``static-peak``: each instance fixed at the oracle's peak CPU for that trace;
+* ``oracle``: knows the present demand exactly (not the future), actuates
+  instantly and without restarts; the lower bound on cost with no avoidable
+  SLO breach.
 
-Per trace and policy it reports:
+Each trace is played with several seeds (the noise differs) and the table shows
+the mean and the spread (min..max); with both CPU models (consumers limited to
+their request on a contended node, or bursting to their limit on a spare one)
+and both update modes (Recreate: a resize restarts the pods; InPlaceOrRecreate:
+a 2 s pause). A published cost puts CPU, violations and restarts on one scale,
+and a Pareto plot shows A/A_oracle against V tol.
 
-* V: SLO-violation partition-minutes, Σ_p ∫ 1[lag_time_p > SLO] dt, with SLO
-  = criticalLag, and the strict variant with SLO = tolerableLag;
-  lag_time_p is the backlog in seconds of the partition's current production;
-* S: lag severity, Σ_p ∫ max(0, lag_time_p − criticalLag) dt (lag-seconds ×
-  seconds, shown in lag-min·min);
-* A: allocated CPU core-hours of the consuming container (sidecars pinned by
-  policy cost every policy the same and are left out), and over-/under-
-  provisioned core-hours O and U against the Theodolite demand
-  need = (λ + backlog / recoveryTime) / truePerCoreRate;
-* restarts caused by scaling (template changes of running instances) and
-  up-down oscillations (up → down → up within 10 minutes, per instance);
-* efficiency = A_oracle / A.
-
-Output, under ``bench/results/autoscaling/``: ``scorecard.md`` (the table and
-the parameters) and one PNG per trace (worst partition's lag and total
-allocated CPU over time, per policy). ``--publish`` also copies the table and
-the incident plot to ``docs/scorecard/``. Deterministic for a seed; the full
-suite takes well under a minute on 2 cores::
+Output, under ``bench/results/autoscaling/``: ``scorecard.md`` and the plots;
+``--publish`` copies them to ``docs/scorecard/``. Deterministic for the seeds::
 
     make scorecard [SCORECARD_ARGS=--publish]
 """
@@ -48,200 +29,55 @@ suite takes well under a minute on 2 cores::
 from __future__ import annotations
 
 import importlib
-import math
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any
 
 import click
 
 from konsumerator.api import manifests
-from konsumerator.api.v1 import ConsumerSpec, to_config
-from konsumerator.domain import keys
-from konsumerator.domain.metrics import refresh_due
-from konsumerator.domain.specs import ConsumerConfig, Owner
-from konsumerator.simulating import START, Replay, load_consumer
+from konsumerator.api.v1 import ConsumerSpec
+from konsumerator.scoring import command as scoring
+from konsumerator.scoring.model import CpuModel, Workload
+from konsumerator.scoring.play import OSCILLATION_WINDOW_S, OracleRuns, Score, play
+from konsumerator.scoring.play import oscillations as _oscillations
+from konsumerator.scoring.policies import Oracle, PipelinePolicy, Policy, Scenario, StaticPeak
+from konsumerator.simulating import load_consumer
 from konsumerator_dev import clikit
 from konsumerator_dev.paths import REPO as ROOT
-from konsumerator_dev.sim import model as sim
 from konsumerator_dev.sim import traces as sim_traces
-from konsumerator_dev.sim.live import instances_from, worker_container
 
 RESULTS = ROOT / "bench" / "results" / "autoscaling"
 DOCS = ROOT / "docs" / "scorecard"
-OSCILLATION_WINDOW_S = 600.0
+
+# The published prices: what one core-hour, one partition-minute with lag beyond
+# tolerableLag and one restart cost. Arbitrary but fixed, so that policies that trade
+# one for another can be ranked on one number; change them to yours.
+PRICE_CORE_HOUR = 0.05
+PRICE_VIOLATION_MIN = 0.10
+PRICE_RESTART = 0.02
+
+_ORACLES = OracleRuns()
 
 
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    """One row group of the scorecard: a trace played against a Consumer."""
-
-    name: str
-    trace: sim_traces.Trace
-    config: ConsumerConfig
-    owner: Owner
-    # The Consumer as read from its file: what the operator's pass starts from.
-    source: manifests.Source
-    spec: ConsumerSpec
-    true_rate_per_core: float
-    restart_s: float
-    dt_s: float
-    container: str = field(default="")
-
-    @property
-    def instances(self) -> list[tuple[str, tuple[int, ...]]]:
-        from konsumerator.domain import partitions as partitioning
-
-        assignment = partitioning.assign(
-            num_partitions=self.config.num_partitions, per_instance=self.config.per_instance
-        )
-        return [(f"{self.config.name}-{i}", parts) for i, parts in enumerate(assignment)]
-
-    @property
-    def max_cpu_m(self) -> int | None:
-        bounds = self.config.policies.get(self.container)
-        return bounds.max_cpu_m if bounds is not None else None
+def Upstream() -> PipelinePolicy:
+    return PipelinePolicy("naive")
 
 
-class Policy(Protocol):
-    """Decides, before each step, which instances run with how much CPU."""
-
-    def allocate(self, *, model: sim.Model, scenario: Scenario) -> Sequence[sim.Instance] | None:
-        """The instances to run from now on; None keeps the current ones."""
-        ...
-
-
-class Upstream:
-    """The operator's own reconcile pass (``Pipeline``), run every minSyncPeriod."""
-
-    def __init__(self, predictor: str | None = None) -> None:
-        self._replay: Replay | None = None
-        self._bodies: dict[str, dict[str, Any]] = {}
-        # None: as the Consumer says; else the Consumer with this predictor.
-        self._predictor = predictor
-
-    def allocate(self, *, model: sim.Model, scenario: Scenario) -> Sequence[sim.Instance] | None:
-        config = scenario.config
-        autoscaling = config.autoscaling
-        assert autoscaling is not None
-        first = self._replay is None
-        if self._replay is None:
-            spec = scenario.spec
-            if self._predictor is not None:
-                spec = spec.model_copy(
-                    update={
-                        "autoscaler": spec.autoscaler.model_copy(
-                            update={"predictor": self._predictor}
-                        )
-                    }
-                )
-            self._replay = Replay(source=scenario.source, spec=spec, start=START)
-        now = START + timedelta(seconds=model.t)
-        if not first and not refresh_due(
-            synced_at=self._replay.metrics.synced_at,
-            now=now,
-            min_sync_period_s=autoscaling.min_sync_period_s,
-        ):
-            return None
-        result = self._replay.step(
-            advance_s=(now - self._replay.now).total_seconds(), metrics=model.snapshot()
-        ).plan
-        if not result.applies and not result.deletes:
-            return None
-        for d in result.deletes:
-            self._bodies.pop(d.name, None)
-        for a in result.applies:
-            self._bodies[a.name] = a.body
-        return instances_from(self._bodies.values(), config=config, container=scenario.container)
-
-
-def _oracle_cpu_m(*, model: sim.Model, scenario: Scenario, parts: Sequence[int]) -> int:
-    """CPU that consumes everything available to these partitions in the coming step."""
-    t = model.trace_t
-    work = 0.0
-    for p in parts:
-        if scenario.trace.stalled(partition=p, t=t):
-            continue
-        work += model.partitions[p].backlog + scenario.trace.rate(partition=p, t=t) * scenario.dt_s
-    cpu_m = math.ceil(work / (scenario.true_rate_per_core * scenario.dt_s) * 1000 - 1e-9)
-    cap = scenario.max_cpu_m
-    return min(cpu_m, cap) if cap is not None else cpu_m
-
-
-class Oracle:
-    """Knows the demand, actuates instantly and without restarts."""
-
-    continuous = True
-
-    def allocate(self, *, model: sim.Model, scenario: Scenario) -> Sequence[sim.Instance] | None:
-        return [
-            sim.Instance(
-                name=name,
-                partitions=parts,
-                cpu_m=_oracle_cpu_m(model=model, scenario=scenario, parts=parts),
-                template="oracle",
-            )
-            for name, parts in scenario.instances
-        ]
-
-
-class StaticPeak:
-    """Each instance fixed at the peak CPU the oracle gives it over the trace."""
-
-    def __init__(self) -> None:
-        self._fixed: list[sim.Instance] | None = None
-
-    def allocate(self, *, model: sim.Model, scenario: Scenario) -> Sequence[sim.Instance] | None:
-        if self._fixed is not None:
-            return None
-        peak = _peak_oracle_cpu(scenario)
-        increment = (
-            scenario.config.autoscaling.cpu_increment_m if scenario.config.autoscaling else 1
-        )
-        self._fixed = [
-            sim.Instance(
-                name=name,
-                partitions=parts,
-                cpu_m=-(-peak[name] // increment) * increment,
-                template="static",
-            )
-            for name, parts in scenario.instances
-        ]
-        return self._fixed
-
-
-# The oracle's peak per instance, by scenario: static-peak needs the oracle's run,
-# and the suite scores the oracle anyway, so it is played once.
-_PEAKS: dict[int, tuple[dict[str, int], Score]] = {}
-
-
-def _oracle_run(scenario: Scenario) -> tuple[dict[str, int], Score]:
-    if id(scenario) not in _PEAKS:
-        peak = {name: 0 for name, _ in scenario.instances}
-
-        def record(instances: Sequence[sim.Instance]) -> None:
-            for i in instances:
-                peak[i.name] = max(peak[i.name], i.cpu_m)
-
-        score = play(scenario=scenario, policy=Oracle(), observe=record)
-        _PEAKS[id(scenario)] = (peak, score)
-    return _PEAKS[id(scenario)]
-
-
-def _peak_oracle_cpu(scenario: Scenario) -> dict[str, int]:
-    return _oracle_run(scenario)[0]
+def _static_peak() -> StaticPeak:
+    return StaticPeak(_ORACLES.peak)
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {
-    "upstream": lambda: Upstream("naive"),
-    "adaptive": lambda: Upstream("adaptive"),
-    "static-peak": StaticPeak,
+    "naive": Upstream,
+    "adaptive": lambda: PipelinePolicy("adaptive"),
+    "static-peak": _static_peak,
     "oracle": Oracle,
 }
 
@@ -256,112 +92,10 @@ def policy_factory(name: str) -> Callable[[], Policy]:
     raise SystemExit(f"unknown policy {name!r}: one of {', '.join(POLICIES)} or module:Class")
 
 
-@dataclass(slots=True)
-class Score:
-    v_critical_min: float = 0.0
-    v_tolerable_min: float = 0.0
-    severity: float = 0.0  # lag-seconds x seconds
-    core_hours: float = 0.0
-    over_core_hours: float = 0.0
-    under_core_hours: float = 0.0
-    restarts: int = 0
-    # None for a policy that resizes continuously and for free (the oracle).
-    oscillations: int | None = 0
-    # Sampled every 30 s for the plots: (t, worst lag seconds, allocated cores, needed cores).
-    series: list[tuple[float, float, float, float]] = field(default_factory=list)
-
-
-def _oscillations(changes: Sequence[tuple[float, int]]) -> int:
-    """Up → down → up within the window, from one instance's (t, direction) resizes."""
-    count = 0
-    for i in range(len(changes) - 2):
-        (t0, d0), (_, d1), (t2, d2) = changes[i], changes[i + 1], changes[i + 2]
-        if d0 > 0 and d1 < 0 and d2 > 0 and t2 - t0 <= OSCILLATION_WINDOW_S:
-            count += 1
-    return count
-
-
-def play(
-    *,
-    scenario: Scenario,
-    policy: Policy,
-    observe: Callable[[Sequence[sim.Instance]], None] | None = None,
-) -> Score:
-    """Run one policy over the whole trace and score it."""
-    trace, config = scenario.trace, scenario.config
-    autoscaling = config.autoscaling
-    assert autoscaling is not None
-    critical = autoscaling.critical_lag_s or math.inf
-    tolerable = autoscaling.tolerable_lag_s or math.inf
-    recovery = autoscaling.recovery_s
-    model = sim.Model(
-        trace=trace,
-        num_partitions=config.num_partitions,
-        true_rate_per_core=scenario.true_rate_per_core,
-        restart_s=scenario.restart_s,
-        history_s=60.0,
-    )
-    score = Score()
-    dt = scenario.dt_s
-    # A minute of history before the first pass, unscored: the operator takes over a live
-    # topic whose Prometheus already has a rate() window (nobody owns it yet, so the
-    # previous consumer keeps up, see the model's "Handover").
-    while model.t < 60.0:
-        model.advance(dt=dt)
-    steps = int((trace.duration_s - model.t) / dt)
-    current: dict[str, int] = {}
-    changes: dict[str, list[tuple[float, int]]] = {}
-    sample_every = max(1, int(30 / dt))
-    for step in range(steps):
-        chosen = policy.allocate(model=model, scenario=scenario)
-        if chosen is not None:
-            model.allocate(chosen)
-            for inst in chosen:
-                before = current.get(inst.name)
-                if before is not None and inst.cpu_m != before:
-                    changes.setdefault(inst.name, []).append(
-                        (model.t, 1 if inst.cpu_m > before else -1)
-                    )
-                current[inst.name] = inst.cpu_m
-            if observe is not None:
-                observe(chosen)
-        model.advance(dt=dt)
-        worst = 0.0
-        rates = [part.production_rate for part in model.partitions]
-        for p, part in enumerate(model.partitions):
-            backlog = part.backlog
-            if backlog <= 0.5:
-                continue
-            lag_s = backlog / rates[p] if rates[p] > 0 else math.inf
-            worst = max(worst, lag_s)
-            if lag_s > critical:
-                score.v_critical_min += dt / 60
-                score.severity += (min(lag_s, 1e9) - critical) * dt
-            if lag_s > tolerable:
-                score.v_tolerable_min += dt / 60
-        allocated = needed = 0.0
-        for inst in model.instances():
-            req = inst.cpu_m / 1000
-            need = (
-                sum(rates[p] + model.partitions[p].backlog / recovery for p in inst.partitions)
-                / scenario.true_rate_per_core
-            )
-            allocated += req
-            needed += need
-            score.core_hours += req * dt / 3600
-            score.over_core_hours += max(0.0, req - need) * dt / 3600
-            score.under_core_hours += max(0.0, need - req) * dt / 3600
-        if step % sample_every == 0:
-            score.series.append((model.t, worst, allocated, needed))
-    score.restarts = model.restarts
-    if not getattr(policy, "continuous", False):
-        score.oscillations = sum(_oscillations(c) for c in changes.values())
-    else:
-        score.oscillations = None
-    return score
-
-
-# -- the suite ----------------------------------------------------------------------------------
+def score_one(*, scenario: Scenario, name: str) -> Score:
+    if name == "oracle":
+        return _ORACLES.run(scenario)[1]
+    return play(scenario=scenario, policy=policy_factory(name)())
 
 
 def load_config(path: Path) -> tuple[manifests.Source, ConsumerSpec]:
@@ -378,106 +112,166 @@ def suite(
     base_rate: float,
     csv: Path | None,
     only: Sequence[str] | None,
+    cpu_model: CpuModel = CpuModel.REQUEST,
+    update_mode: scoring.UpdateMode = scoring.UpdateMode.RECREATE,
 ) -> list[Scenario]:
-    config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
-    owner = Owner(
-        api_version=source.api_version, kind=source.kind, name=source.name, uid="scorecard"
-    )
-    assert config.autoscaling is not None
-    believed = float(config.autoscaling.rate_per_core)
-    container = worker_container(config)
-    n = config.num_partitions
-    traces: list[tuple[str, sim_traces.Trace, float]] = [
-        ("steady", sim_traces.steady(base_rate=base_rate, seed=seed), believed),
-        ("diurnal", sim_traces.diurnal(base_rate=base_rate, seed=seed), believed),
-        ("burst", sim_traces.burst(base_rate=base_rate, seed=seed), believed),
-        ("incident", sim_traces.incident(base_rate=base_rate, seed=seed), believed),
-        ("skewed", sim_traces.skewed(base_rate=base_rate, num_partitions=n, seed=seed), believed),
+    n = spec.num_partitions
+    traces: list[tuple[str, Workload, float]] = [
+        ("steady", sim_traces.steady(base_rate=base_rate, seed=seed), 1.0),
+        ("diurnal", sim_traces.diurnal(base_rate=base_rate, seed=seed), 1.0),
+        ("burst", sim_traces.burst(base_rate=base_rate, seed=seed), 1.0),
+        ("incident", sim_traces.incident(base_rate=base_rate, seed=seed), 1.0),
+        ("skewed", sim_traces.skewed(base_rate=base_rate, num_partitions=n, seed=seed), 1.0),
+        ("flapping", sim_traces.flapping(base_rate=base_rate, seed=seed), 1.0),
         # Consumers 20% slower than the Consumer's ratePerCore says, as in real life.
-        ("diurnal-slow", sim_traces.diurnal(base_rate=base_rate, seed=seed), believed * 0.8),
+        ("diurnal-slow", sim_traces.diurnal(base_rate=base_rate, seed=seed), 0.8),
     ]
     if csv is not None:
-        traces.append((csv.stem, sim_traces.from_csv(csv.read_text(), name=csv.stem), believed))
+        traces.append((csv.stem, sim_traces.from_csv(csv.read_text(), name=csv.stem), 1.0))
     return [
-        Scenario(
-            name=name,
-            trace=trace,
-            config=config,
-            owner=owner,
+        scoring.scenario(
             source=source,
             spec=spec,
-            true_rate_per_core=true_rate,
-            restart_s=restart_s,
-            dt_s=dt_s,
-            container=container,
+            trace=trace,
+            name=name,
+            options=scoring.Options(
+                true_rate_factor=factor,
+                restart_s=restart_s,
+                dt_s=dt_s,
+                cpu_model=cpu_model,
+                update_mode=update_mode,
+            ),
         )
-        for name, trace, true_rate in traces
+        for name, trace, factor in traces
         if not only or name in only
     ]
 
 
 # -- output -------------------------------------------------------------------------------------
 
-COLUMNS = (
-    ("trace", "trace"),
-    ("policy", "policy"),
-    ("V crit", "SLO violation, lag > criticalLag (partition-min)"),
-    ("V tol", "strict SLO violation, lag > tolerableLag (partition-min)"),
-    ("S", "lag severity beyond criticalLag (lag-min·min)"),
-    ("A", "allocated CPU (core-h)"),
-    ("O", "over-provisioned (core-h)"),
-    ("U", "under-provisioned (core-h)"),
-    ("restarts", "restarts caused by scaling"),
-    ("osc", "up→down→up within 10 min"),
-    ("eff", "efficiency A_oracle / A"),
+
+def cost(s: Score) -> float:
+    return (
+        s.core_hours * PRICE_CORE_HOUR
+        + s.v_tolerable_min * PRICE_VIOLATION_MIN
+        + s.restarts * PRICE_RESTART
+    )
+
+
+COLUMNS: tuple[tuple[str, str, Callable[[Score], float | None], str], ...] = (
+    (
+        "V crit",
+        "SLO violation, lag > criticalLag (partition-min)",
+        lambda s: s.v_critical_min,
+        ".1f",
+    ),
+    (
+        "V tol",
+        "strict SLO violation, lag > tolerableLag (partition-min)",
+        lambda s: s.v_tolerable_min,
+        ".1f",
+    ),
+    ("S", "lag severity beyond criticalLag (lag-min·min)", lambda s: s.severity / 3600, ".1f"),
+    ("A", "allocated CPU, requests (core-h)", lambda s: s.core_hours, ".2f"),
+    ("O", "over-provisioned (core-h)", lambda s: s.over_core_hours, ".2f"),
+    ("U", "under-provisioned, stalls excluded (core-h)", lambda s: s.under_core_hours, ".2f"),
+    ("restarts", "restarts caused by scaling", lambda s: s.restarts, ".0f"),
+    ("resizes", "resizes", lambda s: s.resizes, ".0f"),
+    (
+        "osc",
+        f"up→down→up of one instance within {OSCILLATION_WINDOW_S / 60:g} min",
+        lambda s: s.oscillations,
+        ".0f",
+    ),
+    ("cost", "published cost, $ (see the prices below)", cost, ".2f"),
 )
 
 
-def table(results: Mapping[str, Mapping[str, Score]]) -> str:
+def _cell(values: Sequence[float | None], fmt: str) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    mean = format(statistics.fmean(known), fmt)
+    low, high = min(known), max(known)
+    if len(known) == 1 or format(low, fmt) == format(high, fmt):
+        return mean
+    return f"{mean} ({format(low, fmt)}–{format(high, fmt)})"
+
+
+def table(results: Mapping[str, Mapping[str, Sequence[Score]]]) -> str:
+    """One row per trace and policy: the mean over the seeds (min–max when they differ)."""
+    header = ["trace", "policy", *(c for c, _, _, _ in COLUMNS), "eff"]
     lines = [
-        "| " + " | ".join(c for c, _ in COLUMNS) + " |",
-        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(COLUMNS))) + "|",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|",
     ]
     for trace, by_policy in results.items():
         oracle = by_policy.get("oracle")
-        for policy, s in by_policy.items():
-            eff = f"{oracle.core_hours / s.core_hours:.2f}" if oracle and s.core_hours else "-"
+        oracle_a = statistics.fmean(s.core_hours for s in oracle) if oracle else None
+        for policy, scores in by_policy.items():
+            a = statistics.fmean(s.core_hours for s in scores)
+            eff = f"{oracle_a / a:.2f}" if oracle_a and a else "-"
             cells = [
                 trace,
                 policy,
-                f"{s.v_critical_min:.1f}",
-                f"{s.v_tolerable_min:.1f}",
-                f"{s.severity / 3600:.1f}",
-                f"{s.core_hours:.2f}",
-                f"{s.over_core_hours:.2f}",
-                f"{s.under_core_hours:.2f}",
-                str(s.restarts),
-                "-" if s.oscillations is None else str(s.oscillations),
-                eff,
+                *(_cell([get(s) for s in scores], f) for _, _, get, f in COLUMNS),
             ]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join([*cells, eff]) + " |")
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Setting:
+    title: str
+    cpu_model: CpuModel
+    update_mode: scoring.UpdateMode
+
+
+SETTINGS = (
+    Setting(
+        "CPU request (a contended node), Recreate", CpuModel.REQUEST, scoring.UpdateMode.RECREATE
+    ),
+    Setting(
+        "CPU limit (a node with CPU to spare), Recreate",
+        CpuModel.LIMIT,
+        scoring.UpdateMode.RECREATE,
+    ),
+    Setting(
+        "CPU request, in-place resize (InPlaceOrRecreate)",
+        CpuModel.REQUEST,
+        scoring.UpdateMode.IN_PLACE_OR_RECREATE,
+    ),
+)
+
+
 def report(
-    *, results: Mapping[str, Mapping[str, Score]], scenarios: Sequence[Scenario], args: Any
+    *,
+    sections: Mapping[str, Mapping[str, Mapping[str, Sequence[Score]]]],
+    scenarios: Sequence[Scenario],
+    args: Any,
 ) -> str:
     config = scenarios[0].config
     a = config.autoscaling
     assert a is not None
     bounds = config.policies.get(scenarios[0].container)
     traces = "\n".join(
-        f"- `{s.name}`: {s.trace.description}; {s.trace.duration_s / 3600:g} h,"
+        f"- `{s.name}`: {getattr(s.trace, 'description', '')}; {s.trace.duration_s / 3600:g} h,"
         f" consumers do {s.true_rate_per_core:g} msg/s per core"
         for s in scenarios
     )
-    legend = "\n".join(f"- **{c}**: {text}" for c, text in COLUMNS[2:])
+    legend = "\n".join(f"- **{c}**: {text}" for c, text, _, _ in COLUMNS)
+    tables = "\n\n".join(f"### {title}\n\n{table(results)}" for title, results in sections.items())
     return f"""# Autoscaling scorecard
 
-Generated by `bench/autoscaling.py` (seed {args.seed}). Every policy replays the
-same trace through the same consumption model in virtual time: consumption =
-min(backlog + produced, truePerCoreRate × CPU of the consuming container); a
-pod-template change costs {args.restart:g} s with zero consumption.
+Generated by `konsumerator-dev bench scorecard` (seeds {args.seed}..{args.seed + args.seeds - 1};
+each cell is the mean over the seeds, with the min–max spread where they differ).
+Every policy replays the same trace through the same consumption model in
+virtual time (`konsumerator.scoring`, the model `konsumerator score` uses on
+your own trace): consumption = min(backlog + produced, truePerCoreRate × CPU of
+the consuming container), where the CPU is the container's request on a
+contended node or its limit on a node with CPU to spare (the two bounds of
+real life); a pod-template change costs {args.restart:g} s with zero consumption
+under Recreate, a 2 s pause in place.
 
 Consumer: `{args.consumer}` ({config.num_partitions} partitions,
 {config.per_instance} per instance), ratePerCore {a.rate_per_core}, minSyncPeriod
@@ -488,19 +282,59 @@ Consumer: `{args.consumer}` ({config.num_partitions} partitions,
 instance. Production {args.base_rate:g} msg/s per partition before shaping;
 Prometheus is emulated as `rate()` over the last minute; step {args.dt:g} s.
 
-{table(results)}
+{tables}
+
+![Pareto: CPU against violations](pareto.png)
 
 {legend}
+- **eff**: efficiency A_oracle / A (the oracle needs this share of the policy's CPU)
 
-Traces:
+Published prices: {PRICE_CORE_HOUR:g} $ per core-hour, {PRICE_VIOLATION_MIN:g} $ per
+partition-minute beyond tolerableLag, {PRICE_RESTART:g} $ per restart.
+
+Traces (synthetic generators, not recorded production traces):
 {traces}
 
-Policies: `upstream` is the planning core as the operator runs it;
-`static-peak` fixes each instance at the oracle's peak CPU for that trace;
-`oracle` gives each instance, every step and without restarts, the CPU that
-consumes all that is available (up to maxAllowed). Violations the oracle
-also has are the physical floor (a stall consumes nothing whatever the CPU).
+Policies: `naive` is the operator's pass with the Go operator's predictor;
+`adaptive` the same pass with `predictor: adaptive`; `static-peak` fixes each
+instance at the oracle's peak CPU for that trace; `oracle` knows the present
+demand exactly (not the future) and gives each instance, every step and without
+restarts, the CPU that consumes all that is available (up to maxAllowed).
+Violations the oracle also has are the physical floor (a stall consumes nothing
+whatever the CPU); a stalled partition needs no CPU, so stalls count as neither
+over- nor under-provisioning need.
 """
+
+
+def pareto(*, results: Mapping[str, Mapping[str, Sequence[Score]]], path: Path, title: str) -> None:
+    """A/A_oracle against V tol, one point per trace and policy (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    markers = dict(zip(POLICIES, ("o", "s", "^", "*"), strict=False))
+    for trace, by_policy in results.items():
+        oracle = by_policy.get("oracle")
+        if not oracle:
+            continue
+        oracle_a = statistics.fmean(s.core_hours for s in oracle)
+        for policy, scores in by_policy.items():
+            x = statistics.fmean(s.core_hours for s in scores) / oracle_a
+            y = statistics.fmean(s.v_tolerable_min for s in scores)
+            ax.scatter(x, y + 0.1, marker=markers.get(policy, "x"), label=policy)
+            ax.annotate(trace, (x, y + 0.1), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), loc="upper right")
+    ax.set_yscale("log")
+    ax.set_xlabel("allocated CPU / oracle's (A / A_oracle)")
+    ax.set_ylabel("V tol + 0.1 (partition-min, log)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot(*, trace: str, by_policy: Mapping[str, Score], scenario: Scenario, path: Path) -> None:
@@ -521,7 +355,7 @@ def plot(*, trace: str, by_policy: Mapping[str, Score], scenario: Scenario, path
             lag_ax.axhline(level / 60, color="grey", linestyle=":", linewidth=0.8)
             lag_ax.annotate(name, (0, level / 60), fontsize=8, color="grey", va="bottom")
     lag_ax.set_ylabel("worst partition lag (min)")
-    lag_ax.set_title(f"{trace}: {scenario.trace.description}")
+    lag_ax.set_title(f"{trace}: {getattr(scenario.trace, 'description', '')}")
     lag_ax.legend(loc="upper right")
     cpu_ax.set_ylabel("allocated CPU (cores)")
     cpu_ax.set_xlabel("hours")
@@ -532,74 +366,84 @@ def plot(*, trace: str, by_policy: Mapping[str, Score], scenario: Scenario, path
 
 @click.command("scorecard", help=__doc__.splitlines()[0] if __doc__ else None)
 @click.option("--consumer", default="examples/consumer.yaml")
-@click.option("--policies", default="upstream,static-peak,oracle")
+@click.option("--policies", default="naive,adaptive,static-peak,oracle")
 @click.option("--traces", help="comma-separated subset of the suite")
 @click.option(
     "--trace-csv", type=click.Path(path_type=Path), help="add a trace from a CSV (t,<partition>|*)"
 )
-@click.option("--seed", type=int, default=1)
+@click.option("--seed", type=int, default=1, help="the first seed")
+@click.option("--seeds", type=int, default=3, help="how many seeds per trace")
+@click.option("--settings", default="0,1,2", help="which of the CPU model/update mode settings")
 @click.option("--restart", type=float, default=30.0, help="seconds per restart")
 @click.option("--dt", type=float, default=2.0, help="model step, seconds")
 @click.option("--base-rate", type=float, default=1000.0, help="msg/s per partition")
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS)
 @click.option("--no-plots", is_flag=True)
-@click.option("--publish", is_flag=True, help="copy table + one plot to docs/")
+@click.option("--publish", is_flag=True, help="copy the report and plots to docs/")
 def main(**options: Any) -> int:
     args = SimpleNamespace(**options)
-
     source, spec = load_config(ROOT / args.consumer)
-    scenarios = suite(
-        source=source,
-        spec=spec,
-        seed=args.seed,
-        restart_s=args.restart,
-        dt_s=args.dt,
-        base_rate=args.base_rate,
-        csv=args.trace_csv,
-        only=args.traces.split(",") if args.traces else None,
-    )
-    policies = [(name, policy_factory(name)) for name in args.policies.split(",")]
+    names = args.policies.split(",")
+    for name in names:
+        policy_factory(name)
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict[str, Score]] = {}
+    sections: dict[str, dict[str, dict[str, list[Score]]]] = {}
     started = time.perf_counter()
-    for scenario in scenarios:
-        results[scenario.name] = {}
-        for name, factory in policies:
-            t0 = time.perf_counter()
-            if factory is Oracle:
-                results[scenario.name][name] = _oracle_run(scenario)[1]
-            else:
-                results[scenario.name][name] = play(scenario=scenario, policy=factory())
-            print(
-                f"{scenario.name:<14} {name:<12} {time.perf_counter() - t0:5.1f}s",
-                file=sys.stderr,
-                flush=True,
+    first: list[Scenario] = []
+    for index in (int(i) for i in args.settings.split(",")):
+        setting = SETTINGS[index]
+        results: dict[str, dict[str, list[Score]]] = sections.setdefault(setting.title, {})
+        for seed in range(args.seed, args.seed + args.seeds):
+            scenarios = suite(
+                source=source,
+                spec=spec,
+                seed=seed,
+                restart_s=args.restart,
+                dt_s=args.dt,
+                base_rate=args.base_rate,
+                csv=args.trace_csv,
+                only=args.traces.split(",") if args.traces else None,
+                cpu_model=setting.cpu_model,
+                update_mode=setting.update_mode,
             )
-        if not args.no_plots:
-            plot(
-                trace=scenario.name,
-                by_policy=results[scenario.name],
-                scenario=scenario,
-                path=args.out / f"{scenario.name}.png",
-            )
-    text = report(results=results, scenarios=scenarios, args=args)
+            first = first or scenarios
+            for scenario in scenarios:
+                by_policy = results.setdefault(scenario.name, {})
+                for name in names:
+                    t0 = time.perf_counter()
+                    by_policy.setdefault(name, []).append(score_one(scenario=scenario, name=name))
+                    print(
+                        f"{index} {seed} {scenario.name:<14} {name:<12}"
+                        f" {time.perf_counter() - t0:5.1f}s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                if not args.no_plots and index == 0 and seed == args.seed:
+                    plot(
+                        trace=scenario.name,
+                        by_policy={p: s[-1] for p, s in by_policy.items()},
+                        scenario=scenario,
+                        path=args.out / f"{scenario.name}.png",
+                    )
+        if not args.no_plots and index == 0:
+            pareto(results=results, path=args.out / "pareto.png", title=setting.title)
+    text = report(sections=sections, scenarios=first, args=args)
     (args.out / "scorecard.md").write_text(text)
-    print(table(results))
-    print(
-        f"\n{len(scenarios)} traces x {len(policies)} policies in "
-        f"{time.perf_counter() - started:.1f}s; results in {args.out}",
-        file=sys.stderr,
-    )
+    print(text)
+    print(f"\nin {time.perf_counter() - started:.1f}s; results in {args.out}", file=sys.stderr)
     if args.publish:
         DOCS.mkdir(parents=True, exist_ok=True)
         (DOCS / "scorecard.md").write_text(
-            text.replace("\nTraces:", "\n![incident](incident.png)\n\nTraces:")
+            text.replace("\nTraces (", "\n![incident](incident.png)\n\nTraces (")
         )
-        if (args.out / "incident.png").exists():
-            shutil.copy(args.out / "incident.png", DOCS / "incident.png")
+        for png in ("incident.png", "pareto.png"):
+            if (args.out / png).exists():
+                shutil.copy(args.out / png, DOCS / png)
         print(f"published to {DOCS}", file=sys.stderr)
     return 0
 
+
+__all__ = ["OSCILLATION_WINDOW_S", "Score", "_oscillations", "play"]
 
 if __name__ == "__main__":
     clikit.run(main, prog_name="konsumerator-dev bench scorecard")

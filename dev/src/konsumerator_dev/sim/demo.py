@@ -207,7 +207,7 @@ class Demo:
         self.stop_sim.append(sim.start())
         cluster.set_scrape_targets([f"127.0.0.1:{port}"])
         self.say(
-            f"3/6 simulator: {config.num_partitions} partitions, trace {trace.name!r}"
+            f"3/6 simulator: {config.num_partitions} partitions, trace {sim.model.trace.name!r}"
             f" ({trace.description}), {args.base_rate:g} msg/s each, consumers really do"
             f" {true_rate:g} msg/s per core; Prometheus scrapes 127.0.0.1:{port}"
         )

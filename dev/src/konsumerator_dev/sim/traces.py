@@ -272,3 +272,27 @@ TRACES: Mapping[str, Callable[..., Trace]] = MappingProxyType(
         "skewed": skewed,
     }
 )
+
+
+def flapping(
+    *,
+    base_rate: float = 1000.0,
+    duration_s: float = 6 * 3600.0,
+    period_s: float = 1200.0,
+    factor: float = 2.0,
+    seed: int = 0,
+) -> Trace:
+    """Production doubles for half of every ``period_s``: a policy that follows it flaps."""
+    half = period_s / 2
+    return Trace(
+        name="flapping",
+        base_rate=base_rate,
+        duration_s=duration_s,
+        bursts=tuple(
+            Window(start_s=k * period_s + half, end_s=(k + 1) * period_s, factor=factor)
+            for k in range(int(duration_s // period_s))
+        ),
+        noise=0.05,
+        seed=seed,
+        description=f"x{factor:g} for {half / 60:g} min of every {period_s / 60:g} min",
+    )

@@ -6,8 +6,11 @@ scaling status, and read back from the watch cache, so a restarted operator
 or a new leader continues exactly where the old one stopped.
 
 * ``peak_rate`` (msg/s) and ``peak_at``: the highest production need of the
-  instance within the recent window (``policy.peak_window_s``); sizing never
-  goes below it, so a dip between two peaks does not cause a scale-down.
+  instance seen since ``peak_at`` (the current half of the recent window,
+  ``policy.peak_window_s``), and ``previous_peak``, the highest in the half
+  before: sizing never goes below either, so a dip between two peaks does not
+  cause a scale-down (a sliding maximum over the last half to whole window,
+  in two numbers).
 * ``resized_at``: when the instance was last created or resized; the minimum
   gap between two resizes and the minimum dwell after one are measured from
   it.
@@ -28,6 +31,7 @@ class Memory:
     peak_rate: int = 0
     peak_at: datetime | None = None
     resized_at: datetime | None = None
+    previous_peak: int = 0
 
 
 def _format_time(moment: datetime) -> str:
@@ -49,10 +53,12 @@ def _parse_rate(text: str) -> int:
 
 
 def encode(memory: Memory) -> str:
-    """``peak=<msg/s>,peakAt=<time>,resizedAt=<time>``; absent times are left out."""
+    """``peak=<msg/s>,peakAt=<time>[,previous=<msg/s>][,resizedAt=<time>]``."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
         parts.append(f"peakAt={_format_time(memory.peak_at)}")
+    if memory.previous_peak:
+        parts.append(f"previous={memory.previous_peak}")
     if memory.resized_at is not None:
         parts.append(f"resizedAt={_format_time(memory.resized_at)}")
     return ",".join(parts)
@@ -72,4 +78,5 @@ def decode(text: str | None) -> Memory | None:
         peak_rate=_parse_rate(fields.get("peak", "")) if peak_at is not None else 0,
         peak_at=peak_at,
         resized_at=_parse_time(fields.get("resizedAt", "")),
+        previous_peak=_parse_rate(fields.get("previous", "")) if peak_at is not None else 0,
     )

@@ -82,13 +82,29 @@ def _age(moment: datetime | None, now: datetime) -> float:
 def hold_peak(
     *, need: float, memory: Memory | None, now: datetime, window_s: float
 ) -> tuple[float, Memory]:
-    """The production need to size for (the recent peak or more), and the memory to keep."""
+    """The production need to size for (the recent peak or more), and the memory to keep.
+
+    A sliding maximum in two buckets of half the window: ``peak_rate`` since
+    ``peak_at`` and ``previous_peak`` in the half before. When the current half
+    is over it becomes the previous one (or nothing, after a whole window
+    without a pass), so a peak is held for between half a window and a whole one.
+    The current bucket is rewritten only when the need exceeds it by more than
+    ``PEAK_STEP``: rising traffic would otherwise write the Deployment's
+    annotation on every sync.
+    """
     memory = memory or Memory()
-    if _age(memory.peak_at, now) >= window_s:
-        memory = replace(memory, peak_rate=0, peak_at=None)
-    if need > memory.peak_rate * (1 + PEAK_STEP) or memory.peak_at is None:
-        memory = replace(memory, peak_rate=int(need + 0.999999), peak_at=now)
-    return max(need, float(memory.peak_rate)), memory
+    half = window_s / 2
+    age = _age(memory.peak_at, now)
+    if age >= half:
+        previous = memory.peak_rate if age < window_s else 0
+        memory = replace(memory, peak_rate=_ceil(need), peak_at=now, previous_peak=previous)
+    elif need > memory.peak_rate * (1 + PEAK_STEP):
+        memory = replace(memory, peak_rate=_ceil(need))
+    return max(need, float(memory.peak_rate), float(memory.previous_peak)), memory
+
+
+def _ceil(value: float) -> int:
+    return min(_MAX_RATE, math.ceil(value)) if math.isfinite(value) else _MAX_RATE
 
 
 def urgent(

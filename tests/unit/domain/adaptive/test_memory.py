@@ -51,3 +51,9 @@ def test_no_annotation_is_no_memory() -> None:
 @given(st.text(max_size=200))
 def test_any_text_decodes(text: str) -> None:
     assert isinstance(decode(text), Memory)
+
+
+def test_the_previous_peak_round_trips() -> None:
+    memory = Memory(peak_rate=5, peak_at=T, previous_peak=9)
+    assert "previous=9" in encode(memory)
+    assert decode(encode(memory)) == memory

@@ -48,28 +48,30 @@ def ago(seconds: float | None) -> datetime | None:
 
 
 @pytest.mark.parametrize(
-    ("need", "peak", "peak_age", "want_sized", "want_peak", "rewritten"),
+    ("need", "peak", "peak_age", "want_sized", "want_peak", "want_previous", "new_bucket"),
     [
-        (500.0, None, None, 500.0, 500, True),  # first observation
-        (500.0, 1000, 60, 1000.0, 1000, False),  # a dip: the peak holds
-        (1020.0, 1000, 60, 1020.0, 1000, False),  # within the step: not rewritten
-        (1100.0, 1000, 60, 1100.0, 1100, True),  # beyond the step: rewritten
-        (500.0, 1000, 600, 500.0, 500, True),  # the window passed: the peak expires
+        (500.0, None, None, 500.0, 500, 0, True),  # first observation
+        (500.0, 1000, 60, 1000.0, 1000, 0, False),  # a dip: the peak holds
+        (1020.0, 1000, 60, 1020.0, 1000, 0, False),  # within the step: not rewritten
+        (1100.0, 1000, 60, 1100.0, 1100, 0, False),  # beyond the step: rewritten
+        (500.0, 1000, 300, 1000.0, 500, 1000, True),  # half a window: it becomes the previous
+        (500.0, 1000, 600, 500.0, 500, 0, True),  # a whole window: forgotten
     ],
 )
-def test_hold_peak_sizes_for_the_recent_peak(
+def test_hold_peak_is_a_sliding_maximum_over_half_to_one_window(
     need: float,
     peak: int | None,
     peak_age: float | None,
     want_sized: float,
     want_peak: int,
-    rewritten: bool,
+    want_previous: int,
+    new_bucket: bool,
 ) -> None:
     memory = None if peak is None else Memory(peak_rate=peak, peak_at=ago(peak_age))
     sized, kept = policy.hold_peak(need=need, memory=memory, now=NOW, window_s=600.0)
     assert sized == pytest.approx(want_sized)
-    assert kept.peak_rate == want_peak
-    assert (kept.peak_at == NOW) is rewritten
+    assert (kept.peak_rate, kept.previous_peak) == (want_peak, want_previous)
+    assert (kept.peak_at == NOW) is new_bucket
 
 
 def snap(

@@ -1,0 +1,249 @@
+"""What ``konsumerator score`` runs: a Consumer and a trace, every policy, one report.
+
+``--seeds N`` plays the trace as recorded (seed 0) and N-1 variants with
+bounded noise (±5 % per partition and minute, a pure function of the seed), and
+reports each number's mean with its spread (min..max): one run hides how much
+the result depends on where the operator's syncs fall against the trace.
+"""
+
+import json
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from konsumerator.api import manifests
+from konsumerator.api.v1 import ConsumerSpec, to_config
+from konsumerator.domain import keys
+from konsumerator.scoring import deployments
+from konsumerator.scoring.model import CpuModel, Workload
+from konsumerator.scoring.play import OracleRuns, Score, play
+from konsumerator.scoring.policies import Oracle, PipelinePolicy, Policy, Scenario, StaticPeak
+from konsumerator.scoring.traces import TableTrace
+
+POLICIES = ("naive", "adaptive", "static-peak", "oracle")
+NOISE = 0.05
+# How long a resize in place stops consumption (the kubelet's resize of a running
+# container), against a pod restart under Recreate.
+IN_PLACE_S = 2.0
+
+
+class UpdateMode(StrEnum):
+    IN_PLACE_OR_RECREATE = "InPlaceOrRecreate"
+    RECREATE = "Recreate"
+
+
+class ScoreError(ValueError):
+    """A Consumer the trace cannot be scored against; one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    policies: tuple[str, ...] = POLICIES
+    update_mode: UpdateMode = UpdateMode.RECREATE
+    true_rate_factor: float = 1.0
+    restart_s: float = 30.0
+    seeds: int = 1
+    cpu_model: CpuModel = CpuModel.REQUEST
+    dt_s: float = 2.0
+
+
+# The JSON fields, in order, and how each is taken from a Score.
+FIELDS: tuple[tuple[str, Callable[[Score], float | None]], ...] = (
+    ("v_crit", lambda s: s.v_critical_min),
+    ("v_tol", lambda s: s.v_tolerable_min),
+    ("severity", lambda s: s.severity / 3600),
+    ("core_hours", lambda s: s.core_hours),
+    ("over", lambda s: s.over_core_hours),
+    ("under", lambda s: s.under_core_hours),
+    ("restarts", lambda s: s.restarts),
+    ("resizes", lambda s: s.resizes),
+    ("oscillations", lambda s: s.oscillations),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Noisy:
+    """A workload with bounded, seeded noise per partition and minute."""
+
+    base: Workload
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.base.name} (seed {self.seed})"
+
+    @property
+    def duration_s(self) -> float:
+        return self.base.duration_s
+
+    def rate(self, *, partition: int, t: float) -> float:
+        return self.base.rate(partition=partition, t=t) * (
+            1 + NOISE * _unit_noise(self.seed, partition, int(t // 60))
+        )
+
+    def stalled(self, *, partition: int, t: float) -> bool:
+        return self.base.stalled(partition=partition, t=t)
+
+    def phase(self, *, t: float) -> str:
+        return self.base.phase(t=t)
+
+
+_MASK = (1 << 64) - 1
+
+
+def _unit_noise(seed: int, partition: int, k: int) -> float:
+    """A deterministic value in [-1, 1) for (seed, partition, k): splitmix64 of the key."""
+    x = (seed * 0x9E3779B97F4A7C15 + (partition + 1) * 0xBF58476D1CE4E5B9 + k) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    x ^= x >> 31
+    return (x >> 11) / float(1 << 52) - 1.0
+
+
+def scenario(
+    *,
+    source: manifests.Source,
+    spec: ConsumerSpec,
+    trace: Workload,
+    options: Options,
+    name: str = "trace",
+) -> Scenario:
+    """The Consumer and the trace as one scenario; refuses a Consumer without autoscaling."""
+    config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
+    if config.autoscaling is None:
+        raise ScoreError(
+            "spec.autoscaler.mode: must be prometheus (and autoscaling not disabled)"
+            " for a trace to be scored"
+        )
+    in_place = options.update_mode is UpdateMode.IN_PLACE_OR_RECREATE
+    # The adaptive predictor's R is the actuation time of the update mode.
+    actuation = IN_PLACE_S if in_place else options.restart_s
+    autoscaler = spec.autoscaler.model_copy(update={"restart_time": f"{actuation:g}s"})
+    spec = spec.model_copy(update={"autoscaler": autoscaler})
+    config = to_config(spec)
+    assert config.autoscaling is not None
+    return Scenario(
+        name=name,
+        trace=trace,
+        config=config,
+        source=source,
+        spec=spec,
+        true_rate_per_core=config.autoscaling.rate_per_core * options.true_rate_factor,
+        restart_s=options.restart_s,
+        dt_s=options.dt_s,
+        container=deployments.worker_container(config),
+        cpu_model=options.cpu_model,
+        in_place_s=IN_PLACE_S if in_place else None,
+    )
+
+
+def _policy(name: str, oracles: OracleRuns) -> Policy:
+    if name == "static-peak":
+        return StaticPeak(oracles.peak)
+    if name == "oracle":
+        return Oracle()
+    return PipelinePolicy(name)
+
+
+def score(
+    *, source: manifests.Source, spec: ConsumerSpec, trace: TableTrace, options: Options
+) -> dict[str, list[Score]]:
+    """Every policy's score, one per seed."""
+    results: dict[str, list[Score]] = {name: [] for name in options.policies}
+    for seed in range(options.seeds):
+        workload: Workload = trace if seed == 0 else Noisy(base=trace, seed=seed)
+        played = scenario(source=source, spec=spec, trace=workload, options=options)
+        oracles = OracleRuns()
+        for name in options.policies:
+            if name == "oracle":
+                results[name].append(oracles.run(played)[1])
+            else:
+                results[name].append(play(scenario=played, policy=_policy(name, oracles)))
+    return results
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
+
+
+def summary(results: Mapping[str, Sequence[Score]]) -> dict[str, dict[str, object]]:
+    """Per policy: each field's mean over the seeds (and its min..max when several)."""
+    oracle = results.get("oracle")
+    oracle_a = _mean([s.core_hours for s in oracle]) if oracle else None
+    out: dict[str, dict[str, object]] = {}
+    for name, scores in results.items():
+        row: dict[str, object] = {}
+        spread: dict[str, list[float]] = {}
+        for field, get in FIELDS:
+            values = [v for v in (get(s) for s in scores) if v is not None]
+            if not values:
+                row[field] = None
+                continue
+            row[field] = round(_mean(values), 3)
+            if len(values) > 1:
+                spread[field] = [round(min(values), 3), round(max(values), 3)]
+        a = _mean([s.core_hours for s in scores])
+        row["efficiency"] = round(oracle_a / a, 3) if oracle_a is not None and a else None
+        if spread:
+            row["spread"] = spread
+        out[name] = row
+    return out
+
+
+def to_json(results: Mapping[str, Sequence[Score]]) -> str:
+    return json.dumps({"policies": summary(results)}, sort_keys=False)
+
+
+_COLUMNS = (
+    ("policy", None),
+    ("V crit", "v_crit"),
+    ("V tol", "v_tol"),
+    ("S", "severity"),
+    ("A", "core_hours"),
+    ("O", "over"),
+    ("U", "under"),
+    ("restarts", "restarts"),
+    ("resizes", "resizes"),
+    ("osc", "oscillations"),
+    ("eff", "efficiency"),
+)
+
+
+def _cell(row: Mapping[str, object], field: str) -> str:
+    value = row.get(field)
+    if value is None:
+        return "-"
+    assert isinstance(value, int | float)
+    if field in ("core_hours", "over", "under", "efficiency"):
+        text = f"{value:.2f}"
+    elif field in ("restarts", "resizes", "oscillations"):
+        text = f"{value:g}"
+    else:
+        text = f"{value:.1f}"
+    spread = row.get("spread")
+    if isinstance(spread, Mapping) and field in spread:
+        low, high = spread[field]
+        text += f" ({low:g}..{high:g})"
+    return text
+
+
+def to_markdown(results: Mapping[str, Sequence[Score]], *, options: Options) -> str:
+    rows = summary(results)
+    lines = [
+        "| " + " | ".join(c for c, _ in _COLUMNS) + " |",
+        "|---|" + "---:|" * (len(_COLUMNS) - 1),
+    ]
+    for name, row in rows.items():
+        cells = [name, *(_cell(row, field) for _, field in _COLUMNS[1:] if field is not None)]
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = "as recorded" if options.seeds == 1 else f"{options.seeds} seeds, mean (min..max)"
+    lines += [
+        "",
+        f"V in partition-minutes (lag > criticalLag, > tolerableLag), S in lag-min·min, A, O, U"
+        f" in core-hours; {seeds}; update mode {options.update_mode.value}, CPU model"
+        f" {options.cpu_model.value}, consumers at {options.true_rate_factor:g}x ratePerCore,"
+        f" restart {options.restart_s:g} s. eff = oracle's A / A.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,284 @@
+"""A Kafka topic and its consumers, as arithmetic: the simulator's pure model.
+
+Everything here runs in virtual time and has no I/O, so ``konsumerator score``
+(``konsumerator.scoring``), the developers' live simulator, demo and published
+scorecard all play exactly the same physics, and the unit tests pin it down
+step by step.
+
+Production is a ``Workload``: a user's recorded trace
+(``konsumerator.scoring.traces``) or the developers' generators.
+
+**Consumption.** Each instance (one Deployment) owns some partitions and has
+``cpu_m`` millicores allocated to the container that does the work. Per step
+of ``dt`` seconds it can process ``truePerCoreRate × cores × dt`` messages,
+shared max-min fairly among its partitions (a consumer polling its
+partitions round-robin), and no partition consumes more than it has
+(backlog plus what was just produced)::
+
+    consumed_p = min(backlog_p + produced_p, fair share of truePerCoreRate × cores × dt)
+
+``truePerCoreRate`` is what the consumer really does per core; the
+Consumer's ``ratePerCore`` is only what the user believes, and they differ
+in real life.
+
+**CPU model.** ``cores`` is the container's CPU *request* on a contended node
+(``CpuModel.REQUEST``: every neighbour uses its share) or its *limit* on a
+node with CPU to spare (``CpuModel.LIMIT``: the pod bursts up to it). Real
+nodes are in between; the scorecard reports both bounds. What an instance
+costs is its request either way.
+
+**Restarts.** A change of a Deployment's pod template (resources, env)
+restarts its pods: the instance consumes nothing for ``restart_s`` seconds.
+A new Deployment pays the same start-up time. Metadata-only writes (the
+scaling-status annotations) change nothing. Restarts of existing instances
+are counted: they are the disruptions the scorecard charges to scaling.
+
+**Handover.** A partition that has never had a running owner is being
+consumed by "the previous consumer" (lag 0): the operator takes over a live
+topic, and the old consumers keep going until the new pods have started. Once
+a partition has had a running owner, a restart or a lost owner means nobody
+consumes it.
+
+**In place.** With ``in_place_s`` set (``InPlaceOrRecreate``), a template
+change of an instance that keeps its partitions is a resize in place: the pod
+keeps running, consumption pauses for ``in_place_s``, and it is not a
+restart.
+
+**Time scale.** ``time_scale`` compresses the trace's schedule only: at
+``time_scale=10`` the incident of trace minute 10 happens at model minute 1,
+while rates, capacities and restarts stay per model second. That keeps
+Prometheus's ``rate()`` and the operator's arithmetic consistent when the
+live simulator runs "faster than real time".
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Protocol
+
+from konsumerator.domain.metrics import MetricsSnapshot
+
+
+class Workload(Protocol):
+    """Messages per second produced into each partition, as a function of time."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def duration_s(self) -> float: ...
+
+    def rate(self, *, partition: int, t: float) -> float: ...
+
+    def stalled(self, *, partition: int, t: float) -> bool:
+        """Whether the partition's consumer cannot consume at all (a downstream outage)."""
+        ...
+
+    def phase(self, *, t: float) -> str:
+        """A few words on what the workload is doing at ``t``, for people watching."""
+        ...
+
+
+class CpuModel(StrEnum):
+    REQUEST = "request"
+    LIMIT = "limit"
+
+
+# -- consumption ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One Deployment as the consumers see it."""
+
+    name: str
+    partitions: tuple[int, ...]
+    # Millicores of the container that consumes.
+    cpu_m: int
+    # A fingerprint of the pod template: when it changes, the pods restart.
+    template: str
+    # Its CPU limit (millicores); None: the same as the request (no bursting).
+    cpu_limit_m: int | None = None
+
+    def cores(self, model: CpuModel) -> float:
+        if model is CpuModel.LIMIT and self.cpu_limit_m is not None:
+            return max(self.cpu_m, self.cpu_limit_m) / 1000.0
+        return self.cpu_m / 1000.0
+
+
+@dataclass(slots=True)
+class Partition:
+    produced: float = 0.0
+    consumed: float = 0.0
+    # Messages/s over the last step, for people watching.
+    production_rate: float = 0.0
+    consumption_rate: float = 0.0
+    # Whether any instance has ever owned it (see "Handover" above).
+    owned: bool = False
+
+    @property
+    def backlog(self) -> float:
+        return self.produced - self.consumed
+
+
+@dataclass(slots=True)
+class _Running:
+    instance: Instance
+    down_until: float
+
+
+def fair_share(*, capacity: float, demands: Sequence[float]) -> list[float]:
+    """Max-min fair split of ``capacity``: nobody gets more than it asks for."""
+    grants = [0.0] * len(demands)
+    remaining = max(0.0, capacity)
+    order = sorted(range(len(demands)), key=lambda i: demands[i])
+    for n, i in enumerate(order):
+        give = min(max(0.0, demands[i]), remaining / (len(order) - n))
+        grants[i] = give
+        remaining -= give
+    return grants
+
+
+class Model:
+    """Partitions' offsets and the instances consuming them, advanced step by step."""
+
+    def __init__(
+        self,
+        *,
+        trace: Workload,
+        num_partitions: int,
+        true_rate_per_core: float,
+        restart_s: float,
+        time_scale: float = 1.0,
+        history_s: float = 0.0,
+        cpu_model: CpuModel = CpuModel.REQUEST,
+        in_place_s: float | None = None,
+    ) -> None:
+        self.trace = trace
+        self.cpu_model = cpu_model
+        self.in_place_s = in_place_s
+        self.true_rate_per_core = true_rate_per_core
+        self.restart_s = restart_s
+        self.time_scale = time_scale
+        self.t = 0.0
+        self.partitions = [Partition() for _ in range(num_partitions)]
+        self.restarts = 0
+        self._running: dict[str, _Running] = {}
+        self._history_s = history_s
+        self._history: deque[tuple[float, tuple[float, ...], tuple[float, ...]]] = deque()
+        self._remember()
+
+    @property
+    def trace_t(self) -> float:
+        return self.t * self.time_scale
+
+    def instances(self) -> list[Instance]:
+        return [r.instance for r in self._running.values()]
+
+    def restarting(self, name: str) -> bool:
+        r = self._running.get(name)
+        return r is not None and r.down_until > self.t
+
+    def allocate(self, instances: Iterable[Instance]) -> list[str]:
+        """Make ``instances`` the running ones; returns the names whose pods restart.
+
+        A new instance starts (pays ``restart_s``, not counted as a restart);
+        one whose template changed restarts (counted); one that is gone stops.
+        """
+        restarted: list[str] = []
+        seen: dict[str, _Running] = {}
+        for inst in instances:
+            old = self._running.get(inst.name)
+            if old is None:
+                seen[inst.name] = _Running(inst, down_until=self.t + self.restart_s)
+            elif old.instance.template != inst.template:
+                if self.in_place_s is not None and old.instance.partitions == inst.partitions:
+                    # Resized in place: the pod keeps running, paused for the actuation.
+                    pause = max(old.down_until, self.t + self.in_place_s)
+                    seen[inst.name] = _Running(inst, down_until=pause)
+                    continue
+                seen[inst.name] = _Running(inst, down_until=self.t + self.restart_s)
+                restarted.append(inst.name)
+            else:
+                seen[inst.name] = _Running(inst, down_until=old.down_until)
+        self._running = seen
+        self.restarts += len(restarted)
+        return restarted
+
+    def advance(self, *, dt: float) -> None:
+        """Produce and consume for ``dt`` seconds (rates taken at the start of the step)."""
+        if dt <= 0:
+            return
+        trace_t = self.trace_t
+        parts = self.partitions
+        produced = [self.trace.rate(partition=p, t=trace_t) * dt for p in range(len(parts))]
+        consumed = [0.0] * len(parts)
+        owned: set[int] = set()
+        for running in self._running.values():
+            inst = running.instance
+            mine = [p for p in inst.partitions if 0 <= p < len(parts)]
+            up_for = min(dt, max(0.0, self.t + dt - running.down_until))
+            if up_for > 0:
+                owned.update(mine)
+            capacity = self.true_rate_per_core * inst.cores(self.cpu_model) * up_for
+            demands = [
+                0.0
+                if self.trace.stalled(partition=p, t=trace_t)
+                else parts[p].backlog + produced[p]
+                for p in mine
+            ]
+            for p, grant in zip(mine, fair_share(capacity=capacity, demands=demands), strict=True):
+                consumed[p] = grant
+        for p, part in enumerate(parts):
+            if p in owned:
+                part.owned = True
+            elif not part.owned:
+                consumed[p] = part.backlog + produced[p]  # the previous consumer keeps up
+            part.produced += produced[p]
+            part.consumed += consumed[p]
+            part.production_rate = produced[p] / dt
+            part.consumption_rate = consumed[p] / dt
+        self.t += dt
+        self._remember()
+
+    def _remember(self) -> None:
+        if self._history_s <= 0:
+            return
+        self._history.append(
+            (
+                self.t,
+                tuple(p.produced for p in self.partitions),
+                tuple(p.consumed for p in self.partitions),
+            )
+        )
+        while len(self._history) > 2 and self._history[1][0] <= self.t - self._history_s:
+            self._history.popleft()
+
+    def snapshot(self) -> MetricsSnapshot:
+        """What Prometheus would answer: rates over the remembered window, current lag.
+
+        Like ``rate(x[window])`` the rates trail reality by about half the
+        window, which is part of the detection delay the scorecard measures.
+        """
+        if not self._history:
+            raise RuntimeError("snapshot() needs history_s > 0")
+        t0, produced0, consumed0 = self._history[0]
+        span = self.t - t0
+        production: dict[int, float] = {}
+        consumption: dict[int, float] = {}
+        offset: dict[int, float] = {}
+        for p, part in enumerate(self.partitions):
+            if span > 0:
+                production[p] = (part.produced - produced0[p]) / span
+                consumption[p] = (part.consumed - consumed0[p]) / span
+            offset[p] = math.floor(part.produced) - math.floor(part.consumed)
+        return MetricsSnapshot(
+            production=MappingProxyType(production),
+            consumption=MappingProxyType(consumption),
+            offset=MappingProxyType(offset),
+        )
