@@ -74,12 +74,23 @@ class EventReporter:
                     item.action is Action.ANNOTATE
                     and item.scaling.status is ScalingStatus.SATURATED
                 )
+                # The adaptive predictor found that more CPU does not help.
+                ineffective = item.action is Action.ANNOTATE and (
+                    item.scaling.memory is not None and item.scaling.memory.ineffective
+                )
                 # A repair undoes somebody's edit of a Deployment we manage: say so loudly.
-                warning = saturated or item.action is Action.REPAIR
+                warning = saturated or ineffective or item.action is Action.REPAIR
+                reason = (
+                    "Saturated"
+                    if saturated
+                    else "IneffectiveScaling"
+                    if ineffective
+                    else _REASONS[item.action]
+                )
                 await self._events.record(
                     obj=obj,
                     type="Warning" if warning else "Normal",
-                    reason="Saturated" if saturated else _REASONS[item.action],
+                    reason=reason,
                     message=item.message,
                 )
             else:

@@ -344,6 +344,14 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     saved = pool.available
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
     comparison = compare(d.current, proposal.resources)
+    consumed = sum(snapshot.consumption.get(p) or 0.0 for p in inst.partitions)
+    effect = adaptive.effect(
+        memory=d.scaling.memory,
+        consumed=consumed,
+        produced=sized.demand.production,
+        now=ctx.now,
+        knobs=knobs,
+    )
     verdict = adaptive.decide(
         adaptive.Situation(
             state=d.scaling,
@@ -362,13 +370,18 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
             ),
             cpu_shortage_m=proposal.cpu_shortage_m,
             now=ctx.now,
+            effect=effect,
         ),
         knobs=knobs,
     )
     explanation = adaptive.explain(
         sized=sized, autoscaling=autoscaling, cpu_m=_cpu(proposal.resources), rule=verdict.rule
     )
-    memory = replace(sized.memory, resized_at=ctx.now) if verdict.apply else sized.memory
+    memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE)
+    if verdict.apply:
+        # A scale-up remembers the throughput it starts from, to be judged by.
+        before = min(2**62, int(consumed)) if comparison > 0 else 0
+        memory = replace(memory, resized_at=ctx.now, throughput_before=before, ineffective=False)
     state = replace(verdict.state, memory=memory, explanation=explanation)
     if verdict.apply:
         verb = "scaled up" if comparison > 0 else "scaled down"

@@ -20,11 +20,11 @@ Per trace and policy:
 """
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from konsumerator.scoring.model import Instance, Model
-from konsumerator.scoring.policies import Policy, Scenario
+from konsumerator.scoring.policies import Oracle, Policy, Scenario
 
 OSCILLATION_WINDOW_S = 1800.0
 # A minute of history before the first pass, unscored: the operator takes over a
@@ -149,13 +149,15 @@ class OracleRuns:
     static-peak needs the oracle's run, and a suite scores the oracle anyway.
     """
 
-    def __init__(self) -> None:
-        self._runs: dict[int, tuple[dict[str, int], Score, Scenario]] = {}
+    def __init__(self, key: Callable[[Scenario], Hashable] = id) -> None:
+        # What makes two scenarios the same for the oracle (it has no restarts and
+        # no CPU limit, so neither the update mode nor the CPU model matter to it).
+        self._key = key
+        self._runs: dict[Hashable, tuple[dict[str, int], Score, Scenario]] = {}
 
     def run(self, scenario: Scenario) -> tuple[dict[str, int], Score]:
-        from konsumerator.scoring.policies import Oracle
-
-        if id(scenario) not in self._runs:
+        key = self._key(scenario)
+        if key not in self._runs:
             peak = {name: 0 for name, _ in scenario.instances}
 
             def record(instances: Sequence[Instance]) -> None:
@@ -164,8 +166,8 @@ class OracleRuns:
 
             score = play(scenario=scenario, policy=Oracle(), observe=record)
             # The scenario is kept so that its id is not reused while cached.
-            self._runs[id(scenario)] = (peak, score, scenario)
-        peak, score, _ = self._runs[id(scenario)]
+            self._runs[key] = (peak, score, scenario)
+        peak, score, _ = self._runs[key]
         return peak, score
 
     def peak(self, scenario: Scenario) -> dict[str, int]:

@@ -63,7 +63,11 @@ PRICE_CORE_HOUR = 0.05
 PRICE_VIOLATION_MIN = 0.10
 PRICE_RESTART = 0.02
 
-_ORACLES = OracleRuns()
+# One oracle run per trace, seed and true rate: the oracle has no restarts and no CPU
+# limit, so the update mode and the CPU model change nothing for it (or static-peak).
+_ORACLES = OracleRuns(
+    key=lambda s: (s.name, getattr(s.trace, "seed", 0), s.true_rate_per_core, s.dt_s)
+)
 
 
 def Upstream() -> PipelinePolicy:

@@ -14,6 +14,8 @@ or a new leader continues exactly where the old one stopped.
 * ``resized_at``: when the instance was last created or resized; the minimum
   gap between two resizes and the minimum dwell after one are measured from
   it.
+* ``throughput_before`` and ``ineffective``: what it consumed when last scaled
+  up, and whether that scale-up was found not to raise it.
 
 The codec is lenient: anyone who may edit the Deployment may write anything
 into the annotation, and an unreadable field reads as absent (no peak,
@@ -32,6 +34,10 @@ class Memory:
     peak_at: datetime | None = None
     resized_at: datetime | None = None
     previous_peak: int = 0
+    # What the instance consumed (msg/s) when it was last scaled up, and whether
+    # that scale-up was found not to raise it (``policy.ineffective``).
+    throughput_before: int = 0
+    ineffective: bool = False
 
 
 def _format_time(moment: datetime) -> str:
@@ -53,7 +59,7 @@ def _parse_rate(text: str) -> int:
 
 
 def encode(memory: Memory) -> str:
-    """``peak=<msg/s>,peakAt=<time>[,previous=<msg/s>][,resizedAt=<time>]``."""
+    """``peak=<msg/s>,peakAt=<time>[,previous=..][,resizedAt=..][,before=..][,ineffective=true]``."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
         parts.append(f"peakAt={_format_time(memory.peak_at)}")
@@ -61,6 +67,10 @@ def encode(memory: Memory) -> str:
         parts.append(f"previous={memory.previous_peak}")
     if memory.resized_at is not None:
         parts.append(f"resizedAt={_format_time(memory.resized_at)}")
+    if memory.throughput_before:
+        parts.append(f"before={memory.throughput_before}")
+    if memory.ineffective:
+        parts.append("ineffective=true")
     return ",".join(parts)
 
 
@@ -79,4 +89,6 @@ def decode(text: str | None) -> Memory | None:
         peak_at=peak_at,
         resized_at=_parse_time(fields.get("resizedAt", "")),
         previous_peak=_parse_rate(fields.get("previous", "")) if peak_at is not None else 0,
+        throughput_before=_parse_rate(fields.get("before", "")),
+        ineffective=fields.get("ineffective") == "true",
     )

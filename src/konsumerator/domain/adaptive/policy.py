@@ -15,7 +15,10 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
 * ``beyond_band``: scale down only when that saves more than the hysteresis
   band (``HYSTERESIS``) of the current CPU;
 * ``dwelt``: scale down only ``pendingScaleDownDuration`` after the last resize
-  (the minimum dwell), on top of the pending period itself.
+  (the minimum dwell), on top of the pending period itself;
+* ``ineffective``: when the last scale-up did not raise throughput (a
+  single-threaded consumer, a slow downstream), stop adding CPU: more
+  partitions or parallelism are needed, not more cores.
 
 Scale-up does not wait for ``tolerableLag``: the headroom term of the demand
 (``demand``) asks for more as soon as the utilisation passes ``u``, and the
@@ -26,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 
 from konsumerator.domain.adaptive import demand
 from konsumerator.domain.adaptive.demand import Demand
@@ -150,6 +154,52 @@ def dwelt(*, memory: Memory | None, now: datetime, dwell_s: float) -> bool:
     return _age(memory.resized_at if memory else None, now) >= dwell_s
 
 
+# A scale-up is judged once the rate() window (a minute) after its actuation has
+# passed: R + this; it was effective if throughput rose by more than EFFECTIVE_GAIN.
+JUDGE_AFTER_S = 60.0
+EFFECTIVE_GAIN = 0.1
+# Keeping up: consumption within this share of production.
+KEEPING_UP = 0.95
+# Consuming less than this share of production is an outage, not a throughput limit.
+OUTAGE = 0.05
+
+
+class Effect(StrEnum):
+    """What the last scale-up did to the instance's throughput."""
+
+    # It rose, the instance keeps up, or there is nothing to judge.
+    EFFECTIVE = "effective"
+    # Not risen yet, and too early to tell (its rate() window has not passed).
+    JUDGING = "judging"
+    # Not risen, a rate() window after the actuation: more CPU does not help.
+    INEFFECTIVE = "ineffective"
+
+
+def effect(
+    *, memory: Memory | None, consumed: float, produced: float, now: datetime, knobs: Knobs
+) -> Effect:
+    """Whether the last scale-up raised throughput while the instance still falls behind.
+
+    An instance that keeps up, or whose throughput rose by more than
+    ``EFFECTIVE_GAIN``, is fine. Otherwise it is too early to tell until the
+    rate() window after the actuation (R + ``JUDGE_AFTER_S``) has passed, and
+    then the scale-up was ineffective; once found so, it stays so until the
+    instance keeps up or throughput rises. Consuming (almost) nothing is an
+    outage (or a restart), not a limit, and is never judged ineffective.
+    """
+    if memory is None or memory.throughput_before <= 0 or consumed >= produced * KEEPING_UP:
+        return Effect.EFFECTIVE
+    if consumed < produced * OUTAGE:
+        # Nothing consumed at all: a downstream outage (or the pods restarting), not a
+        # throughput limit. The CPU for the drain that follows is worth having ready.
+        return Effect.EFFECTIVE
+    if consumed > memory.throughput_before * (1 + EFFECTIVE_GAIN):
+        return Effect.EFFECTIVE
+    if memory.ineffective or _age(memory.resized_at, now) >= knobs.actuation_s + JUDGE_AFTER_S:
+        return Effect.INEFFECTIVE
+    return Effect.JUDGING
+
+
 def beyond_band(*, current_cpu_m: int, proposed_cpu_m: int) -> bool:
     return proposed_cpu_m < current_cpu_m * (1 - HYSTERESIS)
 
@@ -175,6 +225,7 @@ class Situation:
     drained: bool
     cpu_shortage_m: int
     now: datetime
+    effect: "Effect" = Effect.EFFECTIVE
 
 
 def _up(s: Situation, knobs: Knobs) -> Verdict:
@@ -187,6 +238,19 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             apply=False,
             state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
             rule=f"gap_elapsed: less than R+minSyncPeriod={knobs.min_gap_s:g}s since last resize",
+        )
+    if s.effect is Effect.INEFFECTIVE:
+        return Verdict(
+            apply=False,
+            state=settle(state, saturated=saturated, now=now),
+            rule="ineffective: the last scale-up did not raise throughput; more CPU will not"
+            " help, more partitions or consumer parallelism are needed",
+        )
+    if s.effect is Effect.JUDGING:
+        return Verdict(
+            apply=False,
+            state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
+            rule="judging: the last scale-up has not raised throughput yet",
         )
     if s.urgent:
         return Verdict(

@@ -252,3 +252,63 @@ def test_a_small_saving_within_the_band_is_not_pending() -> None:
     )
     assert (verdict.apply, verdict.state.status) == (False, RUNNING)
     assert verdict.rule.startswith("beyond_band")
+
+
+# consumed, produced, throughput before the last scale-up, seconds since it, already found
+#   -> effect
+EFFECTS = [
+    (1000.0, 1000.0, 900, 10.0, False, policy.Effect.EFFECTIVE),  # keeps up
+    (1500.0, 3000.0, 0, 10.0, False, policy.Effect.EFFECTIVE),  # nothing to judge (no scale-up)
+    (1500.0, 3000.0, 1000, 10.0, False, policy.Effect.EFFECTIVE),  # rose by half
+    (1050.0, 3000.0, 1000, 10.0, False, policy.Effect.JUDGING),  # not yet; too early to tell
+    (1050.0, 3000.0, 1000, 89.0, False, policy.Effect.JUDGING),
+    (1050.0, 3000.0, 1000, 90.0, False, policy.Effect.INEFFECTIVE),  # R + a rate() window
+    (1050.0, 3000.0, 1000, 10.0, True, policy.Effect.INEFFECTIVE),  # found before: stays
+    (2000.0, 3000.0, 1000, 500.0, True, policy.Effect.EFFECTIVE),  # throughput rose after all
+    (100.0, 3000.0, 1000, 500.0, False, policy.Effect.EFFECTIVE),  # an outage, not a limit
+]
+
+
+@pytest.mark.parametrize(("consumed", "produced", "before", "since_s", "found", "want"), EFFECTS)
+def test_effect_of_the_last_scale_up(
+    consumed: float,
+    produced: float,
+    before: int,
+    since_s: float,
+    found: bool,
+    want: policy.Effect,
+) -> None:
+    memory = Memory(resized_at=ago(since_s), throughput_before=before, ineffective=found)
+    got = policy.effect(memory=memory, consumed=consumed, produced=produced, now=NOW, knobs=KNOBS)
+    assert got is want
+
+
+@pytest.mark.parametrize(
+    ("effect", "apply", "rule"),
+    [
+        (policy.Effect.EFFECTIVE, True, "urgent"),
+        (policy.Effect.JUDGING, False, "judging"),
+        (policy.Effect.INEFFECTIVE, False, "ineffective"),
+    ],
+)
+def test_no_more_cpu_while_the_last_scale_up_is_judged_or_found_ineffective(
+    effect: policy.Effect, apply: bool, rule: str
+) -> None:
+    state = ScalingState(status=RUNNING, since=ago(1000), memory=Memory(resized_at=ago(100)))
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=1,
+            current_cpu_m=1000,
+            proposed_cpu_m=2000,
+            lagging=True,
+            urgent=True,
+            drained=False,
+            cpu_shortage_m=0,
+            now=NOW,
+            effect=effect,
+        ),
+        knobs=KNOBS,
+    )
+    assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)

@@ -147,6 +147,71 @@ def test_the_adaptive_story() -> None:
     story.replay.close()
 
 
+def test_a_scale_up_that_does_not_raise_throughput_stops_the_scale_ups() -> None:
+    """A single-threaded consumer: 1500 msg/s per partition whatever its CPU."""
+    story = Story()
+    assert story.step(metrics(1000, 1000)) == 1200
+    behind = 0.0
+
+    def falling_behind() -> MetricsSnapshot:
+        nonlocal behind
+        behind += (3000 - 1500) * STEP_S
+        return metrics(3000, 1500, behind)
+
+    assert story.step(falling_behind()) == 1200  # urgent, but within the gap since creation
+    scaled = story.step(falling_behind())
+    assert scaled > 1200  # urgent: scaled up once
+    cpus = [story.step(falling_behind()) for _ in range(10)]
+    assert cpus == [scaled] * 10  # judged, then found ineffective: no more CPU
+    memory = story.annotations()[keys.SCALING_MEMORY]
+    assert "ineffective=true" in memory
+    assert "rule ineffective" in story.annotations()[keys.SCALING_DECISION]
+    # it catches up (a fix downstream): effective again, and the flag is gone
+    story.step(metrics(3000, 3000, behind))
+    assert "ineffective" not in story.annotations()[keys.SCALING_MEMORY]
+    story.replay.close()
+
+
+def test_an_ineffective_scale_up_is_a_warning_event() -> None:
+    import asyncio
+
+    from konsumerator.controllers.acting import Outcome
+    from konsumerator.controllers.events import EventReporter
+    from konsumerator.domain import planning
+
+    story = Story()
+    story.step(metrics(1000, 1000))
+    behind = 0.0
+    done = None
+    for _ in range(8):
+        behind += 1500 * STEP_S
+        done = story.replay.step(advance_s=STEP_S, metrics=metrics(3000, 1500, behind))
+        if any("rule ineffective" in a.message for a in done.plan.applies):
+            break
+    assert done is not None
+
+    class Recorded:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, str]] = []
+
+        async def record(self, *, obj: object, type: str, reason: str, message: str) -> None:
+            self.events.append((type, reason))
+
+    recorded = Recorded()
+    asyncio.run(
+        EventReporter(events=recorded).passed(  # type: ignore[arg-type]
+            key="default/orders",
+            source=story.replay.source,
+            plan=done.plan,
+            outcome=Outcome(done=list(done.plan.applies)),
+            metrics=planning.Metrics(refreshed=True),
+            refusal=None,
+        )
+    )
+    assert ("Warning", "IneffectiveScaling") in recorded.events
+    story.replay.close()
+
+
 def test_the_naive_predictor_writes_no_adaptive_annotation() -> None:
     source, spec = load_consumer(CONSUMER, source="consumer.yaml")
     spec = spec.model_copy(update={"autoscaler": replace_predictor(spec.autoscaler, "naive")})
