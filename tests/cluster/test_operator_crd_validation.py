@@ -14,7 +14,8 @@ Aspects tested:
   1s, ``partitionEnvKey: "A=B"``, an empty selector or one that does not select
   the pod labels (matchLabels, matchExpressions), ``restartPolicy: Never``, a container
   name that is not a DNS label, a policy naming a container that does not exist, a
-  ``metadata.name`` longer than a label value;
+  ``metadata.name`` longer than a label value, an unknown ``predictor``, a
+  ``targetUtilizationPercent`` below 10, a negative ``restartTime``;
 * the largest quantities that fit, a 63-character name and selectors that do select the
   pods are accepted.
 """
@@ -232,6 +233,18 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
             "pendingScaleDownDuration must not be negative",
         ],
     ),
+    "unknown predictor": (
+        _autoscaler(predictor="clever"),
+        ["spec.autoscaler.predictor", "Unsupported value"],
+    ),
+    "targetUtilizationPercent 5": (
+        _autoscaler(targetUtilizationPercent=5),
+        ["spec.autoscaler.targetUtilizationPercent", "greater than or equal to 10"],
+    ),
+    "negative restartTime": (
+        _autoscaler(restartTime="-1s"),
+        ["spec.autoscaler.restartTime", "restartTime must not be negative"],
+    ),
     "minSyncPeriod 1ns": (
         _set(minSyncPeriod="1ns"),
         ["spec.autoscaler.prometheus.minSyncPeriod", "minSyncPeriod must be at least 1s"],
@@ -288,6 +301,9 @@ ACCEPTED: dict[str, Mutation] = {
     "minSyncPeriod 1s and pending durations 0s": _both(
         _set(minSyncPeriod="1s"),
         _autoscaler(pendingScaleUpDuration="0s", pendingScaleDownDuration="0"),
+    ),
+    "the adaptive predictor at 100% utilisation, restarts in 0s": _autoscaler(
+        predictor="adaptive", targetUtilizationPercent=100, restartTime="0s"
     ),
     "tolerableLag 0s and restartPolicy Always": _both(
         _set(tolerableLag="0s"), _template("template.spec.restartPolicy", "Always")

@@ -28,6 +28,7 @@ from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_in
 from konsumerator.domain import planning
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.runtime.stores import Store, key_of
+from konsumerator.scoring.policies import with_predictor
 from konsumerator.simulating import (
     START,
     Replay,
@@ -38,7 +39,12 @@ from konsumerator.simulating import (
 )
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-CONSUMERS = ["consumer.yaml", "consumer-configmap.yaml", "go-operator-sample.yaml"]
+CONSUMERS = [
+    ("consumer.yaml", None),
+    ("consumer.yaml", "adaptive"),
+    ("consumer-configmap.yaml", None),
+    ("go-operator-sample.yaml", None),
+]
 
 
 class WatchedActuator:
@@ -80,10 +86,14 @@ def decisions(plan: planning.Plan) -> list[tuple[object, ...]]:
     ] + [(d.name, d.reason) for d in plan.deletes]
 
 
-@pytest.mark.parametrize("consumer", CONSUMERS)
-def test_the_operators_wiring_and_simulate_decide_and_report_alike(consumer: str) -> None:
+@pytest.mark.parametrize(("consumer", "predictor"), CONSUMERS)
+def test_the_operators_wiring_and_simulate_decide_and_report_alike(
+    consumer: str, predictor: str | None
+) -> None:
     path = EXAMPLES / consumer
     source, spec = load_consumer(path.read_text(), source=str(path))
+    if predictor is not None:
+        spec = with_predictor(spec, predictor)
     steps = load_timeline((EXAMPLES / "timelines" / "incident.yaml").read_text(), source="t")
     replay = Replay(source=source, spec=spec)
     store: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
@@ -121,7 +131,16 @@ def test_the_operators_wiring_and_simulate_decide_and_report_alike(consumer: str
             [
                 r
                 for r in events.reasons
-                if r in {"Created", "Scaled", "ScalingStatus", "Saturated", "RolledOut", "Deleted"}
+                if r
+                in {
+                    "Created",
+                    "Scaled",
+                    "ScalingStatus",
+                    "Saturated",
+                    "IneffectiveScaling",
+                    "RolledOut",
+                    "Deleted",
+                }
             ]
         )
         == writes

@@ -1,0 +1,148 @@
+"""The adaptive predictor in the operator, on a real apiserver and a real Prometheus.
+
+Aspects tested:
+
+* a Consumer with ``predictor: adaptive`` whose instances need more than they have (the
+  high-water mark: production / 0.9) without any lag waits ``pendingScaleUpDuration``
+  (PENDING_SCALE_UP), and its Deployments carry the policy's state (``scaling-memory``)
+  and the explanation of its last decision (``scaling-decision``, naming u) as written
+  by server-side apply;
+* a lag that will cross ``tolerableLag`` is scaled up at once (rule ``urgent``) although
+  ``pendingScaleUpDuration`` is an hour; the ``Scaled`` Event's message names the inputs;
+* an operator restarted afterwards keeps the state (it reads it back from the Deployments):
+  the remembered resize survives, and the other instance's pending period goes on from
+  where it was instead of restarting.
+
+The exporter serves kafka_exporter's series, as in ``test_operator_metrics.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from operating import (
+    condition,
+    consumer,
+    container,
+    converged,
+    events,
+    eventually,
+    get_consumer,
+    in_process_operator,
+    install_crd,
+    managed,
+)
+from test_operator_metrics import KafkaFeed
+
+from konsumerator.domain import keys
+from konsumerator.domain.adaptive import memory as adaptive_memory
+from konsumerator.domain.quantities import cpu_millis
+from konsumerator_dev.testenv import Cluster, MetricsExporter
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(autouse=True)
+def _crd(cluster: Cluster) -> None:
+    install_crd(cluster)
+
+
+@pytest.fixture
+def feed(cluster: Cluster, exporter: MetricsExporter, namespace: str) -> Iterator[KafkaFeed]:
+    served = KafkaFeed(exporter, topic=namespace, partitions=2, rate=450)
+    cluster.set_scrape_targets([exporter.target])
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def _cpu(d: dict[str, Any]) -> int:
+    return cpu_millis(container(d)["resources"]["requests"]["cpu"])
+
+
+def _annotations(d: dict[str, Any]) -> dict[str, str]:
+    return dict(d["metadata"].get("annotations") or {})
+
+
+def test_the_adaptive_predictor_sizes_explains_and_remembers(
+    cluster: Cluster, namespace: str, feed: KafkaFeed
+) -> None:
+    manifest = consumer(
+        "ad",
+        namespace,
+        num_partitions=2,
+        per_instance=1,
+        prometheus_url=cluster.prometheus_url,
+        topic=namespace,
+        pending_up="1h",
+    )
+    manifest["spec"]["autoscaler"].update(predictor="adaptive", restartTime="5s")
+    with in_process_operator(cluster):
+        cluster.apply(manifest)
+        eventually(
+            lambda: get_consumer(cluster, namespace, "ad"),
+            lambda o: (
+                converged(o, 2) and condition(o, "MetricsAvailable").get("reason") == "Synced"
+            ),
+            timeout=90,
+            what="Consumer ad to converge with metrics synced",
+        )
+        # 450 msg/s at u=0.9: 500 msg/s, 500m at 1000 msg/s per core, more than the 100m the
+        # instances were created with (before rate() saw production): the high-water mark asks
+        # for more without any lag, and waits pendingScaleUpDuration (1h) for it.
+        pending = eventually(
+            lambda: managed(cluster, namespace),
+            lambda found: all(
+                "rule pending_up: waiting" in _annotations(d).get(keys.SCALING_DECISION, "")
+                for d in found.values()
+            ),
+            timeout=90,
+            what="both instances PENDING_SCALE_UP under the high-water mark",
+        )
+        for d in pending.values():
+            assert _annotations(d)[keys.SCALING_STATUS] == "PENDING_SCALE_UP"
+            assert "u=0.9" in _annotations(d)[keys.SCALING_DECISION]
+            assert _cpu(d) == 100
+
+        # 45,000 behind at 450 msg/s: 100 s of lag, beyond tolerableLag (10 s): urgent.
+        feed.lag = {0: 45_000}
+        scaled = eventually(
+            lambda: managed(cluster, namespace),
+            lambda found: _cpu(found["ad-consumer-0"]) > 100,
+            timeout=90,
+            what="ad-consumer-0 scaled up at once, pendingScaleUpDuration is 1h",
+        )
+        decision = _annotations(scaled["ad-consumer-0"])[keys.SCALING_DECISION]
+        assert "rule urgent" in decision
+        assert _cpu(scaled["ad-consumer-1"]) == 100
+        messages = [
+            e["message"]
+            for e in events(cluster, namespace, involved="ad")
+            if e["reason"] == "Scaled"
+        ]
+        assert any("adaptive: lambda=" in m and "rule urgent" in m for m in messages), messages
+        remembered = adaptive_memory.decode(
+            _annotations(scaled["ad-consumer-0"])[keys.SCALING_MEMORY]
+        )
+        assert remembered is not None
+        assert remembered.resized_at is not None
+        since = _annotations(scaled["ad-consumer-1"])[keys.SCALING_STATUS_CHANGE]
+
+    # A new operator process: what it knows of the policy's state is on the Deployments.
+    with in_process_operator(cluster):
+        eventually(
+            lambda: get_consumer(cluster, namespace, "ad"),
+            lambda o: condition(o, "MetricsAvailable").get("reason") == "Synced",
+            timeout=90,
+            what="the restarted operator to sync",
+        )
+        kept = managed(cluster, namespace)
+    # the pending period goes on from where it was (1h: not over), and the resize is remembered
+    assert _cpu(kept["ad-consumer-1"]) == 100
+    assert _annotations(kept["ad-consumer-1"])[keys.SCALING_STATUS_CHANGE] == since
+    memory = adaptive_memory.decode(_annotations(kept["ad-consumer-0"])[keys.SCALING_MEMORY])
+    assert memory is not None
+    assert memory.resized_at == remembered.resized_at
