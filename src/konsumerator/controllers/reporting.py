@@ -17,6 +17,7 @@ work queue never runs two passes of one object at once, so one remembered object
 per key is enough).
 """
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,30 +29,80 @@ from konsumerator.domain.status import ConsumerStatus, status_annotations
 from konsumerator.kube.eventing import EventRecorder
 from konsumerator.kube.projections import ConfigMapView, CustomObject
 from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS
-from konsumerator.kube.writing import Writer
+from konsumerator.kube.writing import Writer, Written
 from konsumerator.runtime.stores import ObjectKey, key_of
 
 
 @dataclass(frozen=True, slots=True)
 class _Base:
-    """The object a pass started from, and the status (as the object shows it) it held."""
+    """The object a pass started from, and its status as the object shows it."""
 
     key: ObjectKey
     namespace: str
     name: str
     uid: str
     resource_version: str
-    previous: Mapping[str, Any]
+    shown: Mapping[str, Any]
 
 
-class CrdReporter(EventReporter):
-    """CRD mode: Events, and the Consumer's status subresource."""
+class _StatusReporter(EventReporter, ABC):
+    """Events, and a status written only when it differs from what the object shows.
+
+    A mode says how the status shows on its object (``_shown``), when what it shows
+    already says it (``_unchanged``) and how it is written (``_write``).
+    """
 
     def __init__(self, *, events: EventRecorder, writer: Writer) -> None:
         super().__init__(events=events)
         self._writer = writer
         self._statuses = WrittenStatus()
         self._bases: dict[str, _Base] = {}
+
+    def _start(self, *, obj: CustomObject | ConfigMapView, shown: Mapping[str, Any]) -> ObjectKey:
+        key = key_of(obj)
+        self._bases[str(key)] = _Base(
+            key=key,
+            namespace=obj.namespace,
+            name=obj.name,
+            uid=obj.uid,
+            resource_version=obj.resource_version,
+            shown=shown,
+        )
+        return key
+
+    def forget(self, key: ObjectKey) -> None:
+        self._statuses.forget(key)
+        self._bases.pop(str(key), None)
+
+    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
+        base = self._bases[key]
+        shown = self._shown(status)
+        if self._unchanged(shown=shown, held=base.shown):
+            return False
+        # Recorded before the request: the watch event can come back before its answer.
+        self._statuses.sending(key=base.key, shown=shown)
+        done = await self._write(base=base, shown=shown)
+        self._statuses.wrote(
+            key=base.key,
+            uid=base.uid,
+            base=base.resource_version,
+            resource_version=done.resource_version,
+            status=status.to_body(),
+        )
+        return True
+
+    @abstractmethod
+    def _shown(self, status: ConsumerStatus) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _unchanged(self, *, shown: Mapping[str, Any], held: Mapping[str, Any]) -> bool: ...
+
+    @abstractmethod
+    async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written: ...
+
+
+class CrdReporter(_StatusReporter):
+    """CRD mode: Events, and the Consumer's status subresource."""
 
     def is_ours(self, obj: CustomObject) -> bool:
         """Whether ``obj`` shows what our last status write made (the watch predicate)."""
@@ -61,56 +112,32 @@ class CrdReporter(EventReporter):
 
     def previous(self, obj: CustomObject) -> ConsumerStatus:
         """The status a pass over ``obj`` starts from (and compares its own with)."""
-        key = key_of(obj)
         written = self._statuses.written(
-            key=key, uid=obj.uid, resource_version=obj.resource_version
+            key=key_of(obj), uid=obj.uid, resource_version=obj.resource_version
         )
         held = dict(obj.status if written is None else written)
-        self._bases[str(key)] = _Base(
-            key=key,
-            namespace=obj.namespace,
-            name=obj.name,
-            uid=obj.uid,
-            resource_version=obj.resource_version,
-            previous=held,
-        )
+        self._start(obj=obj, shown=held)
         return ConsumerStatus.from_body(held)
 
-    def forget(self, key: ObjectKey) -> None:
-        self._statuses.forget(key)
-        self._bases.pop(str(key), None)
+    def _shown(self, status: ConsumerStatus) -> dict[str, Any]:
+        return status.to_body()
 
-    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
-        base = self._bases[key]
-        body = status.to_body()
-        if body == base.previous:
-            return False
-        self._statuses.sending(key=base.key, shown=body)
-        done = await self._writer.apply_status(
-            resource=CONSUMERS, namespace=base.namespace, name=base.name, status=body
+    def _unchanged(self, *, shown: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+        # The whole status: a field left out (lastSyncState over its budget) is a change.
+        return shown == held
+
+    async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written:
+        return await self._writer.apply_status(
+            resource=CONSUMERS, namespace=base.namespace, name=base.name, status=shown
         )
-        self._statuses.wrote(
-            key=base.key,
-            uid=base.uid,
-            base=base.resource_version,
-            resource_version=done.resource_version,
-            status=body,
-        )
-        return True
 
 
 def _status_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in annotations.items() if k.startswith(keys.STATUS_PREFIX)}
 
 
-class GuestReporter(EventReporter):
+class GuestReporter(_StatusReporter):
     """Guest mode: Events, and the ConfigMap's ``status.*`` annotations."""
-
-    def __init__(self, *, events: EventRecorder, writer: Writer) -> None:
-        super().__init__(events=events)
-        self._writer = writer
-        self._statuses = WrittenStatus()
-        self._bases: dict[str, _Base] = {}
 
     def is_ours(self, cm: ConfigMapView) -> bool:
         """Whether ``cm``'s status annotations are what our last write made."""
@@ -121,44 +148,27 @@ class GuestReporter(EventReporter):
         )
 
     def previous(self, cm: ConfigMapView) -> ConsumerStatus:
-        key = key_of(cm)
-        written = self._statuses.written(key=key, uid=cm.uid, resource_version=cm.resource_version)
-        if written is None:
-            previous = ConsumerStatus.from_annotations(cm.annotations)
-            held: Mapping[str, str] = cm.annotations
-        else:
-            previous, held = ConsumerStatus.from_body(written), status_annotations(written)
-        self._bases[str(key)] = _Base(
-            key=key,
-            namespace=cm.namespace,
-            name=cm.name,
-            uid=cm.uid,
-            resource_version=cm.resource_version,
-            previous=dict(held),
+        """The status a pass over ``cm`` starts from (and compares its own with)."""
+        written = self._statuses.written(
+            key=key_of(cm), uid=cm.uid, resource_version=cm.resource_version
         )
-        return previous
+        if written is None:
+            self._start(obj=cm, shown=dict(cm.annotations))
+            return ConsumerStatus.from_annotations(cm.annotations)
+        self._start(obj=cm, shown=status_annotations(written))
+        return ConsumerStatus.from_body(written)
 
-    def forget(self, key: ObjectKey) -> None:
-        self._statuses.forget(key)
-        self._bases.pop(str(key), None)
+    def _shown(self, status: ConsumerStatus) -> dict[str, Any]:
+        return status.to_annotations()
 
-    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
-        base = self._bases[key]
-        annotations = status.to_annotations()
-        if all(base.previous.get(k) == v for k, v in annotations.items()):
-            return False
-        self._statuses.sending(key=base.key, shown=annotations)
-        done = await self._writer.apply(
+    def _unchanged(self, *, shown: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+        # Every status annotation is always written, so none can be left out.
+        return all(held.get(k) == v for k, v in shown.items())
+
+    async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written:
+        return await self._writer.apply(
             resource=CONFIGMAPS,
             namespace=base.namespace,
             name=base.name,
-            body={"metadata": {"annotations": annotations}},
+            body={"metadata": {"annotations": shown}},
         )
-        self._statuses.wrote(
-            key=base.key,
-            uid=base.uid,
-            base=base.resource_version,
-            resource_version=done.resource_version,
-            status=status.to_body(),
-        )
-        return True

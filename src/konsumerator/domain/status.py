@@ -17,7 +17,7 @@ does not hammer Prometheus), ``observedGeneration`` in its Kubernetes meaning
 * ``Saturated``: some instances are lagging and held back by their limits.
 
 A condition's ``lastTransitionTime`` moves only when its status flips
-(:func:`merge_conditions`).
+(``domain.conditions``).
 
 The status is bounded whatever ``numPartitions`` is (the CRD allows 100 000):
 an object must fit etcd (~1.5 MiB) and a guest ConfigMap's annotations 256 KiB
@@ -44,15 +44,22 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from konsumerator.domain import keys
+from konsumerator.domain.conditions import (
+    FALSE,
+    MESSAGE_LIMIT,
+    TRUE,
+    UNKNOWN,
+    Condition,
+    bounded,
+    is_int,
+    listing,
+    merge_conditions,
+)
 from konsumerator.domain.numbers import INT32_MAX, parse_decimal
 from konsumerator.domain.planning import Counters, Metrics, Plan
 from konsumerator.domain.rendering import format_time
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, state_size, sync_state
 
-TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
-
-# Characters of one condition message (and of an Event's, see kube.eventing).
-MESSAGE_LIMIT: Final = 1024
 _UNBOUNDED_SUFFIX: Final = " (resources are left as they are)"
 
 # The status fields of the counters, in the Go operator's order.
@@ -70,57 +77,6 @@ STATUS_COUNTERS: Final = COUNTER_FIELDS[:6]
 LAST_SYNC_TIME: Final = f"{keys.STATUS_PREFIX}last-sync-time"
 LAST_SYNC_STATE: Final = f"{keys.STATUS_PREFIX}last-sync-state"
 CONDITIONS: Final = f"{keys.STATUS_PREFIX}conditions"
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """One status condition; ``last_transition_time`` is RFC 3339 text, as the object holds it."""
-
-    type: str
-    status: str
-    reason: str
-    message: str
-    last_transition_time: str = ""
-    observed_generation: int | None = None
-
-    def to_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": self.type,
-            "status": self.status,
-            "reason": self.reason,
-            "message": self.message,
-        }
-        if self.last_transition_time:
-            body["lastTransitionTime"] = self.last_transition_time
-        if self.observed_generation is not None:
-            body["observedGeneration"] = self.observed_generation
-        return body
-
-    @staticmethod
-    def from_body(raw: object) -> "Condition | None":
-        """A condition as read back; None for something that is not one (a hand edit)."""
-        if not isinstance(raw, Mapping):
-            return None
-        kind, status = raw.get("type"), raw.get("status")
-        if not isinstance(kind, str) or not isinstance(status, str):
-            return None
-        since, generation = raw.get("lastTransitionTime"), raw.get("observedGeneration")
-        return Condition(
-            type=kind,
-            status=status,
-            reason=_text(raw.get("reason")),
-            message=_text(raw.get("message")),
-            last_transition_time=since if isinstance(since, str) else "",
-            observed_generation=generation if _is_int(generation) else None,
-        )
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _empty() -> Mapping[str, Any]:
@@ -174,17 +130,17 @@ class ConsumerStatus:
     def from_body(raw: Mapping[str, Any]) -> "ConsumerStatus":
         """A status as read back from the object: never fails, loses nothing."""
         counters = [raw.get(name) for name in COUNTER_FIELDS]
-        complete = all(_is_int(v) for v in counters)
+        complete = all(is_int(v) for v in counters)
         generation, synced = raw.get("observedGeneration"), raw.get("lastSyncTime")
         listed = raw.get("conditions")
         conditions = (Condition.from_body(c) for c in (listed if isinstance(listed, list) else ()))
         held = {"lastSyncState", "conditions"}
         held |= set(COUNTER_FIELDS) if complete else set()
-        held |= {"observedGeneration"} if _is_int(generation) else set()
+        held |= {"observedGeneration"} if is_int(generation) else set()
         held |= {"lastSyncTime"} if isinstance(synced, str) else set()
         return ConsumerStatus(
             counters=Counters(**{n: raw[n] for n in COUNTER_FIELDS}) if complete else None,
-            observed_generation=generation if _is_int(generation) else None,
+            observed_generation=generation if is_int(generation) else None,
             last_sync_time=synced if isinstance(synced, str) else None,
             last_sync_state=raw.get("lastSyncState"),
             conditions=tuple(c for c in conditions if c is not None),
@@ -229,42 +185,6 @@ def status_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
         if value is not None:
             status[name] = value
     return status
-
-
-def merge_conditions(
-    *,
-    previous: Sequence[Condition],
-    current: Sequence[Condition],
-    now: datetime,
-    generation: int,
-) -> tuple[Condition, ...]:
-    """``current``, keeping a previous ``lastTransitionTime`` where the status did not flip."""
-    before = {c.type: c for c in previous}
-    merged = []
-    for c in current:
-        old = before.get(c.type)
-        kept = old is not None and old.status == c.status and old.last_transition_time
-        since = old.last_transition_time if kept and old is not None else format_time(now)
-        merged.append(replace(c, last_transition_time=since, observed_generation=generation))
-    return tuple(merged)
-
-
-def bounded(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def listing(prefix: str, names: Sequence[str], *, limit: int = MESSAGE_LIMIT) -> str:
-    """``prefix`` and as many of ``names`` as fit ``limit`` characters, then "and N more"."""
-    reserve = len(f" and {len(names)} more")
-    shown: list[str] = []
-    for name in names:
-        if len(prefix) + len(", ".join([*shown, name])) + reserve > limit:
-            break
-        shown.append(name)
-    text = prefix + ", ".join(shown)
-    hidden = len(names) - len(shown)
-    return bounded(text + (f" and {hidden} more" if hidden else ""), limit=limit)
 
 
 def metrics_reason(metrics: Metrics) -> str:

@@ -26,9 +26,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from konsumerator.api import manifests
+from konsumerator.domain.conditions import MESSAGE_LIMIT, listing
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.planning import Counters, Metrics, Plan
-from konsumerator.domain.status import MESSAGE_LIMIT, ConsumerStatus, listing, of_pass
+from konsumerator.domain.status import ConsumerStatus, of_pass
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, snapshot_from_state, state_size
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

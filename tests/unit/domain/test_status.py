@@ -1,4 +1,4 @@
-"""The typed status model (``domain.status``): what a pass reports, in both renderings.
+"""The typed status model (``domain.status``, ``domain.conditions``) in both renderings.
 
 Aspects tested:
 
@@ -30,17 +30,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from konsumerator.domain import keys
-from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.domain.planning import Counters, Metrics, Plan
-from konsumerator.domain.status import (
-    CONDITIONS,
+from konsumerator.domain.conditions import (
     FALSE,
     MESSAGE_LIMIT,
     TRUE,
     UNKNOWN,
     Condition,
-    ConsumerStatus,
     merge_conditions,
+)
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.planning import Counters, Metrics, Plan
+from konsumerator.domain.status import (
+    CONDITIONS,
+    ConsumerStatus,
     metrics_available,
     of_pass,
     of_rejection,
