@@ -9,7 +9,7 @@ whatever the number of instances.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -87,7 +87,17 @@ def merge_conditions(
         old = before.get(c.type)
         kept = old is not None and old.status == c.status and old.last_transition_time
         since = old.last_transition_time if kept and old is not None else format_time(now)
-        merged.append(replace(c, last_transition_time=since, observed_generation=generation))
+        # Built directly, not with dataclasses.replace: this runs three times a pass.
+        merged.append(
+            Condition(
+                type=c.type,
+                status=c.status,
+                reason=c.reason,
+                message=c.message,
+                last_transition_time=since,
+                observed_generation=generation,
+            )
+        )
     return tuple(merged)
 
 

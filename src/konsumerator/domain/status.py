@@ -321,8 +321,7 @@ def of_pass(
         ),
         saturated(plan),
     )
-    return replace(
-        previous,
+    return ConsumerStatus(
         counters=plan.counters,
         observed_generation=generation,
         last_sync_time=sync.time,
@@ -330,6 +329,7 @@ def of_pass(
         conditions=merge_conditions(
             previous=previous.conditions, current=current, now=now, generation=generation
         ),
+        carried=previous.carried,
     )
 
 
