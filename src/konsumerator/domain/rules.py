@@ -349,6 +349,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         memory=d.scaling.memory,
         consumed=consumed,
         produced=sized.demand.production,
+        cpu_m=_cpu(d.current),
         now=ctx.now,
         knobs=knobs,
     )
@@ -380,8 +381,14 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE)
     if verdict.apply:
         # A scale-up remembers the throughput it starts from, to be judged by.
-        before = min(2**62, int(consumed)) if comparison > 0 else 0
-        memory = replace(memory, resized_at=ctx.now, throughput_before=before, ineffective=False)
+        up = comparison > 0
+        memory = replace(
+            memory,
+            resized_at=ctx.now,
+            throughput_before=min(2**62, int(consumed)) if up else 0,
+            cpu_before_m=_cpu(d.current) if up else 0,
+            ineffective=False,
+        )
     state = replace(verdict.state, memory=memory, explanation=explanation)
     if verdict.apply:
         verb = "scaled up" if comparison > 0 else "scaled down"

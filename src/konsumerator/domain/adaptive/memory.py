@@ -14,8 +14,9 @@ or a new leader continues exactly where the old one stopped.
 * ``resized_at``: when the instance was last created or resized; the minimum
   gap between two resizes and the minimum dwell after one are measured from
   it.
-* ``throughput_before`` and ``ineffective``: what it consumed when last scaled
-  up, and whether that scale-up was found not to raise it.
+* ``throughput_before``, ``cpu_before_m`` and ``ineffective``: what it consumed
+  and the CPU it had when last scaled up, and whether that scale-up was found
+  not to raise the throughput.
 
 The codec is lenient: anyone who may edit the Deployment may write anything
 into the annotation, and an unreadable field reads as absent (no peak,
@@ -37,6 +38,8 @@ class Memory:
     # What the instance consumed (msg/s) when it was last scaled up, and whether
     # that scale-up was found not to raise it (``policy.ineffective``).
     throughput_before: int = 0
+    # The CPU (millicores, all containers) it had before that scale-up.
+    cpu_before_m: int = 0
     ineffective: bool = False
 
 
@@ -59,7 +62,8 @@ def _parse_rate(text: str) -> int:
 
 
 def encode(memory: Memory) -> str:
-    """``peak=<msg/s>,peakAt=<time>[,previous=..][,resizedAt=..][,before=..][,ineffective=true]``."""
+    """``peak=<msg/s>,peakAt=<time>`` then the optional ``previous``, ``resizedAt``,
+    ``before``, ``cpuBefore`` and ``ineffective`` fields."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
         parts.append(f"peakAt={_format_time(memory.peak_at)}")
@@ -69,6 +73,8 @@ def encode(memory: Memory) -> str:
         parts.append(f"resizedAt={_format_time(memory.resized_at)}")
     if memory.throughput_before:
         parts.append(f"before={memory.throughput_before}")
+    if memory.cpu_before_m:
+        parts.append(f"cpuBefore={memory.cpu_before_m}")
     if memory.ineffective:
         parts.append("ineffective=true")
     return ",".join(parts)
@@ -90,5 +96,6 @@ def decode(text: str | None) -> Memory | None:
         resized_at=_parse_time(fields.get("resizedAt", "")),
         previous_peak=_parse_rate(fields.get("previous", "")) if peak_at is not None else 0,
         throughput_before=_parse_rate(fields.get("before", "")),
+        cpu_before_m=_parse_rate(fields.get("cpuBefore", "")),
         ineffective=fields.get("ineffective") == "true",
     )

@@ -155,9 +155,12 @@ def dwelt(*, memory: Memory | None, now: datetime, dwell_s: float) -> bool:
 
 
 # A scale-up is judged once the rate() window (a minute) after its actuation has
-# passed: R + this; it was effective if throughput rose by more than EFFECTIVE_GAIN.
+# passed: R + this; it was effective if throughput rose by at least EFFECTIVE_SHARE of
+# what the added CPU should have given (a consumer that scales with CPU gives all of it).
 JUDGE_AFTER_S = 60.0
-EFFECTIVE_GAIN = 0.1
+EFFECTIVE_SHARE = 0.5
+# A scale-up adding less than this share of CPU is not judged: its effect is noise.
+JUDGED_FROM = 0.2
 # Keeping up: consumption within this share of production.
 KEEPING_UP = 0.95
 # Consuming less than this share of production is an outage, not a throughput limit.
@@ -176,24 +179,35 @@ class Effect(StrEnum):
 
 
 def effect(
-    *, memory: Memory | None, consumed: float, produced: float, now: datetime, knobs: Knobs
+    *,
+    memory: Memory | None,
+    consumed: float,
+    produced: float,
+    cpu_m: int,
+    now: datetime,
+    knobs: Knobs,
 ) -> Effect:
     """Whether the last scale-up raised throughput while the instance still falls behind.
 
-    An instance that keeps up, or whose throughput rose by more than
-    ``EFFECTIVE_GAIN``, is fine. Otherwise it is too early to tell until the
-    rate() window after the actuation (R + ``JUDGE_AFTER_S``) has passed, and
-    then the scale-up was ineffective; once found so, it stays so until the
+    An instance that keeps up, or whose throughput rose by at least
+    ``EFFECTIVE_SHARE`` of what the added CPU (``cpu_m`` against the CPU before)
+    should give, is fine; so is a scale-up of less than ``JUDGED_FROM``.
+    Otherwise it is too early to tell until the rate() window after the
+    actuation (R + ``JUDGE_AFTER_S``) has passed, and then the scale-up was
+    ineffective; once found so, it stays so until the
     instance keeps up or throughput rises. Consuming (almost) nothing is an
     outage (or a restart), not a limit, and is never judged ineffective.
     """
     if memory is None or memory.throughput_before <= 0 or consumed >= produced * KEEPING_UP:
         return Effect.EFFECTIVE
+    added = cpu_m / memory.cpu_before_m - 1 if memory.cpu_before_m > 0 else 0.0
+    if added < JUDGED_FROM:
+        return Effect.EFFECTIVE
     if consumed < produced * OUTAGE:
         # Nothing consumed at all: a downstream outage (or the pods restarting), not a
         # throughput limit. The CPU for the drain that follows is worth having ready.
         return Effect.EFFECTIVE
-    if consumed > memory.throughput_before * (1 + EFFECTIVE_GAIN):
+    if consumed >= memory.throughput_before * (1 + EFFECTIVE_SHARE * added):
         return Effect.EFFECTIVE
     if memory.ineffective or _age(memory.resized_at, now) >= knobs.actuation_s + JUDGE_AFTER_S:
         return Effect.INEFFECTIVE

@@ -53,7 +53,14 @@ def test_any_text_decodes(text: str) -> None:
     assert isinstance(decode(text), Memory)
 
 
-def test_the_previous_peak_round_trips() -> None:
-    memory = Memory(peak_rate=5, peak_at=T, previous_peak=9)
+def test_the_previous_peak_and_the_last_scale_up_round_trip() -> None:
+    memory = Memory(
+        peak_rate=5,
+        peak_at=T,
+        previous_peak=9,
+        throughput_before=700,
+        cpu_before_m=1200,
+        ineffective=True,
+    )
     assert "previous=9" in encode(memory)
     assert decode(encode(memory)) == memory

@@ -254,45 +254,59 @@ def test_a_small_saving_within_the_band_is_not_pending() -> None:
     assert verdict.rule.startswith("beyond_band")
 
 
-# consumed, produced, throughput before the last scale-up, seconds since it, already found
-#   -> effect
+# consumed, produced, throughput before the last scale-up, CPU now (it had 1000m before),
+# seconds since it, already found -> effect
 EFFECTS = [
-    (1000.0, 1000.0, 900, 10.0, False, policy.Effect.EFFECTIVE),  # keeps up
-    (1500.0, 3000.0, 0, 10.0, False, policy.Effect.EFFECTIVE),  # nothing to judge (no scale-up)
-    (1500.0, 3000.0, 1000, 10.0, False, policy.Effect.EFFECTIVE),  # rose by half
-    (1050.0, 3000.0, 1000, 10.0, False, policy.Effect.JUDGING),  # not yet; too early to tell
-    (1050.0, 3000.0, 1000, 89.0, False, policy.Effect.JUDGING),
-    (1050.0, 3000.0, 1000, 90.0, False, policy.Effect.INEFFECTIVE),  # R + a rate() window
-    (1050.0, 3000.0, 1000, 10.0, True, policy.Effect.INEFFECTIVE),  # found before: stays
-    (2000.0, 3000.0, 1000, 500.0, True, policy.Effect.EFFECTIVE),  # throughput rose after all
-    (100.0, 3000.0, 1000, 500.0, False, policy.Effect.EFFECTIVE),  # an outage, not a limit
+    (1000.0, 1000.0, 900, 2000, 10.0, False, policy.Effect.EFFECTIVE),  # keeps up
+    (1500.0, 3000.0, 0, 2000, 10.0, False, policy.Effect.EFFECTIVE),  # no scale-up to judge
+    (1500.0, 3000.0, 1000, 2000, 10.0, False, policy.Effect.EFFECTIVE),  # half of 2x: enough
+    (1450.0, 3000.0, 1000, 2000, 10.0, False, policy.Effect.JUDGING),  # not yet; too early
+    (1050.0, 3000.0, 1000, 2000, 89.0, False, policy.Effect.JUDGING),
+    (1050.0, 3000.0, 1000, 2000, 90.0, False, policy.Effect.INEFFECTIVE),  # R + rate() window
+    (1050.0, 3000.0, 1000, 2000, 10.0, True, policy.Effect.INEFFECTIVE),  # found before: stays
+    (2000.0, 3000.0, 1000, 2000, 500.0, True, policy.Effect.EFFECTIVE),  # it rose after all
+    (100.0, 3000.0, 1000, 2000, 500.0, False, policy.Effect.EFFECTIVE),  # an outage, not a limit
+    # +10% of CPU is not judged: with consumers slower than ratePerCore, one cpuIncrement
+    # more gives +10% at best, which a fixed threshold read as "ineffective"
+    (1050.0, 3000.0, 1000, 1100, 500.0, False, policy.Effect.EFFECTIVE),
+    (1050.0, 3000.0, 1000, 1200, 500.0, False, policy.Effect.EFFECTIVE),  # +20%: +10% is half
+    (1050.0, 3000.0, 1000, 1300, 500.0, False, policy.Effect.INEFFECTIVE),  # +30%, +5%
 ]
 
 
-@pytest.mark.parametrize(("consumed", "produced", "before", "since_s", "found", "want"), EFFECTS)
+@pytest.mark.parametrize(
+    ("consumed", "produced", "before", "cpu_m", "since_s", "found", "want"), EFFECTS
+)
 def test_effect_of_the_last_scale_up(
     consumed: float,
     produced: float,
     before: int,
+    cpu_m: int,
     since_s: float,
     found: bool,
     want: policy.Effect,
 ) -> None:
-    memory = Memory(resized_at=ago(since_s), throughput_before=before, ineffective=found)
-    got = policy.effect(memory=memory, consumed=consumed, produced=produced, now=NOW, knobs=KNOBS)
+    memory = Memory(
+        resized_at=ago(since_s), throughput_before=before, cpu_before_m=1000, ineffective=found
+    )
+    got = policy.effect(
+        memory=memory, consumed=consumed, produced=produced, cpu_m=cpu_m, now=NOW, knobs=KNOBS
+    )
     assert got is want
 
 
 @pytest.mark.parametrize(
-    ("effect", "apply", "rule"),
+    ("effect", "urgent", "apply", "rule"),
     [
-        (policy.Effect.EFFECTIVE, True, "urgent"),
-        (policy.Effect.JUDGING, False, "judging"),
-        (policy.Effect.INEFFECTIVE, False, "ineffective"),
+        (policy.Effect.EFFECTIVE, True, True, "urgent"),
+        # even when urgent: each scale-up would restart the judging, and a consumer
+        # that does not scale with CPU would get scale-ups until maxAllowed
+        (policy.Effect.JUDGING, True, False, "judging"),
+        (policy.Effect.INEFFECTIVE, True, False, "ineffective"),
     ],
 )
-def test_no_more_cpu_while_the_last_scale_up_is_judged_or_found_ineffective(
-    effect: policy.Effect, apply: bool, rule: str
+def test_no_more_cpu_while_the_last_scale_up_is_judged_or_once_found_ineffective(
+    effect: policy.Effect, urgent: bool, apply: bool, rule: str
 ) -> None:
     state = ScalingState(status=RUNNING, since=ago(1000), memory=Memory(resized_at=ago(100)))
     verdict = policy.decide(
@@ -302,7 +316,7 @@ def test_no_more_cpu_while_the_last_scale_up_is_judged_or_found_ineffective(
             current_cpu_m=1000,
             proposed_cpu_m=2000,
             lagging=True,
-            urgent=True,
+            urgent=urgent,
             drained=False,
             cpu_shortage_m=0,
             now=NOW,
