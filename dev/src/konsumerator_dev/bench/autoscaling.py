@@ -319,6 +319,8 @@ def pareto(*, results: Mapping[str, Mapping[str, Sequence[Score]]], path: Path, 
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     markers = dict(zip(POLICIES, ("o", "s", "^", "*"), strict=False))
+    # One colour per policy (not per point), so that the legend reads right.
+    colours = {name: f"C{i}" for i, name in enumerate(POLICIES)}
     for trace, by_policy in results.items():
         oracle = by_policy.get("oracle")
         if not oracle:
@@ -327,7 +329,13 @@ def pareto(*, results: Mapping[str, Mapping[str, Sequence[Score]]], path: Path, 
         for policy, scores in by_policy.items():
             x = statistics.fmean(s.core_hours for s in scores) / oracle_a
             y = statistics.fmean(s.v_tolerable_min for s in scores)
-            ax.scatter(x, y + 0.1, marker=markers.get(policy, "x"), label=policy)
+            ax.scatter(
+                x,
+                y + 0.1,
+                marker=markers.get(policy, "x"),
+                color=colours.get(policy, "k"),
+                label=policy,
+            )
             ax.annotate(trace, (x, y + 0.1), fontsize=7, xytext=(3, 3), textcoords="offset points")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
