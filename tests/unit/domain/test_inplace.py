@@ -139,7 +139,7 @@ def test_a_scale_up_keeps_the_template_and_resizes_the_pod_in_place():
     (after,) = cluster.observed()
     assert after.template_resources == before.template_resources
     assert after.current == target
-    assert cluster.pods.restarts == 0 and cluster.pods.resizes == 1
+    assert (cluster.pods.restarts, cluster.pods.resizes) == (0, 1)
 
 
 def test_recreate_puts_the_size_in_the_template_and_patches_no_pod():
@@ -407,7 +407,8 @@ names = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
 @given(st.dictionaries(names, resources, min_size=1, max_size=4), st.sampled_from(list(Format)))
 def test_the_resize_patch_merges_by_container_name_and_reads_back(containers, fmt):
     body = rendering.resize_patch(containers, memory_format=fmt)
-    assert set(body) == {"spec"} and set(body["spec"]) == {"containers"}
+    assert set(body) == {"spec"}
+    assert set(body["spec"]) == {"containers"}
     listed = body["spec"]["containers"]
     assert [c["name"] for c in listed] == sorted(containers)
     for c in listed:
