@@ -39,6 +39,7 @@ from konsumerator.domain.pods import ObservedPod, Pending
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import MAX_CPU_M, MAX_MEM_B, Resources, from_strings
 from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, UpdateMode
+from konsumerator.domain.status import ConsumerStatus
 from konsumerator.simulating import MemoryCluster
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -457,3 +458,28 @@ def test_the_concrete_resize_patch():
             ]
         }
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "in_place", "carried"),
+    [
+        (
+            {"inPlace": {"resized": 1, "pending": 0, "fellBack": 2}},
+            {"resized": 1, "pending": 0, "fellBack": 2},
+            {},
+        ),
+        (
+            {"inPlace": {"resized": "1", "pending": 0, "fellBack": 2}},
+            None,
+            {"inPlace": {"resized": "1", "pending": 0, "fellBack": 2}},
+        ),
+        ({"inPlace": "junk"}, None, {"inPlace": "junk"}),
+        ({}, None, {}),
+    ],
+    ids=["ours", "wrong-type", "not-a-map", "absent"],
+)
+def test_the_in_place_status_reads_back_and_keeps_what_it_cannot_hold(raw, in_place, carried):
+    status = ConsumerStatus.from_body(raw)
+    assert (None if status.in_place is None else dict(status.in_place)) == in_place
+    assert dict(status.carried) == carried
+    assert status.to_body() == raw
