@@ -185,9 +185,8 @@ def simulate(consumer: str, timeline: str) -> None:
 @click.option(
     "--update-mode",
     type=click.Choice(["InPlaceOrRecreate", "Recreate"]),
-    default="Recreate",
-    show_default=True,
-    help="How a resize is actuated: in place (a 2 s pause) or by restarting the pods.",
+    help="How a resize is actuated: in place (a 2 s pause) or by restarting the pods."
+    " Default: the Consumer's spec.autoscaler.updateMode.",
 )
 @click.option(
     "--true-rate-factor",
@@ -228,7 +227,7 @@ def score(
     consumer: str,
     trace: str,
     policies: tuple[str, ...],
-    update_mode: str,
+    update_mode: str | None,
     true_rate_factor: float,
     restart_seconds: float,
     seeds: int,
@@ -251,7 +250,7 @@ def score(
         table = traces.parse(_read(trace), source=trace, num_partitions=spec.num_partitions)
         options = command.Options(
             policies=tuple(dict.fromkeys(policies)) or command.POLICIES,
-            update_mode=command.UpdateMode(update_mode),
+            update_mode=command.UpdateMode(update_mode) if update_mode else None,
             true_rate_factor=true_rate_factor,
             restart_s=restart_seconds,
             seeds=seeds,

@@ -8,7 +8,8 @@ Aspects tested:
   oracle uses the least CPU and never restarts, static-peak never violates.
 * ``--seeds N`` adds each field's spread (min..max) over the seeds.
 * Markdown is the default: one table row per policy.
-* ``--update-mode InPlaceOrRecreate``: resizes restart nothing.
+* ``--update-mode``: under Recreate resizes restart pods; InPlaceOrRecreate
+  restarts nothing.
 * Bad input exits 2 with one line on stderr naming the file, row and column
   (a malformed CSV, a partition count that does not match the Consumer), or
   the file and field (a bad Consumer); nothing on stdout.
@@ -52,7 +53,9 @@ def score(*args: str):
 
 
 def test_json_has_every_field_of_every_policy(tmp_path: Path) -> None:
-    result = score(str(CONSUMER), str(burst_csv(tmp_path)), "--format", "json")
+    result = score(
+        str(CONSUMER), str(burst_csv(tmp_path)), "--format", "json", "--update-mode", "Recreate"
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert set(doc) == {"policies"}

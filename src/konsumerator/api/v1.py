@@ -34,6 +34,7 @@ from konsumerator.domain.specs import (
     FallbackStrategy,
     GlobalPool,
     Predictor,
+    UpdateMode,
 )
 
 
@@ -185,6 +186,9 @@ class AutoscalerSpec(_Model):
     mode: str = ""
     pending_scale_up_duration: Duration = Field(alias="pendingScaleUpDuration", default="5m")
     pending_scale_down_duration: Duration = Field(alias="pendingScaleDownDuration", default="15m")
+    update_mode: Literal["InPlaceOrRecreate", "Recreate"] = Field(
+        alias="updateMode", default="InPlaceOrRecreate"
+    )
     prometheus: PrometheusSpec | None = None
     predictor: Literal["naive", "adaptive"] = "naive"
     target_utilization_percent: Integer = Field(
@@ -348,6 +352,18 @@ def _bounds(policy: ContainerPolicy) -> Bounds:
     )
 
 
+# How long a resize in place stops consumption, for the adaptive predictor's R: the
+# kubelet resizes the running container's cgroup, a pause of seconds, not a restart.
+IN_PLACE_ACTUATION_S = 5.0
+
+
+def _actuation_s(autoscaler: AutoscalerSpec) -> float:
+    """The adaptive predictor's R: ``restartTime`` under Recreate, a few seconds in place."""
+    if autoscaler.update_mode == UpdateMode.RECREATE.value:
+        return _seconds(autoscaler.restart_time)
+    return min(IN_PLACE_ACTUATION_S, _seconds(autoscaler.restart_time))
+
+
 def to_config(spec: ConsumerSpec, *, paused: bool = False) -> ConsumerConfig:
     """The planner's view of a validated spec."""
     prom = spec.autoscaler.prometheus
@@ -367,7 +383,7 @@ def to_config(spec: ConsumerSpec, *, paused: bool = False) -> ConsumerConfig:
             memory_format=quantities.parse_quantity(prom.ram_per_core).format,
             predictor=Predictor(spec.autoscaler.predictor),
             target_utilization=spec.autoscaler.target_utilization_percent / 100,
-            actuation_s=_seconds(spec.autoscaler.restart_time),
+            actuation_s=_actuation_s(spec.autoscaler),
         )
     pool = None
     if spec.resource_policy.global_policy is not None:
@@ -388,4 +404,5 @@ def to_config(spec: ConsumerSpec, *, paused: bool = False) -> ConsumerConfig:
         global_pool=pool,
         fallback=FallbackStrategy(prom.fallback_strategy if prom else "min"),
         paused=paused,
+        update_mode=UpdateMode(spec.autoscaler.update_mode),
     )

@@ -41,7 +41,8 @@ class ScoreError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Options:
     policies: tuple[str, ...] = POLICIES
-    update_mode: UpdateMode = UpdateMode.RECREATE
+    # None: as the Consumer says (its spec.autoscaler.updateMode).
+    update_mode: UpdateMode | None = None
     true_rate_factor: float = 1.0
     restart_s: float = 30.0
     seeds: int = 1
@@ -117,11 +118,13 @@ def scenario(
             "spec.autoscaler.mode: must be prometheus (and autoscaling not disabled)"
             " for a trace to be scored"
         )
-    in_place = options.update_mode is UpdateMode.IN_PLACE_OR_RECREATE
-    # The adaptive predictor's R is the actuation time of the update mode.
-    actuation = IN_PLACE_S if in_place else options.restart_s
-    autoscaler = spec.autoscaler.model_copy(update={"restart_time": f"{actuation:g}s"})
-    spec = spec.model_copy(update={"autoscaler": autoscaler})
+    # The operator's pass resizes in place or rolls out as the Consumer's updateMode (or
+    # --update-mode) says; a restart costs what the model says, and so does the adaptive
+    # predictor's R under Recreate (in place it uses a few seconds, see api.v1).
+    update: dict[str, object] = {"restart_time": f"{options.restart_s:g}s"}
+    if options.update_mode is not None:
+        update["update_mode"] = options.update_mode.value
+    spec = spec.model_copy(update={"autoscaler": spec.autoscaler.model_copy(update=update)})
     config = to_config(spec)
     assert config.autoscaling is not None
     return Scenario(
@@ -135,7 +138,7 @@ def scenario(
         dt_s=options.dt_s,
         container=deployments.worker_container(config),
         cpu_model=options.cpu_model,
-        in_place_s=IN_PLACE_S if in_place else None,
+        in_place_s=IN_PLACE_S,
     )
 
 
@@ -239,10 +242,11 @@ def to_markdown(results: Mapping[str, Sequence[Score]], *, options: Options) -> 
         cells = [name, *(_cell(row, field) for _, field in _COLUMNS[1:] if field is not None)]
         lines.append("| " + " | ".join(cells) + " |")
     seeds = "as recorded" if options.seeds == 1 else f"{options.seeds} seeds, mean (min..max)"
+    mode = options.update_mode.value if options.update_mode else "as the Consumer says"
     lines += [
         "",
         f"V in partition-minutes (lag > criticalLag, > tolerableLag), S in lag-min·min, A, O, U"
-        f" in core-hours; {seeds}; update mode {options.update_mode.value}, CPU model"
+        f" in core-hours; {seeds}; update mode {mode}, CPU model"
         f" {options.cpu_model.value}, consumers at {options.true_rate_factor:g}x ratePerCore,"
         f" restart {options.restart_s:g} s. eff = oracle's A / A.",
     ]

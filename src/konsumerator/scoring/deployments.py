@@ -7,6 +7,7 @@ from typing import Any
 
 from konsumerator.domain import keys, rendering
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.observed import parse_target
 from konsumerator.domain.resources import from_strings
 from konsumerator.domain.specs import ConsumerConfig
 from konsumerator.scoring.model import Instance
@@ -50,12 +51,16 @@ def instances_from(
         template = spec.get("template") or {}
         cpu_m = 0
         cpu_limit_m: int | None = None
+        # In-place mode: the pods run the target annotation's size, not the template's.
+        target = parse_target((meta.get("annotations") or {}).get(keys.TARGET_RESOURCES))
         for c in (template.get("spec") or {}).get("containers") or []:
             if c.get("name") == container:
                 res = c.get("resources") or {}
                 parsed = from_strings(
                     requests=res.get("requests") or {}, limits=res.get("limits") or {}
                 )
+                if target is not None and container in target:
+                    parsed = target[container]
                 cpu_m = parsed.cpu_req_m or parsed.cpu_lim_m or 0
                 cpu_limit_m = parsed.cpu_lim_m
         found.append(

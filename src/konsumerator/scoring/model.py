@@ -39,10 +39,10 @@ topic, and the old consumers keep going until the new pods have started. Once
 a partition has had a running owner, a restart or a lost owner means nobody
 consumes it.
 
-**In place.** With ``in_place_s`` set (``InPlaceOrRecreate``), a template
-change of an instance that keeps its partitions is a resize in place: the pod
-keeps running, consumption pauses for ``in_place_s``, and it is not a
-restart.
+**In place.** A new size without a template change is a resize in place
+(``updateMode: InPlaceOrRecreate``: the operator resizes the running pods and
+keeps the template): with ``in_place_s`` set, consumption pauses that long,
+and it is not a restart.
 
 **Time scale.** ``time_scale`` compresses the trace's schedule only: at
 ``time_scale=10`` the incident of trace minute 10 happens at model minute 1,
@@ -197,13 +197,12 @@ class Model:
             if old is None:
                 seen[inst.name] = _Running(inst, down_until=self.t + self.restart_s)
             elif old.instance.template != inst.template:
-                if self.in_place_s is not None and old.instance.partitions == inst.partitions:
-                    # Resized in place: the pod keeps running, paused for the actuation.
-                    pause = max(old.down_until, self.t + self.in_place_s)
-                    seen[inst.name] = _Running(inst, down_until=pause)
-                    continue
                 seen[inst.name] = _Running(inst, down_until=self.t + self.restart_s)
                 restarted.append(inst.name)
+            elif old.instance.cpu_m != inst.cpu_m and self.in_place_s is not None:
+                # Resized in place: the pod keeps running, paused for the actuation.
+                pause = max(old.down_until, self.t + self.in_place_s)
+                seen[inst.name] = _Running(inst, down_until=pause)
             else:
                 seen[inst.name] = _Running(inst, down_until=old.down_until)
         self._running = seen

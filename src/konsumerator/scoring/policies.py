@@ -45,8 +45,8 @@ class Scenario:
     dt_s: float
     container: str
     cpu_model: CpuModel = CpuModel.REQUEST
-    # Seconds a resize in place pauses consumption; None: every resize restarts (Recreate).
-    in_place_s: float | None = None
+    # Seconds a resize in place (no template change) pauses consumption.
+    in_place_s: float | None = 2.0
 
     @property
     def instances(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -102,7 +102,7 @@ class PipelinePolicy:
         result = self._replay.step(
             advance_s=(now - self._replay.now).total_seconds(), metrics=model.snapshot()
         ).plan
-        if not result.applies and not result.deletes:
+        if not result.applies and not result.deletes and not result.resizes:
             return None
         for d in result.deletes:
             self._bodies.pop(d.name, None)

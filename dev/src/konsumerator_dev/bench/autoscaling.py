@@ -117,7 +117,7 @@ def suite(
     csv: Path | None,
     only: Sequence[str] | None,
     cpu_model: CpuModel = CpuModel.REQUEST,
-    update_mode: scoring.UpdateMode = scoring.UpdateMode.RECREATE,
+    update_mode: scoring.UpdateMode | None = None,
 ) -> list[Scenario]:
     n = spec.num_partitions
     traces: list[tuple[str, Workload, float]] = [

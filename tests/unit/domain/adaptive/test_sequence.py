@@ -1,6 +1,6 @@
 """The adaptive predictor in virtual time, through the operator's own pipeline.
 
-One instance (2 partitions, ratePerCore 2000, u 0.9, R 30 s, recoveryTime
+One instance (updateMode Recreate: 2 partitions, ratePerCore 2000, u 0.9, R 30 s, recoveryTime
 5 m, tolerableLag 1 m, minSyncPeriod 30 s, pendingScaleUp 2 m, pendingScaleDown
 10 m) is driven by ``simulating.Replay`` (the ``Pipeline`` the operator runs)
 through one story, every pass 31 s after the last so that each one refreshes
@@ -37,6 +37,7 @@ spec:
   autoscaler:
     mode: prometheus
     predictor: adaptive
+    updateMode: Recreate
     targetUtilizationPercent: 90
     restartTime: 30s
     pendingScaleUpDuration: 2m
