@@ -79,7 +79,10 @@ def test_the_adaptive_predictor_sizes_explains_and_remembers(
         topic=namespace,
         pending_up="1h",
     )
-    manifest["spec"]["autoscaler"].update(predictor="adaptive", restartTime="5s")
+    # Recreate: the size is in the template, where this test reads it.
+    manifest["spec"]["autoscaler"].update(
+        predictor="adaptive", restartTime="5s", updateMode="Recreate"
+    )
     with in_process_operator(cluster):
         cluster.apply(manifest)
         eventually(
