@@ -225,5 +225,37 @@ def test_the_demo_screen_tells_the_story():
         in frame
     )
     assert screen._names(["orders-consumer-1", "orders-consumer-3"]) == "orders-consumer-{1,3}"
+    assert "PID" not in frame  # a demo that cannot see processes shows neither column
+    assert "RESTARTS" not in frame
     assert "peak 90k at 1:40" in frame
     assert "orders-consumer-0 0,1" in frame
+
+
+def test_the_demo_screen_tells_an_in_place_resize_from_a_restart():
+    def row(cpu: str, pid: str, restarts: int) -> screen.Row:
+        return screen.Row(
+            "orders-consumer-0",
+            "0",
+            0,
+            0,
+            cpu,
+            "256Mi",
+            "RUNNING",
+            "0:00",
+            "5 msg/s",
+            pid,
+            restarts,
+        )
+
+    view = screen.View()
+    view.observe(t=10, rows=[row("100m/200m", "4100", 0)], total_cpu_m=100)
+    view.observe(t=20, rows=[row("300m/500m", "4100", 0)], total_cpu_m=300)
+    view.observe(t=30, rows=[row("100m/200m", "4250", 1)], total_cpu_m=100)
+    last = row("100m/200m", "4250", 1)
+    frame = screen.render(header="h", consumers="", rows=[last], view=view, phase="p")
+    assert "0:20  orders-consumer-0: cpu 100m/200m -> 300m/500m (in place, same pid 4100)" in frame
+    assert "0:30  orders-consumer-0: cpu 300m/500m -> 100m/200m (restarted, pid 4250)" in frame
+    header = next(line for line in frame.splitlines() if line.startswith("INSTANCE"))
+    assert header.split()[-2:] == ["PID", "RESTARTS"]
+    (line,) = [x for x in frame.splitlines() if x.startswith("orders-consumer-0 ")]
+    assert line.split()[-2:] == ["4250", "1"]

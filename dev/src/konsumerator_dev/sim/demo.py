@@ -132,6 +132,7 @@ def rows_from(
                 status=annotations.get(keys.SCALING_STATUS, "-"),
                 since=since,
                 consuming=f"{consumed:,.0f} msg/s{restarting}",
+                restarts=model.restarts_by.get(meta["name"], 0),
             )
         )
     return rows, total_cpu_m

@@ -63,6 +63,10 @@ class Row:
     status: str
     since: str
     consuming: str
+    #: The consumer processes' ids ("-" when the demo has none: the simulator).
+    pid: str = "-"
+    #: Restarts of the instance's consumer so far; None when the demo cannot tell.
+    restarts: int | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +76,7 @@ class View:
     history: list[tuple[float, float, float]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     last: dict[str, tuple[str, str]] = field(default_factory=dict)
+    restarts: dict[str, int | None] = field(default_factory=dict)
 
     def observe(self, *, t: float, rows: Sequence[Row], total_cpu_m: int) -> None:
         """Record a frame; instances that changed alike share one line of the change log."""
@@ -81,12 +86,14 @@ class View:
         for r in rows:
             before = self.last.get(r.name)
             now = (r.cpu, r.status)
+            restarted_before = self.restarts.get(r.name)
             self.last[r.name] = now
+            self.restarts[r.name] = r.restarts
             if before is None or before == now:
                 continue
             changed: list[str] = []
             if before[0] != now[0]:
-                changed.append(f"cpu {before[0]} -> {now[0]} (pods restart)")
+                changed.append(f"cpu {before[0]} -> {now[0]} {_how(restarted_before, r)}")
             if before[1] != now[1]:
                 changed.append(f"{before[1]} -> {now[1]}")
             alike.setdefault(", ".join(changed), []).append(r)
@@ -95,6 +102,15 @@ class View:
             lag = f"{lo:.0f}s" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}s"
             self.events.append(f"{mmss(t)}  {_names([r.name for r in who])}: {what}  (lag {lag})")
         del self.events[:-10]
+
+
+def _how(restarts_before: int | None, row: Row) -> str:
+    """How a CPU change reached the consumer: with a restart, or in place (same process)."""
+    if row.restarts is None or restarts_before is None:
+        return "(pods restart)"  # a demo that cannot see processes: the Recreate behaviour
+    if row.restarts > restarts_before:
+        return f"(restarted, pid {row.pid})" if row.pid != "-" else "(restarted)"
+    return f"(in place, same pid {row.pid})" if row.pid != "-" else "(in place)"
 
 
 def _names(names: Sequence[str]) -> str:
@@ -126,8 +142,14 @@ def screen(
     table.add_column("SCALING STATE", min_width=19, no_wrap=True)
     table.add_column("FOR", justify="right", min_width=5, no_wrap=True)
     table.add_column("CONSUMING", no_wrap=True)
+    pids = any(r.pid != "-" for r in rows)
+    restarts = any(r.restarts is not None for r in rows)
+    if pids:
+        table.add_column("PID", no_wrap=True)
+    if restarts:
+        table.add_column("RESTARTS", justify="right", no_wrap=True)
     for r in rows:
-        table.add_row(
+        cells = [
             r.name,
             r.partitions,
             f"{r.lag_msgs:,.0f}",
@@ -137,7 +159,12 @@ def screen(
             r.status,
             r.since,
             r.consuming,
-        )
+        ]
+        if pids:
+            cells.append(r.pid)
+        if restarts:
+            cells.append("-" if r.restarts is None else str(r.restarts))
+        table.add_row(*cells)
     parts: list[RenderableType] = [
         Text(header, style="bold"),
         Text(f"phase: {phase}", style="yellow"),
