@@ -137,14 +137,20 @@ def status(
     state_budget_bytes: int = STATE_BUDGET_BYTES,
     refusal: str | None = None,
     states: tuple[SyncStates, str] | None = None,
+    in_place: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The status a pass reports, ``lastSyncState`` within ``state_budget_bytes``.
 
     ``refusal`` says why Prometheus was not asked at all (a disallowed address).
     ``states`` (the cache and this Consumer's key) encodes a snapshot once.
+    ``in_place``: the in-place counters (``inPlace``), None in Recreate mode.
     """
     c = plan.counters
     result: dict[str, Any] = {**previous, **counters(c), "observedGeneration": generation}
+    if in_place is None:
+        result.pop("inPlace", None)
+    else:
+        result["inPlace"] = dict(in_place)
     omitted = _sync(
         result,
         metrics=metrics,

@@ -16,6 +16,7 @@ Aspects tested:
 * The demo screen: sparklines, rows and the change log say what happened.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -27,6 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from konsumerator.api import manifests
 from konsumerator.domain import planning
 from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.specs import UpdateMode
 from konsumerator.simulating import MemoryCluster
 from konsumerator_dev.sim import demo, live, screen
 from konsumerator_dev.sim.model import Instance, Model
@@ -79,6 +81,8 @@ def test_instances_are_read_from_the_deployments_the_operator_writes(consumer):
 
 def test_the_fingerprint_changes_with_resources_not_with_scaling_annotations(consumer):
     _, config = consumer
+    # Recreate: the size is in the template, so a resize is a new template (a restart).
+    config = replace(config, update_mode=UpdateMode.RECREATE)
     first = rendered(config, production=1000.0)
     # Lagging with a bigger need: the planner only annotates (PENDING_SCALE_UP).
     pending = rendered(
@@ -100,6 +104,26 @@ def test_the_fingerprint_changes_with_resources_not_with_scaling_annotations(con
     )
     assert prints(pending) == prints(first)
     assert prints(applied)["orders-consumer-0"] != prints(first)["orders-consumer-0"]
+
+
+def test_in_place_the_cpu_follows_the_target_and_the_fingerprint_stays(consumer):
+    _, config = consumer
+    assert config.in_place  # the example runs with the default, InPlaceOrRecreate
+    first = rendered(config, production=1000.0)
+    pending = rendered(
+        config, production=2000.0, lag=120.0, bodies=first, now=NOW + timedelta(minutes=1)
+    )
+    applied = rendered(
+        config, production=2000.0, lag=120.0, bodies=pending, now=NOW + timedelta(minutes=5)
+    )
+
+    def found(bodies):
+        listed = live.instances_from(bodies.values(), config=config, container="consumer")
+        return {i.name: i for i in listed}
+
+    before, after = found(first)["orders-consumer-0"], found(applied)["orders-consumer-0"]
+    assert after.cpu_m > before.cpu_m
+    assert after.template == before.template
 
 
 def test_foreign_deleting_and_scaled_to_zero_deployments_are_ignored(consumer):

@@ -5,7 +5,8 @@ Aspects tested:
 * The bounds hold: the oracle allocates the fewest core-hours and never
   restarts; static-peak allocates the most and breaches the SLO exactly as
   much as the oracle (the stall is the physical floor); upstream breaches at
-  least as much as the oracle and pays restarts for its resizes.
+  least as much as the oracle; in place it resizes without restarts, with
+  ``updateMode: Recreate`` it pays restarts for its resizes.
 * The run is deterministic: the same seed gives the same scores.
 * Oscillations: up → down → up counts only within the 10-minute window.
 * The table has one row per trace and policy, and "-" for the oracle's
@@ -16,6 +17,7 @@ from dataclasses import replace
 
 import pytest
 
+from konsumerator.domain.specs import UpdateMode
 from konsumerator_dev.sim import traces
 
 
@@ -50,15 +52,31 @@ def scores(bench, scenario):
     return {name: bench.play(scenario=scenario, policy=f()) for name, f in bench.POLICIES.items()}
 
 
+def recreate(scenario):
+    """The scenario with ``updateMode: Recreate`` (every resize a rollout)."""
+    autoscaler = scenario.spec.autoscaler.model_copy(update={"update_mode": "Recreate"})
+    return replace(
+        scenario,
+        spec=scenario.spec.model_copy(update={"autoscaler": autoscaler}),
+        config=replace(scenario.config, update_mode=UpdateMode.RECREATE),
+    )
+
+
 def test_the_oracle_and_static_peak_bound_the_real_policy(scores):
     up, static, oracle = scores["upstream"], scores["static-peak"], scores["oracle"]
     assert oracle.core_hours < up.core_hours < static.core_hours
-    assert oracle.restarts == static.restarts == 0
-    assert up.restarts > 0
+    # In place (the example's default updateMode) resizes without a restart.
+    assert oracle.restarts == static.restarts == up.restarts == 0
     assert oracle.v_critical_min > 0  # a 15-minute stall breaches a 10-minute SLO whatever the CPU
     assert static.v_critical_min == pytest.approx(oracle.v_critical_min)
     assert up.v_critical_min >= oracle.v_critical_min
     assert up.severity >= oracle.severity
+
+
+def test_recreate_pays_restarts_for_its_resizes(bench, scenario, scores):
+    up = bench.play(scenario=recreate(scenario), policy=bench.POLICIES["upstream"]())
+    assert up.restarts > 0
+    assert up.v_critical_min >= scores["upstream"].v_critical_min
 
 
 def test_the_same_seed_gives_the_same_scores(bench, scenario, scores):
