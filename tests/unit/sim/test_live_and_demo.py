@@ -283,3 +283,32 @@ def test_the_demo_screen_tells_an_in_place_resize_from_a_restart():
     assert header.split()[-2:] == ["PID", "RESTARTS"]
     (line,) = [x for x in frame.splitlines() if x.startswith("orders-consumer-0 ")]
     assert line.split()[-2:] == ["4250", "1"]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "cpu"),
+    [
+        (None, "1"),  # Recreate: the template is the size
+        ('{"consumer": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m"}}}', "250m"),
+        ('{"sidecar": {"requests": {"cpu": "9"}, "limits": {}}}', "1"),  # not this container
+        ("not json", "1"),  # unreadable: as the operator reads it, absent
+    ],
+)
+def test_the_demo_shows_the_in_place_target_over_the_template(annotation, cpu):
+    from konsumerator.domain import keys
+
+    deployment = {
+        "metadata": {
+            "annotations": {} if annotation is None else {keys.TARGET_RESOURCES: annotation}
+        },
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "consumer", "resources": {"requests": {"cpu": "1"}}},
+                    ]
+                }
+            }
+        },
+    }
+    assert demo.pod_resources(deployment, container="consumer")["requests"]["cpu"] == cpu

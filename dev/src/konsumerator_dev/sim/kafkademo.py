@@ -47,6 +47,7 @@ from konsumerator_dev.sim.demo import (
     INCIDENT_AT_S,
     INCIDENT_LENGTH_S,
     demo_consumer,
+    pod_resources,
     run,
     stop_operator,
 )
@@ -171,7 +172,7 @@ def rows_from_kafka(
     """One row per managed Deployment, lag from Kafka's offsets; and total CPU requests (m).
 
     CPU comes from the instance's newest running process (what its pod's status reports as
-    actuated), else from the Deployment's template (no process yet)."""
+    actuated), else from the size the Deployment's pods are given (no process yet)."""
     from konsumerator.domain import partitions as partitioning
     from konsumerator.domain.rendering import parse_time
     from konsumerator.domain.resources import from_strings
@@ -183,10 +184,7 @@ def rows_from_kafka(
         parts = partitioning.parse_list(annotations.get(keys.PARTITION, "")) or ()
         if not parts:
             continue
-        res: Mapping[str, Any] = {}
-        for c in d["spec"]["template"]["spec"].get("containers") or []:
-            if c.get("name") == container:
-                res = c.get("resources") or {}
+        res = pod_resources(d, container=container)
         requests, limits = res.get("requests") or {}, res.get("limits") or {}
         cpu = f"{requests.get('cpu', '-')}/{limits.get('cpu', '-')}"
         cpu_m = from_strings(requests=requests, limits=limits).cpu_req_m or 0
