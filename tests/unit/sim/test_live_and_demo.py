@@ -285,6 +285,22 @@ def test_the_demo_screen_tells_an_in_place_resize_from_a_restart():
     assert line.split()[-2:] == ["4250", "1"]
 
 
+def test_alike_changes_share_a_line_with_their_pids():
+    def row(i: int, cpu: str, pid: str, restarts: int) -> screen.Row:
+        return screen.Row(
+            f"orders-consumer-{i}", "0", 0, 0, cpu, "1Mi", "RUNNING", "0:00", "", pid, restarts
+        )
+
+    view = screen.View()
+    view.observe(t=0, rows=[row(0, "1/1", "10", 0), row(1, "1/1", "11", 0)], total_cpu_m=2)
+    view.observe(t=10, rows=[row(0, "2/2", "10", 0), row(1, "2/2", "11", 0)], total_cpu_m=4)
+    view.observe(t=20, rows=[row(0, "1/1", "20", 1), row(1, "1/1", "21", 1)], total_cpu_m=2)
+    assert view.events == [
+        "0:10  orders-consumer-{0,1}: cpu 1/1 -> 2/2 (in place, same pids 10 11)  (lag 0s)",
+        "0:20  orders-consumer-{0,1}: cpu 2/2 -> 1/1 (restarted, pids 20 21)  (lag 0s)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("annotation", "cpu"),
     [

@@ -100,17 +100,27 @@ class View:
         for what, who in alike.items():
             lo, hi = min(r.lag_s for r in who), max(r.lag_s for r in who)
             lag = f"{lo:.0f}s" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}s"
+            what = what.replace("{pids}", _pids(who))
             self.events.append(f"{mmss(t)}  {_names([r.name for r in who])}: {what}  (lag {lag})")
         del self.events[:-10]
 
 
 def _how(restarts_before: int | None, row: Row) -> str:
-    """How a CPU change reached the consumer: with a restart, or in place (same process)."""
+    """How a CPU change reached the consumer: with a restart, or in place (same process).
+
+    ``{pids}`` stands for the instances' process ids, filled in once alike changes are
+    grouped on one line."""
     if row.restarts is None or restarts_before is None:
         return "(pods restart)"  # a demo that cannot see processes: the Recreate behaviour
+    seen = " {pids}" if row.pid != "-" else ""
     if row.restarts > restarts_before:
-        return f"(restarted, pid {row.pid})" if row.pid != "-" else "(restarted)"
-    return f"(in place, same pid {row.pid})" if row.pid != "-" else "(in place)"
+        return f"(restarted{',' if seen else ''}{seen})"
+    return f"(in place{', same' if seen else ''}{seen})"
+
+
+def _pids(rows: Sequence[Row]) -> str:
+    pids = [r.pid for r in rows if r.pid != "-"]
+    return ("pid " if len(pids) == 1 else "pids ") + " ".join(pids)
 
 
 def _names(names: Sequence[str]) -> str:
