@@ -5,10 +5,12 @@ Aspects tested:
 * layout: numPartitions 10 / numPartitionsPerInstance 3 gives the four Deployments of Go's
   SplitIntoBuckets (lwolf/konsumerator ``pkg/helpers/util.go``: partitions 0,1,2 / 3,4,5 /
   6,7 / 8,9), each with the injected env
-  (partition list, instance, instance count, partition count, GOMAXPROCS, GOMEMLIMIT), the
+  (partition list, instance, instance count, partition count, GOMEMLIMIT; no GOMAXPROCS
+  with the default updateMode, InPlaceOrRecreate), the
   fallback resources of the policy, our labels and annotations, and a controller
   ownerReference to the Consumer;
-* ``kubectl get consumers`` prints exactly the seed's columns with the status numbers;
+* ``kubectl get consumers`` prints exactly the seed's columns with the status numbers
+  (``-o wide`` adds the in-place columns);
 * a template change marks instances OUTDATED, then rolls all of them (status ends with
   outdated 0 and every Deployment carries the new template);
 * shrinking numPartitions deletes the Deployments no longer needed (and re-lays the rest);
@@ -105,7 +107,8 @@ def test_ten_partitions_three_per_instance_yield_four_deployments_with_env_and_r
         for side in ("requests", "limits"):
             assert cpu_millis(resources[side]["cpu"]) == 100
             assert memory_bytes(resources[side]["memory"]) == 128 * MiB
-        assert values[keys.ENV_GOMAXPROCS] == "1"
+        # In place (the default updateMode) GOMAXPROCS is not set: Go follows the CPU limit.
+        assert keys.ENV_GOMAXPROCS not in values
         assert values[keys.ENV_GOMEMLIMIT] == f"{128 * 8 // 10}MiB"
 
     table = cluster.kubectl("get", "consumers", "-n", namespace).stdout.splitlines()
@@ -122,6 +125,8 @@ def test_ten_partitions_three_per_instance_yield_four_deployments_with_env_and_r
     ]
     assert table[1].split()[:8] == ["orders", "4", "4", "0", "0", "0", "0", "prometheus"]
     assert len(table) == 2
+    wide = cluster.kubectl("get", "consumers", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[7:10] == ["RESIZED", "RESIZING", "FELLBACK"]
 
 
 def test_template_change_marks_instances_outdated_then_rolls_them_all(

@@ -19,7 +19,8 @@ the cache we planned from and the request:
   ``pods/resize`` subresource, conditional on the pod's UID, their bodies
   rendered here (``rendering.resize_patch``). A pod that is gone is skipped
   (the watch shows its successor); a resize the server refuses as invalid
-  (a QoS class change, a node that cannot resize) is reported in
+  (a QoS class change, a node that cannot resize) or forbids (beyond the node's
+  allocatable) is reported in
   ``Outcome.resize_refused``, and the next pass rolls the instance out with
   the size instead; a server without the subresource sets
   ``Outcome.resize_unsupported`` (the Consumer then runs as ``Recreate``).
@@ -73,6 +74,19 @@ def unsupported(e: errors.ApiError) -> bool:
     )
 
 
+def refused(e: errors.ApiError) -> bool:
+    """Whether the server refused this resize for good (the instance then rolls out).
+
+    422: not allowed in place (a QoS class change, a node that cannot resize). 403
+    from admission: beyond the node's allocatable (the apiserver's PodResizeValidator,
+    ``NodeCapacity``). A 403 of RBAC ("cannot patch resource") is not a refusal of
+    the resize but a missing permission: a failure, reported as such.
+    """
+    if isinstance(e, errors.Invalid):
+        return True
+    return isinstance(e, errors.Forbidden) and "cannot patch resource" not in e.message
+
+
 async def _resize(*, writer: Writer, item: PodResize, namespace: str, outcome: Outcome) -> None:
     try:
         await writer.strategic_patch(
@@ -88,7 +102,7 @@ async def _resize(*, writer: Writer, item: PodResize, namespace: str, outcome: O
             outcome.resize_unsupported = True
         elif isinstance(e, errors.NotFound | errors.Conflict):
             log.info("pod to resize is gone", pod=item.pod, error=str(e))
-        elif isinstance(e, errors.Invalid):
+        elif refused(e):
             outcome.resize_refused[item.instance] = f"pod {item.pod}: {e.message}"[:300]
         else:
             outcome.failures.append(f"resize {item.pod}: {e}")

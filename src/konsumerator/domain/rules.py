@@ -451,27 +451,33 @@ def roll_out_target(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision
     )
 
 
+def _not_lower(wanted: int | None, have: int | None) -> int | None:
+    return have if have is not None and (wanted is None or wanted < have) else wanted
+
+
 def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, Resources]:
-    """What ``pod``'s containers are resized to: ``target``, except that a memory limit
-    is never lowered in place.
+    """What ``pod``'s containers are resized to: ``target``, except that memory (request
+    and limit) is never lowered in place.
 
     Lowering a running container's memory limit below what it uses gets it
     OOM-killed (the kubelet's check is best-effort), which is the restart in-place
-    resizing exists to avoid; the lower limit reaches the pods at the next rollout
-    (from the template). Requests (CPU and memory) and the CPU limit follow the
-    target both ways: a request only reserves, and a CPU limit only throttles.
-    Containers we give no resources are left out (theirs are not ours).
+    resizing exists to avoid; lowering only the request would turn a Guaranteed pod
+    Burstable, a QoS class change the apiserver refuses. So a memory decrease
+    reaches the pods at the next rollout (from the template), never in place.
+    CPU (request and limit) follows the target both ways: a request only reserves,
+    and a limit only throttles. Containers we give no resources are left out
+    (theirs are not ours).
     """
     result: dict[str, Resources] = {}
     for name, wanted in target.items():
         have = pod.spec.get(name)
         if wanted.is_empty or have is None:
             continue
-        if have.mem_lim_b is not None and (
-            wanted.mem_lim_b is None or wanted.mem_lim_b < have.mem_lim_b
-        ):
-            wanted = dataclasses.replace(wanted, mem_lim_b=have.mem_lim_b)
-        result[name] = wanted
+        result[name] = dataclasses.replace(
+            wanted,
+            mem_req_b=_not_lower(wanted.mem_req_b, have.mem_req_b),
+            mem_lim_b=_not_lower(wanted.mem_lim_b, have.mem_lim_b),
+        )
     return result
 
 

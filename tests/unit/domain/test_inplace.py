@@ -7,7 +7,7 @@ Aspects tested:
   every running pod that differs gets a patch; creations and rollouts put the
   size in the template and patch nothing.
 * ``pod_target`` / ``resize_pods`` (table): which pods and containers are
-  patched; a memory limit is never lowered in place; pods that are not
+  patched; memory is never lowered in place; pods that are not
   running, being deleted or already at the target are left alone.
 * ``roll_out_target`` (table): Infeasible, Deferred past the bound, or a
   refusal roll the instance out with the target; Deferred within the bound,
@@ -248,8 +248,14 @@ R_HALF = Resources(cpu_req_m=500, mem_req_b=500 * M, cpu_lim_m=500, mem_lim_b=50
         pytest.param(
             pod(R1),
             R_HALF,
-            replace(R_HALF, mem_lim_b=1000 * M),
-            id="scale-down-keeps-the-memory-limit",
+            replace(R_HALF, mem_req_b=1000 * M, mem_lim_b=1000 * M),
+            id="scale-down-keeps-the-memory",
+        ),
+        pytest.param(
+            pod(R1),
+            replace(R_HALF, mem_req_b=1000 * M, mem_lim_b=1000 * M),
+            replace(R_HALF, mem_req_b=1000 * M, mem_lim_b=1000 * M),
+            id="scale-down-cpu-only",
         ),
         pytest.param(
             pod(R1), replace(R1, mem_lim_b=None), None, id="no-memory-limit-keeps-the-pods"

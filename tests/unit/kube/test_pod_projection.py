@@ -8,7 +8,8 @@ Aspects tested:
   suffix belongs to no instance.
 * Only planning's fields count as a change (a resourceVersion does not).
 * ``acting.unsupported`` tells a server without ``pods/resize`` from a pod
-  that is gone.
+  that is gone; ``acting.refused`` tells a resize refused for good (invalid,
+  beyond the node) from a missing RBAC permission.
 """
 
 import json
@@ -148,3 +149,31 @@ def test_only_planning_fields_are_a_change():
 )
 def test_a_server_without_pods_resize_is_told_from_a_missing_pod(error, expected):
     assert acting.unsupported(error) is expected
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (errors.Invalid(status=422, reason="Invalid", message="Pod QoS is immutable"), True),
+        (
+            errors.Forbidden(
+                status=403,
+                reason="Forbidden",
+                message='pods "x" is forbidden: Node didn\'t have enough capacity: cpu',
+            ),
+            True,
+        ),
+        (
+            errors.Forbidden(
+                status=403,
+                reason="Forbidden",
+                message='pods "x" is forbidden: User "u" cannot patch resource "pods/resize"',
+            ),
+            False,
+        ),
+        (errors.ServerError(status=500, reason="InternalError", message="boom"), False),
+    ],
+    ids=["invalid", "node-capacity", "rbac", "server-error"],
+)
+def test_a_refused_resize_is_told_from_a_missing_permission(error, expected):
+    assert acting.refused(error) is expected
