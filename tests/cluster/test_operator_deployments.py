@@ -24,6 +24,7 @@ Aspects tested:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -277,7 +278,7 @@ def test_disable_autoscaler_annotation_pauses_a_deployment_and_minimises_a_consu
         cluster.apply(manifest)
         _converged(cluster, namespace, "pause", 2)
         d0 = managed(cluster, namespace)["pause-consumer-0"]
-        assert cpu_millis(container(d0)["resources"]["requests"]["cpu"]) == 2000
+        assert cpu_millis(container(d0)["resources"]["requests"]["cpu"]) == 2000  # created so
 
         cluster.api(
             "PATCH",
@@ -301,11 +302,20 @@ def test_disable_autoscaler_annotation_pauses_a_deployment_and_minimises_a_consu
             {"metadata": {"annotations": {keys.DISABLE_AUTOSCALER: ""}}},
         )
 
+        def size(d: dict[str, Any]) -> dict[str, Any]:
+            """The instance's size: in place (the default updateMode) the target annotation,
+            which the pods are resized to (the template keeps its rollout's size)."""
+            text = d["metadata"].get("annotations", {}).get(keys.TARGET_RESOURCES)
+            found: dict[str, Any] = (
+                json.loads(text)["consumer"] if text else container(d)["resources"]
+            )
+            return found
+
         def minimal(found: dict[str, dict[str, Any]]) -> bool:
             d = found.get("pause-consumer-1")
             if d is None:
                 return False
-            requests = container(d)["resources"].get("requests", {})
+            requests = size(d).get("requests", {})
             return cpu_millis(requests.get("cpu", 0)) == 100
 
         found = eventually(
@@ -314,7 +324,7 @@ def test_disable_autoscaler_annotation_pauses_a_deployment_and_minimises_a_consu
             timeout=60,
             what="the paused Consumer's containers to get minAllowed",
         )
-    resources = container(found["pause-consumer-1"])["resources"]
+    resources = size(found["pause-consumer-1"])
     assert memory_bytes(resources["requests"]["memory"]) == 128 * MiB
     assert cpu_millis(resources["limits"]["cpu"]) == 100
     assert memory_bytes(resources["limits"]["memory"]) == 128 * MiB

@@ -282,9 +282,14 @@ def _apply(ctx: Context, inst: Instance, decision: Decision) -> Apply:
 
 
 def _in_place_state(inst: Instance, decision: Decision) -> tuple[bool, bool]:
-    """(resized, pending) of one instance in in-place mode, as observed this pass."""
+    """(resized, pending) of one instance in in-place mode, as observed this pass.
+
+    Only running pods count: one that is starting or going away is not waiting for a
+    resize (a new one is resized once it runs), so a rollout or a restart does not
+    flap the counters (and with them the status).
+    """
     d = inst.deployment
-    pods = [p for p in inst.pods if not p.deleting]
+    pods = [p for p in inst.pods if p.running and not p.deleting]
     if d is None or not pods or decision.action in (Action.CREATE, Action.ROLLOUT):
         return False, False
     pending = bool(decision.resizes) or any(

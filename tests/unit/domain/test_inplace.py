@@ -39,6 +39,7 @@ from konsumerator.domain.pods import ObservedPod, Pending
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import MAX_CPU_M, MAX_MEM_B, Resources, from_strings
 from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, UpdateMode
+from konsumerator.domain.status import ConsumerStatus
 from konsumerator.simulating import MemoryCluster
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -139,7 +140,7 @@ def test_a_scale_up_keeps_the_template_and_resizes_the_pod_in_place():
     (after,) = cluster.observed()
     assert after.template_resources == before.template_resources
     assert after.current == target
-    assert cluster.pods.restarts == 0 and cluster.pods.resizes == 1
+    assert (cluster.pods.restarts, cluster.pods.resizes) == (0, 1)
 
 
 def test_recreate_puts_the_size_in_the_template_and_patches_no_pod():
@@ -407,7 +408,8 @@ names = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
 @given(st.dictionaries(names, resources, min_size=1, max_size=4), st.sampled_from(list(Format)))
 def test_the_resize_patch_merges_by_container_name_and_reads_back(containers, fmt):
     body = rendering.resize_patch(containers, memory_format=fmt)
-    assert set(body) == {"spec"} and set(body["spec"]) == {"containers"}
+    assert set(body) == {"spec"}
+    assert set(body["spec"]) == {"containers"}
     listed = body["spec"]["containers"]
     assert [c["name"] for c in listed] == sorted(containers)
     for c in listed:
@@ -456,3 +458,28 @@ def test_the_concrete_resize_patch():
             ]
         }
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "in_place", "carried"),
+    [
+        (
+            {"inPlace": {"resized": 1, "pending": 0, "fellBack": 2}},
+            {"resized": 1, "pending": 0, "fellBack": 2},
+            {},
+        ),
+        (
+            {"inPlace": {"resized": "1", "pending": 0, "fellBack": 2}},
+            None,
+            {"inPlace": {"resized": "1", "pending": 0, "fellBack": 2}},
+        ),
+        ({"inPlace": "junk"}, None, {"inPlace": "junk"}),
+        ({}, None, {}),
+    ],
+    ids=["ours", "wrong-type", "not-a-map", "absent"],
+)
+def test_the_in_place_status_reads_back_and_keeps_what_it_cannot_hold(raw, in_place, carried):
+    status = ConsumerStatus.from_body(raw)
+    assert (None if status.in_place is None else dict(status.in_place)) == in_place
+    assert dict(status.carried) == carried
+    assert status.to_body() == raw

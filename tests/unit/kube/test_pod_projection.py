@@ -100,7 +100,7 @@ def test_a_pod_decodes_into_its_instance_resources_and_conditions():
     assert pod.actual == {"app": Resources(cpu_req_m=1000, mem_req_b=1 << 30, cpu_lim_m=1000)}
     assert pod.pending is Pending.DEFERRED
     assert pod.pending_since == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
-    assert pod.running and not pod.deleting and not pod.in_progress
+    assert (pod.running, pod.deleting, pod.in_progress) == (True, False, False)
     assert not pod.actuated(pod.spec)
 
 
