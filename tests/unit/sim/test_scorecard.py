@@ -166,3 +166,66 @@ def test_the_upstream_policy_runs_the_pass_simulate_runs(bench, scenario):
     finally:
         replay.close()
     assert bodies
+
+
+def test_in_place_resizes_that_change_the_qos_class_are_counted(scores):
+    # Recreate puts every size into the template: a rollout may change the QoS class
+    assert scores["upstream-recreate"].qos_changes == 0
+    inplace = scores["upstream-inplace"]
+    assert inplace.qos_changes is not None
+    # the incident reaches criticalLag, where requests equal limits (Guaranteed), and
+    # comes back (Burstable): those resizes cannot be done in place on a real apiserver
+    assert 0 < inplace.qos_changes <= inplace.resizes
+    assert scores["oracle"].qos_changes is None
+
+
+def _r(cpu_req=None, cpu_lim=None, mem_req=None, mem_lim=None):
+    from konsumerator.domain.resources import Resources
+
+    return Resources(cpu_req_m=cpu_req, cpu_lim_m=cpu_lim, mem_req_b=mem_req, mem_lim_b=mem_lim)
+
+
+@pytest.mark.parametrize(
+    ("containers", "expected"),
+    [
+        ([_r(100, 100, 10, 10), _r(50, 50, 5, 5)], "Guaranteed"),
+        ([_r(None, 100, None, 10)], "Guaranteed"),  # requests default to the limits
+        ([_r(100, 500, 10, 10), _r(50, 50, 5, 5)], "Burstable"),  # one container differs
+        ([_r(100, 100, 10, None)], "Burstable"),  # no memory limit
+        ([_r(100, 100, 10, 10), _r()], "Burstable"),  # a container without resources
+        ([_r(), _r()], "BestEffort"),
+    ],
+    ids=["all equal", "limits only", "one differs", "no memory limit", "one empty", "none"],
+)
+def test_the_qos_class_is_kubernetes(bench, containers, expected):
+    assert bench.qos_class(containers) == expected
+
+
+def test_the_pods_qos_follows_the_in_place_target_over_the_template(bench):
+    from konsumerator.domain import keys
+
+    body = {
+        "metadata": {"annotations": {}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "1Gi"},
+                                "limits": {"cpu": "100m", "memory": "1Gi"},
+                            },
+                        }
+                    ]
+                }
+            }
+        },
+    }
+    template, qos = bench.pod_qos(body)
+    assert qos == "Guaranteed"
+    body["metadata"]["annotations"][keys.TARGET_RESOURCES] = (
+        '{"c": {"requests": {"cpu": "150m", "memory": "1Gi"},'
+        ' "limits": {"cpu": "500m", "memory": "1Gi"}}}'
+    )
+    assert bench.pod_qos(body) == (template, "Burstable")
