@@ -17,7 +17,9 @@ Aspects tested:
   (a new ReplicaSet whose template has it) and a Warning Event;
 * guest mode, with exactly the shipped namespaced Role (deploy/rbac/guest/role.yaml),
   resizes in place too;
-* once converged, a reconcile makes no write and no pod resize;
+* once converged, a reconcile makes no write and no pod resize; the resize was counted
+  (``konsumerator_consumer_inplace_resizes_total{outcome="patched"}``) and its actuation
+  timed (``konsumerator_consumer_inplace_actuation_seconds``);
 * an operator stopped in the middle of a resize and started again converges without a
   rollout.
 """
@@ -367,6 +369,13 @@ def test_a_converged_resize_makes_no_write(cluster: Cluster, namespace: str) -> 
             what="the status to show the resize",
         )
         wait_until(idle, timeout=30, what="the operator's queue to drain")
+        text = op.metrics()
+        consumer_label = f"{namespace}/{NAME}"
+        resizes = "konsumerator_consumer_inplace_resizes_total"
+        assert metric_sum(text, resizes, consumer=consumer_label, outcome="patched") >= 1
+        assert metric_sum(text, resizes, consumer=consumer_label, outcome="fell_back") == 0
+        actuation = "konsumerator_consumer_inplace_actuation_seconds_count"
+        assert metric_sum(text, actuation, consumer=consumer_label) >= 1
         before = op.counts()
         start = reconciles()
         op.enqueue(namespace, NAME)

@@ -22,6 +22,12 @@ For every instance index the plan picks one of:
   measure observations and not reconcile frequency;
 * **leave it alone**, which costs no API call.
 
+With ``updateMode: InPlaceOrRecreate`` a resize keeps the template and writes the
+target annotation (``RESIZE_IN_PLACE``), and the plan carries the ``pods/resize``
+patches of the instances' running pods (``Plan.resizes``, from ``pods``, by
+Deployment name), also in a pass that writes no Deployment (a pod started from the
+old template); ``Plan.in_place`` counts instances resized and pending.
+
 Each choice is a named rule in ``domain.rules``; the resources come from
 ``domain.sizing``; the apply body is rendered only when it is written
 (``Apply.body``).

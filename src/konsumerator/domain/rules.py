@@ -6,6 +6,8 @@ something to say decides. An instance without a Deployment is decided by
 ``create_missing``; one with a Deployment by the first of
 
 * ``roll_out_outdated``: template hash or partition list changed;
+* ``roll_out_target``: in-place resizing given up (Infeasible, Deferred too long,
+  refused), or ``Recreate`` mode with a target left from in-place mode;
 * ``hold_at_floor``: autoscaling paused, every container at its minAllowed;
 * ``scale_by_metrics``: the scaling state machine, in passes that refreshed metrics;
 
@@ -14,6 +16,12 @@ the size) and then ``repair_drift``: a field of ours that someone else changed
 is set back. A rule returns a ``Decision``: the resources and
 scaling state the instance ends the pass with, and the write (``action``)
 that gets it there, or ``None`` when nothing is written.
+
+With ``updateMode: InPlaceOrRecreate`` (``in_place``) a resize is ``RESIZE_IN_PLACE``:
+the Deployment keeps its template's resources and gets the target annotation, and
+the decision carries a ``pods/resize`` patch for every running pod of the instance
+that differs from the target (``resize_pods``; memory never lowered in place,
+``pod_target``); creations and rollouts put the size in the template.
 
 Resources come from ``sizing`` (the one place they are computed), drawn from
 the global pool passed in explicitly; a proposal that is not applied gives
