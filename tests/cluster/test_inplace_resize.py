@@ -15,6 +15,8 @@ Aspects tested:
   without a Deployment write, still on one ReplicaSet;
 * a resize the node says is ``Infeasible`` falls back to a rollout with the target size
   (a new ReplicaSet whose template has it) and a Warning Event;
+* a resize beyond the node's allocatable, which the apiserver's admission refuses (403),
+  is reported (``InPlaceResizeRefused``) and rolled out instead;
 * guest mode, with exactly the shipped namespaced Role (deploy/rbac/guest/role.yaml),
   resizes in place too;
 * once converged, a reconcile makes no write and no pod resize; the resize was counted
@@ -147,7 +149,9 @@ def running_pod(cluster: Cluster, namespace: str) -> dict[str, Any]:
     return pod
 
 
-def set_floor(cluster: Cluster, namespace: str, *, cpu: str, memory: str = "128Mi") -> None:
+def set_floor(
+    cluster: Cluster, namespace: str, *, cpu: str, memory: str = "128Mi", max_cpu: str = "24"
+) -> None:
     """The resource policy's floor, which is the size in manual mode."""
     cluster.api(
         "PATCH",
@@ -159,7 +163,7 @@ def set_floor(cluster: Cluster, namespace: str, *, cpu: str, memory: str = "128M
                         {
                             "containerName": "consumer",
                             "minAllowed": {"cpu": cpu, "memory": memory},
-                            "maxAllowed": {"cpu": "24", "memory": "1Gi"},
+                            "maxAllowed": {"cpu": max_cpu, "memory": "1Gi"},
                         }
                     ]
                 }
@@ -283,6 +287,34 @@ def test_an_infeasible_resize_falls_back_to_a_rollout(cluster: Cluster, namespac
         assert condition(obj, "Ready")
 
 
+def test_a_resize_beyond_the_nodes_allocatable_is_refused_and_rolled_out(
+    cluster: Cluster, namespace: str
+) -> None:
+    with in_process_operator(cluster):
+        cluster.apply(consumer(NAME, namespace, num_partitions=2, per_instance=2, min_cpu="200m"))
+        converge(cluster, namespace)
+        # 40 cores: more than the node has, so the apiserver's admission refuses the
+        # resize itself (403, NodeCapacity) and the instance is rolled out instead.
+        set_floor(cluster, namespace, cpu="40", max_cpu="48")
+        found = eventually(
+            lambda: events(cluster, namespace, involved=NAME),
+            lambda evs: (
+                {"InPlaceResizeRefused", "InPlaceResizeFellBack"} <= {e["reason"] for e in evs}
+            ),
+            timeout=90,
+            what="the refusal and the fallback Events",
+        )
+        (refused,) = [e for e in found if e["reason"] == "InPlaceResizeRefused"]
+        assert refused["type"] == "Warning"
+        d = eventually(
+            lambda: managed(cluster, namespace)[DEPLOYMENT],
+            lambda d: parsed(container(d).get("resources")).cpu_req_m == 40000,
+            timeout=60,
+            what="the template to get the target",
+        )
+        assert target(d) == parsed(container(d).get("resources"))
+
+
 def _guest_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> None:
     """A ServiceAccount bound to exactly the shipped guest-mode Role, in ``namespace``."""
     role = yaml.safe_load((REPO / "deploy" / "rbac" / "guest" / "role.yaml").read_text())
@@ -349,7 +381,21 @@ def test_guest_mode_with_its_namespaced_role_resizes_in_place(
         ]
 
 
+def _other_test_namespaces(cluster: Cluster, mine: str) -> list[str]:
+    items = cluster.api("GET", "/api/v1/namespaces?labelSelector=konsumerator.testenv/test")[
+        "items"
+    ]
+    return [n["metadata"]["name"] for n in items if n["metadata"]["name"] != mine]
+
+
 def test_a_converged_resize_makes_no_write(cluster: Cluster, namespace: str) -> None:
+    # The operator counts every request it makes: Consumers of earlier tests whose
+    # namespaces are being torn down would add theirs.
+    wait_until(
+        lambda: not _other_test_namespaces(cluster, namespace),
+        timeout=90,
+        what="the namespaces of earlier tests to be gone",
+    )
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
 
         def reconciles() -> float:

@@ -36,7 +36,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from konsumerator.domain import drift, limits, rendering
+from konsumerator.domain import drift, limits, qos, rendering
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -473,8 +473,9 @@ def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, R
     Burstable, a QoS class change the apiserver refuses. So a memory decrease
     reaches the pods at the next rollout (from the template), never in place.
     CPU (request and limit) follows the target both ways: a request only reserves,
-    and a limit only throttles. Containers we give no resources are left out
-    (theirs are not ours).
+    and a limit only throttles. The pod keeps its QoS class, which the apiserver
+    does not let a resize change (``qos.keep_class``: towards more, never less).
+    Containers we give no resources are left out (theirs are not ours).
     """
     result: dict[str, Resources] = {}
     for name, wanted in target.items():
@@ -486,7 +487,7 @@ def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, R
             mem_req_b=_not_lower(wanted.mem_req_b, have.mem_req_b),
             mem_lim_b=_not_lower(wanted.mem_lim_b, have.mem_lim_b),
         )
-    return result
+    return qos.keep_class(pod.spec, result)
 
 
 def resize_pods(

@@ -36,6 +36,7 @@ from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import parse_target
 from konsumerator.domain.planning import Action, Metrics, Plan, plan
 from konsumerator.domain.pods import ObservedPod, Pending
+from konsumerator.domain.qos import QoS, keep_class, qos_class
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import MAX_CPU_M, MAX_MEM_B, Resources, from_strings
 from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, UpdateMode
@@ -136,11 +137,13 @@ def test_a_scale_up_keeps_the_template_and_resizes_the_pod_in_place():
     assert (target["app"].cpu_req_m or 0) > (before.template_resources["app"].cpu_req_m or 0)
     (resize,) = scaled.resizes
     assert (resize.pod, resize.uid, resize.instance) == (pod.name, pod.uid, "c-0")
-    assert resize.containers == {"app": target["app"]}
+    # The pod was Guaranteed (requests = limits) and stays so: requests go up to the limits.
+    assert resize.containers == {"app": replace(target["app"], cpu_req_m=target["app"].cpu_lim_m)}
     (after,) = cluster.observed()
     assert after.template_resources == before.template_resources
     assert after.current == target
     assert (cluster.pods.restarts, cluster.pods.resizes) == (0, 1)
+    assert qos_class(cluster.pods.by_index(index="", value="ns/c-0")[0].spec) is QoS.GUARANTEED
 
 
 def test_recreate_puts_the_size_in_the_template_and_patches_no_pod():
@@ -191,7 +194,8 @@ def test_a_new_pod_from_the_old_template_is_resized_without_a_deployment_write()
     )
     assert p.applies == ()
     (resize,) = p.resizes
-    assert (resize.pod, resize.uid, resize.containers) == ("c-0-new", "uid-new", d.current)
+    assert (resize.pod, resize.uid) == ("c-0-new", "uid-new")
+    assert resize.containers == rules.pod_target(fresh, d.current)
     assert p.in_place.pending == 1
 
 
@@ -483,3 +487,47 @@ def test_the_in_place_status_reads_back_and_keeps_what_it_cannot_hold(raw, in_pl
     assert (None if status.in_place is None else dict(status.in_place)) == in_place
     assert dict(status.carried) == carried
     assert status.to_body() == raw
+
+
+G = Resources(cpu_req_m=100, cpu_lim_m=100, mem_req_b=128 * M, mem_lim_b=128 * M)
+B = Resources(cpu_req_m=1500, cpu_lim_m=2000, mem_req_b=512 * M, mem_lim_b=512 * M)
+
+
+@pytest.mark.parametrize(
+    ("current", "desired", "expected"),
+    [
+        pytest.param(G, B, replace(B, cpu_req_m=2000), id="guaranteed-requests-go-up-to-limits"),
+        pytest.param(
+            replace(B, mem_req_b=128 * M, mem_lim_b=128 * M),
+            replace(G, mem_req_b=128 * M, mem_lim_b=128 * M),
+            replace(G, cpu_lim_m=2000),
+            id="burstable-keeps-its-cpu-limit",
+        ),
+        pytest.param(B, replace(B, cpu_req_m=700), replace(B, cpu_req_m=700), id="same-class"),
+        pytest.param(
+            G,
+            replace(G, cpu_req_m=200, cpu_lim_m=200),
+            replace(G, cpu_req_m=200, cpu_lim_m=200),
+            id="guaranteed-stays",
+        ),
+    ],
+)
+def test_a_resize_keeps_the_pods_qos_class(current, desired, expected):
+    kept = keep_class({"app": current}, {"app": desired})
+    assert kept == {"app": expected}
+    assert qos_class(kept) is qos_class({"app": current})
+
+
+@pytest.mark.parametrize(
+    ("containers", "expected"),
+    [
+        ({"a": G}, QoS.GUARANTEED),
+        ({"a": G, "b": B}, QoS.BURSTABLE),
+        ({"a": Resources(cpu_lim_m=100, mem_lim_b=M)}, QoS.GUARANTEED),
+        ({"a": Resources()}, QoS.BEST_EFFORT),
+        ({"a": Resources(), "b": Resources(cpu_req_m=1)}, QoS.BURSTABLE),
+    ],
+    ids=["guaranteed", "mixed", "limits-only", "nothing", "one-request"],
+)
+def test_qos_classes_follow_kubernetes(containers, expected):
+    assert qos_class(containers) is expected
