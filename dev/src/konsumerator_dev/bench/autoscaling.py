@@ -39,11 +39,6 @@ Per trace and policy it reports:
 * restarts caused by scaling (template changes of running instances),
   resizes (CPU changes of running instances, in place or through a restart)
   and up-down oscillations (up → down → up within 10 minutes, per instance);
-* QoS: in-place resizes that change the pod's QoS class (Guaranteed when every
-  container's requests equal its limits, as at ``minAllowed`` or under critical
-  lag). The apiserver refuses those ("Pod QOS Class may not change"), so on a
-  real cluster each one is a rollout; the in-memory cluster resizes them anyway,
-  so this counts what the restarts column leaves out;
 * efficiency = A_oracle / A.
 
 Output, under ``bench/results/autoscaling/``: ``scorecard.md`` (the table and
@@ -58,7 +53,6 @@ suite takes well under a minute on 2 cores::
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import shutil
 import sys
@@ -76,8 +70,6 @@ from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, to_config
 from konsumerator.domain import keys
 from konsumerator.domain.metrics import refresh_due
-from konsumerator.domain.observed import parse_target
-from konsumerator.domain.resources import Resources, from_strings
 from konsumerator.domain.specs import ConsumerConfig, Owner, UpdateMode
 from konsumerator.simulating import START, Replay, load_consumer
 from konsumerator_dev import clikit
@@ -140,10 +132,6 @@ class Upstream:
         self._replay: Replay | None = None
         self._bodies: dict[str, dict[str, Any]] = {}
         self._update_mode = update_mode
-        # Per instance: its pod template and the QoS class its pods run with.
-        self._qos: dict[str, tuple[str, str]] = {}
-        #: In-place resizes that changed a pod's QoS class (see the module docstring).
-        self.qos_changes = 0
 
     def _spec(self, spec: ConsumerSpec) -> ConsumerSpec:
         if self._update_mode is None:
@@ -176,46 +164,7 @@ class Upstream:
             self._bodies.pop(d.name, None)
         for a in result.applies:
             self._bodies[a.name] = a.body
-            self._count_qos(a.name, a.body)
         return instances_from(self._bodies.values(), config=config, container=scenario.container)
-
-    def _count_qos(self, name: str, body: Mapping[str, Any]) -> None:
-        template, qos = pod_qos(body)
-        before = self._qos.get(name)
-        if before is not None and before[0] == template and before[1] != qos:
-            self.qos_changes += 1
-        self._qos[name] = (template, qos)
-
-
-def pod_qos(body: Mapping[str, Any]) -> tuple[str, str]:
-    """A Deployment's pod template (as JSON) and the QoS class of the pods it runs: the
-    in-place target annotation's sizes where there is one, else the template's."""
-    template = (body.get("spec") or {}).get("template") or {}
-    target = parse_target(
-        ((body.get("metadata") or {}).get("annotations") or {}).get(keys.TARGET_RESOURCES)
-    )
-    sizes: list[Resources] = []
-    for c in (template.get("spec") or {}).get("containers") or []:
-        res = c.get("resources") or {}
-        size = from_strings(requests=res.get("requests") or {}, limits=res.get("limits") or {})
-        sizes.append(target.get(c.get("name", ""), size) if target is not None else size)
-    return json.dumps(template, sort_keys=True), qos_class(sizes)
-
-
-def qos_class(containers: Sequence[Resources]) -> str:
-    """Kubernetes' QoS class of a pod with these containers' resources: Guaranteed when
-    every container has CPU and memory limits and its requests (defaulting to the limits)
-    equal them, BestEffort when none has any, else Burstable."""
-    if all(r.is_empty for r in containers):
-        return "BestEffort"
-    guaranteed = all(
-        r.cpu_lim_m is not None
-        and r.mem_lim_b is not None
-        and (r.cpu_req_m is None or r.cpu_req_m == r.cpu_lim_m)
-        and (r.mem_req_b is None or r.mem_req_b == r.mem_lim_b)
-        for r in containers
-    )
-    return "Guaranteed" if guaranteed else "Burstable"
 
 
 def _oracle_cpu_m(*, model: sim.Model, scenario: Scenario, parts: Sequence[int]) -> int:
@@ -325,8 +274,6 @@ class Score:
     restarts: int = 0
     # None for a policy that resizes continuously and for free (the oracle).
     resizes: int | None = 0
-    # In-place resizes that change the pod's QoS class; None when not measured.
-    qos_changes: int | None = None
     oscillations: int | None = 0
     # Sampled every 30 s for the plots: (t, worst lag seconds, allocated cores, needed cores).
     series: list[tuple[float, float, float, float]] = field(default_factory=list)
@@ -417,8 +364,6 @@ def play(
         if step % sample_every == 0:
             score.series.append((model.t, worst, allocated, needed))
     score.restarts = model.restarts
-    if isinstance(policy, Upstream):
-        score.qos_changes = policy.qos_changes
     if not getattr(policy, "continuous", False):
         score.resizes = model.resizes
         score.oscillations = sum(_oscillations(c) for c in changes.values())
@@ -497,7 +442,6 @@ COLUMNS = (
     ("U", "under-provisioned (core-h)"),
     ("restarts", "restarts caused by scaling (pod-template changes of running instances)"),
     ("resizes", "CPU changes of running instances (in place or by a restart)"),
-    ("QoS", "in-place resizes that change the pod's QoS class (refused by the apiserver)"),
     ("osc", "up→down→up within 10 min"),
     ("eff", "efficiency A_oracle / A"),
 )
@@ -523,7 +467,6 @@ def table(results: Mapping[str, Mapping[str, Score]]) -> str:
                 f"{s.under_core_hours:.2f}",
                 str(s.restarts),
                 "-" if s.resizes is None else str(s.resizes),
-                "-" if s.qos_changes is None else str(s.qos_changes),
                 "-" if s.oscillations is None else str(s.oscillations),
                 eff,
             ]
