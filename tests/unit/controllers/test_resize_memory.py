@@ -12,9 +12,9 @@ Aspects tested:
 * fallbacks are counted per instance, and ``forget`` drops everything of a Consumer.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from dataclasses import replace
 from types import MappingProxyType
 
 from konsumerator.controllers.acting import Outcome
@@ -92,9 +92,7 @@ def test_a_refusal_does_not_outlive_the_pods_it_was_about():
     once it is gone, the instance's next resize is tried in place again."""
     memory = ResizeMemory()
     memory.acted("k", plan=PATCHED, outcome=REFUSED, now=T0)
-    assert memory.refused("k", pods=[pod(R1, R1), pod(R2, R2, uid="new")]) == {
-        "c-0": "pod p: QoS"
-    }
+    assert memory.refused("k", pods=[pod(R1, R1), pod(R2, R2, uid="new")]) == {"c-0": "pod p: QoS"}
     assert memory.refused("k", pods=[replace(pod(R1, R1), deleting=True)]) == {}
     assert memory.refused("k", pods=[pod(R1, R1)]) == {}
 
