@@ -185,7 +185,8 @@ def simulate(consumer: str, timeline: str) -> None:
 @click.option(
     "--update-mode",
     type=click.Choice(["InPlaceOrRecreate", "Recreate"]),
-    help="How a resize is actuated: in place (a 2 s pause) or by restarting the pods."
+    help="How a resize is actuated: in place (effective 5 s later, no restart) or by"
+    " restarting the pods."
     " Default: the Consumer's spec.autoscaler.updateMode.",
 )
 @click.option(

@@ -24,9 +24,9 @@ from konsumerator.scoring.traces import TableTrace
 
 POLICIES = ("naive", "adaptive", "static-peak", "oracle")
 NOISE = 0.05
-# How long a resize in place stops consumption (the kubelet's resize of a running
-# container), against a pod restart under Recreate.
-IN_PLACE_S = 2.0
+# From an in-place resize to its actuation (the kubelet's resize of the running
+# container); consumption goes on at the old size meanwhile.
+RESIZE_S = 5.0
 
 
 class UpdateMode(StrEnum):
@@ -138,7 +138,7 @@ def scenario(
         dt_s=options.dt_s,
         container=deployments.worker_container(config),
         cpu_model=options.cpu_model,
-        in_place_s=IN_PLACE_S,
+        resize_s=RESIZE_S,
     )
 
 

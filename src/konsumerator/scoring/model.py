@@ -39,10 +39,12 @@ topic, and the old consumers keep going until the new pods have started. Once
 a partition has had a running owner, a restart or a lost owner means nobody
 consumes it.
 
-**In place.** A new size without a template change is a resize in place
-(``updateMode: InPlaceOrRecreate``: the operator resizes the running pods and
-keeps the template): with ``in_place_s`` set, consumption pauses that long,
-and it is not a restart.
+**In-place resizes.** A new CPU size with the same pod template (the operator's
+in-place mode resizes running pods through ``pods/resize`` and keeps the template)
+restarts nothing: the instance goes on consuming at its old CPU and runs at the new
+one ``resize_s`` seconds later (the kubelet's actuation delay; a later size replaces
+one not yet actuated). Resizes (CPU changes of running instances, in place or through a
+restart) are counted apart from restarts.
 
 **Time scale.** ``time_scale`` compresses the trace's schedule only: at
 ``time_scale=10`` the incident of trace minute 10 happens at model minute 1,
@@ -128,8 +130,21 @@ class Partition:
 
 @dataclass(slots=True)
 class _Running:
+    # What runs now (its CPU is the actuated one).
     instance: Instance
     down_until: float
+    # An in-place resize decided but not actuated yet: the instance to run, and from when.
+    resizing: tuple[Instance, float] | None = None
+
+
+def _cores(running: _Running, t: float, dt: float, model: CpuModel) -> float:
+    """The instance's cores over the step [t, t + dt]: a resize actuated within it counts
+    from then on."""
+    if running.resizing is None:
+        return running.instance.cores(model)
+    target, at = running.resizing
+    before = min(dt, max(0.0, at - t))
+    return (running.instance.cores(model) * before + target.cores(model) * (dt - before)) / dt
 
 
 def fair_share(*, capacity: float, demands: Sequence[float]) -> list[float]:
@@ -156,18 +171,22 @@ class Model:
         restart_s: float,
         time_scale: float = 1.0,
         history_s: float = 0.0,
+        resize_s: float = 0.0,
         cpu_model: CpuModel = CpuModel.REQUEST,
-        in_place_s: float | None = None,
     ) -> None:
         self.trace = trace
         self.cpu_model = cpu_model
-        self.in_place_s = in_place_s
+        self.resize_s = resize_s
         self.true_rate_per_core = true_rate_per_core
         self.restart_s = restart_s
         self.time_scale = time_scale
         self.t = 0.0
         self.partitions = [Partition() for _ in range(num_partitions)]
         self.restarts = 0
+        self.resizes = 0
+        #: Per instance name: restarts and in-place resizes so far.
+        self.restarts_by: dict[str, int] = {}
+        self.resizes_by: dict[str, int] = {}
         self._running: dict[str, _Running] = {}
         self._history_s = history_s
         self._history: deque[tuple[float, tuple[float, ...], tuple[float, ...]]] = deque()
@@ -199,15 +218,37 @@ class Model:
             elif old.instance.template != inst.template:
                 seen[inst.name] = _Running(inst, down_until=self.t + self.restart_s)
                 restarted.append(inst.name)
-            elif old.instance.cpu_m != inst.cpu_m and self.in_place_s is not None:
-                # Resized in place: the pod keeps running, paused for the actuation.
-                pause = max(old.down_until, self.t + self.in_place_s)
-                seen[inst.name] = _Running(inst, down_until=pause)
+                if inst.cpu_m != (old.resizing or (old.instance, 0.0))[0].cpu_m:
+                    self._count_resize(inst.name)
             else:
-                seen[inst.name] = _Running(inst, down_until=old.down_until)
+                seen[inst.name] = self._resized(old, inst)
         self._running = seen
         self.restarts += len(restarted)
+        for name in restarted:
+            self.restarts_by[name] = self.restarts_by.get(name, 0) + 1
         return restarted
+
+    def _resized(self, old: _Running, inst: Instance) -> _Running:
+        """``old`` going on with ``inst``'s CPU: at once, or after ``resize_s`` in place."""
+        target = old.resizing[0] if old.resizing is not None else old.instance
+        if inst.cpu_m == target.cpu_m:
+            return _Running(old.instance, down_until=old.down_until, resizing=old.resizing)
+        self._count_resize(inst.name)
+        if self.resize_s <= 0 or inst.cpu_m == old.instance.cpu_m:
+            return _Running(inst, down_until=old.down_until)
+        return _Running(
+            old.instance, down_until=old.down_until, resizing=(inst, self.t + self.resize_s)
+        )
+
+    def _count_resize(self, name: str) -> None:
+        self.resizes += 1
+        self.resizes_by[name] = self.resizes_by.get(name, 0) + 1
+
+    def _actuate(self) -> None:
+        """Resizes whose actuation delay is over take effect."""
+        for running in self._running.values():
+            if running.resizing is not None and running.resizing[1] <= self.t + 1e-9:
+                running.instance, running.resizing = running.resizing[0], None
 
     def advance(self, *, dt: float) -> None:
         """Produce and consume for ``dt`` seconds (rates taken at the start of the step)."""
@@ -224,7 +265,9 @@ class Model:
             up_for = min(dt, max(0.0, self.t + dt - running.down_until))
             if up_for > 0:
                 owned.update(mine)
-            capacity = self.true_rate_per_core * inst.cores(self.cpu_model) * up_for
+            capacity = (
+                self.true_rate_per_core * _cores(running, self.t, dt, self.cpu_model) * up_for
+            )
             demands = [
                 0.0
                 if self.trace.stalled(partition=p, t=trace_t)
@@ -243,6 +286,7 @@ class Model:
             part.production_rate = produced[p] / dt
             part.consumption_rate = consumed[p] / dt
         self.t += dt
+        self._actuate()
         self._remember()
 
     def _remember(self) -> None:

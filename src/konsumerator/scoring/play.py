@@ -113,8 +113,8 @@ def play(
         restart_s=scenario.restart_s,
         history_s=60.0,
         cpu_model=scenario.cpu_model,
-        # The oracle actuates instantly: its resizes pause nothing.
-        in_place_s=None if getattr(policy, "continuous", False) else scenario.in_place_s,
+        # The oracle actuates instantly.
+        resize_s=0.0 if getattr(policy, "continuous", False) else scenario.resize_s,
     )
     score = Score()
     dt = scenario.dt_s

@@ -45,8 +45,8 @@ class Scenario:
     dt_s: float
     container: str
     cpu_model: CpuModel = CpuModel.REQUEST
-    # Seconds a resize in place (no template change) pauses consumption.
-    in_place_s: float | None = 2.0
+    # Seconds from an in-place resize (no template change) to its actuation.
+    resize_s: float = 5.0
 
     @property
     def instances(self) -> list[tuple[str, tuple[int, ...]]]:

@@ -5,9 +5,7 @@ Aspects tested:
 * CPU model: under ``REQUEST`` an instance consumes at most its request; under
   ``LIMIT`` (a node with CPU to spare) it bursts up to its limit; an instance
   without a limit consumes its request under both.
-* In place: a new size with the same pod template pauses consumption for
-  ``in_place_s`` and is not a restart; a template change (Recreate) is one and
-  stops consumption for ``restart_s``.
+* (In-place resizes and restarts of the model: tests/unit/sim/test_model.py.)
 * A stalled partition needs no CPU: the oracle, which gives exactly what can be
   consumed, is not under-provisioned during a downstream outage.
 """
@@ -15,10 +13,8 @@ Aspects tested:
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from konsumerator.scoring import command
-from konsumerator.scoring.model import Instance, Model
+from konsumerator.scoring.model import Model
 from konsumerator.scoring.play import play
 from konsumerator.scoring.policies import Oracle
 from konsumerator.simulating import load_consumer
@@ -49,27 +45,6 @@ def consumed_in(model: Model, seconds: float) -> float:
     for _ in range(int(seconds)):
         model.advance(dt=1.0)
     return sum(p.consumed for p in model.partitions) - before
-
-
-@pytest.mark.parametrize(
-    ("template", "restarts", "paused_s"),
-    [
-        ("b", 1, 30.0),  # Recreate: the size is in the template, the pods restart
-        ("a", 0, 2.0),  # in place: the template is kept, the running pod is resized
-    ],
-)
-def test_a_resize_in_place_pauses_briefly_and_restarts_nothing(
-    template: str, restarts: int, paused_s: float
-) -> None:
-    model = Model(
-        trace=Flat(), num_partitions=1, true_rate_per_core=10_000.0, restart_s=30.0, in_place_s=2.0
-    )
-    model.allocate([Instance(name="i", partitions=(0,), cpu_m=1000, template="a")])
-    consumed_in(model, 60)
-    model.allocate([Instance(name="i", partitions=(0,), cpu_m=2000, template=template)])
-    assert model.restarts == restarts
-    assert consumed_in(model, paused_s) == pytest.approx(0.0)
-    assert consumed_in(model, 1) > 0
 
 
 def test_a_stall_is_not_under_provisioning() -> None:

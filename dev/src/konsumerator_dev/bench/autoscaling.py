@@ -17,7 +17,7 @@ Each trace is played with several seeds (the noise differs) and the table shows
 the mean and the spread (min..max); with both CPU models (consumers limited to
 their request on a contended node, or bursting to their limit on a spare one)
 and both update modes (Recreate: a resize restarts the pods; InPlaceOrRecreate:
-a 2 s pause). A published cost puts CPU, violations and restarts on one scale,
+no restart, effective 5 s later). A published cost puts CPU, violations and restarts on one scale,
 and a Pareto plot shows A/A_oracle against V tol.
 
 Output, under ``bench/results/autoscaling/``: ``scorecard.md`` and the plots;
@@ -275,7 +275,7 @@ your own trace): consumption = min(backlog + produced, truePerCoreRate × CPU of
 the consuming container), where the CPU is the container's request on a
 contended node or its limit on a node with CPU to spare (the two bounds of
 real life); a pod-template change costs {args.restart:g} s with zero consumption
-under Recreate, a 2 s pause in place.
+under Recreate; in place a resize restarts nothing and takes effect 5 s later.
 
 Consumer: `{args.consumer}` ({config.num_partitions} partitions,
 {config.per_instance} per instance), ratePerCore {a.rate_per_core}, minSyncPeriod
