@@ -54,8 +54,10 @@ def steady_runs(draw: st.DrawFn) -> list[simulating.Step]:
     steps: list[simulating.Step] = []
     for _ in range(draw(st.integers(1, 5))):
         answer = draw(snapshots())
-        for _ in range(draw(st.integers(1, 12))):
-            steps.append(simulating.Step(advance_s=draw(ADVANCES), metrics=answer))
+        steps.extend(
+            simulating.Step(advance_s=draw(ADVANCES), metrics=answer)
+            for _ in range(draw(st.integers(1, 12)))
+        )
     return steps
 
 
