@@ -60,9 +60,7 @@ odd_metrics = st.one_of(
     st.sampled_from(["down", 3, [1]]),
     st.dictionaries(
         odd_partition,
-        st.one_of(
-            sample(odd_value, st.sampled_from([*KINDS, "lag"])), st.integers(), st.none()
-        ),
+        st.one_of(sample(odd_value, st.sampled_from([*KINDS, "lag"])), st.integers(), st.none()),
         max_size=6,
     ),
 )
@@ -98,9 +96,7 @@ def shape(steps: list[simulating.Step]) -> list[Any]:
     return [
         (
             repr(s.advance_s),
-            None
-            if s.metrics is None
-            else [values(getattr(s.metrics, kind)) for kind in KINDS],
+            None if s.metrics is None else [values(getattr(s.metrics, kind)) for kind in KINDS],
         )
         for s in steps
     ]
