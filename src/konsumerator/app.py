@@ -33,8 +33,9 @@ from konsumerator.controllers import waking
 from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
-from konsumerator.controllers.events import EventReporter
+from konsumerator.controllers.ports import Reporter
 from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
+from konsumerator.controllers.reporting import CrdReporter, GuestReporter
 from konsumerator.domain import keys
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.kube import connecting
@@ -172,17 +173,20 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         )
     ]
     prometheus = httpx2.AsyncClient(trust_env=False)
-    pipeline = Pipeline(
-        actuator=KubeActuator(client=client, writer=writer),
-        reporter=EventReporter(events=events),
-        provider=MetricsProvider(
-            client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)
-        ),
-        deployments=deployments,
-        now=now,
-        metrics=ConsumerMetrics(registry=metrics.registry),
-        addresses=AddressPolicy.parse(settings.prometheus_allowed_hosts),
-    )
+
+    def pipeline(reporter: Reporter) -> Pipeline:
+        return Pipeline(
+            actuator=KubeActuator(client=client, writer=writer),
+            reporter=reporter,
+            provider=MetricsProvider(
+                client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)
+            ),
+            deployments=deployments,
+            now=now,
+            metrics=ConsumerMetrics(registry=metrics.registry),
+            addresses=AddressPolicy.parse(settings.prometheus_allowed_hosts),
+        )
+
     # The primary objects: guest-mode ConfigMaps in one namespace, or Consumers.
     primary: Store[Any] = Store(indexers={"uid": lambda o: [o.uid]})
     reconcile: ConfigMapController | ConsumerController
@@ -191,11 +195,18 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         source: ListWatch[Any] = ListWatch(
             client=client, resource=CONFIGMAPS, projector=CONFIGMAP_PROJECTOR, namespace=guest
         )
-        reconcile = ConfigMapController(configmaps=primary, pipeline=pipeline, writer=writer)
+        # One reporter per mode: it writes the status where the mode keeps it, and Events.
+        guest_reporter = GuestReporter(events=events, writer=writer)
+        reconcile = ConfigMapController(
+            configmaps=primary, pipeline=pipeline(guest_reporter), reporter=guest_reporter
+        )
     else:
         name = "consumer"
         source = ListWatch(client=client, resource=CONSUMERS, projector=CUSTOM_OBJECT_PROJECTOR)
-        reconcile = ConsumerController(consumers=primary, pipeline=pipeline, writer=writer)
+        crd_reporter = CrdReporter(events=events, writer=writer)
+        reconcile = ConsumerController(
+            consumers=primary, pipeline=pipeline(crd_reporter), reporter=crd_reporter
+        )
     reflectors.append(Reflector(name=f"{name}s", source=source, store=primary, observer=metrics))
     controller: Controller[ObjectKey] = Controller(
         name=name,

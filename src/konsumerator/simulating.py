@@ -34,6 +34,7 @@ from konsumerator.controllers.reconciling import Pass, Pipeline
 from konsumerator.domain import durations, keys, planning
 from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
+from konsumerator.domain.status import ConsumerStatus
 from konsumerator.prom.providing import ProviderResult
 from konsumerator.prom.queries import PrometheusConfig
 
@@ -396,7 +397,14 @@ class TimelineMetrics:
 
 
 class Silent:
-    """The ``ports.Reporter`` of a replay: its output is the status and the Deployments."""
+    """The ``ports.Reporter`` of a replay: its output is the status and the Deployments.
+
+    The status is the one the operator computes (``domain.status``); a replay keeps it
+    as the next pass's previous status (``Replay.status``) instead of writing it.
+    """
+
+    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
+        return False
 
     async def passed(
         self,
@@ -438,7 +446,7 @@ class Replay:
             reporter=Silent(),
             now=lambda: self.now,
         )
-        self.status: dict[str, Any] = {}
+        self.status = ConsumerStatus()
         self._loop = asyncio.new_event_loop()
         # The last pass was a fixed point that no time can move (see ``quiet``).
         self._settled = False
@@ -486,7 +494,7 @@ class Replay:
 
 
 # The status fields ``simulate`` prints, in order (its output format predates the
-# shared pipeline and is kept byte for byte).
+# shared pipeline and is kept byte for byte): the operator's counters but ``redundant``.
 _STATUS_FIELDS = ("expected", "running", "paused", "missing", "lagging", "outdated")
 
 
@@ -511,8 +519,8 @@ def run(
                 replay.skip(advance_s=step.advance_s)
             else:
                 replay.step(advance_s=step.advance_s, metrics=step.metrics)
-            status = replay.status
-            counters = ",".join(f'"{k}":{status[k]}' for k in _STATUS_FIELDS)
+            shown = replay.status.counter_fields()
+            counters = ",".join(f'"{k}":{shown[k]}' for k in _STATUS_FIELDS)
             t = (replay.now - start).total_seconds()
             t_text = str(int(t)) if t == int(t) else repr(t)
             out.write(

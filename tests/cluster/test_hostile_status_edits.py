@@ -9,11 +9,12 @@ Aspects tested (manual mode, an in-process operator): after a converged Consumer
 is overwritten by hand (Ready=True with made-up numbers, then wiped), a pass (woken by an
 annotation change, and by an explicit enqueue) restores the real counts and condition. In
 guest mode, a status annotation of the ConfigMap overwritten by hand is restored the same
-way.
+way, and so is a conditions annotation edited into JSON that is no list of conditions.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -111,3 +112,45 @@ def test_a_guest_status_annotation_overwritten_by_hand_is_restored_by_the_next_p
             timeout=30,
             what="the next pass to restore the real status annotation",
         )
+
+
+@pytest.mark.parametrize(
+    "junk",
+    ['[1, "x", {"type": 5}]', '{"type": "Ready"}'],
+    ids=["junk-items", "not-a-list"],
+)
+def test_guest_conditions_edited_into_junk_are_restored_by_the_next_pass(
+    cluster: Cluster, namespace: str, junk: str
+) -> None:
+    """A guest ConfigMap's conditions annotation holds whatever anyone writes there (no
+    schema): JSON that is no list of conditions must not fail the pass, which restores
+    the real conditions."""
+    spec = consumer("guest", namespace, num_partitions=2, per_instance=1)["spec"]
+    spec["deploymentTemplate"]["replicas"] = 0
+    path = f"/api/v1/namespaces/{namespace}/configmaps/guest"
+    conditions = f"{keys.STATUS_PREFIX}conditions"
+
+    def ready() -> dict[str, Any]:
+        found = cluster.api("GET", path)["metadata"].get("annotations") or {}
+        listed = json.loads(found.get(conditions, "[]"))
+        if not isinstance(listed, list):
+            return {}
+        return next((c for c in listed if isinstance(c, dict) and c.get("type") == "Ready"), {})
+
+    with in_process_operator(cluster, namespace=namespace) as operator:
+        cluster.apply(guest_configmap("guest", namespace, spec))
+        eventually(
+            ready,
+            lambda c: c.get("reason") == "Reconciled",
+            timeout=60,
+            what="the guest ConfigMap to be Ready",
+        )
+        cluster.api("PATCH", path, {"metadata": {"annotations": {conditions: junk}}})
+        operator.enqueue(namespace, "guest")
+        restored = eventually(
+            ready,
+            lambda c: c.get("reason") == "Reconciled",
+            timeout=60,
+            what="the next pass to restore the conditions annotation",
+        )
+    assert restored["status"] == "True"

@@ -15,7 +15,6 @@ annotations on the ConfigMap (the Go operator's keys, so its readers work).
 """
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,8 +22,7 @@ from typing import Any
 
 from konsumerator.api import limited_yaml
 from konsumerator.api.v1 import ConsumerSpec, SpecError, parse_spec
-from konsumerator.domain import keys
-from konsumerator.domain.numbers import INT32_MAX, parse_decimal
+from konsumerator.domain import keys, status
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +146,12 @@ def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
     return source, spec
 
 
-# Guest-mode status annotations.
-STATUS_COUNTERS = ("expected", "running", "paused", "missing", "lagging", "outdated")
-LAST_SYNC_TIME = f"{keys.STATUS_PREFIX}last-sync-time"
-LAST_SYNC_STATE = f"{keys.STATUS_PREFIX}last-sync-state"
+# Guest-mode status annotations: the format lives with the status model.
+STATUS_COUNTERS = status.STATUS_COUNTERS
+LAST_SYNC_TIME = status.LAST_SYNC_TIME
+LAST_SYNC_STATE = status.LAST_SYNC_STATE
+status_annotations = status.status_annotations
+status_from_annotations = status.status_from_annotations
 
 # The API server's limit on all annotations of one object together, keys and values
 # (apimachinery's TotalAnnotationSizeLimitB): a ConfigMap over it cannot be written at all.
@@ -178,37 +178,3 @@ def guest_state_budget(annotations: Mapping[str, str]) -> int:
     others = {k: v for k, v in annotations.items() if not k.startswith(keys.STATUS_PREFIX)}
     room = ANNOTATIONS_LIMIT_BYTES - annotations_size(others) - GUEST_STATUS_RESERVE_BYTES
     return min(GUEST_STATE_BUDGET_BYTES, room)
-
-
-def status_annotations(status: Mapping[str, Any]) -> dict[str, str]:
-    """A Consumer status as the Go operator's ConfigMap annotations."""
-    result = {f"{keys.STATUS_PREFIX}{k}": str(int(status.get(k, 0))) for k in STATUS_COUNTERS}
-    if status.get("lastSyncTime"):
-        result[LAST_SYNC_TIME] = str(status["lastSyncTime"])
-    result[LAST_SYNC_STATE] = json.dumps(status.get("lastSyncState"), sort_keys=True)
-    conditions = status.get("conditions")
-    if conditions:
-        result[f"{keys.STATUS_PREFIX}conditions"] = json.dumps(conditions, sort_keys=True)
-    return result
-
-
-def status_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
-    """Inverse of :func:`status_annotations`; unreadable values read as absent."""
-    status: dict[str, Any] = {}
-    for key in STATUS_COUNTERS:
-        raw = annotations.get(f"{keys.STATUS_PREFIX}{key}", "")
-        # The counters are the CRD's int32; "²" or 5,000 digits read as 0.
-        status[key] = parse_decimal(raw, maximum=INT32_MAX) or 0
-    if annotations.get(LAST_SYNC_TIME):
-        status["lastSyncTime"] = annotations[LAST_SYNC_TIME]
-    for key, field in (
-        (LAST_SYNC_STATE, "lastSyncState"),
-        (f"{keys.STATUS_PREFIX}conditions", "conditions"),
-    ):
-        try:
-            value = json.loads(annotations.get(key, "null"))
-        except ValueError:
-            value = None
-        if value is not None:
-            status[field] = value
-    return status

@@ -13,7 +13,8 @@ created from an invalid ConfigMap.
 
 Status is written as the Go operator's ``konsumerator.lwolf.org/status.*``
 annotations by server-side apply (we own only those keys), only when they
-changed; the watch predicate ignores changes to those keys alone.
+changed (``reporting.GuestReporter``); the watch predicate ignores changes to
+those keys alone when our own writes made them.
 """
 
 from collections.abc import Mapping
@@ -21,13 +22,11 @@ from typing import Any
 
 from konsumerator.api import manifests
 from konsumerator.controllers.reconciling import Pipeline
-from konsumerator.controllers.statuses import WrittenStatus
+from konsumerator.controllers.reporting import GuestReporter
 from konsumerator.domain import keys
 from konsumerator.kube.projections import ConfigMapView
-from konsumerator.kube.resources import CONFIGMAPS
-from konsumerator.kube.writing import Writer
 from konsumerator.runtime.controlling import Result
-from konsumerator.runtime.stores import ObjectKey, Store, key_of
+from konsumerator.runtime.stores import ObjectKey, Store
 
 
 def as_manifest(cm: ConfigMapView) -> dict[str, Any]:
@@ -62,65 +61,32 @@ class ConfigMapController:
         *,
         configmaps: Store[ConfigMapView],
         pipeline: Pipeline,
-        writer: Writer,
+        reporter: GuestReporter,
     ) -> None:
         self._configmaps = configmaps
         self._pipeline = pipeline
-        self._writer = writer
-        self._statuses = WrittenStatus()
+        self._reporter = reporter
 
     def wants(self, old: ConfigMapView | None, new: ConfigMapView | None) -> bool:
         """Watch predicate: what ``spec_changed`` lets through, and any other change
         that our own last status write did not make (somebody else's status edit)."""
         if spec_changed(old, new) or new is None:
             return True
-        shown = {k: v for k, v in new.annotations.items() if k.startswith(keys.STATUS_PREFIX)}
-        return not self._statuses.is_ours(
-            key=key_of(new), resource_version=new.resource_version, shown=shown
-        )
+        return not self._reporter.is_ours(new)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         cm = self._configmaps.get(key)
         if cm is None or cm.deleting or not manifests.is_managed(cm.annotations):
             # Not ours (or no longer): nothing is written, its Deployments stay.
             self._pipeline.forget(str(key))
-            self._statuses.forget(key)
+            self._reporter.forget(key)
             return Result()
-        written = self._statuses.written(key=key, uid=cm.uid, resource_version=cm.resource_version)
-        previous: Mapping[str, Any]
-        held: Mapping[str, str]
-        if written is None:
-            previous, held = manifests.status_from_annotations(cm.annotations), cm.annotations
-        else:
-            previous, held = written, manifests.status_annotations(written)
-
-        async def write_status(status: dict[str, Any]) -> bool:
-            annotations = manifests.status_annotations(status)
-            if all(held.get(k) == v for k, v in annotations.items()):
-                return False
-            self._statuses.sending(key=key, shown=annotations)
-            done = await self._writer.apply(
-                resource=CONFIGMAPS,
-                namespace=cm.namespace,
-                name=cm.name,
-                body={"metadata": {"annotations": annotations}},
-            )
-            self._statuses.wrote(
-                key=key,
-                uid=cm.uid,
-                base=cm.resource_version,
-                resource_version=done.resource_version,
-                status=status,
-            )
-            return True
-
         # ConfigMaps have no generation; guest-mode status does not carry one.
         return await self._pipeline.reconcile(
             key=str(key),
             manifest=as_manifest(cm),
-            previous=dict(previous),
+            previous=self._reporter.previous(cm),
             generation=0,
-            write_status=write_status,
             undecodable=cm.undecodable,
             # Annotations share 256 KiB per object: lastSyncState gets what is left.
             state_budget_bytes=manifests.guest_state_budget(cm.annotations),

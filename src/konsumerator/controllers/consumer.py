@@ -6,22 +6,19 @@ not its own namespace, which ownerReferences cannot span), or unreadable (a
 quarantined by the watch): see ``Pipeline.reconcile`` for what happens then.
 
 Status goes through server-side apply on the ``/status`` subresource, and
-only when it differs from what the object holds (our last write while the
-cache has not seen it, else the cache, which also shows anybody else's
-write: see ``statuses``); the watch predicate ignores status-only changes, so
-our own status writes never trigger a reconcile.
+only when it differs from what the object holds (``reporting.CrdReporter``);
+the watch predicate ignores status-only changes our own writes made, so they
+never trigger a reconcile.
 """
 
 from typing import Any
 
 from konsumerator.controllers.reconciling import Pipeline
-from konsumerator.controllers.statuses import WrittenStatus
+from konsumerator.controllers.reporting import CrdReporter
 from konsumerator.domain import keys
 from konsumerator.kube.projections import CustomObject
-from konsumerator.kube.resources import CONSUMERS
-from konsumerator.kube.writing import Writer
 from konsumerator.runtime.controlling import Result
-from konsumerator.runtime.stores import ObjectKey, Store, key_of
+from konsumerator.runtime.stores import ObjectKey, Store
 
 
 def as_manifest(obj: CustomObject) -> dict[str, Any]:
@@ -57,55 +54,30 @@ class ConsumerController:
         *,
         consumers: Store[CustomObject],
         pipeline: Pipeline,
-        writer: Writer,
+        reporter: CrdReporter,
     ) -> None:
         self._consumers = consumers
         self._pipeline = pipeline
-        self._writer = writer
-        self._statuses = WrittenStatus()
+        self._reporter = reporter
 
     def wants(self, old: CustomObject | None, new: CustomObject | None) -> bool:
         """Watch predicate: what ``spec_changed`` lets through, and any other change
         that our own last status write did not make (somebody else's status edit)."""
         if spec_changed(old, new) or new is None:
             return True
-        return not self._statuses.is_ours(
-            key=key_of(new), resource_version=new.resource_version, shown=new.status
-        )
+        return not self._reporter.is_ours(new)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self._consumers.get(key)
         if obj is None or obj.deleting:
             # Deployments go with their owner (garbage collection).
             self._pipeline.forget(str(key))
-            self._statuses.forget(key)
+            self._reporter.forget(key)
             return Result()
-        written = self._statuses.written(
-            key=key, uid=obj.uid, resource_version=obj.resource_version
-        )
-        previous = obj.status if written is None else written
-
-        async def write_status(status: dict[str, Any]) -> bool:
-            if status == previous:
-                return False
-            self._statuses.sending(key=key, shown=status)
-            done = await self._writer.apply_status(
-                resource=CONSUMERS, namespace=obj.namespace, name=obj.name, status=status
-            )
-            self._statuses.wrote(
-                key=key,
-                uid=obj.uid,
-                base=obj.resource_version,
-                resource_version=done.resource_version,
-                status=status,
-            )
-            return True
-
         return await self._pipeline.reconcile(
             key=str(key),
             manifest=as_manifest(obj),
-            previous=dict(previous),
+            previous=self._reporter.previous(obj),
             generation=obj.generation,
-            write_status=write_status,
             undecodable=obj.undecodable,
         )

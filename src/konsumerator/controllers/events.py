@@ -1,8 +1,9 @@
-"""The operator's ``ports.Reporter``: Events on the API server and one log line per pass.
+"""The Events half of the operator's ``ports.Reporter``: Events and one log line per pass.
 
 Normal Events for what was done, Warning Events for what went wrong (a
 name conflict, a failed write, a refused Prometheus address, failed
-metrics) and for a repair, which undoes somebody's edit.
+metrics) and for a repair, which undoes somebody's edit. The reporter of each
+mode (``reporting``) adds the status write.
 """
 
 from collections.abc import Mapping
@@ -11,10 +12,10 @@ from typing import Any
 import structlog
 
 from konsumerator.api import manifests
-from konsumerator.controllers import reporting
 from konsumerator.controllers.acting import Outcome
 from konsumerator.domain.planning import Action, Apply, Delete, Metrics, Plan
 from konsumerator.domain.scaling import ScalingStatus
+from konsumerator.domain.status import counter_fields, metrics_reason
 from konsumerator.kube.eventing import EventRecorder, EventSpec, InvolvedObject
 
 log = structlog.stdlib.get_logger("konsumerator.controllers.reconciling")
@@ -78,7 +79,7 @@ class EventReporter:
             deletes=len(plan.deletes),
             failures=len(outcome.failures),
             refreshed=metrics.refreshed,
-            **reporting.counters(plan.counters),
+            **counter_fields(plan.counters),
         )
 
     async def _written(self, *, source: manifests.Source, outcome: Outcome) -> None:
@@ -117,7 +118,7 @@ class EventReporter:
             await self._events.record(
                 obj=obj,
                 type="Warning",
-                reason=reporting.metrics_reason(metrics),
+                reason=metrics_reason(metrics),
                 message=metrics.error,
             )
 

@@ -17,6 +17,7 @@ from konsumerator.controllers.acting import Outcome
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Metrics, Plan
+from konsumerator.domain.status import ConsumerStatus
 from konsumerator.prom.providing import ProviderResult
 from konsumerator.prom.queries import PrometheusConfig
 
@@ -52,7 +53,13 @@ class Actuator(Protocol):
 
 
 class Reporter(Protocol):
-    """Where a pass reports what it did and what went wrong (Events, the pass's log line)."""
+    """Where a pass reports: the object's status, and what it did and what went wrong
+    (Events, the pass's log line). One per mode (``reporting``): the status goes to the
+    Consumer's status subresource or to a guest ConfigMap's annotations."""
+
+    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
+        """Write ``status`` unless the object already shows it; whether it wrote."""
+        ...
 
     async def passed(
         self,

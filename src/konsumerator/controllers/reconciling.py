@@ -15,15 +15,16 @@ Every step goes through a port (``controllers.ports``), so the operator,
 2. **Decide**: ``domain.planning.plan``, a pure function.
 3. **Act**: the ``Actuator`` performs exactly the plan's writes
    (``acting.KubeActuator``).
-4. **Report**: the status (written by the caller only if it changed), and the
-   ``Reporter``'s Events: Normal for what was done, Warning for what went wrong.
+4. **Report**: the status (``domain.status``), written by the ``Reporter`` of the
+   mode only if it changed, and its Events: Normal for what was done, Warning for
+   what went wrong.
 """
 
 import asyncio
 import functools
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
@@ -32,13 +33,15 @@ import structlog
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
-from konsumerator.controllers import acting, reporting
+from konsumerator.controllers import acting
 from konsumerator.controllers.ports import Actuator, DeploymentsView, MetricsSource, Reporter
 from konsumerator.controllers.rechecking import ConflictRecheck
 from konsumerator.domain import keys, planning, rendering
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Plan
 from konsumerator.domain.specs import ConsumerConfig, Owner
+from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
+from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
@@ -67,7 +70,7 @@ class WritesFailed(errors.Retryable):
 class Pass:
     """What one reconcile did: the status to report and whether to retry soon."""
 
-    status: dict[str, Any]
+    status: ConsumerStatus
     # What the pass decided (the writes done are in ``outcome``).
     plan: Plan
     requeue_after_s: float | None
@@ -142,7 +145,7 @@ class Pipeline:
         self._deployments = deployments
         self._now = now
         self._seeded: set[str] = set()
-        self._states = reporting.SyncStates()
+        self._states = SyncStates()
         # The last spec each Consumer was converted from, and its config: a replay
         # hands the same spec to every pass (the operator reads it afresh).
         self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
@@ -163,7 +166,7 @@ class Pipeline:
         key: str,
         spec: ConsumerSpec,
         config: ConsumerConfig,
-        previous: Mapping[str, Any],
+        previous: ConsumerStatus,
         now: datetime,
     ) -> planning.Metrics:
         prom = _prometheus_config(spec)
@@ -173,8 +176,8 @@ class Pipeline:
             # After a restart or failover, start from the snapshot the status
             # holds, so a fleet of Consumers does not query Prometheus at once.
             self._seeded.add(key)
-            snapshot = reporting.snapshot_from_state(previous.get("lastSyncState"))
-            synced = rendering.parse_time(previous.get("lastSyncTime"))
+            snapshot = snapshot_from_state(previous.last_sync_state)
+            synced = rendering.parse_time(previous.last_sync_time)
             if snapshot is not None and synced is not None:
                 self._provider.seed(key=key, snapshot=snapshot, synced_at=synced)
         result = await self._provider.get(
@@ -206,8 +209,8 @@ class Pipeline:
         key: str,
         source: manifests.Source,
         spec: ConsumerSpec,
-        previous: Mapping[str, Any],
-        state_budget_bytes: int = reporting.STATE_BUDGET_BYTES,
+        previous: ConsumerStatus,
+        state_budget_bytes: int = STATE_BUDGET_BYTES,
     ) -> Pass:
         now = self._now()
         config = self._config(
@@ -241,7 +244,7 @@ class Pipeline:
                 done=Counter(acting.write_kind(item) for item in outcome.done),
                 failed=outcome.refused,
             )
-        status = reporting.status(
+        reported = of_pass(
             plan=plan,
             metrics=metrics,
             autoscaling=config.autoscaling is not None,
@@ -259,7 +262,7 @@ class Pipeline:
             key=key, source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refused
         )
         return Pass(
-            status=status,
+            status=reported,
             plan=plan,
             requeue_after_s=plan.requeue_after_s,
             retry=outcome.retry or bool(outcome.failures),
@@ -272,16 +275,16 @@ class Pipeline:
         *,
         key: str,
         manifest: Mapping[str, Any],
-        previous: Mapping[str, Any],
+        previous: ConsumerStatus,
         generation: int,
-        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
         undecodable: str | None = None,
-        state_budget_bytes: int = reporting.STATE_BUDGET_BYTES,
+        state_budget_bytes: int = STATE_BUDGET_BYTES,
     ) -> Result:
         """The whole reconcile of one Consumer or guest ConfigMap, given as a manifest.
 
-        ``state_budget_bytes`` bounds ``lastSyncState`` (see ``reporting``): where the
-        status goes decides how much room it has.
+        ``previous`` is the status the object holds (``Reporter`` of the mode).
+        ``state_budget_bytes`` bounds ``lastSyncState`` (see ``domain.status``): where
+        the status goes decides how much room it has.
 
         An unusable spec gets ``Ready=False, reason=InvalidSpec`` and a Warning
         Event, nothing is created from it, and it is not retried until it
@@ -289,8 +292,8 @@ class Pipeline:
         (``undecodable``, the reason; the manifest then has metadata only) is
         reported the same way with ``reason=UndecodableObject``, and its
         Deployments are left as they are. Failed writes are retried with
-        backoff after the status has said what failed. ``write_status`` writes
-        only a status that changed, and says whether it wrote.
+        backoff after the status has said what failed. The reporter writes only a
+        status that changed.
         """
         started = self._clock()
         try:
@@ -299,7 +302,6 @@ class Pipeline:
                 manifest=manifest,
                 previous=previous,
                 generation=generation,
-                write_status=write_status,
                 undecodable=undecodable,
                 state_budget_bytes=state_budget_bytes,
             )
@@ -313,15 +315,9 @@ class Pipeline:
         if self._gauges is not None:
             self._gauges.reconciled(consumer=key, seconds=self._clock() - started, failed=failed)
 
-    async def _write_status(
-        self,
-        *,
-        key: str,
-        status: dict[str, Any],
-        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
-    ) -> None:
+    async def _write_status(self, *, key: str, status: ConsumerStatus) -> None:
         started = self._clock()
-        if await write_status(status) and self._gauges is not None:
+        if await self._reporter.status(key=key, status=status) and self._gauges is not None:
             self._gauges.status_written(consumer=key, seconds=self._clock() - started)
 
     async def _reconcile(
@@ -329,9 +325,8 @@ class Pipeline:
         *,
         key: str,
         manifest: Mapping[str, Any],
-        previous: Mapping[str, Any],
+        previous: ConsumerStatus,
         generation: int,
-        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
         undecodable: str | None,
         state_budget_bytes: int,
     ) -> Result:
@@ -341,7 +336,6 @@ class Pipeline:
             manifest=manifest,
             previous=previous,
             generation=generation,
-            write_status=write_status,
         )
         if undecodable is not None:
             await reject(
@@ -363,7 +357,7 @@ class Pipeline:
             previous=previous,
             state_budget_bytes=state_budget_bytes,
         )
-        await self._write_status(key=key, status=done.status, write_status=write_status)
+        await self._write_status(key=key, status=done.status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
         return Result(
@@ -379,9 +373,8 @@ class Pipeline:
         manifest: Mapping[str, Any],
         reason: str,
         message: str,
-        previous: Mapping[str, Any],
+        previous: ConsumerStatus,
         generation: int,
-        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
     ) -> NoReturn:
         """Report an object that cannot be used (status and a Warning Event), then stop
         retrying it until it changes."""
@@ -389,14 +382,13 @@ class Pipeline:
             self._gauges.rejected(reason=reason)
         await self._write_status(
             key=key,
-            status=reporting.invalid(
+            status=of_rejection(
                 message=message,
                 previous=previous,
                 generation=generation,
                 now=self._now(),
                 reason=reason,
             ),
-            write_status=write_status,
         )
         await self._reporter.rejected(manifest=manifest, reason=reason, message=message)
         raise TerminalError(message)

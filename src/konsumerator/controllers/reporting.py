@@ -1,286 +1,174 @@
-"""The "report" step: what a pass tells the user, as status and conditions.
+"""One ``ports.Reporter`` per mode: it owns both what a pass writes as status and its Events.
 
-Status carries the Go operator's counters (EXPECTED ... REDUNDANT), the
-metrics cache (``lastSyncTime``/``lastSyncState``, so a restarted operator
-does not hammer Prometheus), ``observedGeneration`` in its Kubernetes meaning
-(the spec generation this status describes) and three conditions:
+* ``CrdReporter``: the status of a Consumer, by server-side apply on the ``/status``
+  subresource (``ConsumerStatus.to_body``).
+* ``GuestReporter``: the status of a guest ConfigMap, as the Go operator's
+  ``konsumerator.lwolf.org/status.*`` annotations by server-side apply (we own only
+  those keys; ``ConsumerStatus.to_annotations``).
 
-* ``Ready``: every instance exists, is current and nothing failed; otherwise
-  why not (``InvalidSpec``, ``UndecodableObject``, ``NameConflict``,
-  ``WriteFailed``, ``Progressing``).
-* ``MetricsAvailable``: the last Prometheus refresh worked (``Synced``), or
-  why not: ``PrometheusUnreachable`` (no answer, or the query was rejected),
-  ``NoData``, ``UnsupportedResultType`` or ``ValueOutOfRange`` (an answer
-  that cannot be sized from; the message names the query), ``AddressNotAllowed``
-  (an address outside ``--prometheus-allowed-hosts``: nothing was requested), or
-  ``AutoscalingDisabled``.
-* ``Saturated``: some instances are lagging and held back by their limits.
+What the status says is decided in the domain (``domain.status``); here it is only
+written, and only when it differs from what the object holds: our last write while
+the watch cache has not seen it, else the cache, which also shows anybody else's
+write (``statuses``). A pass with nothing new to report makes no write.
 
-A condition's ``lastTransitionTime`` moves only when its status flips, and the
-status is written only when something in it changed: a pass with nothing to
-report makes no write.
-
-The status is bounded whatever ``numPartitions`` is (the CRD allows 100 000):
-an object must fit etcd (~1.5 MiB) and a guest ConfigMap's annotations 256 KiB
-in total, and ``lastSyncState`` costs at least 70 bytes a partition. So it is
-kept only while it fits a byte budget (``STATE_BUDGET_BYTES`` in CRD mode, less
-in guest mode); above it the field is left out, a restarted operator queries
-Prometheus afresh for that Consumer, and ``MetricsAvailable`` says so. Every
-condition message is at most ``MESSAGE_LIMIT`` characters, lists of names
-included. Together the status stays under 256 KiB.
+The controller reads the object and asks :meth:`previous` for the status the pass
+starts from; the same reporter then writes the pass's status over that object (the
+work queue never runs two passes of one object at once, so one remembered object
+per key is enough).
 """
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any, Final
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from konsumerator.domain import rendering
-from konsumerator.domain.planning import Counters, Metrics, Plan
-from konsumerator.domain.syncstate import (
-    MIN_ENTRY_BYTES,
-    STATE_BUDGET_BYTES,
-    SyncStates,
-    snapshot_from_state,
-    state_size,
-    sync_state,
-)
-
-__all__ = [
-    "MIN_ENTRY_BYTES",
-    "STATE_BUDGET_BYTES",
-    "SyncStates",
-    "snapshot_from_state",
-    "state_size",
-    "sync_state",
-]
-
-TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
-
-# Characters of one condition message (and of an Event's, see kube.eventing).
-MESSAGE_LIMIT: Final = 1024
-_UNBOUNDED_SUFFIX: Final = " (resources are left as they are)"
+from konsumerator.controllers.events import EventReporter
+from konsumerator.controllers.statuses import WrittenStatus
+from konsumerator.domain import keys
+from konsumerator.domain.status import ConsumerStatus, status_annotations
+from konsumerator.kube.eventing import EventRecorder
+from konsumerator.kube.projections import ConfigMapView, CustomObject
+from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS
+from konsumerator.kube.writing import Writer, Written
+from konsumerator.runtime.stores import ObjectKey, key_of
 
 
-def condition(*, type: str, status: str, reason: str, message: str) -> dict[str, str]:
-    return {"type": type, "status": status, "reason": reason, "message": message}
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """The object a pass started from, and its status as the object shows it."""
+
+    key: ObjectKey
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    shown: Mapping[str, Any]
 
 
-def merge_conditions(
-    *,
-    previous: Sequence[Mapping[str, Any]],
-    current: Sequence[Mapping[str, str]],
-    now: datetime,
-    generation: int,
-) -> list[dict[str, Any]]:
-    """Current conditions, keeping ``lastTransitionTime`` where status did not flip."""
-    before = {c.get("type"): c for c in previous}
-    merged = []
-    for c in current:
-        old = before.get(c["type"])
-        since = (
-            old["lastTransitionTime"]
-            if old is not None
-            and old.get("status") == c["status"]
-            and old.get("lastTransitionTime")
-            else rendering.format_time(now)
-        )
-        merged.append({**c, "lastTransitionTime": since, "observedGeneration": generation})
-    return merged
+class _StatusReporter(EventReporter, ABC):
+    """Events, and a status written only when it differs from what the object shows.
 
-
-def bounded(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def listing(prefix: str, names: Sequence[str], *, limit: int = MESSAGE_LIMIT) -> str:
-    """``prefix`` and as many of ``names`` as fit ``limit`` characters, then "and N more"."""
-    reserve = len(f" and {len(names)} more")
-    shown: list[str] = []
-    for name in names:
-        if len(prefix) + len(", ".join([*shown, name])) + reserve > limit:
-            break
-        shown.append(name)
-    text = prefix + ", ".join(shown)
-    hidden = len(names) - len(shown)
-    return bounded(text + (f" and {hidden} more" if hidden else ""), limit=limit)
-
-
-def metrics_reason(metrics: Metrics) -> str:
-    """The MetricsAvailable reason of a failed refresh."""
-    return metrics.error_reason or "PrometheusUnreachable"
-
-
-def counters(c: Counters) -> dict[str, int]:
-    return {
-        "expected": c.expected,
-        "running": c.running,
-        "paused": c.paused,
-        "missing": c.missing,
-        "lagging": c.lagging,
-        "outdated": c.outdated,
-        "redundant": c.redundant,
-    }
-
-
-def status(
-    *,
-    plan: Plan,
-    metrics: Metrics,
-    autoscaling: bool,
-    num_partitions: int,
-    failures: Sequence[str],
-    conflicts: Sequence[str],
-    previous: Mapping[str, Any],
-    generation: int,
-    now: datetime,
-    state_budget_bytes: int = STATE_BUDGET_BYTES,
-    refusal: str | None = None,
-    states: tuple[SyncStates, str] | None = None,
-) -> dict[str, Any]:
-    """The status a pass reports, ``lastSyncState`` within ``state_budget_bytes``.
-
-    ``refusal`` says why Prometheus was not asked at all (a disallowed address).
-    ``states`` (the cache and this Consumer's key) encodes a snapshot once.
+    A mode says how the status shows on its object (``_shown``), when what it shows
+    already says it (``_unchanged``) and how it is written (``_write``).
     """
-    c = plan.counters
-    result: dict[str, Any] = {**previous, **counters(c), "observedGeneration": generation}
-    omitted = _sync(
-        result,
-        metrics=metrics,
-        num_partitions=num_partitions,
-        budget_bytes=state_budget_bytes,
-        states=states,
-    )
-    if conflicts:
-        ready = condition(
-            type="Ready",
-            status=FALSE,
-            reason="NameConflict",
-            message=listing(
-                "Deployments exist that this Consumer does not own: ", sorted(conflicts)
-            ),
+
+    def __init__(self, *, events: EventRecorder, writer: Writer) -> None:
+        super().__init__(events=events)
+        self._writer = writer
+        self._statuses = WrittenStatus()
+        self._bases: dict[str, _Base] = {}
+
+    def _start(self, *, obj: CustomObject | ConfigMapView, shown: Mapping[str, Any]) -> ObjectKey:
+        key = key_of(obj)
+        self._bases[str(key)] = _Base(
+            key=key,
+            namespace=obj.namespace,
+            name=obj.name,
+            uid=obj.uid,
+            resource_version=obj.resource_version,
+            shown=shown,
         )
-    elif failures:
-        ready = condition(
-            type="Ready", status=FALSE, reason="WriteFailed", message=bounded("; ".join(failures))
+        return key
+
+    def forget(self, key: ObjectKey) -> None:
+        self._statuses.forget(key)
+        self._bases.pop(str(key), None)
+
+    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
+        base = self._bases[key]
+        shown = self._shown(status)
+        if self._unchanged(shown=shown, held=base.shown):
+            return False
+        # Recorded before the request: the watch event can come back before its answer.
+        self._statuses.sending(key=base.key, shown=shown)
+        done = await self._write(base=base, shown=shown)
+        self._statuses.wrote(
+            key=base.key,
+            uid=base.uid,
+            base=base.resource_version,
+            resource_version=done.resource_version,
+            status=status.to_body(),
         )
-    elif c.missing or c.outdated or c.redundant:
-        ready = condition(
-            type="Ready",
-            status=FALSE,
-            reason="Progressing",
-            message=f"{c.missing} missing, {c.outdated} outdated, {c.redundant} redundant",
-        )
-    else:
-        ready = condition(
-            type="Ready",
-            status=TRUE,
-            reason="Reconciled",
-            message=f"{c.expected} instances up to date",
-        )
-    if not autoscaling:
-        available = condition(
-            type="MetricsAvailable",
-            status=UNKNOWN,
-            reason="AutoscalingDisabled",
-            message="autoscaling is off (mode is not prometheus, or the Consumer is paused)",
-        )
-    elif refusal is not None:
-        available = condition(
-            type="MetricsAvailable",
-            status=FALSE,
-            reason="AddressNotAllowed",
-            message=bounded(refusal, limit=MESSAGE_LIMIT - len(_UNBOUNDED_SUFFIX))
-            + _UNBOUNDED_SUFFIX,
-        )
-    elif metrics.error is not None:
-        available = condition(
-            type="MetricsAvailable",
-            status=FALSE,
-            reason=metrics_reason(metrics),
-            message=bounded(metrics.error, limit=MESSAGE_LIMIT - len(_UNBOUNDED_SUFFIX))
-            + _UNBOUNDED_SUFFIX,
-        )
-    else:
-        available = condition(
-            type="MetricsAvailable",
-            status=TRUE,
-            reason="Synced",
-            message="metrics are current" + (omitted or ""),
-        )
-    saturated = condition(
-        type="Saturated",
-        status=TRUE if plan.saturated else FALSE,
-        reason="LimitsReached" if plan.saturated else "WithinLimits",
-        message=(
-            listing("lagging and held back by resourcePolicy: ", plan.saturated)
-            if plan.saturated
-            else "no instance is held back by its limits"
-        ),
-    )
-    result["conditions"] = merge_conditions(
-        previous=previous.get("conditions") or [],
-        current=[ready, available, saturated],
-        now=now,
-        generation=generation,
-    )
-    return result
+        return True
+
+    @abstractmethod
+    def _shown(self, status: ConsumerStatus) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _unchanged(self, *, shown: Mapping[str, Any], held: Mapping[str, Any]) -> bool: ...
+
+    @abstractmethod
+    async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written: ...
 
 
-def _sync(
-    result: dict[str, Any],
-    *,
-    metrics: Metrics,
-    num_partitions: int,
-    budget_bytes: int,
-    states: tuple[SyncStates, str] | None = None,
-) -> str | None:
-    """Put the metrics cache into ``result``; a note for the condition if it was left out.
+class CrdReporter(_StatusReporter):
+    """CRD mode: Events, and the Consumer's status subresource."""
 
-    A state carried over from the previous status is dropped too when it exceeds the
-    budget (the budget of a guest ConfigMap shrinks as its other annotations grow).
-    """
-    if metrics.synced_at is None or metrics.snapshot is None:
-        if "lastSyncState" in result and state_size(result["lastSyncState"]) > budget_bytes:
-            del result["lastSyncState"]
-        return None
-    result["lastSyncTime"] = rendering.format_time(metrics.synced_at)
-    state = (
-        sync_state(metrics.snapshot, num_partitions=num_partitions, budget_bytes=budget_bytes)
-        if states is None
-        else states[0].get(
-            key=states[1],
-            snapshot=metrics.snapshot,
-            num_partitions=num_partitions,
-            budget_bytes=budget_bytes,
+    def is_ours(self, obj: CustomObject) -> bool:
+        """Whether ``obj`` shows what our last status write made (the watch predicate)."""
+        return self._statuses.is_ours(
+            key=key_of(obj), resource_version=obj.resource_version, shown=obj.status
         )
-    )
-    if state is not None:
-        result["lastSyncState"] = state
-        return None
-    result.pop("lastSyncState", None)
-    why = (
-        f"{num_partitions} partitions exceed its {budget_bytes // 1024} KiB budget"
-        if budget_bytes >= 1024
-        else "the object's other annotations leave it no room"
-    )
-    return f"; lastSyncState is left out: {why}, so a restarted operator queries Prometheus afresh"
+
+    def previous(self, obj: CustomObject) -> ConsumerStatus:
+        """The status a pass over ``obj`` starts from (and compares its own with)."""
+        written = self._statuses.written(
+            key=key_of(obj), uid=obj.uid, resource_version=obj.resource_version
+        )
+        held = dict(obj.status if written is None else written)
+        self._start(obj=obj, shown=held)
+        return ConsumerStatus.from_body(held)
+
+    def _shown(self, status: ConsumerStatus) -> dict[str, Any]:
+        return status.to_body()
+
+    def _unchanged(self, *, shown: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+        # The whole status: a field left out (lastSyncState over its budget) is a change.
+        return shown == held
+
+    async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written:
+        return await self._writer.apply_status(
+            resource=CONSUMERS, namespace=base.namespace, name=base.name, status=shown
+        )
 
 
-def invalid(
-    *,
-    message: str,
-    previous: Mapping[str, Any],
-    generation: int,
-    now: datetime,
-    reason: str = "InvalidSpec",
-) -> dict[str, Any]:
-    """Status for a spec that cannot be used (``InvalidSpec``) or an object that cannot
-    even be read (``UndecodableObject``): counters kept, Ready=False with the reason."""
-    ready = condition(type="Ready", status=FALSE, reason=reason, message=bounded(message))
-    others = [c for c in previous.get("conditions") or [] if c.get("type") != "Ready"]
-    merged = merge_conditions(
-        previous=previous.get("conditions") or [], current=[ready], now=now, generation=generation
-    )
-    return {**previous, "observedGeneration": generation, "conditions": merged + others}
+def _status_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in annotations.items() if k.startswith(keys.STATUS_PREFIX)}
+
+
+class GuestReporter(_StatusReporter):
+    """Guest mode: Events, and the ConfigMap's ``status.*`` annotations."""
+
+    def is_ours(self, cm: ConfigMapView) -> bool:
+        """Whether ``cm``'s status annotations are what our last write made."""
+        return self._statuses.is_ours(
+            key=key_of(cm),
+            resource_version=cm.resource_version,
+            shown=_status_annotations(cm.annotations),
+        )
+
+    def previous(self, cm: ConfigMapView) -> ConsumerStatus:
+        """The status a pass over ``cm`` starts from (and compares its own with)."""
+        written = self._statuses.written(
+            key=key_of(cm), uid=cm.uid, resource_version=cm.resource_version
+        )
+        if written is None:
+            self._start(obj=cm, shown=dict(cm.annotations))
+            return ConsumerStatus.from_annotations(cm.annotations)
+        self._start(obj=cm, shown=status_annotations(written))
+        return ConsumerStatus.from_body(written)
+
+    def _shown(self, status: ConsumerStatus) -> dict[str, Any]:
+        return status.to_annotations()
+
+    def _unchanged(self, *, shown: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+        # Every status annotation is always written, so none can be left out.
+        return all(held.get(k) == v for k, v in shown.items())
+
+    async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written:
+        return await self._writer.apply(
+            resource=CONFIGMAPS,
+            namespace=base.namespace,
+            name=base.name,
+            body={"metadata": {"annotations": shown}},
+        )

@@ -11,7 +11,7 @@ Aspects tested (table-driven over the hostile strings):
 - ``DEPLOYMENT_PROJECTOR`` decodes a Deployment whose consumer-id, partition or saturation
   annotation holds one (a list page of it too);
 - ``manifests.status_from_annotations`` reads a counter holding one as 0;
-- ``reporting.snapshot_from_state`` refuses a state keyed by one (None).
+- ``snapshot_from_state`` refuses a state keyed by one (None).
 """
 
 import json
@@ -19,8 +19,8 @@ import json
 import pytest
 
 from konsumerator.api import manifests
-from konsumerator.controllers import reporting
 from konsumerator.domain import keys
+from konsumerator.domain.syncstate import snapshot_from_state
 from konsumerator.kube.projections import DEPLOYMENT_PROJECTOR
 
 HOSTILE = {"5000 digits": "9" * 5000, "superscript two": "²"}
@@ -65,4 +65,4 @@ def test_a_guest_status_counter_no_int_can_hold_reads_as_zero(value: str) -> Non
 @pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
 def test_a_sync_state_keyed_by_no_partition_number_is_refused(value: str) -> None:
     state = {value: {"productionRate": 1, "consumptionRate": 1, "messageBehind": 1}}
-    assert reporting.snapshot_from_state(state) is None
+    assert snapshot_from_state(state) is None

@@ -34,12 +34,12 @@ from hypothesis import strategies as st
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import SpecError, to_config
-from konsumerator.controllers import reporting
 from konsumerator.domain import keys, planning, quantities
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.resources import MAX_CPU_M, MAX_MEM_B
 from konsumerator.domain.specs import Owner
+from konsumerator.domain.status import ConsumerStatus, of_pass
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 PROM = ("autoscaler", "prometheus")
@@ -432,17 +432,17 @@ def _reconcile_pure(manifest: dict[str, Any], world: World) -> None:
     event("planned" if plan.applies else "planned, nothing to apply")
     for apply in plan.applies:
         _check_body(apply.body)
-    status = reporting.status(
+    status = of_pass(
         plan=plan,
         metrics=metrics,
         autoscaling=config.autoscaling is not None,
         num_partitions=config.num_partitions,
         failures=[],
         conflicts=list(plan.conflicts),
-        previous={},
+        previous=ConsumerStatus(),
         generation=1,
         now=NOW,
-    )
+    ).to_body()
     json.dumps(status, allow_nan=False)
     assert all(-(2**63) <= i < 2**63 for i in _ints(status))
     json.dumps(manifests.status_annotations(status))

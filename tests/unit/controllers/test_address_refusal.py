@@ -9,7 +9,6 @@ that no request is made):
 * the status gets ``MetricsAvailable=False, reason=AddressNotAllowed``.
 """
 
-import copy
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ import pytest
 import yaml
 
 from konsumerator.api import manifests
-from konsumerator.controllers import reporting
 from konsumerator.controllers.reconciling import refusal
 from konsumerator.domain import keys
 from konsumerator.domain.planning import Counters, Metrics, Plan
+from konsumerator.domain.status import ConsumerStatus, of_pass
 from konsumerator.prom.urls import AddressPolicy
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -74,7 +73,7 @@ def test_refused_addresses_are_named_by_field_and_redacted(build: Any, field: st
 
 
 def test_the_status_says_address_not_allowed() -> None:
-    status = reporting.status(
+    status = of_pass(
         plan=Plan(
             applies=(),
             deletes=(),
@@ -89,11 +88,11 @@ def test_the_status_says_address_not_allowed() -> None:
         num_partitions=1,
         failures=(),
         conflicts=(),
-        previous=copy.deepcopy({}),
+        previous=ConsumerStatus(),
         generation=1,
         now=datetime(2024, 1, 1, tzinfo=UTC),
         refusal="spec.autoscaler.prometheus.address[0] (http://x): not allowed",
-    )
+    ).to_body()
     [available] = [c for c in status["conditions"] if c["type"] == "MetricsAvailable"]
     assert (available["status"], available["reason"]) == ("False", "AddressNotAllowed")
     assert available["message"].startswith("spec.autoscaler.prometheus.address[0]")

@@ -28,6 +28,7 @@ from konsumerator.controllers.events import EventReporter
 from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
 from konsumerator.domain import planning
 from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.status import ConsumerStatus
 from konsumerator.kube.eventing import EventSpec
 from konsumerator.runtime.stores import Store, key_of
 from konsumerator.simulating import (
@@ -102,7 +103,7 @@ def test_the_operators_wiring_and_simulate_decide_and_report_alike(consumer: str
         reporter=EventReporter(events=events),  # type: ignore[arg-type]
         now=lambda: clock[0],
     )
-    status: dict[str, object] = {}
+    status = ConsumerStatus()
     writes = 0
     try:
         for step in steps:

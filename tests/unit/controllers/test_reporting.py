@@ -11,8 +11,8 @@ Aspects tested:
 
 from datetime import UTC, datetime
 
-from konsumerator.controllers import reporting
 from konsumerator.domain.planning import Counters, Metrics, Plan
+from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
@@ -32,17 +32,17 @@ def usable_status() -> dict[str, object]:
         allocated_mem_b=0,
         saturated=(),
     )
-    return reporting.status(
+    return of_pass(
         plan=plan,
         metrics=Metrics(),
         autoscaling=False,
         num_partitions=2,
         failures=[],
         conflicts=[],
-        previous={},
+        previous=ConsumerStatus(),
         generation=1,
         now=NOW,
-    )
+    ).to_body()
 
 
 def types(status: dict[str, object]) -> list[str]:
@@ -68,9 +68,12 @@ def test_a_usable_spec_writes_counters_and_three_conditions():
 
 def test_an_invalid_spec_rewrites_only_ready_and_keeps_the_rest():
     before = usable_status()
-    after = reporting.invalid(
-        message="spec.namespace: must be ns", previous=before, generation=2, now=LATER
-    )
+    after = of_rejection(
+        message="spec.namespace: must be ns",
+        previous=ConsumerStatus.from_body(before),
+        generation=2,
+        now=LATER,
+    ).to_body()
     assert {k: after[k] for k in COUNTERS} == {k: before[k] for k in COUNTERS}
     assert after["observedGeneration"] == 2
     conditions = {c["type"]: c for c in after["conditions"]}
@@ -85,6 +88,6 @@ def test_an_invalid_spec_rewrites_only_ready_and_keeps_the_rest():
 
 
 def test_an_invalid_spec_that_was_never_valid_has_no_counters_and_only_ready():
-    status = reporting.invalid(message="bad", previous={}, generation=1, now=NOW)
+    status = of_rejection(message="bad", previous=ConsumerStatus(), generation=1, now=NOW).to_body()
     assert not set(COUNTERS) & set(status)
     assert types(status) == ["Ready"]

@@ -26,9 +26,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from konsumerator.api import manifests
-from konsumerator.controllers import reporting
+from konsumerator.domain.conditions import MESSAGE_LIMIT, listing
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.planning import Counters, Metrics, Plan
+from konsumerator.domain.status import ConsumerStatus, of_pass
+from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, snapshot_from_state, state_size
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CRD_MAXIMUM = 100_000
@@ -62,18 +64,18 @@ def report(
     failures: tuple[str, ...] = (),
     **budget: int,
 ) -> dict[str, Any]:
-    return reporting.status(
+    return of_pass(
         plan=plan(saturated=saturated),
         metrics=metrics,
         autoscaling=True,
         num_partitions=num_partitions,
         failures=failures,
         conflicts=conflicts,
-        previous=previous or {},
+        previous=ConsumerStatus.from_body(previous or {}),
         generation=3,
         now=NOW,
         **budget,
-    )
+    ).to_body()
 
 
 def available(status: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +135,7 @@ def test_status_fits_its_budgets_whatever_the_partition_count(
         failures=tuple(failures),
     )
     assert len(json.dumps(crd).encode()) <= STATUS_LIMIT
-    assert all(len(c["message"]) <= reporting.MESSAGE_LIMIT for c in crd["conditions"])
+    assert all(len(c["message"]) <= MESSAGE_LIMIT for c in crd["conditions"])
 
     guest = report(
         num_partitions=num_partitions,
@@ -173,7 +175,7 @@ def test_a_state_that_fits_keeps_the_go_shape_with_absent_partitions_as_zero() -
         "2": {"productionRate": 0, "consumptionRate": 0, "messageBehind": 0},
     }
     assert available(status)["message"] == "metrics are current"
-    seeded = reporting.snapshot_from_state(status["lastSyncState"])
+    seeded = snapshot_from_state(status["lastSyncState"])
     assert seeded is not None
     assert dict(seeded.production) == {0: 10.0}
 
@@ -190,7 +192,7 @@ def most_idle_partitions(budget: int) -> int:
     return n
 
 
-FITS_CRD = most_idle_partitions(reporting.STATE_BUDGET_BYTES)
+FITS_CRD = most_idle_partitions(STATE_BUDGET_BYTES)
 FITS_GUEST = most_idle_partitions(manifests.GUEST_STATE_BUDGET_BYTES)
 
 
@@ -199,8 +201,8 @@ FITS_GUEST = most_idle_partitions(manifests.GUEST_STATE_BUDGET_BYTES)
     [
         (1, 70, True),  # exactly the smallest entry
         (1, 69, False),
-        (FITS_CRD, reporting.STATE_BUDGET_BYTES, True),
-        (FITS_CRD + 1, reporting.STATE_BUDGET_BYTES, False),
+        (FITS_CRD, STATE_BUDGET_BYTES, True),
+        (FITS_CRD + 1, STATE_BUDGET_BYTES, False),
         (FITS_GUEST, manifests.GUEST_STATE_BUDGET_BYTES, True),
         (FITS_GUEST + 1, manifests.GUEST_STATE_BUDGET_BYTES, False),
         (10, -1, False),  # a guest ConfigMap with no room left
@@ -216,7 +218,7 @@ def test_the_state_is_kept_exactly_while_it_fits(
     )
     assert ("lastSyncState" in status) is kept
     if kept:
-        assert reporting.state_size(status["lastSyncState"]) == idle_size(num_partitions)
+        assert state_size(status["lastSyncState"]) == idle_size(num_partitions)
 
 
 def test_a_guest_configmap_without_room_says_so() -> None:
@@ -242,7 +244,7 @@ def test_a_previous_state_is_removed_when_the_new_one_does_not_fit() -> None:
     assert "lastSyncState" not in grown
 
 
-@pytest.mark.parametrize(("budget", "kept"), [(reporting.STATE_BUDGET_BYTES, True), (100, False)])
+@pytest.mark.parametrize(("budget", "kept"), [(STATE_BUDGET_BYTES, True), (100, False)])
 def test_a_carried_over_state_is_kept_only_within_the_budget(budget: int, kept: bool) -> None:
     previous = report(num_partitions=4, metrics=synced(MetricsSnapshot()))
     # No refresh this pass (e.g. a failed one): the previous state is carried over.
@@ -272,14 +274,14 @@ def test_long_lists_of_names_are_cut_with_a_count() -> None:
     )
     messages = {c["type"]: c["message"] for c in status["conditions"]}
     for kind in ("Ready", "Saturated"):
-        assert len(messages[kind]) <= reporting.MESSAGE_LIMIT
+        assert len(messages[kind]) <= MESSAGE_LIMIT
         shown = messages[kind].count("orders-consumer-")
         assert messages[kind].endswith(f" and {100_000 - shown} more")
         assert shown > 10
 
 
 def test_a_short_list_is_written_whole() -> None:
-    assert reporting.listing("held back: ", ["a-0", "a-1"]) == "held back: a-0, a-1"
+    assert listing("held back: ", ["a-0", "a-1"]) == "held back: a-0, a-1"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Status writes when the watch cache lags the operator's own write.
 
-Aspects tested (the controllers with an in-memory cache, a scripted pipeline and a writer
-that records; no API server):
+Aspects tested (the controllers with an in-memory cache, a scripted pipeline, the mode's
+reporter and a writer that records; no API server):
 - CRD mode: a pass that computes the status the cache still shows is written anyway when
   the previous pass wrote something else (the cache has not seen it yet), and builds on
   the status last written, not on the stale cache;
@@ -15,13 +15,15 @@ that records; no API server):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from konsumerator.api import manifests
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
+from konsumerator.controllers.reporting import CrdReporter, GuestReporter
 from konsumerator.domain import keys
+from konsumerator.domain.status import ConsumerStatus
 from konsumerator.kube.projections import ConfigMapView, CustomObject
 from konsumerator.kube.writing import Written
 from konsumerator.runtime.controlling import Result
@@ -33,9 +35,11 @@ S1 = {"expected": 2, "outdated": 1}
 
 
 class ScriptedPipeline:
-    """Each reconcile reports the next status of the script, and records its ``previous``."""
+    """Each reconcile reports the next status of the script through the mode's reporter,
+    and records its ``previous`` (as a status body)."""
 
-    def __init__(self, *statuses: dict[str, Any]) -> None:
+    def __init__(self, reporter: CrdReporter | GuestReporter, *statuses: dict[str, Any]) -> None:
+        self.reporter = reporter
         self.statuses = list(statuses)
         self.previous: list[Mapping[str, Any]] = []
 
@@ -47,15 +51,22 @@ class ScriptedPipeline:
         *,
         key: str,
         manifest: Mapping[str, Any],
-        previous: Mapping[str, Any],
+        previous: ConsumerStatus,
         generation: int,
-        write_status: Callable[[dict[str, Any]], Awaitable[bool]],
         undecodable: str | None = None,
         state_budget_bytes: int = 0,
     ) -> Result:
-        self.previous.append(dict(previous))
-        await write_status(self.statuses.pop(0))
+        self.previous.append(previous.to_body())
+        await self.reporter.status(key=key, status=ConsumerStatus.from_body(self.statuses.pop(0)))
         return Result()
+
+
+class NoEvents:
+    async def record(self, *, obj: object, type: str, reason: str, message: str) -> None:
+        raise AssertionError("a status write records no Event")
+
+
+NO_EVENTS = NoEvents()
 
 
 class RecordingWriter:
@@ -93,11 +104,13 @@ def consumer(uid: str = "u1", status: Mapping[str, Any] = S0, rv: str = "1") -> 
 async def test_a_consumer_status_the_cache_still_shows_is_written_after_a_different_one() -> None:
     cache: Store[CustomObject] = Store()
     cache.upsert(consumer())  # and it stays so: the watch has not delivered our writes yet
-    pipeline, writer = ScriptedPipeline(S1, S0, S0), RecordingWriter()
+    writer = RecordingWriter()
+    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
+    pipeline = ScriptedPipeline(reporter, S1, S0, S0)
     controller = ConsumerController(
         consumers=cache,
         pipeline=pipeline,  # type: ignore[arg-type]
-        writer=writer,  # type: ignore[arg-type]
+        reporter=reporter,
     )
     for _ in range(3):
         await controller.reconcile(KEY)
@@ -108,11 +121,13 @@ async def test_a_consumer_status_the_cache_still_shows_is_written_after_a_differ
 async def test_a_recreated_consumer_starts_from_its_own_status() -> None:
     cache: Store[CustomObject] = Store()
     cache.upsert(consumer())
-    pipeline, writer = ScriptedPipeline(S1, S1), RecordingWriter()
+    writer = RecordingWriter()
+    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
+    pipeline = ScriptedPipeline(reporter, S1, S1)
     controller = ConsumerController(
         consumers=cache,
         pipeline=pipeline,  # type: ignore[arg-type]
-        writer=writer,  # type: ignore[arg-type]
+        reporter=reporter,
     )
     await controller.reconcile(KEY)
     cache.upsert(consumer(uid="u2", status={}, rv="9"))
@@ -134,11 +149,13 @@ def configmap(annotations: Mapping[str, str], rv: str = "1") -> ConfigMapView:
 async def test_a_guest_status_the_cache_still_shows_is_written_after_a_different_one() -> None:
     cache: Store[ConfigMapView] = Store()
     cache.upsert(configmap(manifests.status_annotations(S0)))
-    pipeline, writer = ScriptedPipeline(S1, S0, S0), RecordingWriter()
+    writer = RecordingWriter()
+    reporter = GuestReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
+    pipeline = ScriptedPipeline(reporter, S1, S0, S0)
     controller = ConfigMapController(
         configmaps=cache,
         pipeline=pipeline,  # type: ignore[arg-type]
-        writer=writer,  # type: ignore[arg-type]
+        reporter=reporter,
     )
     for _ in range(3):
         await controller.reconcile(KEY)
@@ -150,11 +167,13 @@ async def test_a_guest_status_the_cache_still_shows_is_written_after_a_different
 async def test_a_consumer_status_written_by_somebody_else_after_ours_is_overwritten() -> None:
     cache: Store[CustomObject] = Store()
     cache.upsert(consumer())
-    pipeline, writer = ScriptedPipeline(S1, S1, S1), RecordingWriter()
+    writer = RecordingWriter()
+    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
+    pipeline = ScriptedPipeline(reporter, S1, S1, S1)
     controller = ConsumerController(
         consumers=cache,
         pipeline=pipeline,  # type: ignore[arg-type]
-        writer=writer,  # type: ignore[arg-type]
+        reporter=reporter,
     )
     await controller.reconcile(KEY)  # writes S1 as version 101
     cache.upsert(consumer(status=S1, rv="101"))  # the cache sees our write
@@ -168,11 +187,13 @@ async def test_a_consumer_status_written_by_somebody_else_after_ours_is_overwrit
 async def test_a_consumer_status_rewritten_before_the_cache_saw_ours_is_overwritten() -> None:
     cache: Store[CustomObject] = Store()
     cache.upsert(consumer())
-    pipeline, writer = ScriptedPipeline(S1, S1), RecordingWriter()
+    writer = RecordingWriter()
+    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
+    pipeline = ScriptedPipeline(reporter, S1, S1)
     controller = ConsumerController(
         consumers=cache,
         pipeline=pipeline,  # type: ignore[arg-type]
-        writer=writer,  # type: ignore[arg-type]
+        reporter=reporter,
     )
     await controller.reconcile(KEY)  # writes S1 as version 101
     # The watch jumps past our write (a relist): only the later, foreign, status is seen.
@@ -185,11 +206,13 @@ async def test_a_consumer_status_rewritten_before_the_cache_saw_ours_is_overwrit
 async def test_a_guest_status_written_by_somebody_else_after_ours_is_overwritten() -> None:
     cache: Store[ConfigMapView] = Store()
     cache.upsert(configmap(manifests.status_annotations(S0)))
-    pipeline, writer = ScriptedPipeline(S1, S1, S1), RecordingWriter()
+    writer = RecordingWriter()
+    reporter = GuestReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
+    pipeline = ScriptedPipeline(reporter, S1, S1, S1)
     controller = ConfigMapController(
         configmaps=cache,
         pipeline=pipeline,  # type: ignore[arg-type]
-        writer=writer,  # type: ignore[arg-type]
+        reporter=reporter,
     )
     await controller.reconcile(KEY)  # writes S1 as version 101
     cache.upsert(configmap(manifests.status_annotations(S1), rv="101"))

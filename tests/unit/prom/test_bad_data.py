@@ -31,9 +31,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from konsumerator.controllers import reporting
 from konsumerator.domain.metrics import MetricKind, MetricsSnapshot
 from konsumerator.domain.planning import Counters, Metrics, Plan
+from konsumerator.domain.status import ConsumerStatus, of_pass
 from konsumerator.obs.prometheus import PrometheusMetrics
 from konsumerator.prom import fetching
 from konsumerator.prom.errors import BadData, BadDataReason
@@ -188,17 +188,17 @@ def _plan() -> Plan:
 
 
 def _status(metrics: Metrics) -> dict[str, Any]:
-    return reporting.status(
+    return of_pass(
         plan=_plan(),
         metrics=metrics,
         autoscaling=True,
         num_partitions=2,
         failures=[],
         conflicts=[],
-        previous={},
+        previous=ConsumerStatus(),
         generation=1,
         now=T0,
-    )
+    ).to_body()
 
 
 def test_status_names_the_reason_and_the_query() -> None:
