@@ -15,11 +15,11 @@ output fragment, and only re-derives them for Deployments a pass wrote.
 
 import asyncio
 import dataclasses
+import functools
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TextIO
@@ -45,11 +45,37 @@ class InputError(ValueError):
     """A bad CONSUMER or TIMELINE file: one line naming the file and the field."""
 
 
-@dataclass(frozen=True, slots=True)
 class Step:
-    advance_s: float
-    # None: every Prometheus address fails at this step.
-    metrics: MetricsSnapshot | None
+    """One step of a timeline: how far the clock moves, and what Prometheus answers
+    (``metrics``; None: every address fails).
+
+    The answer may be given as a function (``convert``), called on first use: only a
+    pass that asks Prometheus uses it (one step in three with 10 s steps and a 30 s
+    ``minSyncPeriod``), and building a snapshot (its per-partition lag) costs as much as
+    a pass that does not ask.
+    """
+
+    __slots__ = ("_convert", "_metrics", "advance_s")
+
+    def __init__(
+        self,
+        *,
+        advance_s: float,
+        metrics: MetricsSnapshot | None = None,
+        convert: Callable[[], MetricsSnapshot | None] | None = None,
+    ) -> None:
+        self.advance_s = advance_s
+        self._metrics = metrics
+        self._convert = convert
+
+    @property
+    def metrics(self) -> MetricsSnapshot | None:
+        if self._convert is not None:
+            self._metrics, self._convert = self._convert(), None
+        return self._metrics
+
+    def __repr__(self) -> str:
+        return f"Step(advance_s={self.advance_s!r}, metrics={self.metrics!r})"
 
 
 # libyaml's loader is ~20x faster than the pure-Python one on long timelines.
@@ -205,7 +231,9 @@ def _load_typed(text: str) -> list[Step] | None:
             if duration.nanoseconds < 0:
                 return None
             advances[raw.advance] = advance = duration.seconds
-        steps.append(Step(advance_s=advance, metrics=_typed_snapshot(raw.metrics)))
+        steps.append(
+            Step(advance_s=advance, convert=functools.partial(_typed_snapshot, raw.metrics))
+        )
     return steps
 
 
@@ -339,6 +367,11 @@ class MemoryCluster:
         return "{" + ",".join(self._fragments[n] for n in self._order) + "}"
 
 
+def _answer(step: Step) -> Callable[[], MetricsSnapshot | None]:
+    """``step``'s answer, converted only if a pass asks for it."""
+    return lambda: step.metrics
+
+
 class TimelineMetrics:
     """The ``ports.MetricsSource`` of a replay: each step says what Prometheus would answer.
 
@@ -347,7 +380,9 @@ class TimelineMetrics:
     """
 
     def __init__(self) -> None:
-        self.answer: MetricsSnapshot | None = None
+        # What Prometheus answers at this step (None: it fails), or a function giving
+        # it, called only when a pass asks.
+        self.answer: MetricsSnapshot | Callable[[], MetricsSnapshot | None] | None = None
         self._snapshot: MetricsSnapshot | None = None
         self._synced_at: datetime | None = None
         # The period the pipeline asked with (None: it never asked: no autoscaling).
@@ -367,14 +402,15 @@ class TimelineMetrics:
             return ProviderResult(
                 snapshot=self._snapshot, synced_at=self._synced_at, refreshed=False
             )
-        if self.answer is None:
+        answer = self.answer() if callable(self.answer) else self.answer
+        if answer is None:
             return ProviderResult(
                 snapshot=self._snapshot,
                 synced_at=self._synced_at,
                 refreshed=False,
                 error="every Prometheus address failed",
             )
-        self._snapshot, self._synced_at = self.answer, now
+        self._snapshot, self._synced_at = answer, now
         return ProviderResult(snapshot=self._snapshot, synced_at=now, refreshed=True)
 
     def due(self, now: datetime) -> bool:
@@ -451,8 +487,14 @@ class Replay:
         # The last pass was a fixed point that no time can move (see ``quiet``).
         self._settled = False
 
-    def step(self, *, advance_s: float, metrics: MetricsSnapshot | None) -> Pass:
-        """Advance the clock, set what Prometheus answers (None: it fails), run one pass."""
+    def step(
+        self,
+        *,
+        advance_s: float,
+        metrics: MetricsSnapshot | Callable[[], MetricsSnapshot | None] | None,
+    ) -> Pass:
+        """Advance the clock, set what Prometheus answers (None: it fails; a function: the
+        answer, asked for only if the pass asks Prometheus), run one pass."""
         self.now += timedelta(seconds=advance_s)
         self.metrics.answer = metrics
         due = self.metrics.due(self.now)
@@ -518,7 +560,7 @@ def run(
             if skip_quiet and replay.quiet(advance_s=step.advance_s):
                 replay.skip(advance_s=step.advance_s)
             else:
-                replay.step(advance_s=step.advance_s, metrics=step.metrics)
+                replay.step(advance_s=step.advance_s, metrics=_answer(step))
             shown = replay.status.counter_fields()
             counters = ",".join(f'"{k}":{shown[k]}' for k in _STATUS_FIELDS)
             t = (replay.now - start).total_seconds()
