@@ -11,6 +11,11 @@ Watches, and why they are shaped so:
   is indexed by controller UID so a Consumer finds its instances in O(1). Only
   events that change what a pass reads wake the Consumer, batched
   (``controllers.waking``).
+* Pods of managed Deployments (in-place resizing), selected by the same label,
+  which in-place mode puts on the pod template; projected to metadata and
+  resources (``kube.pods``) and indexed by their Deployment, so a pass reads
+  an instance's pods in O(1) and a pod's event (a new pod, a resize actuated
+  or refused) wakes the Consumer that owns its Deployment.
 * Consumers (CRD mode, cluster-wide) or ConfigMaps (guest mode, one
   namespace). Status-only changes that our own last write made are filtered
   out, so our status writes never trigger a reconcile; anybody else's status
@@ -34,13 +39,21 @@ from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
 from konsumerator.controllers.ports import Reporter
-from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
+from konsumerator.controllers.reconciling import (
+    OWNER_INDEX,
+    POD_INDEX,
+    Pipeline,
+    owner_index,
+    pod_index,
+)
 from konsumerator.controllers.reporting import CrdReporter, GuestReporter
 from konsumerator.domain import keys
 from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.pods import ObservedPod
 from konsumerator.kube import connecting
 from konsumerator.kube.eventing import EventRecorder
 from konsumerator.kube.leases import LeaseClient
+from konsumerator.kube.pods import POD_PROJECTOR, pod_changed
 from konsumerator.kube.projections import (
     CONFIGMAP_PROJECTOR,
     CUSTOM_OBJECT_PROJECTOR,
@@ -52,6 +65,7 @@ from konsumerator.kube.resources import (
     CONSUMERS,
     CUSTOM_RESOURCE_DEFINITIONS,
     DEPLOYMENTS,
+    PODS,
 )
 from konsumerator.kube.watching import ListWatch
 from konsumerator.kube.writing import Writer
@@ -170,8 +184,23 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
             ),
             store=deployments,
             observer=metrics,
-        )
+        ),
     ]
+    pods: Store[ObservedPod] = Store(indexers={POD_INDEX: pod_index})
+    reflectors.append(
+        Reflector(
+            name="pods",
+            source=ListWatch(
+                client=client,
+                resource=PODS,
+                projector=POD_PROJECTOR,
+                namespace=guest,
+                label_selector=f"{keys.LABEL_MANAGED_BY}={keys.MANAGED_BY_VALUE}",
+            ),
+            store=pods,
+            observer=metrics,
+        )
+    )
     prometheus = httpx2.AsyncClient(trust_env=False)
 
     def pipeline(reporter: Reporter) -> Pipeline:
@@ -182,6 +211,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
                 client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)
             ),
             deployments=deployments,
+            pods=pods,
             now=now,
             metrics=ConsumerMetrics(registry=metrics.registry),
             addresses=AddressPolicy.parse(settings.prometheus_allowed_hosts),
@@ -242,6 +272,13 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     controller.watches(
         deployments, keys=owners, predicate=waking.deployment_wakes, batch_s=waking.BATCH_S
     )
+
+    def pod_owners(p: ObservedPod) -> list[ObjectKey]:
+        """The owners of the pod's Deployment (none while the cache does not show it)."""
+        d = deployments.get(ObjectKey(p.namespace, p.deployment)) if p.deployment else None
+        return owners(d) if d is not None else []
+
+    controller.watches(pods, keys=pod_owners, predicate=pod_changed, batch_s=waking.BATCH_S)
 
     manager = Manager(
         reflectors=reflectors,

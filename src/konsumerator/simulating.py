@@ -34,6 +34,7 @@ from konsumerator.controllers.reconciling import Pass, Pipeline
 from konsumerator.domain import durations, keys, planning
 from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
+from konsumerator.domain.pods import ObservedPod, PodResize
 from konsumerator.domain.status import ConsumerStatus
 from konsumerator.prom.providing import ProviderResult
 from konsumerator.prom.queries import PrometheusConfig
@@ -297,10 +298,13 @@ def observe(body: Mapping[str, Any], *, owner_uid: str) -> ObservedDeployment:
 
 
 def _fragment(body: Mapping[str, Any]) -> str:
+    """One Deployment in ``simulate``'s output: the resources are the pods' (in-place
+    mode: the target annotation's, else the template's)."""
     annotations = body["metadata"]["annotations"]
+    target = json.loads(annotations.get(keys.TARGET_RESOURCES) or "{}")
     containers = {}
     for c in body["spec"].get("template", {}).get("spec", {}).get("containers", []):
-        resources = c.get("resources", {})
+        resources = target.get(c["name"]) or c.get("resources", {})
         containers[c["name"]] = {
             "requests": resources.get("requests", {}),
             "limits": resources.get("limits", {}),
@@ -314,8 +318,60 @@ def _fragment(body: Mapping[str, Any]) -> str:
     return json.dumps(body["metadata"]["name"]) + ":" + json.dumps(entry, separators=(",", ":"))
 
 
+class MemoryPods:
+    """One running pod per Deployment (``ports.PodsView``), as a kubelet would keep it.
+
+    A Deployment whose pod template changes gets a new pod (a restart, counted in
+    ``restarts``); a resize (``resize``) changes the pod's spec and running
+    resources at once (counted in ``resizes``): in-place actuation, instantly.
+    """
+
+    def __init__(self) -> None:
+        self._pods: dict[str, ObservedPod] = {}
+        self._templates: dict[str, str] = {}
+        self.restarts = 0
+        self.resizes = 0
+
+    def started(self, *, d: ObservedDeployment, template: Mapping[str, Any]) -> None:
+        """The Deployment ``d`` was applied with pod ``template``: a new pod if it changed."""
+        text = json.dumps(template, sort_keys=True)
+        if self._templates.get(d.name) == text:
+            return
+        if d.name in self._templates:
+            self.restarts += 1
+        self._templates[d.name] = text
+        generation = (
+            int(self._pods[d.name].uid.rsplit("-", 1)[-1]) + 1 if d.name in self._pods else 0
+        )
+        self._pods[d.name] = ObservedPod(
+            name=f"{d.name}-pod",
+            namespace=d.namespace,
+            uid=f"uid-{d.name}-pod-{generation}",
+            deployment=d.name,
+            spec=d.template_resources,
+            actual=d.template_resources,
+            running=True,
+        )
+
+    def resize(self, item: PodResize) -> None:
+        for name, pod in self._pods.items():
+            if pod.uid == item.uid:
+                spec = {**pod.spec, **item.containers}
+                self._pods[name] = dataclasses.replace(pod, spec=spec, actual=spec)
+                self.resizes += 1
+
+    def delete(self, name: str) -> None:
+        self._pods.pop(name, None)
+        self._templates.pop(name, None)
+
+    def by_index(self, *, index: str, value: str) -> list[ObservedPod]:
+        pod = self._pods.get(value.partition("/")[2])
+        return [pod] if pod is not None else []
+
+
 class MemoryCluster:
-    """Deployments by name, with their observed views and output fragments cached."""
+    """Deployments by name, with their observed views and output fragments cached,
+    and their pods (``pods``)."""
 
     def __init__(self, *, owner_uid: str) -> None:
         self._owner_uid = owner_uid
@@ -323,19 +379,22 @@ class MemoryCluster:
         self._observed: dict[str, ObservedDeployment] = {}
         self._fragments: dict[str, str] = {}
         self._order: list[str] | None = None
+        self.pods = MemoryPods()
 
     def apply(self, body: dict[str, Any]) -> None:
         name = body["metadata"]["name"]
         if name not in self._bodies:
             self._order = None
         self._bodies[name] = body
-        self._observed[name] = observe(body, owner_uid=self._owner_uid)
+        self._observed[name] = observed = observe(body, owner_uid=self._owner_uid)
         self._fragments[name] = _fragment(body)
+        self.pods.started(d=observed, template=body["spec"].get("template", {}))
 
     def delete(self, name: str) -> None:
         self._order = None
         for store in (self._bodies, self._observed, self._fragments):
             store.pop(name, None)
+        self.pods.delete(name)
 
     def observed(self) -> list[ObservedDeployment]:
         return list(self._observed.values())
@@ -353,6 +412,9 @@ class MemoryCluster:
         for apply in plan.applies:
             self.apply(apply.body)
             outcome.done.append(apply)
+        for resize in plan.resizes:
+            self.pods.resize(resize)
+            outcome.resized.append(resize)
         return outcome
 
     def deployments_json(self) -> str:
@@ -477,6 +539,7 @@ class Replay:
         self.metrics = TimelineMetrics()
         self.pipeline = Pipeline(
             deployments=self.cluster,
+            pods=self.cluster.pods,
             provider=self.metrics,
             actuator=self.cluster,
             reporter=Silent(),

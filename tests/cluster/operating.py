@@ -99,13 +99,14 @@ def install_crd(cluster: Cluster) -> None:
     if _crd_established(cluster):
         return
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crd_text())
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        f"crd/{keys.PLURAL}.{keys.GROUP}",
-        "--timeout=60s",
-    )
     _installed.add(cluster.name)
+    # Polled, not ``kubectl wait``: that fails outright ("accessor error: <nil>") when it
+    # reads the CRD before the apiserver has given it any condition.
+    try:
+        wait_until(lambda: _crd_established(cluster), timeout=60, what="the CRD to be Established")
+    except BaseException:
+        _installed.discard(cluster.name)
+        raise
 
 
 # -- running the operator ---------------------------------------------------------------------

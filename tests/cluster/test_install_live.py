@@ -286,11 +286,17 @@ def assert_crd_mode_operator_works(
     other = cluster.create_namespace(f"t-install-other-{secrets.token_hex(3)}")
     try:
         assert can_i(cluster, kubeconfig, "patch", "deployments", "-n", other)
+        assert can_i(cluster, kubeconfig, "list", "pods", "-n", other)
+        assert can_i(cluster, kubeconfig, "patch", "pods", "--subresource=resize", "-n", other)
         assert can_i(cluster, kubeconfig, "list", "consumers.konsumerator.lwolf.org", "-A")
         for verb, resource in [
             ("update", "deployments"),
             ("list", "secrets"),
-            ("list", "pods"),
+            ("create", "pods"),
+            ("update", "pods"),
+            ("delete", "pods"),
+            ("patch", "pods"),
+            ("update", "pods/status"),
             ("list", "configmaps"),
             ("create", "consumers.konsumerator.lwolf.org"),
             ("delete", "consumers.konsumerator.lwolf.org"),

@@ -117,9 +117,12 @@ def _r(group: str, resource: str, *verbs: str) -> set[tuple[str, str, str]]:
 # A server-side apply that creates an object is authorized as "create" as well as "patch".
 DEPLOYMENT_RULES = _r("apps", "deployments", "get", "list", "watch", "create", "patch", "delete")
 EVENT_RULES = _r("", "events", "create", "patch")
+# In-place resizing: the pods of managed Deployments are watched and resized, nothing more.
+POD_RULES = _r("", "pods", "get", "list", "watch") | _r("", "pods/resize", "patch")
 LEASE_RULES = _r("coordination.k8s.io", "leases", "get", "create", "update")
 CLUSTER_RULES = (
     DEPLOYMENT_RULES
+    | POD_RULES
     | EVENT_RULES
     | _r("konsumerator.lwolf.org", "consumers", "get", "list", "watch")
     | _r("konsumerator.lwolf.org", "consumers/status", "patch")
@@ -127,6 +130,7 @@ CLUSTER_RULES = (
 )
 GUEST_RULES = (
     DEPLOYMENT_RULES
+    | POD_RULES
     | EVENT_RULES
     | LEASE_RULES
     | _r("", "configmaps", "get", "list", "watch", "patch")

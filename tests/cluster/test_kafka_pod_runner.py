@@ -144,6 +144,30 @@ def test_pod_gets_a_consumer_under_its_cpu_limit_resized_in_place_and_stopped_wi
     assert same_proc.pid == proc.pid
     assert proc.alive()
 
+    # a resize the node refuses (Infeasible, from the KWOK stages) is not applied: the
+    # runner follows what the pod's status reports as actuated, as a container runtime does
+    too_big = {"spec": {"containers": [{"name": "consumer", "resources": {
+        "limits": {"cpu": "18", "memory": "256Mi"},
+        "requests": {"cpu": "17", "memory": "256Mi"},
+    }}]}}  # fmt: skip
+    response = cluster.request(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}/pods/{pod_name}/resize",
+        too_big,
+        content_type="application/strategic-merge-patch+json",
+    )
+    assert response.ok, response.text
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod_name}"
+    eventually(
+        lambda: cluster.api("GET", path)["status"].get("conditions") or [],
+        lambda conditions: any(c.get("reason") == "Infeasible" for c in conditions),
+        timeout=30,
+        what="the node to refuse the resize",
+    )
+    seen = runner.passes
+    wait_until(lambda: runner.passes >= seen + 2, timeout=30, what="two runner passes")
+    assert _quota_of(runner.limiter, pod.uid) == "60000"
+
     cluster.kubectl("delete", "deployment", "orders", "-n", namespace, "--wait=false")
     wait_until(lambda: not proc.alive(), timeout=60, what="the consumer to stop with its pod")
     assert not runner.processes()

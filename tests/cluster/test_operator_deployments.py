@@ -5,10 +5,12 @@ Aspects tested:
 * layout: numPartitions 10 / numPartitionsPerInstance 3 gives the four Deployments of Go's
   SplitIntoBuckets (lwolf/konsumerator ``pkg/helpers/util.go``: partitions 0,1,2 / 3,4,5 /
   6,7 / 8,9), each with the injected env
-  (partition list, instance, instance count, partition count, GOMAXPROCS, GOMEMLIMIT), the
+  (partition list, instance, instance count, partition count, GOMEMLIMIT; no GOMAXPROCS
+  with the default updateMode, InPlaceOrRecreate), the
   fallback resources of the policy, our labels and annotations, and a controller
   ownerReference to the Consumer;
-* ``kubectl get consumers`` prints exactly the seed's columns with the status numbers;
+* ``kubectl get consumers`` prints exactly the seed's columns with the status numbers
+  (``-o wide`` adds the in-place columns);
 * a template change marks instances OUTDATED, then rolls all of them (status ends with
   outdated 0 and every Deployment carries the new template);
 * shrinking numPartitions deletes the Deployments no longer needed (and re-lays the rest);
@@ -22,6 +24,7 @@ Aspects tested:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -105,7 +108,8 @@ def test_ten_partitions_three_per_instance_yield_four_deployments_with_env_and_r
         for side in ("requests", "limits"):
             assert cpu_millis(resources[side]["cpu"]) == 100
             assert memory_bytes(resources[side]["memory"]) == 128 * MiB
-        assert values[keys.ENV_GOMAXPROCS] == "1"
+        # In place (the default updateMode) GOMAXPROCS is not set: Go follows the CPU limit.
+        assert keys.ENV_GOMAXPROCS not in values
         assert values[keys.ENV_GOMEMLIMIT] == f"{128 * 8 // 10}MiB"
 
     table = cluster.kubectl("get", "consumers", "-n", namespace).stdout.splitlines()
@@ -122,6 +126,8 @@ def test_ten_partitions_three_per_instance_yield_four_deployments_with_env_and_r
     ]
     assert table[1].split()[:8] == ["orders", "4", "4", "0", "0", "0", "0", "prometheus"]
     assert len(table) == 2
+    wide = cluster.kubectl("get", "consumers", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[7:10] == ["RESIZED", "RESIZING", "FELLBACK"]
 
 
 def test_template_change_marks_instances_outdated_then_rolls_them_all(
@@ -272,7 +278,7 @@ def test_disable_autoscaler_annotation_pauses_a_deployment_and_minimises_a_consu
         cluster.apply(manifest)
         _converged(cluster, namespace, "pause", 2)
         d0 = managed(cluster, namespace)["pause-consumer-0"]
-        assert cpu_millis(container(d0)["resources"]["requests"]["cpu"]) == 2000
+        assert cpu_millis(container(d0)["resources"]["requests"]["cpu"]) == 2000  # created so
 
         cluster.api(
             "PATCH",
@@ -296,11 +302,20 @@ def test_disable_autoscaler_annotation_pauses_a_deployment_and_minimises_a_consu
             {"metadata": {"annotations": {keys.DISABLE_AUTOSCALER: ""}}},
         )
 
+        def size(d: dict[str, Any]) -> dict[str, Any]:
+            """The instance's size: in place (the default updateMode) the target annotation,
+            which the pods are resized to (the template keeps its rollout's size)."""
+            text = d["metadata"].get("annotations", {}).get(keys.TARGET_RESOURCES)
+            found: dict[str, Any] = (
+                json.loads(text)["consumer"] if text else container(d)["resources"]
+            )
+            return found
+
         def minimal(found: dict[str, dict[str, Any]]) -> bool:
             d = found.get("pause-consumer-1")
             if d is None:
                 return False
-            requests = container(d)["resources"].get("requests", {})
+            requests = size(d).get("requests", {})
             return cpu_millis(requests.get("cpu", 0)) == 100
 
         found = eventually(
@@ -309,7 +324,7 @@ def test_disable_autoscaler_annotation_pauses_a_deployment_and_minimises_a_consu
             timeout=60,
             what="the paused Consumer's containers to get minAllowed",
         )
-    resources = container(found["pause-consumer-1"])["resources"]
+    resources = size(found["pause-consumer-1"])
     assert memory_bytes(resources["requests"]["memory"]) == 128 * MiB
     assert cpu_millis(resources["limits"]["cpu"]) == 100
     assert memory_bytes(resources["limits"]["memory"]) == 128 * MiB

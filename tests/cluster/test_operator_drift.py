@@ -10,7 +10,8 @@ Aspects tested:
   be consumed twice), the image, the resources. The operator restores it in the pass the
   edit wakes, the Consumer's status counts the instance OUTDATED in that pass (seen on a
   watch of the Consumer: ``outdated`` goes 0 → 1 → 0), and a ``Repaired`` Event names the
-  field (resources: a ``Scaled`` Event, "set to its resourcePolicy");
+  field (resources, with ``updateMode: Recreate``, where the template holds the size: a
+  ``Scaled`` Event, "set to its resourcePolicy");
 * what a user adds beside our fields (an env var of their own, a pod-template annotation as
   ``kubectl rollout restart`` writes) is kept, and costs the operator no write at all.
 """
@@ -107,8 +108,14 @@ def test_a_hand_edit_of_an_owned_field_is_reverted_and_counted_outdated(
     cluster: Cluster, namespace: str, case: str
 ) -> None:
     patch, read = CASES[case]
+    manifest = consumer(NAME, namespace, num_partitions=4, per_instance=2)
+    if case == "resources":
+        # The template's resources are the instance's size with Recreate only; in place
+        # they are its last rollout's, and the pods are resized back to the target
+        # instead (tests/cluster/test_inplace_resize.py).
+        manifest["spec"]["autoscaler"]["updateMode"] = "Recreate"
     with in_process_operator(cluster):
-        cluster.apply(consumer(NAME, namespace, num_partitions=4, per_instance=2))
+        cluster.apply(manifest)
         eventually(
             lambda: get_consumer(cluster, namespace, NAME),
             lambda o: converged(o, 2),

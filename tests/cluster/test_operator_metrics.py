@@ -17,6 +17,7 @@ that grow at a chosen rate, so the Consumer's ``rate(...)`` queries see real pro
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -103,7 +104,14 @@ def feed(cluster: Cluster, exporter: MetricsExporter, namespace: str) -> Iterato
 
 
 def _requests_cpu(d: dict[str, Any]) -> int:
-    return cpu_millis(container(d)["resources"]["requests"]["cpu"])
+    """The instance's CPU request: in place (the default updateMode) the target
+    annotation's, which its pods are resized to (the template keeps its rollout's)."""
+    text = d["metadata"].get("annotations", {}).get(keys.TARGET_RESOURCES)
+    return _target_cpu(text) if text else cpu_millis(container(d)["resources"]["requests"]["cpu"])
+
+
+def _target_cpu(text: str) -> int:
+    return cpu_millis(json.loads(text)["consumer"]["requests"]["cpu"])
 
 
 def _synced_and_converged(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def test_lag_from_prometheus_scales_up_after_the_pending_period(
         }
 
         status_path = "{.metadata.annotations.konsumerator\\.lwolf\\.org/scaling-status}"
-        cpu_path = "{.spec.template.spec.containers[0].resources.requests.cpu}"
+        cpu_path = "{.metadata.annotations.konsumerator\\.lwolf\\.org/target-resources}"
         with KubectlWatch(
             cluster,
             "deployment",
@@ -167,7 +175,7 @@ def test_lag_from_prometheus_scales_up_after_the_pending_period(
             raised = _requests_cpu(scaled["pay-consumer-0"])
             watch.wait_for(
                 lambda lines: any(
-                    len(w) == 2 and cpu_millis(w[1]) == raised for w in map(str.split, lines)
+                    len(w) == 2 and _target_cpu(w[1]) == raised for w in map(str.split, lines)
                 ),
                 timeout=30,
                 what="the watch to see the new request",
@@ -181,7 +189,7 @@ def test_lag_from_prometheus_scales_up_after_the_pending_period(
         )
 
     # Every written version: PENDING_SCALE_UP with the old request, then the new request.
-    cpus = [cpu_millis(cpu) for _, cpu in history]
+    cpus = [_target_cpu(cpu) for _, cpu in history]
     pending = [i for i, (state, _) in enumerate(history) if state == "PENDING_SCALE_UP"]
     assert pending, history
     first_raise = next(i for i, c in enumerate(cpus) if c > 100)
@@ -195,7 +203,10 @@ def test_lag_from_prometheus_scales_up_after_the_pending_period(
     assert state["0"]["messageBehind"] == 100_000
     assert state["1"]["messageBehind"] == 0
     reasons = [e["reason"] for e in events(cluster, namespace, involved="pay")]
-    assert "Scaled" in reasons
+    # In place: no rollout, not even a fallback (the pod keeps its QoS class).
+    assert "ResizedInPlace" in reasons
+    assert "InPlaceResizeFellBack" not in reasons
+    assert "RolledOut" not in reasons
 
 
 def _frozen(d: dict[str, Any]) -> tuple[Any, ...]:

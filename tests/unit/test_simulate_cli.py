@@ -90,10 +90,10 @@ def test_incident_first_step_creates_everything(incident):
     # 2 × 1500 msg/s at 2000/core → 1500m, 2 cores limit × 256Mi.
     assert c0["consumer"]["requests"] == {"cpu": "1500m", "memory": "512Mi"}
     assert c0["consumer"]["limits"] == {"cpu": "2", "memory": "512Mi"}
+    # In place (the default updateMode): no GOMAXPROCS (Go follows the CPU limit itself).
     assert c0["consumer"]["env"] == {
         "KAFKA_BROKERS": "kafka:9092",
         "KONSUMERATOR_PARTITION": "0,1",
-        "GOMAXPROCS": "2",
         "GOMEMLIMIT": "409MiB",
         "KONSUMERATOR_INSTANCE": "0",
         "KONSUMERATOR_NUM_PARTITIONS": "10",

@@ -9,12 +9,19 @@ example timelines and over two long generated timelines
 generator with a fixed seed: an incident that builds and drains a backlog,
 and a Prometheus outage with the steps around it).
 
+Each case runs twice: as the example is (``updateMode`` defaults to
+``InPlaceOrRecreate``: files ``*--inplace.jsonl.gz``) and with
+``updateMode: Recreate`` added to its autoscaler (the Go operator's way, and
+this operator's only one before in-place resizing: those files are the ones
+recorded before it, byte for byte).
+
 To record new golden files after an intended change of behaviour:
 
     .venv/bin/python -m tests.unit.test_simulate_golden --update
 """
 
 import gzip
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 GOLDEN = ROOT / "tests" / "golden"
 CONSUMERS = ("consumer.yaml", "consumer-configmap.yaml", "go-operator-sample.yaml")
+MODES = ("Recreate", "InPlaceOrRecreate")
 
 
 def timelines() -> list[Path]:
@@ -36,48 +44,71 @@ def timelines() -> list[Path]:
     ]
 
 
-def cases() -> list[tuple[str, Path]]:
-    return [(consumer, timeline) for consumer in CONSUMERS for timeline in timelines()]
+def cases() -> list[tuple[str, Path, str]]:
+    return [
+        (consumer, timeline, mode)
+        for consumer in CONSUMERS
+        for timeline in timelines()
+        for mode in MODES
+    ]
 
 
-def golden_path(consumer: str, timeline: Path) -> Path:
+def golden_path(consumer: str, timeline: Path, mode: str) -> Path:
     stem = timeline.name.split(".")[0]
-    return GOLDEN / "outputs" / f"{consumer.split('.')[0]}--{stem}.jsonl.gz"
+    suffix = "" if mode == "Recreate" else "--inplace"
+    return GOLDEN / "outputs" / f"{consumer.split('.')[0]}--{stem}{suffix}.jsonl.gz"
 
 
-def replay(consumer: str, timeline: Path, tmp: Path) -> bytes:
+def with_mode(consumer: str, mode: str, tmp: Path) -> Path:
+    """The example, with ``updateMode: Recreate`` added to its autoscaler for Recreate."""
+    if mode != "Recreate":
+        return EXAMPLES / consumer
+    text = (EXAMPLES / consumer).read_text()
+    changed, count = re.subn(
+        r"^( *)autoscaler:\n", r"\g<0>\1  updateMode: Recreate\n", text, flags=re.M
+    )
+    assert count == 1, consumer
+    path = tmp / f"recreate-{consumer}"
+    path.write_text(changed)
+    return path
+
+
+def replay(consumer: str, timeline: Path, tmp: Path, mode: str) -> bytes:
     if timeline.suffix == ".gz":
         plain = tmp / timeline.name.removesuffix(".gz")
         plain.write_bytes(gzip.decompress(timeline.read_bytes()))
         timeline = plain
-    result = CliRunner().invoke(main, ["simulate", str(EXAMPLES / consumer), str(timeline)])
+    path = with_mode(consumer, mode, tmp)
+    result = CliRunner().invoke(main, ["simulate", str(path), str(timeline)])
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     return result.stdout_bytes
 
 
 @pytest.mark.parametrize(
-    ("consumer", "timeline"), cases(), ids=[golden_path(c, t).name for c, t in cases()]
+    ("consumer", "timeline", "mode"),
+    cases(),
+    ids=[golden_path(c, t, m).name for c, t, m in cases()],
 )
 def test_simulate_output_is_byte_identical_to_the_golden_file(
-    consumer: str, timeline: Path, tmp_path: Path
+    consumer: str, timeline: Path, mode: str, tmp_path: Path
 ) -> None:
-    expected = gzip.decompress(golden_path(consumer, timeline).read_bytes())
-    actual = replay(consumer, timeline, tmp_path)
+    expected = gzip.decompress(golden_path(consumer, timeline, mode).read_bytes())
+    actual = replay(consumer, timeline, tmp_path, mode)
     assert actual == expected
 
 
 def test_every_example_consumer_and_timeline_has_a_golden_file() -> None:
     recorded = set((GOLDEN / "outputs").glob("*.jsonl.gz"))
-    assert recorded == {golden_path(c, t) for c, t in cases()}
+    assert recorded == {golden_path(c, t, m) for c, t, m in cases()}
 
 
 def _update(tmp: Path) -> None:
     (GOLDEN / "outputs").mkdir(parents=True, exist_ok=True)
-    for consumer, timeline in cases():
+    for consumer, timeline, mode in cases():
         # mtime=0: the same output gives the same bytes on disk.
-        with gzip.GzipFile(golden_path(consumer, timeline), "wb", mtime=0) as f:
-            f.write(replay(consumer, timeline, tmp))
+        with gzip.GzipFile(golden_path(consumer, timeline, mode), "wb", mtime=0) as f:
+            f.write(replay(consumer, timeline, tmp, mode))
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--update"]:

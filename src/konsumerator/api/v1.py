@@ -33,6 +33,7 @@ from konsumerator.domain.specs import (
     ConsumerConfig,
     FallbackStrategy,
     GlobalPool,
+    UpdateMode,
 )
 
 
@@ -184,6 +185,9 @@ class AutoscalerSpec(_Model):
     mode: str = ""
     pending_scale_up_duration: Duration = Field(alias="pendingScaleUpDuration", default="5m")
     pending_scale_down_duration: Duration = Field(alias="pendingScaleDownDuration", default="15m")
+    update_mode: Literal["InPlaceOrRecreate", "Recreate"] = Field(
+        alias="updateMode", default="InPlaceOrRecreate"
+    )
     prometheus: PrometheusSpec | None = None
 
     @field_validator("pending_scale_up_duration", "pending_scale_down_duration")
@@ -379,4 +383,5 @@ def to_config(spec: ConsumerSpec, *, paused: bool = False) -> ConsumerConfig:
         global_pool=pool,
         fallback=FallbackStrategy(prom.fallback_strategy if prom else "min"),
         paused=paused,
+        update_mode=UpdateMode(spec.autoscaler.update_mode),
     )

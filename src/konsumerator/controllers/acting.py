@@ -18,6 +18,15 @@ the cache we planned from and the request:
 * A body is rendered for its request and dropped with it (``Apply.render``, not the
   cached ``Apply.body``): a pass creating 2,000 Deployments would otherwise hold 2,000
   rendered bodies (~5 KB of dicts each) until it ends.
+* Pod resizes (in-place mode) are strategic merge patches of the
+  ``pods/resize`` subresource, conditional on the pod's UID, their bodies
+  rendered here (``rendering.resize_patch``). A pod that is gone is skipped
+  (the watch shows its successor); a resize the server refuses as invalid
+  (a QoS class change, a node that cannot resize) or forbids (beyond the node's
+  allocatable) is reported in
+  ``Outcome.resize_refused``, and the next pass rolls the instance out with
+  the size instead; a server without the subresource sets
+  ``Outcome.resize_unsupported`` (the Consumer then runs as ``Recreate``).
 * Writes run concurrently up to a bound, so 1,000 instances converge in
   seconds without flooding the API server; every failure is collected and
   reported, none stops the others.
@@ -30,7 +39,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from konsumerator.domain import rendering
 from konsumerator.domain.planning import Action, Apply, Delete, Plan
+from konsumerator.domain.pods import PodResize
 from konsumerator.kube import reading, resources
 from konsumerator.kube.requesting import ApiClient
 from konsumerator.kube.writing import Writer
@@ -48,6 +59,59 @@ class Outcome:
     refused: Counter[str] = field(default_factory=Counter)
     # Conflicts of the optimistic kind (409 on a write): a retry will do.
     retry: bool = False
+    # In-place mode: the pod resizes done; why one was refused, by instance; and
+    # whether the server has no ``pods/resize`` at all.
+    resized: list[PodResize] = field(default_factory=list)
+    resize_refused: dict[str, str] = field(default_factory=dict)
+    resize_unsupported: bool = False
+
+
+def unsupported(e: errors.ApiError) -> bool:
+    """Whether ``e`` says the server has no ``pods/resize`` (before Kubernetes 1.33).
+
+    A missing pod is a 404 too, but names the pod; a missing resource says the
+    server "could not find the requested resource", and 405 refuses the verb.
+    """
+    return e.status == 405 or (
+        isinstance(e, errors.NotFound) and "could not find the requested resource" in e.message
+    )
+
+
+def refused(e: errors.ApiError) -> bool:
+    """Whether the server refused this resize for good (the instance then rolls out).
+
+    422: not allowed in place (a QoS class change, a node that cannot resize). 403
+    from admission: beyond the node's allocatable (the apiserver's PodResizeValidator,
+    ``NodeCapacity``). A 403 of RBAC ("cannot patch resource") is not a refusal of
+    the resize but a missing permission: a failure, reported as such.
+    """
+    if isinstance(e, errors.Invalid):
+        return True
+    return isinstance(e, errors.Forbidden) and "cannot patch resource" not in e.message
+
+
+async def _resize(*, writer: Writer, item: PodResize, namespace: str, outcome: Outcome) -> None:
+    try:
+        await writer.strategic_patch(
+            resource=resources.PODS,
+            namespace=namespace,
+            name=item.pod,
+            patch=rendering.resize_patch(item.containers, memory_format=item.memory_format),
+            subresource="resize",
+            uid=item.uid,
+        )
+    except errors.ApiError as e:
+        if unsupported(e):
+            outcome.resize_unsupported = True
+        elif isinstance(e, errors.NotFound | errors.Conflict):
+            log.info("pod to resize is gone", pod=item.pod, error=str(e))
+        elif refused(e):
+            outcome.resize_refused[item.instance] = f"pod {item.pod}: {e.message}"[:300]
+        else:
+            outcome.failures.append(f"resize {item.pod}: {e}")
+            outcome.refused["resize"] += 1
+        return
+    outcome.resized.append(item)
 
 
 def write_kind(item: Apply | Delete) -> str:
@@ -151,9 +215,14 @@ async def act(
                 return
             outcome.done.append(item)
 
+    async def resize(item: PodResize) -> None:
+        async with gate:
+            await _resize(writer=writer, item=item, namespace=namespace, outcome=outcome)
+
     tasks: Sequence[asyncio.Task[None]] = [
         *(asyncio.create_task(delete(d)) for d in plan.deletes),
         *(asyncio.create_task(apply(a)) for a in plan.applies),
+        *(asyncio.create_task(resize(r)) for r in plan.resizes),
     ]
     if tasks:
         await asyncio.gather(*tasks)

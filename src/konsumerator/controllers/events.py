@@ -24,6 +24,7 @@ _REASONS = {
     Action.CREATE: "Created",
     Action.ROLLOUT: "RolledOut",
     Action.SCALE: "Scaled",
+    Action.RESIZE_IN_PLACE: "ResizedInPlace",
     Action.ANNOTATE: "ScalingStatus",
     Action.REPAIR: "Repaired",
 }
@@ -45,13 +46,17 @@ def _written_event(item: Apply | Delete) -> EventSpec:
             type="Normal", reason="Deleted", message=f"deleted {item.name}: {item.reason}"
         )
     saturated = item.action is Action.ANNOTATE and item.scaling.status is ScalingStatus.SATURATED
-    # A repair undoes somebody's edit of a Deployment we manage: say so loudly.
-    warning = saturated or item.action is Action.REPAIR
-    return EventSpec(
-        type="Warning" if warning else "Normal",
-        reason="Saturated" if saturated else _REASONS[item.action],
-        message=item.message,
+    # A repair undoes somebody's edit of a Deployment we manage, and a fallback restarts
+    # pods in-place resizing meant to keep: say so loudly.
+    warning = saturated or item.action is Action.REPAIR or item.fell_back is not None
+    reason = (
+        "Saturated"
+        if saturated
+        else "InPlaceResizeFellBack"
+        if item.fell_back is not None
+        else _REASONS[item.action]
     )
+    return EventSpec(type="Warning" if warning else "Normal", reason=reason, message=item.message)
 
 
 class EventReporter:
@@ -105,6 +110,13 @@ class EventReporter:
                 reason="NameConflict",
                 message=f"Deployment {name} exists and is not owned by this {source.kind}; "
                 "it is left alone and the instance is not run",
+            )
+        for name, why in sorted(outcome.resize_refused.items()):
+            await self._events.record(
+                obj=obj,
+                type="Warning",
+                reason="InPlaceResizeRefused",
+                message=f"in-place resize of {name} refused ({why}); it is rolled out instead",
             )
         for failure in outcome.failures:
             await self._events.record(

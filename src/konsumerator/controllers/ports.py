@@ -17,6 +17,7 @@ from konsumerator.controllers.acting import Outcome
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Metrics, Plan
+from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.status import ConsumerStatus
 from konsumerator.prom.providing import ProviderResult
 from konsumerator.prom.queries import PrometheusConfig
@@ -26,6 +27,13 @@ class DeploymentsView(Protocol):
     """What is read: the Deployments as last observed, by index (the owner's UID)."""
 
     def by_index(self, *, index: str, value: str) -> Sequence[ObservedDeployment]: ...
+
+
+class PodsView(Protocol):
+    """What is read (in-place mode): the pods of managed Deployments, as last observed,
+    by index (``namespace/deployment``)."""
+
+    def by_index(self, *, index: str, value: str) -> Sequence[ObservedPod]: ...
 
 
 class MetricsSource(Protocol):

@@ -21,10 +21,11 @@ Every step goes through a port (``controllers.ports``), so the operator,
 """
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
@@ -34,12 +35,20 @@ import structlog
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
 from konsumerator.controllers import acting
-from konsumerator.controllers.ports import Actuator, DeploymentsView, MetricsSource, Reporter
+from konsumerator.controllers.ports import (
+    Actuator,
+    DeploymentsView,
+    MetricsSource,
+    PodsView,
+    Reporter,
+)
 from konsumerator.controllers.rechecking import ConflictRecheck
+from konsumerator.controllers.resizing import ResizeMemory
 from konsumerator.domain import keys, planning, rendering
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Plan
-from konsumerator.domain.specs import ConsumerConfig, Owner
+from konsumerator.domain.pods import ObservedPod
+from konsumerator.domain.specs import ConsumerConfig, Owner, UpdateMode
 from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
 from konsumerator.obs.consumers import ConsumerMetrics
@@ -52,10 +61,23 @@ from konsumerator.runtime.errors import TerminalError
 log = structlog.stdlib.get_logger(__name__)
 
 OWNER_INDEX = "controller-uid"
+POD_INDEX = "deployment"
 
 
 def owner_index(d: ObservedDeployment) -> list[str]:
     return [d.controller_uid] if d.controller_uid else []
+
+
+def pod_index(p: ObservedPod) -> list[str]:
+    """A pod's instance: ``namespace/deployment`` (none when it cannot be told)."""
+    return [f"{p.namespace}/{p.deployment}"] if p.deployment else []
+
+
+class NoPods:
+    """The ``PodsView`` where pods are not watched: in-place resizing sees no pod."""
+
+    def by_index(self, *, index: str, value: str) -> Sequence[ObservedPod]:
+        return ()
 
 
 class WritesFailed(errors.Retryable):
@@ -132,6 +154,7 @@ class Pipeline:
         actuator: Actuator,
         reporter: Reporter,
         now: Callable[[], datetime],
+        pods: PodsView | None = None,
         metrics: ConsumerMetrics | None = None,
         clock: Callable[[], float] = time.perf_counter,
         addresses: AddressPolicy = ALLOW_ALL,
@@ -143,6 +166,8 @@ class Pipeline:
         self._reporter = reporter
         self._provider = provider
         self._deployments = deployments
+        self._pods: PodsView = pods if pods is not None else NoPods()
+        self._resizes = ResizeMemory()
         self._now = now
         self._seeded: set[str] = set()
         self._states = SyncStates()
@@ -157,6 +182,7 @@ class Pipeline:
         self._states.forget(key=key)
         self._configs.pop(key, None)
         self._conflicts.forget(key)
+        self._resizes.forget(key)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
 
@@ -198,10 +224,36 @@ class Pipeline:
     def _config(self, *, key: str, spec: ConsumerSpec, paused: bool) -> ConsumerConfig:
         last = self._configs.get(key)
         if last is not None and last[0] is spec and last[1] == paused:
-            return last[2]
-        config = to_config(spec, paused=paused)
-        self._configs[key] = (spec, paused, config)
+            config = last[2]
+        else:
+            config = to_config(spec, paused=paused)
+            self._configs[key] = (spec, paused, config)
+        if config.in_place and self._resizes.unsupported(key):
+            # The server has no pods/resize: Recreate, for the life of the process.
+            return dataclasses.replace(config, update_mode=UpdateMode.RECREATE)
         return config
+
+    def _instance_pods(
+        self, *, config: ConsumerConfig, deployments: Sequence[ObservedDeployment]
+    ) -> dict[str, Sequence[ObservedPod]]:
+        """The pods of every instance, by Deployment name (in-place mode only)."""
+        if not config.in_place:
+            return {}
+        return {
+            d.name: self._pods.by_index(index=POD_INDEX, value=f"{d.namespace}/{d.name}")
+            for d in deployments
+        }
+
+    def _in_place_status(
+        self, *, key: str, config: ConsumerConfig, plan: Plan
+    ) -> dict[str, int] | None:
+        if not config.in_place:
+            return None
+        return {
+            "resized": plan.in_place.resized,
+            "pending": plan.in_place.pending,
+            "fellBack": self._resizes.fell_back(key),
+        }
 
     async def run(
         self,
@@ -230,20 +282,34 @@ class Pipeline:
             else await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
         )
         deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
+        pods = self._instance_pods(config=config, deployments=deployments)
         plan = planning.plan(
-            config=config, owner=owner, deployments=deployments, metrics=metrics, now=now
+            config=config,
+            owner=owner,
+            deployments=deployments,
+            metrics=metrics,
+            now=now,
+            pods=pods,
+            refused=self._resizes.refused(key, pods=(p for group in pods.values() for p in group)),
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)
+        actuated = self._resizes.actuated(
+            key, pods=(p for group in pods.values() for p in group), now=now
+        )
         outcome = await self._actuator.act(
             plan=plan, namespace=config.namespace, owner_uid=source.uid
         )
+        resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
         if self._gauges is not None:
             self._gauges.deployments_written(
                 consumer=key,
                 done=Counter(acting.write_kind(item) for item in outcome.done),
                 failed=outcome.refused,
             )
+            self._gauges.resized(consumer=key, outcomes=resize_outcomes)
+            for seconds in actuated:
+                self._gauges.actuated(consumer=key, seconds=seconds)
         reported = of_pass(
             plan=plan,
             metrics=metrics,
@@ -257,6 +323,7 @@ class Pipeline:
             state_budget_bytes=state_budget_bytes,
             refusal=refused,
             states=(self._states, key),
+            in_place=self._in_place_status(key=key, config=config, plan=plan),
         )
         await self._reporter.passed(
             key=key, source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refused

@@ -72,7 +72,9 @@ IGNORED: Final[Mapping[str, str]] = {
     "scaling": "derived from annotations",
     "saturation_m": "derived from annotations",
     "paused": "derived from annotations",
-    "current": "derived from containers",
+    "current": "derived from containers and the in-place target annotation",
+    "template_resources": "derived from containers",
+    "target": "derived from annotations",
     "drift_memo": "a cache of the planner's, not an observation",
 }
 

@@ -23,6 +23,10 @@ GENERATION: Final = f"{GROUP}/generation"
 SCALING_STATUS: Final = f"{GROUP}/scaling-status"
 SCALING_STATUS_CHANGE: Final = f"{GROUP}/scaling-status-change"
 CPU_SATURATION_LEVEL: Final = f"{GROUP}/cpu-saturation-level"
+# Our own addition (updateMode InPlaceOrRecreate): every container's target size, as
+# JSON ``{"<container>": {"requests": {...}, "limits": {...}}}``; the pods are resized
+# to it in place while the template keeps the size it was rolled out with.
+TARGET_RESOURCES: Final = f"{GROUP}/target-resources"
 
 # Annotations set by users.
 DISABLE_AUTOSCALER: Final = f"{GROUP}/disable-autoscaler"
@@ -40,6 +44,10 @@ LABEL_PARTITIONS: Final = "partitions"
 # Our own addition (not in the Go operator): lets watches select only what we manage.
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE: Final = "konsumerator"
+# LABEL_MANAGED_BY also goes on the pod template (updateMode InPlaceOrRecreate only), so
+# the pod watch selects only the pods of managed Deployments. The Deployment controller
+# labels every pod with its template's hash, the suffix of its ReplicaSet's name.
+POD_TEMPLATE_HASH: Final = "pod-template-hash"
 
 # Environment variables injected into every container.
 ENV_PARTITION: Final = "KONSUMERATOR_PARTITION"

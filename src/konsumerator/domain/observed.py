@@ -10,6 +10,7 @@ Quantities are kept as the strings the apiserver returned (for display) and
 as exact integers (for comparison), so "1000m" and "1" never look different.
 """
 
+import json
 import zlib
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,33 @@ from konsumerator.domain.scaling import ScalingState, ScalingStatus
 
 def _empty() -> Mapping[str, str]:
     return MappingProxyType({})
+
+
+def parse_target(text: str | None) -> Mapping[str, Resources] | None:
+    """The target-resources annotation, or None when absent or unreadable.
+
+    Anyone who may edit the Deployment may write anything here: a value that is
+    not the shape we write reads as absent (the instance then counts as having
+    its template's size, and the next in-place decision writes it afresh).
+    """
+    if not text:
+        return None
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            return None
+        result: dict[str, Resources] = {}
+        for name, entry in raw.items():
+            requests, limits = entry.get("requests", {}), entry.get("limits", {})
+            if not all(
+                isinstance(m, dict) and all(isinstance(v, str) for v in m.values())
+                for m in (requests, limits)
+            ):
+                return None
+            result[str(name)] = from_strings(requests=requests, limits=limits)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return MappingProxyType(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +102,11 @@ class ObservedDeployment:
     scaling: ScalingState = field(init=False)
     saturation_m: int = field(init=False)
     paused: bool = field(init=False)
+    # What the template's containers have, and the in-place target annotation
+    # (None when absent or unreadable). ``current`` is the size the instance
+    # has been given: the target when there is one, else the template's.
+    template_resources: Mapping[str, Resources] = field(init=False)
+    target: Mapping[str, Resources] | None = field(init=False)
     current: Mapping[str, Resources] = field(init=False)
     # What the planner found comparing this version with its intent, by
     # intent: a cache that lives and dies with this value, not part of it.
@@ -84,6 +117,8 @@ class ObservedDeployment:
     def __post_init__(self) -> None:
         a = self.annotations
         status = ScalingStatus.parse(a.get(keys.SCALING_STATUS)) or ScalingStatus.RUNNING
+        template = MappingProxyType({c.name: c.resources for c in self.containers})
+        target = parse_target(a.get(keys.TARGET_RESOURCES))
         derived: dict[str, object] = {
             # Anyone who may edit the Deployment may write anything here: an
             # unreadable value is absent (never an exception, see numbers).
@@ -95,7 +130,13 @@ class ObservedDeployment:
             ),
             "saturation_m": parse_decimal(a.get(keys.CPU_SATURATION_LEVEL, "")) or 0,
             "paused": keys.DISABLE_AUTOSCALER in a,
-            "current": MappingProxyType({c.name: c.resources for c in self.containers}),
+            "template_resources": template,
+            "target": target,
+            # Only containers the template has: a target for a container that is
+            # gone is stale.
+            "current": template
+            if target is None
+            else MappingProxyType({n: target.get(n, r) for n, r in template.items()}),
             "drift_memo": {},
         }
         for name, value in derived.items():

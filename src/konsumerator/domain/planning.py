@@ -22,6 +22,12 @@ For every instance index the plan picks one of:
   measure observations and not reconcile frequency;
 * **leave it alone**, which costs no API call.
 
+With ``updateMode: InPlaceOrRecreate`` a resize keeps the template and writes the
+target annotation (``RESIZE_IN_PLACE``), and the plan carries the ``pods/resize``
+patches of the instances' running pods (``Plan.resizes``, from ``pods``, by
+Deployment name), also in a pass that writes no Deployment (a pod started from the
+old template); ``Plan.in_place`` counts instances resized and pending.
+
 Each choice is a named rule in ``domain.rules``; the resources come from
 ``domain.sizing``; the apply body is rendered only when it is written
 (``Apply.body``).
@@ -46,13 +52,24 @@ from konsumerator.domain import keys, prediction, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.pods import ObservedPod, PodResize
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import Resources
 from konsumerator.domain.rules import Action, Context, Decision, Instance
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
 from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner
 
-__all__ = ["Action", "Apply", "Counters", "Delete", "InstanceReport", "Metrics", "Plan", "plan"]
+__all__ = [
+    "Action",
+    "Apply",
+    "Counters",
+    "Delete",
+    "InPlaceCounters",
+    "InstanceReport",
+    "Metrics",
+    "Plan",
+    "plan",
+]
 
 # Never wait longer than this between passes: a safety net for missed events.
 MAX_REQUEUE_S = 300.0
@@ -88,6 +105,8 @@ class Apply:
     scaling: ScalingState
     cpu_shortage_m: int
     render: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
+    # In-place mode: why in-place resizing was given up (this write is the fallback).
+    fell_back: str | None = None
 
     @functools.cached_property
     def body(self) -> dict[str, Any]:
@@ -114,6 +133,19 @@ class Counters:
 
 
 @dataclass(frozen=True, slots=True)
+class InPlaceCounters:
+    """In-place resizing, over instances (updateMode InPlaceOrRecreate).
+
+    ``resized``: every pod runs the target, which is not the template's size (a
+    resize without a restart); ``pending``: a pod whose spec or running size is not
+    yet its target.
+    """
+
+    resized: int = 0
+    pending: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceReport:
     index: int
     name: str
@@ -137,6 +169,9 @@ class Plan:
     allocated_cpu_m: int = 0
     allocated_mem_b: int = 0
     saturated: tuple[str, ...] = field(default=())
+    # In-place mode: the pod patches of this pass, and the counters.
+    resizes: tuple[PodResize, ...] = field(default=())
+    in_place: InPlaceCounters = field(default=InPlaceCounters())
 
 
 def _claim(
@@ -201,6 +236,8 @@ def _instance(
     snapshot: MetricsSnapshot | None,
     claimed: tuple[ObservedDeployment, bool] | None,
     hash_value: str,
+    pods: Mapping[str, Sequence[ObservedPod]],
+    refused: Mapping[str, str],
 ) -> Instance:
     autoscaling = config.autoscaling
     max_lag = (
@@ -209,9 +246,10 @@ def _instance(
         else 0
     )
     d, matches = claimed if claimed is not None else (None, True)
+    name = rendering.deployment_name(config=config, index=index)
     return Instance(
         index=index,
-        name=rendering.deployment_name(config=config, index=index),
+        name=name,
         partitions=partitions,
         max_lag_s=max_lag,
         lagging=_at_least(max_lag, autoscaling.tolerable_lag_s if autoscaling else None),
@@ -219,6 +257,8 @@ def _instance(
         deployment=d,
         outdated=d is not None
         and (not matches or d.annotations.get(keys.GENERATION) != hash_value),
+        pods=tuple(pods.get(name, ())) if config.in_place and d is not None else (),
+        refused=refused.get(name) if d is not None else None,
     )
 
 
@@ -241,8 +281,28 @@ def _apply(ctx: Context, inst: Instance, decision: Decision) -> Apply:
             resources=decision.resources,
             scaling=decision.scaling,
             cpu_shortage_m=decision.cpu_shortage_m,
+            template=decision.template,
         ),
+        fell_back=decision.fell_back,
     )
+
+
+def _in_place_state(inst: Instance, decision: Decision) -> tuple[bool, bool]:
+    """(resized, pending) of one instance in in-place mode, as observed this pass.
+
+    Only running pods count: one that is starting or going away is not waiting for a
+    resize (a new one is resized once it runs), so a rollout or a restart does not
+    flap the counters (and with them the status).
+    """
+    d = inst.deployment
+    pods = [p for p in inst.pods if p.running and not p.deleting]
+    if d is None or not pods or decision.action in (Action.CREATE, Action.ROLLOUT):
+        return False, False
+    pending = bool(decision.resizes) or any(
+        not p.actuated(rules.pod_target(p, decision.resources)) for p in pods
+    )
+    resized = not pending and rules.resources_differ(d.template_resources, decision.resources)
+    return resized, pending
 
 
 def _report(inst: Instance, decision: Decision, *, paused: bool) -> InstanceReport:
@@ -291,11 +351,16 @@ def plan(
     metrics: Metrics,
     now: datetime,
     foreign_names: frozenset[str] = frozenset(),
+    pods: Mapping[str, Sequence[ObservedPod]] | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide one pass. ``deployments`` are the ones the owner controls.
 
     ``foreign_names`` are names in the target namespace held by objects the
     owner does not control; the instances that would use them are skipped.
+    ``pods`` are the instances' pods by Deployment name (in-place mode), and
+    ``refused`` says, by Deployment name, why an in-place resize was refused
+    at act time (the instance then falls back to a rollout).
     """
     assignment = partitioning.assign(
         num_partitions=config.num_partitions, per_instance=config.per_instance
@@ -326,6 +391,8 @@ def plan(
     conflicts: list[str] = []
     counts = dict.fromkeys(("running", "paused", "lagging", "missing", "outdated"), 0)
     held: list[Resources] = []  # what every instance requests once the pass is done
+    resizes: list[PodResize] = []
+    resized = pending = 0
     for index, partitions in enumerate(assignment):
         inst = _instance(
             config=config,
@@ -334,6 +401,8 @@ def plan(
             snapshot=snapshot,
             claimed=claimed.get(index),
             hash_value=hash_value,
+            pods=pods or {},
+            refused=refused or {},
         )
         if inst.deployment is None:
             counts["missing"] += 1
@@ -351,6 +420,10 @@ def plan(
             counts["outdated"] += inst.outdated or decision.outdated
         if decision.writes:
             applies.append(_apply(ctx, inst, decision))
+        resizes += decision.resizes
+        inst_resized, inst_pending = _in_place_state(inst, decision)
+        resized += inst_resized
+        pending += inst_pending
         held += decision.resources.values()
         reports.append(_report(inst, decision, paused=paused))
     return Plan(
@@ -364,4 +437,6 @@ def plan(
         allocated_cpu_m=sum(r.cpu_req_m or 0 for r in held),
         allocated_mem_b=sum(r.mem_req_b or 0 for r in held),
         saturated=tuple(r.name for r in reports if r.status is ScalingStatus.SATURATED),
+        resizes=tuple(resizes),
+        in_place=InPlaceCounters(resized=resized, pending=pending),
     )

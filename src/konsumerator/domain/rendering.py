@@ -68,6 +68,48 @@ def gomemlimit(mem_limit_b: int | None) -> str | None:
     return f"{mem_limit_b * 8 // 10 // MIB}MiB"
 
 
+def resources_body(resources: Resources, *, memory_format: Format) -> dict[str, Any]:
+    """A container's ``resources`` field: requests and limits, the unset ones left out."""
+    requests, limits = to_strings(resources, memory_format=memory_format)
+    body: dict[str, Any] = {}
+    if requests:
+        body["requests"] = requests
+    if limits:
+        body["limits"] = limits
+    return body
+
+
+def target_annotation(resources: Mapping[str, Resources], *, memory_format: Format) -> str:
+    """The target-resources annotation: canonical JSON, so an unchanged target is
+    byte-identical and its apply a no-op (containers without resources left out)."""
+    body = {
+        name: resources_body(r, memory_format=memory_format)
+        for name, r in sorted(resources.items())
+        if not r.is_empty
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def resize_patch(
+    containers: Mapping[str, Resources], *, memory_format: Format = Format.DECIMAL_SI
+) -> dict[str, Any]:
+    """The strategic merge patch for ``pods/resize``: containers merged by name.
+
+    Strategic, not a JSON merge patch: a JSON merge patch replaces the pod's whole
+    containers list (and a container's whole resources map), which the server
+    refuses ("resource requests cannot be removed"); a strategic one merges each
+    container by its name and each resource by its key.
+    """
+    return {
+        "spec": {
+            "containers": [
+                {"name": name, "resources": resources_body(r, memory_format=memory_format)}
+                for name, r in sorted(containers.items())
+            ]
+        }
+    }
+
+
 def deployment_name(*, config: ConsumerConfig, index: int) -> str:
     return f"{config.name}-{index}"
 
@@ -129,40 +171,50 @@ def render(
     cpu_shortage_m: int,
     hash_value: str,
     memory_format: Format = Format.DECIMAL_SI,
+    template_resources: Mapping[str, Resources] | None = None,
 ) -> dict[str, Any]:
     """The complete apply body for instance ``index``.
 
     ``resources`` maps container names to what they get; a container that is
     not in it (or has empty resources) gets no resources field at all.
+
+    With ``updateMode: InPlaceOrRecreate`` (``config.in_place``) the template gets
+    ``template_resources`` (what it was created or last rolled out with: changing
+    it would roll out) and ``resources`` go into the target annotation, from
+    which the pods are resized in place; the pod template gets our managed-by
+    label (the pod watch selects by it); ``GOMAXPROCS`` is not set (it cannot
+    follow an in-place resize; Go >= 1.25 follows the CPU limit by itself) and
+    ``GOMEMLIMIT`` comes from the template's memory limit, the one the pod
+    started with, which in-place resizes never lower (``rules.pod_target``).
     """
+    in_place = config.in_place
+    template = resources if template_resources is None or not in_place else template_resources
     spec: dict[str, Any] = copy.deepcopy(dict(config.deployment_template))
-    pod_spec = spec.setdefault("template", {}).setdefault("spec", {})
+    template_body = spec.setdefault("template", {})
+    pod_spec = template_body.setdefault("spec", {})
+    if in_place:
+        pod_meta = template_body.setdefault("metadata", {})
+        pod_meta["labels"] = {
+            **(pod_meta.get("labels") or {}),
+            keys.LABEL_MANAGED_BY: keys.MANAGED_BY_VALUE,
+        }
     containers = pod_spec.get("containers") or []
     partition_list = partitioning.format_list(partitions)
     for container in containers:
-        res = resources.get(container.get("name", ""))
+        res = template.get(container.get("name", ""))
         if res is not None and not res.is_empty:
-            requests, limits = to_strings(res, memory_format=memory_format)
-            body: dict[str, Any] = {}
-            if requests:
-                body["requests"] = requests
-            if limits:
-                body["limits"] = limits
-            container["resources"] = body
+            container["resources"] = resources_body(res, memory_format=memory_format)
         else:
             container.pop("resources", None)
         limits_ = res or Resources()
-        container["env"] = _env(
-            container.get("env") or [],
-            {
-                config.partition_env_key: partition_list,
-                keys.ENV_GOMAXPROCS: gomaxprocs(limits_.cpu_lim_m),
-                keys.ENV_GOMEMLIMIT: gomemlimit(limits_.mem_lim_b),
-                keys.ENV_INSTANCE: str(index),
-                keys.ENV_NUM_PARTITIONS: str(config.num_partitions),
-                keys.ENV_NUM_INSTANCES: str(num_instances),
-            },
-        )
+        env: dict[str, str | None] = {config.partition_env_key: partition_list}
+        if not in_place:
+            env[keys.ENV_GOMAXPROCS] = gomaxprocs(limits_.cpu_lim_m)
+        env[keys.ENV_GOMEMLIMIT] = gomemlimit(limits_.mem_lim_b)
+        env[keys.ENV_INSTANCE] = str(index)
+        env[keys.ENV_NUM_PARTITIONS] = str(config.num_partitions)
+        env[keys.ENV_NUM_INSTANCES] = str(num_instances)
+        container["env"] = _env(container.get("env") or [], env)
     annotations = {
         keys.PARTITION: partition_list,
         keys.CONSUMER_ID: str(index),
@@ -172,6 +224,10 @@ def render(
     }
     if cpu_shortage_m > 0:
         annotations[keys.CPU_SATURATION_LEVEL] = str(cpu_shortage_m)
+    if in_place:
+        annotations[keys.TARGET_RESOURCES] = target_annotation(
+            resources, memory_format=memory_format
+        )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

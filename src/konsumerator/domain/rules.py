@@ -6,6 +6,8 @@ something to say decides. An instance without a Deployment is decided by
 ``create_missing``; one with a Deployment by the first of
 
 * ``roll_out_outdated``: template hash or partition list changed;
+* ``roll_out_target``: in-place resizing given up (Infeasible, Deferred too long,
+  refused), or ``Recreate`` mode with a target left from in-place mode;
 * ``hold_at_floor``: autoscaling paused, every container at its minAllowed;
 * ``scale_by_metrics``: the scaling state machine, in passes that refreshed metrics;
 
@@ -15,11 +17,18 @@ is set back. A rule returns a ``Decision``: the resources and
 scaling state the instance ends the pass with, and the write (``action``)
 that gets it there, or ``None`` when nothing is written.
 
+With ``updateMode: InPlaceOrRecreate`` (``in_place``) a resize is ``RESIZE_IN_PLACE``:
+the Deployment keeps its template's resources and gets the target annotation, and
+the decision carries a ``pods/resize`` patch for every running pod of the instance
+that differs from the target (``resize_pods``; memory never lowered in place,
+``pod_target``); creations and rollouts put the size in the template.
+
 Resources come from ``sizing`` (the one place they are computed), drawn from
 the global pool passed in explicitly; a proposal that is not applied gives
 back what it drew.
 """
 
+import dataclasses
 import functools
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -27,10 +36,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from konsumerator.domain import drift, limits, rendering
+from konsumerator.domain import drift, limits, qos, rendering
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.pods import ObservedPod, Pending, PodResize
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle
@@ -42,8 +52,16 @@ class Action(StrEnum):
     CREATE = "create"
     ROLLOUT = "rollout"
     SCALE = "scale"
+    # updateMode InPlaceOrRecreate: the new size goes into the target annotation
+    # (the template is unchanged, so nothing rolls out) and the pods are resized.
+    RESIZE_IN_PLACE = "resize-in-place"
     ANNOTATE = "annotate"
     REPAIR = "repair"
+
+
+# A pod whose resize the node has Deferred for longer than this is given up on:
+# the instance is rolled out with the new size (the scheduler then places it).
+DEFERRED_BOUND_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +88,12 @@ class Context:
         resources: Mapping[str, Resources],
         scaling: ScalingState,
         cpu_shortage_m: int,
+        template: Mapping[str, Resources] | None = None,
     ) -> dict[str, Any]:
-        """The apply body of instance ``index`` (``cpu_shortage_m`` shown only when SATURATED)."""
+        """The apply body of instance ``index`` (``cpu_shortage_m`` shown only when SATURATED).
+
+        ``template``: the template's resources when they are not ``resources``
+        (in-place mode, see ``rendering.render``)."""
         return rendering.render(
             config=self.config,
             owner=self.owner,
@@ -83,6 +105,7 @@ class Context:
             cpu_shortage_m=reported_shortage(scaling, cpu_shortage_m),
             hash_value=self.hash_value,
             memory_format=self.memory_format,
+            template_resources=template,
         )
 
 
@@ -99,6 +122,10 @@ class Instance:
     # Its claimed Deployment (None: missing), and whether that is OUTDATED.
     deployment: ObservedDeployment | None = None
     outdated: bool = False
+    # Its pods (in-place mode), and why an in-place resize of it was refused at act
+    # time in an earlier pass (None: it was not).
+    pods: tuple[ObservedPod, ...] = ()
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +139,11 @@ class Decision:
     message: str = ""
     # The write fixes what someone or something else changed: counted OUTDATED until done.
     outdated: bool = False
+    # In-place mode: the template's resources when they are not ``resources``
+    # (None: they are), the pod patches, and why in-place was given up (a fallback).
+    template: Mapping[str, Resources] | None = None
+    resizes: tuple[PodResize, ...] = ()
+    fell_back: str | None = None
 
     @property
     def writes(self) -> bool:
@@ -291,7 +323,7 @@ def _drifted(
     return list(result)
 
 
-def _resources_differ(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> bool:
+def resources_differ(current: Mapping[str, Resources], target: Mapping[str, Resources]) -> bool:
     """Whether a container we give resources does not have them (manual mode).
 
     A container we give none is left out: its resources are not ours (an apply
@@ -311,7 +343,7 @@ def resize_to_policy(
     set to them."""
     d = inst.deployment
     assert d is not None
-    if not _resources_differ(d.current, target):
+    if not resources_differ(d.current, target):
         return None
     return Decision(
         action=Action.SCALE,
@@ -341,7 +373,16 @@ def repair_drift(
     d = inst.deployment
     assert d is not None
     level = reported_shortage(settled.scaling, settled.cpu_shortage_m)
-    key = (memo_key, inst.index, inst.partitions, tuple(target.items()), settled.scaling, level)
+    template = d.template_resources if ctx.config.in_place else None
+    key = (
+        memo_key,
+        inst.index,
+        inst.partitions,
+        tuple(target.items()),
+        tuple(template.items()) if template is not None else None,
+        settled.scaling,
+        level,
+    )
     memo = d.drift_memo.get(key)
     changed = (
         list(memo)
@@ -356,6 +397,7 @@ def repair_drift(
                 resources=target,
                 scaling=settled.scaling,
                 cpu_shortage_m=settled.cpu_shortage_m,
+                template=template,
             ),
         )
     )
@@ -371,9 +413,139 @@ def repair_drift(
     )
 
 
+def _refusal(inst: Instance, *, now: datetime) -> str | None:
+    """Why in-place resizing of ``inst`` is given up, if it is: refused at act time,
+    a pod's resize ``Infeasible``, or ``Deferred`` for longer than ``DEFERRED_BOUND_S``."""
+    if inst.refused is not None:
+        return inst.refused
+    for pod in inst.pods:
+        if pod.deleting:
+            continue
+        if pod.pending is Pending.INFEASIBLE:
+            return f"pod {pod.name}: resize Infeasible"
+        if (
+            pod.pending is Pending.DEFERRED
+            and pod.pending_since is not None
+            and (now - pod.pending_since).total_seconds() > DEFERRED_BOUND_S
+        ):
+            return f"pod {pod.name}: resize Deferred for more than {DEFERRED_BOUND_S:g}s"
+    return None
+
+
+def roll_out_target(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision | None:
+    """The target size goes into the template (a rollout) when the pods cannot get it
+    in place: a refusal (``_refusal``) in in-place mode, or ``Recreate`` mode with a
+    target left from in-place mode (the mode was changed, or the server cannot resize).
+
+    Nothing is written when the template already has the target.
+    """
+    d = inst.deployment
+    if d is None or d.target is None or not resources_differ(d.template_resources, d.current):
+        return None
+    if ctx.config.in_place:
+        why = _refusal(inst, now=ctx.now)
+        if why is None:
+            return None
+    else:
+        why = "updateMode is Recreate"
+    return Decision(
+        action=Action.ROLLOUT,
+        resources=d.current,
+        scaling=d.scaling,
+        cpu_shortage_m=d.saturation_m,
+        message=f"rolled out instance {inst.index} with its target size ({why}): "
+        f"{describe(d.current)}",
+        fell_back=why,
+    )
+
+
+def _not_lower(wanted: int | None, have: int | None) -> int | None:
+    return have if have is not None and (wanted is None or wanted < have) else wanted
+
+
+def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, Resources]:
+    """What ``pod``'s containers are resized to: ``target``, except that memory (request
+    and limit) is never lowered in place.
+
+    Lowering a running container's memory limit below what it uses gets it
+    OOM-killed (the kubelet's check is best-effort), which is the restart in-place
+    resizing exists to avoid; lowering only the request would turn a Guaranteed pod
+    Burstable, a QoS class change the apiserver refuses. So a memory decrease
+    reaches the pods at the next rollout (from the template), never in place.
+    CPU (request and limit) follows the target both ways: a request only reserves,
+    and a limit only throttles. The pod keeps its QoS class, which the apiserver
+    does not let a resize change (``qos.keep_class``: towards more, never less).
+    Containers we give no resources are left out (theirs are not ours).
+    """
+    result: dict[str, Resources] = {}
+    for name, wanted in target.items():
+        have = pod.spec.get(name)
+        if wanted.is_empty or have is None:
+            continue
+        result[name] = dataclasses.replace(
+            wanted,
+            mem_req_b=_not_lower(wanted.mem_req_b, have.mem_req_b),
+            mem_lim_b=_not_lower(wanted.mem_lim_b, have.mem_lim_b),
+        )
+    return qos.keep_class(pod.spec, result)
+
+
+def resize_pods(
+    ctx: Context, inst: Instance, *, target: Mapping[str, Resources]
+) -> tuple[PodResize, ...]:
+    """The ``pods/resize`` patches that bring ``inst``'s running pods to ``target``.
+
+    Only pods the kubelet reports resources for (running on a node that can
+    resize; a pod that is not there yet is resized when its status says so: the
+    pod watch wakes the Consumer) and that are not being deleted; only the
+    containers that differ.
+    """
+    patches: list[PodResize] = []
+    for pod in inst.pods:
+        if pod.deleting or not pod.running:
+            continue
+        wanted = pod_target(pod, target)
+        changed = {
+            n: r
+            for n, r in wanted.items()
+            if pod.spec.get(n) != r and pod.actual.get(n) is not None
+        }
+        if changed:
+            patches.append(
+                PodResize(
+                    pod=pod.name,
+                    uid=pod.uid,
+                    instance=inst.name,
+                    containers=changed,
+                    memory_format=ctx.memory_format,
+                )
+            )
+    return tuple(patches)
+
+
+def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
+    """``decision`` in in-place mode: a resize keeps the template and patches the pods.
+
+    A creation or rollout starts new pods from the template, which then gets the
+    size; anything else leaves the template's resources as they are and resizes
+    the running pods to the target (``resize_pods``).
+    """
+    d = inst.deployment
+    if not ctx.config.in_place or d is None or decision.action in (Action.CREATE, Action.ROLLOUT):
+        return decision
+    action = Action.RESIZE_IN_PLACE if decision.action is Action.SCALE else decision.action
+    return dataclasses.replace(
+        decision,
+        action=action,
+        template=d.template_resources,
+        resizes=resize_pods(ctx, inst, target=decision.resources),
+    )
+
+
 # The rules for an instance that has a Deployment, in order: the first that decides wins.
 EXISTING: tuple[Callable[[Context, Instance, limits.Pool], Decision | None], ...] = (
     roll_out_outdated,
+    roll_out_target,
     hold_at_floor,
     scale_by_metrics,
 )
@@ -394,7 +566,7 @@ def decide_existing(
             action=None, resources=d.current, scaling=d.scaling, cpu_shortage_m=d.saturation_m
         )
     if decision.action is not None:
-        return decision
+        return in_place(ctx, inst, decision)
     # What we own of its resources: in manual mode the policy's, else what it has.
     target: Mapping[str, Resources] = d.current
     if ctx.config.autoscaling is None and not ctx.config.paused and not d.paused:
@@ -402,6 +574,7 @@ def decide_existing(
         target = _propose(ctx, inst, pool, critical=False).resources
         resized = resize_to_policy(ctx, inst, settled=decision, target=target)
         if resized is not None:
-            return resized
+            return in_place(ctx, inst, resized)
         pool.restore(saved)
-    return repair_drift(ctx, inst, settled=decision, target=target, memo_key=memo_key) or decision
+    repaired = repair_drift(ctx, inst, settled=decision, target=target, memo_key=memo_key)
+    return in_place(ctx, inst, repaired or decision)

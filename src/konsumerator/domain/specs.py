@@ -21,6 +21,19 @@ class FallbackStrategy(StrEnum):
     MAX = "max"
 
 
+class UpdateMode(StrEnum):
+    """How a new size reaches the pods (``spec.autoscaler.updateMode``).
+
+    ``InPlaceOrRecreate``: running pods are resized through ``pods/resize``
+    and the Deployment template keeps its size until a rollout happens anyway
+    (or in-place is refused); ``Recreate``: the size goes into the template,
+    so every resize is a rollout (the Go operator's only way).
+    """
+
+    IN_PLACE_OR_RECREATE = "InPlaceOrRecreate"
+    RECREATE = "Recreate"
+
+
 @dataclass(frozen=True, slots=True)
 class Bounds:
     """One container's min/max for cpu and memory; None means unbounded on that side."""
@@ -80,6 +93,13 @@ class ConsumerConfig:
     policies: Mapping[str, Bounds] = field(default_factory=_frozen)
     global_pool: GlobalPool | None = None
     fallback: FallbackStrategy = FallbackStrategy.MIN
+    # The API's default is InPlaceOrRecreate (api.v1); a config built directly (tests,
+    # tools) gets the Go operator's way unless it asks.
+    update_mode: UpdateMode = UpdateMode.RECREATE
+
+    @property
+    def in_place(self) -> bool:
+        return self.update_mode is UpdateMode.IN_PLACE_OR_RECREATE
 
 
 @dataclass(frozen=True, slots=True)

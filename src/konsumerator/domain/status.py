@@ -72,6 +72,8 @@ COUNTER_FIELDS: Final = (
     "outdated",
     "redundant",
 )
+# ``inPlace``'s fields (updateMode InPlaceOrRecreate).
+IN_PLACE_FIELDS: Final = ("resized", "pending", "fellBack")
 # Guest mode: the Go operator's annotations have no ``redundant``.
 STATUS_COUNTERS: Final = COUNTER_FIELDS[:6]
 LAST_SYNC_TIME: Final = f"{keys.STATUS_PREFIX}last-sync-time"
@@ -100,6 +102,8 @@ class ConsumerStatus:
     last_sync_state: object = None
     conditions: tuple[Condition, ...] = ()
     carried: Mapping[str, Any] = field(default_factory=_empty)
+    # ``inPlace``: the in-place counters (``IN_PLACE_FIELDS``), None in Recreate mode.
+    in_place: Mapping[str, int] | None = None
 
     def condition(self, type: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type), None)
@@ -120,6 +124,8 @@ class ConsumerStatus:
             body["lastSyncState"] = self.last_sync_state
         if self.conditions:
             body["conditions"] = [c.to_body() for c in self.conditions]
+        if self.in_place is not None:
+            body["inPlace"] = dict(self.in_place)
         return body
 
     def to_annotations(self) -> dict[str, str]:
@@ -138,6 +144,12 @@ class ConsumerStatus:
         held |= set(COUNTER_FIELDS) if complete else set()
         held |= {"observedGeneration"} if is_int(generation) else set()
         held |= {"lastSyncTime"} if isinstance(synced, str) else set()
+        raw_in_place = raw.get("inPlace")
+        in_place: dict[str, int] = dict(raw_in_place) if isinstance(raw_in_place, Mapping) else {}
+        readable = set(in_place) == set(IN_PLACE_FIELDS) and all(
+            is_int(v) for v in in_place.values()
+        )
+        held |= {"inPlace"} if readable else set()
         return ConsumerStatus(
             counters=Counters(**{n: raw[n] for n in COUNTER_FIELDS}) if complete else None,
             observed_generation=generation if is_int(generation) else None,
@@ -145,6 +157,7 @@ class ConsumerStatus:
             last_sync_state=raw.get("lastSyncState"),
             conditions=tuple(c for c in conditions if c is not None),
             carried=MappingProxyType({k: v for k, v in raw.items() if k not in held}),
+            in_place=MappingProxyType(in_place) if readable else None,
         )
 
     @staticmethod
@@ -301,11 +314,13 @@ def of_pass(
     state_budget_bytes: int = STATE_BUDGET_BYTES,
     refusal: str | None = None,
     states: tuple[SyncStates, str] | None = None,
+    in_place: Mapping[str, int] | None = None,
 ) -> ConsumerStatus:
     """The status a pass reports, ``lastSyncState`` within ``state_budget_bytes``.
 
     ``refusal`` says why Prometheus was not asked at all (a disallowed address).
     ``states`` (the cache and this Consumer's key) encodes a snapshot once.
+    ``in_place``: the in-place counters (``inPlace``), None in Recreate mode.
     """
     sync = _sync(
         previous=previous,
@@ -330,6 +345,7 @@ def of_pass(
             previous=previous.conditions, current=current, now=now, generation=generation
         ),
         carried=previous.carried,
+        in_place=None if in_place is None else MappingProxyType(dict(in_place)),
     )
 
 

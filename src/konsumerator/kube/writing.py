@@ -229,6 +229,45 @@ class Writer:
         )
         return _written(raw)
 
+    async def strategic_patch(
+        self,
+        *,
+        resource: ResourceKind,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        subresource: str | None = None,
+        uid: str | None = None,
+    ) -> Written:
+        """A strategic merge patch (lists merged by their key, e.g. containers by name).
+
+        With ``uid``, only onto the object with that UID: the patch carries
+        ``metadata.uid``, immutable, so the server refuses it (422, raised as
+        ``Conflict``) for a same-named successor.
+        """
+        document = dict(patch)
+        if uid is not None:
+            document["metadata"] = {**dict(document.get("metadata") or {}), "uid": uid}
+        try:
+            raw = await self._write(
+                verb="patch",
+                resource=resource.plural
+                if subresource is None
+                else f"{resource.plural}/{subresource}",
+                method="PATCH",
+                path=resource.path(namespace=namespace, name=name, subresource=subresource),
+                params={"fieldManager": self.field_manager},
+                content=_encoder.encode(document),
+                content_type="application/strategic-merge-patch+json",
+            )
+        except errors.Invalid as e:
+            if uid is not None and any(c.field == "metadata.uid" for c in e.causes):
+                raise errors.Conflict(
+                    status=409, reason="UIDMismatch", message=f"{name} is no longer {uid}"
+                ) from e
+            raise
+        return _written(raw)
+
     async def create(
         self, *, resource: ResourceKind, namespace: str | None, body: Mapping[str, Any]
     ) -> Written:

@@ -21,7 +21,7 @@ they go away, so deleted Consumers do not linger on dashboards.
 import contextlib
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Metric, Summary
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, Summary
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -41,6 +41,11 @@ COUNTERS = ("expected", "running", "paused", "missing", "lagging", "outdated", "
 #: Kinds of Deployment write, as in the Go metric names: create, update (rollouts,
 #: resizes and annotation changes), delete.
 WRITES = ("create", "update", "delete")
+#: Outcomes of in-place resizing: a pod patched; a patch refused (the instance then
+#: rolls out); a patch failed (retried); the server has no pods/resize; an
+#: instance rolled out because in-place was given up (Infeasible, Deferred too
+#: long, refused, or the mode is Recreate with a target left over).
+RESIZE_OUTCOMES = ("patched", "refused", "failed", "unsupported", "fell_back")
 
 
 class InstanceGauges(Collector):
@@ -168,6 +173,20 @@ class ConsumerMetrics:
             for kind in WRITES
         }
 
+        self.resizes = Counter(
+            "konsumerator_consumer_inplace_resizes_total",
+            "In-place resizing by outcome (patched, refused, failed, unsupported, fell_back)",
+            ["consumer", "outcome"],
+            registry=registry,
+        )
+        self.actuation = Histogram(
+            "konsumerator_consumer_inplace_actuation_seconds",
+            "Time from an in-place resize decision to the pod's status showing the target"
+            " (status.containerStatuses[].resources)",
+            ["consumer"],
+            buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+            registry=registry,
+        )
         # Labelled by reason only (InvalidSpec, UndecodableObject): which object it was
         # is in its status and Events; a steady rise here means a retry loop.
         self.rejections = Counter(
@@ -187,6 +206,15 @@ class ConsumerMetrics:
         for kind in WRITES:
             self.writes[kind].labels(consumer)
             self.write_errors[kind].labels(consumer)
+
+    def resized(self, *, consumer: str, outcomes: Mapping[str, int]) -> None:
+        """One pass's in-place resizing, by outcome (``RESIZE_OUTCOMES``)."""
+        for outcome in RESIZE_OUTCOMES:
+            if outcomes.get(outcome):
+                self.resizes.labels(consumer, outcome).inc(outcomes[outcome])
+
+    def actuated(self, *, consumer: str, seconds: float) -> None:
+        self.actuation.labels(consumer).observe(seconds)
 
     def status_written(self, *, consumer: str, seconds: float) -> None:
         self.status_update_duration.labels(consumer).observe(seconds)
@@ -246,11 +274,15 @@ class ConsumerMetrics:
         for kind in COUNTERS:
             with contextlib.suppress(KeyError):
                 self.status.remove(consumer, kind)
+        for outcome in RESIZE_OUTCOMES:
+            with contextlib.suppress(KeyError):
+                self.resizes.remove(consumer, outcome)
         for metric in (
             self.reconciles,
             self.reconcile_errors,
             self.reconcile_duration,
             self.status_update_duration,
+            self.actuation,
             *self.writes.values(),
             *self.write_errors.values(),
         ):

@@ -33,6 +33,7 @@ from konsumerator.kube.eventing import EventSpec
 from konsumerator.runtime.stores import Store, key_of
 from konsumerator.simulating import (
     START,
+    MemoryPods,
     Replay,
     TimelineMetrics,
     load_consumer,
@@ -51,6 +52,8 @@ class WatchedActuator:
         self.store = store
         self.owner_uid = owner_uid
         self.version = 0
+        # The pods, as a kubelet keeps them (in-place resizes actuated at once).
+        self.pods = MemoryPods()
 
     async def act(self, *, plan: planning.Plan, namespace: str, owner_uid: str) -> Outcome:
         outcome = Outcome()
@@ -64,7 +67,11 @@ class WatchedActuator:
             self.version += 1
             observed = observe(apply.body, owner_uid=self.owner_uid)
             self.store.upsert(replace(observed, resource_version=str(self.version)))
+            self.pods.started(d=observed, template=apply.body["spec"].get("template", {}))
             outcome.done.append(apply)
+        for resize in plan.resizes:
+            self.pods.resize(resize)
+            outcome.resized.append(resize)
         return outcome
 
 
@@ -80,10 +87,14 @@ class RecordedEvents:
 
 
 def decisions(plan: planning.Plan) -> list[tuple[object, ...]]:
-    return [
-        (a.name, a.action, dict(a.resources), a.scaling, a.cpu_shortage_m, a.body)
-        for a in plan.applies
-    ] + [(d.name, d.reason) for d in plan.deletes]
+    return (
+        [
+            (a.name, a.action, dict(a.resources), a.scaling, a.cpu_shortage_m, a.body)
+            for a in plan.applies
+        ]
+        + [(d.name, d.reason) for d in plan.deletes]
+        + [(r.pod, dict(r.containers)) for r in plan.resizes]
+    )
 
 
 @pytest.mark.parametrize("consumer", CONSUMERS)
@@ -96,10 +107,12 @@ def test_the_operators_wiring_and_simulate_decide_and_report_alike(consumer: str
     metrics = TimelineMetrics()
     clock = [START]
     events = RecordedEvents()
+    actuator = WatchedActuator(store, owner_uid=replay.source.uid)
     operator = Pipeline(
         deployments=store,
+        pods=actuator.pods,
         provider=metrics,
-        actuator=WatchedActuator(store, owner_uid=replay.source.uid),
+        actuator=actuator,
         reporter=EventReporter(events=events),  # type: ignore[arg-type]
         now=lambda: clock[0],
     )
@@ -127,7 +140,16 @@ def test_the_operators_wiring_and_simulate_decide_and_report_alike(consumer: str
             [
                 r
                 for r in events.reasons
-                if r in {"Created", "Scaled", "ScalingStatus", "Saturated", "RolledOut", "Deleted"}
+                if r
+                in {
+                    "Created",
+                    "Scaled",
+                    "ResizedInPlace",
+                    "ScalingStatus",
+                    "Saturated",
+                    "RolledOut",
+                    "Deleted",
+                }
             ]
         )
         == writes

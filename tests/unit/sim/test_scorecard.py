@@ -5,10 +5,12 @@ Aspects tested:
 * The bounds hold: the oracle allocates the fewest core-hours and never
   restarts; static-peak allocates the most and breaches the SLO exactly as
   much as the oracle (the stall is the physical floor); upstream breaches at
-  least as much as the oracle and pays restarts for its resizes.
+  least as much as the oracle; in place it resizes without restarts, with
+  ``updateMode: Recreate`` it pays restarts for its resizes.
 * The run is deterministic: the same seed gives the same scores.
 * Oscillations: up → down → up counts only within the 10-minute window.
-* The table has one row per trace and policy, and "-" for the oracle's
+* In place resizes without restarts and lags no more than Recreate, which restarts.
+* The table has one row per trace and policy, and "-" for the oracle's resizes and
   oscillations (it resizes continuously and for free).
 """
 
@@ -16,6 +18,7 @@ from dataclasses import replace
 
 import pytest
 
+from konsumerator.domain.specs import UpdateMode
 from konsumerator_dev.sim import traces
 
 
@@ -34,6 +37,7 @@ def scenario(bench):
         spec=spec,
         seed=3,
         restart_s=30.0,
+        resize_s=5.0,
         dt_s=5.0,
         base_rate=1000.0,
         csv=None,
@@ -50,15 +54,44 @@ def scores(bench, scenario):
     return {name: bench.play(scenario=scenario, policy=f()) for name, f in bench.POLICIES.items()}
 
 
+def recreate(scenario):
+    """The scenario with ``updateMode: Recreate`` (every resize a rollout)."""
+    autoscaler = scenario.spec.autoscaler.model_copy(update={"update_mode": "Recreate"})
+    return replace(
+        scenario,
+        spec=scenario.spec.model_copy(update={"autoscaler": autoscaler}),
+        config=replace(scenario.config, update_mode=UpdateMode.RECREATE),
+    )
+
+
 def test_the_oracle_and_static_peak_bound_the_real_policy(scores):
     up, static, oracle = scores["upstream"], scores["static-peak"], scores["oracle"]
     assert oracle.core_hours < up.core_hours < static.core_hours
-    assert oracle.restarts == static.restarts == 0
-    assert up.restarts > 0
+    # In place (the example's default updateMode) resizes without a restart.
+    assert oracle.restarts == static.restarts == up.restarts == 0
     assert oracle.v_critical_min > 0  # a 15-minute stall breaches a 10-minute SLO whatever the CPU
     assert static.v_critical_min == pytest.approx(oracle.v_critical_min)
     assert up.v_critical_min >= oracle.v_critical_min
     assert up.severity >= oracle.severity
+
+
+def test_recreate_pays_restarts_for_its_resizes(bench, scenario, scores):
+    up = bench.play(scenario=recreate(scenario), policy=bench.POLICIES["upstream"]())
+    assert up.restarts > 0
+    assert up.v_critical_min >= scores["upstream"].v_critical_min
+
+
+def test_in_place_resizes_without_restarts_where_recreate_restarts(scores):
+    inplace, recreate = scores["upstream-inplace"], scores["upstream-recreate"]
+    assert inplace.restarts == 0
+    assert inplace.resizes > 0
+    assert recreate.restarts > 0
+    assert recreate.resizes > 0
+    # every restart of a pod consumes nothing for a while: in place never lags more
+    assert inplace.v_tolerable_min <= recreate.v_tolerable_min
+    assert inplace.severity <= recreate.severity
+    # the Consumer's own mode is the default, in place
+    assert scores["upstream"].resizes == inplace.resizes
 
 
 def test_the_same_seed_gives_the_same_scores(bench, scenario, scores):
@@ -80,8 +113,18 @@ def test_oscillations_count_up_down_up_within_ten_minutes(bench):
 def test_the_table_has_a_row_per_trace_and_policy(bench, scores):
     text = bench.table({"incident": scores})
     rows = [line for line in text.splitlines() if line.startswith("| incident")]
-    assert [r.split("|")[2].strip() for r in rows] == ["upstream", "static-peak", "oracle"]
-    assert rows[2].split("|")[10].strip() == "-"
+    assert [r.split("|")[2].strip() for r in rows] == [
+        "upstream",
+        "upstream-inplace",
+        "upstream-recreate",
+        "static-peak",
+        "oracle",
+    ]
+    header = [c.strip() for c in text.splitlines()[0].split("|")]
+    oracle = [c.strip() for c in rows[-1].split("|")]
+    assert oracle[header.index("resizes")] == oracle[header.index("osc")] == "-"
+    recreate = [c.strip() for c in rows[2].split("|")]
+    assert int(recreate[header.index("restarts")]) > 0
 
 
 class _Sampled:

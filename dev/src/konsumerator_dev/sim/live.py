@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 from konsumerator.api.v1 import to_config
 from konsumerator.domain import keys, rendering
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.observed import parse_target
 from konsumerator.domain.resources import from_strings
 from konsumerator.domain.specs import ConsumerConfig
 from konsumerator.simulating import load_consumer
@@ -97,12 +98,16 @@ def instances_from(
             continue
         template = spec.get("template") or {}
         cpu_m = 0
+        # In-place mode: the pods run the target annotation's size, not the template's.
+        target = parse_target((meta.get("annotations") or {}).get(keys.TARGET_RESOURCES))
         for c in (template.get("spec") or {}).get("containers") or []:
             if c.get("name") == container:
                 res = c.get("resources") or {}
                 parsed = from_strings(
                     requests=res.get("requests") or {}, limits=res.get("limits") or {}
                 )
+                if target is not None and container in target:
+                    parsed = target[container]
                 cpu_m = parsed.cpu_req_m or parsed.cpu_lim_m or 0
         found.append(
             Instance(

@@ -6,7 +6,8 @@ no Docker here, so etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 KWOK are built from their Go modules (:mod:`~konsumerator_dev.testenv.build`, cached outside the
 repo by version) and started as plain processes on 127.0.0.1 with a generated PKI
 (:mod:`~konsumerator_dev.testenv.cluster`). KWOK fakes one node so Deployment pods become
-Running. Debian's Prometheus scrapes targets from a file the tests control.
+Running, and its stages (:mod:`~konsumerator_dev.testenv.kwokstages`) answer in-place pod
+resizes as a kubelet does. Debian's Prometheus scrapes targets from a file the tests control.
 
 Command line: ``konsumerator-dev testenv build|up|down|status|env`` (see ``--help``);
 ``make cluster-up`` / ``make cluster-down`` wrap it. Tests use :class:`Cluster` through the
@@ -25,6 +26,7 @@ from konsumerator_dev.testenv.errors import (
     TestenvError,
 )
 from konsumerator_dev.testenv.exporter import MetricsExporter
+from konsumerator_dev.testenv.kwokstages import NODE_ALLOCATABLE, RESIZE_CAPACITY
 from konsumerator_dev.testenv.lifecycle import (
     down,
     reap_orphans,
@@ -38,6 +40,8 @@ from konsumerator_dev.testenv.process import wait_until
 from konsumerator_dev.testenv.state import list_clusters
 
 __all__ = [
+    "NODE_ALLOCATABLE",
+    "RESIZE_CAPACITY",
     "ApiResponse",
     "BuildError",
     "Cluster",

@@ -16,11 +16,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from konsumerator_dev.testenv import kafka, process
+from konsumerator_dev.testenv import kafka, kwokstages, process
 from konsumerator_dev.testenv import state as disk
 from konsumerator_dev.testenv.build import STAGES_FILE, prometheus_binary
 from konsumerator_dev.testenv.cluster import (
@@ -201,7 +202,7 @@ class Launcher:
             [
                 str(c.bin_dir / "kwok"),
                 f"--kubeconfig={kc}",
-                f"--config={c.bin_dir / STAGES_FILE}",
+                f"--config={self.stages()}",
                 "--manage-all-nodes=true",
                 "--node-lease-duration-seconds=40",
                 "--cidr=10.244.0.0/16",
@@ -217,6 +218,12 @@ class Launcher:
             self.ready(name)
         self.wait("kwok /healthz", lambda: http_ok(f"http://127.0.0.1:{p['kwok']}/healthz"), 60)
         self.ready("kwok")
+
+    def stages(self) -> Path:
+        """KWOK's stages for this cluster: upstream's, with the resize-aware pod stages."""
+        path = self.c.state_dir / STAGES_FILE
+        path.write_text(kwokstages.compose((self.c.bin_dir / STAGES_FILE).read_text()))
+        return path
 
     def node(self) -> None:
         c = self.c
@@ -240,8 +247,8 @@ class Launcher:
                     },
                 },
                 "status": {
-                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "500"},
-                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "500"},
+                    "allocatable": dict(kwokstages.NODE_ALLOCATABLE),
+                    "capacity": dict(kwokstages.NODE_ALLOCATABLE),
                 },
             },
         )

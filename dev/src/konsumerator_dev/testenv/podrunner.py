@@ -7,6 +7,15 @@ the KWOK node, the runner starts a real process (the example consumer,
 request (:mod:`~konsumerator_dev.testenv.cpulimit`), and stops it when the pod goes away or starts
 terminating. A pod resized in place keeps its process; only the limit changes.
 
+* The CPU applied is what the pod's status says the node actuated
+  (``status.containerStatuses[].resources``), as a container runtime applies what kubelet
+  allocated, not the spec: KWOK's stages (:mod:`~konsumerator_dev.testenv.kwokstages`) play
+  kubelet, reporting those resources when the pod starts and acknowledging, after a short
+  delay, a resize the node can take, and marking ``Infeasible`` one it cannot. The runner
+  never writes pod status, so it and the stages never fight over it; a resize the node
+  refused leaves the process's limit as it was. Before the status reports any resources
+  (never, with the project's stages) the spec's are used.
+
 * "Managed" means the pod's container carries the partition variable the operator renders
   (``KONSUMERATOR_PARTITION``): the operator sets it on every container of its Deployments, and
   nothing else does.
@@ -88,7 +97,9 @@ def desired(
         }
         if partition_env not in env:
             continue
-        resources = container.get("resources") or {}
+        resources = (
+            _actuated(pod, str(container.get("name", ""))) or container.get("resources") or {}
+        )
         return PodProcess(
             uid=str(meta["uid"]),
             namespace=str(meta.get("namespace", "")),
@@ -101,32 +112,13 @@ def desired(
     return None
 
 
-def status_patch(pod: Mapping[str, Any], *, container: str) -> dict[str, Any] | None:
-    """The status patch that reports the resources applied to ``container``, as kubelet does.
-
-    kubelet reports them in ``status.containerStatuses[].resources``; KWOK does not, and the
-    apiserver refuses an in-place resize of a pod whose running container reports none ("Pod
-    running on node without support for resize"). A JSON merge patch replaces the whole list,
-    so the other containers' statuses are carried over. None when there is nothing to report
-    (no status for the container yet, or already reported).
-    """
-    spec = next(
-        (c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container),
-        None,
-    )
-    statuses = list((pod.get("status") or {}).get("containerStatuses") or [])
-    index = next((i for i, c in enumerate(statuses) if c.get("name") == container), None)
-    if spec is None or index is None:
-        return None
-    applied = {
-        kind: dict(values)
-        for kind, values in (spec.get("resources") or {}).items()
-        if kind in ("limits", "requests") and values
-    }
-    if statuses[index].get("resources", {}) == applied:
-        return None
-    statuses[index] = {**statuses[index], "resources": applied}
-    return {"status": {"containerStatuses": statuses}}
+def _actuated(pod: Mapping[str, Any], container: str) -> Mapping[str, Any] | None:
+    """The resources the status reports as applied to ``container``, or None if none yet."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == container and status.get("resources") is not None:
+            resources: Mapping[str, Any] = status["resources"]
+            return resources
+    return None
 
 
 @dataclass
@@ -166,6 +158,9 @@ class PodRunner:
         self._stall_until: float | None = None
         self._closed = False
         self.errors: list[str] = []
+        #: Completed passes of :meth:`sync`: "the runner has seen this pod state" is a
+        #: count to wait for, never a sleep.
+        self.passes = 0
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -199,20 +194,7 @@ class PodRunner:
                     self._resize(current, pod)
             self._apply_stall()
             self._publish_targets()
-            running = dict(self._running)
-        for raw in pods:
-            entry = running.get(str((raw.get("metadata") or {}).get("uid")))
-            if entry is not None:
-                self._report(raw, entry.pod)
-
-    def _report(self, pod: Mapping[str, Any], wanted: PodProcess) -> None:
-        patch = status_patch(pod, container=wanted.container)
-        if patch is None:
-            return
-        path = f"/api/v1/namespaces/{wanted.namespace}/pods/{wanted.name}/status"
-        response = self.cluster.request("PATCH", path, patch)
-        if response.status not in (200, 404, 409):  # gone or changed meanwhile: next pass
-            self._note(f"reporting {wanted.name}'s resources: HTTP {response.status}")
+            self.passes += 1
 
     def _start_one(self, pod: PodProcess) -> None:
         port = process.free_ports(["metrics"])["metrics"]

@@ -1,0 +1,133 @@
+"""The pod projection (in-place resizing): what planning reads of a managed pod.
+
+Only metadata, the containers' spec resources, the running containers'
+resources (``status.containerStatuses[].resources``, what the kubelet has
+actuated) and the resize conditions are decoded (``kube.projections``
+explains the wire-struct approach); probes, env, volumes and the rest of
+a pod are skipped by the decoder without building objects.
+
+A pod's instance is its Deployment, named by the pod's ReplicaSet: the
+Deployment controller names a ReplicaSet ``<deployment>-<pod-template-hash>``
+and labels its pods with that hash, so the name is the ReplicaSet's minus the
+suffix. A pod with no such owner belongs to no instance (``deployment`` "").
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+import msgspec
+
+from konsumerator.domain import keys
+from konsumerator.domain.pods import ObservedPod, Pending
+from konsumerator.domain.resources import Resources, from_strings
+from konsumerator.kube.projections import ObjectMetaWire, Projector
+
+
+class _Resources(msgspec.Struct):
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+
+
+class _Container(msgspec.Struct):
+    name: str = ""
+    resources: _Resources = msgspec.field(default_factory=_Resources)
+
+
+class _ContainerStatus(msgspec.Struct):
+    name: str = ""
+    # None: not reported (not running, or a kubelet that cannot resize).
+    resources: _Resources | None = None
+    state: dict[str, msgspec.Raw] = {}
+
+
+class _Condition(msgspec.Struct, rename="camel"):
+    type: str = ""
+    status: str = ""
+    reason: str = ""
+    last_transition_time: datetime | None = None
+
+
+class _PodSpec(msgspec.Struct):
+    containers: list[_Container] = []
+
+
+class _PodStatus(msgspec.Struct, rename="camel"):
+    phase: str = ""
+    conditions: list[_Condition] = []
+    container_statuses: list[_ContainerStatus] = []
+
+
+class PodWire(msgspec.Struct):
+    metadata: ObjectMetaWire = msgspec.field(default_factory=ObjectMetaWire)
+    spec: _PodSpec = msgspec.field(default_factory=_PodSpec)
+    status: _PodStatus = msgspec.field(default_factory=_PodStatus)
+
+
+def deployment_of(meta: ObjectMetaWire) -> str:
+    """The Deployment that made the pod, from its controlling ReplicaSet's name."""
+    hash_value = meta.labels.get(keys.POD_TEMPLATE_HASH, "")
+    for ref in meta.owner_references:
+        if ref.controller and ref.kind == "ReplicaSet" and hash_value:
+            suffix = f"-{hash_value}"
+            if ref.name.endswith(suffix) and len(ref.name) > len(suffix):
+                return ref.name[: -len(suffix)]
+    return ""
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _resources(r: _Resources) -> Resources:
+    return from_strings(requests=r.requests, limits=r.limits)
+
+
+def to_observed_pod(wire: PodWire) -> ObservedPod:
+    meta, status = wire.metadata, wire.status
+    pending: Pending | None = None
+    since: datetime | None = None
+    in_progress = False
+    for c in status.conditions:
+        if c.status != "True":
+            continue
+        if c.type == "PodResizePending" and c.reason in (p.value for p in Pending):
+            pending, since = Pending(c.reason), _aware(c.last_transition_time)
+        elif c.type == "PodResizeInProgress":
+            in_progress = True
+    return ObservedPod(
+        name=meta.name,
+        namespace=meta.namespace,
+        uid=meta.uid,
+        resource_version=meta.resource_version,
+        deployment=deployment_of(meta),
+        spec=MappingProxyType({c.name: _resources(c.resources) for c in wire.spec.containers}),
+        actual=MappingProxyType(
+            {
+                s.name: None if s.resources is None else _resources(s.resources)
+                for s in status.container_statuses
+            }
+        ),
+        pending=pending,
+        pending_since=since,
+        in_progress=in_progress,
+        deleting=meta.deletion_timestamp is not None,
+        running=status.phase == "Running"
+        and bool(status.container_statuses)
+        and all("running" in s.state for s in status.container_statuses),
+    )
+
+
+POD_PROJECTOR: Projector[PodWire, ObservedPod] = Projector(wire=PodWire, convert=to_observed_pod)
+
+
+def pod_changed(old: ObservedPod | None, new: ObservedPod | None) -> bool:
+    """Whether a pod event matters to planning (readiness and probes do not).
+
+    Every field of the projection but its resourceVersion is one planning reads,
+    so any other difference does.
+    """
+    return old is None or new is None or old != new
