@@ -2,7 +2,8 @@
 
 Aspects tested:
 
-* a Consumer with 40 instances (replicas 1, so KWOK runs a pod for each) converges in a
+* a Consumer with 40 instances (replicas 1, so KWOK runs a pod for each; ``Recreate``, so
+  that its pods, which in-place mode reads, are not watched) converges in a
   couple of passes: the creating one and the one its own writes' events wake (batched into
   one), and, whatever the timing, a small bounded number. kube-controller-manager is
   frozen (SIGSTOP; it runs without leader election) meanwhile, so that all of its work on
@@ -67,6 +68,15 @@ def _crd(cluster: Cluster) -> None:
     install_crd(cluster)
 
 
+def settling_consumer(namespace: str) -> dict[str, Any]:
+    """40 instances, ``updateMode: Recreate``: only Deployments are watched for it. (In
+    place, the default, its pods are watched too, and a new pod is an input of the pass:
+    their events wake it, batched, by design.)"""
+    manifest = consumer("settle", namespace, num_partitions=INSTANCES, per_instance=1)
+    manifest["spec"]["autoscaler"]["updateMode"] = "Recreate"
+    return manifest
+
+
 @contextlib.contextmanager
 def frozen_controller_manager(cluster: Cluster) -> Iterator[None]:
     pid = cluster.processes()["kube-controller-manager"].pid
@@ -105,7 +115,7 @@ def test_deployments_settling_wake_no_pass(cluster: Cluster, namespace: str) -> 
 
         start = reconciles()
         with frozen_controller_manager(cluster):
-            cluster.apply(consumer("settle", namespace, num_partitions=INSTANCES, per_instance=1))
+            cluster.apply(settling_consumer(namespace))
             eventually(
                 lambda: get_consumer(cluster, namespace, "settle"),
                 lambda obj: converged(obj, INSTANCES),
