@@ -201,6 +201,9 @@ def test_an_ineffective_scale_up_is_a_warning_event() -> None:
         async def record(self, *, obj: object, type: str, reason: str, message: str) -> None:
             self.events.append((type, reason))
 
+        async def record_all(self, *, obj: object, events: list[Any]) -> None:
+            self.events += [(e.type, e.reason) for e in events]
+
     recorded = Recorded()
     asyncio.run(
         EventReporter(events=recorded).passed(  # type: ignore[arg-type]
