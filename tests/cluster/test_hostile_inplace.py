@@ -10,7 +10,11 @@ Aspects tested:
 * a user's ReplicaSet named like one of the instance's ReplicaSets
   (``<deployment>-<hash>``), its pods labelled ``managed-by`` and shaped like the
   instance's, with no owner or with a foreign owner: its pods keep their size while the
-  instance's pod is resized in place, and the foreign pods cause no refusal or rollout.
+  instance's pod is resized in place, and the foreign pods cause no refusal or rollout;
+* a resize is conditional on the pod's UID on the real apiserver too: the ``pods/resize``
+  subresource keeps ``metadata.uid`` from the patch, so a patch meant for a pod that was
+  replaced under the same name is refused (422 on ``metadata.uid``, which the operator's
+  Writer reads as a conflict: the pod is gone) and the successor keeps its size.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from operating import (
     managed,
 )
 from test_inplace_resize import parsed, pods, replicasets, spec_of, status_of, target
+from test_kwok_resize import ORIGINAL, _deployment, _get, _reported, _running_pod
 
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, wait_until
@@ -174,3 +179,40 @@ def test_a_foreign_replicaset_named_like_an_instance_is_never_resized(
         )
         # No rollout either: the ReplicaSets are the same ones.
         assert {r["metadata"]["uid"] for r in replicasets(cluster, namespace)} == rs_uids
+
+
+def test_a_resize_meant_for_a_replaced_pod_is_refused_by_its_uid(
+    cluster: Cluster, namespace: str
+) -> None:
+    body = _deployment("plain")
+    body["metadata"]["namespace"] = namespace
+    cluster.apply(body)
+    pod = eventually(
+        lambda: _get(cluster, _running_pod(cluster, namespace, "plain")),
+        lambda p: _reported(p) is not None,
+        timeout=60,
+        what="the pod to report its resources (a kubelet that can resize)",
+    )
+    meta = pod["metadata"]
+    response = cluster.request(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}/pods/{meta['name']}/resize",
+        {
+            "metadata": {"uid": "00000000-0000-0000-0000-000000000000"},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "app",
+                        "resources": {"requests": {"cpu": "300m"}, "limits": {"cpu": "300m"}},
+                    }
+                ]
+            },
+        },
+        content_type="application/strategic-merge-patch+json",
+    )
+    assert response.status == 422, response.body
+    causes = response.json()["details"]["causes"]
+    assert any(c.get("field") == "metadata.uid" for c in causes), causes
+    after = _get(cluster, pod)
+    assert after["metadata"]["uid"] == meta["uid"]
+    assert after["spec"]["containers"][0]["resources"] == ORIGINAL
