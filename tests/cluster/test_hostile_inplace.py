@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from operating import (
+    condition,
     consumer,
     consumer_path,
     converged,
@@ -216,3 +217,53 @@ def test_a_resize_meant_for_a_replaced_pod_is_refused_by_its_uid(
     after = _get(cluster, pod)
     assert after["metadata"]["uid"] == meta["uid"]
     assert after["spec"]["containers"][0]["resources"] == ORIGINAL
+
+
+def test_a_target_annotation_nested_too_deeply_does_not_hide_the_deployment(
+    cluster: Cluster, namespace: str
+) -> None:
+    """A hand edit of the target annotation to a JSON nesting bomb (10 KB, far below the
+    annotation size limit), found by a starting operator (its first list), is read as no
+    target: the Deployment stays the instance's (no NameConflict, no new Deployment), and
+    the operator writes its target back."""
+    with in_process_operator(cluster):
+        cluster.apply(consumer(NAME, namespace, num_partitions=2, per_instance=2, min_cpu="200m"))
+        eventually(
+            lambda: get_consumer(cluster, namespace, NAME),
+            lambda obj: converged(obj, 1),
+            timeout=90,
+            what="the Consumer to converge",
+        )
+    before = managed(cluster, namespace)[DEPLOYMENT]
+    bomb = '{"a":' * 2000 + "1" + "}" * 2000
+    cluster.api(
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments/{DEPLOYMENT}",
+        {"metadata": {"annotations": {keys.TARGET_RESOURCES: bomb}}},
+    )
+    set_floor(cluster, namespace, cpu="700m")
+    with in_process_operator(cluster):
+
+        def resized() -> bool:
+            pod = own_pod(cluster, namespace)
+            text = managed(cluster, namespace)[DEPLOYMENT]["metadata"]["annotations"]
+            if len(text.get(keys.TARGET_RESOURCES, "")) > 1000:
+                return False  # still the bomb
+            goal = target(managed(cluster, namespace)[DEPLOYMENT])
+            return (
+                pod is not None
+                and goal is not None
+                and goal.cpu_req_m == 700
+                and spec_of(pod).cpu_req_m == 700
+            )
+
+        wait_until(resized, timeout=90, what="the target written back and the pod resized")
+        after = managed(cluster, namespace)[DEPLOYMENT]
+        assert after["metadata"]["uid"] == before["metadata"]["uid"]
+        obj = eventually(
+            lambda: get_consumer(cluster, namespace, NAME),
+            lambda o: converged(o, 1),
+            timeout=60,
+            what="the Consumer to converge again",
+        )
+        assert condition(obj, "Ready")["status"] == "True", obj.get("status")
