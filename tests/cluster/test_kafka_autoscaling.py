@@ -26,6 +26,7 @@ from operating import (
 
 from konsumerator.domain import keys
 from konsumerator.domain.quantities import cpu_millis
+from konsumerator_dev.sim.demo import pod_resources
 from konsumerator_dev.testenv import Cluster, kafkatools, wait_until
 from konsumerator_dev.testenv.podrunner import PodRunner
 
@@ -75,8 +76,27 @@ def _kafka_consumer(
     return manifest
 
 
+def _sized(deployment: dict[str, Any], kind: str = "requests") -> int:
+    """The CPU the Deployment's pods are given: the in-place target (the default
+    updateMode) over the template's."""
+    resources = pod_resources(deployment, container=container(deployment)["name"])
+    return cpu_millis(resources[kind]["cpu"])
+
+
 def _cpu_request(deployment: dict[str, Any]) -> int:
-    return cpu_millis(container(deployment)["resources"]["requests"]["cpu"])
+    return _sized(deployment)
+
+
+def _the_pid(runner: PodRunner, *, after: str) -> int:
+    """The pid of the instance's one consumer process, two runner passes from now (a pod
+    replaced meanwhile would show as a new process, or as two)."""
+    seen = runner.passes
+    wait_until(lambda: runner.passes >= seen + 2, timeout=30, what=f"two runner passes {after}")
+    found = eventually(
+        runner.processes, lambda procs: len(procs) == 1, timeout=60, what="one consumer process"
+    )
+    ((_, proc),) = found.values()
+    return proc.pid
 
 
 @pytest.fixture
@@ -111,10 +131,8 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
             # one process, for the pod of the Deployment's current template (the first sizing
             # from metrics replaces the pod the fallback resources created)
             procs = runner.processes()
-            limit = container(deployments(cluster, namespace)[name])["resources"]["limits"]["cpu"]
-            return len(procs) == 1 and all(
-                pod.cpu_limit_m == cpu_millis(limit) for pod, _ in procs.values()
-            )
+            limit = _sized(deployments(cluster, namespace)[name], "limits")
+            return len(procs) == 1 and all(pod.cpu_limit_m == limit for pod, _ in procs.values())
 
         wait_until(settled, timeout=90, what="one consumer process for the current pod template")
         # keeping up: the group commits on both partitions (the exporter has lag series for
@@ -138,6 +156,7 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
             what="the instance at rest below maxAllowed",
         )
         before = _cpu_request(rested)
+        pid = _the_pid(runner, after="at rest")
 
         # a downstream stall: the consumer stops making progress, Kafka lag rises. The stall
         # holds every process of the instance, a replacing pod's too (as a real outage would):
@@ -160,6 +179,8 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
         )
         assert "PENDING_SCALE_UP" in seen, seen
         peak = _cpu_request(up)
+        # in place (the default updateMode): the running consumer is resized, not restarted
+        assert _the_pid(runner, after="the scale-up") == pid
 
         # the outage ends: the resized instance drains the backlog, measured from Kafka
         runner.end_stall()
@@ -173,6 +194,7 @@ def test_stalled_consumer_lag_scales_up_drains_and_scales_back_down(
             what="a scale-down",
         )
         assert _cpu_request(down) >= 100  # minAllowed
+        assert _the_pid(runner, after="the scale-down") == pid
 
 
 def test_new_partitions_get_a_consumer_after_num_partitions_is_raised(

@@ -290,7 +290,7 @@ class Pipeline:
             metrics=metrics,
             now=now,
             pods=pods,
-            refused=self._resizes.refused(key),
+            refused=self._resizes.refused(key, pods=(p for group in pods.values() for p in group)),
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)

@@ -6,8 +6,11 @@ resizing are not observable on the objects, so this process keeps them
 
 * which instances' resizes the server refused as invalid (a QoS class
   change, a node that cannot resize): the next pass rolls them out with the
-  target size (``rules.roll_out_target``), and the refusal is forgotten once
-  that rollout is written;
+  target size (``rules.roll_out_target``). A refusal belongs to the pods it
+  was about: it is forgotten once that rollout is written, and when none of
+  those pods is alive any more (an old pod patched while a rollout replaces
+  it would otherwise leave a refusal that turns the instance's next, feasible,
+  resize into a rollout);
 * whether the server has no ``pods/resize`` (Kubernetes before 1.33): the
   Consumer then runs as ``Recreate`` for the life of the process;
 * when each pod's resize was sent, so the time until its status shows the
@@ -29,7 +32,8 @@ from konsumerator.domain.resources import Resources
 
 @dataclass(slots=True)
 class _Consumer:
-    refused: dict[str, str] = field(default_factory=dict)
+    # instance -> (the pods whose resize was refused, why)
+    refused: dict[str, tuple[frozenset[str], str]] = field(default_factory=dict)
     unsupported: bool = False
     fell_back: set[str] = field(default_factory=set)
     # pod UID -> (what it was patched to, when)
@@ -48,9 +52,16 @@ class ResizeMemory:
     def __init__(self) -> None:
         self._consumers: dict[str, _Consumer] = {}
 
-    def refused(self, key: str) -> Mapping[str, str]:
+    def refused(self, key: str, *, pods: Iterable[ObservedPod]) -> Mapping[str, str]:
+        """Why each instance's in-place resize was refused, while a refused pod lives."""
         c = self._consumers.get(key)
-        return c.refused if c is not None else {}
+        if c is None or not c.refused:
+            return {}
+        alive = {p.uid for p in pods if not p.deleting}
+        for name, (uids, _) in list(c.refused.items()):
+            if not uids & alive:
+                del c.refused[name]
+        return {name: why for name, (_, why) in c.refused.items()}
 
     def unsupported(self, key: str) -> bool:
         c = self._consumers.get(key)
@@ -93,7 +104,10 @@ class ResizeMemory:
         }
         for name in rolled_out:
             c.refused.pop(name, None)
-        c.refused.update(outcome.resize_refused)
+        for name, why in outcome.resize_refused.items():
+            if name not in rolled_out:
+                uids = frozenset(r.uid for r in plan.resizes if r.instance == name)
+                c.refused[name] = (uids, why)
         c.unsupported |= outcome.resize_unsupported
         c.fell_back |= fell_back
         _sent(c, outcome.resized, now=now)

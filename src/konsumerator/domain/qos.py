@@ -5,10 +5,15 @@ may not change as a result of resizing"), and the autoscaler's sizes do change
 it: at a policy's floor requests often equal limits (Guaranteed), above it the
 CPU limit is rounded up to whole cores (Burstable). Instead of giving up on
 in-place resizing at every such step, ``keep_class`` bends the target the least
-that keeps the pod's class, always towards more, never less, than the target:
+that keeps the pod's class:
 
-* a Guaranteed pod keeps requests equal to limits: requests are raised to the
-  target's limits (what the target allows the container to use anyway);
+* a Guaranteed pod keeps requests equal to limits. Its CPU limit comes down to
+  the target's CPU request (what sizing says the consumer needs; the limit above
+  it is only burst room, which a Guaranteed pod never had); raising the request
+  to the limit instead would reserve up to a whole core more than needed and,
+  with the limit clamped at ``maxAllowed``, never give CPU back after a
+  scale-down. Its memory request goes up to the memory limit (lowering a memory
+  limit in place risks an OOM kill, so memory is never bent downwards);
 * a Burstable pod whose target would be Guaranteed keeps a CPU limit above its
   request: the pod's current CPU limit stays when it is higher than the target's
   (a cap, not a reservation).
@@ -64,7 +69,7 @@ def keep_class(
         for name, r in result.items():
             result[name] = dataclasses.replace(
                 r,
-                cpu_req_m=r.cpu_lim_m if r.cpu_lim_m is not None else r.cpu_req_m,
+                cpu_lim_m=r.cpu_req_m if r.cpu_req_m is not None else r.cpu_lim_m,
                 mem_req_b=r.mem_lim_b if r.mem_lim_b is not None else r.mem_req_b,
             )
     elif before is QoS.BURSTABLE:

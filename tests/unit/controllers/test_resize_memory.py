@@ -2,7 +2,9 @@
 
 Aspects tested:
 
-* a refusal is remembered for its instance until that instance is rolled out;
+* a refusal is remembered for its instance until that instance is rolled out, or until
+  none of the pods it was about is alive (a refusal of an old pod patched while a rollout
+  replaces it does not outlive that pod);
 * a server without ``pods/resize`` is remembered for the Consumer, and the Pipeline then
   plans it as ``Recreate`` (a target left from in-place mode rolls out);
 * the time from a patch to its actuation is measured once, on the pass that sees it,
@@ -10,6 +12,7 @@ Aspects tested:
 * fallbacks are counted per instance, and ``forget`` drops everything of a Consumer.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -50,15 +53,15 @@ def pod(spec: Resources, actual: Resources, *, uid: str = "u") -> ObservedPod:
     )
 
 
-def test_a_refusal_lasts_until_the_instance_is_rolled_out():
-    memory = ResizeMemory()
-    outcome = Outcome(resize_refused={"c-0": "pod p: QoS"})
-    counts = memory.acted("k", plan=EMPTY, outcome=outcome, now=T0)
-    assert counts["refused"] == 1
-    assert memory.refused("k") == {"c-0": "pod p: QoS"}
+PATCHED = replace(
+    EMPTY, resizes=(PodResize(pod="p", uid="u", instance="c-0", containers={"app": R2}),)
+)
+REFUSED = Outcome(resize_refused={"c-0": "pod p: QoS"})
 
-    rolled = Apply(
-        name="c-0",
+
+def rolled_out(name: str) -> Apply:
+    return Apply(
+        name=name,
         action=Action.ROLLOUT,
         message="",
         uid="d",
@@ -70,10 +73,35 @@ def test_a_refusal_lasts_until_the_instance_is_rolled_out():
         render=dict,
         fell_back="pod p: QoS",
     )
-    counts = memory.acted("k", plan=EMPTY, outcome=Outcome(done=[rolled]), now=T0)
+
+
+def test_a_refusal_lasts_until_the_instance_is_rolled_out():
+    memory = ResizeMemory()
+    counts = memory.acted("k", plan=PATCHED, outcome=REFUSED, now=T0)
+    assert counts["refused"] == 1
+    assert memory.refused("k", pods=[pod(R1, R1)]) == {"c-0": "pod p: QoS"}
+
+    counts = memory.acted("k", plan=EMPTY, outcome=Outcome(done=[rolled_out("c-0")]), now=T0)
     assert counts["fell_back"] == 1
-    assert memory.refused("k") == {}
+    assert memory.refused("k", pods=[pod(R1, R1)]) == {}
     assert memory.fell_back("k") == 1
+
+
+def test_a_refusal_does_not_outlive_the_pods_it_was_about():
+    """The old pod of a fallback rollout is patched (and refused) while it still runs;
+    once it is gone, the instance's next resize is tried in place again."""
+    memory = ResizeMemory()
+    memory.acted("k", plan=PATCHED, outcome=REFUSED, now=T0)
+    assert memory.refused("k", pods=[pod(R1, R1), pod(R2, R2, uid="new")]) == {"c-0": "pod p: QoS"}
+    assert memory.refused("k", pods=[replace(pod(R1, R1), deleting=True)]) == {}
+    assert memory.refused("k", pods=[pod(R1, R1)]) == {}
+
+
+def test_a_refusal_in_the_pass_that_rolls_the_instance_out_is_not_kept():
+    memory = ResizeMemory()
+    outcome = replace(REFUSED, done=[rolled_out("c-0")])
+    memory.acted("k", plan=PATCHED, outcome=outcome, now=T0)
+    assert memory.refused("k", pods=[pod(R1, R1)]) == {}
 
 
 def test_actuation_is_timed_once_on_the_injected_clock():

@@ -137,8 +137,13 @@ def test_a_scale_up_keeps_the_template_and_resizes_the_pod_in_place():
     assert (target["app"].cpu_req_m or 0) > (before.template_resources["app"].cpu_req_m or 0)
     (resize,) = scaled.resizes
     assert (resize.pod, resize.uid, resize.instance) == (pod.name, pod.uid, "c-0")
-    # The pod was Guaranteed (requests = limits) and stays so: requests go up to the limits.
-    assert resize.containers == {"app": replace(target["app"], cpu_req_m=target["app"].cpu_lim_m)}
+    # The pod was Guaranteed (requests = limits) and stays so: its CPU limit is the
+    # target's request, its memory request the target's memory limit.
+    assert resize.containers == {
+        "app": replace(
+            target["app"], cpu_lim_m=target["app"].cpu_req_m, mem_req_b=target["app"].mem_lim_b
+        )
+    }
     (after,) = cluster.observed()
     assert after.template_resources == before.template_resources
     assert after.current == target
@@ -496,7 +501,19 @@ B = Resources(cpu_req_m=1500, cpu_lim_m=2000, mem_req_b=512 * M, mem_lim_b=512 *
 @pytest.mark.parametrize(
     ("current", "desired", "expected"),
     [
-        pytest.param(G, B, replace(B, cpu_req_m=2000), id="guaranteed-requests-go-up-to-limits"),
+        pytest.param(G, B, replace(B, cpu_lim_m=1500), id="guaranteed-cpu-limit-is-the-request"),
+        pytest.param(
+            replace(G, cpu_req_m=500, cpu_lim_m=500),
+            replace(G, cpu_req_m=100, cpu_lim_m=500),
+            G,
+            id="guaranteed-gives-cpu-back-on-a-scale-down",
+        ),
+        pytest.param(
+            G,
+            replace(B, mem_req_b=256 * M),
+            replace(B, cpu_lim_m=1500),
+            id="guaranteed-memory-request-goes-up-to-its-limit",
+        ),
         pytest.param(
             replace(B, mem_req_b=128 * M, mem_lim_b=128 * M),
             replace(G, mem_req_b=128 * M, mem_lim_b=128 * M),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -91,3 +92,59 @@ def test_demo_runs_on_real_kafka_unless_asked_for_the_simulator(
     monkeypatch.setattr(demo, "main", lambda args: ran.append("simulator") or 0)
     assert cli.main(["demo", *flag]) == 0
     assert ran == [expected]
+
+
+def test_restarts_count_new_processes_of_an_instance_not_its_first() -> None:
+    restarts = kafkademo.Restarts()
+    assert restarts.observe("orders-0", []) == 0  # no process yet
+    assert restarts.observe("orders-0", [100]) == 0  # its start
+    assert restarts.observe("orders-0", [100]) == 0  # resized in place: same process
+    assert restarts.observe("orders-0", [100, 200]) == 1  # a rollout: old and new side by side
+    assert restarts.observe("orders-0", [200]) == 1
+    assert restarts.observe("orders-1", [300]) == 0
+    assert restarts.observe("orders-0", [400]) == 2  # a crash or another rollout
+    assert restarts.total == 2
+
+
+def test_rows_show_the_running_process_its_actuated_cpu_and_restarts(
+    doc: dict, tmp_path: Path
+) -> None:
+    out = kafkademo.kafka_demo_consumer(doc, prometheus_url="http://127.0.0.1:1")
+    (tmp_path / "consumer.yaml").write_text(yaml.safe_dump(out))
+    _, config = live.read_consumer(tmp_path / "consumer.yaml")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    bodies = list(rendered(config, production=5.0, now=now).values())
+    offsets = kafkademo.Offsets(latest={}, committed={}, at=1.0)
+    restarts = kafkademo.Restarts()
+
+    def frame(*processes: kafkademo.Process) -> dict[str, Any]:
+        rows, cpu_m = kafkademo.rows_from_kafka(
+            bodies,
+            offsets=offsets,
+            production=5.0,
+            container="consumer",
+            now=now.timestamp(),
+            processes=processes,
+            restarts=restarts,
+        )
+        return {"rows": {r.name: r for r in rows}, "cpu_m": cpu_m}
+
+    template = frame()["rows"]["orders-consumer-0"]
+    assert (template.pid, template.restarts) == ("-", 0)  # no process yet: the template's CPU
+
+    first = kafkademo.Process("orders-consumer-0-5d8f7-abcde", 4100, 100, 200)
+    seen = frame(first)
+    row = seen["rows"]["orders-consumer-0"]
+    assert (row.cpu, row.pid, row.restarts) == ("100m/200m", "4100", 0)
+
+    # resized in place: the pod's actuated CPU changes, the process does not
+    resized = kafkademo.Process(first.pod, 4100, 300, 500)
+    row = frame(resized)["rows"]["orders-consumer-0"]
+    assert (row.cpu, row.pid, row.restarts) == ("300m/500m", "4100", 0)
+
+    # a rollout: a new pod's process replaces it; the newest one's CPU is shown
+    rolled = kafkademo.Process("orders-consumer-0-77c9b-fghij", 4250, 400, 600)
+    row = frame(resized, rolled)["rows"]["orders-consumer-0"]
+    assert (row.cpu, row.pid, row.restarts) == ("400m/600m", "4100,4250", 1)
+    assert frame(rolled)["rows"]["orders-consumer-0"].restarts == 1
+    assert frame(rolled)["rows"]["orders-consumer-1"].restarts == 0

@@ -249,5 +249,82 @@ def test_the_demo_screen_tells_the_story():
         in frame
     )
     assert screen._names(["orders-consumer-1", "orders-consumer-3"]) == "orders-consumer-{1,3}"
+    assert "PID" not in frame  # a demo that cannot see processes shows neither column
+    assert "RESTARTS" not in frame
     assert "peak 90k at 1:40" in frame
     assert "orders-consumer-0 0,1" in frame
+
+
+def test_the_demo_screen_tells_an_in_place_resize_from_a_restart():
+    def row(cpu: str, pid: str, restarts: int) -> screen.Row:
+        return screen.Row(
+            "orders-consumer-0",
+            "0",
+            0,
+            0,
+            cpu,
+            "256Mi",
+            "RUNNING",
+            "0:00",
+            "5 msg/s",
+            pid,
+            restarts,
+        )
+
+    view = screen.View()
+    view.observe(t=10, rows=[row("100m/200m", "4100", 0)], total_cpu_m=100)
+    view.observe(t=20, rows=[row("300m/500m", "4100", 0)], total_cpu_m=300)
+    view.observe(t=30, rows=[row("100m/200m", "4250", 1)], total_cpu_m=100)
+    last = row("100m/200m", "4250", 1)
+    frame = screen.render(header="h", consumers="", rows=[last], view=view, phase="p")
+    assert "0:20  orders-consumer-0: cpu 100m/200m -> 300m/500m (in place, same pid 4100)" in frame
+    assert "0:30  orders-consumer-0: cpu 300m/500m -> 100m/200m (restarted, pid 4250)" in frame
+    header = next(line for line in frame.splitlines() if line.startswith("INSTANCE"))
+    assert header.split()[-2:] == ["PID", "RESTARTS"]
+    (line,) = [x for x in frame.splitlines() if x.startswith("orders-consumer-0 ")]
+    assert line.split()[-2:] == ["4250", "1"]
+
+
+def test_alike_changes_share_a_line_with_their_pids():
+    def row(i: int, cpu: str, pid: str, restarts: int) -> screen.Row:
+        return screen.Row(
+            f"orders-consumer-{i}", "0", 0, 0, cpu, "1Mi", "RUNNING", "0:00", "", pid, restarts
+        )
+
+    view = screen.View()
+    view.observe(t=0, rows=[row(0, "1/1", "10", 0), row(1, "1/1", "11", 0)], total_cpu_m=2)
+    view.observe(t=10, rows=[row(0, "2/2", "10", 0), row(1, "2/2", "11", 0)], total_cpu_m=4)
+    view.observe(t=20, rows=[row(0, "1/1", "20", 1), row(1, "1/1", "21", 1)], total_cpu_m=2)
+    assert view.events == [
+        "0:10  orders-consumer-{0,1}: cpu 1/1 -> 2/2 (in place, same pids 10 11)  (lag 0s)",
+        "0:20  orders-consumer-{0,1}: cpu 2/2 -> 1/1 (restarted, pids 20 21)  (lag 0s)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "cpu"),
+    [
+        (None, "1"),  # Recreate: the template is the size
+        ('{"consumer": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m"}}}', "250m"),
+        ('{"sidecar": {"requests": {"cpu": "9"}, "limits": {}}}', "1"),  # not this container
+        ("not json", "1"),  # unreadable: as the operator reads it, absent
+    ],
+)
+def test_the_demo_shows_the_in_place_target_over_the_template(annotation, cpu):
+    from konsumerator.domain import keys
+
+    deployment = {
+        "metadata": {
+            "annotations": {} if annotation is None else {keys.TARGET_RESOURCES: annotation}
+        },
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "consumer", "resources": {"requests": {"cpu": "1"}}},
+                    ]
+                }
+            }
+        },
+    }
+    assert demo.pod_resources(deployment, container="consumer")["requests"]["cpu"] == cpu

@@ -12,6 +12,10 @@ Aspects tested:
   (also when the restart ends mid-step), is counted; a metadata-only
   change (same fingerprint) costs nothing; a new Deployment pays the start
   time without being counted.
+* In-place resizes: a new CPU with the same template never stops consumption; it is
+  actuated ``resize_s`` later (the old CPU consumes until then), a newer size replaces one
+  not yet actuated, and resizes are counted apart from restarts (a template change with
+  another CPU counts as both).
 * Handover: partitions that never had a running owner have lag 0; once
   owned, a lost owner means nobody consumes.
 * Stalls (the incident) stop consumption whatever the CPU; the backlog then
@@ -44,12 +48,20 @@ def flat(rate: float = 1000.0, **kwargs: object) -> Trace:
     return Trace(name="flat", base_rate=rate, duration_s=3600.0, **kwargs)  # type: ignore[arg-type]
 
 
-def model(trace: Trace, *, partitions: int = 1, true_rate: float = 2000.0, restart_s=0.0):
+def model(
+    trace: Trace,
+    *,
+    partitions: int = 1,
+    true_rate: float = 2000.0,
+    restart_s=0.0,
+    resize_s: float = 0.0,
+):
     return Model(
         trace=trace,
         num_partitions=partitions,
         true_rate_per_core=true_rate,
         restart_s=restart_s,
+        resize_s=resize_s,
         history_s=60.0,
     )
 
@@ -146,6 +158,50 @@ def test_a_metadata_only_change_costs_nothing():
     run(m, 10)
     assert m.restarts == 0
     assert m.partitions[0].backlog == pytest.approx(0.0)
+
+
+def test_an_in_place_resize_keeps_consuming_at_the_old_cpu_until_actuated():
+    m = model(flat(1000), restart_s=30.0, resize_s=4.0)
+    own(m, 250)  # 500 msg/s against 1000/s produced: 500/s of backlog
+    run(m, 40)  # 30 s starting (handover: no backlog), then 10 s undersized
+    assert m.partitions[0].backlog == pytest.approx(5000)
+    assert own(m, 1000) == []  # same template: no restart
+    assert not m.restarting("i0")
+    run(m, 4)  # the old CPU until actuated, never nothing
+    assert m.partitions[0].backlog == pytest.approx(5000 + 4 * 500)
+    assert m.instances()[0].cpu_m == 1000
+    run(m, 7)  # now 2000/s: drains 1000/s
+    assert m.partitions[0].backlog == pytest.approx(0.0)
+    assert (m.restarts, m.resizes) == (0, 1)
+    assert (m.restarts_by, m.resizes_by) == ({}, {"i0": 1})
+
+
+def test_a_newer_size_replaces_one_not_yet_actuated():
+    m = model(flat(1000), resize_s=10.0)
+    own(m, 500)
+    run(m, 5)
+    own(m, 2000)
+    run(m, 5)
+    own(m, 750)  # before the first was actuated
+    run(m, 9)
+    assert m.instances()[0].cpu_m == 500
+    run(m, 1)
+    assert m.instances()[0].cpu_m == 750
+    assert m.resizes == 2
+    own(m, 750)  # the same size again: nothing to resize
+    assert m.resizes == 2
+
+
+def test_a_template_change_with_another_cpu_is_a_restart_and_a_resize():
+    m = model(flat(1000), restart_s=5.0, resize_s=4.0)
+    own(m, 500)
+    run(m, 10)
+    assert own(m, 1000, template="v2") == ["i0"]
+    assert m.instances()[0].cpu_m == 1000  # a new pod starts with its size
+    assert (m.restarts, m.resizes) == (1, 1)
+    assert own(m, 1000, template="v3") == ["i0"]  # env only: a restart, no resize
+    assert (m.restarts, m.resizes) == (2, 1)
+    assert m.restarts_by == {"i0": 2}
 
 
 def test_before_its_first_owner_runs_a_partition_is_consumed_by_the_previous_consumer():

@@ -9,7 +9,8 @@ Aspects tested:
   ``updateMode: Recreate`` it pays restarts for its resizes.
 * The run is deterministic: the same seed gives the same scores.
 * Oscillations: up → down → up counts only within the 10-minute window.
-* The table has one row per trace and policy, and "-" for the oracle's
+* In place resizes without restarts and lags no more than Recreate, which restarts.
+* The table has one row per trace and policy, and "-" for the oracle's resizes and
   oscillations (it resizes continuously and for free).
 """
 
@@ -36,6 +37,7 @@ def scenario(bench):
         spec=spec,
         seed=3,
         restart_s=30.0,
+        resize_s=5.0,
         dt_s=5.0,
         base_rate=1000.0,
         csv=None,
@@ -79,6 +81,19 @@ def test_recreate_pays_restarts_for_its_resizes(bench, scenario, scores):
     assert up.v_critical_min >= scores["upstream"].v_critical_min
 
 
+def test_in_place_resizes_without_restarts_where_recreate_restarts(scores):
+    inplace, recreate = scores["upstream-inplace"], scores["upstream-recreate"]
+    assert inplace.restarts == 0
+    assert inplace.resizes > 0
+    assert recreate.restarts > 0
+    assert recreate.resizes > 0
+    # every restart of a pod consumes nothing for a while: in place never lags more
+    assert inplace.v_tolerable_min <= recreate.v_tolerable_min
+    assert inplace.severity <= recreate.severity
+    # the Consumer's own mode is the default, in place
+    assert scores["upstream"].resizes == inplace.resizes
+
+
 def test_the_same_seed_gives_the_same_scores(bench, scenario, scores):
     again = bench.play(scenario=scenario, policy=bench.Upstream())
     first = scores["upstream"]
@@ -98,8 +113,18 @@ def test_oscillations_count_up_down_up_within_ten_minutes(bench):
 def test_the_table_has_a_row_per_trace_and_policy(bench, scores):
     text = bench.table({"incident": scores})
     rows = [line for line in text.splitlines() if line.startswith("| incident")]
-    assert [r.split("|")[2].strip() for r in rows] == ["upstream", "static-peak", "oracle"]
-    assert rows[2].split("|")[10].strip() == "-"
+    assert [r.split("|")[2].strip() for r in rows] == [
+        "upstream",
+        "upstream-inplace",
+        "upstream-recreate",
+        "static-peak",
+        "oracle",
+    ]
+    header = [c.strip() for c in text.splitlines()[0].split("|")]
+    oracle = [c.strip() for c in rows[-1].split("|")]
+    assert oracle[header.index("resizes")] == oracle[header.index("osc")] == "-"
+    recreate = [c.strip() for c in rows[2].split("|")]
+    assert int(recreate[header.index("restarts")]) > 0
 
 
 class _Sampled:

@@ -3,14 +3,18 @@
 Every policy plays the same production trace against the same consumption
 model (``konsumerator_dev.sim.model``: consumption = min(backlog + produced,
 truePerCoreRate × CPU), a pod-template change costs ``--restart`` seconds of
-zero consumption), in virtual time, with no cluster:
+zero consumption, an in-place resize none but ``--resize`` seconds of actuation
+delay), in virtual time, with no cluster:
 
-* ``upstream``: the real planning core, ``plan()``, exactly as the operator
-  runs it, against an in-memory cluster (the pieces of
-  ``konsumerator.simulating``). Metrics are refreshed every
+* ``upstream-inplace`` and ``upstream-recreate``: the operator's own reconcile
+  pass (``Pipeline``) exactly as it runs, against an in-memory cluster (the
+  pieces of ``konsumerator.simulating``), with ``spec.autoscaler.updateMode``
+  set to ``InPlaceOrRecreate`` or ``Recreate``. Metrics are refreshed every
   ``minSyncPeriod`` from what Prometheus would answer: ``rate()`` over the
   last minute and the lag now. Each write that changes a pod template
-  restarts that instance.
+  restarts that instance; a new size recorded as the Deployment's target
+  (in-place mode) resizes its running pod instead. ``upstream`` runs the
+  Consumer's own updateMode.
 * ``static-peak``: each instance fixed at the highest CPU the oracle ever
   gives it (rounded up to ``cpuIncrement``): never resized, never late
   because of it; the upper bound on cost.
@@ -32,8 +36,9 @@ Per trace and policy it reports:
   policy cost every policy the same and are left out), and over-/under-
   provisioned core-hours O and U against the Theodolite demand
   need = (λ + backlog / recoveryTime) / truePerCoreRate;
-* restarts caused by scaling (template changes of running instances) and
-  up-down oscillations (up → down → up within 10 minutes, per instance);
+* restarts caused by scaling (template changes of running instances),
+  resizes (CPU changes of running instances, in place or through a restart)
+  and up-down oscillations (up → down → up within 10 minutes, per instance);
 * efficiency = A_oracle / A.
 
 Output, under ``bench/results/autoscaling/``: ``scorecard.md`` (the table and
@@ -65,7 +70,7 @@ from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, to_config
 from konsumerator.domain import keys
 from konsumerator.domain.metrics import refresh_due
-from konsumerator.domain.specs import ConsumerConfig, Owner
+from konsumerator.domain.specs import ConsumerConfig, Owner, UpdateMode
 from konsumerator.simulating import START, Replay, load_consumer
 from konsumerator_dev import clikit
 from konsumerator_dev.paths import REPO as ROOT
@@ -93,6 +98,8 @@ class Scenario:
     restart_s: float
     dt_s: float
     container: str = field(default="")
+    # The kubelet's actuation delay of an in-place resize.
+    resize_s: float = 0.0
 
     @property
     def instances(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -118,11 +125,19 @@ class Policy(Protocol):
 
 
 class Upstream:
-    """The operator's own reconcile pass (``Pipeline``), run every minSyncPeriod."""
+    """The operator's own reconcile pass (``Pipeline``), run every minSyncPeriod, with the
+    Consumer's ``updateMode`` or ``update_mode`` instead."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, update_mode: UpdateMode | None = None) -> None:
         self._replay: Replay | None = None
         self._bodies: dict[str, dict[str, Any]] = {}
+        self._update_mode = update_mode
+
+    def _spec(self, spec: ConsumerSpec) -> ConsumerSpec:
+        if self._update_mode is None:
+            return spec
+        autoscaler = spec.autoscaler.model_copy(update={"update_mode": self._update_mode.value})
+        return spec.model_copy(update={"autoscaler": autoscaler})
 
     def allocate(self, *, model: sim.Model, scenario: Scenario) -> Sequence[sim.Instance] | None:
         config = scenario.config
@@ -130,7 +145,9 @@ class Upstream:
         assert autoscaling is not None
         first = self._replay is None
         if self._replay is None:
-            self._replay = Replay(source=scenario.source, spec=scenario.spec, start=START)
+            self._replay = Replay(
+                source=scenario.source, spec=self._spec(scenario.spec), start=START
+            )
         now = START + timedelta(seconds=model.t)
         if not first and not refresh_due(
             synced_at=self._replay.metrics.synced_at,
@@ -229,6 +246,8 @@ def _peak_oracle_cpu(scenario: Scenario) -> dict[str, int]:
 
 POLICIES: dict[str, Callable[[], Policy]] = {
     "upstream": Upstream,
+    "upstream-inplace": lambda: Upstream(update_mode=UpdateMode.IN_PLACE_OR_RECREATE),
+    "upstream-recreate": lambda: Upstream(update_mode=UpdateMode.RECREATE),
     "static-peak": StaticPeak,
     "oracle": Oracle,
 }
@@ -254,6 +273,7 @@ class Score:
     under_core_hours: float = 0.0
     restarts: int = 0
     # None for a policy that resizes continuously and for free (the oracle).
+    resizes: int | None = 0
     oscillations: int | None = 0
     # Sampled every 30 s for the plots: (t, worst lag seconds, allocated cores, needed cores).
     series: list[tuple[float, float, float, float]] = field(default_factory=list)
@@ -287,6 +307,8 @@ def play(
         num_partitions=config.num_partitions,
         true_rate_per_core=scenario.true_rate_per_core,
         restart_s=scenario.restart_s,
+        # the oracle actuates instantly by definition
+        resize_s=0.0 if getattr(policy, "continuous", False) else scenario.resize_s,
         history_s=60.0,
     )
     score = Score()
@@ -343,9 +365,10 @@ def play(
             score.series.append((model.t, worst, allocated, needed))
     score.restarts = model.restarts
     if not getattr(policy, "continuous", False):
+        score.resizes = model.resizes
         score.oscillations = sum(_oscillations(c) for c in changes.values())
     else:
-        score.oscillations = None
+        score.resizes = score.oscillations = None
     return score
 
 
@@ -362,6 +385,7 @@ def suite(
     spec: ConsumerSpec,
     seed: int,
     restart_s: float,
+    resize_s: float,
     dt_s: float,
     base_rate: float,
     csv: Path | None,
@@ -396,6 +420,7 @@ def suite(
             spec=spec,
             true_rate_per_core=true_rate,
             restart_s=restart_s,
+            resize_s=resize_s,
             dt_s=dt_s,
             container=container,
         )
@@ -415,7 +440,8 @@ COLUMNS = (
     ("A", "allocated CPU (core-h)"),
     ("O", "over-provisioned (core-h)"),
     ("U", "under-provisioned (core-h)"),
-    ("restarts", "restarts caused by scaling"),
+    ("restarts", "restarts caused by scaling (pod-template changes of running instances)"),
+    ("resizes", "CPU changes of running instances (in place or by a restart)"),
     ("osc", "up→down→up within 10 min"),
     ("eff", "efficiency A_oracle / A"),
 )
@@ -440,6 +466,7 @@ def table(results: Mapping[str, Mapping[str, Score]]) -> str:
                 f"{s.over_core_hours:.2f}",
                 f"{s.under_core_hours:.2f}",
                 str(s.restarts),
+                "-" if s.resizes is None else str(s.resizes),
                 "-" if s.oscillations is None else str(s.oscillations),
                 eff,
             ]
@@ -465,7 +492,9 @@ def report(
 Generated by `bench/autoscaling.py` (seed {args.seed}). Every policy replays the
 same trace through the same consumption model in virtual time: consumption =
 min(backlog + produced, truePerCoreRate × CPU of the consuming container); a
-pod-template change costs {args.restart:g} s with zero consumption.
+pod-template change costs {args.restart:g} s with zero consumption; an in-place resize
+costs no consumption and takes effect {args.resize:g} s after the decision (the kubelet's
+actuation).
 
 Consumer: `{args.consumer}` ({config.num_partitions} partitions,
 {config.per_instance} per instance), ratePerCore {a.rate_per_core}, minSyncPeriod
@@ -483,7 +512,11 @@ Prometheus is emulated as `rate()` over the last minute; step {args.dt:g} s.
 Traces:
 {traces}
 
-Policies: `upstream` is the planning core as the operator runs it;
+Policies: `upstream-inplace` and `upstream-recreate` are the operator's reconcile pass as
+it runs, with `updateMode: InPlaceOrRecreate` (the default: a new size resizes the
+running pods through `pods/resize`, the template keeps its size) and `updateMode:
+Recreate` (every new size is a pod-template change: the pods restart, as the Go operator
+did);
 `static-peak` fixes each instance at the oracle's peak CPU for that trace;
 `oracle` gives each instance, every step and without restarts, the CPU that
 consumes all that is available (up to maxAllowed). Violations the oracle
@@ -520,13 +553,16 @@ def plot(*, trace: str, by_policy: Mapping[str, Score], scenario: Scenario, path
 
 @click.command("scorecard", help=__doc__.splitlines()[0] if __doc__ else None)
 @click.option("--consumer", default="examples/consumer.yaml")
-@click.option("--policies", default="upstream,static-peak,oracle")
+@click.option("--policies", default="upstream-inplace,upstream-recreate,static-peak,oracle")
 @click.option("--traces", help="comma-separated subset of the suite")
 @click.option(
     "--trace-csv", type=click.Path(path_type=Path), help="add a trace from a CSV (t,<partition>|*)"
 )
 @click.option("--seed", type=int, default=1)
 @click.option("--restart", type=float, default=30.0, help="seconds per restart")
+@click.option(
+    "--resize", type=float, default=5.0, help="seconds from an in-place resize to its actuation"
+)
 @click.option("--dt", type=float, default=2.0, help="model step, seconds")
 @click.option("--base-rate", type=float, default=1000.0, help="msg/s per partition")
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS)
@@ -541,6 +577,7 @@ def main(**options: Any) -> int:
         spec=spec,
         seed=args.seed,
         restart_s=args.restart,
+        resize_s=args.resize,
         dt_s=args.dt,
         base_rate=args.base_rate,
         csv=args.trace_csv,

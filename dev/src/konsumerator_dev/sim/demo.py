@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import signal
 import socket
@@ -37,6 +38,7 @@ from typing import Any, Protocol
 import yaml
 
 from konsumerator.domain import keys
+from konsumerator.domain.observed import parse_target
 from konsumerator_dev.sim import live
 from konsumerator_dev.sim import model as sim_model
 from konsumerator_dev.sim.screen import Row, View, display, mmss, screen
@@ -83,6 +85,23 @@ def _free_port() -> int:
         return port
 
 
+def pod_resources(deployment: Mapping[str, Any], *, container: str) -> Mapping[str, Any]:
+    """The resources ``container``'s pods are sized to: the in-place target the operator
+    records on the Deployment (``keys.TARGET_RESOURCES``) when there is one, else the
+    pod template's (Recreate: the template is the size)."""
+    annotations = deployment["metadata"].get("annotations") or {}
+    text = annotations.get(keys.TARGET_RESOURCES)
+    target = parse_target(text)
+    if target is not None and container in target:
+        entry: Mapping[str, Any] = json.loads(text or "{}")[container]
+        return entry
+    for c in deployment["spec"]["template"]["spec"].get("containers") or []:
+        if c.get("name") == container:
+            resources: Mapping[str, Any] = c.get("resources") or {}
+            return resources
+    return {}
+
+
 def rows_from(
     deployments: Sequence[Mapping[str, Any]], *, model: sim_model.Model, container: str
 ) -> tuple[list[Row], int]:
@@ -100,10 +119,7 @@ def rows_from(
         parts = partitioning.parse_list(annotations.get(keys.PARTITION, "")) or ()
         if not parts:
             continue
-        res: Mapping[str, Any] = {}
-        for c in d["spec"]["template"]["spec"].get("containers") or []:
-            if c.get("name") == container:
-                res = c.get("resources") or {}
+        res = pod_resources(d, container=container)
         requests, limits = res.get("requests") or {}, res.get("limits") or {}
         total_cpu_m += from_strings(requests=requests, limits=limits).cpu_req_m or 0
         backlog = sum(model.partitions[p].backlog for p in parts if p < len(model.partitions))
@@ -132,6 +148,7 @@ def rows_from(
                 status=annotations.get(keys.SCALING_STATUS, "-"),
                 since=since,
                 consuming=f"{consumed:,.0f} msg/s{restarting}",
+                restarts=model.restarts_by.get(meta["name"], 0),
             )
         )
     return rows, total_cpu_m

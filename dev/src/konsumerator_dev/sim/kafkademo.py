@@ -13,7 +13,14 @@ One command, on a machine with Java and Maven (``hack/prereqs.sh --kafka``):
    from Kafka grows, the operator scales up after its pending period, the backlog drains when
    the outage ends, and the operator scales back down;
 6. refresh the screen: each instance's lag as Kafka reports it, its CPU, scaling state and
-   consumption, and the operator's changes. Ctrl-C (or ``--duration``) stops everything.
+   consumption, its consumer's process id and restarts, and the operator's changes. Ctrl-C
+   (or ``--duration``) stops everything.
+
+The CPU shown is what the instance's running consumer process is held to (the pod's
+actuated resources, which the pod runner applies), not the Deployment's template: with
+in-place resize the template keeps its size while the pods are resized. A restart is a new
+consumer process for an instance that already had one (:class:`Restarts`), whatever caused
+it (a rollout, a crash), so an in-place resize shows as a CPU change with the same pid.
 
 ``--simulator`` runs the previous demo instead (no Java needed): a simulated topic.
 """
@@ -40,6 +47,7 @@ from konsumerator_dev.sim.demo import (
     INCIDENT_AT_S,
     INCIDENT_LENGTH_S,
     demo_consumer,
+    pod_resources,
     run,
     stop_operator,
 )
@@ -111,6 +119,46 @@ class Offsets:
         return self
 
 
+@dataclass(frozen=True, slots=True)
+class Process:
+    """One running consumer process, as the pod runner holds it."""
+
+    pod: str
+    pid: int
+    cpu_request_m: int | None
+    cpu_limit_m: int | None
+
+    @property
+    def deployment(self) -> str:
+        """The Deployment of the pod (``<deployment>-<replicaset hash>-<suffix>``)."""
+        return self.pod.rsplit("-", 2)[0]
+
+
+class Restarts:
+    """Counts, per instance, consumer processes that replaced one it already had.
+
+    The first process of an instance is its start, not a restart; every process id seen
+    after it is one restart (during a rollout the old and the new process briefly run side
+    by side: the new one still counts once).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, set[int]] = {}
+
+    def observe(self, instance: str, pids: Sequence[int]) -> int:
+        seen = self._seen.setdefault(instance, set())
+        seen.update(pids)
+        return max(0, len(seen) - 1)
+
+    @property
+    def total(self) -> int:
+        return sum(max(0, len(s) - 1) for s in self._seen.values())
+
+
+def _m(millicores: int | None) -> str:
+    return "-" if millicores is None else f"{millicores}m"
+
+
 def rows_from_kafka(
     deployments: Sequence[Mapping[str, Any]],
     *,
@@ -118,8 +166,13 @@ def rows_from_kafka(
     production: float,
     container: str,
     now: float,
+    processes: Sequence[Process] = (),
+    restarts: Restarts | None = None,
 ) -> tuple[list[Row], int]:
-    """One row per managed Deployment, lag from Kafka's offsets; and total CPU requests (m)."""
+    """One row per managed Deployment, lag from Kafka's offsets; and total CPU requests (m).
+
+    CPU comes from the instance's newest running process (what its pod's status reports as
+    actuated), else from the size the Deployment's pods are given (no process yet)."""
     from konsumerator.domain import partitions as partitioning
     from konsumerator.domain.rendering import parse_time
     from konsumerator.domain.resources import from_strings
@@ -131,12 +184,19 @@ def rows_from_kafka(
         parts = partitioning.parse_list(annotations.get(keys.PARTITION, "")) or ()
         if not parts:
             continue
-        res: Mapping[str, Any] = {}
-        for c in d["spec"]["template"]["spec"].get("containers") or []:
-            if c.get("name") == container:
-                res = c.get("resources") or {}
+        res = pod_resources(d, container=container)
         requests, limits = res.get("requests") or {}, res.get("limits") or {}
-        total_cpu_m += from_strings(requests=requests, limits=limits).cpu_req_m or 0
+        cpu = f"{requests.get('cpu', '-')}/{limits.get('cpu', '-')}"
+        cpu_m = from_strings(requests=requests, limits=limits).cpu_req_m or 0
+        mine = sorted(
+            (p for p in processes if p.deployment == d["metadata"]["name"]), key=lambda p: p.pid
+        )
+        if mine:
+            newest = mine[-1]  # pids grow: a rollout's new process is the last one
+            cpu = f"{_m(newest.cpu_request_m)}/{_m(newest.cpu_limit_m)}"
+            cpu_m = newest.cpu_request_m or 0
+        total_cpu_m += cpu_m
+        pids = [p.pid for p in mine]
         behind = {p: max(0, offsets.latest.get(p, 0) - offsets.committed.get(p, 0)) for p in parts}
         changed = parse_time(annotations.get(keys.SCALING_STATUS_CHANGE))
         rows.append(
@@ -145,11 +205,15 @@ def rows_from_kafka(
                 partitions=",".join(str(p) for p in parts),
                 lag_msgs=float(sum(behind.values())),
                 lag_s=max(behind.values()) / production if production > 0 else 0.0,
-                cpu=f"{requests.get('cpu', '-')}/{limits.get('cpu', '-')}",
+                cpu=cpu,
                 memory=str(requests.get("memory", "-")),
                 status=annotations.get(keys.SCALING_STATUS, "-"),
                 since=mmss(now - changed.timestamp()) if changed is not None else "-",
                 consuming=f"{sum(offsets.consumed_rate.get(p, 0.0) for p in parts):,.1f} msg/s",
+                pid=",".join(str(pid) for pid in pids) or "-",
+                restarts=(
+                    restarts.observe(d["metadata"]["name"], pids) if restarts is not None else None
+                ),
             )
         )
     return rows, total_cpu_m
@@ -276,6 +340,7 @@ class KafkaDemo:
         interactive = args.once_per is None and sys.stdout.isatty()
         stalled = False
         previous: Offsets | None = None
+        restarts = Restarts()
         with display(interactive=interactive) as shown:
             while args.duration is None or time.monotonic() - began < args.duration:
                 if self.operator.poll() is not None:
@@ -301,12 +366,23 @@ class KafkaDemo:
                     at=time.monotonic(),
                 ).since(previous)
                 previous = offsets
+                running = [
+                    Process(
+                        pod=name,
+                        pid=proc.pid,
+                        cpu_request_m=pod.cpu_request_m,
+                        cpu_limit_m=pod.cpu_limit_m,
+                    )
+                    for name, (pod, proc) in self.runner.processes().items()
+                ]
                 rows, cpu_m = rows_from_kafka(
                     managed,
                     offsets=offsets,
                     production=PRODUCTION,
                     container=self.container,
                     now=time.time(),
+                    processes=running,
+                    restarts=restarts,
                 )
                 view.observe(t=t, rows=rows, total_cpu_m=cpu_m)
                 consumers = cluster.kubectl(
@@ -314,7 +390,7 @@ class KafkaDemo:
                 ).stdout
                 header = (
                     f"Konsumerator demo on real Kafka · cluster {args.name!r} · {mmss(t)} · "
-                    f"{len(self.runner.processes())} consumer processes"
+                    f"{len(running)} consumer processes, {restarts.total} restarts"
                     f"{' · Ctrl-C stops everything' if args.duration is None else ''}"
                 )
                 frame = screen(

@@ -26,6 +26,13 @@ A new Deployment pays the same start-up time. Metadata-only writes (the
 scaling-status annotations) change nothing. Restarts of existing instances
 are counted: they are the disruptions the scorecard charges to scaling.
 
+**In-place resizes.** A new CPU size with the same pod template (the operator's
+in-place mode resizes running pods through ``pods/resize`` and keeps the template)
+restarts nothing: the instance goes on consuming at its old CPU and runs at the new
+one ``resize_s`` seconds later (the kubelet's actuation delay; a later size replaces
+one not yet actuated). Resizes (CPU changes of running instances, in place or through a
+restart) are counted apart from restarts.
+
 **Handover.** A partition that has never had a running owner is being
 consumed by "the previous consumer" (lag 0): the operator takes over a live
 topic, and the old consumers keep going until the new pods have started. Once
@@ -82,8 +89,21 @@ class Partition:
 
 @dataclass(slots=True)
 class _Running:
+    # What runs now (its CPU is the actuated one).
     instance: Instance
     down_until: float
+    # An in-place resize decided but not actuated yet: the instance to run, and from when.
+    resizing: tuple[Instance, float] | None = None
+
+
+def _cpu_m(running: _Running, t: float, dt: float) -> float:
+    """The instance's CPU over the step [t, t + dt]: a resize actuated within it counts
+    from then on."""
+    if running.resizing is None:
+        return running.instance.cpu_m
+    target, at = running.resizing
+    before = min(dt, max(0.0, at - t))
+    return (running.instance.cpu_m * before + target.cpu_m * (dt - before)) / dt
 
 
 def fair_share(*, capacity: float, demands: Sequence[float]) -> list[float]:
@@ -108,16 +128,22 @@ class Model:
         num_partitions: int,
         true_rate_per_core: float,
         restart_s: float,
+        resize_s: float = 0.0,
         time_scale: float = 1.0,
         history_s: float = 0.0,
     ) -> None:
         self.trace = trace
         self.true_rate_per_core = true_rate_per_core
         self.restart_s = restart_s
+        self.resize_s = resize_s
         self.time_scale = time_scale
         self.t = 0.0
         self.partitions = [Partition() for _ in range(num_partitions)]
         self.restarts = 0
+        self.resizes = 0
+        #: Per instance name: restarts and in-place resizes so far.
+        self.restarts_by: dict[str, int] = {}
+        self.resizes_by: dict[str, int] = {}
         self._running: dict[str, _Running] = {}
         self._history_s = history_s
         self._history: deque[tuple[float, tuple[float, ...], tuple[float, ...]]] = deque()
@@ -138,7 +164,9 @@ class Model:
         """Make ``instances`` the running ones; returns the names whose pods restart.
 
         A new instance starts (pays ``restart_s``, not counted as a restart);
-        one whose template changed restarts (counted); one that is gone stops.
+        one whose template changed restarts (counted); one with the same template
+        and another CPU is resized in place (counted apart, actuated ``resize_s``
+        later); one that is gone stops.
         """
         restarted: list[str] = []
         seen: dict[str, _Running] = {}
@@ -149,11 +177,37 @@ class Model:
             elif old.instance.template != inst.template:
                 seen[inst.name] = _Running(inst, down_until=self.t + self.restart_s)
                 restarted.append(inst.name)
+                if inst.cpu_m != (old.resizing or (old.instance, 0.0))[0].cpu_m:
+                    self._count_resize(inst.name)
             else:
-                seen[inst.name] = _Running(inst, down_until=old.down_until)
+                seen[inst.name] = self._resized(old, inst)
         self._running = seen
         self.restarts += len(restarted)
+        for name in restarted:
+            self.restarts_by[name] = self.restarts_by.get(name, 0) + 1
         return restarted
+
+    def _resized(self, old: _Running, inst: Instance) -> _Running:
+        """``old`` going on with ``inst``'s CPU: at once, or after ``resize_s`` in place."""
+        target = old.resizing[0] if old.resizing is not None else old.instance
+        if inst.cpu_m == target.cpu_m:
+            return _Running(old.instance, down_until=old.down_until, resizing=old.resizing)
+        self._count_resize(inst.name)
+        if self.resize_s <= 0 or inst.cpu_m == old.instance.cpu_m:
+            return _Running(inst, down_until=old.down_until)
+        return _Running(
+            old.instance, down_until=old.down_until, resizing=(inst, self.t + self.resize_s)
+        )
+
+    def _count_resize(self, name: str) -> None:
+        self.resizes += 1
+        self.resizes_by[name] = self.resizes_by.get(name, 0) + 1
+
+    def _actuate(self) -> None:
+        """Resizes whose actuation delay is over take effect."""
+        for running in self._running.values():
+            if running.resizing is not None and running.resizing[1] <= self.t + 1e-9:
+                running.instance, running.resizing = running.resizing[0], None
 
     def advance(self, *, dt: float) -> None:
         """Produce and consume for ``dt`` seconds (rates taken at the start of the step)."""
@@ -170,7 +224,7 @@ class Model:
             up_for = min(dt, max(0.0, self.t + dt - running.down_until))
             if up_for > 0:
                 owned.update(mine)
-            capacity = self.true_rate_per_core * inst.cpu_m / 1000.0 * up_for
+            capacity = self.true_rate_per_core * _cpu_m(running, self.t, dt) / 1000.0 * up_for
             demands = [
                 0.0
                 if self.trace.stalled(partition=p, t=trace_t)
@@ -189,6 +243,7 @@ class Model:
             part.production_rate = produced[p] / dt
             part.consumption_rate = consumed[p] / dt
         self.t += dt
+        self._actuate()
         self._remember()
 
     def _remember(self) -> None:

@@ -63,6 +63,10 @@ class Row:
     status: str
     since: str
     consuming: str
+    #: The consumer processes' ids ("-" when the demo has none: the simulator).
+    pid: str = "-"
+    #: Restarts of the instance's consumer so far; None when the demo cannot tell.
+    restarts: int | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +76,7 @@ class View:
     history: list[tuple[float, float, float]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     last: dict[str, tuple[str, str]] = field(default_factory=dict)
+    restarts: dict[str, int | None] = field(default_factory=dict)
 
     def observe(self, *, t: float, rows: Sequence[Row], total_cpu_m: int) -> None:
         """Record a frame; instances that changed alike share one line of the change log."""
@@ -81,20 +86,41 @@ class View:
         for r in rows:
             before = self.last.get(r.name)
             now = (r.cpu, r.status)
+            restarted_before = self.restarts.get(r.name)
             self.last[r.name] = now
+            self.restarts[r.name] = r.restarts
             if before is None or before == now:
                 continue
             changed: list[str] = []
             if before[0] != now[0]:
-                changed.append(f"cpu {before[0]} -> {now[0]} (pods restart)")
+                changed.append(f"cpu {before[0]} -> {now[0]} {_how(restarted_before, r)}")
             if before[1] != now[1]:
                 changed.append(f"{before[1]} -> {now[1]}")
             alike.setdefault(", ".join(changed), []).append(r)
         for what, who in alike.items():
             lo, hi = min(r.lag_s for r in who), max(r.lag_s for r in who)
             lag = f"{lo:.0f}s" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}s"
+            what = what.replace("{pids}", _pids(who))
             self.events.append(f"{mmss(t)}  {_names([r.name for r in who])}: {what}  (lag {lag})")
         del self.events[:-10]
+
+
+def _how(restarts_before: int | None, row: Row) -> str:
+    """How a CPU change reached the consumer: with a restart, or in place (same process).
+
+    ``{pids}`` stands for the instances' process ids, filled in once alike changes are
+    grouped on one line."""
+    if row.restarts is None or restarts_before is None:
+        return "(pods restart)"  # a demo that cannot see processes: the Recreate behaviour
+    seen = " {pids}" if row.pid != "-" else ""
+    if row.restarts > restarts_before:
+        return f"(restarted{',' if seen else ''}{seen})"
+    return f"(in place{', same' if seen else ''}{seen})"
+
+
+def _pids(rows: Sequence[Row]) -> str:
+    pids = [r.pid for r in rows if r.pid != "-"]
+    return ("pid " if len(pids) == 1 else "pids ") + " ".join(pids)
 
 
 def _names(names: Sequence[str]) -> str:
@@ -126,8 +152,14 @@ def screen(
     table.add_column("SCALING STATE", min_width=19, no_wrap=True)
     table.add_column("FOR", justify="right", min_width=5, no_wrap=True)
     table.add_column("CONSUMING", no_wrap=True)
+    pids = any(r.pid != "-" for r in rows)
+    restarts = any(r.restarts is not None for r in rows)
+    if pids:
+        table.add_column("PID", no_wrap=True)
+    if restarts:
+        table.add_column("RESTARTS", justify="right", no_wrap=True)
     for r in rows:
-        table.add_row(
+        cells = [
             r.name,
             r.partitions,
             f"{r.lag_msgs:,.0f}",
@@ -137,7 +169,12 @@ def screen(
             r.status,
             r.since,
             r.consuming,
-        )
+        ]
+        if pids:
+            cells.append(r.pid)
+        if restarts:
+            cells.append("-" if r.restarts is None else str(r.restarts))
+        table.add_row(*cells)
     parts: list[RenderableType] = [
         Text(header, style="bold"),
         Text(f"phase: {phase}", style="yellow"),

@@ -5,25 +5,32 @@ of a running container whose ``status.containerStatuses[].resources`` is unset (
 on node without support for resize"); and nothing would ever report a resize as actuated.
 KWOK's own "fast" pod stages (copied out of its module at build time, see
 :mod:`~konsumerator_dev.testenv.build`) do neither, so :func:`compose` replaces its
-``pod-ready`` stage and adds two:
+``pod-ready`` stage and adds four:
 
 * ``pod-ready``: upstream's, plus each container's ``resources`` (its spec's limits and
   requests) in its status, as a kubelet reports them once the container runs.
 * ``pod-resize``: a Running pod whose spec resources differ from what its status reports, and
-  whose summed requests fit the node's allocatable, is acknowledged after
+  whose summed requests fit :data:`RESIZE_CAPACITY`, is acknowledged after
   :data:`RESIZE_DELAY_MS` (+ up to :data:`RESIZE_JITTER_MS`): the status takes the spec's
   resources, ``status.observedGeneration`` the pod's generation, and the ``PodResizePending``
   and ``PodResizeInProgress`` conditions are removed.
-* ``pod-resize-infeasible``: the same, but the summed requests exceed the node's allocatable:
-  condition ``PodResizePending`` status True reason ``Infeasible`` (message naming the
-  resource, as kubelet's), the status resources unchanged. Written once per pod generation
-  (the condition's ``observedGeneration``), so a stage never patches a pod in a loop.
+* ``pod-resize-infeasible-cpu`` / ``-memory``: the same, but the summed CPU (memory) requests
+  exceed :data:`RESIZE_CAPACITY`: condition ``PodResizePending`` status True reason
+  ``Infeasible`` (message naming the resource), ``status.observedGeneration`` set, the status
+  resources unchanged. Written once per pod generation (the condition's
+  ``observedGeneration``), so a stage never patches a pod in a loop.
+* ``pod-resize-settled``: a resize taken back (spec equal to the reported resources again)
+  leaves no resize condition behind.
 
-Feasibility is a fixed threshold, :data:`NODE_ALLOCATABLE`: a stage's selector only sees the
-pod (KWOK's jq and CEL selectors get no node), so the allocatable the test environment gives
-its one node is written into the jq expressions; the launcher creates the node from the same
-constant. Like kubelet, only requests count (limits may exceed the node), and "Deferred" (fits
-the node but not beside the other pods) is never reported: the fake node has room for all.
+Two thresholds. Kubernetes 1.36's ``PodResizeValidator`` admission refuses, with
+``403 Forbidden`` (cause ``NodeCapacity``), a resize whose summed requests exceed the node's
+allocatable (:data:`NODE_ALLOCATABLE`, which the launcher gives the node), so no such resize
+ever reaches a node. The fake kubelet's own ``Infeasible`` therefore starts lower, at
+:data:`RESIZE_CAPACITY` (half the node), standing in for the refusals only a node can make
+(a static CPU or memory manager policy, swap). It is a constant written into the jq
+expressions: KWOK's selectors see only the pod, never its node. Like kubelet, only requests
+count, and "Deferred" (fits the node but not beside its other pods) is never reported: the
+fake node has room for all.
 
 The pod runner (:mod:`~konsumerator_dev.testenv.podrunner`) does not write pod status: it
 applies to a process the CPU the status reports as actuated, so the two never disagree.
@@ -72,11 +79,12 @@ _JQ_RESIZE_WANTED = (
     " | {(.name): (.resources | res)}] | add) as $have"
     " | ($have != null) and ($want != $have)"
 )
-#: jq: the resize stages run once per pod generation (no loop on their own writes).
+#: jq: true when a resize condition is set.
 _JQ_RESIZE_CONDITIONS = (
     '[.status.conditions[]? | select(.type == "PodResizePending" or .type =='
     ' "PodResizeInProgress")] | length > 0'
 )
+#: jq: the infeasible stages run once per pod generation (no loop on their own writes).
 _JQ_NOT_YET_INFEASIBLE = (
     ".metadata.generation as $g | [.status.conditions[]? | select(.type =="
     ' "PodResizePending" and .reason == "Infeasible" and .observedGeneration == $g)]'
