@@ -8,7 +8,9 @@ Watches, and why they are shaped so:
 
 * Deployments, selected by ``app.kubernetes.io/managed-by=konsumerator``: the
   cache holds only what we manage (not every Deployment of the cluster), and
-  is indexed by controller UID so a Consumer finds its instances in O(1).
+  is indexed by controller UID so a Consumer finds its instances in O(1). Only
+  events that change what a pass reads wake the Consumer, batched
+  (``controllers.waking``).
 * Pods of managed Deployments (in-place resizing), selected by the same label,
   which in-place mode puts on the pod template; projected to metadata and
   resources (``kube.pods``) and indexed by their Deployment, so a pass reads
@@ -32,6 +34,7 @@ import httpx2
 import structlog
 from prometheus_client import ProcessCollector
 
+from konsumerator.controllers import waking
 from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
@@ -138,30 +141,6 @@ def configure_logging(*, fmt: str, level: str) -> None:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _deployment_changed(old: ObservedDeployment | None, new: ObservedDeployment | None) -> bool:
-    """Only what planning reads: status-only updates (pods becoming ready) are noise.
-
-    A spec change (the generation moves) may be a hand edit of a field we own.
-    """
-    if old is None or new is None:
-        return True
-    return (
-        old.generation,
-        old.annotations,
-        old.labels,
-        old.containers,
-        old.deleting,
-        old.controller_uid,
-    ) != (
-        new.generation,
-        new.annotations,
-        new.labels,
-        new.containers,
-        new.deleting,
-        new.controller_uid,
-    )
 
 
 @dataclass(slots=True)
@@ -329,14 +308,16 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
                 found.append(labelled)
         return found
 
-    controller.watches(deployments, keys=owners, predicate=_deployment_changed)
+    controller.watches(
+        deployments, keys=owners, predicate=waking.deployment_wakes, batch_s=waking.BATCH_S
+    )
 
     def pod_owners(p: ObservedPod) -> list[ObjectKey]:
         """The owners of the pod's Deployment (none while the cache does not show it)."""
         d = deployments.get(ObjectKey(p.namespace, p.deployment)) if p.deployment else None
         return owners(d) if d is not None else []
 
-    controller.watches(pods, keys=pod_owners, predicate=pod_changed)
+    controller.watches(pods, keys=pod_owners, predicate=pod_changed, batch_s=waking.BATCH_S)
 
     def replicaset_owners(rs: ObservedReplicaSet) -> list[ObjectKey]:
         """The owners of the Deployment controlling ``rs``: its pods may count from now on."""
@@ -348,7 +329,9 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
             for key in owners(d)
         ]
 
-    controller.watches(replicasets, keys=replicaset_owners, predicate=replicaset_changed)
+    controller.watches(
+        replicasets, keys=replicaset_owners, predicate=replicaset_changed, batch_s=waking.BATCH_S
+    )
 
     manager = Manager(
         reflectors=reflectors,

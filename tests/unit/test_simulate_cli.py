@@ -208,6 +208,11 @@ def invalid_consumer(tmp_path: Path) -> Path:
             "steps:\n- metrics: {'0': {production: x}}\n",
             "steps[0].metrics.0.production",
         ),
+        (
+            "timeline",
+            '{"steps": [{"metrics": {"0": {"offset": 1' + "0" * 400 + "}}}]}",
+            "steps[0].metrics.0.offset: must be a finite number",
+        ),
         ("timeline", "steps:\n- advance: 1m\n  extra: 1\n", "steps[0].extra"),
         ("timeline", "stepz: []\n", "steps"),
         ("consumer", "kind: [\n", "not valid YAML"),

@@ -13,10 +13,10 @@ import structlog
 
 from konsumerator.api import manifests
 from konsumerator.controllers.acting import Outcome
-from konsumerator.domain.planning import Action, Apply, Metrics, Plan
+from konsumerator.domain.planning import Action, Apply, Delete, Metrics, Plan
 from konsumerator.domain.scaling import ScalingStatus
 from konsumerator.domain.status import counter_fields, metrics_reason
-from konsumerator.kube.eventing import EventRecorder, InvolvedObject
+from konsumerator.kube.eventing import EventRecorder, EventSpec, InvolvedObject
 
 log = structlog.stdlib.get_logger("konsumerator.controllers.reconciling")
 
@@ -38,6 +38,25 @@ def involved(source: manifests.Source) -> InvolvedObject:
         name=source.name,
         uid=source.uid,
     )
+
+
+def _written_event(item: Apply | Delete) -> EventSpec:
+    if isinstance(item, Delete):
+        return EventSpec(
+            type="Normal", reason="Deleted", message=f"deleted {item.name}: {item.reason}"
+        )
+    saturated = item.action is Action.ANNOTATE and item.scaling.status is ScalingStatus.SATURATED
+    # A repair undoes somebody's edit of a Deployment we manage, and a fallback restarts
+    # pods in-place resizing meant to keep: say so loudly.
+    warning = saturated or item.action is Action.REPAIR or item.fell_back is not None
+    reason = (
+        "Saturated"
+        if saturated
+        else "InPlaceResizeFellBack"
+        if item.fell_back is not None
+        else _REASONS[item.action]
+    )
+    return EventSpec(type="Warning" if warning else "Normal", reason=reason, message=item.message)
 
 
 class EventReporter:
@@ -69,36 +88,10 @@ class EventReporter:
         )
 
     async def _written(self, *, source: manifests.Source, outcome: Outcome) -> None:
-        obj = involved(source)
-        for item in outcome.done:
-            if isinstance(item, Apply):
-                saturated = (
-                    item.action is Action.ANNOTATE
-                    and item.scaling.status is ScalingStatus.SATURATED
-                )
-                # A repair undoes somebody's edit of a Deployment we manage, and a
-                # fallback restarts pods in-place resizing meant to keep: say so loudly.
-                warning = saturated or item.action is Action.REPAIR or item.fell_back is not None
-                reason = (
-                    "Saturated"
-                    if saturated
-                    else "InPlaceResizeFellBack"
-                    if item.fell_back is not None
-                    else _REASONS[item.action]
-                )
-                await self._events.record(
-                    obj=obj,
-                    type="Warning" if warning else "Normal",
-                    reason=reason,
-                    message=item.message,
-                )
-            else:
-                await self._events.record(
-                    obj=obj,
-                    type="Normal",
-                    reason="Deleted",
-                    message=f"deleted {item.name}: {item.reason}",
-                )
+        # One batch: a pass that creates 1,000 Deployments updates the combined Event once.
+        await self._events.record_all(
+            obj=involved(source), events=[_written_event(item) for item in outcome.done]
+        )
 
     async def _problems(
         self,

@@ -11,6 +11,7 @@ as exact integers (for comparison), so "1000m" and "1" never look different.
 """
 
 import json
+import zlib
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -100,6 +101,8 @@ class ObservedDeployment:
     # The Deployment's ``spec`` as the API server returned it (JSON), kept
     # encoded and decoded only to look for drift (``domain.drift``), at most
     # once per observed version. None where it is not known (simulations).
+    # The watch keeps it zlib-compressed (``kube.projections``: 1.6 KB -> 0.6 KB
+    # per Deployment); ``spec()`` reads either form (JSON always starts "{").
     spec_json: bytes | None = None
 
     # Derived from the annotations above (see module docstring).
@@ -152,5 +155,6 @@ class ObservedDeployment:
         """The decoded ``spec``, or None when it was not observed."""
         if self.spec_json is None:
             return None
-        decoded = msgspec.json.decode(self.spec_json)
+        data = self.spec_json
+        decoded = msgspec.json.decode(data if data[:1] == b"{" else zlib.decompress(data))
         return decoded if isinstance(decoded, Mapping) else {}

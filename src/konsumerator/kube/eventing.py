@@ -24,6 +24,9 @@ Events nor go silent after the first few. Like client-go's EventCorrelator
 Caches are LRUs of ``cache_size`` entries (client-go: 4096), so the memory an
 operator uses for Events is bounded whatever the number of objects.
 
+A batch of Events on one object (``record_all``: a pass's writes) sends each
+Event's update once, with its final count, instead of once per event.
+
 Event failures are logged and swallowed: an Event is a courtesy, never a
 reason to fail or retry a reconcile.
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -47,6 +51,15 @@ from konsumerator.runtime.clocks import Clock, WallClock, utc_now
 from konsumerator.runtime.limiting import TokenBucket
 
 log = structlog.stdlib.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One Event to record on an object (``EventRecorder.record_all``)."""
+
+    type: str
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,38 +179,71 @@ class EventRecorder:
 
     async def record(self, *, obj: InvolvedObject, type: str, reason: str, message: str) -> None:
         """Emit (or aggregate) one Event; never raises API errors."""
-        ident = obj.uid or f"{obj.namespace}/{obj.name}"
-        local, text = self._aggregate(ident, type, reason, message[:MAX_MESSAGE])
-        # Rate-limited per distinct Event as shown, as client-go's spam filter.
-        if not self._allowed((ident, type, reason, text)):
-            self.dropped += 1
-            log.debug("event dropped by rate limit", reason=reason, object=obj.name)
-            return
-        key = (ident, type, reason, local)
-        now = self._wall_clock()
-        seen = self._seen.get(key)
-        try:
+        await self.record_all(
+            obj=obj, events=[EventSpec(type=type, reason=reason, message=message)]
+        )
+
+    async def record_all(self, *, obj: InvolvedObject, events: Iterable[EventSpec]) -> None:
+        """``record`` each of ``events`` in order, but send each Event's update once.
+
+        The updates of one Event within the batch (its ``count``, ``lastTimestamp``,
+        the combined message) are absolute values, so only the last one is sent: a pass
+        that creates 1,000 Deployments makes 10 Event requests (9 Events of their own
+        and the combined one), plus one patch with the final count, not 1,000. What the
+        cluster shows at the end is what one ``record`` per event would have left.
+        """
+        patches: dict[tuple[str, str, str, str], tuple[str, dict[str, Any], str]] = {}
+        for event in events:
+            ident = obj.uid or f"{obj.namespace}/{obj.name}"
+            local, text = self._aggregate(
+                ident, event.type, event.reason, event.message[:MAX_MESSAGE]
+            )
+            # Rate-limited per distinct Event as shown, as client-go's spam filter.
+            if not self._allowed((ident, event.type, event.reason, text)):
+                self.dropped += 1
+                log.debug("event dropped by rate limit", reason=event.reason, object=obj.name)
+                continue
+            key = (ident, event.type, event.reason, local)
+            now = self._wall_clock()
+            seen = self._seen.get(key)
             if seen is not None and self._clock() - seen.last_monotonic < self._window:
                 seen.count += 1
                 seen.last_monotonic = self._clock()
                 patch: dict[str, Any] = {"count": seen.count, "lastTimestamp": _rfc3339(now)}
                 if local == _COMBINED:
                     patch["message"] = text
-                await self._writer.merge_patch(
-                    resource=EVENTS, namespace=obj.namespace, name=seen.event_name, patch=patch
-                )
-                return
+                patches[key] = (seen.event_name, patch, event.reason)
+                continue
             name = f"{obj.name}.{time.time_ns():x}"
-            await self._writer.create(
-                resource=EVENTS,
-                namespace=obj.namespace,
-                body=self._body(obj, name, type, reason, text, now),
-            )
+            try:
+                await self._writer.create(
+                    resource=EVENTS,
+                    namespace=obj.namespace,
+                    body=self._body(obj, name, event.type, event.reason, text, now),
+                )
+            except errors.ApiError as exc:
+                self._failed(key, reason=event.reason, obj=obj, exc=exc)
+                continue
             self._seen.put(key, _Seen(event_name=name, count=1, last_monotonic=self._clock()))
-        except errors.ApiError as exc:
-            # A patch of an Event that expired (1 h TTL) 404s: start afresh next time.
-            self._seen.pop(key)
-            log.warning("could not record event", reason=reason, object=obj.name, error=repr(exc))
+        for key, (name, patch, reason) in patches.items():
+            try:
+                await self._writer.merge_patch(
+                    resource=EVENTS, namespace=obj.namespace, name=name, patch=patch
+                )
+            except errors.ApiError as exc:
+                self._failed(key, reason=reason, obj=obj, exc=exc)
+
+    def _failed(
+        self,
+        key: tuple[str, str, str, str],
+        *,
+        reason: str,
+        obj: InvolvedObject,
+        exc: errors.ApiError,
+    ) -> None:
+        # A patch of an Event that expired (1 h TTL) 404s: start afresh next time.
+        self._seen.pop(key)
+        log.warning("could not record event", reason=reason, object=obj.name, error=repr(exc))
 
     def _body(
         self, obj: InvolvedObject, name: str, type: str, reason: str, message: str, now: datetime

@@ -50,6 +50,8 @@ the limit (``scanning.nesting_depth``); kinds without free-form parts skip it.
 
 from __future__ import annotations
 
+import sys
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +77,32 @@ T = TypeVar("T")
 
 def _frozen(mapping: dict[str, str]) -> Mapping[str, str]:
     return MappingProxyType(mapping) if mapping else _EMPTY
+
+
+# Strings up to this long are interned (see ``_shared``); longer ones are rarely repeated.
+_INTERNED_LENGTH: Final = 64
+
+
+def _shared(mapping: dict[str, str]) -> Mapping[str, str]:
+    """``_frozen``, with keys and short values interned.
+
+    10,000 Deployments repeat the same few dozen label and annotation keys, and mostly the
+    same values (a Consumer's name, its template hash, a scaling status, a quantity): each
+    decoded as its own string, they were a third of the watch cache. ``sys.intern`` keeps
+    one copy of each while anything uses it (interned strings are freed with their last
+    user), so nothing accumulates with churn.
+    """
+    if not mapping:
+        return _EMPTY
+    intern = sys.intern
+    return MappingProxyType(
+        {intern(k): intern(v) if len(v) <= _INTERNED_LENGTH else v for k, v in mapping.items()}
+    )
+
+
+# zlib level 1: the spec is read only to look for drift (once per observed version), and
+# level 1 already takes 1.6 KB of JSON to 0.6 KB, at a few microseconds per event.
+_SPEC_COMPRESSION: Final = 1
 
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -196,19 +224,20 @@ def to_observed_deployment(wire: DeploymentWire) -> ObservedDeployment:
     meta = wire.metadata
     spec_json = bytes(wire.spec)
     spec = _deployment_spec.decode(spec_json)
+    owner = controller_uid(meta)
     return ObservedDeployment(
         name=meta.name,
-        namespace=meta.namespace,
+        namespace=sys.intern(meta.namespace),
         uid=meta.uid,
         resource_version=meta.resource_version,
-        labels=_frozen(meta.labels),
-        annotations=_frozen(meta.annotations),
-        controller_uid=controller_uid(meta),
+        labels=_shared(meta.labels),
+        annotations=_shared(meta.annotations),
+        controller_uid=None if owner is None else sys.intern(owner),
         containers=tuple(
             ObservedContainer(
-                name=c.name,
-                requests=_frozen(c.resources.requests),
-                limits=_frozen(c.resources.limits),
+                name=sys.intern(c.name),
+                requests=_shared(c.resources.requests),
+                limits=_shared(c.resources.limits),
             )
             for c in spec.template.spec.containers
         ),
@@ -219,7 +248,7 @@ def to_observed_deployment(wire: DeploymentWire) -> ObservedDeployment:
         generation=meta.generation,
         observed_generation=wire.status.observed_generation,
         deleting=meta.deletion_timestamp is not None,
-        spec_json=spec_json,
+        spec_json=zlib.compress(spec_json, _SPEC_COMPRESSION),
     )
 
 

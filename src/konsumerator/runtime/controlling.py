@@ -111,13 +111,17 @@ class Controller(Generic[K]):
         *,
         keys: Callable[[P], Iterable[K]],
         predicate: Callable[[P | None, P | None], bool] | None = None,
+        batch_s: float = 0.0,
     ) -> Callable[[], None]:
         """Enqueue ``keys(obj)`` for the old *and* the new object of every change.
 
         Both sides matter: a Deployment whose owner changed must wake its old
         owner (which lost a child) and its new one. ``predicate(old, new)``
         can drop changes that cannot matter (e.g. status-only updates of the
-        primary object). Returns the unsubscribe function.
+        primary object). With ``batch_s``, a burst of changes is one reconcile, at
+        most ``batch_s`` after the first (``WorkQueue.add_batched``): for secondary
+        objects, whose events come in bursts (a pass's own writes, another
+        controller's updates). Returns the unsubscribe function.
         """
 
         def on_change(old: P | None, new: P | None) -> None:
@@ -128,8 +132,12 @@ class Controller(Generic[K]):
                 if obj is None:
                     continue
                 for key in keys(obj):
-                    if key not in seen:
-                        seen.add(key)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    if batch_s > 0:
+                        self.queue.add_batched(key, batch_s)
+                    else:
                         self.queue.add(key)
 
         return store.subscribe(on_change)

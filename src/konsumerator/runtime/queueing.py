@@ -7,7 +7,15 @@ Invariants (client-go ``workqueue.Type``):
 
 - ``dirty``: keys waiting to be processed. Adding a dirty key again is a no-op
   (coalescing). Every dirty key that is not being processed is in ``queue``
-  exactly once, in FIFO order of its first add.
+  exactly once.
+- Order (where this queue differs from client-go's FIFO): the ready key that
+  was *served least recently* goes first; keys never served (or served so long
+  ago that the queue forgot them, see ``MEMORY``) go before every other, in
+  order of their first add. So a key waiting for a worker is never overtaken
+  by keys that were served after it last was: a Consumer that has not had its
+  pass waits at most for the passes already running, however often converged
+  ones are woken again (a FIFO lets a key re-added just before it go first,
+  pass after pass).
 - ``processing``: keys handed out by ``get`` and not yet ``done``. A key is
   never handed to two workers at once. Adding a key while it is processed
   only marks it dirty; ``done`` puts it back in the queue, so the change that
@@ -15,6 +23,10 @@ Invariants (client-go ``workqueue.Type``):
 - ``add_after``: a key becomes dirty after a delay. A key waits at most once;
   a new, earlier deadline replaces a later one ("earliest wins"), a later one
   is ignored.
+- ``add_batched``: ``add_after`` for a burst of events: a key that is
+  already dirty is left alone (the pending pass reads the latest state), any
+  other is due ``window`` seconds after the *first* event of the burst (earliest
+  wins), so a burst becomes one pass and none waits longer than ``window``.
 - ``add_rate_limited``: ``add_after`` with the rate limiter's delay for this
   key (per-key exponential backoff and a shared token bucket); ``forget``
   resets the key's backoff after a success.
@@ -34,13 +46,21 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from konsumerator.runtime.clocks import Clock, loop_clock
 from konsumerator.runtime.limiting import RateLimiter, default_controller_rate_limiter
 from konsumerator.runtime.observing import NULL_OBSERVER, Observer
 
 K = TypeVar("K", bound=Hashable)
+
+
+# How many keys' last service the queue remembers. Forgetting the oldest is harmless:
+# a forgotten key ranks as never served, which is where the oldest served keys rank
+# anyway (behind no one that was served after them).
+MEMORY: Final = 65_536
+# The rank of a key never served (or forgotten): before every served one.
+_NEVER: Final = -1
 
 
 class ShutDown(Exception):
@@ -64,7 +84,13 @@ class WorkQueue(Generic[K]):
         )
         self._clock = clock
         self._observer = observer
-        self._queue: deque[K] = deque()
+        # Ready keys as (rank of its last service, order of its add, key): a heap. A key
+        # is in it at most once and its rank cannot change while it is (it is not served).
+        self._queue: list[tuple[int, int, K]] = []
+        # The service number of each key's last ``get``, oldest first (re-inserted on
+        # every ``get``), at most MEMORY of them.
+        self._served: dict[K, int] = {}
+        self._services = itertools.count()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         # When each dirty key was added (for workqueue_queue_duration_seconds).
@@ -112,7 +138,7 @@ class WorkQueue(Generic[K]):
         self._observer.queue_added(queue=self.name)
         if key in self._processing:
             return
-        self._queue.append(key)
+        self._push(key)
         self._report_depth()
         self._wake_one()
 
@@ -129,6 +155,12 @@ class WorkQueue(Generic[K]):
         self._waiting[key] = ready
         heapq.heappush(self._heap, (ready, next(self._seq), key))
         self._arm()
+
+    def add_batched(self, key: K, window: float) -> None:
+        """Add ``key`` within ``window`` seconds, with whatever else comes for it meanwhile."""
+        if key in self._dirty:
+            return
+        self.add_after(key, window)
 
     def add_rate_limited(self, key: K) -> None:
         self._observer.queue_retried(queue=self.name)
@@ -156,7 +188,11 @@ class WorkQueue(Generic[K]):
             finally:
                 if waiter in self._getters:
                     self._getters.remove(waiter)
-        key = self._queue.popleft()
+        _, _, key = heapq.heappop(self._queue)
+        self._served.pop(key, None)
+        self._served[key] = next(self._services)
+        if len(self._served) > MEMORY:
+            del self._served[next(iter(self._served))]
         self._processing.add(key)
         self._dirty.discard(key)
         now = self._clock()
@@ -176,7 +212,7 @@ class WorkQueue(Generic[K]):
         if started is not None:
             self._observer.queue_worked(queue=self.name, seconds=self._clock() - started)
         if key in self._dirty:
-            self._queue.append(key)
+            self._push(key)
             self._report_depth()
             self._wake_one()
 
@@ -203,6 +239,10 @@ class WorkQueue(Generic[K]):
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+    def _push(self, key: K) -> None:
+        rank = self._served.get(key, _NEVER)
+        heapq.heappush(self._queue, (rank, next(self._seq), key))
 
     def _report_depth(self) -> None:
         self._observer.queue_depth(queue=self.name, depth=len(self._queue))

@@ -17,6 +17,7 @@ resources, scaling state), reports the same status (counters, conditions,
 """
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_in
 from konsumerator.domain import planning
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.status import ConsumerStatus
+from konsumerator.kube.eventing import EventSpec
 from konsumerator.runtime.stores import Store, key_of
 from konsumerator.simulating import (
     START,
@@ -79,6 +81,9 @@ class RecordedEvents:
 
     async def record(self, *, obj: object, type: str, reason: str, message: str) -> None:
         self.reasons.append(reason)
+
+    async def record_all(self, *, obj: object, events: Iterable[EventSpec]) -> None:
+        self.reasons.extend(e.reason for e in events)
 
 
 def decisions(plan: planning.Plan) -> list[tuple[object, ...]]:

@@ -10,14 +10,17 @@ Aspects tested (against a recording fake of the Writer, with injected clocks):
   (burst 25) is empty; then dropped and counted, and a token returns after 5 minutes;
 * a flood of one message does not stop a different message or reason on that object;
 * outside the 10-minute window similar Events start afresh;
-* the caches are bounded (LRU).
+* the caches are bounded (LRU);
+* a batch (a pass's writes) sends each Event's update once, with the final count, and
+  leaves the Events as recording them one by one does; a failed patch forgets the Event.
 """
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import ANY
 
-from konsumerator.kube.eventing import COMBINED_PREFIX, EventRecorder, InvolvedObject
+from konsumerator.kube.eventing import COMBINED_PREFIX, EventRecorder, EventSpec, InvolvedObject
 from konsumerator.runtime import errors
 
 OBJ = InvolvedObject(
@@ -144,3 +147,32 @@ async def test_caches_are_bounded() -> None:
     await events.record(obj=objects[-1], type="Normal", reason="Created", message="m")
     assert len(writer.events) == 501
     assert sorted(e["count"] for e in writer.events.values())[-1] == 2
+
+
+async def test_a_batch_sends_each_events_update_once_and_leaves_what_one_by_one_would() -> None:
+    """A pass creating 1,000 Deployments: 10 Events created and one patch with the final
+    count, not 1,000 requests; the Events end as recording them one by one leaves them."""
+    one_by_one, batched = FakeWriter(), FakeWriter()
+    messages = [f"created instance {i}" for i in range(1000)]
+    single = recorder(one_by_one, Clock())
+    for m in messages:
+        await single.record(obj=OBJ, type="Normal", reason="Created", message=m)
+    await recorder(batched, Clock()).record_all(
+        obj=OBJ, events=[EventSpec(type="Normal", reason="Created", message=m) for m in messages]
+    )
+    assert batched.calls == 11
+    assert one_by_one.calls == 1000
+    assert sorted(batched.events.values(), key=lambda e: e["message"]) == sorted(
+        (dict(e, metadata=ANY) for e in one_by_one.events.values()), key=lambda e: e["message"]
+    )
+
+
+async def test_a_failed_patch_in_a_batch_starts_the_event_afresh_next_time() -> None:
+    writer, clock = FakeWriter(), Clock()
+    events = recorder(writer, clock)
+    await events.record(obj=OBJ, type="Normal", reason="Scaled", message="m")
+    writer.events.clear()  # the apiserver's 1 h TTL
+    same = EventSpec(type="Normal", reason="Scaled", message="m")
+    await events.record_all(obj=OBJ, events=[same, same])  # one patch: 404, forgotten
+    await events.record_all(obj=OBJ, events=[same])
+    assert [e["count"] for e in writer.by_reason("Scaled")] == [1]

@@ -9,6 +9,7 @@ Aspects tested:
 - classified failures (a pass whose writes failed, API errors, timeouts) are logged in
   one line; only an unexpected exception (a bug) carries a traceback;
 - N workers reconcile up to N keys at once, but never one key twice at once;
+- a key that has not had a pass is not starved by converged keys woken again and again;
 - observer hooks see every result with its label;
 - ``watches`` maps store changes to keys of both the old and the new object,
   filtered by a predicate.
@@ -237,3 +238,34 @@ async def test_classified_failures_log_one_line_and_only_bugs_a_traceback() -> N
         await run_for(controller, 0.05)
     traced = {e["key"]: e["exc_info"] for e in logs if e["event"] == "reconcile failed; will retry"}
     assert traced == {"writes": False, "api": False, "timeout": False, "bug": True}
+
+
+async def test_a_new_key_waits_only_for_the_running_pass_while_converged_keys_are_woken() -> None:
+    """Fairness: four converged keys are woken again and again (their own writes,
+    another controller's updates) while one worker is busy; a key that has not had a
+    pass yet gets the worker as soon as the running pass ends, not after all of them."""
+    loop = asyncio.get_running_loop()
+    started: list[tuple[str, float]] = []
+    converged = ("a", "b", "c", "d")
+
+    async def reconcile(key: str) -> Result:
+        started.append((key, loop.time()))
+        await asyncio.sleep(1.0)
+        return Result()
+
+    controller, _ = controller_for(reconcile, workers=1)
+
+    async def wake_converged() -> None:
+        while True:
+            for key in converged:
+                controller.enqueue(key)
+            await asyncio.sleep(0.3)
+
+    waker = asyncio.create_task(wake_converged())
+    loop.call_later(5.05, controller.enqueue, "new")
+    await run_for(controller, 12.0)
+    waker.cancel()
+    new = [t for k, t in started if k == "new"]
+    assert new, started
+    # The pass running at 5.05 ends at 6.0 (every pass starts on a whole second here).
+    assert new[0] == pytest.approx(6.0)

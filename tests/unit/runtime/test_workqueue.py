@@ -4,7 +4,10 @@ Aspects tested:
 - adding a key that is already waiting coalesces into one entry;
 - a key handed to a worker is never handed out again until ``done``; a re-add
   meanwhile is remembered and re-queued by ``done``;
-- FIFO order of first adds;
+- order: never-served keys first (FIFO of first adds), then least recently served
+  first, so a waiting key is not overtaken by keys woken again after it; the memory of
+  services is bounded;
+- ``add_batched``: a burst of adds is one pass, due a window after the first add;
 - ``add_after``: keys become ready at their deadline, the earliest deadline
   for a key wins, later ones are ignored;
 - ``add_rate_limited``: per-key delays double from 5 ms, ``forget`` resets;
@@ -18,7 +21,7 @@ import random
 import pytest
 
 from konsumerator.runtime.limiting import ItemExponentialLimiter, MaxOfLimiter, TokenBucket
-from konsumerator.runtime.queueing import ShutDown, WorkQueue
+from konsumerator.runtime.queueing import MEMORY, ShutDown, WorkQueue
 
 
 def make_queue() -> WorkQueue[str]:
@@ -180,3 +183,103 @@ async def test_shutdown_wakes_blocked_getters_and_drops_pending_keys() -> None:
     assert len(queue) == 0
     with pytest.raises(ShutDown):
         await queue.get()
+
+
+# -- fairness: least recently served first -------------------------------------------
+
+
+async def test_a_key_never_served_goes_before_keys_served_since_it_was_added() -> None:
+    queue = make_queue()
+    for key in ("a", "b"):
+        queue.add(key)
+        assert await queue.get() == key
+        queue.done(key)
+    # Converged keys woken again before a new one arrives.
+    queue.add("a")
+    queue.add("b")
+    queue.add("new")
+    assert await queue.get() == "new"
+    assert [await queue.get() for _ in range(2)] == ["a", "b"]
+
+
+async def test_served_keys_take_turns_least_recently_served_first() -> None:
+    queue = make_queue()
+    for key in ("a", "b", "c"):
+        queue.add(key)
+    served = []
+    for _ in range(9):
+        key = await queue.get()
+        served.append(key)
+        queue.done(key)
+        # Every pass wakes every key again, in the opposite order.
+        for other in ("c", "b", "a"):
+            queue.add(other)
+    assert served == ["a", "b", "c"] * 3
+
+
+async def test_a_key_re_added_while_processed_waits_behind_keys_served_before_it() -> None:
+    queue = make_queue()
+    for key in ("a", "b"):
+        queue.add(key)
+    assert await queue.get() == "a"
+    queue.add("a")  # its own write's event, mid-pass
+    queue.done("a")
+    assert await queue.get() == "b"
+    queue.add("b")
+    queue.done("b")
+    assert [await queue.get() for _ in range(2)] == ["a", "b"]
+
+
+async def test_the_queue_remembers_a_bounded_number_of_services() -> None:
+    queue = make_queue()
+    for key in range(MEMORY + 10):
+        queue.add(str(key))
+        assert await queue.get() == str(key)
+        queue.done(str(key))
+    assert len(queue._served) == MEMORY
+    # The forgotten (oldest) ones rank as never served: still before the later ones.
+    queue.add(str(MEMORY + 9))
+    queue.add("0")
+    assert await queue.get() == "0"
+
+
+# -- batching ------------------------------------------------------------------------
+
+
+async def test_a_burst_of_batched_adds_is_one_get_a_window_after_the_first() -> None:
+    loop = asyncio.get_running_loop()
+    queue = make_queue()
+    start = loop.time()
+    for _ in range(5):
+        queue.add_batched("a", 0.5)
+        await asyncio.sleep(0.2)  # the burst goes on past the window
+        # Due a window after the first event, not postponed by the later ones.
+        assert len(queue) == (1 if loop.time() - start > 0.5 else 0)
+    assert await queue.get() == "a"
+    queue.done("a")
+    # What came after the key was due joined the pass (it was dirty): no second one.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(5):
+            await queue.get()
+
+
+async def test_a_batched_add_is_due_within_its_window() -> None:
+    loop = asyncio.get_running_loop()
+    queue = make_queue()
+    start = loop.time()
+    queue.add_batched("a", 0.5)
+    for _ in range(3):
+        queue.add_batched("a", 0.5)
+    assert await queue.get() == "a"
+    assert loop.time() - start == pytest.approx(0.5)
+
+
+async def test_a_batched_add_of_a_pending_key_is_left_to_the_pending_pass() -> None:
+    queue = make_queue()
+    queue.add("a")
+    queue.add_batched("a", 0.5)
+    assert queue.waiting() == {}
+    assert await queue.get() == "a"
+    # While it is processed, a batched add asks for another pass after it.
+    queue.add_batched("a", 0.5)
+    assert "a" in queue.waiting()

@@ -1,21 +1,30 @@
 """Benchmark: the operator at scale against the real local control plane.
 
 One Consumer with 1,000 partitions and 20 Consumers with 100 partitions each
-(3,000 Deployments, one partition per instance), all sized from a real
-Prometheus that scrapes a synthetic exporter. Reports:
+(3,000 Deployments, one partition per instance) by default, all sized from a real
+Prometheus that scrapes a synthetic exporter. For each phase
 
-* time from applying the Consumers until every Deployment exists with its
+* converge: from applying the Consumers until every Deployment exists with its
   resources (the planned CPU request on its consumer container);
-* API requests by verb during convergence and during a steady-state window,
-  from the apiserver's own ``apiserver_request_total`` (all clients, so
-  kube-controller-manager's and KWOK's traffic is shown separately by
-  resource) and from the operator's ``konsumerator_api_requests_total``;
-* Prometheus instant queries per sync (Prometheus's own
-  ``prometheus_http_requests_total{handler="/api/v1/query"}``);
-* the operator's peak RSS (``VmHWM``).
+* settle: ``--settle`` seconds more, while kube-controller-manager creates the
+  ReplicaSets and KWOK the pods (their status changes are not the operator's
+  business: few reconciles expected);
+* steady: ``--steady`` seconds more (a sync every 30 s);
 
-    make bench-scale                      # full run, 5 min steady state
-    make bench-scale BENCH_ARGS="--big 200 --small 5 --consumers-small 2 --steady 60"  # quick
+it reports reconciles, operator CPU seconds (``/proc/<pid>/stat``), RSS at the
+end, the mean wait of a key for a worker, API requests by verb (the operator's
+own ``konsumerator_api_requests_total``, and the apiserver's
+``apiserver_request_total`` for all clients, so kube-controller-manager's and
+KWOK's traffic is shown too) and Prometheus instant queries; then the peak RSS
+(``VmHWM``), the longest wait for a worker (a histogram bound) and a
+calibration: the CPU seconds of a fixed Python loop in the bench process, so
+the operator's CPU can be compared across machines as a ratio.
+
+    make bench-scale                      # defaults: 1,000 + 20 x 100 partitions
+    make bench-scale BENCH_ARGS="--big 1000 --consumers-small 0"   # the issue's 1,000 case
+    make bench-scale BENCH_ARGS="--big 0 --small 2000 --consumers-small 5 --replicas 0"
+                                          # 10,000 Deployments (replicas 0: no pods)
+    make bench-scale BENCH_ARGS="--big 200 --small 5 --consumers-small 2 --settle 30 --steady 60"
 
 It starts its own cluster (``testenv up --name bench``) and stops it at the end
 unless ``--keep``. Timing lives here, not in tests.
@@ -148,19 +157,112 @@ def diff(
     return dict(sorted(result.items(), key=lambda kv: -kv[1]))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def calibration_seconds() -> float:
+    """CPU seconds of a fixed pure-Python loop in this process: the machine's speed in this
+    run, so operator CPU can be compared across machines as a ratio to it."""
+    started = time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i * i % 7
+    return time.process_time() - started
+
+
+def reconciles(text: str) -> int:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("controller_runtime_reconcile_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def queue_waits(text: str) -> tuple[float, float]:
+    """(sum of seconds, count) of ``workqueue_queue_duration_seconds``."""
+    found = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for part in found:
+            if line.startswith(f"workqueue_queue_duration_seconds_{part}{{"):
+                found[part] += float(line.rsplit(" ", 1)[1])
+    return found["sum"], found["count"]
+
+
+def longest_queue_wait(text: str) -> float:
+    """The smallest histogram bound that holds every ``workqueue_queue_duration_seconds``
+    sample so far (an upper bound of the longest wait for a worker)."""
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith("workqueue_queue_duration_seconds_bucket{"):
+            le = re.search(r'le="([^"]+)"', line)
+            if le:
+                buckets.append((float(le.group(1)), float(line.rsplit(" ", 1)[1])))
+    if not buckets:
+        return 0.0
+    total = max(count for _, count in buckets)
+    return min(bound for bound, count in buckets if count >= total)
+
+
+class Sample:
+    """Every counter the report compares, read at one moment."""
+
+    def __init__(self, *, cluster: Cluster, pid: int, metrics_port: int) -> None:
+        self.at = time.monotonic()
+        self.cpu = cpu_seconds(pid)
+        self.rss = rss_mib(pid)
+        operator = operator_metrics(metrics_port)
+        self.reconciles = reconciles(operator)
+        self.waits = queue_waits(operator)
+        self.operator = counters(operator, "konsumerator_api_requests_total")
+        self.apiserver = counters(cluster.apiserver_metrics(), "apiserver_request_total")
+        self.queries = prom_queries(cluster)
+
+
+def phase(before: Sample, after: Sample) -> dict[str, Any]:
+    waited, count = (a - b for a, b in zip(after.waits, before.waits, strict=True))
+    return {
+        "seconds": round(after.at - before.at, 1),
+        "reconciles": after.reconciles - before.reconciles,
+        "operator_cpu_seconds": round(after.cpu - before.cpu, 2),
+        "operator_cpu_percent_of_a_core": round(
+            100 * (after.cpu - before.cpu) / max(after.at - before.at, 1e-9), 2
+        ),
+        "operator_rss_mib_at_end": round(after.rss, 1),
+        "mean_queue_wait_seconds": round(waited / count, 3) if count else 0.0,
+        "operator_requests": diff(after.operator, before.operator),
+        "apiserver_requests_all_clients": diff(after.apiserver, before.apiserver),
+        "prometheus_queries": int(after.queries - before.queries),
+    }
+
+
 @click.command("scale", help=__doc__.splitlines()[0] if __doc__ else None)
 @click.option("--big", type=int, default=1000, help="partitions of the big Consumer")
 @click.option("--small", type=int, default=100, help="partitions of each small one")
 @click.option("--consumers-small", type=int, default=20)
 @click.option("--replicas", type=int, default=1)
-@click.option("--steady", type=float, default=300.0, help="steady-state seconds")
+@click.option(
+    "--settle", type=float, default=120.0, help="seconds after convergence (ReplicaSets settle)"
+)
+@click.option("--steady", type=float, default=180.0, help="steady-state seconds after settling")
 @click.option("--timeout", type=float, default=1800.0)
+@click.option("--workers", type=int, default=4, help="--max-concurrent-reconciles")
 @click.option("--keep", is_flag=True, help="leave the cluster running")
 def main(**options: Any) -> None:
     args = SimpleNamespace(**options)
 
     # SIGTERM (e.g. from `timeout`) must still run the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    calibration = calibration_seconds()
     t0 = time.monotonic()
     cluster = up("bench")
     print(f"cluster up in {time.monotonic() - t0:.1f}s", flush=True)
@@ -169,7 +271,8 @@ def main(**options: Any) -> None:
         [sys.executable, "-m", "konsumerator", "crd"], check=True, capture_output=True, text=True
     ).stdout
     cluster.apply(crd)
-    topics = {"big": args.big} | {f"small-{i}": args.small for i in range(args.consumers_small)}
+    topics = {"big": args.big} if args.big else {}
+    topics |= {f"small-{i}": args.small for i in range(args.consumers_small)}
     expected = sum(topics.values())
     exporter = MetricsExporter(exposition(topics)).__enter__()
     cluster.set_scrape_targets([exporter.target])
@@ -183,7 +286,7 @@ def main(**options: Any) -> None:
             "--kubeconfig", str(cluster.kubeconfig),
             "--metrics-bind-address", f"127.0.0.1:{metrics_port}",
             "--health-probe-bind-address", "0",
-            "--max-concurrent-reconciles", "4",
+            "--max-concurrent-reconciles", str(args.workers),
         ],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
@@ -197,10 +300,12 @@ def main(**options: Any) -> None:
                 if operator.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"operator did not start; see {log.name}") from None
                 time.sleep(0.5)
-        before_api = counters(cluster.apiserver_metrics(), "apiserver_request_total")
-        before_op = counters(operator_metrics(metrics_port), "konsumerator_api_requests_total")
-        before_q = prom_queries(cluster)
-        started = time.monotonic()
+
+        def sample() -> Sample:
+            return Sample(cluster=cluster, pid=operator.pid, metrics_port=metrics_port)
+
+        idle = sample()
+        started = idle.at
         for name, partitions in topics.items():
             cluster.apply(
                 consumer(
@@ -221,33 +326,36 @@ def main(**options: Any) -> None:
             if done >= expected:
                 break
             time.sleep(5)
-        converge_s = time.monotonic() - started
-        mid_api = counters(cluster.apiserver_metrics(), "apiserver_request_total")
-        mid_op = counters(operator_metrics(metrics_port), "konsumerator_api_requests_total")
-        mid_q = prom_queries(cluster)
+        sized = sample()
+        time.sleep(args.settle)
+        settled = sample()
         time.sleep(args.steady)
-        end_api = counters(cluster.apiserver_metrics(), "apiserver_request_total")
-        end_op = counters(operator_metrics(metrics_port), "konsumerator_api_requests_total")
-        end_q = prom_queries(cluster)
+        end = sample()
         rss = peak_rss_mib(operator.pid)
         consumers = len(topics)
         syncs = args.steady / 30.0
         report = {
             "deployments": expected,
             "consumers": consumers,
+            "replicas": args.replicas,
+            "workers": args.workers,
             "converged": done >= expected,
-            "convergence_seconds": round(converge_s, 1),
-            "operator_requests_convergence": diff(mid_op, before_op),
-            "operator_requests_steady": diff(end_op, mid_op),
-            "apiserver_requests_convergence_all_clients": diff(mid_api, before_api),
-            "apiserver_requests_steady_all_clients": diff(end_api, mid_api),
-            "steady_seconds": args.steady,
-            "prometheus_queries_convergence": int(mid_q - before_q),
-            "prometheus_queries_steady": int(end_q - mid_q),
-            "prometheus_queries_per_consumer_per_sync": round(
-                (end_q - mid_q) / consumers / syncs, 2
-            ),
+            "convergence_seconds": round(sized.at - started, 1),
+            "calibration_cpu_seconds": round(calibration, 2),
+            "operator_cpu_seconds_total": round(end.cpu - idle.cpu, 2),
+            "operator_cpu_to_calibration": round((end.cpu - idle.cpu) / calibration, 2),
             "operator_peak_rss_mib": round(rss, 1),
+            "longest_queue_wait_seconds_at_most": longest_queue_wait(
+                operator_metrics(metrics_port)
+            ),
+            "phases": {
+                "converge": phase(idle, sized),
+                "settle": phase(sized, settled),
+                "steady": phase(settled, end),
+            },
+            "prometheus_queries_per_consumer_per_sync": round(
+                (end.queries - settled.queries) / consumers / syncs, 2
+            ),
         }
         print(json.dumps(report, indent=2))
     finally:

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -220,15 +221,55 @@ def ensure_port_free(port: int, component: str) -> None:
         )
 
 
-def free_ports(names: Sequence[str]) -> dict[str, int]:
-    """Distinct free loopback ports, one per name (held open together so none repeats)."""
-    socks: list[socket.socket] = []
+# Where the kernel picks ports for outgoing connections (and for bind(port 0)).
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10000
+
+
+def _ephemeral_range(path: Path = _EPHEMERAL_RANGE) -> tuple[int, int]:
     try:
-        for _ in names:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return {name: sock.getsockname()[1] for name, sock in zip(names, socks, strict=True)}
+        low, high = (int(x) for x in path.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
+def free_ports(
+    names: Sequence[str],
+    *,
+    rng: random.Random | None = None,
+    span: tuple[int, int] | None = None,
+) -> dict[str, int]:
+    """Distinct free loopback ports, one per name (held open together so none repeats).
+
+    Why not ``bind(port 0)``: the kernel picks those from the ephemeral range, the same
+    range every outgoing connection on the machine takes its local port from. A component
+    starts seconds after its port is picked (the Kafka broker ~10 s), and on a busy machine
+    a connection (a Prometheus scrape, a client of another test run) took that port in
+    between ("Address already in use"). Ports below the ephemeral range are never taken
+    that way; they are picked at random from ``span`` (default: from 10000 up to the
+    ephemeral range) and checked by binding them.
+    """
+    rng = rng or random.Random()
+    bottom, top = span or (_LOWEST_PORT, _ephemeral_range()[0] - 1)
+    socks: list[socket.socket] = []
+    ports: dict[str, int] = {}
+    try:
+        for name in names:
+            for _ in range(200):
+                port = rng.randint(bottom, top)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    sock.close()
+                    continue
+                socks.append(sock)
+                ports[name] = port
+                break
+            else:
+                raise PortInUse(f"no free loopback port in {bottom}-{top} for {name}")
+        return ports
     finally:
         for sock in socks:
             sock.close()

@@ -1,0 +1,142 @@
+"""Other controllers settling the Deployments do not wake the Consumer: counted.
+
+Aspects tested:
+
+* a Consumer with 40 instances (replicas 1, so KWOK runs a pod for each; ``Recreate``, so
+  that its pods, which in-place mode reads, are not watched) converges in a
+  couple of passes: the creating one and the one its own writes' events wake (batched into
+  one), and, whatever the timing, a small bounded number. kube-controller-manager is
+  frozen (SIGSTOP; it runs without leader election) meanwhile, so that all of its work on
+  the new Deployments comes after convergence, as it does at scale;
+* once it is thawed it creates the ReplicaSets, stamps each Deployment's
+  ``deployment.kubernetes.io/revision`` annotation and moves its status along
+  (observedGeneration, replicas, ready, available), and KWOK starts the pods: no pass
+  runs for any of it (the Consumer's ``konsumerator_consumer_reconcile_total`` does not
+  move until every Deployment is available and the queue is idle);
+* the Deployments are untouched by the operator meanwhile (no write request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from operating import (
+    WRITE_VERBS,
+    consumer,
+    converged,
+    eventually,
+    get_consumer,
+    in_process_operator,
+    install_crd,
+    managed,
+    metric_sum,
+)
+
+from konsumerator.runtime.managing import Endpoint
+from konsumerator.runtime.stores import ObjectKey
+from konsumerator_dev.testenv import Cluster, wait_until
+
+pytestmark = pytest.mark.cluster
+
+INSTANCES = 40
+# The creating pass, the pass its own writes wake (batched), and room for one more when
+# the last creation events land after that pass has started.
+CONVERGING_PASSES = 3
+
+
+def _stamped(d: dict[str, Any]) -> bool:
+    return "deployment.kubernetes.io/revision" in d["metadata"].get("annotations", {})
+
+
+def _settled(found: dict[str, dict[str, Any]]) -> bool:
+    """kcm and KWOK are done with every Deployment: stamped, observed, available."""
+    return len(found) == INSTANCES and all(
+        _stamped(d)
+        and d.get("status", {}).get("observedGeneration") == d["metadata"]["generation"]
+        and d.get("status", {}).get("availableReplicas") == 1
+        for d in found.values()
+    )
+
+
+@pytest.fixture(autouse=True)
+def _crd(cluster: Cluster) -> None:
+    install_crd(cluster)
+
+
+def settling_consumer(namespace: str) -> dict[str, Any]:
+    """40 instances, ``updateMode: Recreate``: only Deployments are watched for it. (In
+    place, the default, its pods are watched too, and a new pod is an input of the pass:
+    their events wake it, batched, by design.)"""
+    manifest = consumer("settle", namespace, num_partitions=INSTANCES, per_instance=1)
+    manifest["spec"]["autoscaler"]["updateMode"] = "Recreate"
+    return manifest
+
+
+@contextlib.contextmanager
+def frozen_controller_manager(cluster: Cluster) -> Iterator[None]:
+    pid = cluster.processes()["kube-controller-manager"].pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_deployments_settling_wake_no_pass(cluster: Cluster, namespace: str) -> None:
+    with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
+        controller = op.operator.manager._controllers[0]
+
+        def reconciles() -> float:
+            # This Consumer's passes only: Consumers of earlier tests whose namespaces are
+            # still going away are reconciled by this operator too.
+            return metric_sum(
+                op.metrics(),
+                "konsumerator_consumer_reconcile_total",
+                consumer=f"{namespace}/settle",
+            )
+
+        key = ObjectKey(namespace, "settle")
+
+        def idle() -> bool:
+            """Nothing pending for this Consumer (other tests' Consumers may have timers)."""
+            queue = controller.queue
+            return op.call(
+                lambda: (
+                    not queue.is_dirty(key)
+                    and not queue.is_processing(key)
+                    and key not in queue.waiting()
+                )
+            )
+
+        start = reconciles()
+        with frozen_controller_manager(cluster):
+            cluster.apply(settling_consumer(namespace))
+            eventually(
+                lambda: get_consumer(cluster, namespace, "settle"),
+                lambda obj: converged(obj, INSTANCES),
+                timeout=120,
+                what="the Consumer to converge",
+            )
+            wait_until(idle, timeout=60, what="the operator's queue to drain")
+            at_convergence = reconciles()
+            written = op.counts()
+            unsettled = managed(cluster, namespace)
+        eventually(
+            lambda: managed(cluster, namespace),
+            _settled,
+            timeout=180,
+            what="kube-controller-manager and KWOK to settle every Deployment",
+        )
+        wait_until(idle, timeout=60, what="the operator's queue to drain")
+        after = reconciles()
+        made = op.call(lambda: op.operator.client.counts.since(written))
+
+    assert not any(_stamped(d) for d in unsettled.values())  # kcm's work was all to come
+    assert 1 <= at_convergence - start <= CONVERGING_PASSES
+    assert after - at_convergence == 0, "passes while kcm and KWOK settled the Deployments"
+    assert not {verb: n for verb, n in made.items() if verb in WRITE_VERBS}, made

@@ -1,0 +1,146 @@
+"""The typed (msgspec) way of loading a JSON timeline agrees with the careful way.
+
+``simulating.load_timeline`` decodes a JSON timeline with typed wire structs in one C pass,
+and falls back to the careful Python walk (which names the bad field) for anything the
+types refuse. The two must never disagree.
+
+Aspects tested (hypothesis):
+
+* for random timelines, valid or not (partition ids in odd spellings, negative, boolean,
+  null, huge or non-numeric values, unknown metrics and fields, "unavailable", other strings,
+  bad durations): the typed way either gives exactly the careful way's steps (same values
+  of the same types, same partition order) or declines (None); ``load_timeline`` gives
+  the careful way's steps, or raises the careful way's message;
+* every valid timeline in the common spelling is taken by the typed way (so the fast path
+  is the one that runs).
+"""
+
+import json
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from konsumerator import simulating
+
+KINDS = ("production", "consumption", "offset")
+
+good_value = st.one_of(
+    st.integers(min_value=0, max_value=10**12),
+    st.floats(min_value=0, max_value=1e300, allow_nan=False, allow_infinity=False),
+)
+odd_value = st.one_of(
+    good_value,
+    st.integers(min_value=-5, max_value=-1),
+    st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.just(10**400),
+)
+good_partition = st.integers(min_value=0, max_value=500).map(str)
+odd_partition = st.one_of(
+    good_partition,
+    st.sampled_from(["01", "-1", "+1", " 1", "1.5", "abc", "١", "99999999999999999999999"]),
+)
+
+
+def sample(value: st.SearchStrategy[Any], kinds: st.SearchStrategy[str]) -> Any:
+    return st.dictionaries(kinds, value, max_size=3)
+
+
+good_metrics = st.one_of(
+    st.just("unavailable"),
+    st.none(),
+    st.dictionaries(good_partition, sample(good_value, st.sampled_from(KINDS)), max_size=6),
+)
+odd_metrics = st.one_of(
+    good_metrics,
+    st.sampled_from(["down", 3, [1]]),
+    st.dictionaries(
+        odd_partition,
+        st.one_of(sample(odd_value, st.sampled_from([*KINDS, "lag"])), st.integers(), st.none()),
+        max_size=6,
+    ),
+)
+good_advance = st.sampled_from(["0s", "10s", "1m30s", "250ms", "1h"])
+odd_advance = st.one_of(good_advance, st.sampled_from(["-1s", "10", "x", "", "1d"]), st.just(10))
+
+
+def step(advance: st.SearchStrategy[Any], metrics: st.SearchStrategy[Any]) -> Any:
+    return st.fixed_dictionaries({}, optional={"advance": advance, "metrics": metrics})
+
+
+good_timeline = st.fixed_dictionaries(
+    {"steps": st.lists(step(good_advance, good_metrics), max_size=8)}
+)
+odd_timeline = st.one_of(
+    good_timeline,
+    st.fixed_dictionaries(
+        {"steps": st.lists(step(odd_advance, odd_metrics), max_size=8)},
+        optional={"extra": st.just(1)},
+    ),
+    st.fixed_dictionaries(
+        {"steps": st.lists(st.fixed_dictionaries({"metrics": odd_metrics, "x": st.just(1)}))}
+    ),
+)
+
+
+def shape(steps: list[simulating.Step]) -> list[Any]:
+    """Every value with its type, in order: equality alone would take 1 for 1.0."""
+
+    def values(mapping: Any) -> list[tuple[int, str, str]]:
+        return [(k, type(v).__name__, repr(v)) for k, v in mapping.items()]
+
+    return [
+        (
+            repr(s.advance_s),
+            None if s.metrics is None else [values(getattr(s.metrics, kind)) for kind in KINDS],
+        )
+        for s in steps
+    ]
+
+
+def text(doc: Any) -> str:
+    # Python's json writes huge ints exactly and NaN/Infinity as tokens JSON lacks: both
+    # must be handled (refused by the typed way, judged by the careful one).
+    return json.dumps(doc)
+
+
+def careful(doc_text: str) -> list[simulating.Step] | str:
+    try:
+        return simulating._load_checked(doc_text, source="t")
+    except simulating.InputError as e:
+        return str(e)
+
+
+@settings(max_examples=400, deadline=None)
+@given(odd_timeline)
+def test_the_typed_way_gives_the_careful_ways_steps_or_declines(doc: Any) -> None:
+    doc_text = text(doc)
+    typed = simulating._load_typed(doc_text)
+    expected = careful(doc_text)
+    if typed is not None:
+        assert not isinstance(expected, str), expected
+        assert shape(typed) == shape(expected)
+    try:
+        loaded: list[simulating.Step] | str = simulating.load_timeline(doc_text, source="t")
+    except simulating.InputError as e:
+        loaded = str(e)
+    if isinstance(expected, str):
+        assert loaded == expected
+    else:
+        assert not isinstance(loaded, str)
+        assert shape(loaded) == shape(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(good_timeline)
+def test_valid_timelines_in_the_common_spelling_take_the_typed_way(doc: Any) -> None:
+    typed = simulating._load_typed(text(doc))
+    assert typed is not None
+    assert all(
+        s.metrics is None or all(math.isfinite(v) for v in s.metrics.production.values())
+        for s in typed
+    )
