@@ -38,6 +38,7 @@ from konsumerator.controllers import waking
 from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
+from konsumerator.controllers.owned import REPLICASET_UID_INDEX, OwnedPods, replicaset_uid_index
 from konsumerator.controllers.ports import Reporter
 from konsumerator.controllers.reconciling import (
     OWNER_INDEX,
@@ -49,11 +50,16 @@ from konsumerator.controllers.reconciling import (
 from konsumerator.controllers.reporting import CrdReporter, GuestReporter
 from konsumerator.domain import keys
 from konsumerator.domain.observed import ObservedDeployment
-from konsumerator.domain.pods import ObservedPod
+from konsumerator.domain.pods import ObservedPod, ObservedReplicaSet
 from konsumerator.kube import connecting
 from konsumerator.kube.eventing import EventRecorder
 from konsumerator.kube.leases import LeaseClient
-from konsumerator.kube.pods import POD_PROJECTOR, pod_changed
+from konsumerator.kube.pods import (
+    POD_PROJECTOR,
+    REPLICASET_PROJECTOR,
+    pod_changed,
+    replicaset_changed,
+)
 from konsumerator.kube.projections import (
     CONFIGMAP_PROJECTOR,
     CUSTOM_OBJECT_PROJECTOR,
@@ -66,6 +72,7 @@ from konsumerator.kube.resources import (
     CUSTOM_RESOURCE_DEFINITIONS,
     DEPLOYMENTS,
     PODS,
+    REPLICASETS,
 )
 from konsumerator.kube.watching import ListWatch
 from konsumerator.kube.writing import Writer
@@ -79,6 +86,9 @@ from konsumerator.runtime.electing import LeaderElector, LeadershipLost, default
 from konsumerator.runtime.managing import ComponentEnded, Endpoint, Manager
 from konsumerator.runtime.reflecting import Reflector
 from konsumerator.runtime.stores import ObjectKey, Store, key_of
+
+# The Deployment cache by UID: a ReplicaSet names its Deployment by UID.
+DEPLOYMENT_UID_INDEX = "uid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +181,12 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     writer = Writer(client=client, fence=elector)
     events = EventRecorder(writer=writer, instance=identity)
 
-    deployments: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
+    deployments: Store[ObservedDeployment] = Store(
+        indexers={
+            OWNER_INDEX: owner_index,
+            DEPLOYMENT_UID_INDEX: lambda d: [d.uid] if d.uid else [],
+        }
+    )
     reflectors: list[Reflector[Any]] = [
         Reflector(
             name="deployments",
@@ -201,6 +216,30 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
             observer=metrics,
         )
     )
+    # The pods' ReplicaSets, metadata only: the owner chain pod -> ReplicaSet ->
+    # Deployment is checked by UID before a pod is taken as an instance's.
+    replicasets: Store[ObservedReplicaSet] = Store(
+        indexers={REPLICASET_UID_INDEX: replicaset_uid_index}
+    )
+    reflectors.append(
+        Reflector(
+            name="replicasets",
+            source=ListWatch(
+                client=client,
+                resource=REPLICASETS,
+                projector=REPLICASET_PROJECTOR,
+                namespace=guest,
+                label_selector=f"{keys.LABEL_MANAGED_BY}={keys.MANAGED_BY_VALUE}",
+            ),
+            store=replicasets,
+            observer=metrics,
+        )
+    )
+    owned_pods = OwnedPods(
+        pods=pods,
+        replicasets=replicasets,
+        deployment=lambda namespace, name: deployments.get(ObjectKey(namespace, name)),
+    )
     prometheus = httpx2.AsyncClient(trust_env=False)
 
     def pipeline(reporter: Reporter) -> Pipeline:
@@ -211,7 +250,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
                 client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)
             ),
             deployments=deployments,
-            pods=pods,
+            pods=owned_pods,
             now=now,
             metrics=ConsumerMetrics(registry=metrics.registry),
             addresses=AddressPolicy.parse(settings.prometheus_allowed_hosts),
@@ -279,6 +318,20 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         return owners(d) if d is not None else []
 
     controller.watches(pods, keys=pod_owners, predicate=pod_changed, batch_s=waking.BATCH_S)
+
+    def replicaset_owners(rs: ObservedReplicaSet) -> list[ObjectKey]:
+        """The owners of the Deployment controlling ``rs``: its pods may count from now on."""
+        if not rs.controller_uid:
+            return []
+        return [
+            key
+            for d in deployments.by_index(index=DEPLOYMENT_UID_INDEX, value=rs.controller_uid)
+            for key in owners(d)
+        ]
+
+    controller.watches(
+        replicasets, keys=replicaset_owners, predicate=replicaset_changed, batch_s=waking.BATCH_S
+    )
 
     manager = Manager(
         reflectors=reflectors,

@@ -117,8 +117,13 @@ def _r(group: str, resource: str, *verbs: str) -> set[tuple[str, str, str]]:
 # A server-side apply that creates an object is authorized as "create" as well as "patch".
 DEPLOYMENT_RULES = _r("apps", "deployments", "get", "list", "watch", "create", "patch", "delete")
 EVENT_RULES = _r("", "events", "create", "patch")
-# In-place resizing: the pods of managed Deployments are watched and resized, nothing more.
-POD_RULES = _r("", "pods", "get", "list", "watch") | _r("", "pods/resize", "patch")
+# In-place resizing: the pods of managed Deployments are watched and resized, nothing more;
+# their ReplicaSets are watched to check each pod's owner chain by UID.
+POD_RULES = (
+    _r("", "pods", "get", "list", "watch")
+    | _r("", "pods/resize", "patch")
+    | _r("apps", "replicasets", "list", "watch")
+)
 LEASE_RULES = _r("coordination.k8s.io", "leases", "get", "create", "update")
 CLUSTER_RULES = (
     DEPLOYMENT_RULES

@@ -32,14 +32,23 @@ def _empty() -> Mapping[str, str]:
     return MappingProxyType({})
 
 
+# What we write is a few hundred characters per container; a template has at most a
+# few dozen containers.
+MAX_TARGET_CHARS = 64 * 1024
+
+
 def parse_target(text: str | None) -> Mapping[str, Resources] | None:
     """The target-resources annotation, or None when absent or unreadable.
 
     Anyone who may edit the Deployment may write anything here: a value that is
     not the shape we write reads as absent (the instance then counts as having
     its template's size, and the next in-place decision writes it afresh).
+    Nor may it cost more than reading what we write: beyond ``MAX_TARGET_CHARS``,
+    or nested past the decoder's recursion limit (a JSON nesting bomb fits in a
+    few KB), it is unreadable too, never an exception (which would hide the
+    Deployment from the cache, and with it the instance).
     """
-    if not text:
+    if not text or len(text) > MAX_TARGET_CHARS:
         return None
     try:
         raw = json.loads(text)
@@ -54,7 +63,7 @@ def parse_target(text: str | None) -> Mapping[str, Resources] | None:
             ):
                 return None
             result[str(name)] = from_strings(requests=requests, limits=limits)
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError):
         return None
     return MappingProxyType(result)
 

@@ -40,8 +40,10 @@ class ObservedPod:
     uid: str = ""
     # Not compared: an event that changes nothing else (readiness) does not matter.
     resource_version: str = field(default="", compare=False)
-    # The Deployment (instance) that created it; "" when it cannot be told.
+    # The Deployment (instance) that created it; "" when it cannot be told. Only a
+    # name: ``owner_uid`` (its controlling ReplicaSet) proves whose pod it is.
     deployment: str = ""
+    owner_uid: str = ""
     # Per container: the spec's resources, and the running container's (None when
     # the kubelet reports none: not running yet, or a node that cannot resize).
     spec: Mapping[str, Resources] = field(default_factory=_empty)
@@ -60,6 +62,22 @@ class ObservedPod:
             self.spec.get(name) == wanted and self.actual.get(name) == wanted
             for name, wanted in target.items()
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedReplicaSet:
+    """The link between a pod and its Deployment: who controls this ReplicaSet (by UID).
+
+    A pod's labels and its ReplicaSet's name can be copied by anyone; the UIDs of
+    the ownerReferences cannot be made to point at our objects by accident.
+    """
+
+    name: str
+    namespace: str
+    uid: str = ""
+    # Not compared: only a change of controller matters (status updates do not).
+    resource_version: str = field(default="", compare=False)
+    controller_uid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,10 @@ A pod's instance is its Deployment, named by the pod's ReplicaSet: the
 Deployment controller names a ReplicaSet ``<deployment>-<pod-template-hash>``
 and labels its pods with that hash, so the name is the ReplicaSet's minus the
 suffix. A pod with no such owner belongs to no instance (``deployment`` "").
+That name is only a hint (anyone can create a ReplicaSet named like ours):
+``owner_uid`` is the controlling ReplicaSet's UID, which the ReplicaSet
+projection (``REPLICASET_PROJECTOR``) links to its Deployment's UID, and only
+that chain makes a pod the instance's (``controllers.owned``).
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from types import MappingProxyType
 import msgspec
 
 from konsumerator.domain import keys
-from konsumerator.domain.pods import ObservedPod, Pending
+from konsumerator.domain.pods import ObservedPod, ObservedReplicaSet, Pending
 from konsumerator.domain.resources import Resources, from_strings
-from konsumerator.kube.projections import ObjectMetaWire, Projector
+from konsumerator.kube.projections import ObjectMetaWire, Projector, controller_uid
 
 
 class _Resources(msgspec.Struct):
@@ -65,15 +69,20 @@ class PodWire(msgspec.Struct):
     status: _PodStatus = msgspec.field(default_factory=_PodStatus)
 
 
-def deployment_of(meta: ObjectMetaWire) -> str:
-    """The Deployment that made the pod, from its controlling ReplicaSet's name."""
+def _instance(meta: ObjectMetaWire) -> tuple[str, str]:
+    """The Deployment named by the pod's controlling ReplicaSet, and that ReplicaSet's UID."""
     hash_value = meta.labels.get(keys.POD_TEMPLATE_HASH, "")
     for ref in meta.owner_references:
         if ref.controller and ref.kind == "ReplicaSet" and hash_value:
             suffix = f"-{hash_value}"
             if ref.name.endswith(suffix) and len(ref.name) > len(suffix):
-                return ref.name[: -len(suffix)]
-    return ""
+                return ref.name[: -len(suffix)], ref.uid
+    return "", ""
+
+
+def deployment_of(meta: ObjectMetaWire) -> str:
+    """The Deployment that made the pod, from its controlling ReplicaSet's name (a hint)."""
+    return _instance(meta)[0]
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -88,6 +97,7 @@ def _resources(r: _Resources) -> Resources:
 
 def to_observed_pod(wire: PodWire) -> ObservedPod:
     meta, status = wire.metadata, wire.status
+    deployment, owner_uid = _instance(meta)
     pending: Pending | None = None
     since: datetime | None = None
     in_progress = False
@@ -103,7 +113,8 @@ def to_observed_pod(wire: PodWire) -> ObservedPod:
         namespace=meta.namespace,
         uid=meta.uid,
         resource_version=meta.resource_version,
-        deployment=deployment_of(meta),
+        deployment=deployment,
+        owner_uid=owner_uid,
         spec=MappingProxyType({c.name: _resources(c.resources) for c in wire.spec.containers}),
         actual=MappingProxyType(
             {
@@ -122,6 +133,33 @@ def to_observed_pod(wire: PodWire) -> ObservedPod:
 
 
 POD_PROJECTOR: Projector[PodWire, ObservedPod] = Projector(wire=PodWire, convert=to_observed_pod)
+
+
+class ReplicaSetWire(msgspec.Struct):
+    """Only the metadata: the name, the UID and the controlling owner are read."""
+
+    metadata: ObjectMetaWire = msgspec.field(default_factory=ObjectMetaWire)
+
+
+def to_observed_replicaset(wire: ReplicaSetWire) -> ObservedReplicaSet:
+    meta = wire.metadata
+    return ObservedReplicaSet(
+        name=meta.name,
+        namespace=meta.namespace,
+        uid=meta.uid,
+        resource_version=meta.resource_version,
+        controller_uid=controller_uid(meta),
+    )
+
+
+REPLICASET_PROJECTOR: Projector[ReplicaSetWire, ObservedReplicaSet] = Projector(
+    wire=ReplicaSetWire, convert=to_observed_replicaset
+)
+
+
+def replicaset_changed(old: ObservedReplicaSet | None, new: ObservedReplicaSet | None) -> bool:
+    """Only a new or deleted ReplicaSet, or a new controller, matters (not its status)."""
+    return old is None or new is None or old != new
 
 
 def pod_changed(old: ObservedPod | None, new: ObservedPod | None) -> bool:

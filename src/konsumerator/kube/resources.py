@@ -46,6 +46,9 @@ class ResourceKind:
 DEPLOYMENTS: Final = ResourceKind(
     group="apps", version="v1", plural="deployments", kind="Deployment"
 )
+REPLICASETS: Final = ResourceKind(
+    group="apps", version="v1", plural="replicasets", kind="ReplicaSet"
+)
 PODS: Final = ResourceKind(group="", version="v1", plural="pods", kind="Pod")
 CONFIGMAPS: Final = ResourceKind(group="", version="v1", plural="configmaps", kind="ConfigMap")
 EVENTS: Final = ResourceKind(group="", version="v1", plural="events", kind="Event")

@@ -548,3 +548,29 @@ def test_a_resize_keeps_the_pods_qos_class(current, desired, expected):
 )
 def test_qos_classes_follow_kubernetes(containers, expected):
     assert qos_class(containers) is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a":' * 2000 + "1" + "}" * 2000,
+        "[" * 5000 + "]" * 5000,
+        '{"consumer": {"requests": {"cpu": "' + "9" * 70_000 + '"}}}',
+    ],
+    ids=["object-nesting-bomb", "list-nesting-bomb", "beyond-the-size-bound"],
+)
+def test_a_target_annotation_too_deep_or_too_big_reads_as_absent(text: str) -> None:
+    assert parse_target(text) is None
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=20,
+    ).map(json.dumps)
+    | st.text(max_size=200)
+)
+def test_any_target_annotation_reads_as_a_target_or_absent_never_raises(text: str) -> None:
+    result = parse_target(text)
+    assert result is None or all(isinstance(r, Resources) for r in result.values())

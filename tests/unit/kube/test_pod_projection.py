@@ -6,6 +6,7 @@ Aspects tested:
   ReplicaSet's name and hash label), its spec and running resources, and its
   resize conditions; a pod whose owner is not a ReplicaSet with the hash
   suffix belongs to no instance.
+* A ReplicaSet decodes into its UID and its controller's UID (the owner chain).
 * Only planning's fields count as a change (a resourceVersion does not).
 * ``acting.unsupported`` tells a server without ``pods/resize`` from a pod
   that is gone; ``acting.refused`` tells a resize refused for good (invalid,
@@ -20,7 +21,7 @@ import pytest
 from konsumerator.controllers import acting
 from konsumerator.domain.pods import Pending
 from konsumerator.domain.resources import Resources
-from konsumerator.kube.pods import POD_PROJECTOR, pod_changed
+from konsumerator.kube.pods import POD_PROJECTOR, REPLICASET_PROJECTOR, pod_changed
 from konsumerator.runtime import errors
 
 
@@ -90,11 +91,12 @@ def test_a_pod_decodes_into_its_instance_resources_and_conditions():
             ]
         )
     )
-    assert (pod.name, pod.namespace, pod.uid, pod.deployment) == (
+    assert (pod.name, pod.namespace, pod.uid, pod.deployment, pod.owner_uid) == (
         "orders-0-5d8f7-abcde",
         "ns",
         "u-1",
         "orders-0",
+        "rs",
     )
     assert pod.spec == {"app": Resources(cpu_req_m=2000, mem_req_b=1 << 30, cpu_lim_m=2000)}
     assert pod.actual == {"app": Resources(cpu_req_m=1000, mem_req_b=1 << 30, cpu_lim_m=1000)}
@@ -177,3 +179,28 @@ def test_a_server_without_pods_resize_is_told_from_a_missing_pod(error, expected
 )
 def test_a_refused_resize_is_told_from_a_missing_permission(error, expected):
     assert acting.refused(error) is expected
+
+
+def test_a_replicaset_decodes_into_its_uid_and_its_controller():
+    doc = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": "orders-0-5d8f7",
+            "namespace": "ns",
+            "uid": "rs",
+            "resourceVersion": "3",
+            "ownerReferences": [
+                {"kind": "ConfigMap", "name": "x", "uid": "not-controller"},
+                {"kind": "Deployment", "name": "orders-0", "uid": "d-1", "controller": True},
+            ],
+        },
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "app"}]}}},
+    }
+    rs = REPLICASET_PROJECTOR.decode(json.dumps(doc).encode())
+    assert (rs.name, rs.namespace, rs.uid, rs.controller_uid) == (
+        "orders-0-5d8f7",
+        "ns",
+        "rs",
+        "d-1",
+    )
