@@ -43,12 +43,12 @@ the Deployment watch triggers at once, reports the effect of the writes.
 """
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from konsumerator.domain import keys, prediction, rendering, rules, sizing
+from konsumerator.domain import keys, limits, prediction, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -343,6 +343,131 @@ def _context(
     )
 
 
+def _memo_key(ctx: Context) -> Hashable:
+    """What every instance's rendering shares, for the drift memo's keys.
+
+    With the per-instance part (``rules.repair_drift``) it covers every input of
+    ``rendering.render``, so a memoised body is never reused for another input.
+    """
+    config = ctx.config
+    return (
+        ctx.hash_value,
+        config.name,
+        config.namespace,
+        ctx.owner,
+        ctx.num_instances,
+        ctx.memory_format,
+    )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the per-instance loop of ``plan`` accumulates, in instance order.
+
+    Mutable on purpose: one pass builds it, ``_assemble`` freezes it into the
+    ``Plan``; it never leaves this module.
+    """
+
+    applies: list[Apply] = field(default_factory=list)
+    reports: list[InstanceReport] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("running", "paused", "lagging", "missing", "outdated"), 0
+        )
+    )
+    held: list[Resources] = field(default_factory=list)  # requests once the pass is done
+    resizes: list[PodResize] = field(default_factory=list)
+    resized: int = 0
+    pending: int = 0
+
+    def record(self, *, ctx: Context, inst: Instance, decision: Decision, paused: bool) -> None:
+        """Add one instance's decision: its write, pod patches, requests and report."""
+        if decision.writes:
+            self.applies.append(_apply(ctx, inst, decision))
+        self.resizes += decision.resizes
+        inst_resized, inst_pending = _in_place_state(inst, decision)
+        self.resized += inst_resized
+        self.pending += inst_pending
+        self.held += decision.resources.values()
+        self.reports.append(_report(inst, decision, paused=paused))
+
+
+def _decide_missing(
+    *,
+    ctx: Context,
+    inst: Instance,
+    pool: limits.Pool,
+    tally: _Tally,
+    foreign_names: frozenset[str],
+    terminating: set[str],
+) -> Decision | None:
+    """Create a missing Deployment, unless its name is taken or its old object is going.
+
+    A name held by an object we do not own is a conflict, reported and never
+    touched. A name whose Deployment is being deleted is recreated once the old
+    object is gone (its delete event requeues). Either way the instance counts
+    as missing and gets no decision (``None``).
+    """
+    tally.counts["missing"] += 1
+    if inst.name in foreign_names:
+        tally.conflicts.append(inst.name)
+        return None
+    if inst.name in terminating:
+        return None
+    return rules.create_missing(ctx, inst, pool)
+
+
+def _decide_existing(
+    *,
+    ctx: Context,
+    inst: Instance,
+    pool: limits.Pool,
+    tally: _Tally,
+    memo_key: Hashable,
+) -> tuple[Decision, bool]:
+    """Run the rule chain for an instance that has a Deployment; count its state.
+
+    Returns the decision and whether the instance is paused (its Deployment's
+    own pause, or the consumer's).
+    """
+    assert inst.deployment is not None
+    paused = inst.deployment.paused or ctx.config.paused
+    decision = rules.decide_existing(ctx, inst, pool, memo_key=memo_key)
+    counts = tally.counts
+    counts["paused" if paused else "running"] += 1
+    counts["lagging"] += inst.lagging
+    counts["outdated"] += inst.outdated or decision.outdated
+    return decision, paused
+
+
+def _assemble(
+    *,
+    tally: _Tally,
+    deletes: Sequence[Delete],
+    num_instances: int,
+    requeue_after_s: float | None,
+    template_hash: str,
+) -> Plan:
+    """Freeze the tally of one pass into the ``Plan``, with its totals."""
+    counters = Counters(expected=num_instances, redundant=len(deletes), **tally.counts)
+    saturated = tuple(r.name for r in tally.reports if r.status is ScalingStatus.SATURATED)
+    return Plan(
+        applies=tuple(tally.applies),
+        deletes=tuple(deletes),
+        counters=counters,
+        instances=tuple(tally.reports),
+        conflicts=tuple(tally.conflicts),
+        requeue_after_s=requeue_after_s,
+        template_hash=template_hash,
+        allocated_cpu_m=sum(r.cpu_req_m or 0 for r in tally.held),
+        allocated_mem_b=sum(r.mem_req_b or 0 for r in tally.held),
+        saturated=saturated,
+        resizes=tuple(tally.resizes),
+        in_place=InPlaceCounters(resized=tally.resized, pending=tally.pending),
+    )
+
+
 def plan(
     *,
     config: ConsumerConfig,
@@ -373,70 +498,41 @@ def plan(
         metrics=metrics,
         now=now,
     )
-    snapshot, hash_value = ctx.snapshot, ctx.hash_value
     claimed, deletes, terminating = _claim(deployments, config=config, assignment=assignment)
     pool = sizing.global_pool(config=config, held=[d.current for d, _ in claimed.values()])
-    # What every instance's rendering shares, for the drift memo's keys: with the
-    # per-instance part (rules.repair_drift), every input of rendering.render.
-    memo_key = (
-        hash_value,
-        config.name,
-        config.namespace,
-        owner,
-        len(assignment),
-        ctx.memory_format,
-    )
-    applies: list[Apply] = []
-    reports: list[InstanceReport] = []
-    conflicts: list[str] = []
-    counts = dict.fromkeys(("running", "paused", "lagging", "missing", "outdated"), 0)
-    held: list[Resources] = []  # what every instance requests once the pass is done
-    resizes: list[PodResize] = []
-    resized = pending = 0
+    memo_key = _memo_key(ctx)
+    tally = _Tally()
     for index, partitions in enumerate(assignment):
         inst = _instance(
             config=config,
             index=index,
             partitions=partitions,
-            snapshot=snapshot,
+            snapshot=ctx.snapshot,
             claimed=claimed.get(index),
-            hash_value=hash_value,
+            hash_value=ctx.hash_value,
             pods=pods or {},
             refused=refused or {},
         )
         if inst.deployment is None:
-            counts["missing"] += 1
-            if inst.name in foreign_names:
-                conflicts.append(inst.name)
-                continue
-            if inst.name in terminating:
-                continue  # recreated once the old object is gone (its delete event requeues)
-            decision, paused = rules.create_missing(ctx, inst, pool), False
+            decision = _decide_missing(
+                ctx=ctx,
+                inst=inst,
+                pool=pool,
+                tally=tally,
+                foreign_names=foreign_names,
+                terminating=terminating,
+            )
+            if decision is not None:
+                tally.record(ctx=ctx, inst=inst, decision=decision, paused=False)
         else:
-            paused = inst.deployment.paused or config.paused
-            decision = rules.decide_existing(ctx, inst, pool, memo_key=memo_key)
-            counts["paused" if paused else "running"] += 1
-            counts["lagging"] += inst.lagging
-            counts["outdated"] += inst.outdated or decision.outdated
-        if decision.writes:
-            applies.append(_apply(ctx, inst, decision))
-        resizes += decision.resizes
-        inst_resized, inst_pending = _in_place_state(inst, decision)
-        resized += inst_resized
-        pending += inst_pending
-        held += decision.resources.values()
-        reports.append(_report(inst, decision, paused=paused))
-    return Plan(
-        applies=tuple(applies),
-        deletes=tuple(deletes),
-        counters=Counters(expected=len(assignment), redundant=len(deletes), **counts),
-        instances=tuple(reports),
-        conflicts=tuple(conflicts),
+            decision, paused = _decide_existing(
+                ctx=ctx, inst=inst, pool=pool, tally=tally, memo_key=memo_key
+            )
+            tally.record(ctx=ctx, inst=inst, decision=decision, paused=paused)
+    return _assemble(
+        tally=tally,
+        deletes=deletes,
+        num_instances=len(assignment),
         requeue_after_s=_requeue(autoscaling=config.autoscaling, metrics=metrics, now=now),
-        template_hash=hash_value,
-        allocated_cpu_m=sum(r.cpu_req_m or 0 for r in held),
-        allocated_mem_b=sum(r.mem_req_b or 0 for r in held),
-        saturated=tuple(r.name for r in reports if r.status is ScalingStatus.SATURATED),
-        resizes=tuple(resizes),
-        in_place=InPlaceCounters(resized=resized, pending=pending),
+        template_hash=ctx.hash_value,
     )
