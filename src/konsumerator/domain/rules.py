@@ -39,6 +39,7 @@ from typing import Any
 from konsumerator.domain import drift, limits, qos, rendering
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.adaptive import policy as adaptive
+from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, Pending, PodResize
@@ -353,6 +354,133 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     )
 
 
+def _consumed_and_effect(
+    *,
+    ctx: Context,
+    inst: Instance,
+    snapshot: MetricsSnapshot,
+    sized: adaptive.Sized,
+    knobs: adaptive.Knobs,
+) -> tuple[float, adaptive.Effect]:
+    """The instance's consumption now, and what the last resize did to it.
+
+    The consumption is also what a scale-up remembers to be judged by later
+    (``_remember_resize``); the effect feeds the rules and the memory.
+    """
+    d = inst.deployment
+    assert d is not None
+    consumed = sum(snapshot.consumption.get(p) or 0.0 for p in inst.partitions)
+    effect = adaptive.effect(
+        memory=d.scaling.memory,
+        consumed=consumed,
+        produced=sized.demand.production,
+        cpu_m=_cpu(d.current),
+        now=ctx.now,
+        knobs=knobs,
+    )
+    return consumed, effect
+
+
+def _adaptive_situation(
+    *,
+    ctx: Context,
+    inst: Instance,
+    snapshot: MetricsSnapshot,
+    autoscaling: Autoscaling,
+    knobs: adaptive.Knobs,
+    proposal: Proposal,
+    comparison: int,
+    effect: adaptive.Effect,
+) -> adaptive.Situation:
+    """Everything ``adaptive.decide`` judges for one instance in this pass."""
+    d = inst.deployment
+    assert d is not None
+    return adaptive.Situation(
+        state=d.scaling,
+        comparison=comparison,
+        current_cpu_m=_cpu(d.current),
+        proposed_cpu_m=_cpu(proposal.resources),
+        lagging=inst.lagging,
+        urgent=adaptive.urgent(
+            snapshot=snapshot,
+            partitions=inst.partitions,
+            tolerable_lag_s=autoscaling.tolerable_lag_s,
+            horizon_s=knobs.pending_up_s,
+        ),
+        drained=adaptive.drained(
+            snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
+        ),
+        cpu_shortage_m=proposal.cpu_shortage_m,
+        now=ctx.now,
+        effect=effect,
+    )
+
+
+def _remember_resize(
+    *,
+    memory: Memory,
+    now: datetime,
+    up: bool,
+    consumed: float,
+    cpu_before_m: int,
+) -> Memory:
+    """The policy's memory once a resize is applied.
+
+    A scale-up remembers the throughput and CPU it starts from, to be judged by
+    (``adaptive.effect``); a scale-down clears them. A fresh resize is not yet
+    ineffective.
+    """
+    return replace(
+        memory,
+        resized_at=now,
+        throughput_before=min(2**62, int(consumed)) if up else 0,
+        cpu_before_m=cpu_before_m if up else 0,
+        ineffective=False,
+    )
+
+
+def _adaptive_scale(
+    *, inst: Instance, proposal: Proposal, state: ScalingState, up: bool, explanation: str
+) -> Decision:
+    """The SCALE decision when the adaptive rules apply the proposal now."""
+    d = inst.deployment
+    assert d is not None
+    verb = "scaled up" if up else "scaled down"
+    return Decision(
+        action=Action.SCALE,
+        resources=proposal.resources,
+        scaling=state,
+        cpu_shortage_m=proposal.cpu_shortage_m,
+        message=f"{verb} instance {inst.index} (max lag {inst.max_lag_s}s): "
+        f"{describe(d.current)} -> {describe(proposal.resources)}; {explanation}",
+    )
+
+
+def _adaptive_hold(
+    *, inst: Instance, proposal: Proposal, state: ScalingState, explanation: str
+) -> Decision:
+    """The decision when the proposal waits: the resources stay, the state is recorded.
+
+    An ANNOTATE write only when the scaling state or the reported shortage
+    changed; otherwise no write at all.
+    """
+    d = inst.deployment
+    assert d is not None
+    level = reported_shortage(state, proposal.cpu_shortage_m)
+    changed = state != d.scaling or level != d.saturation_m
+    return Decision(
+        action=Action.ANNOTATE if changed else None,
+        # Unchanged: the observed state as is, so its explanation is no drift.
+        resources=d.current,
+        scaling=state if changed else d.scaling,
+        cpu_shortage_m=level,
+        message=f"instance {inst.index} is {state.status.value} "
+        f"(max lag {inst.max_lag_s}s); {explanation}"
+        if changed
+        else "",
+    )
+
+
 def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision | None:
     """The adaptive predictor (``domain.adaptive``), in passes that refreshed metrics.
 
@@ -376,76 +504,36 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     saved = pool.available
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
     comparison = compare(d.current, proposal.resources)
-    consumed = sum(snapshot.consumption.get(p) or 0.0 for p in inst.partitions)
-    effect = adaptive.effect(
-        memory=d.scaling.memory,
-        consumed=consumed,
-        produced=sized.demand.production,
-        cpu_m=_cpu(d.current),
-        now=ctx.now,
-        knobs=knobs,
+    consumed, effect = _consumed_and_effect(
+        ctx=ctx, inst=inst, snapshot=snapshot, sized=sized, knobs=knobs
     )
-    verdict = adaptive.decide(
-        adaptive.Situation(
-            state=d.scaling,
-            comparison=comparison,
-            current_cpu_m=_cpu(d.current),
-            proposed_cpu_m=_cpu(proposal.resources),
-            lagging=inst.lagging,
-            urgent=adaptive.urgent(
-                snapshot=snapshot,
-                partitions=inst.partitions,
-                tolerable_lag_s=autoscaling.tolerable_lag_s,
-                horizon_s=knobs.pending_up_s,
-            ),
-            drained=adaptive.drained(
-                snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
-            ),
-            cpu_shortage_m=proposal.cpu_shortage_m,
-            now=ctx.now,
-            effect=effect,
-        ),
+    situation = _adaptive_situation(
+        ctx=ctx,
+        inst=inst,
+        snapshot=snapshot,
+        autoscaling=autoscaling,
         knobs=knobs,
+        proposal=proposal,
+        comparison=comparison,
+        effect=effect,
     )
+    verdict = adaptive.decide(situation, knobs=knobs)
     explanation = adaptive.explain(
         sized=sized, autoscaling=autoscaling, cpu_m=_cpu(proposal.resources), rule=verdict.rule
     )
+    up = comparison > 0
     memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE)
     if verdict.apply:
-        # A scale-up remembers the throughput it starts from, to be judged by.
-        up = comparison > 0
-        memory = replace(
-            memory,
-            resized_at=ctx.now,
-            throughput_before=min(2**62, int(consumed)) if up else 0,
-            cpu_before_m=_cpu(d.current) if up else 0,
-            ineffective=False,
+        memory = _remember_resize(
+            memory=memory, now=ctx.now, up=up, consumed=consumed, cpu_before_m=_cpu(d.current)
         )
     state = replace(verdict.state, memory=memory, explanation=explanation)
     if verdict.apply:
-        verb = "scaled up" if comparison > 0 else "scaled down"
-        return Decision(
-            action=Action.SCALE,
-            resources=proposal.resources,
-            scaling=state,
-            cpu_shortage_m=proposal.cpu_shortage_m,
-            message=f"{verb} instance {inst.index} (max lag {inst.max_lag_s}s): "
-            f"{describe(d.current)} -> {describe(proposal.resources)}; {explanation}",
+        return _adaptive_scale(
+            inst=inst, proposal=proposal, state=state, up=up, explanation=explanation
         )
-    pool.restore(saved)
-    level = reported_shortage(state, proposal.cpu_shortage_m)
-    changed = state != d.scaling or level != d.saturation_m
-    return Decision(
-        action=Action.ANNOTATE if changed else None,
-        # Unchanged: the observed state as is, so its explanation is no drift.
-        resources=d.current,
-        scaling=state if changed else d.scaling,
-        cpu_shortage_m=level,
-        message=f"instance {inst.index} is {state.status.value} "
-        f"(max lag {inst.max_lag_s}s); {explanation}"
-        if changed
-        else "",
-    )
+    pool.restore(saved)  # nothing applied: give back what the proposal reserved
+    return _adaptive_hold(inst=inst, proposal=proposal, state=state, explanation=explanation)
 
 
 def _drifted(
