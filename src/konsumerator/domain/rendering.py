@@ -160,6 +160,88 @@ def labels(*, config: ConsumerConfig, owner: Owner, partitions: tuple[int, ...])
     }
 
 
+def _label_pods(template_body: dict[str, Any]) -> None:
+    """In-place mode: put our managed-by label on the pod template (the pod watch selects by it)."""
+    pod_meta = template_body.setdefault("metadata", {})
+    pod_meta["labels"] = {
+        **(pod_meta.get("labels") or {}),
+        keys.LABEL_MANAGED_BY: keys.MANAGED_BY_VALUE,
+    }
+
+
+def _fill_container(
+    container: dict[str, Any],
+    *,
+    config: ConsumerConfig,
+    index: int,
+    partition_list: str,
+    num_instances: int,
+    res: Resources | None,
+    memory_format: Format,
+) -> None:
+    """Set one template container's resources and our env vars, in place.
+
+    No (or empty) resources removes the field. ``GOMAXPROCS`` is left out in
+    in-place mode (it cannot follow an in-place resize).
+    """
+    if res is not None and not res.is_empty:
+        container["resources"] = resources_body(res, memory_format=memory_format)
+    else:
+        container.pop("resources", None)
+    limits_ = res or Resources()
+    env: dict[str, str | None] = {config.partition_env_key: partition_list}
+    if not config.in_place:
+        env[keys.ENV_GOMAXPROCS] = gomaxprocs(limits_.cpu_lim_m)
+    env[keys.ENV_GOMEMLIMIT] = gomemlimit(limits_.mem_lim_b)
+    env[keys.ENV_INSTANCE] = str(index)
+    env[keys.ENV_NUM_PARTITIONS] = str(config.num_partitions)
+    env[keys.ENV_NUM_INSTANCES] = str(num_instances)
+    container["env"] = _env(container.get("env") or [], env)
+
+
+def _annotations(
+    *,
+    in_place: bool,
+    index: int,
+    partition_list: str,
+    resources: Mapping[str, Resources],
+    scaling: ScalingState,
+    cpu_shortage_m: int,
+    hash_value: str,
+    memory_format: Format,
+) -> dict[str, str]:
+    """The Deployment's annotations: claim, generation, scaling state and targets."""
+    annotations = {
+        keys.PARTITION: partition_list,
+        keys.CONSUMER_ID: str(index),
+        keys.GENERATION: hash_value,
+        keys.SCALING_STATUS: scaling.status.value,
+        keys.SCALING_STATUS_CHANGE: format_time(scaling.since) if scaling.since else "",
+    }
+    if cpu_shortage_m > 0:
+        annotations[keys.CPU_SATURATION_LEVEL] = str(cpu_shortage_m)
+    if in_place:
+        annotations[keys.TARGET_RESOURCES] = target_annotation(
+            resources, memory_format=memory_format
+        )
+    if scaling.memory is not None:
+        annotations[keys.SCALING_MEMORY] = adaptive_memory.encode(scaling.memory)
+        annotations[keys.SCALING_DECISION] = scaling.explanation
+    return annotations
+
+
+def _owner_reference(owner: Owner) -> dict[str, Any]:
+    """The controller reference that makes the owner's deletion collect the Deployment."""
+    return {
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 def render(
     *,
     config: ConsumerConfig,
@@ -194,44 +276,28 @@ def render(
     template_body = spec.setdefault("template", {})
     pod_spec = template_body.setdefault("spec", {})
     if in_place:
-        pod_meta = template_body.setdefault("metadata", {})
-        pod_meta["labels"] = {
-            **(pod_meta.get("labels") or {}),
-            keys.LABEL_MANAGED_BY: keys.MANAGED_BY_VALUE,
-        }
-    containers = pod_spec.get("containers") or []
+        _label_pods(template_body)
     partition_list = partitioning.format_list(partitions)
-    for container in containers:
-        res = template.get(container.get("name", ""))
-        if res is not None and not res.is_empty:
-            container["resources"] = resources_body(res, memory_format=memory_format)
-        else:
-            container.pop("resources", None)
-        limits_ = res or Resources()
-        env: dict[str, str | None] = {config.partition_env_key: partition_list}
-        if not in_place:
-            env[keys.ENV_GOMAXPROCS] = gomaxprocs(limits_.cpu_lim_m)
-        env[keys.ENV_GOMEMLIMIT] = gomemlimit(limits_.mem_lim_b)
-        env[keys.ENV_INSTANCE] = str(index)
-        env[keys.ENV_NUM_PARTITIONS] = str(config.num_partitions)
-        env[keys.ENV_NUM_INSTANCES] = str(num_instances)
-        container["env"] = _env(container.get("env") or [], env)
-    annotations = {
-        keys.PARTITION: partition_list,
-        keys.CONSUMER_ID: str(index),
-        keys.GENERATION: hash_value,
-        keys.SCALING_STATUS: scaling.status.value,
-        keys.SCALING_STATUS_CHANGE: format_time(scaling.since) if scaling.since else "",
-    }
-    if cpu_shortage_m > 0:
-        annotations[keys.CPU_SATURATION_LEVEL] = str(cpu_shortage_m)
-    if in_place:
-        annotations[keys.TARGET_RESOURCES] = target_annotation(
-            resources, memory_format=memory_format
+    for container in pod_spec.get("containers") or []:
+        _fill_container(
+            container,
+            config=config,
+            index=index,
+            partition_list=partition_list,
+            num_instances=num_instances,
+            res=template.get(container.get("name", "")),
+            memory_format=memory_format,
         )
-    if scaling.memory is not None:
-        annotations[keys.SCALING_MEMORY] = adaptive_memory.encode(scaling.memory)
-        annotations[keys.SCALING_DECISION] = scaling.explanation
+    annotations = _annotations(
+        in_place=in_place,
+        index=index,
+        partition_list=partition_list,
+        resources=resources,
+        scaling=scaling,
+        cpu_shortage_m=cpu_shortage_m,
+        hash_value=hash_value,
+        memory_format=memory_format,
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -240,16 +306,7 @@ def render(
             "namespace": config.namespace,
             "labels": labels(config=config, owner=owner, partitions=partitions),
             "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": owner.api_version,
-                    "kind": owner.kind,
-                    "name": owner.name,
-                    "uid": owner.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [_owner_reference(owner)],
         },
         "spec": spec,
     }
