@@ -33,8 +33,9 @@ the cache we planned from and the request:
 """
 
 import asyncio
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -152,6 +153,74 @@ async def _create(
     return True
 
 
+async def _delete(*, writer: Writer, item: Delete, namespace: str, outcome: Outcome) -> None:
+    """Delete one redundant Deployment (by uid); one already gone counts as done.
+
+    A conflict (the name now holds another object) asks for a retry pass.
+    """
+    try:
+        await writer.delete(
+            resource=resources.DEPLOYMENTS,
+            namespace=namespace,
+            name=item.name,
+            uid=item.uid,
+        )
+    except errors.NotFound:
+        pass
+    except errors.ApiError as e:
+        outcome.failures.append(f"delete {item.name}: {e}")
+        outcome.refused["delete"] += 1
+        outcome.retry |= isinstance(e, errors.Conflict)
+        return
+    outcome.done.append(item)
+
+
+async def _write(
+    *,
+    client: ApiClient,
+    writer: Writer,
+    item: Apply,
+    namespace: str,
+    owner_uid: str,
+    outcome: Outcome,
+) -> None:
+    """Create or apply one Deployment, recording the result in ``outcome``.
+
+    A create whose name is taken by an object we do not own is a conflict
+    (reported, never touched); a write conflict asks for a retry pass.
+    """
+    try:
+        if item.action is Action.CREATE:
+            if not await _create(
+                client=client,
+                writer=writer,
+                item=item,
+                namespace=namespace,
+                owner_uid=owner_uid,
+            ):
+                outcome.conflicts.append(item.name)
+                return
+        else:
+            await writer.apply(
+                resource=resources.DEPLOYMENTS,
+                namespace=namespace,
+                name=item.name,
+                body=item.render(),
+                uid=item.uid,
+            )
+    except errors.Conflict as e:
+        # The Deployment changed hands or came and went: look again.
+        log.info("write conflicted; retrying", name=item.name, error=str(e))
+        outcome.refused[write_kind(item)] += 1
+        outcome.retry = True
+        return
+    except errors.ApiError as e:
+        outcome.failures.append(f"{item.action.value} {item.name}: {e}")
+        outcome.refused[write_kind(item)] += 1
+        return
+    outcome.done.append(item)
+
+
 async def act(
     *,
     client: ApiClient,
@@ -161,69 +230,39 @@ async def act(
     owner_uid: str,
     concurrency: int = 16,
 ) -> Outcome:
+    """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once."""
     outcome = Outcome()
     gate = asyncio.Semaphore(concurrency)
 
-    async def delete(item: Delete) -> None:
+    async def gated(write: Callable[[], Awaitable[None]]) -> None:
+        # The write starts only once the gate admits it (a cancelled waiter leaves
+        # no coroutine unawaited).
         async with gate:
-            try:
-                await writer.delete(
-                    resource=resources.DEPLOYMENTS,
-                    namespace=namespace,
-                    name=item.name,
-                    uid=item.uid,
-                )
-            except errors.NotFound:
-                pass
-            except errors.ApiError as e:
-                outcome.failures.append(f"delete {item.name}: {e}")
-                outcome.refused["delete"] += 1
-                outcome.retry |= isinstance(e, errors.Conflict)
-                return
-            outcome.done.append(item)
+            await write()
 
-    async def apply(item: Apply) -> None:
-        async with gate:
-            try:
-                if item.action is Action.CREATE:
-                    if not await _create(
-                        client=client,
-                        writer=writer,
-                        item=item,
-                        namespace=namespace,
-                        owner_uid=owner_uid,
-                    ):
-                        outcome.conflicts.append(item.name)
-                        return
-                else:
-                    await writer.apply(
-                        resource=resources.DEPLOYMENTS,
-                        namespace=namespace,
-                        name=item.name,
-                        body=item.render(),
-                        uid=item.uid,
-                    )
-            except errors.Conflict as e:
-                # The Deployment changed hands or came and went: look again.
-                log.info("write conflicted; retrying", name=item.name, error=str(e))
-                outcome.refused[write_kind(item)] += 1
-                outcome.retry = True
-                return
-            except errors.ApiError as e:
-                outcome.failures.append(f"{item.action.value} {item.name}: {e}")
-                outcome.refused[write_kind(item)] += 1
-                return
-            outcome.done.append(item)
-
-    async def resize(item: PodResize) -> None:
-        async with gate:
-            await _resize(writer=writer, item=item, namespace=namespace, outcome=outcome)
-
-    tasks: Sequence[asyncio.Task[None]] = [
-        *(asyncio.create_task(delete(d)) for d in plan.deletes),
-        *(asyncio.create_task(apply(a)) for a in plan.applies),
-        *(asyncio.create_task(resize(r)) for r in plan.resizes),
+    writes: list[Callable[[], Awaitable[None]]] = [
+        *(
+            functools.partial(_delete, writer=writer, item=d, namespace=namespace, outcome=outcome)
+            for d in plan.deletes
+        ),
+        *(
+            functools.partial(
+                _write,
+                client=client,
+                writer=writer,
+                item=a,
+                namespace=namespace,
+                owner_uid=owner_uid,
+                outcome=outcome,
+            )
+            for a in plan.applies
+        ),
+        *(
+            functools.partial(_resize, writer=writer, item=r, namespace=namespace, outcome=outcome)
+            for r in plan.resizes
+        ),
     ]
+    tasks: Sequence[asyncio.Task[None]] = [asyncio.create_task(gated(write)) for write in writes]
     if tasks:
         await asyncio.gather(*tasks)
     if outcome.failures:
