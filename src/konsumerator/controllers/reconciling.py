@@ -255,6 +255,50 @@ class Pipeline:
             "fellBack": self._resizes.fell_back(key),
         }
 
+    async def _allowed_metrics(
+        self,
+        *,
+        key: str,
+        source: manifests.Source,
+        spec: ConsumerSpec,
+        config: ConsumerConfig,
+        previous: ConsumerStatus,
+        now: datetime,
+    ) -> tuple[str | None, planning.Metrics]:
+        """Why the Prometheus addresses are refused (if they are), and the metrics.
+
+        A refused Consumer gets no metrics at all: none of its addresses is asked.
+        """
+        refused = (
+            refusal(policy=self._addresses, source=source, spec=spec)
+            if config.autoscaling is not None
+            else None
+        )
+        if refused:
+            return refused, planning.Metrics()
+        metrics = await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
+        return refused, metrics
+
+    def _count_writes(
+        self,
+        *,
+        key: str,
+        outcome: acting.Outcome,
+        resize_outcomes: Mapping[str, int],
+        actuated: Sequence[float],
+    ) -> None:
+        """Feed the act step's results to the operator's own metrics (when kept)."""
+        if self._gauges is None:
+            return
+        self._gauges.deployments_written(
+            consumer=key,
+            done=Counter(acting.write_kind(item) for item in outcome.done),
+            failed=outcome.refused,
+        )
+        self._gauges.resized(consumer=key, outcomes=resize_outcomes)
+        for seconds in actuated:
+            self._gauges.actuated(consumer=key, seconds=seconds)
+
     async def run(
         self,
         *,
@@ -271,15 +315,8 @@ class Pipeline:
         owner = Owner(
             api_version=source.api_version, kind=source.kind, name=source.name, uid=source.uid
         )
-        refused = (
-            refusal(policy=self._addresses, source=source, spec=spec)
-            if config.autoscaling is not None
-            else None
-        )
-        metrics = (
-            planning.Metrics()
-            if refused
-            else await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
+        refused, metrics = await self._allowed_metrics(
+            key=key, source=source, spec=spec, config=config, previous=previous, now=now
         )
         deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
         pods = self._instance_pods(config=config, deployments=deployments)
@@ -301,15 +338,9 @@ class Pipeline:
             plan=plan, namespace=config.namespace, owner_uid=source.uid
         )
         resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
-        if self._gauges is not None:
-            self._gauges.deployments_written(
-                consumer=key,
-                done=Counter(acting.write_kind(item) for item in outcome.done),
-                failed=outcome.refused,
-            )
-            self._gauges.resized(consumer=key, outcomes=resize_outcomes)
-            for seconds in actuated:
-                self._gauges.actuated(consumer=key, seconds=seconds)
+        self._count_writes(
+            key=key, outcome=outcome, resize_outcomes=resize_outcomes, actuated=actuated
+        )
         reported = of_pass(
             plan=plan,
             metrics=metrics,
