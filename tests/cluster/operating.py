@@ -561,3 +561,19 @@ class KubectlWatch:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def alone(cluster: Cluster, namespace: str, *, timeout: float = 120) -> None:
+    """Wait until the namespaces of earlier tests are gone.
+
+    The in-process operator is cluster-wide: a Consumer left in a namespace still being torn
+    down is reconciled too, and its requests (or kube-controller-manager's deletes) would add
+    to a test's counts of writes or passes."""
+
+    def others() -> list[str]:
+        items = cluster.api("GET", "/api/v1/namespaces?labelSelector=konsumerator.testenv/test")[
+            "items"
+        ]
+        return [n["metadata"]["name"] for n in items if n["metadata"]["name"] != namespace]
+
+    wait_until(lambda: not others(), timeout=timeout, what="the namespaces of earlier tests to go")

@@ -22,7 +22,8 @@ Aspects tested (manual mode, so only watch events can wake the Consumer):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -44,6 +45,46 @@ from konsumerator_dev.testenv.errors import NotReady
 pytestmark = pytest.mark.cluster
 
 HOLD = "hostile.test/hold"
+
+
+@contextlib.contextmanager
+def _held(cluster: Cluster, namespace: str, names: Iterable[str]) -> Iterator[None]:
+    """Deployments held by a finalizer of somebody's, released when the block ends however it
+    ends: a finalizer left behind by a failing test would keep its namespace terminating
+    forever, and every later test that waits for earlier namespaces to go would fail too."""
+    for name in names:
+        cluster.api(
+            "PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": [HOLD]}}
+        )
+    try:
+        yield
+    finally:
+        _release(cluster, namespace, names)
+
+
+def _release(cluster: Cluster, namespace: str, names: Iterable[str]) -> None:
+    for name in names:
+        # Gone already is fine; anything else is a real failure.
+        response = cluster.request(
+            "PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": None}}
+        )
+        assert response.ok or response.status == 404, response.text
+
+
+def _ours(d: dict[str, Any]) -> dict[str, Any]:
+    """What the operator writes on a Deployment: its spec, labels, annotations, owners, and
+    its own managed fields. (kube-controller-manager keeps updating the status of a
+    Deployment being deleted, which moves its resourceVersion.)"""
+    meta = d["metadata"]
+    return {
+        "spec": d.get("spec"),
+        "labels": meta.get("labels"),
+        "annotations": meta.get("annotations"),
+        "ownerReferences": meta.get("ownerReferences"),
+        "managed": [
+            m for m in meta.get("managedFields") or [] if m.get("manager") == "konsumerator"
+        ],
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -111,45 +152,37 @@ def test_a_recreated_consumer_never_takes_the_old_ones_deployments_and_converges
         old = _converged(cluster, namespace, "phoenix", 2)
         old_uid = old["metadata"]["uid"]
         # The old Deployments linger after their owner is gone (a finalizer of somebody's).
-        for name in names:
-            cluster.api(
-                "PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": [HOLD]}}
-            )
-        cluster.api("DELETE", consumer_path(namespace, "phoenix"))
-        held = eventually(
-            lambda: deployments(cluster, namespace),
-            lambda d: (
-                set(d) == names and all(x["metadata"].get("deletionTimestamp") for x in d.values())
-            ),
-            timeout=60,
-            what="the garbage collector to delete the old Deployments (held by the finalizer)",
-        )
-
-        cluster.apply(manifest)
-        new_uid = get_consumer(cluster, namespace, "phoenix")["metadata"]["uid"]
-        assert new_uid != old_uid
-        _settles(
-            cluster,
-            namespace,
-            "phoenix",
-            lambda o: (
-                (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
-            ),
-            "the new Consumer to be reconciled once",
-        )
-        # The old Deployments are not the new Consumer's: untouched.
-        for name, before in held.items():
-            after = deployments(cluster, namespace)[name]
-            assert _controller_uid(after) == old_uid, name
-            assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
-                name
+        with _held(cluster, namespace, names):
+            cluster.api("DELETE", consumer_path(namespace, "phoenix"))
+            held = eventually(
+                lambda: deployments(cluster, namespace),
+                lambda d: (
+                    set(d) == names
+                    and all(x["metadata"].get("deletionTimestamp") for x in d.values())
+                ),
+                timeout=60,
+                what="the garbage collector to delete the old Deployments (held by the finalizer)",
             )
 
-        # Their finalizer goes: they are gone, and the new Consumer runs its own instances.
-        for name in names:
-            cluster.api(
-                "PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": None}}
+            cluster.apply(manifest)
+            new_uid = get_consumer(cluster, namespace, "phoenix")["metadata"]["uid"]
+            assert new_uid != old_uid
+            _settles(
+                cluster,
+                namespace,
+                "phoenix",
+                lambda o: (
+                    (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
+                ),
+                "the new Consumer to be reconciled once",
             )
+            # The old Deployments are not the new Consumer's: untouched.
+            for name, before in held.items():
+                after = deployments(cluster, namespace)[name]
+                assert _controller_uid(after) == old_uid, name
+                assert _ours(after) == _ours(before), name
+
+        # Their finalizer went: they are gone, and the new Consumer runs its own instances.
         obj = _settles(
             cluster,
             namespace,
@@ -266,24 +299,23 @@ def test_an_instance_whose_owner_is_edited_to_a_missing_uid_is_recreated(
     with in_process_operator(cluster):
         cluster.apply(_quiet("gamma", namespace))
         uid = _converged(cluster, namespace, "gamma", 2)["metadata"]["uid"]
-        cluster.api(
-            "PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": [HOLD]}}
-        )
-        _hand_over(cluster, namespace, name, to="gamma", uid="00000000-0000-0000-0000-0000deadbeef")
-        _settles(
-            cluster,
-            namespace,
-            "gamma",
-            lambda o: condition(o, "Ready").get("reason") == "NameConflict",
-            "the Deployment under a dangling owner to be reported as a conflict",
-        )
-        eventually(
-            lambda: deployments(cluster, namespace)[name],
-            lambda d: bool(d["metadata"].get("deletionTimestamp")),
-            timeout=120,
-            what="the garbage collector to delete the Deployment with a dangling owner (held)",
-        )
-        cluster.api("PATCH", _deployment_path(namespace, name), {"metadata": {"finalizers": None}})
+        with _held(cluster, namespace, [name]):
+            _hand_over(
+                cluster, namespace, name, to="gamma", uid="00000000-0000-0000-0000-0000deadbeef"
+            )
+            _settles(
+                cluster,
+                namespace,
+                "gamma",
+                lambda o: condition(o, "Ready").get("reason") == "NameConflict",
+                "the Deployment under a dangling owner to be reported as a conflict",
+            )
+            eventually(
+                lambda: deployments(cluster, namespace)[name],
+                lambda d: bool(d["metadata"].get("deletionTimestamp")),
+                timeout=120,
+                what="the garbage collector to delete the Deployment with a dangling owner (held)",
+            )
         eventually(
             lambda: deployments(cluster, namespace),
             lambda d: name not in d or _controller_uid(d[name]) == uid,

@@ -36,6 +36,7 @@ import pytest
 import yaml
 from operating import (
     WRITE_VERBS,
+    alone,
     condition,
     consumer,
     consumer_path,
@@ -381,21 +382,8 @@ def test_guest_mode_with_its_namespaced_role_resizes_in_place(
         ]
 
 
-def _other_test_namespaces(cluster: Cluster, mine: str) -> list[str]:
-    items = cluster.api("GET", "/api/v1/namespaces?labelSelector=konsumerator.testenv/test")[
-        "items"
-    ]
-    return [n["metadata"]["name"] for n in items if n["metadata"]["name"] != mine]
-
-
 def test_a_converged_resize_makes_no_write(cluster: Cluster, namespace: str) -> None:
-    # The operator counts every request it makes: Consumers of earlier tests whose
-    # namespaces are being torn down would add theirs.
-    wait_until(
-        lambda: not _other_test_namespaces(cluster, namespace),
-        timeout=90,
-        what="the namespaces of earlier tests to be gone",
-    )
+    alone(cluster, namespace)
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
 
         def reconciles() -> float:

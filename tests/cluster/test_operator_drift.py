@@ -25,6 +25,7 @@ import pytest
 from operating import (
     WRITE_VERBS,
     KubectlWatch,
+    alone,
     consumer,
     container,
     converged,
@@ -61,20 +62,6 @@ def _edit(cluster: Cluster, namespace: str, name: str, patch: dict[str, Any]) ->
         content_type="application/strategic-merge-patch+json",
     )
     assert response.ok, response.text
-
-
-def _alone(cluster: Cluster, namespace: str) -> None:
-    """Until the namespaces of earlier tests are gone: the in-process operator is
-    cluster-wide, and a Consumer left in a namespace being torn down would add its
-    writes to the counts."""
-
-    def others() -> list[str]:
-        items = cluster.api("GET", "/api/v1/namespaces?labelSelector=konsumerator.testenv/test")[
-            "items"
-        ]
-        return [n["metadata"]["name"] for n in items if n["metadata"]["name"] != namespace]
-
-    wait_until(lambda: not others(), timeout=120, what="the namespaces of earlier tests to go")
 
 
 def _consumer_container(**fields: Any) -> dict[str, Any]:
@@ -166,7 +153,7 @@ def test_a_hand_edit_of_an_owned_field_is_reverted_and_counted_outdated(
 def test_what_a_user_adds_beside_our_fields_is_kept_and_costs_no_write(
     cluster: Cluster, namespace: str
 ) -> None:
-    _alone(cluster, namespace)
+    alone(cluster, namespace)
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
         cluster.apply(consumer(NAME, namespace, num_partitions=4, per_instance=2))
         eventually(
@@ -281,7 +268,7 @@ def test_a_rich_template_converges_and_then_costs_no_write(
     """Defaults, canonical quantities ("0.5Gi" is "512Mi", "1000m" is "1"), dropped empty
     values and list items of other managers must not look like drift: that would be a write
     on every pass."""
-    _alone(cluster, namespace)
+    alone(cluster, namespace)
     manifest = consumer(NAME, namespace, num_partitions=4, per_instance=2, max_cpu="1000m")
     manifest["spec"]["deploymentTemplate"] = RICH_TEMPLATE
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from operating import (
     WRITE_VERBS,
+    alone,
     consumer,
     consumer_path,
     converged,
@@ -66,22 +67,10 @@ def _apiserver_writes(cluster: Cluster) -> dict[tuple[str, str, str], float]:
     }
 
 
-def _other_test_namespaces(cluster: Cluster, mine: str) -> list[str]:
-    items = cluster.api("GET", "/api/v1/namespaces?labelSelector=konsumerator.testenv/test")[
-        "items"
-    ]
-    return [n["metadata"]["name"] for n in items if n["metadata"]["name"] != mine]
-
-
 def test_reconciles_with_nothing_to_change_make_no_write_request(
     cluster: Cluster, namespace: str
 ) -> None:
-    # Namespaces of earlier tests being torn down would add kcm's deletes to the count.
-    wait_until(
-        lambda: not _other_test_namespaces(cluster, namespace),
-        timeout=90,
-        what="the namespaces of earlier tests to be gone",
-    )
+    alone(cluster, namespace)
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
 
         def reconciles() -> float:

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from operating import (
     WRITE_VERBS,
+    alone,
     consumer,
     converged,
     eventually,
@@ -88,6 +89,7 @@ def frozen_controller_manager(cluster: Cluster) -> Iterator[None]:
 
 
 def test_deployments_settling_wake_no_pass(cluster: Cluster, namespace: str) -> None:
+    alone(cluster, namespace)
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
         controller = op.operator.manager._controllers[0]
 
