@@ -187,54 +187,33 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
             DEPLOYMENT_UID_INDEX: lambda d: [d.uid] if d.uid else [],
         }
     )
-    reflectors: list[Reflector[Any]] = [
-        Reflector(
-            name="deployments",
+
+    def managed(name: str, resource: Any, projector: Any, store: Store[Any]) -> Reflector[Any]:
+        """A watch of the objects the operator manages (selected by its managed-by label)."""
+        return Reflector(
+            name=name,
             source=ListWatch(
                 client=client,
-                resource=DEPLOYMENTS,
-                projector=DEPLOYMENT_PROJECTOR,
+                resource=resource,
+                projector=projector,
                 namespace=guest,
                 label_selector=f"{keys.LABEL_MANAGED_BY}={keys.MANAGED_BY_VALUE}",
             ),
-            store=deployments,
-            observer=metrics,
-        ),
-    ]
-    pods: Store[ObservedPod] = Store(indexers={POD_INDEX: pod_index})
-    reflectors.append(
-        Reflector(
-            name="pods",
-            source=ListWatch(
-                client=client,
-                resource=PODS,
-                projector=POD_PROJECTOR,
-                namespace=guest,
-                label_selector=f"{keys.LABEL_MANAGED_BY}={keys.MANAGED_BY_VALUE}",
-            ),
-            store=pods,
+            store=store,
             observer=metrics,
         )
-    )
+
+    pods: Store[ObservedPod] = Store(indexers={POD_INDEX: pod_index})
     # The pods' ReplicaSets, metadata only: the owner chain pod -> ReplicaSet ->
     # Deployment is checked by UID before a pod is taken as an instance's.
     replicasets: Store[ObservedReplicaSet] = Store(
         indexers={REPLICASET_UID_INDEX: replicaset_uid_index}
     )
-    reflectors.append(
-        Reflector(
-            name="replicasets",
-            source=ListWatch(
-                client=client,
-                resource=REPLICASETS,
-                projector=REPLICASET_PROJECTOR,
-                namespace=guest,
-                label_selector=f"{keys.LABEL_MANAGED_BY}={keys.MANAGED_BY_VALUE}",
-            ),
-            store=replicasets,
-            observer=metrics,
-        )
-    )
+    reflectors: list[Reflector[Any]] = [
+        managed("deployments", DEPLOYMENTS, DEPLOYMENT_PROJECTOR, deployments),
+        managed("pods", PODS, POD_PROJECTOR, pods),
+        managed("replicasets", REPLICASETS, REPLICASET_PROJECTOR, replicasets),
+    ]
     owned_pods = OwnedPods(
         pods=pods,
         replicasets=replicasets,

@@ -177,10 +177,8 @@ class Writer:
                 content_type="application/apply-patch+yaml",
             )
         except errors.Invalid as e:
-            if uid is not None and any(c.field == "metadata.uid" for c in e.causes):
-                raise errors.Conflict(
-                    status=409, reason="UIDMismatch", message=f"{name} is no longer {uid}"
-                ) from e
+            if (conflict := _uid_mismatch(e, name=name, uid=uid)) is not None:
+                raise conflict from e
             raise
         except errors.Conflict as e:
             if create_only and uid is None:
@@ -261,10 +259,8 @@ class Writer:
                 content_type="application/strategic-merge-patch+json",
             )
         except errors.Invalid as e:
-            if uid is not None and any(c.field == "metadata.uid" for c in e.causes):
-                raise errors.Conflict(
-                    status=409, reason="UIDMismatch", message=f"{name} is no longer {uid}"
-                ) from e
+            if (conflict := _uid_mismatch(e, name=name, uid=uid)) is not None:
+                raise conflict from e
             raise
         return _written(raw)
 
@@ -337,3 +333,13 @@ def _with_identity(
         metadata.setdefault("namespace", namespace)
     document["metadata"] = metadata
     return document
+
+
+def _uid_mismatch(e: errors.Invalid, *, name: str, uid: str | None) -> errors.Conflict | None:
+    """A write conditional on ``uid`` refused on ``metadata.uid``: the object was replaced
+    under the same name, a Conflict rather than an invalid request."""
+    if uid is not None and any(c.field == "metadata.uid" for c in e.causes):
+        return errors.Conflict(
+            status=409, reason="UIDMismatch", message=f"{name} is no longer {uid}"
+        )
+    return None
