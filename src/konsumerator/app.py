@@ -14,8 +14,11 @@ Watches, and why they are shaped so:
 * Pods of managed Deployments (in-place resizing), selected by the same label,
   which in-place mode puts on the pod template; projected to metadata and
   resources (``kube.pods``) and indexed by their Deployment, so a pass reads
-  an instance's pods in O(1) and a pod's event (a new pod, a resize actuated
-  or refused) wakes the Consumer that owns its Deployment.
+  an instance's pods in O(1); a pod's event wakes the Consumer that owns its
+  Deployment only when it changes what a pass derives (a resize to make,
+  actuated or refused; not a pod starting at its template's size:
+  ``controllers.waking.PodWakes``), and so does a ReplicaSet's (through its
+  pods).
 * Consumers (CRD mode, cluster-wide) or ConfigMaps (guest mode, one
   namespace). Status-only changes that our own last write made are filtered
   out, so our status writes never trigger a reconcile; anybody else's status
@@ -38,7 +41,13 @@ from konsumerator.controllers import waking
 from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
-from konsumerator.controllers.owned import REPLICASET_UID_INDEX, OwnedPods, replicaset_uid_index
+from konsumerator.controllers.owned import (
+    POD_OWNER_INDEX,
+    REPLICASET_UID_INDEX,
+    OwnedPods,
+    pod_owner_index,
+    replicaset_uid_index,
+)
 from konsumerator.controllers.ports import Reporter
 from konsumerator.controllers.reconciling import (
     OWNER_INDEX,
@@ -54,12 +63,7 @@ from konsumerator.domain.pods import ObservedPod, ObservedReplicaSet
 from konsumerator.kube import connecting
 from konsumerator.kube.eventing import EventRecorder
 from konsumerator.kube.leases import LeaseClient
-from konsumerator.kube.pods import (
-    POD_PROJECTOR,
-    REPLICASET_PROJECTOR,
-    pod_changed,
-    replicaset_changed,
-)
+from konsumerator.kube.pods import POD_PROJECTOR, REPLICASET_PROJECTOR
 from konsumerator.kube.projections import (
     CONFIGMAP_PROJECTOR,
     CUSTOM_OBJECT_PROJECTOR,
@@ -203,7 +207,9 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
             observer=metrics,
         )
 
-    pods: Store[ObservedPod] = Store(indexers={POD_INDEX: pod_index})
+    pods: Store[ObservedPod] = Store(
+        indexers={POD_INDEX: pod_index, POD_OWNER_INDEX: pod_owner_index}
+    )
     # The pods' ReplicaSets, metadata only: the owner chain pod -> ReplicaSet ->
     # Deployment is checked by UID before a pod is taken as an instance's.
     replicasets: Store[ObservedReplicaSet] = Store(
@@ -296,7 +302,12 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         d = deployments.get(ObjectKey(p.namespace, p.deployment)) if p.deployment else None
         return owners(d) if d is not None else []
 
-    controller.watches(pods, keys=pod_owners, predicate=pod_changed, batch_s=waking.BATCH_S)
+    # Only pod and ReplicaSet events that change what a pass derives (waking.PodWakes).
+    pod_wakes = waking.PodWakes(
+        deployment=lambda namespace, name: deployments.get(ObjectKey(namespace, name)),
+        pods_owned_by=lambda uid: pods.by_index(index=POD_OWNER_INDEX, value=uid),
+    )
+    controller.watches(pods, keys=pod_owners, predicate=pod_wakes.pod, batch_s=waking.BATCH_S)
 
     def replicaset_owners(rs: ObservedReplicaSet) -> list[ObjectKey]:
         """The owners of the Deployment controlling ``rs``: its pods may count from now on."""
@@ -309,7 +320,10 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         ]
 
     controller.watches(
-        replicasets, keys=replicaset_owners, predicate=replicaset_changed, batch_s=waking.BATCH_S
+        replicasets,
+        keys=replicaset_owners,
+        predicate=pod_wakes.replicaset,
+        batch_s=waking.BATCH_S,
     )
 
     manager = Manager(

@@ -155,17 +155,3 @@ def to_observed_replicaset(wire: ReplicaSetWire) -> ObservedReplicaSet:
 REPLICASET_PROJECTOR: Projector[ReplicaSetWire, ObservedReplicaSet] = Projector(
     wire=ReplicaSetWire, convert=to_observed_replicaset
 )
-
-
-def replicaset_changed(old: ObservedReplicaSet | None, new: ObservedReplicaSet | None) -> bool:
-    """Only a new or deleted ReplicaSet, or a new controller, matters (not its status)."""
-    return old is None or new is None or old != new
-
-
-def pod_changed(old: ObservedPod | None, new: ObservedPod | None) -> bool:
-    """Whether a pod event matters to planning (readiness and probes do not).
-
-    Every field of the projection but its resourceVersion is one planning reads,
-    so any other difference does.
-    """
-    return old is None or new is None or old != new
