@@ -41,13 +41,7 @@ from konsumerator.controllers import waking
 from konsumerator.controllers.acting import KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
-from konsumerator.controllers.owned import (
-    POD_OWNER_INDEX,
-    REPLICASET_UID_INDEX,
-    OwnedPods,
-    pod_owner_index,
-    replicaset_uid_index,
-)
+from konsumerator.controllers.owned import REPLICASET_UID_INDEX, OwnedPods, replicaset_uid_index
 from konsumerator.controllers.ports import Reporter
 from konsumerator.controllers.reconciling import (
     OWNER_INDEX,
@@ -207,9 +201,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
             observer=metrics,
         )
 
-    pods: Store[ObservedPod] = Store(
-        indexers={POD_INDEX: pod_index, POD_OWNER_INDEX: pod_owner_index}
-    )
+    pods: Store[ObservedPod] = Store(indexers={POD_INDEX: pod_index})
     # The pods' ReplicaSets, metadata only: the owner chain pod -> ReplicaSet ->
     # Deployment is checked by UID before a pod is taken as an instance's.
     replicasets: Store[ObservedReplicaSet] = Store(
@@ -305,7 +297,8 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     # Only pod and ReplicaSet events that change what a pass derives (waking.PodWakes).
     pod_wakes = waking.PodWakes(
         deployment=lambda namespace, name: deployments.get(ObjectKey(namespace, name)),
-        pods_owned_by=lambda uid: pods.by_index(index=POD_OWNER_INDEX, value=uid),
+        deployments_by_uid=lambda uid: deployments.by_index(index=DEPLOYMENT_UID_INDEX, value=uid),
+        instance_pods=lambda d: pods.by_index(index=POD_INDEX, value=f"{d.namespace}/{d.name}"),
     )
     controller.watches(pods, keys=pod_owners, predicate=pod_wakes.pod, batch_s=waking.BATCH_S)
 

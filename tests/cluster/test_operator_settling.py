@@ -4,16 +4,18 @@ Aspects tested:
 
 * a Consumer with 40 instances (replicas 1, so KWOK runs a pod for each; the default
   ``updateMode``, in place, so its pods and their ReplicaSets are watched and read)
-  converges in a couple of passes: the creating one and the one its own writes' events wake (batched into
-  one), and, whatever the timing, a small bounded number. kube-controller-manager is
-  frozen (SIGSTOP; it runs without leader election) meanwhile, so that all of its work on
-  the new Deployments comes after convergence, as it does at scale;
+  converges in a couple of passes: the creating one and the one its own writes' events
+  wake (batched into one), and, whatever the timing, a small bounded number.
+  kube-controller-manager is frozen (SIGSTOP; it runs without leader election)
+  meanwhile, so that all of its work on the new Deployments comes after convergence, as
+  it does at scale;
 * once it is thawed it creates the ReplicaSets, stamps each Deployment's
   ``deployment.kubernetes.io/revision`` annotation and moves its status along
   (observedGeneration, replicas, ready, available), and KWOK starts the pods at their
   template's size, which is the instance's (``waking.PodWakes``: such a pod is quiet):
-  no pass runs for any of it (the Consumer's ``konsumerator_consumer_reconcile_total`` does not
-  move until every Deployment is available and the queue is idle);
+  no pass runs for any of it (the Consumer's ``konsumerator_consumer_reconcile_total``
+  does not move until every Deployment is available and the queue is idle), and the
+  operator's pod cache saw every pod run;
 * the Deployments are untouched by the operator meanwhile (no write request).
 """
 

@@ -21,9 +21,6 @@ from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, ObservedReplicaSet
 
 REPLICASET_UID_INDEX = "uid"
-# The pod cache by the UID of the pod's controlling ReplicaSet: a ReplicaSet's event
-# matters only through its pods (``waking.PodWakes.replicaset``).
-POD_OWNER_INDEX = "owner"
 
 
 class ReplicaSetsView(Protocol):
@@ -34,10 +31,6 @@ class ReplicaSetsView(Protocol):
 
 def replicaset_uid_index(rs: ObservedReplicaSet) -> list[str]:
     return [rs.uid] if rs.uid else []
-
-
-def pod_owner_index(p: ObservedPod) -> list[str]:
-    return [p.owner_uid] if p.owner_uid else []
 
 
 class OwnedPods:

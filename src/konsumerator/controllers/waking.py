@@ -161,19 +161,24 @@ class PodWakes:
     A ReplicaSet matters only through its pods (``controllers.owned``: a pod
     counts once its ReplicaSet is cached and controlled by the instance's
     Deployment), so its event wakes only when its projection (name, UID,
-    controller) changed and one of the pods it owns (by UID) is not quiet.
+    controller) changed and one of the pods it owns (by UID) is not quiet. Only the
+    pods of a Deployment it names as its controller (before or after) are looked at:
+    no other pod can count (``controllers.owned``).
     """
 
     def __init__(
         self,
         *,
         deployment: Callable[[str, str], ObservedDeployment | None],
-        pods_owned_by: Callable[[str], Sequence[ObservedPod]],
+        deployments_by_uid: Callable[[str], Sequence[ObservedDeployment]],
+        instance_pods: Callable[[ObservedDeployment], Sequence[ObservedPod]],
     ) -> None:
         """``deployment(namespace, name)``: the managed Deployment of that name, if
-        cached; ``pods_owned_by(uid)``: the cached pods whose controller has that UID."""
+        cached; ``deployments_by_uid(uid)``: the one with that UID;
+        ``instance_pods(d)``: the cached pods indexed under ``d`` (by name)."""
         self._deployment = deployment
-        self._pods_owned_by = pods_owned_by
+        self._deployments_by_uid = deployments_by_uid
+        self._instance_pods = instance_pods
 
     def quiet(self, pod: ObservedPod) -> bool:
         d = self._deployment(pod.namespace, pod.deployment) if pod.deployment else None
@@ -198,5 +203,12 @@ class PodWakes:
     def replicaset(self, old: ObservedReplicaSet | None, new: ObservedReplicaSet | None) -> bool:
         if old is not None and new is not None and old == new:
             return False  # its status: not projected
-        uids = {rs.uid for rs in (old, new) if rs is not None and rs.uid}
-        return any(not self.quiet(pod) for uid in uids for pod in self._pods_owned_by(uid))
+        sides = [rs for rs in (old, new) if rs is not None]
+        uids = {rs.uid for rs in sides if rs.uid}
+        controllers = {rs.controller_uid for rs in sides if rs.controller_uid}
+        return any(
+            pod.owner_uid in uids and not self.quiet(pod)
+            for uid in controllers
+            for d in self._deployments_by_uid(uid)
+            for pod in self._instance_pods(d)
+        )

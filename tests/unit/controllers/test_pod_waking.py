@@ -125,7 +125,8 @@ def wakes_for(d: ObservedDeployment | None, pods: Sequence[ObservedPod] = ()) ->
         deployment=lambda ns, name: (
             d if d is not None and (ns, name) == (d.namespace, d.name) else None
         ),
-        pods_owned_by=lambda uid: [p for p in pods if p.owner_uid == uid],
+        deployments_by_uid=lambda uid: [d] if d is not None and d.uid == uid else [],
+        instance_pods=lambda found: [p for p in pods if p.deployment == found.name],
     )
 
 
@@ -162,6 +163,8 @@ RS_CASES: list[
     ("gone-with-quiet-pods", rs(), None, [RUNNING], False),
     ("gone-with-its-pod-resizing", rs(), None, [pod(pending=Pending.DEFERRED)], True),
     ("another-replicasets-pod", None, rs(uid="rs-2"), [pod(pending=Pending.INFEASIBLE)], False),
+    ("not-our-deployments", None, rs(controller="other"), [pod(pending=Pending.INFEASIBLE)], False),
+    ("ours-no-more", rs(), rs(controller=None), [pod(pending=Pending.INFEASIBLE)], True),
 ]
 
 
