@@ -288,6 +288,8 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     controller.watches(
         deployments, keys=owners, predicate=waking.deployment_wakes, batch_s=waking.BATCH_S
     )
+    # Status-only versions keep what the planner found comparing them with its intent.
+    deployments.subscribe(waking.keep_drift_memo)
 
     def pod_owners(p: ObservedPod) -> list[ObjectKey]:
         """The owners of the pod's Deployment (none while the cache does not show it)."""

@@ -93,6 +93,38 @@ def wake_view(d: ObservedDeployment) -> tuple[object, ...]:
     return tuple(_annotations(d) if name == "annotations" else getattr(d, name) for name in WAKING)
 
 
+# The most drift results carried from one observed version to the next. A pass adds one
+# per instance (its intent's key); a new intent without a write is rare, so a few keys
+# cover it, and the bound keeps a long run of status updates from accumulating stale ones.
+CARRIED_DRIFT_RESULTS: Final = 4
+
+
+def keep_drift_memo(old: ObservedDeployment | None, new: ObservedDeployment | None) -> None:
+    """Deployment store listener: a new version that differs from the old one in nothing
+    drift compares (labels, annotations, spec) keeps the old one's drift results.
+
+    The planner remembers what it found comparing a Deployment with its intent on the
+    observed value (``ObservedDeployment.drift_memo``), so an unchanged Deployment is
+    rendered and compared once. But every status update of kube-controller-manager's
+    is a new value: while it settled 1,000 new Deployments, each periodic pass rendered
+    and compared all of them again (``rules._drifted``, the largest part of a pass).
+    The same labels, annotations and spec bytes give the same differences for the same
+    intent, so the results stay true.
+    """
+    if (
+        old is None
+        or new is None
+        or old is new
+        or len(old.drift_memo) > CARRIED_DRIFT_RESULTS
+        or old.spec_json != new.spec_json
+        or old.labels != new.labels
+        or old.annotations != new.annotations
+    ):
+        return
+    for key, found in old.drift_memo.items():
+        new.drift_memo.setdefault(key, found)
+
+
 def deployment_wakes(old: ObservedDeployment | None, new: ObservedDeployment | None) -> bool:
     """Watch predicate for managed Deployments: additions, deletions, and updates that
     change ``wake_view``."""
