@@ -109,7 +109,10 @@ def keep_drift_memo(old: ObservedDeployment | None, new: ObservedDeployment | No
     is a new value: while it settled 1,000 new Deployments, each periodic pass rendered
     and compared all of them again (``rules._drifted``, the largest part of a pass).
     The same labels, annotations and spec bytes give the same differences for the same
-    intent, so the results stay true.
+    intent, so the results stay true. The deployment controller's revision annotations
+    (``CONTROLLER_ANNOTATIONS``, stamped once on every new Deployment) are left out of
+    the comparison: the annotations the operator renders are its own keys only
+    (``rendering``), so drift never compares those.
     """
     if (
         old is None
@@ -118,7 +121,7 @@ def keep_drift_memo(old: ObservedDeployment | None, new: ObservedDeployment | No
         or len(old.drift_memo) > CARRIED_DRIFT_RESULTS
         or old.spec_json != new.spec_json
         or old.labels != new.labels
-        or old.annotations != new.annotations
+        or _annotations(old) != _annotations(new)
     ):
         return
     for key, found in old.drift_memo.items():

@@ -6,8 +6,9 @@ Aspects tested:
   controllers' bookkeeping does not (the deployment controller's revision annotation, status
   counters, observedGeneration, a new resourceVersion alone);
 - additions and deletions always wake;
-- a version that differs only in what drift does not compare (status, resourceVersion)
-  keeps the planner's drift results (a bounded few), any other does not;
+- a version that differs only in what drift does not compare (status, resourceVersion,
+  the deployment controller's revision) keeps the planner's drift results (a bounded
+  few), any other does not;
 - every field of ``ObservedDeployment`` is placed: read by the pass (``WAKING``) or not,
   with a reason (``IGNORED``), never both, so a new field cannot be forgotten.
 """
@@ -115,8 +116,9 @@ CARRIES = {
     "observedGeneration": ({"observed_generation": 1, "resource_version": "12"}, True),
     "the deployment controller's revision": (
         {"annotations": annotated(**{"deployment.kubernetes.io/revision": "2"})},
-        False,
+        True,
     ),
+    "our annotation": ({"annotations": annotated(**{keys.PARTITION: "1"})}, False),
     "a label": ({"labels": MappingProxyType({"app": "other"})}, False),
     "the spec": ({"generation": 2, "spec_json": b'{"replicas":2}'}, False),
 }
