@@ -55,6 +55,18 @@ def crd(apply_: bool, kubeconfig: str | None) -> None:
     click.echo(f"customresourcedefinition/{name} serverside-applied")
 
 
+def _skip_console_extras() -> None:
+    """Keep ``rich`` out of the operator process.
+
+    structlog imports ``rich`` when it is installed (the dev tools install it), only
+    to draw console tracebacks; in the operator that is 3 MiB of resident memory for
+    its whole life (measured: 55.8 -> 52.7 MiB right after importing the app). A
+    ``None`` entry in ``sys.modules`` makes that import fail, and structlog then
+    prints plain tracebacks. Nothing else in the operator uses ``rich``.
+    """
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
+
+
 @main.command()
 @click.option(
     "--kubeconfig", type=click.Path(dir_okay=False), help="Default: in-cluster, then $KUBECONFIG."
@@ -117,6 +129,7 @@ def run(
     log_level: str,
 ) -> None:
     """Run the operator (CRD mode, or guest mode with --namespace)."""
+    _skip_console_extras()
     from konsumerator import app
     from konsumerator.prom.urls import AddressPolicy, PatternError
 

@@ -9,6 +9,8 @@ Aspects tested:
   pattern exits with status 2 naming the flag and the pattern, before anything runs.
 """
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -76,3 +78,24 @@ def test_a_bad_allowed_host_pattern_exits_2_naming_the_flag(started: list[app.Se
     assert "--prometheus-allowed-hosts" in result.output
     assert "'http://prom:9090'" in result.output
     assert started == []
+
+
+def test_the_operator_process_does_not_load_rich() -> None:
+    """structlog loads ``rich`` when it is installed (the dev tools install it): 3 MiB
+    of resident memory in the operator for console tracebacks it never draws. A fresh
+    interpreter runs the command up to the point where the app is imported and
+    settings are checked (a bad pattern stops it there), then reports what it loaded."""
+    probe = (
+        "import sys\n"
+        "from konsumerator.cli import main\n"
+        "try:\n"
+        "    main(['run', '--prometheus-allowed-hosts', 'x:0'], standalone_mode=False)\n"
+        "except Exception:\n"
+        "    pass\n"
+        "assert 'konsumerator.app' in sys.modules\n"
+        "print(sys.modules.get('rich') is not None)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "False"

@@ -257,6 +257,12 @@ def phase(before: Sample, after: Sample) -> dict[str, Any]:
 @click.option("--timeout", type=float, default=1800.0)
 @click.option("--workers", type=int, default=4, help="--max-concurrent-reconciles")
 @click.option("--keep", is_flag=True, help="leave the cluster running")
+@click.option(
+    "--cluster",
+    default="bench",
+    show_default=True,
+    help="testenv cluster name (another name lets two benches run side by side)",
+)
 def main(**options: Any) -> None:
     args = SimpleNamespace(**options)
 
@@ -264,7 +270,7 @@ def main(**options: Any) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     calibration = calibration_seconds()
     t0 = time.monotonic()
-    cluster = up("bench")
+    cluster = up(args.cluster)
     print(f"cluster up in {time.monotonic() - t0:.1f}s", flush=True)
     namespace = cluster.create_namespace("bench")
     crd = subprocess.run(
@@ -367,7 +373,7 @@ def main(**options: Any) -> None:
         exporter.__exit__(None, None, None)
         print(f"operator log: {log.name}")
         if not args.keep:
-            down("bench")
+            down(args.cluster)
 
 
 if __name__ == "__main__":
