@@ -51,11 +51,12 @@ so a restarted operator or a new leader goes on from the learned rate.
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot
+from konsumerator.domain.specs import Autoscaling, Predictor
 
 # The estimate stays within these multiples of the configured ratePerCore (the prior).
 LOWER = 0.3
@@ -319,10 +320,50 @@ def learn(
     )
 
 
-def effective_rate(learned: Learned | None) -> int | None:
-    """The rate to size with, or None for the configured one."""
+def effective_rate(learned: Learned | None, *, prior: int) -> int | None:
+    """The rate to size with, or None for the configured one (``prior``): nothing
+    learned yet, learning off, or learned from another ``ratePerCore``."""
     if learned is None or learned.state is State.OFF or learned.rate_per_core is None:
         return None
-    if learned.samples == 0:
+    if learned.samples == 0 or learned.prior != prior:
         return None
-    return learned.rate_per_core
+    return round(bounded(learned.rate_per_core, prior=prior))
+
+
+def for_pass(
+    *,
+    previous: Learned | None,
+    autoscaling: Autoscaling | None,
+    snapshot: MetricsSnapshot | None,
+    refreshed: bool,
+    before: MetricsSnapshot | None,
+    instances: Sequence[tuple[str, Sequence[int]]],
+    now: datetime,
+) -> Learned | None:
+    """What the status says about learning after this pass; None without the adaptive
+    predictor (the naive one never learns). Only a pass that refreshed metrics learns;
+    the others keep what the status holds."""
+    if autoscaling is None or autoscaling.predictor is not Predictor.ADAPTIVE:
+        return None
+    if not autoscaling.learns:
+        return off()
+    if not refreshed or snapshot is None:
+        return previous if previous is not None and previous.state is not State.OFF else None
+    return learn(
+        previous=previous,
+        prior=autoscaling.rate_per_core,
+        # A metrics source without the fourth query's answer (a recorded timeline).
+        usage=snapshot.cpu_usage or CpuUsage(problem="the metrics source gave no CPU usage"),
+        snapshot=snapshot,
+        before=before,
+        instances=instances,
+        now=now,
+    )
+
+
+def sizing_with(autoscaling: Autoscaling, learned: Learned | None) -> Autoscaling:
+    """``autoscaling`` sizing with the learned rate, when there is one to use."""
+    rate = effective_rate(learned, prior=autoscaling.rate_per_core)
+    if rate is None or autoscaling.predictor is not Predictor.ADAPTIVE:
+        return autoscaling
+    return replace(autoscaling, learned_rate_per_core=rate)

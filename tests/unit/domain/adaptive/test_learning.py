@@ -127,7 +127,7 @@ def test_without_a_query_learning_is_off_and_sizing_uses_the_configured_rate() -
         Reason.NO_CPU_USAGE_QUERY,
         None,
     )
-    assert effective_rate(got) is None
+    assert effective_rate(got, prior=PRIOR) is None
 
 
 def test_a_saturated_sample_moves_the_prior_by_the_ewma() -> None:
@@ -140,7 +140,7 @@ def test_a_saturated_sample_moves_the_prior_by_the_ewma() -> None:
         1,
         T,
     )
-    assert effective_rate(got) == got.rate_per_core
+    assert effective_rate(got, prior=PRIOR) == got.rate_per_core
 
 
 def test_the_sample_divides_by_cpu_used_as_a_ratio_of_sums() -> None:
@@ -196,7 +196,7 @@ def test_a_failed_lying_or_idle_answer_holds_the_learned_rate_and_says_why(
 def test_a_changed_ratepercore_restarts_learning_from_it() -> None:
     got = run(previous=LEARNED_900, prior=2000, now_snap=snap(300, 300))
     assert (got.rate_per_core, got.prior, got.samples) == (2000, 2000, 0)
-    assert effective_rate(got) is None  # nothing learned yet: the configured rate
+    assert effective_rate(got, prior=PRIOR) is None  # nothing learned yet: the configured rate
 
 
 def test_repeated_saturation_converges_on_the_true_rate() -> None:
