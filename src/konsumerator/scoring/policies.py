@@ -83,6 +83,12 @@ class PipelinePolicy:
         self._replay: Replay | None = None
         self._bodies: dict[str, dict[str, Any]] = {}
 
+    @property
+    def learned_rate_per_core(self) -> int | None:
+        """What the pass learned so far (``status.learning``), None before a sample."""
+        learned = self._replay.status.learning if self._replay is not None else None
+        return learned.rate_per_core if learned is not None and learned.samples else None
+
     def allocate(self, *, model: Model, scenario: Scenario) -> Sequence[Instance] | None:
         autoscaling = scenario.config.autoscaling
         assert autoscaling is not None
