@@ -10,7 +10,8 @@ Every step goes through a port (``controllers.ports``), so the operator,
 1. **Gather**, with no API call: the owned Deployments from the
    ``DeploymentsView`` (the watch cache's owner index), and a metrics snapshot
    from the ``MetricsSource`` (the Prometheus provider queries only when
-   ``minSyncPeriod`` has passed: three queries per Consumer per sync,
+   ``minSyncPeriod`` has passed: three queries per Consumer per sync, a fourth
+   with ``cpuUsage`` (the learned rate per core, ``domain.adaptive.learning``),
    whatever the partition count).
 2. **Decide**: ``domain.planning.plan``, a pure function.
 3. **Act**: the ``Actuator`` performs exactly the plan's writes
