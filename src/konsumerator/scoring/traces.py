@@ -243,7 +243,7 @@ def _parse(lines: Iterable[str], *, source: str, num_partitions: int, bounds: Bo
 
 
 def _too_long(bounds: Bounds) -> str:
-    return f"longer than the {bounds.max_duration_s:g} s that can be scored {bounds.max_reason}"
+    return f"longer than the {bounds.max_duration_s:,.0f} s that can be scored {bounds.max_reason}"
 
 
 def _time(row: Sequence[str], *, where: str, previous: Sequence[float], bounds: Bounds) -> float:
