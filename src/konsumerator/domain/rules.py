@@ -391,6 +391,7 @@ def _adaptive_situation(
     proposal: Proposal,
     comparison: int,
     effect: adaptive.Effect,
+    consumed: float,
 ) -> adaptive.Situation:
     """Everything ``adaptive.decide`` judges for one instance in this pass."""
     d = inst.deployment
@@ -413,6 +414,9 @@ def _adaptive_situation(
         cpu_shortage_m=proposal.cpu_shortage_m,
         now=ctx.now,
         effect=effect,
+        outage=adaptive.outage(
+            consumed=consumed, cpu_m=_cpu(d.current), rate_per_core=autoscaling.rate_per_core
+        ),
     )
 
 
@@ -516,6 +520,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         proposal=proposal,
         comparison=comparison,
         effect=effect,
+        consumed=consumed,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
     explanation = adaptive.explain(

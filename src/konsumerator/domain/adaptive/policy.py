@@ -16,6 +16,10 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   band (``HYSTERESIS``) of the current CPU;
 * ``dwelt``: scale down only ``pendingScaleDownDuration`` after the last resize
   (the minimum dwell), on top of the pending period itself;
+* ``outage``: no scale-up while the instance consumes (almost) nothing of
+  what its CPU could: a downstream outage or a crash, which no CPU fixes;
+  the drain that follows scales up at once (the lag is past
+  ``tolerableLag`` by then: ``urgent``);
 * ``ineffective``: when the last scale-up did not raise throughput (a
   single-threaded consumer, a slow downstream), stop adding CPU: more
   partitions or parallelism are needed, not more cores.
@@ -214,6 +218,18 @@ def effect(
     return Effect.JUDGING
 
 
+def outage(*, consumed: float, cpu_m: int, rate_per_core: float) -> bool:
+    """Whether the instance consumes less than ``OUTAGE`` of what its CPU could give.
+
+    Then CPU is not what holds it back (a stalled downstream, a crash loop, pods
+    restarting): adding some only costs, and the backlog it builds is drained
+    once consumption resumes. Measured against the CPU it has, not against
+    production, so a badly under-sized instance (consuming all its CPU gives)
+    is never taken for one in an outage.
+    """
+    return cpu_m > 0 and consumed < OUTAGE * cpu_m / 1000 * rate_per_core
+
+
 def beyond_band(*, current_cpu_m: int, proposed_cpu_m: int) -> bool:
     return proposed_cpu_m < current_cpu_m * (1 - HYSTERESIS)
 
@@ -240,6 +256,7 @@ class Situation:
     cpu_shortage_m: int
     now: datetime
     effect: "Effect" = Effect.EFFECTIVE
+    outage: bool = False
 
 
 def _up(s: Situation, knobs: Knobs) -> Verdict:
@@ -265,6 +282,12 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             apply=False,
             state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
             rule="judging: the last scale-up has not raised throughput yet",
+        )
+    if s.outage:
+        return Verdict(
+            apply=False,
+            state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
+            rule="outage: consuming almost nothing of what its CPU could; more CPU will not help",
         )
     if s.urgent:
         return Verdict(

@@ -326,3 +326,55 @@ def test_no_more_cpu_while_the_last_scale_up_is_judged_or_once_found_ineffective
     )
     assert verdict.apply is apply
     assert verdict.rule.startswith(rule)
+
+
+# consumed msg/s, CPU it has, ratePerCore -> in an outage
+OUTAGES = [
+    (0.0, 1000, 2000, True),  # consuming nothing: a stalled downstream
+    (99.0, 1000, 2000, True),  # under 5% of the 2000/s its CPU could give
+    (100.0, 1000, 2000, False),  # 5%: CPU may be what limits it
+    (2000.0, 1000, 2000, False),  # all its CPU gives: badly under-sized, not an outage
+    # production is not the measure: 20x the traffic on a small instance consumes
+    # 5% of production and all of its CPU
+    (200.0, 100, 2000, False),
+    (0.0, 0, 2000, False),  # no CPU request: nothing to compare with
+]
+
+
+@pytest.mark.parametrize(("consumed", "cpu_m", "rate_per_core", "want"), OUTAGES)
+def test_outage_is_consuming_almost_nothing_of_what_the_cpu_could(
+    consumed: float, cpu_m: int, rate_per_core: int, want: bool
+) -> None:
+    assert policy.outage(consumed=consumed, cpu_m=cpu_m, rate_per_core=rate_per_core) is want
+
+
+@pytest.mark.parametrize(
+    ("outage", "urgent", "apply", "next_status", "rule"),
+    [
+        (True, True, False, PSU, "outage"),  # no CPU helps while the downstream is out
+        (True, False, False, PSU, "outage"),
+        # the outage over: the drain scales up at once, the lag is past tolerableLag
+        (False, True, True, RUNNING, "urgent"),
+    ],
+)
+def test_no_scale_up_during_an_outage(
+    outage: bool, urgent: bool, apply: bool, next_status: ScalingStatus, rule: str
+) -> None:
+    state = ScalingState(status=RUNNING, since=ago(1000), memory=Memory(resized_at=ago(1000)))
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=1,
+            current_cpu_m=1000,
+            proposed_cpu_m=3000,
+            lagging=True,
+            urgent=urgent,
+            drained=False,
+            cpu_shortage_m=0,
+            now=NOW,
+            outage=outage,
+        ),
+        knobs=KNOBS,
+    )
+    assert (verdict.apply, verdict.state.status) == (apply, next_status)
+    assert verdict.rule.startswith(rule)

@@ -176,6 +176,24 @@ def test_a_scale_up_that_does_not_raise_throughput_stops_the_scale_ups() -> None
     story.replay.close()
 
 
+def test_no_cpu_is_added_during_an_outage_and_the_drain_scales_up_at_once() -> None:
+    """A downstream outage: nothing consumed for 10 minutes while the backlog builds."""
+    story = Story()
+    assert story.step(metrics(1000, 1000)) == 1200
+    behind = 0.0
+    cpus = []
+    for _ in range(20):
+        behind += 1000 * STEP_S
+        cpus.append(story.step(metrics(1000, 0, behind)))
+    # the lag is far past tolerableLag, yet no CPU helps while nothing is consumed
+    assert cpus == [1200] * 20
+    assert "rule outage" in story.annotations()[keys.SCALING_DECISION]
+    # consumption resumes at what 1200m gives: the drain scales up in the same pass
+    assert story.step(metrics(1000, 1200, behind)) > 1200
+    assert "rule urgent" in story.annotations()[keys.SCALING_DECISION]
+    story.replay.close()
+
+
 def test_an_ineffective_scale_up_is_a_warning_event() -> None:
     import asyncio
 
