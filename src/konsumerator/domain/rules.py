@@ -547,6 +547,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         short = adaptive.short_for_production(
             consumed=consumed,
             produced=sized.demand.production,
+            drained=situation.drained,
             production_need=sized.peak,
             backlog_need=sized.demand.backlog_need,
         )

@@ -262,16 +262,22 @@ def beyond_band(*, current_cpu_m: int, proposed_cpu_m: int, band: float) -> bool
 
 
 def short_for_production(
-    *, consumed: float, produced: float, production_need: float, backlog_need: float
+    *,
+    consumed: float,
+    produced: float,
+    drained: bool,
+    production_need: float,
+    backlog_need: float,
 ) -> bool:
     """Whether a scale-up finds the CPU short for production itself.
 
-    It consumes less than is produced, and it is not mostly a backlog's scale-up:
-    after an outage, consumption ramps up from nothing in the rate() window, which
-    says nothing about whether the size keeps up with production.
+    It consumes less than is produced while behind (not ``drained``): the lag is
+    growing. Not when the scale-up is mostly a backlog's: after an outage,
+    consumption ramps up from nothing in the rate() window, which says nothing
+    about whether the size keeps up with production.
     """
-    behind = produced > 0 and consumed < produced * KEEPING_UP
-    return behind and not for_backlog(production_need=production_need, backlog_need=backlog_need)
+    growing = produced > 0 and consumed < produced and not drained
+    return growing and not for_backlog(production_need=production_need, backlog_need=backlog_need)
 
 
 def for_backlog(*, production_need: float, backlog_need: float) -> bool:

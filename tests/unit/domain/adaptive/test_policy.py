@@ -176,21 +176,28 @@ def test_the_band_grows_with_what_a_resize_costs(
     assert policy.band(actuation_s=actuation_s, recovery_s=recovery_s) == pytest.approx(want)
 
 
-# consumed, produced, production need, backlog need -> short for production
+# consumed, produced, drained, production need, backlog need -> short for production
 SHORT = [
-    (1500.0, 3000.0, 3300.0, 100.0, True),  # consumes half of production
-    (2900.0, 3000.0, 3300.0, 100.0, False),  # keeps up (95 %): behind on a backlog only
-    (1500.0, 3000.0, 3300.0, 5000.0, False),  # mostly a backlog: an outage's drain
-    (0.0, 0.0, 0.0, 0.0, False),  # nothing produced
+    (1500.0, 3000.0, False, 3300.0, 100.0, True),  # consumes half of production, lag grows
+    # consumers 5% slower than ratePerCore: the lag grows slowly, but it grows
+    (2080.0, 2187.0, False, 2302.0, 345.0, True),
+    (2080.0, 2187.0, True, 2302.0, 0.0, False),  # not behind: noise in the rates
+    (2200.0, 2187.0, False, 2302.0, 345.0, False),  # draining: keeps up with production
+    (1500.0, 3000.0, False, 3300.0, 5000.0, False),  # mostly a backlog: an outage's drain
+    (0.0, 0.0, False, 0.0, 0.0, False),  # nothing produced
 ]
 
 
-@pytest.mark.parametrize(("consumed", "produced", "need", "backlog_need", "want"), SHORT)
+@pytest.mark.parametrize(("consumed", "produced", "drained", "need", "backlog_need", "want"), SHORT)
 def test_short_for_production(
-    consumed: float, produced: float, need: float, backlog_need: float, want: bool
+    consumed: float, produced: float, drained: bool, need: float, backlog_need: float, want: bool
 ) -> None:
     got = policy.short_for_production(
-        consumed=consumed, produced=produced, production_need=need, backlog_need=backlog_need
+        consumed=consumed,
+        produced=produced,
+        drained=drained,
+        production_need=need,
+        backlog_need=backlog_need,
     )
     assert got is want
 
