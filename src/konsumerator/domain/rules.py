@@ -417,7 +417,9 @@ def _adaptive_situation(
         now=ctx.now,
         effect=effect,
         outage=adaptive.outage(
-            consumed=consumed, cpu_m=_cpu(d.current), rate_per_core=autoscaling.rate_per_core
+            consumed=consumed,
+            cpu_m=_cpu(d.current),
+            rate_per_core=autoscaling.sizing_rate_per_core,
         ),
         settled=adaptive.settled(
             memory=d.scaling.memory,
