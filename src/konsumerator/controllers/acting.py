@@ -30,6 +30,13 @@ the cache we planned from and the request:
 * Writes run concurrently up to a bound, so 1,000 instances converge in
   seconds without flooding the API server; every failure is collected and
   reported, none stops the others.
+* One pass makes at most ``SLICE`` writes (in plan order: deletes, applies, pod
+  resizes); the rest is left for the next pass (``Outcome.deferred``), which the
+  pipeline asks for at once. A Consumer creating 2,000 Deployments used to hold its
+  worker for the whole wave (minutes on a busy apiserver) while a Consumer without a
+  worker waited; now it holds it for one slice, and the work queue, which serves the
+  key served least recently first, hands the next worker to the waiting one. The
+  next pass plans afresh from the watch cache, so a deferred write is never stale.
 """
 
 import asyncio
@@ -37,6 +44,7 @@ import functools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import structlog
 
@@ -49,6 +57,11 @@ from konsumerator.kube.writing import Writer
 from konsumerator.runtime import errors
 
 log = structlog.stdlib.get_logger(__name__)
+
+# The most writes one pass makes. Large enough that a 1,000-instance wave is two
+# passes (each pass plans every instance once: fewer, larger slices cost less CPU),
+# small enough that one slice holds a worker for seconds, not minutes.
+SLICE: Final = 500
 
 
 @dataclass(slots=True)
@@ -65,6 +78,8 @@ class Outcome:
     resized: list[PodResize] = field(default_factory=list)
     resize_refused: dict[str, str] = field(default_factory=dict)
     resize_unsupported: bool = False
+    # Writes of the plan left for the next pass (beyond ``SLICE``).
+    deferred: int = 0
 
 
 def unsupported(e: errors.ApiError) -> bool:
@@ -229,8 +244,10 @@ async def act(
     namespace: str,
     owner_uid: str,
     concurrency: int = 16,
+    limit: int = SLICE,
 ) -> Outcome:
-    """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once."""
+    """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once
+    and at most ``limit`` of them in all (the rest is ``Outcome.deferred``)."""
     outcome = Outcome()
     gate = asyncio.Semaphore(concurrency)
 
@@ -262,7 +279,10 @@ async def act(
             for r in plan.resizes
         ),
     ]
-    tasks: Sequence[asyncio.Task[None]] = [asyncio.create_task(gated(write)) for write in writes]
+    outcome.deferred = max(0, len(writes) - limit)
+    tasks: Sequence[asyncio.Task[None]] = [
+        asyncio.create_task(gated(write)) for write in writes[:limit]
+    ]
     if tasks:
         await asyncio.gather(*tasks)
     if outcome.failures:
@@ -273,10 +293,13 @@ async def act(
 class KubeActuator:
     """The ``ports.Actuator`` of the operator: server-side apply on the API server."""
 
-    def __init__(self, *, client: ApiClient, writer: Writer, concurrency: int = 16) -> None:
+    def __init__(
+        self, *, client: ApiClient, writer: Writer, concurrency: int = 16, limit: int = SLICE
+    ) -> None:
         self._client = client
         self._writer = writer
         self._concurrency = concurrency
+        self._limit = limit
 
     async def act(self, *, plan: Plan, namespace: str, owner_uid: str) -> Outcome:
         return await act(
@@ -286,4 +309,5 @@ class KubeActuator:
             namespace=namespace,
             owner_uid=owner_uid,
             concurrency=self._concurrency,
+            limit=self._limit,
         )

@@ -18,7 +18,16 @@ own ``konsumerator_api_requests_total``, and the apiserver's
 KWOK's traffic is shown too) and Prometheus instant queries; then the peak RSS
 (``VmHWM``), the longest wait for a worker (a histogram bound) and a
 calibration: the CPU seconds of a fixed Python loop in the bench process, so
-the operator's CPU can be compared across machines as a ratio.
+the operator's CPU can be compared across machines as a ratio. Per phase it
+also gives each Consumer's longest wait for a worker (``waited_s`` of the
+operator's ``reconciled`` log lines: from when its key was ready to when a
+worker took it) beside the longest pass (a histogram bound), the two figures
+"no Consumer waits more than one pass for a worker" compares.
+
+``--profile FILE`` samples the operator with py-spy (the ``bench`` dependency
+group) for the whole steady window and writes its collapsed stacks to FILE
+(``--format raw``: one line per stack with its sample count; flamegraph tools
+read it).
 
     make bench-scale                      # defaults: 1,000 + 20 x 100 partitions
     make bench-scale BENCH_ARGS="--big 1000 --consumers-small 0"   # the issue's 1,000 case
@@ -41,6 +50,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -133,16 +143,17 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def converged(cluster: Cluster, expected: int) -> int:
+    """How many managed Deployments have a CPU request on their first container.
+
+    One column, not ``-o json``: at 10,000 Deployments kubectl re-encoding the whole list
+    (and this process decoding it) took over a minute of a loaded machine per check.
+    """
+    column = "custom-columns=CPU:.spec.template.spec.containers[0].resources.requests.cpu"
     out = cluster.kubectl(
-        "get", "deployments", "-A", "-l", "app.kubernetes.io/managed-by=konsumerator", "-o", "json"
-    )
-    items = json.loads(out.stdout)["items"]
-    ready = 0
-    for d in items:
-        containers = d["spec"]["template"]["spec"]["containers"]
-        if containers and containers[0].get("resources", {}).get("requests", {}).get("cpu"):
-            ready += 1
-    return ready
+        "get", "deployments", "-A", "-l", "app.kubernetes.io/managed-by=konsumerator",
+        "--no-headers", "-o", column,
+    )  # fmt: skip
+    return sum(1 for line in out.stdout.splitlines() if line.strip() not in ("", "<none>"))
 
 
 def diff(
@@ -198,12 +209,13 @@ def queue_waits(text: str) -> tuple[float, float]:
     return found["sum"], found["count"]
 
 
-def longest_queue_wait(text: str) -> float:
-    """The smallest histogram bound that holds every ``workqueue_queue_duration_seconds``
-    sample so far (an upper bound of the longest wait for a worker)."""
+def longest_queue_wait(text: str, histogram: str = "workqueue_queue_duration_seconds") -> float:
+    """The smallest bound of ``histogram`` that holds every sample so far (an upper bound
+    of the longest wait for a worker, or with ``workqueue_work_duration_seconds``, of the
+    longest pass)."""
     buckets: list[tuple[float, float]] = []
     for line in text.splitlines():
-        if line.startswith("workqueue_queue_duration_seconds_bucket{"):
+        if line.startswith(f"{histogram}_bucket{{"):
             le = re.search(r'le="([^"]+)"', line)
             if le:
                 buckets.append((float(le.group(1)), float(line.rsplit(" ", 1)[1])))
@@ -213,23 +225,44 @@ def longest_queue_wait(text: str) -> float:
     return min(bound for bound, count in buckets if count >= total)
 
 
+def worker_waits(log: Path, *, since: float, until: float) -> dict[str, float]:
+    """Each Consumer's longest wait for a worker (``waited_s``) among the operator's
+    ``reconciled`` lines logged between the wall-clock times ``since`` and ``until``."""
+    longest: dict[str, float] = {}
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") != "reconciled" or "waited_s" not in entry:
+            continue
+        at = datetime.fromisoformat(entry["timestamp"]).timestamp()
+        if since <= at <= until:
+            key = entry["consumer"]
+            longest[key] = max(longest.get(key, 0.0), float(entry["waited_s"]))
+    return dict(sorted(longest.items()))
+
+
 class Sample:
     """Every counter the report compares, read at one moment."""
 
     def __init__(self, *, cluster: Cluster, pid: int, metrics_port: int) -> None:
         self.at = time.monotonic()
+        self.wall = time.time()
         self.cpu = cpu_seconds(pid)
         self.rss = rss_mib(pid)
         operator = operator_metrics(metrics_port)
         self.reconciles = reconciles(operator)
+        self.longest_pass = longest_queue_wait(operator, "workqueue_work_duration_seconds")
         self.waits = queue_waits(operator)
         self.operator = counters(operator, "konsumerator_api_requests_total")
         self.apiserver = counters(cluster.apiserver_metrics(), "apiserver_request_total")
         self.queries = prom_queries(cluster)
 
 
-def phase(before: Sample, after: Sample) -> dict[str, Any]:
+def phase(before: Sample, after: Sample, *, log: Path) -> dict[str, Any]:
     waited, count = (a - b for a, b in zip(after.waits, before.waits, strict=True))
+    waits = worker_waits(log, since=before.wall, until=after.wall)
     return {
         "seconds": round(after.at - before.at, 1),
         "reconciles": after.reconciles - before.reconciles,
@@ -239,10 +272,30 @@ def phase(before: Sample, after: Sample) -> dict[str, Any]:
         ),
         "operator_rss_mib_at_end": round(after.rss, 1),
         "mean_queue_wait_seconds": round(waited / count, 3) if count else 0.0,
+        "longest_wait_for_a_worker_seconds_by_consumer": waits,
+        "longest_pass_seconds_at_most_so_far": after.longest_pass,
         "operator_requests": diff(after.operator, before.operator),
         "apiserver_requests_all_clients": diff(after.apiserver, before.apiserver),
         "prometheus_queries": int(after.queries - before.queries),
     }
+
+
+def profiler(*, pid: int, seconds: float, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` for ``seconds`` into ``out`` (None: no profile).
+
+    ``--nonblocking``: the operator is never paused to be sampled, so the CPU figures
+    of the window stay the operator's own.
+    """
+    if out is None:
+        return None
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        raise SystemExit(f"--profile needs py-spy ({spy}): uv sync --group bench")
+    return subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)),
+         "--nonblocking", "--format", "raw", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 @click.command("scale", help=__doc__.splitlines()[0] if __doc__ else None)
@@ -257,6 +310,12 @@ def phase(before: Sample, after: Sample) -> dict[str, Any]:
 @click.option("--timeout", type=float, default=1800.0)
 @click.option("--workers", type=int, default=4, help="--max-concurrent-reconciles")
 @click.option("--keep", is_flag=True, help="leave the cluster running")
+@click.option(
+    "--profile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="py-spy the operator through the steady window into this file (collapsed stacks)",
+)
 def main(**options: Any) -> None:
     args = SimpleNamespace(**options)
 
@@ -329,8 +388,11 @@ def main(**options: Any) -> None:
         sized = sample()
         time.sleep(args.settle)
         settled = sample()
+        spy = profiler(pid=operator.pid, seconds=args.steady, out=args.profile)
         time.sleep(args.steady)
         end = sample()
+        if spy is not None:
+            spy.wait()
         rss = peak_rss_mib(operator.pid)
         consumers = len(topics)
         syncs = args.steady / 30.0
@@ -349,9 +411,9 @@ def main(**options: Any) -> None:
                 operator_metrics(metrics_port)
             ),
             "phases": {
-                "converge": phase(idle, sized),
-                "settle": phase(sized, settled),
-                "steady": phase(settled, end),
+                "converge": phase(idle, sized, log=Path(log.name)),
+                "settle": phase(sized, settled, log=Path(log.name)),
+                "steady": phase(settled, end, log=Path(log.name)),
             },
             "prometheus_queries_per_consumer_per_sync": round(
                 (end.queries - settled.queries) / consumers / syncs, 2
