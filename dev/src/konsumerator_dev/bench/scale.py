@@ -6,9 +6,11 @@ Prometheus that scrapes a synthetic exporter. For each phase
 
 * converge: from applying the Consumers until every Deployment exists with its
   resources (the planned CPU request on its consumer container);
-* settle: ``--settle`` seconds more, while kube-controller-manager creates the
-  ReplicaSets and KWOK the pods (their status changes are not the operator's
-  business: few reconciles expected);
+* settle: ``--settle`` seconds more, and at least until kube-controller-manager
+  has created a ReplicaSet for every Deployment and the pods are there
+  (``apiserver_storage_objects``; at its default client rate limit that takes
+  minutes for 10,000 Deployments): their status changes are not the operator's
+  business, few reconciles expected;
 * steady: ``--steady`` seconds more (a sync every 30 s);
 
 it reports reconciles, operator CPU seconds (``/proc/<pid>/stat``), RSS at the
@@ -243,6 +245,27 @@ def worker_waits(log: Path, *, since: float, until: float) -> dict[str, float]:
     return dict(sorted(longest.items()))
 
 
+def stored(text: str, resource: str) -> float:
+    """``apiserver_storage_objects`` of ``resource`` (e.g. ``replicasets.apps``)."""
+    for line in text.splitlines():
+        if line.startswith("apiserver_storage_objects{") and f'resource="{resource}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def settle_until_created(cluster: Cluster, *, replicasets: int, pods: int, timeout: float) -> None:
+    """Wait (at most ``timeout``) until the apiserver stores at least that many
+    ReplicaSets and pods: kube-controller-manager and KWOK have caught up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = cluster.apiserver_metrics()
+        made = stored(text, "replicasets.apps"), stored(text, "pods")
+        print(f"  settling: {made[0]:.0f}/{replicasets} ReplicaSets, {made[1]:.0f}/{pods} pods")
+        if made[0] >= replicasets and made[1] >= pods:
+            return
+        time.sleep(10)
+
+
 class Sample:
     """Every counter the report compares, read at one moment."""
 
@@ -387,6 +410,9 @@ def main(**options: Any) -> None:
             time.sleep(5)
         sized = sample()
         time.sleep(args.settle)
+        settle_until_created(
+            cluster, replicasets=expected, pods=expected * args.replicas, timeout=args.timeout
+        )
         settled = sample()
         spy = profiler(pid=operator.pid, seconds=args.steady, out=args.profile)
         time.sleep(args.steady)
