@@ -223,9 +223,18 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     )
     prometheus = httpx2.AsyncClient(trust_env=False)
 
+    def contended() -> bool:
+        """Whether a Consumer waits for a worker (a pass then yields its worker soon)."""
+        return len(controller.queue) > 0
+
     def pipeline(reporter: Reporter) -> Pipeline:
         return Pipeline(
-            actuator=KubeActuator(client=client, writer=writer, limit=settings.writes_per_pass),
+            actuator=KubeActuator(
+                client=client,
+                writer=writer,
+                limit=settings.writes_per_pass,
+                contended=contended,
+            ),
             reporter=reporter,
             provider=MetricsProvider(
                 client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)

@@ -31,16 +31,21 @@ the cache we planned from and the request:
   seconds without flooding the API server; every failure is collected and
   reported, none stops the others.
 * One pass makes at most ``SLICE`` writes (in plan order: deletes, applies, pod
-  resizes); the rest is left for the next pass (``Outcome.deferred``), which the
-  pipeline asks for at once. A Consumer creating 2,000 Deployments used to hold its
-  worker for the whole wave (minutes on a busy apiserver) while a Consumer without a
-  worker waited; now it holds it for one slice, and the work queue, which serves the
-  key served least recently first, hands the next worker to the waiting one. The
-  next pass plans afresh from the watch cache, so a deferred write is never stale.
+  resizes), and once another Consumer waits for a worker (``contended``) it starts
+  no new write after ``YIELD_AFTER_S`` seconds of writing; the rest is left for the
+  next pass (``Outcome.deferred``), which the pipeline asks for at once. A Consumer
+  creating 2,000 Deployments used to hold its worker for the whole wave (minutes on
+  a busy apiserver) while a Consumer without a worker waited; now it holds it for
+  one slice, and the work queue, which serves the key served least recently first,
+  hands the next worker to the waiting one. Nobody waiting, a wave is cut only
+  every ``SLICE`` writes, so a lone Consumer plans its wave a few times, not once
+  per few seconds. The next pass plans afresh from the watch cache, so a deferred
+  write is never stale.
 """
 
 import asyncio
 import functools
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +67,13 @@ log = structlog.stdlib.get_logger(__name__)
 # passes (each pass plans every instance once: fewer, larger slices cost less CPU),
 # small enough that one slice holds a worker for seconds, not minutes.
 SLICE: Final = 500
+# How long a pass writes before it gives its worker up to a waiting Consumer: each slice
+# plans every instance again (a fraction of a second at 2,000), so not much shorter.
+YIELD_AFTER_S: Final = 5.0
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(slots=True)
@@ -245,16 +257,31 @@ async def act(
     owner_uid: str,
     concurrency: int = 16,
     limit: int = SLICE,
+    contended: Callable[[], bool] = _never,
+    yield_after_s: float = YIELD_AFTER_S,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once
-    and at most ``limit`` of them in all (the rest is ``Outcome.deferred``)."""
+    and at most ``limit`` of them in all; once ``contended()`` (another key waits for a
+    worker) after ``yield_after_s``, no more are started. What is not started is
+    ``Outcome.deferred``."""
     outcome = Outcome()
     gate = asyncio.Semaphore(concurrency)
+    started = clock()
+    stopped = False
+
+    def yielding() -> bool:
+        nonlocal stopped
+        stopped = stopped or (clock() - started >= yield_after_s and contended())
+        return stopped
 
     async def gated(write: Callable[[], Awaitable[None]]) -> None:
         # The write starts only once the gate admits it (a cancelled waiter leaves
-        # no coroutine unawaited).
+        # no coroutine unawaited), and only while the pass keeps its worker.
         async with gate:
+            if yielding():
+                outcome.deferred += 1
+                return
             await write()
 
     writes: list[Callable[[], Awaitable[None]]] = [
@@ -279,7 +306,7 @@ async def act(
             for r in plan.resizes
         ),
     ]
-    outcome.deferred = max(0, len(writes) - limit)
+    outcome.deferred += max(0, len(writes) - limit)
     tasks: Sequence[asyncio.Task[None]] = [
         asyncio.create_task(gated(write)) for write in writes[:limit]
     ]
@@ -294,12 +321,20 @@ class KubeActuator:
     """The ``ports.Actuator`` of the operator: server-side apply on the API server."""
 
     def __init__(
-        self, *, client: ApiClient, writer: Writer, concurrency: int = 16, limit: int = SLICE
+        self,
+        *,
+        client: ApiClient,
+        writer: Writer,
+        concurrency: int = 16,
+        limit: int = SLICE,
+        contended: Callable[[], bool] = _never,
     ) -> None:
+        """``contended()``: whether another key waits for a worker (the work queue's)."""
         self._client = client
         self._writer = writer
         self._concurrency = concurrency
         self._limit = limit
+        self._contended = contended
 
     async def act(self, *, plan: Plan, namespace: str, owner_uid: str) -> Outcome:
         return await act(
@@ -310,4 +345,5 @@ class KubeActuator:
             owner_uid=owner_uid,
             concurrency=self._concurrency,
             limit=self._limit,
+            contended=self._contended,
         )

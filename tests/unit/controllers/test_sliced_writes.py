@@ -4,6 +4,8 @@ Aspects tested (the operator's pipeline and actuator over an in-memory watch cac
 writer that records; no API server):
 - ``act`` with a limit makes that many writes, in plan order, and reports the rest as
   deferred; with room for all, nothing is deferred;
+- once another key waits for a worker (``contended``), ``act`` starts no write after
+  ``yield_after_s`` of writing and defers the rest; nobody waiting, it writes on;
 - a reconcile whose writes were cut asks for another pass at once (``Result(requeue=True)``),
   and passes in a row create every Deployment, each at most the limit, the last one
   asking for none (the work queue lets waiting Consumers go between them:
@@ -106,6 +108,40 @@ def test_act_writes_at_most_its_limit_in_plan_order_and_defers_the_rest(
     )
     assert sorted(writer.applied) == sorted(a.name for a in plan.applies[:written])
     assert [item.name for item in outcome.done] == writer.applied
+    assert outcome.deferred == 5 - written
+
+
+class SlowWriter(RecordingWriter):
+    """Each write takes one second of a fake clock."""
+
+    def __init__(self, store: Store[ObservedDeployment]) -> None:
+        super().__init__(store)
+        self.now = 0.0
+
+    async def apply(self, *, name: str, body: Mapping[str, Any], **kw: Any) -> Written:
+        self.now += 1.0
+        return await super().apply(name=name, body=body, **kw)
+
+
+@pytest.mark.parametrize(("waiting", "written"), [(True, 3), (False, 5)])
+def test_act_gives_its_worker_up_after_a_while_only_when_another_key_waits(
+    waiting: bool, written: int
+) -> None:
+    writer = SlowWriter(Store())
+    outcome = asyncio.run(
+        acting.act(
+            client=None,  # type: ignore[arg-type]
+            writer=writer,  # type: ignore[arg-type]
+            plan=missing_plan(),
+            namespace="default",
+            owner_uid=UID,
+            concurrency=1,
+            contended=lambda: waiting,
+            yield_after_s=3.0,
+            clock=lambda: writer.now,
+        )
+    )
+    assert len(writer.applied) == written
     assert outcome.deferred == 5 - written
 
 
