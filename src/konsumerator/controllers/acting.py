@@ -32,15 +32,16 @@ the cache we planned from and the request:
   reported, none stops the others.
 * One pass makes at most ``SLICE`` writes (in plan order: deletes, applies, pod
   resizes), and once another Consumer waits for a worker (``contended``) it starts
-  no new write after ``YIELD_AFTER_S`` seconds of writing; the rest is left for the
-  next pass (``Outcome.deferred``), which the pipeline asks for at once. A Consumer
-  creating 2,000 Deployments used to hold its worker for the whole wave (minutes on
-  a busy apiserver) while a Consumer without a worker waited; now it holds it for
-  one slice, and the work queue, which serves the key served least recently first,
-  hands the next worker to the waiting one. Nobody waiting, a wave is cut only
-  every ``SLICE`` writes, so a lone Consumer plans its wave a few times, not once
-  per few seconds. The next pass plans afresh from the watch cache, so a deferred
-  write is never stale.
+  no new write after ``YIELD_AFTER_S`` seconds of writing, provided it has started
+  a tenth of its writes (at least ``YIELD_MIN_WRITES``): every pass plans each
+  instance again, so a wave is cut into at most about ten passes however slow the
+  apiserver is. The rest is left for the next pass (``Outcome.deferred``), which
+  the pipeline asks for at once. A Consumer creating 2,000 Deployments used to hold
+  its worker for the whole wave (minutes on a busy apiserver) while a Consumer
+  without a worker waited; now it holds it for one slice, and the work queue, which
+  serves the key served least recently first, hands the next worker to the waiting
+  one. The next pass plans afresh from the watch cache, so a deferred write is
+  never stale.
 """
 
 import asyncio
@@ -67,9 +68,11 @@ log = structlog.stdlib.get_logger(__name__)
 # passes (each pass plans every instance once: fewer, larger slices cost less CPU),
 # small enough that one slice holds a worker for seconds, not minutes.
 SLICE: Final = 500
-# How long a pass writes before it gives its worker up to a waiting Consumer: each slice
-# plans every instance again (a fraction of a second at 2,000), so not much shorter.
+# How long a pass writes before it gives its worker up to a waiting Consumer, and the
+# fewest writes it starts first (or a tenth of its writes, if more): each slice plans
+# every instance again (a fraction of a second at 2,000), so slices are not much smaller.
 YIELD_AFTER_S: Final = 5.0
+YIELD_MIN_WRITES: Final = 50
 
 
 def _never() -> bool:
@@ -259,20 +262,25 @@ async def act(
     limit: int = SLICE,
     contended: Callable[[], bool] = _never,
     yield_after_s: float = YIELD_AFTER_S,
+    min_writes: int = YIELD_MIN_WRITES,
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once
     and at most ``limit`` of them in all; once ``contended()`` (another key waits for a
-    worker) after ``yield_after_s``, no more are started. What is not started is
-    ``Outcome.deferred``."""
+    worker) after ``yield_after_s`` and a tenth of them (at least ``min_writes``),
+    no more are started. What is not started is ``Outcome.deferred``."""
     outcome = Outcome()
     gate = asyncio.Semaphore(concurrency)
     started = clock()
     stopped = False
+    begun = 0
+    total = len(plan.deletes) + len(plan.applies) + len(plan.resizes)
+    least = max(min_writes, total // 10)
 
     def yielding() -> bool:
-        nonlocal stopped
-        stopped = stopped or (clock() - started >= yield_after_s and contended())
+        nonlocal stopped, begun
+        stopped = stopped or (begun >= least and clock() - started >= yield_after_s and contended())
+        begun += not stopped
         return stopped
 
     async def gated(write: Callable[[], Awaitable[None]]) -> None:

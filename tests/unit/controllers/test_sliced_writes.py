@@ -5,7 +5,8 @@ writer that records; no API server):
 - ``act`` with a limit makes that many writes, in plan order, and reports the rest as
   deferred; with room for all, nothing is deferred;
 - once another key waits for a worker (``contended``), ``act`` starts no write after
-  ``yield_after_s`` of writing and defers the rest; nobody waiting, it writes on;
+  ``yield_after_s`` of writing and ``min_writes`` writes, and defers the rest; nobody
+  waiting, it writes on;
 - a reconcile whose writes were cut asks for another pass at once (``Result(requeue=True)``),
   and passes in a row create every Deployment, each at most the limit, the last one
   asking for none (the work queue lets waiting Consumers go between them:
@@ -123,10 +124,13 @@ class SlowWriter(RecordingWriter):
         return await super().apply(name=name, body=body, **kw)
 
 
-@pytest.mark.parametrize(("waiting", "written"), [(True, 3), (False, 5)])
+@pytest.mark.parametrize(
+    ("waiting", "min_writes", "written"), [(True, 2, 3), (True, 4, 4), (False, 2, 5)]
+)
 def test_act_gives_its_worker_up_after_a_while_only_when_another_key_waits(
-    waiting: bool, written: int
+    waiting: bool, min_writes: int, written: int
 ) -> None:
+    """One write a second, 3 s before yielding: the 4th write would start at 3 s."""
     writer = SlowWriter(Store())
     outcome = asyncio.run(
         acting.act(
@@ -138,6 +142,7 @@ def test_act_gives_its_worker_up_after_a_while_only_when_another_key_waits(
             concurrency=1,
             contended=lambda: waiting,
             yield_after_s=3.0,
+            min_writes=min_writes,
             clock=lambda: writer.now,
         )
     )
