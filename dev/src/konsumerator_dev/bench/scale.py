@@ -68,7 +68,13 @@ SYNC = "30s"
 
 
 def consumer(
-    *, name: str, namespace: str, partitions: int, prometheus: str, replicas: int
+    *,
+    name: str,
+    namespace: str,
+    partitions: int,
+    prometheus: str,
+    replicas: int,
+    update_mode: str | None = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "consumer.yaml").read_text())
     doc["metadata"] = {"name": name, "namespace": namespace}
@@ -84,6 +90,8 @@ def consumer(
     prom["production"]["query"] = f"sum by (partition) (bench_production{{{topic}}})"
     prom["consumption"]["query"] = f"sum by (partition) (bench_production{{{topic}}})"
     spec["resourcePolicy"].pop("globalPolicy", None)
+    if update_mode is not None:
+        spec["autoscaler"]["updateMode"] = update_mode
     template = spec["deploymentTemplate"]
     template["replicas"] = replicas
     template["selector"] = {"matchLabels": {"app": name}}
@@ -327,6 +335,12 @@ def profiler(*, pid: int, seconds: float, out: Path | None) -> subprocess.Popen[
 @click.option("--consumers-small", type=int, default=20)
 @click.option("--replicas", type=int, default=1)
 @click.option(
+    "--update-mode",
+    type=click.Choice(["InPlaceOrRecreate", "Recreate"]),
+    default=None,
+    help="the Consumers' updateMode (default: the example's, i.e. the operator's default)",
+)
+@click.option(
     "--settle", type=float, default=120.0, help="seconds after convergence (ReplicaSets settle)"
 )
 @click.option("--steady", type=float, default=180.0, help="steady-state seconds after settling")
@@ -396,6 +410,7 @@ def main(**options: Any) -> None:
                     partitions=partitions,
                     prometheus=cluster.prometheus_url,
                     replicas=args.replicas,
+                    update_mode=args.update_mode,
                 )
             )
         done = 0
@@ -426,6 +441,7 @@ def main(**options: Any) -> None:
             "deployments": expected,
             "consumers": consumers,
             "replicas": args.replicas,
+            "update_mode": args.update_mode or "default",
             "workers": args.workers,
             "converged": done >= expected,
             "convergence_seconds": round(sized.at - started, 1),
