@@ -33,15 +33,16 @@ the cache we planned from and the request:
 * One pass makes at most ``SLICE`` writes (in plan order: deletes, applies, pod
   resizes), and once another Consumer waits for a worker (``contended``) it starts
   no new write after ``YIELD_AFTER_S`` seconds of writing, provided it has started
-  a tenth of its writes (at least ``YIELD_MIN_WRITES``): every pass plans each
-  instance again, so a wave is cut into at most about ten passes however slow the
-  apiserver is. The rest is left for the next pass (``Outcome.deferred``), which
-  the pipeline asks for at once. A Consumer creating 2,000 Deployments used to hold
-  its worker for the whole wave (minutes on a busy apiserver) while a Consumer
-  without a worker waited; now it holds it for one slice, and the work queue, which
-  serves the key served least recently first, hands the next worker to the waiting
-  one. The next pass plans afresh from the watch cache, so a deferred write is
-  never stale.
+  as many writes as a tenth of the Consumer's instances (at least
+  ``YIELD_MIN_WRITES``): every pass plans each instance again, so a wave is cut into
+  at most about ten passes however slow the apiserver is (a tenth of the writes
+  *left* made a 2,000-Deployment wave some 45 passes). The rest is left for the next
+  pass (``Outcome.deferred``), which the pipeline asks for at once. A Consumer
+  creating 2,000 Deployments used to hold its worker for the whole wave (minutes on
+  a busy apiserver) while a Consumer without a worker waited; now it holds it for
+  one slice, and the work queue, which serves the key served least recently first,
+  hands the next worker to the waiting one. The next pass plans afresh from the
+  watch cache, so a deferred write is never stale.
 """
 
 import asyncio
@@ -69,7 +70,7 @@ log = structlog.stdlib.get_logger(__name__)
 # small enough that one slice holds a worker for seconds, not minutes.
 SLICE: Final = 500
 # How long a pass writes before it gives its worker up to a waiting Consumer, and the
-# fewest writes it starts first (or a tenth of its writes, if more): each slice plans
+# fewest writes it starts first (or a tenth of its instances, if more): each slice plans
 # every instance again (a fraction of a second at 2,000), so slices are not much smaller.
 YIELD_AFTER_S: Final = 5.0
 YIELD_MIN_WRITES: Final = 50
@@ -267,15 +268,15 @@ async def act(
 ) -> Outcome:
     """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once
     and at most ``limit`` of them in all; once ``contended()`` (another key waits for a
-    worker) after ``yield_after_s`` and a tenth of them (at least ``min_writes``),
+    worker) after ``yield_after_s`` and a tenth of the plan's instances (at least
+    ``min_writes``),
     no more are started. What is not started is ``Outcome.deferred``."""
     outcome = Outcome()
     gate = asyncio.Semaphore(concurrency)
     started = clock()
     stopped = False
     begun = 0
-    total = len(plan.deletes) + len(plan.applies) + len(plan.resizes)
-    least = max(min_writes, total // 10)
+    least = max(min_writes, plan.counters.expected // 10)
 
     def yielding() -> bool:
         nonlocal stopped, begun

@@ -42,9 +42,10 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 UID = "uid-orders"
 
 
-def manifest() -> dict[str, Any]:
+def manifest(*, partitions: int = 10) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     doc["metadata"] |= {"namespace": "default", "uid": UID, "generation": 1}
+    doc["spec"]["numPartitions"] = partitions
     # No autoscaler: the pass needs no metrics source to create its Deployments.
     doc["spec"].pop("autoscaler", None)
     return doc
@@ -79,8 +80,8 @@ class QuietReporter:
         pass
 
 
-def missing_plan() -> planning.Plan:
-    source, spec = manifests.read(manifest())
+def missing_plan(*, partitions: int = 10) -> planning.Plan:
+    source, spec = manifests.read(manifest(partitions=partitions))
     return planning.plan(
         config=to_config(spec, paused=False),
         owner=Owner(api_version="v1", kind="Consumer", name=source.name, uid=UID),
@@ -148,6 +149,30 @@ def test_act_gives_its_worker_up_after_a_while_only_when_another_key_waits(
     )
     assert len(writer.applied) == written
     assert outcome.deferred == 5 - written
+
+
+def test_a_yielding_pass_first_writes_for_a_tenth_of_the_instances() -> None:
+    """400 instances to create: 40 writes before the worker goes to the waiting key, so a
+    wave is about ten passes, each planning every instance once."""
+    writer = SlowWriter(Store())
+    plan = missing_plan(partitions=800)
+    assert len(plan.applies) == 400
+    outcome = asyncio.run(
+        acting.act(
+            client=None,  # type: ignore[arg-type]
+            writer=writer,  # type: ignore[arg-type]
+            plan=plan,
+            namespace="default",
+            owner_uid=UID,
+            concurrency=1,
+            contended=lambda: True,
+            yield_after_s=3.0,
+            min_writes=1,
+            clock=lambda: writer.now,
+        )
+    )
+    assert len(writer.applied) == 40
+    assert outcome.deferred == 360
 
 
 def test_a_cut_pass_asks_for_the_next_at_once_until_every_deployment_exists() -> None:
