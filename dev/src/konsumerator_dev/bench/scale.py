@@ -10,7 +10,10 @@ Prometheus that scrapes a synthetic exporter. For each phase
   has created a ReplicaSet for every Deployment and the pods are there
   (``apiserver_storage_objects``; at its default client rate limit that takes
   minutes for 10,000 Deployments): their status changes are not the operator's
-  business, few reconciles expected;
+  business, few reconciles expected; with ``--freeze-kcm`` kube-controller-manager is
+  stopped (SIGSTOP) instead, from the end of ``--settle`` to the end of the run, so
+  that its backlog does not stretch the run (the steady window then starts 30 s
+  after it stopped);
 * steady: ``--steady`` seconds more (a sync every 30 s);
 
 it reports reconciles, operator CPU seconds (``/proc/<pid>/stat``), RSS at the
@@ -65,6 +68,8 @@ from konsumerator_dev.paths import REPO as ROOT
 from konsumerator_dev.testenv import Cluster, MetricsExporter, down, up
 
 SYNC = "30s"
+# With --freeze-kcm: how long the steady window starts after kube-controller-manager stopped.
+FROZEN_DRAIN_S = 30.0
 
 
 def consumer(
@@ -360,6 +365,12 @@ def profiler(*, pid: int, seconds: float, out: Path | None) -> subprocess.Popen[
 @click.option("--workers", type=int, default=4, help="--max-concurrent-reconciles")
 @click.option("--keep", is_flag=True, help="leave the cluster running")
 @click.option(
+    "--freeze-kcm",
+    is_flag=True,
+    help="instead of waiting for kube-controller-manager's ReplicaSets after --settle, stop"
+    " it (SIGSTOP) for the steady window: on a loaded machine it makes ~4 per second",
+)
+@click.option(
     "--profile",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -444,15 +455,24 @@ def main(**options: Any) -> None:
             time.sleep(5)
         sized = sample()
         time.sleep(args.settle)
-        settle_until_created(
-            cluster, replicasets=expected, pods=expected * args.replicas, timeout=args.timeout
-        )
-        settled = sample()
-        spy = profiler(pid=operator.pid, seconds=args.steady, out=args.profile)
-        time.sleep(args.steady)
-        end = sample()
-        if spy is not None:
-            spy.wait()
+        kcm = cluster.processes()["kube-controller-manager"].pid
+        if args.freeze_kcm:
+            os.kill(kcm, signal.SIGSTOP)
+            time.sleep(FROZEN_DRAIN_S)  # the events it sent last reach the operator
+        else:
+            settle_until_created(
+                cluster, replicasets=expected, pods=expected * args.replicas, timeout=args.timeout
+            )
+        try:
+            settled = sample()
+            spy = profiler(pid=operator.pid, seconds=args.steady, out=args.profile)
+            time.sleep(args.steady)
+            end = sample()
+            if spy is not None:
+                spy.wait()
+        finally:
+            if args.freeze_kcm:
+                os.kill(kcm, signal.SIGCONT)
         rss = peak_rss_mib(operator.pid)
         consumers = len(topics)
         syncs = args.steady / 30.0
@@ -461,6 +481,7 @@ def main(**options: Any) -> None:
             "consumers": consumers,
             "replicas": args.replicas,
             "update_mode": args.update_mode or "default",
+            "steady_with_kcm_frozen": args.freeze_kcm,
             "workers": args.workers,
             "converged": done >= expected,
             # Until the Consumers reported it (the check of every Deployment came after).
