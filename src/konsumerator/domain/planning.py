@@ -298,9 +298,8 @@ def _in_place_state(inst: Instance, decision: Decision) -> tuple[bool, bool]:
     pods = [p for p in inst.pods if p.running and not p.deleting]
     if d is None or not pods or decision.action in (Action.CREATE, Action.ROLLOUT):
         return False, False
-    pending = bool(decision.resizes) or any(
-        not p.actuated(rules.pod_target(p, decision.resources)) for p in pods
-    )
+    # Found with the pod patches (``rules.in_place``), over the same pods.
+    pending = decision.pods_pending
     resized = not pending and rules.resources_differ(d.template_resources, decision.resources)
     return resized, pending
 

@@ -30,7 +30,15 @@ class Resources:
 
     @property
     def is_empty(self) -> bool:
-        return self == NO_RESOURCES
+        # Equal to ``NO_RESOURCES``, tested field by field: the planner asks this
+        # several times per instance and pass, and a dataclass comparison builds
+        # two tuples each time.
+        return (
+            self.cpu_req_m is None
+            and self.mem_req_b is None
+            and self.cpu_lim_m is None
+            and self.mem_lim_b is None
+        )
 
 
 NO_RESOURCES = Resources()

@@ -146,6 +146,8 @@ class Decision:
     template: Mapping[str, Resources] | None = None
     resizes: tuple[PodResize, ...] = ()
     fell_back: str | None = None
+    # In-place mode: a running pod's spec or size is not yet its target (``in_place``).
+    pods_pending: bool = False
 
     @property
     def writes(self) -> bool:
@@ -719,31 +721,38 @@ def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, R
     result: dict[str, Resources] = {}
     for name, wanted in target.items():
         have = pod.spec.get(name)
-        if wanted.is_empty or have is None:
+        if have is None or wanted.is_empty:
             continue
-        result[name] = dataclasses.replace(
-            wanted,
-            mem_req_b=_not_lower(wanted.mem_req_b, have.mem_req_b),
-            mem_lim_b=_not_lower(wanted.mem_lim_b, have.mem_lim_b),
+        mem_req = _not_lower(wanted.mem_req_b, have.mem_req_b)
+        mem_lim = _not_lower(wanted.mem_lim_b, have.mem_lim_b)
+        # Built directly, and only when memory is kept (``dataclasses.replace`` is slow
+        # and this runs for every pod of every instance in every pass).
+        result[name] = (
+            wanted
+            if mem_req == wanted.mem_req_b and mem_lim == wanted.mem_lim_b
+            else Resources(
+                cpu_req_m=wanted.cpu_req_m,
+                mem_req_b=mem_req,
+                cpu_lim_m=wanted.cpu_lim_m,
+                mem_lim_b=mem_lim,
+            )
         )
     return qos.keep_class(pod.spec, result)
 
 
-def resize_pods(
+def _pod_resizes(
     ctx: Context, inst: Instance, *, target: Mapping[str, Resources]
-) -> tuple[PodResize, ...]:
-    """The ``pods/resize`` patches that bring ``inst``'s running pods to ``target``.
-
-    Only pods the kubelet reports resources for (running on a node that can
-    resize; a pod that is not there yet is resized when its status says so: the
-    pod watch wakes the Consumer) and that are not being deleted; only the
-    containers that differ.
-    """
+) -> tuple[tuple[PodResize, ...], bool]:
+    """``resize_pods``, and whether every pod it looks at already runs its target
+    (``ObservedPod.actuated``): one ``pod_target`` per pod for both."""
     patches: list[PodResize] = []
+    actuated = True
     for pod in inst.pods:
         if pod.deleting or not pod.running:
             continue
         wanted = pod_target(pod, target)
+        if actuated and not pod.actuated(wanted):
+            actuated = False
         changed = {
             n: r
             for n, r in wanted.items()
@@ -759,7 +768,20 @@ def resize_pods(
                     memory_format=ctx.memory_format,
                 )
             )
-    return tuple(patches)
+    return tuple(patches), actuated
+
+
+def resize_pods(
+    ctx: Context, inst: Instance, *, target: Mapping[str, Resources]
+) -> tuple[PodResize, ...]:
+    """The ``pods/resize`` patches that bring ``inst``'s running pods to ``target``.
+
+    Only pods the kubelet reports resources for (running on a node that can
+    resize; a pod that is not there yet is resized when its status says so: the
+    pod watch wakes the Consumer) and that are not being deleted; only the
+    containers that differ.
+    """
+    return _pod_resizes(ctx, inst, target=target)[0]
 
 
 def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
@@ -767,17 +789,20 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
 
     A creation or rollout starts new pods from the template, which then gets the
     size; anything else leaves the template's resources as they are and resizes
-    the running pods to the target (``resize_pods``).
+    the running pods to the target (``resize_pods``), and says whether a pod does
+    not run it yet (``Decision.pods_pending``).
     """
     d = inst.deployment
     if not ctx.config.in_place or d is None or decision.action in (Action.CREATE, Action.ROLLOUT):
         return decision
     action = Action.RESIZE_IN_PLACE if decision.action is Action.SCALE else decision.action
+    resizes, actuated = _pod_resizes(ctx, inst, target=decision.resources)
     return dataclasses.replace(
         decision,
         action=action,
         template=d.template_resources,
-        resizes=resize_pods(ctx, inst, target=decision.resources),
+        resizes=resizes,
+        pods_pending=bool(resizes) or not actuated,
     )
 
 
