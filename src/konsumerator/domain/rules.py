@@ -719,10 +719,17 @@ def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, R
     Containers we give no resources are left out (theirs are not ours).
     """
     result: dict[str, Resources] = {}
+    spec = pod.spec
+    kept = True  # every container of ``result`` has its target already
     for name, wanted in target.items():
-        have = pod.spec.get(name)
+        have = spec.get(name)
         if have is None or wanted.is_empty:
             continue
+        if have == wanted:
+            # The steady state: nothing to keep from memory, and the pod keeps its class.
+            result[name] = wanted
+            continue
+        kept = False
         mem_req = _not_lower(wanted.mem_req_b, have.mem_req_b)
         mem_lim = _not_lower(wanted.mem_lim_b, have.mem_lim_b)
         # Built directly, and only when memory is kept (``dataclasses.replace`` is slow
@@ -737,7 +744,7 @@ def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, R
                 mem_lim_b=mem_lim,
             )
         )
-    return qos.keep_class(pod.spec, result)
+    return result if kept else qos.keep_class(spec, result)
 
 
 def _pod_resizes(
@@ -797,11 +804,18 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
         return decision
     action = Action.RESIZE_IN_PLACE if decision.action is Action.SCALE else decision.action
     resizes, actuated = _pod_resizes(ctx, inst, target=decision.resources)
-    return dataclasses.replace(
-        decision,
+    # Every field named (``dataclasses.replace`` costs as much as the rest of this
+    # function, once per instance and pass); a test checks that none is left out.
+    return Decision(
         action=action,
+        resources=decision.resources,
+        scaling=decision.scaling,
+        cpu_shortage_m=decision.cpu_shortage_m,
+        message=decision.message,
+        outdated=decision.outdated,
         template=d.template_resources,
         resizes=resizes,
+        fell_back=decision.fell_back,
         pods_pending=bool(resizes) or not actuated,
     )
 

@@ -1,0 +1,201 @@
+"""The planner's per-instance hot path gives what its plain definitions give.
+
+``plan()`` runs its per-instance rules for every instance of every pass (a
+10,000-step replay of 100 instances runs them half a million times), so a few of
+them take shortcuts. Each shortcut is checked here against the plain definition
+it replaces, written out in the test (hypothesis, random pods and targets):
+
+* ``pod_target``: what a pod is resized to (memory never lowered, the QoS class
+  kept), with its shortcut for containers already at their target;
+* ``qos_class`` (one loop) and ``Resources.is_empty`` (field by field);
+* ``in_place`` converts a decision without losing any of its fields;
+* ``Decision.pods_pending``: whether a running pod does not yet run its target,
+  found with the pod patches, as ``ObservedPod.actuated`` says.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from konsumerator.domain import rules
+from konsumerator.domain.pods import ObservedPod
+from konsumerator.domain.qos import QoS, keep_class, qos_class
+from konsumerator.domain.quantities import Format
+from konsumerator.domain.resources import NO_RESOURCES, Resources
+from konsumerator.domain.scaling import ScalingState, ScalingStatus
+from konsumerator.domain.specs import ConsumerConfig, Owner, UpdateMode
+from konsumerator.simulating import observe
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NAMES = ("app", "sidecar", "init")
+
+amounts = st.one_of(st.none(), st.sampled_from([0, 1, 100, 500, 1000, 2000, 10**9]))
+resources = st.builds(
+    Resources, cpu_req_m=amounts, mem_req_b=amounts, cpu_lim_m=amounts, mem_lim_b=amounts
+)
+containers = st.dictionaries(st.sampled_from(NAMES), resources, max_size=3)
+
+
+@st.composite
+def pods(draw: st.DrawFn) -> ObservedPod:
+    spec = draw(containers)
+    actual = {
+        n: draw(st.one_of(st.none(), st.just(r), resources)) for n, r in spec.items()
+    }
+    return ObservedPod(
+        name="c-0-pod",
+        namespace="ns",
+        uid="uid-pod",
+        deployment="c-0",
+        spec=MappingProxyType(spec),
+        actual=MappingProxyType(actual),
+        running=draw(st.booleans()),
+        deleting=draw(st.integers(0, 4)) == 0,
+    )
+
+
+@st.composite
+def targets(draw: st.DrawFn, pod: ObservedPod) -> dict[str, Resources]:
+    """Often the pod's own spec (the steady state), or partly so, or anything."""
+    kind = draw(st.sampled_from(["same", "mixed", "any"]))
+    if kind == "same":
+        return dict(pod.spec)
+    if kind == "mixed":
+        return {n: draw(st.one_of(st.just(r), resources)) for n, r in pod.spec.items()}
+    return draw(containers)
+
+
+def plain_qos_class(c: Mapping[str, Resources]) -> QoS:
+    """Kubernetes' GetPodQOS, as ``qos`` defines it."""
+    if all(r == NO_RESOURCES for r in c.values()):
+        return QoS.BEST_EFFORT
+
+    def requests(r: Resources) -> tuple[int | None, int | None]:
+        return (
+            r.cpu_req_m if r.cpu_req_m is not None else r.cpu_lim_m,
+            r.mem_req_b if r.mem_req_b is not None else r.mem_lim_b,
+        )
+
+    guaranteed = all(
+        r.cpu_lim_m is not None
+        and r.mem_lim_b is not None
+        and requests(r) == (r.cpu_lim_m, r.mem_lim_b)
+        for r in c.values()
+    )
+    return QoS.GUARANTEED if guaranteed else QoS.BURSTABLE
+
+
+def plain_pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, Resources]:
+    """``pod_target`` as documented: memory never lowered, then the class kept."""
+
+    def not_lower(wanted: int | None, have: int | None) -> int | None:
+        return have if have is not None and (wanted is None or wanted < have) else wanted
+
+    result = {
+        name: dataclasses.replace(
+            wanted,
+            mem_req_b=not_lower(wanted.mem_req_b, pod.spec[name].mem_req_b),
+            mem_lim_b=not_lower(wanted.mem_lim_b, pod.spec[name].mem_lim_b),
+        )
+        for name, wanted in target.items()
+        if wanted != NO_RESOURCES and name in pod.spec
+    }
+    return keep_class(pod.spec, result)
+
+
+@given(r=resources)
+def test_is_empty_is_equality_with_no_resources(r: Resources) -> None:
+    assert r.is_empty == (r == NO_RESOURCES)
+
+
+@given(c=containers)
+def test_the_qos_class_is_kubernetes_one(c: dict[str, Resources]) -> None:
+    assert qos_class(c) is plain_qos_class(c)
+
+
+@given(data=st.data(), pod=pods())
+def test_a_pods_target_is_the_documented_one(data: st.DataObject, pod: ObservedPod) -> None:
+    target = data.draw(targets(pod))
+    assert rules.pod_target(pod, target) == plain_pod_target(pod, target)
+
+
+def config() -> ConsumerConfig:
+    return ConsumerConfig(
+        name="c",
+        namespace="ns",
+        num_partitions=1,
+        per_instance=1,
+        deployment_template={"template": {"spec": {"containers": [{"name": "app"}]}}},
+        autoscaling=None,
+        policies={},
+        update_mode=UpdateMode.IN_PLACE_OR_RECREATE,
+    )
+
+
+def context() -> rules.Context:
+    return rules.Context(
+        config=config(),
+        owner=Owner(api_version="v1", kind="Consumer", name="c", uid="u"),
+        num_instances=1,
+        hash_value="1",
+        memory_format=Format.BINARY_SI,
+        sizing=None,  # type: ignore[arg-type]  # not asked by in_place
+        snapshot=None,
+        refreshed=False,
+        now=T0,
+    )
+
+
+@given(data=st.data(), pod=pods())
+def test_in_place_keeps_every_field_and_says_whether_pods_are_pending(
+    data: st.DataObject, pod: ObservedPod
+) -> None:
+    target = data.draw(targets(pod))
+    d = observe(
+        {
+            "metadata": {"name": "c-0", "namespace": "ns", "annotations": {}},
+            "spec": {"template": {"spec": {"containers": [{"name": n} for n in pod.spec]}}},
+        },
+        owner_uid="u",
+    )
+    inst = rules.Instance(
+        index=0,
+        name="c-0",
+        partitions=(0,),
+        max_lag_s=0,
+        lagging=False,
+        critical=False,
+        deployment=d,
+        pods=(pod,),
+    )
+    # Every field set to something other than its default, so a field the
+    # conversion forgot would show.
+    decision = rules.Decision(
+        action=data.draw(st.sampled_from([None, rules.Action.SCALE, rules.Action.REPAIR])),
+        resources=target,
+        scaling=ScalingState(status=ScalingStatus.SATURATED, since=T0, explanation="why"),
+        cpu_shortage_m=7,
+        message="message",
+        outdated=True,
+        template={"x": NO_RESOURCES},
+        resizes=(),
+        fell_back="fell back",
+        pods_pending=False,
+    )
+    converted = rules.in_place(context(), inst, decision)
+    running = [p for p in inst.pods if p.running and not p.deleting]
+    expected = dataclasses.replace(
+        decision,
+        action=rules.Action.RESIZE_IN_PLACE
+        if decision.action is rules.Action.SCALE
+        else decision.action,
+        template=d.template_resources,
+        resizes=rules.resize_pods(context(), inst, target=target),
+        pods_pending=bool(rules.resize_pods(context(), inst, target=target))
+        or any(not p.actuated(plain_pod_target(p, target)) for p in running),
+    )
+    assert converted == expected
