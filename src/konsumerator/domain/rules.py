@@ -28,7 +28,6 @@ the global pool passed in explicitly; a proposal that is not applied gives
 back what it drew.
 """
 
-import dataclasses
 import functools
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
@@ -538,6 +537,22 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     return _adaptive_hold(inst=inst, proposal=proposal, state=state, explanation=explanation)
 
 
+def _remembered(memo: dict[Hashable, tuple[str, ...]], key: Hashable) -> tuple[str, ...] | None:
+    """``memo[key]`` if there is one, trying the last one remembered first.
+
+    An unchanged Deployment is asked with an equal key pass after pass, and
+    comparing it with the last key (tuples of the same objects, compared by
+    identity first) costs much less than hashing it (every dataclass in it hashes
+    in Python).
+    """
+    if not memo:
+        return None
+    last, found = next(reversed(memo.items()))
+    if last == key:
+        return found
+    return memo.get(key)
+
+
 def _drifted(
     d: ObservedDeployment, *, key: Hashable, render: Callable[[], dict[str, Any]]
 ) -> list[str]:
@@ -570,10 +585,15 @@ def resources_differ(current: Mapping[str, Resources], target: Mapping[str, Reso
     A container we give none is left out: its resources are not ours (an apply
     without them would not remove what someone else set).
     """
-    return any(
-        not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
-        for name, wanted in target.items()
-    )
+    if current is target:
+        return False
+    for name, wanted in target.items():
+        if wanted.is_empty:
+            continue
+        have = current.get(name)
+        if have is not wanted and have != wanted:
+            return True
+    return False
 
 
 def resize_to_policy(
@@ -624,7 +644,7 @@ def repair_drift(
         settled.scaling,
         level,
     )
-    memo = d.drift_memo.get(key)
+    memo = _remembered(d.drift_memo, key)
     changed = (
         list(memo)
         if memo is not None
@@ -757,14 +777,18 @@ def _pod_resizes(
     for pod in inst.pods:
         if pod.deleting or not pod.running:
             continue
-        wanted = pod_target(pod, target)
-        if actuated and not pod.actuated(wanted):
-            actuated = False
-        changed = {
-            n: r
-            for n, r in wanted.items()
-            if pod.spec.get(n) != r and pod.actual.get(n) is not None
-        }
+        spec, actual = pod.spec, pod.actual
+        changed: dict[str, Resources] = {}
+        # One loop for both: the containers to patch (their spec differs and the
+        # kubelet reports them) and ``pod.actuated(wanted)``.
+        for n, r in pod_target(pod, target).items():
+            have = spec.get(n)
+            running = actual.get(n)
+            same = have is r or have == r
+            if not same and running is not None:
+                changed[n] = r
+            if actuated and not (same and (running is r or running == r)):
+                actuated = False
         if changed:
             patches.append(
                 PodResize(

@@ -10,7 +10,7 @@ order so the result is deterministic.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from konsumerator.domain import fallbacks, limits, prediction
 from konsumerator.domain.metrics import MetricsSnapshot
@@ -49,6 +49,12 @@ class Sizing:
     snapshot: MetricsSnapshot | None
     containers: tuple[str, ...]
     fallback: Mapping[str, Resources]
+    # The proposals already made in this pass from an unbounded pool, by what they
+    # depend on then (the need and whether the lag is critical): most instances of
+    # a pass share a few sizes. Not part of the value.
+    _unbounded: dict[tuple[Resources | None, bool], Proposal] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     @classmethod
     def for_pass(
@@ -107,6 +113,27 @@ class Sizing:
                 if rate > 0
                 else None
             )
+        if pool.unbounded:
+            # Then the grant is what the policy allows, whatever the instance holds.
+            known = self._unbounded.get((sized, critical))
+            if known is None:
+                known = self._unbounded[sized, critical] = self._bounded(
+                    sized=sized, current={}, critical=critical, pool=pool
+                )
+            return Proposal(resources=dict(known.resources), cpu_shortage_m=known.cpu_shortage_m)
+        return self._bounded(sized=sized, current=current, critical=critical, pool=pool)
+
+    def _bounded(
+        self,
+        *,
+        sized: Resources | None,
+        current: Mapping[str, Resources],
+        critical: bool,
+        pool: limits.Pool,
+    ) -> Proposal:
+        """The proposal for the need ``sized`` (None: the fallback), bounded by the
+        policies and drawn from ``pool``."""
+        config = self.config
         proposed: dict[str, Resources] = {}
         shortage = 0
         for name in self.containers:

@@ -10,7 +10,8 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * ``qos_class`` (one loop) and ``Resources.is_empty`` (field by field);
 * ``in_place`` converts a decision without losing any of its fields;
 * ``Decision.pods_pending``: whether a running pod does not yet run its target,
-  found with the pod patches, as ``ObservedPod.actuated`` says.
+  found with the pod patches, as ``ObservedPod.actuated`` says;
+* ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool.
 """
 
 import dataclasses
@@ -21,13 +22,14 @@ from types import MappingProxyType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain import rules
+from konsumerator.domain import limits, rules, sizing
+from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.qos import QoS, keep_class, qos_class
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
-from konsumerator.domain.specs import ConsumerConfig, Owner, UpdateMode
+from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, UpdateMode
 from konsumerator.simulating import observe
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -43,9 +45,7 @@ containers = st.dictionaries(st.sampled_from(NAMES), resources, max_size=3)
 @st.composite
 def pods(draw: st.DrawFn) -> ObservedPod:
     spec = draw(containers)
-    actual = {
-        n: draw(st.one_of(st.none(), st.just(r), resources)) for n, r in spec.items()
-    }
+    actual = {n: draw(st.one_of(st.none(), st.just(r), resources)) for n, r in spec.items()}
     return ObservedPod(
         name="c-0-pod",
         namespace="ns",
@@ -199,3 +199,43 @@ def test_in_place_keeps_every_field_and_says_whether_pods_are_pending(
         or any(not p.actuated(plain_pod_target(p, target)) for p in running),
     )
     assert converted == expected
+
+
+@given(
+    asked=st.lists(
+        st.tuples(st.integers(0, 5), st.booleans()),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_pass_proposes_from_an_unbounded_pool_what_a_fresh_sizing_would(
+    asked: list[tuple[int, bool]],
+) -> None:
+    """The proposals a pass remembers (no global pool) are the ones it would compute."""
+    cfg = dataclasses.replace(
+        config(),
+        num_partitions=6,
+        deployment_template={
+            "template": {"spec": {"containers": [{"name": "app"}, {"name": "sidecar"}]}}
+        },
+        autoscaling=Autoscaling(rate_per_core=1000, ram_per_core_b=10**9),
+        policies={
+            "app": Bounds(min_cpu_m=100, max_cpu_m=4000),
+            "sidecar": Bounds(min_cpu_m=50, max_cpu_m=50, min_mem_b=10**6, max_mem_b=10**6),
+        },
+    )
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType({p: 300.0 * p for p in range(6)}),
+        offset=MappingProxyType({p: 1000.0 * p for p in range(6)}),
+    )
+
+    def fresh() -> sizing.Sizing:
+        return sizing.Sizing.for_pass(
+            config=cfg, snapshot=snapshot, num_instances=6, deployments=()
+        )
+
+    shared = fresh()
+    for partition, critical in asked:
+        pool = limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)
+        args = {"partitions": (partition,), "current": {}, "critical": critical, "pool": pool}
+        assert shared.propose(**args) == fresh().propose(**args)  # type: ignore[arg-type]
