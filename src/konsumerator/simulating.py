@@ -379,6 +379,8 @@ class MemoryCluster:
         self._observed: dict[str, ObservedDeployment] = {}
         self._fragments: dict[str, str] = {}
         self._order: list[str] | None = None
+        # ``deployments_json`` until a Deployment is written or deleted.
+        self._json: str | None = None
         self.pods = MemoryPods()
 
     def apply(self, body: dict[str, Any]) -> None:
@@ -386,12 +388,13 @@ class MemoryCluster:
         if name not in self._bodies:
             self._order = None
         self._bodies[name] = body
+        self._json = None
         self._observed[name] = observed = observe(body, owner_uid=self._owner_uid)
         self._fragments[name] = _fragment(body)
         self.pods.started(d=observed, template=body["spec"].get("template", {}))
 
     def delete(self, name: str) -> None:
-        self._order = None
+        self._order = self._json = None
         for store in (self._bodies, self._observed, self._fragments):
             store.pop(name, None)
         self.pods.delete(name)
@@ -418,7 +421,8 @@ class MemoryCluster:
         return outcome
 
     def deployments_json(self) -> str:
-        """All Deployments in instance order; the order is recomputed only when names change."""
+        """All Deployments in instance order; recomputed only when one was written or deleted
+        (the order only when names change)."""
         if self._order is None:
 
             def index(name: str) -> tuple[int, str]:
@@ -426,7 +430,9 @@ class MemoryCluster:
                 return (int(suffix) if suffix.isdigit() else -1, name)
 
             self._order = sorted(self._fragments, key=index)
-        return "{" + ",".join(self._fragments[n] for n in self._order) + "}"
+        if self._json is None:
+            self._json = "{" + ",".join(self._fragments[n] for n in self._order) + "}"
+        return self._json
 
 
 def _answer(step: Step) -> Callable[[], MetricsSnapshot | None]:
