@@ -10,6 +10,7 @@ Consumers, poll with deadlines.
   needs real processes: leader election and failover, SIGKILL), logs to a file; always
   stopped by pid; :func:`operator_process` prints the log when the block fails.
 * :func:`consumer` builds a small Consumer manifest with short timings.
+* :func:`guest_kubeconfig` gives a token bound to exactly the shipped guest-mode Role.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import yaml
 from konsumerator import app
 from konsumerator.domain import keys
 from konsumerator.runtime.stores import ObjectKey
+from konsumerator_dev.paths import REPO
 from konsumerator_dev.testenv import Cluster, wait_until
 
 T = TypeVar("T")
@@ -577,3 +579,68 @@ def alone(cluster: Cluster, namespace: str, *, timeout: float = 120) -> None:
         return [n["metadata"]["name"] for n in items if n["metadata"]["name"] != namespace]
 
     wait_until(lambda: not others(), timeout=timeout, what="the namespaces of earlier tests to go")
+
+
+def users_deployment(namespace: str, name: str, *, app: str) -> dict[str, Any]:
+    """A Deployment a user made by hand (no ownerReference, labels ``app: <app>``, replicas 0),
+    for tests where such an object holds or wants a name the operator would use."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "annotations": {"owner": "a human"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {
+                "metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": "main", "image": "registry.invalid/mine:1"}]},
+            },
+        },
+    }
+
+
+def guest_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> str:
+    """Write a kubeconfig for a ServiceAccount bound to exactly the shipped guest-mode Role,
+    in ``namespace`` only; return its token."""
+    role = yaml.safe_load((REPO / "deploy" / "rbac" / "guest" / "role.yaml").read_text())
+    role["metadata"] = {"name": "konsumerator", "namespace": namespace}
+    cluster.apply(role)
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "konsumerator", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "konsumerator",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": "konsumerator", "namespace": namespace}
+            ],
+        }
+    )
+    token = cluster.service_account_token(namespace, "konsumerator")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "local",
+                "cluster": {
+                    "server": cluster.api_url,
+                    "certificate-authority": str(cluster.ca_file),
+                },
+            }
+        ],
+        "users": [{"name": "konsumerator", "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "guest",
+                "context": {"cluster": "local", "user": "konsumerator", "namespace": namespace},
+            }
+        ],
+        "current-context": "guest",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return token

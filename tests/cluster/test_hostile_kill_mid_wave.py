@@ -25,6 +25,7 @@ from operating import (
     get_consumer,
     install_crd,
     operator_process,
+    users_deployment,
 )
 
 from konsumerator.domain import keys
@@ -47,22 +48,6 @@ def _ours(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     return items
 
 
-def _users(namespace: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": BASE}},
-            "template": {
-                "metadata": {"labels": {"app": BASE}},
-                "spec": {"containers": [{"name": "main", "image": "registry.invalid/mine:1"}]},
-            },
-        },
-    }
-
-
 def test_a_killed_operator_restarted_mid_wave_leaves_each_instance_exactly_once(
     cluster: Cluster, namespace: str
 ) -> None:
@@ -83,7 +68,7 @@ def test_a_killed_operator_restarted_mid_wave_leaves_each_instance_exactly_once(
     users = cluster.api(
         "POST",
         f"/apis/apps/v1/namespaces/{namespace}/deployments",
-        _users(namespace, users_name),
+        users_deployment(namespace, users_name, app=BASE),
     )
     uid = get_consumer(cluster, namespace, "blitz")["metadata"]["uid"]
 

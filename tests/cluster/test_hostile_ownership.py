@@ -37,6 +37,7 @@ from operating import (
     get_consumer,
     in_process_operator,
     install_crd,
+    users_deployment,
 )
 
 from konsumerator_dev.testenv import Cluster
@@ -193,29 +194,13 @@ def test_a_recreated_consumer_never_takes_the_old_ones_deployments_and_converges
     assert condition(obj, "Ready")["reason"] == "Reconciled"
 
 
-def _foreign(namespace: str, name: str, app: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": app}},
-            "template": {
-                "metadata": {"labels": {"app": app}},
-                "spec": {"containers": [{"name": "main", "image": "registry.invalid/mine:1"}]},
-            },
-        },
-    }
-
-
 def test_a_name_freed_by_its_user_is_taken_by_the_instance(
     cluster: Cluster, namespace: str
 ) -> None:
     cluster.api(
         "POST",
         _deployment_path(namespace),
-        _foreign(namespace, "freed-consumer-0", "freed-consumer"),
+        users_deployment(namespace, "freed-consumer-0", app="freed-consumer"),
     )
     with in_process_operator(cluster):
         # One instance: no Deployment of its own whose status changes could wake it by chance.

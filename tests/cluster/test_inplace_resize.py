@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from operating import (
     WRITE_VERBS,
     alone,
@@ -46,6 +45,7 @@ from operating import (
     eventually,
     get_consumer,
     guest_configmap,
+    guest_kubeconfig,
     in_process_operator,
     install_crd,
     managed,
@@ -55,7 +55,6 @@ from operating import (
 from konsumerator.domain import keys
 from konsumerator.domain.resources import Resources, from_strings
 from konsumerator.runtime.managing import Endpoint
-from konsumerator_dev.paths import REPO
 from konsumerator_dev.testenv import Cluster, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -316,56 +315,11 @@ def test_a_resize_beyond_the_nodes_allocatable_is_refused_and_rolled_out(
         assert target(d) == parsed(container(d).get("resources"))
 
 
-def _guest_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> None:
-    """A ServiceAccount bound to exactly the shipped guest-mode Role, in ``namespace``."""
-    role = yaml.safe_load((REPO / "deploy" / "rbac" / "guest" / "role.yaml").read_text())
-    role["metadata"] = {"name": "konsumerator", "namespace": namespace}
-    cluster.apply(role)
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "konsumerator", "namespace": namespace},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "konsumerator",
-            },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": "konsumerator", "namespace": namespace}
-            ],
-        }
-    )
-    token = cluster.service_account_token(namespace, "konsumerator")
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "local",
-                "cluster": {
-                    "server": cluster.api_url,
-                    "certificate-authority": str(cluster.ca_file),
-                },
-            }
-        ],
-        "users": [{"name": "konsumerator", "user": {"token": token}}],
-        "contexts": [
-            {
-                "name": "guest",
-                "context": {"cluster": "local", "user": "konsumerator", "namespace": namespace},
-            }
-        ],
-        "current-context": "guest",
-    }
-    path.write_text(yaml.safe_dump(config))
-
-
 def test_guest_mode_with_its_namespaced_role_resizes_in_place(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
     kubeconfig = tmp_path / "guest.kubeconfig"
-    _guest_kubeconfig(cluster, namespace, kubeconfig)
+    guest_kubeconfig(cluster, namespace, kubeconfig)
     spec = consumer(NAME, namespace, num_partitions=2, per_instance=2, min_cpu="200m")["spec"]
     with in_process_operator(cluster, kubeconfig=kubeconfig, namespace=namespace):
         cluster.apply(guest_configmap(NAME, namespace, spec))

@@ -36,6 +36,7 @@ from operating import (
     in_process_operator,
     install_crd,
     managed,
+    users_deployment,
 )
 
 from konsumerator.domain import keys
@@ -50,22 +51,6 @@ BASE = "wave-consumer"  # the Consumer "wave" names its Deployments wave-consume
 @pytest.fixture(autouse=True)
 def _crd(cluster: Cluster) -> None:
     install_crd(cluster)
-
-
-def _foreign(namespace: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "annotations": {"owner": "a human"}},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": BASE}},
-            "template": {
-                "metadata": {"labels": {"app": BASE}},
-                "spec": {"containers": [{"name": "main", "image": "registry.invalid/mine:1"}]},
-            },
-        },
-    }
 
 
 class Usurper(threading.Thread):
@@ -89,7 +74,9 @@ class Usurper(threading.Thread):
             wait_until(self._wave_started, timeout=60, what="the first Deployment", interval=0.01)
             for index in range(PARTITIONS - 1, PARTITIONS // 2, -1):
                 name = f"{BASE}-{index}"
-                response = self.cluster.request("POST", self._path, _foreign(self.namespace, name))
+                response = self.cluster.request(
+                    "POST", self._path, users_deployment(self.namespace, name, app=BASE)
+                )
                 if response.status == 201:
                     self.created[name] = response.json()
                 elif response.status == 409:
@@ -174,7 +161,7 @@ def test_a_deployment_left_by_the_go_operator_is_taken_over_in_place(
     Consumer as its controller, and applies to that very object (its UID is kept)."""
     cluster.apply(consumer("legacy", namespace, num_partitions=2, per_instance=1))
     owner = get_consumer(cluster, namespace, "legacy")
-    left = _foreign(namespace, "legacy-consumer-0")
+    left = users_deployment(namespace, "legacy-consumer-0", app=BASE)
     left["spec"]["selector"] = {"matchLabels": {"app": "legacy-consumer"}}
     left["spec"]["template"]["metadata"]["labels"] = {"app": "legacy-consumer"}
     left["metadata"]["annotations"] = {

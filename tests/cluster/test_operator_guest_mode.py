@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from operating import (
     consumer,
     events,
     eventually,
     guest_configmap,
+    guest_kubeconfig,
     in_process_operator,
     managed,
 )
@@ -40,28 +40,6 @@ pytestmark = pytest.mark.cluster
 
 STATUS = keys.STATUS_PREFIX
 
-RULES: list[dict[str, Any]] = [
-    {
-        "apiGroups": [""],
-        "resources": ["configmaps"],
-        "verbs": ["get", "list", "watch", "patch"],
-    },
-    {
-        "apiGroups": ["apps"],
-        "resources": ["deployments"],
-        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
-    },
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]},
-    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {
-        "apiGroups": ["coordination.k8s.io"],
-        "resources": ["leases"],
-        "verbs": ["get", "create", "update"],
-    },
-]
-
 
 @pytest.fixture
 def other_namespace(cluster: Cluster) -> Iterator[str]:
@@ -70,57 +48,6 @@ def other_namespace(cluster: Cluster) -> Iterator[str]:
     )
     yield name
     cluster.delete_namespace(name)
-
-
-def _namespaced_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> str:
-    """A ServiceAccount with a Role in ``namespace`` only; returns its token."""
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": "konsumerator", "namespace": namespace},
-            "rules": RULES,
-        }
-    )
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "konsumerator", "namespace": namespace},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "konsumerator",
-            },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": "konsumerator", "namespace": namespace}
-            ],
-        }
-    )
-    token = cluster.service_account_token(namespace, "konsumerator")
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "local",
-                "cluster": {
-                    "server": cluster.api_url,
-                    "certificate-authority": str(cluster.ca_file),
-                },
-            }
-        ],
-        "users": [{"name": "konsumerator", "user": {"token": token}}],
-        "contexts": [
-            {
-                "name": "guest",
-                "context": {"cluster": "local", "user": "konsumerator", "namespace": namespace},
-            }
-        ],
-        "current-context": "guest",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return token
 
 
 def _spec(name: str, namespace: str, **kw: Any) -> dict[str, Any]:
@@ -132,7 +59,7 @@ def test_guest_mode_runs_with_a_namespaced_token_and_manages_configmap_consumers
     cluster: Cluster, namespace: str, other_namespace: str, tmp_path: Path
 ) -> None:
     kubeconfig = tmp_path / "guest.kubeconfig"
-    token = _namespaced_kubeconfig(cluster, namespace, kubeconfig)
+    token = guest_kubeconfig(cluster, namespace, kubeconfig)
 
     # The token sees its namespace and nothing else.
     own = cluster.request("GET", f"/api/v1/namespaces/{namespace}/configmaps", token=token)

@@ -21,6 +21,7 @@ from operating import (
     in_process_operator,
     install_crd,
     metric_sum,
+    users_deployment,
 )
 
 from konsumerator.domain import keys
@@ -40,27 +41,13 @@ def _crd(cluster: Cluster) -> None:
     install_crd(cluster)
 
 
-def _users_deployment(namespace: str, name: str) -> dict[str, object]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "main", "image": "registry.invalid/mine:1"}]},
-            },
-        },
-    }
-
-
 def test_a_lasting_name_conflict_is_rechecked_without_an_event_and_without_a_hot_loop(
     cluster: Cluster, namespace: str
 ) -> None:
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
-    cluster.api("POST", path, _users_deployment(namespace, "stuck-consumer-0"))
+    cluster.api(
+        "POST", path, users_deployment(namespace, "stuck-consumer-0", app="stuck-consumer-0")
+    )
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
         cluster.apply(consumer("stuck", namespace, num_partitions=1, per_instance=1))
         eventually(

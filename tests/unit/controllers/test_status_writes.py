@@ -101,41 +101,6 @@ def consumer(uid: str = "u1", status: Mapping[str, Any] = S0, rv: str = "1") -> 
     )
 
 
-async def test_a_consumer_status_the_cache_still_shows_is_written_after_a_different_one() -> None:
-    cache: Store[CustomObject] = Store()
-    cache.upsert(consumer())  # and it stays so: the watch has not delivered our writes yet
-    writer = RecordingWriter()
-    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
-    pipeline = ScriptedPipeline(reporter, S1, S0, S0)
-    controller = ConsumerController(
-        consumers=cache,
-        pipeline=pipeline,  # type: ignore[arg-type]
-        reporter=reporter,
-    )
-    for _ in range(3):
-        await controller.reconcile(KEY)
-    assert writer.statuses == [S1, S0]  # the third pass found S0 already written
-    assert pipeline.previous == [S0, S1, S0]
-
-
-async def test_a_recreated_consumer_starts_from_its_own_status() -> None:
-    cache: Store[CustomObject] = Store()
-    cache.upsert(consumer())
-    writer = RecordingWriter()
-    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
-    pipeline = ScriptedPipeline(reporter, S1, S1)
-    controller = ConsumerController(
-        consumers=cache,
-        pipeline=pipeline,  # type: ignore[arg-type]
-        reporter=reporter,
-    )
-    await controller.reconcile(KEY)
-    cache.upsert(consumer(uid="u2", status={}, rv="9"))
-    await controller.reconcile(KEY)
-    assert writer.statuses == [S1, S1]
-    assert pipeline.previous == [S0, {}]
-
-
 def configmap(annotations: Mapping[str, str], rv: str = "1") -> ConfigMapView:
     return ConfigMapView(
         namespace="ns",
@@ -146,17 +111,61 @@ def configmap(annotations: Mapping[str, str], rv: str = "1") -> ConfigMapView:
     )
 
 
-async def test_a_guest_status_the_cache_still_shows_is_written_after_a_different_one() -> None:
+def crd_mode(
+    *script: dict[str, Any],
+) -> tuple[Store[CustomObject], RecordingWriter, ScriptedPipeline, ConsumerController]:
+    """A CRD-mode controller over a cache holding the Consumer with status S0; its pipeline
+    reports ``script``, one status per pass."""
+    cache: Store[CustomObject] = Store()
+    cache.upsert(consumer())
+    writer = RecordingWriter()
+    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
+    pipeline = ScriptedPipeline(reporter, *script)
+    controller = ConsumerController(
+        consumers=cache,
+        pipeline=pipeline,  # type: ignore[arg-type]
+        reporter=reporter,
+    )
+    return cache, writer, pipeline, controller
+
+
+def guest_mode(
+    *script: dict[str, Any],
+) -> tuple[Store[ConfigMapView], RecordingWriter, ScriptedPipeline, ConfigMapController]:
+    """The same in guest mode: a ConfigMap whose status annotations say S0."""
     cache: Store[ConfigMapView] = Store()
     cache.upsert(configmap(manifests.status_annotations(S0)))
     writer = RecordingWriter()
     reporter = GuestReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
-    pipeline = ScriptedPipeline(reporter, S1, S0, S0)
+    pipeline = ScriptedPipeline(reporter, *script)
     controller = ConfigMapController(
         configmaps=cache,
         pipeline=pipeline,  # type: ignore[arg-type]
         reporter=reporter,
     )
+    return cache, writer, pipeline, controller
+
+
+async def test_a_consumer_status_the_cache_still_shows_is_written_after_a_different_one() -> None:
+    # The cache keeps showing S0: the watch has not delivered our writes yet.
+    _, writer, pipeline, controller = crd_mode(S1, S0, S0)
+    for _ in range(3):
+        await controller.reconcile(KEY)
+    assert writer.statuses == [S1, S0]  # the third pass found S0 already written
+    assert pipeline.previous == [S0, S1, S0]
+
+
+async def test_a_recreated_consumer_starts_from_its_own_status() -> None:
+    cache, writer, pipeline, controller = crd_mode(S1, S1)
+    await controller.reconcile(KEY)
+    cache.upsert(consumer(uid="u2", status={}, rv="9"))
+    await controller.reconcile(KEY)
+    assert writer.statuses == [S1, S1]
+    assert pipeline.previous == [S0, {}]
+
+
+async def test_a_guest_status_the_cache_still_shows_is_written_after_a_different_one() -> None:
+    _, writer, pipeline, controller = guest_mode(S1, S0, S0)
     for _ in range(3):
         await controller.reconcile(KEY)
     outdated = f"{keys.STATUS_PREFIX}outdated"
@@ -165,16 +174,7 @@ async def test_a_guest_status_the_cache_still_shows_is_written_after_a_different
 
 
 async def test_a_consumer_status_written_by_somebody_else_after_ours_is_overwritten() -> None:
-    cache: Store[CustomObject] = Store()
-    cache.upsert(consumer())
-    writer = RecordingWriter()
-    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
-    pipeline = ScriptedPipeline(reporter, S1, S1, S1)
-    controller = ConsumerController(
-        consumers=cache,
-        pipeline=pipeline,  # type: ignore[arg-type]
-        reporter=reporter,
-    )
+    cache, writer, pipeline, controller = crd_mode(S1, S1, S1)
     await controller.reconcile(KEY)  # writes S1 as version 101
     cache.upsert(consumer(status=S1, rv="101"))  # the cache sees our write
     await controller.reconcile(KEY)  # nothing to do
@@ -185,16 +185,7 @@ async def test_a_consumer_status_written_by_somebody_else_after_ours_is_overwrit
 
 
 async def test_a_consumer_status_rewritten_before_the_cache_saw_ours_is_overwritten() -> None:
-    cache: Store[CustomObject] = Store()
-    cache.upsert(consumer())
-    writer = RecordingWriter()
-    reporter = CrdReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
-    pipeline = ScriptedPipeline(reporter, S1, S1)
-    controller = ConsumerController(
-        consumers=cache,
-        pipeline=pipeline,  # type: ignore[arg-type]
-        reporter=reporter,
-    )
+    cache, writer, pipeline, controller = crd_mode(S1, S1)
     await controller.reconcile(KEY)  # writes S1 as version 101
     # The watch jumps past our write (a relist): only the later, foreign, status is seen.
     cache.upsert(consumer(status={}, rv="150"))
@@ -204,16 +195,7 @@ async def test_a_consumer_status_rewritten_before_the_cache_saw_ours_is_overwrit
 
 
 async def test_a_guest_status_written_by_somebody_else_after_ours_is_overwritten() -> None:
-    cache: Store[ConfigMapView] = Store()
-    cache.upsert(configmap(manifests.status_annotations(S0)))
-    writer = RecordingWriter()
-    reporter = GuestReporter(events=NO_EVENTS, writer=writer)  # type: ignore[arg-type]
-    pipeline = ScriptedPipeline(reporter, S1, S1, S1)
-    controller = ConfigMapController(
-        configmaps=cache,
-        pipeline=pipeline,  # type: ignore[arg-type]
-        reporter=reporter,
-    )
+    cache, writer, pipeline, controller = guest_mode(S1, S1, S1)
     await controller.reconcile(KEY)  # writes S1 as version 101
     cache.upsert(configmap(manifests.status_annotations(S1), rv="101"))
     await controller.reconcile(KEY)  # nothing to do

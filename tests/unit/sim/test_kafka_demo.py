@@ -76,9 +76,17 @@ def test_label_is_read_from_the_selector() -> None:
     assert kafkademo._label(query, "consumergroup") == "g1"
 
 
-@pytest.mark.parametrize(("t", "words"), [(10.0, "steady"), (80.0, "OUTAGE"), (200.0, "drain")])
-def test_phase_tells_the_incident(t: float, words: str) -> None:
-    assert words in kafkademo.phase(t, at=75.0, length=60.0)
+@pytest.mark.parametrize(
+    ("t", "lag_s", "words"),
+    [
+        (10.0, 0.0, "steady"),
+        (80.0, 30.0, "OUTAGE"),
+        (200.0, 12.0, "consumers drain the backlog"),
+        (300.0, 0.4, "backlog drained"),
+    ],
+)
+def test_phase_tells_the_incident(t: float, lag_s: float, words: str) -> None:
+    assert words in kafkademo.phase(t, at=75.0, length=60.0, lag_s=lag_s)
 
 
 @pytest.mark.parametrize(("flag", "expected"), [([], "kafka"), (["--simulator"], "simulator")])

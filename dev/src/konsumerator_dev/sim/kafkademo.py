@@ -223,12 +223,16 @@ def _indent(line: str) -> None:
     print(f"        {line}", flush=True)
 
 
-def phase(t: float, *, at: float, length: float) -> str:
+def phase(t: float, *, at: float, length: float, lag_s: float) -> str:
+    """What the demo is showing now; ``lag_s`` is the worst instance's lag in seconds of
+    production (after the outage, below a second means the backlog is gone)."""
     if t < at:
         return f"steady traffic; a downstream outage starts at {mmss(at)}"
     if t < at + length:
         return f"OUTAGE: every consumer is stalled until {mmss(at + length)}"
-    return "outage over: consumers drain the backlog"
+    if lag_s >= 1.0:
+        return "outage over: consumers drain the backlog"
+    return "backlog drained: consumers keep up with production"
 
 
 class KafkaDemo:
@@ -398,7 +402,9 @@ class KafkaDemo:
                     consumers=consumers,
                     rows=rows,
                     view=view,
-                    phase=phase(t, at=at, length=length),
+                    phase=phase(
+                        t, at=at, length=length, lag_s=max((r.lag_s for r in rows), default=0.0)
+                    ),
                 )
                 shown.show(frame, at=t)
                 time.sleep(every)
