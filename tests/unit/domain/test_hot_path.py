@@ -11,7 +11,8 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * ``in_place`` converts a decision without losing any of its fields;
 * ``Decision.pods_pending``: whether a running pod does not yet run its target,
   found with the pod patches, as ``ObservedPod.actuated`` says;
-* ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool.
+* ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool;
+* rendering copies the template with a copy for JSON-shaped data.
 """
 
 import dataclasses
@@ -22,7 +23,7 @@ from types import MappingProxyType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain import limits, rules, sizing
+from konsumerator.domain import limits, rendering, rules, sizing
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.qos import QoS, keep_class, qos_class
@@ -239,3 +240,28 @@ def test_a_pass_proposes_from_an_unbounded_pool_what_a_fresh_sizing_would(
         pool = limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)
         args = {"partitions": (partition,), "current": {}, "critical": critical, "pool": pool}
         assert shared.propose(**args) == fresh().propose(**args)  # type: ignore[arg-type]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+def containers_of(value: object) -> list[int]:
+    """The ids of every dict and list in ``value``."""
+    if isinstance(value, dict):
+        return [id(value), *(i for v in value.values() for i in containers_of(v))]
+    if isinstance(value, list):
+        return [id(value), *(i for v in value for i in containers_of(v))]
+    return []
+
+
+@given(value=json_values)
+def test_a_template_copy_is_equal_and_shares_nothing_mutable(value: object) -> None:
+    copied = rendering._copy(value)
+    assert copied == value
+    assert not set(containers_of(copied)) & set(containers_of(value))
