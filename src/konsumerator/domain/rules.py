@@ -171,10 +171,16 @@ def compare(current: Mapping[str, Resources], proposed: Mapping[str, Resources])
     One verdict per instance: a pinned sidecar must not veto (or fake) the
     main container's resize, as the Go per-container loop let it.
     """
-    results = [compare_requests(current.get(n, NO_RESOURCES), r) for n, r in proposed.items()]
-    if 1 in results:
-        return 1
-    return -1 if -1 in results else 0
+    verdict = 0
+    for name, r in proposed.items():
+        have = current.get(name, NO_RESOURCES)
+        if have is r:
+            continue
+        result = compare_requests(have, r)
+        if result == 1:
+            return 1
+        verdict = verdict or result
+    return verdict
 
 
 def _propose(

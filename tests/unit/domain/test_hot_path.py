@@ -7,7 +7,8 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 
 * ``pod_target``: what a pod is resized to (memory never lowered, the QoS class
   kept), with its shortcut for containers already at their target;
-* ``qos_class`` (one loop) and ``Resources.is_empty`` (field by field);
+* ``qos_class`` (one loop), ``Resources.is_empty`` (field by field) and ``compare``
+  (the instance's verdict, stopping at the first container that needs more);
 * ``in_place`` converts a decision without losing any of its fields;
 * ``Decision.pods_pending``: whether a running pod does not yet run its target,
   found with the pod patches, as ``ObservedPod.actuated`` says;
@@ -28,7 +29,7 @@ from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.qos import QoS, keep_class, qos_class
 from konsumerator.domain.quantities import Format
-from konsumerator.domain.resources import NO_RESOURCES, Resources
+from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
 from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, UpdateMode
 from konsumerator.simulating import observe
@@ -265,3 +266,14 @@ def test_a_template_copy_is_equal_and_shares_nothing_mutable(value: object) -> N
     copied = rendering._copy(value)
     assert copied == value
     assert not set(containers_of(copied)) & set(containers_of(value))
+
+
+@given(current=containers, proposed=containers)
+def test_an_instances_verdict_is_more_if_any_container_needs_more_else_less_if_any_does(
+    current: dict[str, Resources], proposed: dict[str, Resources]
+) -> None:
+    results = [compare_requests(current.get(n, NO_RESOURCES), r) for n, r in proposed.items()]
+    expected = 1 if 1 in results else -1 if -1 in results else 0
+    assert rules.compare(current, proposed) == expected
+    # The same objects compare as equal without being looked at.
+    assert rules.compare(proposed, proposed) == 0
