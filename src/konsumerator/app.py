@@ -14,8 +14,11 @@ Watches, and why they are shaped so:
 * Pods of managed Deployments (in-place resizing), selected by the same label,
   which in-place mode puts on the pod template; projected to metadata and
   resources (``kube.pods``) and indexed by their Deployment, so a pass reads
-  an instance's pods in O(1) and a pod's event (a new pod, a resize actuated
-  or refused) wakes the Consumer that owns its Deployment.
+  an instance's pods in O(1); a pod's event wakes the Consumer that owns its
+  Deployment only when it changes what a pass derives (a resize to make,
+  actuated or refused; not a pod starting at its template's size:
+  ``controllers.waking.PodWakes``), and so does a ReplicaSet's (through its
+  pods).
 * Consumers (CRD mode, cluster-wide) or ConfigMaps (guest mode, one
   namespace). Status-only changes that our own last write made are filtered
   out, so our status writes never trigger a reconcile; anybody else's status
@@ -54,12 +57,7 @@ from konsumerator.domain.pods import ObservedPod, ObservedReplicaSet
 from konsumerator.kube import connecting
 from konsumerator.kube.eventing import EventRecorder
 from konsumerator.kube.leases import LeaseClient
-from konsumerator.kube.pods import (
-    POD_PROJECTOR,
-    REPLICASET_PROJECTOR,
-    pod_changed,
-    replicaset_changed,
-)
+from konsumerator.kube.pods import POD_PROJECTOR, REPLICASET_PROJECTOR
 from konsumerator.kube.projections import (
     CONFIGMAP_PROJECTOR,
     CUSTOM_OBJECT_PROJECTOR,
@@ -290,13 +288,21 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     controller.watches(
         deployments, keys=owners, predicate=waking.deployment_wakes, batch_s=waking.BATCH_S
     )
+    # Status-only versions keep what the planner found comparing them with its intent.
+    deployments.subscribe(waking.keep_drift_memo)
 
     def pod_owners(p: ObservedPod) -> list[ObjectKey]:
         """The owners of the pod's Deployment (none while the cache does not show it)."""
         d = deployments.get(ObjectKey(p.namespace, p.deployment)) if p.deployment else None
         return owners(d) if d is not None else []
 
-    controller.watches(pods, keys=pod_owners, predicate=pod_changed, batch_s=waking.BATCH_S)
+    # Only pod and ReplicaSet events that change what a pass derives (waking.PodWakes).
+    pod_wakes = waking.PodWakes(
+        deployment=lambda namespace, name: deployments.get(ObjectKey(namespace, name)),
+        deployments_by_uid=lambda uid: deployments.by_index(index=DEPLOYMENT_UID_INDEX, value=uid),
+        instance_pods=lambda d: pods.by_index(index=POD_INDEX, value=f"{d.namespace}/{d.name}"),
+    )
+    controller.watches(pods, keys=pod_owners, predicate=pod_wakes.pod, batch_s=waking.BATCH_S)
 
     def replicaset_owners(rs: ObservedReplicaSet) -> list[ObjectKey]:
         """The owners of the Deployment controlling ``rs``: its pods may count from now on."""
@@ -309,7 +315,10 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         ]
 
     controller.watches(
-        replicasets, keys=replicaset_owners, predicate=replicaset_changed, batch_s=waking.BATCH_S
+        replicasets,
+        keys=replicaset_owners,
+        predicate=pod_wakes.replicaset,
+        batch_s=waking.BATCH_S,
     )
 
     manager = Manager(

@@ -160,7 +160,11 @@ def _snapshot(raw: object, *, where: str) -> MetricsSnapshot | None:
                 target[partition] = float(value)
             else:
                 raise InputError(f"{where}.{key}.{kind}: {_why_not_a_metric(value)}")
-    return MetricsSnapshot(**{k: MappingProxyType(v) for k, v in values.items()})
+    return MetricsSnapshot(
+        production=MappingProxyType(values["production"]),
+        consumption=MappingProxyType(values["consumption"]),
+        offset=MappingProxyType(values["offset"]),
+    )
 
 
 # -- the typed fast path of ``load_timeline`` ------------------------------------------

@@ -15,7 +15,8 @@ Aspects tested:
   the pod labels (matchLabels, matchExpressions), ``restartPolicy: Never``, a container
   name that is not a DNS label, a policy naming a container that does not exist, a
   ``metadata.name`` longer than a label value, an unknown ``predictor``, a
-  ``targetUtilizationPercent`` below 10, a negative ``restartTime``;
+  ``targetUtilizationPercent`` below 10, a negative ``restartTime``, a ``cpuUsage``
+  without ``podLabel`` or with one that is not a Prometheus label name;
 * the largest quantities that fit, a 63-character name and selectors that do select the
   pods are accepted.
 """
@@ -245,6 +246,14 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _autoscaler(restartTime="-1s"),
         ["spec.autoscaler.restartTime", "restartTime must not be negative"],
     ),
+    "cpuUsage podLabel not a label name": (
+        _set(cpuUsage={"query": "up", "podLabel": "pod-name"}),
+        ["spec.autoscaler.prometheus.cpuUsage.podLabel", "should match"],
+    ),
+    "cpuUsage without podLabel": (
+        _set(cpuUsage={"query": "up"}),
+        ["spec.autoscaler.prometheus.cpuUsage.podLabel", "Required value"],
+    ),
     "minSyncPeriod 1ns": (
         _set(minSyncPeriod="1ns"),
         ["spec.autoscaler.prometheus.minSyncPeriod", "minSyncPeriod must be at least 1s"],
@@ -304,6 +313,10 @@ ACCEPTED: dict[str, Mutation] = {
     ),
     "the adaptive predictor at 100% utilisation, restarts in 0s": _autoscaler(
         predictor="adaptive", targetUtilizationPercent=100, restartTime="0s"
+    ),
+    "the adaptive predictor learning from a cpuUsage query": _both(
+        _autoscaler(predictor="adaptive"),
+        _set(cpuUsage={"query": "sum by (pod) (rate(cpu[1m]))", "podLabel": "pod"}),
     ),
     "tolerableLag 0s and restartPolicy Always": _both(
         _set(tolerableLag="0s"), _template("template.spec.restartPolicy", "Always")

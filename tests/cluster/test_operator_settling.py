@@ -2,17 +2,20 @@
 
 Aspects tested:
 
-* a Consumer with 40 instances (replicas 1, so KWOK runs a pod for each; ``Recreate``, so
-  that its pods, which in-place mode reads, are not watched) converges in a
-  couple of passes: the creating one and the one its own writes' events wake (batched into
-  one), and, whatever the timing, a small bounded number. kube-controller-manager is
-  frozen (SIGSTOP; it runs without leader election) meanwhile, so that all of its work on
-  the new Deployments comes after convergence, as it does at scale;
+* a Consumer with 40 instances (replicas 1, so KWOK runs a pod for each; the default
+  ``updateMode``, in place, so its pods and their ReplicaSets are watched and read)
+  converges in a couple of passes: the creating one and the one its own writes' events
+  wake (batched into one), and, whatever the timing, a small bounded number.
+  kube-controller-manager is frozen (SIGSTOP; it runs without leader election)
+  meanwhile, so that all of its work on the new Deployments comes after convergence, as
+  it does at scale;
 * once it is thawed it creates the ReplicaSets, stamps each Deployment's
   ``deployment.kubernetes.io/revision`` annotation and moves its status along
-  (observedGeneration, replicas, ready, available), and KWOK starts the pods: no pass
-  runs for any of it (the Consumer's ``konsumerator_consumer_reconcile_total`` does not
-  move until every Deployment is available and the queue is idle);
+  (observedGeneration, replicas, ready, available), and KWOK starts the pods at their
+  template's size, which is the instance's (``waking.PodWakes``: such a pod is quiet):
+  no pass runs for any of it (the Consumer's ``konsumerator_consumer_reconcile_total``
+  does not move until every Deployment is available and the queue is idle), and the
+  operator's pod cache saw every pod run;
 * the Deployments are untouched by the operator meanwhile (no write request).
 """
 
@@ -70,11 +73,9 @@ def _crd(cluster: Cluster) -> None:
 
 
 def settling_consumer(namespace: str) -> dict[str, Any]:
-    """40 instances, ``updateMode: Recreate``: only Deployments are watched for it. (In
-    place, the default, its pods are watched too, and a new pod is an input of the pass:
-    their events wake it, batched, by design.)"""
+    """40 instances, the default ``updateMode`` (in place): its pods are watched."""
     manifest = consumer("settle", namespace, num_partitions=INSTANCES, per_instance=1)
-    manifest["spec"]["autoscaler"]["updateMode"] = "Recreate"
+    assert "updateMode" not in manifest["spec"]["autoscaler"]
     return manifest
 
 
@@ -137,8 +138,11 @@ def test_deployments_settling_wake_no_pass(cluster: Cluster, namespace: str) -> 
         wait_until(idle, timeout=60, what="the operator's queue to drain")
         after = reconciles()
         made = op.call(lambda: op.operator.client.counts.since(written))
+        (pods,) = (r.store for r in op.operator.manager._reflectors if r.name == "pods")
+        running = op.call(lambda: sum(p.running for p in pods.values() if p.namespace == namespace))
 
     assert not any(_stamped(d) for d in unsettled.values())  # kcm's work was all to come
+    assert running == INSTANCES  # the operator watched every pod start
     assert 1 <= at_convergence - start <= CONVERGING_PASSES
     assert after - at_convergence == 0, "passes while kcm and KWOK settled the Deployments"
     assert not {verb: n for verb, n in made.items() if verb in WRITE_VERBS}, made

@@ -140,3 +140,45 @@ def test_a_bad_consumer_is_one_line_naming_the_field(tmp_path: Path) -> None:
     assert result.exit_code == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: {consumer}: spec.autoscaler.prometheus.ratePerCore")
+
+
+def learning_consumer(tmp_path: Path) -> Path:
+    """examples/consumer.yaml with a cpuUsage query: the adaptive predictor learns."""
+    text = CONSUMER.read_text().replace(
+        "      offset:\n",
+        "      cpuUsage:\n"
+        "        query: sum by (pod) (rate(container_cpu_usage_seconds_total[1m]))\n"
+        "        podLabel: pod\n"
+        "      offset:\n",
+        1,
+    )
+    path = tmp_path / "learning.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_with_a_cpu_usage_query_adaptive_learns_the_true_rate_and_lags_less(
+    tmp_path: Path,
+) -> None:
+    # Consumers 20 % slower than ratePerCore (2000) says, on a steady 1500 msg/s per
+    # partition: sized from 2000 they fall behind; the learned rate approaches 1600.
+    header = ",".join(["t", *map(str, range(10))])
+    trace = tmp_path / "steady.csv"
+    trace.write_text(
+        header + "\n0," + ",".join(["1500"] * 10) + "\n5400," + ",".join(["1500"] * 10) + "\n"
+    )
+    common = (
+        "--format=json",
+        "--policy=adaptive",
+        "--true-rate-factor=0.8",
+        "--update-mode=Recreate",
+    )
+    learned = score(str(learning_consumer(tmp_path)), str(trace), *common)
+    configured = score(str(CONSUMER), str(trace), *common)
+    assert learned.exit_code == 0, learned.output
+    assert configured.exit_code == 0, configured.output
+    with_query = json.loads(learned.stdout)["policies"]["adaptive"]
+    without = json.loads(configured.stdout)["policies"]["adaptive"]
+    assert "learned_rate_per_core" not in without
+    assert 1600 * 0.97 <= with_query["learned_rate_per_core"] <= 1600 * 1.1
+    assert with_query["v_tol"] < without["v_tol"]

@@ -117,12 +117,22 @@ class QuerySpec(_Model):
     partition_label: str = Field(alias="partitionLabel", min_length=1)
 
 
+class CpuUsageSpec(_Model):
+    """The optional CPU-usage query: cores used per pod, for the learned rate per core."""
+
+    query: str = Field(min_length=1)
+    pod_label: str = Field(
+        alias="podLabel", min_length=1, max_length=128, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+    )
+
+
 class PrometheusSpec(_Model):
     address: list[str] = Field(min_length=1)
     min_sync_period: Duration = Field(alias="minSyncPeriod", default="1m")
     offset: QuerySpec
     production: QuerySpec
     consumption: QuerySpec
+    cpu_usage: CpuUsageSpec | None = Field(alias="cpuUsage", default=None)
     fallback_strategy: Literal["min", "max"] = Field(alias="fallbackStrategy", default="min")
     rate_per_core: Integer = Field(alias="ratePerCore", gt=0, le=_INT64_MAX)
     ram_per_core: Quantity = Field(alias="ramPerCore")
@@ -384,6 +394,7 @@ def to_config(spec: ConsumerSpec, *, paused: bool = False) -> ConsumerConfig:
             predictor=Predictor(spec.autoscaler.predictor),
             target_utilization=spec.autoscaler.target_utilization_percent / 100,
             actuation_s=_actuation_s(spec.autoscaler),
+            learns=prom.cpu_usage is not None,
         )
     pool = None
     if spec.resource_policy.global_policy is not None:

@@ -10,7 +10,8 @@ Every step goes through a port (``controllers.ports``), so the operator,
 1. **Gather**, with no API call: the owned Deployments from the
    ``DeploymentsView`` (the watch cache's owner index), and a metrics snapshot
    from the ``MetricsSource`` (the Prometheus provider queries only when
-   ``minSyncPeriod`` has passed: three queries per Consumer per sync,
+   ``minSyncPeriod`` has passed: three queries per Consumer per sync, a fourth
+   with ``cpuUsage`` (the learned rate per core, ``domain.adaptive.learning``),
    whatever the partition count).
 2. **Decide**: ``domain.planning.plan``, a pure function.
 3. **Act**: the ``Actuator`` performs exactly the plan's writes
@@ -45,14 +46,16 @@ from konsumerator.controllers.ports import (
 from konsumerator.controllers.rechecking import ConflictRecheck
 from konsumerator.controllers.resizing import ResizeMemory
 from konsumerator.domain import keys, planning, rendering
+from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.adaptive import learning
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Plan
 from konsumerator.domain.pods import ObservedPod
-from konsumerator.domain.specs import ConsumerConfig, Owner, UpdateMode
+from konsumerator.domain.specs import ConsumerConfig, Owner, Predictor, UpdateMode
 from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
 from konsumerator.obs.consumers import ConsumerMetrics
-from konsumerator.prom.queries import PrometheusConfig, QuerySpec
+from konsumerator.prom.queries import PodQuerySpec, PrometheusConfig, QuerySpec
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
@@ -114,6 +117,9 @@ def _prometheus_config(spec: ConsumerSpec) -> PrometheusConfig | None:
             query=prom.consumption.query, partition_label=prom.consumption.partition_label
         ),
         offset=QuerySpec(query=prom.offset.query, partition_label=prom.offset.partition_label),
+        cpu_usage=None
+        if prom.cpu_usage is None
+        else PodQuerySpec(query=prom.cpu_usage.query, pod_label=prom.cpu_usage.pod_label),
     )
 
 
@@ -136,6 +142,37 @@ def refusal(*, policy: AddressPolicy, source: manifests.Source, spec: ConsumerSp
     return (
         f"{named}: not allowed by the operator's --prometheus-allowed-hosts"
         f" ({', '.join(policy.text)}); no request was made"
+    )
+
+
+def _learned(
+    *, config: ConsumerConfig, metrics: planning.Metrics, previous: ConsumerStatus, now: datetime
+) -> learning.Learned | None:
+    """The learned rate per core after this pass (``domain.adaptive.learning``).
+
+    Its memory is the status: the previous learning, and the previous sync's
+    consumption (``lastSyncState``) to tell flat from rising. Decoded only in a pass
+    that refreshed metrics under the adaptive predictor with a CPU-usage query.
+    """
+    a = config.autoscaling
+    learns = a is not None and a.learns and a.predictor is Predictor.ADAPTIVE
+    fresh = learns and metrics.refreshed and metrics.snapshot is not None
+    assignment = (
+        partitioning.assign(num_partitions=config.num_partitions, per_instance=config.per_instance)
+        if fresh
+        else ()
+    )
+    return learning.for_pass(
+        previous=previous.learning,
+        autoscaling=a,
+        snapshot=metrics.snapshot,
+        refreshed=metrics.refreshed,
+        before=snapshot_from_state(previous.last_sync_state) if fresh else None,
+        instances=[
+            (rendering.deployment_name(config=config, index=i), parts)
+            for i, parts in enumerate(assignment)
+        ],
+        now=now,
     )
 
 
@@ -318,6 +355,11 @@ class Pipeline:
         refused, metrics = await self._allowed_metrics(
             key=key, source=source, spec=spec, config=config, previous=previous, now=now
         )
+        learned = _learned(config=config, metrics=metrics, previous=previous, now=now)
+        if config.autoscaling is not None:
+            config = dataclasses.replace(
+                config, autoscaling=learning.sizing_with(config.autoscaling, learned)
+            )
         deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
         pods = self._instance_pods(config=config, deployments=deployments)
         plan = planning.plan(
@@ -355,6 +397,7 @@ class Pipeline:
             refusal=refused,
             states=(self._states, key),
             in_place=self._in_place_status(key=key, config=config, plan=plan),
+            learning=learned,
         )
         await self._reporter.passed(
             key=key, source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refused

@@ -30,6 +30,23 @@ def _empty() -> Mapping[int, float]:
     return MappingProxyType({})
 
 
+@dataclass(frozen=True, slots=True)
+class CpuUsage:
+    """The optional fourth query's answer: CPU cores each pod used (``cpuUsage``).
+
+    Only the adaptive predictor's learned rate per core reads it
+    (``domain.adaptive.learning``); sizing never depends on it, so a failed or
+    unusable answer is carried as ``problem`` and the snapshot stays whole.
+    Values are as Prometheus sent them (NaN, negative, huge included): judging
+    them is the learner's business, which says in the status why it paused.
+    """
+
+    by_pod: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    # Why the answer cannot be used at all (the query failed, timed out, matched
+    # nothing); None when it came back.
+    problem: str | None = None
+
+
 def truncate(value: float | None) -> int:
     """Go's int64(float) for a metric value; missing, NaN and Inf read as 0."""
     if value is None or not math.isfinite(value):
@@ -42,6 +59,9 @@ class MetricsSnapshot:
     production: Mapping[int, float] = field(default_factory=_empty)
     consumption: Mapping[int, float] = field(default_factory=_empty)
     offset: Mapping[int, float] = field(default_factory=_empty)
+    # The CPU-usage query's answer; None when the Consumer has no such query.
+    # Not part of ``lastSyncState``: a restarted operator learns from its next sync.
+    cpu_usage: CpuUsage | None = field(default=None, compare=False)
     # Whole seconds of production each partition is behind:
     # trunc(behind / production), absent when nothing is produced. Derived
     # once per refresh, because every pass needs every partition's lag for

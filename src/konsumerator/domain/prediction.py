@@ -80,7 +80,7 @@ def size_for_rate(*, rate: int, autoscaling: Autoscaling) -> Resources:
     Capped at what Kubernetes can represent: Prometheus can report any lag, and
     a rate beyond every machine on earth still has to become a valid quantity.
     """
-    cpu_req = ceil_to(rate * 1000 // autoscaling.rate_per_core, autoscaling.cpu_increment_m)
+    cpu_req = ceil_to(rate * 1000 // autoscaling.sizing_rate_per_core, autoscaling.cpu_increment_m)
     cpu_lim = min(ceil_to(cpu_req, 1000), MAX_CPU_M)
     cpu_req = min(cpu_req, cpu_lim)
     memory = min(cpu_lim * autoscaling.ram_per_core_b // 1000, MAX_MEM_B)

@@ -82,6 +82,17 @@ class Autoscaling:
     # (seconds a resize stops consumption: a pod restart under Recreate).
     target_utilization: float = 0.9
     actuation_s: float = 30.0
+    # Whether a CPU-usage query is configured, so the adaptive predictor may learn
+    # the real rate per core (``domain.adaptive.learning``).
+    learns: bool = False
+    # The learned rate per core this pass sizes with (adaptive only; set by the
+    # pipeline from the Consumer's status, never by the user). None: ``rate_per_core``.
+    learned_rate_per_core: int | None = None
+
+    @property
+    def sizing_rate_per_core(self) -> int:
+        """The messages/s per core CPU is computed from: learned, else configured."""
+        return self.learned_rate_per_core or self.rate_per_core
 
 
 def _frozen(d: Mapping[str, Bounds] | None = None) -> Mapping[str, Bounds]:

@@ -16,6 +16,12 @@ does not hammer Prometheus), ``observedGeneration`` in its Kubernetes meaning
   ``AutoscalingDisabled``.
 * ``Saturated``: some instances are lagging and held back by their limits.
 
+Under the adaptive predictor, ``learning`` says whether the rate per core is
+learned (``domain.adaptive.learning``): its state (``Off``, ``Learning``,
+``Paused``), the reason, the learned ``ratePerCore`` and the configured one it
+started from. It is also the learner's memory: read back every pass, so a
+restarted operator goes on from the learned rate.
+
 A condition's ``lastTransitionTime`` moves only when its status flips
 (``domain.conditions``).
 
@@ -44,6 +50,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from konsumerator.domain import keys
+from konsumerator.domain.adaptive.learning import Learned, Reason, State
 from konsumerator.domain.conditions import (
     FALSE,
     MESSAGE_LIMIT,
@@ -55,9 +62,9 @@ from konsumerator.domain.conditions import (
     listing,
     merge_conditions,
 )
-from konsumerator.domain.numbers import INT32_MAX, parse_decimal
+from konsumerator.domain.numbers import INT32_MAX, INT64_MAX, parse_decimal
 from konsumerator.domain.planning import Counters, Metrics, Plan
-from konsumerator.domain.rendering import format_time
+from konsumerator.domain.rendering import format_time, parse_time
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, state_size, sync_state
 
 _UNBOUNDED_SUFFIX: Final = " (resources are left as they are)"
@@ -79,6 +86,7 @@ STATUS_COUNTERS: Final = COUNTER_FIELDS[:6]
 LAST_SYNC_TIME: Final = f"{keys.STATUS_PREFIX}last-sync-time"
 LAST_SYNC_STATE: Final = f"{keys.STATUS_PREFIX}last-sync-state"
 CONDITIONS: Final = f"{keys.STATUS_PREFIX}conditions"
+LEARNING: Final = f"{keys.STATUS_PREFIX}learning"
 
 
 def _empty() -> Mapping[str, Any]:
@@ -104,6 +112,8 @@ class ConsumerStatus:
     carried: Mapping[str, Any] = field(default_factory=_empty)
     # ``inPlace``: the in-place counters (``IN_PLACE_FIELDS``), None in Recreate mode.
     in_place: Mapping[str, int] | None = None
+    # ``learning``: the learned rate per core (adaptive predictor only).
+    learning: Learned | None = None
 
     def condition(self, type: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type), None)
@@ -126,6 +136,8 @@ class ConsumerStatus:
             body["conditions"] = [c.to_body() for c in self.conditions]
         if self.in_place is not None:
             body["inPlace"] = dict(self.in_place)
+        if self.learning is not None:
+            body["learning"] = learning_body(self.learning)
         return body
 
     def to_annotations(self) -> dict[str, str]:
@@ -150,6 +162,8 @@ class ConsumerStatus:
             is_int(v) for v in in_place.values()
         )
         held |= {"inPlace"} if readable else set()
+        learning = learning_from_body(raw.get("learning"))
+        held |= {"learning"} if learning is not None else set()
         return ConsumerStatus(
             counters=Counters(**{n: raw[n] for n in COUNTER_FIELDS}) if complete else None,
             observed_generation=generation if is_int(generation) else None,
@@ -158,11 +172,56 @@ class ConsumerStatus:
             conditions=tuple(c for c in conditions if c is not None),
             carried=MappingProxyType({k: v for k, v in raw.items() if k not in held}),
             in_place=MappingProxyType(in_place) if readable else None,
+            learning=learning,
         )
 
     @staticmethod
     def from_annotations(annotations: Mapping[str, str]) -> "ConsumerStatus":
         return ConsumerStatus.from_body(status_from_annotations(annotations))
+
+
+def learning_body(learned: Learned) -> dict[str, Any]:
+    """``status.learning``: absent fields are left out."""
+    body: dict[str, Any] = {
+        "state": learned.state.value,
+        "reason": learned.reason.value,
+        "message": bounded(learned.message),
+    }
+    if learned.rate_per_core is not None:
+        body["ratePerCore"] = learned.rate_per_core
+    if learned.prior is not None:
+        body["configuredRatePerCore"] = learned.prior
+    if learned.rate_per_core is not None:
+        body["samples"] = learned.samples
+    if learned.learned_at is not None:
+        body["lastLearnedTime"] = format_time(learned.learned_at)
+    return body
+
+
+def _positive(value: object) -> int | None:
+    return value if isinstance(value, int) and is_int(value) and 0 < value <= INT64_MAX else None
+
+
+def learning_from_body(raw: object) -> Learned | None:
+    """``status.learning`` read back; None (carried as it was) when it is not one."""
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        state, reason = State(str(raw.get("state"))), Reason(str(raw.get("reason")))
+    except ValueError:
+        return None
+    samples = raw.get("samples", 0)
+    message = raw.get("message")
+    learned_at = raw.get("lastLearnedTime")
+    return Learned(
+        state=state,
+        reason=reason,
+        message=message if isinstance(message, str) else "",
+        rate_per_core=_positive(raw.get("ratePerCore")),
+        prior=_positive(raw.get("configuredRatePerCore")),
+        samples=samples if is_int(samples) and 0 <= samples <= INT32_MAX else 0,
+        learned_at=parse_time(learned_at) if isinstance(learned_at, str) else None,
+    )
 
 
 def counter_fields(c: Counters) -> dict[str, int]:
@@ -178,6 +237,8 @@ def status_annotations(status: Mapping[str, Any]) -> dict[str, str]:
     conditions = status.get("conditions")
     if conditions:
         result[CONDITIONS] = json.dumps(conditions, sort_keys=True)
+    if status.get("learning"):
+        result[LEARNING] = json.dumps(status["learning"], sort_keys=True)
     return result
 
 
@@ -190,7 +251,11 @@ def status_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
         status[key] = parse_decimal(raw, maximum=INT32_MAX) or 0
     if annotations.get(LAST_SYNC_TIME):
         status["lastSyncTime"] = annotations[LAST_SYNC_TIME]
-    for key, name in ((LAST_SYNC_STATE, "lastSyncState"), (CONDITIONS, "conditions")):
+    for key, name in (
+        (LAST_SYNC_STATE, "lastSyncState"),
+        (CONDITIONS, "conditions"),
+        (LEARNING, "learning"),
+    ):
         try:
             value = json.loads(annotations.get(key, "null"))
         except ValueError:
@@ -315,12 +380,14 @@ def of_pass(
     refusal: str | None = None,
     states: tuple[SyncStates, str] | None = None,
     in_place: Mapping[str, int] | None = None,
+    learning: Learned | None = None,
 ) -> ConsumerStatus:
     """The status a pass reports, ``lastSyncState`` within ``state_budget_bytes``.
 
     ``refusal`` says why Prometheus was not asked at all (a disallowed address).
     ``states`` (the cache and this Consumer's key) encodes a snapshot once.
     ``in_place``: the in-place counters (``inPlace``), None in Recreate mode.
+    ``learning``: the learned rate per core (adaptive predictor), else None.
     """
     sync = _sync(
         previous=previous,
@@ -346,6 +413,7 @@ def of_pass(
         ),
         carried=previous.carried,
         in_place=None if in_place is None else MappingProxyType(dict(in_place)),
+        learning=learning,
     )
 
 

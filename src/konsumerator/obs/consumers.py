@@ -127,6 +127,12 @@ class ConsumerMetrics:
             "The Consumer's global memory pool (globalPolicy.maxAllowed.memory)",
             ["consumer"],
         )
+        self.learned_rate = gauge(
+            "konsumerator_consumer_learned_rate_per_core",
+            "adaptive predictor: the learned messages/s per core it sizes with"
+            " (absent while the configured ratePerCore is used)",
+            ["consumer"],
+        )
         self.reconciles = Counter(
             "konsumerator_consumer_reconcile_total",
             "Reconciles of a Consumer",
@@ -253,6 +259,12 @@ class ConsumerMetrics:
             )
         self.cpu_allocated.labels(consumer).set(plan.allocated_cpu_m)
         self.memory_allocated.labels(consumer).set(plan.allocated_mem_b)
+        learned = config.autoscaling.learned_rate_per_core if config.autoscaling else None
+        if learned is not None:
+            self.learned_rate.labels(consumer).set(learned)
+        else:
+            with contextlib.suppress(KeyError):
+                self.learned_rate.remove(consumer)
         pool = config.global_pool
         if pool is not None and pool.cpu_m is not None:
             self.cpu_limit.labels(consumer).set(pool.cpu_m)
@@ -268,6 +280,7 @@ class ConsumerMetrics:
             self.memory_allocated,
             self.cpu_limit,
             self.memory_limit,
+            self.learned_rate,
         ):
             with contextlib.suppress(KeyError):
                 g.remove(consumer)

@@ -14,6 +14,7 @@ Modules, from the wire up:
 - `querying`: one instant query, and the hedged query across addresses.
 - `parsing`: a query result → values per partition, with a reject report.
 - `fetching`: the three queries → one whole snapshot, or an error.
+- `cpuusage`: the optional fourth query (CPU used per pod), which never fails a refresh.
 - `providing`: per-Consumer cache with the `minSyncPeriod` policy.
 
 Import modules, not names: `from konsumerator.prom import fetching`.

@@ -19,18 +19,22 @@ counted through the observer, and the previous snapshot stays. A partition
 missing from an otherwise good answer is still normal (see `prediction`).
 
 The cost of a refresh is exactly three logical queries per Consumer,
-whatever the partition count: every query returns all partitions at once.
+whatever the partition count: every query returns all partitions at once; a
+fourth, the optional CPU-usage query (``cpuusage``), returns all pods at once and
+runs concurrently with them. It cannot fail the refresh: its failure (a slow
+answer included, bounded by the same timeout) is carried in the snapshot as
+``cpu_usage.problem``, and when the sizing queries fail it is cancelled.
 """
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import httpx2
 
 from konsumerator.domain.metrics import MetricKind, MetricsSnapshot
-from konsumerator.prom import observing, querying
+from konsumerator.prom import cpuusage, observing, querying
 from konsumerator.prom.errors import BadAnswer, BadData, BadDataReason
 from konsumerator.prom.parsing import ParseReport, parse_partitions
 from konsumerator.prom.queries import PrometheusConfig
@@ -66,6 +70,43 @@ async def fetch_snapshot(
     """
     if num_partitions < 0:
         raise ValueError(f"num_partitions must be >= 0, got {num_partitions}")
+    cpu = (
+        None
+        if config.cpu_usage is None
+        else asyncio.create_task(
+            cpuusage.fetch_cpu_usage(
+                client=client,
+                addresses=config.addresses,
+                spec=config.cpu_usage,
+                timeout_seconds=config.timeout_seconds,
+                observer=observer,
+            )
+        )
+    )
+    try:
+        found = await _sizing_snapshot(
+            client=client, config=config, num_partitions=num_partitions, observer=observer
+        )
+    except BaseException:
+        if cpu is not None:
+            cpu.cancel()
+            await asyncio.gather(cpu, return_exceptions=True)
+        raise
+    if cpu is None:
+        return found
+    # Bounded by the query's own timeout; it never raises (failures are its problem).
+    usage = await cpu
+    return FetchResult(snapshot=replace(found.snapshot, cpu_usage=usage), reports=found.reports)
+
+
+async def _sizing_snapshot(
+    *,
+    client: httpx2.AsyncClient,
+    config: PrometheusConfig,
+    num_partitions: int,
+    observer: observing.QueryObserver,
+) -> FetchResult:
+    """The three sizing queries; all must succeed."""
     kinds = list(MetricKind)
     tasks = {
         kind: asyncio.create_task(

@@ -4,7 +4,8 @@ Each reconcile of a Consumer asks the provider for metrics. Prometheus is
 queried only when there is no snapshot yet or the last one is older than the
 Consumer's `minSyncPeriod` (strictly: `now - synced_at > period`, as in Go);
 otherwise the cached snapshot is returned without any request. A refresh is
-exactly three logical queries (see `fetching`).
+exactly three logical queries, four with the optional CPU-usage query
+(see `fetching`).
 
 Failure keeps the past: when a refresh fails, the last *complete* snapshot
 stays in use, with its original `synced_at`, and the error is reported, so

@@ -1,4 +1,4 @@
-"""What to ask Prometheus for one Consumer: addresses and three queries.
+"""What to ask Prometheus for one Consumer: addresses and three queries (four with cpuUsage).
 
 Plain frozen dataclasses, deliberately decoupled from the pydantic CRD model:
 the controller translates `spec.autoscaler.prometheus` into a
@@ -29,6 +29,14 @@ class QuerySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PodQuerySpec:
+    """One PromQL instant query and the label that names the pod (``cpuUsage``)."""
+
+    query: str
+    pod_label: str
+
+
+@dataclass(frozen=True, slots=True)
 class PrometheusConfig:
     """Where and what to query for one Consumer.
 
@@ -43,6 +51,9 @@ class PrometheusConfig:
     consumption: QuerySpec
     offset: QuerySpec
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # The optional fourth query (CPU cores used per pod), for the learned rate per
+    # core; it may fail without failing the refresh (``cpuusage``).
+    cpu_usage: PodQuerySpec | None = None
 
     def __post_init__(self) -> None:
         # A zero, negative or NaN timeout would make every query fail in

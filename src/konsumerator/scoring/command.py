@@ -187,6 +187,10 @@ def summary(results: Mapping[str, Sequence[Score]]) -> dict[str, dict[str, objec
             row[field] = round(_mean(values), 3)
             if len(values) > 1:
                 spread[field] = [round(min(values), 3), round(max(values), 3)]
+        learned = [s.learned_rate_per_core for s in scores if s.learned_rate_per_core]
+        if learned:
+            # Only for a policy that learned (adaptive, with spec...prometheus.cpuUsage).
+            row["learned_rate_per_core"] = round(_mean(learned))
         a = _mean([s.core_hours for s in scores])
         row["efficiency"] = round(oracle_a / a, 3) if oracle_a is not None and a else None
         if spread:
@@ -249,5 +253,11 @@ def to_markdown(results: Mapping[str, Sequence[Score]], *, options: Options) -> 
         f" in core-hours; {seeds}; update mode {mode}, CPU model"
         f" {options.cpu_model.value}, consumers at {options.true_rate_factor:g}x ratePerCore,"
         f" restart {options.restart_s:g} s. eff = oracle's A / A.",
+    ]
+    lines += [
+        f"{name} learned ratePerCore={row['learned_rate_per_core']} (from the CPU the model's"
+        " pods used; configured in the Consumer)."
+        for name, row in rows.items()
+        if row.get("learned_rate_per_core") is not None
     ]
     return "\n".join(lines) + "\n"

@@ -46,6 +46,14 @@ one ``resize_s`` seconds later (the kubelet's actuation delay; a later size repl
 one not yet actuated). Resizes (CPU changes of running instances, in place or through a
 restart) are counted apart from restarts.
 
+**CPU used.** Consuming a message costs ``1 / truePerCoreRate`` CPU-seconds, so an
+instance uses ``consumed / truePerCoreRate`` cores: all it has when it falls behind
+(its request, or its limit on a spare node), less when it keeps up, nothing while it
+restarts. ``snapshot`` reports it over the rate window per pod, as
+``sum by (pod) (rate(container_cpu_usage_seconds_total[1m]))`` would (one pod per
+instance, named like a Deployment's pod), which lets the adaptive predictor learn the
+real rate per core in ``konsumerator score`` and the scorecard.
+
 **Time scale.** ``time_scale`` compresses the trace's schedule only: at
 ``time_scale=10`` the incident of trace minute 10 happens at model minute 1,
 while rates, capacities and restarts stay per model second. That keeps
@@ -57,13 +65,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Protocol
 
-from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot
+
+# The pod of an instance, as a Deployment names it: ``<deployment>-<hash>-<suffix>``.
+POD_SUFFIX = "-5d4f8b9c7d-model"
 
 
 class Workload(Protocol):
@@ -189,7 +200,11 @@ class Model:
         self.resizes_by: dict[str, int] = {}
         self._running: dict[str, _Running] = {}
         self._history_s = history_s
-        self._history: deque[tuple[float, tuple[float, ...], tuple[float, ...]]] = deque()
+        self._history: deque[
+            tuple[float, tuple[float, ...], tuple[float, ...], Mapping[str, float]]
+        ] = deque()
+        # CPU-seconds each instance used so far (see "CPU used" above).
+        self.cpu_seconds: dict[str, float] = {}
         self._remember()
 
     @property
@@ -274,8 +289,12 @@ class Model:
                 else parts[p].backlog + produced[p]
                 for p in mine
             ]
-            for p, grant in zip(mine, fair_share(capacity=capacity, demands=demands), strict=True):
+            grants = fair_share(capacity=capacity, demands=demands)
+            for p, grant in zip(mine, grants, strict=True):
                 consumed[p] = grant
+            self.cpu_seconds[inst.name] = (
+                self.cpu_seconds.get(inst.name, 0.0) + sum(grants) / self.true_rate_per_core
+            )
         for p, part in enumerate(parts):
             if p in owned:
                 part.owned = True
@@ -297,6 +316,7 @@ class Model:
                 self.t,
                 tuple(p.produced for p in self.partitions),
                 tuple(p.consumed for p in self.partitions),
+                MappingProxyType(dict(self.cpu_seconds)),
             )
         )
         while len(self._history) > 2 and self._history[1][0] <= self.t - self._history_s:
@@ -310,7 +330,7 @@ class Model:
         """
         if not self._history:
             raise RuntimeError("snapshot() needs history_s > 0")
-        t0, produced0, consumed0 = self._history[0]
+        t0, produced0, consumed0, cpu0 = self._history[0]
         span = self.t - t0
         production: dict[int, float] = {}
         consumption: dict[int, float] = {}
@@ -320,8 +340,14 @@ class Model:
                 production[p] = (part.produced - produced0[p]) / span
                 consumption[p] = (part.consumed - consumed0[p]) / span
             offset[p] = math.floor(part.produced) - math.floor(part.consumed)
+        cores = {
+            f"{name}{POD_SUFFIX}": (used - cpu0.get(name, 0.0)) / span
+            for name, used in self.cpu_seconds.items()
+            if span > 0 and name in self._running
+        }
         return MetricsSnapshot(
             production=MappingProxyType(production),
             consumption=MappingProxyType(consumption),
             offset=MappingProxyType(offset),
+            cpu_usage=CpuUsage(by_pod=MappingProxyType(cores)),
         )

@@ -44,6 +44,9 @@ class Score:
     resizes: int = 0
     # None for a policy that resizes continuously and for free (the oracle).
     oscillations: int | None = 0
+    # The rate per core the adaptive predictor learned by the end (a Consumer with a
+    # cpuUsage query), None when it learned nothing or does not learn.
+    learned_rate_per_core: int | None = None
     # Sampled every 30 s for plots: (t, worst lag seconds, allocated cores, needed cores).
     series: list[tuple[float, float, float, float]] = field(default_factory=list)
 
@@ -141,6 +144,7 @@ def play(
     score.resizes = sum(len(c) for c in changes.values())
     continuous = getattr(policy, "continuous", False)
     score.oscillations = None if continuous else sum(oscillations(c) for c in changes.values())
+    score.learned_rate_per_core = getattr(policy, "learned_rate_per_core", None)
     return score
 
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from konsumerator.api import manifests
-from konsumerator.api.v1 import ConsumerSpec
+from konsumerator.api.v1 import ConsumerSpec, CpuUsageSpec
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import refresh_due
 from konsumerator.domain.specs import ConsumerConfig
@@ -74,14 +74,39 @@ def with_predictor(spec: ConsumerSpec, predictor: str) -> ConsumerSpec:
     return spec.model_copy(update={"autoscaler": autoscaler})
 
 
+# What the model's snapshot answers for (any query: the model serves CPU used per pod).
+MODEL_CPU_QUERY = "sum by (pod) (rate(container_cpu_usage_seconds_total[1m]))"
+
+
+def with_cpu_usage(spec: ConsumerSpec) -> ConsumerSpec:
+    """``spec`` with a cpuUsage query (what the model's snapshot answers), unless it has one."""
+    prom = spec.autoscaler.prometheus
+    if prom is None or prom.cpu_usage is not None:
+        return spec
+    query = CpuUsageSpec(query=MODEL_CPU_QUERY, pod_label="pod")
+    autoscaler = spec.autoscaler.model_copy(
+        update={"prometheus": prom.model_copy(update={"cpu_usage": query})}
+    )
+    return spec.model_copy(update={"autoscaler": autoscaler})
+
+
 class PipelinePolicy:
     """The operator's own reconcile pass (``Pipeline``), run every minSyncPeriod."""
 
-    def __init__(self, predictor: str | None = None) -> None:
+    def __init__(self, predictor: str | None = None, *, learn: bool = False) -> None:
         # None: as the Consumer says; else the Consumer with this predictor.
         self._predictor = predictor
+        # Give the Consumer a cpuUsage query (the model serves CPU used per pod), so
+        # the adaptive predictor learns the rate per core.
+        self._learn = learn
         self._replay: Replay | None = None
         self._bodies: dict[str, dict[str, Any]] = {}
+
+    @property
+    def learned_rate_per_core(self) -> int | None:
+        """What the pass learned so far (``status.learning``), None before a sample."""
+        learned = self._replay.status.learning if self._replay is not None else None
+        return learned.rate_per_core if learned is not None and learned.samples else None
 
     def allocate(self, *, model: Model, scenario: Scenario) -> Sequence[Instance] | None:
         autoscaling = scenario.config.autoscaling
@@ -91,6 +116,8 @@ class PipelinePolicy:
             spec = scenario.spec
             if self._predictor is not None:
                 spec = with_predictor(spec, self._predictor)
+            if self._learn:
+                spec = with_cpu_usage(spec)
             self._replay = Replay(source=scenario.source, spec=spec, start=START)
         now = START + timedelta(seconds=model.t)
         if not first and not refresh_due(

@@ -582,3 +582,26 @@ def test_status_annotations_do_not_mutate_input():
     before = copy.deepcopy(status)
     manifests.status_annotations(status)
     assert status == before
+
+
+def test_a_cpu_usage_query_turns_learning_on() -> None:
+    spec = parse_spec(with_value((*PROM, "cpuUsage"), {"query": "cpu", "podLabel": "pod"}))
+    autoscaling = to_config(spec).autoscaling
+    assert autoscaling is not None
+    assert autoscaling.learns
+    assert autoscaling.learned_rate_per_core is None  # the pipeline sets it, never the user
+    assert to_config(parse_spec(minimal())).autoscaling.learns is False  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"query": "cpu"}, "spec.autoscaler.prometheus.cpuUsage.podLabel"),
+        ({"query": "", "podLabel": "pod"}, "spec.autoscaler.prometheus.cpuUsage.query"),
+        ({"query": "cpu", "podLabel": "pod-name"}, "spec.autoscaler.prometheus.cpuUsage.podLabel"),
+        ({"query": "cpu", "podLabel": "pod", "x": 1}, "spec.autoscaler.prometheus.cpuUsage.x"),
+    ],
+)
+def test_a_bad_cpu_usage_query_names_its_field(value: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+        parse_spec(with_value((*PROM, "cpuUsage"), value))

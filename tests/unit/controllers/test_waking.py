@@ -6,6 +6,9 @@ Aspects tested:
   controllers' bookkeeping does not (the deployment controller's revision annotation, status
   counters, observedGeneration, a new resourceVersion alone);
 - additions and deletions always wake;
+- a version that differs only in what drift does not compare (status, resourceVersion,
+  the deployment controller's revision) keeps the planner's drift results (a bounded
+  few), any other does not;
 - every field of ``ObservedDeployment`` is placed: read by the pass (``WAKING``) or not,
   with a reason (``IGNORED``), never both, so a new field cannot be forgotten.
 """
@@ -19,6 +22,7 @@ import pytest
 from konsumerator.controllers import waking
 from konsumerator.domain import keys
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
+from konsumerator.runtime.stores import ObjectKey, Store
 
 BASE_ANNOTATIONS = {
     keys.CONSUMER_ID: "0",
@@ -100,3 +104,52 @@ def test_every_observed_field_is_either_read_or_ignored_with_a_reason() -> None:
     assert not read & ignored
     assert read | ignored == names
     assert all(reason for reason in waking.IGNORED.values())
+
+
+def remembered(d: ObservedDeployment) -> ObservedDeployment:
+    d.drift_memo["intent"] = ("spec.replicas",)
+    return d
+
+
+CARRIES = {
+    "status counters": ({"ready_replicas": 1, "resource_version": "11"}, True),
+    "observedGeneration": ({"observed_generation": 1, "resource_version": "12"}, True),
+    "the deployment controller's revision": (
+        {"annotations": annotated(**{"deployment.kubernetes.io/revision": "2"})},
+        True,
+    ),
+    "our annotation": ({"annotations": annotated(**{keys.PARTITION: "1"})}, False),
+    "a label": ({"labels": MappingProxyType({"app": "other"})}, False),
+    "the spec": ({"generation": 2, "spec_json": b'{"replicas":2}'}, False),
+}
+
+
+@pytest.mark.parametrize(("changes", "carried"), CARRIES.values(), ids=CARRIES.keys())
+def test_a_version_drift_cannot_tell_apart_keeps_the_planners_drift_results(
+    changes: dict[str, Any], carried: bool
+) -> None:
+    old, new = remembered(deployment()), deployment(**changes)
+    waking.keep_drift_memo(old, new)
+    assert new.drift_memo == ({"intent": ("spec.replicas",)} if carried else {})
+
+
+def test_drift_results_are_carried_only_while_few() -> None:
+    old = deployment()
+    old.drift_memo.update(dict.fromkeys(range(waking.CARRIED_DRIFT_RESULTS + 1), ()))
+    new = deployment(resource_version="11")
+    waking.keep_drift_memo(old, new)
+    assert new.drift_memo == {}
+    waking.keep_drift_memo(None, new)
+    waking.keep_drift_memo(new, None)
+
+
+def test_a_store_update_of_status_only_keeps_them() -> None:
+    """Wired as app.py does: the store's listener runs before any pass reads the cache."""
+    store: Store[ObservedDeployment] = Store(indexers={})
+    store.subscribe(waking.keep_drift_memo)
+    store.upsert(remembered(deployment()))
+    store.upsert(deployment(ready_replicas=1, resource_version="11"))
+    found = store.get(ObjectKey("ns", "c-0"))
+    assert found is not None
+    assert found.resource_version == "11"
+    assert found.drift_memo == {"intent": ("spec.replicas",)}

@@ -7,7 +7,6 @@ Aspects tested:
   resize conditions; a pod whose owner is not a ReplicaSet with the hash
   suffix belongs to no instance.
 * A ReplicaSet decodes into its UID and its controller's UID (the owner chain).
-* Only planning's fields count as a change (a resourceVersion does not).
 * ``acting.unsupported`` tells a server without ``pods/resize`` from a pod
   that is gone; ``acting.refused`` tells a resize refused for good (invalid,
   beyond the node) from a missing RBAC permission.
@@ -21,7 +20,7 @@ import pytest
 from konsumerator.controllers import acting
 from konsumerator.domain.pods import Pending
 from konsumerator.domain.resources import Resources
-from konsumerator.kube.pods import POD_PROJECTOR, REPLICASET_PROJECTOR, pod_changed
+from konsumerator.kube.pods import POD_PROJECTOR, REPLICASET_PROJECTOR
 from konsumerator.runtime import errors
 
 
@@ -120,16 +119,6 @@ def test_a_kubelet_that_reports_no_resources_reads_as_none():
     del raw["status"]["containerStatuses"][0]["resources"]
     pod = POD_PROJECTOR.decode(json.dumps(raw).encode())
     assert pod.actual == {"app": None}
-
-
-def test_only_planning_fields_are_a_change():
-    old = POD_PROJECTOR.decode(pod_json())
-    raw = json.loads(pod_json())
-    raw["metadata"]["resourceVersion"] = "8"
-    raw["status"]["containerStatuses"][0]["ready"] = False
-    assert not pod_changed(old, POD_PROJECTOR.decode(json.dumps(raw).encode()))
-    raw["status"]["containerStatuses"][0]["resources"]["requests"]["cpu"] = "2"
-    assert pod_changed(old, POD_PROJECTOR.decode(json.dumps(raw).encode()))
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ Aspects tested:
   names (``konsumerator_consumer_deployments_*_errors`` without ``_total``), with the write
   counters present at 0 from the first reconcile, and removed with the Consumer;
 * ``konsumerator_meta_info`` is 1 with the operator's version from the start.
+* ``konsumerator_consumer_learned_rate_per_core`` is there only while sizing uses a learned rate.
 * the per-instance series of 10,000 instances retain under 1 MiB beyond the plans (read
   from the plans at scrape time, not 30,000 Gauge children).
 """
@@ -15,6 +16,7 @@ Aspects tested:
 import gc
 import platform
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -216,3 +218,22 @@ def test_per_instance_series_cost_no_memory_beyond_the_plans_they_come_from():
         if s.name.startswith("konsumerator_deployment_")
     ]
     assert len(series) == 3 * 10_000
+
+
+def test_the_learned_rate_is_a_gauge_only_while_sizing_uses_it():
+    registry = CollectorRegistry()
+    gauges = ConsumerMetrics(registry=registry)
+    cfg = config(1)
+    assert cfg.autoscaling is not None
+    learned = replace(cfg, autoscaling=replace(cfg.autoscaling, learned_rate_per_core=812))
+    result = plan(config=cfg, owner=OWNER, deployments=[], metrics=Metrics(), now=NOW)
+    name = "konsumerator_consumer_learned_rate_per_core"
+    gauges.observe(consumer="ns/c", plan=result, config=cfg, snapshot=None)
+    assert sample(registry, name, consumer="ns/c") is None
+    gauges.observe(consumer="ns/c", plan=result, config=learned, snapshot=None)
+    assert sample(registry, name, consumer="ns/c") == 812
+    gauges.observe(consumer="ns/c", plan=result, config=cfg, snapshot=None)
+    assert sample(registry, name, consumer="ns/c") is None
+    gauges.observe(consumer="ns/c", plan=result, config=learned, snapshot=None)
+    gauges.forget(consumer="ns/c")
+    assert sample(registry, name, consumer="ns/c") is None

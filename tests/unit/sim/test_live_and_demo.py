@@ -203,6 +203,8 @@ def test_the_exporter_speaks_kafka_exporter(consumer):
     assert (
         'kafka_consumergroup_lag{consumergroup="orders",partition="9",topic="orders"} 0.0' in text
     )  # handover
+    # 0.1 core consuming flat out for 10 s: 1 CPU-second, cAdvisor's series for its pod.
+    assert 'container_cpu_usage_seconds_total{pod="orders-consumer-0-5d4f8b9c7d-model"} 1.0' in text
 
 
 def test_the_demo_consumer_is_the_sample_with_demo_timings(consumer):

@@ -31,6 +31,7 @@ import math
 
 import pytest
 
+from konsumerator.domain.adaptive.learning import instance_of_pod
 from konsumerator_dev.sim.model import Instance, Model, fair_share
 from konsumerator_dev.sim.traces import (
     TRACES,
@@ -318,3 +319,30 @@ def test_snapshot_reports_windowed_rates_and_current_lag_like_prometheus():
     assert snap.offset[0] == 48_000
     assert snap.lag[0] == 48
     assert math.isclose(m.t, 120)
+
+
+@pytest.mark.parametrize(
+    ("cpu_m", "restart", "cores"),
+    [
+        (300, False, 0.3),  # falling behind: all it has (600/s at 2000/s per core)
+        (2000, False, 0.5),  # keeping up: what 1000/s costs, not its request
+        (300, True, 0.3 * 30 / 60),  # restarting for half the window: half of it
+    ],
+)
+def test_snapshot_reports_the_cpu_each_pod_used_over_the_window(
+    cpu_m: int, restart: bool, cores: float
+) -> None:
+    m = model(flat(1000), restart_s=30.0)
+    own(m, cpu_m)
+    run(m, 120)
+    if restart:
+        own(m, cpu_m, template="v2")
+        run(m, 60)
+    snap = m.snapshot()
+    usage = snap.cpu_usage
+    assert usage is not None
+    (pod,) = usage.by_pod
+    assert instance_of_pod(pod) == "i0"
+    assert usage.by_pod[pod] == pytest.approx(cores)
+    # Consumption over CPU used is the true rate per core, whatever the allocation.
+    assert snap.consumption[0] / usage.by_pod[pod] == pytest.approx(2000)

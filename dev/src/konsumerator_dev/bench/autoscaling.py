@@ -84,11 +84,18 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "static-peak": _static_peak,
     "oracle": Oracle,
 }
+# Asked by name only (``--policies``): the adaptive predictor learning the rate per core
+# from the model's CPU-usage series, as with spec.autoscaler.prometheus.cpuUsage.
+EXTRA_POLICIES: dict[str, Callable[[], Policy]] = {
+    "adaptive-learned": lambda: PipelinePolicy("adaptive", learn=True),
+}
 
 
 def policy_factory(name: str) -> Callable[[], Policy]:
     if name in POLICIES:
         return POLICIES[name]
+    if name in EXTRA_POLICIES:
+        return EXTRA_POLICIES[name]
     if ":" in name:
         module, _, attr = name.partition(":")
         factory: Callable[[], Policy] = getattr(importlib.import_module(module), attr)

@@ -15,6 +15,12 @@ writes against a real Kafka work unchanged against it::
     kafka_consumergroup_current_offset{consumergroup, topic, partition}
     kafka_consumergroup_lag{consumergroup, topic, partition}
 
+and what cAdvisor would for the consuming pods (one per instance, named like a
+Deployment's pod), so a ``cpuUsage`` query lets the adaptive predictor learn the rate
+per core::
+
+    container_cpu_usage_seconds_total{pod}
+
 plus ``konsumerator_sim_*`` gauges (true backlog, rates, allocated CPU,
 restarts) for people and tests. ``--speed`` compresses the trace's schedule
 (see the model's "Time scale"); rates stay per real second, so Prometheus's
@@ -31,14 +37,19 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import start_http_server
-from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from konsumerator.api.v1 import to_config
 from konsumerator.domain import keys
 from konsumerator.domain.specs import ConsumerConfig
 from konsumerator.scoring.deployments import instances_from, worker_container
-from konsumerator.scoring.model import Model
+from konsumerator.scoring.model import POD_SUFFIX, Model
 from konsumerator.simulating import load_consumer
 
 
@@ -75,6 +86,7 @@ class KafkaExporterCollector(Collector):
             allocation = {i.name: (i.cpu_m, model.restarting(i.name)) for i in model.instances()}
             restarts = model.restarts
             trace_t = model.trace_t
+            used = dict(model.cpu_seconds)
         topic_offset = GaugeMetricFamily(
             "kafka_topic_partition_current_offset",
             "Current Offset of a Broker at Topic/Partition",
@@ -108,7 +120,14 @@ class KafkaExporterCollector(Collector):
         )
         for name, (cpu_m, restarting) in sorted(allocation.items()):
             cpu.add_metric([name, str(restarting).lower()], cpu_m)
-        yield from (topic_offset, group_offset, lag, rate, cpu)
+        usage = CounterMetricFamily(
+            "container_cpu_usage_seconds",
+            "CPU-seconds the instance's consuming pod used (cAdvisor's name)",
+            labels=["pod"],
+        )
+        for name, seconds in sorted(used.items()):
+            usage.add_metric([f"{name}{POD_SUFFIX}"], seconds)
+        yield from (topic_offset, group_offset, lag, rate, cpu, usage)
         yield GaugeMetricFamily(
             "konsumerator_sim_restarts", "Pod-template changes of running instances", restarts
         )

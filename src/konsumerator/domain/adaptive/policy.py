@@ -377,13 +377,21 @@ def size(
     return Sized(rate=rate, demand=found, peak=peak, memory=kept)
 
 
+def _rate_source(autoscaling: Autoscaling) -> str:
+    """The rate per core the CPU was computed from, and where it came from."""
+    learned = autoscaling.learned_rate_per_core
+    if learned is None:
+        return f"ratePerCore={autoscaling.rate_per_core} (configured)"
+    return f"ratePerCore={learned} (learned; configured {autoscaling.rate_per_core})"
+
+
 def explain(*, sized: Sized, autoscaling: Autoscaling, cpu_m: int, rule: str) -> str:
     """Every input of the decision, so that a user can redo it by hand."""
     d, k = sized.demand, knobs_for(autoscaling)
     return (
         f"adaptive: lambda={d.production:.0f}/s backlog={d.backlog:.0f} T={k.recovery_s:g}s "
-        f"u={k.utilization:g} R={k.actuation_s:g}s ratePerCore={autoscaling.rate_per_core} "
-        f"(configured) term={d.term.value} need=max(lambda/u,lambda(1+R/T))"
+        f"u={k.utilization:g} R={k.actuation_s:g}s {_rate_source(autoscaling)} "
+        f"term={d.term.value} need=max(lambda/u,lambda(1+R/T))"
         f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
         f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s = {cpu_m}m; "
         f"rule {rule}"

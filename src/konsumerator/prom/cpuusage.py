@@ -1,0 +1,78 @@
+"""The optional fourth query: CPU cores used per pod, for the learned rate per core.
+
+Unlike the three sizing queries, this one may fail without failing the refresh:
+sizing never depends on it, only the adaptive predictor's learning does
+(``domain.adaptive.learning``). So every failure, a slow answer included, comes
+back as ``CpuUsage.problem`` instead of an exception, and the snapshot stays whole.
+
+The answer is kept per pod, as Prometheus sent it: NaN, negative and huge values
+included, since only the learner knows which pods are whose and says in the
+status what it could not use. Several series of one pod (one per container, when
+the query does not aggregate) are added up: a pod's CPU is its containers' sum.
+"""
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import httpx2
+
+from konsumerator.domain.metrics import CpuUsage
+from konsumerator.prom import observing, querying
+from konsumerator.prom.errors import PrometheusError
+from konsumerator.prom.queries import PodQuerySpec
+from konsumerator.prom.responses import MatrixData, QueryData, VectorData
+
+KIND = "cpu_usage"
+
+
+def parse_pods(*, data: QueryData, pod_label: str) -> Mapping[str, float] | str:
+    """Cores by pod, or why the answer is not one series per pod."""
+    if isinstance(data, VectorData):
+        pairs = [(s.metric.get(pod_label), s.value) for s in data.result]
+    elif isinstance(data, MatrixData):
+        pairs = [(s.metric.get(pod_label), s.values[-1] if s.values else None) for s in data.result]
+    else:
+        return "returned a scalar or string, not a vector of one series per pod"
+    by_pod: dict[str, float] = {}
+    for pod, pair in pairs:
+        if not pod or pair is None:
+            continue
+        try:
+            value = float(pair[1])
+        except ValueError:
+            value = math.nan
+        by_pod[pod] = by_pod.get(pod, 0.0) + value
+    if not by_pod:
+        return (
+            f"returned no series with a {pod_label} label"
+            if pairs
+            else "returned no series (does it match anything?)"
+        )
+    return MappingProxyType(by_pod)
+
+
+async def fetch_cpu_usage(
+    *,
+    client: httpx2.AsyncClient,
+    addresses: tuple[str, ...],
+    spec: PodQuerySpec,
+    timeout_seconds: float,
+    observer: observing.QueryObserver = observing.NULL_OBSERVER,
+) -> CpuUsage:
+    """The query's answer; a failure (no answer in time included) is its ``problem``."""
+    try:
+        response = await querying.query_any(
+            client=client,
+            addresses=addresses,
+            query=spec.query,
+            timeout_seconds=timeout_seconds,
+            kind=KIND,
+            observer=observer,
+        )
+    except PrometheusError as exc:
+        return CpuUsage(problem=str(exc))
+    parsed = parse_pods(data=response.data, pod_label=spec.pod_label)
+    if isinstance(parsed, str):
+        return CpuUsage(problem=parsed)
+    return CpuUsage(by_pod=parsed)

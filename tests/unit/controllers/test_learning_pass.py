@@ -1,0 +1,100 @@
+"""The learned rate per core in the operator's pass (``Pipeline`` through ``Replay``).
+
+Aspects tested:
+
+* an adaptive Consumer with a cpuUsage query learns in passes that refresh metrics:
+  the first has no previous sync to tell flat from rising (nothing learned), the next
+  folds the saturated sample into ``status.learning`` and sizes with it, and the
+  scaling explanation names the learned rate;
+* a restarted operator (a new pipeline given the status as read back from its body)
+  goes on from the learned rate instead of starting from the prior;
+* a naive Consumer with the same query learns nothing and reports no ``learning``.
+"""
+
+from pathlib import Path
+from types import MappingProxyType
+
+from konsumerator.api.v1 import ConsumerSpec
+from konsumerator.domain import keys
+from konsumerator.domain.adaptive.learning import ALPHA, Reason, State
+from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot
+from konsumerator.domain.status import ConsumerStatus
+from konsumerator.scoring.policies import with_cpu_usage, with_predictor
+from konsumerator.simulating import Replay, load_consumer
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
+PRIOR = 2000  # examples/consumer.yaml's ratePerCore
+# 10 partitions, 2 per instance: each instance consumes 2 × 1000 msg/s of 2 × 1500
+# on 1.25 cores: 1600 msg/s per core used, slower than the configured 2000.
+SAMPLE = 1600
+
+
+def saturated() -> MetricsSnapshot:
+    parts = range(10)
+    return MetricsSnapshot(
+        production=MappingProxyType(dict.fromkeys(parts, 1500.0)),
+        consumption=MappingProxyType(dict.fromkeys(parts, 1000.0)),
+        offset=MappingProxyType(dict.fromkeys(parts, 100_000.0)),
+        cpu_usage=CpuUsage(
+            by_pod=MappingProxyType(
+                {f"orders-consumer-{i}-5d4f8b9c7d-x1y2z": 1.25 for i in range(5)}
+            )
+        ),
+    )
+
+
+def replay(predictor: str) -> Replay:
+    source, spec = load_consumer(EXAMPLE.read_text(), source=str(EXAMPLE))
+    spec = with_cpu_usage(with_predictor(spec, predictor))
+    autoscaler = spec.autoscaler.model_copy(update={"update_mode": "Recreate"})
+    return Replay(
+        source=source,
+        spec=ConsumerSpec.model_validate(
+            spec.model_copy(update={"autoscaler": autoscaler}).model_dump(by_alias=True)
+        ),
+    )
+
+
+def decisions(r: Replay) -> list[str]:
+    done = r.cluster
+    return [
+        (d.annotations.get(keys.SCALING_DECISION) or "")
+        for d in done.by_index(index="controller-uid", value=r.source.uid)
+    ]
+
+
+def test_a_saturated_sync_is_learned_sized_with_and_explained() -> None:
+    r = replay("adaptive")
+    first = r.step(advance_s=0, metrics=saturated).status.learning
+    assert first is not None
+    assert (first.state, first.reason, first.samples) == (State.LEARNING, Reason.NOT_SATURATED, 0)
+    second = r.step(advance_s=31, metrics=saturated).status.learning
+    assert second is not None
+    assert (second.state, second.reason, second.samples) == (State.LEARNING, Reason.LEARNED, 1)
+    assert second.rate_per_core == round(ALPHA * SAMPLE + (1 - ALPHA) * PRIOR)
+    # Sized with the learned (lower) rate: more CPU, after pendingScaleUpDuration (2m).
+    for _ in range(8):
+        r.step(advance_s=31, metrics=saturated)
+    assert any(f"(learned; configured {PRIOR})" in d for d in decisions(r)), decisions(r)
+
+
+def test_a_restarted_operator_goes_on_from_the_learned_rate() -> None:
+    r = replay("adaptive")
+    r.step(advance_s=0, metrics=saturated)
+    learned = r.step(advance_s=31, metrics=saturated).status.learning
+    assert learned is not None
+    restarted = replay("adaptive")
+    restarted.now = r.now
+    restarted.status = ConsumerStatus.from_body(r.status.to_body())
+    after = restarted.step(advance_s=31, metrics=saturated).status.learning
+    assert after is not None
+    assert after.samples == learned.samples + 1
+    assert after.rate_per_core == round(ALPHA * SAMPLE + (1 - ALPHA) * (learned.rate_per_core or 0))
+
+
+def test_the_naive_predictor_never_learns() -> None:
+    r = replay("naive")
+    for _ in range(3):
+        status = r.step(advance_s=31, metrics=saturated).status
+    assert status.learning is None
+    assert "learning" not in status.to_body()
