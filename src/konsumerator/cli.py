@@ -9,6 +9,7 @@ import contextlib
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import IO, Any
 
 import click
 
@@ -172,9 +173,32 @@ def simulate(consumer: str, timeline: str) -> None:
     simulating.run(source=source, spec=spec, steps=steps, out=sys.stdout)
 
 
-@main.command()
-@click.argument("consumer", type=click.Path(dir_okay=False))
-@click.argument("trace", type=click.Path(dir_okay=False))
+class _OneLineUsageError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _OneLineErrors(click.Command):
+    """A command whose usage errors are one line, ``error: ...`` and status 2, like its others."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            raise _OneLineUsageError(e.format_message()) from None
+
+
+@main.command(cls=_OneLineErrors)
+@click.argument("consumer", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("trace", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "--policy",
     "policies",
@@ -237,34 +261,34 @@ def score(
 ) -> None:
     """Score sizing policies on TRACE (CSV: t,0,1,...,N-1 in msg/s) for CONSUMER.
 
+    Either file can be - (standard input).
+
     Every policy plays the trace against a model of the consumers in virtual
     time (naive and adaptive through the operator's own reconcile pass): SLO
     violations (V, partition-minutes), lag severity, core-hours, restarts,
     resizes and oscillations, next to static-peak and the oracle.
     """
-    from konsumerator import simulating
-    from konsumerator.scoring import command, traces
+    from konsumerator.scoring import command
     from konsumerator.scoring.model import CpuModel
 
     try:
-        source, spec = simulating.load_consumer(_read(consumer), source=consumer)
-        table = traces.parse(_read(trace), source=trace, num_partitions=spec.num_partitions)
-        options = command.Options(
-            policies=tuple(dict.fromkeys(policies)) or command.POLICIES,
-            update_mode=command.UpdateMode(update_mode) if update_mode else None,
-            true_rate_factor=true_rate_factor,
-            restart_s=restart_seconds,
-            seeds=seeds,
-            cpu_model=CpuModel(cpu_model),
+        job = command.load(
+            consumer=consumer,
+            trace=trace,
+            options=command.Options(
+                policies=tuple(dict.fromkeys(policies)) or command.POLICIES,
+                update_mode=command.UpdateMode(update_mode) if update_mode else None,
+                true_rate_factor=true_rate_factor,
+                restart_s=restart_seconds,
+                seeds=seeds,
+                cpu_model=CpuModel(cpu_model),
+            ),
         )
-        command.scenario(source=source, spec=spec, trace=table, options=options)
-    except (simulating.InputError, traces.TraceError) as e:
+    except command.ScoreInputError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except command.ScoreError as e:
-        click.echo(f"error: {consumer}: {e}", err=True)
-        sys.exit(2)
-    results = command.score(source=source, spec=spec, trace=table, options=options)
+    options = job.options
+    results = command.score(source=job.source, spec=job.spec, trace=job.trace, options=options)
     if format_ == "json":
         click.echo(command.to_json(results))
     else:

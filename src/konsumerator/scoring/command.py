@@ -4,6 +4,14 @@
 bounded noise (±5 % per partition and minute, a pure function of the seed), and
 reports each number's mean with its spread (min..max): one run hides how much
 the result depends on where the operator's syncs fall against the trace.
+
+``load`` checks every input before the first step is played and refuses a bad
+one with one line naming the file (and row and column, or field) or the
+option: the options' ranges (finite numbers only), the Consumer, the trace,
+and the work the run would take. Playing costs time in proportion to the
+trace's steps times (partitions + a per-step overhead), for each policy and
+seed; a run beyond ``MAX_WORK`` (about a quarter of an hour on one core) is
+refused up front with what to cut, rather than left to run for hours.
 """
 
 import json
@@ -16,11 +24,12 @@ from enum import StrEnum
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, to_config
 from konsumerator.domain import keys
-from konsumerator.scoring import deployments
+from konsumerator.scoring import deployments, files, traces
 from konsumerator.scoring.model import CpuModel, Workload
-from konsumerator.scoring.play import OracleRuns, Score, play
+from konsumerator.scoring.play import WARMUP_S, OracleRuns, Score, play
 from konsumerator.scoring.policies import Oracle, PipelinePolicy, Policy, Scenario, StaticPeak
 from konsumerator.scoring.traces import TableTrace
+from konsumerator.simulating import InputError, load_consumer
 
 POLICIES = ("naive", "adaptive", "static-peak", "oracle")
 NOISE = 0.05
@@ -34,8 +43,25 @@ class UpdateMode(StrEnum):
     RECREATE = "Recreate"
 
 
+# A Consumer is a Kubernetes object: the API server stores at most about 1.5 MiB of one.
+MAX_CONSUMER_BYTES = 4 << 20
+# Steps x (partitions + STEP_OVERHEAD) x policies played x seeds. Measured at
+# 40-80 us a unit on one core (a step of one partition costs about as much as
+# four more partitions), so this is at most about a quarter of an hour.
+MAX_WORK = 10_000_000
+STEP_OVERHEAD = 4
+# The options' ranges, as the CLI states them.
+TRUE_RATE_FACTOR = (0.01, 100.0)
+RESTART_S = (0.0, 3600.0)
+SEEDS = (1, 100)
+
+
 class ScoreError(ValueError):
     """A Consumer the trace cannot be scored against; one line for the user."""
+
+
+class ScoreInputError(ValueError):
+    """Any input ``score`` refuses; the message is one line naming the file or option."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +138,12 @@ def scenario(
     name: str = "trace",
 ) -> Scenario:
     """The Consumer and the trace as one scenario; refuses a Consumer without autoscaling."""
-    config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
+    if keys.DISABLE_AUTOSCALER in source.annotations:
+        raise ScoreError(
+            f"metadata.annotations.{keys.DISABLE_AUTOSCALER}: autoscaling is disabled, so no"
+            " policy would size anything; remove the annotation to score the trace"
+        )
+    config = to_config(spec)
     if config.autoscaling is None:
         raise ScoreError(
             "spec.autoscaler.mode: must be prometheus (and autoscaling not disabled)"
@@ -140,6 +171,76 @@ def scenario(
         cpu_model=options.cpu_model,
         resize_s=RESIZE_S,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Everything ``score`` needs, every part of it checked."""
+
+    source: manifests.Source
+    spec: ConsumerSpec
+    trace: TableTrace
+    options: Options
+
+
+def check_options(options: Options) -> None:
+    """Each option within its range; NaN is in no range (click's FloatRange lets it through)."""
+    checks: tuple[tuple[str, float, tuple[float, float]], ...] = (
+        ("--true-rate-factor", options.true_rate_factor, TRUE_RATE_FACTOR),
+        ("--restart-seconds", options.restart_s, RESTART_S),
+        ("--seeds", options.seeds, SEEDS),
+    )
+    for flag, value, (low, high) in checks:
+        if not low <= value <= high:  # False for NaN
+            raise ScoreInputError(f"{flag}: must be a number from {low:g} to {high:g}, got {value}")
+    unknown = [p for p in options.policies if p not in POLICIES]
+    if unknown or not options.policies:
+        raise ScoreInputError(f"--policy: must be one of {', '.join(POLICIES)}, got {unknown}")
+
+
+def runs(options: Options) -> int:
+    """Plays per seed: one per policy, and the oracle's for static-peak when it is not scored."""
+    extra = "static-peak" in options.policies and "oracle" not in options.policies
+    return len(options.policies) + int(extra)
+
+
+def bounds(*, num_partitions: int, options: Options) -> traces.Bounds:
+    """How long a trace can be: past the warm-up by a step, within ``MAX_WORK``."""
+    per_step = (num_partitions + STEP_OVERHEAD) * runs(options) * options.seeds
+    plays = f"{runs(options)} play{'s' if runs(options) > 1 else ''}"
+    seeds = f"{options.seeds} seed{'s' if options.seeds > 1 else ''}"
+    return traces.Bounds(
+        min_duration_s=WARMUP_S + options.dt_s,
+        max_duration_s=MAX_WORK // per_step * options.dt_s,
+        max_reason=(
+            f"with {num_partitions} partitions, {plays} and {seeds} (about a quarter of an"
+            " hour of work); score a shorter trace, or fewer --policy or --seeds"
+        ),
+    )
+
+
+def load(*, consumer: str, trace: str, options: Options) -> Job:
+    """Read and check every input; raises ``ScoreInputError`` (one line) on the first bad one."""
+    check_options(options)
+    if consumer == files.STDIN and trace == files.STDIN:
+        raise ScoreInputError("CONSUMER and TRACE: only one of them can be - (stdin)")
+    name = files.describe(consumer)
+    try:
+        text = files.read_text(consumer, limit=MAX_CONSUMER_BYTES)
+        source, spec = load_consumer(text, source=name)
+        limits = bounds(num_partitions=spec.num_partitions, options=options)
+        if limits.max_duration_s < limits.min_duration_s:
+            raise ScoreError(
+                f"spec.numPartitions: {spec.num_partitions} partitions are too many to score"
+                f" even {limits.min_duration_s:g} s of trace {limits.max_reason}"
+            )
+        table = traces.read(trace, num_partitions=spec.num_partitions, bounds=limits)
+        scenario(source=source, spec=spec, trace=table, options=options)
+    except (files.InputFileError, InputError, traces.TraceError) as e:
+        raise ScoreInputError(str(e)) from None
+    except ScoreError as e:
+        raise ScoreInputError(f"{name}: {e}") from None
+    return Job(source=source, spec=spec, trace=table, options=options)
 
 
 def _policy(name: str, oracles: OracleRuns) -> Policy:
@@ -200,7 +301,8 @@ def summary(results: Mapping[str, Sequence[Score]]) -> dict[str, dict[str, objec
 
 
 def to_json(results: Mapping[str, Sequence[Score]]) -> str:
-    return json.dumps({"policies": summary(results)}, sort_keys=False)
+    # allow_nan=False: a NaN or infinity is a bug to fail on, never a non-JSON token to print.
+    return json.dumps({"policies": summary(results)}, sort_keys=False, allow_nan=False)
 
 
 _COLUMNS = (
