@@ -146,33 +146,6 @@ def run(
     sys.exit(status)
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError as e:
-        raise click.UsageError(f"{path}: {e.strerror}") from None
-
-
-@main.command()
-@click.argument("consumer", type=click.Path(dir_okay=False))
-@click.argument("timeline", type=click.Path(dir_okay=False))
-def simulate(consumer: str, timeline: str) -> None:
-    """Replay TIMELINE (YAML steps of metrics) through the planner for CONSUMER.
-
-    Prints one JSON object per step: the Consumer status and every Deployment's
-    partitions, scaling state, resources and env, in virtual time.
-    """
-    from konsumerator import simulating
-
-    try:
-        source, spec = simulating.load_consumer(_read(consumer), source=consumer)
-        steps = simulating.load_timeline(_read(timeline), source=timeline)
-    except simulating.InputError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    simulating.run(source=source, spec=spec, steps=steps, out=sys.stdout)
-
-
 class _OneLineUsageError(click.ClickException):
     exit_code = 2
 
@@ -194,6 +167,39 @@ class _OneLineErrors(click.Command):
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as e:
             raise _OneLineUsageError(e.format_message()) from None
+
+
+def _read(path: str) -> str:
+    """A whole UTF-8 file (a byte-order mark dropped); unreadable or not UTF-8 is one line."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise _OneLineUsageError(f"{path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise _OneLineUsageError(f"{path}: line {line}: not UTF-8 text") from None
+
+
+@main.command(cls=_OneLineErrors)
+@click.argument("consumer", type=click.Path(dir_okay=False))
+@click.argument("timeline", type=click.Path(dir_okay=False))
+def simulate(consumer: str, timeline: str) -> None:
+    """Replay TIMELINE (YAML steps of metrics) through the planner for CONSUMER.
+
+    Prints one JSON object per step: the Consumer status and every Deployment's
+    partitions, scaling state, resources and env, in virtual time.
+    """
+    from konsumerator import simulating
+
+    try:
+        source, spec = simulating.load_consumer(_read(consumer), source=consumer)
+        steps = simulating.load_timeline(_read(timeline), source=timeline)
+    except simulating.InputError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    simulating.run(source=source, spec=spec, steps=steps, out=sys.stdout)
 
 
 @main.command(cls=_OneLineErrors)

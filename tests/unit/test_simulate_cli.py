@@ -268,6 +268,36 @@ def test_missing_file_exits_2(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("which", "data", "needle"),
+    [
+        ("consumer", b"kind: Consumer\nname: \xff\xfe\n", "line 2: not UTF-8 text"),
+        ("timeline", b"steps:\n- advance: 1m\n\x80\n", "line 3: not UTF-8 text"),
+        ("timeline", "directory", "directory"),
+    ],
+)
+def test_unreadable_files_are_one_line_naming_the_file(tmp_path, which, data, needle):
+    bad = tmp_path / f"bad-{which}"
+    if data == "directory":
+        bad.mkdir()
+    else:
+        bad.write_bytes(data)
+    consumer, timeline = (bad, INCIDENT) if which == "consumer" else (CONSUMER, bad)
+    result = simulate(consumer, timeline)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert str(bad) in line
+    assert needle.lower() in line.lower()
+
+
+def test_usage_errors_are_one_line():
+    result = CliRunner().invoke(main, ["simulate", str(CONSUMER)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "TIMELINE" in line
+
+
 def test_the_go_operators_sample_consumer_simulates_unchanged():
     """The Go operator's sample (10 partitions, one per instance, a pinned sidecar)."""
     lines = lines_of(simulate(EXAMPLES / "go-operator-sample.yaml", INCIDENT))

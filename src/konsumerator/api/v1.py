@@ -202,7 +202,7 @@ class AutoscalerSpec(_Model):
     prometheus: PrometheusSpec | None = None
     predictor: Literal["naive", "adaptive"] = "naive"
     target_utilization_percent: Integer = Field(
-        alias="targetUtilizationPercent", default=90, ge=10, le=100
+        alias="targetUtilizationPercent", default=95, ge=10, le=100
     )
     restart_time: Duration = Field(alias="restartTime", default="30s")
 

@@ -29,6 +29,7 @@ back what it drew.
 """
 
 import functools
+import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -398,6 +399,8 @@ def _adaptive_situation(
     proposal: Proposal,
     comparison: int,
     effect: adaptive.Effect,
+    consumed: float,
+    production_need: float,
 ) -> adaptive.Situation:
     """Everything ``adaptive.decide`` judges for one instance in this pass."""
     d = inst.deployment
@@ -420,6 +423,17 @@ def _adaptive_situation(
         cpu_shortage_m=proposal.cpu_shortage_m,
         now=ctx.now,
         effect=effect,
+        outage=adaptive.outage(
+            consumed=consumed,
+            cpu_m=_cpu(d.current),
+            rate_per_core=autoscaling.sizing_rate_per_core,
+        ),
+        settled=adaptive.settled(
+            memory=d.scaling.memory,
+            now=ctx.now,
+            proposed_cpu_m=_cpu(proposal.resources),
+            production_need=production_need,
+        ),
     )
 
 
@@ -430,12 +444,16 @@ def _remember_resize(
     up: bool,
     consumed: float,
     cpu_before_m: int,
+    short_need: float,
+    for_backlog: bool,
 ) -> Memory:
     """The policy's memory once a resize is applied.
 
     A scale-up remembers the throughput and CPU it starts from, to be judged by
-    (``adaptive.effect``); a scale-down clears them. A fresh resize is not yet
-    ineffective.
+    (``adaptive.effect``), and the production need when the CPU was short for
+    production itself, 0 otherwise (``adaptive.settled``), and whether it was
+    mostly for a backlog (``adaptive.drain_over``); a scale-down clears them. A
+    fresh resize is not yet ineffective.
     """
     return replace(
         memory,
@@ -443,6 +461,8 @@ def _remember_resize(
         throughput_before=min(2**62, int(consumed)) if up else 0,
         cpu_before_m=cpu_before_m if up else 0,
         ineffective=False,
+        short_need=min(2**62, math.ceil(short_need)) if up else 0,
+        for_backlog=up and for_backlog,
     )
 
 
@@ -523,6 +543,8 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         proposal=proposal,
         comparison=comparison,
         effect=effect,
+        consumed=consumed,
+        production_need=sized.peak,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
     explanation = adaptive.explain(
@@ -531,8 +553,23 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     up = comparison > 0
     memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE)
     if verdict.apply:
+        short = adaptive.short_for_production(
+            consumed=consumed,
+            produced=sized.demand.production,
+            drained=situation.drained,
+            production_need=sized.peak,
+            backlog_need=sized.demand.backlog_need,
+        )
         memory = _remember_resize(
-            memory=memory, now=ctx.now, up=up, consumed=consumed, cpu_before_m=_cpu(d.current)
+            memory=memory,
+            now=ctx.now,
+            up=up,
+            consumed=consumed,
+            cpu_before_m=_cpu(d.current),
+            short_need=sized.peak if short else 0.0,
+            for_backlog=adaptive.for_backlog(
+                production_need=sized.peak, backlog_need=sized.demand.backlog_need
+            ),
         )
     state = replace(verdict.state, memory=memory, explanation=explanation)
     if verdict.apply:

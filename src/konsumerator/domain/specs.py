@@ -80,7 +80,7 @@ class Autoscaling:
     predictor: Predictor = Predictor.NAIVE
     # The adaptive predictor's target utilisation u and actuation time R
     # (seconds a resize stops consumption: a pod restart under Recreate).
-    target_utilization: float = 0.9
+    target_utilization: float = 0.95
     actuation_s: float = 30.0
     # Whether a CPU-usage query is configured, so the adaptive predictor may learn
     # the real rate per core (``domain.adaptive.learning``).

@@ -16,7 +16,9 @@ or a new leader continues exactly where the old one stopped.
   it.
 * ``throughput_before``, ``cpu_before_m`` and ``ineffective``: what it consumed
   and the CPU it had when last scaled up, and whether that scale-up was found
-  not to raise the throughput.
+  not to raise the throughput; ``short_need``: the production need then, when
+  that scale-up found the CPU short for production itself (``policy.settled``);
+  ``for_backlog``: whether it was mostly for a backlog (``policy.drain_over``).
 
 The codec is lenient: anyone who may edit the Deployment may write anything
 into the annotation, and an unreadable field reads as absent (no peak,
@@ -41,6 +43,11 @@ class Memory:
     # The CPU (millicores, all containers) it had before that scale-up.
     cpu_before_m: int = 0
     ineffective: bool = False
+    # The production need (msg/s) when the last scale-up found the CPU short for
+    # production itself, 0 otherwise (``policy.settled``).
+    short_need: int = 0
+    # The last scale-up was mostly for a backlog (``policy.drain_over``).
+    for_backlog: bool = False
 
 
 def _format_time(moment: datetime) -> str:
@@ -63,7 +70,8 @@ def _parse_rate(text: str) -> int:
 
 def encode(memory: Memory) -> str:
     """``peak=<msg/s>,peakAt=<time>`` then the optional ``previous``, ``resizedAt``,
-    ``before``, ``cpuBefore`` and ``ineffective`` fields."""
+    ``before``, ``cpuBefore``, ``ineffective``, ``shortNeed`` and ``forBacklog``
+    fields."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
         parts.append(f"peakAt={_format_time(memory.peak_at)}")
@@ -77,6 +85,10 @@ def encode(memory: Memory) -> str:
         parts.append(f"cpuBefore={memory.cpu_before_m}")
     if memory.ineffective:
         parts.append("ineffective=true")
+    if memory.short_need:
+        parts.append(f"shortNeed={memory.short_need}")
+    if memory.for_backlog:
+        parts.append("forBacklog=true")
     return ",".join(parts)
 
 
@@ -85,7 +97,7 @@ def decode(text: str | None) -> Memory | None:
     if text is None:
         return None
     fields: dict[str, str] = {}
-    for part in text.split(",")[:8]:
+    for part in text.split(",")[:10]:
         name, sep, value = part.partition("=")
         if sep:
             fields.setdefault(name.strip(), value.strip())
@@ -98,4 +110,6 @@ def decode(text: str | None) -> Memory | None:
         throughput_before=_parse_rate(fields.get("before", "")),
         cpu_before_m=_parse_rate(fields.get("cpuBefore", "")),
         ineffective=fields.get("ineffective") == "true",
+        short_need=_parse_rate(fields.get("shortNeed", "")),
+        for_backlog=fields.get("forBacklog") == "true",
     )

@@ -13,9 +13,18 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
 * ``drained``: scale down only once the backlog is drained (at most one
   actuation's worth, ``λ·R``, per partition);
 * ``beyond_band``: scale down only when that saves more than the hysteresis
-  band (``HYSTERESIS``) of the current CPU;
+  band (``band``: ``HYSTERESIS`` + R/T) of the current CPU;
+* ``drain_over``: a scale-down once the backlog the last scale-up was for is
+  drained skips the pending period and the dwell: it goes straight to the need;
+* ``settled``: after a scale-up that found the CPU short for production, no
+  scale-down within ``SETTLE_S`` to no more CPU per msg/s of need than was
+  short (no up-down-up);
 * ``dwelt``: scale down only ``pendingScaleDownDuration`` after the last resize
   (the minimum dwell), on top of the pending period itself;
+* ``outage``: no scale-up while the instance consumes (almost) nothing of
+  what its CPU could: a downstream outage or a crash, which no CPU fixes;
+  the drain that follows scales up at once (the lag is past
+  ``tolerableLag`` by then: ``urgent``);
 * ``ineffective``: when the last scale-up did not raise throughput (a
   single-threaded consumer, a slow downstream), stop adding CPU: more
   partitions or parallelism are needed, not more cores.
@@ -38,8 +47,15 @@ from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, settle
 from konsumerator.domain.specs import Autoscaling
 
-# Scale down only when it saves more than this share of the current CPU.
-HYSTERESIS = 0.15
+# Scale down only when it saves more than this share of the current CPU, plus R/T
+# (``band``): a resize that restarts pods must save more than one that does not.
+HYSTERESIS = 0.05
+# The recent peak is held over this many syncs (``Knobs.peak_window_s``).
+PEAK_WINDOW_SYNCS = 4
+# After a scale-up that found the CPU short for production itself, no scale-down back
+# to the size that was short within this long (``settled``): an up-down-up within it
+# is the oscillation the scorecard counts.
+SETTLE_S = 1800.0
 # The remembered peak is rewritten only when the need exceeds it by more than
 # this share (or it expired): rising traffic would otherwise write the
 # Deployment's annotation on every sync. Sizing uses max(need, peak), so the
@@ -66,9 +82,15 @@ class Knobs:
 
     @property
     def peak_window_s(self) -> float:
-        # At least the pending period a scale-down waits for: a peak seen
-        # before the pending period started must still count at its end.
-        return max(self.pending_down_s, 2 * self.min_sync_s)
+        # A few syncs: enough to size for the minute-to-minute noise of rate(),
+        # short enough not to hold a passed peak. A scale-down waits
+        # pendingScaleDownDuration on top (a lower need for the whole of it), so
+        # holding the peak that long as well paid for the same caution twice.
+        return PEAK_WINDOW_SYNCS * self.min_sync_s
+
+    @property
+    def band(self) -> float:
+        return band(actuation_s=self.actuation_s, recovery_s=self.recovery_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +236,90 @@ def effect(
     return Effect.JUDGING
 
 
-def beyond_band(*, current_cpu_m: int, proposed_cpu_m: int) -> bool:
-    return proposed_cpu_m < current_cpu_m * (1 - HYSTERESIS)
+def outage(*, consumed: float, cpu_m: int, rate_per_core: float) -> bool:
+    """Whether the instance consumes less than ``OUTAGE`` of what its CPU could give.
+
+    Then CPU is not what holds it back (a stalled downstream, a crash loop, pods
+    restarting): adding some only costs, and the backlog it builds is drained
+    once consumption resumes. Measured against the CPU it has, not against
+    production, so a badly under-sized instance (consuming all its CPU gives)
+    is never taken for one in an outage.
+    """
+    return cpu_m > 0 and consumed < OUTAGE * cpu_m / 1000 * rate_per_core
+
+
+def band(*, actuation_s: float, recovery_s: float) -> float:
+    """The share of the current CPU a scale-down must save: ``HYSTERESIS + R/T``.
+
+    A resize stops consumption for R, R/T of the recovery budget: a restart
+    (R = 30 s, T = 5 m) must save 15 %, an in-place resize (R = 5 s) 6.7 %.
+    """
+    return min(0.9, HYSTERESIS + actuation_s / max(1.0, recovery_s))
+
+
+def beyond_band(*, current_cpu_m: int, proposed_cpu_m: int, band: float) -> bool:
+    return proposed_cpu_m < current_cpu_m * (1 - band)
+
+
+def short_for_production(
+    *,
+    consumed: float,
+    produced: float,
+    drained: bool,
+    production_need: float,
+    backlog_need: float,
+) -> bool:
+    """Whether a scale-up finds the CPU short for production itself.
+
+    It consumes less than is produced while behind (not ``drained``): the lag is
+    growing. Not when the scale-up is mostly a backlog's: after an outage,
+    consumption ramps up from nothing in the rate() window, which says nothing
+    about whether the size keeps up with production.
+    """
+    growing = produced > 0 and consumed < produced and not drained
+    return growing and not for_backlog(production_need=production_need, backlog_need=backlog_need)
+
+
+def for_backlog(*, production_need: float, backlog_need: float) -> bool:
+    """Whether a scale-up is mostly for a backlog (an outage's) rather than for production."""
+    return backlog_need > production_need
+
+
+def drain_over(*, memory: Memory | None, drained: bool) -> bool:
+    """Whether a scale-down is the end of a drain: no pending period for it.
+
+    The last scale-up was mostly for a backlog (``Memory.for_backlog``) and it is
+    drained: the CPU beyond the production need only waits to be given back. A
+    drained backlog does not come back by itself, so this is no transient dip
+    that ``pendingScaleDownDuration`` guards against; the scale-down goes
+    straight to the need (the recent peak of production held).
+    """
+    return drained and memory is not None and memory.for_backlog
+
+
+def settled(
+    *,
+    memory: Memory | None,
+    now: datetime,
+    proposed_cpu_m: int,
+    production_need: float,
+) -> bool:
+    """Whether a scale-down may go where it proposes, given the last scale-up.
+
+    After a scale-up that found the CPU short for production itself
+    (``Memory.short_need``: the production need then; ``cpu_before_m``: the CPU
+    that was short), a scale-down within ``SETTLE_S`` to no more CPU per msg/s
+    of need than that would be an up-down-up: that size was just seen too
+    small (consumers slower than ``ratePerCore`` says look just like this).
+    A scale-down because the need fell (a burst is over) leaves more CPU per
+    msg/s than was short (by more than ``HYSTERESIS``: not noise), and is allowed.
+    """
+    if memory is None or memory.short_need <= 0 or memory.cpu_before_m <= 0:
+        return True
+    if _age(memory.resized_at, now) >= SETTLE_S:
+        return True
+    more = proposed_cpu_m * memory.short_need
+    return more > memory.cpu_before_m * production_need * (1 + HYSTERESIS)
 
 
 def _pending(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
@@ -240,6 +344,8 @@ class Situation:
     cpu_shortage_m: int
     now: datetime
     effect: "Effect" = Effect.EFFECTIVE
+    outage: bool = False
+    settled: bool = True
 
 
 def _up(s: Situation, knobs: Knobs) -> Verdict:
@@ -265,6 +371,12 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             apply=False,
             state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
             rule="judging: the last scale-up has not raised throughput yet",
+        )
+    if s.outage:
+        return Verdict(
+            apply=False,
+            state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
+            rule="outage: consuming almost nothing of what its CPU could; more CPU will not help",
         )
     if s.urgent:
         return Verdict(
@@ -294,9 +406,23 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
     steady = settle(state, saturated=s.lagging and s.cpu_shortage_m > 0, now=now)
     if s.lagging or not s.drained:
         return Verdict(apply=False, state=steady, rule="drained: backlog not drained yet")
-    if not beyond_band(current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m):
+    if not beyond_band(
+        current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=knobs.band
+    ):
         return Verdict(
-            apply=False, state=steady, rule=f"beyond_band: saves less than {HYSTERESIS:.0%}"
+            apply=False, state=steady, rule=f"beyond_band: saves less than {knobs.band:.1%}"
+        )
+    if not s.settled:
+        return Verdict(
+            apply=False,
+            state=steady,
+            rule=f"settled: back to the size found short less than {SETTLE_S:g}s ago",
+        )
+    if drain_over(memory=state.memory, drained=s.drained):
+        return Verdict(
+            apply=True,
+            state=settle(state, saturated=False, now=now),
+            rule="drain_over: the backlog scaled up for is drained",
         )
     pending = _pending(state, ScalingStatus.PENDING_SCALE_DOWN, now)
     if not dwelt(memory=state.memory, now=now, dwell_s=knobs.pending_down_s):

@@ -37,6 +37,7 @@ def test_a_round_trip_keeps_every_field(memory: Memory) -> None:
         ("peak=x,peakAt=2026-01-01T12:00:05Z", Memory(peak_at=T)),
         ("peak=5,peakAt=yesterday,resizedAt=2026-01-01T12:00:05Z", Memory(resized_at=T)),
         ("peak=-3,peakAt=2026-01-01T12:00:05Z", Memory(peak_at=T)),
+        ("shortNeed=1e3,resizedAt=2026-01-01T12:00:05Z", Memory(resized_at=T)),
         ("resizedAt=2026-01-01T12:00:05Z,resizedAt=1999-01-01T00:00:00Z", Memory(resized_at=T)),
     ],
 )
@@ -61,6 +62,9 @@ def test_the_previous_peak_and_the_last_scale_up_round_trip() -> None:
         throughput_before=700,
         cpu_before_m=1200,
         ineffective=True,
+        short_need=2300,
+        for_backlog=True,
     )
     assert "previous=9" in encode(memory)
+    assert "shortNeed=2300" in encode(memory)
     assert decode(encode(memory)) == memory

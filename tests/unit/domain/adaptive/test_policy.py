@@ -7,7 +7,11 @@ Aspects tested, table-driven, one table per rule:
 * ``urgent``: the lag reaches tolerableLag within the horizon at the current
   growth rate (or already has); never without a tolerableLag;
 * ``drained``: no partition behind by more than λ·R;
-* ``gap_elapsed`` / ``dwelt`` / ``beyond_band``;
+* ``gap_elapsed`` / ``dwelt`` / ``beyond_band`` (``band``: 5 % + R/T);
+* ``outage``: consuming almost nothing of what the CPU could gives no scale-up;
+* ``for_backlog`` / ``drain_over``: the end of a drain scales down at once;
+* ``short_for_production`` / ``settled``: no scale-down back to a size just
+  found short within ``SETTLE_S`` (no up-down-up);
 * ``decide``: the whole transition table (direction × status × urgent ×
   drained × lagging × time since the last resize × time in the status), with
   the rule that decided.
@@ -141,12 +145,156 @@ def test_gap_and_dwell_are_measured_from_the_last_resize(
 
 
 @pytest.mark.parametrize(
-    ("current", "proposed", "want"), [(1000, 900, False), (1000, 850, False), (1000, 800, True)]
+    ("current", "proposed", "band", "want"),
+    [
+        (1000, 900, 0.15, False),
+        (1000, 850, 0.15, False),
+        (1000, 800, 0.15, True),
+        (1000, 940, 0.067, False),
+        (1000, 900, 0.067, True),
+    ],
 )
 def test_scale_down_only_beyond_the_hysteresis_band(
-    current: int, proposed: int, want: bool
+    current: int, proposed: int, band: float, want: bool
 ) -> None:
-    assert policy.beyond_band(current_cpu_m=current, proposed_cpu_m=proposed) is want
+    assert policy.beyond_band(current_cpu_m=current, proposed_cpu_m=proposed, band=band) is want
+
+
+@pytest.mark.parametrize(
+    ("actuation_s", "recovery_s", "want"),
+    [
+        (30.0, 300.0, 0.15),  # a restart: R/T = 10 % of the recovery budget, + 5 %
+        (5.0, 300.0, 0.05 + 5 / 300),  # in place: a resize is almost free
+        (0.0, 300.0, 0.05),
+        (300.0, 300.0, 0.9),  # never more than 90 %: a scale-down stays possible
+        (30.0, 0.0, 0.9),  # T = 0 is read as 1 s
+    ],
+)
+def test_the_band_grows_with_what_a_resize_costs(
+    actuation_s: float, recovery_s: float, want: float
+) -> None:
+    assert policy.band(actuation_s=actuation_s, recovery_s=recovery_s) == pytest.approx(want)
+
+
+# consumed, produced, drained, production need, backlog need -> short for production
+SHORT = [
+    (1500.0, 3000.0, False, 3300.0, 100.0, True),  # consumes half of production, lag grows
+    # consumers 5% slower than ratePerCore: the lag grows slowly, but it grows
+    (2080.0, 2187.0, False, 2302.0, 345.0, True),
+    (2080.0, 2187.0, True, 2302.0, 0.0, False),  # not behind: noise in the rates
+    (2200.0, 2187.0, False, 2302.0, 345.0, False),  # draining: keeps up with production
+    (1500.0, 3000.0, False, 3300.0, 5000.0, False),  # mostly a backlog: an outage's drain
+    (0.0, 0.0, False, 0.0, 0.0, False),  # nothing produced
+]
+
+
+@pytest.mark.parametrize(("consumed", "produced", "drained", "need", "backlog_need", "want"), SHORT)
+def test_short_for_production(
+    consumed: float, produced: float, drained: bool, need: float, backlog_need: float, want: bool
+) -> None:
+    got = policy.short_for_production(
+        consumed=consumed,
+        produced=produced,
+        drained=drained,
+        production_need=need,
+        backlog_need=backlog_need,
+    )
+    assert got is want
+
+
+# seconds since the last scale-up, its short need (0: not short), CPU before it,
+# proposed CPU, production need now -> settled
+SETTLED = [
+    (600.0, 0, 1000, 800, 2000.0, True),  # the last scale-up was not short
+    (600.0, 2000, 1000, 1000, 2000.0, False),  # back to the size that was short
+    (600.0, 2000, 1000, 900, 1900.0, False),  # less CPU per msg/s than was short
+    (600.0, 2000, 1000, 1100, 2000.0, True),  # a trim that stays above it
+    (600.0, 2000, 1000, 1040, 2000.0, False),  # 4 % more per msg/s: noise
+    (600.0, 6000, 1000, 1000, 2000.0, True),  # the need fell to a third: a burst is over
+    (1800.0, 2000, 1000, 1000, 2000.0, True),  # SETTLE_S after the scale-up
+    (None, 2000, 1000, 1000, 2000.0, True),  # never resized
+]
+
+
+@pytest.mark.parametrize(("since_s", "short_need", "before", "proposed", "need", "want"), SETTLED)
+def test_settled_after_a_scale_up_that_found_the_cpu_short(
+    since_s: float | None, short_need: int, before: int, proposed: int, need: float, want: bool
+) -> None:
+    memory = Memory(resized_at=ago(since_s), cpu_before_m=before, short_need=short_need)
+    got = policy.settled(memory=memory, now=NOW, proposed_cpu_m=proposed, production_need=need)
+    assert got is want
+
+
+@pytest.mark.parametrize(
+    ("production_need", "backlog_need", "want"),
+    [(2000.0, 6000.0, True), (2000.0, 2000.0, False), (2000.0, 100.0, False)],
+)
+def test_for_backlog_when_the_backlog_asks_more_than_production(
+    production_need: float, backlog_need: float, want: bool
+) -> None:
+    assert policy.for_backlog(production_need=production_need, backlog_need=backlog_need) is want
+
+
+@pytest.mark.parametrize(
+    ("memory", "drained", "want"),
+    [
+        (Memory(for_backlog=True), True, True),
+        (Memory(for_backlog=True), False, False),  # still draining
+        (Memory(for_backlog=False), True, False),  # the last scale-up was for production
+        (None, True, False),
+    ],
+)
+def test_drain_over(memory: Memory | None, drained: bool, want: bool) -> None:
+    assert policy.drain_over(memory=memory, drained=drained) is want
+
+
+@pytest.mark.parametrize(
+    ("for_backlog", "apply", "next_status", "rule"),
+    [
+        (True, True, RUNNING, "drain_over"),  # straight down, no pending, no dwell
+        (False, False, PSD, "dwelt"),
+    ],
+)
+def test_the_end_of_a_drain_scales_down_at_once(
+    for_backlog: bool, apply: bool, next_status: ScalingStatus, rule: str
+) -> None:
+    memory = Memory(resized_at=ago(120), for_backlog=for_backlog)
+    state = ScalingState(status=RUNNING, since=ago(120), memory=memory)
+    situation = policy.Situation(
+        state=state,
+        comparison=-1,
+        current_cpu_m=4000,
+        proposed_cpu_m=1200,
+        lagging=False,
+        urgent=False,
+        drained=True,
+        cpu_shortage_m=0,
+        now=NOW,
+    )
+    verdict = policy.decide(situation, knobs=KNOBS)
+    assert (verdict.apply, verdict.state.status) == (apply, next_status)
+    assert verdict.rule.startswith(rule)
+
+
+def test_a_scale_down_back_to_a_size_found_short_waits() -> None:
+    memory = Memory(resized_at=ago(600), cpu_before_m=1000, short_need=2000)
+    state = ScalingState(status=PSD, since=ago(1000), memory=memory)
+    situation = policy.Situation(
+        state=state,
+        comparison=-1,
+        current_cpu_m=1500,
+        proposed_cpu_m=1000,
+        lagging=False,
+        urgent=False,
+        drained=True,
+        cpu_shortage_m=0,
+        now=NOW,
+        settled=False,
+    )
+    verdict = policy.decide(situation, knobs=KNOBS)
+    assert (verdict.apply, verdict.state.status) == (False, RUNNING)
+    assert verdict.rule.startswith("settled")
+    assert policy.decide(replace(situation, settled=True), knobs=KNOBS).apply
 
 
 # direction, status, seconds in it, seconds since last resize, urgent, drained, lagging, shortage
@@ -325,4 +473,56 @@ def test_no_more_cpu_while_the_last_scale_up_is_judged_or_once_found_ineffective
         knobs=KNOBS,
     )
     assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)
+
+
+# consumed msg/s, CPU it has, ratePerCore -> in an outage
+OUTAGES = [
+    (0.0, 1000, 2000, True),  # consuming nothing: a stalled downstream
+    (99.0, 1000, 2000, True),  # under 5% of the 2000/s its CPU could give
+    (100.0, 1000, 2000, False),  # 5%: CPU may be what limits it
+    (2000.0, 1000, 2000, False),  # all its CPU gives: badly under-sized, not an outage
+    # production is not the measure: 20x the traffic on a small instance consumes
+    # 5% of production and all of its CPU
+    (200.0, 100, 2000, False),
+    (0.0, 0, 2000, False),  # no CPU request: nothing to compare with
+]
+
+
+@pytest.mark.parametrize(("consumed", "cpu_m", "rate_per_core", "want"), OUTAGES)
+def test_outage_is_consuming_almost_nothing_of_what_the_cpu_could(
+    consumed: float, cpu_m: int, rate_per_core: int, want: bool
+) -> None:
+    assert policy.outage(consumed=consumed, cpu_m=cpu_m, rate_per_core=rate_per_core) is want
+
+
+@pytest.mark.parametrize(
+    ("outage", "urgent", "apply", "next_status", "rule"),
+    [
+        (True, True, False, PSU, "outage"),  # no CPU helps while the downstream is out
+        (True, False, False, PSU, "outage"),
+        # the outage over: the drain scales up at once, the lag is past tolerableLag
+        (False, True, True, RUNNING, "urgent"),
+    ],
+)
+def test_no_scale_up_during_an_outage(
+    outage: bool, urgent: bool, apply: bool, next_status: ScalingStatus, rule: str
+) -> None:
+    state = ScalingState(status=RUNNING, since=ago(1000), memory=Memory(resized_at=ago(1000)))
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=1,
+            current_cpu_m=1000,
+            proposed_cpu_m=3000,
+            lagging=True,
+            urgent=urgent,
+            drained=False,
+            cpu_shortage_m=0,
+            now=NOW,
+            outage=outage,
+        ),
+        knobs=KNOBS,
+    )
+    assert (verdict.apply, verdict.state.status) == (apply, next_status)
     assert verdict.rule.startswith(rule)

@@ -176,6 +176,63 @@ def test_a_scale_up_that_does_not_raise_throughput_stops_the_scale_ups() -> None
     story.replay.close()
 
 
+def test_an_outage_adds_no_cpu_and_its_drain_scales_up_at_once_and_down_when_done() -> None:
+    """A downstream outage: nothing consumed for 10 minutes while the backlog builds."""
+    story = Story()
+    assert story.step(metrics(1000, 1000)) == 1200
+    behind = 0.0
+    cpus = []
+    for _ in range(20):
+        behind += 1000 * STEP_S
+        cpus.append(story.step(metrics(1000, 0, behind)))
+    # the lag is far past tolerableLag, yet no CPU helps while nothing is consumed
+    assert cpus == [1200] * 20
+    assert "rule outage" in story.annotations()[keys.SCALING_DECISION]
+    # consumption resumes at what 1200m gives: the drain scales up in the same pass
+    assert story.step(metrics(1000, 1200, behind)) > 1200
+    assert "rule urgent" in story.annotations()[keys.SCALING_DECISION]
+    assert "forBacklog=true" in story.annotations()[keys.SCALING_MEMORY]
+    # drained: straight back to the production need, without pendingScaleDownDuration
+    # (10 m) or the dwell; only the gap (R + minSyncPeriod) since the scale-up
+    rules = []
+    for _ in range(3):
+        story.step(metrics(1000, 1000))
+        rules.append(story.annotations()[keys.SCALING_DECISION].rpartition("rule ")[2])
+    assert story.cpu() == 1200
+    assert any(r.startswith("drain_over") for r in rules)
+    story.replay.close()
+
+
+def test_no_scale_down_back_to_a_size_found_short_within_half_an_hour() -> None:
+    """Consumers slower than ratePerCore: 1200m consumes 1800/s where 2000/s is produced.
+
+    The scale-up is sized for production and the backlog; once drained, the need
+    is what 1200m was sized for, which was just seen too small: going back to it
+    would lag again and scale up again (the up-down-up the scorecard counts on
+    ``diurnal-slow``). It waits ``SETTLE_S`` (30 min) after the scale-up.
+    """
+    story = Story()
+    assert story.step(metrics(1000, 1000)) == 1200
+    behind = 150_000.0
+    passes = 0
+    while story.step(metrics(1000, 900, behind)) == 1200:  # urgent, once the gap has passed
+        passes += 1
+        assert passes < 5
+    up = story.cpu()
+    assert "shortNeed=" in story.annotations()[keys.SCALING_MEMORY]
+    # drained, at production the need is what 1200m was sized for
+    held, rules = [], set()
+    for _ in range(int(1800 // STEP_S) - 1):
+        held.append(story.step(metrics(1000, 1000)))
+        rules.add(story.annotations()[keys.SCALING_DECISION].rpartition("rule ")[2][:7])
+    assert held == [up] * len(held)
+    assert "settled" in rules
+    # half an hour after the scale-up: down after pendingScaleDownDuration
+    later = [story.step(metrics(1000, 1000)) for _ in range(25)]
+    assert later[-1] == 1200
+    story.replay.close()
+
+
 def test_an_ineffective_scale_up_is_a_warning_event() -> None:
     import asyncio
 
