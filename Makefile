@@ -88,7 +88,7 @@ scorecard: .venv/.synced ## Autoscaling scorecard on the simulator (SCORECARD_AR
 
 .PHONY: bench-scale
 bench-scale: .venv/.synced ## Scale benchmark on the local cluster (BENCH_ARGS: konsumerator-dev bench scale --help)
-	$(RUN) konsumerator-dev bench scale $(BENCH_ARGS)
+	$(UV) run --frozen --group bench konsumerator-dev bench scale $(BENCH_ARGS)
 
 .PHONY: bench-simulate
 bench-simulate: .venv/.synced ## Throughput of `konsumerator simulate` (BENCH_ARGS: konsumerator-dev bench simulate --help)

@@ -38,7 +38,7 @@ import structlog
 from prometheus_client import ProcessCollector
 
 from konsumerator.controllers import waking
-from konsumerator.controllers.acting import KubeActuator
+from konsumerator.controllers.acting import SLICE, KubeActuator
 from konsumerator.controllers.configmap import ConfigMapController
 from konsumerator.controllers.consumer import ConsumerController
 from konsumerator.controllers.owned import REPLICASET_UID_INDEX, OwnedPods, replicaset_uid_index
@@ -103,6 +103,8 @@ class Settings:
     # --prometheus-allowed-hosts patterns; empty: every address may be requested.
     prometheus_allowed_hosts: tuple[str, ...] = ()
     max_concurrent_reconciles: int = 4
+    # The most writes one pass makes (``acting.SLICE``); not a flag: tests make it small.
+    writes_per_pass: int = SLICE
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
 
@@ -219,9 +221,18 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     )
     prometheus = httpx2.AsyncClient(trust_env=False)
 
+    def contended() -> bool:
+        """Whether a Consumer waits for a worker (a pass then yields its worker soon)."""
+        return len(controller.queue) > 0
+
     def pipeline(reporter: Reporter) -> Pipeline:
         return Pipeline(
-            actuator=KubeActuator(client=client, writer=writer),
+            actuator=KubeActuator(
+                client=client,
+                writer=writer,
+                limit=settings.writes_per_pass,
+                contended=contended,
+            ),
             reporter=reporter,
             provider=MetricsProvider(
                 client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)

@@ -30,13 +30,28 @@ the cache we planned from and the request:
 * Writes run concurrently up to a bound, so 1,000 instances converge in
   seconds without flooding the API server; every failure is collected and
   reported, none stops the others.
+* One pass makes at most ``SLICE`` writes (in plan order: deletes, applies, pod
+  resizes), and once another Consumer waits for a worker (``contended``) it starts
+  no new write after ``YIELD_AFTER_S`` seconds of writing, provided it has started
+  as many writes as a tenth of the Consumer's instances (at least
+  ``YIELD_MIN_WRITES``): every pass plans each instance again, so a wave is cut into
+  at most about ten passes however slow the apiserver is (a tenth of the writes
+  *left* made a 2,000-Deployment wave some 45 passes). The rest is left for the next
+  pass (``Outcome.deferred``), which the pipeline asks for at once. A Consumer
+  creating 2,000 Deployments used to hold its worker for the whole wave (minutes on
+  a busy apiserver) while a Consumer without a worker waited; now it holds it for
+  one slice, and the work queue, which serves the key served least recently first,
+  hands the next worker to the waiting one. The next pass plans afresh from the
+  watch cache, so a deferred write is never stale.
 """
 
 import asyncio
 import functools
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import structlog
 
@@ -49,6 +64,20 @@ from konsumerator.kube.writing import Writer
 from konsumerator.runtime import errors
 
 log = structlog.stdlib.get_logger(__name__)
+
+# The most writes one pass makes. Large enough that a 1,000-instance wave is two
+# passes (each pass plans every instance once: fewer, larger slices cost less CPU),
+# small enough that one slice holds a worker for seconds, not minutes.
+SLICE: Final = 500
+# How long a pass writes before it gives its worker up to a waiting Consumer, and the
+# fewest writes it starts first (or a tenth of its instances, if more): each slice plans
+# every instance again (a fraction of a second at 2,000), so slices are not much smaller.
+YIELD_AFTER_S: Final = 5.0
+YIELD_MIN_WRITES: Final = 50
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(slots=True)
@@ -65,6 +94,8 @@ class Outcome:
     resized: list[PodResize] = field(default_factory=list)
     resize_refused: dict[str, str] = field(default_factory=dict)
     resize_unsupported: bool = False
+    # Writes of the plan left for the next pass (beyond ``SLICE``).
+    deferred: int = 0
 
 
 def unsupported(e: errors.ApiError) -> bool:
@@ -229,15 +260,37 @@ async def act(
     namespace: str,
     owner_uid: str,
     concurrency: int = 16,
+    limit: int = SLICE,
+    contended: Callable[[], bool] = _never,
+    yield_after_s: float = YIELD_AFTER_S,
+    min_writes: int = YIELD_MIN_WRITES,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
-    """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once."""
+    """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once
+    and at most ``limit`` of them in all; once ``contended()`` (another key waits for a
+    worker) after ``yield_after_s`` and a tenth of the plan's instances (at least
+    ``min_writes``),
+    no more are started. What is not started is ``Outcome.deferred``."""
     outcome = Outcome()
     gate = asyncio.Semaphore(concurrency)
+    started = clock()
+    stopped = False
+    begun = 0
+    least = max(min_writes, plan.counters.expected // 10)
+
+    def yielding() -> bool:
+        nonlocal stopped, begun
+        stopped = stopped or (begun >= least and clock() - started >= yield_after_s and contended())
+        begun += not stopped
+        return stopped
 
     async def gated(write: Callable[[], Awaitable[None]]) -> None:
         # The write starts only once the gate admits it (a cancelled waiter leaves
-        # no coroutine unawaited).
+        # no coroutine unawaited), and only while the pass keeps its worker.
         async with gate:
+            if yielding():
+                outcome.deferred += 1
+                return
             await write()
 
     writes: list[Callable[[], Awaitable[None]]] = [
@@ -262,7 +315,10 @@ async def act(
             for r in plan.resizes
         ),
     ]
-    tasks: Sequence[asyncio.Task[None]] = [asyncio.create_task(gated(write)) for write in writes]
+    outcome.deferred += max(0, len(writes) - limit)
+    tasks: Sequence[asyncio.Task[None]] = [
+        asyncio.create_task(gated(write)) for write in writes[:limit]
+    ]
     if tasks:
         await asyncio.gather(*tasks)
     if outcome.failures:
@@ -273,10 +329,21 @@ async def act(
 class KubeActuator:
     """The ``ports.Actuator`` of the operator: server-side apply on the API server."""
 
-    def __init__(self, *, client: ApiClient, writer: Writer, concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        client: ApiClient,
+        writer: Writer,
+        concurrency: int = 16,
+        limit: int = SLICE,
+        contended: Callable[[], bool] = _never,
+    ) -> None:
+        """``contended()``: whether another key waits for a worker (the work queue's)."""
         self._client = client
         self._writer = writer
         self._concurrency = concurrency
+        self._limit = limit
+        self._contended = contended
 
     async def act(self, *, plan: Plan, namespace: str, owner_uid: str) -> Outcome:
         return await act(
@@ -286,4 +353,6 @@ class KubeActuator:
             namespace=namespace,
             owner_uid=owner_uid,
             concurrency=self._concurrency,
+            limit=self._limit,
+            contended=self._contended,
         )

@@ -88,6 +88,8 @@ class EventReporter:
             applies=len(plan.applies),
             deletes=len(plan.deletes),
             failures=len(outcome.failures),
+            # Writes left to the next pass (a slice of a wave: ``acting.SLICE``).
+            deferred=outcome.deferred,
             refreshed=metrics.refreshed,
             **counter_fields(plan.counters),
         )

@@ -102,6 +102,8 @@ class Pass:
     retry: bool
     failures: tuple[str, ...]
     conflicted: bool = False
+    # Writes the act step left for the next pass (``acting.SLICE``).
+    deferred: bool = False
 
 
 def _prometheus_config(spec: ConsumerSpec) -> PrometheusConfig | None:
@@ -409,6 +411,7 @@ class Pipeline:
             retry=outcome.retry or bool(outcome.failures),
             failures=tuple(outcome.failures),
             conflicted=bool(plan.conflicts or outcome.conflicts),
+            deferred=outcome.deferred > 0,
         )
 
     async def reconcile(
@@ -501,6 +504,10 @@ class Pipeline:
         await self._write_status(key=key, status=done.status)
         if done.retry:
             raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
+        if done.deferred:
+            # The rest of the plan's writes: the next pass, once the keys waiting for a
+            # worker have had theirs (the queue serves the least recently served first).
+            return Result(requeue=True)
         return Result(
             requeue_after=self._conflicts.requeue_after(
                 key=key, conflicted=done.conflicted, planned=done.requeue_after_s

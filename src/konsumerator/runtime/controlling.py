@@ -12,6 +12,11 @@ outcome                         queue action (and ``result`` label)
 ==============================  ==============================================
 ``Result()``                    ``forget`` (reset backoff) — ``success``
 ``Result(requeue_after=s)``     ``forget``, ``add_after(s)`` — ``requeue_after``
+``Result(requeue=True)``        ``forget``, ``add`` now — ``requeue``: the
+                                reconcile did part of its work and wants the
+                                rest done; the key goes back behind every key
+                                served less recently (``WorkQueue``), so the
+                                others get their turn first.
 raises ``Conflict``             rate-limited requeue, logged at debug —
                                 ``requeue``. The cache is behind the server;
                                 the first retry is after 5 ms and repeats back
@@ -61,9 +66,11 @@ log = structlog.stdlib.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What a successful reconcile wants next: nothing, or another look later."""
+    """What a successful reconcile wants next: nothing, another look later, or another
+    pass as soon as the keys waiting longer have had theirs (``requeue``)."""
 
     requeue_after: float | None = None
+    requeue: bool = False
 
 
 Reconciler = Callable[[K], Awaitable[Result]]
@@ -171,7 +178,11 @@ class Controller(Generic[K]):
         # The worker task's own context: concurrent reconciles cannot see each other's
         # binding, and the previous values are restored on the way out.
         with structlog.contextvars.bound_contextvars(
-            controller=self.name, key=str(key), reconcileID=self._reconcile_ids()
+            controller=self.name,
+            key=str(key),
+            reconcileID=self._reconcile_ids(),
+            # How long the key waited for a worker (fairness shows in the logs).
+            waited_s=round(self.queue.waited_for_worker(key), 3),
         ):
             await self._reconcile_and_requeue(key)
 
@@ -206,7 +217,10 @@ class Controller(Generic[K]):
             )
         else:
             self.queue.forget(key)
-            if result.requeue_after is not None and result.requeue_after > 0:
+            if result.requeue:
+                label = "requeue"
+                self.queue.add(key)
+            elif result.requeue_after is not None and result.requeue_after > 0:
                 label = "requeue_after"
                 self.queue.add_after(key, result.requeue_after)
             else:

@@ -96,6 +96,11 @@ class WorkQueue(Generic[K]):
         # When each dirty key was added (for workqueue_queue_duration_seconds).
         self._added_at: dict[K, float] = {}
         self._started_at: dict[K, float] = {}
+        # When each ready key became ready (pushed to ``_queue``), and how long each key
+        # handed out last waited there: its wait for a worker, not counting the time it
+        # was dirty while its previous pass still ran (which the histogram counts).
+        self._ready_at: dict[K, float] = {}
+        self._waited: dict[K, float] = {}
         self._getters: deque[asyncio.Future[None]] = deque()
         self._shutting_down = False
         # Delayed adds: the ready time per key, plus a heap with lazy deletion.
@@ -124,6 +129,11 @@ class WorkQueue(Generic[K]):
     def waiting(self) -> dict[K, float]:
         """Delayed keys and when (loop time) they become ready."""
         return dict(self._waiting)
+
+    def waited_for_worker(self, key: K) -> float:
+        """How long ``key``, just handed out by ``get``, waited for a worker: from when it
+        was ready (added, or done with a change pending) to ``get``."""
+        return self._waited.get(key, 0.0)
 
     def num_requeues(self, key: K) -> int:
         return self._limiter.num_requeues(key)
@@ -200,11 +210,14 @@ class WorkQueue(Generic[K]):
         if added is not None:
             self._observer.queue_waited(queue=self.name, seconds=now - added)
         self._started_at[key] = now
+        ready = self._ready_at.pop(key, None)
+        self._waited[key] = 0.0 if ready is None else now - ready
         self._report_depth()
         return key
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
+        self._waited.pop(key, None)
         if self._shutting_down:
             self._started_at.pop(key, None)
             return
@@ -221,6 +234,7 @@ class WorkQueue(Generic[K]):
         self._queue.clear()
         self._dirty.clear()
         self._added_at.clear()
+        self._ready_at.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -242,6 +256,7 @@ class WorkQueue(Generic[K]):
 
     def _push(self, key: K) -> None:
         rank = self._served.get(key, _NEVER)
+        self._ready_at[key] = self._clock()
         heapq.heappush(self._queue, (rank, next(self._seq), key))
 
     def _report_depth(self) -> None:

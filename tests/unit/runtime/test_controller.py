@@ -6,6 +6,7 @@ Aspects tested:
 - an exception requeues with per-key exponential backoff until it succeeds;
 - ``TerminalError`` is not retried;
 - ``Conflict`` is retried quickly and quietly (``requeue``), not as an error;
+- ``Result(requeue=True)`` reconciles again once the keys waiting longer had their pass;
 - classified failures (a pass whose writes failed, API errors, timeouts) are logged in
   one line; only an unexpected exception (a bug) carries a traceback;
 - N workers reconcile up to N keys at once, but never one key twice at once;
@@ -269,3 +270,28 @@ async def test_a_new_key_waits_only_for_the_running_pass_while_converged_keys_ar
     assert new, started
     # The pass running at 5.05 ends at 6.0 (every pass starts on a whole second here).
     assert new[0] == pytest.approx(6.0)
+
+
+async def test_a_sliced_pass_lets_a_waiting_key_in_after_one_slice() -> None:
+    """``Result(requeue=True)``: a key with a long wave of work does it in slices of one
+    pass each; a key that came meanwhile gets the (only) worker after the running slice,
+    not after the whole wave, and the wave then goes on to its end."""
+    loop = asyncio.get_running_loop()
+    started: list[tuple[str, float]] = []
+    left = {"wave": 10}
+
+    async def reconcile(key: str) -> Result:
+        started.append((key, loop.time()))
+        await asyncio.sleep(1.0)
+        if key == "wave":
+            left["wave"] -= 1
+            return Result(requeue=left["wave"] > 0)
+        return Result()
+
+    controller, recorder = controller_for(reconcile, workers=1)
+    controller.enqueue("wave")
+    loop.call_later(0.5, controller.enqueue, "late")
+    await run_for(controller, 30.0)
+    assert [t for k, t in started if k == "late"] == [pytest.approx(1.0)]
+    assert left["wave"] == 0
+    assert recorder.results == {"requeue": 9, "success": 2}

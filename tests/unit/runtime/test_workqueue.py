@@ -11,7 +11,8 @@ Aspects tested:
 - ``add_after``: keys become ready at their deadline, the earliest deadline
   for a key wins, later ones are ignored;
 - ``add_rate_limited``: per-key delays double from 5 ms, ``forget`` resets;
-- ``shutdown`` wakes blocked getters and drops pending keys.
+- ``shutdown`` wakes blocked getters and drops pending keys;
+- ``waited_for_worker``: from when a key is ready (not while its own pass runs) to ``get``.
 """
 
 import asyncio
@@ -283,3 +284,23 @@ async def test_a_batched_add_of_a_pending_key_is_left_to_the_pending_pass() -> N
     # While it is processed, a batched add asks for another pass after it.
     queue.add_batched("a", 0.5)
     assert "a" in queue.waiting()
+
+
+async def test_the_wait_for_a_worker_starts_when_the_key_is_ready_not_while_it_runs() -> None:
+    """``waited_for_worker``: a key re-added while its pass runs waits for a worker only
+    from the end of that pass; a key added while all workers are busy, from its add."""
+    queue = make_queue()
+    queue.add("a")
+    assert await queue.get() == "a"
+    assert queue.waited_for_worker("a") == 0.0
+    await asyncio.sleep(1.0)
+    queue.add("a")  # woken while its pass runs (its own writes' events)
+    queue.add("b")
+    await asyncio.sleep(4.0)
+    queue.done("a")  # ready again at t=5
+    assert await queue.get() == "b"
+    assert queue.waited_for_worker("b") == pytest.approx(4.0)
+    await asyncio.sleep(2.0)
+    queue.done("b")
+    assert await queue.get() == "a"
+    assert queue.waited_for_worker("a") == pytest.approx(2.0)

@@ -6,9 +6,14 @@ Prometheus that scrapes a synthetic exporter. For each phase
 
 * converge: from applying the Consumers until every Deployment exists with its
   resources (the planned CPU request on its consumer container);
-* settle: ``--settle`` seconds more, while kube-controller-manager creates the
-  ReplicaSets and KWOK the pods (their status changes are not the operator's
-  business: few reconciles expected);
+* settle: ``--settle`` seconds more, and at least until kube-controller-manager
+  has created a ReplicaSet for every Deployment and the pods are there
+  (``apiserver_storage_objects``; at its default client rate limit that takes
+  minutes for 10,000 Deployments): their status changes are not the operator's
+  business, few reconciles expected; with ``--freeze-kcm`` kube-controller-manager is
+  stopped (SIGSTOP) instead, from the end of ``--settle`` to the end of the run, so
+  that its backlog does not stretch the run (the steady window then starts 30 s
+  after it stopped);
 * steady: ``--steady`` seconds more (a sync every 30 s);
 
 it reports reconciles, operator CPU seconds (``/proc/<pid>/stat``), RSS at the
@@ -18,7 +23,16 @@ own ``konsumerator_api_requests_total``, and the apiserver's
 KWOK's traffic is shown too) and Prometheus instant queries; then the peak RSS
 (``VmHWM``), the longest wait for a worker (a histogram bound) and a
 calibration: the CPU seconds of a fixed Python loop in the bench process, so
-the operator's CPU can be compared across machines as a ratio.
+the operator's CPU can be compared across machines as a ratio. Per phase it
+also gives each Consumer's longest wait for a worker (``waited_s`` of the
+operator's ``reconciled`` log lines: from when its key was ready to when a
+worker took it) beside the longest pass (a histogram bound), the two figures
+"no Consumer waits more than one pass for a worker" compares.
+
+``--profile FILE`` samples the operator with py-spy (the ``bench`` dependency
+group) for the whole steady window and writes its collapsed stacks to FILE
+(``--format raw``: one line per stack with its sample count; flamegraph tools
+read it).
 
     make bench-scale                      # defaults: 1,000 + 20 x 100 partitions
     make bench-scale BENCH_ARGS="--big 1000 --consumers-small 0"   # the issue's 1,000 case
@@ -41,6 +55,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -53,10 +68,18 @@ from konsumerator_dev.paths import REPO as ROOT
 from konsumerator_dev.testenv import Cluster, MetricsExporter, down, up
 
 SYNC = "30s"
+# With --freeze-kcm: how long the steady window starts after kube-controller-manager stopped.
+FROZEN_DRAIN_S = 30.0
 
 
 def consumer(
-    *, name: str, namespace: str, partitions: int, prometheus: str, replicas: int
+    *,
+    name: str,
+    namespace: str,
+    partitions: int,
+    prometheus: str,
+    replicas: int,
+    update_mode: str | None = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "consumer.yaml").read_text())
     doc["metadata"] = {"name": name, "namespace": namespace}
@@ -72,6 +95,8 @@ def consumer(
     prom["production"]["query"] = f"sum by (partition) (bench_production{{{topic}}})"
     prom["consumption"]["query"] = f"sum by (partition) (bench_production{{{topic}}})"
     spec["resourcePolicy"].pop("globalPolicy", None)
+    if update_mode is not None:
+        spec["autoscaler"]["updateMode"] = update_mode
     template = spec["deploymentTemplate"]
     template["replicas"] = replicas
     template["selector"] = {"matchLabels": {"app": name}}
@@ -133,16 +158,29 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def converged(cluster: Cluster, expected: int) -> int:
+    """How many managed Deployments have a CPU request on their first container.
+
+    One column, not ``-o json``: at 10,000 Deployments kubectl re-encoding the whole list
+    (and this process decoding it) took over a minute of a loaded machine per check.
+    """
+    column = "custom-columns=CPU:.spec.template.spec.containers[0].resources.requests.cpu"
     out = cluster.kubectl(
-        "get", "deployments", "-A", "-l", "app.kubernetes.io/managed-by=konsumerator", "-o", "json"
-    )
-    items = json.loads(out.stdout)["items"]
-    ready = 0
-    for d in items:
-        containers = d["spec"]["template"]["spec"]["containers"]
-        if containers and containers[0].get("resources", {}).get("requests", {}).get("cpu"):
-            ready += 1
-    return ready
+        "get", "deployments", "-A", "-l", "app.kubernetes.io/managed-by=konsumerator",
+        "--no-headers", "-o", column,
+    )  # fmt: skip
+    return sum(1 for line in out.stdout.splitlines() if line.strip() not in ("", "<none>"))
+
+
+def reported_missing(cluster: Cluster, namespace: str) -> int | None:
+    """The Deployments the Consumers' statuses say are missing (None until each has one)."""
+    out = cluster.kubectl("get", "consumers", "-n", namespace, "-o", "json")
+    missing = 0
+    for obj in json.loads(out.stdout)["items"]:
+        status = obj.get("status") or {}
+        if status.get("observedGeneration") != obj["metadata"]["generation"]:
+            return None
+        missing += int(status.get("missing", 0)) + int(status.get("outdated", 0))
+    return missing
 
 
 def diff(
@@ -198,12 +236,13 @@ def queue_waits(text: str) -> tuple[float, float]:
     return found["sum"], found["count"]
 
 
-def longest_queue_wait(text: str) -> float:
-    """The smallest histogram bound that holds every ``workqueue_queue_duration_seconds``
-    sample so far (an upper bound of the longest wait for a worker)."""
+def longest_queue_wait(text: str, histogram: str = "workqueue_queue_duration_seconds") -> float:
+    """The smallest bound of ``histogram`` that holds every sample so far (an upper bound
+    of the longest wait for a worker, or with ``workqueue_work_duration_seconds``, of the
+    longest pass)."""
     buckets: list[tuple[float, float]] = []
     for line in text.splitlines():
-        if line.startswith("workqueue_queue_duration_seconds_bucket{"):
+        if line.startswith(f"{histogram}_bucket{{"):
             le = re.search(r'le="([^"]+)"', line)
             if le:
                 buckets.append((float(le.group(1)), float(line.rsplit(" ", 1)[1])))
@@ -213,23 +252,65 @@ def longest_queue_wait(text: str) -> float:
     return min(bound for bound, count in buckets if count >= total)
 
 
+def worker_waits(log: Path, *, since: float, until: float) -> dict[str, float]:
+    """Each Consumer's longest wait for a worker (``waited_s``) among the operator's
+    ``reconciled`` lines logged between the wall-clock times ``since`` and ``until``."""
+    longest: dict[str, float] = {}
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") != "reconciled" or "waited_s" not in entry:
+            continue
+        at = datetime.fromisoformat(entry["timestamp"]).timestamp()
+        if since <= at <= until:
+            key = entry["consumer"]
+            longest[key] = max(longest.get(key, 0.0), float(entry["waited_s"]))
+    return dict(sorted(longest.items()))
+
+
+def stored(text: str, resource: str) -> float:
+    """``apiserver_storage_objects`` of ``resource`` (e.g. ``replicasets.apps``)."""
+    for line in text.splitlines():
+        if line.startswith("apiserver_storage_objects{") and f'resource="{resource}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def settle_until_created(cluster: Cluster, *, replicasets: int, pods: int, timeout: float) -> None:
+    """Wait (at most ``timeout``) until the apiserver stores at least that many
+    ReplicaSets and pods: kube-controller-manager and KWOK have caught up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = cluster.apiserver_metrics()
+        made = stored(text, "replicasets.apps"), stored(text, "pods")
+        print(f"  settling: {made[0]:.0f}/{replicasets} ReplicaSets, {made[1]:.0f}/{pods} pods")
+        if made[0] >= replicasets and made[1] >= pods:
+            return
+        time.sleep(10)
+
+
 class Sample:
     """Every counter the report compares, read at one moment."""
 
     def __init__(self, *, cluster: Cluster, pid: int, metrics_port: int) -> None:
         self.at = time.monotonic()
+        self.wall = time.time()
         self.cpu = cpu_seconds(pid)
         self.rss = rss_mib(pid)
         operator = operator_metrics(metrics_port)
         self.reconciles = reconciles(operator)
+        self.longest_pass = longest_queue_wait(operator, "workqueue_work_duration_seconds")
         self.waits = queue_waits(operator)
         self.operator = counters(operator, "konsumerator_api_requests_total")
         self.apiserver = counters(cluster.apiserver_metrics(), "apiserver_request_total")
         self.queries = prom_queries(cluster)
 
 
-def phase(before: Sample, after: Sample) -> dict[str, Any]:
+def phase(before: Sample, after: Sample, *, log: Path) -> dict[str, Any]:
     waited, count = (a - b for a, b in zip(after.waits, before.waits, strict=True))
+    waits = worker_waits(log, since=before.wall, until=after.wall)
     return {
         "seconds": round(after.at - before.at, 1),
         "reconciles": after.reconciles - before.reconciles,
@@ -239,10 +320,30 @@ def phase(before: Sample, after: Sample) -> dict[str, Any]:
         ),
         "operator_rss_mib_at_end": round(after.rss, 1),
         "mean_queue_wait_seconds": round(waited / count, 3) if count else 0.0,
+        "longest_wait_for_a_worker_seconds_by_consumer": waits,
+        "longest_pass_seconds_at_most_so_far": after.longest_pass,
         "operator_requests": diff(after.operator, before.operator),
         "apiserver_requests_all_clients": diff(after.apiserver, before.apiserver),
         "prometheus_queries": int(after.queries - before.queries),
     }
+
+
+def profiler(*, pid: int, seconds: float, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` for ``seconds`` into ``out`` (None: no profile).
+
+    ``--nonblocking``: the operator is never paused to be sampled, so the CPU figures
+    of the window stay the operator's own.
+    """
+    if out is None:
+        return None
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        raise SystemExit(f"--profile needs py-spy ({spy}): uv sync --group bench")
+    return subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)),
+         "--nonblocking", "--format", "raw", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 @click.command("scale", help=__doc__.splitlines()[0] if __doc__ else None)
@@ -251,12 +352,30 @@ def phase(before: Sample, after: Sample) -> dict[str, Any]:
 @click.option("--consumers-small", type=int, default=20)
 @click.option("--replicas", type=int, default=1)
 @click.option(
+    "--update-mode",
+    type=click.Choice(["InPlaceOrRecreate", "Recreate"]),
+    default=None,
+    help="the Consumers' updateMode (default: the example's, i.e. the operator's default)",
+)
+@click.option(
     "--settle", type=float, default=120.0, help="seconds after convergence (ReplicaSets settle)"
 )
 @click.option("--steady", type=float, default=180.0, help="steady-state seconds after settling")
 @click.option("--timeout", type=float, default=1800.0)
 @click.option("--workers", type=int, default=4, help="--max-concurrent-reconciles")
 @click.option("--keep", is_flag=True, help="leave the cluster running")
+@click.option(
+    "--freeze-kcm",
+    is_flag=True,
+    help="instead of waiting for kube-controller-manager's ReplicaSets after --settle, stop"
+    " it (SIGSTOP) for the steady window: on a loaded machine it makes ~4 per second",
+)
+@click.option(
+    "--profile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="py-spy the operator through the steady window into this file (collapsed stacks)",
+)
 def main(**options: Any) -> None:
     args = SimpleNamespace(**options)
 
@@ -314,23 +433,46 @@ def main(**options: Any) -> None:
                     partitions=partitions,
                     prometheus=cluster.prometheus_url,
                     replicas=args.replicas,
+                    update_mode=args.update_mode,
                 )
             )
         done = 0
+        reported_at = None
         while time.monotonic() - started < args.timeout:
-            done = converged(cluster, expected)
+            reported = reported_missing(cluster, namespace)
             print(
-                f"  {time.monotonic() - started:6.1f}s  {done}/{expected} Deployments sized",
+                f"  {time.monotonic() - started:6.1f}s  the Consumers report {reported} missing",
                 flush=True,
             )
-            if done >= expected:
-                break
+            # The Consumers' word first (5 small objects); then the Deployments themselves
+            # (a list of all of them takes a minute of a loaded apiserver at 10,000).
+            if reported == 0:
+                reported_at = time.monotonic()
+                done = converged(cluster, expected)
+                print(f"  {done}/{expected} Deployments sized", flush=True)
+                if done >= expected:
+                    break
             time.sleep(5)
         sized = sample()
         time.sleep(args.settle)
-        settled = sample()
-        time.sleep(args.steady)
-        end = sample()
+        kcm = cluster.processes()["kube-controller-manager"].pid
+        if args.freeze_kcm:
+            os.kill(kcm, signal.SIGSTOP)
+            time.sleep(FROZEN_DRAIN_S)  # the events it sent last reach the operator
+        else:
+            settle_until_created(
+                cluster, replicasets=expected, pods=expected * args.replicas, timeout=args.timeout
+            )
+        try:
+            settled = sample()
+            spy = profiler(pid=operator.pid, seconds=args.steady, out=args.profile)
+            time.sleep(args.steady)
+            end = sample()
+            if spy is not None:
+                spy.wait()
+        finally:
+            if args.freeze_kcm:
+                os.kill(kcm, signal.SIGCONT)
         rss = peak_rss_mib(operator.pid)
         consumers = len(topics)
         syncs = args.steady / 30.0
@@ -338,9 +480,12 @@ def main(**options: Any) -> None:
             "deployments": expected,
             "consumers": consumers,
             "replicas": args.replicas,
+            "update_mode": args.update_mode or "default",
+            "steady_with_kcm_frozen": args.freeze_kcm,
             "workers": args.workers,
             "converged": done >= expected,
-            "convergence_seconds": round(sized.at - started, 1),
+            # Until the Consumers reported it (the check of every Deployment came after).
+            "convergence_seconds": round((reported_at or sized.at) - started, 1),
             "calibration_cpu_seconds": round(calibration, 2),
             "operator_cpu_seconds_total": round(end.cpu - idle.cpu, 2),
             "operator_cpu_to_calibration": round((end.cpu - idle.cpu) / calibration, 2),
@@ -349,9 +494,9 @@ def main(**options: Any) -> None:
                 operator_metrics(metrics_port)
             ),
             "phases": {
-                "converge": phase(idle, sized),
-                "settle": phase(sized, settled),
-                "steady": phase(settled, end),
+                "converge": phase(idle, sized, log=Path(log.name)),
+                "settle": phase(sized, settled, log=Path(log.name)),
+                "steady": phase(settled, end, log=Path(log.name)),
             },
             "prometheus_queries_per_consumer_per_sync": round(
                 (end.queries - settled.queries) / consumers / syncs, 2

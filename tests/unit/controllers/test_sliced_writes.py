@@ -1,0 +1,205 @@
+"""A pass makes at most ``acting.SLICE`` writes and asks for the next pass for the rest.
+
+Aspects tested (the operator's pipeline and actuator over an in-memory watch cache and a
+writer that records; no API server):
+- ``act`` with a limit makes that many writes, in plan order, and reports the rest as
+  deferred; with room for all, nothing is deferred;
+- once another key waits for a worker (``contended``), ``act`` starts no write after
+  ``yield_after_s`` of writing and ``min_writes`` writes, and defers the rest; nobody
+  waiting, it writes on;
+- a reconcile whose writes were cut asks for another pass at once (``Result(requeue=True)``),
+  and passes in a row create every Deployment, each at most the limit, the last one
+  asking for none (the work queue lets waiting Consumers go between them:
+  ``tests/unit/runtime/test_controller.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from konsumerator.api import manifests
+from konsumerator.api.v1 import to_config
+from konsumerator.controllers import acting
+from konsumerator.controllers.acting import KubeActuator
+from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
+from konsumerator.domain import planning
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.specs import Owner
+from konsumerator.domain.status import ConsumerStatus
+from konsumerator.kube.writing import Written
+from konsumerator.runtime.stores import Store
+from konsumerator.simulating import observe
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+UID = "uid-orders"
+
+
+def manifest(*, partitions: int = 10) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"] |= {"namespace": "default", "uid": UID, "generation": 1}
+    doc["spec"]["numPartitions"] = partitions
+    # No autoscaler: the pass needs no metrics source to create its Deployments.
+    doc["spec"].pop("autoscaler", None)
+    return doc
+
+
+class RecordingWriter:
+    """Every apply lands in the watch cache, as the Deployment watch would show it."""
+
+    def __init__(self, store: Store[ObservedDeployment]) -> None:
+        self.store = store
+        self.applied: list[str] = []
+
+    async def apply(self, *, name: str, body: Mapping[str, Any], **_: Any) -> Written:
+        self.applied.append(name)
+        self.store.upsert(observe(body, owner_uid=UID))
+        return Written(
+            namespace="default", name=name, uid=f"u-{name}", generation=1,
+            resource_version=str(len(self.applied)),
+        )  # fmt: skip
+
+
+class NoMetrics:
+    def forget(self, *, key: str) -> None:
+        pass
+
+
+class QuietReporter:
+    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
+        return False
+
+    async def passed(self, **_: Any) -> None:
+        pass
+
+
+def missing_plan(*, partitions: int = 10) -> planning.Plan:
+    source, spec = manifests.read(manifest(partitions=partitions))
+    return planning.plan(
+        config=to_config(spec, paused=False),
+        owner=Owner(api_version="v1", kind="Consumer", name=source.name, uid=UID),
+        deployments=[],
+        metrics=planning.Metrics(),
+        now=NOW,
+    )
+
+
+@pytest.mark.parametrize(("limit", "written"), [(2, 2), (4, 4), (5, 5), (9, 5)])
+def test_act_writes_at_most_its_limit_in_plan_order_and_defers_the_rest(
+    limit: int, written: int
+) -> None:
+    plan = missing_plan()
+    assert len(plan.applies) == 5
+    writer = RecordingWriter(Store())
+    outcome = asyncio.run(
+        acting.act(
+            client=None,  # type: ignore[arg-type]  # creations that succeed read nothing
+            writer=writer,  # type: ignore[arg-type]
+            plan=plan,
+            namespace="default",
+            owner_uid=UID,
+            limit=limit,
+        )
+    )
+    assert sorted(writer.applied) == sorted(a.name for a in plan.applies[:written])
+    assert [item.name for item in outcome.done] == writer.applied
+    assert outcome.deferred == 5 - written
+
+
+class SlowWriter(RecordingWriter):
+    """Each write takes one second of a fake clock."""
+
+    def __init__(self, store: Store[ObservedDeployment]) -> None:
+        super().__init__(store)
+        self.now = 0.0
+
+    async def apply(self, *, name: str, body: Mapping[str, Any], **kw: Any) -> Written:
+        self.now += 1.0
+        return await super().apply(name=name, body=body, **kw)
+
+
+@pytest.mark.parametrize(
+    ("waiting", "min_writes", "written"), [(True, 2, 3), (True, 4, 4), (False, 2, 5)]
+)
+def test_act_gives_its_worker_up_after_a_while_only_when_another_key_waits(
+    waiting: bool, min_writes: int, written: int
+) -> None:
+    """One write a second, 3 s before yielding: the 4th write would start at 3 s."""
+    writer = SlowWriter(Store())
+    outcome = asyncio.run(
+        acting.act(
+            client=None,  # type: ignore[arg-type]
+            writer=writer,  # type: ignore[arg-type]
+            plan=missing_plan(),
+            namespace="default",
+            owner_uid=UID,
+            concurrency=1,
+            contended=lambda: waiting,
+            yield_after_s=3.0,
+            min_writes=min_writes,
+            clock=lambda: writer.now,
+        )
+    )
+    assert len(writer.applied) == written
+    assert outcome.deferred == 5 - written
+
+
+def test_a_yielding_pass_first_writes_for_a_tenth_of_the_instances() -> None:
+    """400 instances to create: 40 writes before the worker goes to the waiting key, so a
+    wave is about ten passes, each planning every instance once."""
+    writer = SlowWriter(Store())
+    plan = missing_plan(partitions=800)
+    assert len(plan.applies) == 400
+    outcome = asyncio.run(
+        acting.act(
+            client=None,  # type: ignore[arg-type]
+            writer=writer,  # type: ignore[arg-type]
+            plan=plan,
+            namespace="default",
+            owner_uid=UID,
+            concurrency=1,
+            contended=lambda: True,
+            yield_after_s=3.0,
+            min_writes=1,
+            clock=lambda: writer.now,
+        )
+    )
+    assert len(writer.applied) == 40
+    assert outcome.deferred == 360
+
+
+def test_a_cut_pass_asks_for_the_next_at_once_until_every_deployment_exists() -> None:
+    store: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
+    writer = RecordingWriter(store)
+    pipeline = Pipeline(
+        deployments=store,
+        provider=NoMetrics(),  # type: ignore[arg-type]
+        actuator=KubeActuator(client=None, writer=writer, limit=2),  # type: ignore[arg-type]
+        reporter=QuietReporter(),  # type: ignore[arg-type]
+        now=lambda: NOW,
+    )
+    results = []
+    per_pass = []
+    for _ in range(4):
+        before = len(writer.applied)
+        results.append(
+            asyncio.run(
+                pipeline.reconcile(
+                    key="default/orders",
+                    manifest=manifest(),
+                    previous=ConsumerStatus(),
+                    generation=1,
+                )
+            )
+        )
+        per_pass.append(len(writer.applied) - before)
+    assert per_pass == [2, 2, 1, 0]
+    assert [r.requeue for r in results] == [True, True, False, False]
+    assert len(set(writer.applied)) == 5
