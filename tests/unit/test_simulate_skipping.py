@@ -1,14 +1,16 @@
 """``simulate`` skips the passes that would change nothing: it may, because they would not.
 
 ``Replay.quiet`` says a step's pass would repeat the last one (a fixed point that did
-not ask Prometheus, and the step would not ask either); ``simulating.run`` then skips it.
+not ask Prometheus, or a refresh that wrote nothing, and the step would not ask either);
+``simulating.run`` then skips it.
 
 Aspects tested (hypothesis, random timelines and Consumers):
 
 * replaying with skipping gives, after every step, exactly the status (conditions and
   their transition times included) and the Deployments of replaying every pass;
 * and ``run``'s output is byte-identical either way;
-* skipping happens at all on a steady timeline (so the fast path is the one that runs).
+* skipping happens at all on a steady timeline (so the fast path is the one that runs),
+  and on a noisy one between refreshes that write nothing.
 """
 
 import copy
@@ -135,3 +137,25 @@ def test_a_steady_timeline_skips_most_passes() -> None:
     _, skipped = replay_all(source, spec, steps, skip=True)
     # One pass in four asks Prometheus (30 s), the next settles, the two after it skip.
     assert skipped >= 15
+
+
+def test_a_refresh_that_writes_nothing_lets_the_passes_up_to_the_next_refresh_skip() -> None:
+    """A noisy timeline: every refresh gets new numbers, none changes a size."""
+    source, spec = manifests.read(copy.deepcopy(EXAMPLE))
+    steps = [
+        simulating.Step(
+            advance_s=10.0,
+            metrics=MetricsSnapshot(
+                production=MappingProxyType(dict.fromkeys(range(10), 500.0 + i % 3)),
+                consumption=MappingProxyType(dict.fromkeys(range(10), 500.0)),
+                offset=MappingProxyType(dict.fromkeys(range(10), float(i % 2))),
+            ),
+        )
+        for i in range(40)
+    ]
+    full, _ = replay_all(source, spec, steps, skip=False)
+    skipping, skipped = replay_all(source, spec, steps, skip=True)
+    assert skipping == full
+    # One pass in four asks Prometheus (30 s) and the three after it skip (the
+    # first few create and settle the Deployments).
+    assert skipped >= 26

@@ -85,6 +85,11 @@ class Pool:
         self._mem = None if pool is None or pool.mem_b is None else pool.mem_b - used_mem_b
 
     @property
+    def unbounded(self) -> bool:
+        """No global pool: every grant is what was wanted."""
+        return self._cpu is None and self._mem is None
+
+    @property
     def available(self) -> tuple[int | None, int | None]:
         return self._cpu, self._mem
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from konsumerator.domain import keys, limits, prediction, rendering, rules, sizing
+from konsumerator.domain import keys, limits, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -240,11 +240,11 @@ def _instance(
     refused: Mapping[str, str],
 ) -> Instance:
     autoscaling = config.autoscaling
-    max_lag = (
-        prediction.max_lag_seconds(snapshot=snapshot, partitions=partitions)
-        if snapshot is not None and autoscaling is not None
-        else 0
-    )
+    max_lag = 0
+    if snapshot is not None and autoscaling is not None:
+        # ``prediction.max_lag_seconds``, inlined (every instance of every pass).
+        lag = snapshot.lag
+        max_lag = max([lag.get(p, 0) for p in partitions], default=0)
     d, matches = claimed if claimed is not None else (None, True)
     name = rendering.deployment_name(config=config, index=index)
     return Instance(
@@ -298,9 +298,8 @@ def _in_place_state(inst: Instance, decision: Decision) -> tuple[bool, bool]:
     pods = [p for p in inst.pods if p.running and not p.deleting]
     if d is None or not pods or decision.action in (Action.CREATE, Action.ROLLOUT):
         return False, False
-    pending = bool(decision.resizes) or any(
-        not p.actuated(rules.pod_target(p, decision.resources)) for p in pods
-    )
+    # Found with the pod patches (``rules.in_place``), over the same pods.
+    pending = decision.pods_pending
     resized = not pending and rules.resources_differ(d.template_resources, decision.resources)
     return resized, pending
 

@@ -53,14 +53,18 @@ def required_rate(*, production: int, lag_s: int, recovery_s: int) -> int:
 
 def instance_rate(*, snapshot: MetricsSnapshot, partitions: Sequence[int], recovery_s: int) -> int:
     """Total rate an instance must sustain; missing partitions borrow the largest need."""
-    rates = [
-        required_rate(
-            production=truncate(snapshot.production.get(p)),
-            lag_s=lag_seconds(snapshot=snapshot, partition=p),
-            recovery_s=recovery_s,
+    # ``required_rate`` of each partition, inlined: this runs for every instance of
+    # every pass that refreshes metrics.
+    production, lag = snapshot.production, snapshot.lag
+    rates = []
+    for p in partitions:
+        produced = truncate(production.get(p))
+        lag_s = lag.get(p, 0)
+        rates.append(
+            (lag_s * produced + produced * recovery_s) // recovery_s
+            if lag_s > 0 and recovery_s > 0
+            else produced
         )
-        for p in partitions
-    ]
     largest = max([0, *rates])
     return sum(r if r > 0 else largest for r in rates)
 

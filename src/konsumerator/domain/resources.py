@@ -30,7 +30,15 @@ class Resources:
 
     @property
     def is_empty(self) -> bool:
-        return self == NO_RESOURCES
+        # Equal to ``NO_RESOURCES``, tested field by field: the planner asks this
+        # several times per instance and pass, and a dataclass comparison builds
+        # two tuples each time.
+        return (
+            self.cpu_req_m is None
+            and self.mem_req_b is None
+            and self.cpu_lim_m is None
+            and self.mem_lim_b is None
+        )
 
 
 NO_RESOURCES = Resources()
@@ -106,6 +114,16 @@ def to_strings(
     resources: Resources, *, memory_format: Format = Format.DECIMAL_SI
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(requests, limits) as canonical quantity strings, unset fields left out."""
+    requests, limits = _formatted(resources, memory_format)
+    return dict(requests), dict(limits)
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted(
+    resources: Resources, memory_format: Format
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    # Every body rendered (each write, each drift check) formats its resources, and
+    # a Consumer's instances share a handful of sizes: formatting dominated rendering.
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
     if resources.cpu_req_m is not None:
@@ -116,7 +134,7 @@ def to_strings(
         limits["cpu"] = format_cpu(resources.cpu_lim_m)
     if resources.mem_lim_b is not None:
         limits["memory"] = format_memory(resources.mem_lim_b, preferred=memory_format)
-    return requests, limits
+    return tuple(requests.items()), tuple(limits.items())
 
 
 def compare_requests(current: Resources, proposed: Resources) -> int:

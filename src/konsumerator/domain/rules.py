@@ -28,7 +28,6 @@ the global pool passed in explicitly; a proposal that is not applied gives
 back what it drew.
 """
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable, Hashable, Mapping
@@ -147,6 +146,8 @@ class Decision:
     template: Mapping[str, Resources] | None = None
     resizes: tuple[PodResize, ...] = ()
     fell_back: str | None = None
+    # In-place mode: a running pod's spec or size is not yet its target (``in_place``).
+    pods_pending: bool = False
 
     @property
     def writes(self) -> bool:
@@ -171,10 +172,16 @@ def compare(current: Mapping[str, Resources], proposed: Mapping[str, Resources])
     One verdict per instance: a pinned sidecar must not veto (or fake) the
     main container's resize, as the Go per-container loop let it.
     """
-    results = [compare_requests(current.get(n, NO_RESOURCES), r) for n, r in proposed.items()]
-    if 1 in results:
-        return 1
-    return -1 if -1 in results else 0
+    verdict = 0
+    for name, r in proposed.items():
+        have = current.get(name, NO_RESOURCES)
+        if have is r:
+            continue
+        result = compare_requests(have, r)
+        if result == 1:
+            return 1
+        verdict = verdict or result
+    return verdict
 
 
 def _propose(
@@ -573,6 +580,22 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     return _adaptive_hold(inst=inst, proposal=proposal, state=state, explanation=explanation)
 
 
+def _remembered(memo: dict[Hashable, tuple[str, ...]], key: Hashable) -> tuple[str, ...] | None:
+    """``memo[key]`` if there is one, trying the last one remembered first.
+
+    An unchanged Deployment is asked with an equal key pass after pass, and
+    comparing it with the last key (tuples of the same objects, compared by
+    identity first) costs much less than hashing it (every dataclass in it hashes
+    in Python).
+    """
+    if not memo:
+        return None
+    last, found = next(reversed(memo.items()))
+    if last == key:
+        return found
+    return memo.get(key)
+
+
 def _drifted(
     d: ObservedDeployment, *, key: Hashable, render: Callable[[], dict[str, Any]]
 ) -> list[str]:
@@ -605,10 +628,15 @@ def resources_differ(current: Mapping[str, Resources], target: Mapping[str, Reso
     A container we give none is left out: its resources are not ours (an apply
     without them would not remove what someone else set).
     """
-    return any(
-        not wanted.is_empty and current.get(name, NO_RESOURCES) != wanted
-        for name, wanted in target.items()
-    )
+    if current is target:
+        return False
+    for name, wanted in target.items():
+        if wanted.is_empty:
+            continue
+        have = current.get(name)
+        if have is not wanted and have != wanted:
+            return True
+    return False
 
 
 def resize_to_policy(
@@ -659,7 +687,7 @@ def repair_drift(
         settled.scaling,
         level,
     )
-    memo = d.drift_memo.get(key)
+    memo = _remembered(d.drift_memo, key)
     changed = (
         list(memo)
         if memo is not None
@@ -754,16 +782,67 @@ def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, R
     Containers we give no resources are left out (theirs are not ours).
     """
     result: dict[str, Resources] = {}
+    spec = pod.spec
+    kept = True  # every container of ``result`` has its target already
     for name, wanted in target.items():
-        have = pod.spec.get(name)
-        if wanted.is_empty or have is None:
+        have = spec.get(name)
+        if have is None or wanted.is_empty:
             continue
-        result[name] = dataclasses.replace(
-            wanted,
-            mem_req_b=_not_lower(wanted.mem_req_b, have.mem_req_b),
-            mem_lim_b=_not_lower(wanted.mem_lim_b, have.mem_lim_b),
+        if have == wanted:
+            # The steady state: nothing to keep from memory, and the pod keeps its class.
+            result[name] = wanted
+            continue
+        kept = False
+        mem_req = _not_lower(wanted.mem_req_b, have.mem_req_b)
+        mem_lim = _not_lower(wanted.mem_lim_b, have.mem_lim_b)
+        # Built directly, and only when memory is kept (``dataclasses.replace`` is slow
+        # and this runs for every pod of every instance in every pass).
+        result[name] = (
+            wanted
+            if mem_req == wanted.mem_req_b and mem_lim == wanted.mem_lim_b
+            else Resources(
+                cpu_req_m=wanted.cpu_req_m,
+                mem_req_b=mem_req,
+                cpu_lim_m=wanted.cpu_lim_m,
+                mem_lim_b=mem_lim,
+            )
         )
-    return qos.keep_class(pod.spec, result)
+    return result if kept else qos.keep_class(spec, result)
+
+
+def _pod_resizes(
+    ctx: Context, inst: Instance, *, target: Mapping[str, Resources]
+) -> tuple[tuple[PodResize, ...], bool]:
+    """``resize_pods``, and whether every pod it looks at already runs its target
+    (``ObservedPod.actuated``): one ``pod_target`` per pod for both."""
+    patches: list[PodResize] = []
+    actuated = True
+    for pod in inst.pods:
+        if pod.deleting or not pod.running:
+            continue
+        spec, actual = pod.spec, pod.actual
+        changed: dict[str, Resources] = {}
+        # One loop for both: the containers to patch (their spec differs and the
+        # kubelet reports them) and ``pod.actuated(wanted)``.
+        for n, r in pod_target(pod, target).items():
+            have = spec.get(n)
+            running = actual.get(n)
+            same = have is r or have == r
+            if not same and running is not None:
+                changed[n] = r
+            if actuated and not (same and (running is r or running == r)):
+                actuated = False
+        if changed:
+            patches.append(
+                PodResize(
+                    pod=pod.name,
+                    uid=pod.uid,
+                    instance=inst.name,
+                    containers=changed,
+                    memory_format=ctx.memory_format,
+                )
+            )
+    return tuple(patches), actuated
 
 
 def resize_pods(
@@ -776,27 +855,7 @@ def resize_pods(
     pod watch wakes the Consumer) and that are not being deleted; only the
     containers that differ.
     """
-    patches: list[PodResize] = []
-    for pod in inst.pods:
-        if pod.deleting or not pod.running:
-            continue
-        wanted = pod_target(pod, target)
-        changed = {
-            n: r
-            for n, r in wanted.items()
-            if pod.spec.get(n) != r and pod.actual.get(n) is not None
-        }
-        if changed:
-            patches.append(
-                PodResize(
-                    pod=pod.name,
-                    uid=pod.uid,
-                    instance=inst.name,
-                    containers=changed,
-                    memory_format=ctx.memory_format,
-                )
-            )
-    return tuple(patches)
+    return _pod_resizes(ctx, inst, target=target)[0]
 
 
 def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
@@ -804,17 +863,27 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
 
     A creation or rollout starts new pods from the template, which then gets the
     size; anything else leaves the template's resources as they are and resizes
-    the running pods to the target (``resize_pods``).
+    the running pods to the target (``resize_pods``), and says whether a pod does
+    not run it yet (``Decision.pods_pending``).
     """
     d = inst.deployment
     if not ctx.config.in_place or d is None or decision.action in (Action.CREATE, Action.ROLLOUT):
         return decision
     action = Action.RESIZE_IN_PLACE if decision.action is Action.SCALE else decision.action
-    return dataclasses.replace(
-        decision,
+    resizes, actuated = _pod_resizes(ctx, inst, target=decision.resources)
+    # Every field named (``dataclasses.replace`` costs as much as the rest of this
+    # function, once per instance and pass); a test checks that none is left out.
+    return Decision(
         action=action,
+        resources=decision.resources,
+        scaling=decision.scaling,
+        cpu_shortage_m=decision.cpu_shortage_m,
+        message=decision.message,
+        outdated=decision.outdated,
         template=d.template_resources,
-        resizes=resize_pods(ctx, inst, target=decision.resources),
+        resizes=resizes,
+        fell_back=decision.fell_back,
+        pods_pending=bool(resizes) or not actuated,
     )
 
 

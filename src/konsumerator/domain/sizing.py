@@ -10,7 +10,7 @@ order so the result is deterministic.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from konsumerator.domain import fallbacks, limits, prediction
 from konsumerator.domain.metrics import MetricsSnapshot
@@ -49,6 +49,12 @@ class Sizing:
     snapshot: MetricsSnapshot | None
     containers: tuple[str, ...]
     fallback: Mapping[str, Resources]
+    # The proposals already made in this pass from an unbounded pool, by what they
+    # depend on then (the need and whether the lag is critical): most instances of
+    # a pass share a few sizes. Not part of the value.
+    _unbounded: dict[tuple[int | None, bool], Proposal] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     @classmethod
     def for_pass(
@@ -96,17 +102,47 @@ class Sizing:
         if config.paused:
             return Proposal(resources=self.floors(), cpu_shortage_m=0)
         autoscaling = config.autoscaling
-        sized = None
+        # The need in msg/s (None: no estimate, the fallback): the naive predictor's
+        # (``prediction.instance_estimate``), or the adaptive one's ``rate``.
+        need: int | None = None
         if autoscaling is not None and self.snapshot is not None:
-            sized = (
-                prediction.instance_estimate(
-                    snapshot=self.snapshot, partitions=partitions, autoscaling=autoscaling
+            if rate is None:
+                rate = prediction.instance_rate(
+                    snapshot=self.snapshot,
+                    partitions=partitions,
+                    recovery_s=int(autoscaling.recovery_s),
                 )
-                if rate is None
-                else prediction.size_for_rate(rate=rate, autoscaling=autoscaling)
-                if rate > 0
-                else None
-            )
+                need = rate if rate else None
+            else:
+                need = rate if rate > 0 else None
+        if pool.unbounded:
+            # Then the grant is what the policy allows, whatever the instance holds.
+            known = self._unbounded.get((need, critical))
+            if known is None:
+                known = self._unbounded[need, critical] = self._bounded(
+                    sized=self._sized(need), current={}, critical=critical, pool=pool
+                )
+            return Proposal(resources=dict(known.resources), cpu_shortage_m=known.cpu_shortage_m)
+        return self._bounded(sized=self._sized(need), current=current, critical=critical, pool=pool)
+
+    def _sized(self, need: int | None) -> Resources | None:
+        """What one container needs for ``need`` msg/s (None: no estimate)."""
+        autoscaling = self.config.autoscaling
+        if need is None or autoscaling is None:
+            return None
+        return prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+
+    def _bounded(
+        self,
+        *,
+        sized: Resources | None,
+        current: Mapping[str, Resources],
+        critical: bool,
+        pool: limits.Pool,
+    ) -> Proposal:
+        """The proposal for the need ``sized`` (None: the fallback), bounded by the
+        policies and drawn from ``pool``."""
+        config = self.config
         proposed: dict[str, Resources] = {}
         shortage = 0
         for name in self.containers:

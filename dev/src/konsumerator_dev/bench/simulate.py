@@ -3,14 +3,19 @@
 Generates a Consumer with N partitions (1 per instance) and a timeline of S
 steps of 10 s each, with a diurnal production rate, a few incidents that
 build and drain backlogs, and a Prometheus outage, then runs the real CLI in
-a subprocess and reports wall time, steps per second and output size.
+a subprocess and reports wall time, the subprocess's user and system CPU
+seconds (on a shared machine wall time measures the neighbours too), steps per
+second, output size and the output's MD5 (a faster replay must print the
+same bytes).
 
     make bench-simulate BENCH_ARGS="--partitions 100 --steps 10000"
 """
 
+import hashlib
 import json
 import math
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -74,6 +79,7 @@ def main(**options: Any) -> None:
         c.write_text(yaml.safe_dump(consumer(args.partitions, args.per_instance)))
         data = timeline(partitions=args.partitions, steps=args.steps, seed=args.seed)
         tl.write_text(json.dumps(data) if args.format == "json" else yaml.dump(data, Dumper=DUMPER))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "konsumerator", "simulate", str(c), str(tl)],
@@ -81,12 +87,14 @@ def main(**options: Any) -> None:
             check=True,
         )
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = proc.stdout.count(b"\n")
     print(
         f"format={args.format} partitions={args.partitions} per_instance={args.per_instance} "
         f"steps={args.steps} lines={lines} "
-        f"wall={elapsed:.2f}s steps/s={args.steps / elapsed:.0f} "
-        f"output={len(proc.stdout) / 1e6:.1f}MB"
+        f"wall={elapsed:.2f}s user={after.ru_utime - before.ru_utime:.2f}s "
+        f"sys={after.ru_stime - before.ru_stime:.2f}s steps/s={args.steps / elapsed:.0f} "
+        f"output={len(proc.stdout) / 1e6:.1f}MB md5={hashlib.md5(proc.stdout).hexdigest()}"
     )
 
 

@@ -1,0 +1,279 @@
+"""The planner's per-instance hot path gives what its plain definitions give.
+
+``plan()`` runs its per-instance rules for every instance of every pass (a
+10,000-step replay of 100 instances runs them half a million times), so a few of
+them take shortcuts. Each shortcut is checked here against the plain definition
+it replaces, written out in the test (hypothesis, random pods and targets):
+
+* ``pod_target``: what a pod is resized to (memory never lowered, the QoS class
+  kept), with its shortcut for containers already at their target;
+* ``qos_class`` (one loop), ``Resources.is_empty`` (field by field) and ``compare``
+  (the instance's verdict, stopping at the first container that needs more);
+* ``in_place`` converts a decision without losing any of its fields;
+* ``Decision.pods_pending``: whether a running pod does not yet run its target,
+  found with the pod patches, as ``ObservedPod.actuated`` says;
+* ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool;
+* rendering copies the template with a copy for JSON-shaped data.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from konsumerator.domain import limits, rendering, rules, sizing
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.pods import ObservedPod
+from konsumerator.domain.qos import QoS, keep_class, qos_class
+from konsumerator.domain.quantities import Format
+from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
+from konsumerator.domain.scaling import ScalingState, ScalingStatus
+from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, UpdateMode
+from konsumerator.simulating import observe
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NAMES = ("app", "sidecar", "init")
+
+amounts = st.one_of(st.none(), st.sampled_from([0, 1, 100, 500, 1000, 2000, 10**9]))
+resources = st.builds(
+    Resources, cpu_req_m=amounts, mem_req_b=amounts, cpu_lim_m=amounts, mem_lim_b=amounts
+)
+containers = st.dictionaries(st.sampled_from(NAMES), resources, max_size=3)
+
+
+@st.composite
+def pods(draw: st.DrawFn) -> ObservedPod:
+    spec = draw(containers)
+    actual = {n: draw(st.one_of(st.none(), st.just(r), resources)) for n, r in spec.items()}
+    return ObservedPod(
+        name="c-0-pod",
+        namespace="ns",
+        uid="uid-pod",
+        deployment="c-0",
+        spec=MappingProxyType(spec),
+        actual=MappingProxyType(actual),
+        running=draw(st.booleans()),
+        deleting=draw(st.integers(0, 4)) == 0,
+    )
+
+
+@st.composite
+def targets(draw: st.DrawFn, pod: ObservedPod) -> dict[str, Resources]:
+    """Often the pod's own spec (the steady state), or partly so, or anything."""
+    kind = draw(st.sampled_from(["same", "mixed", "any"]))
+    if kind == "same":
+        return dict(pod.spec)
+    if kind == "mixed":
+        return {n: draw(st.one_of(st.just(r), resources)) for n, r in pod.spec.items()}
+    return draw(containers)
+
+
+def plain_qos_class(c: Mapping[str, Resources]) -> QoS:
+    """Kubernetes' GetPodQOS, as ``qos`` defines it."""
+    if all(r == NO_RESOURCES for r in c.values()):
+        return QoS.BEST_EFFORT
+
+    def requests(r: Resources) -> tuple[int | None, int | None]:
+        return (
+            r.cpu_req_m if r.cpu_req_m is not None else r.cpu_lim_m,
+            r.mem_req_b if r.mem_req_b is not None else r.mem_lim_b,
+        )
+
+    guaranteed = all(
+        r.cpu_lim_m is not None
+        and r.mem_lim_b is not None
+        and requests(r) == (r.cpu_lim_m, r.mem_lim_b)
+        for r in c.values()
+    )
+    return QoS.GUARANTEED if guaranteed else QoS.BURSTABLE
+
+
+def plain_pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, Resources]:
+    """``pod_target`` as documented: memory never lowered, then the class kept."""
+
+    def not_lower(wanted: int | None, have: int | None) -> int | None:
+        return have if have is not None and (wanted is None or wanted < have) else wanted
+
+    result = {
+        name: dataclasses.replace(
+            wanted,
+            mem_req_b=not_lower(wanted.mem_req_b, pod.spec[name].mem_req_b),
+            mem_lim_b=not_lower(wanted.mem_lim_b, pod.spec[name].mem_lim_b),
+        )
+        for name, wanted in target.items()
+        if wanted != NO_RESOURCES and name in pod.spec
+    }
+    return keep_class(pod.spec, result)
+
+
+@given(r=resources)
+def test_is_empty_is_equality_with_no_resources(r: Resources) -> None:
+    assert r.is_empty == (r == NO_RESOURCES)
+
+
+@given(c=containers)
+def test_the_qos_class_is_kubernetes_one(c: dict[str, Resources]) -> None:
+    assert qos_class(c) is plain_qos_class(c)
+
+
+@given(data=st.data(), pod=pods())
+def test_a_pods_target_is_the_documented_one(data: st.DataObject, pod: ObservedPod) -> None:
+    target = data.draw(targets(pod))
+    assert rules.pod_target(pod, target) == plain_pod_target(pod, target)
+
+
+def config() -> ConsumerConfig:
+    return ConsumerConfig(
+        name="c",
+        namespace="ns",
+        num_partitions=1,
+        per_instance=1,
+        deployment_template={"template": {"spec": {"containers": [{"name": "app"}]}}},
+        autoscaling=None,
+        policies={},
+        update_mode=UpdateMode.IN_PLACE_OR_RECREATE,
+    )
+
+
+def context() -> rules.Context:
+    return rules.Context(
+        config=config(),
+        owner=Owner(api_version="v1", kind="Consumer", name="c", uid="u"),
+        num_instances=1,
+        hash_value="1",
+        memory_format=Format.BINARY_SI,
+        sizing=None,  # type: ignore[arg-type]  # not asked by in_place
+        snapshot=None,
+        refreshed=False,
+        now=T0,
+    )
+
+
+@given(data=st.data(), pod=pods())
+def test_in_place_keeps_every_field_and_says_whether_pods_are_pending(
+    data: st.DataObject, pod: ObservedPod
+) -> None:
+    target = data.draw(targets(pod))
+    d = observe(
+        {
+            "metadata": {"name": "c-0", "namespace": "ns", "annotations": {}},
+            "spec": {"template": {"spec": {"containers": [{"name": n} for n in pod.spec]}}},
+        },
+        owner_uid="u",
+    )
+    inst = rules.Instance(
+        index=0,
+        name="c-0",
+        partitions=(0,),
+        max_lag_s=0,
+        lagging=False,
+        critical=False,
+        deployment=d,
+        pods=(pod,),
+    )
+    # Every field set to something other than its default, so a field the
+    # conversion forgot would show.
+    decision = rules.Decision(
+        action=data.draw(st.sampled_from([None, rules.Action.SCALE, rules.Action.REPAIR])),
+        resources=target,
+        scaling=ScalingState(status=ScalingStatus.SATURATED, since=T0, explanation="why"),
+        cpu_shortage_m=7,
+        message="message",
+        outdated=True,
+        template={"x": NO_RESOURCES},
+        resizes=(),
+        fell_back="fell back",
+        pods_pending=False,
+    )
+    converted = rules.in_place(context(), inst, decision)
+    running = [p for p in inst.pods if p.running and not p.deleting]
+    expected = dataclasses.replace(
+        decision,
+        action=rules.Action.RESIZE_IN_PLACE
+        if decision.action is rules.Action.SCALE
+        else decision.action,
+        template=d.template_resources,
+        resizes=rules.resize_pods(context(), inst, target=target),
+        pods_pending=bool(rules.resize_pods(context(), inst, target=target))
+        or any(not p.actuated(plain_pod_target(p, target)) for p in running),
+    )
+    assert converted == expected
+
+
+@given(
+    asked=st.lists(
+        st.tuples(st.integers(0, 5), st.booleans()),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_pass_proposes_from_an_unbounded_pool_what_a_fresh_sizing_would(
+    asked: list[tuple[int, bool]],
+) -> None:
+    """The proposals a pass remembers (no global pool) are the ones it would compute."""
+    cfg = dataclasses.replace(
+        config(),
+        num_partitions=6,
+        deployment_template={
+            "template": {"spec": {"containers": [{"name": "app"}, {"name": "sidecar"}]}}
+        },
+        autoscaling=Autoscaling(rate_per_core=1000, ram_per_core_b=10**9),
+        policies={
+            "app": Bounds(min_cpu_m=100, max_cpu_m=4000),
+            "sidecar": Bounds(min_cpu_m=50, max_cpu_m=50, min_mem_b=10**6, max_mem_b=10**6),
+        },
+    )
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType({p: 300.0 * p for p in range(6)}),
+        offset=MappingProxyType({p: 1000.0 * p for p in range(6)}),
+    )
+
+    def fresh() -> sizing.Sizing:
+        return sizing.Sizing.for_pass(
+            config=cfg, snapshot=snapshot, num_instances=6, deployments=()
+        )
+
+    shared = fresh()
+    for partition, critical in asked:
+        pool = limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)
+        args = {"partitions": (partition,), "current": {}, "critical": critical, "pool": pool}
+        assert shared.propose(**args) == fresh().propose(**args)  # type: ignore[arg-type]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+def containers_of(value: object) -> list[int]:
+    """The ids of every dict and list in ``value``."""
+    if isinstance(value, dict):
+        return [id(value), *(i for v in value.values() for i in containers_of(v))]
+    if isinstance(value, list):
+        return [id(value), *(i for v in value for i in containers_of(v))]
+    return []
+
+
+@given(value=json_values)
+def test_a_template_copy_is_equal_and_shares_nothing_mutable(value: object) -> None:
+    copied = rendering._copy(value)
+    assert copied == value
+    assert not set(containers_of(copied)) & set(containers_of(value))
+
+
+@given(current=containers, proposed=containers)
+def test_an_instances_verdict_is_more_if_any_container_needs_more_else_less_if_any_does(
+    current: dict[str, Resources], proposed: dict[str, Resources]
+) -> None:
+    results = [compare_requests(current.get(n, NO_RESOURCES), r) for n, r in proposed.items()]
+    expected = 1 if 1 in results else -1 if -1 in results else 0
+    assert rules.compare(current, proposed) == expected
+    # The same objects compare as equal without being looked at.
+    assert rules.compare(proposed, proposed) == 0
