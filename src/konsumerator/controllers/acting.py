@@ -252,6 +252,40 @@ async def _write(
     outcome.done.append(item)
 
 
+def _writes(
+    *,
+    client: ApiClient,
+    writer: Writer,
+    plan: Plan,
+    namespace: str,
+    owner_uid: str,
+    outcome: Outcome,
+) -> list[Callable[[], Awaitable[None]]]:
+    """The plan's writes in the order they start: deletes, then applies, then pod resizes."""
+    return [
+        *(
+            functools.partial(_delete, writer=writer, item=d, namespace=namespace, outcome=outcome)
+            for d in plan.deletes
+        ),
+        *(
+            functools.partial(
+                _write,
+                client=client,
+                writer=writer,
+                item=a,
+                namespace=namespace,
+                owner_uid=owner_uid,
+                outcome=outcome,
+            )
+            for a in plan.applies
+        ),
+        *(
+            functools.partial(_resize, writer=writer, item=r, namespace=namespace, outcome=outcome)
+            for r in plan.resizes
+        ),
+    ]
+
+
 async def act(
     *,
     client: ApiClient,
@@ -269,8 +303,7 @@ async def act(
     """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once
     and at most ``limit`` of them in all; once ``contended()`` (another key waits for a
     worker) after ``yield_after_s`` and a tenth of the plan's instances (at least
-    ``min_writes``),
-    no more are started. What is not started is ``Outcome.deferred``."""
+    ``min_writes``), no more are started. What is not started is ``Outcome.deferred``."""
     outcome = Outcome()
     gate = asyncio.Semaphore(concurrency)
     started = clock()
@@ -293,28 +326,14 @@ async def act(
                 return
             await write()
 
-    writes: list[Callable[[], Awaitable[None]]] = [
-        *(
-            functools.partial(_delete, writer=writer, item=d, namespace=namespace, outcome=outcome)
-            for d in plan.deletes
-        ),
-        *(
-            functools.partial(
-                _write,
-                client=client,
-                writer=writer,
-                item=a,
-                namespace=namespace,
-                owner_uid=owner_uid,
-                outcome=outcome,
-            )
-            for a in plan.applies
-        ),
-        *(
-            functools.partial(_resize, writer=writer, item=r, namespace=namespace, outcome=outcome)
-            for r in plan.resizes
-        ),
-    ]
+    writes = _writes(
+        client=client,
+        writer=writer,
+        plan=plan,
+        namespace=namespace,
+        owner_uid=owner_uid,
+        outcome=outcome,
+    )
     outcome.deferred += max(0, len(writes) - limit)
     tasks: Sequence[asyncio.Task[None]] = [
         asyncio.create_task(gated(write)) for write in writes[:limit]

@@ -553,23 +553,14 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     up = comparison > 0
     memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE)
     if verdict.apply:
-        short = adaptive.short_for_production(
-            consumed=consumed,
-            produced=sized.demand.production,
-            drained=situation.drained,
-            production_need=sized.peak,
-            backlog_need=sized.demand.backlog_need,
-        )
-        memory = _remember_resize(
+        memory = _memory_of_resize(
+            ctx=ctx,
             memory=memory,
-            now=ctx.now,
+            sized=sized,
             up=up,
             consumed=consumed,
+            drained=situation.drained,
             cpu_before_m=_cpu(d.current),
-            short_need=sized.peak if short else 0.0,
-            for_backlog=adaptive.for_backlog(
-                production_need=sized.peak, backlog_need=sized.demand.backlog_need
-            ),
         )
     state = replace(verdict.state, memory=memory, explanation=explanation)
     if verdict.apply:
@@ -578,6 +569,38 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         )
     pool.restore(saved)  # nothing applied: give back what the proposal reserved
     return _adaptive_hold(inst=inst, proposal=proposal, state=state, explanation=explanation)
+
+
+def _memory_of_resize(
+    *,
+    ctx: Context,
+    memory: Memory,
+    sized: adaptive.Sized,
+    up: bool,
+    consumed: float,
+    drained: bool,
+    cpu_before_m: int,
+) -> Memory:
+    """What the policy remembers of a resize it applies: when, which way, from what CPU,
+    whether the old size was short for production and whether the resize was for backlog."""
+    short = adaptive.short_for_production(
+        consumed=consumed,
+        produced=sized.demand.production,
+        drained=drained,
+        production_need=sized.peak,
+        backlog_need=sized.demand.backlog_need,
+    )
+    return _remember_resize(
+        memory=memory,
+        now=ctx.now,
+        up=up,
+        consumed=consumed,
+        cpu_before_m=cpu_before_m,
+        short_need=sized.peak if short else 0.0,
+        for_backlog=adaptive.for_backlog(
+            production_need=sized.peak, backlog_need=sized.demand.backlog_need
+        ),
+    )
 
 
 def _remembered(memo: dict[Hashable, tuple[str, ...]], key: Hashable) -> tuple[str, ...] | None:
