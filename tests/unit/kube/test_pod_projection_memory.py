@@ -16,9 +16,7 @@ Aspects tested:
 """
 
 import copy
-import gc
 import json
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,8 @@ from konsumerator.controllers.reconciling import POD_INDEX, pod_index
 from konsumerator.domain.resources import Resources
 from konsumerator.kube.pods import POD_PROJECTOR, REPLICASET_PROJECTOR
 from konsumerator.kube.projections import Projector
-from konsumerator.runtime.stores import Store
+
+from .test_projection_memory import retained_per_object
 
 HERE = Path(__file__).parent
 POD: dict[str, Any] = json.loads((HERE / "pod.json").read_text())
@@ -58,36 +57,6 @@ def replicaset_variant(n: int) -> dict[str, Any]:
     meta["resourceVersion"] = str(100_000 + n)
     meta["ownerReferences"][0]["uid"] = f"{n:08d}-dddd-bbbb-cccc-dddddddddddd"
     return d
-
-
-def retained_per_object(
-    projector: Projector[Any, Any],
-    variant: Callable[[int], dict[str, Any]],
-    indexers: dict[str, Callable[[Any], list[str]]],
-) -> float:
-    count = 2000
-    pages = [
-        json.dumps(
-            {
-                "metadata": {"resourceVersion": "1"},
-                "items": [variant(p * 500 + i) for i in range(500)],
-            }
-        ).encode()
-        for p in range(count // 500)
-    ]
-    store: Store[Any] = Store(indexers=indexers)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        for raw in pages:
-            for obj in projector.decode_page(raw).items:
-                store.upsert(obj)
-        gc.collect()
-        retained, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert len(store.keys()) == count
-    return retained / count
 
 
 @pytest.mark.parametrize(
