@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from konsumerator.domain.numbers import is_decimal, parse_decimal
+from konsumerator.domain.numbers import MAX_DIGITS, is_decimal, parse_decimal
 from konsumerator.prom.responses import (
     MatrixData,
     QueryData,
@@ -176,6 +176,17 @@ def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: i
 
     for labels, pair in pairs:
         raw = labels.get(partition_label)
+        if raw is not None and pair is not None and raw.isdigit() and raw.isascii():
+            # The common series, inline: a partition in range, first seen, with a finite
+            # value in [0, 2^63). What the steps below would do with it, without their
+            # calls (a refresh of 2,000 partitions parses 6,000 series).
+            first = int(raw) if len(raw) <= MAX_DIGITS else num_partitions
+            if first < num_partitions and first not in values:
+                value = parse_value(pair[1])
+                # NaN and infinities fail the comparison: the steps below reject them.
+                if value is not None and 0.0 <= value < INT64_LIMIT:
+                    values[first] = value
+                    continue
         partition = parse_partition(raw, num_partitions=num_partitions)
         if partition is RejectReason.OUT_OF_RANGE:
             shown = raw if raw is None or len(raw) <= 24 else f"{raw[:20]}... ({len(raw)} digits)"

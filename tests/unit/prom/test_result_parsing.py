@@ -225,3 +225,80 @@ def test_partition_labels_of_any_length_are_a_partition_or_a_reason(
 def test_any_partition_label_is_a_partition_in_range_or_a_reason(label: str) -> None:
     result = parsing.parse_partition(label, num_partitions=100)
     assert isinstance(result, RejectReason) or 0 <= result < 100
+
+
+def _by_the_rules(
+    samples: list[tuple[str | None, str | None]], *, num_partitions: int
+) -> tuple[dict[int, float], dict[RejectReason, int], int, int]:
+    """The module's rules, one series at a time: what ``parse_partitions`` must give."""
+    values: dict[int, float] = {}
+    rejected: dict[RejectReason, int] = {}
+    duplicates = clamped = 0
+    for raw, text in samples:
+        partition = parsing.parse_partition(raw, num_partitions=num_partitions)
+        value = None if text is None else parsing.parse_value(text)
+        reason = (
+            partition
+            if isinstance(partition, RejectReason)
+            else RejectReason.NO_VALUE
+            if text is None
+            else RejectReason.NOT_FINITE
+            if value is None
+            else RejectReason.TOO_LARGE
+            if value >= parsing.INT64_LIMIT
+            else None
+        )
+        if reason is not None:
+            rejected[reason] = rejected.get(reason, 0) + 1
+            continue
+        assert isinstance(partition, int)
+        assert value is not None
+        if value < 0:
+            clamped += 1
+            value = 0.0
+        if partition in values:
+            duplicates += 1
+            value = max(value, values[partition])
+        values[partition] = value
+    return values, rejected, duplicates, clamped
+
+
+_LABELS = (
+    st.none()
+    | st.integers(min_value=0, max_value=12).map(str)
+    | st.sampled_from(["007", "-1", "+1", " 1", "1_0", "²", "", "9" * 25, "x"])
+    | st.text(max_size=4)
+)
+_VALUES = (
+    st.none()
+    | st.floats(allow_nan=True, allow_infinity=True).map(repr)
+    | st.sampled_from(
+        ["NaN", "+Inf", "-Inf", "-0", "-0.5", "1e3", "9.3e18", "9223372036854775808", "x"]
+    )
+    | st.integers(min_value=-5, max_value=10**6).map(str)
+)
+
+
+@given(st.lists(st.tuples(_LABELS, _VALUES), max_size=30), st.integers(min_value=0, max_value=10))
+def test_parsing_gives_what_the_rules_give_one_series_at_a_time(
+    samples: list[tuple[str | None, str | None]], num_partitions: int
+) -> None:
+    """The inline path for the common series is an early exit with the same result."""
+    data = VectorData(
+        result=[
+            VectorSample(
+                metric={} if raw is None else {"partition": raw},
+                value=None if text is None else (1.0, text),
+            )
+            for raw, text in samples
+        ]
+    )
+    parsed = parsing.parse_partitions(
+        data=data, partition_label="partition", num_partitions=num_partitions
+    )
+    values, rejected, duplicates, clamped = _by_the_rules(samples, num_partitions=num_partitions)
+    assert dict(parsed.values) == values
+    assert all(math.copysign(1, parsed.values[p]) == math.copysign(1, v) for p, v in values.items())
+    assert dict(parsed.report.rejected) == rejected
+    assert (parsed.report.duplicates, parsed.report.clamped) == (duplicates, clamped)
+    assert parsed.report.accepted == len(values)

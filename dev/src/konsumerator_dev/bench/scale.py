@@ -30,9 +30,10 @@ worker took it) beside the longest pass (a histogram bound), the two figures
 "no Consumer waits more than one pass for a worker" compares.
 
 ``--profile FILE`` samples the operator with py-spy (the ``bench`` dependency
-group) for the whole steady window and writes its collapsed stacks to FILE
-(``--format raw``: one line per stack with its sample count; flamegraph tools
-read it).
+group) through each phase and writes its collapsed stacks to FILE for the steady
+window and beside it, ``FILE`` with ``.converge`` and ``.settle`` before its suffix,
+for the other two (``--format raw``: one line per stack with its sample count;
+flamegraph tools read it).
 
     make bench-scale                      # defaults: 1,000 + 20 x 100 partitions
     make bench-scale BENCH_ARGS="--big 1000 --consumers-small 0"   # the issue's 1,000 case
@@ -332,7 +333,7 @@ def profiler(*, pid: int, seconds: float, out: Path | None) -> subprocess.Popen[
     """py-spy sampling ``pid`` for ``seconds`` into ``out`` (None: no profile).
 
     ``--nonblocking``: the operator is never paused to be sampled, so the CPU figures
-    of the window stay the operator's own.
+    of the window stay the operator's own. ``stop`` ends it early (its output is kept).
     """
     if out is None:
         return None
@@ -344,6 +345,22 @@ def profiler(*, pid: int, seconds: float, out: Path | None) -> subprocess.Popen[
          "--nonblocking", "--format", "raw", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def phase_file(out: Path | None, phase: str) -> Path | None:
+    """Where ``--profile`` writes the stacks of ``phase`` (converge, settle): beside ``out``."""
+    return None if out is None else out.with_name(f"{out.stem}.{phase}{out.suffix}")
+
+
+def stop(spy: subprocess.Popen[bytes] | None) -> None:
+    """End a profile started for longer than its phase: py-spy writes its output on SIGINT."""
+    if spy is None:
+        return
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
 
 
 @click.command("scale", help=__doc__.splitlines()[0] if __doc__ else None)
@@ -380,7 +397,8 @@ def profiler(*, pid: int, seconds: float, out: Path | None) -> subprocess.Popen[
     "--profile",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="py-spy the operator through the steady window into this file (collapsed stacks)",
+    help="py-spy the operator through the steady window into this file (collapsed stacks),"
+    " and through converge and settle into FILE with .converge / .settle before its suffix",
 )
 def main(**options: Any) -> None:
     args = SimpleNamespace(**options)
@@ -431,6 +449,9 @@ def main(**options: Any) -> None:
 
         idle = sample()
         started = idle.at
+        spy = profiler(
+            pid=operator.pid, seconds=args.timeout, out=phase_file(args.profile, "converge")
+        )
         for name, partitions in topics.items():
             cluster.apply(
                 consumer(
@@ -460,6 +481,10 @@ def main(**options: Any) -> None:
                     break
             time.sleep(5)
         sized = sample()
+        stop(spy)
+        spy = profiler(
+            pid=operator.pid, seconds=args.timeout, out=phase_file(args.profile, "settle")
+        )
         time.sleep(args.settle)
         kcm = cluster.processes()["kube-controller-manager"].pid
         if args.freeze_kcm:
@@ -471,6 +496,7 @@ def main(**options: Any) -> None:
             )
         try:
             settled = sample()
+            stop(spy)
             spy = profiler(pid=operator.pid, seconds=args.steady, out=args.profile)
             time.sleep(args.steady)
             end = sample()
