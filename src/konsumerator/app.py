@@ -220,6 +220,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         deployment=lambda namespace, name: deployments.get(ObjectKey(namespace, name)),
     )
     prometheus = httpx2.AsyncClient(trust_env=False)
+    consumer_metrics = ConsumerMetrics(registry=metrics.registry)
 
     def contended() -> bool:
         """Whether a Consumer waits for a worker (a pass then yields its worker soon)."""
@@ -240,7 +241,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
             deployments=deployments,
             pods=owned_pods,
             now=now,
-            metrics=ConsumerMetrics(registry=metrics.registry),
+            metrics=consumer_metrics,
             addresses=AddressPolicy.parse(settings.prometheus_allowed_hosts),
         )
 
@@ -338,7 +339,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         elector=elector,
         health_endpoint=settings.health_bind,
         metrics_endpoint=settings.metrics_bind,
-        metrics_app=metrics.wsgi_app(),
+        metrics_app=metrics.wsgi_app(rendered=[consumer_metrics.per_instance]),
     )
     return Operator(manager=manager, client=client, prometheus=prometheus)
 

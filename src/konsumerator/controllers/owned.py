@@ -49,15 +49,15 @@ class OwnedPods:
         self._deployment = deployment
 
     def by_index(self, *, index: str, value: str) -> Sequence[ObservedPod]:
+        pods = self._pods.by_index(index=index, value=value)
+        if not pods:
+            # Asked for every instance in every in-place pass: most often there is none.
+            return []
         namespace, _, name = value.partition("/")
         d = self._deployment(namespace, name)
         if d is None or not d.uid:
             return []
-        return [
-            p
-            for p in self._pods.by_index(index=index, value=value)
-            if self._owned(pod=p, deployment_uid=d.uid)
-        ]
+        return [p for p in pods if self._owned(pod=p, deployment_uid=d.uid)]
 
     def _owned(self, *, pod: ObservedPod, deployment_uid: str) -> bool:
         if not pod.owner_uid:

@@ -14,10 +14,16 @@ name or a partition.
 
 from __future__ import annotations
 
+import functools
+import gzip
 import platform
-from wsgiref.types import WSGIApplication
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+from urllib.parse import parse_qs
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from konsumerator import __version__
 
@@ -153,7 +159,52 @@ class RuntimeMetrics:
     def api_request(self, verb: str, resource: str, code: int) -> None:
         self.api_requests.labels(verb, resource, str(code)).inc()
 
-    def wsgi_app(self) -> WSGIApplication:
-        """``/metrics`` for ``Manager(metrics_app=...)``."""
-        app: WSGIApplication = make_wsgi_app(self.registry)
-        return app
+    def wsgi_app(self, *, rendered: Sequence[Rendered] = ()) -> WSGIApplication:
+        """``/metrics`` for ``Manager(metrics_app=...)``: prometheus_client's app, with the
+        families of ``rendered`` (collectors of this registry) written by themselves."""
+        if not rendered:
+            app: WSGIApplication = make_wsgi_app(self.registry)
+            return app
+        for collector in rendered:
+            collector.rendered = True
+        return functools.partial(_metrics_app, registry=self.registry, rendered=tuple(rendered))
+
+
+class Rendered(Protocol):
+    """A collector that writes its own exposition (gauges without timestamps, whose lines
+    are the same in the text format and in OpenMetrics); ``collect`` yields nothing once
+    ``rendered`` is set."""
+
+    rendered: bool
+
+    def exposition(self, *, names: frozenset[str] | None = None) -> bytes: ...
+
+
+_EOF = b"# EOF\n"
+
+
+def _metrics_app(
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    *,
+    registry: CollectorRegistry,
+    rendered: tuple[Rendered, ...],
+) -> Iterable[bytes]:
+    """prometheus_client's ``make_wsgi_app`` (methods, content negotiation, ``name[]``,
+    gzip), with the ``rendered`` families added before OpenMetrics' closing ``# EOF``."""
+    method = environ["REQUEST_METHOD"]
+    if method == "OPTIONS" or method != "GET" or environ.get("PATH_INFO") == "/favicon.ico":
+        return make_wsgi_app(registry)(environ, start_response)  # type: ignore[no-any-return]
+    encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT") or "")
+    params = parse_qs(environ.get("QUERY_STRING", ""))
+    names = frozenset(params["name[]"]) if "name[]" in params else None
+    source = registry if names is None else registry.restricted_registry(list(names))
+    body = encoder(source)
+    own = b"".join(collector.exposition(names=names) for collector in rendered)
+    body = body[: -len(_EOF)] + own + _EOF if body.endswith(_EOF) else body + own
+    headers = [("Content-Type", content_type)]
+    if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or ""):
+        body = gzip.compress(body)
+        headers.append(("Content-Encoding", "gzip"))
+    start_response("200 OK", headers)
+    return [body]
