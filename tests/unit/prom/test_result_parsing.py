@@ -11,9 +11,11 @@ Aspects tested:
 - duplicate partitions keep the maximum, whatever the order, and are counted;
 - scalar and string results are unsupported: empty mapping, flagged, no error;
 - native-histogram samples (no float value) are rejected, not fatal;
-- the examples kept for logs are bounded.
+- the examples kept for logs are bounded;
+- decoded samples and series are not tracked by the cyclic garbage collector.
 """
 
+import gc
 import math
 
 import pytest
@@ -29,6 +31,7 @@ from konsumerator.prom.responses import (
     StringData,
     VectorData,
     VectorSample,
+    decode_envelope,
 )
 
 
@@ -302,3 +305,20 @@ def test_parsing_gives_what_the_rules_give_one_series_at_a_time(
     assert dict(parsed.report.rejected) == rejected
     assert (parsed.report.duplicates, parsed.report.clamped) == (duplicates, clamped)
     assert parsed.report.accepted == len(values)
+
+
+def test_decoded_samples_and_series_are_not_tracked_by_the_garbage_collector() -> None:
+    body = (
+        b'{"status":"success","data":{"resultType":"vector","result":'
+        b'[{"metric":{"partition":"0"},"value":[1.5,"2"]}]}}'
+    )
+    matrix_body = (
+        b'{"status":"success","data":{"resultType":"matrix","result":'
+        b'[{"metric":{"partition":"0"},"values":[[1.5,"2"]]}]}}'
+    )
+    vector_data = decode_envelope(body).data
+    matrix_data = decode_envelope(matrix_body).data
+    assert isinstance(vector_data, VectorData)
+    assert isinstance(matrix_data, MatrixData)
+    assert not gc.is_tracked(vector_data.result[0])
+    assert not gc.is_tracked(matrix_data.result[0])
