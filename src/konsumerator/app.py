@@ -79,6 +79,7 @@ from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.obs.prometheus import PrometheusMetrics
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.urls import AddressPolicy
+from konsumerator.runtime.collecting import FrozenSurvivors
 from konsumerator.runtime.controlling import Controller
 from konsumerator.runtime.electing import LeaderElector, LeadershipLost, default_identity
 from konsumerator.runtime.managing import ComponentEnded, Endpoint, Manager
@@ -349,11 +350,16 @@ def run(settings: Settings) -> int:
     so the pod restarts with a clean slate, as controller-runtime does)."""
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     operator = build(settings)
+    # Full collections examine what came after the last one, not the watch caches again.
+    survivors = FrozenSurvivors()
+    survivors.install()
     try:
         asyncio.run(operator.run())
     except (LeadershipLost, ComponentEnded) as e:
         structlog.stdlib.get_logger(__name__).error("stopping", reason=str(e))
         return 1
+    finally:
+        survivors.uninstall()
     return 0
 
 
