@@ -77,6 +77,21 @@ def _label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+def _rendered(consumer: str, reports: tuple[InstanceReport, ...]) -> tuple[bytes, ...]:
+    """A Consumer's lines of each family (``_FAMILIES`` order)."""
+    who = _label_value(consumer)
+    texts: dict[int, str] = {}
+    families: list[list[str]] = [[] for _ in _FAMILIES]
+    for r in reports:
+        labels = f'{{consumer="{who}",deployment="{_label_value(r.name)}"}} '
+        for family, (name, _), value in zip(families, _FAMILIES, _values(r), strict=True):
+            text = texts.get(value)
+            if text is None:
+                text = texts[value] = _go_float(value)
+            family.append(f"{name}{labels}{text}\n")
+    return tuple("".join(family).encode() for family in families)
+
+
 class InstanceGauges(Collector):
     """The per-instance gauges (``konsumerator_deployment_*``), built at scrape time from
     each Consumer's last plan.
@@ -93,15 +108,13 @@ class InstanceGauges(Collector):
     ``collect`` (``rendered``, set by ``RuntimeMetrics.wsgi_app``): prometheus_client
     formats each of 30,000 samples in Python, 0.2 s of CPU per scrape at 10,000
     instances (0.4 s in OpenMetrics, which Prometheus asks for), the whole steady CPU
-    budget at a 15 s scrape interval. Rendered here, a Consumer's lines are kept until
-    its next plan, so a scrape joins bytes.
+    budget at a 15 s scrape interval. Rendered here, with f-strings, it takes 16 ms.
     """
 
     def __init__(self) -> None:
         self.instances: dict[str, tuple[InstanceReport, ...]] = {}
         # Whether the metrics app renders these families itself (``exposition``).
         self.rendered = False
-        self._lines: dict[str, tuple[tuple[InstanceReport, ...], tuple[bytes, ...]]] = {}
 
     def collect(self) -> Iterator[Metric]:
         if self.rendered:
@@ -125,9 +138,7 @@ class InstanceGauges(Collector):
         """The families as the text and OpenMetrics formats both write gauges
         (``# HELP``, ``# TYPE``, one line per sample), only those in ``names`` if given."""
         consumers = list(self.instances.items())
-        rendered = [self._rendered(consumer, reports) for consumer, reports in consumers]
-        for gone in self._lines.keys() - {consumer for consumer, _ in consumers}:
-            self._lines.pop(gone, None)
+        rendered = [_rendered(consumer, reports) for consumer, reports in consumers]
         out: list[bytes] = []
         for i, (name, doc) in enumerate(_FAMILIES):
             if names is not None and name not in names:
@@ -135,24 +146,6 @@ class InstanceGauges(Collector):
             out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n".encode())
             out.extend(lines[i] for lines in rendered)
         return b"".join(out)
-
-    def _rendered(self, consumer: str, reports: tuple[InstanceReport, ...]) -> tuple[bytes, ...]:
-        kept = self._lines.get(consumer)
-        if kept is not None and kept[0] is reports:
-            return kept[1]
-        who = _label_value(consumer)
-        texts: dict[int, str] = {}
-        families: list[list[str]] = [[] for _ in _FAMILIES]
-        for r in reports:
-            labels = f'{{consumer="{who}",deployment="{_label_value(r.name)}"}} '
-            for family, (name, _), value in zip(families, _FAMILIES, _values(r), strict=True):
-                text = texts.get(value)
-                if text is None:
-                    text = texts[value] = _go_float(value)
-                family.append(f"{name}{labels}{text}\n")
-        lines = tuple("".join(family).encode() for family in families)
-        self._lines[consumer] = (reports, lines)
-        return lines
 
 
 class ConsumerMetrics:

@@ -184,7 +184,7 @@ def test_rendered_lines_are_prometheus_clients_text_byte_for_byte(
     registry.register(gauges)
     expected = generate_latest(registry)
     assert gauges.exposition() == expected
-    assert gauges.exposition() == expected  # from the kept lines
+    assert gauges.exposition() == expected  # rendering again changes nothing
 
 
 def test_lines_follow_the_latest_plan_and_vanish_with_the_consumer():
