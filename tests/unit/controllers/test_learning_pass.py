@@ -8,9 +8,13 @@ Aspects tested:
   scaling explanation names the learned rate;
 * a restarted operator (a new pipeline given the status as read back from its body)
   goes on from the learned rate instead of starting from the prior;
-* a naive Consumer with the same query learns nothing and reports no ``learning``.
+* a naive Consumer with the same query learns nothing and reports no ``learning``;
+* a status that holds no ``lastSyncState`` (left out for its size, or lost) costs one
+  sync (``NoPreviousSync``), not the learning: the pipeline remembers the last
+  snapshot it reported, also after a restart that found none in the status.
 """
 
+import dataclasses
 from pathlib import Path
 from types import MappingProxyType
 
@@ -67,7 +71,11 @@ def test_a_saturated_sync_is_learned_sized_with_and_explained() -> None:
     r = replay("adaptive")
     first = r.step(advance_s=0, metrics=saturated).status.learning
     assert first is not None
-    assert (first.state, first.reason, first.samples) == (State.LEARNING, Reason.NOT_SATURATED, 0)
+    assert (first.state, first.reason, first.samples) == (
+        State.LEARNING,
+        Reason.NO_PREVIOUS_SYNC,
+        0,
+    )
     second = r.step(advance_s=31, metrics=saturated).status.learning
     assert second is not None
     assert (second.state, second.reason, second.samples) == (State.LEARNING, Reason.LEARNED, 1)
@@ -98,3 +106,45 @@ def test_the_naive_predictor_never_learns() -> None:
         status = r.step(advance_s=31, metrics=saturated).status
     assert status.learning is None
     assert "learning" not in status.to_body()
+
+
+def without_state(r: Replay) -> None:
+    """The status as it is when ``lastSyncState`` does not fit its budget."""
+    r.status = dataclasses.replace(r.status, last_sync_state=None)
+
+
+def test_a_status_without_last_sync_state_skips_one_sync_then_learns() -> None:
+    r = replay("adaptive")
+    reasons = []
+    for _ in range(3):
+        r.step(advance_s=31, metrics=saturated)
+        without_state(r)
+        assert r.status.learning is not None
+        reasons.append(r.status.learning.reason)
+    assert reasons == [Reason.NO_PREVIOUS_SYNC, Reason.LEARNED, Reason.LEARNED]
+    assert r.status.learning is not None
+    assert r.status.learning.samples == 2
+
+
+def test_a_restart_without_last_sync_state_holds_the_rate_one_sync_then_resumes() -> None:
+    r = replay("adaptive")
+    for _ in range(3):
+        r.step(advance_s=31, metrics=saturated)
+        without_state(r)
+    learned = r.status.learning
+    assert learned is not None
+    assert learned.samples == 2
+    restarted = replay("adaptive")
+    restarted.now, restarted.status = r.now, ConsumerStatus.from_body(r.status.to_body())
+    skipped = restarted.step(advance_s=31, metrics=saturated).status.learning
+    assert skipped is not None
+    assert (skipped.reason, skipped.rate_per_core, skipped.samples) == (
+        Reason.NO_PREVIOUS_SYNC,
+        learned.rate_per_core,
+        learned.samples,
+    )
+    assert "resumes" in skipped.message
+    without_state(restarted)
+    resumed = restarted.step(advance_s=31, metrics=saturated).status.learning
+    assert resumed is not None
+    assert (resumed.reason, resumed.samples) == (Reason.LEARNED, learned.samples + 1)
