@@ -184,12 +184,13 @@ class PodNames:
         self._names = frozenset(names)
         # Instance names cut within themselves (58 characters or more), by the cut.
         self._cut: dict[str, list[str]] = {}
-        for name in sorted(self._names):
+        for name in self._names:
             if len(name) + 1 >= GENERATED_BASE:
                 self._cut.setdefault(f"{name}-"[:GENERATED_BASE], []).append(name)
 
     def owners(self, pod: str) -> tuple[str, ...]:
-        """Every instance whose pod may bear this name: none, one, or several (ambiguous)."""
+        """Every instance whose pod may bear this name: none, one, or several (ambiguous,
+        in name order)."""
         found: list[str] = []
         uncut = instance_of_pod(pod)
         if uncut in self._names:
@@ -204,7 +205,7 @@ class PodNames:
                 if name in self._names and _hash_prefix(base[dash + 1 :]):
                     found.append(name)
                 dash = base.find("-", dash + 1)
-        return tuple(dict.fromkeys(found))
+        return tuple(found) if len(found) < 2 else tuple(sorted(set(found)))
 
 
 def usable_cores(value: float) -> bool:
