@@ -46,12 +46,12 @@ name without the last two ``-`` segments, exactly: the instance ``orders-1`` and
 Consumer ``orders-1``'s instance ``orders-1-0`` never collide. A 63-character name
 may have been cut (a Deployment name over about 46 characters): its first 58
 characters are then matched against each instance's ``<deployment>-<hash>-``
-(``PodNames``). Two instances whose names share those 58 characters (a Consumer
-``spec.name`` of 53 characters or more, with enough instances) cannot be told
-apart by name: their pods are *ambiguous*, their CPU is not used, and the status
-says so (``AmbiguousPodNames``) rather than guess. A series that carries a
-``namespace`` label is used only when it is the Consumer's namespace: a same-named
-Consumer elsewhere has the same pod names.
+(``PodNames``), never its segments, which a cut may have moved. Two instances
+whose names share those 58 characters (a Consumer ``spec.name`` of 53 characters
+or more, with enough instances) cannot be told apart by name: their pods are
+*ambiguous*, their CPU is not used, and the status says so (``AmbiguousPodNames``)
+rather than guess. A series that carries a ``namespace`` label is used only when it
+is the Consumer's namespace: a same-named Consumer elsewhere has the same pod names.
 
 **No previous sync, no sample.** "Not rising" compares with the previous sync's
 consumption: the status's ``lastSyncState``, else the operator's memory of its last
@@ -191,20 +191,24 @@ class PodNames:
     def owners(self, pod: str) -> tuple[str, ...]:
         """Every instance whose pod may bear this name: none, one, or several (ambiguous,
         in name order)."""
-        found: list[str] = []
-        uncut = instance_of_pod(pod)
-        if uncut in self._names:
-            found.append(uncut)
-        if len(pod) == GENERATED_BASE + SUFFIX and _SUFFIX.fullmatch(pod[GENERATED_BASE:]):
-            base = pod[:GENERATED_BASE]
-            found += self._cut.get(base, ())
-            # A shorter name: base = <name>-<what the cut leaves of "<hash>-">.
-            dash = base.find("-", GENERATED_BASE - HASH_MAX - 2)
-            while dash != -1:
-                name = base[:dash]
-                if name in self._names and _hash_prefix(base[dash + 1 :]):
-                    found.append(name)
-                dash = base.find("-", dash + 1)
+        if len(pod) != GENERATED_BASE + SUFFIX:
+            # Not cut (or no generated name at all, as the scoring model's): exact.
+            uncut = instance_of_pod(pod)
+            return (uncut,) if uncut in self._names else ()
+        # Maybe cut, so the last two segments may not be hash and suffix: another
+        # Consumer's "<name>-1-0-<hash>" cut after "-0-" would read as "<name>-1".
+        # Matching the 58 characters covers the uncut 63-character name too.
+        if not _SUFFIX.fullmatch(pod[GENERATED_BASE:]):
+            return ()
+        base = pod[:GENERATED_BASE]
+        found = list(self._cut.get(base, ()))
+        # A shorter name: base = <name>-<what the cut leaves of "<hash>-">.
+        dash = base.find("-", GENERATED_BASE - HASH_MAX - 2)
+        while dash != -1:
+            name = base[:dash]
+            if name in self._names and _hash_prefix(base[dash + 1 :]):
+                found.append(name)
+            dash = base.find("-", dash + 1)
         return tuple(found) if len(found) < 2 else tuple(sorted(set(found)))
 
 

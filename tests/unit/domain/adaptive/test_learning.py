@@ -112,21 +112,22 @@ def could_be(deployment: str, pod: str) -> bool:
     name=_names,
     index=_indices,
     others=st.lists(_indices, max_size=20),
+    pick=st.integers(min_value=0, max_value=100),
     template_hash=_hashes,
     suffix=_suffixes,
 )
 def test_a_pod_is_of_exactly_the_instances_whose_pods_can_bear_its_name(
-    name: str, index: int, others: list[int], template_hash: str, suffix: str
+    name: str, index: int, others: list[int], pick: int, template_hash: str, suffix: str
 ) -> None:
-    # Neighbours that share digits with the index are the ones a cut can confuse.
-    indices = {index, index // 10, index * 10, index * 10 + 1, *others}
-    instances = [f"{name}-{i}" for i in indices]
-    pod = generated_pod_name(
-        deployment=f"{name}-{index}", template_hash=template_hash, suffix=suffix
-    )
+    # Neighbours that share digits with the index are the ones a cut can confuse; and
+    # a Consumer whose spec.name is "<name>-<index>" has instances "<name>-<index>-<k>".
+    indices = sorted({index, index // 10, index * 10, index * 10 + 1, *others})
+    instances = [f"{name}-{i}" for i in indices] + [f"{name}-{index}-{k}" for k in range(3)]
+    deployment = instances[pick % len(instances)]
+    pod = generated_pod_name(deployment=deployment, template_hash=template_hash, suffix=suffix)
     assert len(pod) <= 63
     owners = PodNames(instances).owners(pod)
-    assert f"{name}-{index}" in owners
+    assert deployment in owners
     assert set(owners) == {d for d in instances if could_be(d, pod)}
 
 
@@ -167,6 +168,9 @@ LONGEST = "b" * 55 + "z"
             (f"{LONGEST}-1", f"{LONGEST}-12"),
         ),
         ((f"{LONGEST}-1",), f"{LONGEST}-" + "x1y2z", ()),  # 62 characters: cut before the index
+        # The Consumer "<LONG>-1"'s instance "<LONG>-1-0", cut after "-0-": its last two
+        # segments are "0" and hash + suffix, but it is no pod of "<LONG>-1".
+        ((f"{LONG}-1",), f"{LONG}-1-0-5d4" + "x1y2z", ()),
         # Longer than any generated name (the scoring model's): the uncut rule.
         ((f"{LONG}-0",), f"{LONG}-0-5d4f8b9c7d-x1y2z", (f"{LONG}-0",)),
         (("orders-0",), "orders-0-5d4f8b9c7d-x1y2z", ("orders-0",)),
