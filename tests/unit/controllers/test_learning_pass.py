@@ -9,9 +9,10 @@ Aspects tested:
 * a restarted operator (a new pipeline given the status as read back from its body)
   goes on from the learned rate instead of starting from the prior;
 * a naive Consumer with the same query learns nothing and reports no ``learning``;
-* a status that holds no ``lastSyncState`` (left out for its size, or lost) costs one
-  sync (``NoPreviousSync``), not the learning: the pipeline remembers the last
-  snapshot it reported, also after a restart that found none in the status.
+* a status that holds no ``lastSyncState`` (left out for its size, as for a
+  3,000-partition Consumer, or lost) costs one sync (``NoPreviousSync``), not the
+  learning: the pipeline remembers the last snapshot it reported, also after a
+  restart that found none in the status.
 """
 
 import dataclasses
@@ -33,23 +34,27 @@ PRIOR = 2000  # examples/consumer.yaml's ratePerCore
 SAMPLE = 1600
 
 
-def saturated() -> MetricsSnapshot:
-    parts = range(10)
+def saturated(partitions: int = 10) -> MetricsSnapshot:
+    parts = range(partitions)
     return MetricsSnapshot(
         production=MappingProxyType(dict.fromkeys(parts, 1500.0)),
         consumption=MappingProxyType(dict.fromkeys(parts, 1000.0)),
         offset=MappingProxyType(dict.fromkeys(parts, 100_000.0)),
         cpu_usage=CpuUsage(
             by_pod=MappingProxyType(
-                {f"orders-consumer-{i}-5d4f8b9c7d-x1y2z": 1.25 for i in range(5)}
+                {
+                    f"orders-consumer-{i}-5d4f8b9c7d-x1y2z": 1.25
+                    for i in range((partitions + 1) // 2)
+                }
             )
         ),
     )
 
 
-def replay(predictor: str) -> Replay:
+def replay(predictor: str, *, partitions: int = 10) -> Replay:
     source, spec = load_consumer(EXAMPLE.read_text(), source=str(EXAMPLE))
     spec = with_cpu_usage(with_predictor(spec, predictor))
+    spec = spec.model_copy(update={"num_partitions": partitions})
     autoscaler = spec.autoscaler.model_copy(update={"update_mode": "Recreate"})
     return Replay(
         source=source,
@@ -124,6 +129,18 @@ def test_a_status_without_last_sync_state_skips_one_sync_then_learns() -> None:
     assert reasons == [Reason.NO_PREVIOUS_SYNC, Reason.LEARNED, Reason.LEARNED]
     assert r.status.learning is not None
     assert r.status.learning.samples == 2
+
+
+def test_a_consumer_too_large_for_last_sync_state_learns() -> None:
+    # 3,000 partitions need over 192 KiB of lastSyncState: the status leaves it out.
+    r = replay("adaptive", partitions=3000)
+    reasons = []
+    for _ in range(2):
+        r.step(advance_s=31, metrics=lambda: saturated(3000))
+        assert r.status.last_sync_state is None
+        assert r.status.learning is not None
+        reasons.append(r.status.learning.reason)
+    assert reasons == [Reason.NO_PREVIOUS_SYNC, Reason.LEARNED]
 
 
 def test_a_restart_without_last_sync_state_holds_the_rate_one_sync_then_resumes() -> None:
