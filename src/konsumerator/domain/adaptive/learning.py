@@ -93,10 +93,15 @@ MIN_CORES = 0.001
 # generateName cut to 63 - 5 characters, then 5 random ones.
 GENERATED_BASE = 58
 SUFFIX = 5
-# A pod-template-hash is an encoded uint32: at most 10 characters.
+# A pod-template-hash is a uint32's decimal digits, each encoded in this alphabet
+# (apimachinery ``rand.SafeEncodeString``): at most 10 characters, never a 0, 1 or
+# 3, so an instance index such as "-10" can never be read as a cut hash.
 HASH_MAX = 10
+HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# The random suffix uses the same alphabet; any 5 letters or digits are taken (the
+# scoring model names its pods "-model").
 _SUFFIX = re.compile(r"[a-z0-9]{5}")
-_CUT_HASH = re.compile(r"[a-z0-9]{0,10}|[a-z0-9]{1,10}-")
+_CUT_HASH = re.compile(f"[{HASH_ALPHABET}]{{0,10}}|[{HASH_ALPHABET}]{{1,10}}-")
 _NO_PODS: Mapping[str, str] = MappingProxyType({})
 
 

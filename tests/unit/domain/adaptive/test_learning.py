@@ -76,8 +76,8 @@ def test_a_pod_belongs_to_its_name_without_hash_and_suffix(pod: str, want: str |
     assert instance_of_pod(pod) == want
 
 
-# What the apiserver's generated names are made of (the same alphabet as the
-# pod-template-hash's encoding, which is a subset of it).
+# What the apiserver's generated names are made of (the random suffix and the
+# pod-template-hash's encoding alike: apimachinery's rand alphabet).
 ALNUM = "bcdfghjklmnpqrstvwxz2456789"
 
 
