@@ -50,9 +50,13 @@ class Sizing:
     containers: tuple[str, ...]
     fallback: Mapping[str, Resources]
     # The proposals already made in this pass from an unbounded pool, by what they
-    # depend on then (the need and whether the lag is critical): most instances of
-    # a pass share a few sizes. Not part of the value.
+    # depend on then (the need and whether the lag is critical), and by the size that
+    # need comes to (a noisy need is rarely the same twice, its size nearly always):
+    # most instances of a pass share a few sizes. Not part of the value.
     _unbounded: dict[tuple[int | None, bool], Proposal] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+    _by_size: dict[tuple[Resources | None, bool], Proposal] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
 
@@ -119,9 +123,13 @@ class Sizing:
             # Then the grant is what the policy allows, whatever the instance holds.
             known = self._unbounded.get((need, critical))
             if known is None:
-                known = self._unbounded[need, critical] = self._bounded(
-                    sized=self._sized(need), current={}, critical=critical, pool=pool
-                )
+                sized = self._sized(need)
+                known = self._by_size.get((sized, critical))
+                if known is None:
+                    known = self._by_size[sized, critical] = self._bounded(
+                        sized=sized, current={}, critical=critical, pool=pool
+                    )
+                self._unbounded[need, critical] = known
             return Proposal(resources=dict(known.resources), cpu_shortage_m=known.cpu_shortage_m)
         return self._bounded(sized=self._sized(need), current=current, critical=critical, pool=pool)
 
