@@ -43,6 +43,7 @@ the Deployment watch triggers at once, reports the effect of the writes.
 """
 
 import functools
+import itertools
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -403,6 +404,30 @@ class _Tally:
         self.reports.append(_report(inst, decision, paused=paused))
 
 
+# ``_kept``'s findings about one observed Deployment, remembered in its ``drift_memo``
+# (a per-version cache of the planner's) under ``(_KEPT, token, index, partitions,
+# in_place)``: ``()``, it is a plain instance of ours (not paused, not OUTDATED, no
+# drift from what its own state renders); ``_TARGET``, the same with an in-place target
+# that is not its template's size. Drift keys start with the pass's memo key, a tuple,
+# so the two never meet.
+_KEPT = "planning._kept"
+_TARGET = ("target",)
+# The pass's memo key (``_memo_key``) as a small number: hashing the key itself costs
+# more than the rest of ``_kept``. Never reused for another key (the numbers only grow).
+_TOKENS: dict[Hashable, int] = {}
+_MAX_TOKENS = 1024
+_next_token = itertools.count()
+
+
+def _token(memo_key: Hashable) -> int:
+    token = _TOKENS.get(memo_key)
+    if token is None:
+        if len(_TOKENS) >= _MAX_TOKENS:
+            _TOKENS.clear()
+        token = _TOKENS[memo_key] = next(_next_token)
+    return token
+
+
 @dataclass(frozen=True, slots=True)
 class _Keeping:
     """What ``_kept`` needs of a pass, found once per pass (None: no instance of it can
@@ -415,6 +440,8 @@ class _Keeping:
     ctx: Context
     autoscaling: Autoscaling
     memo_key: Hashable
+    token: int
+    in_place: bool
     lag: Mapping[int, int]
     pods: Mapping[str, Sequence[ObservedPod]]
     refused: Mapping[str, str]
@@ -432,16 +459,42 @@ class _Keeping:
         if a is None or a.predictor is not Predictor.NAIVE or ctx.config.paused or snapshot is None:
             return None
         return cls(
-            ctx=ctx, autoscaling=a, memo_key=memo_key, lag=snapshot.lag, pods=pods, refused=refused
+            ctx=ctx,
+            autoscaling=a,
+            memo_key=memo_key,
+            token=_token(memo_key),
+            in_place=ctx.config.in_place,
+            lag=snapshot.lag,
+            pods=pods,
+            refused=refused,
         )
 
 
-def _at_target(pods: Sequence[ObservedPod], target: Mapping[str, Resources]) -> bool:
-    """Whether every running pod that is not going away has ``target`` in its spec and on
-    the node: then ``rules.in_place`` patches none of them and none is pending."""
-    return all(
-        p.deleting or not p.running or (p.spec == target and p.actual == target) for p in pods
+def _plain(
+    k: _Keeping, *, index: int, partitions: tuple[int, ...], d: ObservedDeployment
+) -> tuple[str, ...] | None:
+    """What ``_kept`` remembers of ``d`` (see ``_KEPT``), or None: not a plain instance,
+    or its drift was never compared (the full rule chain compares and remembers it).
+
+    Each part is a function of ``d`` and of the key it is remembered under: not paused
+    and not OUTDATED (``rules.roll_out_outdated`` passes), and no drift from what its
+    own size and scaling state render (``rules.repair_drift``, as remembered on ``d``).
+    """
+    if d.paused or d.annotations.get(keys.GENERATION) != k.ctx.hash_value:
+        return None
+    key = rules.drift_key(
+        memo_key=k.memo_key,
+        index=index,
+        partitions=partitions,
+        target=d.current,
+        template=d.template_resources if k.in_place else None,
+        scaling=d.scaling,
+        cpu_shortage_m=d.saturation_m,
     )
+    if not rules.no_drift_known(d, key=key):
+        return None
+    differs = d.target is not None and rules.resources_differ(d.template_resources, d.current)
+    return _TARGET if differs else ()
 
 
 def _kept(
@@ -466,36 +519,44 @@ def _kept(
     ``rules.repair_drift`` remembered on this very Deployment. A property test compares
     ``plan()`` with and without it on random passes.
     """
-    ctx = k.ctx
+    in_place = k.in_place
+    memo = d.drift_memo
+    plain_key = (_KEPT, k.token, index, partitions, in_place)
+    plain = memo.get(plain_key)
+    if plain is None:
+        plain = _plain(k, index=index, partitions=partitions, d=d)
+        if plain is None:
+            return False
+        memo[plain_key] = plain
     name = d.name
-    if d.paused or d.annotations.get(keys.GENERATION) != ctx.hash_value:
-        return False
-    in_place = ctx.config.in_place
-    pods = tuple(k.pods.get(name, ())) if in_place else ()
-    if (
-        d.target is not None
-        and rules.resources_differ(d.template_resources, d.current)
-        and not (
-            in_place
-            and name not in k.refused
-            and all(p.deleting or p.pending is None for p in pods)
-        )
-    ):
-        return False  # ``rules.roll_out_target`` may roll it out
     current = d.current
-    if pods and not _at_target(pods, current):
-        return False  # ``rules.in_place`` patches or waits for a pod
+    running = False
+    if in_place:
+        pods = k.pods.get(name, ())
+        for p in pods:
+            if p.deleting or not p.running:
+                continue
+            if p.spec != current or p.actual != current:
+                return False  # ``rules.in_place`` patches or waits for this pod
+            running = True
+        # ``rules.roll_out_target`` rolls out a target the pods cannot get in place.
+        if plain and (name in k.refused or any(p.pending and not p.deleting for p in pods)):
+            return False
+    elif plain:
+        return False  # Recreate mode rolls out a target left from in-place mode
     lag = k.lag
     max_lag = max([lag.get(p, 0) for p in partitions], default=0)
-    lagging = _at_least(max_lag, k.autoscaling.tolerable_lag_s)
+    autoscaling = k.autoscaling
+    lagging = _at_least(max_lag, autoscaling.tolerable_lag_s)
     scaling, level = d.scaling, d.saturation_m
+    ctx = k.ctx
     if ctx.refreshed:
         # ``rules.scale_by_metrics`` when its verdict changes nothing.
         saved = pool.available
         proposal = ctx.sizing.propose(
             partitions=partitions,
             current=current,
-            critical=_at_least(max_lag, k.autoscaling.critical_lag_s),
+            critical=_at_least(max_lag, autoscaling.critical_lag_s),
             pool=pool,
         )
         verdict = scaling_decide(
@@ -504,27 +565,17 @@ def _kept(
             lagging=lagging,
             cpu_shortage_m=proposal.cpu_shortage_m,
             now=ctx.now,
-            pending_up_s=k.autoscaling.pending_up_s,
-            pending_down_s=k.autoscaling.pending_down_s,
+            pending_up_s=autoscaling.pending_up_s,
+            pending_down_s=autoscaling.pending_down_s,
         )
         pool.restore(saved)
         if (
             verdict.apply
-            or verdict.state != scaling
+            or (verdict.state is not scaling and verdict.state != scaling)
             or rules.reported_shortage(verdict.state, proposal.cpu_shortage_m) != level
         ):
             return False
-    key = rules.drift_key(
-        memo_key=k.memo_key,
-        index=index,
-        partitions=partitions,
-        target=current,
-        template=d.template_resources if in_place else None,
-        scaling=scaling,
-        cpu_shortage_m=level,
-    )
-    if not rules.no_drift_known(d, key=key):
-        return False  # ``rules.repair_drift`` compares (and remembers) or repairs
+    shortage = level if scaling.status is ScalingStatus.SATURATED else 0
     tally.record_kept(
         d=d,
         report=InstanceReport(
@@ -535,10 +586,9 @@ def _kept(
             lagging=lagging,
             paused=False,
             status=scaling.status,
-            cpu_shortage_m=rules.reported_shortage(scaling, level),
+            cpu_shortage_m=shortage,
         ),
-        resized=any(p.running and not p.deleting for p in pods)
-        and rules.resources_differ(d.template_resources, current),
+        resized=running and bool(plain),
     )
     return True
 

@@ -33,6 +33,8 @@ def template_containers(config: ConsumerConfig) -> list[str]:
 
 def global_pool(*, config: ConsumerConfig, held: Sequence[Mapping[str, Resources]]) -> limits.Pool:
     """The global pool left after what the claimed instances (``held``) already request."""
+    if config.global_pool is None:
+        return limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)  # what they hold is moot
     used_cpu = used_mem = 0
     for current in held:
         for r in current.values():
@@ -48,7 +50,14 @@ class Sizing:
     config: ConsumerConfig
     snapshot: MetricsSnapshot | None
     containers: tuple[str, ...]
-    fallback: Mapping[str, Resources]
+    num_instances: int
+    # The Deployments the fallback is drawn from (none in manual mode).
+    deployments: Sequence[ObservedDeployment]
+    # ``fallback``, found on first use: a pass with metrics for every instance needs
+    # none, and finding it looks at every Deployment. Not part of the value.
+    _fallback: list[Mapping[str, Resources]] = field(
+        default_factory=list, compare=False, repr=False, hash=False
+    )
     # The proposals already made in this pass from an unbounded pool, by what they
     # depend on then (the need and whether the lag is critical), and by the size that
     # need comes to (a noisy need is rarely the same twice, its size nearly always):
@@ -73,20 +82,27 @@ class Sizing:
         # policy's, which the operator keeps: a fleet-derived guess would let one
         # hand-edited instance resize all the others.
         manual = config.autoscaling is None and not config.paused
-        fallback = fallbacks.compute(
-            strategy=config.fallback,
-            policies=config.policies,
-            num_instances=num_instances,
-            existing=[]
-            if manual
-            else [d.current for d in sorted(deployments, key=lambda d: d.name)],
-        )
         return cls(
             config=config,
             snapshot=snapshot,
             containers=tuple(template_containers(config)),
-            fallback=fallback,
+            num_instances=num_instances,
+            deployments=() if manual else deployments,
         )
+
+    @property
+    def fallback(self) -> Mapping[str, Resources]:
+        """What each container gets without an estimate (``fallbacks.compute``)."""
+        if not self._fallback:
+            self._fallback.append(
+                fallbacks.compute(
+                    strategy=self.config.fallback,
+                    policies=self.config.policies,
+                    num_instances=self.num_instances,
+                    existing=[d.current for d in sorted(self.deployments, key=lambda d: d.name)],
+                )
+            )
+        return self._fallback[0]
 
     def propose(
         self,

@@ -32,7 +32,15 @@ def _int64(value: float | None) -> int:
     # The CRD's fields are int64: one larger number makes the whole status
     # write fail (422) and freezes the status. Parsing already refuses such
     # answers; this keeps any snapshot (seeded, simulated) writable.
+    if value is not None and -_INT64_BOUND < value < _INT64_BOUND:
+        # The common case, without the calls below (every partition of every refresh):
+        # finite (NaN fails the comparison) and well inside int64 once truncated.
+        return int(value)
     return max(-_INT64_MAX, min(truncate(value), _INT64_MAX))
+
+
+# Floats strictly inside this bound truncate to an int64 (2**62 is a float exactly).
+_INT64_BOUND: Final = 2.0**62
 
 
 def sync_state(

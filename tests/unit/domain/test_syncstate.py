@@ -11,10 +11,11 @@ partition count or another budget.
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.syncstate import (
     MIN_ENTRY_BYTES,
     SyncStates,
+    _int64,
     _largest_size,
     snapshot_from_state,
     state_size,
@@ -74,6 +75,19 @@ def test_the_largest_state_of_n_partitions_bounds_every_state_of_n_partitions(
         <= budget
     )
     assert (state is not None) == fits
+
+
+@given(
+    value=st.one_of(
+        st.none(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.sampled_from([2.0**62, -(2.0**62), 2.0**63, 2**62, 2**63 - 1]),
+    )
+)
+def test_a_value_becomes_the_int64_its_definition_says(value: float | None) -> None:
+    """``_int64``'s shortcut for ordinary values: Go's int64(float), clamped."""
+    assert _int64(value) == max(-(2**63) + 1, min(truncate(value), 2**63 - 1))
 
 
 def test_a_state_over_its_budget_is_left_out() -> None:
