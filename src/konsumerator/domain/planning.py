@@ -109,6 +109,9 @@ class Apply:
     render: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
     # In-place mode: why in-place resizing was given up (this write is the fallback).
     fell_back: str | None = None
+    # The key under which ``rules.repair_drift`` remembers what it found comparing a
+    # Deployment with this body (``ObservedDeployment.drift_memo``).
+    drift_key: Hashable = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def body(self) -> dict[str, Any]:
@@ -286,6 +289,15 @@ def _apply(ctx: Context, inst: Instance, decision: Decision) -> Apply:
             template=decision.template,
         ),
         fell_back=decision.fell_back,
+        drift_key=rules.drift_key(
+            memo_key=_memo_key(ctx),
+            index=inst.index,
+            partitions=inst.partitions,
+            target=decision.resources,
+            template=decision.template,
+            scaling=decision.scaling,
+            cpu_shortage_m=decision.cpu_shortage_m,
+        ),
     )
 
 

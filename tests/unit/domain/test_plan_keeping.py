@@ -11,7 +11,9 @@ It is a cache of the chain's outcome, not a second policy, so it must never be s
 * so does one pass over a fleet that someone else changed (paused, drifted, outdated
   Deployments, targets left behind, pods off their size, pending, refused or going
   away), asked before and after the rules remembered what they compared;
-* and the shortcut does run: a steady noisy pass keeps nearly all its instances by it.
+* and the shortcut does run: a steady noisy pass keeps nearly all its instances by it;
+* the drift results ``simulate``'s in-memory cluster primes on the Deployments it
+  observes from applied bodies change no replay.
 """
 
 import copy
@@ -285,3 +287,26 @@ def test_a_steady_noisy_pass_keeps_nearly_every_instance_by_the_shortcut() -> No
     # 40 passes of 20 instances: the first ones create them and see them settle (a
     # Deployment just written is compared with its intent once, the full way).
     assert all(kept[-20 * 20 :]), kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(consumer=consumers(), steps=timelines)
+def test_replays_are_the_same_without_the_drift_results_the_memory_cluster_primes(
+    consumer: tuple[manifests.Source, Any], steps: list[simulating.Step]
+) -> None:
+    """``MemoryCluster`` tells a Deployment it observed from an applied body that the
+    body holds no drift from itself; the rules would find the same, at a cost."""
+    source, spec = consumer
+    primed = replay(source, spec, steps)
+
+    real_act = simulating.MemoryCluster.act
+
+    async def act(self: simulating.MemoryCluster, **kwargs: Any) -> Any:
+        outcome = await real_act(self, **kwargs)
+        for apply in kwargs["plan"].applies:
+            self._observed[apply.name].drift_memo.pop(apply.drift_key, None)
+        return outcome
+
+    with mock.patch.object(simulating.MemoryCluster, "act", act):
+        unprimed = replay(source, spec, steps)
+    assert primed == unprimed
