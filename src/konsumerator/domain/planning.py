@@ -548,7 +548,7 @@ def _kept(
         for p in pods:
             if p.deleting or not p.running:
                 continue
-            if p.spec != current or p.actual != current:
+            if (p.spec != current or p.actual != current) and not rules.pod_settled(p, current):
                 return False  # ``rules.in_place`` patches or waits for this pod
             running = True
         # ``rules.roll_out_target`` rolls out a target the pods cannot get in place.

@@ -896,6 +896,17 @@ def _pod_resizes(
     return tuple(patches), actuated
 
 
+def pod_settled(pod: ObservedPod, target: Mapping[str, Resources]) -> bool:
+    """Whether ``_pod_resizes`` finds nothing to patch in ``pod`` (running, not going
+    away) and finds it running what it would be resized to (``pod_target``)."""
+    spec, actual = pod.spec, pod.actual
+    for n, r in pod_target(pod, target).items():
+        have, running = spec.get(n), actual.get(n)
+        if not (have is r or have == r) or not (running is r or running == r):
+            return False
+    return True
+
+
 def resize_pods(
     ctx: Context, inst: Instance, *, target: Mapping[str, Resources]
 ) -> tuple[PodResize, ...]:
