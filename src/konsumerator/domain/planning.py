@@ -457,6 +457,10 @@ class _Keeping:
     lag: Mapping[int, int]
     pods: Mapping[str, Sequence[ObservedPod]]
     refused: Mapping[str, str]
+    # ``rules.compare`` of the shared proposals (``Sizing.peek``, from an unbounded
+    # pool, alive for the pass) with the instances' sizes (shared between Deployments
+    # of the same size, ``ObservedDeployment.current``), by identity.
+    comparisons: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -557,7 +561,10 @@ def _kept(
     elif plain:
         return False  # Recreate mode rolls out a target left from in-place mode
     lag = k.lag
-    max_lag = max([lag.get(p, 0) for p in partitions], default=0)
+    if len(partitions) == 1:
+        max_lag = lag.get(partitions[0], 0)
+    else:
+        max_lag = max([lag.get(p, 0) for p in partitions], default=0)
     autoscaling = k.autoscaling
     lagging = _at_least(max_lag, autoscaling.tolerable_lag_s)
     scaling, level = d.scaling, d.saturation_m
@@ -565,15 +572,22 @@ def _kept(
     if ctx.refreshed:
         # ``rules.scale_by_metrics`` when its verdict changes nothing.
         saved = pool.available
-        proposal = ctx.sizing.propose(
+        proposal = ctx.sizing.peek(
             partitions=partitions,
             current=current,
             critical=_at_least(max_lag, autoscaling.critical_lag_s),
             pool=pool,
         )
+        if pool.unbounded:
+            key = (id(proposal.resources), id(current))
+            comparison = k.comparisons.get(key)
+            if comparison is None:
+                comparison = k.comparisons[key] = rules.compare(current, proposal.resources)
+        else:
+            comparison = rules.compare(current, proposal.resources)
         verdict = scaling_decide(
             state=scaling,
-            comparison=rules.compare(current, proposal.resources),
+            comparison=comparison,
             lagging=lagging,
             cpu_shortage_m=proposal.cpu_shortage_m,
             now=ctx.now,

@@ -136,18 +136,44 @@ class Sizing:
             else:
                 need = rate if rate > 0 else None
         if pool.unbounded:
-            # Then the grant is what the policy allows, whatever the instance holds.
-            known = self._unbounded.get((need, critical))
-            if known is None:
-                sized = self._sized(need)
-                known = self._by_size.get((sized, critical))
-                if known is None:
-                    known = self._by_size[sized, critical] = self._bounded(
-                        sized=sized, current={}, critical=critical, pool=pool
-                    )
-                self._unbounded[need, critical] = known
+            known = self._shared(need=need, critical=critical, pool=pool)
             return Proposal(resources=dict(known.resources), cpu_shortage_m=known.cpu_shortage_m)
         return self._bounded(sized=self._sized(need), current=current, critical=critical, pool=pool)
+
+    def peek(
+        self,
+        *,
+        partitions: tuple[int, ...],
+        current: Mapping[str, Resources],
+        critical: bool,
+        pool: limits.Pool,
+    ) -> Proposal:
+        """``propose``'s naive proposal, for a caller that only reads it: from an
+        unbounded pool, the one this pass shares between the instances of the same
+        need (not a copy, so it is the same object for all of them)."""
+        autoscaling = self.config.autoscaling
+        if self.config.paused or not pool.unbounded or autoscaling is None or self.snapshot is None:
+            return self.propose(
+                partitions=partitions, current=current, critical=critical, pool=pool
+            )
+        rate = prediction.instance_rate(
+            snapshot=self.snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
+        )
+        return self._shared(need=rate if rate else None, critical=critical, pool=pool)
+
+    def _shared(self, *, need: int | None, critical: bool, pool: limits.Pool) -> Proposal:
+        """The proposal for ``need`` from an unbounded pool, where the grant is what the
+        policy allows whatever the instance holds: made once per pass."""
+        known = self._unbounded.get((need, critical))
+        if known is None:
+            sized = self._sized(need)
+            known = self._by_size.get((sized, critical))
+            if known is None:
+                known = self._by_size[sized, critical] = self._bounded(
+                    sized=sized, current={}, critical=critical, pool=pool
+                )
+            self._unbounded[need, critical] = known
+        return known
 
     def _sized(self, need: int | None) -> Resources | None:
         """What one container needs for ``need`` msg/s (None: no estimate)."""

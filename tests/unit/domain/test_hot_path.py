@@ -12,7 +12,8 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * ``in_place`` converts a decision without losing any of its fields;
 * ``Decision.pods_pending``: whether a running pod does not yet run its target,
   found with the pod patches, as ``ObservedPod.actuated`` says;
-* ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool;
+* ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool
+  (also by the size a need comes to), and ``Sizing.peek`` reads them;
 * rendering copies the template with a copy for JSON-shaped data.
 """
 
@@ -241,6 +242,8 @@ def test_a_pass_proposes_from_an_unbounded_pool_what_a_fresh_sizing_would(
         pool = limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)
         args = {"partitions": (partition,), "current": {}, "critical": critical, "pool": pool}
         assert shared.propose(**args) == fresh().propose(**args)  # type: ignore[arg-type]
+        # ``peek`` (the planner's shortcut reads it) is the same proposal, not a copy.
+        assert shared.peek(**args) == fresh().propose(**args)  # type: ignore[arg-type]
 
 
 json_values = st.recursive(
