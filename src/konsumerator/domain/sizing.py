@@ -43,6 +43,13 @@ def global_pool(*, config: ConsumerConfig, held: Sequence[Mapping[str, Resources
     return limits.Pool(pool=config.global_pool, used_cpu_m=used_cpu, used_mem_b=used_mem)
 
 
+# ``prediction.size_for_rate`` by everything it reads (the need, the rate per core, the
+# CPU increment, the memory per core), across passes: a noisy need is rarely the same
+# twice in one pass, but the same few thousand come back pass after pass. Bounded.
+_SIZED: dict[tuple[int, int, int, int], Resources] = {}
+_MAX_SIZED = 65_536
+
+
 @dataclass(frozen=True, slots=True)
 class Sizing:
     """What every instance's proposal in one pass shares."""
@@ -180,7 +187,18 @@ class Sizing:
         autoscaling = self.config.autoscaling
         if need is None or autoscaling is None:
             return None
-        return prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+        key = (
+            need,
+            autoscaling.sizing_rate_per_core,
+            autoscaling.cpu_increment_m,
+            autoscaling.ram_per_core_b,
+        )
+        sized = _SIZED.get(key)
+        if sized is None:
+            if len(_SIZED) >= _MAX_SIZED:
+                _SIZED.clear()
+            sized = _SIZED[key] = prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+        return sized
 
     def _bounded(
         self,
