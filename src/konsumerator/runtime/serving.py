@@ -9,12 +9,23 @@ keeps working while the loop is busy.
 
 Routing is by exact path to plain WSGI applications (``prometheus_client``
 ships one for ``/metrics``); everything else is 404.
+
+Anything in the cluster that can reach the pod can open a connection to these
+ports, so one client must not be able to hold them: each connection gets its
+own thread and a read timeout, and at most ``MAX_CONNECTIONS`` are served at
+once (more are closed at once). With the standard library's single-threaded
+``WSGIServer`` one idle TCP connection blocked ``/healthz`` for good, and the
+kubelet would have restarted the operator over and over. A client hanging up
+or timing out is normal traffic, not an error worth a traceback on stderr.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterable, Mapping
+from socketserver import ThreadingMixIn
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -23,9 +34,46 @@ import structlog
 log = structlog.stdlib.get_logger(__name__)
 
 
+MAX_CONNECTIONS = 128
+READ_TIMEOUT_S = 5.0
+
+
 class _QuietHandler(WSGIRequestHandler):
+    timeout = READ_TIMEOUT_S  # applied to the connection's socket by StreamRequestHandler
+
     def log_message(self, format: str, *args: object) -> None:
         pass  # probes every few seconds would drown the logs
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most ``MAX_CONNECTIONS`` at once."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 def text_response(start_response: StartResponse, *, status: str, body: str) -> Iterable[bytes]:
@@ -41,7 +89,9 @@ class HttpServer:
 
     def __init__(self, *, host: str, port: int, routes: Mapping[str, WSGIApplication]) -> None:
         self._routes = dict(routes)
-        self._server: WSGIServer = make_server(host, port, self._app, handler_class=_QuietHandler)
+        self._server: WSGIServer = make_server(
+            host, port, self._app, server_class=_Server, handler_class=_QuietHandler
+        )
         self._thread: threading.Thread | None = None
 
     @property
