@@ -12,7 +12,13 @@ Aspects tested:
 * the same with hostile CPU answers (0 cores, NaN, only pods of another Consumer, a
   query Prometheus rejects): the rate stays at the configured prior, ``learning`` says
   ``Paused`` and why, and sizing goes on (``MetricsAvailable`` stays ``Synced``);
-* an adaptive Consumer without the query says learning is ``Off``.
+* an adaptive Consumer without the query says learning is ``Off``;
+* long ``spec.name``s, on the real apiserver's pod names: a 50-character one gets pods
+  named ``(<deployment>-<pod-template-hash>-)[:58]`` + 5 characters (the hash cut), which
+  the learner maps to their instance, and learns from; a 57-character one gets the same
+  58 characters for both instances' pods: under Recreate (names only) learning says
+  ``AmbiguousPodNames`` and keeps the prior, in place the pod cache's owner chain tells
+  them apart and it learns.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from operating import (
 )
 
 from konsumerator.domain import keys
+from konsumerator.domain.adaptive.learning import PodNames, instance_of_pod
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, MetricsExporter
 
@@ -249,3 +256,75 @@ def test_hostile_cpu_answers_leave_the_prior_and_say_why(
 
 def managed_of(cluster: Cluster, namespace: str, name: str) -> list[str]:
     return [n for n in managed(cluster, namespace) if n.startswith(f"{name}-consumer-")]
+
+
+def pods_by_deployment(cluster: Cluster, namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """Live pods by the Deployment of their ReplicaSet (``<deployment>-<hash>``)."""
+    items = cluster.api("GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for pod in items:
+        meta = pod["metadata"]
+        owners = [o for o in meta.get("ownerReferences") or [] if o["kind"] == "ReplicaSet"]
+        if meta.get("deletionTimestamp") or not owners:
+            continue
+        found.setdefault(owners[0]["name"].rsplit("-", 1)[0], []).append(pod)
+    return found
+
+
+# spec.name -> (updateMode, what learning says). 50 characters: Deployments of 52, pods cut
+# in the hash. 57: "<name>-" is all that is left of either instance's pod name.
+LONG_NAMES = {
+    "c" * 49 + "t": ("Recreate", "Learned"),
+    "b" * 56 + "r": ("Recreate", "AmbiguousPodNames"),
+    "b" * 56 + "i": ("InPlaceOrRecreate", "Learned"),
+}
+
+
+def test_long_deployment_names_get_cut_pod_names_that_learning_maps_exactly(
+    cluster: Cluster, namespace: str, exporter: MetricsExporter, feeds: list[SaturatedFeed]
+) -> None:
+    groups: dict[str, Group] = {}
+    # Served for each pod once the apiserver has named it (the feed reads it live).
+    cpu: dict[str, dict[str, float | str]] = {s: {} for s in LONG_NAMES}
+    with in_process_operator(cluster):
+        for i, (spec_name, (mode, _)) in enumerate(LONG_NAMES.items()):
+            name = f"long{i}"
+            topic = f"{namespace}-{name}"
+            groups[spec_name] = Group(topic=topic, partitions=2, cpu=cpu[spec_name])
+            manifest = _learning_consumer(name, namespace, cluster, cpu_query=_cpu_query(topic))
+            manifest["spec"]["name"] = spec_name
+            manifest["spec"]["autoscaler"]["updateMode"] = mode
+            cluster.apply(manifest)
+        feeds.append(SaturatedFeed(exporter, list(groups.values())))
+        instances = {s: [f"{s}-0", f"{s}-1"] for s in LONG_NAMES}
+        found = eventually(
+            lambda: pods_by_deployment(cluster, namespace),
+            lambda f: all(d in f for names in instances.values() for d in names),
+            timeout=120,
+            what="a pod of every long-named Deployment",
+        )
+        for spec_name, names in instances.items():
+            for deployment in names:
+                for pod in found[deployment]:
+                    meta = pod["metadata"]
+                    name, template_hash = meta["name"], meta["labels"]["pod-template-hash"]
+                    # What the apiserver did: cut "<deployment>-<hash>-" to 58, add 5.
+                    assert len(name) == 63, name
+                    assert name[:58] == f"{deployment}-{template_hash}-"[:58], name
+                    assert instance_of_pod(name) != deployment, name  # the old rule missed
+                    assert deployment in PodNames(names).owners(name), name
+                    cpu[spec_name][name] = CORES
+        for i, (spec_name, (_, reason)) in enumerate(LONG_NAMES.items()):
+            said = eventually(
+                lambda i=i: get_consumer(cluster, namespace, f"long{i}"),
+                lambda o, reason=reason: _learning(o).get("reason") == reason,
+                timeout=150,
+                what=f"{len(spec_name)}-character spec.name: learning says {reason}",
+            )
+            learning = _learning(said)
+            if reason == "Learned":
+                assert 600 <= learning["ratePerCore"] < 1000, (spec_name, learning)
+            else:
+                assert learning["state"] == "Paused", learning
+                assert (learning["ratePerCore"], learning["samples"]) == (1000, 0), learning
+                assert f"{spec_name}-0" in learning["message"], learning

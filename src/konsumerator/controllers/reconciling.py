@@ -48,6 +48,7 @@ from konsumerator.controllers.resizing import ResizeMemory
 from konsumerator.domain import keys, planning, rendering
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.adaptive import learning
+from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Plan
 from konsumerator.domain.pods import ObservedPod
@@ -148,13 +149,22 @@ def refusal(*, policy: AddressPolicy, source: manifests.Source, spec: ConsumerSp
 
 
 def _learned(
-    *, config: ConsumerConfig, metrics: planning.Metrics, previous: ConsumerStatus, now: datetime
+    *,
+    config: ConsumerConfig,
+    metrics: planning.Metrics,
+    previous: ConsumerStatus,
+    now: datetime,
+    remembered: MetricsSnapshot | None,
+    pods: Mapping[str, Sequence[ObservedPod]],
 ) -> learning.Learned | None:
     """The learned rate per core after this pass (``domain.adaptive.learning``).
 
     Its memory is the status: the previous learning, and the previous sync's
-    consumption (``lastSyncState``) to tell flat from rising. Decoded only in a pass
-    that refreshed metrics under the adaptive predictor with a CPU-usage query.
+    consumption (``lastSyncState``) to tell flat from rising; without it (left out
+    for its size, or never written) the last snapshot this process reported
+    (``remembered``). Decoded only in a pass that refreshed metrics under the
+    adaptive predictor with a CPU-usage query. ``pods`` (in place): the owner
+    chain says which pod is whose.
     """
     a = config.autoscaling
     learns = a is not None and a.learns and a.predictor is Predictor.ADAPTIVE
@@ -164,17 +174,20 @@ def _learned(
         if fresh
         else ()
     )
+    before = (snapshot_from_state(previous.last_sync_state) or remembered) if fresh else None
     return learning.for_pass(
         previous=previous.learning,
         autoscaling=a,
         snapshot=metrics.snapshot,
         refreshed=metrics.refreshed,
-        before=snapshot_from_state(previous.last_sync_state) if fresh else None,
+        before=before,
         instances=[
             (rendering.deployment_name(config=config, index=i), parts)
             for i, parts in enumerate(assignment)
         ],
         now=now,
+        owned={p.name: name for name, group in pods.items() for p in group} if fresh else {},
+        namespace=config.namespace,
     )
 
 
@@ -357,13 +370,20 @@ class Pipeline:
         refused, metrics = await self._allowed_metrics(
             key=key, source=source, spec=spec, config=config, previous=previous, now=now
         )
-        learned = _learned(config=config, metrics=metrics, previous=previous, now=now)
+        deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
+        pods = self._instance_pods(config=config, deployments=deployments)
+        learned = _learned(
+            config=config,
+            metrics=metrics,
+            previous=previous,
+            now=now,
+            remembered=self._states.snapshot(key=key),
+            pods=pods,
+        )
         if config.autoscaling is not None:
             config = dataclasses.replace(
                 config, autoscaling=learning.sizing_with(config.autoscaling, learned)
             )
-        deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
-        pods = self._instance_pods(config=config, deployments=deployments)
         plan = planning.plan(
             config=config,
             owner=owner,

@@ -41,6 +41,7 @@ class CpuUsage:
     them is the learner's business, which says in the status why it paused.
     """
 
+    # Cores by pod name, or by ``namespace/pod`` when the series named their namespace.
     by_pod: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     # Why the answer cannot be used at all (the query failed, timed out, matched
     # nothing); None when it came back.

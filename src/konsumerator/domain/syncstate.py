@@ -80,6 +80,12 @@ class SyncStates:
         self._last[key] = (snapshot, num_partitions, budget_bytes, state)
         return state
 
+    def snapshot(self, *, key: str) -> MetricsSnapshot | None:
+        """The last snapshot reported for ``key`` (kept whether or not it fitted the
+        budget): the learned rate's previous sync when the status holds none."""
+        last = self._last.get(key)
+        return None if last is None else last[0]
+
     def forget(self, *, key: str) -> None:
         self._last.pop(key, None)
 

@@ -9,6 +9,10 @@ The answer is kept per pod, as Prometheus sent it: NaN, negative and huge values
 included, since only the learner knows which pods are whose and says in the
 status what it could not use. Several series of one pod (one per container, when
 the query does not aggregate) are added up: a pod's CPU is its containers' sum.
+A series without a ``container`` label beside them is cAdvisor's pod total, which
+already holds them: it is taken instead of their sum, never added to it. A series
+with a ``namespace`` label is keyed ``namespace/pod``, so the learner can leave out
+another namespace's pods of the same name (``domain.adaptive.learning``).
 """
 
 import math
@@ -27,29 +31,37 @@ KIND = "cpu_usage"
 
 
 def parse_pods(*, data: QueryData, pod_label: str) -> Mapping[str, float] | str:
-    """Cores by pod, or why the answer is not one series per pod."""
+    """Cores by pod (``namespace/pod`` when the series say their namespace), or why
+    the answer is not one series per pod."""
     if isinstance(data, VectorData):
-        pairs = [(s.metric.get(pod_label), s.value) for s in data.result]
+        pairs = [(s.metric, s.value) for s in data.result]
     elif isinstance(data, MatrixData):
-        pairs = [(s.metric.get(pod_label), s.values[-1] if s.values else None) for s in data.result]
+        pairs = [(s.metric, s.values[-1] if s.values else None) for s in data.result]
     else:
         return "returned a scalar or string, not a vector of one series per pod"
-    by_pod: dict[str, float] = {}
-    for pod, pair in pairs:
+    # cAdvisor exports a pod's cgroup total (no ``container`` label: Prometheus drops
+    # the empty one) beside each container's series; the total already holds them.
+    totals: dict[str, float] = {}
+    containers: dict[str, float] = {}
+    for metric, pair in pairs:
+        pod = metric.get(pod_label)
         if not pod or pair is None:
             continue
+        where = metric.get("namespace")
+        key = f"{where}/{pod}" if where else pod
         try:
             value = float(pair[1])
         except ValueError:
             value = math.nan
-        by_pod[pod] = by_pod.get(pod, 0.0) + value
-    if not by_pod:
+        into = containers if metric.get("container") else totals
+        into[key] = into.get(key, 0.0) + value
+    if not totals and not containers:
         return (
             f"returned no series with a {pod_label} label"
             if pairs
             else "returned no series (does it match anything?)"
         )
-    return MappingProxyType(by_pod)
+    return MappingProxyType(containers | totals)
 
 
 async def fetch_cpu_usage(

@@ -8,9 +8,14 @@ Aspects tested:
   scaling explanation names the learned rate;
 * a restarted operator (a new pipeline given the status as read back from its body)
   goes on from the learned rate instead of starting from the prior;
-* a naive Consumer with the same query learns nothing and reports no ``learning``.
+* a naive Consumer with the same query learns nothing and reports no ``learning``;
+* a status that holds no ``lastSyncState`` (left out for its size, as for a
+  3,000-partition Consumer, or lost) costs one sync (``NoPreviousSync``), not the
+  learning: the pipeline remembers the last snapshot it reported, also after a
+  restart that found none in the status.
 """
 
+import dataclasses
 from pathlib import Path
 from types import MappingProxyType
 
@@ -29,23 +34,27 @@ PRIOR = 2000  # examples/consumer.yaml's ratePerCore
 SAMPLE = 1600
 
 
-def saturated() -> MetricsSnapshot:
-    parts = range(10)
+def saturated(partitions: int = 10) -> MetricsSnapshot:
+    parts = range(partitions)
     return MetricsSnapshot(
         production=MappingProxyType(dict.fromkeys(parts, 1500.0)),
         consumption=MappingProxyType(dict.fromkeys(parts, 1000.0)),
         offset=MappingProxyType(dict.fromkeys(parts, 100_000.0)),
         cpu_usage=CpuUsage(
             by_pod=MappingProxyType(
-                {f"orders-consumer-{i}-5d4f8b9c7d-x1y2z": 1.25 for i in range(5)}
+                {
+                    f"orders-consumer-{i}-5d4f8b9c7d-x1y2z": 1.25
+                    for i in range((partitions + 1) // 2)
+                }
             )
         ),
     )
 
 
-def replay(predictor: str) -> Replay:
+def replay(predictor: str, *, partitions: int = 10) -> Replay:
     source, spec = load_consumer(EXAMPLE.read_text(), source=str(EXAMPLE))
     spec = with_cpu_usage(with_predictor(spec, predictor))
+    spec = spec.model_copy(update={"num_partitions": partitions})
     autoscaler = spec.autoscaler.model_copy(update={"update_mode": "Recreate"})
     return Replay(
         source=source,
@@ -67,7 +76,11 @@ def test_a_saturated_sync_is_learned_sized_with_and_explained() -> None:
     r = replay("adaptive")
     first = r.step(advance_s=0, metrics=saturated).status.learning
     assert first is not None
-    assert (first.state, first.reason, first.samples) == (State.LEARNING, Reason.NOT_SATURATED, 0)
+    assert (first.state, first.reason, first.samples) == (
+        State.LEARNING,
+        Reason.NO_PREVIOUS_SYNC,
+        0,
+    )
     second = r.step(advance_s=31, metrics=saturated).status.learning
     assert second is not None
     assert (second.state, second.reason, second.samples) == (State.LEARNING, Reason.LEARNED, 1)
@@ -98,3 +111,57 @@ def test_the_naive_predictor_never_learns() -> None:
         status = r.step(advance_s=31, metrics=saturated).status
     assert status.learning is None
     assert "learning" not in status.to_body()
+
+
+def without_state(r: Replay) -> None:
+    """The status as it is when ``lastSyncState`` does not fit its budget."""
+    r.status = dataclasses.replace(r.status, last_sync_state=None)
+
+
+def test_a_status_without_last_sync_state_skips_one_sync_then_learns() -> None:
+    r = replay("adaptive")
+    reasons = []
+    for _ in range(3):
+        r.step(advance_s=31, metrics=saturated)
+        without_state(r)
+        assert r.status.learning is not None
+        reasons.append(r.status.learning.reason)
+    assert reasons == [Reason.NO_PREVIOUS_SYNC, Reason.LEARNED, Reason.LEARNED]
+    assert r.status.learning is not None
+    assert r.status.learning.samples == 2
+
+
+def test_a_consumer_too_large_for_last_sync_state_learns() -> None:
+    # 3,000 partitions need over 192 KiB of lastSyncState: the status leaves it out.
+    r = replay("adaptive", partitions=3000)
+    reasons = []
+    for _ in range(2):
+        r.step(advance_s=31, metrics=lambda: saturated(3000))
+        assert r.status.last_sync_state is None
+        assert r.status.learning is not None
+        reasons.append(r.status.learning.reason)
+    assert reasons == [Reason.NO_PREVIOUS_SYNC, Reason.LEARNED]
+
+
+def test_a_restart_without_last_sync_state_holds_the_rate_one_sync_then_resumes() -> None:
+    r = replay("adaptive")
+    for _ in range(3):
+        r.step(advance_s=31, metrics=saturated)
+        without_state(r)
+    learned = r.status.learning
+    assert learned is not None
+    assert learned.samples == 2
+    restarted = replay("adaptive")
+    restarted.now, restarted.status = r.now, ConsumerStatus.from_body(r.status.to_body())
+    skipped = restarted.step(advance_s=31, metrics=saturated).status.learning
+    assert skipped is not None
+    assert (skipped.reason, skipped.rate_per_core, skipped.samples) == (
+        Reason.NO_PREVIOUS_SYNC,
+        learned.rate_per_core,
+        learned.samples,
+    )
+    assert "resumes" in skipped.message
+    without_state(restarted)
+    resumed = restarted.step(advance_s=31, metrics=saturated).status.learning
+    assert resumed is not None
+    assert (resumed.reason, resumed.samples) == (Reason.LEARNED, learned.samples + 1)

@@ -10,7 +10,11 @@ Aspects tested:
   snapshot is whole and the CPU usage carries the problem;
 - a failing sizing query cancels it;
 - several series of one pod add up, and any answer parses without an exception
-  (NaN and negative values are kept for the learner to judge).
+  (NaN and negative values are kept for the learner to judge);
+- cAdvisor's pod total (no ``container`` label) beside the pod's containers is taken
+  instead of their sum, never added to it (whatever the series' order);
+- a series with a ``namespace`` label is keyed ``namespace/pod``: two namespaces' pods
+  of one name stay apart.
 """
 
 import math
@@ -139,6 +143,65 @@ def test_several_series_of_one_pod_add_up() -> None:
     assert parsed["p-h-s"] == 0.75
     assert math.isnan(parsed["q-h-s"])
     assert parsed["r-h-s"] == -1.0
+
+
+def test_a_pod_total_beside_its_containers_is_not_added_to_them() -> None:
+    data = VectorData(
+        result=[
+            VectorSample(metric={"pod": "p-h-s", "container": "consumer"}, value=(0.0, "0.4")),
+            VectorSample(metric={"pod": "p-h-s"}, value=(0.0, "0.5")),  # the cgroup total
+            VectorSample(metric={"pod": "p-h-s", "container": "sidecar"}, value=(0.0, "0.1")),
+        ]
+    )
+    parsed = parse_pods(data=data, pod_label="pod")
+    assert not isinstance(parsed, str)
+    assert dict(parsed) == {"p-h-s": 0.5}
+
+
+def test_a_namespace_label_keys_the_pod_by_its_namespace() -> None:
+    data = VectorData(
+        result=[
+            VectorSample(metric={"pod": "p-h-s", "namespace": "a"}, value=(0.0, "0.5")),
+            VectorSample(metric={"pod": "p-h-s", "namespace": "b"}, value=(0.0, "2")),
+            VectorSample(metric={"pod": "q-h-s"}, value=(0.0, "1")),
+        ]
+    )
+    parsed = parse_pods(data=data, pod_label="pod")
+    assert not isinstance(parsed, str)
+    assert dict(parsed) == {"a/p-h-s": 0.5, "b/p-h-s": 2.0, "q-h-s": 1.0}
+
+
+@given(
+    pods=st.dictionaries(
+        st.from_regex(r"[a-z]{1,5}-[a-z0-9]{1,10}-[a-z0-9]{5}", fullmatch=True),
+        st.tuples(
+            st.lists(st.integers(min_value=0, max_value=4000), min_size=0, max_size=4),
+            st.one_of(st.none(), st.integers(min_value=0, max_value=16000)),
+        ).filter(lambda t: t[0] or t[1] is not None),
+        min_size=1,
+        max_size=6,
+    ),
+    seed=st.randoms(),
+)
+def test_a_pod_is_its_total_if_answered_else_its_containers_sum(
+    pods: dict[str, tuple[list[int], int | None]], seed: Any
+) -> None:
+    # Millicores, so the sums are exact.
+    series = [
+        VectorSample(metric={"pod": pod, "container": f"c{i}"}, value=(0.0, f"{m / 1000}"))
+        for pod, (containers, _) in pods.items()
+        for i, m in enumerate(containers)
+    ] + [
+        VectorSample(metric={"pod": pod}, value=(0.0, f"{total / 1000}"))
+        for pod, (_, total) in pods.items()
+        if total is not None
+    ]
+    seed.shuffle(series)
+    parsed = parse_pods(data=VectorData(result=series), pod_label="pod")
+    assert not isinstance(parsed, str)
+    for pod, (containers, total) in pods.items():
+        want = total if total is not None else sum(containers)
+        assert parsed[pod] == pytest.approx(want / 1000, abs=1e-9)
 
 
 _labels = st.dictionaries(st.sampled_from(["pod", "container", "x"]), st.text(max_size=8))

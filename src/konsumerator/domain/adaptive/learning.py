@@ -35,25 +35,41 @@ or negative CPU, more cores than any pod has (``MAX_CORES``) or series of pods
 that belong to no instance are not used: the learned rate holds where it was,
 and the status says why (``Reason``).
 
-**Which pod is whose.** A Deployment's pods are named
-``<deployment>-<pod-template-hash>-<suffix>`` (the ReplicaSet is
-``<deployment>-<hash>``, its pods get a generated 5-character suffix), so a pod
-belongs to the instance whose Deployment name is its name without the last two
-``-`` segments (``instance_of_pod``). That works in both update modes without a
-pod watch (the pod cache only exists in in-place mode) and is exact: the
-instance ``orders-1`` and the Consumer ``orders-1``'s instance ``orders-1-0``
-never collide. It fails only where Kubernetes truncates the generated name (a
-Deployment name over about 46 characters): those pods read as unknown.
+**Which pod is whose.** In place, the pod cache's owner chain (pod -> ReplicaSet ->
+Deployment, checked by UID) says it for every pod it holds. Otherwise, and for a pod
+the cache no longer holds (one restarted within the query's window), the name says
+it: Kubernetes names a Deployment's pod ``<generateName><5 characters>``, the
+generateName being the ReplicaSet's name ``<deployment>-<pod-template-hash>`` and a
+``-``, cut to 58 characters (the apiserver's ``SimpleNameGenerator``: 63 minus the 5
+random ones). Under 63 characters a pod name was not cut, so its Deployment is its
+name without the last two ``-`` segments, exactly: the instance ``orders-1`` and the
+Consumer ``orders-1``'s instance ``orders-1-0`` never collide. A 63-character name
+may have been cut (a Deployment name over about 46 characters): its first 58
+characters are then matched against each instance's ``<deployment>-<hash>-``
+(``PodNames``), never its segments, which a cut may have moved. Two instances
+whose names share those 58 characters (a Consumer ``spec.name`` of 53 characters
+or more, with enough instances) cannot be told apart by name: their pods are
+*ambiguous*, their CPU is not used, and the status says so (``AmbiguousPodNames``)
+rather than guess. A series that carries a ``namespace`` label is used only when it
+is the Consumer's namespace: a same-named Consumer elsewhere has the same pod names.
+
+**No previous sync, no sample.** "Not rising" compares with the previous sync's
+consumption: the status's ``lastSyncState``, else the operator's memory of its last
+refresh. With neither (the first sync, a new leader after a status too large to
+hold ``lastSyncState``), one sync is skipped (``NoPreviousSync``) and learning
+resumes from the next.
 
 The state is the Consumer's status (``status.learning``), read back every pass,
 so a restarted operator or a new leader goes on from the learned rate.
 """
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 
 from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot
 from konsumerator.domain.specs import Autoscaling, Predictor
@@ -73,6 +89,20 @@ FLAT = 0.05
 MAX_CORES = 1024.0
 # Less than a thousandth of a core is no CPU figure to divide by.
 MIN_CORES = 0.001
+# Kubernetes' generated names (apiserver ``names.SimpleNameGenerator``): the
+# generateName cut to 63 - 5 characters, then 5 random ones.
+GENERATED_BASE = 58
+SUFFIX = 5
+# A pod-template-hash is a uint32's decimal digits, each encoded in this alphabet
+# (apimachinery ``rand.SafeEncodeString``): at most 10 characters, never a 0, 1 or
+# 3, so an instance index such as "-10" can never be read as a cut hash.
+HASH_MAX = 10
+HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# The random suffix uses the same alphabet; any 5 letters or digits are taken (the
+# scoring model names its pods "-model").
+_SUFFIX = re.compile(r"[a-z0-9]{5}")
+_CUT_HASH = re.compile(f"[{HASH_ALPHABET}]{{0,10}}|[{HASH_ALPHABET}]{{1,10}}-")
+_NO_PODS: Mapping[str, str] = MappingProxyType({})
 
 
 class State(StrEnum):
@@ -90,10 +120,15 @@ class Reason(StrEnum):
     LEARNED = "Learned"
     # No instance was saturated this sync: nothing to learn from, the rate holds.
     NOT_SATURATED = "NotSaturated"
+    # Falling behind, but the previous sync's consumption is unknown (first sync, or
+    # no lastSyncState and no memory of it): one sync skipped, the rate holds.
+    NO_PREVIOUS_SYNC = "NoPreviousSync"
     # The query failed (no answer, rejected, too slow).
     CPU_USAGE_UNAVAILABLE = "CpuUsageUnavailable"
     # It answered, but no saturated instance had a usable CPU figure.
     CPU_USAGE_UNUSABLE = "CpuUsageUnusable"
+    # The saturated instances' pods cannot be told apart by name (cut names).
+    AMBIGUOUS_POD_NAMES = "AmbiguousPodNames"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +162,59 @@ class Observation:
     cores: float | None
 
 
+def generated_pod_name(*, deployment: str, template_hash: str, suffix: str) -> str:
+    """The name Kubernetes gives a Deployment's pod (see the module docstring)."""
+    return f"{deployment}-{template_hash}-"[:GENERATED_BASE] + suffix
+
+
 def instance_of_pod(pod: str) -> str | None:
-    """The Deployment a pod belongs to: its name without the hash and the suffix."""
+    """The Deployment of an uncut pod name: its name without the hash and the suffix."""
     parts = pod.rsplit("-", 2)
     return parts[0] if len(parts) == 3 and parts[0] and parts[1] and parts[2] else None
+
+
+def _hash_prefix(rest: str) -> bool:
+    """Whether ``rest`` is what a cut leaves of ``<pod-template-hash>-``."""
+    return _CUT_HASH.fullmatch(rest) is not None
+
+
+class PodNames:
+    """Which of one Consumer's instances a pod name can be of.
+
+    O(1) per pod, whatever the instance count: one set lookup, and for a cut name
+    one dict lookup and at most ``HASH_MAX + 1`` prefix lookups.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._names = frozenset(names)
+        # Instance names cut within themselves (58 characters or more), by the cut.
+        self._cut: dict[str, list[str]] = {}
+        for name in self._names:
+            if len(name) + 1 >= GENERATED_BASE:
+                self._cut.setdefault(f"{name}-"[:GENERATED_BASE], []).append(name)
+
+    def owners(self, pod: str) -> tuple[str, ...]:
+        """Every instance whose pod may bear this name: none, one, or several (ambiguous,
+        in name order)."""
+        if len(pod) != GENERATED_BASE + SUFFIX:
+            # Not cut (or no generated name at all, as the scoring model's): exact.
+            uncut = instance_of_pod(pod)
+            return (uncut,) if uncut in self._names else ()
+        # Maybe cut, so the last two segments may not be hash and suffix: another
+        # Consumer's "<name>-1-0-<hash>" cut after "-0-" would read as "<name>-1".
+        # Matching the 58 characters covers the uncut 63-character name too.
+        if not _SUFFIX.fullmatch(pod[GENERATED_BASE:]):
+            return ()
+        base = pod[:GENERATED_BASE]
+        found = list(self._cut.get(base, ()))
+        # A shorter name: base = <name>-<what the cut leaves of "<hash>-">.
+        dash = base.find("-", GENERATED_BASE - HASH_MAX - 2)
+        while dash != -1:
+            name = base[:dash]
+            if name in self._names and _hash_prefix(base[dash + 1 :]):
+                found.append(name)
+            dash = base.find("-", dash + 1)
+        return tuple(found) if len(found) < 2 else tuple(sorted(set(found)))
 
 
 def usable_cores(value: float) -> bool:
@@ -142,32 +226,61 @@ class PodTally:
     """The CPU-usage answer by instance, and what was not used."""
 
     cores: Mapping[str, float]
-    # Series whose pod belongs to no instance of this Consumer.
+    # Series whose pod belongs to no instance of this Consumer (another namespace's
+    # included).
     unknown: int
     # Instances with a series whose value is not a CPU figure (NaN, ≤ 0, huge).
     lying: frozenset[str]
+    # Instances with a pod whose name is also another instance's (cut names).
+    ambiguous: frozenset[str] = frozenset()
 
 
-def cores_by_instance(usage: CpuUsage, names: Iterable[str]) -> PodTally:
-    """Σ cores per instance (several pods during a rollout); unusable values make the
-    instance's figure unusable (a partial sum would under-state its CPU)."""
-    wanted = set(names)
+def _owners(
+    key: str, *, names: PodNames, owned: Mapping[str, str], namespace: str | None
+) -> tuple[str, ...]:
+    """The instances a series' pod (``[namespace/]pod``) can be of."""
+    where, _, pod = key.rpartition("/")
+    if where and namespace is not None and where != namespace:
+        return ()
+    known = owned.get(pod)
+    return (known,) if known is not None else names.owners(pod)
+
+
+def cores_by_instance(
+    usage: CpuUsage,
+    names: Iterable[str],
+    *,
+    owned: Mapping[str, str] = _NO_PODS,
+    namespace: str | None = None,
+) -> PodTally:
+    """Σ cores per instance (several pods during a rollout or a restart within the
+    window: ``rate()`` gives each its share of the window, so their sum is the
+    instance's); unusable values or an ambiguous pod make the instance's figure
+    unusable (a partial sum would under-state its CPU). ``owned``: pod name ->
+    instance, from the pod cache's owner chain (in place)."""
+    pod_names = PodNames(names)
     cores: dict[str, float] = {}
     lying: set[str] = set()
+    ambiguous: set[str] = set()
     unknown = 0
-    for pod, value in usage.by_pod.items():
-        name = instance_of_pod(pod)
-        if name is None or name not in wanted:
+    for key, value in usage.by_pod.items():
+        owners = _owners(key, names=pod_names, owned=owned, namespace=namespace)
+        if not owners:
             unknown += 1
+        elif len(owners) > 1:
+            ambiguous.update(owners)
         elif not (math.isfinite(value) and 0 <= value <= MAX_CORES):
-            lying.add(name)
+            lying.add(owners[0])
         else:
-            cores[name] = cores.get(name, 0.0) + value
+            cores[owners[0]] = cores.get(owners[0], 0.0) + value
     for name, total in list(cores.items()):
-        if name in lying or not usable_cores(total):
-            lying.add(name)
+        if name in lying or name in ambiguous or not usable_cores(total):
+            if name not in ambiguous:
+                lying.add(name)
             del cores[name]
-    return PodTally(cores=cores, unknown=unknown, lying=frozenset(lying))
+    return PodTally(
+        cores=cores, unknown=unknown, lying=frozenset(lying), ambiguous=frozenset(ambiguous)
+    )
 
 
 def _sum(values: Mapping[int, float], partitions: Sequence[int]) -> float:
@@ -205,14 +318,19 @@ def observe(
     return found
 
 
-def saturated(o: Observation) -> bool:
-    """Falling behind, consuming, and not consuming more than in the previous sync."""
+def behind(o: Observation) -> bool:
+    """Falling behind and consuming (not an outage)."""
     return (
         o.produced > 0
         and o.backlog >= 1
         and o.produced * OUTAGE <= o.consumed < o.produced * KEEPING_UP
-        and o.consumed_before is not None
-        and o.consumed <= o.consumed_before * (1 + FLAT)
+    )
+
+
+def saturated(o: Observation) -> bool:
+    """Falling behind, consuming, and not consuming more than in the previous sync."""
+    return (
+        behind(o) and o.consumed_before is not None and o.consumed <= o.consumed_before * (1 + FLAT)
     )
 
 
@@ -267,8 +385,13 @@ def learn(
     before: MetricsSnapshot | None,
     instances: Sequence[tuple[str, Sequence[int]]],
     now: datetime,
+    owned: Mapping[str, str] = _NO_PODS,
+    namespace: str | None = None,
 ) -> Learned:
-    """One sync's learning: the estimate moved by a saturated sample, or held, and why."""
+    """One sync's learning: the estimate moved by a saturated sample, or held, and why.
+
+    ``owned``: pod name -> instance from the owner chain (in place); ``namespace``:
+    the Consumer's, for series that carry a ``namespace`` label."""
     if usage is None:
         return off()
     rate, samples, learned_at = _start(previous, prior)
@@ -290,25 +413,13 @@ def learn(
             Reason.CPU_USAGE_UNAVAILABLE,
             f"the cpuUsage query failed: {usage.problem}; the learned rate holds",
         )
-    tally = cores_by_instance(usage, (name for name, _ in instances))
+    tally = cores_by_instance(
+        usage, (name for name, _ in instances), owned=owned, namespace=namespace
+    )
     found = observe(snapshot=snapshot, before=before, instances=instances, cores=tally.cores)
     value, saturated_n, measured = sample(found)
-    if value is None and saturated_n:
-        unusable = saturated_n - measured
-        return held(
-            State.PAUSED,
-            Reason.CPU_USAGE_UNUSABLE,
-            f"{unusable} saturated instance(s) without a usable CPU figure ("
-            f"{len(tally.lying)} with NaN, zero, negative or over {MAX_CORES:g} cores, "
-            f"{tally.unknown} series of pods of no instance); the learned rate holds",
-        )
     if value is None:
-        return held(
-            State.LEARNING,
-            Reason.NOT_SATURATED,
-            "no instance is saturated (lag growing, consumption flat): nothing to learn"
-            " from this sync; the learned rate holds",
-        )
+        return held(*_why_not(found, tally=tally, saturated_n=saturated_n, measured=measured))
     raw = value
     rate = bounded(ALPHA * bounded(raw, prior=prior) + (1 - ALPHA) * rate, prior=prior)
     samples, learned_at = samples + 1, now
@@ -316,7 +427,64 @@ def learn(
         State.LEARNING,
         Reason.LEARNED,
         f"{measured} saturated instance(s) consumed {raw:.0f}/s per core used"
-        f" (bounded to {LOWER:g}-{UPPER:g}x ratePerCore={prior}, EWMA {ALPHA:g})",
+        f" (bounded to {LOWER:g}-{UPPER:g}x ratePerCore={prior}, EWMA {ALPHA:g})"
+        + _left_out(tally.ambiguous),
+    )
+
+
+def _named(names: Iterable[str], *, most: int = 3) -> str:
+    """A few names, and how many more: the message stays bounded."""
+    listed = sorted(names)
+    shown = ", ".join(listed[:most])
+    return shown + (f" and {len(listed) - most} more" if len(listed) > most else "")
+
+
+def _left_out(ambiguous: frozenset[str]) -> str:
+    if not ambiguous:
+        return ""
+    return (
+        f"; left out: {_named(ambiguous)}, whose pods' names Kubernetes cut to the same"
+        f" {GENERATED_BASE} characters"
+    )
+
+
+def _why_not(
+    found: Sequence[Observation], *, tally: PodTally, saturated_n: int, measured: int
+) -> tuple[State, Reason, str]:
+    """Why this sync gave no sample (``sample`` found none)."""
+    unmeasured = [o.name for o in found if saturated(o) and o.cores is None]
+    if saturated_n and any(name in tally.ambiguous for name in unmeasured):
+        return (
+            State.PAUSED,
+            Reason.AMBIGUOUS_POD_NAMES,
+            f"the pods of {_named(tally.ambiguous)} cannot be told apart: Kubernetes cut"
+            f" their names to the same {GENERATED_BASE} characters (a long spec.name);"
+            " their CPU is not used, and the learned rate holds."
+            " A shorter spec.name, or updateMode InPlaceOrRecreate (the pod cache's"
+            " owner chain), lets learning tell them apart",
+        )
+    if saturated_n:
+        return (
+            State.PAUSED,
+            Reason.CPU_USAGE_UNUSABLE,
+            f"{saturated_n - measured} saturated instance(s) without a usable CPU figure ("
+            f"{len(tally.lying)} with NaN, zero, negative or over {MAX_CORES:g} cores, "
+            f"{tally.unknown} series of pods of no instance); the learned rate holds",
+        )
+    if any(o.consumed_before is None and behind(o) for o in found):
+        return (
+            State.LEARNING,
+            Reason.NO_PREVIOUS_SYNC,
+            "instances fall behind, but the previous sync's consumption is unknown"
+            " (the first sync, or no lastSyncState after a restart): flat cannot be told"
+            " from rising, so this sync gives no sample; learning resumes from the next."
+            " The learned rate holds",
+        )
+    return (
+        State.LEARNING,
+        Reason.NOT_SATURATED,
+        "no instance is saturated (lag growing, consumption flat): nothing to learn"
+        " from this sync; the learned rate holds",
     )
 
 
@@ -339,6 +507,8 @@ def for_pass(
     before: MetricsSnapshot | None,
     instances: Sequence[tuple[str, Sequence[int]]],
     now: datetime,
+    owned: Mapping[str, str] = _NO_PODS,
+    namespace: str | None = None,
 ) -> Learned | None:
     """What the status says about learning after this pass; None without the adaptive
     predictor (the naive one never learns). Only a pass that refreshed metrics learns;
@@ -358,6 +528,8 @@ def for_pass(
         before=before,
         instances=instances,
         now=now,
+        owned=owned,
+        namespace=namespace,
     )
 
 

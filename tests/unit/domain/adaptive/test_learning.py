@@ -1,13 +1,18 @@
 """The learned rate per core (``domain.adaptive.learning``).
 
-Aspects tested: which pod is whose; what counts as saturated; the sample is
+Aspects tested: which pod is whose (uncut names by their last two segments; names
+Kubernetes cut to 58 characters, for every Consumer ``spec.name`` length the CRD
+allows, by an independent oracle of the generated names; ambiguity said, never
+guessed; the owner chain and the namespace label first); what counts as saturated; the sample is
 consumption over CPU used (ratio of sums); learning is off without a query,
 pauses on a failed or lying answer and holds on no saturation; the estimate
 moves by the EWMA, stays within the bounds whatever is answered, converges on
-the true rate, restarts from a changed prior; and the status round trip.
+the true rate, restarts from a changed prior; no previous sync skips the sample and
+says why; a 10^5-series answer gives the same numbers; and the status round trip.
 """
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -20,9 +25,11 @@ from konsumerator.domain.adaptive.learning import (
     ALPHA,
     Learned,
     Observation,
+    PodNames,
     Reason,
     State,
     effective_rate,
+    generated_pod_name,
     instance_of_pod,
     learn,
     saturated,
@@ -69,6 +76,112 @@ def test_a_pod_belongs_to_its_name_without_hash_and_suffix(pod: str, want: str |
     assert instance_of_pod(pod) == want
 
 
+# What the apiserver's generated names are made of (the random suffix and the
+# pod-template-hash's encoding alike: apimachinery's rand alphabet).
+ALNUM = "bcdfghjklmnpqrstvwxz2456789"
+
+
+# Every spec.name length the CRD allows (1-60), equally likely: the cut ones are the
+# long ones.
+_names = st.integers(min_value=1, max_value=60).flatmap(
+    lambda n: st.text(alphabet="ab1z9-", min_size=n, max_size=n).map(
+        lambda raw: ("a" + raw[1:-1] + "z")[:n] if n > 1 else ("a" if raw == "-" else raw)
+    )
+)
+_hashes = st.text(alphabet=ALNUM, min_size=1, max_size=10)
+_suffixes = st.text(alphabet=ALNUM, min_size=5, max_size=5)
+_indices = st.integers(min_value=0, max_value=99_999)  # numPartitions <= 100 000
+
+
+def could_be(deployment: str, pod: str) -> bool:
+    """The oracle: whether some pod-template-hash makes Kubernetes name a pod of
+    ``deployment`` so (``(<deployment>-<hash>-)[:58]`` + 5 random characters)."""
+    base, suffix = pod[:-5], pod[-5:]
+    if not re.fullmatch(f"[{ALNUM}]{{5}}", suffix):
+        return False
+    for n in range(1, 11):
+        full = f"{deployment}-{'#' * n}-"[:58]
+        if len(full) == len(base) and all(
+            f == b or (f == "#" and b in ALNUM) for f, b in zip(full, base, strict=True)
+        ):
+            return True
+    return False
+
+
+@given(
+    name=_names,
+    index=_indices,
+    others=st.lists(_indices, max_size=20),
+    pick=st.integers(min_value=0, max_value=100),
+    template_hash=_hashes,
+    suffix=_suffixes,
+)
+def test_a_pod_is_of_exactly_the_instances_whose_pods_can_bear_its_name(
+    name: str, index: int, others: list[int], pick: int, template_hash: str, suffix: str
+) -> None:
+    # Neighbours that share digits with the index are the ones a cut can confuse; and
+    # a Consumer whose spec.name is "<name>-<index>" has instances "<name>-<index>-<k>".
+    indices = sorted({index, index // 10, index * 10, index * 10 + 1, *others})
+    instances = [f"{name}-{i}" for i in indices] + [f"{name}-{index}-{k}" for k in range(3)]
+    deployment = instances[pick % len(instances)]
+    pod = generated_pod_name(deployment=deployment, template_hash=template_hash, suffix=suffix)
+    assert len(pod) <= 63
+    owners = PodNames(instances).owners(pod)
+    assert deployment in owners
+    assert set(owners) == {d for d in instances if could_be(d, pod)}
+
+
+@given(
+    name=_names.filter(lambda n: len(n) <= 52),
+    index=_indices,
+    other=st.one_of(_indices, st.integers(min_value=0, max_value=9).map(lambda d: d)),
+    template_hash=_hashes,
+    suffix=_suffixes,
+)
+def test_under_53_characters_no_two_instances_share_a_pod_name(
+    name: str, index: int, other: int, template_hash: str, suffix: str
+) -> None:
+    pod = generated_pod_name(
+        deployment=f"{name}-{index}", template_hash=template_hash, suffix=suffix
+    )
+    for j in {other, index * 10 + other % 10, index // 10}:
+        if j != index and j < 100_000:
+            assert not could_be(f"{name}-{j}", pod)
+            assert PodNames([f"{name}-{index}", f"{name}-{j}"]).owners(pod) == (f"{name}-{index}",)
+
+
+# A 50-character spec.name: its instances' pods have cut names (Deployment names of 52+).
+LONG = "a" * 49 + "z"
+# A 56-character one: "<name>-<index>" is cut to "<name>-" and the index's first digit.
+LONGEST = "b" * 55 + "z"
+
+
+@pytest.mark.parametrize(
+    ("instances", "pod", "want"),
+    [
+        ((f"{LONG}-0", f"{LONG}-1"), f"{LONG}-1-5d4f8" + "x1y2z", (f"{LONG}-1",)),
+        ((f"{LONG}-1", f"{LONG}-12"), f"{LONG}-12-5d4f" + "x1y2z", (f"{LONG}-12",)),
+        ((f"{LONGEST}-1", f"{LONGEST}-2"), f"{LONGEST}-2" + "x1y2z", (f"{LONGEST}-2",)),
+        (
+            (f"{LONGEST}-1", f"{LONGEST}-12", f"{LONGEST}-2"),
+            f"{LONGEST}-1" + "x1y2z",
+            (f"{LONGEST}-1", f"{LONGEST}-12"),
+        ),
+        ((f"{LONGEST}-1",), f"{LONGEST}-" + "x1y2z", ()),  # 62 characters: cut before the index
+        # The Consumer "<LONG>-1"'s instance "<LONG>-1-0", cut after "-0-": its last two
+        # segments are "0" and hash + suffix, but it is no pod of "<LONG>-1".
+        ((f"{LONG}-1",), f"{LONG}-1-0-5d4" + "x1y2z", ()),
+        # Longer than any generated name (the scoring model's): the uncut rule.
+        ((f"{LONG}-0",), f"{LONG}-0-5d4f8b9c7d-x1y2z", (f"{LONG}-0",)),
+        (("orders-0",), "orders-0-5d4f8b9c7d-x1y2z", ("orders-0",)),
+    ],
+)
+def test_cut_pod_names_map_to_their_instance_or_say_they_are_ambiguous(
+    instances: tuple[str, ...], pod: str, want: tuple[str, ...]
+) -> None:
+    assert PodNames(instances).owners(pod) == want
+
+
 def obs(
     *, produced: float = 1000, consumed: float = 600, backlog: float = 5000, before: float | None
 ) -> Observation:
@@ -108,6 +221,9 @@ def run(
     now_snap: MetricsSnapshot = SATURATED,
     before: MetricsSnapshot | None = BEFORE,
     prior: int = PRIOR,
+    instances: tuple[tuple[str, tuple[int, ...]], ...] = INSTANCES,
+    owned: dict[str, str] | None = None,
+    namespace: str | None = None,
 ) -> Learned:
     return learn(
         previous=previous,
@@ -115,9 +231,100 @@ def run(
         usage=cpu,
         snapshot=now_snap,
         before=before,
-        instances=INSTANCES,
+        instances=instances,
         now=T,
+        owned=owned or {},
+        namespace=namespace,
     )
+
+
+ONE_SAMPLE = round(ALPHA * 800 + (1 - ALPHA) * 1000)
+
+
+def pods_of(*deployments: str, cores: float = 0.5) -> CpuUsage:
+    """Each Deployment's pod as Kubernetes names it (cut to 58 + 5 characters)."""
+    return CpuUsage(
+        by_pod=MappingProxyType(
+            {
+                generated_pod_name(deployment=d, template_hash="5d4f8b9c7d", suffix="x1y2z"): cores
+                for d in deployments
+            }
+        )
+    )
+
+
+def test_pods_of_long_deployment_names_are_learned_from() -> None:
+    instances = ((f"{LONG}-0", (0, 1)), (f"{LONG}-1", (2, 3)))
+    got = run(cpu=pods_of(f"{LONG}-0", f"{LONG}-1"), instances=instances)
+    assert (got.reason, got.rate_per_core) == (Reason.LEARNED, ONE_SAMPLE)
+
+
+def test_ambiguous_pods_are_not_guessed_and_the_status_names_them() -> None:
+    names = (f"{LONGEST}-1", f"{LONGEST}-12")
+    instances = ((names[0], (0, 1)), (names[1], (2, 3)))
+    # Both pods are "<name>-1" + a suffix: whose is whose cannot be told by name.
+    got = run(cpu=pods_of(*names), instances=instances)
+    assert (got.state, got.reason, got.rate_per_core) == (
+        State.PAUSED,
+        Reason.AMBIGUOUS_POD_NAMES,
+        PRIOR,
+    )
+    assert names[0] in got.message
+    assert names[1] in got.message
+    # In place, the owner chain says it (the pods differ by their random suffix).
+    owned = {f"{LONGEST}-1" + sfx: d for d, sfx in zip(names, ("x1y2z", "q7r8s"), strict=True)}
+    cpu = CpuUsage(by_pod=MappingProxyType(dict.fromkeys(owned, 0.5)))
+    assert run(cpu=cpu, instances=instances).reason is Reason.AMBIGUOUS_POD_NAMES
+    assert run(cpu=cpu, instances=instances, owned=owned).rate_per_core == ONE_SAMPLE
+
+
+def test_a_saturated_sample_learns_without_the_ambiguous_instances_and_says_so() -> None:
+    names = (f"{LONGEST}-1", f"{LONGEST}-12", f"{LONGEST}-2")
+    instances = ((names[0], (0,)), (names[1], (1,)), (names[2], (2, 3)))
+    cpu = pods_of(*names)
+    got = run(cpu=cpu, instances=instances)
+    # Only the unambiguous instance (2 partitions × 200 on 0.5 core): 800/s per core.
+    assert (got.reason, got.rate_per_core) == (Reason.LEARNED, ONE_SAMPLE)
+    assert "left out" in got.message
+    assert names[1] in got.message
+
+
+def test_series_of_another_namespace_are_not_this_consumers() -> None:
+    # The same Consumer name in another namespace: the same pod names, twice the CPU.
+    cpu = CpuUsage(
+        by_pod=MappingProxyType(
+            {
+                **{f"shop/{pod}": cores for pod, cores in HALF_CORE.by_pod.items()},
+                **{f"test/{pod}": 3.0 for pod in HALF_CORE.by_pod},
+            }
+        )
+    )
+    assert run(cpu=cpu, namespace="shop").rate_per_core == ONE_SAMPLE
+    assert run(cpu=cpu, namespace="elsewhere").reason is Reason.CPU_USAGE_UNUSABLE
+
+
+def test_without_a_previous_sync_one_sample_is_skipped_and_the_status_says_why() -> None:
+    got = run(previous=LEARNED_900, before=None)
+    assert (got.state, got.reason, got.rate_per_core, got.samples) == (
+        State.LEARNING,
+        Reason.NO_PREVIOUS_SYNC,
+        900,
+        3,
+    )
+    assert "resumes" in got.message
+    # Keeping up, nothing would have been learned anyway.
+    assert run(before=None, now_snap=snap(300, 300)).reason is Reason.NOT_SATURATED
+
+
+def test_a_huge_answer_gives_the_same_numbers() -> None:
+    # 10^5 series: the two instances' pods among 99 998 pods of other Consumers, some
+    # with names that share their prefix.
+    others = {f"orders-{i}-5d4f8b9c7d-x1y2z": 7.0 for i in range(2, 50_000)}
+    others |= {f"payments-{i}-5d4f8b9c7d-x1y2z": 7.0 for i in range(50_000)}
+    cpu = CpuUsage(by_pod=MappingProxyType(dict(HALF_CORE.by_pod) | others))
+    assert len(cpu.by_pod) == 100_000
+    got = run(cpu=cpu)
+    assert (got.reason, got.rate_per_core) == (Reason.LEARNED, ONE_SAMPLE)
 
 
 def test_without_a_query_learning_is_off_and_sizing_uses_the_configured_rate() -> None:
