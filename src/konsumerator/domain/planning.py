@@ -43,6 +43,7 @@ the Deployment watch triggers at once, reports the effect of the writes.
 """
 
 import functools
+import itertools
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,7 +58,8 @@ from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import Resources
 from konsumerator.domain.rules import Action, Context, Decision, Instance
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
-from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner
+from konsumerator.domain.scaling import decide as scaling_decide
+from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner, Predictor
 
 __all__ = [
     "Action",
@@ -107,6 +109,9 @@ class Apply:
     render: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
     # In-place mode: why in-place resizing was given up (this write is the fallback).
     fell_back: str | None = None
+    # The key under which ``rules.repair_drift`` remembers what it found comparing a
+    # Deployment with this body (``ObservedDeployment.drift_memo``).
+    drift_key: Hashable = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def body(self) -> dict[str, Any]:
@@ -284,6 +289,15 @@ def _apply(ctx: Context, inst: Instance, decision: Decision) -> Apply:
             template=decision.template,
         ),
         fell_back=decision.fell_back,
+        drift_key=rules.drift_key(
+            memo_key=_memo_key(ctx),
+            index=inst.index,
+            partitions=inst.partitions,
+            target=decision.resources,
+            template=decision.template,
+            scaling=decision.scaling,
+            cpu_shortage_m=decision.cpu_shortage_m,
+        ),
     )
 
 
@@ -380,6 +394,16 @@ class _Tally:
     resized: int = 0
     pending: int = 0
 
+    def record_kept(self, *, d: ObservedDeployment, report: InstanceReport, resized: bool) -> None:
+        """What ``record`` adds for a running instance that keeps its Deployment as it is
+        (``_kept``): no write or patch, no pod pending, its requests held."""
+        counts = self.counts
+        counts["running"] += 1
+        counts["lagging"] += report.lagging
+        self.resized += resized
+        self.held += d.current.values()
+        self.reports.append(report)
+
     def record(self, *, ctx: Context, inst: Instance, decision: Decision, paused: bool) -> None:
         """Add one instance's decision: its write, pod patches, requests and report."""
         if decision.writes:
@@ -390,6 +414,209 @@ class _Tally:
         self.pending += inst_pending
         self.held += decision.resources.values()
         self.reports.append(_report(inst, decision, paused=paused))
+
+
+# ``_kept``'s findings about one observed Deployment, remembered in its ``drift_memo``
+# (a per-version cache of the planner's) under ``(_KEPT, token, index, partitions,
+# in_place)``: ``()``, it is a plain instance of ours (not paused, not OUTDATED, no
+# drift from what its own state renders); ``_TARGET``, the same with an in-place target
+# that is not its template's size. Drift keys start with the pass's memo key, a tuple,
+# so the two never meet.
+_KEPT = "planning._kept"
+_TARGET = ("target",)
+# The pass's memo key (``_memo_key``) as a small number: hashing the key itself costs
+# more than the rest of ``_kept``. Never reused for another key (the numbers only grow).
+_TOKENS: dict[Hashable, int] = {}
+_MAX_TOKENS = 1024
+_next_token = itertools.count()
+
+
+def _token(memo_key: Hashable) -> int:
+    token = _TOKENS.get(memo_key)
+    if token is None:
+        if len(_TOKENS) >= _MAX_TOKENS:
+            _TOKENS.clear()
+        token = _TOKENS[memo_key] = next(_next_token)
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class _Keeping:
+    """What ``_kept`` needs of a pass, found once per pass (None: no instance of it can
+    take the shortcut).
+
+    The shortcut is for the naive predictor with metrics known, autoscaling not paused:
+    the passes of a steady Consumer, where nearly every instance keeps its size.
+    """
+
+    ctx: Context
+    autoscaling: Autoscaling
+    memo_key: Hashable
+    token: int
+    in_place: bool
+    lag: Mapping[int, int]
+    pods: Mapping[str, Sequence[ObservedPod]]
+    refused: Mapping[str, str]
+    # ``rules.compare`` of the shared proposals (``Sizing.peek``, from an unbounded
+    # pool, alive for the pass) with the instances' sizes (shared between Deployments
+    # of the same size, ``ObservedDeployment.current``), by identity.
+    comparisons: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        ctx: Context,
+        memo_key: Hashable,
+        pods: Mapping[str, Sequence[ObservedPod]],
+        refused: Mapping[str, str],
+    ) -> "_Keeping | None":
+        a, snapshot = ctx.config.autoscaling, ctx.snapshot
+        if a is None or a.predictor is not Predictor.NAIVE or ctx.config.paused or snapshot is None:
+            return None
+        return cls(
+            ctx=ctx,
+            autoscaling=a,
+            memo_key=memo_key,
+            token=_token(memo_key),
+            in_place=ctx.config.in_place,
+            lag=snapshot.lag,
+            pods=pods,
+            refused=refused,
+        )
+
+
+def _plain(
+    k: _Keeping, *, index: int, partitions: tuple[int, ...], d: ObservedDeployment
+) -> tuple[str, ...] | None:
+    """What ``_kept`` remembers of ``d`` (see ``_KEPT``), or None: not a plain instance,
+    or its drift was never compared (the full rule chain compares and remembers it).
+
+    Each part is a function of ``d`` and of the key it is remembered under: not paused
+    and not OUTDATED (``rules.roll_out_outdated`` passes), and no drift from what its
+    own size and scaling state render (``rules.repair_drift``, as remembered on ``d``).
+    """
+    if d.paused or d.annotations.get(keys.GENERATION) != k.ctx.hash_value:
+        return None
+    key = rules.drift_key(
+        memo_key=k.memo_key,
+        index=index,
+        partitions=partitions,
+        target=d.current,
+        template=d.template_resources if k.in_place else None,
+        scaling=d.scaling,
+        cpu_shortage_m=d.saturation_m,
+    )
+    if not rules.no_drift_known(d, key=key):
+        return None
+    differs = d.target is not None and rules.resources_differ(d.template_resources, d.current)
+    return _TARGET if differs else ()
+
+
+def _kept(
+    k: _Keeping,
+    *,
+    index: int,
+    partitions: tuple[int, ...],
+    d: ObservedDeployment,
+    pool: limits.Pool,
+    tally: _Tally,
+) -> bool:
+    """The decision of ``rules.decide_existing`` when it is "keep, write nothing", in
+    plain numbers: recorded in ``tally`` (True), or nothing done (False: the full rule
+    chain decides the instance).
+
+    ``plan()`` runs its rules for every instance of every pass, and in a steady pass
+    nearly all of them keep their size. This is the rule chain's own outcome for them,
+    not another policy: each condition below is the one under which a rule of the chain
+    passes (an instance OUTDATED, with a target to roll out, paused, resized by metrics,
+    drifted or with a pod off its size goes the full way), the proposal is
+    ``Sizing.propose``'s, its verdict ``scaling.decide``'s, and the drift is the one
+    ``rules.repair_drift`` remembered on this very Deployment. A property test compares
+    ``plan()`` with and without it on random passes.
+    """
+    in_place = k.in_place
+    memo = d.drift_memo
+    plain_key = (_KEPT, k.token, index, partitions, in_place)
+    plain = memo.get(plain_key)
+    if plain is None:
+        plain = _plain(k, index=index, partitions=partitions, d=d)
+        if plain is None:
+            return False
+        memo[plain_key] = plain
+    name = d.name
+    current = d.current
+    running = False
+    if in_place:
+        pods = k.pods.get(name, ())
+        for p in pods:
+            if p.deleting or not p.running:
+                continue
+            if (p.spec != current or p.actual != current) and not rules.pod_settled(p, current):
+                return False  # ``rules.in_place`` patches or waits for this pod
+            running = True
+        # ``rules.roll_out_target`` rolls out a target the pods cannot get in place.
+        if plain and (name in k.refused or any(p.pending and not p.deleting for p in pods)):
+            return False
+    elif plain:
+        return False  # Recreate mode rolls out a target left from in-place mode
+    lag = k.lag
+    if len(partitions) == 1:
+        max_lag = lag.get(partitions[0], 0)
+    else:
+        max_lag = max([lag.get(p, 0) for p in partitions], default=0)
+    autoscaling = k.autoscaling
+    lagging = _at_least(max_lag, autoscaling.tolerable_lag_s)
+    scaling, level = d.scaling, d.saturation_m
+    ctx = k.ctx
+    if ctx.refreshed:
+        # ``rules.scale_by_metrics`` when its verdict changes nothing.
+        saved = pool.available
+        proposal = ctx.sizing.peek(
+            partitions=partitions,
+            current=current,
+            critical=_at_least(max_lag, autoscaling.critical_lag_s),
+            pool=pool,
+        )
+        if pool.unbounded:
+            key = (id(proposal.resources), id(current))
+            comparison = k.comparisons.get(key)
+            if comparison is None:
+                comparison = k.comparisons[key] = rules.compare(current, proposal.resources)
+        else:
+            comparison = rules.compare(current, proposal.resources)
+        verdict = scaling_decide(
+            state=scaling,
+            comparison=comparison,
+            lagging=lagging,
+            cpu_shortage_m=proposal.cpu_shortage_m,
+            now=ctx.now,
+            pending_up_s=autoscaling.pending_up_s,
+            pending_down_s=autoscaling.pending_down_s,
+        )
+        pool.restore(saved)
+        if (
+            verdict.apply
+            or (verdict.state is not scaling and verdict.state != scaling)
+            or rules.reported_shortage(verdict.state, proposal.cpu_shortage_m) != level
+        ):
+            return False
+    shortage = level if scaling.status is ScalingStatus.SATURATED else 0
+    tally.record_kept(
+        d=d,
+        report=InstanceReport(
+            index=index,
+            name=name,
+            partitions=partitions,
+            max_lag_s=max_lag,
+            lagging=lagging,
+            paused=False,
+            status=scaling.status,
+            cpu_shortage_m=shortage,
+        ),
+        resized=running and bool(plain),
+    )
+    return True
 
 
 def _decide_missing(
@@ -501,7 +728,16 @@ def plan(
     pool = sizing.global_pool(config=config, held=[d.current for d, _ in claimed.values()])
     memo_key = _memo_key(ctx)
     tally = _Tally()
+    keeping = _Keeping.of(ctx=ctx, memo_key=memo_key, pods=pods or {}, refused=refused or {})
     for index, partitions in enumerate(assignment):
+        got = claimed.get(index)
+        if (
+            keeping is not None
+            and got is not None
+            and got[1]
+            and _kept(keeping, index=index, partitions=partitions, d=got[0], pool=pool, tally=tally)
+        ):
+            continue
         inst = _instance(
             config=config,
             index=index,

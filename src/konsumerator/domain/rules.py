@@ -709,6 +709,35 @@ def resize_to_policy(
     )
 
 
+def drift_key(
+    *,
+    memo_key: Hashable,
+    index: int,
+    partitions: tuple[int, ...],
+    target: Mapping[str, Resources],
+    template: Mapping[str, Resources] | None,
+    scaling: ScalingState,
+    cpu_shortage_m: int,
+) -> Hashable:
+    """The key of ``ObservedDeployment.drift_memo`` for one rendering: with ``memo_key``
+    (what every instance of the pass shares) every input of ``rendering.render``."""
+    return (
+        memo_key,
+        index,
+        partitions,
+        tuple(target.items()),
+        tuple(template.items()) if template is not None else None,
+        scaling,
+        reported_shortage(scaling, cpu_shortage_m),
+    )
+
+
+def no_drift_known(d: ObservedDeployment, *, key: Hashable) -> bool:
+    """Whether ``d`` is known (remembered in its ``drift_memo``) to hold every field of
+    the rendering ``key`` names: False when it is not, or when that was never compared."""
+    return _remembered(d.drift_memo, key) == ()
+
+
 def repair_drift(
     ctx: Context,
     inst: Instance,
@@ -725,16 +754,15 @@ def repair_drift(
     """
     d = inst.deployment
     assert d is not None
-    level = reported_shortage(settled.scaling, settled.cpu_shortage_m)
     template = d.template_resources if ctx.config.in_place else None
-    key = (
-        memo_key,
-        inst.index,
-        inst.partitions,
-        tuple(target.items()),
-        tuple(template.items()) if template is not None else None,
-        settled.scaling,
-        level,
+    key = drift_key(
+        memo_key=memo_key,
+        index=inst.index,
+        partitions=inst.partitions,
+        target=target,
+        template=template,
+        scaling=settled.scaling,
+        cpu_shortage_m=settled.cpu_shortage_m,
     )
     memo = _remembered(d.drift_memo, key)
     changed = (
@@ -892,6 +920,17 @@ def _pod_resizes(
                 )
             )
     return tuple(patches), actuated
+
+
+def pod_settled(pod: ObservedPod, target: Mapping[str, Resources]) -> bool:
+    """Whether ``_pod_resizes`` finds nothing to patch in ``pod`` (running, not going
+    away) and finds it running what it would be resized to (``pod_target``)."""
+    spec, actual = pod.spec, pod.actual
+    for n, r in pod_target(pod, target).items():
+        have, running = spec.get(n), actual.get(n)
+        if not (have is r or have == r) or not (running is r or running == r):
+            return False
+    return True
 
 
 def resize_pods(

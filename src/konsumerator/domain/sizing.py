@@ -33,12 +33,21 @@ def template_containers(config: ConsumerConfig) -> list[str]:
 
 def global_pool(*, config: ConsumerConfig, held: Sequence[Mapping[str, Resources]]) -> limits.Pool:
     """The global pool left after what the claimed instances (``held``) already request."""
+    if config.global_pool is None:
+        return limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)  # what they hold is moot
     used_cpu = used_mem = 0
     for current in held:
         for r in current.values():
             used_cpu += r.cpu_req_m or 0
             used_mem += r.mem_req_b or 0
     return limits.Pool(pool=config.global_pool, used_cpu_m=used_cpu, used_mem_b=used_mem)
+
+
+# ``prediction.size_for_rate`` by everything it reads (the need, the rate per core, the
+# CPU increment, the memory per core), across passes: a noisy need is rarely the same
+# twice in one pass, but the same few thousand come back pass after pass. Bounded.
+_SIZED: dict[tuple[int, int, int, int], Resources] = {}
+_MAX_SIZED = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +57,22 @@ class Sizing:
     config: ConsumerConfig
     snapshot: MetricsSnapshot | None
     containers: tuple[str, ...]
-    fallback: Mapping[str, Resources]
+    num_instances: int
+    # The Deployments the fallback is drawn from (none in manual mode).
+    deployments: Sequence[ObservedDeployment]
+    # ``fallback``, found on first use: a pass with metrics for every instance needs
+    # none, and finding it looks at every Deployment. Not part of the value.
+    _fallback: list[Mapping[str, Resources]] = field(
+        default_factory=list, compare=False, repr=False, hash=False
+    )
     # The proposals already made in this pass from an unbounded pool, by what they
-    # depend on then (the need and whether the lag is critical): most instances of
-    # a pass share a few sizes. Not part of the value.
+    # depend on then (the need and whether the lag is critical), and by the size that
+    # need comes to (a noisy need is rarely the same twice, its size nearly always):
+    # most instances of a pass share a few sizes. Not part of the value.
     _unbounded: dict[tuple[int | None, bool], Proposal] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+    _by_size: dict[tuple[Resources | None, bool], Proposal] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
 
@@ -69,20 +89,27 @@ class Sizing:
         # policy's, which the operator keeps: a fleet-derived guess would let one
         # hand-edited instance resize all the others.
         manual = config.autoscaling is None and not config.paused
-        fallback = fallbacks.compute(
-            strategy=config.fallback,
-            policies=config.policies,
-            num_instances=num_instances,
-            existing=[]
-            if manual
-            else [d.current for d in sorted(deployments, key=lambda d: d.name)],
-        )
         return cls(
             config=config,
             snapshot=snapshot,
             containers=tuple(template_containers(config)),
-            fallback=fallback,
+            num_instances=num_instances,
+            deployments=() if manual else deployments,
         )
+
+    @property
+    def fallback(self) -> Mapping[str, Resources]:
+        """What each container gets without an estimate (``fallbacks.compute``)."""
+        if not self._fallback:
+            self._fallback.append(
+                fallbacks.compute(
+                    strategy=self.config.fallback,
+                    policies=self.config.policies,
+                    num_instances=self.num_instances,
+                    existing=[d.current for d in sorted(self.deployments, key=lambda d: d.name)],
+                )
+            )
+        return self._fallback[0]
 
     def propose(
         self,
@@ -116,21 +143,62 @@ class Sizing:
             else:
                 need = rate if rate > 0 else None
         if pool.unbounded:
-            # Then the grant is what the policy allows, whatever the instance holds.
-            known = self._unbounded.get((need, critical))
-            if known is None:
-                known = self._unbounded[need, critical] = self._bounded(
-                    sized=self._sized(need), current={}, critical=critical, pool=pool
-                )
+            known = self._shared(need=need, critical=critical, pool=pool)
             return Proposal(resources=dict(known.resources), cpu_shortage_m=known.cpu_shortage_m)
         return self._bounded(sized=self._sized(need), current=current, critical=critical, pool=pool)
+
+    def peek(
+        self,
+        *,
+        partitions: tuple[int, ...],
+        current: Mapping[str, Resources],
+        critical: bool,
+        pool: limits.Pool,
+    ) -> Proposal:
+        """``propose``'s naive proposal, for a caller that only reads it: from an
+        unbounded pool, the one this pass shares between the instances of the same
+        need (not a copy, so it is the same object for all of them)."""
+        autoscaling = self.config.autoscaling
+        if self.config.paused or not pool.unbounded or autoscaling is None or self.snapshot is None:
+            return self.propose(
+                partitions=partitions, current=current, critical=critical, pool=pool
+            )
+        rate = prediction.instance_rate(
+            snapshot=self.snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
+        )
+        return self._shared(need=rate if rate else None, critical=critical, pool=pool)
+
+    def _shared(self, *, need: int | None, critical: bool, pool: limits.Pool) -> Proposal:
+        """The proposal for ``need`` from an unbounded pool, where the grant is what the
+        policy allows whatever the instance holds: made once per pass."""
+        known = self._unbounded.get((need, critical))
+        if known is None:
+            sized = self._sized(need)
+            known = self._by_size.get((sized, critical))
+            if known is None:
+                known = self._by_size[sized, critical] = self._bounded(
+                    sized=sized, current={}, critical=critical, pool=pool
+                )
+            self._unbounded[need, critical] = known
+        return known
 
     def _sized(self, need: int | None) -> Resources | None:
         """What one container needs for ``need`` msg/s (None: no estimate)."""
         autoscaling = self.config.autoscaling
         if need is None or autoscaling is None:
             return None
-        return prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+        key = (
+            need,
+            autoscaling.sizing_rate_per_core,
+            autoscaling.cpu_increment_m,
+            autoscaling.ram_per_core_b,
+        )
+        sized = _SIZED.get(key)
+        if sized is None:
+            if len(_SIZED) >= _MAX_SIZED:
+                _SIZED.clear()
+            sized = _SIZED[key] = prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+        return sized
 
     def _bounded(
         self,

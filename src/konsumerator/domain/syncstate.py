@@ -32,7 +32,15 @@ def _int64(value: float | None) -> int:
     # The CRD's fields are int64: one larger number makes the whole status
     # write fail (422) and freezes the status. Parsing already refuses such
     # answers; this keeps any snapshot (seeded, simulated) writable.
+    if value is not None and -_INT64_BOUND < value < _INT64_BOUND:
+        # The common case, without the calls below (every partition of every refresh):
+        # finite (NaN fails the comparison) and well inside int64 once truncated.
+        return int(value)
     return max(-_INT64_MAX, min(truncate(value), _INT64_MAX))
+
+
+# Floats strictly inside this bound truncate to an int64 (2**62 is a float exactly).
+_INT64_BOUND: Final = 2.0**62
 
 
 def sync_state(
@@ -45,15 +53,36 @@ def sync_state(
     """
     if num_partitions * MIN_ENTRY_BYTES > budget_bytes:
         return None
+    production, consumption, offset = snapshot.production, snapshot.consumption, snapshot.offset
     state = {
         str(p): {
-            "productionRate": _int64(snapshot.production.get(p)),
-            "consumptionRate": _int64(snapshot.consumption.get(p)),
-            "messageBehind": _int64(snapshot.offset.get(p)),
+            "productionRate": _int64(production.get(p)),
+            "consumptionRate": _int64(consumption.get(p)),
+            "messageBehind": _int64(offset.get(p)),
         }
         for p in range(num_partitions)
     }
+    # Measured only when the largest state of this many partitions might not fit:
+    # encoding it costs more than building it, on every refresh.
+    if _largest_size(num_partitions) <= budget_bytes:
+        return state
     return state if state_size(state) <= budget_bytes else None
+
+
+# A one-entry state with every value at its longest (20 characters:
+# -9223372036854775807) and an empty key, as ``state_size`` measures it: an entry with
+# its key's quotes, and 2 bytes more (the braces, or the ", " before the next entry).
+_LONGEST_ENTRY_BYTES: Final = len(
+    json.dumps(
+        {"": dict.fromkeys(("consumptionRate", "messageBehind", "productionRate"), -_INT64_MAX)}
+    )
+)
+
+
+def _largest_size(num_partitions: int) -> int:
+    """An upper bound of ``state_size`` for any state of ``num_partitions`` partitions."""
+    key_bytes = len(str(max(num_partitions - 1, 0)))
+    return 2 + num_partitions * (_LONGEST_ENTRY_BYTES + key_bytes)
 
 
 class SyncStates:

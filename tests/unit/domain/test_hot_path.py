@@ -12,7 +12,9 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * ``in_place`` converts a decision without losing any of its fields;
 * ``Decision.pods_pending``: whether a running pod does not yet run its target,
   found with the pod patches, as ``ObservedPod.actuated`` says;
-* ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool;
+* ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool
+  (also by the size a need comes to), and ``Sizing.peek`` reads them; it remembers a
+  need's size across passes, as ``size_for_rate`` gives it;
 * rendering copies the template with a copy for JSON-shaped data.
 """
 
@@ -24,7 +26,7 @@ from types import MappingProxyType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain import limits, rendering, rules, sizing
+from konsumerator.domain import limits, prediction, rendering, rules, sizing
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.qos import QoS, keep_class, qos_class
@@ -241,6 +243,31 @@ def test_a_pass_proposes_from_an_unbounded_pool_what_a_fresh_sizing_would(
         pool = limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)
         args = {"partitions": (partition,), "current": {}, "critical": critical, "pool": pool}
         assert shared.propose(**args) == fresh().propose(**args)  # type: ignore[arg-type]
+        # ``peek`` (the planner's shortcut reads it) is the same proposal, not a copy.
+        assert shared.peek(**args) == fresh().propose(**args)  # type: ignore[arg-type]
+
+
+@given(
+    needs=st.lists(st.integers(1, 10**7), max_size=20),
+    rate=st.sampled_from([1, 7, 1000, 2000]),
+    learned=st.sampled_from([None, 1500]),
+    increment=st.sampled_from([1, 100, 250]),
+    ram=st.sampled_from([1, 2**28, 10**9]),
+)
+def test_a_need_is_sized_as_size_for_rate_sizes_it(
+    needs: list[int], rate: int, learned: int | None, increment: int, ram: int
+) -> None:
+    """What ``Sizing`` remembers across passes of a need's size is ``size_for_rate``'s."""
+    autoscaling = Autoscaling(
+        rate_per_core=rate,
+        ram_per_core_b=ram,
+        cpu_increment_m=increment,
+        learned_rate_per_core=learned,
+    )
+    cfg = dataclasses.replace(config(), autoscaling=autoscaling)
+    shared = sizing.Sizing.for_pass(config=cfg, snapshot=None, num_instances=1, deployments=())
+    for need in needs:
+        assert shared._sized(need) == prediction.size_for_rate(rate=need, autoscaling=autoscaling)
 
 
 json_values = st.recursive(

@@ -2,7 +2,8 @@
 
 Aspects tested: a snapshot of whole, non-negative values survives the round
 trip through ``lastSyncState`` (zeros are absent values, as in the Go
-operator's format); a state over its byte budget is not built; the cache
+operator's format); a state over its byte budget is not built, and one under it is
+never left out (the bound that spares measuring most states holds); the cache
 encodes a snapshot once and encodes again for a new snapshot, another
 partition count or another budget.
 """
@@ -10,8 +11,16 @@ partition count or another budget.
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.domain.syncstate import SyncStates, snapshot_from_state, sync_state
+from konsumerator.domain.metrics import MetricsSnapshot, truncate
+from konsumerator.domain.syncstate import (
+    MIN_ENTRY_BYTES,
+    SyncStates,
+    _int64,
+    _largest_size,
+    snapshot_from_state,
+    state_size,
+    sync_state,
+)
 
 values = st.dictionaries(
     st.integers(min_value=0, max_value=19), st.integers(min_value=1, max_value=2**53), max_size=20
@@ -35,6 +44,50 @@ def test_a_snapshot_survives_the_round_trip_through_last_sync_state(
     assert dict(decoded.production) == dict(snapshot.production)
     assert dict(decoded.consumption) == dict(snapshot.consumption)
     assert dict(decoded.offset) == dict(snapshot.offset)
+
+
+int64s = st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
+
+
+@given(
+    num_partitions=st.integers(min_value=0, max_value=1200),
+    value=st.one_of(int64s, st.sampled_from([0, -(2**63) + 1, 2**63 - 1, 10**18, -1])),
+    budget=st.integers(min_value=0, max_value=200_000),
+)
+def test_the_largest_state_of_n_partitions_bounds_every_state_of_n_partitions(
+    num_partitions: int, value: int, budget: int
+) -> None:
+    """A state is kept without measuring it when even its largest form would fit."""
+    snapshot = MetricsSnapshot(
+        production=dict.fromkeys(range(num_partitions), float(value)),
+        consumption=dict.fromkeys(range(num_partitions), float(-value)),
+        offset=dict.fromkeys(range(num_partitions), float(value)),
+    )
+    measured = {
+        str(p): dict.fromkeys(("productionRate", "consumptionRate", "messageBehind"), value)
+        for p in range(num_partitions)
+    }
+    assert state_size(measured) <= _largest_size(num_partitions)
+    state = sync_state(snapshot, num_partitions=num_partitions, budget_bytes=budget)
+    fits = (
+        num_partitions * MIN_ENTRY_BYTES <= budget
+        and state_size(sync_state(snapshot, num_partitions=num_partitions, budget_bytes=10**9))
+        <= budget
+    )
+    assert (state is not None) == fits
+
+
+@given(
+    value=st.one_of(
+        st.none(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.sampled_from([2.0**62, -(2.0**62), 2.0**63, 2**62, 2**63 - 1]),
+    )
+)
+def test_a_value_becomes_the_int64_its_definition_says(value: float | None) -> None:
+    """``_int64``'s shortcut for ordinary values: Go's int64(float), clamped."""
+    assert _int64(value) == max(-(2**63) + 1, min(truncate(value), 2**63 - 1))
 
 
 def test_a_state_over_its_budget_is_left_out() -> None:

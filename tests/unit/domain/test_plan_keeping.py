@@ -1,0 +1,355 @@
+"""``plan()``'s shortcut for instances that keep their size decides what the rules decide.
+
+In a steady pass nearly every instance keeps its Deployment as it is, and ``plan()``
+records that in plain numbers (``planning._kept``) instead of running the rule chain.
+It is a cache of the chain's outcome, not a second policy, so it must never be seen:
+
+* replaying random timelines (noisy metrics, backlogs, outages) through random
+  Consumers (in place or Recreate, naive or adaptive, manual, paused, with or without
+  a global pool) gives, after every step, the same plan, status and Deployments with
+  and without the shortcut;
+* so does one pass over a fleet that someone else changed (paused, drifted, outdated
+  Deployments, targets left behind, pods off their size, pending, refused or going
+  away), asked before and after the rules remembered what they compared;
+* and the shortcut does run: a steady noisy pass keeps nearly all its instances by it;
+* the drift results ``simulate``'s in-memory cluster primes on the Deployments it
+  observes from applied bodies change no replay, nor does what it reuses of a write
+  that keeps the pod template.
+"""
+
+import copy
+import dataclasses
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from unittest import mock
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from konsumerator import simulating
+from konsumerator.api import manifests
+from konsumerator.api.v1 import to_config
+from konsumerator.domain import keys, planning
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.pods import ObservedPod, Pending
+from konsumerator.domain.resources import Resources
+from konsumerator.domain.specs import Owner
+from konsumerator.domain.status import ConsumerStatus
+
+EXAMPLE = yaml.safe_load(
+    (Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml").read_text()
+)
+PARTITIONS = 6
+
+
+@contextmanager
+def without_shortcut() -> Iterator[None]:
+    """Every instance through the full rule chain."""
+    with mock.patch.object(planning, "_kept", return_value=False):
+        yield
+
+
+@st.composite
+def consumers(draw: st.DrawFn) -> tuple[manifests.Source, Any]:
+    doc = copy.deepcopy(EXAMPLE)
+    spec = doc["spec"]
+    spec["numPartitions"] = PARTITIONS
+    spec["numPartitionsPerInstance"] = draw(st.sampled_from([1, 1, 2, 4]))
+    auto = spec["autoscaler"]
+    auto["mode"] = draw(st.sampled_from(["prometheus", "prometheus", "prometheus", "manual"]))
+    auto["updateMode"] = draw(st.sampled_from(["InPlaceOrRecreate", "Recreate"]))
+    auto["predictor"] = draw(st.sampled_from(["naive", "naive", "adaptive"]))
+    auto["pendingScaleUpDuration"] = draw(st.sampled_from(["0s", "30s", "2m"]))
+    auto["pendingScaleDownDuration"] = draw(st.sampled_from(["0s", "1m", "10m"]))
+    auto["prometheus"]["minSyncPeriod"] = draw(st.sampled_from(["10s", "30s"]))
+    auto["prometheus"]["fallbackStrategy"] = draw(st.sampled_from(["min", "max"]))
+    if draw(st.booleans()):
+        spec["resourcePolicy"]["globalPolicy"]["maxAllowed"] = {"cpu": "1", "memory": "2Gi"}
+    else:
+        spec["resourcePolicy"].pop("globalPolicy")
+    if draw(st.integers(0, 5)) == 0:
+        doc["metadata"]["annotations"] = {keys.DISABLE_AUTOSCALER: "true"}
+    return manifests.read(doc)
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> MetricsSnapshot | None:
+    if draw(st.integers(0, 12)) == 0:
+        return None  # Prometheus down
+    level = draw(st.sampled_from([0.0, 100.0, 1000.0, 1900.0, 6000.0]))
+    chosen = draw(st.lists(st.integers(0, PARTITIONS - 1), unique=True, max_size=PARTITIONS))
+    production = {p: level + draw(st.floats(-5, 5)) for p in chosen}
+    offset = {p: draw(st.sampled_from([0.0, 0.0, 0.0, 10.0, 1e5, 1e7])) for p in chosen}
+    return MetricsSnapshot(
+        production=MappingProxyType(production),
+        consumption=MappingProxyType(dict(production)),
+        offset=MappingProxyType(offset),
+    )
+
+
+timelines = st.lists(
+    st.builds(
+        simulating.Step,
+        advance_s=st.sampled_from([0.0, 10.0, 10.0, 10.0, 31.0, 300.0]),
+        metrics=snapshots(),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def replay(
+    source: manifests.Source, spec: Any, steps: list[simulating.Step]
+) -> list[tuple[planning.Plan, ConsumerStatus, str]]:
+    """Every pass: its plan, the status and the Deployments after it."""
+    r = simulating.Replay(source=source, spec=spec)
+    seen = []
+    try:
+        for step in steps:
+            done = r.step(advance_s=step.advance_s, metrics=step.metrics)
+            seen.append((done.plan, r.status, r.cluster.deployments_json()))
+    finally:
+        r.close()
+    return seen
+
+
+@settings(max_examples=150, deadline=None)
+@given(consumer=consumers(), steps=timelines)
+def test_replays_are_the_same_with_and_without_the_shortcut(
+    consumer: tuple[manifests.Source, Any], steps: list[simulating.Step]
+) -> None:
+    source, spec = consumer
+    fast = replay(source, spec, steps)
+    with without_shortcut():
+        full = replay(source, spec, steps)
+    assert fast == full
+
+
+# -- one pass over a fleet someone else changed ------------------------------------------
+
+SIZES = [
+    Resources(cpu_req_m=100, mem_req_b=134217728, cpu_lim_m=1000, mem_lim_b=268435456),
+    Resources(cpu_req_m=500, mem_req_b=268435456, cpu_lim_m=1000, mem_lim_b=268435456),
+    Resources(cpu_req_m=50, mem_req_b=33554432, cpu_lim_m=50, mem_lim_b=33554432),
+]
+
+
+def target_annotation(data: st.DataObject, containers: list[str]) -> str:
+    return json.dumps(
+        {
+            name: {
+                "requests": {"cpu": f"{r.cpu_req_m}m", "memory": str(r.mem_req_b)},
+                "limits": {"cpu": f"{r.cpu_lim_m}m", "memory": str(r.mem_lim_b)},
+            }
+            for name in containers
+            for r in [data.draw(st.sampled_from(SIZES))]
+        }
+    )
+
+
+def changed_body(data: st.DataObject, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as someone else may have left it."""
+    body = copy.deepcopy(body)
+    annotations = body["metadata"]["annotations"]
+    containers = body["spec"]["template"]["spec"]["containers"]
+    for change in data.draw(st.sets(st.integers(0, 7), max_size=3)):
+        if change == 0:
+            annotations[keys.DISABLE_AUTOSCALER] = "true"
+        elif change == 1:
+            annotations[keys.GENERATION] = "someone-else"
+        elif change == 2:
+            annotations[keys.TARGET_RESOURCES] = target_annotation(
+                data, [c["name"] for c in containers]
+            )
+        elif change == 3:
+            annotations.pop(keys.TARGET_RESOURCES, None)
+        elif change == 4:
+            annotations[keys.SCALING_STATUS] = data.draw(
+                st.sampled_from(["RUNNING", "PENDING_SCALE_UP", "PENDING_SCALE_DOWN", "SATURATED"])
+            )
+        elif change == 5:
+            annotations[keys.CPU_SATURATION_LEVEL] = "300"
+        elif change == 6:
+            containers[0]["image"] = "hand/edited:1"
+        else:
+            containers[0]["resources"] = {"requests": {"cpu": "3", "memory": "1Gi"}}
+    return body
+
+
+def changed_pod(data: st.DataObject, pod: ObservedPod, now: datetime) -> ObservedPod:
+    kind = data.draw(st.integers(0, 6))
+    if kind == 0:
+        return dataclasses.replace(pod, running=False)
+    if kind == 1:
+        return dataclasses.replace(pod, deleting=True)
+    if kind == 2:
+        return dataclasses.replace(
+            pod,
+            pending=data.draw(st.sampled_from(list(Pending))),
+            pending_since=now - timedelta(seconds=data.draw(st.sampled_from([1, 600]))),
+        )
+    if kind == 3:
+        spec = {n: data.draw(st.sampled_from(SIZES)) for n in pod.spec}
+        return dataclasses.replace(pod, spec=spec, actual=spec)
+    if kind == 4:
+        return dataclasses.replace(pod, actual=dict.fromkeys(pod.spec))
+    return pod
+
+
+@settings(max_examples=150, deadline=None)
+@given(consumer=consumers(), steps=timelines, data=st.data())
+def test_a_pass_over_a_changed_fleet_is_the_same_with_and_without_the_shortcut(
+    consumer: tuple[manifests.Source, Any], steps: list[simulating.Step], data: st.DataObject
+) -> None:
+    source, spec = consumer
+    r = simulating.Replay(source=source, spec=spec)
+    try:
+        for step in steps:
+            r.step(advance_s=step.advance_s, metrics=step.metrics)
+    finally:
+        r.close()
+    cluster = r.cluster
+    owner_uid = r.source.uid
+    deployments = [
+        simulating.observe(changed_body(data, body), owner_uid=owner_uid)
+        if data.draw(st.booleans())
+        else observed
+        for body, observed in zip(cluster._bodies.values(), cluster._observed.values(), strict=True)
+    ]
+    pods = {
+        d.name: [
+            changed_pod(data, p, r.now)
+            for p in cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
+        ]
+        for d in deployments
+    }
+    refused = {
+        d.name: "refused at act time" for d in deployments if data.draw(st.integers(0, 5)) == 0
+    }
+    config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
+    metrics = planning.Metrics(
+        snapshot=data.draw(snapshots()), refreshed=data.draw(st.booleans()), synced_at=r.now
+    )
+
+    def plan() -> planning.Plan:
+        return planning.plan(
+            config=config,
+            owner=Owner(
+                api_version=source.api_version, kind=source.kind, name=source.name, uid=owner_uid
+            ),
+            deployments=deployments,
+            metrics=metrics,
+            now=r.now,
+            pods=pods,
+            refused=refused,
+        )
+
+    before = plan()  # the rules have not compared these Deployments yet
+    with without_shortcut():
+        full = plan()
+    after = plan()  # now they have, and remember it
+    assert before == full == after
+
+
+def test_a_steady_noisy_pass_keeps_nearly_every_instance_by_the_shortcut() -> None:
+    doc = copy.deepcopy(EXAMPLE)
+    doc["spec"]["numPartitions"] = 20
+    doc["spec"]["numPartitionsPerInstance"] = 1
+    source, spec = manifests.read(doc)
+    steps = [
+        simulating.Step(
+            advance_s=10.0,
+            metrics=MetricsSnapshot(
+                production=MappingProxyType({p: 1100.0 + (i * 7 + p) % 5 for p in range(20)}),
+                consumption=MappingProxyType(dict.fromkeys(range(20), 1100.0)),
+                offset=MappingProxyType(dict.fromkeys(range(20), 0.0)),
+            ),
+        )
+        for i in range(40)
+    ]
+    kept: list[int] = []
+    real = planning._kept
+
+    def counting(*args: Any, **kwargs: Any) -> bool:
+        result = real(*args, **kwargs)
+        kept.append(result)
+        return result
+
+    with mock.patch.object(planning, "_kept", counting):
+        passes = replay(source, spec, steps)
+    with without_shortcut():
+        assert replay(source, spec, steps) == passes
+    # 40 passes of 20 instances: the first ones create them and see them settle (a
+    # Deployment just written is compared with its intent once, the full way).
+    assert all(kept[-20 * 20 :]), kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(consumer=consumers(), steps=timelines)
+def test_replays_are_the_same_without_the_drift_results_the_memory_cluster_primes(
+    consumer: tuple[manifests.Source, Any], steps: list[simulating.Step]
+) -> None:
+    """``MemoryCluster`` tells a Deployment it observed from an applied body that the
+    body holds no drift from itself; the rules would find the same, at a cost."""
+    source, spec = consumer
+    primed = replay(source, spec, steps)
+
+    real_act = simulating.MemoryCluster.act
+
+    async def act(self: simulating.MemoryCluster, **kwargs: Any) -> Any:
+        outcome = await real_act(self, **kwargs)
+        for apply in kwargs["plan"].applies:
+            self._observed[apply.name].drift_memo.pop(apply.drift_key, None)
+        return outcome
+
+    with mock.patch.object(simulating.MemoryCluster, "act", act):
+        unprimed = replay(source, spec, steps)
+    assert primed == unprimed
+
+
+def plain_apply(self: simulating.MemoryCluster, body: dict[str, Any]) -> None:
+    """``MemoryCluster.apply`` by its definition: everything derived from ``body`` afresh."""
+    name = body["metadata"]["name"]
+    if name not in self._bodies:
+        self._order = None
+    self._bodies[name] = body
+    self._json = self._bytes = None
+    self._observed[name] = observed = simulating.observe(body, owner_uid=self._owner_uid)
+    annotations = body["metadata"]["annotations"]
+    target = json.loads(annotations.get(keys.TARGET_RESOURCES) or "{}")
+    containers = {}
+    for c in body["spec"]["template"]["spec"]["containers"]:
+        resources = target.get(c["name"]) or c.get("resources", {})
+        containers[c["name"]] = {
+            "requests": resources.get("requests", {}),
+            "limits": resources.get("limits", {}),
+            "env": {e["name"]: e.get("value", "") for e in c.get("env", [])},
+        }
+    entry = {
+        "partitions": [int(p) for p in annotations[keys.PARTITION].split(",")],
+        "scalingStatus": annotations[keys.SCALING_STATUS],
+        "containers": containers,
+    }
+    self._fragments[name] = json.dumps(name) + ":" + json.dumps(entry, separators=(",", ":"))
+    self.pods.started(d=observed, template=body["spec"]["template"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(consumer=consumers(), steps=timelines)
+def test_the_memory_cluster_derives_from_a_body_what_the_body_gives(
+    consumer: tuple[manifests.Source, Any], steps: list[simulating.Step]
+) -> None:
+    """``MemoryCluster.apply`` reuses what a write that keeps the pod template keeps (the
+    containers, the pod, the output of an unchanged target): the same as deriving it all
+    from the body, Deployments, pods and output."""
+    source, spec = consumer
+    reusing = replay(source, spec, steps)
+    with mock.patch.object(simulating.MemoryCluster, "apply", plain_apply):
+        plain = replay(source, spec, steps)
+    assert reusing == plain
