@@ -416,7 +416,14 @@ def _adaptive_situation(
             partitions=inst.partitions,
             tolerable_lag_s=autoscaling.tolerable_lag_s,
             horizon_s=knobs.pending_up_s,
+            capacity=None
+            if adaptive.observed(
+                memory=d.scaling.memory, now=ctx.now, actuation_s=knobs.actuation_s
+            )
+            else _cpu(d.current) / 1000 * autoscaling.sizing_rate_per_core,
         ),
+        emptied=adaptive.emptied(snapshot=snapshot, partitions=inst.partitions),
+        production_need=production_need,
         drained=adaptive.drained(
             snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
         ),
@@ -446,6 +453,7 @@ def _remember_resize(
     cpu_before_m: int,
     short_need: float,
     for_backlog: bool,
+    up_need: float = 0.0,
 ) -> Memory:
     """The policy's memory once a resize is applied.
 
@@ -463,6 +471,7 @@ def _remember_resize(
         ineffective=False,
         short_need=min(2**62, math.ceil(short_need)) if up else 0,
         for_backlog=up and for_backlog,
+        up_need=min(2**62, math.ceil(up_need)) if up and for_backlog else 0,
     )
 
 
@@ -531,6 +540,10 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     saved = pool.available
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
     comparison = compare(d.current, proposal.resources)
+    if comparison > 0 and sized.up_rate > sized.rate:
+        # A scale-up is sized for its own restart too (``adaptive.Sized.up_rate``).
+        pool.restore(saved)
+        proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
     consumed, effect = _consumed_and_effect(
         ctx=ctx, inst=inst, snapshot=snapshot, sized=sized, knobs=knobs
     )
@@ -547,10 +560,14 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         production_need=sized.peak,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
-    explanation = adaptive.explain(
-        sized=sized, autoscaling=autoscaling, cpu_m=_cpu(proposal.resources), rule=verdict.rule
-    )
     up = comparison > 0
+    explanation = adaptive.explain(
+        sized=sized,
+        autoscaling=autoscaling,
+        cpu_m=_cpu(proposal.resources),
+        rule=verdict.rule,
+        up=up,
+    )
     memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE)
     if verdict.apply:
         memory = _memory_of_resize(
@@ -561,6 +578,8 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
             consumed=consumed,
             drained=situation.drained,
             cpu_before_m=_cpu(d.current),
+            actuation_s=knobs.actuation_s,
+            recovery_s=knobs.recovery_s,
         )
     state = replace(verdict.state, memory=memory, explanation=explanation)
     if verdict.apply:
@@ -580,6 +599,8 @@ def _memory_of_resize(
     consumed: float,
     drained: bool,
     cpu_before_m: int,
+    actuation_s: float,
+    recovery_s: float,
 ) -> Memory:
     """What the policy remembers of a resize it applies: when, which way, from what CPU,
     whether the old size was short for production and whether the resize was for backlog."""
@@ -589,6 +610,7 @@ def _memory_of_resize(
         drained=drained,
         production_need=sized.peak,
         backlog_need=sized.demand.backlog_need,
+        observed=adaptive.observed(memory=memory, now=ctx.now, actuation_s=actuation_s),
     )
     return _remember_resize(
         memory=memory,
@@ -597,9 +619,13 @@ def _memory_of_resize(
         consumed=consumed,
         cpu_before_m=cpu_before_m,
         short_need=sized.peak if short else 0.0,
-        for_backlog=adaptive.for_backlog(
-            production_need=sized.peak, backlog_need=sized.demand.backlog_need
+        for_backlog=adaptive.drain_sized(
+            production_need=sized.peak,
+            backlog_need=sized.demand.backlog_need,
+            restart_need=sized.demand.restart_need,
+            share=adaptive.drain_share(actuation_s=actuation_s, recovery_s=recovery_s),
         ),
+        up_need=sized.peak,
     )
 
 

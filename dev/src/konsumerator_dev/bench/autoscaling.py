@@ -53,6 +53,8 @@ from konsumerator_dev import clikit
 from konsumerator_dev.paths import REPO as ROOT
 from konsumerator_dev.sim import traces as sim_traces
 
+# The traces of the published scorecard (the rest are played when named).
+PUBLISHED = ("steady", "diurnal", "burst", "incident", "skewed", "flapping", "diurnal-slow")
 RESULTS = ROOT / "bench" / "results" / "autoscaling"
 DOCS = ROOT / "docs" / "scorecard"
 
@@ -137,6 +139,13 @@ def suite(
         # Consumers 20% slower than the Consumer's ratePerCore says, as in real life.
         ("diurnal-slow", sim_traces.diurnal(base_rate=base_rate, seed=seed), 0.8),
     ]
+    wanted = set(only or ())
+    if "invented" in wanted:
+        wanted |= set(sim_traces.INVENTED)
+    for name, make in sim_traces.INVENTED.items():
+        # Not in the published suite: played only when asked for by name.
+        if name in wanted:
+            traces.append((name, make(seed=seed), 1.0))
     if csv is not None:
         traces.append((csv.stem, sim_traces.from_csv(csv.read_text(), name=csv.stem), 1.0))
     return [
@@ -154,7 +163,7 @@ def suite(
             ),
         )
         for name, trace, factor in traces
-        if not only or name in only
+        if not only or name in wanted or name not in PUBLISHED
     ]
 
 
@@ -386,7 +395,11 @@ def plot(*, trace: str, by_policy: Mapping[str, Score], scenario: Scenario, path
 @click.command("scorecard", help=__doc__.splitlines()[0] if __doc__ else None)
 @click.option("--consumer", default="examples/consumer.yaml")
 @click.option("--policies", default="naive,adaptive,static-peak,oracle")
-@click.option("--traces", help="comma-separated subset of the suite")
+@click.option(
+    "--traces",
+    help="comma-separated subset of the suite; also the invented traces by name"
+    f" ({', '.join(sim_traces.INVENTED)}) or all of them as 'invented'",
+)
 @click.option(
     "--trace-csv", type=click.Path(path_type=Path), help="add a trace from a CSV (t,<partition>|*)"
 )

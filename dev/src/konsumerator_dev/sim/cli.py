@@ -1,4 +1,4 @@
-"""``konsumerator-dev sim run|demo``: the workload simulator and the one-command demo.
+"""``konsumerator-dev sim run|demo|trace-csv``: the workload simulator and the one-command demo.
 
 ``run`` plays a Kafka topic for a Consumer in a cluster: it reads the
 Deployments the operator made, consumes with the CPU they were given, and
@@ -124,6 +124,21 @@ def demo_cmd(**options: Any) -> int:
     from konsumerator_dev.sim import kafkademo
 
     return _guarded(lambda: kafkademo.main(chosen))
+
+
+_ALL_TRACES = {**traces.TRACES, "flapping": traces.flapping, **traces.INVENTED}
+
+
+@sim.command("trace-csv", help="write a generated trace as `konsumerator score` reads it")
+@click.argument("name", type=click.Choice(sorted(_ALL_TRACES)))
+@click.option("--partitions", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--step", type=click.FloatRange(min=1), default=60.0, show_default=True)
+def trace_csv_cmd(*, name: str, partitions: int, seed: int, step: float) -> int:
+    """Stalls (incident, long-outage) are the consumers', so the CSV cannot carry them."""
+    trace = _ALL_TRACES[name](seed=seed)
+    sys.stdout.write(traces.to_csv(trace, num_partitions=partitions, step_s=step))
+    return 0
 
 
 def _guarded(action: Callable[[], int]) -> int:

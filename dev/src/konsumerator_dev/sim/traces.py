@@ -67,6 +67,12 @@ class Trace:
     stalls: tuple[Window, ...] = ()
     # Per-partition rate multipliers (absent: 1).
     skew: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))
+    # A linear ramp of the rate: x1 at t=0 to x``ramp_to`` at ``duration_s``.
+    ramp_to: float = 1.0
+    # A sawtooth: the rate climbs from x1 to x(1 + ``sawtooth_amplitude``) over each
+    # ``sawtooth_period_s`` and drops back at once (0: none).
+    sawtooth_period_s: float = 0.0
+    sawtooth_amplitude: float = 0.0
     noise: float = 0.0
     noise_period_s: float = 60.0
     seed: int = 0
@@ -80,6 +86,13 @@ class Trace:
         r = self.base_rate * self.skew.get(partition, 1.0)
         if self.diurnal_amplitude:
             r *= 1.0 + self.diurnal_amplitude * math.sin(2 * math.pi * t / self.diurnal_period_s)
+        if self.ramp_to != 1.0 and self.duration_s > 0:
+            r *= 1.0 + (self.ramp_to - 1.0) * min(1.0, max(0.0, t / self.duration_s))
+        if self.sawtooth_period_s > 0:
+            r *= (
+                1.0
+                + self.sawtooth_amplitude * (t % self.sawtooth_period_s) / self.sawtooth_period_s
+            )
         for b in self.bursts:
             if b.covers(partition=partition, t=t):
                 r *= b.factor
@@ -296,3 +309,135 @@ def flapping(
         seed=seed,
         description=f"x{factor:g} for {half / 60:g} min of every {period_s / 60:g} min",
     )
+
+
+# -- shapes the scorecard's suite does not publish, for reviewers' "what if" traces -------------
+
+
+def step_up(
+    *,
+    base_rate: float = 1000.0,
+    duration_s: float = 6 * 3600.0,
+    at_s: float = 3600.0,
+    factor: float = 2.5,
+    seed: int = 0,
+) -> Trace:
+    """Production steps up once and stays there (a new client, a migration)."""
+    return Trace(
+        name="step-up",
+        base_rate=base_rate,
+        duration_s=duration_s,
+        bursts=(Window(start_s=at_s, end_s=duration_s, factor=factor),),
+        noise=0.05,
+        seed=seed,
+        description=f"x{factor:g} from {at_s / 60:g} min on, ±5% noise",
+    )
+
+
+def slow_ramp(
+    *,
+    base_rate: float = 500.0,
+    duration_s: float = 6 * 3600.0,
+    to: float = 4.0,
+    seed: int = 0,
+) -> Trace:
+    """Production grows linearly all along (x1 to x``to``)."""
+    return Trace(
+        name="slow-ramp",
+        base_rate=base_rate,
+        duration_s=duration_s,
+        ramp_to=to,
+        noise=0.05,
+        seed=seed,
+        description=f"linear ramp x1 to x{to:g} of {base_rate:g} msg/s, ±5% noise",
+    )
+
+
+def sawtooth(
+    *,
+    base_rate: float = 1000.0,
+    duration_s: float = 6 * 3600.0,
+    period_s: float = 1800.0,
+    amplitude: float = 1.5,
+    seed: int = 0,
+) -> Trace:
+    """Production climbs for ``period_s`` then drops back at once, again and again."""
+    return Trace(
+        name="sawtooth",
+        base_rate=base_rate,
+        duration_s=duration_s,
+        sawtooth_period_s=period_s,
+        sawtooth_amplitude=amplitude,
+        noise=0.05,
+        seed=seed,
+        description=f"climbs x1 to x{1 + amplitude:g} over {period_s / 60:g} min, drops, repeats",
+    )
+
+
+def hot_partition(
+    *,
+    base_rate: float = 1000.0,
+    duration_s: float = 6 * 3600.0,
+    partition: int = 0,
+    factor: float = 4.0,
+    seed: int = 0,
+) -> Trace:
+    """One partition carries ``factor`` times the others' production (a hot key)."""
+    return Trace(
+        name="hot-partition",
+        base_rate=base_rate,
+        duration_s=duration_s,
+        skew=MappingProxyType({partition: factor}),
+        noise=0.05,
+        seed=seed,
+        description=f"partition {partition} x{factor:g} hotter than the others, ±5% noise",
+    )
+
+
+def long_outage(
+    *,
+    base_rate: float = 1000.0,
+    duration_s: float = 6 * 3600.0,
+    at_s: float = 3600.0,
+    length_s: float = 5400.0,
+    seed: int = 0,
+) -> Trace:
+    """A downstream outage of ``length_s`` (incident's, six times longer), then the drain."""
+    return Trace(
+        name="long-outage",
+        base_rate=base_rate,
+        duration_s=duration_s,
+        stalls=(Window(start_s=at_s, end_s=at_s + length_s),),
+        noise=0.05,
+        seed=seed,
+        description=f"consumers stalled {length_s / 60:g} min (downstream outage), then drain",
+    )
+
+
+# Invented by reviewers to try the policies beyond the published suite; the scorecard
+# runs them when named (``--traces step-up,...`` or ``--traces invented``).
+INVENTED: Mapping[str, Callable[..., Trace]] = MappingProxyType(
+    {
+        "step-up": step_up,
+        "slow-ramp": slow_ramp,
+        "sawtooth": sawtooth,
+        "hot-partition": hot_partition,
+        "long-outage": long_outage,
+    }
+)
+
+
+def to_csv(trace: Trace, *, num_partitions: int, step_s: float = 60.0) -> str:
+    """The trace as ``konsumerator score`` reads it: ``t,0,...,N-1``, one row per ``step_s``.
+
+    Rates are sampled at the start of each step, where the noise is constant
+    for the step when it equals ``noise_period_s``; stalls are the consumers',
+    not production's, so a CSV cannot carry them.
+    """
+    lines = ["t," + ",".join(str(p) for p in range(num_partitions))]
+    t = 0.0
+    while t < trace.duration_s:
+        rates = (trace.rate(partition=p, t=t) for p in range(num_partitions))
+        lines.append(f"{t:g}," + ",".join(f"{r:.3f}" for r in rates))
+        t += step_s
+    return "\n".join(lines) + "\n"

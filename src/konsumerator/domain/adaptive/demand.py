@@ -16,6 +16,14 @@ For each partition p with production λ (msg/s) and backlog b (messages)::
   (``λ · R``), which the restart term already pays for: counting it twice
   made every resize ask for the next one.
 
+That need says whether an instance's CPU is enough (it decides a scale-up).
+A scale-up is *sized* for its own restart as well (``restart_need``,
+``min(b, λ · R) / T`` per partition): the resize leaves ``b + λ · R`` behind,
+and draining all of it within ``T`` takes ``λ · (1 + R / T) + b / T``. Sized
+for the excess alone, the instance that comes back from the restart is short
+by ``λ · R / T`` of its own backlog, which asks for the next scale-up, whose
+restart adds ``λ · R`` more: a resize storm under Recreate.
+
 The instance's need is the sum over its partitions. Partitions without a
 production sample borrow the largest known partition's need, as in the naive
 predictor (under-sizing because one series went missing is worse).
@@ -45,6 +53,8 @@ class Demand:
     production_need: float  # Σ max(λ/u, λ(1+R/T))
     backlog_need: float  # Σ max(0, b − λR) / T
     term: Term
+    # Σ min(b, λR) / T: what a scale-up adds to be sized for its own restart.
+    restart_need: float = 0.0
 
     @property
     def total(self) -> float:
@@ -65,6 +75,18 @@ def partition_need(
     return max(headroom, restart), excess / recovery_s
 
 
+def restart_need(
+    *, production: float, backlog: float, recovery_s: float, actuation_s: float
+) -> float:
+    """What a scale-up adds for its own restart, in msg/s: ``min(b, λ · R) / T``.
+
+    The backlog term leaves out one actuation's worth (``λ · R``); a resize
+    that is applied adds that much behind again, so the size it goes to drains
+    it as well.
+    """
+    return min(backlog, production * actuation_s) / recovery_s
+
+
 def instance_demand(
     *,
     snapshot: MetricsSnapshot,
@@ -74,7 +96,7 @@ def instance_demand(
     actuation_s: float,
 ) -> Demand:
     """The instance's need; missing partitions borrow the largest known partition's."""
-    needs: list[tuple[float, float] | None] = []
+    needs: list[tuple[float, float, float] | None] = []
     production = backlog = 0.0
     for p in partitions:
         rate = snapshot.production.get(p)
@@ -84,17 +106,19 @@ def instance_demand(
         lam, behind = _finite(rate), _finite(snapshot.offset.get(p))
         production += lam
         backlog += behind
-        needs.append(
-            partition_need(
-                production=lam,
-                backlog=behind,
-                utilization=utilization,
-                recovery_s=recovery_s,
-                actuation_s=actuation_s,
-            )
+        prod_need, back_need = partition_need(
+            production=lam,
+            backlog=behind,
+            utilization=utilization,
+            recovery_s=recovery_s,
+            actuation_s=actuation_s,
         )
+        again = restart_need(
+            production=lam, backlog=behind, recovery_s=recovery_s, actuation_s=actuation_s
+        )
+        needs.append((prod_need, back_need, again))
     known = [n for n in needs if n is not None]
-    largest = max(known, key=sum, default=(0.0, 0.0))
+    largest = max(known, key=lambda n: n[0] + n[1], default=(0.0, 0.0, 0.0))
     filled = [n if n is not None else largest for n in needs]
     term = Term.HEADROOM if 1 / utilization >= 1 + actuation_s / recovery_s else Term.RESTART
     return Demand(
@@ -103,4 +127,5 @@ def instance_demand(
         production_need=sum(n[0] for n in filled),
         backlog_need=sum(n[1] for n in filled),
         term=term,
+        restart_need=sum(n[2] for n in filled),
     )

@@ -18,7 +18,8 @@ or a new leader continues exactly where the old one stopped.
   and the CPU it had when last scaled up, and whether that scale-up was found
   not to raise the throughput; ``short_need``: the production need then, when
   that scale-up found the CPU short for production itself (``policy.settled``);
-  ``for_backlog``: whether it was mostly for a backlog (``policy.drain_over``).
+  ``for_backlog``: whether it was sized partly for a backlog, and ``up_need``
+  the production need it was sized for (``policy.drain_over``).
 
 The codec is lenient: anyone who may edit the Deployment may write anything
 into the annotation, and an unreadable field reads as absent (no peak,
@@ -46,8 +47,11 @@ class Memory:
     # The production need (msg/s) when the last scale-up found the CPU short for
     # production itself, 0 otherwise (``policy.settled``).
     short_need: int = 0
-    # The last scale-up was mostly for a backlog (``policy.drain_over``).
+    # The last scale-up was sized partly for a backlog (``policy.drain_over``).
     for_backlog: bool = False
+    # The production need (msg/s) that scale-up was sized for: ``drain_over``
+    # gives back the backlog's part only while production has not fallen below it.
+    up_need: int = 0
 
 
 def _format_time(moment: datetime) -> str:
@@ -70,8 +74,8 @@ def _parse_rate(text: str) -> int:
 
 def encode(memory: Memory) -> str:
     """``peak=<msg/s>,peakAt=<time>`` then the optional ``previous``, ``resizedAt``,
-    ``before``, ``cpuBefore``, ``ineffective``, ``shortNeed`` and ``forBacklog``
-    fields."""
+    ``before``, ``cpuBefore``, ``ineffective``, ``shortNeed``, ``forBacklog`` and
+    ``upNeed`` fields."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
         parts.append(f"peakAt={_format_time(memory.peak_at)}")
@@ -89,6 +93,8 @@ def encode(memory: Memory) -> str:
         parts.append(f"shortNeed={memory.short_need}")
     if memory.for_backlog:
         parts.append("forBacklog=true")
+    if memory.up_need:
+        parts.append(f"upNeed={memory.up_need}")
     return ",".join(parts)
 
 
@@ -97,7 +103,7 @@ def decode(text: str | None) -> Memory | None:
     if text is None:
         return None
     fields: dict[str, str] = {}
-    for part in text.split(",")[:10]:
+    for part in text.split(",")[:11]:
         name, sep, value = part.partition("=")
         if sep:
             fields.setdefault(name.strip(), value.strip())
@@ -112,4 +118,5 @@ def decode(text: str | None) -> Memory | None:
         ineffective=fields.get("ineffective") == "true",
         short_need=_parse_rate(fields.get("shortNeed", "")),
         for_backlog=fields.get("forBacklog") == "true",
+        up_need=_parse_rate(fields.get("upNeed", "")),
     )

@@ -139,13 +139,20 @@ def urgent(
     partitions: Sequence[int],
     tolerable_lag_s: float | None,
     horizon_s: float,
+    capacity: float | None = None,
 ) -> bool:
     """Whether some partition's lag reaches ``tolerableLag`` within ``horizon_s``.
 
     The lag (seconds of production behind) grows by (λ − consumed)/λ per
     second; a partition with no consumption sample is taken as consuming
-    nothing, the case urgency is for.
+    nothing, the case urgency is for. Until consumption reflects the current
+    size (not ``observed``: the rate() window still holds the last restart's
+    R without consumption), the caller passes ``capacity``, what the current
+    CPU consumes (msg/s, shared in proportion to production): a partition is
+    taken to consume at least its share of it. Read as growth, a restart's
+    pause asked for the next restart.
     """
+    total = sum(max(0.0, snapshot.production.get(p) or 0.0) for p in partitions)
     if tolerable_lag_s is None:
         return False
     for p in partitions:
@@ -153,7 +160,10 @@ def urgent(
         if lam <= 0:
             continue
         lag = max(0.0, snapshot.offset.get(p) or 0.0) / lam
-        growth = (lam - (snapshot.consumption.get(p) or 0.0)) / lam
+        consumed = snapshot.consumption.get(p) or 0.0
+        if capacity is not None:
+            consumed = max(consumed, min(lam, capacity * lam / total))
+        growth = (lam - consumed) / lam
         if lag + max(0.0, growth) * horizon_s >= tolerable_lag_s:
             return True
     return False
@@ -166,6 +176,22 @@ def drained(*, snapshot: MetricsSnapshot, partitions: Sequence[int], actuation_s
         if behind > (snapshot.production.get(p) or 0.0) * actuation_s and behind >= 1:
             return False
     return True
+
+
+# A backlog of at most this many seconds of production is empty: what a consumer
+# that keeps up has in flight (``emptied``).
+EMPTY_S = 5.0
+
+
+def emptied(*, snapshot: MetricsSnapshot, partitions: Sequence[int]) -> bool:
+    """Whether no partition is behind by more than ``EMPTY_S`` of its production.
+
+    A scale-down at the end of a drain (``drain_over``) waits for this, not just
+    for ``drained``: under Recreate its own restart adds λ·R behind, and on top
+    of a backlog of λ·R that reached ``tolerableLag`` (R = 30 s, 1 min) and
+    asked for the scale-up back.
+    """
+    return drained(snapshot=snapshot, partitions=partitions, actuation_s=EMPTY_S)
 
 
 def gap_elapsed(*, memory: Memory | None, now: datetime, min_gap_s: float) -> bool:
@@ -257,6 +283,32 @@ def band(*, actuation_s: float, recovery_s: float) -> float:
     return min(0.9, HYSTERESIS + actuation_s / max(1.0, recovery_s))
 
 
+def worth_a_step(*, current_cpu_m: int, proposed_cpu_m: int) -> bool:
+    """Whether a scale-up that is not urgent adds more than ``HYSTERESIS`` of the CPU.
+
+    The headroom (u) leaves that much to spare anyway, and a smaller step,
+    taken for the noise of a few syncs, was often given back by the next
+    scale-down: an up-down-up (a step up in place: 1 in 6 h). Urgent ones
+    always go.
+    """
+    return proposed_cpu_m > current_cpu_m * (1 + HYSTERESIS)
+
+
+def drain_share(*, actuation_s: float, recovery_s: float) -> float:
+    """The share of a scale-up that must be for a backlog for ``drain_over`` to give it back.
+
+    When a resize restarts the pods (R/T at least ``HYSTERESIS``) a scale-up
+    carries its restart's backlog (``demand.restart_need``, R/T of the need)
+    and the backlog: more than ``HYSTERESIS`` of it is given back once
+    drained, else the band (5 % + R/T) held it as long as production stayed
+    (17 % above the need on a step up). In place a resize is cheap and the
+    drain ends within the burst it was for: only a scale-up mostly for a
+    backlog (an outage's) is given back at once, the rest waits for
+    ``pendingScaleDownDuration``, which ends a burst with one scale-down.
+    """
+    return HYSTERESIS if actuation_s / max(1.0, recovery_s) >= HYSTERESIS else 0.5
+
+
 def beyond_band(*, current_cpu_m: int, proposed_cpu_m: int, band: float) -> bool:
     return proposed_cpu_m < current_cpu_m * (1 - band)
 
@@ -268,16 +320,34 @@ def short_for_production(
     drained: bool,
     production_need: float,
     backlog_need: float,
+    observed: bool = True,
 ) -> bool:
     """Whether a scale-up finds the CPU short for production itself.
 
     It consumes less than is produced while behind (not ``drained``): the lag is
     growing. Not when the scale-up is mostly a backlog's: after an outage,
     consumption ramps up from nothing in the rate() window, which says nothing
-    about whether the size keeps up with production.
+    about whether the size keeps up with production. Nor when consumption does
+    not reflect the current size yet (not ``observed``).
     """
     growing = produced > 0 and consumed < produced and not drained
-    return growing and not for_backlog(production_need=production_need, backlog_need=backlog_need)
+    return (
+        observed
+        and growing
+        and not for_backlog(production_need=production_need, backlog_need=backlog_need)
+    )
+
+
+def observed(*, memory: Memory | None, now: datetime, actuation_s: float) -> bool:
+    """Whether consumption now reflects the instance's current size.
+
+    Consumption is a rate() over a window (``JUDGE_AFTER_S``): within R + that
+    window of the last resize it still counts the actuation (a restart consumes
+    nothing for R), so a size cannot be found short for production then. Under
+    Recreate every resize of a scale-up storm looked short that way, and
+    ``settled`` then held the peak of the storm for ``SETTLE_S``.
+    """
+    return _age(memory.resized_at if memory else None, now) >= actuation_s + JUDGE_AFTER_S
 
 
 def for_backlog(*, production_need: float, backlog_need: float) -> bool:
@@ -285,16 +355,38 @@ def for_backlog(*, production_need: float, backlog_need: float) -> bool:
     return backlog_need > production_need
 
 
-def drain_over(*, memory: Memory | None, drained: bool) -> bool:
+def drain_sized(
+    *, production_need: float, backlog_need: float, restart_need: float, share: float = HYSTERESIS
+) -> bool:
+    """Whether a scale-up is sized partly for a backlog: more than ``HYSTERESIS`` of it.
+
+    Its CPU beyond the production need is given back once that backlog is
+    drained (``drain_over``). Held to ``band`` instead, a scale-up for a
+    production step plus the backlog the step built kept up to 5 % + R/T more
+    CPU than the need for as long as the step lasted (17 % on a step up under
+    Recreate).
+    """
+    backlog = backlog_need + restart_need
+    return backlog > share * (production_need + backlog)
+
+
+def drain_over(*, memory: Memory | None, drained: bool, production_need: float = 0.0) -> bool:
     """Whether a scale-down is the end of a drain: no pending period for it.
 
-    The last scale-up was mostly for a backlog (``Memory.for_backlog``) and it is
-    drained: the CPU beyond the production need only waits to be given back. A
-    drained backlog does not come back by itself, so this is no transient dip
-    that ``pendingScaleDownDuration`` guards against; the scale-down goes
-    straight to the need (the recent peak of production held).
+    The last scale-up was sized partly for a backlog (``Memory.for_backlog``,
+    ``drain_sized``) and it is drained: the CPU beyond the production need only
+    waits to be given back. A drained backlog does not come back by itself, so
+    this is no transient dip that ``pendingScaleDownDuration`` guards against,
+    nor noise that the hysteresis band is for: the scale-down goes straight to
+    the need (the recent peak of production held) when it saves more than
+    ``HYSTERESIS``. Only while the production need (``production_need``, the
+    recent peak) is not below the one the scale-up was sized for
+    (``Memory.up_need``) by more than ``HYSTERESIS``: a fall of production
+    itself (a burst is over) is what ``pendingScaleDownDuration`` is for.
     """
-    return drained and memory is not None and memory.for_backlog
+    if not drained or memory is None or not memory.for_backlog:
+        return False
+    return production_need >= memory.up_need * (1 - HYSTERESIS)
 
 
 def settled(
@@ -346,6 +438,8 @@ class Situation:
     effect: "Effect" = Effect.EFFECTIVE
     outage: bool = False
     settled: bool = True
+    emptied: bool = True
+    production_need: float = 0.0  # the recent peak sized for (``drain_over``)
 
 
 def _up(s: Situation, knobs: Knobs) -> Verdict:
@@ -384,6 +478,14 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             state=settle(state, saturated=saturated, now=now),
             rule=f"urgent: lag reaches tolerableLag within {knobs.pending_up_s:g}s",
         )
+    if not s.urgent and not worth_a_step(
+        current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m
+    ):
+        return Verdict(
+            apply=False,
+            state=settle(state, saturated=saturated, now=now),
+            rule=f"worth_a_step: adds no more than {HYSTERESIS:.0%} and is not urgent",
+        )
     if state.status is ScalingStatus.PENDING_SCALE_UP and _elapsed(state, now, knobs.pending_up_s):
         return Verdict(
             apply=True,
@@ -406,6 +508,19 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
     steady = settle(state, saturated=s.lagging and s.cpu_shortage_m > 0, now=now)
     if s.lagging or not s.drained:
         return Verdict(apply=False, state=steady, rule="drained: backlog not drained yet")
+    if (
+        drain_over(memory=state.memory, drained=s.drained, production_need=s.production_need)
+        and s.emptied
+        and s.settled
+        and beyond_band(
+            current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=HYSTERESIS
+        )
+    ):
+        return Verdict(
+            apply=True,
+            state=settle(state, saturated=False, now=now),
+            rule="drain_over: the backlog scaled up for is drained",
+        )
     if not beyond_band(
         current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=knobs.band
     ):
@@ -417,12 +532,6 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
             apply=False,
             state=steady,
             rule=f"settled: back to the size found short less than {SETTLE_S:g}s ago",
-        )
-    if drain_over(memory=state.memory, drained=s.drained):
-        return Verdict(
-            apply=True,
-            state=settle(state, saturated=False, now=now),
-            rule="drain_over: the backlog scaled up for is drained",
         )
     pending = _pending(state, ScalingStatus.PENDING_SCALE_DOWN, now)
     if not dwelt(memory=state.memory, now=now, dwell_s=knobs.pending_down_s):
@@ -472,6 +581,9 @@ class Sized:
 
     rate: int  # msg/s, what ``prediction.size_for_rate`` turns into CPU
     demand: Demand
+    # msg/s a scale-up is sized for: ``rate`` plus its own restart's backlog
+    # (``demand.restart_need``); ``rate`` decides whether to scale up at all.
+    up_rate: int
     peak: float  # the production need sized for (≥ the demand's)
     memory: Memory
 
@@ -497,10 +609,13 @@ def size(
         need=found.production_need, memory=memory, now=now, window_s=knobs.peak_window_s
     )
     total = peak + found.backlog_need
-    # Prometheus can report any rate: a sum beyond floats is sized as "as much as
-    # can be represented" (``size_for_rate`` caps at what Kubernetes holds).
-    rate = min(_MAX_RATE, math.ceil(total)) if math.isfinite(total) else _MAX_RATE
-    return Sized(rate=rate, demand=found, peak=peak, memory=kept)
+    return Sized(
+        rate=_ceil(total),
+        demand=found,
+        up_rate=_ceil(total + found.restart_need),
+        peak=peak,
+        memory=kept,
+    )
 
 
 def _rate_source(autoscaling: Autoscaling) -> str:
@@ -511,7 +626,16 @@ def _rate_source(autoscaling: Autoscaling) -> str:
     return f"ratePerCore={learned} (learned; configured {autoscaling.rate_per_core})"
 
 
-def explain(*, sized: Sized, autoscaling: Autoscaling, cpu_m: int, rule: str) -> str:
+def _up_part(sized: Sized, *, up: bool) -> str:
+    """The restart a scale-up is sized for, when it is one and that adds anything."""
+    if not up or sized.up_rate <= sized.rate:
+        return ""
+    return f" +min(backlog,lambda*R)/T={sized.demand.restart_need:.0f}/s -> {sized.up_rate}/s"
+
+
+def explain(
+    *, sized: Sized, autoscaling: Autoscaling, cpu_m: int, rule: str, up: bool = False
+) -> str:
     """Every input of the decision, so that a user can redo it by hand."""
     d, k = sized.demand, knobs_for(autoscaling)
     return (
@@ -519,6 +643,7 @@ def explain(*, sized: Sized, autoscaling: Autoscaling, cpu_m: int, rule: str) ->
         f"u={k.utilization:g} R={k.actuation_s:g}s {_rate_source(autoscaling)} "
         f"term={d.term.value} need=max(lambda/u,lambda(1+R/T))"
         f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
-        f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s = {cpu_m}m; "
+        f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s"
+        f"{_up_part(sized, up=up)} = {cpu_m}m; "
         f"rule {rule}"
     )

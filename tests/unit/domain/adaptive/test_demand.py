@@ -18,7 +18,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain.adaptive.demand import Term, instance_demand, partition_need
+from konsumerator.domain.adaptive.demand import (
+    Term,
+    instance_demand,
+    partition_need,
+    restart_need,
+)
 from konsumerator.domain.metrics import MetricsSnapshot
 
 
@@ -110,3 +115,51 @@ def test_the_need_covers_production_and_grows_with_the_backlog(
     assert back >= 0
     assert math.isfinite(back)
     assert more >= back
+
+
+@pytest.mark.parametrize(
+    ("lam", "backlog", "T", "R", "want"),
+    [
+        (1000.0, 0.0, 300.0, 30.0, 0.0),  # nothing behind: a restart is paid by λ(1+R/T)
+        (1000.0, 15_000.0, 300.0, 30.0, 50.0),  # less than λR: all of it
+        (1000.0, 30_000.0, 300.0, 30.0, 100.0),  # λR: what the backlog term leaves out
+        (1000.0, 90_000.0, 300.0, 30.0, 100.0),  # beyond λR the backlog term has it
+        (1000.0, 90_000.0, 300.0, 5.0, 1000.0 * 5 / 300),  # in place: R = 5 s
+        (0.0, 600.0, 300.0, 30.0, 0.0),  # nothing produced: a restart adds nothing
+    ],
+)
+def test_a_scale_up_is_sized_for_the_backlog_its_own_restart_leaves(
+    lam: float, backlog: float, T: float, R: float, want: float
+) -> None:
+    got = restart_need(production=lam, backlog=backlog, recovery_s=T, actuation_s=R)
+    assert math.isclose(got, want)
+
+
+@given(
+    lam=st.floats(min_value=0, max_value=1e6),
+    backlog=st.floats(min_value=0, max_value=1e9),
+    R=st.floats(min_value=0, max_value=600),
+)
+def test_sized_for_its_restart_a_scale_up_drains_all_it_leaves_behind(
+    lam: float, backlog: float, R: float
+) -> None:
+    """Backlog term plus restart term drain b + λR within T: the pods that come back
+    from the restart are not short of their own backlog (no resize storm)."""
+    T = 300.0
+    _, back = partition_need(
+        production=lam, backlog=backlog, utilization=1.0, recovery_s=T, actuation_s=R
+    )
+    again = restart_need(production=lam, backlog=backlog, recovery_s=T, actuation_s=R)
+    # λR/T of λ(1+R/T) is for the restart's λR; the rest of b must go within T too
+    assert math.isclose(back + again, backlog / T, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_an_instance_sums_what_its_partitions_restarts_leave() -> None:
+    d = instance_demand(
+        snapshot=snap({0: 1000.0, 1: 500.0}, {0: 60_000.0, 1: 3_000.0}),
+        partitions=[0, 1],
+        utilization=0.9,
+        recovery_s=300.0,
+        actuation_s=30.0,
+    )
+    assert math.isclose(d.restart_need, 30_000 / 300 + 3_000 / 300)

@@ -23,6 +23,7 @@ T = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
         Memory(peak_rate=1234, peak_at=T),
         Memory(peak_rate=7, peak_at=T, resized_at=T),
         Memory(resized_at=T),
+        Memory(resized_at=T, for_backlog=True, up_need=6667),
     ],
 )
 def test_a_round_trip_keeps_every_field(memory: Memory) -> None:
@@ -64,7 +65,9 @@ def test_the_previous_peak_and_the_last_scale_up_round_trip() -> None:
         ineffective=True,
         short_need=2300,
         for_backlog=True,
+        up_need=4100,
     )
+    assert "upNeed=4100" in encode(memory)
     assert "previous=9" in encode(memory)
     assert "shortNeed=2300" in encode(memory)
     assert decode(encode(memory)) == memory

@@ -12,6 +12,11 @@ Aspects tested, table-driven, one table per rule:
 * ``for_backlog`` / ``drain_over``: the end of a drain scales down at once;
 * ``short_for_production`` / ``settled``: no scale-down back to a size just
   found short within ``SETTLE_S`` (no up-down-up);
+* ``observed`` / ``urgent`` with ``capacity``: within R + the rate() window
+  of a resize, a restart's pause is no growth;
+* ``emptied`` / ``drain_sized`` / ``drain_share``: which scale-ups give their
+  backlog's CPU back at once, and when;
+* ``worth_a_step``: no scale-up of 5 % or less unless urgent;
 * ``decide``: the whole transition table (direction × status × urgent ×
   drained × lagging × time since the last resize × time in the status), with
   the rule that decided.
@@ -526,3 +531,196 @@ def test_no_scale_up_during_an_outage(
     )
     assert (verdict.apply, verdict.state.status) == (apply, next_status)
     assert verdict.rule.startswith(rule)
+
+
+@pytest.mark.parametrize(
+    ("resized_ago", "R", "want"),
+    [
+        (None, 30.0, True),  # never resized
+        (89, 30.0, False),  # the rate() window still holds the restart
+        (90, 30.0, True),  # R + 60 s
+        (64, 5.0, False),
+        (65, 5.0, True),  # in place: R = 5 s
+    ],
+)
+def test_observed_once_the_rate_window_is_past_the_last_actuation(
+    resized_ago: float | None, R: float, want: bool
+) -> None:
+    memory = Memory(resized_at=ago(resized_ago))
+    assert policy.observed(memory=memory, now=NOW, actuation_s=R) is want
+    assert policy.observed(memory=None, now=NOW, actuation_s=R)
+
+
+@pytest.mark.parametrize(
+    ("production", "consumption", "offset", "capacity", "want"),
+    [
+        # consuming half of 3000/s right after a restart, 50 s behind: urgent read as growth
+        ({0: 3000.0}, {0: 1500.0}, {0: 150_000.0}, None, True),
+        # ... but the CPU there consumes 3500/s: no growth, and 50 s is not 60 s yet
+        ({0: 3000.0}, {0: 1500.0}, {0: 150_000.0}, 3500.0, False),
+        # already beyond tolerableLag: urgent whatever the capacity
+        ({0: 3000.0}, {0: 1500.0}, {0: 200_000.0}, 3500.0, True),
+        # a CPU that really is short (2000/s for 3000/s): growth 1/3 s/s -> urgent
+        ({0: 3000.0}, {0: 1500.0}, {0: 60_000.0}, 2000.0, True),
+        # shared in proportion to production: the hot partition gets 3/4 of 4000/s
+        ({0: 3000.0, 1: 1000.0}, {0: 0.0, 1: 0.0}, {0: 150_000.0, 1: 0.0}, 4000.0, False),
+        ({0: 3000.0, 1: 1000.0}, {0: 0.0, 1: 0.0}, {0: 150_000.0, 1: 0.0}, 3000.0, True),
+    ],
+)
+def test_urgent_right_after_a_resize_counts_what_the_cpu_consumes(
+    production: dict[int, float],
+    consumption: dict[int, float],
+    offset: dict[int, float],
+    capacity: float | None,
+    want: bool,
+) -> None:
+    s = snap(production, consumption, offset)
+    got = policy.urgent(
+        snapshot=s,
+        partitions=sorted(production),
+        tolerable_lag_s=60.0,
+        horizon_s=120.0,
+        capacity=capacity,
+    )
+    assert got is want
+
+
+@pytest.mark.parametrize(
+    ("production", "offset", "want"),
+    [
+        (1000.0, 0.0, True),
+        (1000.0, 5_000.0, True),  # EMPTY_S of production: in flight
+        (1000.0, 5_001.0, False),
+        (1000.0, 30_000.0, False),  # drained (λR) but not empty
+    ],
+)
+def test_emptied_when_no_partition_is_behind_beyond_a_few_seconds(
+    production: float, offset: float, want: bool
+) -> None:
+    s = snap({0: production}, {0: production}, {0: offset})
+    assert policy.emptied(snapshot=s, partitions=[0]) is want
+
+
+@pytest.mark.parametrize(
+    ("production_need", "backlog_need", "restart_need", "share", "want"),
+    [
+        (6667.0, 0.0, 400.0, 0.05, True),  # a step's restart backlog: 5.7 %
+        (6667.0, 0.0, 200.0, 0.05, False),  # 2.9 %
+        (6667.0, 300.0, 100.0, 0.05, True),
+        (6667.0, 400.0, 100.0, 0.5, False),  # in place: only a scale-up mostly for a backlog
+        (1000.0, 5000.0, 0.0, 0.5, True),  # an outage's drain
+        (0.0, 0.0, 0.0, 0.05, False),
+    ],
+)
+def test_drain_sized_when_the_backlog_is_more_than_a_share_of_the_scale_up(
+    production_need: float, backlog_need: float, restart_need: float, share: float, want: bool
+) -> None:
+    got = policy.drain_sized(
+        production_need=production_need,
+        backlog_need=backlog_need,
+        restart_need=restart_need,
+        share=share,
+    )
+    assert got is want
+
+
+@pytest.mark.parametrize(
+    ("R", "T", "want"),
+    [
+        (30.0, 300.0, policy.HYSTERESIS),  # Recreate: a restart's backlog is 10 % of the need
+        (15.0, 300.0, policy.HYSTERESIS),  # R/T = 5 %
+        (5.0, 300.0, 0.5),  # in place
+        (0.0, 300.0, 0.5),
+    ],
+)
+def test_drain_share_depends_on_what_a_resize_costs(R: float, T: float, want: float) -> None:
+    assert policy.drain_share(actuation_s=R, recovery_s=T) == want
+
+
+@pytest.mark.parametrize(
+    ("memory", "need", "want"),
+    [
+        (Memory(for_backlog=True, up_need=6667), 6667.0, True),
+        (Memory(for_backlog=True, up_need=6667), 6400.0, True),  # noise, within 5 %
+        (Memory(for_backlog=True, up_need=6667), 6000.0, False),  # production fell: pending
+        (Memory(for_backlog=True), 100.0, True),  # an older operator's memory: no floor
+        (Memory(for_backlog=False, up_need=6667), 6667.0, False),
+    ],
+)
+def test_drain_over_only_while_production_holds(memory: Memory, need: float, want: bool) -> None:
+    assert policy.drain_over(memory=memory, drained=True, production_need=need) is want
+
+
+@pytest.mark.parametrize(
+    ("current", "proposed", "urgent", "apply", "rule"),
+    [
+        (2200, 2300, False, False, "worth_a_step"),  # +4.5 %
+        (2000, 2100, False, False, "worth_a_step"),  # +5 %: not more
+        (2000, 2200, False, False, "pending_up: waiting"),  # +10 %: the pending period
+        (2200, 2300, True, True, "urgent"),  # urgent ones always go
+    ],
+)
+def test_a_small_scale_up_waits_unless_urgent(
+    current: int, proposed: int, urgent: bool, apply: bool, rule: str
+) -> None:
+    state = ScalingState(status=RUNNING, since=ago(1000), memory=Memory())
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=1,
+            current_cpu_m=current,
+            proposed_cpu_m=proposed,
+            lagging=urgent,
+            urgent=urgent,
+            drained=True,
+            cpu_shortage_m=0,
+            now=NOW,
+        ),
+        knobs=KNOBS,
+    )
+    assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)
+
+
+@pytest.mark.parametrize(
+    ("current", "proposed", "emptied", "apply", "rule"),
+    [
+        (3600, 3400, True, True, "drain_over"),  # saves 5.6 %: beyond HYSTERESIS is enough
+        (3600, 3450, True, False, "beyond_band"),  # 4.2 %
+        (3600, 3400, False, False, "beyond_band"),  # not empty yet: its restart would add λR
+    ],
+)
+def test_the_end_of_a_drain_needs_an_empty_backlog_and_saves_beyond_hysteresis(
+    current: int, proposed: int, emptied: bool, apply: bool, rule: str
+) -> None:
+    memory = Memory(resized_at=ago(300), for_backlog=True, up_need=6667)
+    state = ScalingState(status=RUNNING, since=ago(300), memory=memory)
+    situation = policy.Situation(
+        state=state,
+        comparison=-1,
+        current_cpu_m=current,
+        proposed_cpu_m=proposed,
+        lagging=False,
+        urgent=False,
+        drained=True,
+        cpu_shortage_m=0,
+        now=NOW,
+        emptied=emptied,
+        production_need=6667.0,
+    )
+    verdict = policy.decide(situation, knobs=KNOBS)
+    assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)
+
+
+@pytest.mark.parametrize("observed", [True, False])
+def test_no_size_is_found_short_before_consumption_reflects_it(observed: bool) -> None:
+    got = policy.short_for_production(
+        consumed=1500.0,
+        produced=3000.0,
+        drained=False,
+        production_need=3300.0,
+        backlog_need=100.0,
+        observed=observed,
+    )
+    assert got is observed
