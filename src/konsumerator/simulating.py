@@ -6,7 +6,9 @@ would answer, and runs exactly one reconcile pass of the operator's own
 ``Pipeline`` (gather, decide, act, report), wired to an in-memory cluster that
 starts empty and keeps what earlier passes wrote (``Replay``). Prometheus is
 consulted only when the operator would (``minSyncPeriod``), so a step's
-metrics between two syncs are not seen, just as in production.
+metrics between two syncs are not seen, just as in production. A step may also
+say the CPU each Deployment used (``cpu:``, the cpuUsage query's answer), which
+the operator's learner reads as it reads Prometheus' (the learned rate per core).
 
 Speed matters (a 10,000-step, 100-instance timeline should take seconds), so
 the in-memory cluster keeps each Deployment's observed view and its JSON
@@ -316,12 +318,7 @@ def _load_typed(text: str) -> list[Step] | None:
                 else _cpu_usage(raw.cpu)
             )
         steps.append(
-            Step(
-                advance_s=advance,
-                convert=functools.partial(_typed_snapshot, raw.metrics, cpu)
-                if cpu is not None
-                else functools.partial(_typed_snapshot, raw.metrics),
-            )
+            Step(advance_s=advance, convert=functools.partial(_typed_snapshot, raw.metrics, cpu))
         )
     return steps
 
