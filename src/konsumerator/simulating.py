@@ -6,7 +6,9 @@ would answer, and runs exactly one reconcile pass of the operator's own
 ``Pipeline`` (gather, decide, act, report), wired to an in-memory cluster that
 starts empty and keeps what earlier passes wrote (``Replay``). Prometheus is
 consulted only when the operator would (``minSyncPeriod``), so a step's
-metrics between two syncs are not seen, just as in production.
+metrics between two syncs are not seen, just as in production. A step may also
+say the CPU each Deployment used (``cpu:``, the cpuUsage query's answer), which
+the operator's learner reads as it reads Prometheus' (the learned rate per core).
 
 Speed matters (a 10,000-step, 100-instance timeline should take seconds), so
 the in-memory cluster keeps each Deployment's observed view and its JSON
@@ -31,10 +33,11 @@ from konsumerator.api.v1 import ConsumerSpec, SpecError
 from konsumerator.controllers.acting import Outcome
 from konsumerator.controllers.reconciling import Pass, Pipeline
 from konsumerator.domain import durations, keys, planning
-from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
+from konsumerator.domain.adaptive import learning
+from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, PodResize
-from konsumerator.domain.status import ConsumerStatus
+from konsumerator.domain.status import ConsumerStatus, learning_body
 from konsumerator.prom.providing import ProviderResult
 from konsumerator.prom.queries import PrometheusConfig
 
@@ -134,7 +137,7 @@ def _why_not_a_metric(value: object) -> str:
     return f"must not be negative, got {value!r}"
 
 
-def _snapshot(raw: object, *, where: str) -> MetricsSnapshot | None:
+def _snapshot(raw: object, *, where: str, cpu: CpuUsage | None = None) -> MetricsSnapshot | None:
     if raw == "unavailable":
         return None
     if raw is None:
@@ -163,7 +166,64 @@ def _snapshot(raw: object, *, where: str) -> MetricsSnapshot | None:
         production=MappingProxyType(values["production"]),
         consumption=MappingProxyType(values["consumption"]),
         offset=MappingProxyType(values["offset"]),
+        cpu_usage=cpu,
     )
+
+
+# -- the CPU each instance used (``cpu:``) ------------------------------------------------
+#
+# What the cpuUsage query would answer, keyed by the Deployment (instance) name that
+# simulate prints: a user reads those names in the output and has never seen a pod's.
+# The replay turns each into the name Kubernetes gives that Deployment's pod, so the
+# operator's own learner (``domain.adaptive.learning``) finds whose it is by name, as
+# it does for a Prometheus answer: a name of no instance, NaN, a negative or a huge
+# figure is judged there, exactly as the operator judges such a series.
+
+# A pod-template-hash and a random suffix as Kubernetes spells them (the learner's
+# ``HASH_ALPHABET``; any 5 letters or digits for the suffix).
+_POD_HASH = "5d4f8b9c7d"
+_POD_SUFFIX = "simul"
+# ``cpu: unavailable``: the cpuUsage query failed at this step (the sizing queries did not).
+CPU_UNAVAILABLE = "the timeline says it failed at this step (cpu: unavailable)"
+
+
+def _pod_name(instance: str) -> str:
+    return learning.generated_pod_name(
+        deployment=instance, template_hash=_POD_HASH, suffix=_POD_SUFFIX
+    )
+
+
+def _cpu_usage(cores: Mapping[str, float]) -> CpuUsage:
+    return CpuUsage(by_pod=MappingProxyType({_pod_name(k): v for k, v in cores.items()}))
+
+
+def _why_not_cores(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"must be a number of cores, got an integer of {value.bit_length()} bits"
+    return f"must be a number of cores, got {value!r}"
+
+
+def _cpu(raw: object, *, where: str) -> CpuUsage:
+    """A step's ``cpu:`` (already known to be given): the cpuUsage query's answer."""
+    if raw == "unavailable":
+        return CpuUsage(problem=CPU_UNAVAILABLE)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise InputError(
+            f"{where}: must map Deployment names to the cores they used, or be 'unavailable'"
+        )
+    cores: dict[str, float] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise InputError(f"{where}.{key}: must be a Deployment name, got {key!r}")
+        # Any float, NaN and negative included: the learner judges them, as it does
+        # Prometheus' answers. An integer beyond a float is no answer Prometheus gives.
+        if type(value) is float or (type(value) is int and abs(value) <= _MAX_FLOAT):
+            cores[key] = float(value)
+        else:
+            raise InputError(f"{where}.{key}: {_why_not_cores(value)}")
+    return _cpu_usage(cores)
 
 
 # -- the typed fast path of ``load_timeline`` ------------------------------------------
@@ -194,6 +254,8 @@ class _StepWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     metrics: (
         dict[Annotated[int, msgspec.Meta(ge=0)], _SampleWire] | Literal["unavailable"] | None
     ) = None
+    # Absent: the previous step's holds.
+    cpu: msgspec.UnsetType | dict[str, float] | Literal["unavailable"] = msgspec.UNSET
 
 
 class _TimelineWire(msgspec.Struct, forbid_unknown_fields=True):
@@ -203,7 +265,9 @@ class _TimelineWire(msgspec.Struct, forbid_unknown_fields=True):
 _timeline_decoder = msgspec.json.Decoder(_TimelineWire)
 
 
-def _typed_snapshot(raw: dict[int, _SampleWire] | str | None) -> MetricsSnapshot | None:
+def _typed_snapshot(
+    raw: dict[int, _SampleWire] | str | None, cpu: CpuUsage | None = None
+) -> MetricsSnapshot | None:
     if isinstance(raw, str):
         return None  # "unavailable", the only string the wire type lets through
     unset = msgspec.UNSET
@@ -222,6 +286,7 @@ def _typed_snapshot(raw: dict[int, _SampleWire] | str | None) -> MetricsSnapshot
         production=MappingProxyType(production),
         consumption=MappingProxyType(consumption),
         offset=MappingProxyType(offset),
+        cpu_usage=cpu,
     )
 
 
@@ -235,6 +300,7 @@ def _load_typed(text: str) -> list[Step] | None:
         return None
     advances: dict[str, float] = {}
     steps: list[Step] = []
+    cpu: CpuUsage | None = None  # held until a step gives it
     for raw in wire.steps:
         advance = advances.get(raw.advance)
         if advance is None:
@@ -245,8 +311,14 @@ def _load_typed(text: str) -> list[Step] | None:
             if duration.nanoseconds < 0:
                 return None
             advances[raw.advance] = advance = duration.seconds
+        if raw.cpu is not msgspec.UNSET:
+            cpu = (
+                CpuUsage(problem=CPU_UNAVAILABLE)
+                if isinstance(raw.cpu, str)
+                else _cpu_usage(raw.cpu)
+            )
         steps.append(
-            Step(advance_s=advance, convert=functools.partial(_typed_snapshot, raw.metrics))
+            Step(advance_s=advance, convert=functools.partial(_typed_snapshot, raw.metrics, cpu))
         )
     return steps
 
@@ -265,11 +337,12 @@ def _load_checked(text: str, *, source: str) -> list[Step]:
     if unknown:
         raise InputError(f"{source}: {unknown[0]}: unknown field")
     steps: list[Step] = []
+    cpu: CpuUsage | None = None  # held until a step gives it
     for i, raw in enumerate(doc["steps"]):
         where = f"{source}: steps[{i}]"
         if not isinstance(raw, Mapping):
-            raise InputError(f"{where}: must be a mapping with advance and metrics")
-        extra = sorted(set(raw) - {"advance", "metrics"})
+            raise InputError(f"{where}: must be a mapping with advance, metrics and cpu")
+        extra = sorted(set(raw) - {"advance", "metrics", "cpu"})
         if extra:
             raise InputError(f"{where}.{extra[0]}: unknown field")
         advance = raw.get("advance", "0s")
@@ -279,10 +352,12 @@ def _load_checked(text: str, *, source: str) -> list[Step]:
             raise InputError(f"{where}.advance: {e}") from None
         if duration.nanoseconds < 0:
             raise InputError(f"{where}.advance: must not be negative, got {advance}")
+        if "cpu" in raw:
+            cpu = _cpu(raw["cpu"], where=f"{where}.cpu")
         steps.append(
             Step(
                 advance_s=duration.seconds,
-                metrics=_snapshot(raw.get("metrics"), where=f"{where}.metrics"),
+                metrics=_snapshot(raw.get("metrics"), where=f"{where}.metrics", cpu=cpu),
             )
         )
     return steps
@@ -712,6 +787,7 @@ def run(
     """
     replay = Replay(source=source, spec=spec, start=start)
     write = _line_writer(out)
+    learned = _LearningField() if _learns(spec) else None
     try:
         for number, step in enumerate(steps, start=1):
             if skip_quiet and replay.quiet(advance_s=step.advance_s):
@@ -720,6 +796,8 @@ def run(
                 replay.step(advance_s=step.advance_s, metrics=_answer(step))
             shown = replay.status.counter_fields()
             counters = ",".join(f'"{k}":{shown[k]}' for k in _STATUS_FIELDS)
+            if learned is not None:
+                counters += learned.text(replay.status.learning)
             t = (replay.now - start).total_seconds()
             t_text = str(int(t)) if t == int(t) else repr(t)
             write(
@@ -731,6 +809,29 @@ def run(
     finally:
         replay.close()
         out.flush()
+
+
+def _learns(spec: ConsumerSpec) -> bool:
+    """Whether the Consumer has a cpuUsage query: only then does a line show
+    ``status.learning`` (the lines of every other Consumer stay as they were)."""
+    prom = spec.autoscaler.prometheus
+    return prom is not None and prom.cpu_usage is not None
+
+
+class _LearningField:
+    """``,"learning":...`` in a line's status: the operator's ``status.learning``
+    (null: the predictor does not learn), written once per change."""
+
+    def __init__(self) -> None:
+        self._last: learning.Learned | None = None
+        self._text = ',"learning":null'
+
+    def text(self, learned: learning.Learned | None) -> str:
+        if learned is not self._last:
+            self._last = learned
+            body = None if learned is None else learning_body(learned)
+            self._text = f',"learning":{json.dumps(body, separators=(",", ":"))}'
+        return self._text
 
 
 def _line_writer(out: TextIO) -> Callable[[bytes, bytes], object]:

@@ -7,7 +7,14 @@ so the diff shows what changed). Every example Consumer is replayed over the
 example timelines and over two long generated timelines
 (``konsumerator_dev.bench.simulate``'s
 generator with a fixed seed: an incident that builds and drains a backlog,
-and a Prometheus outage with the steps around it).
+and a Prometheus outage with the steps around it). None of those Consumers has a
+cpuUsage query, so their lines carry no ``status.learning``, and a timeline's
+``cpu:`` (``slow-consumers.yaml``) changes nothing in them.
+
+``LEARNING`` adds the Consumer that learns its rate per core
+(``consumer-learning.yaml``: the adaptive predictor with a cpuUsage query) on the
+timeline made for it: its lines show ``status.learning``, the learned rate, and
+the requests following it.
 
 Each case runs twice: as the example is (``updateMode`` defaults to
 ``InPlaceOrRecreate``: files ``*--inplace.jsonl.gz``) and with
@@ -35,6 +42,7 @@ EXAMPLES = ROOT / "examples"
 GOLDEN = ROOT / "tests" / "golden"
 CONSUMERS = ("consumer.yaml", "consumer-configmap.yaml", "go-operator-sample.yaml")
 MODES = ("Recreate", "InPlaceOrRecreate")
+LEARNING = ("consumer-learning.yaml", "slow-consumers.yaml")
 
 
 def timelines() -> list[Path]:
@@ -45,11 +53,15 @@ def timelines() -> list[Path]:
 
 
 def cases() -> list[tuple[str, Path, str]]:
+    learning, timeline = LEARNING
     return [
-        (consumer, timeline, mode)
-        for consumer in CONSUMERS
-        for timeline in timelines()
-        for mode in MODES
+        *(
+            (consumer, timeline, mode)
+            for consumer in CONSUMERS
+            for timeline in timelines()
+            for mode in MODES
+        ),
+        *((learning, EXAMPLES / "timelines" / timeline, mode) for mode in MODES),
     ]
 
 

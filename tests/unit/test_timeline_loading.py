@@ -11,6 +11,9 @@ Aspects tested (hypothesis):
   bad durations): the typed way either gives exactly the careful way's steps (same values
   of the same types, same partition order) or declines (None); ``load_timeline`` gives
   the careful way's steps, or raises the careful way's message;
+* the same for a step's ``cpu:`` (cores by Deployment name, held until the next step
+  that gives it, or "unavailable"): NaN, negative and unknown names are kept for the
+  learner to judge, as the operator keeps a Prometheus answer's;
 * every valid timeline in the common spelling is taken by the typed way (so the fast path
   is the one that runs);
 * the decoded steps and samples are not tracked by the cyclic garbage collector.
@@ -66,21 +69,47 @@ odd_metrics = st.one_of(
         max_size=6,
     ),
 )
+good_cores = st.one_of(
+    st.integers(min_value=0, max_value=64),
+    st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False),
+)
+good_instance = st.sampled_from(["orders-0", "orders-1", "orders-consumer-12", "x"])
+good_cpu = st.one_of(st.just("unavailable"), st.dictionaries(good_instance, good_cores, max_size=4))
+odd_cpu = st.one_of(
+    good_cpu,
+    st.none(),
+    st.sampled_from(["down", 3, [1], True]),
+    st.dictionaries(
+        st.one_of(good_instance, st.text(max_size=3)),
+        st.one_of(
+            good_cores,
+            st.floats(),  # NaN, negative, infinite: the learner's to judge
+            st.booleans(),
+            st.none(),
+            st.text(max_size=3),
+            st.just(10**400),
+            st.integers(min_value=-(10**20), max_value=10**20),
+        ),
+        max_size=4,
+    ),
+)
 good_advance = st.sampled_from(["0s", "10s", "1m30s", "250ms", "1h"])
 odd_advance = st.one_of(good_advance, st.sampled_from(["-1s", "10", "x", "", "1d"]), st.just(10))
 
 
-def step(advance: st.SearchStrategy[Any], metrics: st.SearchStrategy[Any]) -> Any:
-    return st.fixed_dictionaries({}, optional={"advance": advance, "metrics": metrics})
+def step(
+    advance: st.SearchStrategy[Any], metrics: st.SearchStrategy[Any], cpu: st.SearchStrategy[Any]
+) -> Any:
+    return st.fixed_dictionaries({}, optional={"advance": advance, "metrics": metrics, "cpu": cpu})
 
 
 good_timeline = st.fixed_dictionaries(
-    {"steps": st.lists(step(good_advance, good_metrics), max_size=8)}
+    {"steps": st.lists(step(good_advance, good_metrics, good_cpu), max_size=8)}
 )
 odd_timeline = st.one_of(
     good_timeline,
     st.fixed_dictionaries(
-        {"steps": st.lists(step(odd_advance, odd_metrics), max_size=8)},
+        {"steps": st.lists(step(odd_advance, odd_metrics, odd_cpu), max_size=8)},
         optional={"extra": st.just(1)},
     ),
     st.fixed_dictionaries(
@@ -92,13 +121,21 @@ odd_timeline = st.one_of(
 def shape(steps: list[simulating.Step]) -> list[Any]:
     """Every value with its type, in order: equality alone would take 1 for 1.0."""
 
-    def values(mapping: Any) -> list[tuple[int, str, str]]:
+    def values(mapping: Any) -> list[tuple[Any, str, str]]:
         return [(k, type(v).__name__, repr(v)) for k, v in mapping.items()]
+
+    def cpu(usage: Any) -> Any:
+        return None if usage is None else (usage.problem, values(usage.by_pod))
 
     return [
         (
             repr(s.advance_s),
-            None if s.metrics is None else [values(getattr(s.metrics, kind)) for kind in KINDS],
+            None
+            if s.metrics is None
+            else [
+                *(values(getattr(s.metrics, kind)) for kind in KINDS),
+                cpu(s.metrics.cpu_usage),
+            ],
         )
         for s in steps
     ]
