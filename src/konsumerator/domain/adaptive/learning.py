@@ -5,8 +5,13 @@ faster), and sizing from a wrong rate under-sizes (or wastes) by the difference.
 With a CPU-usage query configured (``spec.autoscaler.prometheus.cpuUsage``), the
 adaptive predictor estimates the real rate and sizes with it instead.
 
-**When a sample is taken.** Only from an instance that is *saturated*: it falls
-behind (consumes less than ``KEEPING_UP`` of its production, with a backlog),
+**When a sample is taken.** Only from an instance that is *saturated*: it is at
+capacity, either falling behind (consumes less than ``KEEPING_UP`` of its
+production, with a backlog) or *backlogged* (a backlog of at least ``BACKLOG_S``
+seconds of its consumption that is not shrinking, by more than ``FLAT``, since
+the previous sync: a Kafka consumer with a real backlog consumes as fast as it
+can, so one whose capacity equals its production, keeping a flat backlog for
+ever, is at capacity although it consumes all that is produced), it
 consumes something (not an outage: ``OUTAGE``), and its consumption is not rising
 since the previous sync (at most ``FLAT`` above it: a scale-up or a restart that
 is still taking effect would under-state the rate). Then more CPU is exactly
@@ -83,8 +88,13 @@ ALPHA = 0.3
 KEEPING_UP = 0.95
 # Consuming less than this share of production is an outage, not a CPU limit.
 OUTAGE = 0.05
-# Not rising: at most this much above the previous sync's consumption.
+# Not rising: at most this much above the previous sync's consumption (and not
+# shrinking: a backlog at most this much below the previous sync's).
 FLAT = 0.05
+# A backlog of this many seconds of consumption is one the consumer cannot empty
+# between two samples of it: with it, the consumer never waits for messages, so its
+# CPU has no idle overhead to bias the ratio (the seconds are well above a sync).
+BACKLOG_S = 30.0
 # No pod uses more cores than this: a larger figure is a lie (a counter reset, a unit error).
 MAX_CORES = 1024.0
 # Less than a thousandth of a core is no CPU figure to divide by.
@@ -160,6 +170,8 @@ class Observation:
     consumed_before: float | None
     # Cores its pods used (the CPU-usage query); None: no usable figure.
     cores: float | None
+    # Σ messages behind in the previous sync; None when unknown.
+    backlog_before: float | None = None
 
 
 def generated_pod_name(*, deployment: str, template_hash: str, suffix: str) -> str:
@@ -302,9 +314,11 @@ def observe(
     """Each instance's sums for this sync, ``instances`` being (Deployment name, partitions)."""
     found = []
     for name, partitions in instances:
-        previous = None
+        previous = backlog_before = None
         if before is not None and all(p in before.consumption for p in partitions):
             previous = _sum(before.consumption, partitions)
+        if before is not None and all(p in before.offset for p in partitions):
+            backlog_before = _sum(before.offset, partitions)
         found.append(
             Observation(
                 name=name,
@@ -313,6 +327,7 @@ def observe(
                 backlog=_sum(snapshot.offset, partitions),
                 consumed_before=previous,
                 cores=cores.get(name),
+                backlog_before=backlog_before,
             )
         )
     return found
@@ -327,10 +342,30 @@ def behind(o: Observation) -> bool:
     )
 
 
-def saturated(o: Observation) -> bool:
-    """Falling behind, consuming, and not consuming more than in the previous sync."""
+def backlogged(o: Observation) -> bool:
+    """At capacity though keeping up: a backlog of at least ``BACKLOG_S`` seconds of
+    its consumption, not shrinking since the previous sync, and consuming (not an
+    outage). A consumer with such a backlog consumes as fast as it can."""
     return (
-        behind(o) and o.consumed_before is not None and o.consumed <= o.consumed_before * (1 + FLAT)
+        o.produced > 0
+        and o.consumed >= o.produced * OUTAGE
+        and o.backlog >= max(1.0, o.consumed * BACKLOG_S)
+        and o.backlog_before is not None
+        and o.backlog >= o.backlog_before * (1 - FLAT)
+    )
+
+
+def at_capacity(o: Observation) -> bool:
+    """Consuming as fast as it can: falling behind, or backlogged."""
+    return behind(o) or backlogged(o)
+
+
+def saturated(o: Observation) -> bool:
+    """At capacity, consuming, and not consuming more than in the previous sync."""
+    return (
+        at_capacity(o)
+        and o.consumed_before is not None
+        and o.consumed <= o.consumed_before * (1 + FLAT)
     )
 
 
@@ -471,11 +506,11 @@ def _why_not(
             f"{len(tally.lying)} with NaN, zero, negative or over {MAX_CORES:g} cores, "
             f"{tally.unknown} series of pods of no instance); the learned rate holds",
         )
-    if any(o.consumed_before is None and behind(o) for o in found):
+    if any(o.consumed_before is None and at_capacity(o) for o in found):
         return (
             State.LEARNING,
             Reason.NO_PREVIOUS_SYNC,
-            "instances fall behind, but the previous sync's consumption is unknown"
+            "instances are at capacity, but the previous sync's consumption is unknown"
             " (the first sync, or no lastSyncState after a restart): flat cannot be told"
             " from rising, so this sync gives no sample; learning resumes from the next."
             " The learned rate holds",
@@ -483,7 +518,8 @@ def _why_not(
     return (
         State.LEARNING,
         Reason.NOT_SATURATED,
-        "no instance is saturated (lag growing, consumption flat): nothing to learn"
+        "no instance is saturated (at capacity: falling behind, or a backlog that does not"
+        " shrink; consumption flat): nothing to learn"
         " from this sync; the learned rate holds",
     )
 

@@ -183,7 +183,12 @@ def test_cut_pod_names_map_to_their_instance_or_say_they_are_ambiguous(
 
 
 def obs(
-    *, produced: float = 1000, consumed: float = 600, backlog: float = 5000, before: float | None
+    *,
+    produced: float = 1000,
+    consumed: float = 600,
+    backlog: float = 5000,
+    before: float | None,
+    backlog_before: float | None = None,
 ) -> Observation:
     return Observation(
         name="x",
@@ -192,7 +197,21 @@ def obs(
         backlog=backlog,
         consumed_before=before,
         cores=1.0,
+        backlog_before=backlog_before,
     )
+
+
+# At capacity and keeping up: 1000/s consumed of 1000/s produced, 100 s of it behind.
+def flat(**changes: float | None) -> Observation:
+    fields: dict[str, float | None] = {
+        "produced": 1000,
+        "consumed": 1000,
+        "backlog": 100_000,
+        "before": 1000,
+        "backlog_before": 100_000,
+    }
+    fields.update(changes)
+    return obs(**fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -206,9 +225,21 @@ def obs(
         (obs(consumed=10, before=10), False, "an outage, not a CPU limit"),
         (obs(backlog=0, before=600), False, "nothing behind"),
         (obs(produced=0, consumed=0, before=0), False, "nothing produced"),
+        (flat(), True, "a flat backlog of 100 s of consumption: at capacity"),
+        (flat(consumed=1150, before=1150), True, "consuming more than produced, not draining"),
+        (flat(backlog=110_000), True, "a backlog growing although consumption keeps up"),
+        (flat(backlog=96_000), True, "shrunk within FLAT: flat"),
+        (flat(backlog=90_000), False, "a shrinking backlog: draining, maybe idle in between"),
+        (flat(backlog=29_000, backlog_before=29_000), False, "under BACKLOG_S of consumption"),
+        (flat(backlog=30_000, backlog_before=30_000), True, "BACKLOG_S of consumption"),
+        (flat(backlog_before=None), False, "the previous backlog unknown"),
+        (flat(before=900), False, "consumption rising: a scale-up taking effect"),
+        (flat(before=None), False, "no previous sync to compare with"),
+        (flat(consumed=10, before=10), False, "an outage with a backlog, not a CPU limit"),
+        (flat(produced=0, consumed=0, before=0), False, "nothing produced"),
     ],
 )
-def test_saturated_means_lag_growing_and_consumption_flat(
+def test_saturated_means_at_capacity_and_consumption_flat(
     observation: Observation, want: bool, why: str
 ) -> None:
     assert saturated(observation) is want, why
