@@ -205,6 +205,16 @@ def _cpu(resources: Mapping[str, Resources]) -> int:
     return sum(r.cpu_req_m or 0 for r in resources.values())
 
 
+def _cpu_limit(resources: Mapping[str, Resources]) -> int:
+    """Σ CPU limits (millicores); 0 when a container has none (the pods are unlimited)."""
+    total = 0
+    for r in resources.values():
+        if r.cpu_lim_m is None:
+            return 0
+        total += r.cpu_lim_m
+    return total
+
+
 def _actuate_adaptively(
     ctx: Context, inst: Instance, pool: limits.Pool, *, why: str
 ) -> tuple[Proposal, ScalingState] | None:
@@ -385,6 +395,7 @@ def _consumed_and_effect(
         cpu_m=_cpu(d.current),
         now=ctx.now,
         knobs=knobs,
+        limit_m=_cpu_limit(d.current),
     )
     return consumed, effect
 
@@ -454,6 +465,7 @@ def _remember_resize(
     short_need: float,
     for_backlog: bool,
     up_need: float = 0.0,
+    limit_before_m: int = 0,
 ) -> Memory:
     """The policy's memory once a resize is applied.
 
@@ -468,6 +480,7 @@ def _remember_resize(
         resized_at=now,
         throughput_before=min(2**62, int(consumed)) if up else 0,
         cpu_before_m=cpu_before_m if up else 0,
+        limit_before_m=limit_before_m if up else 0,
         ineffective=False,
         short_need=min(2**62, math.ceil(short_need)) if up else 0,
         for_backlog=up and for_backlog,
@@ -578,6 +591,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
             consumed=consumed,
             drained=situation.drained,
             cpu_before_m=_cpu(d.current),
+            limit_before_m=_cpu_limit(d.current),
             actuation_s=knobs.actuation_s,
             recovery_s=knobs.recovery_s,
         )
@@ -599,6 +613,7 @@ def _memory_of_resize(
     consumed: float,
     drained: bool,
     cpu_before_m: int,
+    limit_before_m: int,
     actuation_s: float,
     recovery_s: float,
 ) -> Memory:
@@ -618,6 +633,7 @@ def _memory_of_resize(
         up=up,
         consumed=consumed,
         cpu_before_m=cpu_before_m,
+        limit_before_m=limit_before_m,
         short_need=sized.peak if short else 0.0,
         for_backlog=adaptive.drain_sized(
             production_need=sized.peak,

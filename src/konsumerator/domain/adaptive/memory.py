@@ -14,10 +14,11 @@ or a new leader continues exactly where the old one stopped.
 * ``resized_at``: when the instance was last created or resized; the minimum
   gap between two resizes and the minimum dwell after one are measured from
   it.
-* ``throughput_before``, ``cpu_before_m`` and ``ineffective``: what it consumed
-  and the CPU it had when last scaled up, and whether that scale-up was found
-  not to raise the throughput; ``short_need``: the production need then, when
-  that scale-up found the CPU short for production itself (``policy.settled``);
+* ``throughput_before``, ``cpu_before_m``, ``limit_before_m`` and ``ineffective``:
+  what it consumed and the CPU (request and limit) it had when last scaled up,
+  and whether that scale-up was found not to raise the throughput;
+  ``short_need``: the production need then, when that scale-up found the CPU
+  short for production itself (``policy.settled``);
   ``for_backlog``: whether it was sized partly for a backlog, and ``up_need``
   the production need it was sized for (``policy.drain_over``).
 
@@ -43,6 +44,8 @@ class Memory:
     throughput_before: int = 0
     # The CPU (millicores, all containers) it had before that scale-up.
     cpu_before_m: int = 0
+    # The CPU limit (millicores, all containers) it had then; 0: unknown or unlimited.
+    limit_before_m: int = 0
     ineffective: bool = False
     # The production need (msg/s) when the last scale-up found the CPU short for
     # production itself, 0 otherwise (``policy.settled``).
@@ -74,7 +77,7 @@ def _parse_rate(text: str) -> int:
 
 def encode(memory: Memory) -> str:
     """``peak=<msg/s>,peakAt=<time>`` then the optional ``previous``, ``resizedAt``,
-    ``before``, ``cpuBefore``, ``ineffective``, ``shortNeed``, ``forBacklog`` and
+    ``before``, ``cpuBefore``, ``limitBefore``, ``ineffective``, ``shortNeed``, ``forBacklog`` and
     ``upNeed`` fields."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
@@ -87,6 +90,8 @@ def encode(memory: Memory) -> str:
         parts.append(f"before={memory.throughput_before}")
     if memory.cpu_before_m:
         parts.append(f"cpuBefore={memory.cpu_before_m}")
+    if memory.limit_before_m:
+        parts.append(f"limitBefore={memory.limit_before_m}")
     if memory.ineffective:
         parts.append("ineffective=true")
     if memory.short_need:
@@ -103,7 +108,7 @@ def decode(text: str | None) -> Memory | None:
     if text is None:
         return None
     fields: dict[str, str] = {}
-    for part in text.split(",")[:11]:
+    for part in text.split(",")[:12]:
         name, sep, value = part.partition("=")
         if sep:
             fields.setdefault(name.strip(), value.strip())
@@ -115,6 +120,7 @@ def decode(text: str | None) -> Memory | None:
         previous_peak=_parse_rate(fields.get("previous", "")) if peak_at is not None else 0,
         throughput_before=_parse_rate(fields.get("before", "")),
         cpu_before_m=_parse_rate(fields.get("cpuBefore", "")),
+        limit_before_m=_parse_rate(fields.get("limitBefore", "")),
         ineffective=fields.get("ineffective") == "true",
         short_need=_parse_rate(fields.get("shortNeed", "")),
         for_backlog=fields.get("forBacklog") == "true",

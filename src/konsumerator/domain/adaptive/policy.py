@@ -207,7 +207,8 @@ def dwelt(*, memory: Memory | None, now: datetime, dwell_s: float) -> bool:
 # what the added CPU should have given (a consumer that scales with CPU gives all of it).
 JUDGE_AFTER_S = 60.0
 EFFECTIVE_SHARE = 0.5
-# A scale-up adding less than this share of CPU is not judged: its effect is noise.
+# A scale-up adding less than this share of CPU the pods can use is not judged: its
+# effect is noise (or nothing: a limit that did not rise).
 JUDGED_FROM = 0.2
 # Keeping up: consumption within this share of production.
 KEEPING_UP = 0.95
@@ -226,6 +227,22 @@ class Effect(StrEnum):
     INEFFECTIVE = "ineffective"
 
 
+def usable_rise(*, memory: Memory, cpu_m: int, limit_m: int) -> float:
+    """The share by which the last scale-up raised the CPU the pods can use.
+
+    Pods use their request on a busy node and burst to their limit on a spare one;
+    which binds is not known here, so the rise is the smaller of the two: with
+    limits rounded to whole cores, 1400m -> 1800m keeps a 2-core limit, and pods
+    that already used 2 cores gain nothing, so their flat throughput says nothing
+    about whether more CPU helps. A limit unknown then or now (0: none) leaves the
+    request's rise.
+    """
+    added = cpu_m / memory.cpu_before_m - 1 if memory.cpu_before_m > 0 else 0.0
+    if memory.limit_before_m > 0 and limit_m > 0:
+        added = min(added, limit_m / memory.limit_before_m - 1)
+    return added
+
+
 def effect(
     *,
     memory: Memory | None,
@@ -234,12 +251,15 @@ def effect(
     cpu_m: int,
     now: datetime,
     knobs: Knobs,
+    limit_m: int = 0,
 ) -> Effect:
     """Whether the last scale-up raised throughput while the instance still falls behind.
 
     An instance that keeps up, or whose throughput rose by at least
-    ``EFFECTIVE_SHARE`` of what the added CPU (``cpu_m`` against the CPU before)
-    should give, is fine; so is a scale-up of less than ``JUDGED_FROM``.
+    ``EFFECTIVE_SHARE`` of what the added CPU (``usable_rise``: ``cpu_m`` and the
+    limit ``limit_m`` against the CPU before) should give, is fine; so is a scale-up
+    of less than ``JUDGED_FROM``, one whose CPU limit did not rise included: it is
+    inconclusive, never evidence that more CPU does not help.
     Otherwise it is too early to tell until the rate() window after the
     actuation (R + ``JUDGE_AFTER_S``) has passed, and then the scale-up was
     ineffective; once found so, it stays so until the
@@ -248,7 +268,7 @@ def effect(
     """
     if memory is None or memory.throughput_before <= 0 or consumed >= produced * KEEPING_UP:
         return Effect.EFFECTIVE
-    added = cpu_m / memory.cpu_before_m - 1 if memory.cpu_before_m > 0 else 0.0
+    added = usable_rise(memory=memory, cpu_m=cpu_m, limit_m=limit_m)
     if added < JUDGED_FROM:
         return Effect.EFFECTIVE
     if consumed < produced * OUTAGE:

@@ -62,12 +62,14 @@ def test_the_previous_peak_and_the_last_scale_up_round_trip() -> None:
         previous_peak=9,
         throughput_before=700,
         cpu_before_m=1200,
+        limit_before_m=2000,
         ineffective=True,
         short_need=2300,
         for_backlog=True,
         up_need=4100,
     )
     assert "upNeed=4100" in encode(memory)
+    assert "limitBefore=2000" in encode(memory)
     assert "previous=9" in encode(memory)
     assert "shortNeed=2300" in encode(memory)
     assert decode(encode(memory)) == memory

@@ -448,6 +448,56 @@ def test_effect_of_the_last_scale_up(
     assert got is want
 
 
+# The request and the limit before the last scale-up, and now (millicores; 0: no
+# limit), what it consumes now (1000/s before, 3000/s produced, long judged) -> effect.
+LIMITED_EFFECTS = [
+    # 1400m -> 1800m keeps the 2-core limit: pods that used 2 cores gain nothing, so
+    # flat throughput is inconclusive, never evidence that more CPU does not help
+    (1400, 2000, 1800, 2000, 1000.0, policy.Effect.EFFECTIVE),
+    (1000, 2000, 2000, 2000, 1000.0, policy.Effect.EFFECTIVE),
+    # the limit rose less than JUDGED_FROM (+12.5%): not judged either
+    (2000, 4000, 3000, 4500, 1000.0, policy.Effect.EFFECTIVE),
+    # both rose: judged by the smaller rise (+28.6% of request: +14.3% wanted)
+    (1400, 2000, 1800, 3000, 1100.0, policy.Effect.INEFFECTIVE),
+    (1400, 2000, 1800, 3000, 1150.0, policy.Effect.EFFECTIVE),
+    # a limit raised more than the request: the request's rise is what is sure
+    (1400, 2000, 2100, 3000, 1200.0, policy.Effect.INEFFECTIVE),
+    # no limit known then or now (none, or a memory written before limits were
+    # remembered): the request's rise, as before
+    (1400, 0, 1800, 2000, 1000.0, policy.Effect.INEFFECTIVE),
+    (1400, 2000, 1800, 0, 1000.0, policy.Effect.INEFFECTIVE),
+]
+
+
+@pytest.mark.parametrize(
+    ("cpu_before", "limit_before", "cpu_m", "limit_m", "consumed", "want"), LIMITED_EFFECTS
+)
+def test_a_scale_up_is_judged_by_the_cpu_the_pods_can_use(
+    cpu_before: int,
+    limit_before: int,
+    cpu_m: int,
+    limit_m: int,
+    consumed: float,
+    want: policy.Effect,
+) -> None:
+    memory = Memory(
+        resized_at=ago(500),
+        throughput_before=1000,
+        cpu_before_m=cpu_before,
+        limit_before_m=limit_before,
+    )
+    got = policy.effect(
+        memory=memory,
+        consumed=consumed,
+        produced=3000.0,
+        cpu_m=cpu_m,
+        limit_m=limit_m,
+        now=NOW,
+        knobs=KNOBS,
+    )
+    assert got is want
+
+
 @pytest.mark.parametrize(
     ("effect", "urgent", "apply", "rule"),
     [

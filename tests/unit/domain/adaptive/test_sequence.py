@@ -342,3 +342,34 @@ def test_a_small_scale_up_that_is_not_urgent_is_not_worth_a_restart() -> None:
     assert cpus == [2200, 2200, 2200, 2200, 2400]
     assert "rule pending_up: needed" in story.annotations()[keys.SCALING_DECISION]
     story.replay.close()
+
+
+def test_a_scale_up_under_the_same_cpu_limit_is_no_evidence_of_ineffectiveness() -> None:
+    """In place, on a node with CPU to spare (pods burst to their whole-core limit),
+    consumers really doing 1000/s per core against a ratePerCore of 1400: production
+    rises to 1100/s per partition, beyond the 2 cores the 2-core limit gives. The
+    scale-up 1200m -> 1900m keeps that limit, so throughput stays flat: that must not
+    mark the instance ineffective, and the size must go on to a limit that drains."""
+    consumer = CONSUMER.replace("updateMode: Recreate", "updateMode: InPlaceOrRecreate")
+    source, spec = load_consumer(
+        consumer.replace("ratePerCore: 2000", "ratePerCore: 1400"), source="consumer.yaml"
+    )
+    replay = Replay(source=source, spec=spec)
+    backlog = consumed = 0.0
+    marked = []
+    limits = []
+    for i in range(60):
+        lam = 700.0 if i < 6 else 1100.0
+        replay.step(advance_s=STEP_S, metrics=metrics(lam, consumed, backlog))
+        (d,) = replay.cluster.observed()
+        limit_m = d.current["consumer"].cpu_lim_m or 0
+        limits.append(limit_m)
+        marked.append("ineffective=true" in d.annotations.get(keys.SCALING_MEMORY, ""))
+        capacity = 1000.0 * limit_m / 1000 / 2  # per partition, at the limit
+        consumed = min(capacity, lam + backlog / STEP_S)
+        backlog = max(0.0, backlog + (lam - consumed) * STEP_S)
+    replay.close()
+    assert limits[0] == 2000  # created at 1200m: a 2-core limit
+    assert not any(marked)
+    assert limits[-1] > 2000
+    assert backlog == 0
