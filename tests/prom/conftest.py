@@ -203,42 +203,54 @@ def _wait_until_queryable(prom: PrometheusProcess) -> None:
     pytest.fail(f"prometheus at {prom.address} not queryable in {STARTUP_TIMEOUT}s: {last}")
 
 
+def launch_prometheus(
+    *, workdir: Path, job: str, target: str, labels: str = ""
+) -> PrometheusProcess:
+    """Start one Prometheus scraping ``target`` every second as ``job`` (with the static
+    ``labels``, YAML flow mapping, if given), its TSDB and log in ``workdir``. The caller
+    waits for what it needs and stops it."""
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n"
+        "  scrape_interval: 1s\n"
+        "  evaluation_interval: 1s\n"
+        "scrape_configs:\n"
+        f"  - job_name: {job}\n"
+        "    static_configs:\n"
+        f"      - targets: ['{target}']\n" + (f"        labels: {labels}\n" if labels else "")
+    )
+    port = free_port()
+    log = workdir / "prometheus.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                ensure_prometheus_binary(),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return PrometheusProcess(address=f"http://127.0.0.1:{port}", process=process, log=log)
+
+
 @pytest.fixture(scope="package")
 def start_prometheus(
     exporter: Exporter, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[[], PrometheusProcess]]:
     """A factory: each call starts one more Prometheus; all are stopped when tests/prom is done."""
-    binary = ensure_prometheus_binary()
+    ensure_prometheus_binary()  # fail before the first test if there is none
     started: list[PrometheusProcess] = []
 
     def start() -> PrometheusProcess:
-        workdir = tmp_path_factory.mktemp("prometheus")
-        config = workdir / "prometheus.yml"
-        config.write_text(
-            "global:\n"
-            "  scrape_interval: 1s\n"
-            "  evaluation_interval: 1s\n"
-            "scrape_configs:\n"
-            "  - job_name: kafka-exporter\n"
-            "    static_configs:\n"
-            f"      - targets: ['127.0.0.1:{exporter.port}']\n"
+        prom = launch_prometheus(
+            workdir=tmp_path_factory.mktemp("prometheus"),
+            job="kafka-exporter",
+            target=f"127.0.0.1:{exporter.port}",
         )
-        port = free_port()
-        log = workdir / "prometheus.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--log.level=warn",
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        prom = PrometheusProcess(address=f"http://127.0.0.1:{port}", process=process, log=log)
         started.append(prom)
         _wait_until_queryable(prom)
         return prom

@@ -23,7 +23,6 @@ Aspects tested, with PromQL evaluated by a real Prometheus and the answer taken 
 
 import contextlib
 import http.server
-import subprocess
 import threading
 import time
 import urllib.error
@@ -31,7 +30,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -41,7 +39,7 @@ from konsumerator.domain.metrics import CpuUsage
 from konsumerator.prom.cpuusage import fetch_cpu_usage
 from konsumerator.prom.queries import PodQuerySpec
 
-from .conftest import PrometheusProcess, QuietServer, ensure_prometheus_binary, free_port
+from .conftest import PrometheusProcess, QuietServer, launch_prometheus
 
 NAME = "a" * 49 + "z"  # spec.name: Deployments of 52 characters, pods cut
 INSTANCES = (f"{NAME}-0", f"{NAME}-1")
@@ -147,29 +145,11 @@ def _eventually(address: str, query: str, what: str) -> None:
 def prometheus(
     cadvisor: tuple[CadvisorExporter, int], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusProcess]:
-    workdir: Path = tmp_path_factory.mktemp("prometheus-cadvisor")
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: cadvisor\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{cadvisor[1]}']\n"
+    prom = launch_prometheus(
+        workdir=tmp_path_factory.mktemp("prometheus-cadvisor"),
+        job="cadvisor",
+        target=f"127.0.0.1:{cadvisor[1]}",
     )
-    port = free_port()
-    log = workdir / "prometheus.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                ensure_prometheus_binary(),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    prom = PrometheusProcess(address=f"http://127.0.0.1:{port}", process=process, log=log)
     try:
         # Scraped for longer than WINDOW, so rate() does not extrapolate over a fraction.
         _eventually(

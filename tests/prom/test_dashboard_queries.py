@@ -15,7 +15,6 @@ drives them. Aspects tested:
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator_dev.testenv import MetricsExporter, wait_until
 
-from .conftest import PrometheusProcess, ensure_prometheus_binary, free_port
+from .conftest import PrometheusProcess, launch_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARD = json.loads((ROOT / "deploy" / "grafana" / "konsumerator.json").read_text())
@@ -73,33 +72,12 @@ def operator() -> Iterator[Operator]:
 def prometheus(
     operator: Operator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusProcess]:
-    workdir = tmp_path_factory.mktemp("dashboard-prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global:\n"
-        "  scrape_interval: 1s\n"
-        "scrape_configs:\n"
-        f"  - job_name: {JOB}\n"
-        "    static_configs:\n"
-        f"      - targets: ['{operator.exporter.target}']\n"
-        "        labels: {pod: konsumerator-0}\n"
+    prom = launch_prometheus(
+        workdir=tmp_path_factory.mktemp("dashboard-prometheus"),
+        job=JOB,
+        target=operator.exporter.target,
+        labels="{pod: konsumerator-0}",
     )
-    port = free_port()
-    log = workdir / "prometheus.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                ensure_prometheus_binary(),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    prom = PrometheusProcess(address=f"http://127.0.0.1:{port}", process=process, log=log)
     try:
         # rate() needs two samples of a series; wait for three scrapes.
         wait_until(
