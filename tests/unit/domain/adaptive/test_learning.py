@@ -245,6 +245,28 @@ def test_saturated_means_at_capacity_and_consumption_flat(
     assert saturated(observation) is want, why
 
 
+rates = st.floats(min_value=0, max_value=1e9, allow_nan=False)
+
+
+@given(produced=rates, consumed=rates, backlog=rates, backlog_before=rates, before=rates)
+def test_keeping_up_a_backlog_is_saturated_only_when_long_flat_and_not_an_outage(
+    produced: float, consumed: float, backlog: float, backlog_before: float, before: float
+) -> None:
+    o = obs(
+        produced=produced,
+        consumed=consumed,
+        backlog=backlog,
+        before=before,
+        backlog_before=backlog_before,
+    )
+    if saturated(o) and consumed >= produced * learning.KEEPING_UP:
+        assert produced > 0
+        assert consumed >= produced * learning.OUTAGE
+        assert backlog >= consumed * learning.BACKLOG_S
+        assert backlog >= backlog_before * (1 - learning.FLAT)
+        assert consumed <= before * (1 + learning.FLAT)
+
+
 def run(
     *,
     previous: Learned | None = None,

@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from konsumerator.domain.adaptive import policy
 from konsumerator.domain.adaptive.memory import Memory
@@ -496,6 +498,25 @@ def test_a_scale_up_is_judged_by_the_cpu_the_pods_can_use(
         knobs=KNOBS,
     )
     assert got is want
+
+
+millicores = st.integers(min_value=0, max_value=10**7)
+
+
+@given(cpu_before=millicores, limit_before=millicores, cpu_m=millicores, limit_m=millicores)
+def test_the_usable_rise_is_never_more_than_the_request_or_a_known_limit_gave(
+    cpu_before: int, limit_before: int, cpu_m: int, limit_m: int
+) -> None:
+    memory = Memory(cpu_before_m=cpu_before, limit_before_m=limit_before)
+    rise = policy.usable_rise(memory=memory, cpu_m=cpu_m, limit_m=limit_m)
+    request_rise = cpu_m / cpu_before - 1 if cpu_before else 0.0
+    assert rise <= request_rise
+    if limit_before and limit_m:
+        assert rise <= limit_m / limit_before - 1
+        if limit_m <= limit_before:  # a limit that did not rise: never judged
+            assert rise < policy.JUDGED_FROM
+    else:
+        assert rise == request_rise
 
 
 @pytest.mark.parametrize(
