@@ -601,7 +601,6 @@ def _kept(
             or rules.reported_shortage(verdict.state, proposal.cpu_shortage_m) != level
         ):
             return False
-    shortage = level if scaling.status is ScalingStatus.SATURATED else 0
     tally.record_kept(
         d=d,
         report=InstanceReport(
@@ -612,7 +611,7 @@ def _kept(
             lagging=lagging,
             paused=False,
             status=scaling.status,
-            cpu_shortage_m=shortage,
+            cpu_shortage_m=rules.reported_shortage(scaling, level),
         ),
         resized=running and bool(plain),
     )
