@@ -12,6 +12,7 @@
 * ``kafka`` (session): the cluster with its Kafka broker and lag exporter running (started
   on first use, so a session without Kafka tests never starts a JVM); yields the broker's
   bootstrap address. Prometheus scrapes the exporter as job ``kafka``.
+* ``crd`` (function): the Consumer CRD installed and established.
 * every test of this directory gets the ``cluster`` marker, and finds Prometheus running
   (a test that stopped it gets it restarted afterwards).
 """
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from operating import install_crd
 
 from konsumerator_dev.testenv import (
     Cluster,
@@ -64,6 +66,13 @@ def cluster() -> Iterator[Cluster]:
 def kafka(cluster: Cluster) -> str:
     start_kafka(cluster)
     return cluster.kafka_bootstrap
+
+
+@pytest.fixture
+def crd(cluster: Cluster) -> None:
+    """The Consumer CRD installed and established (a test file asks for it with
+    ``pytest.mark.usefixtures("crd")``)."""
+    install_crd(cluster)
 
 
 @pytest.fixture(autouse=True)

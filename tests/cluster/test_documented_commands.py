@@ -24,20 +24,14 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
 )
 
 from konsumerator_dev.testenv import Cluster
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def documented(section: str, starts: str) -> list[str]:

@@ -23,18 +23,12 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
 )
 
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 
 def test_an_instance_annotation_of_thousands_of_digits_stops_nobody_else(

@@ -31,7 +31,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
 )
 from test_inplace_resize import parsed, pods, replicasets, spec_of, status_of, target
@@ -40,16 +39,11 @@ from test_kwok_resize import ORIGINAL, _deployment, _get, _reported, _running_po
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 NAME = "hi"
 DEPLOYMENT = f"{NAME}-consumer-0"
 FOREIGN_HASH = "f00d"
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def set_floor(cluster: Cluster, namespace: str, *, cpu: str) -> None:

@@ -23,7 +23,6 @@ from operating import (
     deployments,
     eventually,
     get_consumer,
-    install_crd,
     operator_process,
     users_deployment,
 )
@@ -31,15 +30,10 @@ from operating import (
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 PARTITIONS = 200
 BASE = "blitz-consumer"
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _ours(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:

@@ -30,21 +30,15 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
 )
 
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 PARTITIONS = 120
 LEVELS = 1_100
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _ours(cluster: Cluster, namespace: str | None = None) -> list[dict[str, Any]]:

@@ -36,14 +36,13 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     users_deployment,
 )
 
 from konsumerator_dev.testenv import Cluster
 from konsumerator_dev.testenv.errors import NotReady
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 HOLD = "hostile.test/hold"
 
@@ -86,11 +85,6 @@ def _ours(d: dict[str, Any]) -> dict[str, Any]:
             m for m in meta.get("managedFields") or [] if m.get("manager") == "konsumerator"
         ],
     }
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _deployment_path(namespace: str, name: str = "") -> str:

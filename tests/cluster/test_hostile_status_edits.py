@@ -27,18 +27,12 @@ from operating import (
     get_consumer,
     guest_configmap,
     in_process_operator,
-    install_crd,
 )
 
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 
 def _edit_status(cluster: Cluster, namespace: str, name: str, patch: object) -> Any:

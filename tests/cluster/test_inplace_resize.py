@@ -47,7 +47,6 @@ from operating import (
     guest_configmap,
     guest_kubeconfig,
     in_process_operator,
-    install_crd,
     managed,
     metric_sum,
 )
@@ -57,15 +56,10 @@ from konsumerator.domain.resources import Resources, from_strings
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 NAME = "rs"
 DEPLOYMENT = f"{NAME}-consumer-0"
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def parsed(resources: dict[str, Any] | None) -> Resources:

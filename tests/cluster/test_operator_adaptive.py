@@ -31,7 +31,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
 )
 from test_operator_metrics import KafkaFeed
@@ -41,12 +40,7 @@ from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.quantities import cpu_millis
 from konsumerator_dev.testenv import Cluster, MetricsExporter
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 
 @pytest.fixture

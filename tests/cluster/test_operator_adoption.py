@@ -34,7 +34,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
     users_deployment,
 )
@@ -42,15 +41,10 @@ from operating import (
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 PARTITIONS = 300
 BASE = "wave-consumer"  # the Consumer "wave" names its Deployments wave-consumer-<i>
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 class Usurper(threading.Thread):

@@ -29,18 +29,13 @@ from typing import Any
 
 import pytest
 import yaml
-from operating import consumer, install_crd
+from operating import consumer
 
 from konsumerator_dev.testenv import Cluster
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 Mutation = Callable[[dict[str, Any]], None]
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _valid(namespace: str) -> dict[str, Any]:

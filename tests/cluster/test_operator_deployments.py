@@ -40,7 +40,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
 )
 
@@ -48,14 +47,9 @@ from konsumerator.domain import keys
 from konsumerator.domain.quantities import cpu_millis, memory_bytes
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 MiB = 2**20
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _converged(cluster: Cluster, namespace: str, name: str, expected: int) -> dict[str, Any]:

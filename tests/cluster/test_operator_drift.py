@@ -34,7 +34,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
     metric_sum,
 )
@@ -42,15 +41,10 @@ from operating import (
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 NAME = "drift"
 TARGET = f"{NAME}-consumer-0"
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _edit(cluster: Cluster, namespace: str, name: str, patch: dict[str, Any]) -> None:

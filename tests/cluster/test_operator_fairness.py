@@ -23,20 +23,14 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
 )
 
 from konsumerator_dev.testenv import Cluster
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 BIG = 30
 SLICE = 5
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _user_deployment(name: str, namespace: str) -> dict[str, Any]:

@@ -31,7 +31,6 @@ from operating import (
     events,
     eventually,
     get_consumer,
-    install_crd,
     managed,
     operator_processes,
 )
@@ -39,14 +38,9 @@ from operating import (
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 LEASE = keys.lease_name(namespace=None)
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _lease(cluster: Cluster, namespace: str) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
     metric_sum,
 )
@@ -46,17 +45,12 @@ from konsumerator.domain.adaptive.learning import PodNames, instance_of_pod
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, MetricsExporter
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 PRODUCED = 450.0  # msg/s per partition
 CONSUMED = 300.0  # msg/s per partition: falling behind, flat
 CORES = 0.5  # per pod: 600 msg/s per core used
 POD = "-5d4f8b9c7d-x1y2z"  # <deployment><pod-template-hash><suffix>
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 @dataclass

@@ -34,7 +34,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
     metric_sum,
 )
@@ -44,12 +43,7 @@ from konsumerator.domain.quantities import cpu_millis
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, MetricsExporter, start_prometheus, stop_prometheus
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 
 class KafkaFeed:

@@ -19,7 +19,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     metric_sum,
     users_deployment,
 )
@@ -28,17 +27,12 @@ from konsumerator.domain import keys
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 # With rechecks 4 s, 8 s, 16 s... apart once the first has happened, a window this long
 # holds at most three; five leaves room for passes woken by the Consumer's own events.
 WINDOW_S = 20.0
 AT_MOST = 5
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def test_a_lasting_name_conflict_is_rechecked_without_an_event_and_without_a_hot_loop(

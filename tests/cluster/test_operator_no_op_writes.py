@@ -27,7 +27,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
     metric_sum,
 )
@@ -36,15 +35,10 @@ from konsumerator.domain import keys
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 REQUESTS = "apiserver_request_total"
 WRITTEN = (("deployments", ""), (keys.PLURAL, ""), (keys.PLURAL, "status"))
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _apiserver_writes(cluster: Cluster) -> dict[tuple[str, str, str], float]:

@@ -24,7 +24,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
     metric_sum,
 )
@@ -32,12 +31,7 @@ from operating import (
 from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 
 def test_reconciles_status_writes_and_deployment_writes_are_counted_per_consumer(

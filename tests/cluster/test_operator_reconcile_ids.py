@@ -24,18 +24,13 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from operating import consumer, eventually, install_crd, operator_process
+from operating import consumer, eventually, operator_process
 
 from konsumerator_dev.testenv import Cluster
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 PROM_LINE = "prometheus request failed"
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _closed_port() -> int:

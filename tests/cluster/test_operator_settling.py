@@ -36,7 +36,6 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
     metric_sum,
 )
@@ -45,7 +44,7 @@ from konsumerator.runtime.managing import Endpoint
 from konsumerator.runtime.stores import ObjectKey
 from konsumerator_dev.testenv import Cluster, wait_until
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 INSTANCES = 40
 # The creating pass, the pass its own writes wake (batched), and room for one more when
@@ -65,11 +64,6 @@ def _settled(found: dict[str, dict[str, Any]]) -> bool:
         and d.get("status", {}).get("availableReplicas") == 1
         for d in found.values()
     )
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def settling_consumer(namespace: str) -> dict[str, Any]:

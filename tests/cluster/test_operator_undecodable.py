@@ -29,21 +29,15 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
-    install_crd,
     managed,
 )
 
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 LEVELS = 1_100
-
-
-@pytest.fixture(autouse=True)
-def _crd(cluster: Cluster) -> None:
-    install_crd(cluster)
 
 
 def _create_deep(cluster: Cluster, namespace: str, name: str) -> None:
