@@ -381,9 +381,9 @@ class Pipeline:
             pods=pods,
         )
         if config.autoscaling is not None:
-            config = dataclasses.replace(
-                config, autoscaling=learning.sizing_with(config.autoscaling, learned)
-            )
+            sizing = learning.sizing_with(config.autoscaling, learned)
+            if sizing is not config.autoscaling:  # only when a learned rate is used
+                config = dataclasses.replace(config, autoscaling=sizing)
         plan = planning.plan(
             config=config,
             owner=owner,
