@@ -193,7 +193,7 @@ def _metrics_app(
     """prometheus_client's ``make_wsgi_app`` (methods, content negotiation, ``name[]``,
     gzip), with the ``rendered`` families added before OpenMetrics' closing ``# EOF``."""
     method = environ["REQUEST_METHOD"]
-    if method == "OPTIONS" or method != "GET" or environ.get("PATH_INFO") == "/favicon.ico":
+    if method != "GET" or environ.get("PATH_INFO") == "/favicon.ico":
         return make_wsgi_app(registry)(environ, start_response)  # type: ignore[no-any-return]
     encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT") or "")
     params = parse_qs(environ.get("QUERY_STRING", ""))
