@@ -18,7 +18,7 @@ import httpx2
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 
-from konsumerator.kube import guarding
+from konsumerator.kube import guarding, streaming
 from konsumerator.kube.requesting import ApiClient, RequestCounts, RequestHook
 
 
@@ -53,7 +53,8 @@ def connect(
     params = client_adapter.ConnectionParams(timeout=httpx2.Timeout(timeout), trust_env=False)
     http = client_adapter.AsyncClient(config, params)
     guarding.install(http)
-    return ApiClient(http=http, counts=counts, hook=hook)
+    watches = streaming.DirectWatches(http=http, ssl_context=streaming.ssl_context_of(http))
+    return ApiClient(http=http, counts=counts, hook=hook, watches=watches)
 
 
 def default_namespace(

@@ -32,6 +32,7 @@ from typing import Final
 import httpx2
 
 from konsumerator.kube import errors as kube_errors
+from konsumerator.kube import streaming
 
 WRITE_VERBS: Final = frozenset({"create", "update", "patch", "apply", "delete"})
 
@@ -77,8 +78,12 @@ class ApiClient:
         http: httpx2.AsyncClient,
         counts: RequestCounts | None = None,
         hook: RequestHook | None = None,
+        watches: streaming.WatchStreams | None = None,
     ) -> None:
+        """``watches`` opens the watch streams: through ``http`` unless given
+        (``kube.connecting`` gives ``streaming.DirectWatches``)."""
         self.http = http
+        self._watches = watches if watches is not None else streaming.ClientWatches(http=http)
         self.counts = counts if counts is not None else RequestCounts()
         self._hook = hook
 
@@ -131,24 +136,22 @@ class ApiClient:
         path: str,
         params: Mapping[str, str],
         read_timeout: float,
-    ) -> AsyncIterator[httpx2.Response]:
-        """A streaming GET (watch). Failures inside the ``async with`` are mapped too."""
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A streaming GET (watch): its body in byte batches. Failures inside the
+        ``async with`` are mapped too."""
         self.counts.record(verb=verb, resource=resource)
-        timeout = httpx2.Timeout(10.0, read=read_timeout)
         try:
-            async with self.http.stream(
-                "GET", path, params=params, headers={"Accept": "application/json"}, timeout=timeout
-            ) as response:
-                self._observe(verb, resource, response.status_code)
-                if not response.is_success:
-                    body = await response.aread()
-                    raise kube_errors.from_response(
-                        http_status=response.status_code,
-                        body=body,
-                        retry_after=response.headers.get("Retry-After"),
-                    )
-                yield response
-        except httpx2.TransportError as exc:
+            async with self._watches.open(
+                path=path, params=params, read_timeout=read_timeout
+            ) as body:
+                self._observe(verb, resource, 200)
+                yield body
+        except streaming.StreamRefused as refused:
+            self._observe(verb, resource, refused.status)
+            raise kube_errors.from_response(
+                http_status=refused.status, body=refused.body, retry_after=refused.retry_after
+            ) from None
+        except streaming.StreamFailed as exc:
             raise kube_errors.from_transport(exc) from exc
 
     def _observe(self, verb: str, resource: str, status: int) -> None:
