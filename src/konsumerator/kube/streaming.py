@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -308,7 +309,8 @@ class _Connection:
         what can arrive during one pause is about what the last batch held, far
         below the socket's buffer, so the server is never held up for long.
         """
-        transport = self._writer.transport
+        # A stream connection's transport reads as well as writes (it is typed as a writer).
+        transport = typing.cast("asyncio.Transport", self._writer.transport)
         if not transport.is_reading():  # paused by the reader's own flow control
             return
         transport.pause_reading()
