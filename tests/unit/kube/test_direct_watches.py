@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass, field
 
@@ -253,5 +254,22 @@ async def test_nothing_listens_is_unreachable() -> None:
     http = httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}")
     client = ApiClient(http=http, watches=streaming.DirectWatches(http=http, ssl_context=None))
     with pytest.raises(errors.Unreachable, match="cannot connect"):
+        await versions(client)
+    await http.aclose()
+
+
+async def test_the_tls_context_is_the_clients_own() -> None:
+    context = ssl.create_default_context()
+    http = httpx2.AsyncClient(verify=context)
+    try:
+        assert streaming.ssl_context_of(http) is context
+    finally:
+        await http.aclose()
+
+
+async def test_an_https_server_without_a_tls_context_is_refused_before_connecting() -> None:
+    http = httpx2.AsyncClient(base_url="https://127.0.0.1:1")
+    client = ApiClient(http=http, watches=streaming.DirectWatches(http=http, ssl_context=None))
+    with pytest.raises(errors.Unreachable, match="no TLS context"):
         await versions(client)
     await http.aclose()
