@@ -178,6 +178,16 @@ def _cut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+class _Server6(_Server):
+    """An IPv6 address (``[::]:8081``, ``[fd00::1]:8081``): ``WSGIServer`` binds IPv4 only."""
+
+    address_family = socket.AF_INET6
+
+
+class BindError(Exception):
+    """The address cannot be listened on; the message names it and why."""
+
+
 def text_response(start_response: StartResponse, *, status: str, body: str) -> Iterable[bytes]:
     data = body.encode()
     start_response(
@@ -191,9 +201,16 @@ class HttpServer:
 
     def __init__(self, *, host: str, port: int, routes: Mapping[str, WSGIApplication]) -> None:
         self._routes = dict(routes)
-        server = make_server(
-            host, port, self._app, server_class=_Server, handler_class=_QuietHandler
-        )
+        try:
+            server = make_server(
+                host,
+                port,
+                self._app,
+                server_class=_Server6 if ":" in host else _Server,
+                handler_class=_QuietHandler,
+            )
+        except (OSError, OverflowError) as e:  # taken, not ours, unresolvable, no port
+            raise BindError(f"cannot serve on {host}:{port}: {e}") from None
         assert isinstance(server, _Server)
         self._server = server
         self._thread: threading.Thread | None = None
