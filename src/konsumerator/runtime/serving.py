@@ -126,9 +126,12 @@ class _Server(ThreadingMixIn, WSGIServer):
             if self._peers[peer] >= MAX_PER_PEER:
                 self.shutdown_request(request)
                 return
-            oldest = (
-                next(iter(self._deadlines)) if len(self._deadlines) >= MAX_CONNECTIONS else None
-            )
+            oldest = None
+            if len(self._deadlines) >= MAX_CONNECTIONS:
+                # Out of the count at once, so that a burst ends the next oldest each,
+                # not the same one again while its thread winds down.
+                oldest = next(iter(self._deadlines))
+                del self._deadlines[oldest]
             self._peers[peer] += 1
             self._deadlines[request] = time.monotonic() + DEADLINE_S
         if oldest is not None:
