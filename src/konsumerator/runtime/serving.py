@@ -26,10 +26,10 @@ holds at most ``MAX_PER_PEER`` connections, so one hostile client cannot take
 every slot from the kubelet's probes; when ``MAX_CONNECTIONS`` are open, a new
 one ends the oldest (a probe is answered in milliseconds, so the oldest is the
 one stalling), so many clients together cannot keep a probe out either: they
-would have to open 128 connections while it is answered. The request head (request line and
-headers) is at most ``MAX_HEAD_BYTES``: the standard library reads 100 headers
-of 64 KiB each, 6.4 MB a connection, and 128 such connections were beyond the
-operator's 512 MiB memory limit.
+would have to open 128 connections while it is answered. The request head
+(request line and headers) is at most ``MAX_HEAD_BYTES``: the standard library
+reads 100 headers of 64 KiB each, 6.4 MB a connection, and 128 such connections
+were beyond the operator's 512 MiB memory limit.
 """
 
 from __future__ import annotations
