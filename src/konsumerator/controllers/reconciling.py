@@ -379,7 +379,13 @@ class Pipeline:
         refused, metrics = await self._allowed_metrics(
             key=key, source=source, spec=spec, config=config, previous=previous, now=now
         )
-        deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
+        # Only those of its own namespace: ownerReferences cannot cross namespaces, but
+        # anyone may write one naming this UID on a Deployment of theirs elsewhere.
+        deployments = [
+            d
+            for d in self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
+            if d.namespace == config.namespace
+        ]
         pods = self._instance_pods(config=config, deployments=deployments)
         learned = _learned(
             config=config,
