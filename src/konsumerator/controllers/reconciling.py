@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
@@ -191,6 +191,23 @@ def _learned(
     )
 
 
+Offload = Callable[[Callable[[], Plan]], Awaitable[Plan]]
+"""Where the planner runs: ``on_loop``, or a thread of its own (``app.py``).
+
+``planning.plan`` is pure CPU, proportional to the Consumer's instances: some 10 s for
+100,000 (the CRD's most), 30 s when each was just observed. On the event loop that long,
+nothing else runs: not the Lease renewal (lost after 10 s: the process exits, and the
+next one plans the same again), not the ``/healthz`` heartbeat (stale after 20 s), not
+another Consumer's pass. In a thread the loop still runs between the interpreter's
+switches (every 5 ms); one thread keeps the plans one at a time, as on the loop.
+"""
+
+
+async def on_loop(work: Callable[[], Plan]) -> Plan:
+    """Plan on the event loop: for a driver with nothing else to run (the simulator)."""
+    return work()
+
+
 class Pipeline:
     """One reconcile pass over ports (``controllers.ports``): whoever drives it, it is this one.
 
@@ -210,8 +227,10 @@ class Pipeline:
         metrics: ConsumerMetrics | None = None,
         clock: Callable[[], float] = time.perf_counter,
         addresses: AddressPolicy = ALLOW_ALL,
+        offload: Offload = on_loop,
     ) -> None:
         self._addresses = addresses
+        self._offload = offload
         self._gauges = metrics
         self._clock = clock
         self._actuator = actuator
@@ -399,14 +418,19 @@ class Pipeline:
             sizing = learning.sizing_with(config.autoscaling, learned)
             if sizing is not config.autoscaling:  # only when a learned rate is used
                 config = dataclasses.replace(config, autoscaling=sizing)
-        plan = planning.plan(
-            config=config,
-            owner=owner,
-            deployments=deployments,
-            metrics=metrics,
-            now=now,
-            pods=pods,
-            refused=self._resizes.refused(key, pods=(p for group in pods.values() for p in group)),
+        plan = await self._offload(
+            functools.partial(
+                planning.plan,
+                config=config,
+                owner=owner,
+                deployments=deployments,
+                metrics=metrics,
+                now=now,
+                pods=pods,
+                refused=self._resizes.refused(
+                    key, pods=(p for group in pods.values() for p in group)
+                ),
+            )
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)
