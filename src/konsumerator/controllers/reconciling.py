@@ -227,6 +227,8 @@ class Pipeline:
         # hands the same spec to every pass (the operator reads it afresh).
         self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
         self._conflicts = ConflictRecheck()
+        # What the planner remembers of each Consumer's instances (a cache of decisions).
+        self._kept: dict[str, planning.KeptMemory] = {}
 
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
@@ -235,6 +237,7 @@ class Pipeline:
         self._configs.pop(key, None)
         self._conflicts.forget(key)
         self._resizes.forget(key)
+        self._kept.pop(key, None)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
 
@@ -392,6 +395,7 @@ class Pipeline:
             now=now,
             pods=pods,
             refused=self._resizes.refused(key, pods=(p for group in pods.values() for p in group)),
+            memory=self._kept.setdefault(key, planning.KeptMemory()),
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)

@@ -75,6 +75,10 @@ class Sizing:
     _by_size: dict[tuple[Resources | None, bool], Proposal] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
+    # ``_sized`` by need, for this pass (its key reads four fields of the config).
+    _sizes: dict[int | None, Resources | None] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     @classmethod
     def for_pass(
@@ -163,10 +167,32 @@ class Sizing:
             return self.propose(
                 partitions=partitions, current=current, critical=critical, pool=pool
             )
+        return self._shared(need=self.naive_need(partitions), critical=critical, pool=pool)
+
+    def naive_need(self, partitions: tuple[int, ...]) -> int | None:
+        """The naive predictor's need of an instance in msg/s (None: no estimate, the
+        fallback), from this pass's snapshot (there must be one, and autoscaling)."""
+        autoscaling = self.config.autoscaling
+        assert autoscaling is not None and self.snapshot is not None
         rate = prediction.instance_rate(
             snapshot=self.snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
         )
-        return self._shared(need=rate if rate else None, critical=critical, pool=pool)
+        return rate if rate else None
+
+    def size(self, need: int | None) -> Resources | None:
+        """What one container needs for ``need`` msg/s before the policies (None: no
+        estimate, the fallback). From an unbounded pool, ``peek``'s proposal for a need
+        is a function of this size, of whether the lag is critical and of the config."""
+        sizes = self._sizes
+        if need in sizes:
+            return sizes[need]
+        sized = sizes[need] = self._sized(need)
+        return sized
+
+    def shared(self, *, need: int | None, critical: bool, pool: limits.Pool) -> Proposal:
+        """``peek``'s proposal for the naive need ``need`` (``naive_need``), from an
+        unbounded ``pool``."""
+        return self._shared(need=need, critical=critical, pool=pool)
 
     def _shared(self, *, need: int | None, critical: bool, pool: limits.Pool) -> Proposal:
         """The proposal for ``need`` from an unbounded pool, where the grant is what the

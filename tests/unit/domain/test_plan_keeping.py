@@ -257,6 +257,110 @@ def test_a_pass_over_a_changed_fleet_is_the_same_with_and_without_the_shortcut(
     assert before == full == after
 
 
+# -- what ``plan`` remembers from one pass to the next (``KeptMemory``) ------------------
+
+
+def maybe(data: st.DataObject, same: Any, changed: Any) -> Any:
+    """``same`` (most of the time: what a memory can reuse), or ``changed()``."""
+    return same if data.draw(st.integers(0, 3)) else changed()
+
+
+@settings(max_examples=200, deadline=None)
+@given(consumer=consumers(), steps=timelines, data=st.data())
+def test_a_pass_after_a_remembered_one_is_the_same_as_without_the_shortcut(
+    consumer: tuple[manifests.Source, Any], steps: list[simulating.Step], data: st.DataObject
+) -> None:
+    """A pass reuses an instance's last keep only for the same inputs: here the second
+    of two passes gets each input as the first had it, or changed (its Deployments,
+    pods, refusals, metrics and whether they were refreshed, the time, the config, the
+    owner), and decides what the rules decide."""
+    source, spec = consumer
+    r = simulating.Replay(source=source, spec=spec)
+    try:
+        for step in steps:
+            r.step(advance_s=step.advance_s, metrics=step.metrics)
+    finally:
+        r.close()
+    cluster = r.cluster
+    owner_uid = r.source.uid
+    bodies = dict(zip(cluster._observed, cluster._bodies.values(), strict=True))
+    first_deployments = list(cluster._observed.values())
+
+    def deployments(before: list[Any]) -> list[Any]:
+        return [
+            maybe(
+                data,
+                d,
+                lambda d=d: simulating.observe(
+                    changed_body(data, bodies[d.name]), owner_uid=owner_uid
+                ),
+            )
+            for d in before
+        ]
+
+    def pods(fleet: list[Any], now: datetime) -> dict[str, list[ObservedPod]]:
+        return {
+            d.name: [
+                maybe(data, p, lambda p=p: changed_pod(data, p, now))
+                for p in cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
+            ]
+            for d in fleet
+        }
+
+    def refused(fleet: list[Any]) -> dict[str, str]:
+        return {d.name: "refused at act time" for d in fleet if data.draw(st.integers(0, 5)) == 0}
+
+    config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
+    owner = Owner(api_version=source.api_version, kind=source.kind, name=source.name, uid=owner_uid)
+    first = dict(
+        config=config,
+        owner=owner,
+        deployments=first_deployments,
+        metrics=planning.Metrics(
+            snapshot=data.draw(snapshots()), refreshed=data.draw(st.booleans()), synced_at=r.now
+        ),
+        now=r.now,
+        pods=pods(first_deployments, r.now),
+        refused=refused(first_deployments),
+    )
+    memory = planning.KeptMemory()
+    planning.plan(**first, memory=memory)
+
+    def other_config() -> Any:
+        if config.autoscaling is None:
+            return dataclasses.replace(config)
+        tolerable = data.draw(st.sampled_from([1.0, 60.0, 600.0]))
+        return dataclasses.replace(
+            config,
+            autoscaling=dataclasses.replace(
+                config.autoscaling,
+                tolerable_lag_s=tolerable,
+                critical_lag_s=tolerable * data.draw(st.sampled_from([1, 10])),
+                pending_up_s=data.draw(st.sampled_from([0.0, 30.0, 120.0])),
+            ),
+        )
+
+    now = r.now + timedelta(seconds=data.draw(st.sampled_from([0, 0, 10, 31, 130, 700])))
+    second_deployments = deployments(first_deployments)
+    second = dict(
+        config=maybe(data, config, other_config),
+        owner=maybe(data, owner, lambda: dataclasses.replace(owner, uid="another-owner")),
+        deployments=second_deployments,
+        metrics=planning.Metrics(
+            snapshot=maybe(data, first["metrics"].snapshot, lambda: data.draw(snapshots())),
+            refreshed=data.draw(st.booleans()),
+            synced_at=r.now,
+        ),
+        now=now,
+        pods=maybe(data, first["pods"], lambda: pods(second_deployments, now)),
+        refused=maybe(data, first["refused"], lambda: refused(second_deployments)),
+    )
+    remembered = planning.plan(**second, memory=memory)
+    with without_shortcut():
+        full = planning.plan(**second)
+    assert remembered == full
+
+
 def test_a_steady_noisy_pass_keeps_nearly_every_instance_by_the_shortcut() -> None:
     doc = copy.deepcopy(EXAMPLE)
     doc["spec"]["numPartitions"] = 20
