@@ -173,7 +173,8 @@ class Sizing:
         """The naive predictor's need of an instance in msg/s (None: no estimate, the
         fallback), from this pass's snapshot (there must be one, and autoscaling)."""
         autoscaling = self.config.autoscaling
-        assert autoscaling is not None and self.snapshot is not None
+        assert autoscaling is not None
+        assert self.snapshot is not None
         rate = prediction.instance_rate(
             snapshot=self.snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
         )
