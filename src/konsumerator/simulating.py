@@ -30,7 +30,7 @@ import yaml
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError
-from konsumerator.controllers.acting import Outcome
+from konsumerator.controllers.outcomes import Outcome
 from konsumerator.controllers.reconciling import Pass, Pipeline
 from konsumerator.domain import durations, keys, planning
 from konsumerator.domain.adaptive import learning
@@ -38,8 +38,8 @@ from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, PodResize
 from konsumerator.domain.status import ConsumerStatus, learning_body
-from konsumerator.prom.providing import ProviderResult
 from konsumerator.prom.queries import PrometheusConfig
+from konsumerator.prom.results import ProviderResult
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -31,11 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-import structlog
-
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
-from konsumerator.controllers import acting
+from konsumerator.controllers import outcomes
 from konsumerator.controllers.ports import (
     Actuator,
     DeploymentsView,
@@ -61,8 +59,6 @@ from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
-
-log = structlog.stdlib.get_logger(__name__)
 
 OWNER_INDEX = "controller-uid"
 POD_INDEX = "deployment"
@@ -338,7 +334,7 @@ class Pipeline:
         self,
         *,
         key: str,
-        outcome: acting.Outcome,
+        outcome: outcomes.Outcome,
         resize_outcomes: Mapping[str, int],
         actuated: Sequence[float],
     ) -> None:
@@ -347,7 +343,7 @@ class Pipeline:
             return
         self._gauges.deployments_written(
             consumer=key,
-            done=Counter(acting.write_kind(item) for item in outcome.done),
+            done=Counter(outcomes.write_kind(item) for item in outcome.done),
             failed=outcome.refused,
         )
         self._gauges.resized(consumer=key, outcomes=resize_outcomes)

@@ -411,18 +411,16 @@ class _Tally:
     resized: int = 0
     pending: int = 0
 
-    def record_kept(
-        self, *, report: InstanceReport, resized: bool, requests: tuple[int, int]
-    ) -> None:
+    def record_kept(self, kept: "_Last") -> None:
         """What ``record`` adds for a running instance that keeps its Deployment as it is
-        (``_kept``): no write or patch, no pod pending, its ``requests`` held
-        (``_requests`` of its resources)."""
+        (``_kept``): no write or patch, no pod pending, its requests held."""
         counts = self.counts
         counts["running"] += 1
+        report = kept.report
         counts["lagging"] += report.lagging
-        self.resized += resized
-        self.cpu_m += requests[0]
-        self.mem_b += requests[1]
+        self.resized += kept.resized
+        self.cpu_m += kept.cpu_m
+        self.mem_b += kept.mem_b
         self.reports.append(report)
 
     def record(self, *, ctx: Context, inst: Instance, decision: Decision, paused: bool) -> None:
@@ -535,7 +533,9 @@ class _Last:
     sized: Resources | None
     report: InstanceReport
     resized: bool
-    requests: tuple[int, int]
+    # The requests it holds (``_requests``).
+    cpu_m: int
+    mem_b: int
 
 
 class KeptMemory:
@@ -645,7 +645,7 @@ def _kept(
         and last.pods == pods
         and (not refreshed or (sized is not None and last.sized == sized))
     ):
-        tally.record_kept(report=last.report, resized=last.resized, requests=last.requests)
+        tally.record_kept(last)
         return True
     in_place = k.in_place
     memo = d.drift_memo
@@ -714,19 +714,19 @@ def _kept(
         status=scaling.status,
         cpu_shortage_m=rules.reported_shortage(scaling, level),
     )
-    resized = running and bool(plain)
-    requests = _requests(current)
-    tally.record_kept(report=report, resized=resized, requests=requests)
-    k.last[index] = _Last(
+    cpu_m, mem_b = _requests(current)
+    k.last[index] = kept = _Last(
         d=d,
         pods=pods,
         refused=refused,
         max_lag=max_lag,
         sized=sized,
         report=report,
-        resized=resized,
-        requests=requests,
+        resized=running and bool(plain),
+        cpu_m=cpu_m,
+        mem_b=mem_b,
     )
+    tally.record_kept(kept)
     return True
 
 

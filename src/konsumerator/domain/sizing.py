@@ -178,7 +178,7 @@ class Sizing:
         rate = prediction.instance_rate(
             snapshot=self.snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
         )
-        return rate if rate else None
+        return rate or None
 
     def size(self, need: int | None) -> Resources | None:
         """What one container needs for ``need`` msg/s before the policies (None: no

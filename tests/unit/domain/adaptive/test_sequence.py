@@ -240,8 +240,8 @@ def test_no_scale_down_back_to_a_size_found_short_within_half_an_hour() -> None:
 def test_an_ineffective_scale_up_is_a_warning_event() -> None:
     import asyncio
 
-    from konsumerator.controllers.acting import Outcome
     from konsumerator.controllers.events import EventReporter
+    from konsumerator.controllers.outcomes import Outcome
     from konsumerator.domain import planning
 
     story = Story()
