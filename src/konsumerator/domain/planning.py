@@ -351,7 +351,7 @@ def _context(
         config=config,
         owner=owner,
         num_instances=num_instances,
-        hash_value=rendering.template_hash(config=config, num_instances=num_instances),
+        hash_value=_template_hash(config=config, num_instances=num_instances),
         memory_format=config.autoscaling.memory_format if config.autoscaling else Format.DECIMAL_SI,
         sizing=sizing.Sizing.for_pass(
             config=config, snapshot=snapshot, num_instances=num_instances, deployments=deployments
@@ -360,6 +360,24 @@ def _context(
         refreshed=metrics.refreshed,
         now=now,
     )
+
+
+# ``rendering.template_hash`` by config object (held, so its id is not reused while
+# remembered) and instance count: it encodes and hashes the whole template, once per
+# pass, and a Consumer's passes share one config until its spec changes. Bounded.
+_HASHES: dict[int, tuple[ConsumerConfig, int, str]] = {}
+_MAX_HASHES = 64
+
+
+def _template_hash(*, config: ConsumerConfig, num_instances: int) -> str:
+    known = _HASHES.get(id(config))
+    if known is not None and known[0] is config and known[1] == num_instances:
+        return known[2]
+    if len(_HASHES) >= _MAX_HASHES:
+        _HASHES.clear()
+    value = rendering.template_hash(config=config, num_instances=num_instances)
+    _HASHES[id(config)] = (config, num_instances, value)
+    return value
 
 
 def _memo_key(ctx: Context) -> Hashable:

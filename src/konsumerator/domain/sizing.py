@@ -47,6 +47,7 @@ def global_pool(*, config: ConsumerConfig, held: Sequence[Mapping[str, Resources
 # CPU increment, the memory per core), across passes: a noisy need is rarely the same
 # twice in one pass, but the same few thousand come back pass after pass. Bounded.
 _SIZED: dict[tuple[int, int, int, int], Resources] = {}
+_INF = float("inf")
 _MAX_SIZED = 65_536
 
 
@@ -173,10 +174,23 @@ class Sizing:
         """The naive predictor's need of an instance in msg/s (None: no estimate, the
         fallback), from this pass's snapshot (there must be one, and autoscaling)."""
         autoscaling = self.config.autoscaling
+        snapshot = self.snapshot
         assert autoscaling is not None
-        assert self.snapshot is not None
+        assert snapshot is not None
+        recovery_s = int(autoscaling.recovery_s)
+        if len(partitions) == 1:
+            # ``prediction.instance_rate`` of one partition, inlined (every instance of
+            # every pass that refreshes): truncated production (missing, NaN, infinite:
+            # 0), plus the backlog over the recovery time when lagging; nothing below 0.
+            p = partitions[0]
+            value = snapshot.production.get(p)
+            produced = int(value) if value is not None and -_INF < value < _INF else 0
+            lag_s = snapshot.lag.get(p, 0)
+            if lag_s > 0 and recovery_s > 0:
+                produced = (lag_s * produced + produced * recovery_s) // recovery_s
+            return produced if produced > 0 else None
         rate = prediction.instance_rate(
-            snapshot=self.snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
+            snapshot=snapshot, partitions=partitions, recovery_s=recovery_s
         )
         return rate or None
 

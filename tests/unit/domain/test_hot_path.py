@@ -15,10 +15,13 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool
   (also by the size a need comes to), and ``Sizing.peek`` reads them; it remembers a
   need's size across passes, as ``size_for_rate`` gives it;
+* ``Sizing.naive_need`` (one partition inline) and ``prediction.instance_rate`` (one
+  partition without the loop) are the naive predictor's rule written out;
 * rendering copies the template with a copy for JSON-shaped data.
 """
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -304,3 +307,52 @@ def test_an_instances_verdict_is_more_if_any_container_needs_more_else_less_if_a
     assert rules.compare(current, proposed) == expected
     # The same objects compare as equal without being looked at.
     assert rules.compare(proposed, proposed) == 0
+
+
+metric_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -1.0, 0.5, 999.9, 1000.0, 2.0**62]),
+)
+
+
+@given(
+    production=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+    offset=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+    partitions=st.lists(st.integers(0, 4), min_size=1, max_size=3, unique=True).map(tuple),
+    recovery_s=st.sampled_from([0.0, 1.0, 300.0]),
+)
+def test_an_instance_needs_what_the_naive_rule_says(
+    production: dict[int, float],
+    offset: dict[int, float],
+    partitions: tuple[int, ...],
+    recovery_s: float,
+) -> None:
+    """Each partition needs its truncated production (missing, NaN, infinite: 0) plus
+    its backlog over the recovery time when lagging; one with no positive need borrows
+    the largest; the instance needs their sum (``naive_need``: None for 0)."""
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType(production), offset=MappingProxyType(offset)
+    )
+    rates = []
+    for p in partitions:
+        value = production.get(p)
+        produced = int(value) if value is not None and math.isfinite(value) else 0
+        lag_s = snapshot.lag.get(p, 0)
+        recovery = int(recovery_s)
+        rates.append(
+            (lag_s * produced + produced * recovery) // recovery
+            if lag_s > 0 and recovery > 0
+            else produced
+        )
+    largest = max([0, *rates])
+    want = sum(r if r > 0 else largest for r in rates)
+    got = prediction.instance_rate(
+        snapshot=snapshot, partitions=partitions, recovery_s=int(recovery_s)
+    )
+    assert got == want
+    cfg = dataclasses.replace(
+        config(),
+        autoscaling=Autoscaling(rate_per_core=1000, ram_per_core_b=10**9, recovery_s=recovery_s),
+    )
+    shared = sizing.Sizing.for_pass(config=cfg, snapshot=snapshot, num_instances=1, deployments=())
+    assert shared.naive_need(partitions) == (want or None)
