@@ -197,6 +197,7 @@ def _claim(
     claimed: dict[int, tuple[ObservedDeployment, bool]] = {}
     deletes: list[Delete] = []
     terminating: set[str] = set()
+    names = rendering.deployment_names(config=config, count=len(assignment))
     # In the order given: of two Deployments of one name (in two namespaces) the later
     # claims, as it would in name order (a stable sort keeps their order); only the
     # deletions are listed in name order.
@@ -206,9 +207,9 @@ def _claim(
             terminating.add(d.name)
         elif index is None or parts is None:
             deletes.append(Delete(name=d.name, uid=d.uid, reason="unparsable annotations"))
-        elif index >= len(assignment):
+        elif index >= len(names):
             deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance {index} not needed"))
-        elif d.name != (expected := rendering.deployment_name(config=config, index=index)):
+        elif d.name != (expected := names[index]):
             deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance is now {expected}"))
         else:
             claimed[index] = (d, parts == assignment[index])

@@ -21,6 +21,7 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 """
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -356,3 +357,38 @@ def test_an_instance_needs_what_the_naive_rule_says(
     )
     shared = sizing.Sizing.for_pass(config=cfg, snapshot=snapshot, num_instances=1, deployments=())
     assert shared.naive_need(partitions) == (want or None)
+
+
+@given(name=st.text(min_size=1, max_size=8), count=st.integers(0, 30))
+def test_the_instance_names_are_each_instances_deployment_name(name: str, count: int) -> None:
+    """``rendering.deployment_names`` (remembered by name and count) is ``deployment_name``
+    of each index."""
+    cfg = dataclasses.replace(config(), name=name)
+    assert rendering.deployment_names(config=cfg, count=count) == tuple(
+        rendering.deployment_name(config=cfg, index=i) for i in range(count)
+    )
+
+
+@given(
+    sizes=st.dictionaries(st.sampled_from(NAMES), resources, max_size=3),
+    memory_format=st.sampled_from(list(Format)),
+)
+def test_a_target_annotation_is_its_canonical_json(
+    sizes: dict[str, Resources], memory_format: Format
+) -> None:
+    """``target_annotation`` (remembered by the sorted sizes) is the canonical JSON of
+    each container's resources body, the empty ones left out."""
+    want = json.dumps(
+        {
+            n: rendering.resources_body(r, memory_format=memory_format)
+            for n, r in sizes.items()
+            if not r.is_empty
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    assert rendering.target_annotation(sizes, memory_format=memory_format) == want
+    assert (
+        rendering.target_annotation(dict(reversed(sizes.items())), memory_format=memory_format)
+        == want
+    )
