@@ -662,7 +662,7 @@ def _kept(
         and last.refused is refused
         and last.max_lag == max_lag
         and last.pods == pods
-        and (not refreshed or (sized is not None and last.sized == sized))
+        and (not refreshed or (sized is not None and (last.sized is sized or last.sized == sized)))
     ):
         tally.record_kept(last)
         return True

@@ -47,6 +47,9 @@ def global_pool(*, config: ConsumerConfig, held: Sequence[Mapping[str, Resources
 # CPU increment, the memory per core), across passes: a noisy need is rarely the same
 # twice in one pass, but the same few thousand come back pass after pass. Bounded.
 _SIZED: dict[tuple[int, int, int, int], Resources] = {}
+# One object per size, shared by the needs that come to it: the planner's shortcut
+# (``planning._kept``) compares two passes' sizes by identity first.
+_ONE_OF: dict[Resources, Resources] = {}
 _INF = float("inf")
 _MAX_SIZED = 65_536
 
@@ -238,7 +241,9 @@ class Sizing:
         if sized is None:
             if len(_SIZED) >= _MAX_SIZED:
                 _SIZED.clear()
-            sized = _SIZED[key] = prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+                _ONE_OF.clear()
+            value = prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+            sized = _SIZED[key] = _ONE_OF.setdefault(value, value)
         return sized
 
     def _bounded(
