@@ -12,6 +12,10 @@ It is a cache of the chain's outcome, not a second policy, so it must never be s
   Deployments, targets left behind, pods off their size, pending, refused or going
   away), asked before and after the rules remembered what they compared;
 * and the shortcut does run: a steady noisy pass keeps nearly all its instances by it;
+* a pass after one that ``KeptMemory`` remembered decides what the rules decide, with
+  each input changed or kept at random, and with each input it must not outlive
+  changed alone (the Deployment version, pods, refusal, lag, config, owner, the end
+  of a pending period, a global pool that holds less);
 * the drift results ``simulate``'s in-memory cluster primes on the Deployments it
   observes from applied bodies change no replay, nor does what it reuses of a write
   that keeps the pod template.
@@ -507,9 +511,13 @@ def _pass(
     owner_name: str | None = None,
     refused: dict[str, str] | None = None,
     edited: int | None = None,
+    refreshed: bool = True,
+    stopped: bool = False,
+    config: Any = None,
 ) -> planning.Plan:
     """One pass over the replay's fleet (``edited``: with that instance's in-place target
-    set by hand to the policies' floors)."""
+    set by hand to the policies' floors; ``stopped``: with the first pod not running;
+    ``config``: another config than the replay's)."""
     source = r.source
     deployments = r.cluster.observed()
     if edited is not None:
@@ -527,8 +535,17 @@ def _pass(
             }
         )
         deployments[edited] = simulating.observe(body, owner_uid=source.uid)
+    pods = {
+        d.name: r.cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
+        for d in deployments
+    }
+    if stopped:
+        first = deployments[0].name
+        pods[first] = [dataclasses.replace(p, running=False) for p in pods[first]]
+    if config is None:
+        config = to_config(r.spec, paused=False) if memory is None else _config(r)
     return planning.plan(
-        config=to_config(r.spec, paused=False) if memory is None else _config(r),
+        config=config,
         owner=Owner(
             api_version=source.api_version,
             kind=source.kind,
@@ -536,12 +553,9 @@ def _pass(
             uid=source.uid,
         ),
         deployments=deployments,
-        metrics=planning.Metrics(snapshot=snapshot, refreshed=True, synced_at=now),
+        metrics=planning.Metrics(snapshot=snapshot, refreshed=refreshed, synced_at=now),
         now=now,
-        pods={
-            d.name: r.cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
-            for d in deployments
-        },
+        pods=pods,
         refused=refused or {},
         memory=memory,
     )
@@ -619,3 +633,55 @@ def test_a_keep_from_a_global_pool_is_not_reused_once_the_pool_holds_less() -> N
     )
     # The first one's hand edit holds less of the pool: the second one gets more.
     assert "-1" in [a.name[-2:] for a in full.applies], full.applies
+
+
+def test_a_keep_is_not_reused_for_another_lag() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now},
+        # Not refreshed (a snapshot seeded from the status, say), the lag is another.
+        {"snapshot": _metrics(production=1000.0, offset=1e5), "now": r.now, "refreshed": False},
+    )
+    assert full.counters.lagging == 2
+
+
+def test_a_keep_is_not_reused_once_a_pod_stops() -> None:
+    r = _replayed()
+    half = _metrics(production=500.0, offset=0.0)
+    for _ in range(40):
+        r.step(advance_s=31.0, metrics=half)
+    full = _both(
+        r,
+        {"snapshot": half, "now": r.now, "refreshed": False},
+        {"snapshot": half, "now": r.now, "refreshed": False, "stopped": True},
+    )
+    assert full.in_place.resized == 1  # the other one: its pod runs the target
+
+
+def test_a_keep_is_not_reused_under_another_config() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=100.0)
+    config = _config(r)
+    assert config.autoscaling is not None
+    stricter = dataclasses.replace(
+        config, autoscaling=dataclasses.replace(config.autoscaling, tolerable_lag_s=0.0)
+    )
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now, "refreshed": False, "config": stricter},
+    )
+    assert full.counters.lagging == 2
+
+
+def test_a_keep_is_not_reused_for_another_version_of_its_deployment() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now, "refreshed": False, "edited": 0},
+    )
+    assert full.resizes  # its pod follows the target set by hand
