@@ -15,6 +15,8 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool
   (also by the size a need comes to), and ``Sizing.peek`` reads them; it remembers a
   need's size across passes, as ``size_for_rate`` gives it;
+* a snapshot's lag (``truncate`` inline) is trunc(behind / production) of the truncated
+  values, absent where nothing is produced;
 * ``Sizing.naive_need`` (one partition inline) and ``prediction.instance_rate`` (one
   partition without the loop) are the naive predictor's rule written out;
 * rendering copies the template with a copy for JSON-shaped data.
@@ -31,7 +33,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from konsumerator.domain import limits, prediction, rendering, rules, sizing
-from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.qos import QoS, keep_class, qos_class
 from konsumerator.domain.quantities import Format
@@ -392,3 +394,19 @@ def test_a_target_annotation_is_its_canonical_json(
         rendering.target_annotation(dict(reversed(sizes.items())), memory_format=memory_format)
         == want
     )
+
+
+@given(
+    production=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+    offset=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+)
+def test_a_snapshots_lag_is_its_definition(
+    production: dict[int, float], offset: dict[int, float]
+) -> None:
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType(production), offset=MappingProxyType(offset)
+    )
+    want = {
+        p: int(truncate(offset.get(p)) / truncate(v)) for p, v in production.items() if truncate(v)
+    }
+    assert dict(snapshot.lag) == want
