@@ -27,10 +27,15 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   ``tolerableLag`` by then: ``urgent``);
 * ``ineffective``: when the last scale-up did not raise throughput (a
   single-threaded consumer, a slow downstream), stop adding CPU: more
-  partitions or parallelism are needed, not more cores.
+  partitions or parallelism are needed, not more cores;
+* ``bursting``: under Recreate, a scale-up that is not urgent waits while the
+  node lends the pods CPU beyond their request (``lends``) and their limit
+  covers the need: a larger request buys a guarantee, not throughput, at the
+  price of a restart.
 
 Scale-up does not wait for ``tolerableLag``: the headroom term of the demand
-(``demand``) asks for more as soon as the utilisation passes ``u``, and the
+(``demand``; ``headroom_share``: the restart term sizes a scale-up but never
+asks for one) asks for more as soon as the utilisation passes ``u``, and the
 scale-up then goes through ``pendingScaleUpDuration`` (or not, when urgent).
 """
 
