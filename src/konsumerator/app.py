@@ -84,6 +84,7 @@ from konsumerator.runtime.controlling import Controller
 from konsumerator.runtime.electing import LeaderElector, LeadershipLost, default_identity
 from konsumerator.runtime.managing import ComponentEnded, Endpoint, Manager
 from konsumerator.runtime.reflecting import Reflector
+from konsumerator.runtime.serving import BindError
 from konsumerator.runtime.stores import ObjectKey, Store, key_of
 
 # The Deployment cache by UID: a ReplicaSet names its Deployment by UID.
@@ -111,11 +112,17 @@ class Settings:
 
 
 def parse_endpoint(text: str) -> Endpoint | None:
-    """``host:port``, ``:port`` (all interfaces, said explicitly) or ``0`` (disabled)."""
+    """``host:port``, ``[ipv6]:port``, ``:port`` (all interfaces, said explicitly) or ``0``
+    (disabled); ``ValueError`` for a port that is no number from 0 to 65535."""
     if text in {"0", ""}:
         return None
     host, _, port = text.rpartition(":")
-    return Endpoint(host or "0.0.0.0", int(port))
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # as Go's net.SplitHostPort (controller-runtime's flags) reads it
+    number = int(port)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port {number} of {text!r} is not from 0 to 65535")
+    return Endpoint(host or "0.0.0.0", number)
 
 
 def configure_logging(*, fmt: str, level: str) -> None:
@@ -349,15 +356,23 @@ def run(settings: Settings) -> int:
     """Run until stopped; the exit status (1 when leadership or a component was lost,
     so the pod restarts with a clean slate, as controller-runtime does)."""
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    operator = build(settings)
+    log = structlog.stdlib.get_logger(__name__)
+    try:
+        operator = build(settings)
+    except connecting.ConfigError as e:
+        log.error("cannot start", reason=str(e))
+        return 2
     # Full collections examine what came after the last one, not the watch caches again.
     survivors = FrozenSurvivors()
     survivors.install()
     try:
         asyncio.run(operator.run())
     except (LeadershipLost, ComponentEnded) as e:
-        structlog.stdlib.get_logger(__name__).error("stopping", reason=str(e))
+        log.error("stopping", reason=str(e))
         return 1
+    except BindError as e:  # a probe or metrics address this process cannot listen on
+        log.error("cannot start", reason=str(e))
+        return 2
     finally:
         survivors.uninstall()
     return 0

@@ -99,6 +99,14 @@ def _load_yaml(text: str, *, source: str) -> Any:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"{source}: not valid YAML{where}") from None
+    except (ValueError, OverflowError) as e:
+        raise _unbuildable(e, source=source) from None
+
+
+def _unbuildable(error: ValueError | OverflowError, *, source: str) -> InputError:
+    """A scalar the YAML resolver accepts but Python cannot build: an integer of more
+    than 4,300 digits, a timestamp of month 13 (as ``api.limited_yaml`` says them)."""
+    return InputError(f"{source}: not valid YAML: {error}")
 
 
 def load_consumer(text: str, *, source: str) -> tuple[manifests.Source, ConsumerSpec]:
@@ -107,6 +115,8 @@ def load_consumer(text: str, *, source: str) -> tuple[manifests.Source, Consumer
     except yaml.YAMLError:
         _load_yaml(text, source=source)  # raises with the line number
         raise InputError(f"{source}: not valid YAML") from None
+    except (ValueError, OverflowError) as e:
+        raise _unbuildable(e, source=source) from None
     if len(docs) != 1 or not isinstance(docs[0], Mapping):
         raise InputError(f"{source}: expected exactly one Consumer or ConfigMap document")
     try:

@@ -6,11 +6,20 @@ Aspects tested:
   authentication must not be reachable from the network unless asked for); ``:port``
   still means every interface and ``0`` disables;
 * ``--prometheus-allowed-hosts`` takes comma-separated and repeated patterns; a bad
-  pattern exits with status 2 naming the flag and the pattern, before anything runs.
+  pattern exits with status 2 naming the flag and the pattern, before anything runs;
+* a bind address is ``host:port``, ``[ipv6]:port`` or ``:port``, its port from 0 to
+  65535 (others exit 2 naming it); an IPv6 one is served;
+* a kubeconfig that cannot be loaded, or a probe address that cannot be listened on
+  (taken, unresolvable), stops the process with status 2 and one log line saying why,
+  never a traceback (both were tracebacks, exit status 1).
 """
 
+import json
+import socket
 import subprocess
 import sys
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +27,7 @@ from click.testing import CliRunner
 
 from konsumerator import app
 from konsumerator.cli import main
+from konsumerator.runtime import serving
 from konsumerator.runtime.managing import Endpoint
 
 
@@ -49,7 +59,12 @@ def test_metrics_and_probes_listen_on_loopback_by_default(started: list[app.Sett
 
 @pytest.mark.parametrize(
     ("flag", "endpoint"),
-    [(":8081", Endpoint("0.0.0.0", 8081)), ("10.0.0.5:9000", Endpoint("10.0.0.5", 9000))],
+    [
+        (":8081", Endpoint("0.0.0.0", 8081)),
+        ("10.0.0.5:9000", Endpoint("10.0.0.5", 9000)),
+        ("[::]:8081", Endpoint("::", 8081)),
+        ("[fd00::1]:9000", Endpoint("fd00::1", 9000)),
+    ],
 )
 def test_other_interfaces_only_when_asked(
     started: list[app.Settings], flag: str, endpoint: Endpoint
@@ -99,3 +114,85 @@ def test_the_operator_process_does_not_load_rich() -> None:
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True
     ).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("flag", [":99999", ":-1", ":65536", "host:http", "[::1]"])
+def test_a_bind_address_without_a_usable_port_exits_2_naming_it(
+    started: list[app.Settings], flag: str
+) -> None:
+    result = run(f"--health-probe-bind-address={flag}")
+    assert result.exit_code == 2
+    assert "bad bind address" in result.output
+    assert started == []
+
+
+def test_an_ipv6_probe_address_is_served() -> None:
+    server = serving.HttpServer(host="::1", port=0, routes={"/healthz": ok})
+    server.start()
+    try:
+        with urllib.request.urlopen(f"http://[::1]:{server.port}/healthz", timeout=10) as r:
+            assert r.read() == b"ok\n"
+    finally:
+        server.stop()
+
+
+def ok(environ: Any, start_response: Any) -> Any:
+    return serving.text_response(start_response, status="200 OK", body="ok\n")
+
+
+UNREACHABLE_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]
+current-context: x
+"""
+
+
+def operator_process(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "konsumerator", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def one_line_refusal(result: subprocess.CompletedProcess[str], says: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    logged = json.loads(line)
+    assert logged["event"] == "cannot start"
+    assert says in logged["reason"]
+
+
+@pytest.mark.parametrize("content", [None, "garbage: [\n", "kind: Config\n"])
+def test_a_kubeconfig_that_cannot_be_loaded_is_one_line_and_status_2(
+    tmp_path: Path, content: str | None
+) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
+    result = operator_process(f"--kubeconfig={path}", "--metrics-bind-address=0")
+    one_line_refusal(result, "cannot load Kubernetes configuration")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "host.invalid"])
+def test_a_probe_address_that_cannot_be_listened_on_is_one_line_and_status_2(
+    tmp_path: Path, host: str
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = operator_process(
+            f"--kubeconfig={kubeconfig}",
+            f"--health-probe-bind-address={host}:{port}",
+            "--metrics-bind-address=0",
+        )
+    one_line_refusal(result, f"cannot serve on {host}:{port}")

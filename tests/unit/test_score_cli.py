@@ -245,6 +245,17 @@ def test_bad_files_are_one_line_naming_them(tmp_path: Path) -> None:
             "numPartitions: 100000\n",
             "{consumer}: spec.numPartitions: 100000 partitions are too many to score",
         ),
+        # Scalars YAML resolves but Python cannot build: a ValueError traceback before.
+        (
+            "numPartitions: 10\n",
+            "numPartitions: " + "9" * 5000 + "\n",
+            "{consumer}: not valid YAML: Exceeds the limit (4300 digits)",
+        ),
+        (
+            "  namespace: default\nspec:",
+            "  namespace: default\n  labels: {since: 2026-13-01}\nspec:",
+            "{consumer}: not valid YAML: month must be in 1..12",
+        ),
     ],
 )
 def test_a_consumer_that_cannot_be_scored_is_one_line(

@@ -14,7 +14,9 @@ Aspects tested:
 * Bad inputs exit with status 2 and print exactly one line on stderr naming
   the file and the field, with no traceback and nothing on stdout: bad YAML
   (timeline and consumer), a bad ``advance`` duration, a negative metric, a
-  non-integer partition id, an unknown metric, an invalid spec field.
+  non-integer partition id, an unknown metric, an invalid spec field, a
+  scalar YAML resolves but Python cannot build (an integer of 5,000 digits, a
+  timestamp of month 13) in either file.
 """
 
 import json
@@ -230,6 +232,14 @@ def invalid_consumer(tmp_path: Path) -> Path:
         ("timeline", "stepz: []\n", "steps"),
         ("consumer", "kind: [\n", "not valid YAML"),
         ("consumer", "", "exactly one"),
+        # Scalars the YAML resolver accepts that Python cannot build: these raised
+        # ValueError out of the command (a traceback, exit 1).
+        ("timeline", "steps:\n- metrics: {'0': {production: " + "9" * 5000 + "}}\n", "4300"),
+        ("timeline", '{"steps": [{"metrics": {"0": {"offset": ' + "9" * 5000 + "}}}]}", "4300"),
+        ("timeline", "steps:\n- advance: 1m\n  cpu: {a-0: " + "9" * 5000 + "}\n", "4300"),
+        ("timeline", "steps:\n- advance: 1m\n  at: 2026-13-01\n", "month must be in 1..12"),
+        ("consumer", "kind: Consumer\nspec: {numPartitions: " + "9" * 5000 + "}\n", "4300"),
+        ("consumer", "kind: Consumer\nmetadata: {name: 2026-02-30}\n", "day is out of range"),
     ],
 )
 def test_bad_input_is_one_line_naming_file_and_field(tmp_path, which, text, needle):

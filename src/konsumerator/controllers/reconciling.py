@@ -223,6 +223,9 @@ class Pipeline:
         self._now = now
         self._seeded: set[str] = set()
         self._states = SyncStates()
+        # The UID each key's memory above is of: a Consumer deleted and created again
+        # under its name, both events handled in one pass, is a new object.
+        self._uids: dict[str, str] = {}
         # The last spec each Consumer was converted from, and its config: a replay
         # hands the same spec to every pass (the operator reads it afresh).
         self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
@@ -232,6 +235,7 @@ class Pipeline:
         self._provider.forget(key=key)
         self._seeded.discard(key)
         self._states.forget(key=key)
+        self._uids.pop(key, None)
         self._configs.pop(key, None)
         self._conflicts.forget(key)
         self._resizes.forget(key)
@@ -361,6 +365,11 @@ class Pipeline:
         state_budget_bytes: int = STATE_BUDGET_BYTES,
     ) -> Pass:
         now = self._now()
+        if self._uids.setdefault(key, source.uid) != source.uid:
+            # Re-created under the same name: the old object's last sync is not its own
+            # previous sync (the learned rate would compare with another topic's).
+            self._states.forget(key=key)
+            self._uids[key] = source.uid
         config = self._config(
             key=key, spec=spec, paused=keys.DISABLE_AUTOSCALER in source.annotations
         )

@@ -9,7 +9,13 @@
 What the status says is decided in the domain (``domain.status``); here it is only
 written, and only when it differs from what the object holds: our last write while
 the watch cache has not seen it, else the cache, which also shows anybody else's
-write (``statuses``). A pass with nothing new to report makes no write.
+write (``statuses``). A pass with nothing new to report makes no write. A guest
+ConfigMap's write names the UID of the ConfigMap the pass started from: one deleted
+meanwhile is not brought back (a server-side apply creates what it does not find),
+and one created again under its name does not get the old one's status
+(``Conflict``; the retry reads the new one). The status subresource of a Consumer
+cannot be written on that condition (the apiserver keeps the stored metadata, UID
+included, for a status write, and only fails one for a missing object).
 
 The controller reads the object and asks :meth:`previous` for the status the pass
 starts from; the same reporter then writes the pass's status over that object (the
@@ -171,4 +177,5 @@ class GuestReporter(_StatusReporter):
             namespace=base.namespace,
             name=base.name,
             body={"metadata": {"annotations": shown}},
+            uid=base.uid,
         )

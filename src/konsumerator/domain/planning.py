@@ -310,8 +310,8 @@ def _in_place_state(inst: Instance, decision: Decision) -> tuple[bool, bool]:
     """
     d = inst.deployment
     pods = [p for p in inst.pods if p.running and not p.deleting]
-    if d is None or not pods or decision.action in (Action.CREATE, Action.ROLLOUT):
-        return False, False
+    if d is None or d.paused or not pods or decision.action in (Action.CREATE, Action.ROLLOUT):
+        return False, False  # a paused instance's pods are left as they run
     # Found with the pod patches (``rules.in_place``), over the same pods.
     pending = decision.pods_pending
     resized = not pending and rules.resources_differ(d.template_resources, decision.resources)

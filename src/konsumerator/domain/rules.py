@@ -992,13 +992,20 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
     A creation or rollout starts new pods from the template, which then gets the
     size; anything else leaves the template's resources as they are and resizes
     the running pods to the target (``resize_pods``), and says whether a pod does
-    not run it yet (``Decision.pods_pending``).
+    not run it yet (``Decision.pods_pending``). A paused instance's pods are not
+    patched, nor waited for.
     """
     d = inst.deployment
     if not ctx.config.in_place or d is None or decision.action in (Action.CREATE, Action.ROLLOUT):
         return decision
     action = Action.RESIZE_IN_PLACE if decision.action is Action.SCALE else decision.action
-    resizes, actuated = _pod_resizes(ctx, inst, target=decision.resources)
+    resizes: tuple[PodResize, ...] = ()
+    actuated = True
+    if not d.paused:
+        # A paused instance is never resized (docs/compatibility.md, 13): its pods keep
+        # what they run, and a new one starts at its template's size, which the user
+        # may set by hand (a target left from before the pause would resize it back).
+        resizes, actuated = _pod_resizes(ctx, inst, target=decision.resources)
     # Every field named (``dataclasses.replace`` costs as much as the rest of this
     # function, once per instance and pass); a test checks that none is left out.
     return Decision(

@@ -12,7 +12,10 @@ Aspects tested:
 * a status that holds no ``lastSyncState`` (left out for its size, as for a
   3,000-partition Consumer, or lost) costs one sync (``NoPreviousSync``), not the
   learning: the pipeline remembers the last snapshot it reported, also after a
-  restart that found none in the status.
+  restart that found none in the status;
+* that memory is the object's, not its name's: a Consumer deleted and created again
+  under the same name (the two events seen as one, so nothing was forgotten) does not
+  take the old one's last sync for its own previous sync.
 """
 
 import dataclasses
@@ -165,3 +168,18 @@ def test_a_restart_without_last_sync_state_holds_the_rate_one_sync_then_resumes(
     resumed = restarted.step(advance_s=31, metrics=saturated).status.learning
     assert resumed is not None
     assert (resumed.reason, resumed.samples) == (Reason.LEARNED, learned.samples + 1)
+
+
+def test_a_consumer_recreated_under_the_same_name_does_not_learn_from_the_old_ones_sync() -> None:
+    r = replay("adaptive")
+    r.step(advance_s=0, metrics=saturated)
+    learned = r.step(advance_s=31, metrics=saturated).status.learning
+    assert learned is not None
+    assert learned.reason is Reason.LEARNED
+    # Deleted and created again, with no lastSyncState of its own yet (as when its status
+    # cannot hold one): the pipeline never saw the deletion.
+    r.source = dataclasses.replace(r.source, uid="the-new-consumer")
+    r.status = ConsumerStatus()
+    first = r.step(advance_s=31, metrics=saturated).status.learning
+    assert first is not None
+    assert (first.reason, first.samples) == (Reason.NO_PREVIOUS_SYNC, 0)

@@ -13,6 +13,10 @@ Aspects tested:
   refusal roll the instance out with the target; Deferred within the bound,
   or a template that already has the target, do not; Recreate mode rolls out
   a target left from in-place mode.
+* An instance annotated ``disable-autoscaler`` is never resized in place: its pods
+  keep what they run, a new one the size its template gives, also when the user set
+  that template by hand (a target left from before the pause resized it back), and
+  it is neither resized nor pending in the counters.
 * The in-place counters (resized / pending) and the rendering: no GOMAXPROCS,
   GOMEMLIMIT from the template, the managed-by label on the pod template.
 * The ``pods/resize`` body is a strategic merge patch by container name whose
@@ -202,6 +206,43 @@ def test_a_new_pod_from_the_old_template_is_resized_without_a_deployment_write()
     assert (resize.pod, resize.uid) == ("c-0-new", "uid-new")
     assert resize.containers == rules.pod_target(fresh, d.current)
     assert p.in_place.pending == 1
+
+
+HAND_SET = {"requests": {"cpu": "3", "memory": "1G"}, "limits": {"cpu": "3", "memory": "1G"}}
+
+
+@pytest.mark.parametrize(
+    ("template_resources", "why"),
+    [
+        (HAND_SET, "the user set the paused instance's template by hand: its new pod runs it"),
+        (None, "its pod was replaced: the new one runs what the template gives"),
+    ],
+)
+def test_a_paused_instance_is_never_resized_in_place(
+    template_resources: dict[str, Any] | None, why: str
+) -> None:
+    cfg = config()
+    cluster = created(cfg)
+    later = T0 + timedelta(minutes=2)
+    run(cluster, cfg, metrics(3000.0, lag_s=60, at=later), later)  # a target, in place
+    (resized,) = cluster.observed()
+    assert resized.target is not None
+    body = json.loads(json.dumps(cluster._bodies["c-0"]))
+    body["metadata"]["annotations"][keys.DISABLE_AUTOSCALER] = "true"
+    if template_resources is not None:
+        app(body)["resources"] = template_resources
+    cluster.apply(body)
+    (d,) = cluster.observed()
+    cluster.pods.delete("c-0")
+    cluster.pods.started(d=d, template=body["spec"]["template"])
+    (pod,) = cluster.pods.by_index(index="", value="ns/c-0")
+    assert pod.spec == d.template_resources != d.current, why
+    for step in range(3):
+        at = later + timedelta(minutes=2 * (step + 1))
+        p = run(cluster, cfg, metrics(3000.0 * (step + 1), lag_s=60, at=at), at)
+        assert (p.applies, p.resizes) == ((), ()), why
+        assert (p.in_place.resized, p.in_place.pending) == (0, 0), why
+    assert cluster.pods.by_index(index="", value="ns/c-0")[0].spec == d.template_resources
 
 
 def test_rendering_in_place_sets_no_gomaxprocs_and_labels_the_pods():
