@@ -31,11 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-import structlog
-
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
-from konsumerator.controllers import acting
+from konsumerator.controllers import outcomes
 from konsumerator.controllers.ports import (
     Actuator,
     DeploymentsView,
@@ -61,8 +59,6 @@ from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
-
-log = structlog.stdlib.get_logger(__name__)
 
 OWNER_INDEX = "controller-uid"
 POD_INDEX = "deployment"
@@ -249,6 +245,8 @@ class Pipeline:
         # hands the same spec to every pass (the operator reads it afresh).
         self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
         self._conflicts = ConflictRecheck()
+        # What the planner remembers of each Consumer's instances (a cache of decisions).
+        self._kept: dict[str, planning.KeptMemory] = {}
 
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
@@ -258,6 +256,7 @@ class Pipeline:
         self._configs.pop(key, None)
         self._conflicts.forget(key)
         self._resizes.forget(key)
+        self._kept.pop(key, None)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
 
@@ -358,7 +357,7 @@ class Pipeline:
         self,
         *,
         key: str,
-        outcome: acting.Outcome,
+        outcome: outcomes.Outcome,
         resize_outcomes: Mapping[str, int],
         actuated: Sequence[float],
     ) -> None:
@@ -367,7 +366,7 @@ class Pipeline:
             return
         self._gauges.deployments_written(
             consumer=key,
-            done=Counter(acting.write_kind(item) for item in outcome.done),
+            done=Counter(outcomes.write_kind(item) for item in outcome.done),
             failed=outcome.refused,
         )
         self._gauges.resized(consumer=key, outcomes=resize_outcomes)
@@ -430,6 +429,7 @@ class Pipeline:
                 refused=self._resizes.refused(
                     key, pods=(p for group in pods.values() for p in group)
                 ),
+                memory=self._kept.setdefault(key, planning.KeptMemory()),
             )
         )
         if self._gauges is not None:
