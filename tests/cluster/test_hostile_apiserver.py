@@ -26,6 +26,7 @@ from operating import (
     get_consumer,
     in_process_operator,
     install_crd,
+    users_deployment,
 )
 
 from konsumerator.domain import keys
@@ -69,7 +70,13 @@ def refused_namespace(cluster: Cluster, namespace: str) -> Iterator[str]:
                         }
                     ]
                 },
-                "validations": [{"expression": "false", "message": "frozen by the hostile test"}],
+                "validations": [
+                    {
+                        "expression": "false",
+                        "message": "frozen by the hostile test",
+                        "reason": "Forbidden",
+                    }
+                ],
             },
         },
     )
@@ -90,6 +97,19 @@ def refused_namespace(cluster: Cluster, namespace: str) -> Iterator[str]:
         },
     )
     try:
+        # A policy takes effect some time after it is created: wait until a dry-run
+        # create is refused.
+        probe = users_deployment(namespace, "probe", app="probe")
+        eventually(
+            lambda: (
+                cluster.request(
+                    "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments?dryRun=All", probe
+                ).status
+            ),
+            lambda status: status == 403,
+            timeout=60,
+            what="the admission policy to refuse Deployments",
+        )
         yield namespace
     finally:
         cluster.request("DELETE", f"{BINDINGS}/{name}")
