@@ -477,11 +477,13 @@ def test_the_memory_cluster_derives_from_a_body_what_the_body_gives(
 def _replayed(
     *, pending_up: str = "0s", pool_cpu: str | None = None, metrics: MetricsSnapshot | None = None
 ) -> simulating.Replay:
-    """Two instances in place, settled at ``metrics`` (1,000 msg/s per partition), from a
+    """Two naive instances in place, settled at ``metrics`` (1,000 msg/s per partition), from a
     global pool of ``pool_cpu`` (None: none)."""
     doc = copy.deepcopy(EXAMPLE)
     doc["spec"]["numPartitions"] = 2
     doc["spec"]["numPartitionsPerInstance"] = 1
+    # The remembered keep is the naive predictor's.
+    doc["spec"]["autoscaler"]["predictor"] = "naive"
     doc["spec"]["autoscaler"]["pendingScaleUpDuration"] = pending_up
     if pool_cpu is None:
         doc["spec"]["resourcePolicy"].pop("globalPolicy")
