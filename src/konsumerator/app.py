@@ -26,9 +26,10 @@ Watches, and why they are shaped so:
 """
 
 import asyncio
+import concurrent.futures
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -53,6 +54,7 @@ from konsumerator.controllers.reconciling import (
 from konsumerator.controllers.reporting import CrdReporter, GuestReporter
 from konsumerator.domain import keys
 from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.planning import Plan
 from konsumerator.domain.pods import ObservedPod, ObservedReplicaSet
 from konsumerator.kube import connecting
 from konsumerator.kube.eventing import EventRecorder
@@ -156,11 +158,14 @@ class Operator:
     manager: Manager
     client: ApiClient
     prometheus: httpx2.AsyncClient
+    planner: concurrent.futures.ThreadPoolExecutor
 
     async def run(self) -> None:
         try:
             await self.manager.run()
         finally:
+            # A plan still running is left to finish on its own: nothing waits for it.
+            self.planner.shutdown(wait=False, cancel_futures=True)
             await self.prometheus.aclose()
             await self.client.aclose()
 
@@ -234,8 +239,17 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         """Whether a Consumer waits for a worker (a pass then yields its worker soon)."""
         return len(controller.queue) > 0
 
+    # Plans are computed off the event loop, one at a time (``reconciling.Offload``).
+    planner = concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="konsumerator-plan"
+    )
+
+    def offload(work: Callable[[], Plan]) -> Awaitable[Plan]:
+        return asyncio.get_running_loop().run_in_executor(planner, work)
+
     def pipeline(reporter: Reporter) -> Pipeline:
         return Pipeline(
+            offload=offload,
             actuator=KubeActuator(
                 client=client,
                 writer=writer,
@@ -349,7 +363,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         metrics_endpoint=settings.metrics_bind,
         metrics_app=metrics.wsgi_app(rendered=[consumer_metrics.per_instance]),
     )
-    return Operator(manager=manager, client=client, prometheus=prometheus)
+    return Operator(manager=manager, client=client, prometheus=prometheus, planner=planner)
 
 
 def run(settings: Settings) -> int:

@@ -30,7 +30,7 @@ import yaml
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError
-from konsumerator.controllers.acting import Outcome
+from konsumerator.controllers.outcomes import Outcome
 from konsumerator.controllers.reconciling import Pass, Pipeline
 from konsumerator.domain import durations, keys, planning
 from konsumerator.domain.adaptive import learning
@@ -38,8 +38,8 @@ from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, PodResize
 from konsumerator.domain.status import ConsumerStatus, learning_body
-from konsumerator.prom.providing import ProviderResult
 from konsumerator.prom.queries import PrometheusConfig
+from konsumerator.prom.results import ProviderResult
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -798,20 +798,19 @@ def run(
     replay = Replay(source=source, spec=spec, start=start)
     write = _line_writer(out)
     learned = _LearningField() if _learns(spec) else None
+    shown: tuple[ConsumerStatus | None, str] = (None, "")  # a status, and its line part
     try:
         for number, step in enumerate(steps, start=1):
             if skip_quiet and replay.quiet(advance_s=step.advance_s):
                 replay.skip(advance_s=step.advance_s)
             else:
                 replay.step(advance_s=step.advance_s, metrics=_answer(step))
-            shown = replay.status.counter_fields()
-            counters = ",".join(f'"{k}":{shown[k]}' for k in _STATUS_FIELDS)
-            if learned is not None:
-                counters += learned.text(replay.status.learning)
+            if shown[0] is not replay.status:  # most lines show the status of the last
+                shown = (replay.status, _status_text(replay.status, learned))
             t = (replay.now - start).total_seconds()
             t_text = str(int(t)) if t == int(t) else repr(t)
             write(
-                f'{{"step":{number},"t":{t_text},"status":{{{counters}}},"deployments":'.encode(
+                f'{{"step":{number},"t":{t_text},"status":{{{shown[1]}}},"deployments":'.encode(
                     "ascii"
                 ),
                 replay.cluster.deployments_bytes(),
@@ -819,6 +818,13 @@ def run(
     finally:
         replay.close()
         out.flush()
+
+
+def _status_text(status: ConsumerStatus, learned: "_LearningField | None") -> str:
+    """What a line shows of ``status``: the counters (and ``learned``'s field)."""
+    fields = status.counter_fields()
+    text = ",".join(f'"{k}":{fields[k]}' for k in _STATUS_FIELDS)
+    return text if learned is None else text + learned.text(status.learning)
 
 
 def _learns(spec: ConsumerSpec) -> bool:

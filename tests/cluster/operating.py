@@ -379,6 +379,9 @@ def consumer(
         "pendingScaleDownDuration": pending_down,
     }
     if prometheus_url:
+        # The tests of this package assert the naive predictor's sizing (ratePerCore
+        # arithmetic), whatever the default; the adaptive one is tested where it is asked for.
+        autoscaler["predictor"] = "naive"
         autoscaler["prometheus"] = {
             "address": [prometheus_url],
             "minSyncPeriod": "2s",

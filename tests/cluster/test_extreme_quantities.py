@@ -43,6 +43,7 @@ def _spec(namespace: str, *, policy: dict[str, Any] | None, ram: str = "1Gi") ->
         "namespace": namespace,
         "autoscaler": {
             "mode": "prometheus",
+            "predictor": "naive",  # the naive predictor's arithmetic at the extremes
             "prometheus": {
                 "address": ["http://127.0.0.1:9090"],
                 "offset": {"query": "o", "partitionLabel": "partition"},

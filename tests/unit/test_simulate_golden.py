@@ -22,6 +22,12 @@ Each case runs twice: as the example is (``updateMode`` defaults to
 this operator's only one before in-place resizing: those files are the ones
 recorded before it, byte for byte).
 
+The example Consumers leave ``predictor`` out (the default, ``naive``); their
+cases set ``predictor: naive`` explicitly, so the files stay byte for byte what
+they were whatever the default. ``ADAPTIVE`` replays ``consumer.yaml`` with
+``predictor: adaptive`` over every timeline, in both modes: files
+``*--adaptive.jsonl.gz`` and ``*--adaptive--inplace.jsonl.gz``.
+
 To record new golden files after an intended change of behaviour:
 
     .venv/bin/python -m tests.unit.test_simulate_golden --update
@@ -43,6 +49,8 @@ GOLDEN = ROOT / "tests" / "golden"
 CONSUMERS = ("consumer.yaml", "consumer-configmap.yaml", "go-operator-sample.yaml")
 MODES = ("Recreate", "InPlaceOrRecreate")
 LEARNING = ("consumer-learning.yaml", "slow-consumers.yaml")
+# Replayed with ``predictor: adaptive``: the ``--adaptive`` files.
+ADAPTIVE = "consumer.yaml"
 
 
 def timelines() -> list[Path]:
@@ -52,45 +60,53 @@ def timelines() -> list[Path]:
     ]
 
 
-def cases() -> list[tuple[str, Path, str]]:
+# A case: (example Consumer, timeline, updateMode, predictor added to it or "" for none).
+Case = tuple[str, Path, str, str]
+
+
+def cases() -> list[Case]:
     learning, timeline = LEARNING
     return [
         *(
-            (consumer, timeline, mode)
+            (consumer, timeline, mode, "naive")
             for consumer in CONSUMERS
             for timeline in timelines()
             for mode in MODES
         ),
-        *((learning, EXAMPLES / "timelines" / timeline, mode) for mode in MODES),
+        *((learning, EXAMPLES / "timelines" / timeline, mode, "") for mode in MODES),
+        *((ADAPTIVE, timeline, mode, "adaptive") for timeline in timelines() for mode in MODES),
     ]
 
 
-def golden_path(consumer: str, timeline: Path, mode: str) -> Path:
+def golden_path(consumer: str, timeline: Path, mode: str, predictor: str) -> Path:
     stem = timeline.name.split(".")[0]
+    policy = "--adaptive" if predictor == "adaptive" else ""
     suffix = "" if mode == "Recreate" else "--inplace"
-    return GOLDEN / "outputs" / f"{consumer.split('.')[0]}--{stem}{suffix}.jsonl.gz"
+    return GOLDEN / "outputs" / f"{consumer.split('.')[0]}--{stem}{policy}{suffix}.jsonl.gz"
 
 
-def with_mode(consumer: str, mode: str, tmp: Path) -> Path:
-    """The example, with ``updateMode: Recreate`` added to its autoscaler for Recreate."""
-    if mode != "Recreate":
+def with_settings(consumer: str, mode: str, predictor: str, tmp: Path) -> Path:
+    """The example, with ``updateMode: Recreate`` (for Recreate) and ``predictor``
+    (when given) added to its autoscaler."""
+    settings = [f"updateMode: {mode}"] if mode == "Recreate" else []
+    settings += [f"predictor: {predictor}"] if predictor else []
+    if not settings:
         return EXAMPLES / consumer
     text = (EXAMPLES / consumer).read_text()
-    changed, count = re.subn(
-        r"^( *)autoscaler:\n", r"\g<0>\1  updateMode: Recreate\n", text, flags=re.M
-    )
+    added = "".join(rf"\1  {setting}\n" for setting in settings)
+    changed, count = re.subn(r"^( *)autoscaler:\n", rf"\g<0>{added}", text, flags=re.M)
     assert count == 1, consumer
-    path = tmp / f"recreate-{consumer}"
+    path = tmp / f"{mode}-{predictor}-{consumer}"
     path.write_text(changed)
     return path
 
 
-def replay(consumer: str, timeline: Path, tmp: Path, mode: str) -> bytes:
+def replay(consumer: str, timeline: Path, tmp: Path, mode: str, predictor: str) -> bytes:
     if timeline.suffix == ".gz":
         plain = tmp / timeline.name.removesuffix(".gz")
         plain.write_bytes(gzip.decompress(timeline.read_bytes()))
         timeline = plain
-    path = with_mode(consumer, mode, tmp)
+    path = with_settings(consumer, mode, predictor, tmp)
     result = CliRunner().invoke(main, ["simulate", str(path), str(timeline)])
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
@@ -98,29 +114,30 @@ def replay(consumer: str, timeline: Path, tmp: Path, mode: str) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("consumer", "timeline", "mode"),
+    ("consumer", "timeline", "mode", "predictor"),
     cases(),
-    ids=[golden_path(c, t, m).name for c, t, m in cases()],
+    ids=[golden_path(*case).name for case in cases()],
 )
 def test_simulate_output_is_byte_identical_to_the_golden_file(
-    consumer: str, timeline: Path, mode: str, tmp_path: Path
+    consumer: str, timeline: Path, mode: str, predictor: str, tmp_path: Path
 ) -> None:
-    expected = gzip.decompress(golden_path(consumer, timeline, mode).read_bytes())
-    actual = replay(consumer, timeline, tmp_path, mode)
+    expected = gzip.decompress(golden_path(consumer, timeline, mode, predictor).read_bytes())
+    actual = replay(consumer, timeline, tmp_path, mode, predictor)
     assert actual == expected
 
 
 def test_every_example_consumer_and_timeline_has_a_golden_file() -> None:
     recorded = set((GOLDEN / "outputs").glob("*.jsonl.gz"))
-    assert recorded == {golden_path(c, t, m) for c, t, m in cases()}
+    assert recorded == {golden_path(*case) for case in cases()}
 
 
 def _update(tmp: Path) -> None:
     (GOLDEN / "outputs").mkdir(parents=True, exist_ok=True)
-    for consumer, timeline, mode in cases():
+    for consumer, timeline, mode, predictor in cases():
+        path = golden_path(consumer, timeline, mode, predictor)
         # mtime=0: the same output gives the same bytes on disk.
-        with gzip.GzipFile(golden_path(consumer, timeline, mode), "wb", mtime=0) as f:
-            f.write(replay(consumer, timeline, tmp, mode))
+        with gzip.GzipFile(path, "wb", mtime=0) as f:
+            f.write(replay(consumer, timeline, tmp, mode, predictor))
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--update"]:

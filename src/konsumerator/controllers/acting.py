@@ -48,13 +48,12 @@ the cache we planned from and the request:
 import asyncio
 import functools
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Final
 
 import structlog
 
+from konsumerator.controllers.outcomes import Outcome, write_kind
 from konsumerator.domain import rendering
 from konsumerator.domain.planning import Action, Apply, Delete, Plan
 from konsumerator.domain.pods import PodResize
@@ -78,24 +77,6 @@ YIELD_MIN_WRITES: Final = 50
 
 def _never() -> bool:
     return False
-
-
-@dataclass(slots=True)
-class Outcome:
-    done: list[Apply | Delete] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    # Failed writes by kind (``write_kind``), for the per-Consumer error counters.
-    refused: Counter[str] = field(default_factory=Counter)
-    # Conflicts of the optimistic kind (409 on a write): a retry will do.
-    retry: bool = False
-    # In-place mode: the pod resizes done; why one was refused, by instance; and
-    # whether the server has no ``pods/resize`` at all.
-    resized: list[PodResize] = field(default_factory=list)
-    resize_refused: dict[str, str] = field(default_factory=dict)
-    resize_unsupported: bool = False
-    # Writes of the plan left for the next pass (beyond ``SLICE``).
-    deferred: int = 0
 
 
 def unsupported(e: errors.ApiError) -> bool:
@@ -144,13 +125,6 @@ async def _resize(*, writer: Writer, item: PodResize, namespace: str, outcome: O
             outcome.refused["resize"] += 1
         return
     outcome.resized.append(item)
-
-
-def write_kind(item: Apply | Delete) -> str:
-    """``create``, ``update`` or ``delete``: the Go operator's kinds of Deployment write."""
-    if isinstance(item, Delete):
-        return "delete"
-    return "create" if item.action is Action.CREATE else "update"
 
 
 async def _create(

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from konsumerator.api import manifests
-from konsumerator.controllers.acting import Outcome
+from konsumerator.controllers.outcomes import Outcome
 from konsumerator.domain.planning import Action, Apply, Delete, Metrics, Plan
 from konsumerator.domain.scaling import ScalingStatus
 from konsumerator.domain.status import counter_fields, metrics_reason

@@ -13,14 +13,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from konsumerator.api import manifests
-from konsumerator.controllers.acting import Outcome
+from konsumerator.controllers.outcomes import Outcome
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Metrics, Plan
 from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.status import ConsumerStatus
-from konsumerator.prom.providing import ProviderResult
 from konsumerator.prom.queries import PrometheusConfig
+from konsumerator.prom.results import ProviderResult
 
 
 class DeploymentsView(Protocol):

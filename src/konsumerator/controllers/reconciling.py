@@ -26,16 +26,14 @@ import dataclasses
 import functools
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-import structlog
-
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
-from konsumerator.controllers import acting
+from konsumerator.controllers import outcomes
 from konsumerator.controllers.ports import (
     Actuator,
     DeploymentsView,
@@ -61,8 +59,6 @@ from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
-
-log = structlog.stdlib.get_logger(__name__)
 
 OWNER_INDEX = "controller-uid"
 POD_INDEX = "deployment"
@@ -191,6 +187,23 @@ def _learned(
     )
 
 
+Offload = Callable[[Callable[[], Plan]], Awaitable[Plan]]
+"""Where the planner runs: ``on_loop``, or a thread of its own (``app.py``).
+
+``planning.plan`` is pure CPU, proportional to the Consumer's instances: some 10 s for
+100,000 (the CRD's most), 30 s when each was just observed. On the event loop that long,
+nothing else runs: not the Lease renewal (lost after 10 s: the process exits, and the
+next one plans the same again), not the ``/healthz`` heartbeat (stale after 20 s), not
+another Consumer's pass. In a thread the loop still runs between the interpreter's
+switches (every 5 ms); one thread keeps the plans one at a time, as on the loop.
+"""
+
+
+async def on_loop(work: Callable[[], Plan]) -> Plan:
+    """Plan on the event loop: for a driver with nothing else to run (the simulator)."""
+    return work()
+
+
 class Pipeline:
     """One reconcile pass over ports (``controllers.ports``): whoever drives it, it is this one.
 
@@ -210,8 +223,10 @@ class Pipeline:
         metrics: ConsumerMetrics | None = None,
         clock: Callable[[], float] = time.perf_counter,
         addresses: AddressPolicy = ALLOW_ALL,
+        offload: Offload = on_loop,
     ) -> None:
         self._addresses = addresses
+        self._offload = offload
         self._gauges = metrics
         self._clock = clock
         self._actuator = actuator
@@ -230,6 +245,8 @@ class Pipeline:
         # hands the same spec to every pass (the operator reads it afresh).
         self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
         self._conflicts = ConflictRecheck()
+        # What the planner remembers of each Consumer's instances (a cache of decisions).
+        self._kept: dict[str, planning.KeptMemory] = {}
 
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
@@ -239,6 +256,7 @@ class Pipeline:
         self._configs.pop(key, None)
         self._conflicts.forget(key)
         self._resizes.forget(key)
+        self._kept.pop(key, None)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
 
@@ -339,7 +357,7 @@ class Pipeline:
         self,
         *,
         key: str,
-        outcome: acting.Outcome,
+        outcome: outcomes.Outcome,
         resize_outcomes: Mapping[str, int],
         actuated: Sequence[float],
     ) -> None:
@@ -348,7 +366,7 @@ class Pipeline:
             return
         self._gauges.deployments_written(
             consumer=key,
-            done=Counter(acting.write_kind(item) for item in outcome.done),
+            done=Counter(outcomes.write_kind(item) for item in outcome.done),
             failed=outcome.refused,
         )
         self._gauges.resized(consumer=key, outcomes=resize_outcomes)
@@ -379,7 +397,13 @@ class Pipeline:
         refused, metrics = await self._allowed_metrics(
             key=key, source=source, spec=spec, config=config, previous=previous, now=now
         )
-        deployments = self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
+        # Only those of its own namespace: ownerReferences cannot cross namespaces, but
+        # anyone may write one naming this UID on a Deployment of theirs elsewhere.
+        deployments = [
+            d
+            for d in self._deployments.by_index(index=OWNER_INDEX, value=source.uid)
+            if d.namespace == config.namespace
+        ]
         pods = self._instance_pods(config=config, deployments=deployments)
         learned = _learned(
             config=config,
@@ -393,14 +417,20 @@ class Pipeline:
             sizing = learning.sizing_with(config.autoscaling, learned)
             if sizing is not config.autoscaling:  # only when a learned rate is used
                 config = dataclasses.replace(config, autoscaling=sizing)
-        plan = planning.plan(
-            config=config,
-            owner=owner,
-            deployments=deployments,
-            metrics=metrics,
-            now=now,
-            pods=pods,
-            refused=self._resizes.refused(key, pods=(p for group in pods.values() for p in group)),
+        plan = await self._offload(
+            functools.partial(
+                planning.plan,
+                config=config,
+                owner=owner,
+                deployments=deployments,
+                metrics=metrics,
+                now=now,
+                pods=pods,
+                refused=self._resizes.refused(
+                    key, pods=(p for group in pods.values() for p in group)
+                ),
+                memory=self._kept.setdefault(key, planning.KeptMemory()),
+            )
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)

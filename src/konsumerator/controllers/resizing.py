@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from konsumerator.controllers.acting import Outcome
+from konsumerator.controllers.outcomes import Outcome
 from konsumerator.domain.planning import Action, Apply, Plan
 from konsumerator.domain.pods import ObservedPod, PodResize
 from konsumerator.domain.resources import Resources

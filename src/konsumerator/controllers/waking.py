@@ -124,7 +124,10 @@ def keep_drift_memo(old: ObservedDeployment | None, new: ObservedDeployment | No
         or _annotations(old) != _annotations(new)
     ):
         return
-    for key, found in old.drift_memo.items():
+    # A copy, taken at once: the planner's thread may be adding to the old version's
+    # memo while this runs on the event loop (a dict iterated in Python while another
+    # thread inserts raises "changed size during iteration").
+    for key, found in old.drift_memo.copy().items():
         new.drift_memo.setdefault(key, found)
 
 

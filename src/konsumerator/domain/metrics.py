@@ -48,6 +48,9 @@ class CpuUsage:
     problem: str | None = None
 
 
+_INF = float("inf")
+
+
 def truncate(value: float | None) -> int:
     """Go's int64(float) for a metric value; missing, NaN and Inf read as 0."""
     if value is None or not math.isfinite(value):
@@ -71,10 +74,16 @@ class MetricsSnapshot:
 
     def __post_init__(self) -> None:
         lag = {}
+        offset = self.offset
+        # ``truncate`` of each value, its common case inline (every partition of every
+        # refresh): a finite number is cut to an int, anything else (None, NaN,
+        # infinities) is 0.
         for partition, rate in self.production.items():
-            production = truncate(rate)
+            production = int(rate) if rate is not None and -_INF < rate < _INF else 0
             if production:
-                lag[partition] = int(truncate(self.offset.get(partition)) / production)
+                behind = offset.get(partition)
+                behind_i = int(behind) if behind is not None and -_INF < behind < _INF else 0
+                lag[partition] = int(behind_i / production)
         object.__setattr__(self, "lag", MappingProxyType(lag))
 
     def of(self, kind: MetricKind) -> Mapping[int, float]:

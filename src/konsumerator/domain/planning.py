@@ -68,6 +68,7 @@ __all__ = [
     "Delete",
     "InPlaceCounters",
     "InstanceReport",
+    "KeptMemory",
     "Metrics",
     "Plan",
     "plan",
@@ -196,18 +197,24 @@ def _claim(
     claimed: dict[int, tuple[ObservedDeployment, bool]] = {}
     deletes: list[Delete] = []
     terminating: set[str] = set()
-    for d in sorted(deployments, key=lambda d: d.name):
+    names = rendering.deployment_names(config=config, count=len(assignment))
+    # In the order given: of two Deployments of one name (in two namespaces) the later
+    # claims, as it would in name order (a stable sort keeps their order); only the
+    # deletions are listed in name order.
+    for d in deployments:
         index, parts = d.instance, d.partitions
         if d.deleting:
             terminating.add(d.name)
         elif index is None or parts is None:
             deletes.append(Delete(name=d.name, uid=d.uid, reason="unparsable annotations"))
-        elif index >= len(assignment):
+        elif index >= len(names):
             deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance {index} not needed"))
-        elif d.name != (expected := rendering.deployment_name(config=config, index=index)):
+        elif d.name != (expected := names[index]):
             deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance is now {expected}"))
         else:
             claimed[index] = (d, parts == assignment[index])
+    if len(deletes) > 1:
+        deletes.sort(key=lambda delete: delete.name)
     return claimed, deletes, terminating
 
 
@@ -345,7 +352,7 @@ def _context(
         config=config,
         owner=owner,
         num_instances=num_instances,
-        hash_value=rendering.template_hash(config=config, num_instances=num_instances),
+        hash_value=_template_hash(config=config, num_instances=num_instances),
         memory_format=config.autoscaling.memory_format if config.autoscaling else Format.DECIMAL_SI,
         sizing=sizing.Sizing.for_pass(
             config=config, snapshot=snapshot, num_instances=num_instances, deployments=deployments
@@ -354,6 +361,24 @@ def _context(
         refreshed=metrics.refreshed,
         now=now,
     )
+
+
+# ``rendering.template_hash`` by config object (held, so its id is not reused while
+# remembered) and instance count: it encodes and hashes the whole template, once per
+# pass, and a Consumer's passes share one config until its spec changes. Bounded.
+_HASHES: dict[int, tuple[ConsumerConfig, int, str]] = {}
+_MAX_HASHES = 64
+
+
+def _template_hash(*, config: ConsumerConfig, num_instances: int) -> str:
+    known = _HASHES.get(id(config))
+    if known is not None and known[0] is config and known[1] == num_instances:
+        return known[2]
+    if len(_HASHES) >= _MAX_HASHES:
+        _HASHES.clear()
+    value = rendering.template_hash(config=config, num_instances=num_instances)
+    _HASHES[id(config)] = (config, num_instances, value)
+    return value
 
 
 def _memo_key(ctx: Context) -> Hashable:
@@ -373,6 +398,15 @@ def _memo_key(ctx: Context) -> Hashable:
     )
 
 
+def _requests(resources: Mapping[str, Resources]) -> tuple[int, int]:
+    """The CPU (millicores) and memory (bytes) an instance of ``resources`` requests."""
+    cpu_m = mem_b = 0
+    for r in resources.values():
+        cpu_m += r.cpu_req_m or 0
+        mem_b += r.mem_req_b or 0
+    return cpu_m, mem_b
+
+
 @dataclass(slots=True)
 class _Tally:
     """What the per-instance loop of ``plan`` accumulates, in instance order.
@@ -389,19 +423,23 @@ class _Tally:
             ("running", "paused", "lagging", "missing", "outdated"), 0
         )
     )
-    held: list[Resources] = field(default_factory=list)  # requests once the pass is done
+    # The requests held once the pass is done: CPU millicores and memory bytes.
+    cpu_m: int = 0
+    mem_b: int = 0
     resizes: list[PodResize] = field(default_factory=list)
     resized: int = 0
     pending: int = 0
 
-    def record_kept(self, *, d: ObservedDeployment, report: InstanceReport, resized: bool) -> None:
+    def record_kept(self, kept: "_Last") -> None:
         """What ``record`` adds for a running instance that keeps its Deployment as it is
         (``_kept``): no write or patch, no pod pending, its requests held."""
         counts = self.counts
         counts["running"] += 1
+        report = kept.report
         counts["lagging"] += report.lagging
-        self.resized += resized
-        self.held += d.current.values()
+        self.resized += kept.resized
+        self.cpu_m += kept.cpu_m
+        self.mem_b += kept.mem_b
         self.reports.append(report)
 
     def record(self, *, ctx: Context, inst: Instance, decision: Decision, paused: bool) -> None:
@@ -412,7 +450,9 @@ class _Tally:
         inst_resized, inst_pending = _in_place_state(inst, decision)
         self.resized += inst_resized
         self.pending += inst_pending
-        self.held += decision.resources.values()
+        cpu_m, mem_b = _requests(decision.resources)
+        self.cpu_m += cpu_m
+        self.mem_b += mem_b
         self.reports.append(_report(inst, decision, paused=paused))
 
 
@@ -424,6 +464,8 @@ class _Tally:
 # so the two never meet.
 _KEPT = "planning._kept"
 _TARGET = ("target",)
+# Scaling states whose verdict reads the time (the pending periods).
+_TIMED = frozenset({ScalingStatus.PENDING_SCALE_UP, ScalingStatus.PENDING_SCALE_DOWN})
 # The pass's memo key (``_memo_key``) as a small number: hashing the key itself costs
 # more than the rest of ``_kept``. Never reused for another key (the numbers only grow).
 _TOKENS: dict[Hashable, int] = {}
@@ -457,6 +499,10 @@ class _Keeping:
     lag: Mapping[int, int]
     pods: Mapping[str, Sequence[ObservedPod]]
     refused: Mapping[str, str]
+    # The pool grants what is wanted: a proposal is a function of the need's size.
+    unbounded: bool
+    # The instances' last keeps, by index (``KeptMemory``; empty without one).
+    last: dict[int, "_Last"]
     # ``rules.compare`` of the shared proposals (``Sizing.peek``, from an unbounded
     # pool, alive for the pass) with the instances' sizes (shared between Deployments
     # of the same size, ``ObservedDeployment.current``), by identity.
@@ -470,20 +516,73 @@ class _Keeping:
         memo_key: Hashable,
         pods: Mapping[str, Sequence[ObservedPod]],
         refused: Mapping[str, str],
+        pool: limits.Pool,
+        memory: "KeptMemory | None",
     ) -> "_Keeping | None":
         a, snapshot = ctx.config.autoscaling, ctx.snapshot
         if a is None or a.predictor is not Predictor.NAIVE or ctx.config.paused or snapshot is None:
             return None
+        token = _token(memo_key)
         return cls(
             ctx=ctx,
             autoscaling=a,
             memo_key=memo_key,
-            token=_token(memo_key),
+            token=token,
             in_place=ctx.config.in_place,
             lag=snapshot.lag,
             pods=pods,
             refused=refused,
+            unbounded=pool.unbounded,
+            last={} if memory is None else memory.of_pass(config=ctx.config, token=token),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Last:
+    """One instance's last keep by ``_kept`` (``report``, ``resized``), and what it read
+    beyond what its pass shares (``KeptMemory``): its Deployment version, its pods,
+    whether a resize of its was refused, its lag, and ``sized``: in a pass that refreshed
+    metrics, the size of its need when that decided the verdict (an unbounded pool, no
+    pending period running; None: not known)."""
+
+    d: ObservedDeployment
+    pods: Sequence[ObservedPod]
+    refused: bool
+    max_lag: int
+    sized: Resources | None
+    report: InstanceReport
+    resized: bool
+    # The requests it holds (``_requests``).
+    cpu_m: int
+    mem_b: int
+
+
+class KeptMemory:
+    """What ``plan`` remembers of one Consumer's instances from one pass to the next:
+    each instance's last keep (``_kept``) with what it read. The caller keeps one per
+    Consumer and hands it to each pass of that Consumer (the pipeline does).
+
+    It is a cache, not state: a keep is reused only for the very same inputs (the same
+    config object, memo key, Deployment version, pods, refusal and lag, and in a pass that
+    refreshed metrics the same size of need from an unbounded pool outside a pending
+    period), which give the same decision. Most passes of a steady Consumer refresh
+    nothing, and see all but the few Deployments the last pass wrote as it saw them.
+    """
+
+    __slots__ = ("_last", "_pass")
+
+    def __init__(self) -> None:
+        self._pass: tuple[ConsumerConfig, int] | None = None
+        self._last: dict[int, _Last] = {}
+
+    def of_pass(self, *, config: ConsumerConfig, token: int) -> dict[int, _Last]:
+        """The instances' last keeps by index, when made under this config object and
+        memo key (``_token``); else none (and those are forgotten)."""
+        known = self._pass
+        if known is None or known[0] is not config or known[1] != token:
+            self._pass = (config, token)
+            self._last = {}
+        return self._last
 
 
 def _plain(
@@ -534,7 +633,39 @@ def _kept(
     ``Sizing.propose``'s, its verdict ``scaling.decide``'s, and the drift is the one
     ``rules.repair_drift`` remembered on this very Deployment. A property test compares
     ``plan()`` with and without it on random passes.
+
+    An instance kept before with the same inputs (``KeptMemory``) is kept again as it
+    was, without looking further.
     """
+    name = d.name
+    pods = k.pods.get(name, ())
+    refused = name in k.refused
+    lag = k.lag
+    if len(partitions) == 1:
+        max_lag = lag.get(partitions[0], 0)
+    else:
+        max_lag = max([lag.get(p, 0) for p in partitions], default=0)
+    ctx = k.ctx
+    refreshed = ctx.refreshed
+    scaling = d.scaling
+    need = sized = None
+    if refreshed:
+        need = ctx.sizing.naive_need(partitions)
+        if k.unbounded and scaling.status not in _TIMED:
+            # The verdict reads the time only in a pending period; the proposal
+            # from an unbounded pool is a function of the size (and of the lag).
+            sized = ctx.sizing.size(need)
+    last = k.last.get(index)
+    if (
+        last is not None
+        and last.d is d
+        and last.refused is refused
+        and last.max_lag == max_lag
+        and last.pods == pods
+        and (not refreshed or (sized is not None and (last.sized is sized or last.sized == sized)))
+    ):
+        tally.record_kept(last)
+        return True
     in_place = k.in_place
     memo = d.drift_memo
     plain_key = (_KEPT, k.token, index, partitions, in_place)
@@ -544,11 +675,9 @@ def _kept(
         if plain is None:
             return False
         memo[plain_key] = plain
-    name = d.name
     current = d.current
     running = False
     if in_place:
-        pods = k.pods.get(name, ())
         for p in pods:
             if p.deleting or not p.running:
                 continue
@@ -556,34 +685,27 @@ def _kept(
                 return False  # ``rules.in_place`` patches or waits for this pod
             running = True
         # ``rules.roll_out_target`` rolls out a target the pods cannot get in place.
-        if plain and (name in k.refused or any(p.pending and not p.deleting for p in pods)):
+        if plain and (refused or any(p.pending and not p.deleting for p in pods)):
             return False
     elif plain:
         return False  # Recreate mode rolls out a target left from in-place mode
-    lag = k.lag
-    if len(partitions) == 1:
-        max_lag = lag.get(partitions[0], 0)
-    else:
-        max_lag = max([lag.get(p, 0) for p in partitions], default=0)
     autoscaling = k.autoscaling
     lagging = _at_least(max_lag, autoscaling.tolerable_lag_s)
-    scaling, level = d.scaling, d.saturation_m
-    ctx = k.ctx
-    if ctx.refreshed:
+    level = d.saturation_m
+    if refreshed:
         # ``rules.scale_by_metrics`` when its verdict changes nothing.
         saved = pool.available
-        proposal = ctx.sizing.peek(
-            partitions=partitions,
-            current=current,
-            critical=_at_least(max_lag, autoscaling.critical_lag_s),
-            pool=pool,
-        )
-        if pool.unbounded:
+        critical = _at_least(max_lag, autoscaling.critical_lag_s)
+        if k.unbounded:
+            proposal = ctx.sizing.shared(need=need, critical=critical, pool=pool)
             key = (id(proposal.resources), id(current))
             comparison = k.comparisons.get(key)
             if comparison is None:
                 comparison = k.comparisons[key] = rules.compare(current, proposal.resources)
         else:
+            proposal = ctx.sizing.peek(
+                partitions=partitions, current=current, critical=critical, pool=pool
+            )
             comparison = rules.compare(current, proposal.resources)
         verdict = scaling_decide(
             state=scaling,
@@ -601,20 +723,29 @@ def _kept(
             or rules.reported_shortage(verdict.state, proposal.cpu_shortage_m) != level
         ):
             return False
-    tally.record_kept(
-        d=d,
-        report=InstanceReport(
-            index=index,
-            name=name,
-            partitions=partitions,
-            max_lag_s=max_lag,
-            lagging=lagging,
-            paused=False,
-            status=scaling.status,
-            cpu_shortage_m=rules.reported_shortage(scaling, level),
-        ),
-        resized=running and bool(plain),
+    report = InstanceReport(
+        index=index,
+        name=name,
+        partitions=partitions,
+        max_lag_s=max_lag,
+        lagging=lagging,
+        paused=False,
+        status=scaling.status,
+        cpu_shortage_m=rules.reported_shortage(scaling, level),
     )
+    cpu_m, mem_b = _requests(current)
+    k.last[index] = kept = _Last(
+        d=d,
+        pods=pods,
+        refused=refused,
+        max_lag=max_lag,
+        sized=sized,
+        report=report,
+        resized=running and bool(plain),
+        cpu_m=cpu_m,
+        mem_b=mem_b,
+    )
+    tally.record_kept(kept)
     return True
 
 
@@ -685,8 +816,8 @@ def _assemble(
         conflicts=tuple(tally.conflicts),
         requeue_after_s=requeue_after_s,
         template_hash=template_hash,
-        allocated_cpu_m=sum(r.cpu_req_m or 0 for r in tally.held),
-        allocated_mem_b=sum(r.mem_req_b or 0 for r in tally.held),
+        allocated_cpu_m=tally.cpu_m,
+        allocated_mem_b=tally.mem_b,
         saturated=saturated,
         resizes=tuple(tally.resizes),
         in_place=InPlaceCounters(resized=tally.resized, pending=tally.pending),
@@ -703,6 +834,7 @@ def plan(
     foreign_names: frozenset[str] = frozenset(),
     pods: Mapping[str, Sequence[ObservedPod]] | None = None,
     refused: Mapping[str, str] | None = None,
+    memory: KeptMemory | None = None,
 ) -> Plan:
     """Decide one pass. ``deployments`` are the ones the owner controls.
 
@@ -710,7 +842,8 @@ def plan(
     owner does not control; the instances that would use them are skipped.
     ``pods`` are the instances' pods by Deployment name (in-place mode), and
     ``refused`` says, by Deployment name, why an in-place resize was refused
-    at act time (the instance then falls back to a rollout).
+    at act time (the instance then falls back to a rollout). ``memory``: what the
+    last passes of this Consumer remembered (``KeptMemory``), a cache of decisions.
     """
     assignment = partitioning.assign(
         num_partitions=config.num_partitions, per_instance=config.per_instance
@@ -727,7 +860,14 @@ def plan(
     pool = sizing.global_pool(config=config, held=[d.current for d, _ in claimed.values()])
     memo_key = _memo_key(ctx)
     tally = _Tally()
-    keeping = _Keeping.of(ctx=ctx, memo_key=memo_key, pods=pods or {}, refused=refused or {})
+    keeping = _Keeping.of(
+        ctx=ctx,
+        memo_key=memo_key,
+        pods=pods or {},
+        refused=refused or {},
+        pool=pool,
+        memory=memory,
+    )
     for index, partitions in enumerate(assignment):
         got = claimed.get(index)
         if (

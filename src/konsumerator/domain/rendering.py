@@ -30,6 +30,7 @@ depended on library versions).
 """
 
 import copy
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -83,10 +84,15 @@ def resources_body(resources: Resources, *, memory_format: Format) -> dict[str, 
 def target_annotation(resources: Mapping[str, Resources], *, memory_format: Format) -> str:
     """The target-resources annotation: canonical JSON, so an unchanged target is
     byte-identical and its apply a no-op (containers without resources left out)."""
+    return _target_annotation(tuple(sorted(resources.items())), memory_format)
+
+
+# By the sorted sizes: an in-place Consumer's writes render a few sizes again and again
+# (a string, immutable, so shared safely).
+@functools.lru_cache(maxsize=1024)
+def _target_annotation(items: tuple[tuple[str, Resources], ...], memory_format: Format) -> str:
     body = {
-        name: resources_body(r, memory_format=memory_format)
-        for name, r in sorted(resources.items())
-        if not r.is_empty
+        name: resources_body(r, memory_format=memory_format) for name, r in items if not r.is_empty
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
@@ -112,9 +118,26 @@ def resize_patch(
 
 
 def deployment_name(*, config: ConsumerConfig, index: int) -> str:
-    return f"{config.name}-{index}"
+    return _name(config.name, index)
 
 
+def _name(name: str, index: int) -> str:
+    return f"{name}-{index}"
+
+
+def deployment_names(*, config: ConsumerConfig, count: int) -> tuple[str, ...]:
+    """``deployment_name`` of the instances ``0..count-1``: every pass claims every
+    Deployment by its name."""
+    return _names(config.name, count)
+
+
+@functools.lru_cache(maxsize=64)
+def _names(name: str, count: int) -> tuple[str, ...]:
+    return tuple(_name(name, index) for index in range(count))
+
+
+# A scaling state's ``since`` is rendered on every write of its Deployment.
+@functools.lru_cache(maxsize=1024)
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -231,7 +231,7 @@ def _actuate_adaptively(
         memory=memory,
         now=ctx.now,
     )
-    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
+    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.trigger)
     explanation = adaptive.explain(
         sized=sized, autoscaling=autoscaling, cpu_m=_cpu(proposal.resources), rule=why
     )
@@ -412,6 +412,8 @@ def _adaptive_situation(
     effect: adaptive.Effect,
     consumed: float,
     production_need: float,
+    trigger: float,
+    lent: bool,
 ) -> adaptive.Situation:
     """Everything ``adaptive.decide`` judges for one instance in this pass."""
     d = inst.deployment
@@ -451,6 +453,14 @@ def _adaptive_situation(
             now=ctx.now,
             proposed_cpu_m=_cpu(proposal.resources),
             production_need=production_need,
+        ),
+        bursting=adaptive.bursting(
+            lent=lent,
+            trigger=trigger,
+            limit_m=_cpu_limit(d.current),
+            rate_per_core=autoscaling.sizing_rate_per_core,
+            actuation_s=knobs.actuation_s,
+            recovery_s=knobs.recovery_s,
         ),
     )
 
@@ -551,15 +561,25 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         now=ctx.now,
     )
     saved = pool.available
-    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
+    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.trigger)
     comparison = compare(d.current, proposal.resources)
-    if comparison > 0 and sized.up_rate > sized.rate:
-        # A scale-up is sized for its own restart too (``adaptive.Sized.up_rate``).
+    if comparison > 0 and sized.up_rate != sized.trigger:
+        # A scale-up is sized for its restart (``adaptive.Sized.up_rate``), which
+        # the headroom alone (``trigger``) did not ask for.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
+    elif comparison < 0 and sized.rate != sized.trigger:
+        # A scale-down keeps the restart term: between the two there is nothing to do.
+        pool.restore(saved)
+        proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
+        comparison = min(0, compare(d.current, proposal.resources))
     consumed, effect = _consumed_and_effect(
         ctx=ctx, inst=inst, snapshot=snapshot, sized=sized, knobs=knobs
     )
+    lends = adaptive.lends(
+        consumed=consumed, cpu_m=_cpu(d.current), rate_per_core=autoscaling.sizing_rate_per_core
+    )
+    lent = lends or (d.scaling.memory is not None and d.scaling.memory.lent)
     situation = _adaptive_situation(
         ctx=ctx,
         inst=inst,
@@ -571,6 +591,8 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         effect=effect,
         consumed=consumed,
         production_need=sized.peak,
+        trigger=sized.trigger,
+        lent=lent,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
     up = comparison > 0
@@ -581,7 +603,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         rule=verdict.rule,
         up=up,
     )
-    memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE)
+    memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE, lent=lent)
     if verdict.apply:
         memory = _memory_of_resize(
             ctx=ctx,
@@ -595,6 +617,8 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
             actuation_s=knobs.actuation_s,
             recovery_s=knobs.recovery_s,
         )
+        # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
+        memory = replace(memory, lent=lends if up else lent)
     state = replace(verdict.state, memory=memory, explanation=explanation)
     if verdict.apply:
         return _adaptive_scale(

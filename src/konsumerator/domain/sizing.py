@@ -43,11 +43,17 @@ def global_pool(*, config: ConsumerConfig, held: Sequence[Mapping[str, Resources
     return limits.Pool(pool=config.global_pool, used_cpu_m=used_cpu, used_mem_b=used_mem)
 
 
-# ``prediction.size_for_rate`` by everything it reads (the need, the rate per core, the
-# CPU increment, the memory per core), across passes: a noisy need is rarely the same
-# twice in one pass, but the same few thousand come back pass after pass. Bounded.
-_SIZED: dict[tuple[int, int, int, int], Resources] = {}
+# ``prediction.size_for_rate`` by everything it reads, across passes: by the rate per
+# core, the CPU increment and the memory per core (a pass looks its table up once), then
+# by the need: a noisy need is rarely the same twice in one pass, but the same few
+# thousand come back pass after pass. Bounded (tables, and needs per table).
+_SIZED: dict[tuple[int, int, int], dict[int, Resources]] = {}
+_MAX_TABLES = 64
 _MAX_SIZED = 65_536
+# One object per size, shared by the needs that come to it: the planner's shortcut
+# (``planning._kept``) compares two passes' sizes by identity first.
+_ONE_OF: dict[Resources, Resources] = {}
+_INF = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,10 @@ class Sizing:
     )
     _by_size: dict[tuple[Resources | None, bool], Proposal] = field(
         default_factory=dict, compare=False, repr=False, hash=False
+    )
+    # This pass's table of ``_SIZED``, found on first use. Not part of the value.
+    _table: list[dict[int, Resources]] = field(
+        default_factory=list, compare=False, repr=False, hash=False
     )
 
     @classmethod
@@ -163,10 +173,46 @@ class Sizing:
             return self.propose(
                 partitions=partitions, current=current, critical=critical, pool=pool
             )
+        return self._shared(need=self.naive_need(partitions), critical=critical, pool=pool)
+
+    def naive_need(self, partitions: tuple[int, ...]) -> int | None:
+        """The naive predictor's need of an instance in msg/s (None: no estimate, the
+        fallback), from this pass's snapshot (there must be one, and autoscaling)."""
+        autoscaling = self.config.autoscaling
+        snapshot = self.snapshot
+        assert autoscaling is not None
+        assert snapshot is not None
+        recovery_s = int(autoscaling.recovery_s)
+        if len(partitions) == 1:
+            # ``prediction.instance_rate`` of one partition, inlined (every instance of
+            # every pass that refreshes): truncated production (missing, NaN, infinite:
+            # 0), plus the backlog over the recovery time when lagging; nothing below 0.
+            p = partitions[0]
+            value = snapshot.production.get(p)
+            produced = int(value) if value is not None and -_INF < value < _INF else 0
+            lag_s = snapshot.lag.get(p, 0)
+            if lag_s > 0 and recovery_s > 0:
+                produced = (lag_s * produced + produced * recovery_s) // recovery_s
+            return produced if produced > 0 else None
         rate = prediction.instance_rate(
-            snapshot=self.snapshot, partitions=partitions, recovery_s=int(autoscaling.recovery_s)
+            snapshot=snapshot, partitions=partitions, recovery_s=recovery_s
         )
-        return self._shared(need=rate if rate else None, critical=critical, pool=pool)
+        return rate or None
+
+    def size(self, need: int | None) -> Resources | None:
+        """What one container needs for ``need`` msg/s before the policies (None: no
+        estimate, the fallback). From an unbounded pool, ``peek``'s proposal for a need
+        is a function of this size, of whether the lag is critical and of the config."""
+        if need is None:
+            return None
+        table = self._table
+        sized = table[0].get(need) if table else None
+        return sized if sized is not None else self._sized(need)
+
+    def shared(self, *, need: int | None, critical: bool, pool: limits.Pool) -> Proposal:
+        """``peek``'s proposal for the naive need ``need`` (``naive_need``), from an
+        unbounded ``pool``."""
+        return self._shared(need=need, critical=critical, pool=pool)
 
     def _shared(self, *, need: int | None, critical: bool, pool: limits.Pool) -> Proposal:
         """The proposal for ``need`` from an unbounded pool, where the grant is what the
@@ -187,17 +233,28 @@ class Sizing:
         autoscaling = self.config.autoscaling
         if need is None or autoscaling is None:
             return None
-        key = (
-            need,
-            autoscaling.sizing_rate_per_core,
-            autoscaling.cpu_increment_m,
-            autoscaling.ram_per_core_b,
-        )
-        sized = _SIZED.get(key)
+        if not self._table:
+            key = (
+                autoscaling.sizing_rate_per_core,
+                autoscaling.cpu_increment_m,
+                autoscaling.ram_per_core_b,
+            )
+            table = _SIZED.get(key)
+            if table is None:
+                if len(_SIZED) >= _MAX_TABLES:
+                    _SIZED.clear()
+                    _ONE_OF.clear()
+                table = _SIZED[key] = {}
+            self._table.append(table)
+        table = self._table[0]
+        sized = table.get(need)
         if sized is None:
-            if len(_SIZED) >= _MAX_SIZED:
-                _SIZED.clear()
-            sized = _SIZED[key] = prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+            if len(table) >= _MAX_SIZED:
+                table.clear()
+            if len(_ONE_OF) >= _MAX_SIZED:
+                _ONE_OF.clear()  # sizes then compare equal, not identical: the same answer
+            value = prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+            sized = table[need] = _ONE_OF.setdefault(value, value)
         return sized
 
     def _bounded(

@@ -54,11 +54,18 @@ def sync_state(
     if num_partitions * MIN_ENTRY_BYTES > budget_bytes:
         return None
     production, consumption, offset = snapshot.production, snapshot.consumption, snapshot.offset
+    bound = _INT64_BOUND
+    # ``_int64`` of each value (absent: 0), its common case inline: every partition of
+    # every refresh. NaN, infinities and huge values fail the comparison and take the call.
     state = {
         str(p): {
-            "productionRate": _int64(production.get(p)),
-            "consumptionRate": _int64(consumption.get(p)),
-            "messageBehind": _int64(offset.get(p)),
+            "productionRate": int(v)
+            if -bound < (v := production.get(p, 0.0)) < bound
+            else _int64(v),
+            "consumptionRate": int(v)
+            if -bound < (v := consumption.get(p, 0.0)) < bound
+            else _int64(v),
+            "messageBehind": int(v) if -bound < (v := offset.get(p, 0.0)) < bound else _int64(v),
         }
         for p in range(num_partitions)
     }

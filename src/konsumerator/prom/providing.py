@@ -43,26 +43,7 @@ from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.prom import fetching, observing
 from konsumerator.prom.errors import PrometheusError
 from konsumerator.prom.queries import PrometheusConfig
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderResult:
-    """What the controller gets for one reconcile.
-
-    `snapshot` is the last complete snapshot (None if there never was one)
-    and `synced_at` when it was taken. `refreshed` is True when this call
-    fetched it. `error` describes a failed refresh attempt of this call (the
-    snapshot is then the previous one). `fetch` carries the per-query reports
-    of a successful refresh, for logs and metrics.
-    """
-
-    snapshot: MetricsSnapshot | None
-    synced_at: datetime | None
-    refreshed: bool
-    error: str | None = None
-    # The MetricsAvailable reason for `error` (PrometheusUnreachable, NoData...).
-    error_reason: str | None = None
-    fetch: fetching.FetchResult | None = None
+from konsumerator.prom.results import ProviderResult
 
 
 @dataclass(slots=True)

@@ -28,17 +28,31 @@ RV. The only consistent recovery is a new snapshot; ``replace`` turns it into
 the right add/update/delete notifications, so controllers recover too.
 
 Failures back off exponentially with jitter (0.8 s doubling to 30 s) and
-honour ``Retry-After`` on 429, so a struggling API server is not hammered by
-every replica at once. A clean end of the stream, a watchdog restart and a
-410 resume immediately: none of them is the server's fault.
+honour ``Retry-After`` on 429 up to a minute (``RETRY_AFTER_CAP_S``: the value
+comes from the server or a proxy in front of it, and an hour of it would
+silence the watch, and the operator with it), so a struggling API server is
+not hammered by every replica at once. A clean end of the stream, a watchdog
+restart and a 410 resume immediately: none of them is the server's fault.
+Only watch events reset the backoff, not a successful LIST, so a server that
+keeps failing right after each LIST is relisted less and less often.
+
+Unless the server does it at once, again and again, which only a misbehaving
+server (or proxy) does; then resuming at once would send requests as fast as
+the loop runs, a full LIST each time for a 410. So, as client-go has it, a
+watch that ends cleanly within ``VERY_SHORT_WATCH_S`` without a single event
+(client-go's "very short watch") backs off before the next, and so does the
+relist after a 410 answered to the version a LIST has just given, before any
+event came, from the second time on: one 410 (after a quiet spell, the usual
+one, or even right after a LIST) still relists at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
-from typing import Generic
+from typing import Final, Generic
 
 import structlog
 
@@ -52,8 +66,25 @@ from konsumerator.runtime.stores import ObjectKey, Store, key_of
 log = structlog.stdlib.get_logger(__name__)
 
 
+# The longest ``Retry-After`` honoured on a 429 (the backoff still applies).
+RETRY_AFTER_CAP_S: Final = 60.0
+# A watch that ends cleanly sooner than this with no event was not a watch.
+VERY_SHORT_WATCH_S: Final = 1.0
+
+
 class WatchdogExpired(Exception):
     """Nothing arrived on the watch for longer than the server's own timeout."""
+
+
+class VeryShortWatch(Exception):
+    """The watch ended cleanly at once without an event (client-go's "very short watch")."""
+
+
+def honoured_retry_after(retry_after: float | None) -> float:
+    """``Retry-After`` within [0, ``RETRY_AFTER_CAP_S``]; infinite counts as the cap."""
+    if retry_after is None or math.isnan(retry_after):
+        return 0.0
+    return min(max(retry_after, 0.0), RETRY_AFTER_CAP_S)
 
 
 class Reflector(Generic[P]):
@@ -81,6 +112,8 @@ class Reflector(Generic[P]):
         self._observer = observer
         self._resource_version: str | None = None
         self._last_progress: float | None = None
+        # Whether the watch running (or the last one) has delivered an event.
+        self._delivered = False
 
     @property
     def resource_version(self) -> str | None:
@@ -106,11 +139,16 @@ class Reflector(Generic[P]):
     async def run(self) -> None:
         """Run until cancelled. Never returns normally and never raises on API errors."""
         self._last_progress = self._clock()
+        listed = False
         while True:
             try:
-                if self._resource_version is None:
+                listed = self._resource_version is None
+                if listed:
                     await self._list()
+                started = self._clock()
                 await self._watch(resource_version=self._resource_version or "")
+                if not self._delivered and self._clock() - started < VERY_SHORT_WATCH_S:
+                    raise VeryShortWatch
                 # Clean end: the server's timeout. Resume right away.
                 self._progress()
                 self._observer.watch_restarted(reflector=self.name, reason="timeout")
@@ -118,11 +156,27 @@ class Reflector(Generic[P]):
                 log.info("watch expired; relisting", reflector=self.name)
                 self._observer.watch_restarted(reflector=self.name, reason="gone")
                 self._resource_version = None
+                if listed and not self._delivered:
+                    # The version just listed is already gone. Once may be a race (the
+                    # LIST served from a cache about to be compacted): relist at once;
+                    # again, before any event came, is a server in trouble.
+                    delay = self._backoff.next()
+                    if self._backoff.attempts > 1:
+                        await asyncio.sleep(delay)
+            except VeryShortWatch:
+                delay = self._backoff.next()
+                log.warning(
+                    "watch ended at once without an event; backing off",
+                    reflector=self.name,
+                    delay=round(delay, 3),
+                )
+                self._observer.watch_restarted(reflector=self.name, reason="short")
+                await asyncio.sleep(delay)
             except WatchdogExpired:
                 log.warning("watch silent past its deadline; restarting", reflector=self.name)
                 self._observer.watch_restarted(reflector=self.name, reason="watchdog")
             except errors.TooManyRequests as exc:
-                delay = max(exc.retry_after or 0.0, self._backoff.next())
+                delay = max(honoured_retry_after(exc.retry_after), self._backoff.next())
                 log.info("throttled by the API server", reflector=self.name, delay=delay)
                 self._observer.watch_restarted(reflector=self.name, reason="throttled")
                 await asyncio.sleep(delay)
@@ -144,7 +198,6 @@ class Reflector(Generic[P]):
         listing = await self._source.list()
         self.store.replace(listing.items)
         self._resource_version = listing.resource_version
-        self._backoff.reset()
         self._progress()
         self._observer.relisted(reflector=self.name, objects=len(listing.items))
         log.debug("listed", reflector=self.name, objects=len(listing.items))
@@ -155,6 +208,7 @@ class Reflector(Generic[P]):
         timeout = int(self._timeout_seconds * (1.0 + self._rng.random()))
         inactivity = timeout + self._watchdog_margin
         loop = asyncio.get_running_loop()
+        self._delivered = False
         stream = self._source.watch(resource_version=resource_version, timeout_seconds=timeout)
         async with contextlib.aclosing(stream):
             deadline = asyncio.timeout(loop.time() + inactivity)
@@ -169,6 +223,7 @@ class Reflector(Generic[P]):
                 raise
 
     def _apply(self, event: WatchEvent[P]) -> None:
+        self._delivered = True
         if event.type is EventType.BOOKMARK:
             pass
         elif event.object is None:
@@ -185,4 +240,4 @@ class Reflector(Generic[P]):
         self._progress()
 
 
-__all__ = ["ObjectKey", "Reflector", "WatchdogExpired"]
+__all__ = ["ObjectKey", "Reflector", "VeryShortWatch", "WatchdogExpired"]

@@ -11,9 +11,9 @@ Aspects tested:
   strings, unknown fields, duplicate container policies, template shape;
   several problems are all reported.
 * ``to_config``: defaults (pending 5m/15m, cpuIncrement 100m, fallback min,
-  partition env key), exact units, memory format, missing policy sides and
-  pool sides stay None (unbounded), autoscaling off for other modes or when
-  disabled on the Consumer.
+  partition env key, the naive predictor unless ``predictor: adaptive``), exact
+  units, memory format, missing policy sides and pool sides stay None
+  (unbounded), autoscaling off for other modes or when disabled on the Consumer.
 * ``manifests.read``: a Consumer, a guest ConfigMap (the ``consumer.yaml``
   key, the single-key fallback, several keys without it, missing managed
   annotation, bad YAML, field names prefixed ``data.consumer.yaml``), a
@@ -314,6 +314,25 @@ def test_to_config_defaults():
     assert a.tolerable_lag_s is None
     assert a.critical_lag_s is None
     assert a.memory_format is Format.DECIMAL_SI
+
+
+@pytest.mark.parametrize(
+    ("predictor", "want"),
+    [
+        (None, "naive"),  # the default: the Go operator's predictor
+        ("adaptive", "adaptive"),  # the one-line opt-in
+        ("naive", "naive"),
+    ],
+)
+def test_the_predictor_is_naive_unless_adaptive_is_asked_for(
+    predictor: str | None, want: str
+) -> None:
+    spec = minimal()
+    if predictor is not None:
+        spec["autoscaler"]["predictor"] = predictor
+    a = to_config(parse_spec(spec)).autoscaling
+    assert a is not None
+    assert a.predictor.value == want
 
 
 def test_to_config_of_the_example():

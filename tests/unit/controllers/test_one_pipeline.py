@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from konsumerator.controllers.acting import Outcome
 from konsumerator.controllers.events import EventReporter
+from konsumerator.controllers.outcomes import Outcome
 from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
 from konsumerator.domain import planning
 from konsumerator.domain.observed import ObservedDeployment

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
-from konsumerator.controllers.acting import Outcome
+from konsumerator.controllers.outcomes import Outcome
 from konsumerator.controllers.resizing import ResizeMemory
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.planning import Action, Apply, Plan

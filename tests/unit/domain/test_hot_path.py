@@ -15,10 +15,16 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool
   (also by the size a need comes to), and ``Sizing.peek`` reads them; it remembers a
   need's size across passes, as ``size_for_rate`` gives it;
+* a snapshot's lag (``truncate`` inline) is trunc(behind / production) of the truncated
+  values, absent where nothing is produced;
+* ``Sizing.naive_need`` (one partition inline) and ``prediction.instance_rate`` (one
+  partition without the loop) are the naive predictor's rule written out;
 * rendering copies the template with a copy for JSON-shaped data.
 """
 
 import dataclasses
+import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -27,7 +33,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from konsumerator.domain import limits, prediction, rendering, rules, sizing
-from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.qos import QoS, keep_class, qos_class
 from konsumerator.domain.quantities import Format
@@ -304,3 +310,103 @@ def test_an_instances_verdict_is_more_if_any_container_needs_more_else_less_if_a
     assert rules.compare(current, proposed) == expected
     # The same objects compare as equal without being looked at.
     assert rules.compare(proposed, proposed) == 0
+
+
+metric_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -1.0, 0.5, 999.9, 1000.0, 2.0**62]),
+)
+
+
+@given(
+    production=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+    offset=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+    partitions=st.lists(st.integers(0, 4), min_size=1, max_size=3, unique=True).map(tuple),
+    recovery_s=st.sampled_from([0.0, 1.0, 300.0]),
+)
+def test_an_instance_needs_what_the_naive_rule_says(
+    production: dict[int, float],
+    offset: dict[int, float],
+    partitions: tuple[int, ...],
+    recovery_s: float,
+) -> None:
+    """Each partition needs its truncated production (missing, NaN, infinite: 0) plus
+    its backlog over the recovery time when lagging; one with no positive need borrows
+    the largest; the instance needs their sum (``naive_need``: None for 0)."""
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType(production), offset=MappingProxyType(offset)
+    )
+    rates = []
+    for p in partitions:
+        value = production.get(p)
+        produced = int(value) if value is not None and math.isfinite(value) else 0
+        lag_s = snapshot.lag.get(p, 0)
+        recovery = int(recovery_s)
+        rates.append(
+            (lag_s * produced + produced * recovery) // recovery
+            if lag_s > 0 and recovery > 0
+            else produced
+        )
+    largest = max([0, *rates])
+    want = sum(r if r > 0 else largest for r in rates)
+    got = prediction.instance_rate(
+        snapshot=snapshot, partitions=partitions, recovery_s=int(recovery_s)
+    )
+    assert got == want
+    cfg = dataclasses.replace(
+        config(),
+        autoscaling=Autoscaling(rate_per_core=1000, ram_per_core_b=10**9, recovery_s=recovery_s),
+    )
+    shared = sizing.Sizing.for_pass(config=cfg, snapshot=snapshot, num_instances=1, deployments=())
+    assert shared.naive_need(partitions) == (want or None)
+
+
+@given(name=st.text(min_size=1, max_size=8), count=st.integers(0, 30))
+def test_the_instance_names_are_each_instances_deployment_name(name: str, count: int) -> None:
+    """``rendering.deployment_names`` (remembered by name and count) is ``deployment_name``
+    of each index."""
+    cfg = dataclasses.replace(config(), name=name)
+    assert rendering.deployment_names(config=cfg, count=count) == tuple(
+        rendering.deployment_name(config=cfg, index=i) for i in range(count)
+    )
+
+
+@given(
+    sizes=st.dictionaries(st.sampled_from(NAMES), resources, max_size=3),
+    memory_format=st.sampled_from(list(Format)),
+)
+def test_a_target_annotation_is_its_canonical_json(
+    sizes: dict[str, Resources], memory_format: Format
+) -> None:
+    """``target_annotation`` (remembered by the sorted sizes) is the canonical JSON of
+    each container's resources body, the empty ones left out."""
+    want = json.dumps(
+        {
+            n: rendering.resources_body(r, memory_format=memory_format)
+            for n, r in sizes.items()
+            if not r.is_empty
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    assert rendering.target_annotation(sizes, memory_format=memory_format) == want
+    assert (
+        rendering.target_annotation(dict(reversed(sizes.items())), memory_format=memory_format)
+        == want
+    )
+
+
+@given(
+    production=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+    offset=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+)
+def test_a_snapshots_lag_is_its_definition(
+    production: dict[int, float], offset: dict[int, float]
+) -> None:
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType(production), offset=MappingProxyType(offset)
+    )
+    want = {
+        p: int(truncate(offset.get(p)) / truncate(v)) for p, v in production.items() if truncate(v)
+    }
+    assert dict(snapshot.lag) == want

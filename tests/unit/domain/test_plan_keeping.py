@@ -12,6 +12,10 @@ It is a cache of the chain's outcome, not a second policy, so it must never be s
   Deployments, targets left behind, pods off their size, pending, refused or going
   away), asked before and after the rules remembered what they compared;
 * and the shortcut does run: a steady noisy pass keeps nearly all its instances by it;
+* a pass after one that ``KeptMemory`` remembered decides what the rules decide, with
+  each input changed or kept at random, and with each input it must not outlive
+  changed alone (the Deployment version, pods, refusal, lag, config, owner, the end
+  of a pending period, a global pool that holds less);
 * the drift results ``simulate``'s in-memory cluster primes on the Deployments it
   observes from applied bodies change no replay, nor does what it reuses of a write
   that keeps the pod template.
@@ -56,15 +60,21 @@ def without_shortcut() -> Iterator[None]:
 
 
 @st.composite
-def consumers(draw: st.DrawFn) -> tuple[manifests.Source, Any]:
+def consumers(draw: st.DrawFn, *, keeping: bool = False) -> tuple[manifests.Source, Any]:
+    """Random Consumers; ``keeping``: only those whose instances ``_kept`` may keep
+    (sized by the naive predictor), mostly resized in place."""
     doc = copy.deepcopy(EXAMPLE)
     spec = doc["spec"]
     spec["numPartitions"] = PARTITIONS
     spec["numPartitionsPerInstance"] = draw(st.sampled_from([1, 1, 2, 4]))
     auto = spec["autoscaler"]
-    auto["mode"] = draw(st.sampled_from(["prometheus", "prometheus", "prometheus", "manual"]))
-    auto["updateMode"] = draw(st.sampled_from(["InPlaceOrRecreate", "Recreate"]))
-    auto["predictor"] = draw(st.sampled_from(["naive", "naive", "adaptive"]))
+    if keeping:
+        auto["mode"], auto["predictor"] = "prometheus", "naive"
+        auto["updateMode"] = draw(st.sampled_from(["InPlaceOrRecreate"] * 3 + ["Recreate"]))
+    else:
+        auto["mode"] = draw(st.sampled_from(["prometheus", "prometheus", "prometheus", "manual"]))
+        auto["updateMode"] = draw(st.sampled_from(["InPlaceOrRecreate", "Recreate"]))
+        auto["predictor"] = draw(st.sampled_from(["naive", "naive", "adaptive"]))
     auto["pendingScaleUpDuration"] = draw(st.sampled_from(["0s", "30s", "2m"]))
     auto["pendingScaleDownDuration"] = draw(st.sampled_from(["0s", "1m", "10m"]))
     auto["prometheus"]["minSyncPeriod"] = draw(st.sampled_from(["10s", "30s"]))
@@ -73,7 +83,7 @@ def consumers(draw: st.DrawFn) -> tuple[manifests.Source, Any]:
         spec["resourcePolicy"]["globalPolicy"]["maxAllowed"] = {"cpu": "1", "memory": "2Gi"}
     else:
         spec["resourcePolicy"].pop("globalPolicy")
-    if draw(st.integers(0, 5)) == 0:
+    if draw(st.integers(0, 5)) == 0 and not keeping:
         doc["metadata"]["annotations"] = {keys.DISABLE_AUTOSCALER: "true"}
     return manifests.read(doc)
 
@@ -257,6 +267,112 @@ def test_a_pass_over_a_changed_fleet_is_the_same_with_and_without_the_shortcut(
     assert before == full == after
 
 
+# -- what ``plan`` remembers from one pass to the next (``KeptMemory``) ------------------
+
+
+def maybe(data: st.DataObject, same: Any, changed: Any) -> Any:
+    """``same`` (two times in three: what a memory can reuse), or ``changed()``."""
+    return same if data.draw(st.integers(0, 2)) else changed()
+
+
+@settings(max_examples=300, deadline=None)
+@given(consumer=consumers(keeping=True), steps=timelines, data=st.data())
+def test_a_pass_after_a_remembered_one_is_the_same_as_without_the_shortcut(
+    consumer: tuple[manifests.Source, Any], steps: list[simulating.Step], data: st.DataObject
+) -> None:
+    """A pass reuses an instance's last keep only for the same inputs: here the second
+    of two passes gets each input as the first had it, or changed (its Deployments,
+    pods, refusals, metrics and whether they were refreshed, the time, the config, the
+    owner), and decides what the rules decide."""
+    source, spec = consumer
+    r = simulating.Replay(source=source, spec=spec)
+    try:
+        for step in steps:
+            r.step(advance_s=step.advance_s, metrics=step.metrics)
+    finally:
+        r.close()
+    cluster = r.cluster
+    owner_uid = r.source.uid
+    bodies = dict(zip(cluster._observed, cluster._bodies.values(), strict=True))
+    first_deployments = list(cluster._observed.values())
+
+    def deployments(before: list[Any]) -> list[Any]:
+        return [
+            maybe(
+                data,
+                d,
+                lambda d=d: simulating.observe(
+                    changed_body(data, bodies[d.name]), owner_uid=owner_uid
+                ),
+            )
+            for d in before
+        ]
+
+    def pods(fleet: list[Any], now: datetime) -> dict[str, list[ObservedPod]]:
+        return {
+            d.name: [
+                p if data.draw(st.booleans()) else changed_pod(data, p, now)
+                for p in cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
+            ]
+            for d in fleet
+        }
+
+    def refused(fleet: list[Any]) -> dict[str, str]:
+        return {d.name: "refused at act time" for d in fleet if data.draw(st.integers(0, 2)) == 0}
+
+    config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
+    owner = Owner(api_version=source.api_version, kind=source.kind, name=source.name, uid=owner_uid)
+    first = {
+        "config": config,
+        "owner": owner,
+        "deployments": first_deployments,
+        "metrics": planning.Metrics(
+            snapshot=data.draw(snapshots()),
+            refreshed=data.draw(st.integers(0, 3)) > 0,
+            synced_at=r.now,
+        ),
+        "now": r.now,
+        "pods": pods(first_deployments, r.now),
+        "refused": refused(first_deployments),
+    }
+    memory = planning.KeptMemory()
+    planning.plan(**first, memory=memory)
+
+    def other_config() -> Any:
+        if config.autoscaling is None:
+            return dataclasses.replace(config)
+        tolerable = data.draw(st.sampled_from([1.0, 60.0, 600.0]))
+        return dataclasses.replace(
+            config,
+            autoscaling=dataclasses.replace(
+                config.autoscaling,
+                tolerable_lag_s=tolerable,
+                critical_lag_s=tolerable * data.draw(st.sampled_from([1, 10])),
+                pending_up_s=data.draw(st.sampled_from([0.0, 30.0, 120.0])),
+            ),
+        )
+
+    now = r.now + timedelta(seconds=data.draw(st.sampled_from([0, 0, 10, 31, 130, 700])))
+    second_deployments = deployments(first_deployments)
+    second = {
+        "config": maybe(data, config, other_config),
+        "owner": maybe(data, owner, lambda: dataclasses.replace(owner, name="another-owner")),
+        "deployments": second_deployments,
+        "metrics": planning.Metrics(
+            snapshot=maybe(data, first["metrics"].snapshot, lambda: data.draw(snapshots())),
+            refreshed=data.draw(st.integers(0, 3)) > 0,
+            synced_at=r.now,
+        ),
+        "now": now,
+        "pods": pods(second_deployments, now),
+        "refused": maybe(data, first["refused"], lambda: refused(second_deployments)),
+    }
+    remembered = planning.plan(**second, memory=memory)
+    with without_shortcut():
+        full = planning.plan(**second)
+    assert remembered == full
+
+
 def test_a_steady_noisy_pass_keeps_nearly_every_instance_by_the_shortcut() -> None:
     doc = copy.deepcopy(EXAMPLE)
     doc["spec"]["numPartitions"] = 20
@@ -353,3 +469,221 @@ def test_the_memory_cluster_derives_from_a_body_what_the_body_gives(
     with mock.patch.object(simulating.MemoryCluster, "apply", plain_apply):
         plain = replay(source, spec, steps)
     assert reusing == plain
+
+
+# -- the inputs a remembered keep must not outlive, one by one ---------------------------
+
+
+def _replayed(
+    *, pending_up: str = "0s", pool_cpu: str | None = None, metrics: MetricsSnapshot | None = None
+) -> simulating.Replay:
+    """Two naive instances in place, settled at ``metrics`` (1,000 msg/s per partition), from a
+    global pool of ``pool_cpu`` (None: none)."""
+    doc = copy.deepcopy(EXAMPLE)
+    doc["spec"]["numPartitions"] = 2
+    doc["spec"]["numPartitionsPerInstance"] = 1
+    # The remembered keep is the naive predictor's.
+    doc["spec"]["autoscaler"]["predictor"] = "naive"
+    doc["spec"]["autoscaler"]["pendingScaleUpDuration"] = pending_up
+    if pool_cpu is None:
+        doc["spec"]["resourcePolicy"].pop("globalPolicy")
+    else:
+        doc["spec"]["resourcePolicy"]["globalPolicy"]["maxAllowed"]["cpu"] = pool_cpu
+    source, spec = manifests.read(doc)
+    r = simulating.Replay(source=source, spec=spec)
+    for _ in range(6):
+        r.step(advance_s=31.0, metrics=metrics or _metrics(production=1000.0, offset=0.0))
+    return r
+
+
+def _metrics(*, production: float, offset: float) -> MetricsSnapshot:
+    return MetricsSnapshot(
+        production=MappingProxyType(dict.fromkeys(range(2), production)),
+        consumption=MappingProxyType(dict.fromkeys(range(2), production)),
+        offset=MappingProxyType(dict.fromkeys(range(2), offset)),
+    )
+
+
+def _pass(
+    r: simulating.Replay,
+    *,
+    snapshot: MetricsSnapshot,
+    now: datetime,
+    memory: planning.KeptMemory | None,
+    owner_name: str | None = None,
+    refused: dict[str, str] | None = None,
+    edited: int | None = None,
+    refreshed: bool = True,
+    stopped: bool = False,
+    config: Any = None,
+) -> planning.Plan:
+    """One pass over the replay's fleet (``edited``: with that instance's in-place target
+    set by hand to the policies' floors; ``stopped``: with the first pod not running;
+    ``config``: another config than the replay's)."""
+    source = r.source
+    deployments = r.cluster.observed()
+    if edited is not None:
+        body = copy.deepcopy(r.cluster._bodies[deployments[edited].name])
+        body["metadata"]["annotations"][keys.TARGET_RESOURCES] = json.dumps(
+            {
+                name: {
+                    "requests": {"cpu": cpu, "memory": memory},
+                    "limits": {"cpu": cpu, "memory": memory},
+                }
+                for name, cpu, memory in [
+                    ("consumer", "100m", "128Mi"),
+                    ("metrics-sidecar", "50m", "32Mi"),
+                ]
+            }
+        )
+        deployments[edited] = simulating.observe(body, owner_uid=source.uid)
+    pods = {
+        d.name: r.cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
+        for d in deployments
+    }
+    if stopped:
+        first = deployments[0].name
+        pods[first] = [dataclasses.replace(p, running=False) for p in pods[first]]
+    if config is None:
+        config = to_config(r.spec, paused=False) if memory is None else _config(r)
+    return planning.plan(
+        config=config,
+        owner=Owner(
+            api_version=source.api_version,
+            kind=source.kind,
+            name=owner_name or source.name,
+            uid=source.uid,
+        ),
+        deployments=deployments,
+        metrics=planning.Metrics(snapshot=snapshot, refreshed=refreshed, synced_at=now),
+        now=now,
+        pods=pods,
+        refused=refused or {},
+        memory=memory,
+    )
+
+
+_CONFIGS: dict[int, Any] = {}
+
+
+def _config(r: simulating.Replay) -> Any:
+    """One config object per replay: a memory keeps its keeps under the same one."""
+    return _CONFIGS.setdefault(id(r), to_config(r.spec, paused=False))
+
+
+def _both(r: simulating.Replay, first: dict[str, Any], second: dict[str, Any]) -> planning.Plan:
+    """The second pass after the first, remembered, and checked against the full way."""
+    memory = planning.KeptMemory()
+    _pass(r, memory=memory, **first)
+    remembered = _pass(r, memory=memory, **second)
+    with without_shortcut():
+        full = _pass(r, memory=None, **second)
+    assert remembered == full
+    return full
+
+
+def test_a_keep_in_a_pending_period_is_not_reused_once_the_period_is_over() -> None:
+    r = _replayed(pending_up="2m")
+    # Lagging, with more work than the instances' size: both start waiting to scale up.
+    behind = _metrics(production=3000.0, offset=1e6)
+    r.step(advance_s=31.0, metrics=behind)
+    r.step(advance_s=1.0, metrics=behind)
+    assert all(d.scaling.status.name == "PENDING_SCALE_UP" for d in r.cluster.observed())
+    full = _both(
+        r,
+        {"snapshot": behind, "now": r.now},
+        {"snapshot": behind, "now": r.now + timedelta(minutes=3)},
+    )
+    assert full.applies  # the period is over: they scale up
+
+
+def test_a_keep_is_not_reused_for_another_owner() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now},
+        {"snapshot": steady, "now": r.now, "owner_name": "another-consumer"},
+    )
+    assert full.applies  # its label names the Consumer: repaired
+
+
+def test_a_keep_with_a_target_is_not_reused_once_a_resize_was_refused() -> None:
+    r = _replayed()
+    # Resized in place down to half: the target differs from the template.
+    half = _metrics(production=500.0, offset=0.0)
+    for _ in range(40):
+        r.step(advance_s=31.0, metrics=half)
+    assert all(d.target is not None for d in r.cluster.observed())
+    name = r.cluster.observed()[0].name
+    full = _both(
+        r,
+        {"snapshot": half, "now": r.now},
+        {"snapshot": half, "now": r.now, "refused": {name: "the node refused"}},
+    )
+    assert [a.name for a in full.applies] == [name]  # rolled out with its target
+
+
+def test_a_keep_from_a_global_pool_is_not_reused_once_the_pool_holds_less() -> None:
+    behind = _metrics(production=3000.0, offset=1e6)
+    r = _replayed(pool_cpu="1", metrics=behind)
+    assert all(d.scaling.status.name == "SATURATED" for d in r.cluster.observed())
+    full = _both(
+        r,
+        {"snapshot": behind, "now": r.now},
+        {"snapshot": behind, "now": r.now, "edited": 0},
+    )
+    # The first one's hand edit holds less of the pool: the second one gets more.
+    assert "-1" in [a.name[-2:] for a in full.applies], full.applies
+
+
+def test_a_keep_is_not_reused_for_another_lag() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now},
+        # Not refreshed (a snapshot seeded from the status, say), the lag is another.
+        {"snapshot": _metrics(production=1000.0, offset=1e5), "now": r.now, "refreshed": False},
+    )
+    assert full.counters.lagging == 2
+
+
+def test_a_keep_is_not_reused_once_a_pod_stops() -> None:
+    r = _replayed()
+    half = _metrics(production=500.0, offset=0.0)
+    for _ in range(40):
+        r.step(advance_s=31.0, metrics=half)
+    full = _both(
+        r,
+        {"snapshot": half, "now": r.now, "refreshed": False},
+        {"snapshot": half, "now": r.now, "refreshed": False, "stopped": True},
+    )
+    assert full.in_place.resized == 1  # the other one: its pod runs the target
+
+
+def test_a_keep_is_not_reused_under_another_config() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=100.0)
+    config = _config(r)
+    assert config.autoscaling is not None
+    stricter = dataclasses.replace(
+        config, autoscaling=dataclasses.replace(config.autoscaling, tolerable_lag_s=0.0)
+    )
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now, "refreshed": False, "config": stricter},
+    )
+    assert full.counters.lagging == 2
+
+
+def test_a_keep_is_not_reused_for_another_version_of_its_deployment() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now, "refreshed": False, "edited": 0},
+    )
+    assert full.resizes  # its pod follows the target set by hand

@@ -90,6 +90,33 @@ def test_a_value_becomes_the_int64_its_definition_says(value: float | None) -> N
     assert _int64(value) == max(-(2**63) + 1, min(truncate(value), 2**63 - 1))
 
 
+anything = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2.0**62, -(2.0**62), 2.0**63, 2**62, 2**63 - 1]),
+)
+
+
+@given(
+    production=st.dictionaries(st.integers(0, 5), anything),
+    consumption=st.dictionaries(st.integers(0, 5), anything),
+    offset=st.dictionaries(st.integers(0, 5), anything),
+)
+def test_every_value_of_a_state_is_its_int64_and_an_absent_one_0(
+    production: dict[int, float], consumption: dict[int, float], offset: dict[int, float]
+) -> None:
+    """``sync_state`` takes ``_int64``'s common case inline: the same numbers."""
+    snapshot = MetricsSnapshot(production=production, consumption=consumption, offset=offset)
+    assert sync_state(snapshot, num_partitions=6) == {
+        str(p): {
+            "productionRate": _int64(production.get(p)),
+            "consumptionRate": _int64(consumption.get(p)),
+            "messageBehind": _int64(offset.get(p)),
+        }
+        for p in range(6)
+    }
+
+
 def test_a_state_over_its_budget_is_left_out() -> None:
     snapshot = MetricsSnapshot(production={}, consumption={}, offset={})
     assert sync_state(snapshot, num_partitions=100, budget_bytes=1024) is None

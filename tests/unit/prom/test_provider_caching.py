@@ -23,8 +23,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.prom.providing import MetricsProvider, ProviderResult
+from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
+from konsumerator.prom.results import ProviderResult
 
 from .fakeprom import Answer, FakeFleet, Server, failure, success, vector
 

@@ -8,7 +8,10 @@ Aspects tested:
 - 410 Gone relists and *replaces* the store: vanished keys are deleted (and
   subscribers are told), unchanged objects produce no notification;
 - a silent watch is restarted by the watchdog after timeout + margin;
-- errors back off exponentially; TooManyRequests waits at least Retry-After;
+- errors back off exponentially; TooManyRequests waits at least Retry-After,
+  at most a minute of it;
+- a misbehaving server does not make it loop: a watch ending at once without
+  an event, or 410 again and again on a just-listed version, backs off;
 - ``stalled`` reports a reflector that has made no progress for long.
 """
 
@@ -193,3 +196,76 @@ async def test_reflector_failing_for_long_reports_stalled() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_watch_that_ends_at_once_with_nothing_backs_off() -> None:
+    # A proxy or a struggling apiserver that answers every watch and closes it at once:
+    # client-go calls it a "very short watch" and backs off; re-watching at once would
+    # send requests as fast as the loop runs, for as long as the server does it.
+    source = FakeSource(
+        lists=[Listing(items=[A1], resource_version="10")],
+        watches=[[] for _ in range(1_000)],
+    )
+    reflector, store = make(source)
+    await run_for(reflector, 30)
+    # Backoff 1, 2, 4, 8, 16 s: five or six watches in 30 s, not a thousand.
+    assert 2 <= len(source.watch_calls) <= 6
+    assert len(source.list_calls) == 1  # it kept its version: nothing to relist
+    assert store.has_synced
+
+
+async def test_a_watch_that_lasted_ends_and_resumes_at_once() -> None:
+    # The server's own timeout (or a watch that closes every few seconds) is no failure.
+    source = FakeSource(
+        lists=[Listing(items=[A1], resource_version="10")],
+        watches=[[Sleep(3)], [Sleep(3)], [HANG]],
+    )
+    reflector, _ = make(source)
+    await run_for(reflector, 10)
+    starts = [at for at, _, _ in source.watch_calls]
+    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([3.0, 3.0])
+
+
+async def test_gone_on_every_fresh_watch_backs_off_its_relists() -> None:
+    # One 410 relists at once; a server answering 410 to the version it has just
+    # listed would otherwise be listed in full as fast as the loop runs.
+    gone = errors.Gone(status=410, reason="Expired")
+    source = FakeSource(
+        lists=[Listing(items=[A1], resource_version=str(n)) for n in range(1_000)],
+        watches=[[gone] for _ in range(1_000)],
+    )
+    reflector, store = make(source)
+    await run_for(reflector, 30)
+    assert 2 <= len(source.list_calls) <= 7
+    assert store.has_synced
+
+
+async def test_gone_after_events_relists_at_once() -> None:
+    gone = errors.Gone(status=410, reason="Expired")
+    source = FakeSource(
+        lists=[
+            Listing(items=[A1], resource_version="10"),
+            Listing(items=[A1], resource_version="30"),
+        ],
+        watches=[[Sleep(5), bookmark("20"), Sleep(5), gone], [HANG]],
+    )
+    reflector, _ = make(source)
+    await run_for(reflector, 20)
+    assert source.list_calls[1] - source.list_calls[0] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("retry_after", [3_600.0, 1e9, float("inf")])
+async def test_a_retry_after_beyond_reason_is_bounded(retry_after: float) -> None:
+    # Retry-After comes from the server (or a proxy in front of it): a value of hours or
+    # an unparseable infinity must not silence the watch, and with it the operator.
+    source = FakeSource(
+        lists=[
+            errors.TooManyRequests(retry_after=retry_after),
+            Listing(items=[A1], resource_version="10"),
+        ],
+        watches=[[HANG]],
+    )
+    reflector, store = make(source)
+    await run_for(reflector, 120)
+    assert store.has_synced
+    assert source.list_calls[1] - source.list_calls[0] <= 60.0

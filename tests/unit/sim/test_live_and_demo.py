@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from konsumerator.api import manifests
 from konsumerator.domain import planning
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.domain.specs import UpdateMode
+from konsumerator.domain.specs import Predictor, UpdateMode
 from konsumerator.simulating import MemoryCluster
 from konsumerator_dev.sim import demo, live, screen
 from konsumerator_dev.sim.model import Instance, Model
@@ -41,7 +41,10 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def consumer():
     doc, config = live.read_consumer(EXAMPLE)
-    return doc, config
+    # These tests read the naive predictor's sizes (2 x 1000 msg/s at 2000/core -> 1000m).
+    assert config.autoscaling is not None
+    naive = replace(config.autoscaling, predictor=Predictor.NAIVE)
+    return doc, replace(config, autoscaling=naive)
 
 
 def rendered(config, *, production: float, lag: float = 0.0, now=NOW, bodies=None):

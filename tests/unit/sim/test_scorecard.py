@@ -133,12 +133,15 @@ class _Sampled:
 
 def test_the_upstream_policy_runs_the_pass_simulate_runs(bench, scenario):
     """The scorecard scores the operator's own pass: simulate's Replay, decision for decision."""
+    from konsumerator.scoring.policies import with_predictor
     from konsumerator.simulating import Replay, load_timeline
     from konsumerator_dev.sim.live import instances_from
 
     timeline = bench.ROOT / "examples" / "timelines" / "incident.yaml"
     steps = [s for s in load_timeline(timeline.read_text(), source="t") if s.metrics is not None]
-    policy, replay = bench.Upstream(), Replay(source=scenario.source, spec=scenario.spec)
+    # Upstream is the pass with the naive predictor, which the example leaves to the default.
+    spec = with_predictor(scenario.spec, "naive")
+    policy, replay = bench.Upstream(), Replay(source=scenario.source, spec=spec)
     bodies: dict[str, dict] = {}
     t = 0.0
     try:

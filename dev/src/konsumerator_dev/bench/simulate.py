@@ -8,6 +8,9 @@ seconds (on a shared machine wall time measures the neighbours too), steps per
 second, output size and the output's MD5 (a faster replay must print the
 same bytes).
 
+`--predictor` sets the Consumer's predictor: `naive` (the default, and the
+predictor the recorded checksums were made with) or `adaptive`.
+
     make bench-simulate BENCH_ARGS="--partitions 100 --steps 10000"
 """
 
@@ -33,8 +36,9 @@ from konsumerator_dev.paths import REPO as ROOT
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def consumer(partitions: int, per_instance: int) -> dict[str, Any]:
+def consumer(partitions: int, per_instance: int, predictor: str) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "consumer.yaml").read_text())
+    doc["spec"]["autoscaler"]["predictor"] = predictor
     doc["spec"]["numPartitions"] = partitions
     doc["spec"]["numPartitionsPerInstance"] = per_instance
     doc["spec"]["resourcePolicy"].pop("globalPolicy")
@@ -72,11 +76,12 @@ def timeline(*, partitions: int, steps: int, seed: int) -> dict[str, object]:
 @click.option("--per-instance", type=int, default=1)
 @click.option("--seed", type=int, default=1)
 @click.option("--format", type=click.Choice(["json", "yaml"]), default="json")
+@click.option("--predictor", type=click.Choice(["naive", "adaptive"]), default="naive")
 def main(**options: Any) -> None:
     args = SimpleNamespace(**options)
     with tempfile.TemporaryDirectory() as tmp:
         c, tl = Path(tmp, "consumer.yaml"), Path(tmp, "timeline.yaml")
-        c.write_text(yaml.safe_dump(consumer(args.partitions, args.per_instance)))
+        c.write_text(yaml.safe_dump(consumer(args.partitions, args.per_instance, args.predictor)))
         data = timeline(partitions=args.partitions, steps=args.steps, seed=args.seed)
         tl.write_text(json.dumps(data) if args.format == "json" else yaml.dump(data, Dumper=DUMPER))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -90,7 +95,8 @@ def main(**options: Any) -> None:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = proc.stdout.count(b"\n")
     print(
-        f"format={args.format} partitions={args.partitions} per_instance={args.per_instance} "
+        f"format={args.format} predictor={args.predictor} partitions={args.partitions} "
+        f"per_instance={args.per_instance} "
         f"steps={args.steps} lines={lines} "
         f"wall={elapsed:.2f}s user={after.ru_utime - before.ru_utime:.2f}s "
         f"sys={after.ru_stime - before.ru_stime:.2f}s steps/s={args.steps / elapsed:.0f} "

@@ -16,7 +16,9 @@ For each partition p with production λ (msg/s) and backlog b (messages)::
   (``λ · R``), which the restart term already pays for: counting it twice
   made every resize ask for the next one.
 
-That need says whether an instance's CPU is enough (it decides a scale-up).
+That need sizes a resize; its headroom part alone (λ/u, with the backlog
+term: ``policy.headroom_share``) says whether an instance's CPU is enough,
+since the restart term is the cost of a resize and must not ask for one.
 A scale-up is *sized* for its own restart as well (``restart_need``,
 ``min(b, λ · R) / T`` per partition): the resize leaves ``b + λ · R`` behind,
 and draining all of it within ``T`` takes ``λ · (1 + R / T) + b / T``. Sized

@@ -21,6 +21,8 @@ or a new leader continues exactly where the old one stopped.
   short for production itself (``policy.settled``);
   ``for_backlog``: whether it was sized partly for a backlog, and ``up_need``
   the production need it was sized for (``policy.drain_over``).
+* ``lent``: the node was seen lending the pods CPU beyond their request
+  (``policy.bursting``).
 
 The codec is lenient: anyone who may edit the Deployment may write anything
 into the annotation, and an unreadable field reads as absent (no peak,
@@ -55,6 +57,9 @@ class Memory:
     # The production need (msg/s) that scale-up was sized for: ``drain_over``
     # gives back the backlog's part only while production has not fallen below it.
     up_need: int = 0
+    # The node was seen lending the pods CPU beyond their request (``policy.bursting``);
+    # cleared by a scale-up that does not see it again.
+    lent: bool = False
 
 
 def _format_time(moment: datetime) -> str:
@@ -77,8 +82,8 @@ def _parse_rate(text: str) -> int:
 
 def encode(memory: Memory) -> str:
     """``peak=<msg/s>,peakAt=<time>`` then the optional ``previous``, ``resizedAt``,
-    ``before``, ``cpuBefore``, ``limitBefore``, ``ineffective``, ``shortNeed``, ``forBacklog`` and
-    ``upNeed`` fields."""
+    ``before``, ``cpuBefore``, ``limitBefore``, ``ineffective``, ``shortNeed``, ``forBacklog``,
+    ``upNeed`` and ``lent`` fields."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
         parts.append(f"peakAt={_format_time(memory.peak_at)}")
@@ -100,6 +105,8 @@ def encode(memory: Memory) -> str:
         parts.append("forBacklog=true")
     if memory.up_need:
         parts.append(f"upNeed={memory.up_need}")
+    if memory.lent:
+        parts.append("lent=true")
     return ",".join(parts)
 
 
@@ -108,7 +115,7 @@ def decode(text: str | None) -> Memory | None:
     if text is None:
         return None
     fields: dict[str, str] = {}
-    for part in text.split(",")[:12]:
+    for part in text.split(",")[:13]:
         name, sep, value = part.partition("=")
         if sep:
             fields.setdefault(name.strip(), value.strip())
@@ -125,4 +132,5 @@ def decode(text: str | None) -> Memory | None:
         short_need=_parse_rate(fields.get("shortNeed", "")),
         for_backlog=fields.get("forBacklog") == "true",
         up_need=_parse_rate(fields.get("upNeed", "")),
+        lent=fields.get("lent") == "true",
     )

@@ -27,10 +27,15 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   ``tolerableLag`` by then: ``urgent``);
 * ``ineffective``: when the last scale-up did not raise throughput (a
   single-threaded consumer, a slow downstream), stop adding CPU: more
-  partitions or parallelism are needed, not more cores.
+  partitions or parallelism are needed, not more cores;
+* ``bursting``: under Recreate, a scale-up that is not urgent waits while the
+  node lends the pods CPU beyond their request (``lends``) and their limit
+  covers the need: a larger request buys a guarantee, not throughput, at the
+  price of a restart.
 
 Scale-up does not wait for ``tolerableLag``: the headroom term of the demand
-(``demand``) asks for more as soon as the utilisation passes ``u``, and the
+(``demand``; ``headroom_share``: the restart term sizes a scale-up but never
+asks for one) asks for more as soon as the utilisation passes ``u``, and the
 scale-up then goes through ``pendingScaleUpDuration`` (or not, when urgent).
 """
 
@@ -434,6 +439,44 @@ def settled(
     return more > memory.cpu_before_m * production_need * (1 + HYSTERESIS)
 
 
+def lends(*, consumed: float, cpu_m: int, rate_per_core: float) -> bool:
+    """Whether the instance consumes more than its request can: the node lends it CPU.
+
+    By more than ``HYSTERESIS``, so rounding and the rate() window are no
+    evidence. On a busy node consumption is capped by the request and this is
+    never true. Seen most often while a restart's backlog drains, at whatever
+    CPU the pods can get (``Memory.lent`` keeps it).
+    """
+    if cpu_m <= 0 or rate_per_core <= 0:
+        return False
+    return consumed > cpu_m / 1000 * rate_per_core * (1 + HYSTERESIS)
+
+
+def bursting(
+    *,
+    lent: bool,
+    trigger: float,
+    limit_m: int,
+    rate_per_core: float,
+    actuation_s: float,
+    recovery_s: float,
+) -> bool:
+    """Whether a scale-up that is not urgent waits because the node lends the pods CPU.
+
+    The node was seen lending CPU beyond the request (``lends``, kept in
+    ``Memory.lent``) and the limit (``limit_m``; 0 when there is none) can give
+    what the need (``trigger``) asks for: a larger request would buy a
+    guarantee, not throughput. Only when a resize restarts the pods (R/T at
+    least ``HYSTERESIS``: Recreate) does that guarantee cost a restart and λ·R
+    behind now; in place it is bought as usual. If the node gets busy, the
+    pods fall back to their request, the lag grows and ``urgent`` scales up
+    (sized for the need; ``lent`` is then cleared unless seen again).
+    """
+    if not lent or actuation_s / max(1.0, recovery_s) < HYSTERESIS or rate_per_core <= 0:
+        return False
+    return limit_m <= 0 or trigger <= limit_m / 1000 * rate_per_core
+
+
 def _pending(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
     return state if state.status is status else replace(state, status=status, since=now)
 
@@ -460,6 +503,7 @@ class Situation:
     settled: bool = True
     emptied: bool = True
     production_need: float = 0.0  # the recent peak sized for (``drain_over``)
+    bursting: bool = False  # consuming beyond the request, the limit enough (``bursting``)
 
 
 def _up(s: Situation, knobs: Knobs) -> Verdict:
@@ -497,6 +541,12 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             apply=True,
             state=settle(state, saturated=saturated, now=now),
             rule=f"urgent: lag reaches tolerableLag within {knobs.pending_up_s:g}s",
+        )
+    if s.bursting:
+        return Verdict(
+            apply=False,
+            state=settle(state, saturated=saturated, now=now),
+            rule="bursting: consuming beyond the request, within the limit; not urgent",
         )
     if not s.urgent and not worth_a_step(
         current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m
@@ -606,6 +656,9 @@ class Sized:
     up_rate: int
     peak: float  # the production need sized for (≥ the demand's)
     memory: Memory
+    # msg/s below which the CPU is short (``trigger``): the headroom alone, without
+    # the restart term; equal to ``rate`` when the headroom term is the larger one.
+    trigger: int = 0
 
 
 def size(
@@ -629,13 +682,33 @@ def size(
         need=found.production_need, memory=memory, now=now, window_s=knobs.peak_window_s
     )
     total = peak + found.backlog_need
+    share = headroom_share(
+        utilization=knobs.utilization, actuation_s=knobs.actuation_s, recovery_s=knobs.recovery_s
+    )
     return Sized(
         rate=_ceil(total),
         demand=found,
         up_rate=_ceil(total + found.restart_need),
         peak=peak,
         memory=kept,
+        trigger=_ceil(peak * share + found.backlog_need),
     )
+
+
+def headroom_share(*, utilization: float, actuation_s: float, recovery_s: float) -> float:
+    """The share of the production need that decides a scale-up (``trigger``): λ/u of it.
+
+    The restart term (λ·(1 + R/T)) pays for the backlog a resize leaves; it is
+    the cost of a resize, so it sizes one when one is made, and never makes one
+    by itself. Asked for in steady state as well, an instance that keeps up
+    with headroom to spare (λ/u) was restarted only to be sized for its restart
+    (steady under Recreate: 1.2x the oracle's CPU, where in place it holds 1.1x).
+    A restart with headroom u alone leaves λ·R (the lag R, under
+    ``tolerableLag`` when R is), drained within R/(1/u − 1). In place (R/T
+    below 1/u − 1) the two are the same.
+    """
+    headroom = 1 / utilization
+    return min(1.0, headroom / max(headroom, 1 + actuation_s / max(1.0, recovery_s)))
 
 
 def _rate_source(autoscaling: Autoscaling) -> str:
@@ -653,6 +726,13 @@ def _up_part(sized: Sized, *, up: bool) -> str:
     return f" +min(backlog,lambda*R)/T={sized.demand.restart_need:.0f}/s -> {sized.up_rate}/s"
 
 
+def _trigger_part(sized: Sized) -> str:
+    """What decides a scale-up, when the restart term made the size larger than that."""
+    if sized.trigger >= sized.rate:
+        return ""
+    return f" (scale up beyond lambda/u+backlog={sized.trigger}/s)"
+
+
 def explain(
     *, sized: Sized, autoscaling: Autoscaling, cpu_m: int, rule: str, up: bool = False
 ) -> str:
@@ -664,6 +744,6 @@ def explain(
         f"term={d.term.value} need=max(lambda/u,lambda(1+R/T))"
         f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
         f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s"
-        f"{_up_part(sized, up=up)} = {cpu_m}m; "
+        f"{_trigger_part(sized)}{_up_part(sized, up=up)} = {cpu_m}m; "
         f"rule {rule}"
     )

@@ -24,6 +24,7 @@ T = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
         Memory(peak_rate=7, peak_at=T, resized_at=T),
         Memory(resized_at=T),
         Memory(resized_at=T, for_backlog=True, up_need=6667),
+        Memory(resized_at=T, lent=True),
     ],
 )
 def test_a_round_trip_keeps_every_field(memory: Memory) -> None:

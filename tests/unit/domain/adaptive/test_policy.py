@@ -17,6 +17,10 @@ Aspects tested, table-driven, one table per rule:
 * ``emptied`` / ``drain_sized`` / ``drain_share``: which scale-ups give their
   backlog's CPU back at once, and when;
 * ``worth_a_step``: no scale-up of 5 % or less unless urgent;
+* ``headroom_share``: the headroom λ/u alone decides a scale-up, the restart
+  term only sizes it;
+* ``lends`` / ``bursting``: under Recreate, a node seen lending CPU beyond the
+  request holds a scale-up that is not urgent while the limit covers the need;
 * ``decide``: the whole transition table (direction × status × urgent ×
   drained × lagging × time since the last resize × time in the status), with
   the rule that decided.
@@ -795,3 +799,106 @@ def test_no_size_is_found_short_before_consumption_reflects_it(observed: bool) -
         observed=observed,
     )
     assert got is observed
+
+
+@pytest.mark.parametrize(
+    ("u", "R", "T", "want"),
+    [
+        (0.95, 30.0, 300.0, (1 / 0.95) / 1.1),  # Recreate: the restart term is larger
+        (0.95, 60.0, 300.0, (1 / 0.95) / 1.2),
+        (0.95, 5.0, 300.0, 1.0),  # in place: the headroom is larger, nothing changes
+        (0.9, 30.0, 300.0, 1.0),  # 1/u = 1.11 > 1.1
+        (0.95, 30.0, 1.0, (1 / 0.95) / 31),  # T below a second reads as one
+    ],
+)
+def test_the_headroom_alone_decides_a_scale_up(u: float, R: float, T: float, want: float) -> None:
+    assert policy.headroom_share(utilization=u, actuation_s=R, recovery_s=T) == pytest.approx(want)
+
+
+@given(
+    u=st.floats(0.1, 1.0),
+    R=st.floats(0.0, 3600.0),
+    T=st.floats(1.0, 86_400.0),
+    lam=st.floats(0.0, 1e9),
+)
+def test_the_trigger_is_the_headroom_need_and_never_more_than_the_size(
+    u: float, R: float, T: float, lam: float
+) -> None:
+    share = policy.headroom_share(utilization=u, actuation_s=R, recovery_s=T)
+    need = max(lam / u, lam * (1 + R / T))
+    assert 0 < share <= 1
+    assert need * share == pytest.approx(lam / u, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("consumed", "cpu_m", "rate_per_core", "want"),
+    [
+        (2400.0, 1100, 2000.0, True),  # 2200/s is what the request gives; +9 %
+        (2310.0, 1100, 2000.0, False),  # +5 %: rounding and rate() noise, no evidence
+        (2200.0, 1100, 2000.0, False),  # what the request gives: a busy node looks so
+        (2400.0, 0, 2000.0, False),  # no request known
+        (2400.0, 1100, 0.0, False),
+    ],
+)
+def test_lends_when_consuming_beyond_what_the_request_gives(
+    consumed: float, cpu_m: int, rate_per_core: float, want: bool
+) -> None:
+    assert policy.lends(consumed=consumed, cpu_m=cpu_m, rate_per_core=rate_per_core) is want
+
+
+@pytest.mark.parametrize(
+    ("lent", "trigger", "limit_m", "R", "want"),
+    [
+        (True, 3000.0, 2000, 30.0, True),  # the 2-core limit gives 4000/s
+        (True, 4000.0, 2000, 30.0, True),  # exactly what the limit gives
+        (True, 4100.0, 2000, 30.0, False),  # beyond the limit: lending cannot cover it
+        (True, 9000.0, 0, 30.0, True),  # no limit
+        (False, 3000.0, 2000, 30.0, False),  # never seen lending
+        (True, 3000.0, 2000, 5.0, False),  # in place: the request is raised as usual
+    ],
+)
+def test_bursting_holds_a_scale_up_only_under_recreate_within_the_limit(
+    lent: bool, trigger: float, limit_m: int, R: float, want: bool
+) -> None:
+    assert (
+        policy.bursting(
+            lent=lent,
+            trigger=trigger,
+            limit_m=limit_m,
+            rate_per_core=2000.0,
+            actuation_s=R,
+            recovery_s=300.0,
+        )
+        is want
+    )
+
+
+@pytest.mark.parametrize(
+    ("bursting", "urgent", "apply", "rule"),
+    [
+        (True, False, False, "bursting"),  # a guarantee is not worth a restart
+        (True, True, True, "urgent"),  # the node got busy: the lag grows
+        (False, False, False, "pending_up: waiting"),
+    ],
+)
+def test_a_scale_up_waits_while_the_node_lends_cpu_unless_urgent(
+    bursting: bool, urgent: bool, apply: bool, rule: str
+) -> None:
+    state = ScalingState(status=RUNNING, since=ago(1000), memory=Memory(resized_at=ago(1000)))
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=1,
+            current_cpu_m=1100,
+            proposed_cpu_m=1400,
+            lagging=urgent,
+            urgent=urgent,
+            drained=not urgent,
+            cpu_shortage_m=0,
+            now=NOW,
+            bursting=bursting,
+        ),
+        knobs=KNOBS,
+    )
+    assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)

@@ -240,8 +240,8 @@ def test_no_scale_down_back_to_a_size_found_short_within_half_an_hour() -> None:
 def test_an_ineffective_scale_up_is_a_warning_event() -> None:
     import asyncio
 
-    from konsumerator.controllers.acting import Outcome
     from konsumerator.controllers.events import EventReporter
+    from konsumerator.controllers.outcomes import Outcome
     from konsumerator.domain import planning
 
     story = Story()
@@ -373,3 +373,77 @@ def test_a_scale_up_under_the_same_cpu_limit_is_no_evidence_of_ineffectiveness()
     assert not any(marked)
     assert limits[-1] > 2000
     assert backlog == 0
+
+
+# -- under Recreate with u 0.95 (the documented default), where the restart term
+# λ·(1 + R/T) = 1.1·λ is larger than the headroom λ/u = 1.053·λ: the restart term sizes a
+# resize and never asks for one (``headroom_share``); a node that lends the pods CPU
+# beyond their request holds a scale-up that is not urgent (``bursting``).
+
+RECREATE = CONSUMER.replace("targetUtilizationPercent: 90", "targetUtilizationPercent: 95")
+
+
+def replay_of(consumer: str) -> Replay:
+    source, spec = load_consumer(consumer, source="consumer.yaml")
+    return Replay(source=source, spec=spec)
+
+
+def cpu(replay: Replay) -> tuple[int, int]:
+    """(request, limit) of the consumer container, millicores."""
+    (d,) = replay.cluster.observed()
+    resources = d.current["consumer"]
+    return resources.cpu_req_m or 0, resources.cpu_lim_m or 0
+
+
+def decision(replay: Replay) -> str:
+    (d,) = replay.cluster.observed()
+    return d.annotations[keys.SCALING_DECISION]
+
+
+def step(replay: Replay, lam: float, consumed: float, behind: float = 0.0) -> int:
+    replay.step(advance_s=STEP_S, metrics=metrics(lam, consumed, behind))
+    return cpu(replay)[0]
+
+
+def test_an_instance_that_keeps_up_with_headroom_is_not_restarted_for_its_restart() -> None:
+    """1040/s each: the headroom asks 2·1040/0.95 = 2190/s -> 1100m, the restart term
+    2·1040·1.1 = 2288/s -> 1200m. Created at 1100m and held there (before: created
+    at 1200m; from 1100m, restarted to 1200m after pendingScaleUpDuration). 1100/s
+    each passes the high-water mark (2316/s -> 1200m): the scale-up then is sized
+    for its restart, 2·1100·1.1 = 2420/s -> 1300m, and back at 1040/s the band keeps it.
+    """
+    replay = replay_of(RECREATE)
+    assert step(replay, 1040, 1040) == 1100
+    assert "rule create" in decision(replay)
+    assert [step(replay, 1040, 1040) for _ in range(12)] == [1100] * 12
+    assert [step(replay, 1100, 1100) for _ in range(5)] == [1100] * 4 + [1300]
+    assert "rule pending_up: needed" in decision(replay)
+    assert [step(replay, 1040, 1040) for _ in range(30)] == [1300] * 30
+    replay.close()
+
+
+def test_a_node_that_lends_cpu_holds_a_scale_up_until_the_lag_grows() -> None:
+    """Created at 1100m (a 2-core limit). 1300/s each is beyond what the request
+    gives (2200/s), and the pods consume all of it: the node lends them CPU, and
+    the limit (4000/s) covers the need (2·1300/0.95 = 2737/s): no restart for a
+    guarantee, for as long as that lasts (before: a scale-up after
+    pendingScaleUpDuration). When the node gets busy, the pods fall back to
+    their request and the lag grows: the scale-up goes at once (urgent)."""
+    replay = replay_of(RECREATE)
+    assert step(replay, 1000, 1000) == 1100
+    assert cpu(replay)[1] == 2000
+    assert [step(replay, 1300, 1300) for _ in range(12)] == [1100] * 12
+    assert "rule bursting" in decision(replay)
+    assert "lent=true" in dict(replay.cluster.observed()[0].annotations)[keys.SCALING_MEMORY]
+    assert step(replay, 1300, 1100, 60_000) > 1100
+    assert "rule urgent" in decision(replay)
+    replay.close()
+
+
+def test_in_place_a_lending_node_does_not_hold_the_request_back() -> None:
+    """In place a resize restarts nothing: the request is raised as usual, after
+    pendingScaleUpDuration (2·1300/0.95 = 2737/s -> 1400m)."""
+    replay = replay_of(RECREATE.replace("updateMode: Recreate", "updateMode: InPlaceOrRecreate"))
+    assert step(replay, 1000, 1000) == 1100
+    assert [step(replay, 1300, 1300) for _ in range(5)] == [1100] * 4 + [1400]
+    replay.close()
