@@ -51,6 +51,8 @@ from typing import Any
 
 from konsumerator.domain import keys, limits, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.adaptive import memory as adaptive_memory
+from konsumerator.domain.adaptive.memory import Recent
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, PodResize
@@ -346,6 +348,7 @@ def _context(
     deployments: Sequence[ObservedDeployment],
     metrics: Metrics,
     now: datetime,
+    recent: Recent | None = None,
 ) -> Context:
     snapshot = metrics.snapshot if config.autoscaling is not None else None
     return Context(
@@ -360,7 +363,36 @@ def _context(
         snapshot=snapshot,
         refreshed=metrics.refreshed,
         now=now,
+        recent=recent,
     )
+
+
+def _recent(*, config: ConsumerConfig, memory: "KeptMemory | None") -> Recent | None:
+    """The adaptive memory kept of the Consumer's Deployments, when it uses the adaptive
+    predictor; otherwise none, and what was kept is forgotten (a later switch back
+    reads the annotations, as a restarted operator would)."""
+    if memory is None:
+        return None
+    a = config.autoscaling
+    if a is None or a.predictor is not Predictor.ADAPTIVE:
+        if len(memory.recent):
+            memory.recent.clear()
+        return None
+    return memory.recent
+
+
+def _remember(recent: Recent, *, d: ObservedDeployment, decision: Decision) -> None:
+    """Keep the adaptive memory ``decision`` computed for ``d``, with the annotation ``d``
+    then holds: the one it is written with, or the one it already has (no write)."""
+    remembered = decision.remembered
+    if remembered is None:
+        return
+    written = decision.scaling.memory
+    if decision.writes and written is not None:
+        annotation: str | None = adaptive_memory.encode(written)
+    else:
+        annotation = d.annotations.get(keys.SCALING_MEMORY)
+    recent.keep(uid=d.uid, annotation=annotation, memory=remembered)
 
 
 # ``rendering.template_hash`` by config object (held, so its id is not reused while
@@ -569,11 +601,15 @@ class KeptMemory:
     nothing, and see all but the few Deployments the last pass wrote as it saw them.
     """
 
-    __slots__ = ("_last", "_pass")
+    __slots__ = ("_last", "_pass", "recent")
 
     def __init__(self) -> None:
         self._pass: tuple[ConsumerConfig, int] | None = None
         self._last: dict[int, _Last] = {}
+        # Unlike the keeps above, state: the adaptive policy's memory of each
+        # Deployment since its last write (``adaptive_memory.Recent``), which the
+        # passes read instead of the annotation while that is what it was kept with.
+        self.recent = Recent()
 
     def of_pass(self, *, config: ConsumerConfig, token: int) -> dict[int, _Last]:
         """The instances' last keeps by index, when made under this config object and
@@ -848,6 +884,7 @@ def plan(
     assignment = partitioning.assign(
         num_partitions=config.num_partitions, per_instance=config.per_instance
     )
+    recent = _recent(config=config, memory=memory)
     ctx = _context(
         config=config,
         owner=owner,
@@ -855,6 +892,7 @@ def plan(
         deployments=deployments,
         metrics=metrics,
         now=now,
+        recent=recent,
     )
     claimed, deletes, terminating = _claim(deployments, config=config, assignment=assignment)
     pool = sizing.global_pool(config=config, held=[d.current for d, _ in claimed.values()])
@@ -903,6 +941,10 @@ def plan(
                 ctx=ctx, inst=inst, pool=pool, tally=tally, memo_key=memo_key
             )
             tally.record(ctx=ctx, inst=inst, decision=decision, paused=paused)
+            if recent is not None:
+                _remember(recent, d=inst.deployment, decision=decision)
+    if recent is not None and len(recent) > len(claimed):
+        recent.retain({d.uid for d, _ in claimed.values()})
     return _assemble(
         tally=tally,
         deletes=deletes,

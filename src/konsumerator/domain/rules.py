@@ -36,10 +36,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from konsumerator.domain import drift, limits, qos, rendering
+from konsumerator.domain import drift, keys, limits, qos, rendering
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.adaptive import policy as adaptive
-from konsumerator.domain.adaptive.memory import Memory
+from konsumerator.domain.adaptive.memory import Memory, Recent
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, Pending, PodResize
@@ -81,6 +82,9 @@ class Context:
     snapshot: MetricsSnapshot | None
     refreshed: bool
     now: datetime
+    # The adaptive policy's memory this process kept of the Consumer's Deployments
+    # (``adaptive_memory.Recent``; None: none, the annotations alone).
+    recent: Recent | None = None
 
     def render(
         self,
@@ -148,6 +152,10 @@ class Decision:
     fell_back: str | None = None
     # In-place mode: a running pod's spec or size is not yet its target (``in_place``).
     pods_pending: bool = False
+    # The adaptive policy's memory after this pass, as the annotation would give it
+    # back (``scale_adaptively``): kept in the process (``Context.recent``) whether
+    # or not this decision writes it. None: the policy did not run.
+    remembered: Memory | None = None
 
     @property
     def writes(self) -> bool:
@@ -215,6 +223,16 @@ def _cpu_limit(resources: Mapping[str, Resources]) -> int:
     return total
 
 
+def _scaling_of(ctx: Context, d: ObservedDeployment) -> ScalingState:
+    """``d``'s scaling state with the memory this process kept of it (``Context.recent``)
+    while its annotation still holds what the memory was kept with; else as observed."""
+    recent = ctx.recent
+    if recent is None:
+        return d.scaling
+    memory = recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+    return d.scaling if memory is None else replace(d.scaling, memory=memory)
+
+
 def _actuate_adaptively(
     ctx: Context, inst: Instance, pool: limits.Pool, *, why: str
 ) -> tuple[Proposal, ScalingState] | None:
@@ -223,7 +241,8 @@ def _actuate_adaptively(
     autoscaling = _adaptive(ctx)
     if autoscaling is None or ctx.snapshot is None:
         return None
-    memory = inst.deployment.scaling.memory if inst.deployment is not None else None
+    d = inst.deployment
+    memory = _scaling_of(ctx, d).memory if d is not None else None
     sized = adaptive.size(
         snapshot=ctx.snapshot,
         partitions=inst.partitions,
@@ -379,6 +398,7 @@ def _consumed_and_effect(
     snapshot: MetricsSnapshot,
     sized: adaptive.Sized,
     knobs: adaptive.Knobs,
+    memory: Memory | None,
 ) -> tuple[float, adaptive.Effect]:
     """The instance's consumption now, and what the last resize did to it.
 
@@ -389,7 +409,7 @@ def _consumed_and_effect(
     assert d is not None
     consumed = sum(snapshot.consumption.get(p) or 0.0 for p in inst.partitions)
     effect = adaptive.effect(
-        memory=d.scaling.memory,
+        memory=memory,
         consumed=consumed,
         produced=sized.demand.production,
         cpu_m=_cpu(d.current),
@@ -414,12 +434,14 @@ def _adaptive_situation(
     production_need: float,
     trigger: float,
     lent: bool,
+    state: ScalingState,
 ) -> adaptive.Situation:
-    """Everything ``adaptive.decide`` judges for one instance in this pass."""
+    """Everything ``adaptive.decide`` judges for one instance in this pass (``state``:
+    its scaling state, with the memory kept in the process, ``_scaling_of``)."""
     d = inst.deployment
     assert d is not None
     return adaptive.Situation(
-        state=d.scaling,
+        state=state,
         comparison=comparison,
         current_cpu_m=_cpu(d.current),
         proposed_cpu_m=_cpu(proposal.resources),
@@ -430,9 +452,7 @@ def _adaptive_situation(
             tolerable_lag_s=autoscaling.tolerable_lag_s,
             horizon_s=knobs.pending_up_s,
             capacity=None
-            if adaptive.observed(
-                memory=d.scaling.memory, now=ctx.now, actuation_s=knobs.actuation_s
-            )
+            if adaptive.observed(memory=state.memory, now=ctx.now, actuation_s=knobs.actuation_s)
             else _cpu(d.current) / 1000 * autoscaling.sizing_rate_per_core,
         ),
         emptied=adaptive.emptied(snapshot=snapshot, partitions=inst.partitions),
@@ -449,7 +469,7 @@ def _adaptive_situation(
             rate_per_core=autoscaling.sizing_rate_per_core,
         ),
         settled=adaptive.settled(
-            memory=d.scaling.memory,
+            memory=state.memory,
             now=ctx.now,
             proposed_cpu_m=_cpu(proposal.resources),
             production_need=production_need,
@@ -499,7 +519,13 @@ def _remember_resize(
 
 
 def _adaptive_scale(
-    *, inst: Instance, proposal: Proposal, state: ScalingState, up: bool, explanation: str
+    *,
+    inst: Instance,
+    proposal: Proposal,
+    state: ScalingState,
+    up: bool,
+    explanation: str,
+    remembered: Memory,
 ) -> Decision:
     """The SCALE decision when the adaptive rules apply the proposal now."""
     d = inst.deployment
@@ -512,21 +538,39 @@ def _adaptive_scale(
         cpu_shortage_m=proposal.cpu_shortage_m,
         message=f"{verb} instance {inst.index} (max lag {inst.max_lag_s}s): "
         f"{describe(d.current)} -> {describe(proposal.resources)}; {explanation}",
+        remembered=remembered,
+    )
+
+
+def _durably_changed(state: ScalingState, observed: ScalingState, *, remembered: Memory) -> bool:
+    """Whether ``state`` differs from the ``observed`` annotations in what must survive a
+    restart: the status, its time, and the memory but for the recent peak
+    (``adaptive_memory.durable``), which the process keeps between writes."""
+    return (
+        state.status is not observed.status
+        or state.since != observed.since
+        or adaptive_memory.durable(remembered) != adaptive_memory.durable(observed.memory)
     )
 
 
 def _adaptive_hold(
-    *, inst: Instance, proposal: Proposal, state: ScalingState, explanation: str
+    *,
+    inst: Instance,
+    proposal: Proposal,
+    state: ScalingState,
+    explanation: str,
+    remembered: Memory,
 ) -> Decision:
     """The decision when the proposal waits: the resources stay, the state is recorded.
 
-    An ANNOTATE write only when the scaling state or the reported shortage
-    changed; otherwise no write at all.
+    An ANNOTATE write only when the scaling state (but for the recent peak, see
+    ``_durably_changed``) or the reported shortage changed; otherwise no write at
+    all, and the explanation on the Deployment stays the one of its last write.
     """
     d = inst.deployment
     assert d is not None
     level = reported_shortage(state, proposal.cpu_shortage_m)
-    changed = state != d.scaling or level != d.saturation_m
+    changed = _durably_changed(state, d.scaling, remembered=remembered) or level != d.saturation_m
     return Decision(
         action=Action.ANNOTATE if changed else None,
         # Unchanged: the observed state as is, so its explanation is no drift.
@@ -537,6 +581,7 @@ def _adaptive_hold(
         f"(max lag {inst.max_lag_s}s); {explanation}"
         if changed
         else "",
+        remembered=remembered,
     )
 
 
@@ -553,11 +598,12 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         return None
     assert snapshot is not None
     knobs = adaptive.knobs_for(autoscaling)
+    observed = _scaling_of(ctx, d)
     sized = adaptive.size(
         snapshot=snapshot,
         partitions=inst.partitions,
         autoscaling=autoscaling,
-        memory=d.scaling.memory,
+        memory=observed.memory,
         now=ctx.now,
     )
     saved = pool.available
@@ -574,12 +620,12 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
         comparison = min(0, compare(d.current, proposal.resources))
     consumed, effect = _consumed_and_effect(
-        ctx=ctx, inst=inst, snapshot=snapshot, sized=sized, knobs=knobs
+        ctx=ctx, inst=inst, snapshot=snapshot, sized=sized, knobs=knobs, memory=observed.memory
     )
     lends = adaptive.lends(
         consumed=consumed, cpu_m=_cpu(d.current), rate_per_core=autoscaling.sizing_rate_per_core
     )
-    lent = lends or (d.scaling.memory is not None and d.scaling.memory.lent)
+    lent = lends or (observed.memory is not None and observed.memory.lent)
     situation = _adaptive_situation(
         ctx=ctx,
         inst=inst,
@@ -593,6 +639,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         production_need=sized.peak,
         trigger=sized.trigger,
         lent=lent,
+        state=observed,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
     up = comparison > 0
@@ -620,12 +667,21 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
         memory = replace(memory, lent=lends if up else lent)
     state = replace(verdict.state, memory=memory, explanation=explanation)
+    # What the next pass reads, written or not (``Decision.remembered``).
+    remembered = adaptive_memory.as_written(memory)
     if verdict.apply:
         return _adaptive_scale(
-            inst=inst, proposal=proposal, state=state, up=up, explanation=explanation
+            inst=inst,
+            proposal=proposal,
+            state=state,
+            up=up,
+            explanation=explanation,
+            remembered=remembered,
         )
     pool.restore(saved)  # nothing applied: give back what the proposal reserved
-    return _adaptive_hold(inst=inst, proposal=proposal, state=state, explanation=explanation)
+    return _adaptive_hold(
+        inst=inst, proposal=proposal, state=state, explanation=explanation, remembered=remembered
+    )
 
 
 def _memory_of_resize(
@@ -831,6 +887,7 @@ def repair_drift(
         cpu_shortage_m=settled.cpu_shortage_m,
         message=f"restored instance {inst.index}, changed by someone else: " + ", ".join(changed),
         outdated=True,
+        remembered=settled.remembered,
     )
 
 
@@ -1019,6 +1076,7 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
         resizes=resizes,
         fell_back=decision.fell_back,
         pods_pending=bool(resizes) or not actuated,
+        remembered=decision.remembered,
     )
 
 

@@ -1,9 +1,13 @@
 """What the adaptive policy remembers between passes, and its annotation codec.
 
-The operator keeps no state in memory across passes: everything the policy
-needs is written on the Deployment (``keys.SCALING_MEMORY``) with the
-scaling status, and read back from the watch cache, so a restarted operator
-or a new leader continues exactly where the old one stopped.
+Everything the policy needs after a restart is written on the Deployment
+(``keys.SCALING_MEMORY``) with the scaling status, and read back from the
+watch cache, so a restarted operator or a new leader continues where the old
+one stopped. The recent peak alone moves every pass or two (its two buckets
+rotate every half window): a pass that changes nothing else keeps it in the
+process (``Recent``) instead of writing the Deployment, so a steady instance
+is not rewritten every other pass. A restart then reads the peak last written:
+at worst a forgotten peak, and sizing from the current need (docs/adaptive.md).
 
 * ``peak_rate`` (msg/s) and ``peak_at``: the highest production need of the
   instance seen since ``peak_at`` (the current half of the recent window,
@@ -29,7 +33,7 @@ into the annotation, and an unreadable field reads as absent (no peak,
 resized "infinitely long ago"), never as an exception.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 _MAX_RATE = 2**63 - 1
@@ -134,3 +138,64 @@ def decode(text: str | None) -> Memory | None:
         up_need=_parse_rate(fields.get("upNeed", "")),
         lent=fields.get("lent") == "true",
     )
+
+
+def durable(memory: Memory | None) -> Memory | None:
+    """``memory`` without the recent peak: the part a pass writes when it changes.
+
+    The peak (``peak_rate``, ``peak_at``, ``previous_peak``) is rotated every half
+    window; losing it to a restart costs at most a scale-down sized from the
+    current need, which still waits the pending scale-down period."""
+    if memory is None:
+        return None
+    return replace(memory, peak_rate=0, peak_at=None, previous_peak=0)
+
+
+def as_written(memory: Memory) -> Memory:
+    """``memory`` as the annotation gives it back (times to the second): what the
+    next pass would read had it been written."""
+    written = decode(encode(memory))
+    assert written is not None  # decode returns None only for a missing annotation
+    return written
+
+
+class Recent:
+    """The memory this process last computed for each Deployment (by UID), with the
+    ``keys.SCALING_MEMORY`` text that Deployment holds (or was just written with)
+    when it was computed. One per Consumer, kept by the pipeline between passes.
+
+    Recalled only while the Deployment's annotation is still exactly that text:
+    when anyone else wrote it (a previous leader, a user, a restore), the
+    annotation wins. It holds what a write would have stored, so reading it
+    instead of the unwritten annotation changes no decision.
+    """
+
+    __slots__ = ("_by_uid",)
+
+    def __init__(self) -> None:
+        self._by_uid: dict[str, tuple[str | None, Memory]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_uid)
+
+    def recall(self, *, uid: str, annotation: str | None) -> Memory | None:
+        """The kept memory of Deployment ``uid`` whose annotation holds ``annotation``;
+        None: none kept, or the annotation is not the one it was kept with."""
+        kept = self._by_uid.get(uid) if uid else None
+        if kept is None or kept[0] != annotation:
+            return None
+        return kept[1]
+
+    def keep(self, *, uid: str, annotation: str | None, memory: Memory) -> None:
+        """Remember ``memory`` for Deployment ``uid``, valid while its annotation is
+        ``annotation``."""
+        if uid:
+            self._by_uid[uid] = (annotation, memory)
+
+    def retain(self, uids: "frozenset[str] | set[str]") -> None:
+        """Forget the Deployments not in ``uids`` (deleted, or no longer ours)."""
+        for uid in [u for u in self._by_uid if u not in uids]:
+            del self._by_uid[uid]
+
+    def clear(self) -> None:
+        self._by_uid.clear()
