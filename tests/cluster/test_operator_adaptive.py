@@ -11,7 +11,11 @@ Aspects tested:
   ``pendingScaleUpDuration`` is an hour; the ``Scaled`` Event's message names the inputs;
 * an operator restarted afterwards keeps the state (it reads it back from the Deployments):
   the remembered resize survives, and the other instance's pending period goes on from
-  where it was instead of restarting.
+  where it was instead of restarting;
+* a pass with nothing to change writes nothing: instances waiting out
+  ``pendingScaleUpDuration`` at a steady rate get no Deployment write over many metric
+  syncs, though the recent peak rotates every two (it is kept in the process; the
+  apiserver's own request counters show no write to Deployments).
 
 The exporter serves kafka_exporter's series, as in ``test_operator_metrics.py``.
 """
@@ -32,13 +36,15 @@ from operating import (
     get_consumer,
     in_process_operator,
     managed,
+    metric_sum,
 )
 from test_operator_metrics import KafkaFeed
 
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.quantities import cpu_millis
-from konsumerator_dev.testenv import Cluster, MetricsExporter
+from konsumerator.runtime.managing import Endpoint
+from konsumerator_dev.testenv import Cluster, MetricsExporter, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
@@ -143,3 +149,58 @@ def test_the_adaptive_predictor_sizes_explains_and_remembers(
     memory = adaptive_memory.decode(_annotations(kept["ad-consumer-0"])[keys.SCALING_MEMORY])
     assert memory is not None
     assert memory.resized_at == remembered.resized_at
+
+
+def _deployment_writes(cluster: Cluster) -> float:
+    """The apiserver's count of write requests to Deployments (their status is kcm's)."""
+    text = cluster.apiserver_metrics()
+    return sum(
+        metric_sum(text, "apiserver_request_total", resource="deployments", subresource="", verb=v)
+        for v in ("APPLY", "POST", "PUT", "PATCH", "DELETE")
+    )
+
+
+def test_adaptive_passes_with_nothing_to_change_write_no_deployment(
+    cluster: Cluster, namespace: str, feed: KafkaFeed
+) -> None:
+    manifest = consumer(
+        "still",
+        namespace,
+        num_partitions=2,
+        per_instance=1,
+        prometheus_url=cluster.prometheus_url,
+        topic=namespace,
+        pending_up="1h",
+    )
+    manifest["spec"]["autoscaler"].update(
+        predictor="adaptive", restartTime="5s", updateMode="Recreate"
+    )
+    with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
+
+        def reconciles() -> float:
+            return metric_sum(op.metrics(), "controller_runtime_reconcile_total")
+
+        cluster.apply(manifest)
+        # Both instances wait out pendingScaleUpDuration (1h) at a steady 450 msg/s, and
+        # their memory has been written once with everything but the recent peak settled
+        # (the node lends the 100m pods CPU: ``lent``).
+        eventually(
+            lambda: managed(cluster, namespace),
+            lambda found: (
+                len(found) == 2
+                and all(
+                    "rule pending_up: waiting"
+                    in (d["metadata"].get("annotations") or {}).get(keys.SCALING_DECISION, "")
+                    for d in found.values()
+                )
+            ),
+            timeout=90,
+            what="both instances PENDING_SCALE_UP",
+        )
+        settle = reconciles()
+        wait_until(lambda: reconciles() >= settle + 4, timeout=90, what="4 more passes")
+        before, start = _deployment_writes(cluster), reconciles()
+        # minSyncPeriod 2s: each pass refreshes the metrics; the peak rotates every two.
+        wait_until(lambda: reconciles() >= start + 12, timeout=120, what="12 more passes")
+        after = _deployment_writes(cluster)
+    assert after - before == 0
