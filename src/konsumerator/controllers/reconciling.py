@@ -245,7 +245,9 @@ class Pipeline:
         # hands the same spec to every pass (the operator reads it afresh).
         self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
         self._conflicts = ConflictRecheck()
-        # What the planner remembers of each Consumer's instances (a cache of decisions).
+        # What the planner remembers of each Consumer's instances: a cache of decisions,
+        # and the adaptive policy's memory since its last write (``adaptive.memory.Recent``),
+        # by Deployment UID, dropped with the Consumer (``forget``).
         self._kept: dict[str, planning.KeptMemory] = {}
 
     def forget(self, key: str) -> None:
