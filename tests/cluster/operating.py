@@ -198,6 +198,10 @@ class InProcessOperator:
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TimeoutError("the in-process operator did not stop in time")
+        if self._operator is not None:
+            # A plan still running in the planner's thread (a huge Consumer's takes tens
+            # of seconds) would otherwise go on beside the next test's operator.
+            self._operator.planner.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager

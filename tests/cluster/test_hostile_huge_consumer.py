@@ -13,13 +13,19 @@ Aspects tested (an in-process operator with leader election):
   loop in its thread);
 * while a 100,000-instance Consumer is being created, a small Consumer created after it
   converges, and the operator keeps its Lease throughout (it would exit on losing it).
+
+The huge Consumer lives in a namespace of its own whose ResourceQuota allows no
+Deployment: its passes plan all 100,000 instances (what is tested) while the apiserver
+refuses every create, so no Deployment of it is left for kube-controller-manager to
+collect under the tests that come after this one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +36,7 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
+    users_deployment,
 )
 
 from konsumerator.domain import planning
@@ -57,13 +64,47 @@ def _recording(
     return wrapped
 
 
+@contextlib.contextmanager
+def no_deployments_allowed(cluster: Cluster, name: str) -> Iterator[str]:
+    """A namespace whose ResourceQuota allows no Deployment, in force before it is used."""
+    cluster.create_namespace(name, labels={"konsumerator.testenv/test": "true"})
+    try:
+        cluster.api(
+            "POST",
+            f"/api/v1/namespaces/{name}/resourcequotas",
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": {"name": "no-deployments"},
+                "spec": {"hard": {"count/deployments.apps": "0"}},
+            },
+        )
+        probe = users_deployment(name, "probe", app="probe")
+        eventually(
+            lambda: (
+                cluster.request(
+                    "POST", f"/apis/apps/v1/namespaces/{name}/deployments?dryRun=All", probe
+                ).status
+            ),
+            lambda status: status == 403,
+            timeout=60,
+            what="the quota to refuse Deployments",
+        )
+        yield name
+    finally:
+        cluster.delete_namespace(name)
+
+
 def test_a_consumer_of_the_most_partitions_stops_nobody_else(
     cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on_loop: list[bool] = []
     monkeypatch.setattr(planning, "plan", _recording(planning.plan, on_loop))
-    with in_process_operator(cluster, leader_elect=True) as operator:
-        cluster.apply(consumer("huge", namespace, num_partitions=100_000, per_instance=1))
+    with (
+        no_deployments_allowed(cluster, f"{namespace}-huge") as crowded,
+        in_process_operator(cluster, leader_elect=True) as operator,
+    ):
+        cluster.apply(consumer("huge", crowded, num_partitions=100_000, per_instance=1))
         eventually(
             lambda: len(on_loop),
             lambda n: n >= 1,
@@ -82,6 +123,6 @@ def test_a_consumer_of_the_most_partitions_stops_nobody_else(
             assert operator.operator.manager.leading.is_set()
         finally:
             # Its Deployments go with it, before the namespace.
-            cluster.request("DELETE", consumer_path(namespace, "huge"))
+            cluster.request("DELETE", consumer_path(crowded, "huge"))
     assert on_loop
     assert not any(on_loop), on_loop

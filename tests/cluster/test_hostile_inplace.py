@@ -114,6 +114,15 @@ def test_a_foreign_replicaset_named_like_an_instance_is_never_resized(
             timeout=90,
             what="the Consumer to converge",
         )
+        # Converged is the operator's word; kube-controller-manager creates the
+        # instance's ReplicaSet and pod after it (seconds later when it is busy), and
+        # the ReplicaSets are recorded below: wait for that pod first.
+        eventually(
+            lambda: own_pod(cluster, namespace),
+            lambda pod: pod is not None and pod["status"].get("phase") == "Running",
+            timeout=90,
+            what="the instance's own pod to run",
+        )
         ours = managed(cluster, namespace)[DEPLOYMENT]
         owner = None
         if owned_by != "nobody":

@@ -29,11 +29,32 @@ def test_ports_are_distinct_and_below_the_ephemeral_range(seed: int, count: int)
     assert all(10000 <= p < low for p in ports.values())
 
 
+def _adjacent_pair() -> tuple[socket.socket, int]:
+    """A listening socket on a port below the ephemeral range whose next port was free
+    a moment ago. Ports there are never handed to outgoing connections, unlike one the
+    kernel picks for ``bind(port 0)``: its neighbour could be any connection's (the
+    reason ``free_ports`` avoids that range)."""
+    low = process._ephemeral_range()[0]
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, min(30000, low - 1))
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        spare = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            taken.bind(("127.0.0.1", port))
+            spare.bind(("127.0.0.1", port + 1))
+        except OSError:
+            taken.close()
+            continue
+        finally:
+            spare.close()
+        taken.listen()
+        return taken, port
+    raise AssertionError("no two adjacent free ports below the ephemeral range")
+
+
 def test_a_taken_port_is_skipped() -> None:
-    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    taken.bind(("127.0.0.1", 0))
-    port = taken.getsockname()[1]
-    taken.listen()
+    taken, port = _adjacent_pair()
     try:
         # Two candidates, one of them taken: the other is always picked.
         picked = [
