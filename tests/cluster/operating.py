@@ -588,6 +588,19 @@ def alone(cluster: Cluster, namespace: str, *, timeout: float = 120) -> None:
     wait_until(lambda: not others(), timeout=timeout, what="the namespaces of earlier tests to go")
 
 
+def deployments_refused(cluster: Cluster, namespace: str, *, what: str) -> None:
+    """Wait until a dry-run Deployment create in ``namespace`` is refused (403): an
+    admission policy or a quota takes effect some time after it is created."""
+    probe = users_deployment(namespace, "probe", app="probe")
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments?dryRun=All"
+    eventually(
+        lambda: cluster.request("POST", path, probe).status,
+        lambda status: status == 403,
+        timeout=60,
+        what=f"{what} to refuse Deployments",
+    )
+
+
 def users_deployment(namespace: str, name: str, *, app: str) -> dict[str, Any]:
     """A Deployment a user made by hand (no ownerReference, labels ``app: <app>``, replicas 0),
     for tests where such an object holds or wants a name the operator would use."""

@@ -22,11 +22,11 @@ from operating import (
     consumer,
     converged,
     deployments,
+    deployments_refused,
     eventually,
     get_consumer,
     in_process_operator,
     install_crd,
-    users_deployment,
 )
 
 from konsumerator.domain import keys
@@ -97,19 +97,7 @@ def refused_namespace(cluster: Cluster, namespace: str) -> Iterator[str]:
         },
     )
     try:
-        # A policy takes effect some time after it is created: wait until a dry-run
-        # create is refused.
-        probe = users_deployment(namespace, "probe", app="probe")
-        eventually(
-            lambda: (
-                cluster.request(
-                    "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments?dryRun=All", probe
-                ).status
-            ),
-            lambda status: status == 403,
-            timeout=60,
-            what="the admission policy to refuse Deployments",
-        )
+        deployments_refused(cluster, namespace, what="the admission policy")
         yield namespace
     finally:
         cluster.request("DELETE", f"{BINDINGS}/{name}")

@@ -33,10 +33,10 @@ from operating import (
     consumer,
     consumer_path,
     converged,
+    deployments_refused,
     eventually,
     get_consumer,
     in_process_operator,
-    users_deployment,
 )
 
 from konsumerator.domain import planning
@@ -79,17 +79,7 @@ def no_deployments_allowed(cluster: Cluster, name: str) -> Iterator[str]:
                 "spec": {"hard": {"count/deployments.apps": "0"}},
             },
         )
-        probe = users_deployment(name, "probe", app="probe")
-        eventually(
-            lambda: (
-                cluster.request(
-                    "POST", f"/apis/apps/v1/namespaces/{name}/deployments?dryRun=All", probe
-                ).status
-            ),
-            lambda status: status == 403,
-            timeout=60,
-            what="the quota to refuse Deployments",
-        )
+        deployments_refused(cluster, name, what="the quota")
         yield name
     finally:
         cluster.delete_namespace(name)

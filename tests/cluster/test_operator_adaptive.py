@@ -69,11 +69,11 @@ def _annotations(d: dict[str, Any]) -> dict[str, str]:
     return dict(d["metadata"].get("annotations") or {})
 
 
-def test_the_adaptive_predictor_sizes_explains_and_remembers(
-    cluster: Cluster, namespace: str, feed: KafkaFeed
-) -> None:
+def _adaptive(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    """Two adaptive instances fed by the package's Kafka feed, waiting out a 1h
+    pendingScaleUpDuration; Recreate, so the size is in the template, where it is read."""
     manifest = consumer(
-        "ad",
+        name,
         namespace,
         num_partitions=2,
         per_instance=1,
@@ -81,10 +81,16 @@ def test_the_adaptive_predictor_sizes_explains_and_remembers(
         topic=namespace,
         pending_up="1h",
     )
-    # Recreate: the size is in the template, where this test reads it.
     manifest["spec"]["autoscaler"].update(
         predictor="adaptive", restartTime="5s", updateMode="Recreate"
     )
+    return manifest
+
+
+def test_the_adaptive_predictor_sizes_explains_and_remembers(
+    cluster: Cluster, namespace: str, feed: KafkaFeed
+) -> None:
+    manifest = _adaptive(cluster, namespace, "ad")
     with in_process_operator(cluster):
         cluster.apply(manifest)
         eventually(
@@ -168,18 +174,7 @@ def _deployment_writes(op: InProcessOperator) -> int:
 def test_adaptive_passes_with_nothing_to_change_write_no_deployment(
     cluster: Cluster, namespace: str, feed: KafkaFeed
 ) -> None:
-    manifest = consumer(
-        "still",
-        namespace,
-        num_partitions=2,
-        per_instance=1,
-        prometheus_url=cluster.prometheus_url,
-        topic=namespace,
-        pending_up="1h",
-    )
-    manifest["spec"]["autoscaler"].update(
-        predictor="adaptive", restartTime="5s", updateMode="Recreate"
-    )
+    manifest = _adaptive(cluster, namespace, "still")
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
 
         def reconciles() -> float:
