@@ -76,15 +76,23 @@ def gone(cluster: Cluster, path: str) -> bool:
     return cluster.request("GET", path).status == 404
 
 
-async def test_a_guest_configmap_deleted_mid_pass_is_not_brought_back(
+def started_then_deleted(
     cluster: Cluster, namespace: str, writer: Writer
-) -> None:
+) -> tuple[dict[str, Any], dict[str, Any], str, GuestReporter]:
+    """A guest ConfigMap a pass has started from (the reporter saw it), deleted since."""
     manifest = guest_configmap("orders", namespace, consumer("orders", namespace)["spec"])
     path = configmap_path(namespace, "orders")
     obj = cluster.api("POST", f"/api/v1/namespaces/{namespace}/configmaps", manifest)
     reporter = GuestReporter(events=EventRecorder(writer=writer), writer=writer)
     reporter.previous(view(obj))  # the pass starts from it
     cluster.api("DELETE", path)
+    return manifest, obj, path, reporter
+
+
+async def test_a_guest_configmap_deleted_mid_pass_is_not_brought_back(
+    cluster: Cluster, namespace: str, writer: Writer
+) -> None:
+    _, _, path, reporter = started_then_deleted(cluster, namespace, writer)
     assert gone(cluster, path)
     with pytest.raises(errors.ApiError):
         await reporter.status(key=f"{namespace}/orders", status=OLD_STATUS)
@@ -94,12 +102,7 @@ async def test_a_guest_configmap_deleted_mid_pass_is_not_brought_back(
 async def test_a_guest_configmap_recreated_mid_pass_keeps_its_own_annotations(
     cluster: Cluster, namespace: str, writer: Writer
 ) -> None:
-    manifest = guest_configmap("orders", namespace, consumer("orders", namespace)["spec"])
-    path = configmap_path(namespace, "orders")
-    obj = cluster.api("POST", f"/api/v1/namespaces/{namespace}/configmaps", manifest)
-    reporter = GuestReporter(events=EventRecorder(writer=writer), writer=writer)
-    reporter.previous(view(obj))
-    cluster.api("DELETE", path)
+    manifest, obj, path, reporter = started_then_deleted(cluster, namespace, writer)
     again = cluster.api("POST", f"/api/v1/namespaces/{namespace}/configmaps", manifest)
     assert again["metadata"]["uid"] != obj["metadata"]["uid"]
     with pytest.raises(errors.Conflict):
