@@ -589,6 +589,20 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
     )
 
 
+def after_up(*, memory: Memory | None, now: datetime, knobs: Knobs) -> bool:
+    """Whether a scale-down would follow a scale-up by less than ``SETTLE_S``, in place.
+
+    Any scale-up then (an up-down-up) would be the oscillation the target
+    forbids; in place, where a resize is cheap, the dwell after a scale-up is
+    the whole window. ``Memory.cpu_before_m`` is set by a scale-up only.
+    """
+    if memory is None or memory.cpu_before_m <= 0:
+        return False
+    if knobs.actuation_s / knobs.recovery_s >= HYSTERESIS:
+        return False
+    return _age(memory.resized_at, now) < SETTLE_S
+
+
 def _down(s: Situation, knobs: Knobs) -> Verdict:
     state, now = s.state, s.now
     steady = settle(state, saturated=s.lagging and s.cpu_shortage_m > 0, now=now)
@@ -606,6 +620,12 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
             apply=True,
             state=settle(state, saturated=False, now=now),
             rule="drain_over: the backlog scaled up for is drained",
+        )
+    if after_up(memory=state.memory, now=now, knobs=knobs):
+        return Verdict(
+            apply=False,
+            state=steady,
+            rule=f"after_up: scaled up less than {SETTLE_S:g}s ago (no up-down-up)",
         )
     if not beyond_band(
         current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=knobs.band

@@ -23,6 +23,8 @@ Aspects tested, table-driven, one table per rule:
   scale-up that is not urgent while the limit covers the need;
 * ``ride_share``: in place, an instance that keeps up asks for a scale-up only
   once production passes its request by ``RIDE_MARGIN`` (so lending shows);
+* ``after_up``: in place, no scale-down within ``SETTLE_S`` of a scale-up (no
+  up-down-up within the window), but for the end of a drain;
 * ``decide``: the whole transition table (direction × status × urgent ×
   drained × lagging × time since the last resize × time in the status), with
   the rule that decided.
@@ -236,6 +238,60 @@ def test_settled_after_a_scale_up_that_found_the_cpu_short(
     memory = Memory(resized_at=ago(since_s), cpu_before_m=before, short_need=short_need)
     got = policy.settled(memory=memory, now=NOW, proposed_cpu_m=proposed, production_need=need)
     assert got is want
+
+
+IN_PLACE_KNOBS = replace(KNOBS, actuation_s=5.0)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "since_s", "cpu_before", "want"),
+    [
+        (IN_PLACE_KNOBS, 600.0, 1100, True),  # scaled up 10 min ago: a down now could flap
+        (IN_PLACE_KNOBS, 1799.0, 1100, True),
+        (IN_PLACE_KNOBS, 1800.0, 1100, False),  # 30 min: an up after a down is no up-down-up
+        (IN_PLACE_KNOBS, 600.0, 0, False),  # the last resize was a scale-down (or a creation)
+        (IN_PLACE_KNOBS, None, 0, False),
+        (KNOBS, 600.0, 1100, False),  # Recreate: settled and the band (15 %) as before
+    ],
+)
+def test_after_up_in_place_no_scale_down_within_the_oscillation_window(
+    knobs: policy.Knobs, since_s: float | None, cpu_before: int, want: bool
+) -> None:
+    memory = Memory(resized_at=ago(since_s), cpu_before_m=cpu_before)
+    assert policy.after_up(memory=memory, now=NOW, knobs=knobs) is want
+
+
+@pytest.mark.parametrize(
+    ("for_backlog", "apply", "rule"),
+    [
+        (False, False, "after_up"),  # a burst is over 10 min after its scale-up: held
+        (True, True, "drain_over"),  # an outage's drain is over: given back at once
+    ],
+)
+def test_in_place_a_scale_down_soon_after_a_scale_up_waits_unless_a_drain_is_over(
+    for_backlog: bool, apply: bool, rule: str
+) -> None:
+    memory = Memory(
+        resized_at=ago(1200), cpu_before_m=1100, for_backlog=for_backlog, up_need=2000
+    )
+    state = ScalingState(status=PSD, since=ago(1200), memory=memory)
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=-1,
+            current_cpu_m=3000,
+            proposed_cpu_m=1100,
+            lagging=False,
+            urgent=False,
+            drained=True,
+            cpu_shortage_m=0,
+            now=NOW,
+            production_need=2000,
+        ),
+        knobs=IN_PLACE_KNOBS,
+    )
+    assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)
 
 
 @pytest.mark.parametrize(

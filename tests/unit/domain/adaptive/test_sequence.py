@@ -481,3 +481,27 @@ def test_in_place_an_instance_that_keeps_up_is_not_scaled_up_for_headroom_alone(
     assert [step(replay, 1120, 1100, 6_000) for _ in range(5)] == [1100] * 4 + [1200]
     assert "rule pending_up: needed" in decision(replay)
     replay.close()
+
+
+def test_in_place_a_burst_is_given_back_only_30_minutes_after_its_scale_up() -> None:
+    """In place, 1000/s each, then 1300/s each for 10 minutes, with the lag growing
+    (a busy node: consumption capped at the request). The scale-up is given back
+    once the burst is over, but not within SETTLE_S (30 min) of it (``after_up``):
+    a scale-down sooner and the next burst's scale-up would be an up-down-up
+    (before: given back after pendingScaleDownDuration, 10 minutes after the burst)."""
+    replay = replay_of(IN_PLACE)
+    assert step(replay, 1000, 1000) == 1100
+    cpus, t, up_at = [], 0.0, None
+    for i in range(90):
+        lam, behind = (1300.0, 20_000.0) if i < 20 else (1000.0, 0.0)
+        consumed = 1100.0 if i < 20 else 1000.0
+        cpus.append(step(replay, lam, consumed, behind))
+        t += STEP_S
+        if up_at is None and cpus[-1] > 1100:
+            up_at = t
+    assert up_at is not None
+    downs = [STEP_S * (i + 1) for i in range(1, len(cpus)) if cpus[i] < cpus[i - 1]]
+    assert downs, cpus
+    assert downs[0] - up_at >= 1800
+    assert "rule after_up" not in decision(replay)
+    replay.close()
