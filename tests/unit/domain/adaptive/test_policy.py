@@ -271,9 +271,7 @@ def test_after_up_in_place_no_scale_down_within_the_oscillation_window(
 def test_in_place_a_scale_down_soon_after_a_scale_up_waits_unless_a_drain_is_over(
     for_backlog: bool, apply: bool, rule: str
 ) -> None:
-    memory = Memory(
-        resized_at=ago(1200), cpu_before_m=1100, for_backlog=for_backlog, up_need=2000
-    )
+    memory = Memory(resized_at=ago(1200), cpu_before_m=1100, for_backlog=for_backlog, up_need=2000)
     state = ScalingState(status=PSD, since=ago(1200), memory=memory)
     verdict = policy.decide(
         policy.Situation(
