@@ -808,7 +808,13 @@ def _up_part(sized: Sized, *, up: bool) -> str:
 
 
 def _trigger_part(sized: Sized) -> str:
-    """What decides a scale-up, when the restart term made the size larger than that."""
+    """What decides a scale-up, when the restart term made the size larger than that,
+    or when an in-place instance that keeps up asks for less (``ride_share``)."""
+    if sized.ride and sized.ride < sized.trigger:
+        return (
+            f" (in place, keeping up: scale up once lambda/{1 + RIDE_MARGIN:g}={sized.ride}/s"
+            " passes the request)"
+        )
     if sized.trigger >= sized.rate:
         return ""
     return f" (scale up beyond lambda/u+backlog={sized.trigger}/s)"

@@ -505,3 +505,15 @@ def test_in_place_a_burst_is_given_back_only_30_minutes_after_its_scale_up() -> 
     assert downs[0] - up_at >= 1800
     assert "rule after_up" not in decision(replay)
     replay.close()
+
+
+def test_in_place_the_explanation_says_when_a_keeping_up_instance_scales_up() -> None:
+    """The ride level is in the explanation: 2·1300/1.1 = 2364/s (λ/u·u/(1 + 10 %))."""
+    replay = replay_of(IN_PLACE)
+    step(replay, 1000, 1000)
+    step(replay, 1000, 1000)
+    step(replay, 1300, 1300)
+    assert "(in place, keeping up: scale up once lambda/1.1=2364/s passes the request)" in (
+        decision(replay)
+    )
+    replay.close()
