@@ -481,8 +481,6 @@ def _adaptive_situation(
             trigger=trigger,
             limit_m=_cpu_limit(d.current),
             rate_per_core=autoscaling.sizing_rate_per_core,
-            actuation_s=knobs.actuation_s,
-            recovery_s=knobs.recovery_s,
         ),
     )
 

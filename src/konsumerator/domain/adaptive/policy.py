@@ -470,8 +470,6 @@ def bursting(
     trigger: float,
     limit_m: int,
     rate_per_core: float,
-    actuation_s: float,
-    recovery_s: float,
 ) -> bool:
     """Whether a scale-up that is not urgent waits because the node lends the pods CPU.
 
@@ -484,10 +482,8 @@ def bursting(
     scale-up only past its request: ``ride_share``). If the node gets busy, the
     pods fall back to their request, the lag grows and ``urgent`` scales up
     (sized for the need; ``lent`` is then cleared unless seen again).
-    ``actuation_s`` and ``recovery_s`` are kept for the callers' symmetry with
-    the other rules; the update mode no longer decides.
+    The update mode does not decide (it did until in place rode the limit too).
     """
-    del actuation_s, recovery_s
     if not lent or rate_per_core <= 0:
         return False
     return limit_m <= 0 or trigger <= limit_m / 1000 * rate_per_core
