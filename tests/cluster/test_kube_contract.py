@@ -3,7 +3,8 @@
 Aspects tested:
 - LIST + WATCH through a Reflector sees creates, updates and deletes;
 - a server-side apply that changes nothing does not bump resourceVersion;
-- server-side apply on the status subresource of a Deployment;
+- server-side apply on the status subresource of a Deployment; one naming a
+  resourceVersion is written at that version only (a Conflict at any other);
 - an update with a stale resourceVersion is classified as Conflict;
 - an invalid object is classified as Invalid with field causes;
 - a reconcile-shaped sequence that finds nothing to change makes zero writes,
@@ -24,11 +25,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from operating import consumer
 
 from konsumerator.kube.connecting import connect
 from konsumerator.kube.projections import DEPLOYMENT_PROJECTOR
 from konsumerator.kube.requesting import ApiClient
-from konsumerator.kube.resources import CONFIGMAPS, DEPLOYMENTS
+from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS, DEPLOYMENTS
 from konsumerator.kube.watching import ListWatch
 from konsumerator.kube.writing import Writer
 from konsumerator.runtime import errors
@@ -156,6 +158,41 @@ async def test_status_subresource_apply(client: ApiClient, namespace: str) -> No
     )
     assert b'"Konsumerator"' in raw
     assert created.uid
+
+
+@pytest.mark.usefixtures("crd")
+async def test_a_status_apply_naming_a_resource_version_is_written_at_that_version_only(
+    client: ApiClient, namespace: str
+) -> None:
+    """On a Consumer (no operator runs: nobody else writes it), whose status subresource
+    keeps the stored metadata, UID included: a resourceVersion is what conditions it."""
+    writer = Writer(client=client)
+    manifest = consumer("c", namespace)
+    created = await writer.apply(
+        resource=CONSUMERS, namespace=namespace, name="c", body=manifest, create_only=True
+    )
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Reconciled",
+        "message": "",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+
+    async def write(reason: str, version: str) -> str:
+        done = await writer.apply_status(
+            resource=CONSUMERS,
+            namespace=namespace,
+            name="c",
+            status={"conditions": [{**ready, "reason": reason}]},
+            resource_version=version,
+        )
+        return done.resource_version
+
+    written = await write("First", created.resource_version)
+    with pytest.raises(errors.Conflict):
+        await write("Stale", created.resource_version)
+    assert await write("Current", written) != written
 
 
 async def test_stale_update_is_conflict_and_bad_object_is_invalid(
