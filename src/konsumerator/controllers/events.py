@@ -64,6 +64,45 @@ def _written_event(item: Apply | Delete) -> EventSpec:
     return EventSpec(type="Warning" if warning else "Normal", reason=reason, message=item.message)
 
 
+def _problems(
+    *,
+    source: manifests.Source,
+    plan: Plan,
+    outcome: Outcome,
+    metrics: Metrics,
+    refusal: str | None,
+) -> list[EventSpec]:
+    """The Warning Events of what went wrong in a pass."""
+    found = [
+        EventSpec(
+            type="Warning",
+            reason="NameConflict",
+            message=f"Deployment {name} exists and is not owned by this {source.kind}; "
+            "it is left alone and the instance is not run",
+        )
+        for name in [*plan.conflicts, *outcome.conflicts]
+    ]
+    found.extend(
+        EventSpec(
+            type="Warning",
+            reason="InPlaceResizeRefused",
+            message=f"in-place resize of {name} refused ({why}); it is rolled out instead",
+        )
+        for name, why in sorted(outcome.resize_refused.items())
+    )
+    found.extend(
+        EventSpec(type="Warning", reason="WriteFailed", message=failure)
+        for failure in outcome.failures
+    )
+    if refusal is not None:
+        found.append(EventSpec(type="Warning", reason="AddressNotAllowed", message=refusal))
+    if metrics.error is not None:
+        found.append(
+            EventSpec(type="Warning", reason=metrics_reason(metrics), message=metrics.error)
+        )
+    return found
+
+
 class EventReporter:
     def __init__(self, *, events: EventRecorder) -> None:
         self._events = events
@@ -78,9 +117,17 @@ class EventReporter:
         metrics: Metrics,
         refusal: str | None,
     ) -> None:
-        await self._written(source=source, outcome=outcome)
-        await self._problems(
-            source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refusal
+        # One batch: a pass that creates 1,000 Deployments updates the combined Event
+        # once, and so does one whose 500 writes an admission policy refused (one
+        # ``record`` per failure sent an Event request per failure, every retry).
+        await self._events.record_all(
+            obj=involved(source),
+            events=[
+                *(_written_event(item) for item in outcome.done),
+                *_problems(
+                    source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refusal
+                ),
+            ],
         )
         log.info(
             "reconciled",
@@ -93,53 +140,6 @@ class EventReporter:
             refreshed=metrics.refreshed,
             **counter_fields(plan.counters),
         )
-
-    async def _written(self, *, source: manifests.Source, outcome: Outcome) -> None:
-        # One batch: a pass that creates 1,000 Deployments updates the combined Event once.
-        await self._events.record_all(
-            obj=involved(source), events=[_written_event(item) for item in outcome.done]
-        )
-
-    async def _problems(
-        self,
-        *,
-        source: manifests.Source,
-        plan: Plan,
-        outcome: Outcome,
-        metrics: Metrics,
-        refusal: str | None,
-    ) -> None:
-        obj = involved(source)
-        for name in [*plan.conflicts, *outcome.conflicts]:
-            await self._events.record(
-                obj=obj,
-                type="Warning",
-                reason="NameConflict",
-                message=f"Deployment {name} exists and is not owned by this {source.kind}; "
-                "it is left alone and the instance is not run",
-            )
-        for name, why in sorted(outcome.resize_refused.items()):
-            await self._events.record(
-                obj=obj,
-                type="Warning",
-                reason="InPlaceResizeRefused",
-                message=f"in-place resize of {name} refused ({why}); it is rolled out instead",
-            )
-        for failure in outcome.failures:
-            await self._events.record(
-                obj=obj, type="Warning", reason="WriteFailed", message=failure
-            )
-        if refusal is not None:
-            await self._events.record(
-                obj=obj, type="Warning", reason="AddressNotAllowed", message=refusal
-            )
-        if metrics.error is not None:
-            await self._events.record(
-                obj=obj,
-                type="Warning",
-                reason=metrics_reason(metrics),
-                message=metrics.error,
-            )
 
     async def rejected(self, *, manifest: Mapping[str, Any], reason: str, message: str) -> None:
         await self._events.record(

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
@@ -86,6 +86,19 @@ class WritesFailed(errors.Retryable):
     Expected, and already reported (status, Events, a log line per pass), so
     it is logged without a traceback.
     """
+
+    # The failures a message names: a wave refused by admission fails up to
+    # ``acting.SLICE`` writes a pass, and this message is logged on every retry.
+    SHOWN: Final = 3
+
+    @classmethod
+    def of(cls, failures: Sequence[str]) -> "WritesFailed":
+        """The first ``SHOWN`` failures, and how many more there were."""
+        if not failures:
+            return cls("a write conflicted; retrying")
+        more = len(failures) - cls.SHOWN
+        shown = "; ".join(failures[: cls.SHOWN])
+        return cls(f"{shown}; and {more} more" if more > 0 else shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +577,7 @@ class Pipeline:
         )
         await self._write_status(key=key, status=done.status)
         if done.retry:
-            raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
+            raise WritesFailed.of(done.failures)
         if done.deferred:
             # The rest of the plan's writes: the next pass, once the keys waiting for a
             # worker have had theirs (the queue serves the least recently served first).
