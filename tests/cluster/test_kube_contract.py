@@ -6,6 +6,8 @@ Aspects tested:
 - server-side apply on the status subresource of a Deployment; one naming a
   resourceVersion is written at that version only (a Conflict at any other);
 - an update with a stale resourceVersion is classified as Conflict;
+- an idle watch hears a BOOKMARK within ``reflecting.SILENCE_S`` (the reflector restarts
+  a watch silent for longer as dead);
 - an invalid object is classified as Invalid with field causes;
 - a reconcile-shaped sequence that finds nothing to change makes zero writes,
   as counted by the ApiClient.
@@ -28,13 +30,14 @@ import pytest
 from operating import consumer
 
 from konsumerator.kube.connecting import connect
-from konsumerator.kube.projections import DEPLOYMENT_PROJECTOR
+from konsumerator.kube.projections import CONFIGMAP_PROJECTOR, DEPLOYMENT_PROJECTOR
 from konsumerator.kube.requesting import ApiClient
 from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS, DEPLOYMENTS
 from konsumerator.kube.watching import ListWatch
 from konsumerator.kube.writing import Writer
 from konsumerator.runtime import errors
-from konsumerator.runtime.reflecting import Reflector
+from konsumerator.runtime.ports import EventType
+from konsumerator.runtime.reflecting import SILENCE_S, Reflector
 from konsumerator.runtime.stores import ObjectKey, Store
 from konsumerator_dev.testenv import Cluster
 
@@ -268,3 +271,19 @@ async def test_reconcile_with_nothing_to_change_makes_no_write(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert client.counts.writes == 1
+
+
+async def test_an_idle_watch_hears_a_bookmark_within_the_silence_limit(
+    client: ApiClient, namespace: str
+) -> None:
+    """The reflector takes a watch silent for ``SILENCE_S`` for dead: the apiserver must
+    send an idle watcher a BOOKMARK sooner (measured: the first after about 120 s)."""
+    source = ListWatch(
+        client=client, resource=CONFIGMAPS, projector=CONFIGMAP_PROJECTOR, namespace=namespace
+    )
+    listing = await source.list()
+    stream = source.watch(resource_version=listing.resource_version, timeout_seconds=600)
+    async with asyncio.timeout(SILENCE_S):
+        first = await anext(aiter(stream))
+    await stream.aclose()
+    assert first.type is EventType.BOOKMARK
