@@ -308,6 +308,7 @@ class Pipeline:
             synced_at=result.synced_at,
             error=result.error,
             error_reason=result.error_reason,
+            problems=result.problems,
         )
 
     def _config(self, *, key: str, spec: ConsumerSpec, paused: bool) -> ConsumerConfig:

@@ -92,6 +92,9 @@ class Metrics:
     error: str | None = None
     # Why the refresh failed, as a condition reason (PrometheusUnreachable, NoData...).
     error_reason: str | None = None
+    # What the snapshot's answers held that was not used as given (series dropped or
+    # merged), in words for ``MetricsAvailable``'s message; None: nothing.
+    problems: str | None = None
 
 
 @dataclass(frozen=True)
