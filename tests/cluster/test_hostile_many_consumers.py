@@ -68,6 +68,9 @@ def test_five_hundred_tiny_consumers_all_converge_without_a_status_conflict(
             what=f"all {COUNT} Consumers to converge",
         )
         text = op.metrics()
+    # 500 Consumers and their Deployments take kube-controller-manager a while to delete:
+    # done here, so that the tests after this one do not run beside it.
+    cluster.delete_namespace(namespace, wait=True, timeout=300)
     requests = "konsumerator_api_requests_total"
     status = f"{keys.PLURAL}/status"
     assert metric_sum(text, requests, verb="apply", resource=status) >= COUNT
