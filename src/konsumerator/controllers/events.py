@@ -6,6 +6,7 @@ metrics) and for a repair, which undoes somebody's edit. The reporter of each
 mode (``reporting``) adds the status write.
 """
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,9 +104,32 @@ def _problems(
     return found
 
 
+# The most a pass waits for its Events. They are sent in the pass (before its status),
+# and an Event request that hangs (an admission webhook on Events that times out, an
+# overloaded apiserver) held the pass, its worker and its status for the client's 30 s
+# per request; an Event is a courtesy: past this, the rest of the batch is dropped.
+# Far above what a healthy apiserver takes for a batch (about ten requests), and below
+# the 30 s one hanging request took.
+EVENTS_BUDGET_S = 10.0
+
+
 class EventReporter:
     def __init__(self, *, events: EventRecorder) -> None:
         self._events = events
+
+    async def _record(self, *, obj: InvolvedObject, events: list[EventSpec]) -> None:
+        """Record ``events`` in one batch, for at most ``EVENTS_BUDGET_S``."""
+        budget = EVENTS_BUDGET_S
+        try:
+            async with asyncio.timeout(budget):
+                await self._events.record_all(obj=obj, events=events)
+        except TimeoutError:
+            log.warning(
+                "events not recorded in time; dropped",
+                object=obj.name,
+                budget_s=budget,
+                events=len(events),
+            )
 
     async def passed(
         self,
@@ -120,7 +144,7 @@ class EventReporter:
         # One batch: a pass that creates 1,000 Deployments updates the combined Event
         # once, and so does one whose 500 writes an admission policy refused (one
         # ``record`` per failure sent an Event request per failure, every retry).
-        await self._events.record_all(
+        await self._record(
             obj=involved(source),
             events=[
                 *(_written_event(item) for item in outcome.done),
@@ -142,9 +166,7 @@ class EventReporter:
         )
 
     async def rejected(self, *, manifest: Mapping[str, Any], reason: str, message: str) -> None:
-        await self._events.record(
+        await self._record(
             obj=involved(manifests.identify(manifest)),
-            type="Warning",
-            reason=reason,
-            message=message,
+            events=[EventSpec(type="Warning", reason=reason, message=message)],
         )
