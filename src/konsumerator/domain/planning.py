@@ -825,7 +825,7 @@ def _kept_again(
     if not lasts or (refreshed and not k.unbounded):
         return None
     lag, pods, refused = k.lag, k.pods, k.refused
-    sizing = ctx.sizing
+    sizes = ctx.sizing.naive_sizes(assignment) if refreshed else None
     again = _Again(keeps=[None] * len(assignment))
     keeps = again.keeps
     for index, last in lasts.items():
@@ -848,7 +848,8 @@ def _kept_again(
             sized = last.sized
             if sized is None:
                 continue
-            now_sized = sizing.size(sizing.naive_need(partitions))
+            assert sizes is not None
+            now_sized = sizes[index]
             if now_sized is not sized and now_sized != sized:
                 continue
             if d.scaling.status in _TIMED and not _still_pending(k, d.scaling):

@@ -17,8 +17,9 @@ it replaces, written out in the test (hypothesis, random pods and targets):
   need's size across passes, as ``size_for_rate`` gives it;
 * a snapshot's lag (``truncate`` inline) is trunc(behind / production) of the truncated
   values, absent where nothing is produced;
-* ``Sizing.naive_need`` (one partition inline) and ``prediction.instance_rate`` (one
-  partition without the loop) are the naive predictor's rule written out;
+* ``Sizing.naive_need`` (one partition inline), ``Sizing.naive_sizes`` (every
+  instance's size in one loop) and ``prediction.instance_rate`` (one partition without
+  the loop) are the naive predictor's rule written out;
 * rendering copies the template with a copy for JSON-shaped data.
 """
 
@@ -359,6 +360,11 @@ def test_an_instance_needs_what_the_naive_rule_says(
     )
     shared = sizing.Sizing.for_pass(config=cfg, snapshot=snapshot, num_instances=1, deployments=())
     assert shared.naive_need(partitions) == (want or None)
+    # Every instance at once (``naive_sizes``, one partition inline): the same sizes.
+    single = [(p,) for p in partitions]
+    assert shared.naive_sizes([partitions, *single]) == [
+        shared.size(shared.naive_need(parts)) for parts in [partitions, *single]
+    ]
 
 
 @given(name=st.text(min_size=1, max_size=8), count=st.integers(0, 30))
