@@ -826,29 +826,29 @@ def _kept_again(
         return None
     lag, pods, refused = k.lag, k.pods, k.refused
     sizes = ctx.sizing.naive_sizes(assignment) if refreshed else None
-    again = _Again(keeps=[None] * len(assignment))
-    keeps = again.keeps
+    keeps: list[_Last | None] = [None] * len(assignment)
+    # The sums of what the keeps hold, as locals: this loop runs for every instance.
+    running = lagging = resized = cpu_m = mem_b = 0
     for index, last in lasts.items():
         got = claimed.get(index)
         d = last.d
         if got is None or got[0] is not d:
             continue
-        partitions = assignment[index]
         name = d.name
         held = pods.get(name, ())
         if held is not last.pods and held != last.pods:
             continue
         if (name in refused) is not last.refused:
             continue
+        partitions = assignment[index]
         if len(partitions) == 1:
             max_lag = lag.get(partitions[0], 0)
         else:
             max_lag = max([lag.get(p, 0) for p in partitions], default=0)
-        if refreshed:
+        if sizes is not None:
             sized = last.sized
             if sized is None:
                 continue
-            assert sizes is not None
             now_sized = sizes[index]
             if now_sized is not sized and now_sized != sized:
                 continue
@@ -860,12 +860,14 @@ def _kept_again(
                 continue
             lasts[index] = last = moved
         keeps[index] = last
-        again.running += 1
-        again.lagging += last.report.lagging
-        again.resized += last.resized
-        again.cpu_m += last.cpu_m
-        again.mem_b += last.mem_b
-    return again
+        running += 1
+        lagging += last.report.lagging
+        resized += last.resized
+        cpu_m += last.cpu_m
+        mem_b += last.mem_b
+    return _Again(
+        keeps=keeps, running=running, lagging=lagging, resized=resized, cpu_m=cpu_m, mem_b=mem_b
+    )
 
 
 def _lag_moved(k: _Keeping, *, last: _Last, max_lag: int) -> _Last | None:
