@@ -54,6 +54,13 @@ _MAX_SIZED = 65_536
 # (``planning._kept``) compares two passes' sizes by identity first.
 _ONE_OF: dict[Resources, Resources] = {}
 _INF = float("inf")
+# ``Sizing._bounded`` of a size (never None: the fallback depends on the Deployments)
+# from an unbounded pool, across passes: by config object (held, so its id is not
+# reused while remembered; its template names the containers), then by the size and
+# whether the lag is critical. From an unbounded pool every grant is what the policy
+# allows, so the proposal is a function of those alone. Shared, and so read-only, as
+# ``peek`` says. Bounded (configs, and proposals per config).
+_PROPOSED: dict[int, tuple[ConsumerConfig, dict[tuple[Resources, bool], "Proposal"]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,10 +260,32 @@ class Sizing:
             sized = self._sized(need)
             known = self._by_size.get((sized, critical))
             if known is None:
-                known = self._by_size[sized, critical] = self._bounded(
-                    sized=sized, current={}, critical=critical, pool=pool
+                known = self._by_size[sized, critical] = (
+                    self._bounded(sized=None, current={}, critical=critical, pool=pool)
+                    if sized is None
+                    else self._proposed(sized=sized, critical=critical, pool=pool)
                 )
             self._unbounded[need, critical] = known
+        return known
+
+    def _proposed(self, *, sized: Resources, critical: bool, pool: limits.Pool) -> Proposal:
+        """``_bounded`` of ``sized`` from an unbounded ``pool``, remembered across passes
+        (``_PROPOSED``): each refreshing pass of a steady Consumer asks again for the
+        same few sizes."""
+        config = self.config
+        entry = _PROPOSED.get(id(config))
+        if entry is None:
+            if len(_PROPOSED) >= _MAX_TABLES:
+                _PROPOSED.clear()
+            entry = _PROPOSED[id(config)] = (config, {})
+        table = entry[1]
+        known = table.get((sized, critical))
+        if known is None:
+            if len(table) >= _MAX_SIZED:
+                table.clear()
+            known = table[sized, critical] = self._bounded(
+                sized=sized, current={}, critical=critical, pool=pool
+            )
         return known
 
     def _sized(self, need: int | None) -> Resources | None:
