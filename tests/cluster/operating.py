@@ -384,7 +384,7 @@ def consumer(
     }
     if prometheus_url:
         # The tests of this package assert the naive predictor's sizing (ratePerCore
-        # arithmetic), whatever the default; the adaptive one is tested where it is asked for.
+        # arithmetic); the adaptive one, the default, is tested where it is asked for.
         autoscaler["predictor"] = "naive"
         autoscaler["prometheus"] = {
             "address": [prometheus_url],

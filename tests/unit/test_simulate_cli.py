@@ -68,7 +68,7 @@ def assert_shape(line: dict, *, step: int, deployments: dict[str, list[int]]) ->
 
 def pinned_naive(example: Path, tmp: Path) -> Path:
     """The example with ``predictor: naive``: these tests read the naive predictor's sizes
-    whatever the default (the adaptive one is replayed by the golden files)."""
+    (the default is the adaptive one, replayed by the golden files)."""
     text, count = re.subn(
         r"^( *)autoscaler:\n", r"\g<0>\1  predictor: naive\n", example.read_text(), flags=re.M
     )

@@ -22,10 +22,11 @@ Each case runs twice: as the example is (``updateMode`` defaults to
 this operator's only one before in-place resizing: those files are the ones
 recorded before it, byte for byte).
 
-The example Consumers leave ``predictor`` out (the default, ``naive``); their
-cases set ``predictor: naive`` explicitly, so the files stay byte for byte what
-they were whatever the default. ``ADAPTIVE`` replays ``consumer.yaml`` with
-``predictor: adaptive`` over every timeline, in both modes: files
+The example Consumers leave ``predictor`` out, and the default is the adaptive
+predictor. Their golden files were recorded under ``naive``, the default until
+it changed: those cases add ``predictor: naive`` (the one-line opt-out), so the
+files stay byte for byte what they were. ``ADAPTIVE`` replays ``consumer.yaml``
+as it is (the adaptive default) over every timeline, in both modes: files
 ``*--adaptive.jsonl.gz`` and ``*--adaptive--inplace.jsonl.gz``.
 
 To record new golden files after an intended change of behaviour:
@@ -49,7 +50,7 @@ GOLDEN = ROOT / "tests" / "golden"
 CONSUMERS = ("consumer.yaml", "consumer-configmap.yaml", "go-operator-sample.yaml")
 MODES = ("Recreate", "InPlaceOrRecreate")
 LEARNING = ("consumer-learning.yaml", "slow-consumers.yaml")
-# Replayed with ``predictor: adaptive``: the ``--adaptive`` files.
+# Replayed as it is, with the default predictor (adaptive): the ``--adaptive`` files.
 ADAPTIVE = "consumer.yaml"
 
 
@@ -74,15 +75,15 @@ def cases() -> list[Case]:
             for mode in MODES
         ),
         *((learning, EXAMPLES / "timelines" / timeline, mode, "") for mode in MODES),
-        *((ADAPTIVE, timeline, mode, "adaptive") for timeline in timelines() for mode in MODES),
+        *((ADAPTIVE, timeline, mode, "") for timeline in timelines() for mode in MODES),
     ]
 
 
 def golden_path(consumer: str, timeline: Path, mode: str, predictor: str) -> Path:
     stem = timeline.name.split(".")[0]
-    policy = "--adaptive" if predictor == "adaptive" else ""
+    default = "--adaptive" if consumer in CONSUMERS and not predictor else ""
     suffix = "" if mode == "Recreate" else "--inplace"
-    return GOLDEN / "outputs" / f"{consumer.split('.')[0]}--{stem}{policy}{suffix}.jsonl.gz"
+    return GOLDEN / "outputs" / f"{consumer.split('.')[0]}--{stem}{default}{suffix}.jsonl.gz"
 
 
 def with_settings(consumer: str, mode: str, predictor: str, tmp: Path) -> Path:

@@ -200,7 +200,7 @@ class AutoscalerSpec(_Model):
         alias="updateMode", default="InPlaceOrRecreate"
     )
     prometheus: PrometheusSpec | None = None
-    predictor: Literal["naive", "adaptive"] = "naive"
+    predictor: Literal["naive", "adaptive"] = "adaptive"
     target_utilization_percent: Integer = Field(
         alias="targetUtilizationPercent", default=95, ge=10, le=100
     )

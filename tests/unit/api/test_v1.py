@@ -11,7 +11,7 @@ Aspects tested:
   strings, unknown fields, duplicate container policies, template shape;
   several problems are all reported.
 * ``to_config``: defaults (pending 5m/15m, cpuIncrement 100m, fallback min,
-  partition env key, the naive predictor unless ``predictor: adaptive``), exact
+  partition env key, the adaptive predictor unless ``predictor: naive``), exact
   units, memory format, missing policy sides and pool sides stay None
   (unbounded), autoscaling off for other modes or when disabled on the Consumer.
 * ``manifests.read``: a Consumer, a guest ConfigMap (the ``consumer.yaml``
@@ -319,18 +319,37 @@ def test_to_config_defaults():
 @pytest.mark.parametrize(
     ("predictor", "want"),
     [
-        (None, "naive"),  # the default: the Go operator's predictor
-        ("adaptive", "adaptive"),  # the one-line opt-in
-        ("naive", "naive"),
+        (None, "adaptive"),  # the default for a Consumer that leaves it out
+        ("adaptive", "adaptive"),
+        ("naive", "naive"),  # the one-line opt-out: the Go operator's predictor
     ],
 )
-def test_the_predictor_is_naive_unless_adaptive_is_asked_for(
+def test_the_predictor_is_adaptive_unless_naive_is_asked_for(
     predictor: str | None, want: str
 ) -> None:
     spec = minimal()
     if predictor is not None:
         spec["autoscaler"]["predictor"] = predictor
     a = to_config(parse_spec(spec)).autoscaling
+    assert a is not None
+    assert a.predictor.value == want
+
+
+@pytest.mark.parametrize(
+    ("predictor", "want"),
+    [(None, "adaptive"), ("naive", "naive"), ("adaptive", "adaptive")],
+)
+@pytest.mark.parametrize("guest", [False, True], ids=["consumer", "guest-configmap"])
+def test_a_consumer_and_a_guest_configmap_get_the_same_predictor_default(
+    *, predictor: str | None, want: str, guest: bool
+) -> None:
+    spec = minimal()
+    if predictor is not None:
+        spec["autoscaler"]["predictor"] = predictor
+    obj = configmap({"consumer.yaml": yaml.safe_dump(spec)}) if guest else consumer_manifest(spec)
+    source, parsed = manifests.read(obj)
+    assert source.guest is guest
+    a = to_config(parsed).autoscaling
     assert a is not None
     assert a.predictor.value == want
 

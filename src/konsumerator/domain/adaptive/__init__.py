@@ -1,8 +1,8 @@
 """The ``adaptive`` predictor: capacity with headroom and restart cost, without flapping.
 
-Asked for with ``spec.autoscaler.predictor: adaptive``; the default,
-``predictor: naive`` (the Go operator's NaivePredictor, ``domain.prediction``),
-is unchanged. One concept per module:
+The default ``spec.autoscaler.predictor`` (``adaptive``); ``predictor: naive``
+(the Go operator's NaivePredictor, ``domain.prediction``) is the opt-out and is
+unchanged. One concept per module:
 
 * ``demand``: the rate an instance must be able to sustain (the sizing rule);
 * ``memory``: what the policy remembers between passes (the recent peak, the
