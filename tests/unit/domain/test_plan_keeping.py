@@ -377,6 +377,8 @@ def test_a_steady_noisy_pass_keeps_nearly_every_instance_by_the_shortcut() -> No
     doc = copy.deepcopy(EXAMPLE)
     doc["spec"]["numPartitions"] = 20
     doc["spec"]["numPartitionsPerInstance"] = 1
+    # The shortcut is the naive predictor's (the adaptive one decides by its rules).
+    doc["spec"]["autoscaler"]["predictor"] = "naive"
     source, spec = manifests.read(doc)
     steps = [
         simulating.Step(

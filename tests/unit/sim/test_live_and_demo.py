@@ -217,6 +217,9 @@ def test_the_demo_consumer_is_the_sample_with_demo_timings(consumer):
     assert prom["address"] == ["http://127.0.0.1:12345"]
     assert prom["minSyncPeriod"] == "10s"
     assert out["spec"]["autoscaler"]["pendingScaleUpDuration"] == "20s"
+    # The demo's story (down again a minute after the lag) is the naive predictor's.
+    assert out["spec"]["autoscaler"]["predictor"] == "naive"
+    assert "predictor" not in doc["spec"]["autoscaler"]  # the example keeps the default
     assert "[15s]" in prom["production"]["query"]
     assert "[1m]" in doc["spec"]["autoscaler"]["prometheus"]["production"]["query"]  # untouched
     _, spec = manifests.read(yaml.safe_load(yaml.safe_dump(out)))
