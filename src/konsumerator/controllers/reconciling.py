@@ -187,6 +187,39 @@ def _learned(
     )
 
 
+@dataclass(slots=True)
+class _Converted:
+    """A Consumer's config (``to_config``) and what it was converted from.
+
+    Kept from pass to pass while the spec stays equal, so that every pass of a steady
+    Consumer plans with the very same config object: the planner's caches
+    (``planning.KeptMemory``, the template hash) hold only for the same object, and the
+    operator decodes the object afresh from each watch event (our own status writes
+    included), so its spec is a new, equal one nearly every pass. Compared by value, not
+    by ``metadata.generation``: a changed CRD default shows in the spec the apiserver
+    serves without a new generation, and a guest ConfigMap has none. ``to_config`` reads
+    nothing else (no operator flag) but the pause annotation; a Consumer deleted and
+    created again (a new UID) converts afresh.
+    """
+
+    uid: str
+    spec: ConsumerSpec
+    paused: bool
+    config: ConsumerConfig
+    # ``config`` in Recreate mode, once the server turned out to have no pods/resize.
+    fallback: ConsumerConfig | None = None
+
+    def converts(self, *, uid: str, spec: ConsumerSpec, paused: bool) -> bool:
+        return (
+            self.uid == uid and self.paused == paused and (self.spec is spec or self.spec == spec)
+        )
+
+    def recreate(self) -> ConsumerConfig:
+        if self.fallback is None:
+            self.fallback = dataclasses.replace(self.config, update_mode=UpdateMode.RECREATE)
+        return self.fallback
+
+
 Offload = Callable[[Callable[[], Plan]], Awaitable[Plan]]
 """Where the planner runs: ``on_loop``, or a thread of its own (``app.py``).
 
@@ -241,9 +274,9 @@ class Pipeline:
         # The UID each key's memory above is of: a Consumer deleted and created again
         # under its name, both events handled in one pass, is a new object.
         self._uids: dict[str, str] = {}
-        # The last spec each Consumer was converted from, and its config: a replay
-        # hands the same spec to every pass (the operator reads it afresh).
-        self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
+        # The config each Consumer's passes plan with, while its spec stays equal
+        # (``_Converted``): the planner's caches hold while it is the same object.
+        self._configs: dict[str, _Converted] = {}
         self._conflicts = ConflictRecheck()
         # What the planner remembers of each Consumer's instances: a cache of decisions,
         # and the adaptive policy's memory since its last write (``adaptive.memory.Recent``),
@@ -297,16 +330,16 @@ class Pipeline:
             error_reason=result.error_reason,
         )
 
-    def _config(self, *, key: str, spec: ConsumerSpec, paused: bool) -> ConsumerConfig:
+    def _config(self, *, key: str, uid: str, spec: ConsumerSpec, paused: bool) -> ConsumerConfig:
         last = self._configs.get(key)
-        if last is not None and last[0] is spec and last[1] == paused:
-            config = last[2]
-        else:
-            config = to_config(spec, paused=paused)
-            self._configs[key] = (spec, paused, config)
+        if last is None or not last.converts(uid=uid, spec=spec, paused=paused):
+            last = self._configs[key] = _Converted(
+                uid=uid, spec=spec, paused=paused, config=to_config(spec, paused=paused)
+            )
+        config = last.config
         if config.in_place and self._resizes.unsupported(key):
             # The server has no pods/resize: Recreate, for the life of the process.
-            return dataclasses.replace(config, update_mode=UpdateMode.RECREATE)
+            return last.recreate()
         return config
 
     def _instance_pods(
@@ -388,10 +421,15 @@ class Pipeline:
         if self._uids.setdefault(key, source.uid) != source.uid:
             # Re-created under the same name: the old object's last sync is not its own
             # previous sync (the learned rate would compare with another topic's).
+            # Nor are its instances' last decisions this one's.
             self._states.forget(key=key)
+            self._kept.pop(key, None)
             self._uids[key] = source.uid
         config = self._config(
-            key=key, spec=spec, paused=keys.DISABLE_AUTOSCALER in source.annotations
+            key=key,
+            uid=source.uid,
+            spec=spec,
+            paused=keys.DISABLE_AUTOSCALER in source.annotations,
         )
         owner = Owner(
             api_version=source.api_version, kind=source.kind, name=source.name, uid=source.uid
