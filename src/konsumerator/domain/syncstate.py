@@ -7,7 +7,7 @@ budget: above it the field is left out (see ``controllers.reporting``).
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
@@ -53,36 +53,39 @@ def sync_state(
     """
     if num_partitions * MIN_ENTRY_BYTES > budget_bytes:
         return None
-    production, consumption, offset = snapshot.production, snapshot.consumption, snapshot.offset
-    bound = _INT64_BOUND
-    # ``_int64`` of each value (absent: 0), its common case inline: every partition of
-    # every refresh. NaN, infinities and huge values fail the comparison and take the call.
+    columns = [
+        _column(values, num_partitions=num_partitions)
+        for values in (snapshot.production, snapshot.consumption, snapshot.offset)
+    ]
     state = {
-        str(p): {
-            "productionRate": int(v)
-            if -bound < (v := production.get(p, 0.0)) < bound
-            else _int64(v),
-            "consumptionRate": int(v)
-            if -bound < (v := consumption.get(p, 0.0)) < bound
-            else _int64(v),
-            "messageBehind": int(v) if -bound < (v := offset.get(p, 0.0)) < bound else _int64(v),
-        }
-        for p in range(num_partitions)
+        str(p): {"productionRate": a, "consumptionRate": b, "messageBehind": c}
+        for p, a, b, c in zip(range(num_partitions), *columns, strict=True)
     }
     # Measured only when the largest state of this many partitions, or with values as
     # wide as this one's widest, might not fit: encoding it costs more than building
     # it, on every refresh (some 5 ms at 2,000 partitions).
     if _largest_size(num_partitions) <= budget_bytes or (
-        state and _size_bound(num_partitions, widest=_widest(state)) <= budget_bytes
+        num_partitions and _size_bound(num_partitions, widest=_widest(columns)) <= budget_bytes
     ):
         return state
     return state if state_size(state) <= budget_bytes else None
 
 
-def _widest(state: Mapping[str, Mapping[str, int]]) -> int:
-    """Characters of the widest value of a (non-empty) state, as JSON writes it."""
-    highest = max(max(entry.values()) for entry in state.values())
-    lowest = min(min(entry.values()) for entry in state.values())
+def _column(values: Mapping[int, float], *, num_partitions: int) -> list[int]:
+    """``_int64`` of each partition's value (absent: 0), its common case inline: every
+    partition of every refresh. NaN, infinities and huge values fail the comparison and
+    take the call."""
+    bound = _INT64_BOUND
+    return [
+        int(v) if -bound < (v := values.get(p, 0.0)) < bound else _int64(v)
+        for p in range(num_partitions)
+    ]
+
+
+def _widest(columns: Sequence[Sequence[int]]) -> int:
+    """Characters of the widest of the (non-empty) columns' values, as JSON writes them."""
+    highest = max(max(c) for c in columns)
+    lowest = min(min(c) for c in columns)
     return max(len(str(highest)), len(str(lowest)))
 
 

@@ -94,7 +94,7 @@ def test_a_states_widest_value_bounds_its_size_and_it_is_left_out_only_when_over
         for p, (a, b, c) in enumerate(rows)
     }
     size = state_size(measured)
-    assert size <= _size_bound(len(rows), widest=_widest(measured))
+    assert size <= _size_bound(len(rows), widest=_widest([[r[i] for r in rows] for i in range(3)]))
     snapshot = MetricsSnapshot(
         production={p: float(a) for p, (a, _, _) in enumerate(rows)},
         consumption={p: float(b) for p, (_, b, _) in enumerate(rows)},
