@@ -277,6 +277,8 @@ class Pipeline:
         # The config each Consumer's passes plan with, while its spec stays equal
         # (``_Converted``): the planner's caches hold while it is the same object.
         self._configs: dict[str, _Converted] = {}
+        # The last manifest each Consumer was read from, and what it read (``_read``).
+        self._reads: dict[str, tuple[Mapping[str, Any], manifests.Source, ConsumerSpec]] = {}
         self._conflicts = ConflictRecheck()
         # What the planner remembers of each Consumer's instances: a cache of decisions,
         # and the adaptive policy's memory since its last write (``adaptive.memory.Recent``),
@@ -289,6 +291,7 @@ class Pipeline:
         self._states.forget(key=key)
         self._uids.pop(key, None)
         self._configs.pop(key, None)
+        self._reads.pop(key, None)
         self._conflicts.forget(key)
         self._resizes.forget(key)
         self._kept.pop(key, None)
@@ -586,11 +589,8 @@ class Pipeline:
                 message=f"{undecodable}; the object is not read and its Deployments are left"
                 " as they are until it changes",
             )
-        # Validation runs in a worker thread: a guest spec's YAML is bounded
-        # (``api.limited_yaml``) but its worst case still costs up to ~0.3 s of CPU,
-        # which must not stall the event loop (and with it the Lease renewal).
         try:
-            source, spec = await asyncio.to_thread(manifests.read, manifest)
+            source, spec = await self._read(key=key, manifest=manifest)
         except SpecError as e:
             await reject(reason="InvalidSpec", message=str(e))
         done = await self.run(
@@ -612,6 +612,27 @@ class Pipeline:
                 key=key, conflicted=done.conflicted, planned=done.requeue_after_s
             )
         )
+
+    async def _read(
+        self, *, key: str, manifest: Mapping[str, Any]
+    ) -> tuple[manifests.Source, ConsumerSpec]:
+        """The object's identity and validated spec (``manifests.read``); the last ones
+        again while the manifest is equal to the one they were read from.
+
+        The operator builds the manifest afresh from each watch event, our own status
+        writes included, so a steady Consumer's passes nearly all read an equal one.
+        Reused, the spec is the same object and so is its config (``_Converted``); a
+        spec that did not validate is read (and rejected) again.
+        """
+        last = self._reads.get(key)
+        if last is not None and last[0] == manifest:
+            return last[1], last[2]
+        # Validation runs in a worker thread: a guest spec's YAML is bounded
+        # (``api.limited_yaml``) but its worst case still costs up to ~0.3 s of CPU,
+        # which must not stall the event loop (and with it the Lease renewal).
+        source, spec = await asyncio.to_thread(manifests.read, manifest)
+        self._reads[key] = (manifest, source, spec)
+        return source, spec
 
     async def _reject(
         self,

@@ -12,7 +12,9 @@ Aspects tested:
 * what gives a new config: a changed field, a changed CRD default (the apiserver serves
   the new default in the spec, with no new generation), the pause annotation, a Consumer
   deleted and created again under its name (a new UID); and the Recreate fallback of a
-  server without pods/resize is kept as one object too.
+  server without pods/resize is kept as one object too;
+* an equal manifest is not read (validated) again, a changed one is (its metadata
+  included), and one that does not validate is rejected on every pass.
 """
 
 import asyncio
@@ -35,6 +37,7 @@ from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.specs import ConsumerConfig, UpdateMode
 from konsumerator.domain.status import ConsumerStatus
+from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import Store
 from konsumerator.simulating import START, TimelineMetrics, observe
 
@@ -234,3 +237,50 @@ def test_the_recreate_fallback_is_one_config_object_from_pass_to_pass(
     assert configs[0].update_mode is UpdateMode.IN_PLACE_OR_RECREATE
     assert configs[1].update_mode is UpdateMode.RECREATE
     assert configs[2] is configs[1]
+
+
+def reconcile(op: Operator, doc: dict[str, Any]) -> None:
+    op.clock[0] += timedelta(seconds=31)
+    asyncio.run(
+        op.pipeline.reconcile(
+            key="ns/c", manifest=copy.deepcopy(doc), previous=op.status, generation=1
+        )
+    )
+
+
+def test_an_equal_manifest_is_read_once_and_a_changed_one_again(
+    monkeypatch: pytest.MonkeyPatch, configs: list[ConsumerConfig]
+) -> None:
+    reads = counting(monkeypatch, manifests, "read")
+    op = Operator()
+    paused = manifest()
+    paused["metadata"]["annotations"] = {keys.DISABLE_AUTOSCALER: "true"}
+    for doc, read in [
+        (manifest(), 1),
+        (manifest(), 0),  # decoded afresh from a watch event: equal
+        (paused, 1),  # the metadata is read too
+        (manifest(autoscaler__prometheus__ratePerCore=2500), 1),
+        (manifest(autoscaler__prometheus__ratePerCore=2500), 0),
+    ]:
+        before = reads[0]
+        reconcile(op, doc)
+        assert reads[0] - before == read
+    assert configs[1] is configs[0]
+    assert configs[2].paused
+    assert configs[3].autoscaling is not None
+    assert configs[3].autoscaling.rate_per_core == 2500
+    assert configs[4] is configs[3]
+
+
+def test_a_manifest_that_does_not_validate_is_rejected_on_every_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads = counting(monkeypatch, manifests, "read")
+    op = Operator()
+    bad = manifest(numPartitions=0)
+    for _ in range(2):
+        with pytest.raises(TerminalError, match="numPartitions"):
+            reconcile(op, bad)
+    assert reads[0] == 2
+    reconcile(op, manifest())
+    assert op.store.values()
