@@ -19,6 +19,8 @@ Aspects tested:
 
 import asyncio
 import copy
+import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -31,7 +33,13 @@ import yaml
 from konsumerator.api import manifests
 from konsumerator.api.v1 import to_config
 from konsumerator.controllers.outcomes import Outcome
-from konsumerator.controllers.reconciling import OWNER_INDEX, Pass, Pipeline, owner_index
+from konsumerator.controllers.reconciling import (
+    OWNER_INDEX,
+    Pass,
+    Pipeline,
+    _Converted,
+    owner_index,
+)
 from konsumerator.domain import keys, planning, rules
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -284,3 +292,11 @@ def test_a_manifest_that_does_not_validate_is_rejected_on_every_pass(
     assert reads[0] == 2
     reconcile(op, manifest())
     assert op.store.values()
+
+
+def test_the_kept_config_compares_every_input_of_to_config() -> None:
+    """``to_config`` reads the spec and the pause annotation, and no operator flag: a new
+    input (a flag, a default from the command line) must join what ``_Converted``
+    compares, or a config would outlive it. This fails when one is added."""
+    assert list(inspect.signature(to_config).parameters) == ["spec", "paused"]
+    assert {f.name for f in dataclasses.fields(_Converted)} >= {"uid", "spec", "paused"}
