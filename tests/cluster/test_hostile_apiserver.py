@@ -9,12 +9,18 @@ Aspects tested (an in-process operator, real apiserver):
 * the CRD deleted (its Consumers go with it; the garbage collector takes their
   Deployments in its own time) and installed again while the operator runs: the operator
   keeps running (its Consumer watch backs off on 404, up to a minute), and a Consumer
-  created afterwards converges.
+  created afterwards converges;
+* a wave whose every write that policy refuses (200 instances) is no Event storm: each
+  failure is a ``WriteFailed`` Event, aggregated like client-go's recorder (past nine
+  distinct messages they fold into one combined Event), and sent as one batch a pass, so
+  each Event's update goes once (sent one by one, it was one Event request per failure
+  per pass, every retry); the combined Event still counts every refused write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from operating import (
@@ -23,13 +29,17 @@ from operating import (
     converged,
     deployments,
     deployments_refused,
+    events,
     eventually,
     get_consumer,
     in_process_operator,
     install_crd,
+    metric_sum,
 )
 
 from konsumerator.domain import keys
+from konsumerator.kube.eventing import COMBINED_PREFIX
+from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
@@ -155,3 +165,41 @@ def test_the_crd_deleted_and_installed_again_while_running(
         )
         assert operator.alive
     assert {f"after-consumer-{i}" for i in range(3)} <= set(deployments(cluster, namespace))
+
+
+INSTANCES = 200
+# Nine Events of their own, the combined one, and its one update; and a Normal or two.
+PER_PASS = 12
+
+
+def _combined(found: list[dict[str, Any]]) -> int:
+    return sum(
+        e.get("count", 1)
+        for e in found
+        if e["reason"] == "WriteFailed" and e["message"].startswith(COMBINED_PREFIX)
+    )
+
+
+def test_a_wave_refused_by_admission_makes_a_few_event_requests_a_pass(
+    cluster: Cluster, refused_namespace: str
+) -> None:
+    manifest = consumer("frozen", refused_namespace, num_partitions=INSTANCES, per_instance=1)
+    with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
+        cluster.apply(manifest)
+        eventually(
+            lambda: get_consumer(cluster, refused_namespace, "frozen"),
+            lambda o: condition(o, "Ready").get("reason") == "WriteFailed",
+            timeout=90,
+            what="the Consumer to say WriteFailed",
+        )
+        combined = eventually(
+            lambda: _combined(events(cluster, refused_namespace, involved="frozen")),
+            lambda n: n >= INSTANCES - 9,
+            timeout=60,
+            what="the combined WriteFailed Event to count the refused writes",
+        )
+        text = op.metrics()
+    requests = metric_sum(text, "konsumerator_api_requests_total", resource="events")
+    passes = metric_sum(text, "controller_runtime_reconcile_total")
+    # The pass running when the metrics were read has not been counted yet.
+    assert requests <= PER_PASS * (passes + 1), (requests, passes, combined)

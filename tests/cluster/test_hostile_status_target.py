@@ -13,10 +13,9 @@ Aspects tested, with the reporters of both modes writing to the real apiserver:
 * guest mode: a ConfigMap re-created under the same name keeps its own annotations
   (the write is refused as a conflict; the pass is retried and reads the new object).
 
-Not here: a Consumer's status subresource ignores a ``metadata.uid`` in the write (the
-apiserver keeps the stored metadata for status writes), so a Consumer re-created while
-a pass runs can still receive the old object's status from it; only a
-``resourceVersion`` precondition would prevent that.
+A Consumer's status subresource ignores a ``metadata.uid`` in the write (the apiserver
+keeps the stored metadata for status writes): its write names a ``resourceVersion``
+instead, tested end to end in ``test_hostile_recreated_mid_pass``.
 """
 
 from __future__ import annotations

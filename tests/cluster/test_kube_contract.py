@@ -3,8 +3,11 @@
 Aspects tested:
 - LIST + WATCH through a Reflector sees creates, updates and deletes;
 - a server-side apply that changes nothing does not bump resourceVersion;
-- server-side apply on the status subresource of a Deployment;
+- server-side apply on the status subresource of a Deployment; one naming a
+  resourceVersion is written at that version only (a Conflict at any other);
 - an update with a stale resourceVersion is classified as Conflict;
+- an idle watch hears a BOOKMARK within ``reflecting.SILENCE_S`` (the reflector restarts
+  a watch silent for longer as dead);
 - an invalid object is classified as Invalid with field causes;
 - a reconcile-shaped sequence that finds nothing to change makes zero writes,
   as counted by the ApiClient.
@@ -24,15 +27,17 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from operating import consumer
 
 from konsumerator.kube.connecting import connect
-from konsumerator.kube.projections import DEPLOYMENT_PROJECTOR
+from konsumerator.kube.projections import CONFIGMAP_PROJECTOR, DEPLOYMENT_PROJECTOR
 from konsumerator.kube.requesting import ApiClient
-from konsumerator.kube.resources import CONFIGMAPS, DEPLOYMENTS
+from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS, DEPLOYMENTS
 from konsumerator.kube.watching import ListWatch
 from konsumerator.kube.writing import Writer
 from konsumerator.runtime import errors
-from konsumerator.runtime.reflecting import Reflector
+from konsumerator.runtime.ports import EventType
+from konsumerator.runtime.reflecting import SILENCE_S, Reflector
 from konsumerator.runtime.stores import ObjectKey, Store
 from konsumerator_dev.testenv import Cluster
 
@@ -158,6 +163,41 @@ async def test_status_subresource_apply(client: ApiClient, namespace: str) -> No
     assert created.uid
 
 
+@pytest.mark.usefixtures("crd")
+async def test_a_status_apply_naming_a_resource_version_is_written_at_that_version_only(
+    client: ApiClient, namespace: str
+) -> None:
+    """On a Consumer (no operator runs: nobody else writes it), whose status subresource
+    keeps the stored metadata, UID included: a resourceVersion is what conditions it."""
+    writer = Writer(client=client)
+    manifest = consumer("c", namespace)
+    created = await writer.apply(
+        resource=CONSUMERS, namespace=namespace, name="c", body=manifest, create_only=True
+    )
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Reconciled",
+        "message": "",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+
+    async def write(reason: str, version: str) -> str:
+        done = await writer.apply_status(
+            resource=CONSUMERS,
+            namespace=namespace,
+            name="c",
+            status={"conditions": [{**ready, "reason": reason}]},
+            resource_version=version,
+        )
+        return done.resource_version
+
+    written = await write("First", created.resource_version)
+    with pytest.raises(errors.Conflict):
+        await write("Stale", created.resource_version)
+    assert await write("Current", written) != written
+
+
 async def test_stale_update_is_conflict_and_bad_object_is_invalid(
     client: ApiClient, namespace: str
 ) -> None:
@@ -231,3 +271,19 @@ async def test_reconcile_with_nothing_to_change_makes_no_write(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert client.counts.writes == 1
+
+
+async def test_an_idle_watch_hears_a_bookmark_within_the_silence_limit(
+    client: ApiClient, namespace: str
+) -> None:
+    """The reflector takes a watch silent for ``SILENCE_S`` for dead: the apiserver must
+    send an idle watcher a BOOKMARK sooner (measured: the first after about 120 s)."""
+    source = ListWatch(
+        client=client, resource=CONFIGMAPS, projector=CONFIGMAP_PROJECTOR, namespace=namespace
+    )
+    listing = await source.list()
+    stream = source.watch(resource_version=listing.resource_version, timeout_seconds=600)
+    async with asyncio.timeout(SILENCE_S):
+        first = await anext(aiter(stream))
+    await stream.aclose()
+    assert first.type is EventType.BOOKMARK

@@ -6,6 +6,7 @@ metrics) and for a repair, which undoes somebody's edit. The reporter of each
 mode (``reporting``) adds the status write.
 """
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,9 +65,71 @@ def _written_event(item: Apply | Delete) -> EventSpec:
     return EventSpec(type="Warning" if warning else "Normal", reason=reason, message=item.message)
 
 
+def _problems(
+    *,
+    source: manifests.Source,
+    plan: Plan,
+    outcome: Outcome,
+    metrics: Metrics,
+    refusal: str | None,
+) -> list[EventSpec]:
+    """The Warning Events of what went wrong in a pass."""
+    found = [
+        EventSpec(
+            type="Warning",
+            reason="NameConflict",
+            message=f"Deployment {name} exists and is not owned by this {source.kind}; "
+            "it is left alone and the instance is not run",
+        )
+        for name in [*plan.conflicts, *outcome.conflicts]
+    ]
+    found.extend(
+        EventSpec(
+            type="Warning",
+            reason="InPlaceResizeRefused",
+            message=f"in-place resize of {name} refused ({why}); it is rolled out instead",
+        )
+        for name, why in sorted(outcome.resize_refused.items())
+    )
+    found.extend(
+        EventSpec(type="Warning", reason="WriteFailed", message=failure)
+        for failure in outcome.failures
+    )
+    if refusal is not None:
+        found.append(EventSpec(type="Warning", reason="AddressNotAllowed", message=refusal))
+    if metrics.error is not None:
+        found.append(
+            EventSpec(type="Warning", reason=metrics_reason(metrics), message=metrics.error)
+        )
+    return found
+
+
+# The most a pass waits for its Events. They are sent in the pass (before its status),
+# and an Event request that hangs (an admission webhook on Events that times out, an
+# overloaded apiserver) held the pass, its worker and its status for the client's 30 s
+# per request; an Event is a courtesy: past this, the rest of the batch is dropped.
+# Far above what a healthy apiserver takes for a batch (about ten requests), and below
+# the 30 s one hanging request took.
+EVENTS_BUDGET_S = 10.0
+
+
 class EventReporter:
     def __init__(self, *, events: EventRecorder) -> None:
         self._events = events
+
+    async def _record(self, *, obj: InvolvedObject, events: list[EventSpec]) -> None:
+        """Record ``events`` in one batch, for at most ``EVENTS_BUDGET_S``."""
+        budget = EVENTS_BUDGET_S
+        try:
+            async with asyncio.timeout(budget):
+                await self._events.record_all(obj=obj, events=events)
+        except TimeoutError:
+            log.warning(
+                "events not recorded in time; dropped",
+                object=obj.name,
+                budget_s=budget,
+                events=len(events),
+            )
 
     async def passed(
         self,
@@ -78,9 +141,17 @@ class EventReporter:
         metrics: Metrics,
         refusal: str | None,
     ) -> None:
-        await self._written(source=source, outcome=outcome)
-        await self._problems(
-            source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refusal
+        # One batch: a pass that creates 1,000 Deployments updates the combined Event
+        # once, and so does one whose 500 writes an admission policy refused (one
+        # ``record`` per failure sent an Event request per failure, every retry).
+        await self._record(
+            obj=involved(source),
+            events=[
+                *(_written_event(item) for item in outcome.done),
+                *_problems(
+                    source=source, plan=plan, outcome=outcome, metrics=metrics, refusal=refusal
+                ),
+            ],
         )
         log.info(
             "reconciled",
@@ -94,57 +165,8 @@ class EventReporter:
             **counter_fields(plan.counters),
         )
 
-    async def _written(self, *, source: manifests.Source, outcome: Outcome) -> None:
-        # One batch: a pass that creates 1,000 Deployments updates the combined Event once.
-        await self._events.record_all(
-            obj=involved(source), events=[_written_event(item) for item in outcome.done]
-        )
-
-    async def _problems(
-        self,
-        *,
-        source: manifests.Source,
-        plan: Plan,
-        outcome: Outcome,
-        metrics: Metrics,
-        refusal: str | None,
-    ) -> None:
-        obj = involved(source)
-        for name in [*plan.conflicts, *outcome.conflicts]:
-            await self._events.record(
-                obj=obj,
-                type="Warning",
-                reason="NameConflict",
-                message=f"Deployment {name} exists and is not owned by this {source.kind}; "
-                "it is left alone and the instance is not run",
-            )
-        for name, why in sorted(outcome.resize_refused.items()):
-            await self._events.record(
-                obj=obj,
-                type="Warning",
-                reason="InPlaceResizeRefused",
-                message=f"in-place resize of {name} refused ({why}); it is rolled out instead",
-            )
-        for failure in outcome.failures:
-            await self._events.record(
-                obj=obj, type="Warning", reason="WriteFailed", message=failure
-            )
-        if refusal is not None:
-            await self._events.record(
-                obj=obj, type="Warning", reason="AddressNotAllowed", message=refusal
-            )
-        if metrics.error is not None:
-            await self._events.record(
-                obj=obj,
-                type="Warning",
-                reason=metrics_reason(metrics),
-                message=metrics.error,
-            )
-
     async def rejected(self, *, manifest: Mapping[str, Any], reason: str, message: str) -> None:
-        await self._events.record(
+        await self._record(
             obj=involved(manifests.identify(manifest)),
-            type="Warning",
-            reason=reason,
-            message=message,
+            events=[EventSpec(type="Warning", reason=reason, message=message)],
         )

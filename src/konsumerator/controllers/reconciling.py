@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
@@ -53,12 +53,14 @@ from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.specs import ConsumerConfig, Owner, Predictor, UpdateMode
 from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
-from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.queries import PodQuerySpec, PrometheusConfig, QuerySpec
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
-from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
+from konsumerator.runtime.results import Result
+
+if TYPE_CHECKING:  # prometheus_client, which a replay (``simulating``) never needs
+    from konsumerator.obs.consumers import ConsumerMetrics
 
 OWNER_INDEX = "controller-uid"
 POD_INDEX = "deployment"
@@ -86,6 +88,19 @@ class WritesFailed(errors.Retryable):
     Expected, and already reported (status, Events, a log line per pass), so
     it is logged without a traceback.
     """
+
+    # The failures a message names: a wave refused by admission fails up to
+    # ``acting.SLICE`` writes a pass, and this message is logged on every retry.
+    SHOWN: Final = 3
+
+    @classmethod
+    def of(cls, failures: Sequence[str]) -> "WritesFailed":
+        """The first ``SHOWN`` failures, and how many more there were."""
+        if not failures:
+            return cls("a write conflicted; retrying")
+        more = len(failures) - cls.SHOWN
+        shown = "; ".join(failures[: cls.SHOWN])
+        return cls(f"{shown}; and {more} more" if more > 0 else shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +268,7 @@ class Pipeline:
         reporter: Reporter,
         now: Callable[[], datetime],
         pods: PodsView | None = None,
-        metrics: ConsumerMetrics | None = None,
+        metrics: "ConsumerMetrics | None" = None,
         clock: Callable[[], float] = time.perf_counter,
         addresses: AddressPolicy = ALLOW_ALL,
         offload: Offload = on_loop,
@@ -331,6 +346,7 @@ class Pipeline:
             synced_at=result.synced_at,
             error=result.error,
             error_reason=result.error_reason,
+            problems=result.problems,
         )
 
     def _config(self, *, key: str, uid: str, spec: ConsumerSpec, paused: bool) -> ConsumerConfig:
@@ -602,7 +618,7 @@ class Pipeline:
         )
         await self._write_status(key=key, status=done.status)
         if done.retry:
-            raise WritesFailed("; ".join(done.failures) or "a write conflicted; retrying")
+            raise WritesFailed.of(done.failures)
         if done.deferred:
             # The rest of the plan's writes: the next pass, once the keys waiting for a
             # worker have had theirs (the queue serves the least recently served first).

@@ -15,7 +15,12 @@ meanwhile is not brought back (a server-side apply creates what it does not find
 and one created again under its name does not get the old one's status
 (``Conflict``; the retry reads the new one). The status subresource of a Consumer
 cannot be written on that condition (the apiserver keeps the stored metadata, UID
-included, for a status write, and only fails one for a missing object).
+included, for a status write, and only fails one for a missing object), so a
+Consumer's status write names the ``resourceVersion`` the pass started from (or the
+one our own last status write produced, while the cache has not shown it:
+``statuses.WrittenStatus.precondition``). Whatever changed the object since, a
+re-creation included, fails the write as a ``Conflict``: the status is dropped and
+the pass retried (rate-limited) over what the cache then shows.
 
 The controller reads the object and asks :meth:`previous` for the status the pass
 starts from; the same reporter then writes the pass's status over that object (the
@@ -48,6 +53,8 @@ class _Base:
     name: str
     uid: str
     resource_version: str
+    # The version a status write names as its precondition (``WrittenStatus.precondition``).
+    expected: str
     shown: Mapping[str, Any]
 
 
@@ -72,6 +79,9 @@ class _StatusReporter(EventReporter, ABC):
             name=obj.name,
             uid=obj.uid,
             resource_version=obj.resource_version,
+            expected=self._statuses.precondition(
+                key=key, uid=obj.uid, resource_version=obj.resource_version
+            ),
             shown=shown,
         )
         return key
@@ -134,7 +144,11 @@ class CrdReporter(_StatusReporter):
 
     async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written:
         return await self._writer.apply_status(
-            resource=CONSUMERS, namespace=base.namespace, name=base.name, status=shown
+            resource=CONSUMERS,
+            namespace=base.namespace,
+            name=base.name,
+            status=shown,
+            resource_version=base.expected,
         )
 
 

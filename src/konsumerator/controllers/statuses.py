@@ -31,6 +31,12 @@ revision; the watch delivers an object's versions in increasing order). A
 version that is not an integer can only be matched exactly: the cache is
 trusted once it shows our write's version, and also when it shows a version
 that is neither ours nor the one the cache showed when we wrote.
+
+The same memory gives the version a status write names as its precondition
+(:meth:`WrittenStatus.precondition`): the cache's, or our last write's while
+the cache lags it. Anything else that changed the object since (a deletion and
+re-creation under the same name, somebody's edit) fails the write (409), and
+the pass is retried over what the cache then shows.
 """
 
 from collections.abc import Mapping
@@ -95,6 +101,15 @@ class WrittenStatus:
             del self._written[key]
             return None
         return found.status
+
+    def precondition(self, *, key: ObjectKey, uid: str, resource_version: str) -> str:
+        """The version a status write over this object (the cache showing
+        ``resource_version``) must name: our last write's while the cache has not shown
+        it, so that a pass right after our own write does not conflict with it."""
+        found = self._written.get(key)
+        if found is None or found.uid != uid or _cache_has_seen(found, resource_version):
+            return resource_version
+        return found.version
 
     def wrote(
         self,

@@ -306,6 +306,9 @@ def metrics_available(
         message = _unbounded(metrics.error)
         return Condition(type=name, status=FALSE, reason=metrics_reason(metrics), message=message)
     message = "metrics are current" + (note or "")
+    if metrics.problems is not None:
+        # Usable, but not all as given: say what was dropped or merged (bounded).
+        message = bounded(f"{message}; {metrics.problems}")
     return Condition(type=name, status=TRUE, reason="Synced", message=message)
 
 

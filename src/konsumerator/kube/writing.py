@@ -21,8 +21,13 @@ Rules, and why:
     apply (422 on the immutable uid, or 409 if the name is free) unless the
     object is that very one: a Deployment deleted and re-created by someone
     else in the meantime is never touched (``Conflict``).
-- Status goes through SSA on the ``/status`` subresource, or a merge patch: no
-  resourceVersion in the body, so a status write never 409-loops.
+- Status goes through SSA on the ``/status`` subresource. The apiserver keeps the
+  stored metadata of a status write, UID included, so a ``metadata.uid`` there
+  does not stop a write meant for a Consumer deleted and re-created under its
+  name; the status write names a ``resourceVersion`` instead (a precondition:
+  409, ``Conflict``, unless the object is still at that version). The caller
+  names the version its own last status write produced while the watch cache
+  has not shown it yet, so its own writes never make the next one conflict.
 - Deletes can carry a ``preconditions.uid``: we delete the Deployment we
   looked at, never a same-named successor created in the meantime.
 - With leader election, every write asks the elector's fence first
@@ -195,14 +200,19 @@ class Writer:
         namespace: str | None,
         name: str,
         status: Mapping[str, Any],
+        resource_version: str | None = None,
         force: bool = True,
     ) -> Written:
-        """Server-side apply of ``{"status": status}`` on the status subresource."""
+        """Server-side apply of ``{"status": status}`` on the status subresource; with
+        ``resource_version``, only onto the object at that version (else ``Conflict``)."""
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         return await self.apply(
             resource=resource,
             namespace=namespace,
             name=name,
-            body={"status": dict(status)},
+            body=body,
             force=force,
             subresource="status",
         )

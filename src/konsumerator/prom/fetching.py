@@ -55,6 +55,37 @@ class FetchResult:
     # One entry per MetricKind, always all three.
     reports: Mapping[MetricKind, QueryReport]
 
+    @property
+    def problems(self) -> str | None:
+        """What the answers held that was not used as given, in words (None: nothing).
+
+        A usable answer can still drop series (NaN or infinite values, a partition label
+        that is no number, partitions past ``numPartitions``: a topic that grew) or merge
+        several series of one partition (an unaggregated query, two exporter replicas):
+        sizing goes on, from the rest or the fallback, and the status must say so, or it
+        looks like "metrics are current". Negative values clamped to 0 are not listed:
+        ``rate()`` across a counter reset makes them in healthy setups.
+        """
+        found = [
+            text
+            for kind in MetricKind
+            if (text := _dropped(kind=kind, report=self.reports[kind].parse)) is not None
+        ]
+        return "; ".join(found) if found else None
+
+
+def _dropped(*, kind: MetricKind, report: ParseReport) -> str | None:
+    parts: list[str] = []
+    if report.rejected_total:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(report.rejected.items()))
+        parts.append(f"{report.rejected_total} series dropped ({reasons})")
+    if report.duplicates:
+        parts.append(f"{report.duplicates} more series of a partition merged into its maximum")
+    if not parts:
+        return None
+    examples = f" (e.g. {report.examples[0]})" if report.examples else ""
+    return f"{kind.value} query: {', '.join(parts)}{examples}"
+
 
 async def fetch_snapshot(
     *,

@@ -53,6 +53,8 @@ class _Entry:
     synced_at: datetime | None = None
     # (config, num_partitions) the snapshot was fetched for; None = seeded.
     origin: tuple[PrometheusConfig, int] | None = None
+    # What the snapshot's answers held that was not used as given (``FetchResult.problems``).
+    problems: str | None = None
 
 
 def _require_aware(name: str, value: datetime) -> None:
@@ -84,6 +86,7 @@ class MetricsProvider:
         if entry.synced_at is not None and entry.synced_at >= synced_at:
             return
         entry.snapshot, entry.synced_at, entry.origin = snapshot, synced_at, None
+        entry.problems = None
 
     def forget(self, *, key: str) -> None:
         self._entries.pop(key, None)
@@ -93,7 +96,12 @@ class MetricsProvider:
         entry = self._entries.get(key)
         if entry is None:
             return ProviderResult(snapshot=None, synced_at=None, refreshed=False)
-        return ProviderResult(snapshot=entry.snapshot, synced_at=entry.synced_at, refreshed=False)
+        return ProviderResult(
+            snapshot=entry.snapshot,
+            synced_at=entry.synced_at,
+            refreshed=False,
+            problems=entry.problems,
+        )
 
     async def get(
         self,
@@ -114,7 +122,10 @@ class MetricsProvider:
                 entry=entry, origin=origin, min_sync_period_s=min_sync_period_seconds, now=now
             ):
                 return ProviderResult(
-                    snapshot=entry.snapshot, synced_at=entry.synced_at, refreshed=False
+                    snapshot=entry.snapshot,
+                    synced_at=entry.synced_at,
+                    refreshed=False,
+                    problems=entry.problems,
                 )
             try:
                 result = await fetching.fetch_snapshot(
@@ -130,11 +141,18 @@ class MetricsProvider:
                     refreshed=False,
                     error=str(exc),
                     error_reason=exc.condition_reason,
+                    problems=entry.problems,
                 )
+            problems = result.problems
             if self._entries.get(key) is entry:  # not forgotten meanwhile
                 entry.snapshot, entry.synced_at, entry.origin = result.snapshot, now, origin
+                entry.problems = problems
             return ProviderResult(
-                snapshot=result.snapshot, synced_at=now, refreshed=True, fetch=result
+                snapshot=result.snapshot,
+                synced_at=now,
+                refreshed=True,
+                fetch=result,
+                problems=problems,
             )
 
 

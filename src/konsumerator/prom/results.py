@@ -33,3 +33,6 @@ class ProviderResult:
     # The MetricsAvailable reason for `error` (PrometheusUnreachable, NoData...).
     error_reason: str | None = None
     fetch: fetching.FetchResult | None = None
+    # What the last successful refresh's answers held that was not used as given
+    # (``FetchResult.problems``), kept with its snapshot: None when nothing.
+    problems: str | None = None

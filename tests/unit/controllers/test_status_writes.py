@@ -10,13 +10,18 @@ reporter and a writer that records; no API server):
   UID) starts from its own status;
 - a status somebody else wrote after ours (the cache shows a later resourceVersion) is
   compared with, and overwritten by the next pass, in both modes; once the cache shows our
-  own write, a pass computing the same status writes nothing.
+  own write, a pass computing the same status writes nothing;
+- a Consumer's status write names, as its precondition, the resourceVersion the cache
+  shows, or the one our own last write produced while the cache has not shown it (so the
+  operator's own writes never make its next write conflict).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import pytest
 
 from konsumerator.api import manifests
 from konsumerator.controllers.configmap import ConfigMapController
@@ -74,6 +79,7 @@ class RecordingWriter:
 
     def __init__(self) -> None:
         self.statuses: list[Mapping[str, Any]] = []
+        self.preconditions: list[str | None] = []
         self.annotations: list[Mapping[str, str]] = []
 
     def _written(self, kw: Mapping[str, Any]) -> Written:
@@ -88,6 +94,7 @@ class RecordingWriter:
 
     async def apply_status(self, **kw: Any) -> Written:
         self.statuses.append(kw["status"])
+        self.preconditions.append(kw.get("resource_version"))
         return self._written(kw)
 
     async def apply(self, **kw: Any) -> Written:
@@ -208,6 +215,27 @@ async def test_a_guest_status_written_by_somebody_else_after_ours_is_overwritten
     outdated = f"{keys.STATUS_PREFIX}outdated"
     assert [a[outdated] for a in writer.annotations] == ["1", "1"]
     assert [p["outdated"] for p in pipeline.previous] == [0, 1, 5]
+
+
+@pytest.mark.parametrize(
+    ("cached_after_first", "expected"),
+    [
+        (None, ["1", "101"]),  # the cache still shows version 1: our write's version
+        (consumer(status=S1, rv="101"), ["1", "101"]),  # the cache shows our write
+        (consumer(status={}, rv="150"), ["1", "150"]),  # a later version (a relist)
+        (consumer(uid="u2", status={}, rv="9"), ["1", "9"]),  # re-created: its own
+    ],
+    ids=["cache-lags", "cache-caught-up", "cache-ahead", "recreated"],
+)
+async def test_a_consumer_status_write_names_the_version_its_pass_built_on(
+    cached_after_first: CustomObject | None, expected: list[str]
+) -> None:
+    cache, writer, _, controller = crd_mode(S1, S0)
+    await controller.reconcile(KEY)  # writes S1 over version 1, producing 101
+    if cached_after_first is not None:
+        cache.upsert(cached_after_first)
+    await controller.reconcile(KEY)
+    assert writer.preconditions == expected
 
 
 def test_the_watch_predicate_drops_only_the_events_of_our_own_last_status_write() -> None:

@@ -162,6 +162,20 @@ def test_metrics_available_says_why_metrics_are_missing(
     assert (found.status, found.reason) == expected
 
 
+def test_metrics_used_not_all_as_given_are_synced_and_say_what_was_dropped() -> None:
+    problems = "offset query: 2 series dropped (1 not_finite, 1 out_of_range)"
+    found = metrics_available(
+        metrics=Metrics(problems=problems), autoscaling=True, refusal=None, note=None
+    )
+    assert (found.status, found.reason) == (TRUE, "Synced")
+    assert found.message == f"metrics are current; {problems}"
+    # A failed refresh says why it failed; what the kept snapshot dropped can wait.
+    failed = metrics_available(
+        metrics=Metrics(error="down", problems=problems), autoscaling=True, refusal=None, note=None
+    )
+    assert problems not in failed.message
+
+
 def test_the_crd_body_has_seven_counters_and_the_annotations_the_go_operators_six() -> None:
     status = passed(plan=plan(Counters(1, 2, 3, 4, 5, 6, 7)))
     body = status.to_body()
@@ -227,16 +241,21 @@ texts = st.text(max_size=3_000)
     conflicts=st.lists(st.text(min_size=1, max_size=70), max_size=200),
     refusal=st.none() | texts,
     error=st.none() | texts,
+    problems=st.none() | texts,
 )
 def test_every_condition_message_is_bounded(
-    failures: list[str], conflicts: list[str], refusal: str | None, error: str | None
+    failures: list[str],
+    conflicts: list[str],
+    refusal: str | None,
+    error: str | None,
+    problems: str | None,
 ) -> None:
     status = passed(
         failures=failures,
         conflicts=conflicts,
         refusal=refusal,
         autoscaling=True,
-        metrics=Metrics(error=error),
+        metrics=Metrics(error=error, problems=problems),
         plan=plan(saturated=tuple(conflicts)),
     )
     assert all(len(c.message) <= MESSAGE_LIMIT for c in status.conditions)

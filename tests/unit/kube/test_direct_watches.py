@@ -6,7 +6,9 @@ cluster tests', whose every watch goes this way):
   flow's header, no content coding;
 - chunked bodies split anywhere (inside a chunk header, inside an event) and
   chunks that arrive together give the same events, in order;
-- a 401 asks the auth flow again and retries once with what it gives;
+- a 401 asks the auth flow again and retries once with what it gives; with the
+  in-cluster token file (lightkube's ``BearerTokenFileAuth``) rotated on disk, the watch
+  refused with the old token is retried with the new one, and later watches send it;
 - a non-2xx answer is the kube error its Status names (410 Gone, 429 with
   Retry-After); a connection that breaks mid-chunk or goes silent past the
   read timeout is ``Unreachable``;
@@ -21,12 +23,14 @@ import itertools
 import ssl
 from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx2
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lightkube.config.client_adapter import BearerTokenFileAuth
 
 from konsumerator.kube import streaming
 from konsumerator.kube.errors import OversizedWatchEvent
@@ -177,6 +181,29 @@ async def test_a_401_asks_the_auth_flow_again_and_retries_once() -> None:
         assert await versions(client) == ["9"]
     assert [h.split(b"Authorization: ")[1].split(b"\r\n")[0] for h in server.heads] == [
         b"Bearer old",
+        b"Bearer new",
+    ]
+
+
+async def test_a_token_file_rotated_on_disk_is_read_again_on_401_and_kept(
+    tmp_path: Path,
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("old\n")
+    auth = BearerTokenFileAuth(str(token))
+    answers = [HEAD, chunk(bookmark(9)), END]
+    async with serving(answers, [refusal(401, "Unauthorized")], answers, answers, auth=auth) as (
+        client,
+        server,
+    ):
+        assert await versions(client) == ["9"]
+        token.write_text("new\n")  # the kubelet rotates it; the old one expires later
+        assert await versions(client) == ["9"]
+        assert await versions(client) == ["9"]
+    assert [h.split(b"Authorization: ")[1].split(b"\r\n")[0] for h in server.heads] == [
+        b"Bearer old",
+        b"Bearer old",
+        b"Bearer new",
         b"Bearer new",
     ]
 

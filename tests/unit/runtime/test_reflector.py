@@ -7,7 +7,8 @@ Aspects tested:
 - a clean end of the watch resumes from the last RV without a relist;
 - 410 Gone relists and *replaces* the store: vanished keys are deleted (and
   subscribers are told), unchanged objects produce no notification;
-- a silent watch is restarted by the watchdog after timeout + margin;
+- a silent watch is restarted by the watchdog after timeout + margin, or after
+  ``SILENCE_S`` without an event when that is sooner (the server sends bookmarks);
 - errors back off exponentially; TooManyRequests waits at least Retry-After,
   at most a minute of it;
 - a misbehaving server does not make it loop: a watch ending at once without
@@ -24,7 +25,7 @@ import pytest
 from konsumerator.runtime import errors
 from konsumerator.runtime.limiting import Backoff
 from konsumerator.runtime.ports import Listing
-from konsumerator.runtime.reflecting import Reflector
+from konsumerator.runtime.reflecting import SILENCE_S, Reflector
 from konsumerator.runtime.stores import ObjectKey, Store
 
 from .fakes import HANG, FakeSource, Obj, Sleep, bookmark, event
@@ -139,6 +140,24 @@ async def test_silent_watch_is_restarted_by_the_watchdog() -> None:
     assert second_at - first_at == pytest.approx(first_timeout + 5.0)
     assert second_rv == "10"
     assert len(source.list_calls) == 1
+
+
+async def test_a_watch_silent_past_the_bookmark_cadence_is_restarted_from_its_version() -> None:
+    """A dead connection (no FIN, no RST) or a server stalled mid-event: with the
+    server's own timeout of 5-10 min, the cache stayed stale for up to 10.5 min."""
+    source = FakeSource(
+        lists=[Listing(items=[A1], resource_version="10")],
+        watches=[[Sleep(60), bookmark("11"), HANG], [HANG]],
+    )
+    reflector, store = make(source, timeout_seconds=300, watchdog_margin=30.0)
+    await run_for(reflector, 400)
+    first_at, _, first_timeout = source.watch_calls[0]
+    second_at, second_rv, _ = source.watch_calls[1]
+    assert first_timeout >= 300
+    assert second_at - first_at == pytest.approx(60 + SILENCE_S)
+    assert second_rv == "11"
+    assert len(source.list_calls) == 1
+    assert store.get(ObjectKey("ns", "a")) == A1
 
 
 async def test_events_keep_the_watchdog_at_bay() -> None:
