@@ -11,6 +11,9 @@ Aspects tested (a real apiserver; the watches the operator opens, all at once, i
 - Pods in one namespace, selected by the same label, none there;
 - a custom resource that no object of has ever existed (the Consumers of a cluster where
   the CRD is installed and nobody has made a Consumer yet): a CRD made for this test.
+
+Measured (apiserver 1.36, all three at once): the first BOOKMARK after 59 s
+(Deployments), 121 s (Pods, namespaced) and 60 s (the unused CRD).
 """
 
 from __future__ import annotations
@@ -117,12 +120,6 @@ async def test_every_watch_shape_the_operator_opens_hears_a_bookmark_when_idle(
         *(_first_event_after(s) for s in sources.values()), return_exceptions=True
     )
     found = dict(zip(sources, results, strict=True))
-    print(
-        {
-            name: r if isinstance(r, BaseException) else (r[0].name, round(r[1]))
-            for name, r in found.items()
-        }
-    )
     for name, result in found.items():
         assert not isinstance(result, BaseException), f"{name}: no event in {SILENCE_S} s"
         assert result[0] is EventType.BOOKMARK, name
