@@ -424,13 +424,26 @@ def _fragment(body: Mapping[str, Any], *, containers_json: str) -> str:
     "scalingStatus":...,"containers":...}``, as ``json.dumps`` with compact separators
     writes the entry (``containers_json``: ``_containers_json(body)``)."""
     annotations = body["metadata"]["annotations"]
-    partitions = [int(p) for p in annotations[keys.PARTITION].split(",")]
     return (
-        f"{json.dumps(body['metadata']['name'])}:"
-        f'{{"partitions":{json.dumps(partitions, separators=(",", ":"))},'
-        f'"scalingStatus":{json.dumps(annotations[keys.SCALING_STATUS])},'
+        f"{_fragment_head(body['metadata']['name'], annotations[keys.PARTITION])}"
+        f"{_json_string(annotations[keys.SCALING_STATUS])},"
         f'"containers":{containers_json}}}'
     )
+
+
+# The parts of a fragment that a Deployment keeps from write to write (its name and
+# partitions, its scaling status among four), encoded once: ten thousand writes of a
+# replay re-annotate a hundred Deployments. Bounded.
+@functools.lru_cache(maxsize=4096)
+def _fragment_head(name: str, partitions: str) -> str:
+    """``"name":{"partitions":[...],"scalingStatus":`` of ``_fragment``."""
+    numbers = json.dumps([int(p) for p in partitions.split(",")], separators=(",", ":"))
+    return f'{json.dumps(name)}:{{"partitions":{numbers},"scalingStatus":'
+
+
+@functools.lru_cache(maxsize=64)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
 
 
 class MemoryPods:
@@ -443,6 +456,9 @@ class MemoryPods:
 
     def __init__(self) -> None:
         self._pods: dict[str, ObservedPod] = {}
+        # ``by_index``'s answer for each Deployment, made when its pod changes: the same
+        # object from pass to pass, which the planner's memory compares first by identity.
+        self._held: dict[str, tuple[ObservedPod, ...]] = {}
         self._templates: dict[str, str] = {}
         self.restarts = 0
         self.resizes = 0
@@ -458,7 +474,7 @@ class MemoryPods:
         generation = (
             int(self._pods[d.name].uid.rsplit("-", 1)[-1]) + 1 if d.name in self._pods else 0
         )
-        self._pods[d.name] = ObservedPod(
+        self._pods[d.name] = pod = ObservedPod(
             name=f"{d.name}-pod",
             namespace=d.namespace,
             uid=f"uid-{d.name}-pod-{generation}",
@@ -467,21 +483,23 @@ class MemoryPods:
             actual=d.template_resources,
             running=True,
         )
+        self._held[d.name] = (pod,)
 
     def resize(self, item: PodResize) -> None:
         for name, pod in self._pods.items():
             if pod.uid == item.uid:
                 spec = {**pod.spec, **item.containers}
-                self._pods[name] = dataclasses.replace(pod, spec=spec, actual=spec)
+                self._pods[name] = resized = dataclasses.replace(pod, spec=spec, actual=spec)
+                self._held[name] = (resized,)
                 self.resizes += 1
 
     def delete(self, name: str) -> None:
         self._pods.pop(name, None)
+        self._held.pop(name, None)
         self._templates.pop(name, None)
 
-    def by_index(self, *, index: str, value: str) -> list[ObservedPod]:
-        pod = self._pods.get(value.partition("/")[2])
-        return [pod] if pod is not None else []
+    def by_index(self, *, index: str, value: str) -> tuple[ObservedPod, ...]:
+        return self._held.get(value.partition("/")[2], ())
 
 
 class MemoryCluster:

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
@@ -53,12 +53,14 @@ from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.specs import ConsumerConfig, Owner, Predictor, UpdateMode
 from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
-from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.queries import PodQuerySpec, PrometheusConfig, QuerySpec
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
-from konsumerator.runtime.controlling import Result
 from konsumerator.runtime.errors import TerminalError
+from konsumerator.runtime.results import Result
+
+if TYPE_CHECKING:  # prometheus_client, which a replay (``simulating``) never needs
+    from konsumerator.obs.consumers import ConsumerMetrics
 
 OWNER_INDEX = "controller-uid"
 POD_INDEX = "deployment"
@@ -233,7 +235,7 @@ class Pipeline:
         reporter: Reporter,
         now: Callable[[], datetime],
         pods: PodsView | None = None,
-        metrics: ConsumerMetrics | None = None,
+        metrics: "ConsumerMetrics | None" = None,
         clock: Callable[[], float] = time.perf_counter,
         addresses: AddressPolicy = ALLOW_ALL,
         offload: Offload = on_loop,

@@ -477,6 +477,16 @@ class _Tally:
         self.mem_b += kept.mem_b
         self.reports.append(report)
 
+    def add_again(self, again: "_Again") -> None:
+        """What ``record_kept`` adds for each instance kept again (``_kept_again``), but
+        the reports, which take their places in instance order."""
+        counts = self.counts
+        counts["running"] += again.running
+        counts["lagging"] += again.lagging
+        self.resized += again.resized
+        self.cpu_m += again.cpu_m
+        self.mem_b += again.mem_b
+
     def record(self, *, ctx: Context, inst: Instance, decision: Decision, paused: bool) -> None:
         """Add one instance's decision: its write, pod patches, requests and report."""
         if decision.writes:
@@ -577,8 +587,8 @@ class _Last:
     """One instance's last keep by ``_kept`` (``report``, ``resized``), and what it read
     beyond what its pass shares (``KeptMemory``): its Deployment version, its pods,
     whether a resize of its was refused, its lag, and ``sized``: in a pass that refreshed
-    metrics, the size of its need when that decided the verdict (an unbounded pool, no
-    pending period running; None: not known)."""
+    metrics, the size of its need when that decided the verdict (an unbounded pool; None:
+    not known, or not refreshed)."""
 
     d: ObservedDeployment
     pods: Sequence[ObservedPod]
@@ -597,11 +607,12 @@ class KeptMemory:
     each instance's last keep (``_kept``) with what it read. The caller keeps one per
     Consumer and hands it to each pass of that Consumer (the pipeline does).
 
-    It is a cache, not state: a keep is reused only for the very same inputs (the same
-    config object, memo key, Deployment version, pods, refusal and lag, and in a pass that
-    refreshed metrics the same size of need from an unbounded pool outside a pending
-    period), which give the same decision. Most passes of a steady Consumer refresh
-    nothing, and see all but the few Deployments the last pass wrote as it saw them.
+    It is a cache, not state: a keep is reused only for inputs that give the same decision
+    (the same config object, memo key, Deployment version, pods and refusal, a lag on the
+    same side of both thresholds, and in a pass that refreshed metrics the same size of
+    need from an unbounded pool, before any pending period runs out: ``_kept_again``).
+    Most passes of a steady Consumer refresh nothing, and see all but the few Deployments
+    the last pass wrote as it saw them.
     """
 
     __slots__ = ("_last", "_pass", "recent")
@@ -673,8 +684,8 @@ def _kept(
     ``rules.repair_drift`` remembered on this very Deployment. A property test compares
     ``plan()`` with and without it on random passes.
 
-    An instance kept before with the same inputs (``KeptMemory``) is kept again as it
-    was, without looking further.
+    What it keeps is remembered (``KeptMemory``): a later pass with the same inputs keeps
+    the instance again without coming here (``_kept_again``).
     """
     name = d.name
     pods = k.pods.get(name, ())
@@ -690,21 +701,10 @@ def _kept(
     need = sized = None
     if refreshed:
         need = ctx.sizing.naive_need(partitions)
-        if k.unbounded and scaling.status not in _TIMED:
-            # The verdict reads the time only in a pending period; the proposal
-            # from an unbounded pool is a function of the size (and of the lag).
+        if k.unbounded:
+            # The proposal from an unbounded pool is a function of the size (and of
+            # whether the lag is critical): what a later pass compares.
             sized = ctx.sizing.size(need)
-    last = k.last.get(index)
-    if (
-        last is not None
-        and last.d is d
-        and last.refused is refused
-        and last.max_lag == max_lag
-        and last.pods == pods
-        and (not refreshed or (sized is not None and (last.sized is sized or last.sized == sized)))
-    ):
-        tally.record_kept(last)
-        return True
     in_place = k.in_place
     memo = d.drift_memo
     plain_key = (_KEPT, k.token, index, partitions, in_place)
@@ -786,6 +786,144 @@ def _kept(
     )
     tally.record_kept(kept)
     return True
+
+
+@dataclass(slots=True)
+class _Again:
+    """The instances of a pass that ``KeptMemory`` keeps again (``_kept_again``): by
+    index, their last keep (None: not kept again, the pass decides them), and what the
+    keeps add up to, added to the tally at once."""
+
+    keeps: list["_Last | None"]
+    running: int = 0
+    lagging: int = 0
+    resized: int = 0
+    cpu_m: int = 0
+    mem_b: int = 0
+
+
+def _kept_again(
+    k: _Keeping,
+    *,
+    assignment: Sequence[tuple[int, ...]],
+    claimed: Mapping[int, tuple[ObservedDeployment, bool]],
+) -> _Again | None:
+    """The instances whose last keep (``KeptMemory``) holds again, found in one loop over
+    the pass before anything else is decided (None: none can be).
+
+    This is ``_kept``'s reuse test, taken out of the per-instance rule loop: in a pass of
+    a steady Consumer all but a few instances are kept again, and a visit of each through
+    ``_kept`` and the tally costs more than the test itself. The test is the same: the
+    same Deployment version (so the same partitions: the config, and with it the
+    assignment, is the one the keeps were made under), pods and refusal; a lag on the
+    same side of both thresholds (``_lag_moved``); and in a pass that refreshed metrics,
+    a keep made in one that refreshed too, the same size of need from an unbounded pool
+    and, in a pending period, one that has not run out (``_still_pending``). A keep reads
+    no pool and draws nothing, so deciding these first changes nothing for the others,
+    which the rule loop then decides in index order as before.
+    """
+    lasts = k.last
+    ctx = k.ctx
+    refreshed = ctx.refreshed
+    if not lasts or (refreshed and not k.unbounded):
+        return None
+    lag, pods, refused = k.lag, k.pods, k.refused
+    sizes = ctx.sizing.naive_sizes(assignment) if refreshed else None
+    keeps: list[_Last | None] = [None] * len(assignment)
+    # The sums of what the keeps hold, as locals: this loop runs for every instance.
+    running = lagging = resized = cpu_m = mem_b = 0
+    for index, last in lasts.items():
+        got = claimed.get(index)
+        d = last.d
+        if got is None or got[0] is not d:
+            continue
+        name = d.name
+        held = pods.get(name, ())
+        if held is not last.pods and held != last.pods:
+            continue
+        if (name in refused) is not last.refused:
+            continue
+        partitions = assignment[index]
+        if len(partitions) == 1:
+            max_lag = lag.get(partitions[0], 0)
+        else:
+            max_lag = max([lag.get(p, 0) for p in partitions], default=0)
+        if sizes is not None:
+            sized = last.sized
+            if sized is None:
+                continue
+            now_sized = sizes[index]
+            if now_sized is not sized and now_sized != sized:
+                continue
+            if d.scaling.status in _TIMED and not _still_pending(k, d.scaling):
+                continue
+        if max_lag != last.max_lag:
+            moved = _lag_moved(k, last=last, max_lag=max_lag)
+            if moved is None:
+                continue
+            lasts[index] = last = moved
+        keeps[index] = last
+        running += 1
+        lagging += last.report.lagging
+        resized += last.resized
+        cpu_m += last.cpu_m
+        mem_b += last.mem_b
+    return _Again(
+        keeps=keeps, running=running, lagging=lagging, resized=resized, cpu_m=cpu_m, mem_b=mem_b
+    )
+
+
+def _lag_moved(k: _Keeping, *, last: _Last, max_lag: int) -> _Last | None:
+    """``last`` for an instance whose lag moved to ``max_lag`` (None: it does not hold).
+
+    The lag reaches a keep only through whether it is at least the tolerable and the
+    critical lag (the verdict, the report's ``lagging``, the proposal's bounds), through
+    the need (compared by its size, as any need), and as the report's ``max_lag_s``: on
+    either side of both thresholds as before, the keep holds with the new figure. A
+    backlog that builds or drains moves the lag of its partitions at every refresh.
+    """
+    a = k.autoscaling
+    before = last.max_lag
+    if _at_least(max_lag, a.tolerable_lag_s) is not _at_least(
+        before, a.tolerable_lag_s
+    ) or _at_least(max_lag, a.critical_lag_s) is not _at_least(before, a.critical_lag_s):
+        return None
+    report = last.report
+    return _Last(
+        d=last.d,
+        pods=last.pods,
+        refused=last.refused,
+        max_lag=max_lag,
+        sized=last.sized,
+        report=InstanceReport(
+            index=report.index,
+            name=report.name,
+            partitions=report.partitions,
+            max_lag_s=max_lag,
+            lagging=report.lagging,
+            paused=report.paused,
+            status=report.status,
+            cpu_shortage_m=report.cpu_shortage_m,
+        ),
+        resized=last.resized,
+        cpu_m=last.cpu_m,
+        mem_b=last.mem_b,
+    )
+
+
+def _still_pending(k: _Keeping, scaling: ScalingState) -> bool:
+    """Whether the pending period ``scaling`` is in has not run out at the pass's time.
+
+    In a pending period the verdict reads the time: it keeps the instance waiting
+    (``scaling.decide``: not yet elapsed, the same expression) until the period is
+    over, and then applies. A keep made while waiting holds while it still waits.
+    """
+    since = scaling.since
+    a = k.autoscaling
+    period = (
+        a.pending_up_s if scaling.status is ScalingStatus.PENDING_SCALE_UP else a.pending_down_s
+    )
+    return since is not None and (k.ctx.now - since).total_seconds() < period
 
 
 def _decide_missing(
@@ -909,7 +1047,15 @@ def plan(
         pool=pool,
         memory=memory,
     )
+    again = (
+        None if keeping is None else _kept_again(keeping, assignment=assignment, claimed=claimed)
+    )
+    if again is not None:
+        tally.add_again(again)
     for index, partitions in enumerate(assignment):
+        if again is not None and (last := again.keeps[index]) is not None:
+            tally.reports.append(last.report)
+            continue
         got = claimed.get(index)
         if (
             keeping is not None

@@ -16,7 +16,7 @@ from konsumerator.domain import fallbacks, limits, prediction
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.resources import NO_RESOURCES, Resources
-from konsumerator.domain.specs import ConsumerConfig, FallbackStrategy
+from konsumerator.domain.specs import Autoscaling, ConsumerConfig, FallbackStrategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,13 @@ _MAX_SIZED = 65_536
 # (``planning._kept``) compares two passes' sizes by identity first.
 _ONE_OF: dict[Resources, Resources] = {}
 _INF = float("inf")
+# ``Sizing._bounded`` of a size (never None: the fallback depends on the Deployments)
+# from an unbounded pool, across passes: by config object (held, so its id is not
+# reused while remembered; its template names the containers), then by the size and
+# whether the lag is critical. From an unbounded pool every grant is what the policy
+# allows, so the proposal is a function of those alone. Shared, and so read-only, as
+# ``peek`` says. Bounded (configs, and proposals per config).
+_PROPOSED: dict[int, tuple[ConsumerConfig, dict[tuple[Resources, bool], "Proposal"]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +206,37 @@ class Sizing:
         )
         return rate or None
 
+    def naive_sizes(self, assignment: Sequence[tuple[int, ...]]) -> list[Resources | None]:
+        """``size(naive_need(partitions))`` of every instance of ``assignment``, in one loop:
+        what a refreshing pass compares with each instance's last keep (``planning``).
+        One partition per instance is ``naive_need``'s inline case, repeated here so the
+        loop makes no call per instance; the table is the one ``size`` reads."""
+        autoscaling = self.config.autoscaling
+        snapshot = self.snapshot
+        assert autoscaling is not None
+        assert snapshot is not None
+        recovery_s = int(autoscaling.recovery_s)
+        production, lag = snapshot.production, snapshot.lag
+        table = self._pass_table(autoscaling)
+        sizes: list[Resources | None] = []
+        for partitions in assignment:
+            if len(partitions) == 1:
+                p = partitions[0]
+                value = production.get(p)
+                produced = int(value) if value is not None and -_INF < value < _INF else 0
+                lag_s = lag.get(p, 0)
+                if lag_s > 0 and recovery_s > 0:
+                    produced = (lag_s * produced + produced * recovery_s) // recovery_s
+                need = produced if produced > 0 else None
+            else:
+                need = self.naive_need(partitions)
+            if need is None:
+                sizes.append(None)
+            else:
+                sized = table.get(need)
+                sizes.append(sized if sized is not None else self._sized(need))
+        return sizes
+
     def size(self, need: int | None) -> Resources | None:
         """What one container needs for ``need`` msg/s before the policies (None: no
         estimate, the fallback). From an unbounded pool, ``peek``'s proposal for a need
@@ -222,10 +260,32 @@ class Sizing:
             sized = self._sized(need)
             known = self._by_size.get((sized, critical))
             if known is None:
-                known = self._by_size[sized, critical] = self._bounded(
-                    sized=sized, current={}, critical=critical, pool=pool
+                known = self._by_size[sized, critical] = (
+                    self._bounded(sized=None, current={}, critical=critical, pool=pool)
+                    if sized is None
+                    else self._proposed(sized=sized, critical=critical, pool=pool)
                 )
             self._unbounded[need, critical] = known
+        return known
+
+    def _proposed(self, *, sized: Resources, critical: bool, pool: limits.Pool) -> Proposal:
+        """``_bounded`` of ``sized`` from an unbounded ``pool``, remembered across passes
+        (``_PROPOSED``): each refreshing pass of a steady Consumer asks again for the
+        same few sizes."""
+        config = self.config
+        entry = _PROPOSED.get(id(config))
+        if entry is None:
+            if len(_PROPOSED) >= _MAX_TABLES:
+                _PROPOSED.clear()
+            entry = _PROPOSED[id(config)] = (config, {})
+        table = entry[1]
+        known = table.get((sized, critical))
+        if known is None:
+            if len(table) >= _MAX_SIZED:
+                table.clear()
+            known = table[sized, critical] = self._bounded(
+                sized=sized, current={}, critical=critical, pool=pool
+            )
         return known
 
     def _sized(self, need: int | None) -> Resources | None:
@@ -233,6 +293,19 @@ class Sizing:
         autoscaling = self.config.autoscaling
         if need is None or autoscaling is None:
             return None
+        table = self._pass_table(autoscaling)
+        sized = table.get(need)
+        if sized is None:
+            if len(table) >= _MAX_SIZED:
+                table.clear()
+            if len(_ONE_OF) >= _MAX_SIZED:
+                _ONE_OF.clear()  # sizes then compare equal, not identical: the same answer
+            value = prediction.size_for_rate(rate=need, autoscaling=autoscaling)
+            sized = table[need] = _ONE_OF.setdefault(value, value)
+        return sized
+
+    def _pass_table(self, autoscaling: Autoscaling) -> dict[int, Resources]:
+        """This pass's table of ``_SIZED`` (sizes by need), found on first use."""
         if not self._table:
             key = (
                 autoscaling.sizing_rate_per_core,
@@ -246,16 +319,7 @@ class Sizing:
                     _ONE_OF.clear()
                 table = _SIZED[key] = {}
             self._table.append(table)
-        table = self._table[0]
-        sized = table.get(need)
-        if sized is None:
-            if len(table) >= _MAX_SIZED:
-                table.clear()
-            if len(_ONE_OF) >= _MAX_SIZED:
-                _ONE_OF.clear()  # sizes then compare equal, not identical: the same answer
-            value = prediction.size_for_rate(rate=need, autoscaling=autoscaling)
-            sized = table[need] = _ONE_OF.setdefault(value, value)
-        return sized
+        return self._table[0]
 
     def _bounded(
         self,

@@ -31,8 +31,10 @@ import fnmatch
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx2
+if TYPE_CHECKING:
+    import httpx2
 
 API_PATH = "/api/v1/query"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -62,8 +64,12 @@ def redact(address: str) -> str:
     return f"{scheme}://{authority}{path}" + ("?***" if question else "")
 
 
-def endpoint_url(address: str) -> httpx2.URL:
+def endpoint_url(address: str) -> "httpx2.URL":
     """The URL that is requested for ``address``; raises ``ValueError`` if there is none."""
+    # Imported here: ``konsumerator simulate`` loads this module (``redact``) and never
+    # requests a URL, and the HTTP library is a good part of its start-up.
+    import httpx2
+
     try:
         url = httpx2.URL(address.rstrip("/") + API_PATH)
     except httpx2.InvalidURL as exc:

@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import structlog
@@ -57,20 +56,12 @@ from konsumerator.runtime.clocks import Clock, loop_clock
 from konsumerator.runtime.observing import NULL_OBSERVER, Observer
 from konsumerator.runtime.ports import P
 from konsumerator.runtime.queueing import ShutDown, WorkQueue
+from konsumerator.runtime.results import Result as Result  # where it was defined before
 from konsumerator.runtime.stores import Store
 
 K = TypeVar("K", bound=Hashable)
 
 log = structlog.stdlib.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What a successful reconcile wants next: nothing, another look later, or another
-    pass as soon as the keys waiting longer have had theirs (``requeue``)."""
-
-    requeue_after: float | None = None
-    requeue: bool = False
 
 
 Reconciler = Callable[[K], Awaitable[Result]]

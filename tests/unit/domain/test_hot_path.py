@@ -14,11 +14,13 @@ it replaces, written out in the test (hypothesis, random pods and targets):
   found with the pod patches, as ``ObservedPod.actuated`` says;
 * ``Sizing.propose`` remembers, within a pass, the proposals from an unbounded pool
   (also by the size a need comes to), and ``Sizing.peek`` reads them; it remembers a
-  need's size across passes, as ``size_for_rate`` gives it;
+  need's size across passes, as ``size_for_rate`` gives it, and a size's proposal from
+  an unbounded pool by config, as ``_bounded`` gives it;
 * a snapshot's lag (``truncate`` inline) is trunc(behind / production) of the truncated
   values, absent where nothing is produced;
-* ``Sizing.naive_need`` (one partition inline) and ``prediction.instance_rate`` (one
-  partition without the loop) are the naive predictor's rule written out;
+* ``Sizing.naive_need`` (one partition inline), ``Sizing.naive_sizes`` (every
+  instance's size in one loop) and ``prediction.instance_rate`` (one partition without
+  the loop) are the naive predictor's rule written out;
 * rendering copies the template with a copy for JSON-shaped data.
 """
 
@@ -254,6 +256,45 @@ def test_a_pass_proposes_from_an_unbounded_pool_what_a_fresh_sizing_would(
 
 
 @given(
+    sizes=st.lists(st.tuples(resources, st.booleans()), min_size=1, max_size=8),
+    max_cpu=st.sampled_from([None, 300, 4000]),
+)
+def test_proposals_remembered_across_passes_are_the_ones_each_config_computes(
+    sizes: list[tuple[Resources, bool]], max_cpu: int | None
+) -> None:
+    """From an unbounded pool, a size's proposal is remembered from pass to pass by config
+    object: each pass (a new ``Sizing``) gets what ``_bounded`` computes afresh for its
+    own config, also after another config of other policies asked for the same sizes."""
+    template = {"template": {"spec": {"containers": [{"name": "app"}, {"name": "sidecar"}]}}}
+
+    def config_of(app_max: int | None) -> ConsumerConfig:
+        return dataclasses.replace(
+            config(),
+            deployment_template=template,
+            autoscaling=Autoscaling(rate_per_core=1000, ram_per_core_b=10**9),
+            policies={
+                "app": Bounds(min_cpu_m=100, max_cpu_m=app_max),
+                "sidecar": Bounds(min_cpu_m=50, max_cpu_m=50),
+            },
+        )
+
+    def pass_of(cfg: ConsumerConfig) -> sizing.Sizing:
+        return sizing.Sizing.for_pass(config=cfg, snapshot=None, num_instances=2, deployments=())
+
+    unbounded = limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)
+    first, second = config_of(max_cpu), config_of(None if max_cpu else 500)
+    for cfg in (first, second, first):
+        for _ in range(2):  # a pass, and the next one
+            remembering = pass_of(cfg)
+            for size, critical in sizes:
+                got = remembering._proposed(sized=size, critical=critical, pool=unbounded)
+                want = pass_of(cfg)._bounded(
+                    sized=size, current={}, critical=critical, pool=unbounded
+                )
+                assert got == want
+
+
+@given(
     needs=st.lists(st.integers(1, 10**7), max_size=20),
     rate=st.sampled_from([1, 7, 1000, 2000]),
     learned=st.sampled_from([None, 1500]),
@@ -359,6 +400,11 @@ def test_an_instance_needs_what_the_naive_rule_says(
     )
     shared = sizing.Sizing.for_pass(config=cfg, snapshot=snapshot, num_instances=1, deployments=())
     assert shared.naive_need(partitions) == (want or None)
+    # Every instance at once (``naive_sizes``, one partition inline): the same sizes.
+    single = [(p,) for p in partitions]
+    assert shared.naive_sizes([partitions, *single]) == [
+        shared.size(shared.naive_need(parts)) for parts in [partitions, *single]
+    ]
 
 
 @given(name=st.text(min_size=1, max_size=8), count=st.integers(0, 30))

@@ -389,21 +389,40 @@ def test_a_steady_noisy_pass_keeps_nearly_every_instance_by_the_shortcut() -> No
         )
         for i in range(40)
     ]
-    kept: list[int] = []
-    real = planning._kept
+    # By pass: the instances kept again as remembered, kept by ``_kept``, and decided
+    # by the full rule chain.
+    counts: list[list[int]] = []
+    real_again, real_kept = planning._kept_again, planning._kept
+    real_full = planning._decide_existing
 
-    def counting(*args: Any, **kwargs: Any) -> bool:
-        result = real(*args, **kwargs)
-        kept.append(result)
+    def again(*args: Any, **kwargs: Any) -> Any:
+        found = real_again(*args, **kwargs)
+        counts.append([0 if found is None else found.running, 0, 0])
+        return found
+
+    def kept(*args: Any, **kwargs: Any) -> bool:
+        result = real_kept(*args, **kwargs)
+        counts[-1][1] += result
         return result
 
-    with mock.patch.object(planning, "_kept", counting):
+    def full(*args: Any, **kwargs: Any) -> Any:
+        counts[-1][2] += 1
+        return real_full(*args, **kwargs)
+
+    with (
+        mock.patch.object(planning, "_kept_again", again),
+        mock.patch.object(planning, "_kept", kept),
+        mock.patch.object(planning, "_decide_existing", full),
+    ):
         passes = replay(source, spec, steps)
     with without_shortcut():
         assert replay(source, spec, steps) == passes
     # 40 passes of 20 instances: the first ones create them and see them settle (a
-    # Deployment just written is compared with its intent once, the full way).
-    assert all(kept[-20 * 20 :]), kept
+    # Deployment just written is compared with its intent once, the full way); then
+    # every instance is kept, most as remembered from the pass before.
+    last = counts[-20:]
+    assert all(a + k == 20 and f == 0 for a, k, f in last), counts
+    assert sum(a for a, _, _ in last) >= 20 * 20 // 2, counts
 
 
 @settings(max_examples=100, deadline=None)
@@ -687,3 +706,78 @@ def test_a_keep_is_not_reused_for_another_version_of_its_deployment() -> None:
         {"snapshot": steady, "now": r.now, "refreshed": False, "edited": 0},
     )
     assert full.resizes  # its pod follows the target set by hand
+
+
+def _kept_again_in(r: simulating.Replay, first: dict[str, Any], second: dict[str, Any]) -> int:
+    """``_both``, and how many instances of the second pass were kept again as remembered."""
+    found: list[int] = []
+    real = planning._kept_again
+
+    def again(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        found.append(0 if result is None else result.running)
+        return result
+
+    with mock.patch.object(planning, "_kept_again", again):
+        _both(r, first, second)
+    return found[1]
+
+
+def test_a_keep_is_reused_with_its_new_lag_while_the_lag_stays_below_the_thresholds() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    # 30 s behind: below the tolerable lag (1m) as before, its report says 30.
+    behind = _metrics(production=1000.0, offset=30_000.0)
+    kept = _kept_again_in(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": behind, "now": r.now, "refreshed": False},
+    )
+    assert kept == 2
+
+
+def test_a_keep_is_not_reused_once_the_lag_turns_critical() -> None:
+    # Settled 90 s behind (lagging, not critical), sized for it.
+    r = _replayed(metrics=_metrics(production=1000.0, offset=90_000.0))
+    config = _config(r)
+    assert config.autoscaling is not None
+    close = dataclasses.replace(
+        config,
+        autoscaling=dataclasses.replace(
+            config.autoscaling, tolerable_lag_s=60.0, critical_lag_s=100.0
+        ),
+    )
+    # 110 s behind needs the same size, but the lag is critical now: the policy's most.
+    full = _both(
+        r,
+        {"snapshot": _metrics(production=1000.0, offset=90_000.0), "now": r.now, "config": close},
+        {"snapshot": _metrics(production=1000.0, offset=110_000.0), "now": r.now, "config": close},
+    )
+    assert full.applies
+
+
+def test_a_keep_in_a_pending_period_is_reused_while_the_period_runs() -> None:
+    r = _replayed(pending_up="2m")
+    behind = _metrics(production=3000.0, offset=1e6)
+    r.step(advance_s=31.0, metrics=behind)
+    r.step(advance_s=1.0, metrics=behind)
+    assert all(d.scaling.status.name == "PENDING_SCALE_UP" for d in r.cluster.observed())
+    kept = _kept_again_in(
+        r,
+        {"snapshot": behind, "now": r.now},
+        {"snapshot": behind, "now": r.now + timedelta(seconds=31)},
+    )
+    assert kept == 2
+
+
+def test_a_keep_made_without_a_refresh_is_not_reused_by_a_refresh() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    # Nothing produced: no estimate, the fallback, smaller than what they have.
+    idle = _metrics(production=0.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": idle, "now": r.now, "refreshed": True},
+    )
+    assert full.applies  # waiting to scale down, written on the Deployments
