@@ -473,14 +473,14 @@ def _adaptive_situation(
             now=ctx.now,
             proposed_cpu_m=_cpu(proposal.resources),
             production_need=production_need,
+            lent=lent,
+            proposed_limit_m=_cpu_limit(proposal.resources),
         ),
         bursting=adaptive.bursting(
             lent=lent,
             trigger=trigger,
             limit_m=_cpu_limit(d.current),
             rate_per_core=autoscaling.sizing_rate_per_core,
-            actuation_s=knobs.actuation_s,
-            recovery_s=knobs.recovery_s,
         ),
     )
 
@@ -607,14 +607,14 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         now=ctx.now,
     )
     saved = pool.available
-    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.trigger)
+    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.asks)
     comparison = compare(d.current, proposal.resources)
-    if comparison > 0 and sized.up_rate != sized.trigger:
+    if comparison > 0 and sized.up_rate != sized.asks:
         # A scale-up is sized for its restart (``adaptive.Sized.up_rate``), which
         # the headroom alone (``trigger``) did not ask for.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
-    elif comparison < 0 and sized.rate != sized.trigger:
+    elif comparison < 0 and sized.rate != sized.asks:
         # A scale-down keeps the restart term: between the two there is nothing to do.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)

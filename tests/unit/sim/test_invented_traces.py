@@ -2,8 +2,9 @@
 
 Aspects tested:
 
-* Each has the shape its name promises (step up, slow ramp, sawtooth, one hot
-  partition, a long outage), deterministic for a seed.
+* Each has the shape its name promises (step up, step down, slow ramp,
+  sawtooth, one hot partition x4/x6/x8, a long outage, ±30 % noise),
+  deterministic for a seed.
 * ``to_csv`` writes what ``konsumerator score`` reads (``scoring.traces.parse``),
   with the generator's rates; ``konsumerator-dev sim trace-csv`` prints it.
 * The scorecard plays an invented trace only when it is named (or ``invented``),
@@ -43,12 +44,29 @@ def test_the_invented_traces_have_the_shape_their_names_promise() -> None:
     assert o.stalled(partition=9, t=3600 + 5399)
     assert not o.stalled(partition=0, t=9000)
 
+    d = traces.step_down(base_rate=1000, at_s=3600, factor=2.5, seed=1)
+    assert d.rate(partition=0, t=3599) == pytest.approx(2500, rel=0.06)
+    assert d.rate(partition=0, t=3600) == pytest.approx(1000, rel=0.06)
+
+    n = traces.noisy(base_rate=1000, noise=0.3, seed=1)
+    rates = [n.rate(partition=0, t=60.0 * k) for k in range(200)]
+    assert 700 <= min(rates) < 800
+    assert 1200 < max(rates) <= 1300
+
+    h8 = traces.INVENTED["hot-partition-x8"](seed=1)
+    assert h8.name == "hot-partition-x8"
+    assert h8.rate(partition=0, t=0) == pytest.approx(8000, rel=0.06)
+
     assert set(traces.INVENTED) == {
         "step-up",
         "slow-ramp",
         "sawtooth",
         "hot-partition",
+        "hot-partition-x6",
+        "hot-partition-x8",
         "long-outage",
+        "step-down",
+        "noisy",
     }
     for make in traces.INVENTED.values():
         assert make(seed=2).rate(partition=3, t=777) == make(seed=2).rate(partition=3, t=777)

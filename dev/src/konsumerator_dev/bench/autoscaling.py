@@ -261,6 +261,11 @@ SETTINGS = (
         CpuModel.REQUEST,
         scoring.UpdateMode.IN_PLACE_OR_RECREATE,
     ),
+    Setting(
+        "CPU limit (a node with CPU to spare), in-place resize (InPlaceOrRecreate)",
+        CpuModel.LIMIT,
+        scoring.UpdateMode.IN_PLACE_OR_RECREATE,
+    ),
 )
 
 
@@ -405,7 +410,7 @@ def plot(*, trace: str, by_policy: Mapping[str, Score], scenario: Scenario, path
 )
 @click.option("--seed", type=int, default=1, help="the first seed")
 @click.option("--seeds", type=int, default=3, help="how many seeds per trace")
-@click.option("--settings", default="0,1,2", help="which of the CPU model/update mode settings")
+@click.option("--settings", default="0,1,2,3", help="which of the CPU model/update mode settings")
 @click.option("--restart", type=float, default=30.0, help="seconds per restart")
 @click.option("--dt", type=float, default=2.0, help="model step, seconds")
 @click.option("--base-rate", type=float, default=1000.0, help="msg/s per partition")

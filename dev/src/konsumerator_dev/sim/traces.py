@@ -374,6 +374,44 @@ def sawtooth(
     )
 
 
+def step_down(
+    *,
+    base_rate: float = 1000.0,
+    duration_s: float = 6 * 3600.0,
+    at_s: float = 3600.0,
+    factor: float = 2.5,
+    seed: int = 0,
+) -> Trace:
+    """Production is ``factor`` times higher until ``at_s``, then steps down for good."""
+    return Trace(
+        name="step-down",
+        base_rate=base_rate,
+        duration_s=duration_s,
+        bursts=(Window(start_s=0.0, end_s=at_s, factor=factor),),
+        noise=0.05,
+        seed=seed,
+        description=f"x{factor:g} until {at_s / 60:g} min, then x1, ±5% noise",
+    )
+
+
+def noisy(
+    *,
+    base_rate: float = 1000.0,
+    duration_s: float = 6 * 3600.0,
+    noise: float = 0.3,
+    seed: int = 0,
+) -> Trace:
+    """A constant rate with ``noise`` (±30 %) changing every minute."""
+    return Trace(
+        name="noisy",
+        base_rate=base_rate,
+        duration_s=duration_s,
+        noise=noise,
+        seed=seed,
+        description=f"constant rate, ±{noise:.0%} noise every minute",
+    )
+
+
 def hot_partition(
     *,
     base_rate: float = 1000.0,
@@ -381,10 +419,11 @@ def hot_partition(
     partition: int = 0,
     factor: float = 4.0,
     seed: int = 0,
+    name: str = "hot-partition",
 ) -> Trace:
     """One partition carries ``factor`` times the others' production (a hot key)."""
     return Trace(
-        name="hot-partition",
+        name=name,
         base_rate=base_rate,
         duration_s=duration_s,
         skew=MappingProxyType({partition: factor}),
@@ -422,7 +461,11 @@ INVENTED: Mapping[str, Callable[..., Trace]] = MappingProxyType(
         "slow-ramp": slow_ramp,
         "sawtooth": sawtooth,
         "hot-partition": hot_partition,
+        "hot-partition-x6": functools.partial(hot_partition, factor=6.0, name="hot-partition-x6"),
+        "hot-partition-x8": functools.partial(hot_partition, factor=8.0, name="hot-partition-x8"),
         "long-outage": long_outage,
+        "step-down": step_down,
+        "noisy": noisy,
     }
 )
 

@@ -28,10 +28,13 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
 * ``ineffective``: when the last scale-up did not raise throughput (a
   single-threaded consumer, a slow downstream), stop adding CPU: more
   partitions or parallelism are needed, not more cores;
-* ``bursting``: under Recreate, a scale-up that is not urgent waits while the
-  node lends the pods CPU beyond their request (``lends``) and their limit
-  covers the need: a larger request buys a guarantee, not throughput, at the
-  price of a restart.
+* ``bursting``: a scale-up that is not urgent waits while the node lends the
+  pods CPU beyond their request (``lends``) and their limit covers the need: a
+  larger request buys a guarantee, not throughput (under Recreate at the price
+  of a restart as well);
+* ``ride_share``: in place, an instance that keeps up asks for a scale-up only
+  once production passes its request by ``RIDE_MARGIN``, so that a node that
+  lends CPU shows it (held to λ/u, the pods never consumed beyond their request).
 
 Scale-up does not wait for ``tolerableLag``: the headroom term of the demand
 (``demand``; ``headroom_share``: the restart term sizes a scale-up but never
@@ -420,6 +423,8 @@ def settled(
     now: datetime,
     proposed_cpu_m: int,
     production_need: float,
+    lent: bool = False,
+    proposed_limit_m: int = 0,
 ) -> bool:
     """Whether a scale-down may go where it proposes, given the last scale-up.
 
@@ -430,13 +435,20 @@ def settled(
     small (consumers slower than ``ratePerCore`` says look just like this).
     A scale-down because the need fell (a burst is over) leaves more CPU per
     msg/s than was short (by more than ``HYSTERESIS``: not noise), and is allowed.
+    On a node that lends CPU (``lent``) the pods were short at their limit, not
+    their request: the proposed limit (``proposed_limit_m``) is measured against
+    the limit before (``Memory.limit_before_m``), or a scale-down to a smaller
+    request under the same whole-core limit went back to what was short.
     """
     if memory is None or memory.short_need <= 0 or memory.cpu_before_m <= 0:
         return True
     if _age(memory.resized_at, now) >= SETTLE_S:
         return True
-    more = proposed_cpu_m * memory.short_need
-    return more > memory.cpu_before_m * production_need * (1 + HYSTERESIS)
+    cpu_m, before_m = proposed_cpu_m, memory.cpu_before_m
+    if lent and memory.limit_before_m > 0 and proposed_limit_m > 0:
+        cpu_m, before_m = proposed_limit_m, memory.limit_before_m
+    more = cpu_m * memory.short_need
+    return more > before_m * production_need * (1 + HYSTERESIS)
 
 
 def lends(*, consumed: float, cpu_m: int, rate_per_core: float) -> bool:
@@ -458,21 +470,21 @@ def bursting(
     trigger: float,
     limit_m: int,
     rate_per_core: float,
-    actuation_s: float,
-    recovery_s: float,
 ) -> bool:
     """Whether a scale-up that is not urgent waits because the node lends the pods CPU.
 
     The node was seen lending CPU beyond the request (``lends``, kept in
     ``Memory.lent``) and the limit (``limit_m``; 0 when there is none) can give
     what the need (``trigger``) asks for: a larger request would buy a
-    guarantee, not throughput. Only when a resize restarts the pods (R/T at
-    least ``HYSTERESIS``: Recreate) does that guarantee cost a restart and λ·R
-    behind now; in place it is bought as usual. If the node gets busy, the
+    guarantee, not throughput. Under Recreate that guarantee costs a restart
+    and λ·R behind now; in place it costs the CPU requested, what is paid for
+    (in place the lending shows because an instance that keeps up asks for a
+    scale-up only past its request: ``ride_share``). If the node gets busy, the
     pods fall back to their request, the lag grows and ``urgent`` scales up
     (sized for the need; ``lent`` is then cleared unless seen again).
+    The update mode does not decide (it did until in place rode the limit too).
     """
-    if not lent or actuation_s / max(1.0, recovery_s) < HYSTERESIS or rate_per_core <= 0:
+    if not lent or rate_per_core <= 0:
         return False
     return limit_m <= 0 or trigger <= limit_m / 1000 * rate_per_core
 
@@ -573,6 +585,20 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
     )
 
 
+def after_up(*, memory: Memory | None, now: datetime, knobs: Knobs) -> bool:
+    """Whether a scale-down would follow a scale-up by less than ``SETTLE_S``, in place.
+
+    Any scale-up then (an up-down-up) would be the oscillation the target
+    forbids; in place, where a resize is cheap, the dwell after a scale-up is
+    the whole window. ``Memory.cpu_before_m`` is set by a scale-up only.
+    """
+    if memory is None or memory.cpu_before_m <= 0:
+        return False
+    if knobs.actuation_s / knobs.recovery_s >= HYSTERESIS:
+        return False
+    return _age(memory.resized_at, now) < SETTLE_S
+
+
 def _down(s: Situation, knobs: Knobs) -> Verdict:
     state, now = s.state, s.now
     steady = settle(state, saturated=s.lagging and s.cpu_shortage_m > 0, now=now)
@@ -590,6 +616,12 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
             apply=True,
             state=settle(state, saturated=False, now=now),
             rule="drain_over: the backlog scaled up for is drained",
+        )
+    if after_up(memory=state.memory, now=now, knobs=knobs):
+        return Verdict(
+            apply=False,
+            state=steady,
+            rule=f"after_up: scaled up less than {SETTLE_S:g}s ago (no up-down-up)",
         )
     if not beyond_band(
         current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=knobs.band
@@ -659,6 +691,14 @@ class Sized:
     # msg/s below which the CPU is short (``trigger``): the headroom alone, without
     # the restart term; equal to ``rate`` when the headroom term is the larger one.
     trigger: int = 0
+    # msg/s beyond which a scale-up is asked for: ``trigger``, or less headroom while
+    # an in-place instance keeps up (``ride_share``); 0: the same as ``trigger``.
+    ride: int = 0
+
+    @property
+    def asks(self) -> int:
+        """The rate whose CPU the current size is compared with, to scale up."""
+        return self.ride or self.trigger
 
 
 def size(
@@ -685,6 +725,12 @@ def size(
     share = headroom_share(
         utilization=knobs.utilization, actuation_s=knobs.actuation_s, recovery_s=knobs.recovery_s
     )
+    ride = ride_share(
+        utilization=knobs.utilization,
+        actuation_s=knobs.actuation_s,
+        recovery_s=knobs.recovery_s,
+        keeping_up=drained(snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s),
+    )
     return Sized(
         rate=_ceil(total),
         demand=found,
@@ -692,7 +738,38 @@ def size(
         peak=peak,
         memory=kept,
         trigger=_ceil(peak * share + found.backlog_need),
+        ride=_ceil(peak * share * ride + found.backlog_need) if ride < 1 else 0,
     )
+
+
+# In place, while an instance keeps up, a scale-up waits until production passes
+# what its request gives by this share: twice the margin ``lends`` asks for, so a node
+# that lends the pods CPU shows it (``ride_share``).
+RIDE_MARGIN = 2 * HYSTERESIS
+
+
+def ride_share(
+    *, utilization: float, actuation_s: float, recovery_s: float, keeping_up: bool
+) -> float:
+    """The share of the headroom trigger (``trigger``) that asks for a scale-up.
+
+    In place (a resize restarts nothing: R/T below ``HYSTERESIS``) and while the
+    instance keeps up (``drained``), the headroom λ/u is not bought before it is
+    used: a scale-up is asked for once production passes the request by
+    ``RIDE_MARGIN`` (u/(1 + margin) of λ/u). On a node with no CPU to spare the
+    lag shows first (within λ·R the instance no longer keeps up), the headroom
+    trigger returns and the scale-up goes as before, a few seconds of lag later
+    (urgent when it grows fast). On a node that lends the pods CPU they consume
+    beyond their request (``lends``), and ``bursting`` holds the scale-up while
+    their limit covers λ/u: the request, what is paid for, stays what it was.
+    Held to λ/u, the consumption never passed the request, so the lending was
+    never seen: naive, which requests λ, rode the limit and was cheaper.
+    Under Recreate (a guarantee costs a restart) and while behind: 1, the
+    headroom trigger itself.
+    """
+    if not keeping_up or actuation_s / max(1.0, recovery_s) >= HYSTERESIS:
+        return 1.0
+    return utilization / (1 + RIDE_MARGIN)
 
 
 def headroom_share(*, utilization: float, actuation_s: float, recovery_s: float) -> float:
@@ -727,7 +804,13 @@ def _up_part(sized: Sized, *, up: bool) -> str:
 
 
 def _trigger_part(sized: Sized) -> str:
-    """What decides a scale-up, when the restart term made the size larger than that."""
+    """What decides a scale-up, when the restart term made the size larger than that,
+    or when an in-place instance that keeps up asks for less (``ride_share``)."""
+    if sized.ride and sized.ride < sized.trigger:
+        return (
+            f" (in place, keeping up: scale up once lambda/{1 + RIDE_MARGIN:g}={sized.ride}/s"
+            " passes the request)"
+        )
     if sized.trigger >= sized.rate:
         return ""
     return f" (scale up beyond lambda/u+backlog={sized.trigger}/s)"

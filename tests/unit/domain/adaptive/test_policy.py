@@ -19,8 +19,12 @@ Aspects tested, table-driven, one table per rule:
 * ``worth_a_step``: no scale-up of 5 % or less unless urgent;
 * ``headroom_share``: the headroom λ/u alone decides a scale-up, the restart
   term only sizes it;
-* ``lends`` / ``bursting``: under Recreate, a node seen lending CPU beyond the
-  request holds a scale-up that is not urgent while the limit covers the need;
+* ``lends`` / ``bursting``: a node seen lending CPU beyond the request holds a
+  scale-up that is not urgent while the limit covers the need;
+* ``ride_share``: in place, an instance that keeps up asks for a scale-up only
+  once production passes its request by ``RIDE_MARGIN`` (so lending shows);
+* ``after_up``: in place, no scale-down within ``SETTLE_S`` of a scale-up (no
+  up-down-up within the window), but for the end of a drain;
 * ``decide``: the whole transition table (direction × status × urgent ×
   drained × lagging × time since the last resize × time in the status), with
   the rule that decided.
@@ -233,6 +237,85 @@ def test_settled_after_a_scale_up_that_found_the_cpu_short(
 ) -> None:
     memory = Memory(resized_at=ago(since_s), cpu_before_m=before, short_need=short_need)
     got = policy.settled(memory=memory, now=NOW, proposed_cpu_m=proposed, production_need=need)
+    assert got is want
+
+
+IN_PLACE_KNOBS = replace(KNOBS, actuation_s=5.0)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "since_s", "cpu_before", "want"),
+    [
+        (IN_PLACE_KNOBS, 600.0, 1100, True),  # scaled up 10 min ago: a down now could flap
+        (IN_PLACE_KNOBS, 1799.0, 1100, True),
+        (IN_PLACE_KNOBS, 1800.0, 1100, False),  # 30 min: an up after a down is no up-down-up
+        (IN_PLACE_KNOBS, 600.0, 0, False),  # the last resize was a scale-down (or a creation)
+        (IN_PLACE_KNOBS, None, 0, False),
+        (KNOBS, 600.0, 1100, False),  # Recreate: settled and the band (15 %) as before
+    ],
+)
+def test_after_up_in_place_no_scale_down_within_the_oscillation_window(
+    knobs: policy.Knobs, since_s: float | None, cpu_before: int, want: bool
+) -> None:
+    memory = Memory(resized_at=ago(since_s), cpu_before_m=cpu_before)
+    assert policy.after_up(memory=memory, now=NOW, knobs=knobs) is want
+
+
+@pytest.mark.parametrize(
+    ("for_backlog", "apply", "rule"),
+    [
+        (False, False, "after_up"),  # a burst is over 10 min after its scale-up: held
+        (True, True, "drain_over"),  # an outage's drain is over: given back at once
+    ],
+)
+def test_in_place_a_scale_down_soon_after_a_scale_up_waits_unless_a_drain_is_over(
+    for_backlog: bool, apply: bool, rule: str
+) -> None:
+    memory = Memory(resized_at=ago(1200), cpu_before_m=1100, for_backlog=for_backlog, up_need=2000)
+    state = ScalingState(status=PSD, since=ago(1200), memory=memory)
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=-1,
+            current_cpu_m=3000,
+            proposed_cpu_m=1100,
+            lagging=False,
+            urgent=False,
+            drained=True,
+            cpu_shortage_m=0,
+            now=NOW,
+            production_need=2000,
+        ),
+        knobs=IN_PLACE_KNOBS,
+    )
+    assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)
+
+
+@pytest.mark.parametrize(
+    ("lent", "limit_before", "proposed", "proposed_limit", "want"),
+    [
+        # Short at a 2-core limit from 1200m: 1800m keeps that limit, the size found short.
+        (True, 2000, 1800, 2000, False),
+        (True, 2000, 1800, 3000, True),  # a larger limit than was short
+        (False, 2000, 1800, 2000, True),  # a busy node: the request is what was short
+        (True, 0, 1800, 2000, True),  # no limit known then: the request's rule
+    ],
+)
+def test_settled_on_a_lending_node_measures_the_limit_that_was_short(
+    lent: bool, limit_before: int, proposed: int, proposed_limit: int, want: bool
+) -> None:
+    memory = Memory(
+        resized_at=ago(600), cpu_before_m=1200, limit_before_m=limit_before, short_need=2445
+    )
+    got = policy.settled(
+        memory=memory,
+        now=NOW,
+        proposed_cpu_m=proposed,
+        production_need=2445,
+        lent=lent,
+        proposed_limit_m=proposed_limit,
+    )
     assert got is want
 
 
@@ -831,6 +914,34 @@ def test_the_trigger_is_the_headroom_need_and_never_more_than_the_size(
 
 
 @pytest.mark.parametrize(
+    ("u", "R", "T", "keeping_up", "want"),
+    [
+        (0.9, 5.0, 300.0, True, 0.9 / 1.1),  # in place, keeping up: λ past the request by 10 %
+        (0.95, 5.0, 300.0, True, 0.95 / 1.1),
+        (0.9, 5.0, 300.0, False, 1.0),  # behind: the headroom trigger itself
+        (0.9, 30.0, 300.0, True, 1.0),  # Recreate: a guarantee costs a restart
+        (0.9, 15.0, 300.0, True, 1.0),  # R/T = 5 %: a restart's worth, as Recreate
+        (0.9, 14.0, 300.0, True, 0.9 / 1.1),  # R/T just below 5 %
+    ],
+)
+def test_in_place_an_instance_that_keeps_up_asks_for_a_scale_up_past_its_request(
+    u: float, R: float, T: float, keeping_up: bool, want: float
+) -> None:
+    got = policy.ride_share(utilization=u, actuation_s=R, recovery_s=T, keeping_up=keeping_up)
+    assert got == pytest.approx(want)
+
+
+@given(u=st.floats(0.1, 1.0), lam=st.floats(1.0, 1e9))
+def test_riding_asks_for_a_scale_up_only_past_the_lending_margin(u: float, lam: float) -> None:
+    """λ/u scaled by ``ride_share`` is λ/(1 + 2·HYSTERESIS): a request that gives
+    what it asks for has been passed by more than ``lends`` needs to see lending."""
+    share = policy.ride_share(utilization=u, actuation_s=5.0, recovery_s=300.0, keeping_up=True)
+    asks = lam / u * share
+    assert asks * (1 + policy.HYSTERESIS) < lam
+    assert asks <= lam / u
+
+
+@pytest.mark.parametrize(
     ("consumed", "cpu_m", "rate_per_core", "want"),
     [
         (2400.0, 1100, 2000.0, True),  # 2200/s is what the request gives; +9 %
@@ -847,30 +958,21 @@ def test_lends_when_consuming_beyond_what_the_request_gives(
 
 
 @pytest.mark.parametrize(
-    ("lent", "trigger", "limit_m", "R", "want"),
+    ("lent", "trigger", "limit_m", "want"),
     [
-        (True, 3000.0, 2000, 30.0, True),  # the 2-core limit gives 4000/s
-        (True, 4000.0, 2000, 30.0, True),  # exactly what the limit gives
-        (True, 4100.0, 2000, 30.0, False),  # beyond the limit: lending cannot cover it
-        (True, 9000.0, 0, 30.0, True),  # no limit
-        (False, 3000.0, 2000, 30.0, False),  # never seen lending
-        (True, 3000.0, 2000, 5.0, False),  # in place: the request is raised as usual
+        (True, 3000.0, 2000, True),  # the 2-core limit gives 4000/s
+        (True, 4000.0, 2000, True),  # exactly what the limit gives
+        (True, 4100.0, 2000, False),  # beyond the limit: lending cannot cover it
+        (True, 9000.0, 0, True),  # no limit
+        (False, 3000.0, 2000, False),  # never seen lending
     ],
 )
-def test_bursting_holds_a_scale_up_only_under_recreate_within_the_limit(
-    lent: bool, trigger: float, limit_m: int, R: float, want: bool
+def test_bursting_holds_a_scale_up_within_the_limit_in_either_update_mode(
+    lent: bool, trigger: float, limit_m: int, want: bool
 ) -> None:
-    assert (
-        policy.bursting(
-            lent=lent,
-            trigger=trigger,
-            limit_m=limit_m,
-            rate_per_core=2000.0,
-            actuation_s=R,
-            recovery_s=300.0,
-        )
-        is want
-    )
+    """In place too (it was Recreate only): the request is what is paid for."""
+    got = policy.bursting(lent=lent, trigger=trigger, limit_m=limit_m, rate_per_core=2000.0)
+    assert got is want
 
 
 @pytest.mark.parametrize(

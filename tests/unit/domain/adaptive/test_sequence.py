@@ -445,10 +445,75 @@ def test_a_node_that_lends_cpu_holds_a_scale_up_until_the_lag_grows() -> None:
     replay.close()
 
 
-def test_in_place_a_lending_node_does_not_hold_the_request_back() -> None:
-    """In place a resize restarts nothing: the request is raised as usual, after
-    pendingScaleUpDuration (2·1300/0.95 = 2737/s -> 1400m)."""
-    replay = replay_of(RECREATE.replace("updateMode: Recreate", "updateMode: InPlaceOrRecreate"))
+# -- in place (R 5 s): an instance that keeps up asks for a scale-up only once
+# production passes its request by RIDE_MARGIN (``ride_share``), so a node that lends
+# the pods CPU shows it, and ``bursting`` then holds the request in place too.
+
+IN_PLACE = RECREATE.replace("updateMode: Recreate", "updateMode: InPlaceOrRecreate")
+
+
+def test_in_place_a_lending_node_holds_the_request_until_the_lag_grows() -> None:
+    """Created at 1100m (a 2-core limit). 1300/s each is 18 % beyond what the
+    request gives (2200/s) and the pods consume all of it: the node lends them CPU
+    and the limit (4000/s) covers 2·1300/0.95 = 2737/s, so the request stays
+    (before: raised to 1400m after pendingScaleUpDuration, and the lending never
+    seen again). When the node gets busy the lag grows: the scale-up goes at once."""
+    replay = replay_of(IN_PLACE)
     assert step(replay, 1000, 1000) == 1100
-    assert [step(replay, 1300, 1300) for _ in range(5)] == [1100] * 4 + [1400]
+    assert [step(replay, 1300, 1300) for _ in range(12)] == [1100] * 12
+    assert "rule bursting" in decision(replay)
+    assert step(replay, 1300, 1100, 60_000) > 1100
+    assert "rule urgent" in decision(replay)
+    replay.close()
+
+
+def test_in_place_an_instance_that_keeps_up_is_not_scaled_up_for_headroom_alone() -> None:
+    """1120/s each: the headroom asks 2·1120/0.95 = 2358/s -> 1200m (before: a
+    scale-up after pendingScaleUpDuration), but the instance keeps up at 1100m
+    (2240/s consumed, 2 % beyond its request: no evidence of lending either) and
+    production has not passed the request by 10 %: it stays. Once it falls
+    behind by more than λ·R (5 s), the headroom decides again: a scale-up
+    after pendingScaleUpDuration."""
+    replay = replay_of(IN_PLACE)
+    assert step(replay, 1000, 1000) == 1100
+    assert [step(replay, 1120, 1120) for _ in range(12)] == [1100] * 12
+    assert "rule right-sized" in decision(replay) or "1100m" in decision(replay)
+    assert [step(replay, 1120, 1100, 6_000) for _ in range(5)] == [1100] * 4 + [1200]
+    assert "rule pending_up: needed" in decision(replay)
+    replay.close()
+
+
+def test_in_place_a_burst_is_given_back_only_30_minutes_after_its_scale_up() -> None:
+    """In place, 1000/s each, then 1300/s each for 10 minutes, with the lag growing
+    (a busy node: consumption capped at the request). The scale-up is given back
+    once the burst is over, but not within SETTLE_S (30 min) of it (``after_up``):
+    a scale-down sooner and the next burst's scale-up would be an up-down-up
+    (before: given back after pendingScaleDownDuration, 10 minutes after the burst)."""
+    replay = replay_of(IN_PLACE)
+    assert step(replay, 1000, 1000) == 1100
+    cpus, t, up_at = [], 0.0, None
+    for i in range(90):
+        lam, behind = (1300.0, 20_000.0) if i < 20 else (1000.0, 0.0)
+        consumed = 1100.0 if i < 20 else 1000.0
+        cpus.append(step(replay, lam, consumed, behind))
+        t += STEP_S
+        if up_at is None and cpus[-1] > 1100:
+            up_at = t
+    assert up_at is not None
+    downs = [STEP_S * (i + 1) for i in range(1, len(cpus)) if cpus[i] < cpus[i - 1]]
+    assert downs, cpus
+    assert downs[0] - up_at >= 1800
+    assert "rule after_up" not in decision(replay)
+    replay.close()
+
+
+def test_in_place_the_explanation_says_when_a_keeping_up_instance_scales_up() -> None:
+    """The ride level is in the explanation: 2·1300/1.1 = 2364/s (λ/u·u/(1 + 10 %))."""
+    replay = replay_of(IN_PLACE)
+    step(replay, 1000, 1000)
+    step(replay, 1000, 1000)
+    step(replay, 1300, 1300)
+    assert "(in place, keeping up: scale up once lambda/1.1=2364/s passes the request)" in (
+        decision(replay)
+    )
     replay.close()
