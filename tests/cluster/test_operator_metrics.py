@@ -8,7 +8,9 @@ Aspects tested:
   without lag, is left alone); status reports the instance LAGGING and the sync state;
 * Prometheus stopped mid-run: every Deployment is left exactly as it was, the Consumer gets
   ``MetricsAvailable=False, reason=PrometheusUnreachable`` and a Warning Event; once
-  Prometheus is back the condition returns to ``Synced``.
+  Prometheus is back the condition returns to ``Synced``;
+* a spec edit after steady syncs (passes that keep every instance as the last one did)
+  still resizes every instance.
 
 The exporter serves kafka_exporter's series (``kafka_consumergroup_lag``,
 ``kafka_topic_partition_current_offset``, ``kafka_consumergroup_current_offset``) with offsets
@@ -201,6 +203,55 @@ def test_lag_from_prometheus_scales_up_after_the_pending_period(
     assert "ResizedInPlace" in reasons
     assert "InPlaceResizeFellBack" not in reasons
     assert "RolledOut" not in reasons
+
+
+def test_a_spec_edit_after_steady_syncs_resizes_every_instance(
+    cluster: Cluster, namespace: str, feed: KafkaFeed
+) -> None:
+    """The operator keeps a Consumer's config (and with it each instance's last
+    decision) while the spec stays equal: a steady pass decides nothing again. An edit
+    must still reach every instance, however many passes kept them before."""
+    manifest = consumer(
+        "edit",
+        namespace,
+        num_partitions=2,
+        per_instance=1,
+        prometheus_url=cluster.prometheus_url,
+        topic=namespace,
+        min_cpu="1",
+        pending_down="2s",
+    )
+    with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
+        cluster.apply(manifest)
+        _synced_and_converged(cluster, namespace, "edit")
+        # 50 msg/s at 1000 per core: 50m, held at the policy's minimum of 1 core.
+        assert {n: _requests_cpu(d) for n, d in managed(cluster, namespace).items()} == {
+            "edit-consumer-0": 1000,
+            "edit-consumer-1": 1000,
+        }
+        # Steady passes (a sync every 2 s) that keep each instance as it was.
+        passes = metric_sum(op.metrics(), "controller_runtime_reconcile_total")
+        eventually(
+            lambda: metric_sum(op.metrics(), "controller_runtime_reconcile_total"),
+            lambda n: n >= passes + 3,
+            timeout=60,
+            what="three steady reconciles",
+        )
+        assert {n: _requests_cpu(d) for n, d in managed(cluster, namespace).items()} == {
+            "edit-consumer-0": 1000,
+            "edit-consumer-1": 1000,
+        }
+        # A minimum of 100m: the need (50m, rounded up) is below the current size.
+        policy = manifest["spec"]["resourcePolicy"]["containerPolicies"][0]
+        policy["minAllowed"]["cpu"] = "100m"
+        cluster.apply(manifest)
+        resized = eventually(
+            lambda: managed(cluster, namespace),
+            lambda found: all(_requests_cpu(d) == 100 for d in found.values()),
+            timeout=90,
+            what="both instances to be scaled down after the spec edit",
+        )
+    assert sorted(resized) == ["edit-consumer-0", "edit-consumer-1"]
 
 
 def _frozen(d: dict[str, Any]) -> tuple[Any, ...]:

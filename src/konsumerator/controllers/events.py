@@ -7,6 +7,8 @@ mode (``reporting``) adds the status write.
 """
 
 import asyncio
+import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +20,7 @@ from konsumerator.domain.planning import Action, Apply, Delete, Metrics, Plan
 from konsumerator.domain.scaling import ScalingStatus
 from konsumerator.domain.status import counter_fields, metrics_reason
 from konsumerator.kube.eventing import EventRecorder, EventSpec, InvolvedObject
+from konsumerator.runtime.clocks import Clock
 
 log = structlog.stdlib.get_logger("konsumerator.controllers.reconciling")
 
@@ -111,24 +114,41 @@ def _problems(
 # Far above what a healthy apiserver takes for a batch (about ten requests), and below
 # the 30 s one hanging request took.
 EVENTS_BUDGET_S = 10.0
+# After a batch ran out of its budget, every pass drops its Events at once for this
+# long. What held one batch (a webhook on Events timing out) holds the next: without
+# the pause every pass of every Consumer waited the whole budget, and with a handful of
+# workers a wave of 500 Consumers took 500 x 10 s / workers instead of seconds. One
+# warning per pause, not one per pass; the batch after the pause tries again.
+EVENTS_PAUSE_S = 60.0
 
 
 class EventReporter:
-    def __init__(self, *, events: EventRecorder) -> None:
+    def __init__(self, *, events: EventRecorder, clock: Clock = time.monotonic) -> None:
         self._events = events
+        self._clock = clock
+        # Events are dropped unsent until then (``EVENTS_PAUSE_S``).
+        self._paused_until = -math.inf
 
     async def _record(self, *, obj: InvolvedObject, events: list[EventSpec]) -> None:
         """Record ``events`` in one batch, for at most ``EVENTS_BUDGET_S``."""
+        if not events:
+            return
+        if self._clock() < self._paused_until:
+            log.debug("events dropped: paused", object=obj.name, events=len(events))
+            return
         budget = EVENTS_BUDGET_S
         try:
             async with asyncio.timeout(budget):
                 await self._events.record_all(obj=obj, events=events)
         except TimeoutError:
+            self._paused_until = self._clock() + EVENTS_PAUSE_S
             log.warning(
                 "events not recorded in time; dropped",
                 object=obj.name,
                 budget_s=budget,
                 events=len(events),
+                # Every pass's Events are dropped unsent for this long.
+                paused_s=EVENTS_PAUSE_S,
             )
 
     async def passed(

@@ -202,6 +202,39 @@ def _learned(
     )
 
 
+@dataclass(slots=True)
+class _Converted:
+    """A Consumer's config (``to_config``) and what it was converted from.
+
+    Kept from pass to pass while the spec stays equal, so that every pass of a steady
+    Consumer plans with the very same config object: the planner's caches
+    (``planning.KeptMemory``, the template hash) hold only for the same object, and the
+    operator decodes the object afresh from each watch event (our own status writes
+    included), so its spec is a new, equal one nearly every pass. Compared by value, not
+    by ``metadata.generation``: a changed CRD default shows in the spec the apiserver
+    serves without a new generation, and a guest ConfigMap has none. ``to_config`` reads
+    nothing else (no operator flag) but the pause annotation; a Consumer deleted and
+    created again (a new UID) converts afresh.
+    """
+
+    uid: str
+    spec: ConsumerSpec
+    paused: bool
+    config: ConsumerConfig
+    # ``config`` in Recreate mode, once the server turned out to have no pods/resize.
+    fallback: ConsumerConfig | None = None
+
+    def converts(self, *, uid: str, spec: ConsumerSpec, paused: bool) -> bool:
+        return (
+            self.uid == uid and self.paused == paused and (self.spec is spec or self.spec == spec)
+        )
+
+    def recreate(self) -> ConsumerConfig:
+        if self.fallback is None:
+            self.fallback = dataclasses.replace(self.config, update_mode=UpdateMode.RECREATE)
+        return self.fallback
+
+
 Offload = Callable[[Callable[[], Plan]], Awaitable[Plan]]
 """Where the planner runs: ``on_loop``, or a thread of its own (``app.py``).
 
@@ -256,9 +289,11 @@ class Pipeline:
         # The UID each key's memory above is of: a Consumer deleted and created again
         # under its name, both events handled in one pass, is a new object.
         self._uids: dict[str, str] = {}
-        # The last spec each Consumer was converted from, and its config: a replay
-        # hands the same spec to every pass (the operator reads it afresh).
-        self._configs: dict[str, tuple[ConsumerSpec, bool, ConsumerConfig]] = {}
+        # The config each Consumer's passes plan with, while its spec stays equal
+        # (``_Converted``): the planner's caches hold while it is the same object.
+        self._configs: dict[str, _Converted] = {}
+        # The last manifest each Consumer was read from, and what it read (``_read``).
+        self._reads: dict[str, tuple[Mapping[str, Any], manifests.Source, ConsumerSpec]] = {}
         self._conflicts = ConflictRecheck()
         # What the planner remembers of each Consumer's instances: a cache of decisions,
         # and the adaptive policy's memory since its last write (``adaptive.memory.Recent``),
@@ -271,6 +306,7 @@ class Pipeline:
         self._states.forget(key=key)
         self._uids.pop(key, None)
         self._configs.pop(key, None)
+        self._reads.pop(key, None)
         self._conflicts.forget(key)
         self._resizes.forget(key)
         self._kept.pop(key, None)
@@ -313,16 +349,16 @@ class Pipeline:
             problems=result.problems,
         )
 
-    def _config(self, *, key: str, spec: ConsumerSpec, paused: bool) -> ConsumerConfig:
+    def _config(self, *, key: str, uid: str, spec: ConsumerSpec, paused: bool) -> ConsumerConfig:
         last = self._configs.get(key)
-        if last is not None and last[0] is spec and last[1] == paused:
-            config = last[2]
-        else:
-            config = to_config(spec, paused=paused)
-            self._configs[key] = (spec, paused, config)
+        if last is None or not last.converts(uid=uid, spec=spec, paused=paused):
+            last = self._configs[key] = _Converted(
+                uid=uid, spec=spec, paused=paused, config=to_config(spec, paused=paused)
+            )
+        config = last.config
         if config.in_place and self._resizes.unsupported(key):
             # The server has no pods/resize: Recreate, for the life of the process.
-            return dataclasses.replace(config, update_mode=UpdateMode.RECREATE)
+            return last.recreate()
         return config
 
     def _instance_pods(
@@ -404,10 +440,15 @@ class Pipeline:
         if self._uids.setdefault(key, source.uid) != source.uid:
             # Re-created under the same name: the old object's last sync is not its own
             # previous sync (the learned rate would compare with another topic's).
+            # Nor are its instances' last decisions this one's.
             self._states.forget(key=key)
+            self._kept.pop(key, None)
             self._uids[key] = source.uid
         config = self._config(
-            key=key, spec=spec, paused=keys.DISABLE_AUTOSCALER in source.annotations
+            key=key,
+            uid=source.uid,
+            spec=spec,
+            paused=keys.DISABLE_AUTOSCALER in source.annotations,
         )
         owner = Owner(
             api_version=source.api_version, kind=source.kind, name=source.name, uid=source.uid
@@ -564,11 +605,8 @@ class Pipeline:
                 message=f"{undecodable}; the object is not read and its Deployments are left"
                 " as they are until it changes",
             )
-        # Validation runs in a worker thread: a guest spec's YAML is bounded
-        # (``api.limited_yaml``) but its worst case still costs up to ~0.3 s of CPU,
-        # which must not stall the event loop (and with it the Lease renewal).
         try:
-            source, spec = await asyncio.to_thread(manifests.read, manifest)
+            source, spec = await self._read(key=key, manifest=manifest)
         except SpecError as e:
             await reject(reason="InvalidSpec", message=str(e))
         done = await self.run(
@@ -590,6 +628,27 @@ class Pipeline:
                 key=key, conflicted=done.conflicted, planned=done.requeue_after_s
             )
         )
+
+    async def _read(
+        self, *, key: str, manifest: Mapping[str, Any]
+    ) -> tuple[manifests.Source, ConsumerSpec]:
+        """The object's identity and validated spec (``manifests.read``); the last ones
+        again while the manifest is equal to the one they were read from.
+
+        The operator builds the manifest afresh from each watch event, our own status
+        writes included, so a steady Consumer's passes nearly all read an equal one.
+        Reused, the spec is the same object and so is its config (``_Converted``); a
+        spec that did not validate is read (and rejected) again.
+        """
+        last = self._reads.get(key)
+        if last is not None and last[0] == manifest:
+            return last[1], last[2]
+        # Validation runs in a worker thread: a guest spec's YAML is bounded
+        # (``api.limited_yaml``) but its worst case still costs up to ~0.3 s of CPU,
+        # which must not stall the event loop (and with it the Lease renewal).
+        source, spec = await asyncio.to_thread(manifests.read, manifest)
+        self._reads[key] = (manifest, source, spec)
+        return source, spec
 
     async def _reject(
         self,

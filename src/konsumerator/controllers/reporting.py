@@ -18,9 +18,11 @@ cannot be written on that condition (the apiserver keeps the stored metadata, UI
 included, for a status write, and only fails one for a missing object), so a
 Consumer's status write names the ``resourceVersion`` the pass started from (or the
 one our own last status write produced, while the cache has not shown it:
-``statuses.WrittenStatus.precondition``). Whatever changed the object since, a
-re-creation included, fails the write as a ``Conflict``: the status is dropped and
-the pass retried (rate-limited) over what the cache then shows.
+``statuses.WrittenStatus.precondition``) and its UID: a re-creation fails the write
+as a ``Conflict`` (the status is dropped and the pass retried, rate-limited, over
+what the cache then shows), while any other change since (another controller's
+label, a spec edit) has the write sent again at the version the same object now
+has (``Writer.apply_status``), so a busy co-writer never starves the status.
 
 The controller reads the object and asks :meth:`previous` for the status the pass
 starts from; the same reporter then writes the pass's status over that object (the
@@ -149,6 +151,7 @@ class CrdReporter(_StatusReporter):
             name=base.name,
             status=shown,
             resource_version=base.expected,
+            uid=base.uid,
         )
 
 

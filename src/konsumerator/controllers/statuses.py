@@ -34,9 +34,10 @@ that is neither ours nor the one the cache showed when we wrote.
 
 The same memory gives the version a status write names as its precondition
 (:meth:`WrittenStatus.precondition`): the cache's, or our last write's while
-the cache lags it. Anything else that changed the object since (a deletion and
-re-creation under the same name, somebody's edit) fails the write (409), and
-the pass is retried over what the cache then shows.
+the cache lags it. A deletion and re-creation under the same name since fails
+the write (409), and the pass is retried over what the cache then shows;
+somebody's edit of the same object has the write sent again at its new version
+(``kube.writing.Writer.apply_status``).
 """
 
 from collections.abc import Mapping

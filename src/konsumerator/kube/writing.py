@@ -28,6 +28,14 @@ Rules, and why:
   409, ``Conflict``, unless the object is still at that version). The caller
   names the version its own last status write produced while the watch cache
   has not shown it yet, so its own writes never make the next one conflict.
+  Any write moves the version, not only a re-creation: another controller
+  stamping a label or an annotation every second (Argo CD, Flux, ``kubectl
+  label``) landed between most passes' read and their status write, and every
+  retry conflicted again, so the status was never written. So a conflicting
+  status write that also names the ``uid`` asks the object's identity (a GET):
+  still that UID, it is sent once more at the version it now has (the status
+  describes the generation it names; a spec edit wakes its own pass); another
+  UID, or none, and the ``Conflict`` stands.
 - Deletes can carry a ``preconditions.uid``: we delete the Deployment we
   looked at, never a same-named successor created in the meantime.
 - With leader election, every write asks the elector's fence first
@@ -201,10 +209,62 @@ class Writer:
         name: str,
         status: Mapping[str, Any],
         resource_version: str | None = None,
+        uid: str | None = None,
         force: bool = True,
     ) -> Written:
         """Server-side apply of ``{"status": status}`` on the status subresource; with
-        ``resource_version``, only onto the object at that version (else ``Conflict``)."""
+        ``resource_version``, only onto the object at that version (else ``Conflict``);
+        with ``uid`` too, a conflict is retried once at the version the object with that
+        UID now has (see the module docstring)."""
+        try:
+            return await self._apply_status(
+                resource=resource,
+                namespace=namespace,
+                name=name,
+                status=status,
+                resource_version=resource_version,
+                force=force,
+            )
+        except errors.Conflict:
+            if resource_version is None or uid is None:
+                raise
+            now = await self.identity(resource=resource, namespace=namespace, name=name)
+            if now is None or now.uid != uid:
+                raise
+        return await self._apply_status(
+            resource=resource,
+            namespace=namespace,
+            name=name,
+            status=status,
+            resource_version=now.resource_version,
+            force=force,
+        )
+
+    async def identity(
+        self, *, resource: ResourceKind, namespace: str | None, name: str
+    ) -> Written | None:
+        """The object's UID and resourceVersion now (a GET; None: no such object)."""
+        try:
+            raw = await self._client.request(
+                verb="get",
+                resource=resource.plural,
+                method="GET",
+                path=resource.path(namespace=namespace, name=name),
+            )
+        except errors.NotFound:
+            return None
+        return _written(raw)
+
+    async def _apply_status(
+        self,
+        *,
+        resource: ResourceKind,
+        namespace: str | None,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None,
+        force: bool,
+    ) -> Written:
         body: dict[str, Any] = {"status": dict(status)}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}

@@ -60,3 +60,36 @@ async def test_a_hanging_event_request_does_not_hold_the_pass(
         )
     assert writer.sent == 1
     assert [e["event"] for e in logs] == ["events not recorded in time; dropped"]
+
+
+async def test_after_a_batch_ran_out_of_time_the_next_passes_events_are_dropped_unsent_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What held one batch holds the next: every pass waiting the whole budget held every
+    worker. The passes after one that ran out send nothing for ``EVENTS_PAUSE_S`` (one
+    warning in all), and the first batch after the pause tries again."""
+    monkeypatch.setattr(events, "EVENTS_BUDGET_S", BUDGET_S, raising=False)
+    now = [0.0]
+    writer = HangingWriter()
+    reporter = EventReporter(
+        events=EventRecorder(writer=writer),  # type: ignore[arg-type]
+        clock=lambda: now[0],
+    )
+
+    async def rejected() -> None:
+        await asyncio.wait_for(
+            reporter.rejected(manifest=MANIFEST, reason="InvalidSpec", message="bad"),
+            timeout=HELD,
+        )
+
+    with capture_logs() as logs:
+        await rejected()
+        for _ in range(3):
+            now[0] += events.EVENTS_PAUSE_S / 4
+            await rejected()
+        assert writer.sent == 1
+        now[0] += events.EVENTS_PAUSE_S
+        await rejected()
+    assert writer.sent == 2
+    warnings = [e["event"] for e in logs if e["log_level"] == "warning"]
+    assert warnings == ["events not recorded in time; dropped"] * 2

@@ -3,7 +3,8 @@
 Aspects tested: a snapshot of whole, non-negative values survives the round
 trip through ``lastSyncState`` (zeros are absent values, as in the Go
 operator's format); a state over its byte budget is not built, and one under it is
-never left out (the bound that spares measuring most states holds); the cache
+never left out (the bounds that spare measuring most states hold: of any state of
+n partitions, and of any whose values are no wider than its widest); the cache
 encodes a snapshot once and encodes again for a new snapshot, another
 partition count or another budget.
 """
@@ -17,6 +18,8 @@ from konsumerator.domain.syncstate import (
     SyncStates,
     _int64,
     _largest_size,
+    _size_bound,
+    _widest,
     snapshot_from_state,
     state_size,
     sync_state,
@@ -75,6 +78,34 @@ def test_the_largest_state_of_n_partitions_bounds_every_state_of_n_partitions(
         <= budget
     )
     assert (state is not None) == fits
+
+
+@given(
+    rows=st.lists(st.tuples(int64s, int64s, int64s), min_size=1, max_size=120),
+    slack=st.integers(min_value=-400, max_value=400),
+)
+def test_a_states_widest_value_bounds_its_size_and_it_is_left_out_only_when_over_budget(
+    rows: list[tuple[int, int, int]], slack: int
+) -> None:
+    """A state whose values are all narrow is kept without measuring it; the budgets
+    around its exact size tell whether the shortcut ever keeps one that does not fit."""
+    measured = {
+        str(p): {"productionRate": a, "consumptionRate": b, "messageBehind": c}
+        for p, (a, b, c) in enumerate(rows)
+    }
+    size = state_size(measured)
+    assert size <= _size_bound(len(rows), widest=_widest([[r[i] for r in rows] for i in range(3)]))
+    snapshot = MetricsSnapshot(
+        production={p: float(a) for p, (a, _, _) in enumerate(rows)},
+        consumption={p: float(b) for p, (_, b, _) in enumerate(rows)},
+        offset={p: float(c) for p, (_, _, c) in enumerate(rows)},
+    )
+    full = sync_state(snapshot, num_partitions=len(rows), budget_bytes=10**9)
+    assert full is not None
+    budget = max(state_size(full) + slack, 0)
+    state = sync_state(snapshot, num_partitions=len(rows), budget_bytes=budget)
+    fits = len(rows) * MIN_ENTRY_BYTES <= budget and state_size(full) <= budget
+    assert state == (full if fits else None)
 
 
 @given(

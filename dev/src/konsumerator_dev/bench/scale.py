@@ -26,8 +26,9 @@ calibration: the CPU seconds of a fixed Python loop in the bench process, so
 the operator's CPU can be compared across machines as a ratio. Per phase it
 also gives each Consumer's longest wait for a worker (``waited_s`` of the
 operator's ``reconciled`` log lines: from when its key was ready to when a
-worker took it) beside the longest pass (a histogram bound), the two figures
-"no Consumer waits more than one pass for a worker" compares.
+worker took it) beside the phase's longest pass (a bound from the buckets of the
+reconcile histogram, counted within the phase), and whether no Consumer waited more
+than one pass for a worker (each longest wait within that bound).
 
 ``--profile FILE`` samples the operator with py-spy (the ``bench`` dependency
 group) through each phase and writes its collapsed stacks to FILE for the steady
@@ -253,6 +254,27 @@ def longest_queue_wait(text: str, histogram: str = "workqueue_queue_duration_sec
     return min(bound for bound, count in buckets if count >= total)
 
 
+def histogram_buckets(text: str, histogram: str) -> dict[float, float]:
+    """The cumulative bucket counts of ``histogram`` by upper bound, summed over its labels."""
+    buckets: dict[float, float] = defaultdict(float)
+    for line in text.splitlines():
+        if line.startswith(f"{histogram}_bucket{{"):
+            le = re.search(r'le="([^"]+)"', line)
+            if le:
+                buckets[float(le.group(1))] += float(line.rsplit(" ", 1)[1])
+    return dict(buckets)
+
+
+def longest_between(before: Mapping[float, float], after: Mapping[float, float]) -> float:
+    """The smallest bucket bound that holds every sample taken between two readings of a
+    histogram (an upper bound of the longest one; 0 when there was none)."""
+    added = {le: count - before.get(le, 0.0) for le, count in after.items()}
+    total = max(added.values(), default=0.0)
+    if total <= 0:
+        return 0.0
+    return min(le for le, count in added.items() if count >= total)
+
+
 def worker_waits(log: Path, *, since: float, until: float) -> dict[str, float]:
     """Each Consumer's longest wait for a worker (``waited_s``) among the operator's
     ``reconciled`` lines logged between the wall-clock times ``since`` and ``until``."""
@@ -303,6 +325,7 @@ class Sample:
         operator = operator_metrics(metrics_port)
         self.reconciles = reconciles(operator)
         self.longest_pass = longest_queue_wait(operator, "workqueue_work_duration_seconds")
+        self.passes = histogram_buckets(operator, "controller_runtime_reconcile_time_seconds")
         self.waits = queue_waits(operator)
         self.operator = counters(operator, "konsumerator_api_requests_total")
         self.apiserver = counters(cluster.apiserver_metrics(), "apiserver_request_total")
@@ -312,6 +335,7 @@ class Sample:
 def phase(before: Sample, after: Sample, *, log: Path) -> dict[str, Any]:
     waited, count = (a - b for a, b in zip(after.waits, before.waits, strict=True))
     waits = worker_waits(log, since=before.wall, until=after.wall)
+    longest = longest_between(before.passes, after.passes)
     return {
         "seconds": round(after.at - before.at, 1),
         "reconciles": after.reconciles - before.reconciles,
@@ -323,6 +347,10 @@ def phase(before: Sample, after: Sample, *, log: Path) -> dict[str, Any]:
         "mean_queue_wait_seconds": round(waited / count, 3) if count else 0.0,
         "longest_wait_for_a_worker_seconds_by_consumer": waits,
         "longest_pass_seconds_at_most_so_far": after.longest_pass,
+        # The reconcile histogram's finer buckets, this phase only: a Consumer that waited
+        # no longer than this waited at most one pass for a worker.
+        "longest_pass_seconds_at_most": longest,
+        "no_consumer_waited_more_than_one_pass": all(w <= longest for w in waits.values()),
         "operator_requests": diff(after.operator, before.operator),
         "apiserver_requests_all_clients": diff(after.apiserver, before.apiserver),
         "prometheus_queries": int(after.queries - before.queries),
