@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 from operating import (
     KubectlWatch,
     alone,
@@ -60,8 +61,16 @@ def test_a_waiting_consumer_gets_the_worker_after_one_slice_of_a_wave(
         KubectlWatch(cluster, "deployments", "-n", namespace, "-o", "name") as watch,
         in_process_operator(cluster, max_concurrent_reconciles=1, writes_per_pass=SLICE),
     ):
-        cluster.apply(consumer("big", namespace, num_partitions=BIG, per_instance=1))
-        cluster.apply(consumer("small", namespace, num_partitions=2, per_instance=1))
+        # One kubectl call for both: two calls are seconds apart on a loaded machine, and
+        # the big one's passes in between would be counted against the small one's wait.
+        cluster.apply(
+            yaml.safe_dump_all(
+                [
+                    consumer("big", namespace, num_partitions=BIG, per_instance=1),
+                    consumer("small", namespace, num_partitions=2, per_instance=1),
+                ]
+            )
+        )
         for name, expected in (("big", BIG), ("small", 2)):
             eventually(
                 lambda name=name: get_consumer(cluster, namespace, name),
