@@ -25,7 +25,9 @@ print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 
-def test_a_replay_loads_no_kubernetes_or_http_client() -> None:
+def _replay() -> tuple[int, list[str]]:
+    """Replay the shipped example in a fresh interpreter: its output lines, and the
+    modules loaded by then."""
     done = subprocess.run(
         [
             sys.executable,
@@ -38,8 +40,13 @@ def test_a_replay_loads_no_kubernetes_or_http_client() -> None:
         check=True,
         text=True,
     )
-    assert done.stdout.count("\n") > 5  # it did replay the timeline
-    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    loaded: list[str] = json.loads(done.stderr.strip().splitlines()[-1])
+    return done.stdout.count("\n"), loaded
+
+
+def test_a_replay_loads_no_kubernetes_or_http_client() -> None:
+    lines, loaded = _replay()
+    assert lines > 5  # it did replay the timeline
     assert [m for m in loaded if m.startswith(("konsumerator.kube", "httpcore", "h2"))] == []
     assert "konsumerator.controllers.acting" not in loaded
     assert "konsumerator.prom.providing" not in loaded
@@ -49,18 +56,6 @@ def test_a_replay_loads_no_logging_metrics_exporter_or_http_library() -> None:
     """Nor what only the operator process uses: structlog (with ``rich``), the Prometheus
     client library that exports the operator's metrics, the HTTP library's URL parser;
     together a third of the start-up of a replay."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            PROBE,
-            str(EXAMPLES / "consumer.yaml"),
-            str(EXAMPLES / "timelines" / "incident.yaml"),
-        ],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    _, loaded = _replay()
     heavy = ("structlog", "rich", "prometheus_client", "httpx2", "konsumerator.runtime.controlling")
     assert [m for m in loaded if m.split(".")[0] in heavy or m in heavy] == []
