@@ -15,10 +15,10 @@ from typing import Any
 
 import msgspec
 
+from konsumerator.kube import reading
 from konsumerator.kube.projections import LEASE_PROJECTOR
 from konsumerator.kube.requesting import ApiClient
 from konsumerator.kube.resources import LEASES
-from konsumerator.runtime import errors
 from konsumerator.runtime.ports import LeaseRecord
 
 _encoder = msgspec.json.Encoder()
@@ -56,16 +56,10 @@ class LeaseClient:
         self._client = client
 
     async def get(self, *, namespace: str, name: str) -> LeaseRecord | None:
-        try:
-            body = await self._client.request(
-                verb="get",
-                resource=LEASES.plural,
-                method="GET",
-                path=LEASES.path(namespace=namespace, name=name),
-            )
-        except errors.NotFound:
-            return None
-        return LEASE_PROJECTOR.decode(body)
+        body = await reading.get(
+            client=self._client, resource=LEASES, namespace=namespace, name=name
+        )
+        return None if body is None else LEASE_PROJECTOR.decode(body)
 
     async def create(self, *, namespace: str, name: str, record: LeaseRecord) -> LeaseRecord:
         body = await self._client.request(

@@ -65,7 +65,7 @@ from typing import Any
 import msgspec
 
 from konsumerator.domain import keys
-from konsumerator.kube import guarding
+from konsumerator.kube import guarding, reading
 from konsumerator.kube.projections import ObjectMetaWire
 from konsumerator.kube.requesting import ApiClient, RequestCounts
 from konsumerator.kube.resources import ResourceKind
@@ -244,16 +244,10 @@ class Writer:
         self, *, resource: ResourceKind, namespace: str | None, name: str
     ) -> Written | None:
         """The object's UID and resourceVersion now (a GET; None: no such object)."""
-        try:
-            raw = await self._client.request(
-                verb="get",
-                resource=resource.plural,
-                method="GET",
-                path=resource.path(namespace=namespace, name=name),
-            )
-        except errors.NotFound:
-            return None
-        return _written(raw)
+        body = await reading.get(
+            client=self._client, resource=resource, namespace=namespace, name=name
+        )
+        return None if body is None else _written(body)
 
     async def _apply_status(
         self,
