@@ -639,8 +639,7 @@ class KeptMemory:
     def __init__(self) -> None:
         self._pass: tuple[ConsumerConfig, int] | None = None
         self._last: dict[int, _Last] = {}
-        # What the last pass that used ``_last`` saw and kept; None: not known (set by
-        # every pass, and dropped with ``_last``).
+        # What the last pass saw and kept; None: not known (set by every pass).
         self.frame: _Frame | None = None
         self._names: tuple[ConsumerConfig, int, dict[str, int]] | None = None
         # Unlike the keeps above, state: the adaptive policy's memory of each
@@ -650,12 +649,12 @@ class KeptMemory:
 
     def of_pass(self, *, config: ConsumerConfig, token: int) -> dict[int, _Last]:
         """The instances' last keeps by index, when made under this config object and
-        memo key (``_token``); else none (and those are forgotten, with the frame)."""
+        memo key (``_token``); else none (and those are forgotten). The frame of a pass
+        under another config is not read then: a pass without keeps reads none."""
         known = self._pass
         if known is None or known[0] is not config or known[1] != token:
             self._pass = (config, token)
             self._last = {}
-            self.frame = None
         return self._last
 
     def names(self, config: ConsumerConfig, count: int) -> dict[str, int]:
