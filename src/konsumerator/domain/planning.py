@@ -224,6 +224,37 @@ def _claim(
     return claimed, deletes, terminating
 
 
+_Claimed = tuple[dict[int, tuple[ObservedDeployment, bool]], list[Delete], set[str]]
+_Claims = tuple[ConsumerConfig, list[ObservedDeployment], _Claimed]
+
+
+def _claims(
+    deployments: Sequence[ObservedDeployment],
+    *,
+    config: ConsumerConfig,
+    assignment: partitioning.Assignment,
+    memory: "KeptMemory | None",
+) -> _Claimed:
+    """``_claim``, or what it made of the last pass's Deployments (``KeptMemory.claims``)
+    when this pass has the same config object (and so the same assignment and names)
+    and the very same Deployment objects in the same order: ``_claim`` is a function of
+    those. A pass that refreshes metrics after a quiet one sees the Deployments it saw.
+    The result is only read (``plan``, ``_kept_again``)."""
+    if memory is None:
+        return _claim(deployments, config=config, assignment=assignment)
+    known = memory.claims
+    if (
+        known is not None
+        and known[0] is config
+        and len(known[1]) == len(deployments)
+        and all(map(operator.is_, known[1], deployments))
+    ):
+        return known[2]
+    claims = _claim(deployments, config=config, assignment=assignment)
+    memory.claims = (config, list(deployments), claims)
+    return claims
+
+
 def _requeue(*, autoscaling: Autoscaling | None, metrics: Metrics, now: datetime) -> float | None:
     """When the next pass is due: the next metrics refresh.
 
@@ -634,7 +665,7 @@ class KeptMemory:
     so that the next one visits only the instances whose inputs changed.
     """
 
-    __slots__ = ("_last", "_names", "_pass", "frame", "recent")
+    __slots__ = ("_last", "_names", "_pass", "claims", "frame", "recent")
 
     def __init__(self) -> None:
         self._pass: tuple[ConsumerConfig, int] | None = None
@@ -642,6 +673,8 @@ class KeptMemory:
         # What the last pass saw and kept; None: not known (set by every pass).
         self.frame: _Frame | None = None
         self._names: tuple[ConsumerConfig, int, dict[str, int]] | None = None
+        # The last pass's config, Deployments and what ``_claim`` made of them (``_claims``).
+        self.claims: _Claims | None = None
         # Unlike the keeps above, state: the adaptive policy's memory of each
         # Deployment since its last write (``adaptive_memory.Recent``), which the
         # passes read instead of the annotation while that is what it was kept with.
@@ -1266,7 +1299,9 @@ def plan(
         now=now,
         recent=recent,
     )
-    claimed, deletes, terminating = _claim(deployments, config=config, assignment=assignment)
+    claimed, deletes, terminating = _claims(
+        deployments, config=config, assignment=assignment, memory=memory
+    )
     pool = sizing.global_pool(
         config=config,
         held=[d.current for d, _ in claimed.values()] if config.global_pool is not None else [],

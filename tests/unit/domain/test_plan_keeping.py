@@ -854,3 +854,15 @@ def test_a_keep_is_not_reused_for_another_version_of_its_deployment_in_a_refresh
         {"snapshot": steady, "now": r.now, "edited": 0},
     )
     assert full.resizes  # its pod follows the target set by hand
+
+
+def test_the_claims_of_a_pass_are_not_reused_under_another_instance_count() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    one = dataclasses.replace(_config(r), num_partitions=1)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now, "refreshed": False, "config": one},
+    )
+    assert [d.reason for d in full.deletes] == ["instance 1 not needed"]
