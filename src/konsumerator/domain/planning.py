@@ -825,6 +825,16 @@ def _kept(
             or (verdict.state is not scaling and verdict.state != scaling)
             or rules.reported_shortage(verdict.state, proposal.cpu_shortage_m) != level
         ):
+            if k.unbounded:
+                # The rule chain decides it: ``scale_by_metrics`` takes this verdict.
+                ctx.verdicts[index] = rules.Verdict(
+                    proposal=sizing.Proposal(
+                        resources=dict(proposal.resources),
+                        cpu_shortage_m=proposal.cpu_shortage_m,
+                    ),
+                    comparison=comparison,
+                    decision=verdict,
+                )
             return False
     report = InstanceReport(
         index=index,

@@ -866,3 +866,18 @@ def test_the_claims_of_a_pass_are_not_reused_under_another_instance_count() -> N
         {"snapshot": steady, "now": r.now, "refreshed": False, "config": one},
     )
     assert [d.reason for d in full.deletes] == ["instance 1 not needed"]
+
+
+def test_the_rules_draw_from_a_global_pool_what_the_shortcut_only_looked_at() -> None:
+    """``_kept`` hands ``scale_by_metrics`` the verdict it found only from an unbounded
+    pool: from a global pool the rule draws what the instance gets, and the next one
+    gets what is left."""
+    r = _replayed(pool_cpu="2")
+    steady = _metrics(production=1000.0, offset=0.0)
+    behind = _metrics(production=3000.0, offset=1e6)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now},
+        {"snapshot": behind, "now": r.now + timedelta(seconds=31)},
+    )
+    assert full.applies
