@@ -21,7 +21,6 @@ Every step goes through a port (``controllers.ports``), so the operator,
    what went wrong.
 """
 
-import asyncio
 import dataclasses
 import functools
 import time
@@ -37,6 +36,7 @@ from konsumerator.controllers import outcomes
 from konsumerator.controllers.ports import (
     Actuator,
     DeploymentsView,
+    InstancePodsView,
     MetricsSource,
     PodsView,
     Reporter,
@@ -282,6 +282,10 @@ class Pipeline:
         self._provider = provider
         self._deployments = deployments
         self._pods: PodsView = pods if pods is not None else NoPods()
+        # Where the view answers for all instances at once (``InstancePodsView``).
+        self._all_pods = (
+            self._pods.instance_pods if isinstance(self._pods, InstancePodsView) else None
+        )
         self._resizes = ResizeMemory()
         self._now = now
         self._seeded: set[str] = set()
@@ -363,10 +367,12 @@ class Pipeline:
 
     def _instance_pods(
         self, *, config: ConsumerConfig, deployments: Sequence[ObservedDeployment]
-    ) -> dict[str, Sequence[ObservedPod]]:
+    ) -> Mapping[str, Sequence[ObservedPod]]:
         """The pods of every instance, by Deployment name (in-place mode only)."""
         if not config.in_place:
             return {}
+        if self._all_pods is not None:
+            return self._all_pods(deployments=deployments)
         return {
             d.name: self._pods.by_index(index=POD_INDEX, value=f"{d.namespace}/{d.name}")
             for d in deployments
@@ -646,6 +652,10 @@ class Pipeline:
         # Validation runs in a worker thread: a guest spec's YAML is bounded
         # (``api.limited_yaml``) but its worst case still costs up to ~0.3 s of CPU,
         # which must not stall the event loop (and with it the Lease renewal).
+        # Imported here: ``konsumerator simulate`` runs passes without an event loop and
+        # would pay for ``asyncio`` at start-up (some 50 ms) for nothing.
+        import asyncio
+
         source, spec = await asyncio.to_thread(manifests.read, manifest)
         self._reads[key] = (manifest, source, spec)
         return source, spec

@@ -6,6 +6,7 @@ from the status instead of querying Prometheus at once. Bounded by a byte
 budget: above it the field is left out (see ``controllers.reporting``).
 """
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -58,8 +59,8 @@ def sync_state(
         for values in (snapshot.production, snapshot.consumption, snapshot.offset)
     ]
     state = {
-        str(p): {"productionRate": a, "consumptionRate": b, "messageBehind": c}
-        for p, a, b, c in zip(range(num_partitions), *columns, strict=True)
+        key: {"productionRate": a, "consumptionRate": b, "messageBehind": c}
+        for key, a, b, c in zip(_keys(num_partitions), *columns, strict=True)
     }
     # Measured only when the largest state of this many partitions, or with values as
     # wide as this one's widest, might not fit: encoding it costs more than building
@@ -69,6 +70,14 @@ def sync_state(
     ):
         return state
     return state if state_size(state) <= budget_bytes else None
+
+
+@functools.lru_cache(maxsize=8)
+def _keys(num_partitions: int) -> tuple[str, ...]:
+    """The keys of a state of ``num_partitions`` (``"0"``, ``"1"``...), spelled once per
+    partition count, not on every refresh. Bounded: a state has at most some 2,800 keys
+    (``MIN_ENTRY_BYTES`` in the budget), and a Consumer has one partition count at a time."""
+    return tuple(map(str, range(num_partitions)))
 
 
 def _column(values: Mapping[int, float], *, num_partitions: int) -> list[int]:
