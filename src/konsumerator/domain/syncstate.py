@@ -80,10 +80,29 @@ def _keys(num_partitions: int) -> tuple[str, ...]:
     return tuple(map(str, range(num_partitions)))
 
 
+@functools.lru_cache(maxsize=8)
+def _partitions(num_partitions: int) -> list[int]:
+    """``[0, 1, ... num_partitions - 1]``, to compare a column's keys with (read only)."""
+    return list(range(num_partitions))
+
+
 def _column(values: Mapping[int, float], *, num_partitions: int) -> list[int]:
-    """``_int64`` of each partition's value (absent: 0), its common case inline: every
-    partition of every refresh. NaN, infinities and huge values fail the comparison and
-    take the call."""
+    """``_int64`` of each partition's value (absent: 0).
+
+    Every partition of every refresh. The common case, a value for every partition in
+    partition order (as Prometheus' answers and timelines give them) and each finite and
+    within int64 once truncated, is converted in C without a lookup per partition;
+    ``int`` refuses NaN, infinities and None, and the bounds are checked on the result,
+    so anything else takes the general way, value by value.
+    """
+    if len(values) == num_partitions and list(values) == _partitions(num_partitions):
+        try:
+            column = list(map(int, values.values()))
+        except (ValueError, OverflowError, TypeError):
+            pass
+        else:
+            if not column or (min(column) >= -_INT64_MAX and max(column) <= _INT64_MAX):
+                return column
     bound = _INT64_BOUND
     return [
         int(v) if -bound < (v := values.get(p, 0.0)) < bound else _int64(v)
