@@ -602,7 +602,7 @@ class MemoryCluster:
 
             self._order = sorted(self._fragments, key=index)
         if self._json is None:
-            self._json = "{" + ",".join(self._fragments[n] for n in self._order) + "}"
+            self._json = "{" + ",".join(map(self._fragments.__getitem__, self._order)) + "}"
         return self._json
 
     def deployments_bytes(self) -> bytes:
