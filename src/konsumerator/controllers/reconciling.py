@@ -223,11 +223,20 @@ class _Converted:
     config: ConsumerConfig
     # ``config`` in Recreate mode, once the server turned out to have no pods/resize.
     fallback: ConsumerConfig | None = None
+    # ``_prometheus_config(spec)``, once asked (``prometheus``): five objects a pass, else.
+    prom: PrometheusConfig | None = None
+    prom_made: bool = False
 
     def converts(self, *, uid: str, spec: ConsumerSpec, paused: bool) -> bool:
         return (
             self.uid == uid and self.paused == paused and (self.spec is spec or self.spec == spec)
         )
+
+    def prometheus(self) -> PrometheusConfig | None:
+        """What to query (``_prometheus_config``), of this spec or any equal one."""
+        if not self.prom_made:
+            self.prom, self.prom_made = _prometheus_config(self.spec), True
+        return self.prom
 
     def recreate(self) -> ConsumerConfig:
         if self.fallback is None:
@@ -321,12 +330,11 @@ class Pipeline:
         self,
         *,
         key: str,
-        spec: ConsumerSpec,
+        prom: PrometheusConfig | None,
         config: ConsumerConfig,
         previous: ConsumerStatus,
         now: datetime,
     ) -> planning.Metrics:
-        prom = _prometheus_config(spec)
         if config.autoscaling is None or prom is None:
             return planning.Metrics()
         if key not in self._seeded:
@@ -395,6 +403,7 @@ class Pipeline:
         key: str,
         source: manifests.Source,
         spec: ConsumerSpec,
+        prom: PrometheusConfig | None,
         config: ConsumerConfig,
         previous: ConsumerStatus,
         now: datetime,
@@ -410,7 +419,7 @@ class Pipeline:
         )
         if refused:
             return refused, planning.Metrics()
-        metrics = await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
+        metrics = await self._metrics(key=key, prom=prom, config=config, previous=previous, now=now)
         return refused, metrics
 
     def _count_writes(
@@ -460,7 +469,14 @@ class Pipeline:
             api_version=source.api_version, kind=source.kind, name=source.name, uid=source.uid
         )
         refused, metrics = await self._allowed_metrics(
-            key=key, source=source, spec=spec, config=config, previous=previous, now=now
+            key=key,
+            source=source,
+            spec=spec,
+            # What to query, kept with the config while the spec stays equal.
+            prom=self._configs[key].prometheus(),
+            config=config,
+            previous=previous,
+            now=now,
         )
         # Only those of its own namespace: ownerReferences cannot cross namespaces, but
         # anyone may write one naming this UID on a Deployment of theirs elsewhere.
