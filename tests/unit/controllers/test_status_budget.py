@@ -298,6 +298,7 @@ def _listing_by_definition(prefix: str, names: list[str], limit: int) -> str:
     return bounded(text, limit=limit)
 
 
+@settings(deadline=None)  # a loaded machine is no failure
 @given(
     prefix=st.text(max_size=20),
     names=st.lists(st.text(max_size=12), max_size=30),
