@@ -957,7 +957,8 @@ def _changed(
             if d.instance is not None:
                 changed.add(d.instance)
     pods, held, names = k.pods, frame.pods, k.names
-    if pods is not held:
+    # Equal as a whole (a C loop, values by identity first): no instance's pods moved.
+    if pods is not held and pods != held:
         moved = itertools.compress(pods, map(operator.is_not, map(held.get, pods), pods.values()))
         for name in itertools.chain(moved, held.keys() - pods.keys()):
             index = names.get(name)
