@@ -515,6 +515,9 @@ def _remember_resize(
         short_need=min(2**62, math.ceil(short_need)) if up else 0,
         for_backlog=up and for_backlog,
         up_need=min(2**62, math.ceil(up_need)) if up and for_backlog else 0,
+        quiet_from_m=adaptive.quiet_from(memory=memory, now=now, cpu_before_m=cpu_before_m)
+        if up
+        else 0,
     )
 
 

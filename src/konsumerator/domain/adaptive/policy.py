@@ -585,16 +585,48 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
     )
 
 
-def after_up(*, memory: Memory | None, now: datetime, knobs: Knobs) -> bool:
+def quiet_from(*, memory: Memory | None, now: datetime, cpu_before_m: int) -> int:
+    """What a scale-up remembers as ``Memory.quiet_from_m``: where its run of scale-ups began.
+
+    A scale-up after another (``Memory.cpu_before_m`` is set by scale-ups only)
+    continues that run and keeps its value. The first of a run that follows
+    ``SETTLE_S`` without a resize (or none known) remembers the CPU it starts from,
+    ``cpu_before_m``, which served the instance all that time; any other gives 0:
+    the instance was resized within the window before, so the rise may be a
+    pattern (``after_up``).
+    """
+    if memory is not None and memory.cpu_before_m > 0:
+        return memory.quiet_from_m
+    if _age(memory.resized_at if memory else None, now) >= SETTLE_S:
+        return cpu_before_m
+    return 0
+
+
+def after_up(
+    *, memory: Memory | None, now: datetime, knobs: Knobs, proposed_cpu_m: int = 0
+) -> bool:
     """Whether a scale-down would follow a scale-up by less than ``SETTLE_S``, in place.
 
     Any scale-up then (an up-down-up) would be the oscillation the target
     forbids; in place, where a resize is cheap, the dwell after a scale-up is
     the whole window. ``Memory.cpu_before_m`` is set by a scale-up only.
+
+    Not after a run of scale-ups that began after ``SETTLE_S`` without a resize
+    (``Memory.quiet_from_m``: an isolated rise, a single burst) when the scale-down
+    goes no lower than the CPU the instance had through that quiet period
+    (``proposed_cpu_m``): an up-down-up needs a second rise within the window,
+    and none was seen in the window before this one. Held, a 10-minute burst kept
+    its CPU 30 minutes after its scale-up instead of ``pendingScaleDownDuration``
+    after its end (``burst`` in place: 1.14x -> 1.32x the oracle's CPU). An
+    instance resized within the window before the run (a flapping or sawtooth
+    rate, or one just created) is held the whole window, and so is a scale-down
+    below where the run began (production fell below its level before the rise).
     """
     if memory is None or memory.cpu_before_m <= 0:
         return False
     if knobs.actuation_s / knobs.recovery_s >= HYSTERESIS:
+        return False
+    if 0 < memory.quiet_from_m <= proposed_cpu_m:
         return False
     return _age(memory.resized_at, now) < SETTLE_S
 
@@ -617,7 +649,7 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
             state=settle(state, saturated=False, now=now),
             rule="drain_over: the backlog scaled up for is drained",
         )
-    if after_up(memory=state.memory, now=now, knobs=knobs):
+    if after_up(memory=state.memory, now=now, knobs=knobs, proposed_cpu_m=s.proposed_cpu_m):
         return Verdict(
             apply=False,
             state=steady,

@@ -24,7 +24,8 @@ Aspects tested, table-driven, one table per rule:
 * ``ride_share``: in place, an instance that keeps up asks for a scale-up only
   once production passes its request by ``RIDE_MARGIN`` (so lending shows);
 * ``after_up``: in place, no scale-down within ``SETTLE_S`` of a scale-up (no
-  up-down-up within the window), but for the end of a drain;
+  up-down-up within the window), but for the end of a drain and for a return to
+  where a run of scale-ups that followed a quiet window began (``quiet_from``);
 * ``decide``: the whole transition table (direction × status × urgent ×
   drained × lagging × time since the last resize × time in the status), with
   the rule that decided.
@@ -259,6 +260,48 @@ def test_after_up_in_place_no_scale_down_within_the_oscillation_window(
 ) -> None:
     memory = Memory(resized_at=ago(since_s), cpu_before_m=cpu_before)
     assert policy.after_up(memory=memory, now=NOW, knobs=knobs) is want
+
+
+@pytest.mark.parametrize(
+    ("quiet_from", "proposed", "want"),
+    [
+        (0, 1100, True),  # the run followed a resize within the window: held
+        (1100, 1100, False),  # back to where a run after a quiet window began: goes
+        (1100, 1400, False),  # less far down: goes
+        (1100, 1000, True),  # below where the run began (production fell further): held
+    ],
+)
+def test_after_up_lets_an_isolated_rise_go_back_to_where_it_began(
+    quiet_from: int, proposed: int, want: bool
+) -> None:
+    """Scaled up 10 minutes ago (a 10-minute burst, over): held the whole window
+    before, also when the rise followed half an hour without a resize."""
+    memory = Memory(resized_at=ago(600), cpu_before_m=2800, quiet_from_m=quiet_from)
+    got = policy.after_up(memory=memory, now=NOW, knobs=IN_PLACE_KNOBS, proposed_cpu_m=proposed)
+    assert got is want
+
+
+@pytest.mark.parametrize(
+    ("resized_s", "cpu_before", "kept", "want"),
+    [
+        (3600.0, 0, 0, 1100),  # the first scale-up after an hour without a resize
+        (1800.0, 0, 0, 1100),  # exactly SETTLE_S
+        (1799.0, 0, 0, 0),  # a resize within the window before: no quiet start
+        (600.0, 0, 0, 0),  # created (or scaled down) 10 minutes ago
+        (None, 0, 0, 1100),  # no resize known
+        (160.0, 2800, 1100, 1100),  # the next scale-up of the same run keeps where it began
+        (160.0, 2800, 0, 0),  # ... and that it did not follow a quiet window
+    ],
+)
+def test_quiet_from_remembers_where_a_run_of_scale_ups_after_a_quiet_window_began(
+    resized_s: float | None, cpu_before: int, kept: int, want: int
+) -> None:
+    memory = Memory(resized_at=ago(resized_s), cpu_before_m=cpu_before, quiet_from_m=kept)
+    assert policy.quiet_from(memory=memory, now=NOW, cpu_before_m=1100) == want
+
+
+def test_quiet_from_without_memory_is_the_cpu_before() -> None:
+    assert policy.quiet_from(memory=None, now=NOW, cpu_before_m=1100) == 1100
 
 
 @pytest.mark.parametrize(
