@@ -617,10 +617,11 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         # the headroom alone (``trigger``) did not ask for.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
-    elif comparison < 0 and sized.rate != sized.asks:
-        # A scale-down keeps the restart term: between the two there is nothing to do.
+    elif comparison < 0 and sized.down_rate != sized.asks:
+        # A scale-down is sized for the headroom (``adaptive.Sized.down_rate``), more
+        # than an in-place instance that keeps up asks for (``ride_share``).
         pool.restore(saved)
-        proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
+        proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.down_rate)
         comparison = min(0, compare(d.current, proposal.resources))
     consumed, effect = _consumed_and_effect(
         ctx=ctx, inst=inst, snapshot=snapshot, sized=sized, knobs=knobs, memory=observed.memory
@@ -652,6 +653,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         cpu_m=_cpu(proposal.resources),
         rule=verdict.rule,
         up=up,
+        down=comparison < 0,
     )
     memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE, lent=lent)
     if verdict.apply:

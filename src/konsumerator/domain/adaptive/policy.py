@@ -732,6 +732,22 @@ class Sized:
         """The rate whose CPU the current size is compared with, to scale up."""
         return self.ride or self.trigger
 
+    @property
+    def down_rate(self) -> int:
+        """The rate a scale-down is sized for: the headroom alone (``trigger``).
+
+        Not the restart term: like a scale-up (``headroom_share``), a scale-down
+        that restarts the pods leaves λ·R behind (the lag R, under
+        ``tolerableLag`` when R is), which the headroom drains within
+        R/(1/u − 1), and the instance is then right-sized (nothing asks for
+        more below λ/u). Sized for λ·(1 + R/T), a scale-down under Recreate kept
+        R/T (10 %) more than the headroom for as long as production stayed, and
+        with ±5 % noise often one more 100m step: after a burst or an outage's
+        drain, 1200m instead of 1100m for the rest of the day (``burst`` 1.23x,
+        ``incident`` 1.21x the oracle's CPU). In place the two are the same.
+        """
+        return self.trigger
+
 
 def size(
     *,
@@ -835,9 +851,12 @@ def _up_part(sized: Sized, *, up: bool) -> str:
     return f" +min(backlog,lambda*R)/T={sized.demand.restart_need:.0f}/s -> {sized.up_rate}/s"
 
 
-def _trigger_part(sized: Sized) -> str:
+def _trigger_part(sized: Sized, *, down: bool = False) -> str:
     """What decides a scale-up, when the restart term made the size larger than that,
-    or when an in-place instance that keeps up asks for less (``ride_share``)."""
+    or when an in-place instance that keeps up asks for less (``ride_share``); for a
+    scale-down, the headroom level it is sized for (``Sized.down_rate``)."""
+    if down and sized.down_rate < sized.rate:
+        return f" (scale down to lambda/u+backlog={sized.down_rate}/s)"
     if sized.ride and sized.ride < sized.trigger:
         return (
             f" (in place, keeping up: scale up once lambda/{1 + RIDE_MARGIN:g}={sized.ride}/s"
@@ -849,7 +868,13 @@ def _trigger_part(sized: Sized) -> str:
 
 
 def explain(
-    *, sized: Sized, autoscaling: Autoscaling, cpu_m: int, rule: str, up: bool = False
+    *,
+    sized: Sized,
+    autoscaling: Autoscaling,
+    cpu_m: int,
+    rule: str,
+    up: bool = False,
+    down: bool = False,
 ) -> str:
     """Every input of the decision, so that a user can redo it by hand."""
     d, k = sized.demand, knobs_for(autoscaling)
@@ -859,6 +884,6 @@ def explain(
         f"term={d.term.value} need=max(lambda/u,lambda(1+R/T))"
         f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
         f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s"
-        f"{_trigger_part(sized)}{_up_part(sized, up=up)} = {cpu_m}m; "
+        f"{_trigger_part(sized, down=down)}{_up_part(sized, up=up)} = {cpu_m}m; "
         f"rule {rule}"
     )

@@ -17,6 +17,7 @@ Aspects tested, table-driven, one table per rule:
 * ``emptied`` / ``drain_sized`` / ``drain_share``: which scale-ups give their
   backlog's CPU back at once, and when;
 * ``worth_a_step``: no scale-up of 5 % or less unless urgent;
+* ``Sized.down_rate``: a scale-down is sized for the headroom λ/u, not its restart;
 * ``headroom_share``: the headroom λ/u alone decides a scale-up, the restart
   term only sizes it;
 * ``lends`` / ``bursting``: a node seen lending CPU beyond the request holds a
@@ -46,6 +47,7 @@ from konsumerator.domain.adaptive import policy
 from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
+from konsumerator.domain.specs import Autoscaling, Predictor
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 KNOBS = policy.Knobs(
@@ -1047,3 +1049,39 @@ def test_a_scale_up_waits_while_the_node_lends_cpu_unless_urgent(
     )
     assert verdict.apply is apply
     assert verdict.rule.startswith(rule)
+
+
+@pytest.mark.parametrize(
+    ("actuation_s", "lam", "backlog", "want_rate", "want_down"),
+    [
+        # Recreate: sized for λ/u + backlog, not λ(1 + R/T) + backlog.
+        (30.0, 2040.0, 0.0, 2244, 2148),
+        (30.0, 2040.0, 2040.0 * 30 + 60_000, 2444, 2348),  # a backlog beyond λ·R: its term too
+        (5.0, 2040.0, 0.0, 2148, 2148),  # in place the headroom is the larger term: the same
+    ],
+)
+def test_a_scale_down_is_sized_for_the_headroom_and_says_so(
+    actuation_s: float, lam: float, backlog: float, want_rate: int, want_down: int
+) -> None:
+    autoscaling = Autoscaling(
+        rate_per_core=2000,
+        ram_per_core_b=2**28,
+        recovery_s=300.0,
+        tolerable_lag_s=60.0,
+        min_sync_period_s=30.0,
+        predictor=Predictor.ADAPTIVE,
+        actuation_s=actuation_s,
+    )
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType({0: lam}),
+        consumption=MappingProxyType({0: lam}),
+        offset=MappingProxyType({0: backlog}),
+    )
+    sized = policy.size(
+        snapshot=snapshot, partitions=[0], autoscaling=autoscaling, memory=None, now=NOW
+    )
+    assert (sized.rate, sized.down_rate) == (want_rate, want_down)
+    text = policy.explain(
+        sized=sized, autoscaling=autoscaling, cpu_m=1100, rule="pending_down", down=True
+    )
+    assert ("(scale down to lambda/u+backlog=" in text) is (want_down < want_rate)

@@ -577,3 +577,22 @@ def test_in_place_a_second_burst_soon_after_an_isolated_one_is_held_the_whole_wi
     assert first[-1][0] - downs[0] + ups[0] < 1800
     assert downs_after[0] - ups[-1] >= 1800
     replay.close()
+
+
+def test_under_recreate_a_scale_down_is_sized_for_the_headroom_not_its_restart() -> None:
+    """Recreate, 1020/s each: the headroom asks 2·1020/0.95 = 2148/s -> 1100m, the
+    restart term 2·1020·1.1 = 2244/s -> 1200m. After a burst (1500/s each, the lag
+    growing) the scale-down goes back to 1100m, the headroom (before: 1200m, sized
+    for its own restart, and held there while production stayed: the 15 % band
+    keeps 1200m -> 1100m from ever going). Its restart leaves λ·R behind (a lag of
+    R = 30 s, under tolerableLag), which the headroom drains; nothing asks for the
+    restart term back."""
+    replay = replay_of(RECREATE)
+    assert step(replay, 1020, 1020) == 1100
+    cpus = [step(replay, 1500, 1100, 60_000) for _ in range(6)]
+    assert max(cpus) > 1200
+    after = [step(replay, 1020, 1020) for _ in range(60)]
+    assert after[-1] == 1100
+    assert "(scale down to lambda/u+backlog=" in decision(replay)
+    assert [step(replay, 1020, 1020) for _ in range(30)] == [1100] * 30
+    replay.close()
