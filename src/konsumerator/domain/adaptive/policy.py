@@ -516,6 +516,15 @@ class Situation:
     emptied: bool = True
     production_need: float = 0.0  # the recent peak sized for (``drain_over``)
     bursting: bool = False  # consuming beyond the request, the limit enough (``bursting``)
+    # A scale-down's CPU sized with the restart term (``Sized.rate``), which decides
+    # whether it saves enough (the bands); it goes to ``proposed_cpu_m``, the headroom
+    # (``Sized.down_rate``). 0: the same as ``proposed_cpu_m``.
+    banded_cpu_m: int = 0
+
+    @property
+    def band_cpu_m(self) -> int:
+        """The CPU a scale-down's savings are measured with (``beyond_band``)."""
+        return self.banded_cpu_m or self.proposed_cpu_m
 
 
 def _up(s: Situation, knobs: Knobs) -> Verdict:
@@ -640,9 +649,7 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
         drain_over(memory=state.memory, drained=s.drained, production_need=s.production_need)
         and s.emptied
         and s.settled
-        and beyond_band(
-            current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=HYSTERESIS
-        )
+        and beyond_band(current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.band_cpu_m, band=HYSTERESIS)
     ):
         return Verdict(
             apply=True,
@@ -655,9 +662,7 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
             state=steady,
             rule=f"after_up: scaled up less than {SETTLE_S:g}s ago (no up-down-up)",
         )
-    if not beyond_band(
-        current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=knobs.band
-    ):
+    if not beyond_band(current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.band_cpu_m, band=knobs.band):
         return Verdict(
             apply=False, state=steady, rule=f"beyond_band: saves less than {knobs.band:.1%}"
         )
@@ -734,17 +739,21 @@ class Sized:
 
     @property
     def down_rate(self) -> int:
-        """The rate a scale-down is sized for: the headroom alone (``trigger``).
+        """The rate a scale-down goes to: the headroom alone (``trigger``).
 
-        Not the restart term: like a scale-up (``headroom_share``), a scale-down
-        that restarts the pods leaves λ·R behind (the lag R, under
-        ``tolerableLag`` when R is), which the headroom drains within
-        R/(1/u − 1), and the instance is then right-sized (nothing asks for
-        more below λ/u). Sized for λ·(1 + R/T), a scale-down under Recreate kept
-        R/T (10 %) more than the headroom for as long as production stayed, and
-        with ±5 % noise often one more 100m step: after a burst or an outage's
-        drain, 1200m instead of 1100m for the rest of the day (``burst`` 1.23x,
-        ``incident`` 1.21x the oracle's CPU). In place the two are the same.
+        Whether to scale down is still decided with the restart term (``rate``:
+        the bands measure the savings of a scale-down sized for it, so a size
+        between λ/u and λ·(1 + R/T) plus the band stays right-sized and a rise of
+        a few % that was scaled up for, sized for its restart, is not given back
+        the moment it passes). Once one goes, it goes to λ/u: like a scale-up
+        (``headroom_share``), a scale-down that restarts the pods leaves λ·R
+        behind (the lag R, under ``tolerableLag`` when R is), which the headroom
+        drains within R/(1/u − 1), and below λ/u nothing asks for more. Sized
+        for λ·(1 + R/T), a scale-down under Recreate kept R/T (10 %) more than
+        the headroom for as long as production stayed, and with ±5 % noise often
+        one more 100m step: after a burst or an outage's drain, 1200m instead of
+        1100m for the rest of the day (``burst`` 1.23x, ``incident`` 1.21x the
+        oracle's CPU). In place the two are the same.
         """
         return self.trigger
 

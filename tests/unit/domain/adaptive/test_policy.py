@@ -1085,3 +1085,39 @@ def test_a_scale_down_is_sized_for_the_headroom_and_says_so(
         sized=sized, autoscaling=autoscaling, cpu_m=1100, rule="pending_down", down=True
     )
     assert ("(scale down to lambda/u+backlog=" in text) is (want_down < want_rate)
+
+
+@pytest.mark.parametrize(
+    ("banded", "apply", "rule"),
+    [
+        # Sized with the restart term it would keep 1200m of 1300m: within the 15 % band.
+        (1200, False, "beyond_band"),
+        (1000, True, "pending_down: needed less"),  # the restart term saves enough: it goes
+        (0, True, "pending_down: needed less"),  # nothing else known: the proposal decides
+    ],
+)
+def test_under_recreate_the_restart_term_decides_a_scale_down_the_headroom_sizes_it(
+    banded: int, apply: bool, rule: str
+) -> None:
+    """Under Recreate a scale-down goes to λ/u (``Sized.down_rate``, here 1100m) but
+    is decided by the CPU the restart term keeps (``banded_cpu_m``): a scale-up for
+    a rise of a few %, sized for its restart, is not given back as soon as it passes."""
+    memory = Memory(resized_at=ago(1200))
+    state = ScalingState(status=PSD, since=ago(1200), memory=memory)
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=-1,
+            current_cpu_m=1300,
+            proposed_cpu_m=1100,
+            lagging=False,
+            urgent=False,
+            drained=True,
+            cpu_shortage_m=0,
+            now=NOW,
+            banded_cpu_m=banded,
+        ),
+        knobs=KNOBS,
+    )
+    assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)
