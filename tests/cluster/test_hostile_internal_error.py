@@ -29,8 +29,8 @@ from operating import (
     condition,
     consumer,
     converged,
-    eventually,
     events,
+    eventually,
     get_consumer,
     in_process_operator,
     metric_sum,
@@ -95,12 +95,14 @@ def test_a_pass_that_raises_is_reported_on_its_consumer_and_retried_with_backoff
         )
         eventually(
             op.metrics,
-            lambda text: metric_sum(
-                text,
-                "konsumerator_consumer_reconcile_errors_total",
-                consumer=f"{namespace}/{BROKEN}",
-            )
-            >= 2,
+            lambda text: (
+                metric_sum(
+                    text,
+                    "konsumerator_consumer_reconcile_errors_total",
+                    consumer=f"{namespace}/{BROKEN}",
+                )
+                >= 2
+            ),
             timeout=60,
             what="the broken Consumer to be retried",
         )
@@ -108,12 +110,11 @@ def test_a_pass_that_raises_is_reported_on_its_consumer_and_retried_with_backoff
     ready = condition(obj, "Ready")
     assert ready["status"] == "False"
     assert "ZeroDivisionError" in ready["message"]
-    assert SECRET not in ready["message"] and "Traceback" not in ready["message"]
+    assert SECRET not in ready["message"]
+    assert "Traceback" not in ready["message"]
     assert warnings[0]["type"] == "Warning"
     assert SECRET not in warnings[0]["message"]
-    assert (
-        metric_sum(text, "controller_runtime_reconcile_errors_total", controller="consumer") >= 2
-    )
+    assert metric_sum(text, "controller_runtime_reconcile_errors_total", controller="consumer") >= 2
     # Backoff: a handful of retries in the test's seconds, not a hot loop's thousands.
     failed = metric_sum(
         text, "konsumerator_consumer_reconcile_errors_total", consumer=f"{namespace}/{BROKEN}"

@@ -87,6 +87,7 @@ def refusal(error: errors.ApiError) -> str:
         " field not declared in schema)"
     )
 
+
 # The most writes one pass makes. Large enough that a 1,000-instance wave is two
 # passes (each pass plans every instance once: fewer, larger slices cost less CPU),
 # small enough that one slice holds a worker for seconds, not minutes.
