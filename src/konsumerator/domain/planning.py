@@ -823,7 +823,10 @@ def _kept(
         if (
             verdict.apply
             or (verdict.state is not scaling and verdict.state != scaling)
-            or rules.reported_shortage(verdict.state, proposal.cpu_shortage_m) != level
+            or rules.level_moved(
+                written=level,
+                reported=rules.reported_shortage(verdict.state, proposal.cpu_shortage_m),
+            )
         ):
             if k.unbounded:
                 # The rule chain decides it: ``scale_by_metrics`` takes this verdict.

@@ -34,7 +34,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from konsumerator.domain import drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
@@ -180,6 +180,32 @@ class Decision:
 def reported_shortage(scaling: ScalingState, cpu_shortage_m: int) -> int:
     """The CPU shortage is reported only while SATURATED."""
     return cpu_shortage_m if scaling.status is ScalingStatus.SATURATED else 0
+
+
+# The smallest move of the CPU shortage worth a write of ``cpu-saturation-level``: one
+# resource step (CPU is sized in 100m steps), and at least a tenth of the level written.
+LEVEL_STEP_M: Final = 100
+LEVEL_FRACTION: Final = 10  # 1/10 of the written level
+
+
+def level_moved(*, written: int, reported: int) -> bool:
+    """Whether the shortage ``reported`` now moved meaningfully from the one last
+    ``written`` to the Deployment (``cpu-saturation-level``), so that it is rewritten.
+
+    Appearing (0 -> x) or going (x -> 0, leaving SATURATED) always counts: the
+    annotation is there exactly while the instance is SATURATED. Otherwise the move
+    must reach one resource step (``LEVEL_STEP_M``) and a tenth of the written level:
+    a saturated instance's shortage follows its production, which moves by a few
+    messages per second at every metrics refresh, and rewriting (and announcing) the
+    Deployment for each of those millicores was one write per saturated instance per
+    refresh, most of the operator's writes (docs/compatibility.md).
+    """
+    if written == reported:
+        return False
+    if written == 0 or reported == 0:
+        return True
+    moved = abs(reported - written)
+    return moved >= LEVEL_STEP_M and moved * LEVEL_FRACTION >= written
 
 
 def describe(resources: Mapping[str, Resources]) -> str:
@@ -355,7 +381,8 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
 
     The pending timers then measure observations, not reconcile frequency.
     Without a resize the state may still change (an ANNOTATE write, or none
-    when only the in-memory level changes), and the proposal gives back what
+    when only the in-memory level changes, or the shortage moved less than
+    ``level_moved`` asks: the decision then keeps the level written), and the proposal gives back what
     it drew from the pool. A verdict the planner's shortcut found ahead for this
     instance (``Context.verdicts``) is taken as it was found.
     """
@@ -398,7 +425,9 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         )
     pool.restore(saved)
     level = reported_shortage(decision.state, proposal.cpu_shortage_m)
-    changed = decision.state != d.scaling or level != d.saturation_m
+    changed = decision.state != d.scaling or level_moved(written=d.saturation_m, reported=level)
+    if not changed:
+        level = d.saturation_m  # what the Deployment shows: no drift to repair
     return Decision(
         action=Action.ANNOTATE if changed else None,
         resources=d.current,
@@ -589,13 +618,17 @@ def _adaptive_hold(
     """The decision when the proposal waits: the resources stay, the state is recorded.
 
     An ANNOTATE write only when the scaling state (but for the recent peak, see
-    ``_durably_changed``) or the reported shortage changed; otherwise no write at
+    ``_durably_changed``) changed or the reported shortage moved (``level_moved``); otherwise no write at
     all, and the explanation on the Deployment stays the one of its last write.
     """
     d = inst.deployment
     assert d is not None
     level = reported_shortage(state, proposal.cpu_shortage_m)
-    changed = _durably_changed(state, d.scaling, remembered=remembered) or level != d.saturation_m
+    changed = _durably_changed(state, d.scaling, remembered=remembered) or level_moved(
+        written=d.saturation_m, reported=level
+    )
+    if not changed:
+        level = d.saturation_m  # what the Deployment shows: no drift to repair
     return Decision(
         action=Action.ANNOTATE if changed else None,
         # Unchanged: the observed state as is, so its explanation is no drift.

@@ -741,6 +741,35 @@ def test_full_incident_up_saturated_then_down():
     assert cluster.status("c-0") == "RUNNING"
 
 
+def test_saturated_instance_under_noisy_production_is_written_once_not_every_refresh():
+    """The shortage follows production, which moves by a few msg/s at every refresh: the
+    level is rewritten only when it moves meaningfully (``rules.level_moved``)."""
+    cluster, cfg = started()
+    # 3000 msg/s, 120s behind: needs 3600m, policy caps at 2 cores: 1600m short.
+    cluster.run(cfg, after_s=60, metrics=steady(p0=3000, lag0_s=120))
+    cluster.run(cfg, after_s=120, metrics=steady(p0=3000, lag0_s=120))
+    assert (cluster.status("c-0"), cluster.saturation("c-0")) == ("SATURATED", "1600")
+    n = len(cluster.writes)
+    # +-5 msg/s: the need (1.2 x production) crosses a 100m step, 1600m <-> 1700m short.
+    for noise in (4, -5, 3, -2, 5, -4, 1, -3):
+        result = cluster.run(cfg, after_s=60, metrics=steady(p0=3000 + noise, lag0_s=120))
+        assert result.applies == ()
+        # The status and gauge show the level the Deployment holds.
+        assert result.instances[0].cpu_shortage_m == 1600
+        assert result.saturated == ("c-0",)
+    assert len(cluster.writes) == n
+    assert cluster.saturation("c-0") == "1600"
+    # A meaningful growth (500 msg/s: 600m more) is written, once.
+    result = cluster.run(cfg, after_s=60, metrics=steady(p0=3500, lag0_s=120))
+    assert [(a.name, a.action) for a in result.applies] == [("c-0", Action.ANNOTATE)]
+    assert cluster.saturation("c-0") == "2200"
+    assert cluster.run(cfg, after_s=60, metrics=steady(p0=3502, lag0_s=120)).applies == ()
+    # Leaving SATURATED removes the level at once, however small it was.
+    cluster.run(cfg, after_s=60, metrics=steady())
+    assert cluster.status("c-0") == "PENDING_SCALE_DOWN"
+    assert cluster.saturation("c-0") is None
+
+
 def test_critical_lag_goes_to_max_allowed():
     cluster, cfg = started()
     # 600s behind at 500 msg/s: critical. The estimate alone would be 1000m.
