@@ -382,8 +382,8 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     The pending timers then measure observations, not reconcile frequency.
     Without a resize the state may still change (an ANNOTATE write, or none
     when only the in-memory level changes, or the shortage moved less than
-    ``level_moved`` asks: the decision then keeps the level written), and the proposal gives back what
-    it drew from the pool. A verdict the planner's shortcut found ahead for this
+    ``level_moved`` asks: the decision then keeps the level written), and the
+    proposal gives back what it drew from the pool. A verdict the planner's shortcut found ahead for this
     instance (``Context.verdicts``) is taken as it was found.
     """
     d, autoscaling = inst.deployment, ctx.config.autoscaling
@@ -618,8 +618,9 @@ def _adaptive_hold(
     """The decision when the proposal waits: the resources stay, the state is recorded.
 
     An ANNOTATE write only when the scaling state (but for the recent peak, see
-    ``_durably_changed``) changed or the reported shortage moved (``level_moved``); otherwise no write at
-    all, and the explanation on the Deployment stays the one of its last write.
+    ``_durably_changed``) changed or the reported shortage moved (``level_moved``);
+    otherwise no write at all, and the explanation (and level) on the Deployment
+    stay the ones of its last write.
     """
     d = inst.deployment
     assert d is not None
