@@ -383,8 +383,9 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     Without a resize the state may still change (an ANNOTATE write, or none
     when only the in-memory level changes, or the shortage moved less than
     ``level_moved`` asks: the decision then keeps the level written), and the
-    proposal gives back what it drew from the pool. A verdict the planner's shortcut found ahead for this
-    instance (``Context.verdicts``) is taken as it was found.
+    proposal gives back what it drew from the pool. A verdict the planner's
+    shortcut found ahead for this instance (``Context.verdicts``) is taken as it
+    was found.
     """
     d, autoscaling = inst.deployment, ctx.config.autoscaling
     if (
