@@ -8,10 +8,11 @@ when anyone else wrote it. Driven through the operator's own pipeline
 (``simulating.Replay``), in virtual time, with the story of ``test_sequence``.
 """
 
-from test_sequence import Story, metrics
+from test_sequence import CONSUMER, Story, metrics
 
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import memory as adaptive_memory
+from konsumerator.simulating import Replay, load_consumer
 
 # Within the hysteresis band around the 2000/s the instance was created for.
 DRIFT = (1000, 1012, 995, 1020, 990, 1008, 1015, 985, 1003, 1018)
@@ -74,3 +75,33 @@ def test_a_memory_written_by_someone_else_wins_over_the_processes() -> None:
     assert written_memory is not None
     assert written_memory.peak_rate >= 4000
     story.replay.close()
+
+
+# At most 1 core: 3000/s on each of two partitions, 120 s behind, is SATURATED.
+SATURATING = CONSUMER.replace('maxAllowed: {cpu: "8"}', 'maxAllowed: {cpu: "1"}')
+JITTER = (4, -5, 3, -2, 5, -4, 1, -3, 2, -1)  # +-5 msg/s of production
+
+
+def test_a_saturated_instance_is_rewritten_only_when_its_shortage_moves_a_tenth() -> None:
+    """Its backlog grows slowly and its production jitters: the shortage creeps up one
+    100m step every few refreshes, and ``cpu-saturation-level`` follows it only when it
+    moved by a tenth of the level written (``rules.level_moved``), not at every step."""
+    source, spec = load_consumer(SATURATING, source="consumer.yaml")
+    replay = Replay(source=source, spec=spec)
+    levels: list[str | None] = []
+    writes = []
+    for i, noise in enumerate(JITTER * 6):
+        done = replay.step(advance_s=31.0, metrics=metrics(3000 + noise, 2000, 360_000 + i * 3000))
+        (d,) = replay.cluster.observed()
+        assert d.annotations[keys.SCALING_STATUS] == "SATURATED"
+        levels.append(d.annotations.get(keys.CPU_SATURATION_LEVEL))
+        writes.append(len(done.plan.applies))
+        # What the status and the gauge show is the level the Deployment holds.
+        assert str(done.plan.instances[0].cpu_shortage_m) == levels[-1]
+    # Created at 3300m short; crept past 3630m (a tenth more) once in 60 refreshes.
+    assert levels[0] == "3300"
+    assert sorted(set(levels), key=levels.index) == ["3300", "3700"]
+    # The creation, the first pass recording its state, then one rewrite in 58 passes.
+    assert writes[:2] == [1, 1]
+    assert sum(writes[2:]) == 1
+    replay.close()
