@@ -38,6 +38,7 @@ from typing import Any
 
 from konsumerator.domain import drift, keys, limits, qos, rendering
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.adaptive import adoption
 from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.adaptive import policy as adaptive
 from konsumerator.domain.adaptive.memory import Memory, Recent
@@ -607,14 +608,23 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         now=ctx.now,
     )
     saved = pool.available
-    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.asks)
+    # An instance sized before the adaptive predictor keeps its size while it keeps up
+    # (``adoption``): an upgrade does not restart the instances for headroom alone.
+    asks = adoption.asks(
+        sized=sized,
+        memory=observed.memory,
+        keeping_up=adaptive.drained(
+            snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
+        ),
+    )
+    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=asks)
     comparison = compare(d.current, proposal.resources)
-    if comparison > 0 and sized.up_rate != sized.asks:
+    if comparison > 0 and sized.up_rate != asks:
         # A scale-up is sized for its restart (``adaptive.Sized.up_rate``), which
         # the headroom alone (``trigger``) did not ask for.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
-    elif comparison < 0 and sized.rate != sized.asks:
+    elif comparison < 0 and sized.rate != asks:
         # A scale-down keeps the restart term: between the two there is nothing to do.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
@@ -642,6 +652,8 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         state=observed,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
+    if comparison == 0 and asks < sized.asks:
+        verdict = replace(verdict, rule=f"adopted: {adoption.HELD}")
     up = comparison > 0
     explanation = adaptive.explain(
         sized=sized,
