@@ -399,10 +399,43 @@ def off() -> Learned:
     )
 
 
+def written_by_us(rate_per_core: int, *, prior: int) -> bool:
+    """Whether ``rate_per_core`` is one this operator could have written for ``prior``:
+    within ``LOWER``-``UPPER`` of it (as rounded when written)."""
+    return max(1, math.floor(prior * LOWER)) <= rate_per_core <= math.ceil(prior * UPPER)
+
+
+def _resumed(previous: Learned | None, prior: int) -> tuple[Learned | None, str]:
+    """The previous learning to go on from, or None to start from ``prior``, and what
+    the status then says about it.
+
+    ``status.learning`` is read back every pass, and anyone with access to the status
+    (a user, a restored backup) may have written it: a rate outside the bounds of its
+    ``configuredRatePerCore`` cannot be this operator's, and is not clamped to a bound
+    (a third of the CPU, or three times it) but dropped; a rate learned for another
+    ``ratePerCore`` restarts from the new one.
+    """
+    if previous is None or previous.rate_per_core is None:
+        return None, ""
+    if previous.prior != prior:
+        if previous.prior is None or previous.samples == 0:
+            return None, ""
+        return None, (
+            f"; learning restarted from ratePerCore={prior} (the learned"
+            f" {previous.rate_per_core} was for ratePerCore={previous.prior})"
+        )
+    if not written_by_us(previous.rate_per_core, prior=prior):
+        return None, (
+            f"; status.learning.ratePerCore={previous.rate_per_core} was outside"
+            f" {LOWER:g}-{UPPER:g}x ratePerCore={prior} (not written by the operator):"
+            " dropped, learning restarted from ratePerCore"
+        )
+    return previous, ""
+
+
 def _start(previous: Learned | None, prior: int) -> tuple[float, int, datetime | None]:
-    """Where the estimate stands: the previous one, unless the prior changed (a new
-    ratePerCore restarts learning from it) or there is none."""
-    if previous is None or previous.rate_per_core is None or previous.prior != prior:
+    """Where the estimate stands: the previous one (``_resumed``), else the prior."""
+    if previous is None or previous.rate_per_core is None:
         return float(prior), 0, None
     return (
         float(bounded(previous.rate_per_core, prior=prior)),
@@ -429,13 +462,14 @@ def learn(
     the Consumer's, for series that carry a ``namespace`` label."""
     if usage is None:
         return off()
+    previous, dropped = _resumed(previous, prior)
     rate, samples, learned_at = _start(previous, prior)
 
     def held(state: State, reason: Reason, message: str) -> Learned:
         return Learned(
             state=state,
             reason=reason,
-            message=message,
+            message=message + dropped,
             rate_per_core=max(1, round(rate)),
             prior=prior,
             samples=samples,
@@ -531,6 +565,8 @@ def effective_rate(learned: Learned | None, *, prior: int) -> int | None:
         return None
     if learned.samples == 0 or learned.prior != prior:
         return None
+    if not written_by_us(learned.rate_per_core, prior=prior):
+        return None  # someone else's (``_resumed``): the next refresh says so
     return round(bounded(learned.rate_per_core, prior=prior))
 
 
