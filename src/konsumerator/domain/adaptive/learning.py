@@ -111,6 +111,7 @@ HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # The random suffix uses the same alphabet; any 5 letters or digits are taken (the
 # scoring model names its pods "-model").
 _SUFFIX = re.compile(r"[a-z0-9]{5}")
+_HASH = re.compile(f"[{HASH_ALPHABET}]{{1,{HASH_MAX}}}")
 _CUT_HASH = re.compile(f"[{HASH_ALPHABET}]{{0,10}}|[{HASH_ALPHABET}]{{1,10}}-")
 _NO_PODS: Mapping[str, str] = MappingProxyType({})
 
@@ -209,9 +210,15 @@ class PodNames:
         """Every instance whose pod may bear this name: none, one, or several (ambiguous,
         in name order)."""
         if len(pod) != GENERATED_BASE + SUFFIX:
-            # Not cut (or no generated name at all, as the scoring model's): exact.
-            uncut = instance_of_pod(pod)
-            return (uncut,) if uncut in self._names else ()
+            # Not cut (or no generated name at all, as the scoring model's): exact, and
+            # only with a pod-template-hash between name and suffix. Any pod of the
+            # namespace the query selects may bear "<instance>-<x>-<y>": a CronJob named
+            # like an instance has pods "<instance>-<minutes since 1970>-<suffix>", whose
+            # digits (0, 1, 3) no hash has; counted, its CPU lowered the learned rate.
+            parts = pod.rsplit("-", 2)
+            if len(parts) != 3 or _HASH.fullmatch(parts[1]) is None:
+                return ()
+            return (parts[0],) if parts[0] in self._names else ()
         # Maybe cut, so the last two segments may not be hash and suffix: another
         # Consumer's "<name>-1-0-<hash>" cut after "-0-" would read as "<name>-1".
         # Matching the 58 characters covers the uncut 63-character name too.

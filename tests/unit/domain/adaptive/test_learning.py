@@ -575,3 +575,31 @@ def test_whatever_the_status_held_sizing_stays_within_the_bounds(rate: int, prio
     assert used is None or max(1, math.floor(prior * learning.LOWER)) <= used
     assert used is None or used <= math.ceil(prior * learning.UPPER)
     assert (used is None) == (not learning.written_by_us(rate, prior=prior))
+
+
+@pytest.mark.parametrize(
+    ("pod", "owners"),
+    [
+        ("orders-0-5d4f8b9c7d-x1y2z", ("orders-0",)),  # the instance's own pod
+        ("orders-0-28930560-x7k2p", ()),  # a CronJob named orders-0: minutes, not a hash
+        ("orders-0-canary-x7k2p", ()),  # a user's bare ReplicaSet orders-0-canary
+        ("orders-0-0-x7k2p", ()),  # a hash never has a 0
+        ("orders-1-0-5d4f8b9c7d-x1y2z", ()),  # another Consumer's instance orders-1-0
+    ],
+)
+def test_only_pods_named_with_a_pod_template_hash_are_an_instances(
+    pod: str, owners: tuple[str, ...]
+) -> None:
+    assert PodNames(["orders-0", "orders-1"]).owners(pod) == owners
+
+
+def test_a_cronjob_named_like_an_instance_does_not_feed_its_learned_rate() -> None:
+    # The instance's pods use 0.5 core each (800 msg/s per core); a CronJob "orders-0" in
+    # the namespace the query selects runs a pod using 1.5 cores. Counted, orders-0 used
+    # 2 cores and the sample was 400 msg/s per core instead of 800.
+    cronjob = usage(
+        orders_0_5d4f8b9c7d_x1y2z=0.5,
+        orders_1_5d4f8b9c7d_a1b2c=0.5,
+        orders_0_28930560_x7k2p=1.5,
+    )
+    assert run(cpu=cronjob).rate_per_core == run(cpu=HALF_CORE).rate_per_core == ONE_SAMPLE
