@@ -244,6 +244,12 @@ def _actuate_adaptively(
         return None
     d = inst.deployment
     memory = _scaling_of(ctx, d).memory if d is not None else None
+    if d is not None and d.partitions is not None and tuple(d.partitions) != tuple(inst.partitions):
+        # Re-grouped (numPartitionsPerInstance changed): the memory is of other partitions.
+        # Its peak sized the rollout for the old group (4 partitions' need for 2: twice
+        # the CPU, then a second restart to give it back), and its throughput judged the
+        # next scale-up against the old group's.
+        memory = None
     sized = adaptive.size(
         snapshot=ctx.snapshot,
         partitions=inst.partitions,
