@@ -365,7 +365,10 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     proposal = _propose(ctx, inst, pool, critical=inst.critical)
     comparison = compare(d.current, proposal.resources)
     decision = decide(
-        state=d.scaling,
+        # A Consumer switched back from adaptive: its memory is dropped (one ANNOTATE
+        # write). Kept, the Deployment explained the adaptive size it no longer had, and
+        # its resizedAt kept a later switch to adaptive from adopting naive's sizes.
+        state=replace(d.scaling, memory=None, explanation=""),
         comparison=comparison,
         lagging=inst.lagging,
         cpu_shortage_m=proposal.cpu_shortage_m,

@@ -212,3 +212,30 @@ def test_the_adopted_rate_lies_between_production_and_the_adaptive_one(
     else:
         assert got <= asks
         assert got >= min(asks, production + backlog_need)
+
+
+def _memories(fleet: Fleet) -> list[str | None]:
+    return [d.annotations.get(keys.SCALING_MEMORY) for d in fleet.replay.cluster.observed()]
+
+
+def test_switched_back_to_naive_the_memory_goes_and_a_later_switch_adopts_again() -> None:
+    fleet = Fleet()
+    fleet.switch_to("adaptive")
+    fleet.production = dict.fromkeys(range(N), 900.0)
+    fleet.step()  # created under adaptive for 900/0.95 = 948/s: 500m
+    assert set(fleet.cpu.values()) == {500}
+    assert all(_memories(fleet))
+    fleet.switch_to("naive")
+    fleet.step()
+    # One ANNOTATE write: no Deployment explains a size of the predictor it left.
+    assert _memories(fleet) == [None] * N
+    assert not any(fleet.decision(p) for p in range(N))
+    for _ in range(24):  # naive's own 500m for 900/s: nothing to do for 12 minutes
+        fleet.step()
+    fleet.switch_to("adaptive")
+    fleet.production = dict.fromkeys(range(N), 990.0)  # keeps up, 1 % to spare
+    for _ in range(12):
+        fleet.step()
+    assert fleet.restarts == 0
+    assert set(fleet.cpu.values()) == {500}
+    assert "rule adopted:" in fleet.decision(0)
