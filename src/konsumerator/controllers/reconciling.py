@@ -21,7 +21,6 @@ Every step goes through a port (``controllers.ports``), so the operator,
    what went wrong.
 """
 
-import asyncio
 import dataclasses
 import functools
 import time
@@ -37,6 +36,7 @@ from konsumerator.controllers import outcomes
 from konsumerator.controllers.ports import (
     Actuator,
     DeploymentsView,
+    InstancePodsView,
     MetricsSource,
     PodsView,
     Reporter,
@@ -223,11 +223,20 @@ class _Converted:
     config: ConsumerConfig
     # ``config`` in Recreate mode, once the server turned out to have no pods/resize.
     fallback: ConsumerConfig | None = None
+    # ``_prometheus_config(spec)``, once asked (``prometheus``): five objects a pass, else.
+    prom: PrometheusConfig | None = None
+    prom_made: bool = False
 
     def converts(self, *, uid: str, spec: ConsumerSpec, paused: bool) -> bool:
         return (
             self.uid == uid and self.paused == paused and (self.spec is spec or self.spec == spec)
         )
+
+    def prometheus(self) -> PrometheusConfig | None:
+        """What to query (``_prometheus_config``), of this spec or any equal one."""
+        if not self.prom_made:
+            self.prom, self.prom_made = _prometheus_config(self.spec), True
+        return self.prom
 
     def recreate(self) -> ConsumerConfig:
         if self.fallback is None:
@@ -282,6 +291,10 @@ class Pipeline:
         self._provider = provider
         self._deployments = deployments
         self._pods: PodsView = pods if pods is not None else NoPods()
+        # Where the view answers for all instances at once (``InstancePodsView``).
+        self._all_pods = (
+            self._pods.instance_pods if isinstance(self._pods, InstancePodsView) else None
+        )
         self._resizes = ResizeMemory()
         self._now = now
         self._seeded: set[str] = set()
@@ -317,12 +330,11 @@ class Pipeline:
         self,
         *,
         key: str,
-        spec: ConsumerSpec,
+        prom: PrometheusConfig | None,
         config: ConsumerConfig,
         previous: ConsumerStatus,
         now: datetime,
     ) -> planning.Metrics:
-        prom = _prometheus_config(spec)
         if config.autoscaling is None or prom is None:
             return planning.Metrics()
         if key not in self._seeded:
@@ -363,10 +375,12 @@ class Pipeline:
 
     def _instance_pods(
         self, *, config: ConsumerConfig, deployments: Sequence[ObservedDeployment]
-    ) -> dict[str, Sequence[ObservedPod]]:
+    ) -> Mapping[str, Sequence[ObservedPod]]:
         """The pods of every instance, by Deployment name (in-place mode only)."""
         if not config.in_place:
             return {}
+        if self._all_pods is not None:
+            return self._all_pods(deployments=deployments)
         return {
             d.name: self._pods.by_index(index=POD_INDEX, value=f"{d.namespace}/{d.name}")
             for d in deployments
@@ -389,6 +403,7 @@ class Pipeline:
         key: str,
         source: manifests.Source,
         spec: ConsumerSpec,
+        prom: PrometheusConfig | None,
         config: ConsumerConfig,
         previous: ConsumerStatus,
         now: datetime,
@@ -404,7 +419,7 @@ class Pipeline:
         )
         if refused:
             return refused, planning.Metrics()
-        metrics = await self._metrics(key=key, spec=spec, config=config, previous=previous, now=now)
+        metrics = await self._metrics(key=key, prom=prom, config=config, previous=previous, now=now)
         return refused, metrics
 
     def _count_writes(
@@ -454,7 +469,14 @@ class Pipeline:
             api_version=source.api_version, kind=source.kind, name=source.name, uid=source.uid
         )
         refused, metrics = await self._allowed_metrics(
-            key=key, source=source, spec=spec, config=config, previous=previous, now=now
+            key=key,
+            source=source,
+            spec=spec,
+            # What to query, kept with the config while the spec stays equal.
+            prom=self._configs[key].prometheus(),
+            config=config,
+            previous=previous,
+            now=now,
         )
         # Only those of its own namespace: ownerReferences cannot cross namespaces, but
         # anyone may write one naming this UID on a Deployment of theirs elsewhere.
@@ -646,6 +668,10 @@ class Pipeline:
         # Validation runs in a worker thread: a guest spec's YAML is bounded
         # (``api.limited_yaml``) but its worst case still costs up to ~0.3 s of CPU,
         # which must not stall the event loop (and with it the Lease renewal).
+        # Imported here: ``konsumerator simulate`` runs passes without an event loop and
+        # would pay for ``asyncio`` at start-up (some 50 ms) for nothing.
+        import asyncio
+
         source, spec = await asyncio.to_thread(manifests.read, manifest)
         self._reads[key] = (manifest, source, spec)
         return source, spec

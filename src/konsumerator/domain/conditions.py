@@ -110,9 +110,15 @@ def listing(prefix: str, names: Sequence[str], *, limit: int = MESSAGE_LIMIT) ->
     """``prefix`` and as many of ``names`` as fit ``limit`` characters, then "and N more"."""
     reserve = len(f" and {len(names)} more")
     shown: list[str] = []
+    # ``len(prefix + ", ".join(shown))``, kept as names are added: joining them again
+    # for each name cost quadratic time (a Saturated message of a few dozen names is
+    # written on every pass that has them).
+    length = len(prefix)
     for name in names:
-        if len(prefix) + len(", ".join([*shown, name])) + reserve > limit:
+        added = len(name) + (2 if shown else 0)
+        if length + added + reserve > limit:
             break
+        length += added
         shown.append(name)
     text = prefix + ", ".join(shown)
     hidden = len(names) - len(shown)

@@ -6,6 +6,7 @@ from the status instead of querying Prometheus at once. Bounded by a byte
 budget: above it the field is left out (see ``controllers.reporting``).
 """
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -58,8 +59,8 @@ def sync_state(
         for values in (snapshot.production, snapshot.consumption, snapshot.offset)
     ]
     state = {
-        str(p): {"productionRate": a, "consumptionRate": b, "messageBehind": c}
-        for p, a, b, c in zip(range(num_partitions), *columns, strict=True)
+        key: {"productionRate": a, "consumptionRate": b, "messageBehind": c}
+        for key, a, b, c in zip(_keys(num_partitions), *columns, strict=True)
     }
     # Measured only when the largest state of this many partitions, or with values as
     # wide as this one's widest, might not fit: encoding it costs more than building
@@ -71,10 +72,37 @@ def sync_state(
     return state if state_size(state) <= budget_bytes else None
 
 
+@functools.lru_cache(maxsize=8)
+def _keys(num_partitions: int) -> tuple[str, ...]:
+    """The keys of a state of ``num_partitions`` (``"0"``, ``"1"``...), spelled once per
+    partition count, not on every refresh. Bounded: a state has at most some 2,800 keys
+    (``MIN_ENTRY_BYTES`` in the budget), and a Consumer has one partition count at a time."""
+    return tuple(map(str, range(num_partitions)))
+
+
+@functools.lru_cache(maxsize=8)
+def _partitions(num_partitions: int) -> list[int]:
+    """``[0, 1, ... num_partitions - 1]``, to compare a column's keys with (read only)."""
+    return list(range(num_partitions))
+
+
 def _column(values: Mapping[int, float], *, num_partitions: int) -> list[int]:
-    """``_int64`` of each partition's value (absent: 0), its common case inline: every
-    partition of every refresh. NaN, infinities and huge values fail the comparison and
-    take the call."""
+    """``_int64`` of each partition's value (absent: 0).
+
+    Every partition of every refresh. The common case, a value for every partition in
+    partition order (as Prometheus' answers and timelines give them) and each finite and
+    within int64 once truncated, is converted in C without a lookup per partition;
+    ``int`` refuses NaN, infinities and None, and the bounds are checked on the result,
+    so anything else takes the general way, value by value.
+    """
+    if len(values) == num_partitions and list(values) == _partitions(num_partitions):
+        try:
+            column = list(map(int, values.values()))
+        except (ValueError, OverflowError, TypeError):
+            pass
+        else:
+            if not column or (min(column) >= -_INT64_MAX and max(column) <= _INT64_MAX):
+                return column
     bound = _INT64_BOUND
     return [
         int(v) if -bound < (v := values.get(p, 0.0)) < bound else _int64(v)

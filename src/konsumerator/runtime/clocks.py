@@ -10,7 +10,6 @@ take a ``clock`` argument so that a test can also hand in a plain callable.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -23,6 +22,11 @@ WallClock = Callable[[], datetime]
 
 def loop_clock() -> float:
     """The running loop's monotonic time (virtual under the test loop)."""
+    # Imported here, not with the module: ``konsumerator simulate`` imports this module
+    # through the controllers and runs without an event loop, so it would pay for
+    # ``asyncio`` (some 30 ms of start-up) for nothing.
+    import asyncio
+
     return asyncio.get_running_loop().time()
 
 

@@ -14,7 +14,9 @@ Aspects tested:
   deleted and created again under its name (a new UID); and the Recreate fallback of a
   server without pods/resize is kept as one object too;
 * an equal manifest is not read (validated) again, a changed one is (its metadata
-  included), and one that does not validate is rejected on every pass.
+  included), and one that does not validate is rejected on every pass;
+* what to query (``PrometheusConfig``) is made once while the spec stays equal, and
+  anew (with the new query) when it changes.
 """
 
 import asyncio
@@ -32,6 +34,7 @@ import yaml
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import to_config
+from konsumerator.controllers import reconciling
 from konsumerator.controllers.outcomes import Outcome
 from konsumerator.controllers.reconciling import (
     OWNER_INDEX,
@@ -45,6 +48,8 @@ from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.specs import ConsumerConfig, UpdateMode
 from konsumerator.domain.status import ConsumerStatus
+from konsumerator.prom.queries import PrometheusConfig
+from konsumerator.prom.results import ProviderResult
 from konsumerator.runtime.errors import TerminalError
 from konsumerator.runtime.stores import Store
 from konsumerator.simulating import START, TimelineMetrics, observe
@@ -300,3 +305,26 @@ def test_the_kept_config_compares_every_input_of_to_config() -> None:
     compares, or a config would outlive it. This fails when one is added."""
     assert list(inspect.signature(to_config).parameters) == ["spec", "paused"]
     assert {f.name for f in dataclasses.fields(_Converted)} >= {"uid", "spec", "paused"}
+
+
+def test_what_to_query_is_made_once_per_spec_and_anew_when_the_spec_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = counting(monkeypatch, reconciling, "_prometheus_config")
+    op = Operator()
+    asked: list[PrometheusConfig] = []
+    real = op.metrics.get
+
+    async def spy(**kwargs: Any) -> ProviderResult:
+        asked.append(kwargs["config"])
+        return await real(**kwargs)
+
+    monkeypatch.setattr(op.metrics, "get", spy)
+    for _ in range(3):
+        op.step(manifest())
+    assert made[0] == 1
+    assert asked[0] is asked[1] is asked[2]
+    op.step(manifest(autoscaler__prometheus__production__query="sum by (partition) (up)"))
+    assert made[0] == 2
+    assert asked[3].production.query == "sum by (partition) (up)"
+    assert asked[3].offset == asked[2].offset

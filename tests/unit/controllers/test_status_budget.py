@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from konsumerator.api import manifests
-from konsumerator.domain.conditions import MESSAGE_LIMIT, listing
+from konsumerator.domain.conditions import MESSAGE_LIMIT, bounded, listing
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.planning import Counters, Metrics, Plan
 from konsumerator.domain.status import ConsumerStatus, of_pass
@@ -282,6 +282,30 @@ def test_long_lists_of_names_are_cut_with_a_count() -> None:
 
 def test_a_short_list_is_written_whole() -> None:
     assert listing("held back: ", ["a-0", "a-1"]) == "held back: a-0, a-1"
+
+
+def _listing_by_definition(prefix: str, names: list[str], limit: int) -> str:
+    """``listing`` as its docstring says it: the most names whose message, with the
+    " and N more" of all names, fits; then bounded."""
+    reserve = len(f" and {len(names)} more")
+    shown = 0
+    while shown < len(names) and (
+        len(prefix) + len(", ".join(names[: shown + 1])) + reserve <= limit
+    ):
+        shown += 1
+    hidden = len(names) - shown
+    text = prefix + ", ".join(names[:shown]) + (f" and {hidden} more" if hidden else "")
+    return bounded(text, limit=limit)
+
+
+@settings(deadline=None)  # a loaded machine is no failure
+@given(
+    prefix=st.text(max_size=20),
+    names=st.lists(st.text(max_size=12), max_size=30),
+    limit=st.integers(min_value=0, max_value=120),
+)
+def test_a_listing_shows_as_many_names_as_fit(prefix: str, names: list[str], limit: int) -> None:
+    assert listing(prefix, names, limit=limit) == _listing_by_definition(prefix, names, limit)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ encodes a snapshot once and encodes again for a new snapshot, another
 partition count or another budget.
 """
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
@@ -164,4 +164,49 @@ def test_the_cache_encodes_a_snapshot_once_per_snapshot_partition_count_and_budg
     assert cache.get(key="c", snapshot=other, num_partitions=2, budget_bytes=10_000) == {
         "0": {"productionRate": 6, "consumptionRate": 0, "messageBehind": 0},
         "1": {"productionRate": 0, "consumptionRate": 0, "messageBehind": 0},
+    }
+
+
+@settings(deadline=None)  # a loaded machine is no failure
+@given(
+    data=st.data(),
+    num_partitions=st.integers(min_value=0, max_value=8),
+)
+def test_a_column_with_every_partition_in_any_order_is_each_values_int64(
+    data: st.DataObject, num_partitions: int
+) -> None:
+    """The shortcut for a value of every partition in partition order (checked in C)
+    gives each partition's own value, clamped as ``_int64`` says: keys in another order,
+    NaN, infinities and values beyond int64 take the general way."""
+    order = data.draw(st.permutations(range(num_partitions)))
+    values = {p: data.draw(st.one_of(st.floats(0, 1e6), anything)) for p in order}
+    snapshot = MetricsSnapshot(production=values, consumption=dict(values), offset={})
+    state = sync_state(snapshot, num_partitions=num_partitions, budget_bytes=10**9)
+    assert state == {
+        str(p): {
+            "productionRate": _int64(values[p]),
+            "consumptionRate": _int64(values[p]),
+            "messageBehind": 0,
+        }
+        for p in range(num_partitions)
+    }
+
+
+def test_a_column_in_partition_order_with_a_value_beyond_int64_is_clamped() -> None:
+    values = {0: 1.5, 1: 2.0**70, 2: -(2.0**70), 3: float("nan"), 4: 7.9}
+    snapshot = MetricsSnapshot(production=values, consumption={1: 3.0, 0: 4.0}, offset={})
+    state = sync_state(snapshot, num_partitions=2, budget_bytes=10**9)
+    assert state == {
+        "0": {"productionRate": 1, "consumptionRate": 4, "messageBehind": 0},
+        "1": {"productionRate": 2**63 - 1, "consumptionRate": 3, "messageBehind": 0},
+    }
+    dense = MetricsSnapshot(production={0: 1.5, 1: 2.0**70}, consumption={}, offset={})
+    assert sync_state(dense, num_partitions=2, budget_bytes=10**9) == {
+        "0": {"productionRate": 1, "consumptionRate": 0, "messageBehind": 0},
+        "1": {"productionRate": 2**63 - 1, "consumptionRate": 0, "messageBehind": 0},
+    }
+    nan = MetricsSnapshot(production={0: float("nan"), 1: 2.5}, consumption={}, offset={})
+    assert sync_state(nan, num_partitions=2, budget_bytes=10**9) == {
+        "0": {"productionRate": 0, "consumptionRate": 0, "messageBehind": 0},
+        "1": {"productionRate": 2, "consumptionRate": 0, "messageBehind": 0},
     }
