@@ -549,7 +549,7 @@ def _durably_changed(state: ScalingState, observed: ScalingState, *, remembered:
     return (
         state.status is not observed.status
         or state.since != observed.since
-        or adaptive_memory.durable(remembered) != adaptive_memory.durable(observed.memory)
+        or not adaptive_memory.durably_equal(remembered, observed.memory)
     )
 
 
