@@ -64,6 +64,8 @@ from konsumerator.kube.projections import (
     CONFIGMAP_PROJECTOR,
     CUSTOM_OBJECT_PROJECTOR,
     DEPLOYMENT_PROJECTOR,
+    LEASE_VIEW_PROJECTOR,
+    LeaseView,
 )
 from konsumerator.kube.requesting import ApiClient
 from konsumerator.kube.resources import (
@@ -71,6 +73,7 @@ from konsumerator.kube.resources import (
     CONSUMERS,
     CUSTOM_RESOURCE_DEFINITIONS,
     DEPLOYMENTS,
+    LEASES,
     PODS,
     REPLICASETS,
 )
@@ -355,6 +358,8 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         batch_s=waking.BATCH_S,
     )
 
+    if elector is not None:
+        reflectors.append(_lease_watch(client=client, elector=elector, observer=metrics))
     manager = Manager(
         reflectors=reflectors,
         controllers=[controller],
@@ -364,6 +369,27 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         metrics_app=metrics.wsgi_app(rendered=[consumer_metrics.per_instance]),
     )
     return Operator(manager=manager, client=client, prometheus=prometheus, planner=planner)
+
+
+def _lease_watch(
+    *, client: ApiClient, elector: LeaderElector, observer: RuntimeMetrics
+) -> Reflector[LeaseView]:
+    """A watch of the elector's own Lease, which tells it at once when the Lease is taken
+    (``LeaderElector.saw``), instead of at its next renewal."""
+    leases: Store[LeaseView] = Store()
+    leases.subscribe(lambda _, new: elector.saw(None if new is None else new.record))
+    return Reflector(
+        name="leases",
+        source=ListWatch(
+            client=client,
+            resource=LEASES,
+            projector=LEASE_VIEW_PROJECTOR,
+            namespace=elector.namespace,
+            field_selector=f"metadata.name={elector.name}",
+        ),
+        store=leases,
+        observer=observer,
+    )
 
 
 def run(settings: Settings) -> int:

@@ -124,7 +124,7 @@ POD_RULES = (
     | _r("", "pods/resize", "patch")
     | _r("apps", "replicasets", "list", "watch")
 )
-LEASE_RULES = _r("coordination.k8s.io", "leases", "get", "create", "update")
+LEASE_RULES = _r("coordination.k8s.io", "leases", "get", "list", "watch", "create", "update")
 CLUSTER_RULES = (
     DEPLOYMENT_RULES
     | POD_RULES

@@ -47,6 +47,7 @@ the cache we planned from and the request:
 
 import asyncio
 import functools
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
@@ -63,6 +64,29 @@ from konsumerator.kube.writing import Writer
 from konsumerator.runtime import errors
 
 log = structlog.stdlib.get_logger(__name__)
+
+# How the apiserver's server-side apply refuses a field its Deployment schema does not
+# declare (500 "failed to create typed patch object (...): .spec.x: field not declared in
+# schema"): the field's path in the Deployment. Under ``.spec`` it can only come from the
+# Consumer's free-form ``deploymentTemplate`` (the CRD keeps it unchecked, to take a
+# DeploymentSpec of any Kubernetes version): every field the operator adds is declared.
+_UNDECLARED: Final = re.compile(r"(?<!\S)\.spec(\S*): field not declared in schema")
+
+
+def refusal(error: errors.ApiError) -> str:
+    """Why the apiserver refused a Deployment write, for the status and the Events: the
+    apiserver's own words, or, for an undeclared field of the template, that field by
+    its path in the Consumer (``spec.deploymentTemplate.template.spec.containers[...]``)."""
+    fields = _UNDECLARED.findall(error.message)
+    if not fields:
+        return str(error)
+    named = ", ".join(f"spec.deploymentTemplate{path}" for path in dict.fromkeys(fields))
+    return (
+        f"{named}: not a field of an apps/v1 DeploymentSpec (a typo, or a field of another"
+        f" Kubernetes version); the apiserver refused the write ({error.status},"
+        " field not declared in schema)"
+    )
+
 
 # The most writes one pass makes. Large enough that a 1,000-instance wave is two
 # passes (each pass plans every instance once: fewer, larger slices cost less CPU),
@@ -220,7 +244,7 @@ async def _write(
         outcome.retry = True
         return
     except errors.ApiError as e:
-        outcome.failures.append(f"{item.action.value} {item.name}: {e}")
+        outcome.failures.append(f"{item.action.value} {item.name}: {refusal(e)}")
         outcome.refused[write_kind(item)] += 1
         return
     outcome.done.append(item)

@@ -63,6 +63,8 @@ if TYPE_CHECKING:  # prometheus_client, which a replay (``simulating``) never ne
     from konsumerator.obs.consumers import ConsumerMetrics
 
 OWNER_INDEX = "controller-uid"
+# The Ready reason of a pass that raised what nobody classified (``Pipeline._internal_error``).
+INTERNAL_ERROR: Final = "InternalError"
 POD_INDEX = "deployment"
 
 
@@ -631,13 +633,26 @@ class Pipeline:
             source, spec = await self._read(key=key, manifest=manifest)
         except SpecError as e:
             await reject(reason="InvalidSpec", message=str(e))
-        done = await self.run(
-            key=key,
-            source=source,
-            spec=spec,
-            previous=previous,
-            state_budget_bytes=state_budget_bytes,
-        )
+        except Exception as e:
+            await self._internal_error(
+                key=key, manifest=manifest, error=e, previous=previous, generation=generation
+            )
+            raise
+        try:
+            done = await self.run(
+                key=key,
+                source=source,
+                spec=spec,
+                previous=previous,
+                state_budget_bytes=state_budget_bytes,
+            )
+        except (errors.ApiError, errors.Retryable, TimeoutError):
+            raise
+        except Exception as e:
+            await self._internal_error(
+                key=key, manifest=manifest, error=e, previous=previous, generation=generation
+            )
+            raise
         await self._write_status(key=key, status=done.status)
         if done.retry:
             raise WritesFailed.of(done.failures)
@@ -650,6 +665,45 @@ class Pipeline:
                 key=key, conflicted=done.conflicted, planned=done.requeue_after_s
             )
         )
+
+    async def _internal_error(
+        self,
+        *,
+        key: str,
+        manifest: Mapping[str, Any],
+        error: Exception,
+        previous: ConsumerStatus,
+        generation: int,
+    ) -> None:
+        """Say on the object that its pass raised what nobody classified (a bug, or an
+        input nobody foresaw): ``Ready=False, reason=InternalError`` naming the
+        exception's type (its traceback is in the operator's log, under the pass's
+        ``reconcileID``) and a Warning Event. The exception then goes on to the
+        controller, which logs it and retries with backoff; the other Consumers are
+        not affected. What nothing wrote otherwise would look healthy: the last
+        status, ``Ready=True``, while nothing is reconciled.
+
+        Reporting is best effort: it fails on what failed the pass (an apiserver
+        down), and that must not hide the pass's own exception.
+        """
+        message = (
+            f"the pass failed with {type(error).__name__}, an error the operator does not"
+            " expect; it is retried with backoff, and the operator's log has the traceback"
+        )
+        try:
+            await self._write_status(
+                key=key,
+                status=of_rejection(
+                    message=message,
+                    previous=previous,
+                    generation=generation,
+                    now=self._now(),
+                    reason=INTERNAL_ERROR,
+                ),
+            )
+            await self._reporter.rejected(manifest=manifest, reason=INTERNAL_ERROR, message=message)
+        except Exception as reporting:
+            error.add_note(f"reporting it failed too: {reporting!r}")
 
     async def _read(
         self, *, key: str, manifest: Mapping[str, Any]

@@ -13,7 +13,10 @@ write (``statuses``). A pass with nothing new to report makes no write. A guest
 ConfigMap's write names the UID of the ConfigMap the pass started from: one deleted
 meanwhile is not brought back (a server-side apply creates what it does not find),
 and one created again under its name does not get the old one's status
-(``Conflict``; the retry reads the new one). The status subresource of a Consumer
+(``Conflict``; the retry reads the new one). It names the version the pass started
+from too, since the spec lives on the same object: ``consumer.yaml`` edited meanwhile
+fails the write, and only a change that left the spec as the pass read it has the
+write sent again at the new version (``GuestReporter._write``). The status subresource of a Consumer
 cannot be written on that condition (the apiserver keeps the stored metadata, UID
 included, for a status write, and only fails one for a missing object), so a
 Consumer's status write names the ``resourceVersion`` the pass started from (or the
@@ -43,6 +46,7 @@ from konsumerator.kube.eventing import EventRecorder
 from konsumerator.kube.projections import ConfigMapView, CustomObject
 from konsumerator.kube.resources import CONFIGMAPS, CONSUMERS
 from konsumerator.kube.writing import Writer, Written
+from konsumerator.runtime import errors
 from konsumerator.runtime.stores import ObjectKey, key_of
 
 
@@ -58,6 +62,9 @@ class _Base:
     # The version a status write names as its precondition (``WrittenStatus.precondition``).
     expected: str
     shown: Mapping[str, Any]
+    # What the pass read its spec from, where the status shares the object with it (a
+    # guest ConfigMap: ``_guest_inputs``); None for a Consumer (``observedGeneration``).
+    inputs: object = None
 
 
 class _StatusReporter(EventReporter, ABC):
@@ -73,7 +80,13 @@ class _StatusReporter(EventReporter, ABC):
         self._statuses = WrittenStatus()
         self._bases: dict[str, _Base] = {}
 
-    def _start(self, *, obj: CustomObject | ConfigMapView, shown: Mapping[str, Any]) -> ObjectKey:
+    def _start(
+        self,
+        *,
+        obj: CustomObject | ConfigMapView,
+        shown: Mapping[str, Any],
+        inputs: object = None,
+    ) -> ObjectKey:
         key = key_of(obj)
         self._bases[str(key)] = _Base(
             key=key,
@@ -85,6 +98,7 @@ class _StatusReporter(EventReporter, ABC):
                 key=key, uid=obj.uid, resource_version=obj.resource_version
             ),
             shown=shown,
+            inputs=inputs,
         )
         return key
 
@@ -159,6 +173,12 @@ def _status_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in annotations.items() if k.startswith(keys.STATUS_PREFIX)}
 
 
+def _guest_inputs(cm: ConfigMapView) -> tuple[dict[str, str], dict[str, str]]:
+    """What a guest pass reads its spec from: the data and every annotation but ours."""
+    others = {k: v for k, v in cm.annotations.items() if not k.startswith(keys.STATUS_PREFIX)}
+    return dict(cm.data), others
+
+
 class GuestReporter(_StatusReporter):
     """Guest mode: Events, and the ConfigMap's ``status.*`` annotations."""
 
@@ -175,10 +195,11 @@ class GuestReporter(_StatusReporter):
         written = self._statuses.written(
             key=key_of(cm), uid=cm.uid, resource_version=cm.resource_version
         )
+        inputs = _guest_inputs(cm)
         if written is None:
-            self._start(obj=cm, shown=dict(cm.annotations))
+            self._start(obj=cm, shown=dict(cm.annotations), inputs=inputs)
             return ConsumerStatus.from_annotations(cm.annotations)
-        self._start(obj=cm, shown=status_annotations(written))
+        self._start(obj=cm, shown=status_annotations(written), inputs=inputs)
         return ConsumerStatus.from_body(written)
 
     def _shown(self, status: ConsumerStatus) -> dict[str, Any]:
@@ -189,10 +210,30 @@ class GuestReporter(_StatusReporter):
         return all(held.get(k) == v for k, v in shown.items())
 
     async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written:
+        """The status annotations, onto the ConfigMap the pass read (its UID) while it
+        still holds the spec the pass read: the spec shares the object with its status,
+        so a status that landed after an edit of ``consumer.yaml`` would describe a spec
+        the object no longer has. The write names the version the pass started from; on
+        a conflict, one GET tells whether only something else moved (a label stamped by
+        a GitOps tool): then it is sent again at the version the object now has, as a
+        Consumer's is; a changed spec (or another object) leaves the ``Conflict``, and
+        the pass is retried over what the cache then shows."""
+        try:
+            return await self._apply_annotations(base=base, shown=shown, version=base.expected)
+        except errors.Conflict:
+            now = await self._writer.configmap(namespace=base.namespace, name=base.name)
+            if now is None or now.uid != base.uid or _guest_inputs(now) != base.inputs:
+                raise
+        return await self._apply_annotations(base=base, shown=shown, version=now.resource_version)
+
+    async def _apply_annotations(
+        self, *, base: _Base, shown: dict[str, Any], version: str
+    ) -> Written:
         return await self._writer.apply(
             resource=CONFIGMAPS,
             namespace=base.namespace,
             name=base.name,
             body={"metadata": {"annotations": shown}},
             uid=base.uid,
+            resource_version=version,
         )

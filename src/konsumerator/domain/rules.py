@@ -437,6 +437,7 @@ def _adaptive_situation(
     trigger: float,
     lent: bool,
     state: ScalingState,
+    banded_cpu_m: int = 0,
 ) -> adaptive.Situation:
     """Everything ``adaptive.decide`` judges for one instance in this pass (``state``:
     its scaling state, with the memory kept in the process, ``_scaling_of``)."""
@@ -484,6 +485,7 @@ def _adaptive_situation(
             limit_m=_cpu_limit(d.current),
             rate_per_core=autoscaling.sizing_rate_per_core,
         ),
+        banded_cpu_m=banded_cpu_m,
     )
 
 
@@ -517,6 +519,9 @@ def _remember_resize(
         short_need=min(2**62, math.ceil(short_need)) if up else 0,
         for_backlog=up and for_backlog,
         up_need=min(2**62, math.ceil(up_need)) if up and for_backlog else 0,
+        quiet_from_m=adaptive.quiet_from(memory=memory, now=now, cpu_before_m=cpu_before_m)
+        if up
+        else 0,
     )
 
 
@@ -616,11 +621,17 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         # the headroom alone (``trigger``) did not ask for.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
-    elif comparison < 0 and sized.rate != sized.asks:
-        # A scale-down keeps the restart term: between the two there is nothing to do.
+    banded_cpu_m = 0
+    if comparison < 0 and sized.rate != sized.asks:
+        # A scale-down is decided with the restart term: between the two there is
+        # nothing to do; it goes to the headroom (``adaptive.Sized.down_rate``).
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.rate)
         comparison = min(0, compare(d.current, proposal.resources))
+        if comparison < 0 and sized.down_rate < sized.rate:
+            banded_cpu_m = _cpu(proposal.resources)
+            pool.restore(saved)
+            proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.down_rate)
     consumed, effect = _consumed_and_effect(
         ctx=ctx, inst=inst, snapshot=snapshot, sized=sized, knobs=knobs, memory=observed.memory
     )
@@ -642,6 +653,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         trigger=sized.trigger,
         lent=lent,
         state=observed,
+        banded_cpu_m=banded_cpu_m,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
     up = comparison > 0
@@ -651,6 +663,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         cpu_m=_cpu(proposal.resources),
         rule=verdict.rule,
         up=up,
+        down=comparison < 0,
     )
     ineffective = effect is adaptive.Effect.INEFFECTIVE
     memory = sized.memory

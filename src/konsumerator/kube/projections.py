@@ -414,6 +414,25 @@ def to_lease_record(wire: LeaseWire) -> LeaseRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    """A watched Lease: its identity (for the watch cache) and its election record."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    record: LeaseRecord
+
+
+def to_lease_view(wire: LeaseWire) -> LeaseView:
+    return LeaseView(
+        namespace=wire.metadata.namespace,
+        name=wire.metadata.name,
+        resource_version=wire.metadata.resource_version,
+        record=to_lease_record(wire),
+    )
+
+
 # -- quarantine -------------------------------------------------------------
 
 
@@ -636,4 +655,7 @@ CONFIGMAP_PROJECTOR: Projector[ConfigMapWire, ConfigMapView] = Projector(
 )
 LEASE_PROJECTOR: Projector[LeaseWire, LeaseRecord] = Projector(
     wire=LeaseWire, convert=to_lease_record
+)
+LEASE_VIEW_PROJECTOR: Projector[LeaseWire, LeaseView] = Projector(
+    wire=LeaseWire, convert=to_lease_view
 )

@@ -10,9 +10,9 @@ serves the Lease (``leases``) and a conflicting status write's identity check
 """
 
 from konsumerator.domain.observed import ObservedDeployment
-from konsumerator.kube.projections import DEPLOYMENT_PROJECTOR
+from konsumerator.kube.projections import CONFIGMAP_PROJECTOR, DEPLOYMENT_PROJECTOR, ConfigMapView
 from konsumerator.kube.requesting import ApiClient
-from konsumerator.kube.resources import DEPLOYMENTS, ResourceKind
+from konsumerator.kube.resources import CONFIGMAPS, DEPLOYMENTS, ResourceKind
 from konsumerator.runtime import errors
 
 
@@ -36,3 +36,8 @@ async def get_deployment(
 ) -> ObservedDeployment | None:
     body = await get(client=client, resource=DEPLOYMENTS, namespace=namespace, name=name)
     return None if body is None else DEPLOYMENT_PROJECTOR.decode(body)
+
+
+async def get_configmap(*, client: ApiClient, namespace: str, name: str) -> ConfigMapView | None:
+    body = await get(client=client, resource=CONFIGMAPS, namespace=namespace, name=name)
+    return None if body is None else CONFIGMAP_PROJECTOR.decode(body)

@@ -66,7 +66,7 @@ import msgspec
 
 from konsumerator.domain import keys
 from konsumerator.kube import guarding, reading
-from konsumerator.kube.projections import ObjectMetaWire
+from konsumerator.kube.projections import ConfigMapView, ObjectMetaWire
 from konsumerator.kube.requesting import ApiClient, RequestCounts
 from konsumerator.kube.resources import ResourceKind
 from konsumerator.runtime import errors
@@ -166,15 +166,19 @@ class Writer:
         subresource: str | None = None,
         uid: str | None = None,
         create_only: bool = False,
+        resource_version: str | None = None,
     ) -> Written:
         """Server-side apply ``body`` (apiVersion, kind and metadata.name are filled in).
 
         With ``uid``, only onto the object with that UID (else ``Conflict``); with
-        ``create_only``, only if no object has the name (else ``AlreadyExists``).
+        ``create_only``, only if no object has the name (else ``AlreadyExists``); with
+        ``resource_version``, only onto the object at that version (else ``Conflict``).
         """
         document = _with_identity(resource=resource, namespace=namespace, name=name, body=body)
         if uid is not None:
             document["metadata"]["uid"] = uid
+        if resource_version is not None:
+            document["metadata"]["resourceVersion"] = resource_version
         if create_only:
             document["metadata"]["resourceVersion"] = NEVER_STORED
         try:
@@ -248,6 +252,10 @@ class Writer:
             client=self._client, resource=resource, namespace=namespace, name=name
         )
         return None if body is None else _written(body)
+
+    async def configmap(self, *, namespace: str, name: str) -> ConfigMapView | None:
+        """The ConfigMap as it is now (a GET; None: no such object)."""
+        return await reading.get_configmap(client=self._client, namespace=namespace, name=name)
 
     async def _apply_status(
         self,

@@ -31,6 +31,16 @@ rates. The check is made on the spot, not by the renew loop: a process that
 was frozen (SIGSTOP, a stalled node, a long GC pause) and wakes up after its
 lease expired refuses its next write before the renew loop has even run.
 
+A Lease taken while ours has not expired (a misbehaving peer, a manual takeover
+with ``kubectl``) shows in the Lease before our next renewal reads it, up to
+``retry_period`` later: meanwhile the fence above would still let writes start.
+So the process also watches its Lease (``saw``, fed by a watch of that one
+object): the moment an event shows a version newer than our own last write
+with another holder, or the Lease deleted, we stop leading, every write is
+refused from then on, and the renew loop wakes to raise ``LeadershipLost``.
+An event older than our last write (a watch behind our own renewal) is not
+evidence of anything and is ignored.
+
 Expiry is judged on *our* monotonic clock, never by comparing the
 ``renewTime`` in the Lease with our wall clock: clocks of different nodes
 disagree. Like client-go we remember when we last saw the record change
@@ -41,6 +51,7 @@ that. The wall clock is used only to fill the timestamps humans read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
@@ -103,6 +114,8 @@ class LeaderElector:
         # When the last successful acquire or renew request started (self._clock).
         self._renewed_from: float | None = None
         self._leading = asyncio.Event()
+        # Set when the Lease watch showed it taken (``saw``): wakes the renew loop.
+        self._taken = asyncio.Event()
 
     @property
     def is_leader(self) -> bool:
@@ -132,6 +145,25 @@ class LeaderElector:
                 f"{self._renew_deadline - left:.1f}s; it may have been taken"
             )
         return left
+
+    def saw(self, lease: LeaseRecord | None) -> None:
+        """The Lease as its watch shows it now (None: deleted).
+
+        Taken (another holder, at a version newer than our own last write) or
+        deleted while we lead: stop leading at once, so the fence refuses every
+        write from now on, and wake the renew loop to raise ``LeadershipLost``.
+        """
+        if not self.is_leader:
+            return
+        if lease is not None:
+            if lease.holder_identity == self.identity or not _newer(lease, than=self._observed):
+                return
+            holder = lease.holder_identity
+        else:
+            holder = "(the Lease was deleted)"
+        log.error("the leader lease was taken; seen by its watch", lease=self.name, holder=holder)
+        self._set_leading(False)
+        self._taken.set()
 
     async def run(self) -> None:
         """Acquire, then renew until cancelled (release) or lost (``LeadershipLost``)."""
@@ -163,7 +195,11 @@ class LeaderElector:
 
     async def _renew(self) -> None:
         while True:
-            await asyncio.sleep(self._retry_period)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._retry_period):
+                    await self._taken.wait()
+            if not self.is_leader:
+                raise LeadershipLost(f"lease {self.namespace}/{self.name} was taken")
             assert self._renewed_from is not None  # set by the acquisition
             remaining = self._renew_deadline - (self._clock() - self._renewed_from)
             if remaining > 0:
@@ -280,3 +316,17 @@ class LeaderElector:
         else:
             self._leading.clear()
         self._observer.leadership_changed(name=self.name, leading=leading)
+
+
+def _newer(lease: LeaseRecord, *, than: LeaseRecord | None) -> bool:
+    """Whether ``lease`` is a later version than ``than`` (our own last read or write).
+
+    resourceVersions are etcd revisions, integers that grow; one that is not an
+    integer can only be told apart, so any other version counts as newer.
+    """
+    if than is None:
+        return True
+    try:
+        return int(lease.resource_version) > int(than.resource_version)
+    except ValueError:
+        return lease.resource_version != than.resource_version

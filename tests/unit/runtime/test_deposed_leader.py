@@ -33,7 +33,7 @@ from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Controller, Result
 from konsumerator.runtime.electing import LeaderElector, LeadershipLost
 from konsumerator.runtime.managing import Manager
-from konsumerator.runtime.ports import Listing
+from konsumerator.runtime.ports import LeaseRecord, Listing
 from konsumerator.runtime.reflecting import Reflector
 from konsumerator.runtime.stores import ObjectKey, Store
 
@@ -231,3 +231,54 @@ async def test_a_refused_write_sends_nothing() -> None:
         await writer.delete(resource=DEPLOYMENTS, namespace="ns", name="d", uid="u")
     assert server.arrivals == []
     assert writer.counts.total == 0
+
+
+def _taken_by(record: LeaseRecord | None, holder: str, *, versions_on: int) -> LeaseRecord:
+    """``record`` as a watch event shows it once ``holder`` wrote itself in."""
+    assert record is not None
+    version = str(int(record.resource_version) + versions_on)
+    return dataclasses.replace(record, holder_identity=holder, resource_version=version)
+
+
+async def test_a_lease_taken_while_ours_is_valid_stops_every_write_once_its_watch_shows_it() -> (
+    None
+):
+    """The watch of the Lease (``LeaderElector.saw``) shows another holder: no write starts
+    after that instant, and ``run`` raises ``LeadershipLost`` at once, not at the next
+    renewal (up to ``retry_period``, 2 s, later)."""
+    loop = asyncio.get_running_loop()
+    store = FakeLeaseStore()
+    server = Server()
+    manager, lead, _ = operator(store=store, server=server, reconcile_writes=100, pause=0.05)
+    task = asyncio.create_task(manager.run())
+    await server.received(3)
+    await asyncio.sleep(0.01)  # between two renewals, writes under way
+    # An admin (or a buggy peer) writes another holder into the Lease; its watch says so.
+    store.record = _taken_by(store.record, "two", versions_on=1)
+    lead.saw(store.record)
+    taken = loop.time()
+    with pytest.raises(LeadershipLost):
+        await task
+    assert not lead.is_leader
+    assert loop.time() - taken < 0.05
+    assert [t for t in server.arrivals if t > taken] == []
+    with pytest.raises(errors.NotLeading):
+        lead.write_budget()
+
+
+async def test_a_lease_watch_behind_our_own_renewal_does_not_depose_the_leader() -> None:
+    """An event older than our own last write (the previous holder, before we took it over)
+    is no evidence of a takeover; one of ours is none either."""
+    store = FakeLeaseStore()
+    lead = elector(store)
+    task = asyncio.create_task(lead.run())
+    await lead.wait_until_leading()
+    await asyncio.sleep(5.0)  # a few renewals
+    lead.saw(_taken_by(lead.observed, "previous", versions_on=-1))
+    lead.saw(lead.observed)
+    await asyncio.sleep(3.0)
+    assert lead.is_leader
+    assert lead.write_budget() > 0
+    lead.saw(None)  # deleted (kubectl delete lease): another may create it at once
+    with pytest.raises(LeadershipLost):
+        await task

@@ -27,6 +27,9 @@ at worst a forgotten peak, and sizing from the current need (docs/adaptive.md).
   the production need it was sized for (``policy.drain_over``).
 * ``lent``: the node was seen lending the pods CPU beyond their request
   (``policy.bursting``).
+* ``quiet_from_m``: when the run of scale-ups the last one belongs to began after
+  ``policy.SETTLE_S`` without a resize, the CPU (millicores) the instance had
+  through that quiet period; 0 otherwise (``policy.after_up``).
 
 The codec is lenient: anyone who may edit the Deployment may write anything
 into the annotation, and an unreadable field reads as absent (no peak,
@@ -64,6 +67,10 @@ class Memory:
     # The node was seen lending the pods CPU beyond their request (``policy.bursting``);
     # cleared by a scale-up that does not see it again.
     lent: bool = False
+    # The CPU (millicores) before the run of scale-ups the last one belongs to, when
+    # that run began after ``policy.SETTLE_S`` without a resize; 0 otherwise
+    # (``policy.quiet_from``, ``policy.after_up``).
+    quiet_from_m: int = 0
 
 
 def _format_time(moment: datetime) -> str:
@@ -99,7 +106,7 @@ def _parse_rate(text: str) -> int:
 def encode(memory: Memory) -> str:
     """``peak=<msg/s>,peakAt=<time>`` then the optional ``previous``, ``resizedAt``,
     ``before``, ``cpuBefore``, ``limitBefore``, ``ineffective``, ``shortNeed``, ``forBacklog``,
-    ``upNeed`` and ``lent`` fields."""
+    ``upNeed``, ``lent`` and ``quietFrom`` fields."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
         parts.append(f"peakAt={_format_time(memory.peak_at)}")
@@ -123,6 +130,8 @@ def encode(memory: Memory) -> str:
         parts.append(f"upNeed={memory.up_need}")
     if memory.lent:
         parts.append("lent=true")
+    if memory.quiet_from_m:
+        parts.append(f"quietFrom={memory.quiet_from_m}")
     return ",".join(parts)
 
 
@@ -131,7 +140,7 @@ def decode(text: str | None) -> Memory | None:
     if text is None:
         return None
     fields: dict[str, str] = {}
-    for part in text.split(",")[:13]:
+    for part in text.split(",")[:14]:
         name, sep, value = part.partition("=")
         if sep:
             fields.setdefault(name.strip(), value.strip())
@@ -149,6 +158,7 @@ def decode(text: str | None) -> Memory | None:
         for_backlog=fields.get("forBacklog") == "true",
         up_need=_parse_rate(fields.get("upNeed", "")),
         lent=fields.get("lent") == "true",
+        quiet_from_m=_parse_rate(fields.get("quietFrom", "")),
     )
 
 

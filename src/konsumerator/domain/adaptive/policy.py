@@ -516,6 +516,15 @@ class Situation:
     emptied: bool = True
     production_need: float = 0.0  # the recent peak sized for (``drain_over``)
     bursting: bool = False  # consuming beyond the request, the limit enough (``bursting``)
+    # A scale-down's CPU sized with the restart term (``Sized.rate``), which decides
+    # whether it saves enough (the bands); it goes to ``proposed_cpu_m``, the headroom
+    # (``Sized.down_rate``). 0: the same as ``proposed_cpu_m``.
+    banded_cpu_m: int = 0
+
+    @property
+    def band_cpu_m(self) -> int:
+        """The CPU a scale-down's savings are measured with (``beyond_band``)."""
+        return self.banded_cpu_m or self.proposed_cpu_m
 
 
 def _up(s: Situation, knobs: Knobs) -> Verdict:
@@ -585,16 +594,48 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
     )
 
 
-def after_up(*, memory: Memory | None, now: datetime, knobs: Knobs) -> bool:
+def quiet_from(*, memory: Memory | None, now: datetime, cpu_before_m: int) -> int:
+    """What a scale-up remembers as ``Memory.quiet_from_m``: where its run of scale-ups began.
+
+    A scale-up after another (``Memory.cpu_before_m`` is set by scale-ups only)
+    continues that run and keeps its value. The first of a run that follows
+    ``SETTLE_S`` without a resize (or none known) remembers the CPU it starts from,
+    ``cpu_before_m``, which served the instance all that time; any other gives 0:
+    the instance was resized within the window before, so the rise may be a
+    pattern (``after_up``).
+    """
+    if memory is not None and memory.cpu_before_m > 0:
+        return memory.quiet_from_m
+    if _age(memory.resized_at if memory else None, now) >= SETTLE_S:
+        return cpu_before_m
+    return 0
+
+
+def after_up(
+    *, memory: Memory | None, now: datetime, knobs: Knobs, proposed_cpu_m: int = 0
+) -> bool:
     """Whether a scale-down would follow a scale-up by less than ``SETTLE_S``, in place.
 
     Any scale-up then (an up-down-up) would be the oscillation the target
     forbids; in place, where a resize is cheap, the dwell after a scale-up is
     the whole window. ``Memory.cpu_before_m`` is set by a scale-up only.
+
+    Not after a run of scale-ups that began after ``SETTLE_S`` without a resize
+    (``Memory.quiet_from_m``: an isolated rise, a single burst) when the scale-down
+    goes no lower than the CPU the instance had through that quiet period
+    (``proposed_cpu_m``): an up-down-up needs a second rise within the window,
+    and none was seen in the window before this one. Held, a 10-minute burst kept
+    its CPU 30 minutes after its scale-up instead of ``pendingScaleDownDuration``
+    after its end (``burst`` in place: 1.14x -> 1.32x the oracle's CPU). An
+    instance resized within the window before the run (a flapping or sawtooth
+    rate, or one just created) is held the whole window, and so is a scale-down
+    below where the run began (production fell below its level before the rise).
     """
     if memory is None or memory.cpu_before_m <= 0:
         return False
     if knobs.actuation_s / knobs.recovery_s >= HYSTERESIS:
+        return False
+    if 0 < memory.quiet_from_m <= proposed_cpu_m:
         return False
     return _age(memory.resized_at, now) < SETTLE_S
 
@@ -608,24 +649,20 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
         drain_over(memory=state.memory, drained=s.drained, production_need=s.production_need)
         and s.emptied
         and s.settled
-        and beyond_band(
-            current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=HYSTERESIS
-        )
+        and beyond_band(current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.band_cpu_m, band=HYSTERESIS)
     ):
         return Verdict(
             apply=True,
             state=settle(state, saturated=False, now=now),
             rule="drain_over: the backlog scaled up for is drained",
         )
-    if after_up(memory=state.memory, now=now, knobs=knobs):
+    if after_up(memory=state.memory, now=now, knobs=knobs, proposed_cpu_m=s.proposed_cpu_m):
         return Verdict(
             apply=False,
             state=steady,
             rule=f"after_up: scaled up less than {SETTLE_S:g}s ago (no up-down-up)",
         )
-    if not beyond_band(
-        current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m, band=knobs.band
-    ):
+    if not beyond_band(current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.band_cpu_m, band=knobs.band):
         return Verdict(
             apply=False, state=steady, rule=f"beyond_band: saves less than {knobs.band:.1%}"
         )
@@ -699,6 +736,26 @@ class Sized:
     def asks(self) -> int:
         """The rate whose CPU the current size is compared with, to scale up."""
         return self.ride or self.trigger
+
+    @property
+    def down_rate(self) -> int:
+        """The rate a scale-down goes to: the headroom alone (``trigger``).
+
+        Whether to scale down is still decided with the restart term (``rate``:
+        the bands measure the savings of a scale-down sized for it, so a size
+        between λ/u and λ·(1 + R/T) plus the band stays right-sized and a rise of
+        a few % that was scaled up for, sized for its restart, is not given back
+        the moment it passes). Once one goes, it goes to λ/u: like a scale-up
+        (``headroom_share``), a scale-down that restarts the pods leaves λ·R
+        behind (the lag R, under ``tolerableLag`` when R is), which the headroom
+        drains within R/(1/u − 1), and below λ/u nothing asks for more. Sized
+        for λ·(1 + R/T), a scale-down under Recreate kept R/T (10 %) more than
+        the headroom for as long as production stayed, and with ±5 % noise often
+        one more 100m step: after a burst or an outage's drain, 1200m instead of
+        1100m for the rest of the day (``burst`` 1.23x, ``incident`` 1.21x the
+        oracle's CPU). In place the two are the same.
+        """
+        return self.trigger
 
 
 def size(
@@ -803,9 +860,12 @@ def _up_part(sized: Sized, *, up: bool) -> str:
     return f" +min(backlog,lambda*R)/T={sized.demand.restart_need:.0f}/s -> {sized.up_rate}/s"
 
 
-def _trigger_part(sized: Sized) -> str:
+def _trigger_part(sized: Sized, *, down: bool = False) -> str:
     """What decides a scale-up, when the restart term made the size larger than that,
-    or when an in-place instance that keeps up asks for less (``ride_share``)."""
+    or when an in-place instance that keeps up asks for less (``ride_share``); for a
+    scale-down, the headroom level it is sized for (``Sized.down_rate``)."""
+    if down and sized.down_rate < sized.rate:
+        return f" (scale down to lambda/u+backlog={sized.down_rate}/s)"
     if sized.ride and sized.ride < sized.trigger:
         return (
             f" (in place, keeping up: scale up once lambda/{1 + RIDE_MARGIN:g}={sized.ride}/s"
@@ -817,7 +877,13 @@ def _trigger_part(sized: Sized) -> str:
 
 
 def explain(
-    *, sized: Sized, autoscaling: Autoscaling, cpu_m: int, rule: str, up: bool = False
+    *,
+    sized: Sized,
+    autoscaling: Autoscaling,
+    cpu_m: int,
+    rule: str,
+    up: bool = False,
+    down: bool = False,
 ) -> str:
     """Every input of the decision, so that a user can redo it by hand."""
     d, k = sized.demand, knobs_for(autoscaling)
@@ -827,6 +893,6 @@ def explain(
         f"term={d.term.value} need=max(lambda/u,lambda(1+R/T))"
         f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
         f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s"
-        f"{_trigger_part(sized)}{_up_part(sized, up=up)} = {cpu_m}m; "
+        f"{_trigger_part(sized, down=down)}{_up_part(sized, up=up)} = {cpu_m}m; "
         f"rule {rule}"
     )

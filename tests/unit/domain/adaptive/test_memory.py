@@ -25,6 +25,7 @@ T = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
         Memory(resized_at=T),
         Memory(resized_at=T, for_backlog=True, up_need=6667),
         Memory(resized_at=T, lent=True),
+        Memory(resized_at=T, cpu_before_m=2800, quiet_from_m=1100),
     ],
 )
 def test_a_round_trip_keeps_every_field(memory: Memory) -> None:
@@ -68,8 +69,11 @@ def test_the_previous_peak_and_the_last_scale_up_round_trip() -> None:
         short_need=2300,
         for_backlog=True,
         up_need=4100,
+        lent=True,
+        quiet_from_m=1100,
     )
     assert "upNeed=4100" in encode(memory)
+    assert "quietFrom=1100" in encode(memory)
     assert "limitBefore=2000" in encode(memory)
     assert "previous=9" in encode(memory)
     assert "shortNeed=2300" in encode(memory)

@@ -17,6 +17,7 @@ Aspects tested, table-driven, one table per rule:
 * ``emptied`` / ``drain_sized`` / ``drain_share``: which scale-ups give their
   backlog's CPU back at once, and when;
 * ``worth_a_step``: no scale-up of 5 % or less unless urgent;
+* ``Sized.down_rate``: a scale-down is sized for the headroom λ/u, not its restart;
 * ``headroom_share``: the headroom λ/u alone decides a scale-up, the restart
   term only sizes it;
 * ``lends`` / ``bursting``: a node seen lending CPU beyond the request holds a
@@ -24,7 +25,8 @@ Aspects tested, table-driven, one table per rule:
 * ``ride_share``: in place, an instance that keeps up asks for a scale-up only
   once production passes its request by ``RIDE_MARGIN`` (so lending shows);
 * ``after_up``: in place, no scale-down within ``SETTLE_S`` of a scale-up (no
-  up-down-up within the window), but for the end of a drain;
+  up-down-up within the window), but for the end of a drain and for a return to
+  where a run of scale-ups that followed a quiet window began (``quiet_from``);
 * ``decide``: the whole transition table (direction × status × urgent ×
   drained × lagging × time since the last resize × time in the status), with
   the rule that decided.
@@ -45,6 +47,7 @@ from konsumerator.domain.adaptive import policy
 from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
+from konsumerator.domain.specs import Autoscaling, Predictor
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 KNOBS = policy.Knobs(
@@ -259,6 +262,48 @@ def test_after_up_in_place_no_scale_down_within_the_oscillation_window(
 ) -> None:
     memory = Memory(resized_at=ago(since_s), cpu_before_m=cpu_before)
     assert policy.after_up(memory=memory, now=NOW, knobs=knobs) is want
+
+
+@pytest.mark.parametrize(
+    ("quiet_from", "proposed", "want"),
+    [
+        (0, 1100, True),  # the run followed a resize within the window: held
+        (1100, 1100, False),  # back to where a run after a quiet window began: goes
+        (1100, 1400, False),  # less far down: goes
+        (1100, 1000, True),  # below where the run began (production fell further): held
+    ],
+)
+def test_after_up_lets_an_isolated_rise_go_back_to_where_it_began(
+    quiet_from: int, proposed: int, want: bool
+) -> None:
+    """Scaled up 10 minutes ago (a 10-minute burst, over): held the whole window
+    before, also when the rise followed half an hour without a resize."""
+    memory = Memory(resized_at=ago(600), cpu_before_m=2800, quiet_from_m=quiet_from)
+    got = policy.after_up(memory=memory, now=NOW, knobs=IN_PLACE_KNOBS, proposed_cpu_m=proposed)
+    assert got is want
+
+
+@pytest.mark.parametrize(
+    ("resized_s", "cpu_before", "kept", "want"),
+    [
+        (3600.0, 0, 0, 1100),  # the first scale-up after an hour without a resize
+        (1800.0, 0, 0, 1100),  # exactly SETTLE_S
+        (1799.0, 0, 0, 0),  # a resize within the window before: no quiet start
+        (600.0, 0, 0, 0),  # created (or scaled down) 10 minutes ago
+        (None, 0, 0, 1100),  # no resize known
+        (160.0, 2800, 1100, 1100),  # the next scale-up of the same run keeps where it began
+        (160.0, 2800, 0, 0),  # ... and that it did not follow a quiet window
+    ],
+)
+def test_quiet_from_remembers_where_a_run_of_scale_ups_after_a_quiet_window_began(
+    resized_s: float | None, cpu_before: int, kept: int, want: int
+) -> None:
+    memory = Memory(resized_at=ago(resized_s), cpu_before_m=cpu_before, quiet_from_m=kept)
+    assert policy.quiet_from(memory=memory, now=NOW, cpu_before_m=1100) == want
+
+
+def test_quiet_from_without_memory_is_the_cpu_before() -> None:
+    assert policy.quiet_from(memory=None, now=NOW, cpu_before_m=1100) == 1100
 
 
 @pytest.mark.parametrize(
@@ -999,6 +1044,78 @@ def test_a_scale_up_waits_while_the_node_lends_cpu_unless_urgent(
             cpu_shortage_m=0,
             now=NOW,
             bursting=bursting,
+        ),
+        knobs=KNOBS,
+    )
+    assert verdict.apply is apply
+    assert verdict.rule.startswith(rule)
+
+
+@pytest.mark.parametrize(
+    ("actuation_s", "lam", "backlog", "want_rate", "want_down"),
+    [
+        # Recreate: sized for λ/u + backlog, not λ(1 + R/T) + backlog.
+        (30.0, 2040.0, 0.0, 2244, 2148),
+        (30.0, 2040.0, 2040.0 * 30 + 60_000, 2444, 2348),  # a backlog beyond λ·R: its term too
+        (5.0, 2040.0, 0.0, 2148, 2148),  # in place the headroom is the larger term: the same
+    ],
+)
+def test_a_scale_down_is_sized_for_the_headroom_and_says_so(
+    actuation_s: float, lam: float, backlog: float, want_rate: int, want_down: int
+) -> None:
+    autoscaling = Autoscaling(
+        rate_per_core=2000,
+        ram_per_core_b=2**28,
+        recovery_s=300.0,
+        tolerable_lag_s=60.0,
+        min_sync_period_s=30.0,
+        predictor=Predictor.ADAPTIVE,
+        actuation_s=actuation_s,
+    )
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType({0: lam}),
+        consumption=MappingProxyType({0: lam}),
+        offset=MappingProxyType({0: backlog}),
+    )
+    sized = policy.size(
+        snapshot=snapshot, partitions=[0], autoscaling=autoscaling, memory=None, now=NOW
+    )
+    assert (sized.rate, sized.down_rate) == (want_rate, want_down)
+    text = policy.explain(
+        sized=sized, autoscaling=autoscaling, cpu_m=1100, rule="pending_down", down=True
+    )
+    assert ("(scale down to lambda/u+backlog=" in text) is (want_down < want_rate)
+
+
+@pytest.mark.parametrize(
+    ("banded", "apply", "rule"),
+    [
+        # Sized with the restart term it would keep 1200m of 1300m: within the 15 % band.
+        (1200, False, "beyond_band"),
+        (1000, True, "pending_down: needed less"),  # the restart term saves enough: it goes
+        (0, True, "pending_down: needed less"),  # nothing else known: the proposal decides
+    ],
+)
+def test_under_recreate_the_restart_term_decides_a_scale_down_the_headroom_sizes_it(
+    banded: int, apply: bool, rule: str
+) -> None:
+    """Under Recreate a scale-down goes to λ/u (``Sized.down_rate``, here 1100m) but
+    is decided by the CPU the restart term keeps (``banded_cpu_m``): a scale-up for
+    a rise of a few %, sized for its restart, is not given back as soon as it passes."""
+    memory = Memory(resized_at=ago(1200))
+    state = ScalingState(status=PSD, since=ago(1200), memory=memory)
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=-1,
+            current_cpu_m=1300,
+            proposed_cpu_m=1100,
+            lagging=False,
+            urgent=False,
+            drained=True,
+            cpu_shortage_m=0,
+            now=NOW,
+            banded_cpu_m=banded,
         ),
         knobs=KNOBS,
     )

@@ -517,3 +517,82 @@ def test_in_place_the_explanation_says_when_a_keeping_up_instance_scales_up() ->
         decision(replay)
     )
     replay.close()
+
+
+def _burst(replay: Replay, *, steps: int) -> list[tuple[float, int]]:
+    """10 minutes of 1300/s each with the lag growing (a busy node), then ``steps``
+    passes at 1000/s; (seconds since the burst began, request) after each pass."""
+    cpus = []
+    for i in range(steps + 20):
+        lam, behind = (1300.0, 20_000.0) if i < 20 else (1000.0, 0.0)
+        consumed = 1100.0 if i < 20 else 1000.0
+        cpus.append((STEP_S * (i + 1), step(replay, lam, consumed, behind)))
+    return cpus
+
+
+def _ups_and_downs(cpus: list[tuple[float, int]], start: int) -> tuple[list[float], list[float]]:
+    ups, downs, last = [], [], start
+    for t, c in cpus:
+        if c != last:
+            (ups if c > last else downs).append(t)
+        last = c
+    return ups, downs
+
+
+def test_in_place_a_burst_after_a_quiet_half_hour_is_given_back_when_it_is_over() -> None:
+    """In place, 1000/s each for 36 minutes without a resize, then the burst of
+    the test above. A run of scale-ups that follows a quiet window is an isolated
+    rise: once the burst is over the scale-down goes back to the request the
+    instance had before it (1100m) after pendingScaleDownDuration, within 30
+    minutes of the scale-up (before: held until 30 minutes after it, ``after_up``).
+    An up-down-up would need a second rise within the window, and none came in
+    the window before."""
+    replay = replay_of(IN_PLACE)
+    assert [step(replay, 1000, 1000) for _ in range(70)] == [1100] * 70
+    cpus = _burst(replay, steps=70)
+    ups, downs = _ups_and_downs(cpus, 1100)
+    assert ups, cpus
+    assert downs, cpus
+    assert downs[0] - ups[-1] < 1800
+    assert cpus[-1][1] == 1100
+    replay.close()
+
+
+def test_in_place_a_second_burst_soon_after_an_isolated_one_is_held_the_whole_window() -> None:
+    """The isolated burst above is given back; a second burst 15 minutes after that
+    scale-down follows a resize within the window, so it is no isolated rise:
+    its CPU is held 30 minutes after its scale-up (``after_up``), and the
+    instance never goes up, down and up again within 30 minutes."""
+    replay = replay_of(IN_PLACE)
+    for _ in range(70):
+        step(replay, 1000, 1000)
+    first = _burst(replay, steps=50)
+    _, downs = _ups_and_downs(first, 1100)
+    assert downs, first
+    second = _burst(replay, steps=70)
+    ups, downs_after = _ups_and_downs(second, 1100)
+    assert ups, second
+    assert downs_after, second
+    # The second rise came within the window after the first one's scale-down.
+    assert first[-1][0] - downs[0] + ups[0] < 1800
+    assert downs_after[0] - ups[-1] >= 1800
+    replay.close()
+
+
+def test_under_recreate_a_scale_down_is_sized_for_the_headroom_not_its_restart() -> None:
+    """Recreate, 1020/s each: the headroom asks 2·1020/0.95 = 2148/s -> 1100m, the
+    restart term 2·1020·1.1 = 2244/s -> 1200m. After a burst (1500/s each, the lag
+    growing) the scale-down goes back to 1100m, the headroom (before: 1200m, sized
+    for its own restart, and held there while production stayed: the 15 % band
+    keeps 1200m -> 1100m from ever going). Its restart leaves λ·R behind (a lag of
+    R = 30 s, under tolerableLag), which the headroom drains; nothing asks for the
+    restart term back."""
+    replay = replay_of(RECREATE)
+    assert step(replay, 1020, 1020) == 1100
+    cpus = [step(replay, 1500, 1100, 60_000) for _ in range(6)]
+    assert max(cpus) > 1200
+    after = [step(replay, 1020, 1020) for _ in range(60)]
+    assert after[-1] == 1100
+    assert "(scale down to lambda/u+backlog=" in decision(replay)
+    assert [step(replay, 1020, 1020) for _ in range(30)] == [1100] * 30
+    replay.close()
