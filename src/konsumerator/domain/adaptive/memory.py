@@ -164,7 +164,8 @@ def decode(text: str | None) -> Memory | None:
 
 def durably_equal(a: Memory | None, b: Memory | None) -> bool:
     """``durable(a) == durable(b)``, without building the two copies: every field
-    but the recent peak's three compared (two Nones are equal, one None is not)."""
+    but the recent peak's three compared (two Nones are equal, one None is not).
+    A field added to ``Memory`` must be compared here too (a test pins the fields)."""
     if a is None or b is None:
         return a is b
     return (
@@ -177,6 +178,7 @@ def durably_equal(a: Memory | None, b: Memory | None) -> bool:
         and a.for_backlog == b.for_backlog
         and a.up_need == b.up_need
         and a.lent == b.lent
+        and a.quiet_from_m == b.quiet_from_m
     )
 
 
@@ -211,7 +213,8 @@ def _reads_back(memory: Memory) -> bool:
     """Whether ``decode(encode(memory)) == memory`` field for field, by a check
     much cheaper than the round trip: every count a plain int the parser
     accepts, every time a UTC one to the second the parser reads back, and no
-    peak without its time (``decode`` drops it)."""
+    peak without its time (``decode`` drops it). A field added to ``Memory`` must
+    be checked here too (a test pins the fields)."""
     for count in (
         memory.peak_rate,
         memory.previous_peak,
@@ -220,6 +223,7 @@ def _reads_back(memory: Memory) -> bool:
         memory.limit_before_m,
         memory.short_need,
         memory.up_need,
+        memory.quiet_from_m,
     ):
         if type(count) is not int or not 0 <= count <= _MAX_RATE:
             return False

@@ -3,7 +3,8 @@
 Aspects tested: ``as_written`` (a memory the annotation already holds is its
 own answer, any other goes through the codec) equals ``decode(encode(m))``
 field for field, types and time zones included, and each condition of that
-shortcut is needed; ``durably_equal`` is ``durable(a) == durable(b)``;
+shortcut is needed, for every count; ``durably_equal`` is
+``durable(a) == durable(b)``; both know every field of ``Memory`` (pinned);
 ``_format_time`` renders what ``strftime`` rendered.
 """
 
@@ -66,19 +67,35 @@ _flags: st.SearchStrategy[Any] = st.booleans() | st.sampled_from([0, 1])
 
 @st.composite
 def _memories(draw: st.DrawFn) -> Memory:
-    return Memory(
-        peak_rate=draw(_counts),
-        peak_at=draw(_times),
-        resized_at=draw(_times),
-        previous_peak=draw(_counts),
-        throughput_before=draw(_counts),
-        cpu_before_m=draw(_counts),
-        limit_before_m=draw(_counts),
-        ineffective=draw(_flags),
-        short_need=draw(_counts),
-        for_backlog=draw(_flags),
-        up_need=draw(_counts),
-        lent=draw(_flags),
+    """Every field drawn by its kind (times, flags, counts): a field added to
+    ``Memory`` is drawn too."""
+    return Memory(**{name: draw(_kind(name)) for name in Memory.__slots__})
+
+
+def _kind(name: str) -> st.SearchStrategy[Any]:
+    default = getattr(Memory(), name)
+    if name.endswith("_at"):
+        return _times
+    return _flags if isinstance(default, bool) else _counts
+
+
+def test_the_shortcuts_know_every_field_of_the_memory() -> None:
+    # ``as_written``'s check (``_reads_back``) and ``durably_equal`` name every
+    # field: one added to Memory must be added to both (then here).
+    assert Memory.__slots__ == (
+        "peak_rate",
+        "peak_at",
+        "resized_at",
+        "previous_peak",
+        "throughput_before",
+        "cpu_before_m",
+        "limit_before_m",
+        "ineffective",
+        "short_need",
+        "for_backlog",
+        "up_need",
+        "lent",
+        "quiet_from_m",
     )
 
 
@@ -131,7 +148,7 @@ def _memory_pairs(draw: st.DrawFn) -> tuple[Memory | None, Memory | None]:
         return first, draw(st.none() | _memories())
     # Mostly the same memory with one field changed: the interesting comparisons.
     name = draw(st.sampled_from(Memory.__slots__))
-    value = draw(_times if name.endswith("_at") else _counts)
+    value = draw(_kind(name))
     return first, Memory(**{**{n: getattr(first, n) for n in Memory.__slots__}, name: value})
 
 
@@ -161,6 +178,7 @@ def test_durably_equal_tells_every_durable_field_and_ignores_the_peak() -> None:
         "for_backlog": True,
         "up_need": 1,
         "lent": True,
+        "quiet_from_m": 1,
     }
     for name, value in changed.items():
         other = Memory(**{**{n: getattr(base, n) for n in Memory.__slots__}, name: value})
@@ -177,3 +195,17 @@ def test_times_are_formatted_as_strftime_formatted_them(moment: datetime) -> Non
 def test_a_year_before_1000_keeps_strftime_s_rendering() -> None:
     moment = datetime(999, 3, 4, 5, 6, 7, tzinfo=UTC)
     assert _format_time(moment) == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_COUNTS = [n for n in Memory.__slots__ if type(getattr(Memory(), n)) is int]
+
+
+@pytest.mark.parametrize("name", _COUNTS)
+@pytest.mark.parametrize("value", [-1, 2**63, True])
+def test_every_count_the_annotation_would_change_goes_through_the_codec(
+    name: str, value: int
+) -> None:
+    # With its time, so that the peak's counts are not dropped for lack of one.
+    fields: dict[str, Any] = {"peak_at": T, name: value}
+    memory = Memory(**fields)
+    assert _exact(as_written(memory)) == _exact(_codec(memory))
