@@ -377,7 +377,11 @@ def _lease_watch(
     """A watch of the elector's own Lease, which tells it at once when the Lease is taken
     (``LeaderElector.saw``), instead of at its next renewal."""
     leases: Store[LeaseView] = Store()
-    leases.subscribe(lambda _, new: elector.saw(None if new is None else new.record))
+    leases.subscribe(
+        lambda old, new: elector.saw(
+            None if new is None else new.record, last=None if old is None else old.record
+        )
+    )
     return Reflector(
         name="leases",
         source=ListWatch(

@@ -44,10 +44,11 @@ the Deployment watch triggers at once, reports the effect of the writes.
 
 import functools
 import itertools
-from collections.abc import Callable, Hashable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from konsumerator.domain import keys, limits, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
@@ -221,6 +222,37 @@ def _claim(
     if len(deletes) > 1:
         deletes.sort(key=lambda delete: delete.name)
     return claimed, deletes, terminating
+
+
+_Claimed = tuple[dict[int, tuple[ObservedDeployment, bool]], list[Delete], set[str]]
+_Claims = tuple[ConsumerConfig, list[ObservedDeployment], _Claimed]
+
+
+def _claims(
+    deployments: Sequence[ObservedDeployment],
+    *,
+    config: ConsumerConfig,
+    assignment: partitioning.Assignment,
+    memory: "KeptMemory | None",
+) -> _Claimed:
+    """``_claim``, or what it made of the last pass's Deployments (``KeptMemory.claims``)
+    when this pass has the same config object (and so the same assignment and names)
+    and the very same Deployment objects in the same order: ``_claim`` is a function of
+    those. A pass that refreshes metrics after a quiet one sees the Deployments it saw.
+    The result is only read (``plan``, ``_kept_again``)."""
+    if memory is None:
+        return _claim(deployments, config=config, assignment=assignment)
+    known = memory.claims
+    if (
+        known is not None
+        and known[0] is config
+        and len(known[1]) == len(deployments)
+        and all(map(operator.is_, known[1], deployments))
+    ):
+        return known[2]
+    claims = _claim(deployments, config=config, assignment=assignment)
+    memory.claims = (config, list(deployments), claims)
+    return claims
 
 
 def _requeue(*, autoscaling: Autoscaling | None, metrics: Metrics, now: datetime) -> float | None:
@@ -444,14 +476,17 @@ def _requests(resources: Mapping[str, Resources]) -> tuple[int, int]:
 
 @dataclass(slots=True)
 class _Tally:
-    """What the per-instance loop of ``plan`` accumulates, in instance order.
+    """What the per-instance loop of ``plan`` accumulates.
 
     Mutable on purpose: one pass builds it, ``_assemble`` freezes it into the
-    ``Plan``; it never leaves this module.
+    ``Plan``; it never leaves this module. The instances kept as they are (``_kept``,
+    ``_kept_again``) are in ``kept``; the reports are by instance index (None: no
+    report, a missing instance that is not created).
     """
 
+    kept: "_Again"
+    reports: list[InstanceReport | None]
     applies: list[Apply] = field(default_factory=list)
-    reports: list[InstanceReport] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
@@ -464,28 +499,28 @@ class _Tally:
     resizes: list[PodResize] = field(default_factory=list)
     resized: int = 0
     pending: int = 0
+    # Decided instances that are SATURATED, and missing ones without a report: only
+    # then does ``_assemble`` look through the reports.
+    saturated: int = 0
+    unreported: int = 0
 
-    def record_kept(self, kept: "_Last") -> None:
-        """What ``record`` adds for a running instance that keeps its Deployment as it is
-        (``_kept``): no write or patch, no pod pending, its requests held."""
-        counts = self.counts
-        counts["running"] += 1
-        report = kept.report
-        counts["lagging"] += report.lagging
-        self.resized += kept.resized
-        self.cpu_m += kept.cpu_m
-        self.mem_b += kept.mem_b
-        self.reports.append(report)
+    def record_kept(self, index: int, kept: "_Last") -> None:
+        """A running instance that keeps its Deployment as it is (``_kept``): no write or
+        patch, no pod pending, its requests held (added up in ``kept``)."""
+        self.kept.keep(index, kept)
+        self.reports[index] = kept.report
 
-    def add_again(self, again: "_Again") -> None:
-        """What ``record_kept`` adds for each instance kept again (``_kept_again``), but
-        the reports, which take their places in instance order."""
+    def add_kept(self) -> None:
+        """What ``record`` would have added for each instance in ``kept``, but the
+        reports, which are in place already."""
         counts = self.counts
+        again = self.kept
         counts["running"] += again.running
         counts["lagging"] += again.lagging
         self.resized += again.resized
         self.cpu_m += again.cpu_m
         self.mem_b += again.mem_b
+        self.saturated += again.saturated
 
     def record(self, *, ctx: Context, inst: Instance, decision: Decision, paused: bool) -> None:
         """Add one instance's decision: its write, pod patches, requests and report."""
@@ -498,7 +533,8 @@ class _Tally:
         cpu_m, mem_b = _requests(decision.resources)
         self.cpu_m += cpu_m
         self.mem_b += mem_b
-        self.reports.append(_report(inst, decision, paused=paused))
+        self.reports[inst.index] = report = _report(inst, decision, paused=paused)
+        self.saturated += report.status is _SATURATED
 
 
 # ``_kept``'s findings about one observed Deployment, remembered in its ``drift_memo``
@@ -511,6 +547,7 @@ _KEPT = "planning._kept"
 _TARGET = ("target",)
 # Scaling states whose verdict reads the time (the pending periods).
 _TIMED = frozenset({ScalingStatus.PENDING_SCALE_UP, ScalingStatus.PENDING_SCALE_DOWN})
+_SATURATED = ScalingStatus.SATURATED
 # The pass's memo key (``_memo_key``) as a small number: hashing the key itself costs
 # more than the rest of ``_kept``. Never reused for another key (the numbers only grow).
 _TOKENS: dict[Hashable, int] = {}
@@ -548,6 +585,10 @@ class _Keeping:
     unbounded: bool
     # The instances' last keeps, by index (``KeptMemory``; empty without one).
     last: dict[int, "_Last"]
+    # What the last pass with these keeps saw and kept (``KeptMemory``; None: not known).
+    frame: "_Frame | None"
+    # The instances' indexes by Deployment name.
+    names: Mapping[str, int]
     # ``rules.compare`` of the shared proposals (``Sizing.peek``, from an unbounded
     # pool, alive for the pass) with the instances' sizes (shared between Deployments
     # of the same size, ``ObservedDeployment.current``), by identity.
@@ -568,6 +609,12 @@ class _Keeping:
         if a is None or a.predictor is not Predictor.NAIVE or ctx.config.paused or snapshot is None:
             return None
         token = _token(memo_key)
+        last: dict[int, _Last] = {}
+        frame = None
+        names: Mapping[str, int] = {}
+        if memory is not None:
+            last = memory.of_pass(config=ctx.config, token=token)
+            frame, names = memory.frame, memory.names(ctx.config, ctx.num_instances)
         return cls(
             ctx=ctx,
             autoscaling=a,
@@ -578,7 +625,9 @@ class _Keeping:
             pods=pods,
             refused=refused,
             unbounded=pool.unbounded,
-            last={} if memory is None else memory.of_pass(config=ctx.config, token=token),
+            last=last,
+            frame=frame,
+            names=names,
         )
 
 
@@ -612,14 +661,20 @@ class KeptMemory:
     same side of both thresholds, and in a pass that refreshed metrics the same size of
     need from an unbounded pool, before any pending period runs out: ``_kept_again``).
     Most passes of a steady Consumer refresh nothing, and see all but the few Deployments
-    the last pass wrote as it saw them.
+    the last pass wrote as it saw them: ``frame`` holds what the last pass saw and kept,
+    so that the next one visits only the instances whose inputs changed.
     """
 
-    __slots__ = ("_last", "_pass", "recent")
+    __slots__ = ("_last", "_names", "_pass", "claims", "frame", "recent")
 
     def __init__(self) -> None:
         self._pass: tuple[ConsumerConfig, int] | None = None
         self._last: dict[int, _Last] = {}
+        # What the last pass saw and kept; None: not known (set by every pass).
+        self.frame: _Frame | None = None
+        self._names: tuple[ConsumerConfig, int, dict[str, int]] | None = None
+        # The last pass's config, Deployments and what ``_claim`` made of them (``_claims``).
+        self.claims: _Claims | None = None
         # Unlike the keeps above, state: the adaptive policy's memory of each
         # Deployment since its last write (``adaptive_memory.Recent``), which the
         # passes read instead of the annotation while that is what it was kept with.
@@ -627,12 +682,21 @@ class KeptMemory:
 
     def of_pass(self, *, config: ConsumerConfig, token: int) -> dict[int, _Last]:
         """The instances' last keeps by index, when made under this config object and
-        memo key (``_token``); else none (and those are forgotten)."""
+        memo key (``_token``); else none (and those are forgotten). The frame of a pass
+        under another config is not read then: a pass without keeps reads none."""
         known = self._pass
         if known is None or known[0] is not config or known[1] != token:
             self._pass = (config, token)
             self._last = {}
         return self._last
+
+    def names(self, config: ConsumerConfig, count: int) -> dict[str, int]:
+        """The instances' indexes by Deployment name, for this config object."""
+        known = self._names
+        if known is None or known[0] is not config or known[1] != count:
+            names = rendering.deployment_names(config=config, count=count)
+            known = self._names = (config, count, {name: i for i, name in enumerate(names)})
+        return known[2]
 
 
 def _plain(
@@ -761,6 +825,16 @@ def _kept(
             or (verdict.state is not scaling and verdict.state != scaling)
             or rules.reported_shortage(verdict.state, proposal.cpu_shortage_m) != level
         ):
+            if k.unbounded:
+                # The rule chain decides it: ``scale_by_metrics`` takes this verdict.
+                ctx.verdicts[index] = rules.Verdict(
+                    proposal=sizing.Proposal(
+                        resources=dict(proposal.resources),
+                        cpu_shortage_m=proposal.cpu_shortage_m,
+                    ),
+                    comparison=comparison,
+                    decision=verdict,
+                )
             return False
     report = InstanceReport(
         index=index,
@@ -784,15 +858,15 @@ def _kept(
         cpu_m=cpu_m,
         mem_b=mem_b,
     )
-    tally.record_kept(kept)
+    tally.record_kept(index, kept)
     return True
 
 
 @dataclass(slots=True)
 class _Again:
-    """The instances of a pass that ``KeptMemory`` keeps again (``_kept_again``): by
-    index, their last keep (None: not kept again, the pass decides them), and what the
-    keeps add up to, added to the tally at once."""
+    """The instances of a pass kept as they are: by index, their keep (``_Last``; None:
+    not kept, the rules decide them), and what the keeps add up to. ``_kept_again`` finds
+    the ones whose last keep holds again, ``_kept`` adds those it keeps."""
 
     keeps: list["_Last | None"]
     running: int = 0
@@ -800,6 +874,103 @@ class _Again:
     resized: int = 0
     cpu_m: int = 0
     mem_b: int = 0
+    # How many of them are SATURATED (their reports name them in ``Plan.saturated``).
+    saturated: int = 0
+
+    def copy(self) -> "_Again":
+        return _Again(
+            keeps=list(self.keeps),
+            running=self.running,
+            lagging=self.lagging,
+            resized=self.resized,
+            cpu_m=self.cpu_m,
+            mem_b=self.mem_b,
+            saturated=self.saturated,
+        )
+
+    def keep(self, index: int, last: "_Last") -> None:
+        """Instance ``index`` is kept as ``last`` says (it was not kept before)."""
+        self.keeps[index] = last
+        report = last.report
+        self.running += 1
+        self.lagging += report.lagging
+        self.resized += last.resized
+        self.cpu_m += last.cpu_m
+        self.mem_b += last.mem_b
+        self.saturated += report.status is ScalingStatus.SATURATED
+
+    def drop(self, index: int) -> None:
+        """Instance ``index`` is not kept (whether it was or not)."""
+        last = self.keeps[index]
+        if last is None:
+            return
+        self.keeps[index] = None
+        report = last.report
+        self.running -= 1
+        self.lagging -= report.lagging
+        self.resized -= last.resized
+        self.cpu_m -= last.cpu_m
+        self.mem_b -= last.mem_b
+        self.saturated -= report.status is ScalingStatus.SATURATED
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """What one pass saw of the inputs a keep reads beyond its config and memo key, and
+    what it kept (``KeptMemory.frame``).
+
+    The next pass compares its inputs with these (``_changed``: by identity, mostly in C
+    loops) and finds the few instances whose Deployment version, pods or refusal
+    changed; every other instance kept here is known to pass those tests again, and in a
+    pass that did not refresh metrics and reads the same lag, to be kept again outright.
+    """
+
+    deployments: list[ObservedDeployment]
+    lag: Mapping[int, int]
+    pods: dict[str, Sequence[ObservedPod]]
+    refused: frozenset[str]
+    kept: _Again
+    # The indexes with a remembered keep (``KeptMemory``) that this pass did not keep.
+    others: list[int]
+
+
+def _changed(
+    k: _Keeping, *, frame: _Frame, deployments: Sequence[ObservedDeployment]
+) -> set[int] | None:
+    """The indexes whose claimed Deployment, pods or refusal may differ from what
+    ``frame``'s pass saw (None: not known, every instance is looked at).
+
+    An index not named here is claimed by the same Deployment object as in that pass
+    (``_claim`` is a function of the Deployments in order and of the config, and only
+    the positions that hold another object can claim otherwise: both the old and the
+    new object's indexes count as changed), has the same pods object and the same
+    refusal. Object identity, not equality: an equal copy is compared the full way.
+    """
+    before = frame.deployments
+    if len(before) != len(deployments):
+        return None
+    changed: set[int] = set()
+    for position in itertools.compress(
+        itertools.count(), map(operator.is_not, before, deployments)
+    ):
+        for d in (before[position], deployments[position]):
+            if d.instance is not None:
+                changed.add(d.instance)
+    pods, held, names = k.pods, frame.pods, k.names
+    # Equal as a whole (a C loop, values by identity first): no instance's pods moved.
+    if pods is not held and pods != held:
+        moved = itertools.compress(pods, map(operator.is_not, map(held.get, pods), pods.values()))
+        for name in itertools.chain(moved, held.keys() - pods.keys()):
+            index = names.get(name)
+            if index is not None:
+                changed.add(index)
+    refused = k.refused
+    if len(refused) or len(frame.refused):
+        for name in frame.refused.symmetric_difference(refused):
+            index = names.get(name)
+            if index is not None:
+                changed.add(index)
+    return changed
 
 
 def _kept_again(
@@ -807,9 +978,10 @@ def _kept_again(
     *,
     assignment: Sequence[tuple[int, ...]],
     claimed: Mapping[int, tuple[ObservedDeployment, bool]],
-) -> _Again | None:
-    """The instances whose last keep (``KeptMemory``) holds again, found in one loop over
-    the pass before anything else is decided (None: none can be).
+    deployments: Sequence[ObservedDeployment],
+) -> _Again:
+    """The instances whose last keep (``KeptMemory``) holds again, found before anything
+    else is decided (an empty ``_Again`` when none can be).
 
     This is ``_kept``'s reuse test, taken out of the per-instance rule loop: in a pass of
     a steady Consumer all but a few instances are kept again, and a visit of each through
@@ -821,18 +993,40 @@ def _kept_again(
     and, in a pending period, one that has not run out (``_still_pending``). A keep reads
     no pool and draws nothing, so deciding these first changes nothing for the others,
     which the rule loop then decides in index order as before.
+
+    After a pass that kept instances (``KeptMemory.frame``) only the instances whose
+    Deployment, pods or refusal changed since (``_changed``) and those it did not keep
+    take the whole test; the others passed its first part then and pass it now, and in a
+    pass that neither refreshed metrics nor reads another lag than that one, the whole
+    test: they are kept again as they were, without a visit.
     """
     lasts = k.last
     ctx = k.ctx
     refreshed = ctx.refreshed
+    again = _Again(keeps=[None] * len(assignment))
     if not lasts or (refreshed and not k.unbounded):
-        return None
-    lag, pods, refused = k.lag, k.pods, k.refused
+        return again
+    lag = k.lag
     sizes = ctx.sizing.naive_sizes(assignment) if refreshed else None
-    keeps: list[_Last | None] = [None] * len(assignment)
-    # The sums of what the keeps hold, as locals: this loop runs for every instance.
-    running = lagging = resized = cpu_m = mem_b = 0
-    for index, last in lasts.items():
+    frame = k.frame
+    changed = None if frame is None else _changed(k, frame=frame, deployments=deployments)
+    rest: Iterable[int] = lasts
+    if frame is not None and changed is not None:
+        if sizes is None and lag is frame.lag:
+            again = frame.kept.copy()
+            for index in changed:
+                again.drop(index)
+        else:
+            still = list(frame.kept.keeps)
+            for index in changed:
+                still[index] = None
+            _recheck(k, again=again, still=still, assignment=assignment, sizes=sizes)
+        rest = changed.union(frame.others)
+    pods, refused = k.pods, k.refused
+    for index in rest:
+        last = lasts.get(index)
+        if last is None:
+            continue
         got = claimed.get(index)
         d = last.d
         if got is None or got[0] is not d:
@@ -842,6 +1036,63 @@ def _kept_again(
         if held is not last.pods and held != last.pods:
             continue
         if (name in refused) is not last.refused:
+            continue
+        kept = _holds(k, index=index, last=last, partitions=assignment[index], sizes=sizes)
+        if kept is not None:
+            again.keep(index, kept)
+    return again
+
+
+def _holds(
+    k: _Keeping,
+    *,
+    index: int,
+    last: _Last,
+    partitions: tuple[int, ...],
+    sizes: list[Resources | None] | None,
+) -> "_Last | None":
+    """``last`` as it holds for this pass (moved to the pass's lag, and remembered so),
+    when its Deployment, pods and refusal are the pass's (None: it does not hold): the
+    second part of ``_kept_again``'s test (``_recheck`` repeats it inline)."""
+    lag = k.lag
+    if len(partitions) == 1:
+        max_lag = lag.get(partitions[0], 0)
+    else:
+        max_lag = max([lag.get(p, 0) for p in partitions], default=0)
+    if sizes is not None:
+        sized = last.sized
+        if sized is None:
+            return None
+        now_sized = sizes[index]
+        if now_sized is not sized and now_sized != sized:
+            return None
+        scaling = last.d.scaling
+        if scaling.status in _TIMED and not _still_pending(k, scaling):
+            return None
+    if max_lag != last.max_lag:
+        moved = _lag_moved(k, last=last, max_lag=max_lag)
+        if moved is None:
+            return None
+        k.last[index] = last = moved
+    return last
+
+
+def _recheck(
+    k: _Keeping,
+    *,
+    again: _Again,
+    still: list["_Last | None"],
+    assignment: Sequence[tuple[int, ...]],
+    sizes: list[Resources | None] | None,
+) -> None:
+    """Add to ``again`` the keeps of ``still`` (by index) that hold in this pass, when each
+    is known to have the pass's Deployment, pods and refusal: ``_holds`` for each,
+    inlined (it runs for nearly every instance of a pass that refreshes metrics)."""
+    lasts, lag = k.last, k.lag
+    running = lagging = resized = cpu_m = mem_b = saturated = 0
+    keeps = again.keeps
+    for index, last in enumerate(still):
+        if last is None:
             continue
         partitions = assignment[index]
         if len(partitions) == 1:
@@ -855,7 +1106,8 @@ def _kept_again(
             now_sized = sizes[index]
             if now_sized is not sized and now_sized != sized:
                 continue
-            if d.scaling.status in _TIMED and not _still_pending(k, d.scaling):
+            scaling = last.d.scaling
+            if scaling.status in _TIMED and not _still_pending(k, scaling):
                 continue
         if max_lag != last.max_lag:
             moved = _lag_moved(k, last=last, max_lag=max_lag)
@@ -863,14 +1115,19 @@ def _kept_again(
                 continue
             lasts[index] = last = moved
         keeps[index] = last
+        report = last.report
         running += 1
-        lagging += last.report.lagging
+        lagging += report.lagging
         resized += last.resized
         cpu_m += last.cpu_m
         mem_b += last.mem_b
-    return _Again(
-        keeps=keeps, running=running, lagging=lagging, resized=resized, cpu_m=cpu_m, mem_b=mem_b
-    )
+        saturated += report.status is _SATURATED
+    again.saturated += saturated
+    again.running += running
+    again.lagging += lagging
+    again.resized += resized
+    again.cpu_m += cpu_m
+    again.mem_b += mem_b
 
 
 def _lag_moved(k: _Keeping, *, last: _Last, max_lag: int) -> _Last | None:
@@ -924,6 +1181,19 @@ def _still_pending(k: _Keeping, scaling: ScalingState) -> bool:
         a.pending_up_s if scaling.status is ScalingStatus.PENDING_SCALE_UP else a.pending_down_s
     )
     return since is not None and (k.ctx.now - since).total_seconds() < period
+
+
+def _frame(k: _Keeping, *, deployments: Sequence[ObservedDeployment], kept: _Again) -> _Frame:
+    """What this pass saw and kept, for the next one (``KeptMemory.frame``)."""
+    keeps = kept.keeps
+    return _Frame(
+        deployments=list(deployments),
+        lag=k.lag,
+        pods=dict(k.pods),
+        refused=frozenset(k.refused),
+        kept=kept,
+        others=[i for i in k.last if keeps[i] is None],
+    )
 
 
 def _decide_missing(
@@ -984,12 +1254,17 @@ def _assemble(
 ) -> Plan:
     """Freeze the tally of one pass into the ``Plan``, with its totals."""
     counters = Counters(expected=num_instances, redundant=len(deletes), **tally.counts)
-    saturated = tuple(r.name for r in tally.reports if r.status is ScalingStatus.SATURATED)
+    # Every instance has a report but the missing ones counted in ``unreported``.
+    reports = cast(
+        list[InstanceReport],
+        [r for r in tally.reports if r is not None] if tally.unreported else tally.reports,
+    )
+    saturated = tuple(r.name for r in reports if r.status is _SATURATED) if tally.saturated else ()
     return Plan(
         applies=tuple(tally.applies),
         deletes=tuple(deletes),
         counters=counters,
-        instances=tuple(tally.reports),
+        instances=tuple(reports),
         conflicts=tuple(tally.conflicts),
         requeue_after_s=requeue_after_s,
         template_hash=template_hash,
@@ -1035,10 +1310,14 @@ def plan(
         now=now,
         recent=recent,
     )
-    claimed, deletes, terminating = _claim(deployments, config=config, assignment=assignment)
-    pool = sizing.global_pool(config=config, held=[d.current for d, _ in claimed.values()])
+    claimed, deletes, terminating = _claims(
+        deployments, config=config, assignment=assignment, memory=memory
+    )
+    pool = sizing.global_pool(
+        config=config,
+        held=[d.current for d, _ in claimed.values()] if config.global_pool is not None else [],
+    )
     memo_key = _memo_key(ctx)
-    tally = _Tally()
     keeping = _Keeping.of(
         ctx=ctx,
         memo_key=memo_key,
@@ -1047,15 +1326,18 @@ def plan(
         pool=pool,
         memory=memory,
     )
-    again = (
-        None if keeping is None else _kept_again(keeping, assignment=assignment, claimed=claimed)
+    if keeping is None:
+        kept = _Again(keeps=[None] * len(assignment))
+        visit: Iterable[int] = range(len(assignment))
+    else:
+        kept = _kept_again(keeping, assignment=assignment, claimed=claimed, deployments=deployments)
+        # The rule loop visits the others, in index order.
+        visit = [i for i, last in enumerate(kept.keeps) if last is None]
+    tally = _Tally(
+        kept=kept, reports=[None if last is None else last.report for last in kept.keeps]
     )
-    if again is not None:
-        tally.add_again(again)
-    for index, partitions in enumerate(assignment):
-        if again is not None and (last := again.keeps[index]) is not None:
-            tally.reports.append(last.report)
-            continue
+    for index in visit:
+        partitions = assignment[index]
         got = claimed.get(index)
         if (
             keeping is not None
@@ -1085,6 +1367,8 @@ def plan(
             )
             if decision is not None:
                 tally.record(ctx=ctx, inst=inst, decision=decision, paused=False)
+            else:
+                tally.unreported += 1
         else:
             decision, paused = _decide_existing(
                 ctx=ctx, inst=inst, pool=pool, tally=tally, memo_key=memo_key
@@ -1094,6 +1378,11 @@ def plan(
                 _remember(recent, d=inst.deployment, decision=decision)
     if recent is not None and len(recent) > len(claimed):
         recent.retain({d.uid for d, _ in claimed.values()})
+    tally.add_kept()
+    if memory is not None:
+        memory.frame = (
+            None if keeping is None else _frame(keeping, deployments=deployments, kept=kept)
+        )
     return _assemble(
         tally=tally,
         deletes=deletes,

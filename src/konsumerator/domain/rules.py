@@ -31,12 +31,12 @@ back what it drew.
 import functools
 import math
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from konsumerator.domain import drift, keys, limits, qos, rendering
+from konsumerator.domain import drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.adaptive import policy as adaptive
@@ -62,6 +62,19 @@ class Action(StrEnum):
     REPAIR = "repair"
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What ``scale_by_metrics`` finds for an instance of a pass from an unbounded pool,
+    found ahead by the planner's shortcut (``planning._kept``) when that does not keep
+    the instance, and handed to the rule in ``Context.verdicts``: the same proposal (a
+    copy of its own), comparison and decision, for the same inputs. From an unbounded
+    pool a proposal draws nothing, so finding it earlier changes nothing else."""
+
+    proposal: Proposal
+    comparison: int
+    decision: scaling.Decision
+
+
 # A pod whose resize the node has Deferred for longer than this is given up on:
 # the instance is rolled out with the new size (the scheduler then places it).
 DEFERRED_BOUND_S = 120.0
@@ -85,6 +98,8 @@ class Context:
     # The adaptive policy's memory this process kept of the Consumer's Deployments
     # (``adaptive_memory.Recent``; None: none, the annotations alone).
     recent: Recent | None = None
+    # ``scale_by_metrics``'s verdicts found ahead, by instance index (``Verdict``).
+    verdicts: dict[int, Verdict] = field(default_factory=dict)
 
     def render(
         self,
@@ -343,7 +358,8 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     The pending timers then measure observations, not reconcile frequency.
     Without a resize the state may still change (an ANNOTATE write, or none
     when only the in-memory level changes), and the proposal gives back what
-    it drew from the pool.
+    it drew from the pool. A verdict the planner's shortcut found ahead for this
+    instance (``Context.verdicts``) is taken as it was found.
     """
     d, autoscaling = inst.deployment, ctx.config.autoscaling
     if (
@@ -357,17 +373,21 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     ):
         return None
     saved = pool.available
-    proposal = _propose(ctx, inst, pool, critical=inst.critical)
-    comparison = compare(d.current, proposal.resources)
-    decision = decide(
-        state=d.scaling,
-        comparison=comparison,
-        lagging=inst.lagging,
-        cpu_shortage_m=proposal.cpu_shortage_m,
-        now=ctx.now,
-        pending_up_s=autoscaling.pending_up_s,
-        pending_down_s=autoscaling.pending_down_s,
-    )
+    handed = ctx.verdicts.pop(inst.index, None) if ctx.verdicts else None
+    if handed is not None:
+        proposal, comparison, decision = handed.proposal, handed.comparison, handed.decision
+    else:
+        proposal = _propose(ctx, inst, pool, critical=inst.critical)
+        comparison = compare(d.current, proposal.resources)
+        decision = decide(
+            state=d.scaling,
+            comparison=comparison,
+            lagging=inst.lagging,
+            cpu_shortage_m=proposal.cpu_shortage_m,
+            now=ctx.now,
+            pending_up_s=autoscaling.pending_up_s,
+            pending_down_s=autoscaling.pending_down_s,
+        )
     if decision.apply:
         verb = "scaled up" if comparison > 0 else "scaled down"
         return Decision(

@@ -9,8 +9,11 @@ the one piece of state shared by the instances of a pass, drawn in index
 order so the result is deterministic.
 """
 
+import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from konsumerator.domain import fallbacks, limits, prediction
 from konsumerator.domain.metrics import MetricsSnapshot
@@ -218,6 +221,8 @@ class Sizing:
         recovery_s = int(autoscaling.recovery_s)
         production, lag = snapshot.production, snapshot.lag
         table = self._pass_table(autoscaling)
+        if len(assignment) == self.config.num_partitions:
+            return self._one_each(len(assignment), table=table, recovery_s=recovery_s)
         sizes: list[Resources | None] = []
         for partitions in assignment:
             if len(partitions) == 1:
@@ -235,6 +240,36 @@ class Sizing:
             else:
                 sized = table.get(need)
                 sizes.append(sized if sized is not None else self._sized(need))
+        return sizes
+
+    def _one_each(
+        self, count: int, *, table: dict[int, Resources], recovery_s: int
+    ) -> list[Resources | None]:
+        """``naive_sizes`` when instance ``i`` consumes partition ``i`` alone (as many
+        instances as partitions: ``partitions.assign`` then makes one bucket of each),
+        the same expressions over the whole pass at once, in ``map``s (C loops): most
+        partitions have a finite production and no lag, and most needs a size known
+        already. The others take the per-instance way."""
+        snapshot = self.snapshot
+        assert snapshot is not None
+        partitions = range(count)
+        got = list(map(snapshot.production.get, partitions))
+        values = cast(list[float], got)
+        if None in got or not -_INF < sum(values) < _INF:
+            # Not every partition has a finite production (or their sum overflows).
+            return [self.size(self.naive_need((p,))) for p in partitions]
+        needs = list(map(int, values))
+        lags = list(map(snapshot.lag.get, partitions, itertools.repeat(0, count)))
+        if recovery_s > 0 and any(lags):
+            for p in itertools.compress(partitions, lags):
+                lag_s, produced = lags[p], needs[p]
+                if lag_s > 0:
+                    needs[p] = (lag_s * produced + produced * recovery_s) // recovery_s
+        sizes: list[Resources | None] = list(map(table.get, needs))
+        # Unknown needs, and those of no estimate (not above 0: never in the table).
+        for p in itertools.compress(partitions, map(operator.is_, sizes, itertools.repeat(None))):
+            need = needs[p]
+            sizes[p] = self._sized(need) if need > 0 else None
         return sizes
 
     def size(self, need: int | None) -> Resources | None:

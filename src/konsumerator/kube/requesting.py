@@ -115,7 +115,9 @@ class ApiClient:
                 content=content,
                 headers=headers,
             )
-        except httpx2.TransportError as exc:
+        except (httpx2.TransportError, httpx2.DecodingError) as exc:
+            # A compressed body mangled on the way (DecodingError) is the network's fault
+            # too: unclassified, it would fail the pass as a bug (``InternalError``).
             self._observe(verb, resource, 0)
             raise kube_errors.from_transport(exc) from exc
         self._observe(verb, resource, response.status_code)

@@ -39,7 +39,10 @@ object): the moment an event shows a version newer than our own last write
 with another holder, or the Lease deleted, we stop leading, every write is
 refused from then on, and the renew loop wakes to raise ``LeadershipLost``.
 An event older than our last write (a watch behind our own renewal) is not
-evidence of anything and is ignored.
+evidence of anything and is ignored; so is a delete the renewal has already
+answered by creating the Lease anew (the watch shows the delete late). A delete
+a relist reports (after a 410) with a version older than a Lease we created is
+taken for such a one: if it was later, the next renewal finds it, as before.
 
 Expiry is judged on *our* monotonic clock, never by comparing the
 ``renewTime`` in the Lease with our wall clock: clocks of different nodes
@@ -110,6 +113,9 @@ class LeaderElector:
         self._rng = rng or random.Random()
         self._observer = observer
         self._observed: LeaseRecord | None = None
+        # The Lease as we last created it (our renewal found none): a watch's delete of
+        # any version before it is one the renewal already answered (``saw``).
+        self._created: LeaseRecord | None = None
         self._observed_at = 0.0
         # When the last successful acquire or renew request started (self._clock).
         self._renewed_from: float | None = None
@@ -146,12 +152,16 @@ class LeaderElector:
             )
         return left
 
-    def saw(self, lease: LeaseRecord | None) -> None:
-        """The Lease as its watch shows it now (None: deleted).
+    def saw(self, lease: LeaseRecord | None, *, last: LeaseRecord | None = None) -> None:
+        """The Lease as its watch shows it now (None: deleted; ``last``: the version the
+        watch showed before the delete, if it had one).
 
         Taken (another holder, at a version newer than our own last write) or
         deleted while we lead: stop leading at once, so the fence refuses every
         write from now on, and wake the renew loop to raise ``LeadershipLost``.
+        A delete of a version older than a Lease we have created since is not one:
+        our renewal found no Lease and created ours (nobody else can hold it then,
+        or the create would have failed), and the watch shows the delete only now.
         """
         if not self.is_leader:
             return
@@ -160,6 +170,8 @@ class LeaderElector:
                 return
             holder = lease.holder_identity
         else:
+            if last is not None and self._created is not None and _newer(self._created, than=last):
+                return
             holder = "(the Lease was deleted)"
         log.error("the leader lease was taken; seen by its watch", lease=self.name, holder=holder)
         self._set_leading(False)
@@ -236,11 +248,10 @@ class LeaderElector:
                     renew_time=now,
                     lease_transitions=0,
                 )
-                self._observe(
-                    await self._store.create(
-                        namespace=self.namespace, name=self.name, record=record
-                    )
+                self._created = await self._store.create(
+                    namespace=self.namespace, name=self.name, record=record
                 )
+                self._observe(self._created)
                 return True
 
             if self._observed is None or current != self._observed:

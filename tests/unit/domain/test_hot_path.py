@@ -19,8 +19,9 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * a snapshot's lag (``truncate`` inline) is trunc(behind / production) of the truncated
   values, absent where nothing is produced;
 * ``Sizing.naive_need`` (one partition inline), ``Sizing.naive_sizes`` (every
-  instance's size in one loop) and ``prediction.instance_rate`` (one partition without
-  the loop) are the naive predictor's rule written out;
+  instance's size in one loop, in C loops when each has one partition) and
+  ``prediction.instance_rate`` (one partition without the loop) are the naive
+  predictor's rule written out;
 * rendering copies the template with a copy for JSON-shaped data.
 """
 
@@ -405,6 +406,39 @@ def test_an_instance_needs_what_the_naive_rule_says(
     assert shared.naive_sizes([partitions, *single]) == [
         shared.size(shared.naive_need(parts)) for parts in [partitions, *single]
     ]
+
+
+@given(
+    production=st.dictionaries(st.integers(0, 5), metric_values, max_size=6),
+    offset=st.dictionaries(st.integers(0, 5), metric_values, max_size=6),
+    count=st.integers(1, 6),
+    recovery_s=st.sampled_from([0.0, 1.0, 300.0]),
+)
+def test_the_sizes_of_instances_of_one_partition_each_are_each_instances_size(
+    production: dict[int, float], offset: dict[int, float], count: int, recovery_s: float
+) -> None:
+    """As many instances as partitions (``naive_sizes`` at once, in C loops): the size of
+    each instance's need, whatever the values (missing, NaN, infinite, negative, a sum
+    that overflows, lagging or not, a need not sized before)."""
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType(production), offset=MappingProxyType(offset)
+    )
+    cfg = dataclasses.replace(
+        config(),
+        num_partitions=count,
+        autoscaling=Autoscaling(rate_per_core=1000, ram_per_core_b=10**9, recovery_s=recovery_s),
+    )
+    shared = sizing.Sizing.for_pass(
+        config=cfg, snapshot=snapshot, num_instances=count, deployments=()
+    )
+    single = [(p,) for p in range(count)]
+    expected = [shared.size(shared.naive_need(parts)) for parts in single]
+    assert shared.naive_sizes(single) == expected
+    sizing._SIZED.clear()  # needs not sized before, too
+    fresh = sizing.Sizing.for_pass(
+        config=cfg, snapshot=snapshot, num_instances=count, deployments=()
+    )
+    assert fresh.naive_sizes(single) == expected
 
 
 @given(name=st.text(min_size=1, max_size=8), count=st.integers(0, 30))

@@ -308,12 +308,21 @@ def test_a_pass_after_a_remembered_one_is_the_same_as_without_the_shortcut(
             for d in before
         ]
 
-    def pods(fleet: list[Any], now: datetime) -> dict[str, list[ObservedPod]]:
+    def pods(
+        fleet: list[Any], now: datetime, before: dict[str, list[ObservedPod]] | None = None
+    ) -> dict[str, list[ObservedPod]]:
+        """The fleet's pods, each changed or not; ``before``: the first pass's, each
+        instance's list kept as it was (the same object) or not."""
         return {
-            d.name: [
-                p if data.draw(st.booleans()) else changed_pod(data, p, now)
-                for p in cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
-            ]
+            d.name: maybe(
+                data,
+                (before or {}).get(d.name),
+                lambda d=d: [
+                    p if data.draw(st.booleans()) else changed_pod(data, p, now)
+                    for p in cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
+                ],
+            )
+            or []
             for d in fleet
         }
 
@@ -322,7 +331,7 @@ def test_a_pass_after_a_remembered_one_is_the_same_as_without_the_shortcut(
 
     config = to_config(spec, paused=keys.DISABLE_AUTOSCALER in source.annotations)
     owner = Owner(api_version=source.api_version, kind=source.kind, name=source.name, uid=owner_uid)
-    first = {
+    first: dict[str, Any] = {
         "config": config,
         "owner": owner,
         "deployments": first_deployments,
@@ -364,7 +373,7 @@ def test_a_pass_after_a_remembered_one_is_the_same_as_without_the_shortcut(
             synced_at=r.now,
         ),
         "now": now,
-        "pods": pods(second_deployments, now),
+        "pods": pods(second_deployments, now, before=first["pods"]),
         "refused": maybe(data, first["refused"], lambda: refused(second_deployments)),
     }
     remembered = planning.plan(**second, memory=memory)
@@ -537,10 +546,15 @@ def _pass(
     refreshed: bool = True,
     stopped: bool = False,
     config: Any = None,
+    unclaimed: int | None = None,
+    podless: bool = False,
+    gone: int | None = None,
 ) -> planning.Plan:
     """One pass over the replay's fleet (``edited``: with that instance's in-place target
     set by hand to the policies' floors; ``stopped``: with the first pod not running;
-    ``config``: another config than the replay's)."""
+    ``config``: another config than the replay's; ``unclaimed``: with that instance's
+    Deployment's index annotation unreadable; ``podless``: without the first instance's
+    pods; ``gone``: without that instance's Deployment)."""
     source = r.source
     deployments = r.cluster.observed()
     if edited is not None:
@@ -558,10 +572,18 @@ def _pass(
             }
         )
         deployments[edited] = simulating.observe(body, owner_uid=source.uid)
+    if unclaimed is not None:
+        body = copy.deepcopy(r.cluster._bodies[deployments[unclaimed].name])
+        body["metadata"]["annotations"][keys.CONSUMER_ID] = "not a number"
+        deployments[unclaimed] = simulating.observe(body, owner_uid=source.uid)
     pods = {
         d.name: r.cluster.pods.by_index(index="", value=f"{d.namespace}/{d.name}")
         for d in deployments
     }
+    if podless:
+        del pods[deployments[0].name]
+    if gone is not None:
+        del deployments[gone]
     if stopped:
         first = deployments[0].name
         pods[first] = [dataclasses.replace(p, running=False) for p in pods[first]]
@@ -783,3 +805,79 @@ def test_a_keep_made_without_a_refresh_is_not_reused_by_a_refresh() -> None:
         {"snapshot": idle, "now": r.now, "refreshed": True},
     )
     assert full.applies  # waiting to scale down, written on the Deployments
+
+
+def test_a_keep_is_not_reused_once_its_deployment_claims_no_instance() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now, "refreshed": False, "unclaimed": 0},
+    )
+    # Its index is unreadable: it is deleted, and the instance is missing (then created).
+    assert full.deletes
+    assert full.counters.missing == 1
+
+
+def test_a_keep_is_not_reused_once_its_pods_are_gone() -> None:
+    r = _replayed()
+    half = _metrics(production=500.0, offset=0.0)
+    for _ in range(40):
+        r.step(advance_s=31.0, metrics=half)
+    full = _both(
+        r,
+        {"snapshot": half, "now": r.now, "refreshed": False},
+        {"snapshot": half, "now": r.now, "refreshed": False, "podless": True},
+    )
+    assert full.in_place.resized == 1  # the other one: its pod runs the target
+
+
+def test_a_keep_is_not_reused_once_its_deployment_is_gone() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now, "refreshed": False, "gone": 1},
+    )
+    assert full.counters.missing == 1
+    assert [a.action for a in full.applies] == [planning.Action.CREATE]
+
+
+def test_a_keep_is_not_reused_for_another_version_of_its_deployment_in_a_refresh() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now},
+        {"snapshot": steady, "now": r.now, "edited": 0},
+    )
+    assert full.resizes  # its pod follows the target set by hand
+
+
+def test_the_claims_of_a_pass_are_not_reused_under_another_instance_count() -> None:
+    r = _replayed()
+    steady = _metrics(production=1000.0, offset=0.0)
+    one = dataclasses.replace(_config(r), num_partitions=1)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now, "refreshed": False, "config": one},
+    )
+    assert [d.reason for d in full.deletes] == ["instance 1 not needed"]
+
+
+def test_the_rules_draw_from_a_global_pool_what_the_shortcut_only_looked_at() -> None:
+    """``_kept`` hands ``scale_by_metrics`` the verdict it found only from an unbounded
+    pool: from a global pool the rule draws what the instance gets, and the next one
+    gets what is left."""
+    r = _replayed(pool_cpu="2")
+    steady = _metrics(production=1000.0, offset=0.0)
+    behind = _metrics(production=3000.0, offset=1e6)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now},
+        {"snapshot": behind, "now": r.now + timedelta(seconds=31)},
+    )
+    assert full.applies

@@ -289,6 +289,21 @@ async def test_transport_failures_become_unreachable() -> None:
         await ListWatch(client=client, resource=DEPLOYMENTS, projector=DEPLOYMENT_PROJECTOR).list()
 
 
+async def test_an_answer_whose_compressed_body_is_corrupt_is_unreachable_not_a_bug() -> None:
+    """A gzip body cut or mangled on the way (a proxy, a reset mid-body) is the network's
+    fault, retried like any transport failure; escaping as an unclassified exception, it
+    would mark the Consumer ``InternalError`` (a bug of the operator)."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200, headers={"Content-Encoding": "gzip"}, content=b"\x1f\x8b not gzip at all"
+        )
+
+    client = client_with(handler)
+    with pytest.raises(errors.Unreachable):
+        await ListWatch(client=client, resource=DEPLOYMENTS, projector=DEPLOYMENT_PROJECTOR).list()
+
+
 def test_lease_times_are_written_as_micro_time_in_utc() -> None:
     from datetime import UTC, datetime, timedelta, timezone
 

@@ -26,9 +26,12 @@ import random
 import httpx2
 import pytest
 
+from konsumerator.app import _lease_watch
+from konsumerator.kube.projections import LeaseView
 from konsumerator.kube.requesting import ApiClient
 from konsumerator.kube.resources import DEPLOYMENTS
 from konsumerator.kube.writing import Writer
+from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Controller, Result
 from konsumerator.runtime.electing import LeaderElector, LeadershipLost
@@ -280,5 +283,40 @@ async def test_a_lease_watch_behind_our_own_renewal_does_not_depose_the_leader()
     assert lead.is_leader
     assert lead.write_budget() > 0
     lead.saw(None)  # deleted (kubectl delete lease): another may create it at once
+    with pytest.raises(LeadershipLost):
+        await task
+
+
+def _lease_view(record: LeaseRecord) -> LeaseView:
+    return LeaseView(
+        namespace="ns", name="lease", resource_version=record.resource_version, record=record
+    )
+
+
+async def test_a_late_delete_of_a_lease_the_renewal_created_anew_keeps_the_leader() -> None:
+    """The Lease is deleted; the leader's next renewal finds none and creates it anew (no
+    other candidate can hold it then: the create would have failed). The watch's delete
+    event arriving after that is no evidence of a takeover: the leader goes on leading. A
+    delete the leader has not answered yet still deposes it."""
+    store = FakeLeaseStore()
+    lead = elector(store)
+    watch = _lease_watch(client=Server().client(), elector=lead, observer=RuntimeMetrics())
+    task = asyncio.create_task(lead.run())
+    await lead.wait_until_leading()
+    await asyncio.sleep(5.0)  # a few renewals
+    before = lead.observed
+    assert before is not None
+    watch.store.upsert(_lease_view(before))
+    store.record = None  # kubectl delete lease
+    await asyncio.sleep(3.0)  # a renewal: no Lease, so it creates ours anew
+    assert lead.observed is not None
+    assert int(lead.observed.resource_version) > int(before.resource_version)
+    watch.store.delete(ObjectKey("ns", "lease"))  # the watch shows the delete only now
+    watch.store.upsert(_lease_view(lead.observed))
+    await asyncio.sleep(3.0)
+    assert lead.is_leader
+    assert lead.write_budget() > 0
+    store.record = None  # deleted again; the watch shows it before the renewal
+    watch.store.delete(ObjectKey("ns", "lease"))
     with pytest.raises(LeadershipLost):
         await task
