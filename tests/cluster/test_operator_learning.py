@@ -9,9 +9,10 @@ Aspects tested:
   ``ratePerCore`` moving from the configured 1000 towards consumption / CPU used
   (300 msg/s on 0.5 core: 600), within the 0.3-3x bounds, and the gauge
   ``konsumerator_consumer_learned_rate_per_core`` and the scaling explanation name it;
-* the same with hostile CPU answers (0 cores, NaN, only pods of another Consumer, a
-  query Prometheus rejects): the rate stays at the configured prior, ``learning`` says
-  ``Paused`` and why, and sizing goes on (``MetricsAvailable`` stays ``Synced``);
+* the same with hostile CPU answers (0 cores, NaN, only pods of another Consumer, only
+  pods of a CronJob named like an instance, a query Prometheus rejects): the rate stays
+  at the configured prior, ``learning`` says ``Paused`` and why, and sizing goes on
+  (``MetricsAvailable`` stays ``Synced``);
 * an adaptive Consumer without the query says learning is ``Off``;
 * long ``spec.name``s, on the real apiserver's pod names: a 50-character one gets pods
   named ``(<deployment>-<pod-template-hash>-)[:58]`` + 5 characters (the hash cut), which
@@ -197,6 +198,8 @@ HOSTILE: dict[str, tuple[str, Mapping[str, float | str] | None, str]] = {
     "zero": ("zero cores", {"consumer-0": 0.0, "consumer-1": 0.0}, "CpuUsageUnusable"),
     "nan": ("NaN", {"consumer-0": "NaN", "consumer-1": "NaN"}, "CpuUsageUnusable"),
     "absent": ("pods of another Consumer", {"other": CORES}, "CpuUsageUnusable"),
+    # A CronJob named like the instance: pods <instance>-<minutes since 1970>-<suffix>.
+    "cronjob": ("pods of a CronJob named like an instance", {"cronjob": CORES}, "CpuUsageUnusable"),
     "rejected": ("a query Prometheus rejects", None, "CpuUsageUnavailable"),
 }
 
@@ -208,8 +211,12 @@ def test_hostile_cpu_answers_leave_the_prior_and_say_why(
     for name, (_, served, _) in HOSTILE.items():
         topic = f"{namespace}-{name}"
         # The per-instance pods: <name>-consumer-<index><POD>.
+        named = {
+            "other": "payments-{i}" + POD,
+            "cronjob": "{name}-consumer-{i}-28930560-x7k2p",
+        }
         pods = {
-            (f"{name}-consumer-{i}{POD}" if pod != "other" else f"payments-{i}{POD}"): v
+            named.get(pod, "{name}-consumer-{i}" + POD).format(name=name, i=i): v
             for i, (pod, v) in enumerate((served or {}).items())
         }
         groups.append(Group(topic=topic, partitions=2, cpu=pods))

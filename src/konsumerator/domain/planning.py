@@ -751,6 +751,8 @@ def _kept(
     What it keeps is remembered (``KeptMemory``): a later pass with the same inputs keeps
     the instance again without coming here (``_kept_again``).
     """
+    if d.scaling.memory is not None:
+        return False  # the adaptive predictor's memory: naive's rule chain drops it
     name = d.name
     pods = k.pods.get(name, ())
     refused = name in k.refused

@@ -38,6 +38,7 @@ from typing import Any
 
 from konsumerator.domain import drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
+from konsumerator.domain.adaptive import adoption
 from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.adaptive import policy as adaptive
 from konsumerator.domain.adaptive.memory import Memory, Recent
@@ -260,6 +261,12 @@ def _actuate_adaptively(
         return None
     d = inst.deployment
     memory = _scaling_of(ctx, d).memory if d is not None else None
+    if d is not None and d.partitions is not None and tuple(d.partitions) != tuple(inst.partitions):
+        # Re-grouped (numPartitionsPerInstance changed): the memory is of other partitions.
+        # Its peak sized the rollout for the old group (4 partitions' need for 2: twice
+        # the CPU, then a second restart to give it back), and its throughput judged the
+        # next scale-up against the old group's.
+        memory = None
     sized = adaptive.size(
         snapshot=ctx.snapshot,
         partitions=inst.partitions,
@@ -373,14 +380,20 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     ):
         return None
     saved = pool.available
+    # A Consumer switched back from adaptive: its memory is dropped (one ANNOTATE
+    # write). Kept, the Deployment explained the adaptive size it no longer had, and
+    # its resizedAt kept a later switch to adaptive from adopting naive's sizes.
+    # ``_kept`` hands over no verdict for such an instance (it never keeps one).
+    adaptive_left = d.scaling.memory is not None or bool(d.scaling.explanation)
+    state = replace(d.scaling, memory=None, explanation="") if adaptive_left else d.scaling
     handed = ctx.verdicts.pop(inst.index, None) if ctx.verdicts else None
-    if handed is not None:
+    if handed is not None and not adaptive_left:
         proposal, comparison, decision = handed.proposal, handed.comparison, handed.decision
     else:
         proposal = _propose(ctx, inst, pool, critical=inst.critical)
         comparison = compare(d.current, proposal.resources)
         decision = decide(
-            state=d.scaling,
+            state=state,
             comparison=comparison,
             lagging=inst.lagging,
             cpu_shortage_m=proposal.cpu_shortage_m,
@@ -634,15 +647,24 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         now=ctx.now,
     )
     saved = pool.available
-    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.asks)
+    # An instance sized before the adaptive predictor keeps its size while it keeps up
+    # (``adoption``): an upgrade does not restart the instances for headroom alone.
+    asks = adoption.asks(
+        sized=sized,
+        memory=observed.memory,
+        keeping_up=adaptive.drained(
+            snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
+        ),
+    )
+    proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=asks)
     comparison = compare(d.current, proposal.resources)
-    if comparison > 0 and sized.up_rate != sized.asks:
+    if comparison > 0 and sized.up_rate != asks:
         # A scale-up is sized for its restart (``adaptive.Sized.up_rate``), which
         # the headroom alone (``trigger``) did not ask for.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
     banded_cpu_m = 0
-    if comparison < 0 and sized.rate != sized.asks:
+    if comparison < 0 and sized.rate != asks:
         # A scale-down is decided with the restart term: between the two there is
         # nothing to do; it goes to the headroom (``adaptive.Sized.down_rate``).
         pool.restore(saved)
@@ -676,6 +698,8 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         banded_cpu_m=banded_cpu_m,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
+    if comparison == 0 and asks < sized.asks:
+        verdict = replace(verdict, rule=f"adopted: {adoption.HELD}")
     up = comparison > 0
     explanation = adaptive.explain(
         sized=sized,

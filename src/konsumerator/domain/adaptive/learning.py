@@ -111,6 +111,7 @@ HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # The random suffix uses the same alphabet; any 5 letters or digits are taken (the
 # scoring model names its pods "-model").
 _SUFFIX = re.compile(r"[a-z0-9]{5}")
+_HASH = re.compile(f"[{HASH_ALPHABET}]{{1,{HASH_MAX}}}")
 _CUT_HASH = re.compile(f"[{HASH_ALPHABET}]{{0,10}}|[{HASH_ALPHABET}]{{1,10}}-")
 _NO_PODS: Mapping[str, str] = MappingProxyType({})
 
@@ -209,9 +210,15 @@ class PodNames:
         """Every instance whose pod may bear this name: none, one, or several (ambiguous,
         in name order)."""
         if len(pod) != GENERATED_BASE + SUFFIX:
-            # Not cut (or no generated name at all, as the scoring model's): exact.
-            uncut = instance_of_pod(pod)
-            return (uncut,) if uncut in self._names else ()
+            # Not cut (or no generated name at all, as the scoring model's): exact, and
+            # only with a pod-template-hash between name and suffix. Any pod of the
+            # namespace the query selects may bear "<instance>-<x>-<y>": a CronJob named
+            # like an instance has pods "<instance>-<minutes since 1970>-<suffix>", whose
+            # digits (0, 1, 3) no hash has; counted, its CPU lowered the learned rate.
+            parts = pod.rsplit("-", 2)
+            if len(parts) != 3 or _HASH.fullmatch(parts[1]) is None:
+                return ()
+            return (parts[0],) if parts[0] in self._names else ()
         # Maybe cut, so the last two segments may not be hash and suffix: another
         # Consumer's "<name>-1-0-<hash>" cut after "-0-" would read as "<name>-1".
         # Matching the 58 characters covers the uncut 63-character name too.
@@ -399,10 +406,43 @@ def off() -> Learned:
     )
 
 
+def written_by_us(rate_per_core: int, *, prior: int) -> bool:
+    """Whether ``rate_per_core`` is one this operator could have written for ``prior``:
+    within ``LOWER``-``UPPER`` of it (as rounded when written)."""
+    return max(1, math.floor(prior * LOWER)) <= rate_per_core <= math.ceil(prior * UPPER)
+
+
+def _resumed(previous: Learned | None, prior: int) -> tuple[Learned | None, str]:
+    """The previous learning to go on from, or None to start from ``prior``, and what
+    the status then says about it.
+
+    ``status.learning`` is read back every pass, and anyone with access to the status
+    (a user, a restored backup) may have written it: a rate outside the bounds of its
+    ``configuredRatePerCore`` cannot be this operator's, and is not clamped to a bound
+    (a third of the CPU, or three times it) but dropped; a rate learned for another
+    ``ratePerCore`` restarts from the new one.
+    """
+    if previous is None or previous.rate_per_core is None:
+        return None, ""
+    if previous.prior != prior:
+        if previous.prior is None or previous.samples == 0:
+            return None, ""
+        return None, (
+            f"; learning restarted from ratePerCore={prior} (the learned"
+            f" {previous.rate_per_core} was for ratePerCore={previous.prior})"
+        )
+    if not written_by_us(previous.rate_per_core, prior=prior):
+        return None, (
+            f"; status.learning.ratePerCore={previous.rate_per_core} was outside"
+            f" {LOWER:g}-{UPPER:g}x ratePerCore={prior} (not written by the operator):"
+            " dropped, learning restarted from ratePerCore"
+        )
+    return previous, ""
+
+
 def _start(previous: Learned | None, prior: int) -> tuple[float, int, datetime | None]:
-    """Where the estimate stands: the previous one, unless the prior changed (a new
-    ratePerCore restarts learning from it) or there is none."""
-    if previous is None or previous.rate_per_core is None or previous.prior != prior:
+    """Where the estimate stands: the previous one (``_resumed``), else the prior."""
+    if previous is None or previous.rate_per_core is None:
         return float(prior), 0, None
     return (
         float(bounded(previous.rate_per_core, prior=prior)),
@@ -429,13 +469,14 @@ def learn(
     the Consumer's, for series that carry a ``namespace`` label."""
     if usage is None:
         return off()
+    previous, dropped = _resumed(previous, prior)
     rate, samples, learned_at = _start(previous, prior)
 
     def held(state: State, reason: Reason, message: str) -> Learned:
         return Learned(
             state=state,
             reason=reason,
-            message=message,
+            message=message + dropped,
             rate_per_core=max(1, round(rate)),
             prior=prior,
             samples=samples,
@@ -531,6 +572,8 @@ def effective_rate(learned: Learned | None, *, prior: int) -> int | None:
         return None
     if learned.samples == 0 or learned.prior != prior:
         return None
+    if not written_by_us(learned.rate_per_core, prior=prior):
+        return None  # someone else's (``_resumed``): the next refresh says so
     return round(bounded(learned.rate_per_core, prior=prior))
 
 

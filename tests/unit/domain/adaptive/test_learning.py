@@ -521,3 +521,85 @@ def test_any_learning_field_reads_back_without_failing(raw: object) -> None:
         assert status.to_body()["learning"] == raw
     if got is not None:
         assert learning_body(got)["state"] == got.state.value
+
+
+def _foreign(rate: int, *, prior: int = PRIOR, samples: int = 7) -> Learned:
+    """A ``status.learning`` someone else wrote (a user with status access, a backup)."""
+    return Learned(
+        state=State.LEARNING,
+        reason=Reason.LEARNED,
+        message="",
+        rate_per_core=rate,
+        prior=prior,
+        samples=samples,
+        learned_at=T - timedelta(minutes=5),
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "resumed"),
+    [
+        (_foreign(900), True),  # within 0.3-3x: could be the operator's, resumed
+        (_foreign(300), True),  # the lower bound itself
+        (_foreign(3000), True),  # the upper bound itself
+        (_foreign(299), False),  # below the bound: never written by the operator
+        (_foreign(3001), False),
+        (_foreign(10**15), False),  # absurd: clamped, it sized with a third of the CPU
+        (_foreign(1), False),
+    ],
+)
+def test_a_learned_rate_outside_the_bounds_is_dropped_not_clamped_and_the_status_says_so(
+    written: Learned, resumed: bool
+) -> None:
+    assert (effective_rate(written, prior=PRIOR) is not None) == resumed
+    got = run(previous=written, now_snap=snap(300, 300))  # nothing to learn this sync
+    if resumed:
+        assert (got.rate_per_core, got.samples) == (written.rate_per_core, 7)
+        assert "outside" not in got.message
+    else:
+        assert (got.rate_per_core, got.samples, got.learned_at) == (PRIOR, 0, None)
+        assert f"status.learning.ratePerCore={written.rate_per_core} was outside" in got.message
+        assert effective_rate(got, prior=PRIOR) is None  # sizing: the configured rate
+
+
+def test_a_rate_learned_for_another_ratepercore_restarts_and_the_status_says_so() -> None:
+    got = run(previous=_foreign(2500, prior=2000), now_snap=snap(300, 300))
+    assert (got.rate_per_core, got.prior, got.samples) == (PRIOR, PRIOR, 0)
+    assert "learned 2500 was for ratePerCore=2000" in got.message
+    assert effective_rate(_foreign(2500, prior=2000), prior=PRIOR) is None
+
+
+@given(rate=st.integers(min_value=1, max_value=2**62), prior=st.integers(1, 10**9))
+def test_whatever_the_status_held_sizing_stays_within_the_bounds(rate: int, prior: int) -> None:
+    used = effective_rate(_foreign(rate, prior=prior), prior=prior)
+    assert used is None or max(1, math.floor(prior * learning.LOWER)) <= used
+    assert used is None or used <= math.ceil(prior * learning.UPPER)
+    assert (used is None) == (not learning.written_by_us(rate, prior=prior))
+
+
+@pytest.mark.parametrize(
+    ("pod", "owners"),
+    [
+        ("orders-0-5d4f8b9c7d-x1y2z", ("orders-0",)),  # the instance's own pod
+        ("orders-0-28930560-x7k2p", ()),  # a CronJob named orders-0: minutes, not a hash
+        ("orders-0-canary-x7k2p", ()),  # a user's bare ReplicaSet orders-0-canary
+        ("orders-0-0-x7k2p", ()),  # a hash never has a 0
+        ("orders-1-0-5d4f8b9c7d-x1y2z", ()),  # another Consumer's instance orders-1-0
+    ],
+)
+def test_only_pods_named_with_a_pod_template_hash_are_an_instances(
+    pod: str, owners: tuple[str, ...]
+) -> None:
+    assert PodNames(["orders-0", "orders-1"]).owners(pod) == owners
+
+
+def test_a_cronjob_named_like_an_instance_does_not_feed_its_learned_rate() -> None:
+    # The instance's pods use 0.5 core each (800 msg/s per core); a CronJob "orders-0" in
+    # the namespace the query selects runs a pod using 1.5 cores. Counted, orders-0 used
+    # 2 cores and the sample was 400 msg/s per core instead of 800.
+    cronjob = usage(
+        orders_0_5d4f8b9c7d_x1y2z=0.5,
+        orders_1_5d4f8b9c7d_a1b2c=0.5,
+        orders_0_28930560_x7k2p=1.5,
+    )
+    assert run(cpu=cronjob).rate_per_core == run(cpu=HALF_CORE).rate_per_core == ONE_SAMPLE

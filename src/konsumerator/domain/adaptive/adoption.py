@@ -1,0 +1,66 @@
+"""Adopting an instance the adaptive predictor did not size: its size is kept while it keeps up.
+
+An upgrade that makes ``adaptive`` the default (the CRD's default reaches every
+Consumer stored without ``predictor``), or a Consumer switched from ``naive``, hands the
+adaptive predictor Deployments sized by ``naive``: production at exactly
+``ratePerCore``, rounded up to ``cpuIncrement``, no headroom. The headroom λ/u alone
+asks every instance whose rounding left it less than 1/u − 1 to spare for a scale-up,
+and all of them wait out the same ``pendingScaleUpDuration`` from the same pass: under
+``Recreate`` 391 of 1,000 steady instances were restarted in one pass, 2.5 minutes after
+the upgrade (``konsumerator simulate``'s replay, switched from naive mid-run), a third of
+a consumer group paused at once for headroom that none of them lacked to keep up.
+
+So an instance the adaptive predictor has not resized yet (no ``resizedAt`` in its
+memory: it was never created or resized under it) is *adopted* as it is: while it keeps
+up (``policy.drained``), a scale-up is asked for only once production itself (plus the
+backlog's need) passes what its CPU gives, as ``naive`` would have asked.
+The headroom comes with the first resize that has a reason of its own (production
+outgrowing the size, a lag, a template rollout), sized by the adaptive rules in full;
+from then on the instance is the adaptive predictor's. A scale-down is unaffected: it
+keeps the restart term (``policy.Sized.rate``), above what ``naive`` gave.
+"""
+
+import math
+
+from konsumerator.domain.adaptive.memory import Memory
+from konsumerator.domain.adaptive.policy import Sized
+
+
+def adopted(memory: Memory | None) -> bool:
+    """Whether the instance has not been created or resized by the adaptive predictor.
+
+    An unreadable ``resizedAt`` reads as absent too: the instance then keeps its size
+    until a reason to resize it, the cautious reading.
+    """
+    return memory is None or memory.resized_at is None
+
+
+def production_rate(sized: Sized) -> int:
+    """msg/s of production and backlog, without headroom: what ``naive`` sized for.
+
+    This sync's production, not the recent peak (``Sized.peak``): ``naive``'s sizes
+    followed it through ``pendingScaleUpDuration``, and the peak of a few noisy syncs
+    is above it, which asked the instances whose CPU is within the noise of their
+    production (33 of the 1,000) to restart in the same pass.
+    """
+    d = sized.demand
+    rate = d.production + d.backlog_need
+    return math.ceil(rate) if math.isfinite(rate) else sized.asks
+
+
+def asks(*, sized: Sized, memory: Memory | None, keeping_up: bool) -> int:
+    """The rate whose CPU the current size is compared with, to scale up.
+
+    ``Sized.asks`` unless the instance is adopted and keeps up: then no more than its
+    production (``production_rate``).
+    """
+    if not keeping_up or not adopted(memory):
+        return sized.asks
+    return min(sized.asks, production_rate(sized))
+
+
+# The rule an adopted instance's explanation names while its size is kept.
+HELD = (
+    "sized before the adaptive predictor; while it keeps up, a scale-up waits until"
+    " production passes its CPU"
+)

@@ -1,0 +1,241 @@
+"""Adopting instances sized before the adaptive predictor (``adaptive.adoption``).
+
+An upgrade flips every Consumer stored without ``predictor`` to ``adaptive`` (the CRD's
+default), so the adaptive predictor inherits Deployments sized by ``naive``: production
+at ``ratePerCore``, rounded up to ``cpuIncrement``, no headroom. Driven by
+``simulating.Replay`` (the operator's own pipeline) in virtual time, ten ``Recreate``
+instances (one partition each, consumers doing exactly ``ratePerCore`` per core of
+request) run under ``naive`` until steady, then the predictor is switched.
+
+Aspects tested:
+
+* instances that keep up keep their size past ``pendingScaleUpDuration`` (on the old
+  code every one of them was restarted in the same pass for headroom alone), and the
+  explanation names the rule (``adopted``);
+* an adopted instance whose production passes its CPU (falling behind) is scaled up as
+  before, sized by the adaptive rules in full (headroom and its restart's backlog), and
+  from then on is the adaptive predictor's;
+* an instance the adaptive predictor created keeps the headroom rule (no adoption);
+* property: the rate an adopted instance is compared with is never above the adaptive
+  one nor below its production, and equals the adaptive one otherwise.
+"""
+
+import math
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from konsumerator.domain import keys
+from konsumerator.domain.adaptive import adoption
+from konsumerator.domain.adaptive.demand import Demand, Term
+from konsumerator.domain.adaptive.memory import Memory
+from konsumerator.domain.adaptive.policy import Sized
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.simulating import Replay, load_consumer
+
+N = 10
+RATE_PER_CORE = 2000
+CONSUMER = f"""
+apiVersion: konsumerator.lwolf.org/v1
+kind: Consumer
+metadata: {{name: orders, namespace: default}}
+spec:
+  numPartitions: {N}
+  numPartitionsPerInstance: 1
+  name: orders
+  namespace: default
+  autoscaler:
+    mode: prometheus
+    predictor: naive
+    updateMode: Recreate
+    pendingScaleUpDuration: 2m
+    pendingScaleDownDuration: 10m
+    prometheus:
+      address: ["http://127.0.0.1:9090"]
+      minSyncPeriod: 30s
+      tolerableLag: 1m
+      criticalLag: 10m
+      recoveryTime: 5m
+      ratePerCore: {RATE_PER_CORE}
+      ramPerCore: 256Mi
+      offset: {{query: o, partitionLabel: partition}}
+      production: {{query: p, partitionLabel: partition}}
+      consumption: {{query: c, partitionLabel: partition}}
+  deploymentTemplate:
+    selector: {{matchLabels: {{app: orders}}}}
+    template:
+      metadata: {{labels: {{app: orders}}}}
+      spec:
+        containers: [{{name: consumer, image: orders:1}}]
+  resourcePolicy:
+    containerPolicies:
+    - {{containerName: consumer, minAllowed: {{cpu: 100m}}, maxAllowed: {{cpu: "8"}}}}
+"""
+STEP_S = 31.0
+# Instance i is sized 500m + 100m·i by naive and produces 99 % of what that gives: it
+# keeps up, with less headroom than u = 0.95 asks for (1/u − 1 = 5.3 %).
+PRODUCTION = {p: (500 + 100 * p) / 1000 * RATE_PER_CORE * 0.99 for p in range(N)}
+
+
+class Fleet:
+    """The ten instances in closed loop: each consumes what its request gives, at most
+    its production plus its backlog; a restarted one consumes nothing for one pass."""
+
+    def __init__(self) -> None:
+        source, spec = load_consumer(CONSUMER, source="consumer.yaml")
+        self.replay = Replay(source=source, spec=spec)
+        self.production = dict(PRODUCTION)
+        self.backlog = dict.fromkeys(range(N), 0.0)
+        self.cpu: dict[int, int] = {}
+        self.restarts = 0
+
+    def step(self) -> None:
+        consumed = {}
+        for p, lam in self.production.items():
+            capacity = self.cpu.get(p, 0) / 1000 * RATE_PER_CORE if p in self.cpu else lam
+            consumed[p] = min(lam + self.backlog[p] / STEP_S, capacity)
+            self.backlog[p] = max(0.0, self.backlog[p] + (lam - consumed[p]) * STEP_S)
+        self.replay.step(
+            advance_s=STEP_S,
+            metrics=MetricsSnapshot(
+                production=MappingProxyType(dict(self.production)),
+                consumption=MappingProxyType(consumed),
+                offset=MappingProxyType(dict(self.backlog)),
+            ),
+        )
+        for d in self.replay.cluster.observed():
+            p = int(d.name.rsplit("-", 1)[1])
+            cpu = d.current["consumer"].cpu_req_m or 0
+            if p in self.cpu and cpu != self.cpu[p]:
+                self.restarts += 1
+                self.backlog[p] += self.production[p] * STEP_S
+            self.cpu[p] = cpu
+
+    def switch_to(self, predictor: str) -> None:
+        text = CONSUMER.replace("predictor: naive", f"predictor: {predictor}")
+        self.replay.spec = load_consumer(text, source="consumer.yaml")[1]
+
+    def decision(self, p: int) -> str:
+        (d,) = [d for d in self.replay.cluster.observed() if d.name == f"orders-{p}"]
+        return d.annotations.get(keys.SCALING_DECISION, "")
+
+
+def steady_naive_fleet() -> Fleet:
+    fleet = Fleet()
+    for _ in range(10):
+        fleet.step()
+    assert fleet.cpu == {p: 500 + 100 * p for p in range(N)}
+    fleet.restarts = 0
+    return fleet
+
+
+def test_an_upgrade_restarts_no_instance_that_keeps_up() -> None:
+    fleet = steady_naive_fleet()
+    fleet.switch_to("adaptive")
+    for _ in range(12):  # 6 minutes: three times pendingScaleUpDuration
+        fleet.step()
+    assert fleet.restarts == 0
+    assert fleet.cpu == {p: 500 + 100 * p for p in range(N)}
+    assert all(b <= PRODUCTION[p] * 2 for p, b in fleet.backlog.items())
+    assert "rule adopted: sized before the adaptive predictor" in fleet.decision(0)
+
+
+def test_an_adopted_instance_whose_production_passes_its_cpu_is_scaled_up_with_headroom() -> None:
+    fleet = steady_naive_fleet()
+    fleet.switch_to("adaptive")
+    fleet.step()
+    fleet.production[3] = 800 / 1000 * RATE_PER_CORE * 1.02  # 1632/s against 800m's 1600/s
+    for _ in range(8):
+        fleet.step()
+    # After pendingScaleUpDuration, sized for λ(1 + R/T) = 1795/s and its restart's
+    # backlog: 1813/s -> 907m -> 1000m (naive would have waited for tolerableLag).
+    assert fleet.cpu[3] == 1000
+    assert "rule pending_up: needed more for pendingScaleUpDuration" in fleet.decision(3)
+    assert fleet.restarts == 1
+    assert "resizedAt=" in next(
+        d.annotations[keys.SCALING_MEMORY]
+        for d in fleet.replay.cluster.observed()
+        if d.name == "orders-3"
+    )
+    assert {p: c for p, c in fleet.cpu.items() if p != 3} == {
+        p: 500 + 100 * p for p in range(N) if p != 3
+    }
+
+
+def test_instances_the_adaptive_predictor_created_keep_the_headroom_rule() -> None:
+    fleet = Fleet()
+    fleet.switch_to("adaptive")
+    fleet.production = dict.fromkeys(range(N), 900.0)
+    fleet.step()  # created for 900/0.95 = 948/s: 500m
+    assert set(fleet.cpu.values()) == {500}
+    fleet.production = dict.fromkeys(range(N), 990.0)  # keeps up, past the high-water mark
+    for _ in range(8):
+        fleet.step()
+    assert set(fleet.cpu.values()) == {600}
+
+
+def _sized(*, production: float, asks: int, backlog_need: float) -> Sized:
+    demand = Demand(
+        production=production,
+        backlog=0.0,
+        production_need=production * 1.1,
+        backlog_need=backlog_need,
+        restart_need=0.0,
+        term=Term.RESTART,
+    )
+    return Sized(
+        rate=asks, demand=demand, up_rate=asks, peak=production * 1.1, memory=Memory(), trigger=asks
+    )
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@given(
+    production=st.floats(min_value=0, max_value=1e9),
+    backlog_need=st.floats(min_value=0, max_value=1e9),
+    headroom=st.floats(min_value=0.5, max_value=2.0),
+    resized=st.booleans(),
+    keeping_up=st.booleans(),
+)
+def test_the_adopted_rate_lies_between_production_and_the_adaptive_one(
+    production: float, backlog_need: float, headroom: float, resized: bool, keeping_up: bool
+) -> None:
+    asks = math.ceil((production + backlog_need) * headroom)
+    sized = _sized(production=production, asks=asks, backlog_need=backlog_need)
+    memory = Memory(resized_at=NOW) if resized else None
+    got = adoption.asks(sized=sized, memory=memory, keeping_up=keeping_up)
+    if resized or not keeping_up:
+        assert got == asks
+    else:
+        assert got <= asks
+        assert got >= min(asks, production + backlog_need)
+
+
+def _memories(fleet: Fleet) -> list[str | None]:
+    return [d.annotations.get(keys.SCALING_MEMORY) for d in fleet.replay.cluster.observed()]
+
+
+def test_switched_back_to_naive_the_memory_goes_and_a_later_switch_adopts_again() -> None:
+    fleet = Fleet()
+    fleet.switch_to("adaptive")
+    fleet.production = dict.fromkeys(range(N), 900.0)
+    fleet.step()  # created under adaptive for 900/0.95 = 948/s: 500m
+    assert set(fleet.cpu.values()) == {500}
+    assert all(_memories(fleet))
+    fleet.switch_to("naive")
+    fleet.step()
+    # One ANNOTATE write: no Deployment explains a size of the predictor it left.
+    assert _memories(fleet) == [None] * N
+    assert not any(fleet.decision(p) for p in range(N))
+    for _ in range(24):  # naive's own 500m for 900/s: nothing to do for 12 minutes
+        fleet.step()
+    fleet.switch_to("adaptive")
+    fleet.production = dict.fromkeys(range(N), 990.0)  # keeps up, 1 % to spare
+    for _ in range(12):
+        fleet.step()
+    assert fleet.restarts == 0
+    assert set(fleet.cpu.values()) == {500}
+    assert "rule adopted:" in fleet.decision(0)
