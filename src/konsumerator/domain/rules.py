@@ -47,7 +47,7 @@ from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, Pending, PodResize
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
-from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle
+from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle, with_memory
 from konsumerator.domain.sizing import Proposal, Sizing
 from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner, Predictor
 
@@ -272,7 +272,9 @@ def _scaling_of(ctx: Context, d: ObservedDeployment) -> ScalingState:
     if recent is None:
         return d.scaling
     memory = recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
-    return d.scaling if memory is None else replace(d.scaling, memory=memory)
+    if memory is None:
+        return d.scaling
+    return with_memory(d.scaling, memory=memory, explanation=d.scaling.explanation)
 
 
 def _actuate_adaptively(
@@ -617,7 +619,7 @@ def _durably_changed(state: ScalingState, observed: ScalingState, *, remembered:
     return (
         state.status is not observed.status
         or state.since != observed.since
-        or adaptive_memory.durable(remembered) != adaptive_memory.durable(observed.memory)
+        or not adaptive_memory.durably_equal(remembered, observed.memory)
     )
 
 
@@ -742,7 +744,11 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         up=up,
         down=comparison < 0,
     )
-    memory = replace(sized.memory, ineffective=effect is adaptive.Effect.INEFFECTIVE, lent=lent)
+    ineffective = effect is adaptive.Effect.INEFFECTIVE
+    memory = sized.memory
+    if memory.ineffective is not ineffective or memory.lent is not lent:
+        # Mostly both already hold (``replace`` with the same values: the same memory).
+        memory = replace(memory, ineffective=ineffective, lent=lent)
     if verdict.apply:
         memory = _memory_of_resize(
             ctx=ctx,
@@ -758,7 +764,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         )
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
         memory = replace(memory, lent=lends if up else lent)
-    state = replace(verdict.state, memory=memory, explanation=explanation)
+    state = with_memory(verdict.state, memory=memory, explanation=explanation)
     # What the next pass reads, written or not (``Decision.remembered``).
     remembered = adaptive_memory.as_written(memory)
     if verdict.apply:

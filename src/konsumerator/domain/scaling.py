@@ -61,6 +61,17 @@ class ScalingState:
     explanation: str = field(default="", compare=False)
 
 
+def with_memory(state: ScalingState, *, memory: Memory | None, explanation: str) -> ScalingState:
+    """``replace(state, memory=memory, explanation=explanation)``, by the constructor:
+    ``dataclasses.replace`` costs several times more, and the adaptive rules ask
+    this for every instance in every pass. It names every field: a field added
+    to ``ScalingState`` must be added here (a test compares it with ``replace``
+    over all of them)."""
+    return ScalingState(
+        status=state.status, since=state.since, memory=memory, explanation=explanation
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     apply: bool

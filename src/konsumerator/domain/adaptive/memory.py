@@ -74,7 +74,19 @@ class Memory:
 
 
 def _format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``moment`` in UTC to the second, ``2026-11-30T07:31:52Z``.
+
+    Formatted field by field: ``strftime`` costs several times more, and the memory
+    is formatted on every adaptive decision it changes. Years before 1000 keep
+    ``strftime``'s own (platform-dependent, unpadded) rendering, which the parser
+    rejects: such a time still reads back as absent."""
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:
+        return utc.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}"
+        f"T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
+    )
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -150,6 +162,26 @@ def decode(text: str | None) -> Memory | None:
     )
 
 
+def durably_equal(a: Memory | None, b: Memory | None) -> bool:
+    """``durable(a) == durable(b)``, without building the two copies: every field
+    but the recent peak's three compared (two Nones are equal, one None is not).
+    A field added to ``Memory`` must be compared here too (a test pins the fields)."""
+    if a is None or b is None:
+        return a is b
+    return (
+        a.resized_at == b.resized_at
+        and a.throughput_before == b.throughput_before
+        and a.cpu_before_m == b.cpu_before_m
+        and a.limit_before_m == b.limit_before_m
+        and a.ineffective == b.ineffective
+        and a.short_need == b.short_need
+        and a.for_backlog == b.for_backlog
+        and a.up_need == b.up_need
+        and a.lent == b.lent
+        and a.quiet_from_m == b.quiet_from_m
+    )
+
+
 def durable(memory: Memory | None) -> Memory | None:
     """``memory`` without the recent peak: the part a pass writes when it changes.
 
@@ -163,10 +195,56 @@ def durable(memory: Memory | None) -> Memory | None:
 
 def as_written(memory: Memory) -> Memory:
     """``memory`` as the annotation gives it back (times to the second): what the
-    next pass would read had it been written."""
+    next pass would read had it been written.
+
+    Asked on every adaptive decision. A memory that the annotation already holds
+    exactly (``_reads_back``: the common case, one computed from a memory read
+    back, with times to the second) is its own answer; any other goes through the
+    codec. (No cache for those: an equal memory is not always the same one, a
+    count of ``True`` equals one of 1, and the codec tells them apart.)"""
+    if _reads_back(memory):
+        return memory
     written = decode(encode(memory))
     assert written is not None  # decode returns None only for a missing annotation
     return written
+
+
+def _reads_back(memory: Memory) -> bool:
+    """Whether ``decode(encode(memory)) == memory`` field for field, by a check
+    much cheaper than the round trip: every count a plain int the parser
+    accepts, every time a UTC one to the second the parser reads back, and no
+    peak without its time (``decode`` drops it). A field added to ``Memory`` must
+    be checked here too (a test pins the fields)."""
+    for count in (
+        memory.peak_rate,
+        memory.previous_peak,
+        memory.throughput_before,
+        memory.cpu_before_m,
+        memory.limit_before_m,
+        memory.short_need,
+        memory.up_need,
+        memory.quiet_from_m,
+    ):
+        if type(count) is not int or not 0 <= count <= _MAX_RATE:
+            return False
+    for flag in (memory.ineffective, memory.for_backlog, memory.lent):
+        if flag is not True and flag is not False:
+            return False
+    if memory.peak_at is None and (memory.peak_rate or memory.previous_peak):
+        return False
+    return _time_reads_back(memory.peak_at) and _time_reads_back(memory.resized_at)
+
+
+def _time_reads_back(moment: datetime | None) -> bool:
+    """Whether ``_parse_time(_format_time(moment))`` gives ``moment`` itself: a
+    plain ``datetime`` in ``UTC``, to the second, in the years the format pads."""
+    return moment is None or (
+        type(moment) is datetime
+        and moment.tzinfo is UTC
+        and moment.microsecond == 0
+        and moment.fold == 0
+        and moment.year >= 1000
+    )
 
 
 class Recent:

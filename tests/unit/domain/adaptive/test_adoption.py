@@ -15,6 +15,10 @@ Aspects tested:
 * an adopted instance whose production passes its CPU (falling behind) is scaled up as
   before, sized by the adaptive rules in full (headroom and its restart's backlog), and
   from then on is the adaptive predictor's;
+* noise: an adopted instance whose production crosses its CPU on every other sync goes
+  ``PENDING_SCALE_UP`` on each crossing and back to running on the next sync that finds
+  it under its CPU, and is never restarted (a pending scale-up is cancelled, not left to
+  run out);
 * an instance the adaptive predictor created keeps the headroom rule (no adoption);
 * property: the rate an adopted instance is compared with is never above the adaptive
   one nor below its production, and equals the adaptive one otherwise.
@@ -33,6 +37,7 @@ from konsumerator.domain.adaptive.demand import Demand, Term
 from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.adaptive.policy import Sized
 from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.scaling import ScalingStatus
 from konsumerator.simulating import Replay, load_consumer
 
 N = 10
@@ -162,6 +167,30 @@ def test_an_adopted_instance_whose_production_passes_its_cpu_is_scaled_up_with_h
     assert {p: c for p, c in fleet.cpu.items() if p != 3} == {
         p: 500 + 100 * p for p in range(N) if p != 3
     }
+
+
+def _status(fleet: Fleet, p: int) -> str | None:
+    (d,) = [d for d in fleet.replay.cluster.observed() if d.name == f"orders-{p}"]
+    return d.annotations.get(keys.SCALING_STATUS)
+
+
+def test_a_noisy_adopted_instance_is_not_restarted_by_a_pending_scale_up_it_left() -> None:
+    fleet = steady_naive_fleet()
+    fleet.switch_to("adaptive")
+    fleet.step()
+    cpu_rate = 800 / 1000 * RATE_PER_CORE  # instance 3: 800m gives 1600/s
+    statuses = []
+    # 6 minutes (three times pendingScaleUpDuration) of production 1 % over, then 1 %
+    # under its CPU: every sync refreshes metrics (STEP_S > minSyncPeriod).
+    for i in range(12):
+        fleet.production[3] = cpu_rate * (1.01 if i % 2 == 0 else 0.99)
+        fleet.step()
+        statuses.append(_status(fleet, 3))
+    assert statuses[0::2] == [ScalingStatus.PENDING_SCALE_UP.value] * 6
+    assert statuses[1::2] == [ScalingStatus.RUNNING.value] * 6
+    assert fleet.restarts == 0
+    assert fleet.cpu == {p: 500 + 100 * p for p in range(N)}
+    assert "rule adopted: sized before the adaptive predictor" in fleet.decision(3)
 
 
 def test_instances_the_adaptive_predictor_created_keep_the_headroom_rule() -> None:
