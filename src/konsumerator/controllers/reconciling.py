@@ -691,17 +691,14 @@ class Pipeline:
             " expect; it is retried with backoff, and the operator's log has the traceback"
         )
         try:
-            await self._write_status(
+            await self._report_rejection(
                 key=key,
-                status=of_rejection(
-                    message=message,
-                    previous=previous,
-                    generation=generation,
-                    now=self._now(),
-                    reason=INTERNAL_ERROR,
-                ),
+                manifest=manifest,
+                reason=INTERNAL_ERROR,
+                message=message,
+                previous=previous,
+                generation=generation,
             )
-            await self._reporter.rejected(manifest=manifest, reason=INTERNAL_ERROR, message=message)
         except Exception as reporting:
             error.add_note(f"reporting it failed too: {reporting!r}")
 
@@ -744,6 +741,27 @@ class Pipeline:
         retrying it until it changes."""
         if self._gauges is not None:
             self._gauges.rejected(reason=reason)
+        await self._report_rejection(
+            key=key,
+            manifest=manifest,
+            reason=reason,
+            message=message,
+            previous=previous,
+            generation=generation,
+        )
+        raise TerminalError(message)
+
+    async def _report_rejection(
+        self,
+        *,
+        key: str,
+        manifest: Mapping[str, Any],
+        reason: str,
+        message: str,
+        previous: ConsumerStatus,
+        generation: int,
+    ) -> None:
+        """Ready=False with ``reason`` and ``message`` in status, and a Warning Event."""
         await self._write_status(
             key=key,
             status=of_rejection(
@@ -755,4 +773,3 @@ class Pipeline:
             ),
         )
         await self._reporter.rejected(manifest=manifest, reason=reason, message=message)
-        raise TerminalError(message)
