@@ -411,9 +411,10 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     # A Consumer switched back from adaptive: its memory is dropped (one ANNOTATE
     # write). Kept, the Deployment explained the adaptive size it no longer had, and
     # its resizedAt kept a later switch to adaptive from adopting naive's sizes.
-    # ``_kept`` hands over no verdict for such an instance (it never keeps one).
+    # A verdict ``_kept`` found ahead was decided over the state as observed, so it is
+    # taken only when nothing is dropped from it.
     adaptive_left = d.scaling.memory is not None or bool(d.scaling.explanation)
-    state = replace(d.scaling, memory=None, explanation="") if adaptive_left else d.scaling
+    state = with_memory(d.scaling, memory=None, explanation="") if adaptive_left else d.scaling
     handed = ctx.verdicts.pop(inst.index, None) if ctx.verdicts else None
     if handed is not None and not adaptive_left:
         proposal, comparison, decision = handed.proposal, handed.comparison, handed.decision
