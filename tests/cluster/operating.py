@@ -171,12 +171,23 @@ class InProcessOperator:
         return self.call(self.operator.client.counts.snapshot)
 
     def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
-        """Run ``fn`` on the operator's loop and return its result."""
+        """Run ``fn`` on the operator's loop and return its result; once the operator
+        has ended (a lost leadership ends it) its loop is closed and nothing moves its
+        objects any more, so ``fn`` reads them here."""
 
         async def run() -> T:
             return fn()
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+        coroutine = run()
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        except RuntimeError:
+            coroutine.close()
+            if not self._loop.is_closed():
+                raise
+            self._thread.join(timeout)
+            return fn()
+        return future.result(timeout)
 
     def enqueue(self, namespace: str, name: str) -> None:
         """Ask the (only) controller for a reconcile of ``namespace/name``."""
