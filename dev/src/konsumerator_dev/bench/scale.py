@@ -38,8 +38,10 @@ flamegraph tools read it).
 
     make bench-scale                      # defaults: 1,000 + 20 x 100 partitions
     make bench-scale BENCH_ARGS="--big 1000 --consumers-small 0"   # the issue's 1,000 case
-    make bench-scale BENCH_ARGS="--big 0 --small 2000 --consumers-small 5 --replicas 0"
+    make bench-scale BENCH_ARGS="--big 0 --small 2000 --consumers-small 5 --replicas 0 --freeze-kcm"
                                           # 10,000 Deployments (replicas 0: no pods)
+    make bench-scale BENCH_ARGS="--big 1000 --consumers-small 0 --predictor naive"
+                                          # the Consumers' predictor (default: the operator's)
     make bench-scale BENCH_ARGS="--big 200 --small 5 --consumers-small 2 --settle 30 --steady 60"
 
 It starts its own cluster (``testenv up --name bench``) and stops it at the end
@@ -82,6 +84,7 @@ def consumer(
     prometheus: str,
     replicas: int,
     update_mode: str | None = None,
+    predictor: str | None = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "consumer.yaml").read_text())
     doc["metadata"] = {"name": name, "namespace": namespace}
@@ -99,6 +102,9 @@ def consumer(
     spec["resourcePolicy"].pop("globalPolicy", None)
     if update_mode is not None:
         spec["autoscaler"]["updateMode"] = update_mode
+    # None leaves the field out, as the example does: the CRD's default (adaptive) applies.
+    if predictor is not None:
+        spec["autoscaler"]["predictor"] = predictor
     template = spec["deploymentTemplate"]
     template["replicas"] = replicas
     template["selector"] = {"matchLabels": {"app": name}}
@@ -403,6 +409,13 @@ def stop(spy: subprocess.Popen[bytes] | None) -> None:
     help="the Consumers' updateMode (default: the example's, i.e. the operator's default)",
 )
 @click.option(
+    "--predictor",
+    type=click.Choice(["naive", "adaptive"]),
+    default=None,
+    help="the Consumers' predictor (default: the field left out, i.e. the operator's"
+    " default, adaptive)",
+)
+@click.option(
     "--settle", type=float, default=120.0, help="seconds after convergence (ReplicaSets settle)"
 )
 @click.option("--steady", type=float, default=180.0, help="steady-state seconds after settling")
@@ -489,6 +502,7 @@ def main(**options: Any) -> None:
                     prometheus=cluster.prometheus_url,
                     replicas=args.replicas,
                     update_mode=args.update_mode,
+                    predictor=args.predictor,
                 )
             )
         done = 0
@@ -541,6 +555,7 @@ def main(**options: Any) -> None:
             "consumers": consumers,
             "replicas": args.replicas,
             "update_mode": args.update_mode or "default",
+            "predictor": args.predictor or "default",
             "steady_with_kcm_frozen": args.freeze_kcm,
             "workers": args.workers,
             "converged": done >= expected,
