@@ -49,7 +49,7 @@ from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle, with_memory
 from konsumerator.domain.sizing import Proposal, Sizing
-from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner, Predictor
+from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, Predictor
 
 
 class Action(StrEnum):
@@ -280,12 +280,32 @@ def _scaling_of(ctx: Context, d: ObservedDeployment) -> ScalingState:
     return with_memory(d.scaling, memory=memory, explanation=d.scaling.explanation)
 
 
+def _above_policy(policies: Mapping[str, Bounds], current: Mapping[str, Resources]) -> bool:
+    """Whether a container has more than its policy's ``maxAllowed`` (lowered by the user)."""
+    for name, r in current.items():
+        b = policies.get(name)
+        if b is None:
+            continue
+        if b.max_cpu_m is not None and max(r.cpu_req_m or 0, r.cpu_lim_m or 0) > b.max_cpu_m:
+            return True
+        if b.max_mem_b is not None and max(r.mem_req_b or 0, r.mem_lim_b or 0) > b.max_mem_b:
+            return True
+    return False
+
+
 def _restart_held(ctx: Context, inst: Instance) -> bool:
     """Whether a scale-down that restarts ``inst``'s pods waits for the budget of this
     pass (``disruption``). Asked only for a restart the operator chooses: a scale-down
-    under ``Recreate``, or the rollout a refused scale-down in place falls back to."""
+    under ``Recreate``, or the rollout a refused scale-down in place falls back to. Not
+    for an instance above its container policy's ``maxAllowed``: the user lowered it,
+    and asked for that scale-down (it is not counted either)."""
     budget = ctx.budget
-    return budget is not None and not budget.admit(inst.index)
+    if budget is None:
+        return False
+    d = inst.deployment
+    if d is not None and _above_policy(ctx.config.policies, d.current):
+        return False
+    return not budget.admit(inst.index)
 
 
 def _actuate_adaptively(

@@ -9,8 +9,8 @@ Aspects tested:
   entered ``PENDING_SCALE_DOWN`` first first, then by index (table);
 * the planner, table-driven over what a pass may do to many instances at once: a
   scale-down under ``Recreate`` and a scale-down in place that falls back to a rollout
-  are held beyond the budget; a scale-up, a creation, a template change and a
-  scale-down in place are never held;
+  are held beyond the budget; a scale-up, a creation, a template change, a scale-down
+  in place and one to a ``maxAllowed`` the user lowered are never held;
 * a held instance keeps its size and its ``PENDING_SCALE_DOWN`` since, goes first in the
   next pass, and every instance gets its turn (ceil(waiting / budget) passes);
 * a held scale-down gives back nothing to the global pool: a later instance's scale-up
@@ -257,6 +257,13 @@ def _creation(fleet: Fleet) -> list[Plan]:
     return [fleet.run(metrics(steady() | dict.fromkeys(range(N, 2 * N), 1000.0)), after_s=30)]
 
 
+def _max_allowed_lowered(fleet: Fleet) -> list[Plan]:
+    """The user lowers ``maxAllowed`` below every instance's size: asked for, not held."""
+    fleet.cfg = replace(fleet.cfg, policies={"app": Bounds(min_cpu_m=100, max_cpu_m=500)})
+    fleet.run(metrics(steady()), after_s=60)  # PENDING_SCALE_DOWN
+    return [fleet.run(metrics(steady()), after_s=600 + 30 * i) for i in range(2)]
+
+
 def _refused_scale_down(fleet: Fleet) -> list[Plan]:
     """In place, six scale-downs the node refuses: each one's fallback is a restart."""
     low = steady() | dict.fromkeys(range(6), 400.0)
@@ -287,6 +294,13 @@ def _refused_scale_down(fleet: Fleet) -> list[Plan]:
             id="down-in-place-falling-back",
         ),
         pytest.param(UpdateMode.RECREATE, _scale_up, Action.SCALE, [6, 0, 0, 0], id="up-recreate"),
+        pytest.param(
+            UpdateMode.RECREATE,
+            _max_allowed_lowered,
+            Action.SCALE,
+            [N, 0],
+            id="max-allowed-lowered",
+        ),
         pytest.param(UpdateMode.RECREATE, _template_change, Action.ROLLOUT, [N], id="template"),
         pytest.param(UpdateMode.RECREATE, _creation, Action.CREATE, [N], id="creation"),
     ],
