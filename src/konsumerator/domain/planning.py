@@ -413,8 +413,10 @@ def _budget(
     now: datetime,
 ) -> disruption.RestartBudget | None:
     """The restart budget of this pass, None when it cannot bind (100 %, or no more
-    instances than it allows). The turns are reserved only in a pass that refreshed,
-    the only one whose scale-downs apply (a fallback rollout takes what is left)."""
+    instances than it allows). The turns are reserved only under ``Recreate`` in a pass
+    that refreshed, the only one whose scale-downs apply and restart (in place only a
+    fallback rollout restarts, and it takes the budget in index order): the scan of
+    every instance's state is not made where it cannot matter."""
     a = config.autoscaling
     if a is None:
         return None
@@ -428,7 +430,7 @@ def _budget(
             pending_down_s=a.pending_down_s,
             limit=limit,
         )
-        if metrics.refreshed
+        if metrics.refreshed and not config.in_place
         else frozenset()
     )
     return disruption.RestartBudget(limit=limit, turns=turns)
