@@ -54,6 +54,7 @@ from typing import Final
 
 import structlog
 
+from konsumerator.controllers import vetting
 from konsumerator.controllers.outcomes import Outcome, write_kind
 from konsumerator.domain import rendering
 from konsumerator.domain.planning import Action, Apply, Delete, Plan
@@ -73,13 +74,21 @@ log = structlog.stdlib.get_logger(__name__)
 _UNDECLARED: Final = re.compile(r"(?<!\S)\.spec(\S*): field not declared in schema")
 
 
+# The longest refusal one failure quotes: a 422 lists every invalid field, an admission
+# policy names itself and its binding; the status condition holds 1,024 characters of
+# all the failures of a pass, so one refusal must leave room for the others.
+REFUSAL_CHARS: Final = 400
+
+
 def refusal(error: errors.ApiError) -> str:
     """Why the apiserver refused a Deployment write, for the status and the Events: the
-    apiserver's own words, or, for an undeclared field of the template, that field by
-    its path in the Consumer (``spec.deploymentTemplate.template.spec.containers[...]``)."""
+    apiserver's own words (at most ``REFUSAL_CHARS``), or, for an undeclared field of the
+    template, that field by its path in the Consumer
+    (``spec.deploymentTemplate.template.spec.containers[...]``)."""
     fields = _UNDECLARED.findall(error.message)
     if not fields:
-        return str(error)
+        text = str(error)
+        return text if len(text) <= REFUSAL_CHARS else f"{text[: REFUSAL_CHARS - 3]}..."
     named = ", ".join(f"spec.deploymentTemplate{path}" for path in dict.fromkeys(fields))
     return (
         f"{named}: not a field of an apps/v1 DeploymentSpec (a typo, or a field of another"
@@ -250,16 +259,35 @@ async def _write(
     outcome.done.append(item)
 
 
+def _held(*, verdict: vetting.Verdict, rollouts: Sequence[Apply], outcome: Outcome) -> None:
+    """Report rollouts held back by their dry runs (``vetting``): which instances the
+    apiserver refused and why; a conflict only asks for a retry pass."""
+    outcome.retry |= verdict.conflicted
+    if not verdict.refused:
+        return
+    names = ", ".join(name for _, name, _ in verdict.refused)
+    untried = f"; the other {verdict.untried} were not tried" if verdict.untried else ""
+    outcome.failures.append(
+        f"the new template is rolled out to none of the {len(rollouts)} outdated instances:"
+        f" the apiserver refuses it for {names} (a server-side dry run{untried}); every"
+        " instance keeps the template it runs"
+    )
+    outcome.failures.extend(f"rollout {name}: {refusal(e)}" for _, name, e in verdict.refused)
+    outcome.refused["update"] += len(verdict.refused)
+
+
 def _writes(
     *,
     client: ApiClient,
     writer: Writer,
     plan: Plan,
+    applies: Sequence[Apply],
     namespace: str,
     owner_uid: str,
     outcome: Outcome,
 ) -> list[Callable[[], Awaitable[None]]]:
-    """The plan's writes in the order they start: deletes, then applies, then pod resizes."""
+    """The plan's writes in the order they start: deletes, then ``applies`` (the plan's,
+    but for rollouts held back), then pod resizes."""
     return [
         *(
             functools.partial(_delete, writer=writer, item=d, namespace=namespace, outcome=outcome)
@@ -275,7 +303,7 @@ def _writes(
                 owner_uid=owner_uid,
                 outcome=outcome,
             )
-            for a in plan.applies
+            for a in applies
         ),
         *(
             functools.partial(_resize, writer=writer, item=r, namespace=namespace, outcome=outcome)
@@ -297,12 +325,30 @@ async def act(
     yield_after_s: float = YIELD_AFTER_S,
     min_writes: int = YIELD_MIN_WRITES,
     clock: Callable[[], float] = time.monotonic,
+    vetted: vetting.Vetting | None = None,
 ) -> Outcome:
     """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once
     and at most ``limit`` of them in all; once ``contended()`` (another key waits for a
     worker) after ``yield_after_s`` and a tenth of the plan's instances (at least
-    ``min_writes``), no more are started. What is not started is ``Outcome.deferred``."""
+    ``min_writes``), no more are started. What is not started is ``Outcome.deferred``.
+
+    With ``vetted``, a template rollout is dry-run for every outdated instance first
+    (``vetting``), and held for all of them if the apiserver refuses any."""
     outcome = Outcome()
+    applies: Sequence[Apply] = plan.applies
+    rollouts = [a for a in applies if vetting.gated(a)] if vetted is not None else []
+    if vetted is not None and rollouts:
+        verdict = await vetting.vet(
+            writer=writer,
+            vetting=vetted,
+            rollouts=rollouts,
+            namespace=namespace,
+            owner_uid=owner_uid,
+            concurrency=concurrency,
+        )
+        if verdict.held:
+            _held(verdict=verdict, rollouts=rollouts, outcome=outcome)
+            applies = [a for a in applies if not vetting.gated(a)]
     gate = asyncio.Semaphore(concurrency)
     started = clock()
     stopped = False
@@ -328,6 +374,7 @@ async def act(
         client=client,
         writer=writer,
         plan=plan,
+        applies=applies,
         namespace=namespace,
         owner_uid=owner_uid,
         outcome=outcome,
@@ -361,6 +408,7 @@ class KubeActuator:
         self._concurrency = concurrency
         self._limit = limit
         self._contended = contended
+        self._vetted = vetting.Vetting()
 
     async def act(self, *, plan: Plan, namespace: str, owner_uid: str) -> Outcome:
         return await act(
@@ -372,4 +420,5 @@ class KubeActuator:
             concurrency=self._concurrency,
             limit=self._limit,
             contended=self._contended,
+            vetted=self._vetted,
         )

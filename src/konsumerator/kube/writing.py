@@ -167,12 +167,16 @@ class Writer:
         uid: str | None = None,
         create_only: bool = False,
         resource_version: str | None = None,
+        dry_run: bool = False,
     ) -> Written:
         """Server-side apply ``body`` (apiVersion, kind and metadata.name are filled in).
 
         With ``uid``, only onto the object with that UID (else ``Conflict``); with
         ``create_only``, only if no object has the name (else ``AlreadyExists``); with
         ``resource_version``, only onto the object at that version (else ``Conflict``).
+        With ``dry_run``, the apiserver validates and admits it (admission policies and
+        webhooks, quota) and answers as it would, but stores nothing (``dryRun=All``);
+        counted under the verb ``dryrun``, not as a write.
         """
         document = _with_identity(resource=resource, namespace=namespace, name=name, body=body)
         if uid is not None:
@@ -181,15 +185,18 @@ class Writer:
             document["metadata"]["resourceVersion"] = resource_version
         if create_only:
             document["metadata"]["resourceVersion"] = NEVER_STORED
+        params = {"fieldManager": self.field_manager, "force": "true" if force else "false"}
+        if dry_run:
+            params["dryRun"] = "All"
         try:
             raw = await self._write(
-                verb="apply",
+                verb="dryrun" if dry_run else "apply",
                 resource=resource.plural
                 if subresource is None
                 else f"{resource.plural}/{subresource}",
                 method="PATCH",
                 path=resource.path(namespace=namespace, name=name, subresource=subresource),
-                params={"fieldManager": self.field_manager, "force": "true" if force else "false"},
+                params=params,
                 content=_encoder.encode(document),
                 content_type="application/apply-patch+yaml",
             )
