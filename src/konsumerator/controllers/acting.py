@@ -345,7 +345,10 @@ async def act(
             namespace=namespace,
             owner_uid=owner_uid,
             concurrency=concurrency,
+            limit=limit,
         )
+        # Dry runs left for the next passes: the rollouts wait for them, asked for at once.
+        outcome.deferred += verdict.pending
         if verdict.held:
             _held(verdict=verdict, rollouts=rollouts, outcome=outcome)
             applies = [a for a in applies if not vetting.gated(a)]

@@ -10,12 +10,15 @@ lasted: half-applied.
 So before the first rollout of a template generation (the ``generation`` annotation, the
 template's hash) the act step sends every rollout of the plan as a server-side dry run
 (``dryRun=All``: validation and admission run, nothing is stored), the first alone and,
-if it is accepted, the others concurrently. Any refusal holds every rollout of the pass
-(``acting``): the existing instances keep the template that worked, the refused ones are
-named in the status and the Events, and the pass is retried with backoff. Once every one
-is accepted the generation is remembered for the owner, so the later passes of the wave
-(``acting.SLICE``) and the retries of a single failed write do not dry-run it again: one
-extra request per instance per template change, none per pass.
+if it is accepted, the others concurrently, at most ``acting.SLICE`` a pass (the rest in
+the next passes, asked for at once, as deferred writes are). Every rollout is held until
+all have passed (``acting``): on a refusal the existing instances keep the template that
+worked, the refused ones are named in the status and the Events, and the pass is retried
+with backoff (a retry dry-runs only those not accepted yet). Once every one is accepted
+the generation is remembered for the owner, so the passes of the wave and the retries of
+a single failed write do not dry-run it again: one extra request per instance per
+template change, none per pass (200 instances: 200 dry runs in 2-3.6 s on a loaded
+test apiserver, against 2.8-4.3 s for the rollout's own 200 applies).
 
 A refusal that only a real write can meet (the object changed between the dry run and
 the write, a quota filled meanwhile) is reported as before; a generation first seen after
@@ -62,27 +65,44 @@ class Verdict:
     conflicted: bool = False
     # The rollouts that were not dry-run (the first was refused).
     untried: int = 0
+    # The rollouts left to dry-run in the next passes (beyond the pass's ``limit``).
+    pending: int = 0
 
     @property
     def held(self) -> bool:
-        return bool(self.refused) or self.conflicted
+        return bool(self.refused) or self.conflicted or self.pending > 0
+
+
+@dataclass(slots=True)
+class _Generation:
+    """One owner's template generation: the instances whose dry run it passed, and
+    whether all of them have (then its rollouts go ahead without more dry runs)."""
+
+    generation: str
+    accepted: set[str] = field(default_factory=set)
+    complete: bool = False
 
 
 class Vetting:
-    """The template generation each owner's rollouts were last accepted for."""
+    """The template generation each owner's rollouts were last dry-run for."""
 
     def __init__(self, *, capacity: int = CAPACITY) -> None:
         self._capacity = capacity
-        self._accepted: OrderedDict[str, str] = OrderedDict()
+        self._owners: OrderedDict[str, _Generation] = OrderedDict()
+
+    def of(self, *, owner_uid: str, generation: str) -> _Generation:
+        """The owner's record for ``generation`` (a fresh one for a new generation)."""
+        found = self._owners.get(owner_uid)
+        if found is None or found.generation != generation:
+            found = self._owners[owner_uid] = _Generation(generation=generation)
+        self._owners.move_to_end(owner_uid)
+        while len(self._owners) > self._capacity:
+            self._owners.popitem(last=False)
+        return found
 
     def accepted(self, *, owner_uid: str, generation: str) -> bool:
-        return self._accepted.get(owner_uid) == generation
-
-    def accept(self, *, owner_uid: str, generation: str) -> None:
-        self._accepted[owner_uid] = generation
-        self._accepted.move_to_end(owner_uid)
-        while len(self._accepted) > self._capacity:
-            self._accepted.popitem(last=False)
+        found = self._owners.get(owner_uid)
+        return found is not None and found.generation == generation and found.complete
 
 
 async def _dry_run(
@@ -116,33 +136,37 @@ async def vet(
     namespace: str,
     owner_uid: str,
     concurrency: int,
+    limit: int,
 ) -> Verdict:
-    """Dry-run ``rollouts`` (the plan's ``gated`` applies) unless their generation was
-    accepted for this owner already; the first alone, then the rest ``concurrency`` at a
-    time. Remembers the generation once every one is accepted."""
+    """Dry-run the ``rollouts`` (the plan's ``gated`` applies) whose generation has not
+    passed for them yet: the first alone, then the rest ``concurrency`` at a time, at
+    most ``limit`` in one pass (like the writes, ``acting.SLICE``: a wave of dry runs is
+    cut into passes too, and the rollouts wait until every one has passed)."""
     verdict = Verdict()
     if not rollouts:
         return verdict
-    first = rollouts[0].render()
-    version = generation(first)
-    if vetting.accepted(owner_uid=owner_uid, generation=version):
+    record = vetting.of(owner_uid=owner_uid, generation=generation(rollouts[0].render()))
+    if record.complete:
         return verdict
-    if not await _dry_run(
-        writer=writer, item=rollouts[0], body=first, namespace=namespace, verdict=verdict
-    ):
-        verdict.untried = len(rollouts) - 1
-        return verdict
-    del first
+    todo = [item for item in rollouts if item.name not in record.accepted]
+    batch = todo[: max(1, limit)]
+    verdict.pending = len(todo) - len(batch)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: Apply) -> None:
         async with gate:
-            await _dry_run(
-                writer=writer, item=item, body=item.render(), namespace=namespace, verdict=verdict
-            )
+            body = item.render()
+            if await _dry_run(
+                writer=writer, item=item, body=body, namespace=namespace, verdict=verdict
+            ):
+                record.accepted.add(item.name)
 
-    await asyncio.gather(*(one(item) for item in rollouts[1:]))
+    if batch:
+        await one(batch[0])
+        if verdict.refused or verdict.conflicted:
+            verdict.untried, verdict.pending = len(todo) - 1, 0
+            return verdict
+        await asyncio.gather(*(one(item) for item in batch[1:]))
     verdict.refused.sort(key=lambda refused: refused[0])
-    if not verdict.held:
-        vetting.accept(owner_uid=owner_uid, generation=version)
+    record.complete = not verdict.held
     return verdict

@@ -8,6 +8,8 @@ API server; the real apiserver's side is ``tests/cluster/test_hostile_partial_re
   plan (a creation) still go ahead;
 * a refusal of the first rollout costs one dry run, not one per instance, and says the
   others were not tried;
+* at most ``limit`` dry runs a pass, the rest deferred to the next passes, and no
+  rollout before every one has passed; a retry dry-runs only those not accepted yet;
 * accepted, the generation is dry-run once: the next passes of the same template write
   without dry runs; a new template is dry-run again;
 * a conflict in a dry run holds the rollouts and asks for a retry pass, reporting no
@@ -81,7 +83,9 @@ class Writer:
                        resource_version="1")  # fmt: skip
 
 
-def _act(plan: planning.Plan, writer: Writer, vetted: vetting.Vetting) -> Outcome:
+def _act(
+    plan: planning.Plan, writer: Writer, vetted: vetting.Vetting, *, limit: int = acting.SLICE
+) -> Outcome:
     return asyncio.run(
         acting.act(
             client=None,  # type: ignore[arg-type]  # creations that succeed read nothing
@@ -90,6 +94,7 @@ def _act(plan: planning.Plan, writer: Writer, vetted: vetting.Vetting) -> Outcom
             namespace="default",
             owner_uid=UID,
             vetted=vetted,
+            limit=limit,
         )
     )
 
@@ -136,6 +141,28 @@ def test_an_accepted_generation_is_dry_run_once() -> None:
     newer = Writer()
     _act(_plan(image="new:3", observed=_running("old:1")), newer, vetted)
     assert len(newer.dry_runs) == INSTANCES
+
+
+def test_a_wave_of_dry_runs_is_cut_into_passes_and_the_rollouts_wait_for_all() -> None:
+    vetted = vetting.Vetting()
+    plan = _plan(image="new:2", observed=_running("old:1"))
+    writers = [Writer() for _ in range(3)]
+    outcomes = [_act(plan, w, vetted, limit=2) for w in writers]
+    assert [len(w.dry_runs) for w in writers] == [2, 2, 1]
+    assert [len(w.written) for w in writers] == [0, 0, 2]
+    assert [o.deferred for o in outcomes] == [3, 1, 3]
+    assert len({name for w in writers for name in w.dry_runs}) == INSTANCES
+
+
+def test_a_retry_dry_runs_only_the_instances_not_accepted_yet() -> None:
+    vetted = vetting.Vetting()
+    plan = _plan(image="new:2", observed=_running("old:1"))
+    refused = plan.applies[3].name
+    _act(plan, Writer(refuse=lambda name, dry_run: name == refused), vetted)
+    retry = Writer()
+    _act(plan, retry, vetted)
+    assert retry.dry_runs == [refused]
+    assert len(retry.written) == INSTANCES
 
 
 def test_a_conflicting_dry_run_holds_the_rollouts_and_asks_for_a_retry() -> None:
