@@ -16,7 +16,11 @@ Aspects tested (an in-process operator, a real apiserver):
 * a ResourceQuota that allows 3 of 5 Deployments: the 3 are created and the Consumer
   names the 2 refused instances with the quota's message; the refusal does not stop
   the instances that exist from being reconciled (a hand edit of one is repaired while
-  the quota still refuses the others).
+  the quota still refuses the others);
+* nor from being resized: the Consumer's metrics keep being refreshed every
+  ``minSyncPeriod`` (2 s here) while the quota refuses, since a failed pass is due again
+  when its plan says at the latest. Before: the refused writes' backoff (5 ms doubling
+  to 1,000 s) set the pace, and the refreshes came 20 s, 40 s, 80 s... apart.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from operating import (
     eventually,
     get_consumer,
     in_process_operator,
+    metric_sum,
 )
 
+from konsumerator.runtime.managing import Endpoint
 from konsumerator_dev.testenv import Cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
@@ -245,4 +251,37 @@ def test_a_quota_refusing_some_instances_names_them_and_the_others_are_reconcile
             ),
             timeout=90,
             what="the hand-edited instance to be repaired while the quota refuses others",
+        )
+
+
+REFRESHES = 20
+
+
+def _queries(op: Any) -> float:
+    return metric_sum(op.metrics(), "konsumerator_prometheus_queries_total")
+
+
+def test_a_quota_refusing_some_instances_does_not_slow_the_metrics_of_the_others(
+    cluster: Cluster, namespace: str, deployment_quota: str
+) -> None:
+    manifest = consumer(NAME, namespace, num_partitions=5, per_instance=1)
+    manifest["spec"]["autoscaler"] = consumer(
+        NAME, namespace, prometheus_url=cluster.prometheus_url
+    )["spec"]["autoscaler"]
+    with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
+        cluster.apply(manifest)
+        eventually(
+            lambda: get_consumer(cluster, namespace, NAME),
+            lambda o: condition(o, "Ready").get("reason") == "WriteFailed",
+            timeout=90,
+            what="the quota to refuse the instances past it",
+        )
+        before = _queries(op)
+        # Three queries a refresh; at one refresh per 2 s this takes some 40 s, while
+        # the backoff's pace (20 s, 40 s, 80 s... apart) gives a handful in 3 minutes.
+        eventually(
+            lambda: _queries(op) - before,
+            lambda n: n >= 3 * REFRESHES,
+            timeout=180,
+            what=f"{REFRESHES} metric refreshes while the quota refuses two instances",
         )

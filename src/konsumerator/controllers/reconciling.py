@@ -96,13 +96,16 @@ class WritesFailed(errors.Retryable):
     SHOWN: Final = 3
 
     @classmethod
-    def of(cls, failures: Sequence[str]) -> "WritesFailed":
-        """The first ``SHOWN`` failures, and how many more there were."""
+    def of(cls, failures: Sequence[str], *, requeue_after: float | None = None) -> "WritesFailed":
+        """The first ``SHOWN`` failures, and how many more there were; ``requeue_after``:
+        when the pass's plan is due again anyway (metrics, a pending period), which the
+        backoff of the failed writes must not put off: a quota refusing two instances
+        grew it to 1,000 s, and the instances that run were resized that seldom."""
         if not failures:
-            return cls("a write conflicted; retrying")
+            return cls("a write conflicted; retrying", requeue_after=requeue_after)
         more = len(failures) - cls.SHOWN
         shown = "; ".join(failures[: cls.SHOWN])
-        return cls(f"{shown}; and {more} more" if more > 0 else shown)
+        return cls(f"{shown}; and {more} more" if more > 0 else shown, requeue_after=requeue_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,7 +658,7 @@ class Pipeline:
             raise
         await self._write_status(key=key, status=done.status)
         if done.retry:
-            raise WritesFailed.of(done.failures)
+            raise WritesFailed.of(done.failures, requeue_after=done.requeue_after_s)
         if done.deferred:
             # The rest of the plan's writes: the next pass, once the keys waiting for a
             # worker have had theirs (the queue serves the least recently served first).
