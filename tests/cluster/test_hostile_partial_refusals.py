@@ -13,6 +13,11 @@ Aspects tested (an in-process operator, a real apiserver):
   policy's message, with a Warning Event. Before: every other instance was rolled out
   and instance 2 kept the old one (half-applied). Once the policy is gone, the new
   template reaches them all;
+* a template change the apiserver refuses for every instance (a container port out of
+  range, a changed selector: valid for a creation, immutable for an update): no
+  instance is rolled out, the condition quotes the apiserver's field message, and each
+  retry costs one dry run and no Deployment write (before: one refused apply per
+  instance per retry, every instance's write refused alike);
 * a ResourceQuota that allows 3 of 5 Deployments: the 3 are created and the Consumer
   names the 2 refused instances with the quota's message; the refusal does not stop
   the instances that exist from being reconciled (a hand edit of one is repaired while
@@ -285,3 +290,63 @@ def test_a_quota_refusing_some_instances_does_not_slow_the_metrics_of_the_others
             timeout=180,
             what=f"{REFRESHES} metric refreshes while the quota refuses two instances",
         )
+
+
+def _bad_port(template: dict[str, Any]) -> str:
+    template["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 70000}]
+    return "containerPort"
+
+
+def _new_selector(template: dict[str, Any]) -> str:
+    template["selector"] = {"matchLabels": {"app": "moved"}}
+    template["template"]["metadata"]["labels"] = {"app": "moved"}
+    return "field is immutable"
+
+
+REFUSED_FOR_ALL = {"a port out of range": _bad_port, "a changed selector": _new_selector}
+
+
+def _deployment_writes(op: Any) -> float:
+    text = op.metrics()
+    return sum(
+        metric_sum(text, "konsumerator_api_requests_total", resource="deployments", verb=verb)
+        for verb in ("apply", "create", "update", "patch")
+    )
+
+
+@pytest.mark.parametrize("change", REFUSED_FOR_ALL.values(), ids=REFUSED_FOR_ALL.keys())
+def test_a_template_change_refused_for_every_instance_costs_one_dry_run_a_retry(
+    cluster: Cluster, namespace: str, change: Any
+) -> None:
+    old = consumer(NAME, namespace, num_partitions=INSTANCES, per_instance=1)
+    new = consumer(NAME, namespace, num_partitions=INSTANCES, per_instance=1, image="new:2")
+    said = change(new["spec"]["deploymentTemplate"])
+    with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
+        cluster.apply(old)
+        eventually(
+            lambda: get_consumer(cluster, namespace, NAME),
+            lambda o: converged(o, INSTANCES),
+            timeout=90,
+            what="the Consumer to converge on the old template",
+        )
+        writes = _deployment_writes(op)
+        cluster.apply(new)
+        obj = eventually(
+            lambda: get_consumer(cluster, namespace, NAME),
+            lambda o: condition(o, "Ready").get("reason") == "WriteFailed",
+            timeout=90,
+            what="the Consumer to say WriteFailed",
+        )
+        dry_runs = eventually(
+            lambda: metric_sum(
+                op.metrics(), "konsumerator_api_requests_total", resource="deployments",
+                verb="dryrun",
+            ),
+            lambda n: n >= 3,
+            timeout=90,
+            what="the refused template to be dry-run again on retries",
+        )  # fmt: skip
+        assert _deployment_writes(op) == writes
+        assert set(_images(cluster, namespace).values()) == {"registry.invalid/consumer:1"}
+    assert said in condition(obj, "Ready")["message"]
+    assert dry_runs >= 3
