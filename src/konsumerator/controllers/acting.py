@@ -15,6 +15,10 @@ the cache we planned from and the request:
   from (``Writer.apply(uid=...)``): one deleted and re-created by someone else
   in the meantime is refused, and the next pass sees what is there now.
 * Deletes carry ``preconditions.uid`` for the same reason.
+* A template rollout reaches every outdated instance or none (``controllers.vetting``):
+  before the first rollout of a template generation each one is dry-run, and a refusal
+  of any holds them all, so admission or a quota that judges instances differently
+  cannot leave a Consumer half on the new template.
 * A body is rendered for its request and dropped with it (``Apply.render``, not the
   cached ``Apply.body``): a pass creating 2,000 Deployments would otherwise hold 2,000
   rendered bodies (~5 KB of dicts each) until it ends.
@@ -259,13 +263,20 @@ async def _write(
     outcome.done.append(item)
 
 
+# The most refused instances the summary of a held rollout names (each also has a
+# failure of its own, and an Event).
+NAMED: Final = 10
+
+
 def _held(*, verdict: vetting.Verdict, rollouts: Sequence[Apply], outcome: Outcome) -> None:
     """Report rollouts held back by their dry runs (``vetting``): which instances the
     apiserver refused and why; a conflict only asks for a retry pass."""
     outcome.retry |= verdict.conflicted
     if not verdict.refused:
         return
-    names = ", ".join(name for _, name, _ in verdict.refused)
+    named = [name for _, name, _ in verdict.refused[:NAMED]]
+    more = len(verdict.refused) - len(named)
+    names = ", ".join(named) + (f" and {more} more" if more else "")
     untried = f"; the other {verdict.untried} were not tried" if verdict.untried else ""
     outcome.failures.append(
         f"the new template is rolled out to none of the {len(rollouts)} outdated instances:"
@@ -274,6 +285,39 @@ def _held(*, verdict: vetting.Verdict, rollouts: Sequence[Apply], outcome: Outco
     )
     outcome.failures.extend(f"rollout {name}: {refusal(e)}" for _, name, e in verdict.refused)
     outcome.refused["update"] += len(verdict.refused)
+
+
+async def _vetted_applies(
+    *,
+    writer: Writer,
+    vetted: vetting.Vetting,
+    plan: Plan,
+    namespace: str,
+    owner_uid: str,
+    concurrency: int,
+    limit: int,
+    outcome: Outcome,
+) -> Sequence[Apply]:
+    """The plan's applies, but for its template rollouts while their dry runs
+    (``vetting``) have not all passed: those are reported in ``outcome``."""
+    rollouts = [a for a in plan.applies if vetting.gated(a)]
+    if not rollouts:
+        return plan.applies
+    verdict = await vetting.vet(
+        writer=writer,
+        vetting=vetted,
+        rollouts=rollouts,
+        namespace=namespace,
+        owner_uid=owner_uid,
+        concurrency=concurrency,
+        limit=limit,
+    )
+    # Dry runs left for the next passes: the rollouts wait for them, asked for at once.
+    outcome.deferred += verdict.pending
+    if not verdict.held:
+        return plan.applies
+    _held(verdict=verdict, rollouts=rollouts, outcome=outcome)
+    return [a for a in plan.applies if not vetting.gated(a)]
 
 
 def _writes(
@@ -335,23 +379,20 @@ async def act(
     With ``vetted``, a template rollout is dry-run for every outdated instance first
     (``vetting``), and held for all of them if the apiserver refuses any."""
     outcome = Outcome()
-    applies: Sequence[Apply] = plan.applies
-    rollouts = [a for a in applies if vetting.gated(a)] if vetted is not None else []
-    if vetted is not None and rollouts:
-        verdict = await vetting.vet(
+    applies = (
+        plan.applies
+        if vetted is None
+        else await _vetted_applies(
             writer=writer,
-            vetting=vetted,
-            rollouts=rollouts,
+            vetted=vetted,
+            plan=plan,
             namespace=namespace,
             owner_uid=owner_uid,
             concurrency=concurrency,
             limit=limit,
+            outcome=outcome,
         )
-        # Dry runs left for the next passes: the rollouts wait for them, asked for at once.
-        outcome.deferred += verdict.pending
-        if verdict.held:
-            _held(verdict=verdict, rollouts=rollouts, outcome=outcome)
-            applies = [a for a in applies if not vetting.gated(a)]
+    )
     gate = asyncio.Semaphore(concurrency)
     started = clock()
     stopped = False
