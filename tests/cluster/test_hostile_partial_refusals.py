@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 from operating import (
+    alone,
     condition,
     consumer,
     converged,
@@ -273,6 +274,8 @@ def test_a_quota_refusing_some_instances_does_not_slow_the_metrics_of_the_others
     manifest["spec"]["autoscaler"] = consumer(
         NAME, namespace, prometheus_url=cluster.prometheus_url
     )["spec"]["autoscaler"]
+    # The operator's query counter covers every Consumer: earlier tests' must be gone.
+    alone(cluster, namespace)
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
         cluster.apply(manifest)
         eventually(
@@ -321,6 +324,8 @@ def test_a_template_change_refused_for_every_instance_costs_one_dry_run_a_retry(
     old = consumer(NAME, namespace, num_partitions=INSTANCES, per_instance=1)
     new = consumer(NAME, namespace, num_partitions=INSTANCES, per_instance=1, image="new:2")
     said = change(new["spec"]["deploymentTemplate"])
+    # The operator's request counters cover every namespace: earlier tests' must be gone.
+    alone(cluster, namespace)
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
         cluster.apply(old)
         eventually(
