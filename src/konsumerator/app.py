@@ -82,7 +82,7 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.obs.prometheus import PrometheusMetrics
-from konsumerator.prom.providing import MetricsProvider
+from konsumerator.prom.providing import REFRESH_PATIENCE_S, MetricsProvider
 from konsumerator.prom.urls import AddressPolicy
 from konsumerator.runtime.collecting import FrozenSurvivors
 from konsumerator.runtime.controlling import Controller
@@ -162,6 +162,8 @@ class Operator:
     client: ApiClient
     prometheus: httpx2.AsyncClient
     planner: concurrent.futures.ThreadPoolExecutor
+    # Its refreshes that no pass waited out run as tasks of their own.
+    metrics_provider: MetricsProvider | None = None
 
     async def run(self) -> None:
         try:
@@ -169,6 +171,8 @@ class Operator:
         finally:
             # A plan still running is left to finish on its own: nothing waits for it.
             self.planner.shutdown(wait=False, cancel_futures=True)
+            if self.metrics_provider is not None:
+                self.metrics_provider.close()
             await self.prometheus.aclose()
             await self.client.aclose()
 
@@ -250,6 +254,20 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     def offload(work: Callable[[], Plan]) -> Awaitable[Plan]:
         return asyncio.get_running_loop().run_in_executor(planner, work)
 
+    def wake(key: str) -> None:
+        """Ask for the pass of ``namespace/name`` (its metrics refresh has ended)."""
+        namespace, _, name = key.partition("/")
+        controller.enqueue(ObjectKey(namespace, name))
+
+    # A refresh is waited for REFRESH_PATIENCE_S at most: a Prometheus that never
+    # answers (a Consumer author's address) must not hold a reconcile worker.
+    provider = MetricsProvider(
+        client=prometheus,
+        observer=PrometheusMetrics(registry=metrics.registry),
+        patience_s=REFRESH_PATIENCE_S,
+        wake=wake,
+    )
+
     def pipeline(reporter: Reporter) -> Pipeline:
         return Pipeline(
             offload=offload,
@@ -260,9 +278,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
                 contended=contended,
             ),
             reporter=reporter,
-            provider=MetricsProvider(
-                client=prometheus, observer=PrometheusMetrics(registry=metrics.registry)
-            ),
+            provider=provider,
             deployments=deployments,
             pods=owned_pods,
             now=now,
@@ -368,7 +384,13 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         metrics_endpoint=settings.metrics_bind,
         metrics_app=metrics.wsgi_app(rendered=[consumer_metrics.per_instance]),
     )
-    return Operator(manager=manager, client=client, prometheus=prometheus, planner=planner)
+    return Operator(
+        manager=manager,
+        client=client,
+        prometheus=prometheus,
+        planner=planner,
+        metrics_provider=provider,
+    )
 
 
 def _lease_watch(

@@ -54,6 +54,7 @@ from konsumerator.domain.specs import ConsumerConfig, Owner, Predictor, UpdateMo
 from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
 from konsumerator.prom.queries import PodQuerySpec, PrometheusConfig, QuerySpec
+from konsumerator.prom.results import RefreshPending
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.errors import TerminalError
@@ -646,6 +647,10 @@ class Pipeline:
                 previous=previous,
                 state_budget_bytes=state_budget_bytes,
             )
+        except RefreshPending:
+            # Its Prometheus is slow to answer: the pass gives its worker up, having
+            # changed nothing, and runs again when the refresh ends (the provider wakes it).
+            return Result()
         except (errors.ApiError, errors.Retryable, TimeoutError):
             raise
         except Exception as e:
