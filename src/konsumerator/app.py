@@ -82,6 +82,7 @@ from konsumerator.kube.writing import Writer
 from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.obs.metrics import RuntimeMetrics
 from konsumerator.obs.prometheus import PrometheusMetrics
+from konsumerator.prom.connections import OriginLimits
 from konsumerator.prom.providing import REFRESH_PATIENCE_S, MetricsProvider
 from konsumerator.prom.urls import AddressPolicy
 from konsumerator.runtime.collecting import FrozenSurvivors
@@ -239,7 +240,9 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         replicasets=replicasets,
         deployment=lambda namespace, name: deployments.get(ObjectKey(namespace, name)),
     )
-    prometheus = httpx2.AsyncClient(trust_env=False)
+    # No overall connection limit, one per origin: a Consumer's silent addresses must not
+    # take the connections another Consumer's queries need (``prom.connections``).
+    prometheus = httpx2.AsyncClient(trust_env=False, transport=OriginLimits())
     consumer_metrics = ConsumerMetrics(registry=metrics.registry)
 
     def contended() -> bool:

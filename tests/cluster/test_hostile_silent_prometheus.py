@@ -15,7 +15,13 @@ TCP listener that never answers):
   four is still open, none given up yet (before, a worker was free only once a query
   of the four had timed out, which the listener sees as a closed connection);
 * the four say ``MetricsAvailable=False`` with the address's timeout once their queries
-  time out: the pass that waited for the refresh is completed when it ends.
+  time out: the pass that waited for the refresh is completed when it ends;
+* Consumers listing 16 silent addresses each (the CRD's most; three queries each, so 48
+  connections held per Consumer) do not take the connections another tenant's Consumer
+  needs to reach its own, healthy, Prometheus: it syncs (``MetricsAvailable=True``) while
+  every silent query is still open. Before, all Consumers' queries shared one connection
+  pool of 100: the other tenant's queries queued behind the silent ones until those timed
+  out.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 SILENT = 4  # the default max_concurrent_reconciles
 QUERIES = 3  # offset, production, consumption: one connection each
+ADDRESSES = 16  # the CRD's maxItems of spec.autoscaler.prometheus.address
+CROWD = 4  # Consumers of 16 silent addresses: 192 connections, past a pool of 100
 
 
 class Tarpit:
@@ -158,5 +166,62 @@ def test_consumers_whose_prometheus_never_answers_do_not_hold_the_workers(
                     what=f"{name} to say its metrics are unavailable",
                 )
                 assert "no answer within" in condition(obj, "MetricsAvailable")["message"]
+    finally:
+        cluster.delete_namespace(other)
+
+
+def _real_queries() -> dict[str, dict[str, str]]:
+    """Queries the test's real Prometheus answers without any exporter: partition 0."""
+    series = 'label_replace(vector({value}), "partition", "0", "", "")'
+    return {
+        name: {"query": series.format(value=value), "partitionLabel": "partition"}
+        for name, value in (("offset", 0), ("production", 10), ("consumption", 10))
+    }
+
+
+def test_consumers_of_many_silent_addresses_leave_connections_for_the_others(
+    cluster: Cluster, namespace: str, tarpit: Tarpit
+) -> None:
+    other = cluster.create_namespace(f"{namespace[:50]}-other")
+    try:
+        crowd = []
+        for i in range(CROWD):
+            manifest = consumer(
+                f"crowd-{i}",
+                namespace,
+                num_partitions=1,
+                per_instance=1,
+                prometheus_url=f"http://127.0.0.1:{tarpit.port}",
+            )
+            manifest["spec"]["autoscaler"]["prometheus"]["address"] = [
+                f"http://127.0.0.1:{tarpit.port}/{i}/{a}" for a in range(ADDRESSES)
+            ]
+            crowd.append(manifest)
+        victim = consumer(
+            "victim", other, num_partitions=1, per_instance=1, prometheus_url=cluster.prometheus_url
+        )
+        victim["spec"]["autoscaler"]["prometheus"].update(_real_queries())
+        for manifest in (*crowd, victim):
+            manifest["spec"]["deploymentTemplate"]["replicas"] = 0
+        with in_process_operator(cluster):
+            for manifest in crowd:
+                cluster.apply(manifest)
+            eventually(
+                tarpit.counts,
+                lambda counts: counts[0] >= 100,
+                timeout=60,
+                what="the silent addresses to hold 100 connections",
+            )
+            cluster.apply(victim)
+            _, (_, closed) = eventually(
+                lambda: (get_consumer(cluster, other, "victim"), tarpit.counts()),
+                lambda seen: condition(seen[0], "MetricsAvailable").get("status") == "True",
+                timeout=60,
+                what="the other tenant's Consumer to sync its metrics",
+            )
+            assert closed == 0, (
+                f"the other tenant's Consumer synced only after {closed} queries to the"
+                " silent addresses had given up: they held the connections it needed"
+            )
     finally:
         cluster.delete_namespace(other)
