@@ -26,8 +26,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from operating import consumer, consumer_path, converged, eventually, get_consumer
-from operating import in_process_operator
+from operating import (
+    consumer,
+    consumer_path,
+    converged,
+    eventually,
+    get_consumer,
+    in_process_operator,
+)
 from test_hostile_huge_consumer import no_deployments_allowed
 
 from konsumerator.domain import planning

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
@@ -247,19 +247,23 @@ class _Converted:
         return self.fallback
 
 
-Offload = Callable[[Callable[[], Plan]], Awaitable[Plan]]
-"""Where the planner runs: ``on_loop``, or a thread of its own (``app.py``).
+class Offload(Protocol):
+    """Where the planner runs: ``on_loop``, or threads of their own (``app.py``).
 
-``planning.plan`` is pure CPU, proportional to the Consumer's instances: some 10 s for
-100,000 (the CRD's most), 30 s when each was just observed. On the event loop that long,
-nothing else runs: not the Lease renewal (lost after 10 s: the process exits, and the
-next one plans the same again), not the ``/healthz`` heartbeat (stale after 20 s), not
-another Consumer's pass. In a thread the loop still runs between the interpreter's
-switches (every 5 ms); one thread keeps the plans one at a time, as on the loop.
-"""
+    ``planning.plan`` is pure CPU, proportional to the Consumer's instances: some 10 s
+    for 100,000 (the CRD's most), 30 s when each was just observed. On the event loop
+    that long, nothing else runs: not the Lease renewal (lost after 10 s: the process
+    exits, and the next one plans the same again), not the ``/healthz`` heartbeat (stale
+    after 20 s), not another Consumer's pass. In a thread the loop still runs between the
+    interpreter's switches (every 5 ms). ``instances`` (the most of the expected and the
+    observed) lets the operator plan large Consumers apart from the others: behind one
+    100,000-instance plan, every other Consumer's plan waited its 10-30 s.
+    """
+
+    def __call__(self, work: Callable[[], Plan], /, *, instances: int) -> Awaitable[Plan]: ...
 
 
-async def on_loop(work: Callable[[], Plan]) -> Plan:
+async def on_loop(work: Callable[[], Plan], /, *, instances: int) -> Plan:
     """Plan on the event loop: for a driver with nothing else to run (the simulator)."""
     return work()
 
@@ -514,7 +518,10 @@ class Pipeline:
                     key, pods=(p for group in pods.values() for p in group)
                 ),
                 memory=self._kept.setdefault(key, planning.KeptMemory()),
-            )
+            ),
+            instances=max(
+                len(deployments), -(-config.num_partitions // max(config.per_instance, 1))
+            ),
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)
