@@ -11,7 +11,8 @@ Aspects tested (a fake transport; which thread runs what is recorded, nothing ti
 - a large answer (past ``DECODE_IN_THREAD_BYTES``, more series than
   ``PARSE_IN_THREAD_SERIES``) is decoded and parsed off the event loop's thread, and the
   snapshot is the same;
-- a small answer is decoded and parsed on the loop (a thread would cost more than it).
+- a small answer is decoded and parsed on the loop (a thread would cost more than it);
+- the same for the ``cpuUsage`` query's answer.
 """
 
 import asyncio
@@ -24,8 +25,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from konsumerator.prom import fetching, querying
-from konsumerator.prom.queries import PrometheusConfig, QuerySpec
+from konsumerator.prom import cpuusage, fetching, querying
+from konsumerator.prom.queries import PodQuerySpec, PrometheusConfig, QuerySpec
 
 CONFIG = PrometheusConfig(
     addresses=("http://prom:9090",),
@@ -83,3 +84,46 @@ async def test_where_an_answer_is_decoded_and_parsed(
     assert len(decoded) == len(parsed) == 3
     assert all((name != loop_thread) is off_the_loop for name in decoded), decoded
     assert all((name != loop_thread) is off_the_loop for name in parsed), parsed
+
+
+@pytest.mark.parametrize(
+    ("series", "off_the_loop"),
+    [(30_000, True), (10, False)],
+    ids=["large", "small"],
+)
+async def test_where_a_cpu_usage_answer_is_parsed(
+    series: int, off_the_loop: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (series > cpuusage.PARSE_IN_THREAD_SERIES) is off_the_loop
+    body = json.dumps(
+        {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": [
+                    {"metric": {"pod": f"pod-{i}"}, "value": [1.0, "0.5"]} for i in range(series)
+                ],
+            },
+        }
+    ).encode()
+    parsed: list[str] = []
+    monkeypatch.setattr(cpuusage, "parse_pods", recording(cpuusage.parse_pods, parsed))
+
+    async def handle(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body)
+
+    loop_thread = threading.current_thread().name
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handle)) as client:
+        usage = await asyncio.wait_for(
+            cpuusage.fetch_cpu_usage(
+                client=client,
+                addresses=CONFIG.addresses,
+                spec=PodQuerySpec("cpu", "pod"),
+                timeout_seconds=60.0,
+            ),
+            60,
+        )
+    assert usage.problem is None
+    assert len(usage.by_pod or {}) == series
+    assert len(parsed) == 1
+    assert (parsed[0] != loop_thread) is off_the_loop
