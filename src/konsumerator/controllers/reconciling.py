@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
@@ -54,6 +54,7 @@ from konsumerator.domain.specs import ConsumerConfig, Owner, Predictor, UpdateMo
 from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
 from konsumerator.prom.queries import PodQuerySpec, PrometheusConfig, QuerySpec
+from konsumerator.prom.results import RefreshPending
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.errors import TerminalError
@@ -249,19 +250,23 @@ class _Converted:
         return self.fallback
 
 
-Offload = Callable[[Callable[[], Plan]], Awaitable[Plan]]
-"""Where the planner runs: ``on_loop``, or a thread of its own (``app.py``).
+class Offload(Protocol):
+    """Where the planner runs: ``on_loop``, or threads of their own (``app.py``).
 
-``planning.plan`` is pure CPU, proportional to the Consumer's instances: some 10 s for
-100,000 (the CRD's most), 30 s when each was just observed. On the event loop that long,
-nothing else runs: not the Lease renewal (lost after 10 s: the process exits, and the
-next one plans the same again), not the ``/healthz`` heartbeat (stale after 20 s), not
-another Consumer's pass. In a thread the loop still runs between the interpreter's
-switches (every 5 ms); one thread keeps the plans one at a time, as on the loop.
-"""
+    ``planning.plan`` is pure CPU, proportional to the Consumer's instances: some 10 s
+    for 100,000 (the CRD's most), 30 s when each was just observed. On the event loop
+    that long, nothing else runs: not the Lease renewal (lost after 10 s: the process
+    exits, and the next one plans the same again), not the ``/healthz`` heartbeat (stale
+    after 20 s), not another Consumer's pass. In a thread the loop still runs between the
+    interpreter's switches (every 5 ms). ``instances`` (the most of the expected and the
+    observed) lets the operator plan large Consumers apart from the others: behind one
+    100,000-instance plan, every other Consumer's plan waited its 10-30 s.
+    """
+
+    def __call__(self, work: Callable[[], Plan], /, *, instances: int) -> Awaitable[Plan]: ...
 
 
-async def on_loop(work: Callable[[], Plan]) -> Plan:
+async def on_loop(work: Callable[[], Plan], /, *, instances: int) -> Plan:
     """Plan on the event loop: for a driver with nothing else to run (the simulator)."""
     return work()
 
@@ -516,7 +521,10 @@ class Pipeline:
                     key, pods=(p for group in pods.values() for p in group)
                 ),
                 memory=self._kept.setdefault(key, planning.KeptMemory()),
-            )
+            ),
+            instances=max(
+                len(deployments), -(-config.num_partitions // max(config.per_instance, 1))
+            ),
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)
@@ -649,6 +657,10 @@ class Pipeline:
                 previous=previous,
                 state_budget_bytes=state_budget_bytes,
             )
+        except RefreshPending:
+            # Its Prometheus is slow to answer: the pass gives its worker up, having
+            # changed nothing, and runs again when the refresh ends (the provider wakes it).
+            return Result()
         except (errors.ApiError, errors.Retryable, TimeoutError):
             raise
         except Exception as e:

@@ -43,8 +43,10 @@ Rules, and why:
   may have lost its lease refuses the write (``NotLeading``) instead of
   sending it, and a write still pending when the budget runs out is
   abandoned. The fence is asked again at the socket, just before the
-  request's bytes leave (``kube.guarding``). Lease writes do not come through
-  here.
+  request's bytes leave (``kube.guarding``). The budget is also the request's
+  ``timeout`` on the API server, which gives it up there when it runs out (a
+  request queued on a loaded server is not carried out after a takeover). Lease
+  writes do not come through here.
 - Callers compare desired and observed state *before* calling: the API server
   does not persist a no-op apply, but a no-op apply is still a request, and
   at 10 k Deployments requests are the budget.
@@ -136,6 +138,13 @@ class Writer:
         when the fence is closed, abandoned when the fence's budget runs out."""
         fence = self._fence
         budget = None if fence is None else fence.write_budget()
+        if budget is not None:
+            # The API server's own deadline for the request (its ``timeout`` parameter):
+            # a request sent in time but held on the server (queued by API Priority and
+            # Fairness on a loaded server, while this process is frozen and cannot give it
+            # up) is dropped there when the budget runs out, before another replica may
+            # take the Lease, instead of being carried out after the takeover.
+            params = {**(params or {}), "timeout": _duration(budget)}
         try:
             with guarding.guarded(fence.write_budget) if fence else contextlib.nullcontext():
                 async with asyncio.timeout(budget):
@@ -398,6 +407,12 @@ class Writer:
         except errors.NotFound:
             return False
         return True
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as a Go duration (the API server's ``timeout``), rounded down to the
+    millisecond, at least one."""
+    return f"{max(int(seconds * 1000), 1)}ms"
 
 
 def _with_identity(
