@@ -82,6 +82,7 @@ def consumer(
     prometheus: str,
     replicas: int,
     update_mode: str | None = None,
+    predictor: str | None = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "consumer.yaml").read_text())
     doc["metadata"] = {"name": name, "namespace": namespace}
@@ -99,6 +100,8 @@ def consumer(
     spec["resourcePolicy"].pop("globalPolicy", None)
     if update_mode is not None:
         spec["autoscaler"]["updateMode"] = update_mode
+    if predictor is not None:
+        spec["autoscaler"]["predictor"] = predictor
     template = spec["deploymentTemplate"]
     template["replicas"] = replicas
     template["selector"] = {"matchLabels": {"app": name}}
@@ -403,6 +406,12 @@ def stop(spy: subprocess.Popen[bytes] | None) -> None:
     help="the Consumers' updateMode (default: the example's, i.e. the operator's default)",
 )
 @click.option(
+    "--predictor",
+    type=click.Choice(["adaptive", "naive"]),
+    default=None,
+    help="the Consumers' predictor (default: the example's, i.e. the operator's default)",
+)
+@click.option(
     "--settle", type=float, default=120.0, help="seconds after convergence (ReplicaSets settle)"
 )
 @click.option("--steady", type=float, default=180.0, help="steady-state seconds after settling")
@@ -489,6 +498,7 @@ def main(**options: Any) -> None:
                     prometheus=cluster.prometheus_url,
                     replicas=args.replicas,
                     update_mode=args.update_mode,
+                    predictor=args.predictor,
                 )
             )
         done = 0
@@ -541,6 +551,7 @@ def main(**options: Any) -> None:
             "consumers": consumers,
             "replicas": args.replicas,
             "update_mode": args.update_mode or "default",
+            "predictor": args.predictor or "default",
             "steady_with_kcm_frozen": args.freeze_kcm,
             "workers": args.workers,
             "converged": done >= expected,
