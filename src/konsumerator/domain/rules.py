@@ -47,7 +47,15 @@ from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, Pending, PodResize
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
-from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle, with_memory
+from konsumerator.domain.scaling import (
+    ScalingState,
+    ScalingStatus,
+    decide,
+    settle,
+    stamped,
+    unsized,
+    with_memory,
+)
 from konsumerator.domain.sizing import Proposal, Sizing
 from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner, Predictor
 
@@ -323,7 +331,10 @@ def create_missing(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision:
         proposal = _propose(ctx, inst, pool, critical=inst.critical)
         saturated = inst.lagging and proposal.cpu_shortage_m > 0
         status = ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING
-        scaling = ScalingState(status=status, since=ctx.now)
+        # Sized from the fallback (no snapshot): no time, so the first size from metrics
+        # is taken at once (``scaling.unsized``), by either predictor.
+        fallback = ctx.config.autoscaling is not None and ctx.snapshot is None
+        scaling = ScalingState(status=status, since=None if fallback else ctx.now)
     return Decision(
         action=Action.CREATE,
         resources=proposal.resources,
@@ -359,6 +370,8 @@ def roll_out_outdated(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisi
         )
         saturated = inst.lagging and proposal.cpu_shortage_m > 0
         scaling = settle(d.scaling, saturated=saturated, now=ctx.now)
+        if not keep and ctx.snapshot is not None:
+            scaling = stamped(scaling, now=ctx.now)  # sized from metrics now
     return Decision(
         action=Action.ROLLOUT,
         resources=proposal.resources,
@@ -685,12 +698,17 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     saved = pool.available
     # An instance sized before the adaptive predictor keeps its size while it keeps up
     # (``adoption``): an upgrade does not restart the instances for headroom alone.
-    asks = adoption.asks(
-        sized=sized,
-        memory=observed.memory,
-        keeping_up=adaptive.drained(
-            snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
-        ),
+    # Not one created without metrics (``scaling.unsized``): no one sized it.
+    asks = (
+        sized.asks
+        if unsized(observed)
+        else adoption.asks(
+            sized=sized,
+            memory=observed.memory,
+            keeping_up=adaptive.drained(
+                snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
+            ),
+        )
     )
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=asks)
     comparison = compare(d.current, proposal.resources)
@@ -765,7 +783,8 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         )
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
         memory = replace(memory, lent=lends if up else lent)
-    state = with_memory(verdict.state, memory=memory, explanation=explanation)
+    resized = stamped(verdict.state, now=ctx.now) if verdict.apply else verdict.state
+    state = with_memory(resized, memory=memory, explanation=explanation)
     # What the next pass reads, written or not (``Decision.remembered``).
     remembered = adaptive_memory.as_written(memory)
     if verdict.apply:
