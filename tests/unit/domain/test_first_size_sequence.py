@@ -6,6 +6,7 @@ apart (each refreshes metrics; None: Prometheus has no answer), pendingScaleUp
 modes. The rule itself is tested in ``test_first_size``.
 """
 
+import copy
 from types import MappingProxyType
 from typing import Any
 
@@ -157,3 +158,41 @@ def test_an_instance_created_with_metrics_keeps_the_pending_period(predictor: st
     created = fleet.step(metrics(500))
     assert fleet.annotation("orders-0", keys.SCALING_STATUS_CHANGE) != ""
     assert fleet.step(metrics(1500, behind_s=120)) == created
+
+
+def _edit(fleet: Fleet, name: str, **annotations: str | None) -> None:
+    """A user's edit of the Deployment's annotations (None: removed)."""
+    body = copy.deepcopy(fleet.bodies[name])
+    for key, value in annotations.items():
+        if value is None:
+            body["metadata"]["annotations"].pop(key, None)
+        else:
+            body["metadata"]["annotations"][key] = value
+    fleet.bodies[name] = body
+    fleet.replay.cluster.apply(body)
+
+
+@pytest.mark.parametrize("predictor", ["adaptive", "naive"])
+def test_a_paused_instance_created_without_metrics_is_sized_at_once_when_unpaused(
+    predictor: str,
+) -> None:
+    fleet = Fleet(predictor=predictor, mode="Recreate")
+    fleet.step(None)
+    _edit(fleet, "orders-0", **{keys.DISABLE_AUTOSCALER: "true"})
+    lagging = metrics(1000, behind_s=120)
+    for _ in range(3):  # paused: never resized, and still never sized from metrics
+        assert fleet.step(lagging)[0] == 100
+    assert fleet.annotation("orders-0", keys.SCALING_STATUS_CHANGE) == ""
+    _edit(fleet, "orders-0", **{keys.DISABLE_AUTOSCALER: None})
+    assert fleet.step(lagging)[0] > 100
+
+
+def test_a_hand_emptied_time_gives_one_resize_without_the_wait() -> None:
+    fleet = Fleet(predictor="naive", mode="Recreate")
+    sized = fleet.step(metrics(500))
+    _edit(fleet, "orders-0", **{keys.SCALING_STATUS_CHANGE: ""})
+    lagging = metrics(1000, behind_s=120)
+    once = fleet.step(lagging)
+    assert once[0] > sized[0]  # at once
+    assert once[1] == sized[1]  # its neighbour waits
+    assert fleet.step(metrics(3000, behind_s=120))[0] == once[0]  # the next one waits
