@@ -2,6 +2,8 @@
 
 Aspects tested:
 
+* instances created before Prometheus answered (at ``minAllowed``) are sized from metrics
+  in the first pass that has them, without ``pendingScaleUpDuration`` (rule ``first``);
 * a Consumer with ``predictor: adaptive`` whose instances need more than they have (the
   high-water mark: production / 0.95) without any lag waits ``pendingScaleUpDuration``
   (PENDING_SCALE_UP), and its Deployments carry the policy's state (``scaling-memory``)
@@ -101,34 +103,49 @@ def test_the_adaptive_predictor_sizes_explains_and_remembers(
             timeout=90,
             what="Consumer ad to converge with metrics synced",
         )
-        # 450 msg/s at u=0.95: 474 msg/s, 500m at 1000 msg/s per core, more than the 100m the
-        # instances were created with (before rate() saw production): the high-water mark asks
-        # for more without any lag, and waits pendingScaleUpDuration (1h) for it.
+        # 450 msg/s at u=0.95: 474 msg/s, 500m at 1000 msg/s per core. Instances created
+        # before rate() saw production (at minAllowed, 100m) take it at once (rule first),
+        # not after pendingScaleUpDuration (1h); created with metrics they have it already.
+        first = eventually(
+            lambda: managed(cluster, namespace),
+            lambda found: all(_cpu(d) > 100 for d in found.values()),
+            timeout=90,
+            what="both instances sized from metrics without waiting pendingScaleUpDuration",
+        )
+        sized = _cpu(first["ad-consumer-0"])
+        assert _cpu(first["ad-consumer-1"]) == sized
+        for d in first.values():
+            decision = _annotations(d)[keys.SCALING_DECISION]
+            assert "rule first" in decision or "rule create" in decision, decision
+        # 1100 msg/s: 1158 msg/s at u=0.95, beyond what the 1-core limit gives (so not
+        # ``bursting``): the high-water mark asks for more without any lag, and waits
+        # pendingScaleUpDuration (1h) for it.
+        feed.set_rate(1100)
         pending = eventually(
             lambda: managed(cluster, namespace),
             lambda found: all(
                 "rule pending_up: waiting" in _annotations(d).get(keys.SCALING_DECISION, "")
                 for d in found.values()
             ),
-            timeout=90,
+            timeout=150,
             what="both instances PENDING_SCALE_UP under the high-water mark",
         )
         for d in pending.values():
             assert _annotations(d)[keys.SCALING_STATUS] == "PENDING_SCALE_UP"
             assert "u=0.95" in _annotations(d)[keys.SCALING_DECISION]
-            assert _cpu(d) == 100
+            assert _cpu(d) == sized
 
-        # 45,000 behind at 450 msg/s: 100 s of lag, beyond tolerableLag (10 s): urgent.
-        feed.lag = {0: 45_000}
+        # 110,000 behind at 1100 msg/s: 100 s of lag, beyond tolerableLag (10 s): urgent.
+        feed.lag = {0: 110_000}
         scaled = eventually(
             lambda: managed(cluster, namespace),
-            lambda found: _cpu(found["ad-consumer-0"]) > 100,
+            lambda found: _cpu(found["ad-consumer-0"]) > sized,
             timeout=90,
             what="ad-consumer-0 scaled up at once, pendingScaleUpDuration is 1h",
         )
         decision = _annotations(scaled["ad-consumer-0"])[keys.SCALING_DECISION]
         assert "rule urgent" in decision
-        assert _cpu(scaled["ad-consumer-1"]) == 100
+        assert _cpu(scaled["ad-consumer-1"]) == sized
         messages = [
             e["message"]
             for e in events(cluster, namespace, involved="ad")
@@ -152,7 +169,7 @@ def test_the_adaptive_predictor_sizes_explains_and_remembers(
         )
         kept = managed(cluster, namespace)
     # the pending period goes on from where it was (1h: not over), and the resize is remembered
-    assert _cpu(kept["ad-consumer-1"]) == 100
+    assert _cpu(kept["ad-consumer-1"]) == sized
     assert _annotations(kept["ad-consumer-1"])[keys.SCALING_STATUS_CHANGE] == since
     memory = adaptive_memory.decode(_annotations(kept["ad-consumer-0"])[keys.SCALING_MEMORY])
     assert memory is not None

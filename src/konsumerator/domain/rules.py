@@ -768,7 +768,11 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     if memory.ineffective is not ineffective or memory.lent is not lent:
         # Mostly both already hold (``replace`` with the same values: the same memory).
         memory = replace(memory, ineffective=ineffective, lent=lent)
-    if verdict.apply:
+    if verdict.apply and unsized(observed):
+        # The first size from metrics is remembered as a creation (``_actuate_adaptively``):
+        # what the fallback's size consumed (or was lent) says nothing of the new size.
+        memory = replace(sized.memory, resized_at=ctx.now)
+    elif verdict.apply:
         memory = _memory_of_resize(
             ctx=ctx,
             memory=memory,
@@ -783,7 +787,10 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         )
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
         memory = replace(memory, lent=lends if up else lent)
-    resized = stamped(verdict.state, now=ctx.now) if verdict.apply else verdict.state
+    # Resized, or at the size the metrics ask for: sized from metrics (``scaling.unsized``).
+    resized = (
+        stamped(verdict.state, now=ctx.now) if verdict.apply or comparison == 0 else verdict.state
+    )
     state = with_memory(resized, memory=memory, explanation=explanation)
     # What the next pass reads, written or not (``Decision.remembered``).
     remembered = adaptive_memory.as_written(memory)
@@ -1161,6 +1168,21 @@ def resize_pods(
     return _pod_resizes(ctx, inst, target=target)[0]
 
 
+def _podless_first_size(inst: Instance, d: ObservedDeployment) -> bool:
+    """Whether a resize goes into the template in in-place mode too: the first size from
+    metrics (``scaling.unsized``) of an instance none of whose pods runs yet.
+
+    Such a Deployment was created moments ago from the fallback: kube-controller-manager
+    is still starting its pods, from the template. Kept at the fallback's size, each one
+    would start there, wake the Consumer and need its own resize (1,000 instances
+    created before Prometheus answered: one pass per batch of pod events); in the
+    template, they start at their size and nothing is restarted.
+    """
+    if not unsized(d.scaling):
+        return False
+    return not any(p.running and not p.deleting for p in inst.pods)
+
+
 def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
     """``decision`` in in-place mode: a resize keeps the template and patches the pods.
 
@@ -1172,6 +1194,8 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
     """
     d = inst.deployment
     if not ctx.config.in_place or d is None or decision.action in (Action.CREATE, Action.ROLLOUT):
+        return decision
+    if decision.action is Action.SCALE and _podless_first_size(inst, d):
         return decision
     action = Action.RESIZE_IN_PLACE if decision.action is Action.SCALE else decision.action
     resizes: tuple[PodResize, ...] = ()

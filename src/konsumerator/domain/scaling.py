@@ -25,7 +25,8 @@ An instance whose size was never set from metrics (``unsized``: created from the
 fallback while Prometheus had no answer, RUNNING with no time) takes its first
 metrics-based size at once, by either predictor: the pending period guards a
 size the metrics chose against their noise, and the fallback's was chosen by
-none. The resize stamps the time (``stamped``), so only the first one skips it.
+none. The resize stamps the time (``stamped``), so only the first one skips it;
+so does a pass whose metrics ask for the size it has (it is theirs then).
 
 State and the time it was entered live in annotations on the Deployment, so
 they survive operator restarts and leader failover.
@@ -98,7 +99,8 @@ def unsized(state: ScalingState) -> bool:
 
 
 def stamped(state: ScalingState, *, now: datetime) -> ScalingState:
-    """``state`` after a resize from metrics: with a time, so no longer ``unsized``."""
+    """``state`` once sized from metrics (resized to their size, or found at it): with a
+    time, so no longer ``unsized``. One ANNOTATE write when it had none."""
     return state if state.since is not None else replace(state, since=now)
 
 
@@ -139,7 +141,10 @@ def decide(
     # SATURATED means "lagging, and the limits withhold what would fix it".
     saturated = lagging and cpu_shortage_m > 0
     status = state.status
-    if comparison == 0 or (comparison > 0 and not lagging):
+    if comparison == 0:
+        # The metrics ask for the size it has: from now on it is theirs (``unsized``).
+        return Decision(apply=False, state=_resized(state, saturated=saturated, now=now))
+    if comparison > 0 and not lagging:
         return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
     if comparison > 0:
         if status is ScalingStatus.SATURATED:

@@ -41,23 +41,31 @@ def test_unsized_is_running_without_a_time(
 
 
 @pytest.mark.parametrize(
-    ("since", "comparison", "lagging", "apply", "status"),
+    ("since", "comparison", "lagging", "apply", "status", "since_after"),
     [
-        # Never sized from metrics: the first size is applied at once, either way.
-        (None, 1, True, True, RUNNING),
-        (None, -1, False, True, RUNNING),
-        # ... but only when the predictor wants it: naive scales up only while lagging,
-        # and never down while lagging.
-        (None, 1, False, False, RUNNING),
-        (None, -1, True, False, RUNNING),
-        (None, 0, False, False, RUNNING),
+        # Never sized from metrics: the first size is applied at once, either way, and
+        # the time is stamped, so the next resize waits.
+        (None, 1, True, True, RUNNING, T0),
+        (None, -1, False, True, RUNNING, T0),
+        # The metrics ask for the size it has: it is theirs now (stamped, nothing applied).
+        (None, 0, False, False, RUNNING, T0),
+        # Naive wants no resize (no scale-up without lag, no scale-down while lagging):
+        # still never sized from metrics.
+        (None, 1, False, False, RUNNING, None),
+        (None, -1, True, False, RUNNING, None),
         # Sized from metrics before: the pending periods, as always.
-        (EARLIER, 1, True, False, PSU),
-        (EARLIER, -1, False, False, PSD),
+        (EARLIER, 1, True, False, PSU, T0),
+        (EARLIER, -1, False, False, PSD, T0),
+        (EARLIER, 0, False, False, RUNNING, EARLIER),
     ],
 )
 def test_decide_applies_the_first_size_from_metrics_at_once(
-    since: datetime | None, comparison: int, lagging: bool, apply: bool, status: ScalingStatus
+    since: datetime | None,
+    comparison: int,
+    lagging: bool,
+    apply: bool,
+    status: ScalingStatus,
+    since_after: datetime | None,
 ) -> None:
     decision = decide(
         state=ScalingState(status=RUNNING, since=since),
@@ -69,11 +77,7 @@ def test_decide_applies_the_first_size_from_metrics_at_once(
         pending_down_s=600,
     )
     assert (decision.apply, decision.state.status) == (apply, status)
-    if apply:  # stamped: the next resize waits
-        assert decision.state.since == T0
-        assert not unsized(decision.state)
-    else:  # nothing applied: still never sized from metrics, or pending since now
-        assert decision.state.since == (None if since is None else T0)
+    assert decision.state.since == since_after
 
 
 def test_stamped_keeps_a_time_it_has() -> None:

@@ -51,7 +51,7 @@ spec:
         containers: [{{name: consumer, image: orders:1}}]
   resourcePolicy:
     containerPolicies:
-    - {{containerName: consumer, minAllowed: {{cpu: 100m}}, maxAllowed: {{cpu: "4"}}}}
+    - {{containerName: consumer, minAllowed: {{cpu: 100m, memory: 256Mi}}, maxAllowed: {{cpu: "4"}}}}
 """
 STEP_S = 31.0  # every pass refreshes (minSyncPeriod 30 s)
 
@@ -196,3 +196,14 @@ def test_a_hand_emptied_time_gives_one_resize_without_the_wait() -> None:
     assert once[0] > sized[0]  # at once
     assert once[1] == sized[1]  # its neighbour waits
     assert fleet.step(metrics(3000, behind_s=120))[0] == once[0]  # the next one waits
+
+
+def test_metrics_that_ask_for_the_fallback_size_make_it_theirs() -> None:
+    fleet = Fleet(predictor="naive", mode="Recreate")
+    fleet.step(None)
+    # 100 msg/s needs 50m: minAllowed, the size it was created with. Stamped now.
+    assert fleet.step(metrics(100)) == [100, 100]
+    assert fleet.annotation("orders-0", keys.SCALING_STATUS_CHANGE) != ""
+    # So a lag later waits for pendingScaleUpDuration like any resize.
+    assert fleet.step(metrics(1000, behind_s=120)) == [100, 100]
+    assert fleet.annotation("orders-0", keys.SCALING_STATUS) == "PENDING_SCALE_UP"
