@@ -51,7 +51,9 @@ spec:
         containers: [{{name: consumer, image: orders:1}}]
   resourcePolicy:
     containerPolicies:
-    - {{containerName: consumer, minAllowed: {{cpu: 100m, memory: 256Mi}}, maxAllowed: {{cpu: "4"}}}}
+    - containerName: consumer
+      minAllowed: {{cpu: 100m, memory: 256Mi}}
+      maxAllowed: {{cpu: "4"}}
 """
 STEP_S = 31.0  # every pass refreshes (minSyncPeriod 30 s)
 
