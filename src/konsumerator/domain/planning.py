@@ -564,13 +564,32 @@ def _token(memo_key: Hashable) -> int:
     return token
 
 
+def _keeps(a: Autoscaling, *, ctx: Context) -> bool:
+    """Whether ``_kept`` can decide for the predictor of ``a`` in this pass.
+
+    The naive predictor's rule (``rules.scale_by_metrics``) is what ``_kept`` repeats
+    in plain numbers. The adaptive one's (``rules.scale_adaptively``) runs only in a
+    pass that refreshed metrics: in any other it decides nothing and reads nothing (no
+    metrics, no time, no memory kept in the process), so an instance's decision is the
+    rest of the chain's, the same for both predictors (outdated, a target to roll out,
+    pods off their size, drift). In a pass that refreshed, every adaptive instance goes
+    the full way (its rules read the time and every metric), and ``_kept_again`` reuses
+    no keep then (there is no ``_Keeping``); a keep made before it is reused in a later
+    pass only for the very Deployment version it was made for, which a write replaces.
+    """
+    if a.predictor is Predictor.NAIVE:
+        return True
+    return a.predictor is Predictor.ADAPTIVE and not ctx.refreshed
+
+
 @dataclass(frozen=True, slots=True)
 class _Keeping:
     """What ``_kept`` needs of a pass, found once per pass (None: no instance of it can
     take the shortcut).
 
-    The shortcut is for the naive predictor with metrics known, autoscaling not paused:
-    the passes of a steady Consumer, where nearly every instance keeps its size.
+    The shortcut is for metrics known, autoscaling not paused (the passes of a steady
+    Consumer, where nearly every instance keeps its size), and for the naive predictor,
+    or the adaptive one in a pass that did not refresh metrics (``_keeps``).
     """
 
     ctx: Context
@@ -606,7 +625,7 @@ class _Keeping:
         memory: "KeptMemory | None",
     ) -> "_Keeping | None":
         a, snapshot = ctx.config.autoscaling, ctx.snapshot
-        if a is None or a.predictor is not Predictor.NAIVE or ctx.config.paused or snapshot is None:
+        if a is None or ctx.config.paused or snapshot is None or not _keeps(a, ctx=ctx):
             return None
         token = _token(memo_key)
         last: dict[int, _Last] = {}
@@ -751,7 +770,7 @@ def _kept(
     What it keeps is remembered (``KeptMemory``): a later pass with the same inputs keeps
     the instance again without coming here (``_kept_again``).
     """
-    if d.scaling.memory is not None:
+    if d.scaling.memory is not None and k.autoscaling.predictor is Predictor.NAIVE:
         return False  # the adaptive predictor's memory: naive's rule chain drops it
     name = d.name
     pods = k.pods.get(name, ())

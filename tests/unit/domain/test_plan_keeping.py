@@ -62,14 +62,16 @@ def without_shortcut() -> Iterator[None]:
 @st.composite
 def consumers(draw: st.DrawFn, *, keeping: bool = False) -> tuple[manifests.Source, Any]:
     """Random Consumers; ``keeping``: only those whose instances ``_kept`` may keep
-    (sized by the naive predictor), mostly resized in place."""
+    (autoscaled, not paused: by the naive predictor, or the adaptive one in passes that
+    do not refresh metrics), mostly resized in place."""
     doc = copy.deepcopy(EXAMPLE)
     spec = doc["spec"]
     spec["numPartitions"] = PARTITIONS
     spec["numPartitionsPerInstance"] = draw(st.sampled_from([1, 1, 2, 4]))
     auto = spec["autoscaler"]
     if keeping:
-        auto["mode"], auto["predictor"] = "prometheus", "naive"
+        auto["mode"] = "prometheus"
+        auto["predictor"] = draw(st.sampled_from(["naive", "naive", "adaptive"]))
         auto["updateMode"] = draw(st.sampled_from(["InPlaceOrRecreate"] * 3 + ["Recreate"]))
     else:
         auto["mode"] = draw(st.sampled_from(["prometheus", "prometheus", "prometheus", "manual"]))
@@ -505,15 +507,18 @@ def test_the_memory_cluster_derives_from_a_body_what_the_body_gives(
 
 
 def _replayed(
-    *, pending_up: str = "0s", pool_cpu: str | None = None, metrics: MetricsSnapshot | None = None
+    *,
+    pending_up: str = "0s",
+    pool_cpu: str | None = None,
+    metrics: MetricsSnapshot | None = None,
+    predictor: str = "naive",
 ) -> simulating.Replay:
-    """Two naive instances in place, settled at ``metrics`` (1,000 msg/s per partition), from a
-    global pool of ``pool_cpu`` (None: none)."""
+    """Two instances in place, settled at ``metrics`` (1,000 msg/s per partition), from a
+    global pool of ``pool_cpu`` (None: none), sized by ``predictor``."""
     doc = copy.deepcopy(EXAMPLE)
     doc["spec"]["numPartitions"] = 2
     doc["spec"]["numPartitionsPerInstance"] = 1
-    # The remembered keep is the naive predictor's.
-    doc["spec"]["autoscaler"]["predictor"] = "naive"
+    doc["spec"]["autoscaler"]["predictor"] = predictor
     doc["spec"]["autoscaler"]["pendingScaleUpDuration"] = pending_up
     if pool_cpu is None:
         doc["spec"]["resourcePolicy"].pop("globalPolicy")
@@ -881,3 +886,62 @@ def test_the_rules_draw_from_a_global_pool_what_the_shortcut_only_looked_at() ->
         {"snapshot": behind, "now": r.now + timedelta(seconds=31)},
     )
     assert full.applies
+
+
+# -- the adaptive predictor: kept only in passes that did not refresh metrics ------------
+
+
+def test_an_adaptive_pass_without_a_refresh_keeps_its_instances_by_the_shortcut() -> None:
+    """Its rules decide nothing without fresh metrics: the keep is the rest of the chain's."""
+    r = _replayed(predictor="adaptive")
+    steady = _metrics(production=1000.0, offset=0.0)
+    assert all(d.scaling.memory is not None for d in r.cluster.observed())
+    kept = _kept_again_in(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now + timedelta(seconds=10), "refreshed": False},
+    )
+    assert kept == 2
+
+
+def test_an_adaptive_keep_without_a_refresh_is_not_reused_by_a_refresh() -> None:
+    r = _replayed(predictor="adaptive")
+    steady = _metrics(production=1000.0, offset=0.0)
+    # Four times the work, far behind: the adaptive rules scale up at once.
+    burst = _metrics(production=4000.0, offset=1e7)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": burst, "now": r.now + timedelta(seconds=31), "refreshed": True},
+    )
+    assert full.applies
+
+
+def test_an_adaptive_instance_goes_through_its_rules_in_a_pass_that_refreshed() -> None:
+    """Where naive's verdict would keep the instance, the adaptive rules still run: the
+    memory they compute (its recent peak, kept in the process: ``Recent``) is the next
+    pass's, written or not."""
+    r = _replayed(predictor="adaptive")
+    settled = r.cluster.observed()[0].current["consumer"].cpu_req_m
+    assert settled is not None
+    # Naive's need for this production is the CPU the instance has (ratePerCore 2000):
+    # its verdict keeps the size; the adaptive rules hold it too, with a new peak.
+    even = _metrics(production=settled * 2.0, offset=0.0)
+    refreshed = {"snapshot": even, "now": r.now + timedelta(seconds=31), "refreshed": True}
+    memories = []
+    for shortcut in (True, False):
+        memory = planning.KeptMemory()
+        if shortcut:
+            plan = _pass(r, memory=memory, **refreshed)
+        else:
+            with without_shortcut():
+                assert _pass(r, memory=memory, **refreshed) == plan
+        memories.append(
+            [
+                memory.recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+                for d in r.cluster.observed()
+            ]
+        )
+    assert memories[0] == memories[1]
+    # The peak this pass saw, at its time.
+    assert all(m is not None and m.peak_at == refreshed["now"] for m in memories[1])
