@@ -379,9 +379,22 @@ def test_a_pass_after_a_remembered_one_is_the_same_as_without_the_shortcut(
         "refused": maybe(data, first["refused"], lambda: refused(second_deployments)),
     }
     remembered = planning.plan(**second, memory=memory)
+    # The full way with the same memory of the adaptive policy (``Recent``), which the
+    # first pass left: that is state, not a cache, and the second pass reads it.
     with without_shortcut():
-        full = planning.plan(**second)
+        full_memory = planning.KeptMemory()
+        planning.plan(**first, memory=full_memory)
+        full = planning.plan(**second, memory=full_memory)
     assert remembered == full
+    assert _recalled(memory, second_deployments) == _recalled(full_memory, second_deployments)
+
+
+def _recalled(memory: planning.KeptMemory, deployments: list[Any]) -> list[Any]:
+    """The adaptive memory ``memory`` holds for each of ``deployments`` (None: none)."""
+    return [
+        memory.recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+        for d in deployments
+    ]
 
 
 def test_a_steady_noisy_pass_keeps_nearly_every_instance_by_the_shortcut() -> None:
