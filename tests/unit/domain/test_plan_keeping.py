@@ -958,3 +958,18 @@ def test_an_adaptive_instance_goes_through_its_rules_in_a_pass_that_refreshed() 
     assert memories[0] == memories[1]
     # The peak this pass saw, at its time.
     assert all(m is not None and m.peak_at == refreshed["now"] for m in memories[1])
+
+
+def test_an_adaptive_resize_asked_by_the_shortcut_draws_from_a_global_pool_once() -> None:
+    """The shortcut asks the adaptive rule first; when that resizes, the rule chain asks
+    again from the pool as it was (what the first ask drew is given back)."""
+    r = _replayed(predictor="adaptive", pool_cpu="2")
+    steady = _metrics(production=1000.0, offset=0.0)
+    # Four times the work, far behind: both want more than the pool has left.
+    burst = _metrics(production=4000.0, offset=1e7)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": burst, "now": r.now + timedelta(seconds=31), "refreshed": True},
+    )
+    assert full.applies
