@@ -15,7 +15,8 @@ Aspects tested:
   the pod labels (matchLabels, matchExpressions), ``restartPolicy: Never``, a container
   name that is not a DNS label, a policy naming a container that does not exist, a
   ``metadata.name`` longer than a label value, an unknown ``predictor``, a
-  ``targetUtilizationPercent`` below 10, a negative ``restartTime``, a ``cpuUsage``
+  ``targetUtilizationPercent`` below 10, a negative ``restartTime``, a
+  ``restartBudgetPercent`` outside 1-100, a ``cpuUsage``
   without ``podLabel`` or with one that is not a Prometheus label name;
 * the largest quantities that fit, a 63-character name and selectors that do select the
   pods are accepted.
@@ -241,6 +242,14 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _autoscaler(restartTime="-1s"),
         ["spec.autoscaler.restartTime", "restartTime must not be negative"],
     ),
+    "restartBudgetPercent 0": (
+        _autoscaler(restartBudgetPercent=0),
+        ["spec.autoscaler.restartBudgetPercent", "greater than or equal to 1"],
+    ),
+    "restartBudgetPercent 101": (
+        _autoscaler(restartBudgetPercent=101),
+        ["spec.autoscaler.restartBudgetPercent", "less than or equal to 100"],
+    ),
     "cpuUsage podLabel not a label name": (
         _set(cpuUsage={"query": "up", "podLabel": "pod-name"}),
         ["spec.autoscaler.prometheus.cpuUsage.podLabel", "should match"],
@@ -306,9 +315,13 @@ ACCEPTED: dict[str, Mutation] = {
         _set(minSyncPeriod="1s"),
         _autoscaler(pendingScaleUpDuration="0s", pendingScaleDownDuration="0"),
     ),
-    "the adaptive predictor at 100% utilisation, restarts in 0s": _autoscaler(
-        predictor="adaptive", targetUtilizationPercent=100, restartTime="0s"
+    "the adaptive predictor at 100% utilisation, restarts in 0s, no restart budget": _autoscaler(
+        predictor="adaptive",
+        targetUtilizationPercent=100,
+        restartTime="0s",
+        restartBudgetPercent=100,
     ),
+    "a restart budget of 1%": _autoscaler(restartBudgetPercent=1),
     "the adaptive predictor learning from a cpuUsage query": _both(
         _autoscaler(predictor="adaptive"),
         _set(cpuUsage={"query": "sum by (pod) (rate(cpu[1m]))", "podLabel": "pod"}),

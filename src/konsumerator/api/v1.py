@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from konsumerator.api import templates
-from konsumerator.domain import durations, keys, quantities
+from konsumerator.domain import disruption, durations, keys, quantities
 from konsumerator.domain.specs import (
     Autoscaling,
     Bounds,
@@ -205,6 +205,9 @@ class AutoscalerSpec(_Model):
         alias="targetUtilizationPercent", default=95, ge=10, le=100
     )
     restart_time: Duration = Field(alias="restartTime", default="30s")
+    restart_budget_percent: Integer = Field(
+        alias="restartBudgetPercent", default=disruption.DEFAULT_PERCENT, ge=1, le=100
+    )
 
     @field_validator("pending_scale_up_duration", "pending_scale_down_duration", "restart_time")
     @classmethod
@@ -395,6 +398,7 @@ def to_config(spec: ConsumerSpec, *, paused: bool = False) -> ConsumerConfig:
             target_utilization=spec.autoscaler.target_utilization_percent / 100,
             actuation_s=_actuation_s(spec.autoscaler),
             learns=prom.cpu_usage is not None,
+            restart_budget_percent=spec.autoscaler.restart_budget_percent,
         )
     pool = None
     if spec.resource_policy.global_policy is not None:

@@ -46,11 +46,11 @@ import functools
 import itertools
 import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
-from konsumerator.domain import keys, limits, rendering, rules, sizing
+from konsumerator.domain import disruption, keys, limits, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.adaptive.memory import Recent
@@ -184,6 +184,8 @@ class Plan:
     # In-place mode: the pod patches of this pass, and the counters.
     resizes: tuple[PodResize, ...] = field(default=())
     in_place: InPlaceCounters = field(default=InPlaceCounters())
+    # Scale-downs that would restart pods, held by the restart budget (``disruption``).
+    restarts_held: int = 0
 
 
 def _claim(
@@ -400,6 +402,38 @@ def _context(
         now=now,
         recent=recent,
     )
+
+
+def _budget(
+    *,
+    config: ConsumerConfig,
+    claimed: Mapping[int, tuple[ObservedDeployment, bool]],
+    num_instances: int,
+    metrics: Metrics,
+    now: datetime,
+) -> disruption.RestartBudget | None:
+    """The restart budget of this pass, None when it cannot bind (100 %, or no more
+    instances than it allows). The turns are reserved only under ``Recreate`` in a pass
+    that refreshed, the only one whose scale-downs apply and restart (in place only a
+    fallback rollout restarts, and it takes the budget in index order): the scan of
+    every instance's state is not made where it cannot matter."""
+    a = config.autoscaling
+    if a is None:
+        return None
+    limit = disruption.allowed(percent=a.restart_budget_percent, instances=num_instances)
+    if limit >= num_instances:
+        return None
+    turns = (
+        disruption.turns(
+            ((i, d.scaling) for i, (d, _) in claimed.items()),
+            now=now,
+            pending_down_s=a.pending_down_s,
+            limit=limit,
+        )
+        if metrics.refreshed and not config.in_place
+        else frozenset()
+    )
+    return disruption.RestartBudget(limit=limit, turns=turns)
 
 
 def _recent(*, config: ConsumerConfig, memory: "KeptMemory | None") -> Recent | None:
@@ -1391,6 +1425,11 @@ def plan(
         config=config,
         held=[d.current for d, _ in claimed.values()] if config.global_pool is not None else [],
     )
+    budget = _budget(
+        config=config, claimed=claimed, num_instances=len(assignment), metrics=metrics, now=now
+    )
+    if budget is not None:
+        ctx = replace(ctx, budget=budget)
     memo_key = _memo_key(ctx)
     keeping = _Keeping.of(
         ctx=ctx,
@@ -1457,10 +1496,11 @@ def plan(
         memory.frame = (
             None if keeping is None else _frame(keeping, deployments=deployments, kept=kept)
         )
-    return _assemble(
+    planned = _assemble(
         tally=tally,
         deletes=deletes,
         num_instances=len(assignment),
         requeue_after_s=_requeue(autoscaling=config.autoscaling, metrics=metrics, now=now),
         template_hash=ctx.hash_value,
     )
+    return planned if budget is None else replace(planned, restarts_held=budget.held)

@@ -36,7 +36,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from konsumerator.domain import drift, keys, limits, qos, rendering, scaling
+from konsumerator.domain import disruption, drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.adaptive import adoption
 from konsumerator.domain.adaptive import memory as adaptive_memory
@@ -49,7 +49,7 @@ from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle, with_memory
 from konsumerator.domain.sizing import Proposal, Sizing
-from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner, Predictor
+from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, Predictor
 
 
 class Action(StrEnum):
@@ -101,6 +101,9 @@ class Context:
     recent: Recent | None = None
     # ``scale_by_metrics``'s verdicts found ahead, by instance index (``Verdict``).
     verdicts: dict[int, Verdict] = field(default_factory=dict)
+    # The restarts for a scale-down this pass may still make (``domain.disruption``);
+    # None: no budget (it cannot bind, or nothing is autoscaled).
+    budget: disruption.RestartBudget | None = None
 
     def render(
         self,
@@ -277,6 +280,34 @@ def _scaling_of(ctx: Context, d: ObservedDeployment) -> ScalingState:
     return with_memory(d.scaling, memory=memory, explanation=d.scaling.explanation)
 
 
+def _above_policy(policies: Mapping[str, Bounds], current: Mapping[str, Resources]) -> bool:
+    """Whether a container has more than its policy's ``maxAllowed`` (lowered by the user)."""
+    for name, r in current.items():
+        b = policies.get(name)
+        if b is None:
+            continue
+        if b.max_cpu_m is not None and max(r.cpu_req_m or 0, r.cpu_lim_m or 0) > b.max_cpu_m:
+            return True
+        if b.max_mem_b is not None and max(r.mem_req_b or 0, r.mem_lim_b or 0) > b.max_mem_b:
+            return True
+    return False
+
+
+def _restart_held(ctx: Context, inst: Instance) -> bool:
+    """Whether a scale-down that restarts ``inst``'s pods waits for the budget of this
+    pass (``disruption``). Asked only for a restart the operator chooses: a scale-down
+    under ``Recreate``, or the rollout a refused scale-down in place falls back to. Not
+    for an instance above its container policy's ``maxAllowed``: the user lowered it,
+    and asked for that scale-down (it is not counted either)."""
+    budget = ctx.budget
+    if budget is None:
+        return False
+    d = inst.deployment
+    if d is not None and _above_policy(ctx.config.policies, d.current):
+        return False
+    return not budget.admit(inst.index)
+
+
 def _actuate_adaptively(
     ctx: Context, inst: Instance, pool: limits.Pool, *, why: str
 ) -> tuple[Proposal, ScalingState] | None:
@@ -430,6 +461,9 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
             pending_up_s=autoscaling.pending_up_s,
             pending_down_s=autoscaling.pending_down_s,
         )
+    if decision.apply and comparison < 0 and not ctx.config.in_place and _restart_held(ctx, inst):
+        # Held by the restart budget: the size and the pending state stay.
+        decision = scaling.Decision(apply=False, state=disruption.hold(state, now=ctx.now))
     if decision.apply:
         verb = "scaled up" if comparison > 0 else "scaled down"
         return Decision(
@@ -682,6 +716,10 @@ def _adaptive_hold(
     )
 
 
+# The rule of an adaptive scale-down held by the restart budget (``disruption``).
+HELD: Final = "restart_budget: waiting for its turn (restartBudgetPercent)"
+
+
 def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision | None:
     """The adaptive predictor (``domain.adaptive``), in passes that refreshed metrics.
 
@@ -763,6 +801,10 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         banded_cpu_m=banded_cpu_m,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
+    if verdict.apply and comparison < 0 and not ctx.config.in_place and _restart_held(ctx, inst):
+        verdict = replace(
+            verdict, apply=False, state=disruption.hold(observed, now=ctx.now), rule=HELD
+        )
     if comparison == 0 and asks < sized.asks:
         verdict = replace(verdict, rule=f"adopted: {adoption.HELD}")
     up = comparison > 0
@@ -1059,6 +1101,11 @@ def roll_out_target(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision
         why = _refusal(inst, now=ctx.now)
         if why is None:
             return None
+        if compare(d.template_resources, d.current) < 0 and _restart_held(ctx, inst):
+            # A scale-down the node refused, now a restart: it waits for the budget.
+            return Decision(
+                action=None, resources=d.current, scaling=d.scaling, cpu_shortage_m=d.saturation_m
+            )
     else:
         why = "updateMode is Recreate"
     return Decision(

@@ -88,6 +88,10 @@ class Autoscaling:
     # The learned rate per core this pass sizes with (adaptive only; set by the
     # pipeline from the Consumer's status, never by the user). None: ``rate_per_core``.
     learned_rate_per_core: int | None = None
+    # ``restartBudgetPercent``: the share of the instances one pass may restart for a
+    # scale-down (``domain.disruption``). The API's default is 10; a config built
+    # directly (tests, tools) gets the Go operator's way, no budget, unless it asks.
+    restart_budget_percent: int = 100
 
     @property
     def sizing_rate_per_core(self) -> int:

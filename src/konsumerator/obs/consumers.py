@@ -243,6 +243,13 @@ class ConsumerMetrics:
             ["consumer", "outcome"],
             registry=registry,
         )
+        self.restarts_held = Counter(
+            "konsumerator_consumer_restarts_held_total",
+            "Scale-downs that would restart pods, held by the restart budget"
+            " (restartBudgetPercent): one per instance and pass held",
+            ["consumer"],
+            registry=registry,
+        )
         self.actuation = Histogram(
             "konsumerator_consumer_inplace_actuation_seconds",
             "Time from an in-place resize decision to the pod's status showing the target"
@@ -315,6 +322,9 @@ class ConsumerMetrics:
             self.behind.labels(consumer).set(
                 sum(max(0, truncate(v)) for v in snapshot.offset.values())
             )
+        held = self.restarts_held.labels(consumer)  # there at 0 from the first pass
+        if plan.restarts_held:
+            held.inc(plan.restarts_held)
         self.cpu_allocated.labels(consumer).set(plan.allocated_cpu_m)
         self.memory_allocated.labels(consumer).set(plan.allocated_mem_b)
         learned = config.autoscaling.learned_rate_per_core if config.autoscaling else None
@@ -354,6 +364,7 @@ class ConsumerMetrics:
             self.reconcile_duration,
             self.status_update_duration,
             self.actuation,
+            self.restarts_held,
             *self.writes.values(),
             *self.write_errors.values(),
         ):

@@ -643,3 +643,23 @@ def test_a_cpu_usage_query_turns_learning_on() -> None:
 def test_a_bad_cpu_usage_query_names_its_field(value: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError, match=field.replace(".", r"\.")):
         parse_spec(with_value((*PROM, "cpuUsage"), value))
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [(None, 10), (1, 1), (100, 100), (0, None), (101, None), ("10%", None)],
+)
+def test_the_restart_budget_is_a_percentage_of_one_to_a_hundred_ten_by_default(
+    value: object, want: int | None
+) -> None:
+    spec = minimal()
+    if value is not None:
+        spec["autoscaler"]["restartBudgetPercent"] = value
+    if want is None:
+        with pytest.raises(SpecError) as info:
+            parse_spec(spec)
+        assert info.value.problems[0].startswith("spec.autoscaler.restartBudgetPercent: ")
+        return
+    a = to_config(parse_spec(spec)).autoscaling
+    assert a is not None
+    assert a.restart_budget_percent == want

@@ -9,6 +9,7 @@ Aspects tested:
   counters present at 0 from the first reconcile, and removed with the Consumer;
 * ``konsumerator_meta_info`` is 1 with the operator's version from the start.
 * ``konsumerator_consumer_learned_rate_per_core`` is there only while sizing uses a learned rate.
+* ``konsumerator_consumer_restarts_held_total`` counts the scale-downs the restart budget held.
 * the per-instance series of 10,000 instances retain under 1 MiB beyond the plans (read
   from the plans at scrape time, not 30,000 Gauge children).
 """
@@ -235,5 +236,24 @@ def test_the_learned_rate_is_a_gauge_only_while_sizing_uses_it():
     gauges.observe(consumer="ns/c", plan=result, config=cfg, snapshot=None)
     assert sample(registry, name, consumer="ns/c") is None
     gauges.observe(consumer="ns/c", plan=result, config=learned, snapshot=None)
+    gauges.forget(consumer="ns/c")
+    assert sample(registry, name, consumer="ns/c") is None
+
+
+def test_restarts_held_by_the_budget_are_counted_from_zero():
+    registry = CollectorRegistry()
+    gauges = ConsumerMetrics(registry=registry)
+    cfg = config(1)
+    result = plan(config=cfg, owner=OWNER, deployments=[], metrics=Metrics(), now=NOW)
+    name = "konsumerator_consumer_restarts_held_total"
+    gauges.observe(consumer="ns/c", plan=result, config=cfg, snapshot=None)
+    assert sample(registry, name, consumer="ns/c") == 0
+    gauges.observe(
+        consumer="ns/c", plan=replace(result, restarts_held=3), config=cfg, snapshot=None
+    )
+    gauges.observe(
+        consumer="ns/c", plan=replace(result, restarts_held=2), config=cfg, snapshot=None
+    )
+    assert sample(registry, name, consumer="ns/c") == 5
     gauges.forget(consumer="ns/c")
     assert sample(registry, name, consumer="ns/c") is None
