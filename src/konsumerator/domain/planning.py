@@ -943,6 +943,10 @@ def _adaptively_kept(
     the pool as it was: what this drew is given back.
     """
     ctx = k.ctx
+    if ctx.budget is not None and not ctx.config.in_place:
+        # A scale-down under Recreate takes a turn of the restart budget (``disruption``),
+        # which the rule chain would take again: those passes go the full way.
+        return False
     inst = _instance(
         config=ctx.config,
         index=index,

@@ -525,6 +525,7 @@ def _replayed(
     pool_cpu: str | None = None,
     metrics: MetricsSnapshot | None = None,
     predictor: str = "naive",
+    recreate: bool = False,
 ) -> simulating.Replay:
     """Two instances in place, settled at ``metrics`` (1,000 msg/s per partition), from a
     global pool of ``pool_cpu`` (None: none), sized by ``predictor``."""
@@ -532,6 +533,12 @@ def _replayed(
     doc["spec"]["numPartitions"] = 2
     doc["spec"]["numPartitionsPerInstance"] = 1
     doc["spec"]["autoscaler"]["predictor"] = predictor
+    if recreate:
+        doc["spec"]["autoscaler"]["updateMode"] = "Recreate"
+        # One restart per pass for the two instances (``disruption``), taken by the
+        # first scale-down that asks (none waits for its turn).
+        doc["spec"]["autoscaler"]["restartBudgetPercent"] = 10
+        doc["spec"]["autoscaler"]["pendingScaleDownDuration"] = "0s"
     doc["spec"]["autoscaler"]["pendingScaleUpDuration"] = pending_up
     if pool_cpu is None:
         doc["spec"]["resourcePolicy"].pop("globalPolicy")
@@ -973,3 +980,24 @@ def test_an_adaptive_resize_asked_by_the_shortcut_draws_from_a_global_pool_once(
         {"snapshot": burst, "now": r.now + timedelta(seconds=31), "refreshed": True},
     )
     assert full.applies
+
+
+def test_an_adaptive_scale_down_asked_by_the_shortcut_takes_one_turn_of_the_restart_budget() -> (
+    None
+):
+    """Under Recreate a scale-down takes a turn of the restart budget: the shortcut does
+    not ask the adaptive rule then, so the rule chain takes it once (the first instance
+    scales down, the second waits)."""
+    r = _replayed(
+        predictor="adaptive", recreate=True, metrics=_metrics(production=3000.0, offset=0.0)
+    )
+    idle = _metrics(production=100.0, offset=0.0)
+    for _ in range(3):
+        r.step(advance_s=700.0, metrics=_metrics(production=3000.0, offset=0.0))
+    full = _both(
+        r,
+        {"snapshot": idle, "now": r.now, "refreshed": False},
+        {"snapshot": idle, "now": r.now + timedelta(minutes=12), "refreshed": True},
+    )
+    assert [a.action for a in full.applies][:1] == [planning.Action.SCALE]
+    assert full.restarts_held == 1
