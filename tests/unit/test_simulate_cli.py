@@ -181,9 +181,11 @@ def test_guest_configmap_with_a_timeline(tmp_path):
     assert consumer(lines[0])["limits"] == {"cpu": "2", "memory": "1G"}
     assert consumer(lines[0])["env"]["GOMEMLIMIT"] == "762MiB"
     assert consumer(lines[0])["env"]["KONSUMERATOR_PARTITION"] == "0,1"
-    # 20000 msg/s at 50000/core → 400m, 1 core limit × 500M: wait 15m to go down.
-    assert lines[1]["deployments"]["payments-consumer-0"]["scalingStatus"] == "PENDING_SCALE_DOWN"
-    assert consumer(lines[1])["requests"] == {"cpu": "2", "memory": "1G"}
+    # 20000 msg/s at 50000/core → 400m, 1 core limit × 500M: the first size from metrics of
+    # an instance created without them, at once (docs/compatibility.md, row 77), not after
+    # pendingScaleDownDuration.
+    assert lines[1]["deployments"]["payments-consumer-0"]["scalingStatus"] == "RUNNING"
+    assert consumer(lines[1])["requests"] == {"cpu": "400m", "memory": "500M"}
     assert lines[2]["deployments"]["payments-consumer-0"]["scalingStatus"] == "RUNNING"
     assert consumer(lines[2])["requests"] == {"cpu": "400m", "memory": "500M"}
     assert consumer(lines[2])["limits"] == {"cpu": "1", "memory": "500M"}

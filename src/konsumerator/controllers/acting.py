@@ -15,6 +15,10 @@ the cache we planned from and the request:
   from (``Writer.apply(uid=...)``): one deleted and re-created by someone else
   in the meantime is refused, and the next pass sees what is there now.
 * Deletes carry ``preconditions.uid`` for the same reason.
+* A template rollout reaches every outdated instance or none (``controllers.vetting``):
+  before the first rollout of a template generation each one is dry-run, and a refusal
+  of any holds them all, so admission or a quota that judges instances differently
+  cannot leave a Consumer half on the new template.
 * A body is rendered for its request and dropped with it (``Apply.render``, not the
   cached ``Apply.body``): a pass creating 2,000 Deployments would otherwise hold 2,000
   rendered bodies (~5 KB of dicts each) until it ends.
@@ -54,6 +58,7 @@ from typing import Final
 
 import structlog
 
+from konsumerator.controllers import vetting
 from konsumerator.controllers.outcomes import Outcome, write_kind
 from konsumerator.domain import rendering
 from konsumerator.domain.planning import Action, Apply, Delete, Plan
@@ -73,13 +78,21 @@ log = structlog.stdlib.get_logger(__name__)
 _UNDECLARED: Final = re.compile(r"(?<!\S)\.spec(\S*): field not declared in schema")
 
 
+# The longest refusal one failure quotes: a 422 lists every invalid field, an admission
+# policy names itself and its binding; the status condition holds 1,024 characters of
+# all the failures of a pass, so one refusal must leave room for the others.
+REFUSAL_CHARS: Final = 400
+
+
 def refusal(error: errors.ApiError) -> str:
     """Why the apiserver refused a Deployment write, for the status and the Events: the
-    apiserver's own words, or, for an undeclared field of the template, that field by
-    its path in the Consumer (``spec.deploymentTemplate.template.spec.containers[...]``)."""
+    apiserver's own words (at most ``REFUSAL_CHARS``), or, for an undeclared field of the
+    template, that field by its path in the Consumer
+    (``spec.deploymentTemplate.template.spec.containers[...]``)."""
     fields = _UNDECLARED.findall(error.message)
     if not fields:
-        return str(error)
+        text = str(error)
+        return text if len(text) <= REFUSAL_CHARS else f"{text[: REFUSAL_CHARS - 3]}..."
     named = ", ".join(f"spec.deploymentTemplate{path}" for path in dict.fromkeys(fields))
     return (
         f"{named}: not a field of an apps/v1 DeploymentSpec (a typo, or a field of another"
@@ -250,16 +263,75 @@ async def _write(
     outcome.done.append(item)
 
 
+# The most refused instances the summary of a held rollout names (each also has a
+# failure of its own, and an Event).
+NAMED: Final = 10
+
+
+def _held(*, verdict: vetting.Verdict, rollouts: Sequence[Apply], outcome: Outcome) -> None:
+    """Report rollouts held back by their dry runs (``vetting``): which instances the
+    apiserver refused and why; a conflict only asks for a retry pass."""
+    outcome.retry |= verdict.conflicted
+    if not verdict.refused:
+        return
+    named = [name for _, name, _ in verdict.refused[:NAMED]]
+    more = len(verdict.refused) - len(named)
+    names = ", ".join(named) + (f" and {more} more" if more else "")
+    untried = f"; the other {verdict.untried} were not tried" if verdict.untried else ""
+    outcome.failures.append(
+        f"the new template is rolled out to none of the {len(rollouts)} outdated instances:"
+        f" the apiserver refuses it for {names} (a server-side dry run{untried}); every"
+        " instance keeps the template it runs"
+    )
+    outcome.failures.extend(f"rollout {name}: {refusal(e)}" for _, name, e in verdict.refused)
+    outcome.refused["update"] += len(verdict.refused)
+
+
+async def _vetted_applies(
+    *,
+    writer: Writer,
+    vetted: vetting.Vetting,
+    plan: Plan,
+    namespace: str,
+    owner_uid: str,
+    concurrency: int,
+    limit: int,
+    outcome: Outcome,
+) -> Sequence[Apply]:
+    """The plan's applies, but for its template rollouts while their dry runs
+    (``vetting``) have not all passed: those are reported in ``outcome``."""
+    rollouts = [a for a in plan.applies if vetting.gated(a)]
+    if not rollouts:
+        return plan.applies
+    verdict = await vetting.vet(
+        writer=writer,
+        vetting=vetted,
+        rollouts=rollouts,
+        namespace=namespace,
+        owner_uid=owner_uid,
+        concurrency=concurrency,
+        limit=limit,
+    )
+    # Dry runs left for the next passes: the rollouts wait for them, asked for at once.
+    outcome.deferred += verdict.pending
+    if not verdict.held:
+        return plan.applies
+    _held(verdict=verdict, rollouts=rollouts, outcome=outcome)
+    return [a for a in plan.applies if not vetting.gated(a)]
+
+
 def _writes(
     *,
     client: ApiClient,
     writer: Writer,
     plan: Plan,
+    applies: Sequence[Apply],
     namespace: str,
     owner_uid: str,
     outcome: Outcome,
 ) -> list[Callable[[], Awaitable[None]]]:
-    """The plan's writes in the order they start: deletes, then applies, then pod resizes."""
+    """The plan's writes in the order they start: deletes, then ``applies`` (the plan's,
+    but for rollouts held back), then pod resizes."""
     return [
         *(
             functools.partial(_delete, writer=writer, item=d, namespace=namespace, outcome=outcome)
@@ -275,7 +347,7 @@ def _writes(
                 owner_uid=owner_uid,
                 outcome=outcome,
             )
-            for a in plan.applies
+            for a in applies
         ),
         *(
             functools.partial(_resize, writer=writer, item=r, namespace=namespace, outcome=outcome)
@@ -297,12 +369,30 @@ async def act(
     yield_after_s: float = YIELD_AFTER_S,
     min_writes: int = YIELD_MIN_WRITES,
     clock: Callable[[], float] = time.monotonic,
+    vetted: vetting.Vetting | None = None,
 ) -> Outcome:
     """Carry out a plan's deletes, writes and pod resizes, at most ``concurrency`` at once
     and at most ``limit`` of them in all; once ``contended()`` (another key waits for a
     worker) after ``yield_after_s`` and a tenth of the plan's instances (at least
-    ``min_writes``), no more are started. What is not started is ``Outcome.deferred``."""
+    ``min_writes``), no more are started. What is not started is ``Outcome.deferred``.
+
+    With ``vetted``, a template rollout is dry-run for every outdated instance first
+    (``vetting``), and held for all of them if the apiserver refuses any."""
     outcome = Outcome()
+    applies = (
+        plan.applies
+        if vetted is None
+        else await _vetted_applies(
+            writer=writer,
+            vetted=vetted,
+            plan=plan,
+            namespace=namespace,
+            owner_uid=owner_uid,
+            concurrency=concurrency,
+            limit=limit,
+            outcome=outcome,
+        )
+    )
     gate = asyncio.Semaphore(concurrency)
     started = clock()
     stopped = False
@@ -328,6 +418,7 @@ async def act(
         client=client,
         writer=writer,
         plan=plan,
+        applies=applies,
         namespace=namespace,
         owner_uid=owner_uid,
         outcome=outcome,
@@ -361,6 +452,7 @@ class KubeActuator:
         self._concurrency = concurrency
         self._limit = limit
         self._contended = contended
+        self._vetted = vetting.Vetting()
 
     async def act(self, *, plan: Plan, namespace: str, owner_uid: str) -> Outcome:
         return await act(
@@ -372,4 +464,5 @@ class KubeActuator:
             concurrency=self._concurrency,
             limit=self._limit,
             contended=self._contended,
+            vetted=self._vetted,
         )

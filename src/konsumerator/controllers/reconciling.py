@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
@@ -54,6 +54,7 @@ from konsumerator.domain.specs import ConsumerConfig, Owner, Predictor, UpdateMo
 from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
 from konsumerator.prom.queries import PodQuerySpec, PrometheusConfig, QuerySpec
+from konsumerator.prom.results import RefreshPending
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.errors import TerminalError
@@ -96,13 +97,16 @@ class WritesFailed(errors.Retryable):
     SHOWN: Final = 3
 
     @classmethod
-    def of(cls, failures: Sequence[str]) -> "WritesFailed":
-        """The first ``SHOWN`` failures, and how many more there were."""
+    def of(cls, failures: Sequence[str], *, requeue_after: float | None = None) -> "WritesFailed":
+        """The first ``SHOWN`` failures, and how many more there were; ``requeue_after``:
+        when the pass's plan is due again anyway (metrics, a pending period), which the
+        backoff of the failed writes must not put off: a quota refusing two instances
+        grew it to 1,000 s, and the instances that run were resized that seldom."""
         if not failures:
-            return cls("a write conflicted; retrying")
+            return cls("a write conflicted; retrying", requeue_after=requeue_after)
         more = len(failures) - cls.SHOWN
         shown = "; ".join(failures[: cls.SHOWN])
-        return cls(f"{shown}; and {more} more" if more > 0 else shown)
+        return cls(f"{shown}; and {more} more" if more > 0 else shown, requeue_after=requeue_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,19 +250,23 @@ class _Converted:
         return self.fallback
 
 
-Offload = Callable[[Callable[[], Plan]], Awaitable[Plan]]
-"""Where the planner runs: ``on_loop``, or a thread of its own (``app.py``).
+class Offload(Protocol):
+    """Where the planner runs: ``on_loop``, or threads of their own (``app.py``).
 
-``planning.plan`` is pure CPU, proportional to the Consumer's instances: some 10 s for
-100,000 (the CRD's most), 30 s when each was just observed. On the event loop that long,
-nothing else runs: not the Lease renewal (lost after 10 s: the process exits, and the
-next one plans the same again), not the ``/healthz`` heartbeat (stale after 20 s), not
-another Consumer's pass. In a thread the loop still runs between the interpreter's
-switches (every 5 ms); one thread keeps the plans one at a time, as on the loop.
-"""
+    ``planning.plan`` is pure CPU, proportional to the Consumer's instances: some 10 s
+    for 100,000 (the CRD's most), 30 s when each was just observed. On the event loop
+    that long, nothing else runs: not the Lease renewal (lost after 10 s: the process
+    exits, and the next one plans the same again), not the ``/healthz`` heartbeat (stale
+    after 20 s), not another Consumer's pass. In a thread the loop still runs between the
+    interpreter's switches (every 5 ms). ``instances`` (the most of the expected and the
+    observed) lets the operator plan large Consumers apart from the others: behind one
+    100,000-instance plan, every other Consumer's plan waited its 10-30 s.
+    """
+
+    def __call__(self, work: Callable[[], Plan], /, *, instances: int) -> Awaitable[Plan]: ...
 
 
-async def on_loop(work: Callable[[], Plan]) -> Plan:
+async def on_loop(work: Callable[[], Plan], /, *, instances: int) -> Plan:
     """Plan on the event loop: for a driver with nothing else to run (the simulator)."""
     return work()
 
@@ -513,7 +521,10 @@ class Pipeline:
                     key, pods=(p for group in pods.values() for p in group)
                 ),
                 memory=self._kept.setdefault(key, planning.KeptMemory()),
-            )
+            ),
+            instances=max(
+                len(deployments), -(-config.num_partitions // max(config.per_instance, 1))
+            ),
         )
         if self._gauges is not None:
             self._gauges.observe(consumer=key, plan=plan, config=config, snapshot=metrics.snapshot)
@@ -646,6 +657,10 @@ class Pipeline:
                 previous=previous,
                 state_budget_bytes=state_budget_bytes,
             )
+        except RefreshPending:
+            # Its Prometheus is slow to answer: the pass gives its worker up, having
+            # changed nothing, and runs again when the refresh ends (the provider wakes it).
+            return Result()
         except (errors.ApiError, errors.Retryable, TimeoutError):
             raise
         except Exception as e:
@@ -655,7 +670,7 @@ class Pipeline:
             raise
         await self._write_status(key=key, status=done.status)
         if done.retry:
-            raise WritesFailed.of(done.failures)
+            raise WritesFailed.of(done.failures, requeue_after=done.requeue_after_s)
         if done.deferred:
             # The rest of the plan's writes: the next pass, once the keys waiting for a
             # worker have had theirs (the queue serves the least recently served first).

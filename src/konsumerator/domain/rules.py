@@ -47,7 +47,15 @@ from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, Pending, PodResize
 from konsumerator.domain.quantities import Format
 from konsumerator.domain.resources import NO_RESOURCES, Resources, compare_requests
-from konsumerator.domain.scaling import ScalingState, ScalingStatus, decide, settle, with_memory
+from konsumerator.domain.scaling import (
+    ScalingState,
+    ScalingStatus,
+    decide,
+    settle,
+    stamped,
+    unsized,
+    with_memory,
+)
 from konsumerator.domain.sizing import Proposal, Sizing
 from konsumerator.domain.specs import Autoscaling, Bounds, ConsumerConfig, Owner, Predictor
 
@@ -354,7 +362,10 @@ def create_missing(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision:
         proposal = _propose(ctx, inst, pool, critical=inst.critical)
         saturated = inst.lagging and proposal.cpu_shortage_m > 0
         status = ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING
-        scaling = ScalingState(status=status, since=ctx.now)
+        # Sized from the fallback (no snapshot): no time, so the first size from metrics
+        # is taken at once (``scaling.unsized``), by either predictor.
+        fallback = ctx.config.autoscaling is not None and ctx.snapshot is None
+        scaling = ScalingState(status=status, since=None if fallback else ctx.now)
     return Decision(
         action=Action.CREATE,
         resources=proposal.resources,
@@ -390,6 +401,8 @@ def roll_out_outdated(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisi
         )
         saturated = inst.lagging and proposal.cpu_shortage_m > 0
         scaling = settle(d.scaling, saturated=saturated, now=ctx.now)
+        if not keep and ctx.snapshot is not None:
+            scaling = stamped(scaling, now=ctx.now)  # sized from metrics now
     return Decision(
         action=Action.ROLLOUT,
         resources=proposal.resources,
@@ -747,7 +760,12 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     )
     # An instance sized before the adaptive predictor keeps its size while it keeps up
     # (``adoption``): an upgrade does not restart the instances for headroom alone.
-    asks = adoption.asks(sized=sized, memory=observed.memory, keeping_up=drained)
+    # Not one created without metrics (``scaling.unsized``): no one sized it.
+    asks = (
+        sized.asks
+        if unsized(observed)
+        else adoption.asks(sized=sized, memory=observed.memory, keeping_up=drained)
+    )
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=asks)
     comparison = compare(d.current, proposal.resources)
     if comparison > 0 and sized.up_rate != asks:
@@ -813,7 +831,11 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     if memory.ineffective is not ineffective or memory.lent is not lent:
         # Mostly both already hold (``replace`` with the same values: the same memory).
         memory = replace(memory, ineffective=ineffective, lent=lent)
-    if verdict.apply:
+    if verdict.apply and unsized(observed):
+        # The first size from metrics is remembered as a creation (``_actuate_adaptively``):
+        # what the fallback's size consumed (or was lent) says nothing of the new size.
+        memory = replace(sized.memory, resized_at=ctx.now)
+    elif verdict.apply:
         memory = _memory_of_resize(
             ctx=ctx,
             memory=memory,
@@ -828,10 +850,14 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         )
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
         memory = replace(memory, lent=lends if up else lent)
+    # Resized, or at the size the metrics ask for: sized from metrics (``scaling.unsized``).
+    resized = (
+        stamped(verdict.state, now=ctx.now) if verdict.apply or comparison == 0 else verdict.state
+    )
     # What the next pass reads, written or not (``Decision.remembered``).
     remembered = adaptive_memory.as_written(memory)
     if not verdict.apply and not _hold_changes(
-        d, proposal=proposal, state=verdict.state, remembered=remembered
+        d, proposal=proposal, state=resized, remembered=remembered
     ):
         # Most instances of most passes: nothing written, so no explanation is made (it
         # costs more than any rule), nor a state to carry it.
@@ -845,7 +871,7 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         up=up,
         down=comparison < 0,
     )
-    state = with_memory(verdict.state, memory=memory, explanation=explanation)
+    state = with_memory(resized, memory=memory, explanation=explanation)
     if verdict.apply:
         return _adaptive_scale(
             inst=inst,
@@ -1225,6 +1251,21 @@ def resize_pods(
     return _pod_resizes(ctx, inst, target=target)[0]
 
 
+def _podless_first_size(inst: Instance, d: ObservedDeployment) -> bool:
+    """Whether a resize goes into the template in in-place mode too: the first size from
+    metrics (``scaling.unsized``) of an instance none of whose pods runs yet.
+
+    Such a Deployment was created moments ago from the fallback: kube-controller-manager
+    is still starting its pods, from the template. Kept at the fallback's size, each one
+    would start there, wake the Consumer and need its own resize (1,000 instances
+    created before Prometheus answered: one pass per batch of pod events); in the
+    template, they start at their size and nothing is restarted.
+    """
+    if not unsized(d.scaling):
+        return False
+    return not any(p.running and not p.deleting for p in inst.pods)
+
+
 def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
     """``decision`` in in-place mode: a resize keeps the template and patches the pods.
 
@@ -1236,6 +1277,8 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
     """
     d = inst.deployment
     if not ctx.config.in_place or d is None or decision.action in (Action.CREATE, Action.ROLLOUT):
+        return decision
+    if decision.action is Action.SCALE and _podless_first_size(inst, d):
         return decision
     action = Action.RESIZE_IN_PLACE if decision.action is Action.SCALE else decision.action
     resizes: tuple[PodResize, ...] = ()

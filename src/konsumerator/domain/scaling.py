@@ -21,6 +21,13 @@ instance started lagging, and treated a pending duration of 0 as "never".
 Here a lagging instance that needs more always moves to PENDING_SCALE_UP, and
 a pending duration of 0 applies on the first observation.
 
+An instance whose size was never set from metrics (``unsized``: created from the
+fallback while Prometheus had no answer, RUNNING with no time) takes its first
+metrics-based size at once, by either predictor: the pending period guards a
+size the metrics chose against their noise, and the fallback's was chosen by
+none. The resize stamps the time (``stamped``), so only the first one skips it;
+so does a pass whose metrics ask for the size it has (it is theirs then).
+
 State and the time it was entered live in annotations on the Deployment, so
 they survive operator restarts and leader failover.
 """
@@ -78,6 +85,25 @@ class Decision:
     state: ScalingState
 
 
+def unsized(state: ScalingState) -> bool:
+    """Whether the instance's size was never set from metrics: RUNNING without a time.
+
+    ``rules.create_missing`` writes no time when it sizes from the fallback (no
+    snapshot); every resize stamps one (``stamped``), and a status change sets
+    one. So the mark is on the Deployment (an empty ``scaling-status-change``) and
+    survives a restart; a user who empties that annotation by hand gets one
+    resize without the pending period, after which the time is back. A Go
+    operator's Deployment always has a time.
+    """
+    return state.since is None and state.status is ScalingStatus.RUNNING
+
+
+def stamped(state: ScalingState, *, now: datetime) -> ScalingState:
+    """``state`` once sized from metrics (resized to their size, or found at it): with a
+    time, so no longer ``unsized``. One ANNOTATE write when it had none."""
+    return state if state.since is not None else replace(state, since=now)
+
+
 def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
     return state.since is None or (now - state.since).total_seconds() >= period_s
 
@@ -89,6 +115,10 @@ def _enter(state: ScalingState, status: ScalingStatus, now: datetime) -> Scaling
 def settle(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
     """SATURATED or RUNNING, keeping ``since`` when the status does not change."""
     return _enter(state, ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING, now)
+
+
+def _resized(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
+    return stamped(settle(state, saturated=saturated, now=now), now=now)
 
 
 def decide(
@@ -111,7 +141,10 @@ def decide(
     # SATURATED means "lagging, and the limits withhold what would fix it".
     saturated = lagging and cpu_shortage_m > 0
     status = state.status
-    if comparison == 0 or (comparison > 0 and not lagging):
+    if comparison == 0:
+        # The metrics ask for the size it has: from now on it is theirs (``unsized``).
+        return Decision(apply=False, state=_resized(state, saturated=saturated, now=now))
+    if comparison > 0 and not lagging:
         return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
     if comparison > 0:
         if status is ScalingStatus.SATURATED:
@@ -120,8 +153,8 @@ def decide(
             if _elapsed(state, now, pending_up_s):
                 return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
             return Decision(apply=False, state=state)
-        if pending_up_s <= 0:
-            return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
+        if pending_up_s <= 0 or unsized(state):
+            return Decision(apply=True, state=_resized(state, saturated=saturated, now=now))
         return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_UP, now))
     if lagging:
         return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
@@ -129,6 +162,6 @@ def decide(
         if _elapsed(state, now, pending_down_s):
             return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
         return Decision(apply=False, state=state)
-    if pending_down_s <= 0:
-        return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
+    if pending_down_s <= 0 or unsized(state):
+        return Decision(apply=True, state=_resized(state, saturated=saturated, now=now))
     return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_DOWN, now))

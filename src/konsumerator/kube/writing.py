@@ -43,8 +43,10 @@ Rules, and why:
   may have lost its lease refuses the write (``NotLeading``) instead of
   sending it, and a write still pending when the budget runs out is
   abandoned. The fence is asked again at the socket, just before the
-  request's bytes leave (``kube.guarding``). Lease writes do not come through
-  here.
+  request's bytes leave (``kube.guarding``). The budget is also the request's
+  ``timeout`` on the API server, which gives it up there when it runs out (a
+  request queued on a loaded server is not carried out after a takeover). Lease
+  writes do not come through here.
 - Callers compare desired and observed state *before* calling: the API server
   does not persist a no-op apply, but a no-op apply is still a request, and
   at 10 k Deployments requests are the budget.
@@ -136,6 +138,13 @@ class Writer:
         when the fence is closed, abandoned when the fence's budget runs out."""
         fence = self._fence
         budget = None if fence is None else fence.write_budget()
+        if budget is not None:
+            # The API server's own deadline for the request (its ``timeout`` parameter):
+            # a request sent in time but held on the server (queued by API Priority and
+            # Fairness on a loaded server, while this process is frozen and cannot give it
+            # up) is dropped there when the budget runs out, before another replica may
+            # take the Lease, instead of being carried out after the takeover.
+            params = {**(params or {}), "timeout": _duration(budget)}
         try:
             with guarding.guarded(fence.write_budget) if fence else contextlib.nullcontext():
                 async with asyncio.timeout(budget):
@@ -167,12 +176,16 @@ class Writer:
         uid: str | None = None,
         create_only: bool = False,
         resource_version: str | None = None,
+        dry_run: bool = False,
     ) -> Written:
         """Server-side apply ``body`` (apiVersion, kind and metadata.name are filled in).
 
         With ``uid``, only onto the object with that UID (else ``Conflict``); with
         ``create_only``, only if no object has the name (else ``AlreadyExists``); with
         ``resource_version``, only onto the object at that version (else ``Conflict``).
+        With ``dry_run``, the apiserver validates and admits it (admission policies and
+        webhooks, quota) and answers as it would, but stores nothing (``dryRun=All``);
+        counted under the verb ``dryrun``, not as a write.
         """
         document = _with_identity(resource=resource, namespace=namespace, name=name, body=body)
         if uid is not None:
@@ -181,15 +194,18 @@ class Writer:
             document["metadata"]["resourceVersion"] = resource_version
         if create_only:
             document["metadata"]["resourceVersion"] = NEVER_STORED
+        params = {"fieldManager": self.field_manager, "force": "true" if force else "false"}
+        if dry_run:
+            params["dryRun"] = "All"
         try:
             raw = await self._write(
-                verb="apply",
+                verb="dryrun" if dry_run else "apply",
                 resource=resource.plural
                 if subresource is None
                 else f"{resource.plural}/{subresource}",
                 method="PATCH",
                 path=resource.path(namespace=namespace, name=name, subresource=subresource),
-                params={"fieldManager": self.field_manager, "force": "true" if force else "false"},
+                params=params,
                 content=_encoder.encode(document),
                 content_type="application/apply-patch+yaml",
             )
@@ -391,6 +407,12 @@ class Writer:
         except errors.NotFound:
             return False
         return True
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as a Go duration (the API server's ``timeout``), rounded down to the
+    millisecond, at least one."""
+    return f"{max(int(seconds * 1000), 1)}ms"
 
 
 def _with_identity(

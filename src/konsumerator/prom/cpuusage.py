@@ -15,9 +15,11 @@ with a ``namespace`` label is keyed ``namespace/pod``, so the learner can leave 
 another namespace's pods of the same name (``domain.adaptive.learning``).
 """
 
+import asyncio
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Final
 
 import httpx2
 
@@ -26,6 +28,9 @@ from konsumerator.prom import observing, querying
 from konsumerator.prom.errors import PrometheusError
 from konsumerator.prom.queries import PodQuerySpec
 from konsumerator.prom.responses import MatrixData, QueryData, VectorData
+
+# Answers of more series than this are parsed in a thread, off the event loop.
+PARSE_IN_THREAD_SERIES: Final = 10_000
 
 KIND = "cpu_usage"
 
@@ -84,7 +89,13 @@ async def fetch_cpu_usage(
         )
     except PrometheusError as exc:
         return CpuUsage(problem=str(exc))
-    parsed = parse_pods(data=response.data, pod_label=spec.pod_label)
+    data = response.data
+    series = len(data.result) if isinstance(data, VectorData | MatrixData) else 1
+    if series > PARSE_IN_THREAD_SERIES:
+        # As the sizing queries' (``fetching``): whoever answers decides how many.
+        parsed = await asyncio.to_thread(parse_pods, data=data, pod_label=spec.pod_label)
+    else:
+        parsed = parse_pods(data=data, pod_label=spec.pod_label)
     if isinstance(parsed, str):
         return CpuUsage(problem=parsed)
     return CpuUsage(by_pod=parsed)

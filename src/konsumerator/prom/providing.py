@@ -30,12 +30,28 @@ no known origin and is attributed to the first config it is used with.
 Concurrency: the work queue never runs two reconciles of one key at once,
 but a per-key lock makes that an invariant here too; different keys proceed
 in parallel. `forget` during an in-flight refresh wins: the late result is
-not written back.
+not written back (the refresh is cancelled).
+
+Patience: a refresh is a task of its own, and a caller waits for it at most
+`patience_s`. Addresses are a Consumer author's choice, and one that accepts
+connections and never answers keeps a refresh open for the whole query
+timeout: awaited in the pass, that held one of the operator's few reconcile
+workers for it, and a handful of such Consumers (one tenant's) made every
+other Consumer wait that long for a worker. A refresh that outlasts the
+patience raises `RefreshPending` and goes on alone; when it ends, `wake(key)`
+asks for the Consumer's pass again, and that pass takes its result (also a
+failed one: it is reported as if the first pass had waited). A refresh for a
+config that changed meanwhile is dropped (cancelled) and a new one started.
+Without `patience_s` (simulations, tests of one piece) `get` waits, as a
+pass always did.
 """
 
 import asyncio
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 import httpx2
 
@@ -43,7 +59,23 @@ from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
 from konsumerator.prom import fetching, observing
 from konsumerator.prom.errors import PrometheusError
 from konsumerator.prom.queries import PrometheusConfig
-from konsumerator.prom.results import ProviderResult
+from konsumerator.prom.results import ProviderResult, RefreshPending
+
+_Origin = tuple[PrometheusConfig, int]
+
+# How long the operator's passes wait for a refresh: a healthy Prometheus answers the
+# three queries in milliseconds (a 100,000-partition answer, ~10 MB, in well under a
+# second); a refresh that takes longer costs a second pass, not a worker held for the
+# query timeout.
+REFRESH_PATIENCE_S: Final = 1.0
+
+
+@dataclass(slots=True)
+class _Refresh:
+    """A refresh running (or ended and not yet taken by a pass) and what it is for."""
+
+    origin: _Origin
+    task: "asyncio.Task[ProviderResult]"
 
 
 @dataclass(slots=True)
@@ -52,9 +84,11 @@ class _Entry:
     snapshot: MetricsSnapshot | None = None
     synced_at: datetime | None = None
     # (config, num_partitions) the snapshot was fetched for; None = seeded.
-    origin: tuple[PrometheusConfig, int] | None = None
+    origin: _Origin | None = None
     # What the snapshot's answers held that was not used as given (``FetchResult.problems``).
     problems: str | None = None
+    # The refresh a pass started and did not wait out (``patience_s``).
+    refresh: _Refresh | None = None
 
 
 def _require_aware(name: str, value: datetime) -> None:
@@ -68,9 +102,18 @@ class MetricsProvider:
         *,
         client: httpx2.AsyncClient,
         observer: observing.QueryObserver = observing.NULL_OBSERVER,
+        patience_s: float | None = None,
+        wake: Callable[[str], None] | None = None,
     ) -> None:
+        """``patience_s``: how long ``get`` waits for a refresh before it raises
+        ``RefreshPending`` (None: as long as it takes); ``wake(key)`` is then called
+        when that refresh ends (see the module docstring)."""
+        if patience_s is not None and not patience_s > 0:
+            raise ValueError(f"patience_s must be positive, got {patience_s!r}")
         self._client = client
         self._observer = observer
+        self._patience_s = patience_s
+        self._wake = wake
         self._entries: dict[str, _Entry] = {}
 
     def _entry(self, key: str) -> _Entry:
@@ -89,7 +132,15 @@ class MetricsProvider:
         entry.problems = None
 
     def forget(self, *, key: str) -> None:
-        self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None and entry.refresh is not None:
+            entry.refresh.task.cancel()
+
+    def close(self) -> None:
+        """Cancel every refresh still running (the operator is stopping)."""
+        for entry in self._entries.values():
+            if entry.refresh is not None:
+                entry.refresh.task.cancel()
 
     def cached(self, *, key: str) -> ProviderResult:
         """The cached state without any I/O or refresh decision."""
@@ -112,48 +163,84 @@ class MetricsProvider:
         min_sync_period_seconds: float,
         now: datetime,
     ) -> ProviderResult:
+        """The snapshot to plan with, refreshed first when it is due (see the module
+        docstring); ``RefreshPending`` when the refresh outlasts ``patience_s``."""
         _require_aware("now", now)
         entry = self._entry(key)
         async with entry.lock:
             origin = (config, num_partitions)
-            if entry.snapshot is not None and entry.origin is None:
-                entry.origin = origin  # a seeded snapshot: attribute it to this config
-            if not _is_stale(
-                entry=entry, origin=origin, min_sync_period_s=min_sync_period_seconds, now=now
-            ):
-                return ProviderResult(
-                    snapshot=entry.snapshot,
-                    synced_at=entry.synced_at,
-                    refreshed=False,
-                    problems=entry.problems,
+            refresh = entry.refresh
+            if refresh is not None and refresh.origin != origin:
+                # Started for a config the Consumer no longer has: its answer is not
+                # this config's, and nobody waits for it any more.
+                refresh.task.cancel()
+                refresh = entry.refresh = None
+            if refresh is None:
+                if entry.snapshot is not None and entry.origin is None:
+                    entry.origin = origin  # a seeded snapshot: attribute it to this config
+                if not _is_stale(
+                    entry=entry, origin=origin, min_sync_period_s=min_sync_period_seconds, now=now
+                ):
+                    return ProviderResult(
+                        snapshot=entry.snapshot,
+                        synced_at=entry.synced_at,
+                        refreshed=False,
+                        problems=entry.problems,
+                    )
+                if self._patience_s is None:
+                    return await self._refresh(key=key, entry=entry, origin=origin, now=now)
+                task = asyncio.create_task(
+                    self._refresh(key=key, entry=entry, origin=origin, now=now),
+                    name=f"prometheus refresh {key}",
                 )
-            try:
-                result = await fetching.fetch_snapshot(
-                    client=self._client,
-                    config=config,
-                    num_partitions=num_partitions,
-                    observer=self._observer,
-                )
-            except PrometheusError as exc:
-                return ProviderResult(
-                    snapshot=entry.snapshot,
-                    synced_at=entry.synced_at,
-                    refreshed=False,
-                    error=str(exc),
-                    error_reason=exc.condition_reason,
-                    problems=entry.problems,
-                )
-            problems = result.problems
-            if self._entries.get(key) is entry:  # not forgotten meanwhile
-                entry.snapshot, entry.synced_at, entry.origin = result.snapshot, now, origin
-                entry.problems = problems
-            return ProviderResult(
-                snapshot=result.snapshot,
-                synced_at=now,
-                refreshed=True,
-                fetch=result,
-                problems=problems,
+                refresh = entry.refresh = _Refresh(origin=origin, task=task)
+            await asyncio.wait([refresh.task], timeout=self._patience_s)
+            if not refresh.task.done():
+                refresh.task.add_done_callback(functools.partial(self._ended, key))
+                raise RefreshPending(key)
+            entry.refresh = None
+            return refresh.task.result()
+
+    def _ended(self, key: str, task: "asyncio.Task[ProviderResult]") -> None:
+        """A refresh no pass waited for has ended: its Consumer's pass takes it."""
+        if task.cancelled() or self._wake is None:
+            return
+        entry = self._entries.get(key)
+        if entry is not None and entry.refresh is not None and entry.refresh.task is task:
+            self._wake(key)
+
+    async def _refresh(
+        self, *, key: str, entry: _Entry, origin: _Origin, now: datetime
+    ) -> ProviderResult:
+        """Query Prometheus for ``origin``; a success becomes the entry's snapshot."""
+        config, num_partitions = origin
+        try:
+            result = await fetching.fetch_snapshot(
+                client=self._client,
+                config=config,
+                num_partitions=num_partitions,
+                observer=self._observer,
             )
+        except PrometheusError as exc:
+            return ProviderResult(
+                snapshot=entry.snapshot,
+                synced_at=entry.synced_at,
+                refreshed=False,
+                error=str(exc),
+                error_reason=exc.condition_reason,
+                problems=entry.problems,
+            )
+        problems = result.problems
+        if self._entries.get(key) is entry:  # not forgotten meanwhile
+            entry.snapshot, entry.synced_at, entry.origin = result.snapshot, now, origin
+            entry.problems = problems
+        return ProviderResult(
+            snapshot=result.snapshot,
+            synced_at=now,
+            refreshed=True,
+            fetch=result,
+            problems=problems,
+        )
 
 
 def _is_stale(

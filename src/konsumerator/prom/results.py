@@ -36,3 +36,12 @@ class ProviderResult:
     # What the last successful refresh's answers held that was not used as given
     # (``FetchResult.problems``), kept with its snapshot: None when nothing.
     problems: str | None = None
+
+
+class RefreshPending(Exception):
+    """The metrics refresh a pass started outlasted the provider's patience; it goes on
+    alone, and the Consumer's pass is asked for again when it ends (``providing``)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"the Prometheus refresh of {key} is still running")

@@ -25,7 +25,9 @@ raises ``TerminalError``        ``forget``, no requeue — ``error``. Retrying
                                 cannot help until the object changes (which
                                 enqueues it again); the reconciler reports it.
 raises ``Retryable``            rate-limited requeue — ``error``, one log
-                                line (the reconciler reported the cause).
+                                line (the reconciler reported the cause);
+                                with ``requeue_after``, due then at the
+                                latest (``add_after``: earliest wins).
 raises anything else            rate-limited requeue — ``error``, logged
                                 with its traceback (a bug).
 ==============================  ==============================================
@@ -196,6 +198,9 @@ class Controller(Generic[K]):
             log.debug("reconcile hit a conflict", controller=self.name, key=str(key), error=exc)
         except Exception as exc:
             self.queue.add_rate_limited(key)
+            due = exc.requeue_after if isinstance(exc, errors.Retryable) else None
+            if due is not None and due > 0:
+                self.queue.add_after(key, due)
             self._observer.reconcile_errored(controller=self.name, terminal=False)
             log.warning(
                 "reconcile failed; will retry",

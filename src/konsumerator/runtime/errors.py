@@ -138,4 +138,13 @@ class Retryable(Exception):
     knows what went wrong (a write the apiserver refused, say) and has said so
     in the status, so a traceback would only bury the message. Tracebacks are
     kept for exceptions nobody expected: those are bugs.
+
+    ``requeue_after``: the reconcile is due again after that many seconds at the
+    latest, however long the backoff has grown (a failure of one part of the
+    object's work must not put off the rest, which its next pass does): the key is
+    due at whichever comes first.
     """
+
+    def __init__(self, *args: object, requeue_after: float | None = None) -> None:
+        super().__init__(*args)
+        self.requeue_after = requeue_after

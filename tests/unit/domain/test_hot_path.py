@@ -35,7 +35,7 @@ from types import MappingProxyType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain import limits, prediction, rendering, rules, sizing
+from konsumerator.domain import keys, limits, prediction, rendering, rules, sizing
 from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.pods import ObservedPod
 from konsumerator.domain.qos import QoS, keep_class, qos_class
@@ -170,7 +170,13 @@ def test_in_place_keeps_every_field_and_says_whether_pods_are_pending(
     target = data.draw(targets(pod))
     d = observe(
         {
-            "metadata": {"name": "c-0", "namespace": "ns", "annotations": {}},
+            # Sized from metrics before (a time): a first size with no pod running yet goes
+            # into the template instead (``rules._podless_first_size``).
+            "metadata": {
+                "name": "c-0",
+                "namespace": "ns",
+                "annotations": {keys.SCALING_STATUS_CHANGE: "2026-01-01T00:00:00Z"},
+            },
             "spec": {"template": {"spec": {"containers": [{"name": n} for n in pod.spec]}}},
         },
         owner_uid="u",
@@ -490,3 +496,43 @@ def test_a_snapshots_lag_is_its_definition(
         p: int(truncate(offset.get(p)) / truncate(v)) for p, v in production.items() if truncate(v)
     }
     assert dict(snapshot.lag) == want
+
+
+@given(pod=pods(), since=st.sampled_from(["", "2026-01-01T00:00:00Z"]))
+def test_in_place_a_first_size_goes_into_the_template_while_no_pod_runs(
+    pod: ObservedPod, since: str
+) -> None:
+    d = observe(
+        {
+            "metadata": {
+                "name": "c-0",
+                "namespace": "ns",
+                "annotations": {keys.SCALING_STATUS_CHANGE: since},
+            },
+            "spec": {"template": {"spec": {"containers": [{"name": n} for n in pod.spec]}}},
+        },
+        owner_uid="u",
+    )
+    inst = rules.Instance(
+        index=0,
+        name="c-0",
+        partitions=(0,),
+        max_lag_s=0,
+        lagging=False,
+        critical=False,
+        deployment=d,
+        pods=(pod,),
+    )
+    decision = rules.Decision(
+        action=rules.Action.SCALE,
+        resources={n: Resources(cpu_req_m=500) for n in pod.spec},
+        scaling=ScalingState(status=ScalingStatus.RUNNING, since=T0),
+        cpu_shortage_m=0,
+    )
+    converted = rules.in_place(context(), inst, decision)
+    # Never sized from metrics (no time) and no pod running yet: the template gets the
+    # size, so the pods kube-controller-manager starts next start at it.
+    podless_first = since == "" and not (pod.running and not pod.deleting)
+    assert (converted is decision) is podless_first
+    if not podless_first:
+        assert converted.action is rules.Action.RESIZE_IN_PLACE

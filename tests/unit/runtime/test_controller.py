@@ -4,6 +4,8 @@ Aspects tested:
 - success forgets the key and does not requeue;
 - ``Result(requeue_after=s)`` reconciles again s seconds later;
 - an exception requeues with per-key exponential backoff until it succeeds;
+- a ``Retryable`` failure with ``requeue_after`` is due then at the latest, however long
+  its backoff has grown;
 - ``TerminalError`` is not retried;
 - ``Conflict`` is retried quickly and quietly (``requeue``), not as an error;
 - ``Result(requeue=True)`` reconciles again once the keys waiting longer had their pass;
@@ -57,13 +59,13 @@ class Calls:
 
 
 def controller_for(
-    reconcile: Callable[[str], Awaitable[Result]], *, workers: int = 2
+    reconcile: Callable[[str], Awaitable[Result]], *, workers: int = 2, backoff: float = 0.005
 ) -> tuple[Controller[str], Recorder]:
     recorder = Recorder()
     queue: WorkQueue[str] = WorkQueue(
         name="test",
         rate_limiter=MaxOfLimiter(
-            item=ItemExponentialLimiter(jitter=0.0, rng=random.Random(1)),
+            item=ItemExponentialLimiter(base=backoff, jitter=0.0, rng=random.Random(1)),
             bucket=TokenBucket(qps=10, burst=100),
         ),
         observer=recorder,
@@ -134,6 +136,25 @@ async def test_errors_are_retried_with_growing_backoff_until_success() -> None:
     assert recorder.results == {"error": 3, "success": 1}
     assert recorder.errors == {False: 3}
     assert controller.queue.num_requeues("a") == 0  # forgotten after the success
+
+
+async def test_a_retryable_failure_is_due_at_requeue_after_whatever_the_backoff() -> None:
+    """A pass whose writes keep failing (a quota refusing two instances) backs off, but
+    its plan is due again at ``requeue_after`` (metrics, a pending period) at the latest:
+    the instances that run keep being resized. Without it the backoff (client-go's, to
+    1,000 s) set the pace, and the gaps doubled."""
+    calls = Calls()
+
+    async def reconcile(key: str) -> Result:
+        calls.at.append((key, asyncio.get_running_loop().time()))
+        raise WritesFailed.of(["create orders-4: 403 Forbidden: exceeded quota"], requeue_after=30)
+
+    controller, recorder = controller_for(reconcile, backoff=60.0)  # grown past 30 s
+    controller.enqueue("a")
+    await run_for(controller, 95)
+    gaps = [b - a for a, b in itertools.pairwise(calls.times("a"))]
+    assert gaps == pytest.approx([30, 30, 30])
+    assert recorder.errors == {False: 4}
 
 
 async def test_terminal_error_is_not_retried() -> None:

@@ -82,6 +82,7 @@ def consumer(
     prometheus: str,
     replicas: int,
     update_mode: str | None = None,
+    predictor: str | None = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "consumer.yaml").read_text())
     doc["metadata"] = {"name": name, "namespace": namespace}
@@ -99,6 +100,8 @@ def consumer(
     spec["resourcePolicy"].pop("globalPolicy", None)
     if update_mode is not None:
         spec["autoscaler"]["updateMode"] = update_mode
+    if predictor is not None:
+        spec["autoscaler"]["predictor"] = predictor
     template = spec["deploymentTemplate"]
     template["replicas"] = replicas
     template["selector"] = {"matchLabels": {"app": name}}
@@ -403,9 +406,23 @@ def stop(spy: subprocess.Popen[bytes] | None) -> None:
     help="the Consumers' updateMode (default: the example's, i.e. the operator's default)",
 )
 @click.option(
+    "--predictor",
+    type=click.Choice(["adaptive", "naive"]),
+    default=None,
+    help="the Consumers' predictor (default: the example's, i.e. the operator's default)",
+)
+@click.option(
     "--settle", type=float, default=120.0, help="seconds after convergence (ReplicaSets settle)"
 )
 @click.option("--steady", type=float, default=180.0, help="steady-state seconds after settling")
+@click.option(
+    "--scrape-after",
+    type=float,
+    default=0.0,
+    help="Prometheus scrapes the exporter only this many seconds after the Consumers are"
+    " applied (0: from the start): the first passes then have no answer, and the instances"
+    " are created from the fallback",
+)
 @click.option("--timeout", type=float, default=1800.0)
 @click.option("--workers", type=int, default=4, help="--max-concurrent-reconciles")
 @click.option("--keep", is_flag=True, help="leave the cluster running")
@@ -446,7 +463,8 @@ def main(**options: Any) -> None:
     topics |= {f"small-{i}": args.small for i in range(args.consumers_small)}
     expected = sum(topics.values())
     exporter = MetricsExporter(exposition(topics)).__enter__()
-    cluster.set_scrape_targets([exporter.target])
+    if not args.scrape_after:
+        cluster.set_scrape_targets([exporter.target])
     log = tempfile.NamedTemporaryFile(prefix="operator-", suffix=".log", delete=False)  # noqa: SIM115
     with socket.socket() as probe:  # a free port, so a stray operator can never answer
         probe.bind(("127.0.0.1", 0))
@@ -489,11 +507,17 @@ def main(**options: Any) -> None:
                     prometheus=cluster.prometheus_url,
                     replicas=args.replicas,
                     update_mode=args.update_mode,
+                    predictor=args.predictor,
                 )
             )
         done = 0
         reported_at = None
+        applied = time.monotonic()
+        scraping = not args.scrape_after
         while time.monotonic() - started < args.timeout:
+            if not scraping and time.monotonic() - applied >= args.scrape_after:
+                cluster.set_scrape_targets([exporter.target])
+                scraping = True
             reported = reported_missing(cluster, namespace)
             print(
                 f"  {time.monotonic() - started:6.1f}s  the Consumers report {reported} missing",
@@ -508,6 +532,8 @@ def main(**options: Any) -> None:
                 if done >= expected:
                     break
             time.sleep(5)
+        if not scraping:  # converged from the fallback alone: the answer comes now
+            cluster.set_scrape_targets([exporter.target])
         sized = sample()
         stop(spy)
         spy = profiler(
@@ -541,6 +567,8 @@ def main(**options: Any) -> None:
             "consumers": consumers,
             "replicas": args.replicas,
             "update_mode": args.update_mode or "default",
+            "predictor": args.predictor or "default",
+            "scrape_after_seconds": args.scrape_after,
             "steady_with_kcm_frozen": args.freeze_kcm,
             "workers": args.workers,
             "converged": done >= expected,

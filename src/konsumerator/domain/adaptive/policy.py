@@ -34,7 +34,9 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   of a restart as well);
 * ``ride_share``: in place, an instance that keeps up asks for a scale-up only
   once production passes its request by ``RIDE_MARGIN``, so that a node that
-  lends CPU shows it (held to λ/u, the pods never consumed beyond their request).
+  lends CPU shows it (held to λ/u, the pods never consumed beyond their request);
+* ``first``: an instance created without metrics (``scaling.unsized``) takes its
+  first size from them without a pending period, as under naive.
 
 Scale-up does not wait for ``tolerableLag``: the headroom term of the demand
 (``demand``; ``headroom_share``: the restart term sizes a scale-up but never
@@ -52,7 +54,7 @@ from konsumerator.domain.adaptive import demand
 from konsumerator.domain.adaptive.demand import Demand
 from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.domain.scaling import ScalingState, ScalingStatus, settle
+from konsumerator.domain.scaling import ScalingState, ScalingStatus, settle, unsized
 from konsumerator.domain.specs import Autoscaling
 
 # Scale down only when it saves more than this share of the current CPU, plus R/T
@@ -489,6 +491,11 @@ def bursting(
     return limit_m <= 0 or trigger <= limit_m / 1000 * rate_per_core
 
 
+# ``scaling.unsized``: the fallback's size was chosen by no metrics, so the first one
+# does not wait for the pending period (the resize stamps a time: only the first).
+FIRST = "first: sized from metrics for the first time (created without them)"
+
+
 def _pending(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
     return state if state.status is status else replace(state, status=status, since=now)
 
@@ -587,6 +594,8 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
         return Verdict(
             apply=True, state=settle(state, saturated=saturated, now=now), rule="pending_up: 0s"
         )
+    if unsized(state):
+        return Verdict(apply=True, state=settle(state, saturated=saturated, now=now), rule=FIRST)
     return Verdict(
         apply=False,
         state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
@@ -677,6 +686,8 @@ def _down(s: Situation, knobs: Knobs) -> Verdict:
         return Verdict(
             apply=False, state=pending, rule="dwelt: resized less than pendingScaleDown ago"
         )
+    if unsized(state):
+        return Verdict(apply=True, state=settle(state, saturated=False, now=now), rule=FIRST)
     if _elapsed(pending, now, knobs.pending_down_s):
         return Verdict(
             apply=True,
