@@ -598,17 +598,35 @@ def _token(memo_key: Hashable) -> int:
     return token
 
 
+def _keeps(a: Autoscaling) -> bool:
+    """Whether ``_kept`` can decide for the predictor of ``a``.
+
+    The naive predictor's rule (``rules.scale_by_metrics``) is what ``_kept`` repeats
+    in plain numbers. The adaptive one's (``rules.scale_adaptively``) runs only in a
+    pass that refreshed metrics: in any other it decides nothing and reads nothing (no
+    metrics, no time, no memory kept in the process), so an instance's decision is the
+    rest of the chain's, the same for both predictors (outdated, a target to roll out,
+    pods off their size, drift). In a pass that refreshed, ``_kept`` asks the adaptive
+    rule itself (``_adaptively_kept``: its rules read the time and every metric, so no
+    decision of theirs is reused), and ``_kept_again`` reuses no keep then.
+    """
+    return a.predictor is Predictor.NAIVE or a.predictor is Predictor.ADAPTIVE
+
+
 @dataclass(frozen=True, slots=True)
 class _Keeping:
     """What ``_kept`` needs of a pass, found once per pass (None: no instance of it can
     take the shortcut).
 
-    The shortcut is for the naive predictor with metrics known, autoscaling not paused:
-    the passes of a steady Consumer, where nearly every instance keeps its size.
+    The shortcut is for metrics known, autoscaling not paused (the passes of a steady
+    Consumer, where nearly every instance keeps its size), by either predictor
+    (``_keeps``).
     """
 
     ctx: Context
     autoscaling: Autoscaling
+    # The adaptive predictor: in a pass that refreshed, its own rule decides (``_kept``).
+    adaptive: bool
     memo_key: Hashable
     token: int
     in_place: bool
@@ -640,7 +658,7 @@ class _Keeping:
         memory: "KeptMemory | None",
     ) -> "_Keeping | None":
         a, snapshot = ctx.config.autoscaling, ctx.snapshot
-        if a is None or a.predictor is not Predictor.NAIVE or ctx.config.paused or snapshot is None:
+        if a is None or ctx.config.paused or snapshot is None or not _keeps(a):
             return None
         token = _token(memo_key)
         last: dict[int, _Last] = {}
@@ -652,6 +670,7 @@ class _Keeping:
         return cls(
             ctx=ctx,
             autoscaling=a,
+            adaptive=a.predictor is Predictor.ADAPTIVE,
             memo_key=memo_key,
             token=token,
             in_place=ctx.config.in_place,
@@ -779,13 +798,15 @@ def _kept(
     passes (an instance OUTDATED, with a target to roll out, paused, resized by metrics,
     drifted or with a pod off its size goes the full way), the proposal is
     ``Sizing.propose``'s, its verdict ``scaling.decide``'s, and the drift is the one
-    ``rules.repair_drift`` remembered on this very Deployment. A property test compares
-    ``plan()`` with and without it on random passes.
+    ``rules.repair_drift`` remembered on this very Deployment. Under the adaptive
+    predictor, in a pass that refreshed metrics, the verdict is its rule's own
+    (``_adaptively_kept``). A property test compares ``plan()`` with and without it on
+    random passes.
 
     What it keeps is remembered (``KeptMemory``): a later pass with the same inputs keeps
     the instance again without coming here (``_kept_again``).
     """
-    if d.scaling.memory is not None:
+    if d.scaling.memory is not None and k.autoscaling.predictor is Predictor.NAIVE:
         return False  # the adaptive predictor's memory: naive's rule chain drops it
     name = d.name
     pods = k.pods.get(name, ())
@@ -797,9 +818,10 @@ def _kept(
         max_lag = max([lag.get(p, 0) for p in partitions], default=0)
     ctx = k.ctx
     refreshed = ctx.refreshed
+    adaptive = k.adaptive
     scaling = d.scaling
     need = sized = None
-    if refreshed:
+    if refreshed and not adaptive:
         need = ctx.sizing.naive_need(partitions)
         if k.unbounded:
             # The proposal from an unbounded pool is a function of the size (and of
@@ -831,7 +853,10 @@ def _kept(
     autoscaling = k.autoscaling
     lagging = _at_least(max_lag, autoscaling.tolerable_lag_s)
     level = d.saturation_m
-    if refreshed:
+    if refreshed and adaptive:
+        if not _adaptively_kept(k, index=index, partitions=partitions, d=d, pool=pool):
+            return False
+    elif refreshed:
         # ``rules.scale_by_metrics`` when its verdict changes nothing.
         saved = pool.available
         critical = _at_least(max_lag, autoscaling.critical_lag_s)
@@ -898,6 +923,53 @@ def _kept(
         mem_b=mem_b,
     )
     tally.record_kept(index, kept)
+    return True
+
+
+def _adaptively_kept(
+    k: _Keeping,
+    *,
+    index: int,
+    partitions: tuple[int, ...],
+    d: ObservedDeployment,
+    pool: limits.Pool,
+) -> bool:
+    """In a pass that refreshed metrics, whether the adaptive rule keeps the instance as
+    it is: its own decision (``rules.scale_adaptively``, asked for the instance the rule
+    chain would build, not a copy of its reasoning), when that writes nothing and keeps
+    the observed size, state and level, which ``_kept`` found plain. Its memory is then
+    kept in the process as the chain's pass keeps it (``_remember``). Any other decision
+    (a resize, an ANNOTATE write) is left to the rule chain, which decides it again from
+    the pool as it was: what this drew is given back.
+    """
+    ctx = k.ctx
+    if ctx.budget is not None and not ctx.config.in_place:
+        # A scale-down under Recreate takes a turn of the restart budget (``disruption``),
+        # which the rule chain would take again: those passes go the full way.
+        return False
+    inst = _instance(
+        config=ctx.config,
+        index=index,
+        partitions=partitions,
+        snapshot=ctx.snapshot,
+        claimed=(d, True),
+        hash_value=ctx.hash_value,
+        pods=k.pods,
+        refused=k.refused,
+    )
+    saved = pool.available
+    decision = rules.scale_adaptively(ctx, inst, pool)
+    if (
+        decision is None
+        or decision.writes
+        or decision.resources is not d.current
+        or decision.scaling is not d.scaling
+        or decision.cpu_shortage_m != d.saturation_m
+    ):
+        pool.restore(saved)
+        return False
+    if ctx.recent is not None:
+        _remember(ctx.recent, d=d, decision=decision)
     return True
 
 
@@ -1043,7 +1115,8 @@ def _kept_again(
     ctx = k.ctx
     refreshed = ctx.refreshed
     again = _Again(keeps=[None] * len(assignment))
-    if not lasts or (refreshed and not k.unbounded):
+    if not lasts or (refreshed and (k.adaptive or not k.unbounded)):
+        # The adaptive rules read the time and every metric: no keep of theirs holds again.
         return again
     lag = k.lag
     sizes = ctx.sizing.naive_sizes(assignment) if refreshed else None

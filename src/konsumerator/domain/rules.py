@@ -512,23 +512,24 @@ def _consumed_and_effect(
     sized: adaptive.Sized,
     knobs: adaptive.Knobs,
     memory: Memory | None,
+    cpu_m: int,
+    limit_m: int,
 ) -> tuple[float, adaptive.Effect]:
-    """The instance's consumption now, and what the last resize did to it.
+    """The instance's consumption now, and what the last resize did to it (``cpu_m``,
+    ``limit_m``: its CPU request and limit, ``_cpu`` and ``_cpu_limit`` of its size).
 
     The consumption is also what a scale-up remembers to be judged by later
     (``_remember_resize``); the effect feeds the rules and the memory.
     """
-    d = inst.deployment
-    assert d is not None
     consumed = sum(snapshot.consumption.get(p) or 0.0 for p in inst.partitions)
     effect = adaptive.effect(
         memory=memory,
         consumed=consumed,
         produced=sized.demand.production,
-        cpu_m=_cpu(d.current),
+        cpu_m=cpu_m,
         now=ctx.now,
         knobs=knobs,
-        limit_m=_cpu_limit(d.current),
+        limit_m=limit_m,
     )
     return consumed, effect
 
@@ -548,17 +549,20 @@ def _adaptive_situation(
     trigger: float,
     lent: bool,
     state: ScalingState,
+    cpu_m: int,
+    limit_m: int,
+    drained: bool,
     banded_cpu_m: int = 0,
 ) -> adaptive.Situation:
     """Everything ``adaptive.decide`` judges for one instance in this pass (``state``:
-    its scaling state, with the memory kept in the process, ``_scaling_of``)."""
-    d = inst.deployment
-    assert d is not None
+    its scaling state, with the memory kept in the process, ``_scaling_of``; ``cpu_m``,
+    ``limit_m``: its CPU request and limit now; ``drained``: ``adaptive.drained``)."""
+    proposed_cpu_m = _cpu(proposal.resources)
     return adaptive.Situation(
         state=state,
         comparison=comparison,
-        current_cpu_m=_cpu(d.current),
-        proposed_cpu_m=_cpu(proposal.resources),
+        current_cpu_m=cpu_m,
+        proposed_cpu_m=proposed_cpu_m,
         lagging=inst.lagging,
         urgent=adaptive.urgent(
             snapshot=snapshot,
@@ -567,25 +571,23 @@ def _adaptive_situation(
             horizon_s=knobs.pending_up_s,
             capacity=None
             if adaptive.observed(memory=state.memory, now=ctx.now, actuation_s=knobs.actuation_s)
-            else _cpu(d.current) / 1000 * autoscaling.sizing_rate_per_core,
+            else cpu_m / 1000 * autoscaling.sizing_rate_per_core,
         ),
         emptied=adaptive.emptied(snapshot=snapshot, partitions=inst.partitions),
         production_need=production_need,
-        drained=adaptive.drained(
-            snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
-        ),
+        drained=drained,
         cpu_shortage_m=proposal.cpu_shortage_m,
         now=ctx.now,
         effect=effect,
         outage=adaptive.outage(
             consumed=consumed,
-            cpu_m=_cpu(d.current),
+            cpu_m=cpu_m,
             rate_per_core=autoscaling.sizing_rate_per_core,
         ),
         settled=adaptive.settled(
             memory=state.memory,
             now=ctx.now,
-            proposed_cpu_m=_cpu(proposal.resources),
+            proposed_cpu_m=proposed_cpu_m,
             production_need=production_need,
             lent=lent,
             proposed_limit_m=_cpu_limit(proposal.resources),
@@ -593,7 +595,7 @@ def _adaptive_situation(
         bursting=adaptive.bursting(
             lent=lent,
             trigger=trigger,
-            limit_m=_cpu_limit(d.current),
+            limit_m=limit_m,
             rate_per_core=autoscaling.sizing_rate_per_core,
         ),
         banded_cpu_m=banded_cpu_m,
@@ -671,6 +673,33 @@ def _durably_changed(state: ScalingState, observed: ScalingState, *, remembered:
     )
 
 
+def _hold_changes(
+    d: ObservedDeployment, *, proposal: Proposal, state: ScalingState, remembered: Memory
+) -> bool:
+    """Whether a proposal that waits is written (``_adaptive_hold``): when the scaling
+    state (but for the recent peak, see ``_durably_changed``) changed or the reported
+    shortage moved (``level_moved``). It reads no explanation: ``state`` may be the
+    verdict's before one is added."""
+    return _durably_changed(state, d.scaling, remembered=remembered) or level_moved(
+        written=d.saturation_m, reported=reported_shortage(state, proposal.cpu_shortage_m)
+    )
+
+
+def _adaptive_unchanged(inst: Instance, *, remembered: Memory) -> Decision:
+    """The decision when the proposal waits and nothing is written (``_hold_changes``):
+    the Deployment as it is, its explanation and level the ones of its last write (so
+    no drift to repair), and the memory kept in the process."""
+    d = inst.deployment
+    assert d is not None
+    return Decision(
+        action=None,
+        resources=d.current,
+        scaling=d.scaling,
+        cpu_shortage_m=d.saturation_m,
+        remembered=remembered,
+    )
+
+
 def _adaptive_hold(
     *,
     inst: Instance,
@@ -681,29 +710,21 @@ def _adaptive_hold(
 ) -> Decision:
     """The decision when the proposal waits: the resources stay, the state is recorded.
 
-    An ANNOTATE write only when the scaling state (but for the recent peak, see
-    ``_durably_changed``) changed or the reported shortage moved (``level_moved``);
-    otherwise no write at all, and the explanation (and level) on the Deployment
+    An ANNOTATE write only when ``_hold_changes``; otherwise no write at all
+    (``_adaptive_unchanged``), and the explanation (and level) on the Deployment
     stay the ones of its last write.
     """
     d = inst.deployment
     assert d is not None
-    level = reported_shortage(state, proposal.cpu_shortage_m)
-    changed = _durably_changed(state, d.scaling, remembered=remembered) or level_moved(
-        written=d.saturation_m, reported=level
-    )
-    if not changed:
-        level = d.saturation_m  # what the Deployment shows: no drift to repair
+    if not _hold_changes(d, proposal=proposal, state=state, remembered=remembered):
+        return _adaptive_unchanged(inst, remembered=remembered)
     return Decision(
-        action=Action.ANNOTATE if changed else None,
-        # Unchanged: the observed state as is, so its explanation is no drift.
+        action=Action.ANNOTATE,
         resources=d.current,
-        scaling=state if changed else d.scaling,
-        cpu_shortage_m=level,
+        scaling=state,
+        cpu_shortage_m=reported_shortage(state, proposal.cpu_shortage_m),
         message=f"instance {inst.index} is {state.status.value} "
-        f"(max lag {inst.max_lag_s}s); {explanation}"
-        if changed
-        else "",
+        f"(max lag {inst.max_lag_s}s); {explanation}",
         remembered=remembered,
     )
 
@@ -734,19 +755,16 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         now=ctx.now,
     )
     saved = pool.available
+    drained = adaptive.drained(
+        snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
+    )
     # An instance sized before the adaptive predictor keeps its size while it keeps up
     # (``adoption``): an upgrade does not restart the instances for headroom alone.
     # Not one created without metrics (``scaling.unsized``): no one sized it.
     asks = (
         sized.asks
         if unsized(observed)
-        else adoption.asks(
-            sized=sized,
-            memory=observed.memory,
-            keeping_up=adaptive.drained(
-                snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
-            ),
-        )
+        else adoption.asks(sized=sized, memory=observed.memory, keeping_up=drained)
     )
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=asks)
     comparison = compare(d.current, proposal.resources)
@@ -766,11 +784,19 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
             banded_cpu_m = _cpu(proposal.resources)
             pool.restore(saved)
             proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.down_rate)
+    cpu_m, limit_m = _cpu(d.current), _cpu_limit(d.current)
     consumed, effect = _consumed_and_effect(
-        ctx=ctx, inst=inst, snapshot=snapshot, sized=sized, knobs=knobs, memory=observed.memory
+        ctx=ctx,
+        inst=inst,
+        snapshot=snapshot,
+        sized=sized,
+        knobs=knobs,
+        memory=observed.memory,
+        cpu_m=cpu_m,
+        limit_m=limit_m,
     )
     lends = adaptive.lends(
-        consumed=consumed, cpu_m=_cpu(d.current), rate_per_core=autoscaling.sizing_rate_per_core
+        consumed=consumed, cpu_m=cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
     )
     lent = lends or (observed.memory is not None and observed.memory.lent)
     situation = _adaptive_situation(
@@ -787,6 +813,9 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         trigger=sized.trigger,
         lent=lent,
         state=observed,
+        cpu_m=cpu_m,
+        limit_m=limit_m,
+        drained=drained,
         banded_cpu_m=banded_cpu_m,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
@@ -797,14 +826,6 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     if comparison == 0 and asks < sized.asks:
         verdict = replace(verdict, rule=f"adopted: {adoption.HELD}")
     up = comparison > 0
-    explanation = adaptive.explain(
-        sized=sized,
-        autoscaling=autoscaling,
-        cpu_m=_cpu(proposal.resources),
-        rule=verdict.rule,
-        up=up,
-        down=comparison < 0,
-    )
     ineffective = effect is adaptive.Effect.INEFFECTIVE
     memory = sized.memory
     if memory.ineffective is not ineffective or memory.lent is not lent:
@@ -821,9 +842,9 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
             sized=sized,
             up=up,
             consumed=consumed,
-            drained=situation.drained,
-            cpu_before_m=_cpu(d.current),
-            limit_before_m=_cpu_limit(d.current),
+            drained=drained,
+            cpu_before_m=cpu_m,
+            limit_before_m=limit_m,
             actuation_s=knobs.actuation_s,
             recovery_s=knobs.recovery_s,
         )
@@ -833,9 +854,24 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     resized = (
         stamped(verdict.state, now=ctx.now) if verdict.apply or comparison == 0 else verdict.state
     )
-    state = with_memory(resized, memory=memory, explanation=explanation)
     # What the next pass reads, written or not (``Decision.remembered``).
     remembered = adaptive_memory.as_written(memory)
+    if not verdict.apply and not _hold_changes(
+        d, proposal=proposal, state=resized, remembered=remembered
+    ):
+        # Most instances of most passes: nothing written, so no explanation is made (it
+        # costs more than any rule), nor a state to carry it.
+        pool.restore(saved)  # nothing applied: give back what the proposal reserved
+        return _adaptive_unchanged(inst, remembered=remembered)
+    explanation = adaptive.explain(
+        sized=sized,
+        autoscaling=autoscaling,
+        cpu_m=_cpu(proposal.resources),
+        rule=verdict.rule,
+        up=up,
+        down=comparison < 0,
+    )
+    state = with_memory(resized, memory=memory, explanation=explanation)
     if verdict.apply:
         return _adaptive_scale(
             inst=inst,

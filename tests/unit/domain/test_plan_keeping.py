@@ -62,14 +62,16 @@ def without_shortcut() -> Iterator[None]:
 @st.composite
 def consumers(draw: st.DrawFn, *, keeping: bool = False) -> tuple[manifests.Source, Any]:
     """Random Consumers; ``keeping``: only those whose instances ``_kept`` may keep
-    (sized by the naive predictor), mostly resized in place."""
+    (autoscaled, not paused: by the naive predictor, or the adaptive one in passes that
+    do not refresh metrics), mostly resized in place."""
     doc = copy.deepcopy(EXAMPLE)
     spec = doc["spec"]
     spec["numPartitions"] = PARTITIONS
     spec["numPartitionsPerInstance"] = draw(st.sampled_from([1, 1, 2, 4]))
     auto = spec["autoscaler"]
     if keeping:
-        auto["mode"], auto["predictor"] = "prometheus", "naive"
+        auto["mode"] = "prometheus"
+        auto["predictor"] = draw(st.sampled_from(["naive", "naive", "adaptive"]))
         auto["updateMode"] = draw(st.sampled_from(["InPlaceOrRecreate"] * 3 + ["Recreate"]))
     else:
         auto["mode"] = draw(st.sampled_from(["prometheus", "prometheus", "prometheus", "manual"]))
@@ -377,9 +379,22 @@ def test_a_pass_after_a_remembered_one_is_the_same_as_without_the_shortcut(
         "refused": maybe(data, first["refused"], lambda: refused(second_deployments)),
     }
     remembered = planning.plan(**second, memory=memory)
+    # The full way with the same memory of the adaptive policy (``Recent``), which the
+    # first pass left: that is state, not a cache, and the second pass reads it.
     with without_shortcut():
-        full = planning.plan(**second)
+        full_memory = planning.KeptMemory()
+        planning.plan(**first, memory=full_memory)
+        full = planning.plan(**second, memory=full_memory)
     assert remembered == full
+    assert _recalled(memory, second_deployments) == _recalled(full_memory, second_deployments)
+
+
+def _recalled(memory: planning.KeptMemory, deployments: list[Any]) -> list[Any]:
+    """The adaptive memory ``memory`` holds for each of ``deployments`` (None: none)."""
+    return [
+        memory.recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+        for d in deployments
+    ]
 
 
 def test_a_steady_noisy_pass_keeps_nearly_every_instance_by_the_shortcut() -> None:
@@ -505,15 +520,25 @@ def test_the_memory_cluster_derives_from_a_body_what_the_body_gives(
 
 
 def _replayed(
-    *, pending_up: str = "0s", pool_cpu: str | None = None, metrics: MetricsSnapshot | None = None
+    *,
+    pending_up: str = "0s",
+    pool_cpu: str | None = None,
+    metrics: MetricsSnapshot | None = None,
+    predictor: str = "naive",
+    recreate: bool = False,
 ) -> simulating.Replay:
-    """Two naive instances in place, settled at ``metrics`` (1,000 msg/s per partition), from a
-    global pool of ``pool_cpu`` (None: none)."""
+    """Two instances in place, settled at ``metrics`` (1,000 msg/s per partition), from a
+    global pool of ``pool_cpu`` (None: none), sized by ``predictor``."""
     doc = copy.deepcopy(EXAMPLE)
     doc["spec"]["numPartitions"] = 2
     doc["spec"]["numPartitionsPerInstance"] = 1
-    # The remembered keep is the naive predictor's.
-    doc["spec"]["autoscaler"]["predictor"] = "naive"
+    doc["spec"]["autoscaler"]["predictor"] = predictor
+    if recreate:
+        doc["spec"]["autoscaler"]["updateMode"] = "Recreate"
+        # One restart per pass for the two instances (``disruption``), taken by the
+        # first scale-down that asks (none waits for its turn).
+        doc["spec"]["autoscaler"]["restartBudgetPercent"] = 10
+        doc["spec"]["autoscaler"]["pendingScaleDownDuration"] = "0s"
     doc["spec"]["autoscaler"]["pendingScaleUpDuration"] = pending_up
     if pool_cpu is None:
         doc["spec"]["resourcePolicy"].pop("globalPolicy")
@@ -881,3 +906,98 @@ def test_the_rules_draw_from_a_global_pool_what_the_shortcut_only_looked_at() ->
         {"snapshot": behind, "now": r.now + timedelta(seconds=31)},
     )
     assert full.applies
+
+
+# -- the adaptive predictor: kept only in passes that did not refresh metrics ------------
+
+
+def test_an_adaptive_pass_without_a_refresh_keeps_its_instances_by_the_shortcut() -> None:
+    """Its rules decide nothing without fresh metrics: the keep is the rest of the chain's."""
+    r = _replayed(predictor="adaptive")
+    steady = _metrics(production=1000.0, offset=0.0)
+    assert all(d.scaling.memory is not None for d in r.cluster.observed())
+    kept = _kept_again_in(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": steady, "now": r.now + timedelta(seconds=10), "refreshed": False},
+    )
+    assert kept == 2
+
+
+def test_an_adaptive_keep_without_a_refresh_is_not_reused_by_a_refresh() -> None:
+    r = _replayed(predictor="adaptive")
+    steady = _metrics(production=1000.0, offset=0.0)
+    # Four times the work, far behind: the adaptive rules scale up at once.
+    burst = _metrics(production=4000.0, offset=1e7)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": burst, "now": r.now + timedelta(seconds=31), "refreshed": True},
+    )
+    assert full.applies
+
+
+def test_an_adaptive_instance_goes_through_its_rules_in_a_pass_that_refreshed() -> None:
+    """Where naive's verdict would keep the instance, the adaptive rules still run: the
+    memory they compute (its recent peak, kept in the process: ``Recent``) is the next
+    pass's, written or not."""
+    r = _replayed(predictor="adaptive")
+    settled = r.cluster.observed()[0].current["consumer"].cpu_req_m
+    assert settled is not None
+    # Naive's need for this production is the CPU the instance has (ratePerCore 2000):
+    # its verdict keeps the size; the adaptive rules hold it too, with a new peak.
+    even = _metrics(production=settled * 2.0, offset=0.0)
+    refreshed = {"snapshot": even, "now": r.now + timedelta(seconds=31), "refreshed": True}
+    memories = []
+    for shortcut in (True, False):
+        memory = planning.KeptMemory()
+        if shortcut:
+            plan = _pass(r, memory=memory, **refreshed)
+        else:
+            with without_shortcut():
+                assert _pass(r, memory=memory, **refreshed) == plan
+        memories.append(
+            [
+                memory.recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+                for d in r.cluster.observed()
+            ]
+        )
+    assert memories[0] == memories[1]
+    # The peak this pass saw, at its time.
+    assert all(m is not None and m.peak_at == refreshed["now"] for m in memories[1])
+
+
+def test_an_adaptive_resize_asked_by_the_shortcut_draws_from_a_global_pool_once() -> None:
+    """The shortcut asks the adaptive rule first; when that resizes, the rule chain asks
+    again from the pool as it was (what the first ask drew is given back)."""
+    r = _replayed(predictor="adaptive", pool_cpu="2")
+    steady = _metrics(production=1000.0, offset=0.0)
+    # Four times the work, far behind: both want more than the pool has left.
+    burst = _metrics(production=4000.0, offset=1e7)
+    full = _both(
+        r,
+        {"snapshot": steady, "now": r.now, "refreshed": False},
+        {"snapshot": burst, "now": r.now + timedelta(seconds=31), "refreshed": True},
+    )
+    assert full.applies
+
+
+def test_an_adaptive_scale_down_asked_by_the_shortcut_takes_one_turn_of_the_restart_budget() -> (
+    None
+):
+    """Under Recreate a scale-down takes a turn of the restart budget: the shortcut does
+    not ask the adaptive rule then, so the rule chain takes it once (the first instance
+    scales down, the second waits)."""
+    r = _replayed(
+        predictor="adaptive", recreate=True, metrics=_metrics(production=3000.0, offset=0.0)
+    )
+    idle = _metrics(production=100.0, offset=0.0)
+    for _ in range(3):
+        r.step(advance_s=700.0, metrics=_metrics(production=3000.0, offset=0.0))
+    full = _both(
+        r,
+        {"snapshot": idle, "now": r.now, "refreshed": False},
+        {"snapshot": idle, "now": r.now + timedelta(minutes=12), "refreshed": True},
+    )
+    assert [a.action for a in full.applies][:1] == [planning.Action.SCALE]
+    assert full.restarts_held == 1
