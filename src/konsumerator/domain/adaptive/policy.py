@@ -44,7 +44,6 @@ asks for one) asks for more as soon as the utilisation passes ``u``, and the
 scale-up then goes through ``pendingScaleUpDuration`` (or not, when urgent).
 """
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -714,10 +713,6 @@ def decide(situation: Situation, *, knobs: Knobs) -> Verdict:
     )
 
 
-# Asked two or three times per instance at every refreshing pass (2,000 instances of one
-# Consumer share one Autoscaling): the frozen Knobs built once per distinct config,
-# a hash lookup after (a few per Consumer live at once; a learned rate makes a new one).
-@functools.lru_cache(maxsize=256)
 def knobs_for(autoscaling: Autoscaling) -> Knobs:
     return Knobs(
         utilization=autoscaling.target_utilization,
