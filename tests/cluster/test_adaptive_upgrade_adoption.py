@@ -82,7 +82,7 @@ def test_switching_a_naive_fleet_to_the_default_restarts_no_instance_that_keeps_
     assert manifest["spec"]["autoscaler"]["predictor"] == "naive"
     # Prometheus rates the full 490 msg/s before the Consumer comes, so naive sizes the
     # fleet from it: a first answer rated over part of the feed's life would be taken at
-    # once (an instance created without metrics: docs/compatibility.md, row 77), and naive
+    # once (an instance created without metrics: docs/compatibility.md, row 79), and naive
     # does not scale up what keeps up.
     production = manifest["spec"]["autoscaler"]["prometheus"]["production"]["query"]
     wait_until(

@@ -193,6 +193,18 @@ def test_adaptive_passes_with_nothing_to_change_write_no_deployment(
     cluster: Cluster, namespace: str, feed: KafkaFeed
 ) -> None:
     manifest = _adaptive(cluster, namespace, "still")
+    # Prometheus rates the full 450 msg/s before the Consumer comes: a first size from a
+    # rate() that saw only part of the feed is taken at once (rule first) and then waits
+    # out its scale-up, a PENDING_SCALE_UP write that could fall in the counted window.
+    production = manifest["spec"]["autoscaler"]["prometheus"]["production"]["query"]
+    wait_until(
+        lambda: (
+            len(rated := cluster.prometheus_query(production)) == 2
+            and all(float(r["value"][1]) >= 440 for r in rated)
+        ),
+        timeout=60,
+        what="Prometheus to rate the feed's production",
+    )
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
 
         def reconciles() -> float:

@@ -149,7 +149,7 @@ def test_lag_from_prometheus_scales_up_after_the_pending_period(
         pending_up="4s",
         # minAllowed is what naive sizes 50 msg/s for (100m, 256Mi for its 1-core limit):
         # an instance created before Prometheus answered is then sized from metrics in the
-        # first pass that has them (docs/compatibility.md, row 77), and the lag below goes
+        # first pass that has them (docs/compatibility.md, row 79), and the lag below goes
         # through the pending period whichever pass created it.
         min_memory="256Mi",
     )

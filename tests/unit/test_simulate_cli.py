@@ -182,7 +182,7 @@ def test_guest_configmap_with_a_timeline(tmp_path):
     assert consumer(lines[0])["env"]["GOMEMLIMIT"] == "762MiB"
     assert consumer(lines[0])["env"]["KONSUMERATOR_PARTITION"] == "0,1"
     # 20000 msg/s at 50000/core → 400m, 1 core limit × 500M: the first size from metrics of
-    # an instance created without them, at once (docs/compatibility.md, row 77), not after
+    # an instance created without them, at once (docs/compatibility.md, row 79), not after
     # pendingScaleDownDuration.
     assert lines[1]["deployments"]["payments-consumer-0"]["scalingStatus"] == "RUNNING"
     assert consumer(lines[1])["requests"] == {"cpu": "400m", "memory": "500M"}
