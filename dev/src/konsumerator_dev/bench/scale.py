@@ -38,8 +38,10 @@ flamegraph tools read it).
 
     make bench-scale                      # defaults: 1,000 + 20 x 100 partitions
     make bench-scale BENCH_ARGS="--big 1000 --consumers-small 0"   # the issue's 1,000 case
-    make bench-scale BENCH_ARGS="--big 0 --small 2000 --consumers-small 5 --replicas 0"
+    make bench-scale BENCH_ARGS="--big 0 --small 2000 --consumers-small 5 --replicas 0 --freeze-kcm"
                                           # 10,000 Deployments (replicas 0: no pods)
+    make bench-scale BENCH_ARGS="--big 1000 --consumers-small 0 --predictor naive"
+                                          # the Consumers' predictor (default: the operator's)
     make bench-scale BENCH_ARGS="--big 200 --small 5 --consumers-small 2 --settle 30 --steady 60"
 
 It starts its own cluster (``testenv up --name bench``) and stops it at the end
@@ -100,6 +102,7 @@ def consumer(
     spec["resourcePolicy"].pop("globalPolicy", None)
     if update_mode is not None:
         spec["autoscaler"]["updateMode"] = update_mode
+    # None leaves the field out, as the example does: the CRD's default (adaptive) applies.
     if predictor is not None:
         spec["autoscaler"]["predictor"] = predictor
     template = spec["deploymentTemplate"]
@@ -407,9 +410,10 @@ def stop(spy: subprocess.Popen[bytes] | None) -> None:
 )
 @click.option(
     "--predictor",
-    type=click.Choice(["adaptive", "naive"]),
+    type=click.Choice(["naive", "adaptive"]),
     default=None,
-    help="the Consumers' predictor (default: the example's, i.e. the operator's default)",
+    help="the Consumers' predictor (default: the field left out, i.e. the operator's"
+    " default, adaptive)",
 )
 @click.option(
     "--settle", type=float, default=120.0, help="seconds after convergence (ReplicaSets settle)"
