@@ -20,7 +20,10 @@ over, oldest first (``turns``); those get the budget reserved for them, and what
 left goes to the others in index order. Every instance gets its turn within
 ceil(waiting / budget) passes, and the state lives on the Deployments, so a restarted
 operator or a new leader keeps the order. ``since`` unknown reads as "infinitely long
-ago", as everywhere in the scaling state machine.
+ago", as everywhere in the scaling state machine. An instance held before its first
+size from metrics (``scaling.unsized``: created from the fallback) keeps that mark, not
+a ``PENDING_SCALE_DOWN`` from now: it takes what the turns leave in the next passes
+instead of waiting ``pendingScaleDownDuration``.
 """
 
 import heapq
@@ -29,7 +32,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from konsumerator.domain.scaling import ScalingState, ScalingStatus
+from konsumerator.domain.scaling import ScalingState, ScalingStatus, unsized
 
 # The default share of a Consumer's instances that one pass may restart for a
 # scale-down: Karpenter's default disruption budget (10 % of nodes) and between a
@@ -106,8 +109,11 @@ class RestartBudget:
 
 def hold(state: ScalingState, *, now: datetime) -> ScalingState:
     """The state of an instance whose scale-down is held: ``PENDING_SCALE_DOWN``, since
-    it first entered it (its place in the queue), or from now."""
-    if state.status is ScalingStatus.PENDING_SCALE_DOWN:
+    it first entered it (its place in the queue), or from now. One never sized from
+    metrics (``scaling.unsized``) stays as it is: its first size skips the pending
+    period, and entering ``PENDING_SCALE_DOWN`` now would make it wait the whole
+    ``pendingScaleDownDuration`` instead of its turn (the next passes' spare budget)."""
+    if state.status is ScalingStatus.PENDING_SCALE_DOWN or unsized(state):
         return state
     return ScalingState(
         status=ScalingStatus.PENDING_SCALE_DOWN,

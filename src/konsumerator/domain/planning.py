@@ -416,7 +416,10 @@ def _budget(
     instances than it allows). The turns are reserved only under ``Recreate`` in a pass
     that refreshed, the only one whose scale-downs apply and restart (in place only a
     fallback rollout restarts, and it takes the budget in index order): the scan of
-    every instance's state is not made where it cannot matter."""
+    every instance's state is not made where it cannot matter. Not for a paused instance
+    (the disable annotation): the scale rules do not decide it, so it keeps its
+    ``PENDING_SCALE_DOWN`` as long as it is paused, and a turn reserved for it is taken
+    by none (the oldest, it held every other scale-down for as long)."""
     a = config.autoscaling
     if a is None:
         return None
@@ -425,7 +428,7 @@ def _budget(
         return None
     turns = (
         disruption.turns(
-            ((i, d.scaling) for i, (d, _) in claimed.items()),
+            ((i, d.scaling) for i, (d, _) in claimed.items() if not d.paused),
             now=now,
             pending_down_s=a.pending_down_s,
             limit=limit,

@@ -209,3 +209,18 @@ def test_metrics_that_ask_for_the_fallback_size_make_it_theirs() -> None:
     # So a lag later waits for pendingScaleUpDuration like any resize.
     assert fleet.step(metrics(1000, behind_s=120)) == [100, 100]
     assert fleet.annotation("orders-0", keys.SCALING_STATUS) == "PENDING_SCALE_UP"
+
+
+@pytest.mark.parametrize("predictor", ["adaptive", "naive"])
+def test_a_first_scale_down_held_by_the_restart_budget_takes_the_next_turn(
+    predictor: str,
+) -> None:
+    # Two instances, the default budget (10 %): one restart per pass. The one held keeps
+    # its first size without the wait: it goes in the next pass, not after
+    # pendingScaleDownDuration (10 m, some 20 passes) as a scale-down it entered would.
+    fleet = Fleet(predictor=predictor, mode="Recreate", fallback="max")
+    assert fleet.step(None) == [4000, 4000]
+    first = fleet.step(metrics(500))
+    assert sorted(first) == [first[0], 4000]
+    assert first[0] < 4000
+    assert fleet.step(metrics(500)) == [first[0], first[0]]

@@ -14,9 +14,11 @@ Aspects tested:
 * a held instance keeps its size and its ``PENDING_SCALE_DOWN`` since, goes first in the
   next pass, and every instance gets its turn (ceil(waiting / budget) passes);
 * a held scale-down gives back nothing to the global pool: a later instance's scale-up
-  cannot use the CPU the held one still requests.
+  cannot use the CPU the held one still requests;
+* no turn is reserved for an instance the scale rules do not decide (paused).
 """
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain import disruption
+from konsumerator.domain import disruption, keys
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.planning import Action, Metrics, Plan, plan
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
@@ -198,6 +200,7 @@ class Fleet:
         self.cfg = cfg
         self.cluster = MemoryCluster(owner_uid=OWNER.uid)
         self.now = T0
+        self.bodies: dict[str, dict[str, Any]] = {}  # the last written, by name
         first = self.run(metrics(steady()))
         assert [a.action for a in first.applies] == [Action.CREATE] * N
 
@@ -214,6 +217,7 @@ class Fleet:
         )
         for a in p.applies:
             self.cluster.apply(a.body)
+            self.bodies[a.name] = a.body
         return p
 
     def cpu(self) -> dict[int, int]:
@@ -377,3 +381,23 @@ def test_the_api_default_is_ten_percent_and_a_direct_config_has_no_budget() -> N
 
     assert AutoscalerSpec().restart_budget_percent == disruption.DEFAULT_PERCENT == 10
     assert Autoscaling(rate_per_core=1, ram_per_core_b=1).restart_budget_percent == 100
+
+
+def test_paused_instances_waiting_to_scale_down_take_no_turns() -> None:
+    # Instances 0 and 1 waited out pendingScaleDownDuration, then the user paused them
+    # (the disable annotation on their Deployments): they keep PENDING_SCALE_DOWN and
+    # the oldest time for as long as they are paused. The budget (2 a pass) must still
+    # let the others scale down, not reserve their turns for instances that never take
+    # them.
+    fleet = Fleet(config())
+    low = steady() | dict.fromkeys(range(2), 400.0)
+    fleet.run(metrics(low), after_s=60)  # 0 and 1 PENDING_SCALE_DOWN
+    for name in ("c-0", "c-1"):
+        body = copy.deepcopy(fleet.bodies[name])
+        body["metadata"]["annotations"][keys.DISABLE_AUTOSCALER] = "true"
+        fleet.cluster.apply(body)
+    lower = low | dict.fromkeys(range(2, 6), 400.0)
+    fleet.run(metrics(lower), after_s=600)  # 2-5 PENDING_SCALE_DOWN; 0, 1 waited
+    plans = [fleet.run(metrics(lower), after_s=600 + 30 * i) for i in range(2)]
+    assert fleet.status(0)[0] is PSD  # still paused, still waiting
+    assert [sorted(a.name for a in p.applies) for p in plans] == [["c-2", "c-3"], ["c-4", "c-5"]]
