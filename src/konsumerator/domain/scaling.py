@@ -145,7 +145,9 @@ def decide(
         # The metrics ask for the size it has: from now on it is theirs (``unsized``).
         return Decision(apply=False, state=_resized(state, saturated=saturated, now=now))
     if comparison > 0 and not lagging:
-        return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
+        # Naive keeps what keeps up: a decision from metrics all the same, so an instance
+        # created without them is theirs from now on, and a later scale-up waits its turn.
+        return Decision(apply=False, state=_resized(state, saturated=saturated, now=now))
     if comparison > 0:
         if status is ScalingStatus.SATURATED:
             return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
@@ -157,7 +159,7 @@ def decide(
             return Decision(apply=True, state=_resized(state, saturated=saturated, now=now))
         return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_UP, now))
     if lagging:
-        return Decision(apply=False, state=settle(state, saturated=saturated, now=now))
+        return Decision(apply=False, state=_resized(state, saturated=saturated, now=now))
     if status is ScalingStatus.PENDING_SCALE_DOWN:
         if _elapsed(state, now, pending_down_s):
             return Decision(apply=True, state=settle(state, saturated=saturated, now=now))

@@ -49,10 +49,11 @@ def test_unsized_is_running_without_a_time(
         (None, -1, False, True, RUNNING, T0),
         # The metrics ask for the size it has: it is theirs now (stamped, nothing applied).
         (None, 0, False, False, RUNNING, T0),
-        # Naive wants no resize (no scale-up without lag, no scale-down while lagging):
-        # still never sized from metrics.
-        (None, 1, False, False, RUNNING, None),
-        (None, -1, True, False, RUNNING, None),
+        # Naive wants no resize (no scale-up without lag, no scale-down while lagging): a
+        # decision from metrics all the same, stamped, so a lag that comes minutes later
+        # waits pendingScaleUpDuration as for any instance.
+        (None, 1, False, False, RUNNING, T0),
+        (None, -1, True, False, RUNNING, T0),
         # Sized from metrics before: the pending periods, as always.
         (EARLIER, 1, True, False, PSU, T0),
         (EARLIER, -1, False, False, PSD, T0),

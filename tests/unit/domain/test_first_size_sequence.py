@@ -135,14 +135,27 @@ def test_prometheus_flapping_skips_the_wait_once(mode: str) -> None:
 def test_naive_scales_a_lagging_instance_created_without_metrics_at_once(mode: str) -> None:
     fleet = Fleet(predictor="naive", mode=mode)
     assert fleet.step(None) == [100, 100]
-    # Keeping up: naive does not scale up (the Go operator's rule), and the mark stays.
-    assert fleet.step(metrics(1000)) == [100, 100]
-    assert fleet.annotation("orders-0", keys.SCALING_STATUS_CHANGE) == ""
-    # Lagging: its first size from metrics at once, not after pendingScaleUpDuration.
+    # Lagging in its first pass with metrics: its first size at once, not after
+    # pendingScaleUpDuration.
     sized = fleet.step(metrics(1000, behind_s=120))
     assert sized[0] > 100
     # The next one waits.
     assert fleet.step(metrics(3000, behind_s=120)) == sized
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_naive_keeping_up_in_its_first_pass_with_metrics_waits_for_a_later_lag(
+    mode: str,
+) -> None:
+    fleet = Fleet(predictor="naive", mode=mode)
+    assert fleet.step(None) == [100, 100]
+    # Keeping up: naive does not scale up (the Go operator's rule); a decision from
+    # metrics all the same, so the mark goes.
+    assert fleet.step(metrics(1000)) == [100, 100]
+    assert fleet.annotation("orders-0", keys.SCALING_STATUS_CHANGE) != ""
+    # A lag minutes later (a stall) waits pendingScaleUpDuration like any other.
+    assert fleet.step(metrics(1000, behind_s=120)) == [100, 100]
+    assert fleet.annotation("orders-0", keys.SCALING_STATUS) == "PENDING_SCALE_UP"
     assert fleet.annotation("orders-0", keys.SCALING_STATUS) == "PENDING_SCALE_UP"
 
 
