@@ -54,17 +54,19 @@ def _reporter(op: InProcessOperator) -> _StatusReporter:
 
 
 def _hook_next_status_write(
-    op: InProcessOperator, before: Callable[[], None], after: Callable[[], None]
+    op: InProcessOperator, target: str, before: Callable[[], None], after: Callable[[], None]
 ) -> list[bool]:
-    """Run ``before`` (off the loop) just before the next status write that changes
-    something, and ``after`` once that write returned or failed. Returns a list that gets
-    one element when the hook has fired."""
+    """Run ``before`` (off the loop) just before the next status write of ``target``
+    (``namespace/name``) that changes something, and ``after`` once that write returned
+    or failed. Returns a list that gets one element when the hook has fired. Other
+    Consumers' writes pass through: the operator watches the whole cluster, where an
+    earlier test's Consumer may still be going away."""
     reporter = _reporter(op)
     original: Callable[..., Awaitable[bool]] = reporter.status
     fired: list[bool] = []
 
     async def status(*, key: str, status: ConsumerStatus) -> bool:
-        if fired:
+        if fired or key != target:
             return await original(key=key, status=status)
         fired.append(True)
         await asyncio.to_thread(before)
@@ -99,7 +101,7 @@ def test_a_consumer_recreated_mid_pass_does_not_get_the_old_ones_status(
         seen["after"] = get_consumer(cluster, namespace, NAME)
 
     with in_process_operator(cluster) as op:
-        fired = _hook_next_status_write(op, recreate, look)
+        fired = _hook_next_status_write(op, f"{namespace}/{NAME}", recreate, look)
         cluster.apply(old)
         wait_until(lambda: bool(fired), timeout=60, what="the first pass's status write")
         wait_until(lambda: "after" in seen, timeout=60, what="the hooked write to finish")
@@ -143,7 +145,7 @@ def test_a_guest_configmap_recreated_mid_pass_does_not_get_the_old_ones_status(
         return found
 
     with in_process_operator(cluster, namespace=namespace) as op:
-        fired = _hook_next_status_write(op, recreate, look)
+        fired = _hook_next_status_write(op, f"{namespace}/{NAME}", recreate, look)
         cluster.apply(guest_configmap(NAME, namespace, spec))
         wait_until(lambda: bool(fired), timeout=60, what="the first pass's status write")
         wait_until(lambda: "after" in seen, timeout=60, what="the hooked write to finish")
