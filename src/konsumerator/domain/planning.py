@@ -601,29 +601,21 @@ def _token(memo_key: Hashable) -> int:
     return token
 
 
-def _keeps(a: Autoscaling) -> bool:
-    """Whether ``_kept`` can decide for the predictor of ``a``.
-
-    The naive predictor's rule (``rules.scale_by_metrics``) is what ``_kept`` repeats
-    in plain numbers. The adaptive one's (``rules.scale_adaptively``) runs only in a
-    pass that refreshed metrics: in any other it decides nothing and reads nothing (no
-    metrics, no time, no memory kept in the process), so an instance's decision is the
-    rest of the chain's, the same for both predictors (outdated, a target to roll out,
-    pods off their size, drift). In a pass that refreshed, ``_kept`` asks the adaptive
-    rule itself (``_adaptively_kept``: its rules read the time and every metric, so no
-    decision of theirs is reused), and ``_kept_again`` reuses no keep then.
-    """
-    return a.predictor is Predictor.NAIVE or a.predictor is Predictor.ADAPTIVE
-
-
 @dataclass(frozen=True, slots=True)
 class _Keeping:
     """What ``_kept`` needs of a pass, found once per pass (None: no instance of it can
     take the shortcut).
 
     The shortcut is for metrics known, autoscaling not paused (the passes of a steady
-    Consumer, where nearly every instance keeps its size), by either predictor
-    (``_keeps``).
+    Consumer, where nearly every instance keeps its size), by either predictor. The
+    naive predictor's rule (``rules.scale_by_metrics``) is what ``_kept`` repeats in
+    plain numbers. The adaptive one's (``rules.scale_adaptively``) runs only in a pass
+    that refreshed metrics: in any other it decides nothing and reads nothing (no
+    metrics, no time, no memory kept in the process), so an instance's decision is the
+    rest of the chain's, the same for both predictors (outdated, a target to roll out,
+    pods off their size, drift). In a pass that refreshed, ``_kept`` asks the adaptive
+    rule itself (``_adaptively_kept``: its rules read the time and every metric, so no
+    decision of theirs is reused), and ``_kept_again`` reuses no keep then.
     """
 
     ctx: Context
@@ -661,7 +653,7 @@ class _Keeping:
         memory: "KeptMemory | None",
     ) -> "_Keeping | None":
         a, snapshot = ctx.config.autoscaling, ctx.snapshot
-        if a is None or ctx.config.paused or snapshot is None or not _keeps(a):
+        if a is None or ctx.config.paused or snapshot is None:
             return None
         token = _token(memo_key)
         last: dict[int, _Last] = {}
