@@ -22,6 +22,12 @@ learned (``domain.adaptive.learning``): its state (``Off``, ``Learning``,
 started from. It is also the learner's memory: read back every pass, so a
 restarted operator goes on from the learned rate.
 
+``restartsHeld`` counts the scale-downs ``restartBudgetPercent`` held in the last pass
+that refreshed metrics (``domain.disruption``; absent when none, CRD mode only, like
+``inPlace``): only such a pass decides scale-downs, so the passes between two refreshes
+(the ones the admitted scale-downs' writes wake) carry it instead of flipping it to 0
+and back, and a steady Consumer never writes it.
+
 A condition's ``lastTransitionTime`` moves only when its status flips
 (``domain.conditions``).
 
@@ -114,6 +120,8 @@ class ConsumerStatus:
     in_place: Mapping[str, int] | None = None
     # ``learning``: the learned rate per core (adaptive predictor only).
     learning: Learned | None = None
+    # ``restartsHeld``: scale-downs the restart budget held (``restarts_held``); 0: absent.
+    restarts_held: int = 0
 
     def condition(self, type: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type), None)
@@ -138,6 +146,8 @@ class ConsumerStatus:
             body["inPlace"] = dict(self.in_place)
         if self.learning is not None:
             body["learning"] = learning_body(self.learning)
+        if self.restarts_held:
+            body["restartsHeld"] = self.restarts_held
         return body
 
     def to_annotations(self) -> dict[str, str]:
@@ -164,6 +174,9 @@ class ConsumerStatus:
         held |= {"inPlace"} if readable else set()
         learning = learning_from_body(raw.get("learning"))
         held |= {"learning"} if learning is not None else set()
+        # Only a count this model writes (1..int32); a 0 or junk is carried as it was.
+        restarts = _held_count(raw.get("restartsHeld"))
+        held |= {"restartsHeld"} if restarts else set()
         return ConsumerStatus(
             counters=Counters(**{n: raw[n] for n in COUNTER_FIELDS}) if complete else None,
             observed_generation=generation if is_int(generation) else None,
@@ -173,6 +186,7 @@ class ConsumerStatus:
             carried=MappingProxyType({k: v for k, v in raw.items() if k not in held}),
             in_place=MappingProxyType(in_place) if readable else None,
             learning=learning,
+            restarts_held=restarts,
         )
 
     @staticmethod
@@ -200,6 +214,11 @@ def learning_body(learned: Learned) -> dict[str, Any]:
 
 def _positive(value: object) -> int | None:
     return value if isinstance(value, int) and is_int(value) and 0 < value <= INT64_MAX else None
+
+
+def _held_count(value: object) -> int:
+    """``restartsHeld`` read back: a count this model writes (1..int32), else 0."""
+    return value if isinstance(value, int) and is_int(value) and 0 < value <= INT32_MAX else 0
 
 
 def learning_from_body(raw: object) -> Learned | None:
@@ -312,6 +331,25 @@ def metrics_available(
     return Condition(type=name, status=TRUE, reason="Synced", message=message)
 
 
+def restarts_held(
+    *, plan: Plan, metrics: Metrics, autoscaling: bool, previous: ConsumerStatus
+) -> int:
+    """``restartsHeld``: the scale-downs the restart budget held in the last pass that
+    refreshed metrics, the only pass in which the scaling state machine decides them.
+
+    A pass that did not refresh (one woken by the writes of the scale-downs the budget
+    admitted, or one whose refresh failed: nothing was scaled down) keeps the previous
+    count, so the field does not flip to 0 and back between two refreshes (two status
+    writes per sync while the budget binds, and a kubectl user would mostly see no field
+    at all). A fallback from in place that the budget held in such a pass shows at the
+    next refresh if it still waits then. Autoscaling off (manual mode, paused): nothing
+    is scaled down, nothing is held.
+    """
+    if not autoscaling:
+        return 0
+    return plan.restarts_held if metrics.refreshed else previous.restarts_held
+
+
 def saturated(plan: Plan) -> Condition:
     if plan.saturated:
         message = listing("lagging and held back by resourcePolicy: ", plan.saturated)
@@ -417,6 +455,9 @@ def of_pass(
         carried=previous.carried,
         in_place=None if in_place is None else MappingProxyType(dict(in_place)),
         learning=learning,
+        restarts_held=restarts_held(
+            plan=plan, metrics=metrics, autoscaling=autoscaling, previous=previous
+        ),
     )
 
 

@@ -9,6 +9,9 @@ Aspects tested:
 * MetricsAvailable (table): AutoscalingDisabled, AddressNotAllowed, the refresh's own
   reason (PrometheusUnreachable by default), Synced;
 * counters: all seven in the CRD body, the Go operator's six in the guest annotations;
+* ``restartsHeld`` (table): the restart budget's held count of the last pass that
+  refreshed metrics, kept by the passes between refreshes (no write per pass), 0 with
+  autoscaling off, absent when 0, CRD mode only; one the model did not write is carried;
 * an unusable spec (InvalidSpec, UndecodableObject): only Ready and observedGeneration
   change, counters, the metrics cache and the other conditions are kept;
 * bounded messages: any failure text, conflict list or refusal fits ``MESSAGE_LIMIT``;
@@ -204,6 +207,77 @@ def test_the_crd_body_has_seven_counters_and_the_annotations_the_go_operators_si
     }
 
 
+REFRESHED = Metrics(snapshot=MetricsSnapshot(production={0: 5.0}), synced_at=T0, refreshed=True)
+CACHED = Metrics(snapshot=MetricsSnapshot(production={0: 5.0}), synced_at=T0)
+FAILED = Metrics(error="connection refused")
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "metrics", "held_now", "held_before", "expected"),
+    [
+        (True, REFRESHED, 9, 0, 9),  # the budget binds: the pass's count
+        (True, REFRESHED, 8, 9, 8),  # fewer waiting: the new count
+        (True, REFRESHED, 0, 9, 0),  # every scale-down admitted: cleared
+        (True, CACHED, 0, 9, 9),  # a pass between refreshes decides no scale-down: kept
+        (True, CACHED, 2, 0, 0),  # a fallback held between refreshes: counted at the next
+        (True, FAILED, 0, 5, 5),  # a failed refresh scaled nothing down: kept
+        (False, CACHED, 0, 9, 0),  # autoscaling off (manual, paused): nothing is held
+        (False, REFRESHED, 0, 0, 0),  # nothing ever held
+    ],
+    ids=[
+        "binds",
+        "fewer",
+        "cleared",
+        "between-refreshes",
+        "fallback-between",
+        "refresh-failed",
+        "autoscaling-off",
+        "never",
+    ],
+)
+def test_restarts_held_is_the_count_of_the_last_pass_that_refreshed_metrics(
+    autoscaling: bool, metrics: Metrics, held_now: int, held_before: int, expected: int
+) -> None:
+    previous = ConsumerStatus.from_body({"restartsHeld": held_before} if held_before else {})
+    status = passed(
+        previous=previous,
+        autoscaling=autoscaling,
+        metrics=metrics,
+        plan=plan(restarts_held=held_now),
+    )
+    assert status.restarts_held == expected
+    assert status.to_body().get("restartsHeld") == (expected or None)
+    assert ConsumerStatus.from_body(status.to_body()).restarts_held == expected
+
+
+def test_restarts_held_is_absent_when_none_and_never_a_guest_annotation() -> None:
+    quiet = passed(autoscaling=True, metrics=REFRESHED)
+    held = passed(autoscaling=True, metrics=REFRESHED, plan=plan(restarts_held=3))
+    assert "restartsHeld" not in quiet.to_body()
+    assert held.to_body()["restartsHeld"] == 3
+    # Guest mode keeps the Go operator's annotations (like ``inPlace``): nothing new.
+    assert held.to_annotations() == quiet.to_annotations()
+
+
+def test_a_pass_between_refreshes_reports_the_same_status_as_the_refresh_before() -> None:
+    """No status write per pass while the budget binds: the passes the admitted
+    scale-downs' writes wake render the refreshed pass's status unchanged."""
+    refreshed = passed(autoscaling=True, metrics=REFRESHED, plan=plan(restarts_held=9))
+    woken = passed(previous=refreshed, autoscaling=True, metrics=CACHED, now=T1)
+    assert woken.to_body() == refreshed.to_body()
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [0, -1, 2**31, "3", True, 1.5],
+    ids=["zero", "negative", "int32+1", "str", "bool", "float"],
+)
+def test_a_restarts_held_the_model_did_not_write_is_carried_as_it_was(edited: object) -> None:
+    previous = ConsumerStatus.from_body({"restartsHeld": edited})
+    assert previous.restarts_held == 0
+    assert previous.to_body() == {"restartsHeld": edited}
+
+
 @pytest.mark.parametrize("reason", ["InvalidSpec", "UndecodableObject"])
 def test_an_unusable_spec_changes_only_ready_and_the_generation(reason: str) -> None:
     synced = MetricsSnapshot(production={0: 5.0})
@@ -269,7 +343,15 @@ json_values = st.recursive(
     max_leaves=10,
 )
 any_field = st.sampled_from(
-    ["expected", "running", "redundant", "observedGeneration", "lastSyncTime", "lastSyncState"]
+    [
+        "expected",
+        "running",
+        "redundant",
+        "observedGeneration",
+        "lastSyncTime",
+        "lastSyncState",
+        "restartsHeld",
+    ]
 ) | st.text(max_size=8).filter(lambda k: k != "conditions")
 
 
@@ -295,6 +377,7 @@ statuses = st.builds(
     last_sync_time=st.just(T0_TEXT),
     last_sync_state=st.none(),
     conditions=st.lists(conditions, max_size=3, unique_by=lambda c: c.type).map(tuple),
+    restarts_held=st.integers(0, 2**31 - 1),
 )
 
 
