@@ -11,6 +11,11 @@ least five different passes (each Deployment's ``scaling-status-change`` is the 
 its own), the operator counts the held ones (``konsumerator_consumer_restarts_held_total``),
 and every instance gets its turn: none is left at 2 cores or waiting in
 ``PENDING_SCALE_DOWN``. On the old code all ten were scaled down in one pass.
+
+``status.restartsHeld`` shows the held count while the budget binds (at most nine:
+one of the ten restarts per pass) and is gone once every instance has had its turn
+(``kubectl get consumers -o wide`` then shows nothing under ``HELD``). On the code
+before the field, it never appeared.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ def _cpu(d: dict[str, Any]) -> int:
     return cpu_millis(container(d)["resources"]["requests"]["cpu"])
 
 
+def _held(consumer: dict[str, Any]) -> int:
+    return int(consumer.get("status", {}).get("restartsHeld", 0))
+
+
 def _pending_down(d: dict[str, Any]) -> bool:
     status = d["metadata"]["annotations"].get(keys.SCALING_STATUS)
     return bool(status == "PENDING_SCALE_DOWN")
@@ -84,6 +93,12 @@ def test_a_fleet_wide_scale_down_restarts_one_instance_per_pass_and_each_gets_it
             timeout=120,
             what="metrics synced",
         )
+        binding = eventually(
+            lambda: get_consumer(cluster, namespace, "paced"),
+            lambda o: _held(o) > 0,
+            timeout=240,
+            what="status.restartsHeld while the budget holds scale-downs",
+        )
         done = eventually(
             lambda: managed(cluster, namespace),
             lambda found: (
@@ -96,6 +111,17 @@ def test_a_fleet_wide_scale_down_restarts_one_instance_per_pass_and_each_gets_it
         held = metric_sum(
             op.metrics(), "konsumerator_consumer_restarts_held_total", consumer=f"{namespace}/paced"
         )
+        eventually(
+            lambda: get_consumer(cluster, namespace, "paced"),
+            lambda o: "restartsHeld" not in o.get("status", {}),
+            timeout=120,
+            what="status.restartsHeld gone once every instance had its turn",
+        )
+        wide = cluster.kubectl("get", "consumers", "-n", namespace, "-o", "wide").stdout
+    # An absent field is an empty cell in the apiserver's table: read HELD by its offsets.
+    header, row = wide.splitlines()[:2]
+    assert row[header.index("HELD") : header.index("AUTOSCALER")].strip() == ""
+    assert 1 <= _held(binding) <= PARTITIONS - 1
     changes = {d["metadata"]["annotations"][keys.SCALING_STATUS_CHANGE] for d in done.values()}
     # One scale-down per pass, passes 2 s apart (minSyncPeriod): the ten land in at least
     # five different seconds (a bound, not a timing: all ten in one on the old code).
