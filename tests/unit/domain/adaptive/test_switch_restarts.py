@@ -18,52 +18,20 @@ Aspects tested:
 
 import math
 import random
+from dataclasses import replace
 from types import MappingProxyType
+from typing import Literal
+
+from support.consumers import ConsumerBuilder
 
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingStatus
-from konsumerator.simulating import Replay, load_consumer
 
 N = 1000
 RATE_PER_CORE = 2000
 STEP_S = 31.0
 PENDING_DOWN_S = 600.0
-CONSUMER = f"""
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {{name: orders, namespace: default}}
-spec:
-  numPartitions: {N}
-  numPartitionsPerInstance: 1
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: adaptive
-    updateMode: Recreate
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      minSyncPeriod: 30s
-      tolerableLag: 1m
-      criticalLag: 10m
-      recoveryTime: 5m
-      ratePerCore: {RATE_PER_CORE}
-      ramPerCore: 256Mi
-      offset: {{query: o, partitionLabel: partition}}
-      production: {{query: p, partitionLabel: partition}}
-      consumption: {{query: c, partitionLabel: partition}}
-  deploymentTemplate:
-    selector: {{matchLabels: {{app: orders}}}}
-    template:
-      metadata: {{labels: {{app: orders}}}}
-      spec:
-        containers: [{{name: consumer, image: orders:1}}]
-  resourcePolicy:
-    containerPolicies:
-    - {{containerName: consumer, minAllowed: {{cpu: 100m}}, maxAllowed: {{cpu: "8"}}}}
-"""
+ORDERS = ConsumerBuilder(partitions=N, rate_per_core=RATE_PER_CORE)
 # The default restartBudgetPercent, 10 % of the instances per pass.
 BUDGET = N // 10
 
@@ -72,8 +40,7 @@ class Fleet:
     def __init__(self) -> None:
         self.rng = random.Random(1)
         self.base = {p: self.rng.lognormvariate(math.log(1340), 0.3) for p in range(N)}
-        source, spec = load_consumer(CONSUMER, source="consumer.yaml")
-        self.replay = Replay(source=source, spec=spec)
+        self.replay = ORDERS.replay()
         self.backlog = dict.fromkeys(range(N), 0.0)
         self.cpu: dict[int, int] = {}
 
@@ -104,9 +71,8 @@ class Fleet:
             self.cpu[p] = cpu
         return downs, ups
 
-    def switch_to(self, predictor: str) -> None:
-        text = CONSUMER.replace("predictor: adaptive", f"predictor: {predictor}")
-        self.replay.spec = load_consumer(text, source="consumer.yaml")[1]
+    def switch_to(self, predictor: Literal["adaptive", "naive"]) -> None:
+        self.replay.spec = replace(ORDERS, predictor=predictor).load()[1]
 
     def waited_too_long(self) -> int:
         """Instances whose scale-down has waited past its pending period and one pass."""
