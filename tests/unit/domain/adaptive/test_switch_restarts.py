@@ -13,6 +13,8 @@ Aspects tested:
   hundred instances; no pass restarts more than 100 of them for a scale-down (on the
   old code: 276 in one pass), and all of them are given back within ceil(waiting / 100)
   passes of the first (no instance stays behind in ``PENDING_SCALE_DOWN``);
+* the status says how many the budget held (``status.restartsHeld``): the pass's count
+  while it binds, none once every instance had its turn;
 * switched to ``adaptive`` again, the bound holds too, and the fleet settles.
 """
 
@@ -43,6 +45,7 @@ class Fleet:
         self.replay = ORDERS.replay()
         self.backlog = dict.fromkeys(range(N), 0.0)
         self.cpu: dict[int, int] = {}
+        self.held: list[int] = []
 
     def step(self) -> tuple[int, int]:
         """One sync; the scale-downs and scale-ups it made."""
@@ -52,7 +55,7 @@ class Fleet:
             capacity = self.cpu[p] / 1000 * RATE_PER_CORE if p in self.cpu else lam
             consumed[p] = min(lam + self.backlog[p] / STEP_S, capacity)
             self.backlog[p] = max(0.0, self.backlog[p] + (lam - consumed[p]) * STEP_S)
-        self.replay.step(
+        done = self.replay.step(
             advance_s=STEP_S,
             metrics=MetricsSnapshot(
                 production=MappingProxyType(production),
@@ -60,6 +63,9 @@ class Fleet:
                 offset=MappingProxyType(dict(self.backlog)),
             ),
         )
+        # Every step refreshes (STEP_S > minSyncPeriod): the status shows this pass's count.
+        assert done.status.restarts_held == done.plan.restarts_held
+        self.held.append(done.status.restarts_held)
         downs = ups = 0
         for d in self.replay.cluster.observed():
             p = int(d.name.rsplit("-", 1)[1])
@@ -101,6 +107,10 @@ def test_switching_a_thousand_instances_back_and_forth_restarts_at_most_the_budg
     assert burst == list(range(burst[0], burst[0] + len(burst)))
     assert len(burst) <= math.ceil(sum(downs[i] for i in burst) / BUDGET) + 1
     assert fleet.waited_too_long() == 0
+    held = fleet.held[-30:]
+    assert max(held) > BUDGET  # more than another pass's worth waited
+    assert held[-1] == 0
+    assert "restartsHeld" not in fleet.replay.status.to_body()
     fleet.switch_to("adaptive")
     again = [fleet.step()[0] for _ in range(30)]
     assert max(again) <= BUDGET
