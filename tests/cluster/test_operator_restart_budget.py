@@ -13,9 +13,11 @@ and every instance gets its turn: none is left at 2 cores or waiting in
 ``PENDING_SCALE_DOWN``. On the old code all ten were scaled down in one pass.
 
 ``status.restartsHeld`` shows the held count while the budget binds (at most nine:
-one of the ten restarts per pass) and is gone once every instance has had its turn
-(``kubectl get consumers -o wide`` then shows nothing under ``HELD``). On the code
-before the field, it never appeared.
+one of the ten restarts per pass) and 0 once every instance has had its turn
+(``kubectl get consumers -o wide``, column ``HELD``); a count edited in by hand is
+written over by the next refresh (a server-side apply that left the field out would
+not remove one another field manager wrote). On the code before the field, it never
+appeared.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 from operating import (
     condition,
     consumer,
+    consumer_path,
     container,
     eventually,
     get_consumer,
@@ -113,14 +116,23 @@ def test_a_fleet_wide_scale_down_restarts_one_instance_per_pass_and_each_gets_it
         )
         eventually(
             lambda: get_consumer(cluster, namespace, "paced"),
-            lambda o: "restartsHeld" not in o.get("status", {}),
+            lambda o: o.get("status", {}).get("restartsHeld") == 0,
             timeout=120,
-            what="status.restartsHeld gone once every instance had its turn",
+            what="status.restartsHeld 0 once every instance had its turn",
         )
         wide = cluster.kubectl("get", "consumers", "-n", namespace, "-o", "wide").stdout
-    # An absent field is an empty cell in the apiserver's table: read HELD by its offsets.
+        lie = {"status": {"restartsHeld": 7}}
+        edited = cluster.api("PATCH", consumer_path(namespace, "paced") + "/status", lie)
+        assert _held(edited) == 7
+        eventually(
+            lambda: get_consumer(cluster, namespace, "paced"),
+            lambda o: o.get("status", {}).get("restartsHeld") == 0,
+            timeout=120,
+            what="a restartsHeld edited by hand written over by the next refresh",
+        )
+    # Read HELD by its offsets: the in-place columns before it are empty cells here.
     header, row = wide.splitlines()[:2]
-    assert row[header.index("HELD") : header.index("AUTOSCALER")].strip() == ""
+    assert row[header.index("HELD") : header.index("AUTOSCALER")].strip() == "0"
     assert 1 <= _held(binding) <= PARTITIONS - 1
     changes = {d["metadata"]["annotations"][keys.SCALING_STATUS_CHANGE] for d in done.values()}
     # One scale-down per pass, passes 2 s apart (minSyncPeriod): the ten land in at least

@@ -11,7 +11,8 @@ Aspects tested:
 * counters: all seven in the CRD body, the Go operator's six in the guest annotations;
 * ``restartsHeld`` (table): the restart budget's held count of the last pass that
   refreshed metrics, kept by the passes between refreshes (no write per pass), 0 with
-  autoscaling off, absent when 0, CRD mode only; one the model did not write is carried;
+  autoscaling off; absent until the budget first binds, then 0 when none is held (so a
+  hand-edited count is written over), CRD mode only; one that is no integer is carried;
 * an unusable spec (InvalidSpec, UndecodableObject): only Ready and observedGeneration
   change, counters, the metrics cache and the other conditions are kept;
 * bounded messages: any failure text, conflict list or refusal fits ``MESSAGE_LIMIT``;
@@ -215,42 +216,52 @@ FAILED = Metrics(error="connection refused")
 @pytest.mark.parametrize(
     ("autoscaling", "metrics", "held_now", "held_before", "expected"),
     [
-        (True, REFRESHED, 9, 0, 9),  # the budget binds: the pass's count
+        (True, REFRESHED, 9, None, 9),  # the budget binds: the pass's count
         (True, REFRESHED, 8, 9, 8),  # fewer waiting: the new count
-        (True, REFRESHED, 0, 9, 0),  # every scale-down admitted: cleared
+        (True, REFRESHED, 0, 9, 0),  # every scale-down admitted: 0, written over the count
+        (True, REFRESHED, 0, 0, 0),  # still none: unchanged
+        (True, REFRESHED, 0, None, None),  # never held: no field
         (True, CACHED, 0, 9, 9),  # a pass between refreshes decides no scale-down: kept
-        (True, CACHED, 2, 0, 0),  # a fallback held between refreshes: counted at the next
+        (True, CACHED, 2, None, None),  # a fallback held between refreshes: at the next
         (True, FAILED, 0, 5, 5),  # a failed refresh scaled nothing down: kept
         (False, CACHED, 0, 9, 0),  # autoscaling off (manual, paused): nothing is held
-        (False, REFRESHED, 0, 0, 0),  # nothing ever held
+        (False, REFRESHED, 0, None, None),  # autoscaling off, never held: no field
     ],
     ids=[
         "binds",
         "fewer",
         "cleared",
+        "still-none",
+        "never",
         "between-refreshes",
         "fallback-between",
         "refresh-failed",
         "autoscaling-off",
-        "never",
+        "off-never",
     ],
 )
 def test_restarts_held_is_the_count_of_the_last_pass_that_refreshed_metrics(
-    autoscaling: bool, metrics: Metrics, held_now: int, held_before: int, expected: int
+    autoscaling: bool,
+    metrics: Metrics,
+    held_now: int,
+    held_before: int | None,
+    expected: int | None,
 ) -> None:
-    previous = ConsumerStatus.from_body({"restartsHeld": held_before} if held_before else {})
+    before = {} if held_before is None else {"restartsHeld": held_before}
     status = passed(
-        previous=previous,
+        previous=ConsumerStatus.from_body(before),
         autoscaling=autoscaling,
         metrics=metrics,
         plan=plan(restarts_held=held_now),
     )
     assert status.restarts_held == expected
-    assert status.to_body().get("restartsHeld") == (expected or None)
-    assert ConsumerStatus.from_body(status.to_body()).restarts_held == expected
+    body = status.to_body()
+    assert ("restartsHeld" in body) == (expected is not None)
+    assert body.get("restartsHeld") == expected
+    assert ConsumerStatus.from_body(body).restarts_held == expected
 
 
-def test_restarts_held_is_absent_when_none_and_never_a_guest_annotation() -> None:
+def test_restarts_held_is_absent_until_the_budget_binds_and_never_a_guest_annotation() -> None:
     quiet = passed(autoscaling=True, metrics=REFRESHED)
     held = passed(autoscaling=True, metrics=REFRESHED, plan=plan(restarts_held=3))
     assert "restartsHeld" not in quiet.to_body()
@@ -267,14 +278,20 @@ def test_a_pass_between_refreshes_reports_the_same_status_as_the_refresh_before(
     assert woken.to_body() == refreshed.to_body()
 
 
-@pytest.mark.parametrize(
-    "edited",
-    [0, -1, 2**31, "3", True, 1.5],
-    ids=["zero", "negative", "int32+1", "str", "bool", "float"],
-)
-def test_a_restarts_held_the_model_did_not_write_is_carried_as_it_was(edited: object) -> None:
+@pytest.mark.parametrize("edited", [7, -1, 2**40], ids=["made-up", "negative", "huge"])
+def test_a_hand_edited_restarts_held_is_written_over_by_the_next_refresh(edited: int) -> None:
+    """Cleared by writing 0, not by leaving the field out: a server-side apply that
+    leaves out a field somebody else wrote does not remove it."""
     previous = ConsumerStatus.from_body({"restartsHeld": edited})
-    assert previous.restarts_held == 0
+    assert previous.restarts_held == edited
+    status = passed(previous=previous, autoscaling=True, metrics=REFRESHED)
+    assert status.to_body()["restartsHeld"] == 0
+
+
+@pytest.mark.parametrize("edited", ["3", True, 1.5, None], ids=["str", "bool", "float", "null"])
+def test_a_restarts_held_that_is_no_integer_is_carried_as_it_was(edited: object) -> None:
+    previous = ConsumerStatus.from_body({"restartsHeld": edited})
+    assert previous.restarts_held is None
     assert previous.to_body() == {"restartsHeld": edited}
 
 
@@ -377,7 +394,7 @@ statuses = st.builds(
     last_sync_time=st.just(T0_TEXT),
     last_sync_state=st.none(),
     conditions=st.lists(conditions, max_size=3, unique_by=lambda c: c.type).map(tuple),
-    restarts_held=st.integers(0, 2**31 - 1),
+    restarts_held=st.none() | st.integers(0, 2**31 - 1),
 )
 
 
