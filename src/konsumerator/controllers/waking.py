@@ -67,6 +67,7 @@ WAKING: Final = (
 IGNORED: Final[Mapping[str, str]] = {
     "resource_version": "changes with every write; what changed is compared instead",
     "spec_json": "read for drift only; every spec change also moves generation",
+    "spec_dictionary": "how spec_json is compressed, not what it holds",
     "ready_replicas": "no rule or counter reads pod readiness",
     "available_replicas": "no rule or counter reads pod availability",
     "updated_replicas": "no rule or counter reads rollout progress",
@@ -120,6 +121,8 @@ def keep_drift_memo(old: ObservedDeployment | None, new: ObservedDeployment | No
         or old is new
         or len(old.drift_memo) > CARRIED_DRIFT_RESULTS
         or old.spec_json != new.spec_json
+        # The same bytes compressed against another dictionary are another spec.
+        or old.spec_dictionary != new.spec_dictionary
         or old.labels != new.labels
         or _annotations(old) != _annotations(new)
     ):

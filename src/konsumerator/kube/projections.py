@@ -59,12 +59,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 import msgspec
 import structlog
 
-from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
+from konsumerator.domain.observed import ObservedContainer, ObservedDeployment, inflate
 from konsumerator.kube import scanning
 from konsumerator.runtime.ports import LeaseRecord
 
@@ -106,7 +106,8 @@ def _shared(mapping: dict[str, str]) -> Mapping[str, str]:
 
 
 # zlib level 1: the spec is read only to look for drift (once per observed version), and
-# level 1 already takes 1.6 KB of JSON to 0.6 KB, at a few microseconds per event.
+# level 1 already takes 1.6 KB of JSON to 0.6 KB, at a few microseconds per event (and to
+# 74 B against a sibling's spec as dictionary, ``_dictionary``).
 _SPEC_COMPRESSION: Final = 1
 
 
@@ -245,16 +246,49 @@ def _shared_containers(
     )
 
 
+class _SpecParts(NamedTuple):
+    compressed: bytes
+    dictionary: bytes
+    replicas: int | None
+    containers: tuple[ObservedContainer, ...]
+
+
 # Deployments whose last spec is kept (``_spec_parts``); beyond it, the oldest entry goes.
 _LAST_SPECS: Final = 1 << 15
-_last_specs: dict[str, tuple[bytes, int | None, tuple[ObservedContainer, ...]]] = {}
+_last_specs: dict[str, _SpecParts] = {}
+
+# Owners whose compression dictionary is kept (``_dictionary``); beyond it, the oldest goes.
+_DICTIONARIES: Final = 1024
+# zlib looks back at most this far, so a longer dictionary would only cost memory.
+_DICTIONARY_BYTES: Final = 32 * 1024
+_dictionaries: dict[str, bytes] = {}
 
 
-def _spec_parts(
-    uid: str, spec_json: bytes
-) -> tuple[bytes, int | None, tuple[ObservedContainer, ...]]:
-    """What a Deployment's spec gives its projection: the spec compressed, the replicas and
-    the containers; taken from the object's last version when its spec is the same.
+def _dictionary(owner: str, spec_json: bytes) -> bytes:
+    """The dictionary the specs of ``owner``'s Deployments are compressed against: the
+    first spec seen of one of them.
+
+    A Consumer's Deployments differ in a few values (the partition in env and labels), so
+    compressed against a sibling's spec one takes 74 B instead of 624 B (zlib level 1 alone,
+    1,865 specs of the 10,000 bench; and in 11 us instead of 30 to decompress). A spec
+    unlike the dictionary (a template changed since, an edit by hand) only compresses less
+    well, never wrongly: each projection keeps a reference to its own dictionary, so an
+    owner's entry pushed out here (past ``_DICTIONARIES`` owners) only means the next spec
+    becomes its new dictionary.
+    """
+    known = _dictionaries.get(owner)
+    if known is not None:
+        return known
+    if len(_dictionaries) >= _DICTIONARIES:
+        del _dictionaries[next(iter(_dictionaries))]
+    _dictionaries[owner] = chosen = spec_json[-_DICTIONARY_BYTES:]
+    return chosen
+
+
+def _spec_parts(*, uid: str, owner: str, spec_json: bytes) -> _SpecParts:
+    """What a Deployment's spec gives its projection: the spec compressed (against its
+    owner's dictionary), the replicas and the containers; taken from the object's last
+    version when its spec is the same.
 
     Most versions of a Deployment the watch delivers change only its status (kube-
     controller-manager's and the kubelet's bookkeeping: 2,451 versions while 1,000 new
@@ -265,13 +299,16 @@ def _spec_parts(
     ``_LAST_SPECS`` newer ones push it out, about 150 B each.
     """
     last = _last_specs.get(uid)
-    if last is not None and zlib.decompress(last[0]) == spec_json:
+    if last is not None and inflate(last.compressed, zdict=last.dictionary) == spec_json:
         return last
     spec = _deployment_spec.decode(spec_json)
-    parts = (
-        zlib.compress(spec_json, _SPEC_COMPRESSION),
-        spec.replicas,
-        _shared_containers(
+    dictionary = _dictionary(owner, spec_json)
+    deflating = zlib.compressobj(_SPEC_COMPRESSION, zdict=dictionary)
+    parts = _SpecParts(
+        compressed=deflating.compress(spec_json) + deflating.flush(),
+        dictionary=dictionary,
+        replicas=spec.replicas,
+        containers=_shared_containers(
             tuple(
                 (c.name, tuple(c.resources.requests.items()), tuple(c.resources.limits.items()))
                 for c in spec.template.spec.containers
@@ -287,8 +324,8 @@ def _spec_parts(
 
 def to_observed_deployment(wire: DeploymentWire) -> ObservedDeployment:
     meta = wire.metadata
-    compressed, replicas, containers = _spec_parts(meta.uid, bytes(wire.spec))
     owner = controller_uid(meta)
+    spec = _spec_parts(uid=meta.uid, owner=owner or "", spec_json=bytes(wire.spec))
     return ObservedDeployment(
         name=meta.name,
         namespace=sys.intern(meta.namespace),
@@ -297,15 +334,16 @@ def to_observed_deployment(wire: DeploymentWire) -> ObservedDeployment:
         labels=_shared(meta.labels),
         annotations=_shared(meta.annotations),
         controller_uid=None if owner is None else sys.intern(owner),
-        containers=containers,
-        replicas=replicas,
+        containers=spec.containers,
+        replicas=spec.replicas,
         ready_replicas=wire.status.ready_replicas,
         available_replicas=wire.status.available_replicas,
         updated_replicas=wire.status.updated_replicas,
         generation=meta.generation,
         observed_generation=wire.status.observed_generation,
         deleting=meta.deletion_timestamp is not None,
-        spec_json=compressed,
+        spec_json=spec.compressed,
+        spec_dictionary=spec.dictionary,
     )
 
 
