@@ -501,6 +501,9 @@ class Pipeline:
             if d.namespace == config.namespace
         ]
         pods = self._instance_pods(config=config, deployments=deployments)
+        # The config as converted from the spec (before a learned rate goes in): one
+        # object while the spec stays equal, which a continued pass needs (``continuing``).
+        converted = config
         learned = _learned(
             config=config,
             metrics=metrics,
@@ -513,7 +516,7 @@ class Pipeline:
             sizing = learning.sizing_with(config.autoscaling, learned)
             if sizing is not config.autoscaling:  # only when a learned rate is used
                 config = dataclasses.replace(config, autoscaling=sizing)
-        planned = self._continuations.planned(key=key, metrics=metrics)
+        planned = self._continuations.planned(key=key, metrics=metrics, config=converted)
         plan = await self._offload(
             functools.partial(
                 planning.plan,
@@ -541,7 +544,9 @@ class Pipeline:
             plan=plan, namespace=config.namespace, owner_uid=source.uid
         )
         resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
-        self._continuations.acted(key=key, planned=planned, deferred=outcome.deferred > 0)
+        self._continuations.acted(
+            key=key, planned=planned, config=converted, deferred=outcome.deferred > 0
+        )
         self._count_writes(
             key=key, outcome=outcome, resize_outcomes=resize_outcomes, actuated=actuated
         )

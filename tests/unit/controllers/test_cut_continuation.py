@@ -11,7 +11,8 @@ server), under both predictors, in place (the default update mode) and ``Recreat
   pass would have, to the same resources;
 - the continuation ends with the writes: the pass after it, with the same snapshot and
   nothing left, writes nothing;
-- a pass that was cut without a refresh (creations) is not continued as refreshing.
+- a pass that was cut without a refresh (creations) is not continued as refreshing, nor
+  one whose spec changed before the next pass.
 """
 
 import asyncio
@@ -204,4 +205,13 @@ def test_a_pass_cut_without_a_refresh_is_not_continued_as_refreshing() -> None:
     op = Operator(predictor="adaptive", update_mode="InPlaceOrRecreate")
     assert len(op.step(limit=4)) == 4
     assert len(op.step()) == PARTITIONS - 4
+    assert op.step() == []
+
+
+def test_a_changed_spec_is_not_continued_as_refreshing() -> None:
+    """A spec changed between the cut pass and the next (a new config): what it asks of
+    the sizes waits for the next refresh, as it did before passes were continued."""
+    op = created_before_the_answer(predictor="naive", update_mode="Recreate")
+    assert len(op.step(limit=4)) == 4
+    op.doc["spec"]["autoscaler"]["prometheus"]["ratePerCore"] = 1000
     assert op.step() == []
