@@ -776,9 +776,19 @@ def size(
     autoscaling: Autoscaling,
     memory: Memory | None,
     now: datetime,
+    knobs: Knobs | None = None,
+    keeping_up: bool | None = None,
 ) -> Sized:
-    """The demand (``demand.instance_demand``) with the recent peak held (``hold_peak``)."""
-    knobs = knobs_for(autoscaling)
+    """The demand (``demand.instance_demand``) with the recent peak held (``hold_peak``).
+
+    ``knobs`` (``knobs_for(autoscaling)``) and ``keeping_up`` (``drained`` with their
+    ``actuation_s``): given by a caller that has them already, found otherwise."""
+    if knobs is None:
+        knobs = knobs_for(autoscaling)
+    if keeping_up is None:
+        keeping_up = drained(
+            snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s
+        )
     found = demand.instance_demand(
         snapshot=snapshot,
         partitions=partitions,
@@ -797,7 +807,7 @@ def size(
         utilization=knobs.utilization,
         actuation_s=knobs.actuation_s,
         recovery_s=knobs.recovery_s,
-        keeping_up=drained(snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s),
+        keeping_up=keeping_up,
     )
     return Sized(
         rate=_ceil(total),

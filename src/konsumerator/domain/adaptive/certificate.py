@@ -1,0 +1,148 @@
+"""A certificate of the adaptive rule's steady keep: the rule's own outcome, remembered.
+
+Why: in a steady pass nearly every instance under the adaptive predictor ends as it
+began (``rules.scale_adaptively`` finds the proposal the same size as the instance,
+"right-sized", and writes nothing), yet the rule ran in full for each of them in every
+pass that refreshed metrics. Production has noise, so the rate it sizes for moves every
+pass, and a cache of the exact inputs never hits (issue 15).
+
+What it is: when the full rule keeps an instance through the comparison being 0 (the
+proposal for the rate it asks, ``asks``, requests what the instance has), the rule
+remembers the interval ``[lo, hi]`` of rates whose proposal it would find the same: the
+same requests (``rules.compare`` 0) and the same CPU shortage. Both are monotone in the
+rate (a higher rate never proposes less, the policies clamp, the shortage only grows),
+so the rates for which they hold are one interval, and its ends are found by galloping
+and bisection (``interval``) with the rule's own ``propose`` and ``compare``: no formula
+is repeated here.
+
+Invariant (same inputs, same decision): a later pass that finds a certificate for the
+very same Deployment object (its size, scaling status and time, and saturation level),
+under the very same config object, with the instance as critical and as lagging as
+then, from an unbounded pool, and whose ``asks`` is within ``[lo, hi]``, would find the
+comparison 0 and the same shortage: ``adaptive.decide`` then says "right-sized" and
+leaves the status as it is (it reads nothing else when the comparison is 0), so the
+rule keeps the instance as it is, provided the memory it computes writes nothing
+(``rules._hold_changes``, asked again every time). That pass computes only what the
+certificate cannot stand for: the sized need (the recent peak must evolve exactly as in
+the full rule), ``asks``, the effect and lending flags and the memory they give.
+
+What refuses it (the full rule runs, and certifies again when it keeps the instance so):
+another Deployment object (any write or watch event), another config object, the lag
+crossing ``criticalLag`` or ``tolerableLag``, ``asks`` outside the interval or not
+above 0 (no need: the fallback, which is not monotone in anything), a global pool (a
+grant then depends on what the other instances drew), a Deployment without a UID, a
+memory that would be written, or any comparison other than 0 (pending, scaling).
+
+Kept by Deployment UID, at most ``MAX_KEPT`` (all forgotten when full): one per
+instance, about 200 bytes each (the certificate, its dict entry, and until the next
+certification of the same UID the Deployment object it was made for).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.specs import ConsumerConfig
+
+# The highest rate a certificate spans (``adaptive.policy``'s cap on a rate).
+TOP_RATE: Final = 2**62
+MAX_KEPT: Final = 1 << 17
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """The rates ``[lo, hi]`` whose proposal keeps ``d`` as it is (the same requests, a
+    CPU shortage of ``cpu_shortage_m``), for ``d`` and ``config`` (identity) and an
+    instance as ``critical`` and ``lagging`` as then."""
+
+    d: ObservedDeployment
+    config: ConsumerConfig
+    critical: bool
+    lagging: bool
+    # The comparison at ``asks`` (-1, 0, +1), and the rates ``asks`` may be to find it.
+    first: int
+    asks: tuple[int, int]
+    # When ``first`` is not 0, the rates the verdict is decided with may be (the
+    # scale-down's ``Sized.rate``, the scale-up's ``Sized.up_rate``) to decide it so.
+    decided: tuple[int, int]
+    cpu_shortage_m: int
+
+    def admits(self, *, asks: int, decided: int) -> bool:
+        """Whether rates ``asks`` and ``decided`` are within the certificate."""
+        lo, hi = self.asks
+        if not lo <= asks <= hi:
+            return False
+        if self.first == 0:
+            return True
+        lo, hi = self.decided
+        return lo <= decided <= hi
+
+
+_KEPT: dict[str, Certificate] = {}
+
+
+def recall(
+    *, d: ObservedDeployment, config: ConsumerConfig, critical: bool, lagging: bool
+) -> Certificate | None:
+    """The certificate made for exactly these inputs, or None. One made for another
+    version of the Deployment is forgotten (it can never match again)."""
+    kept = _KEPT.get(d.uid)
+    if kept is None:
+        return None
+    if kept.d is not d:
+        del _KEPT[d.uid]
+        return None
+    if kept.config is not config or kept.critical is not critical or kept.lagging is not lagging:
+        return None
+    return kept
+
+
+def keep(certificate: Certificate) -> None:
+    """Remember ``certificate`` for its Deployment's UID (none without one)."""
+    uid = certificate.d.uid
+    if not uid:
+        return
+    if len(_KEPT) >= MAX_KEPT and uid not in _KEPT:
+        _KEPT.clear()
+    _KEPT[uid] = certificate
+
+
+def forget_all() -> None:
+    _KEPT.clear()
+
+
+def kept_count() -> int:
+    return len(_KEPT)
+
+
+def interval(*, holds: Callable[[int], bool], at: int, bottom: int, top: int) -> tuple[int, int]:
+    """The widest ``[lo, hi]`` within ``[bottom, top]`` around ``at`` on which ``holds``
+    is true, for a ``holds`` true at ``at`` and true on one interval of integers (the
+    caller's monotone predicate). About 2·log2 of each end's distance from ``at`` calls."""
+    return _edge(holds, at=at, end=bottom), _edge(holds, at=at, end=top)
+
+
+def _edge(holds: Callable[[int], bool], *, at: int, end: int) -> int:
+    """The last integer from ``at`` towards ``end`` (inclusive) before ``holds`` fails:
+    galloping out (steps 1, 2, 4, ...) to the first failure, then bisecting back."""
+    sign = 1 if end >= at else -1
+    good, step = at, 1
+    while good != end:
+        probe = at + sign * step
+        if sign * (probe - end) > 0:
+            probe = end
+        if not holds(probe):
+            bad = probe
+            break
+        good, step = probe, step * 2
+    else:
+        return good
+    # ``holds(good)`` and not ``holds(bad)``, one interval: the edge is between them.
+    while abs(bad - good) > 1:
+        middle = (good + bad) // 2
+        if holds(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
