@@ -6,36 +6,52 @@ began (``rules.scale_adaptively`` finds the proposal the same size as the instan
 pass that refreshed metrics. Production has noise, so the rate it sizes for moves every
 pass, and a cache of the exact inputs never hits (issue 15).
 
-What it is: when the full rule keeps an instance through the comparison being 0 (the
-proposal for the rate it asks, ``asks``, requests what the instance has), the rule
-remembers the interval ``[lo, hi]`` of rates whose proposal it would find the same: the
-same requests (``rules.compare`` 0) and the same CPU shortage. Both are monotone in the
-rate (a higher rate never proposes less, the policies clamp, the shortage only grows),
-so the rates for which they hold are one interval, and its ends are found by galloping
-and bisection (``interval``) with the rule's own ``propose`` and ``compare``: no formula
-is repeated here.
+What it is: when the full rule keeps an instance (nothing written) by a verdict that
+reads nothing but the comparison of a proposal with the instance's size and that
+proposal's CPU shortage, it remembers the rates for which those come out the same:
+
+* "right-sized" at ``asks`` itself (``first`` 0): the rates ``asks`` may be whose
+  proposal requests what the instance has (``rules.compare`` 0);
+* "right-sized" at the rate a scale-down is decided with (``first`` -1): the rates
+  ``asks`` may be whose proposal requests less, and the rates ``Sized.rate`` may be
+  whose proposal requests no less;
+* "saturated" (``first`` +1, SATURATED and lagging): the rates ``asks`` may be whose
+  proposal requests more, and the rates ``Sized.up_rate`` may be;
+
+and, for whichever proposal decided, a shortage that leaves the status and the reported
+level where they are (``rules._keeps``). The comparison only grows with the rate (a
+higher rate never proposes less, the policies clamp) and so does the shortage, so each
+set of rates is one interval, whose ends are found by galloping and bisection
+(``interval``) with the rule's own ``_propose`` and ``compare``: no formula is repeated
+here.
 
 Invariant (same inputs, same decision): a later pass that finds a certificate for the
 very same Deployment object (its size, scaling status and time, and saturation level),
 under the very same config object, with the instance as critical and as lagging as
-then, from an unbounded pool, and whose ``asks`` is within ``[lo, hi]``, would find the
-comparison 0 and the same shortage: ``adaptive.decide`` then says "right-sized" and
-leaves the status as it is (it reads nothing else when the comparison is 0), so the
-rule keeps the instance as it is, provided the memory it computes writes nothing
-(``rules._hold_changes``, asked again every time). That pass computes only what the
-certificate cannot stand for: the sized need (the recent peak must evolve exactly as in
-the full rule), ``asks``, the effect and lending flags and the memory they give.
+then, from an unbounded pool, and whose rates are within it (``Certificate.admits``),
+finds the same comparisons and a shortage that keeps the state: ``adaptive.decide``
+says what it said ("right-sized", or "saturated", the first rule of a scale-up, which
+reads nothing else) and the status and level stay, so the rule keeps the instance as
+it is, provided the memory it computes writes nothing (``rules._hold_changes``, asked
+again every time). That pass computes only what the certificate cannot stand for: the
+sized need (the recent peak must evolve exactly as in the full rule), the effect and
+lending flags and the memory they give.
 
 What refuses it (the full rule runs, and certifies again when it keeps the instance so):
 another Deployment object (any write or watch event), another config object, the lag
-crossing ``criticalLag`` or ``tolerableLag``, ``asks`` outside the interval or not
-above 0 (no need: the fallback, which is not monotone in anything), a global pool (a
-grant then depends on what the other instances drew), a Deployment without a UID, a
-memory that would be written, or any comparison other than 0 (pending, scaling).
+crossing ``criticalLag`` or ``tolerableLag``, a rate outside the certificate, ``asks``
+not above 0 (no need: the fallback, which is not monotone in anything), a global pool
+(a grant then depends on what the other instances drew), a Deployment without a UID, a
+memory that would be written, and every other verdict (pending, dwelling, scaling,
+held by a rule that reads the time or the metrics): a PENDING status is settled by a
+right-sized verdict, a write, so it is never certified.
 
 Kept by Deployment UID, at most ``MAX_KEPT`` (all forgotten when full): one per
-instance, about 200 bytes each (the certificate, its dict entry, and until the next
-certification of the same UID the Deployment object it was made for).
+instance, about 330 bytes each (the certificate, its two intervals and its dict entry,
+measured for 10,000), and until the next certification of the same UID, or its next
+recall, the Deployment object it was made for (then no longer observed). A
+certificate is recalled only for the very object it names, so UIDs shared by two
+Consumers, or a Deployment deleted and created again, never share one.
 """
 
 from collections.abc import Callable
