@@ -1032,8 +1032,16 @@ def _certify(
     if not keeps(cpu_shortage_m):
         return  # not a keep these rules stand for (never so after a keep: belt and braces)
     top = certificate.TOP_RATE
+    # The last certificate of this Deployment (mostly of its last version, the same size):
+    # where the ends are looked for first.
+    hinted = certificate.last(d.uid)
+    hint = hinted if hinted is not None and hinted.first == first else None
     lo, hi = certificate.interval(
-        holds=at_asks, at=asks, bottom=asks if first < 0 else 1, top=asks if first > 0 else top
+        holds=at_asks,
+        at=asks,
+        bottom=asks if first < 0 else 1,
+        top=asks if first > 0 else top,
+        hint=None if hint is None else hint.asks,
     )
     if first < 0:
         lo = 1
@@ -1042,7 +1050,13 @@ def _certify(
     then = (
         (1, top)
         if first == 0
-        else certificate.interval(holds=at_decided, at=decided, bottom=1, top=top)
+        else certificate.interval(
+            holds=at_decided,
+            at=decided,
+            bottom=1,
+            top=top,
+            hint=None if hint is None else hint.decided,
+        )
     )
     certificate.keep(
         certificate.Certificate(

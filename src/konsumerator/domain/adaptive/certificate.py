@@ -48,8 +48,9 @@ right-sized verdict, a write, so it is never certified.
 
 Kept by Deployment UID, at most ``MAX_KEPT`` (all forgotten when full): one per
 instance, about 330 bytes each (the certificate, its two intervals and its dict entry,
-measured for 10,000), and until the next certification of the same UID, or its next
-recall, the Deployment object it was made for (then no longer observed). A
+measured for 10,000), and until the next certification of the same UID the
+Deployment object it was made for (then no longer observed; the last certificate of a
+UID is where the search for its next one looks first, ``last``). A
 certificate is recalled only for the very object it names, so UIDs shared by two
 Consumers, or a Deployment deleted and created again, never share one.
 """
@@ -101,17 +102,23 @@ _KEPT: dict[str, Certificate] = {}
 def recall(
     *, d: ObservedDeployment, config: ConsumerConfig, critical: bool, lagging: bool
 ) -> Certificate | None:
-    """The certificate made for exactly these inputs, or None. One made for another
-    version of the Deployment is forgotten (it can never match again)."""
+    """The certificate made for exactly these inputs, or None."""
     kept = _KEPT.get(d.uid)
-    if kept is None:
-        return None
-    if kept.d is not d:
-        del _KEPT[d.uid]
-        return None
-    if kept.config is not config or kept.critical is not critical or kept.lagging is not lagging:
+    if (
+        kept is None
+        or kept.d is not d
+        or kept.config is not config
+        or kept.critical is not critical
+        or kept.lagging is not lagging
+    ):
         return None
     return kept
+
+
+def last(uid: str) -> Certificate | None:
+    """The last certificate made for Deployment ``uid``, whatever it was made for: where
+    the search for a new one looks first (``interval``'s ``hint``), never an answer."""
+    return _KEPT.get(uid)
 
 
 def keep(certificate: Certificate) -> None:
@@ -132,28 +139,51 @@ def kept_count() -> int:
     return len(_KEPT)
 
 
-def interval(*, holds: Callable[[int], bool], at: int, bottom: int, top: int) -> tuple[int, int]:
+def interval(
+    *,
+    holds: Callable[[int], bool],
+    at: int,
+    bottom: int,
+    top: int,
+    hint: tuple[int, int] | None = None,
+) -> tuple[int, int]:
     """The widest ``[lo, hi]`` within ``[bottom, top]`` around ``at`` on which ``holds``
     is true, for a ``holds`` true at ``at`` and true on one interval of integers (the
-    caller's monotone predicate). About 2·log2 of each end's distance from ``at`` calls."""
-    return _edge(holds, at=at, end=bottom), _edge(holds, at=at, end=top)
+    caller's monotone predicate). About 2·log2 of each end's distance from ``at`` calls;
+    two per end when ``hint`` (a guess, such as the last interval found) has it right."""
+    lo_hint, hi_hint = hint if hint is not None else (None, None)
+    return (
+        _edge(holds, at=at, end=bottom, hint=lo_hint),
+        _edge(holds, at=at, end=top, hint=hi_hint),
+    )
 
 
-def _edge(holds: Callable[[int], bool], *, at: int, end: int) -> int:
+def _edge(holds: Callable[[int], bool], *, at: int, end: int, hint: int | None = None) -> int:
     """The last integer from ``at`` towards ``end`` (inclusive) before ``holds`` fails:
-    galloping out (steps 1, 2, 4, ...) to the first failure, then bisecting back."""
+    the ``hint`` checked first (it and the next one out), then galloping out (steps 1,
+    2, 4, ...) from the last integer known to hold to the first failure, and bisecting
+    back."""
     sign = 1 if end >= at else -1
-    good, step = at, 1
-    while good != end:
-        probe = at + sign * step
+    good = at
+    bad: int | None = None
+    if hint is not None and sign * (hint - at) > 0 and sign * (end - hint) >= 0:
+        if not holds(hint):
+            bad = hint
+        elif hint == end or not holds(hint + sign):
+            return hint
+        else:
+            good = hint + sign
+    step = 1
+    while bad is None:
+        if good == end:
+            return good
+        probe = good + sign * step
         if sign * (probe - end) > 0:
             probe = end
-        if not holds(probe):
+        if holds(probe):
+            good, step = probe, step * 2
+        else:
             bad = probe
-            break
-        good, step = probe, step * 2
-    else:
-        return good
     # ``holds(good)`` and not ``holds(bad)``, one interval: the edge is between them.
     while abs(bad - good) > 1:
         middle = (good + bad) // 2

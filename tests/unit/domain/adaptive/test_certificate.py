@@ -295,13 +295,15 @@ def test_a_steady_noisy_consumer_keeps_nearly_every_instance_by_the_certificate(
     width=st.integers(0, 10**6),
     data=st.data(),
 )
-def test_the_interval_search_finds_both_ends_of_any_interval(
+def test_the_interval_search_finds_both_ends_of_any_interval_whatever_its_hint(
     bottom: int, width: int, data: st.DataObject
 ) -> None:
     top = bottom + width
     lo = data.draw(st.integers(bottom, top))
     hi = data.draw(st.integers(lo, top))
     at = data.draw(st.integers(lo, hi))
+    rates = st.integers(bottom - 2, top + 2)
+    hint = data.draw(st.none() | st.tuples(rates, rates) | st.just((lo, hi)))
     asked: list[int] = []
 
     def holds(rate: int) -> bool:
@@ -309,8 +311,11 @@ def test_the_interval_search_finds_both_ends_of_any_interval(
         asked.append(rate)
         return lo <= rate <= hi
 
-    assert certificate.interval(holds=holds, at=at, bottom=bottom, top=top) == (lo, hi)
-    assert len(asked) <= 4 * (top - bottom).bit_length() + 4
+    found = certificate.interval(holds=holds, at=at, bottom=bottom, top=top, hint=hint)
+    assert found == (lo, hi)
+    assert len(asked) <= 4 * (top - bottom).bit_length() + 8
+    if hint == (lo, hi):
+        assert len(asked) <= 4  # a right hint: itself and the next one out, each end
 
 
 # -- refused --------------------------------------------------------------------------------
@@ -380,8 +385,8 @@ def test_a_certificate_is_recalled_for_exactly_the_inputs_it_was_made_for() -> N
         {"d": rewritten, "config": config, "critical": False, "lagging": False},
     ):
         assert certificate.recall(**refused) is None
-    # Another version of the Deployment: the old one's certificate is forgotten.
-    assert certificate.recall(d=d, config=config, critical=False, lagging=False) is None
+    # Only a hint for the search of the next one (``last``), never an answer.
+    assert certificate.last(d.uid) is made
 
 
 @pytest.mark.parametrize("outside", ["below", "above"])
