@@ -640,6 +640,9 @@ class _Keeping:
     # pool, alive for the pass) with the instances' sizes (shared between Deployments
     # of the same size, ``ObservedDeployment.current``), by identity.
     comparisons: dict[tuple[int, int], int] = field(default_factory=dict)
+    # The instances ``_adaptively_kept`` built and the rule chain then decides (it
+    # declined them), by index: the ones ``plan`` would build again (``_instance``).
+    built: dict[int, Instance] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -801,7 +804,8 @@ def _kept(
     What it keeps is remembered (``KeptMemory``): a later pass with the same inputs keeps
     the instance again without coming here (``_kept_again``).
     """
-    if d.scaling.memory is not None and k.autoscaling.predictor is Predictor.NAIVE:
+    adaptive = k.adaptive
+    if not adaptive and d.scaling.memory is not None:
         return False  # the adaptive predictor's memory: naive's rule chain drops it
     name = d.name
     pods = k.pods.get(name, ())
@@ -813,7 +817,6 @@ def _kept(
         max_lag = max([lag.get(p, 0) for p in partitions], default=0)
     ctx = k.ctx
     refreshed = ctx.refreshed
-    adaptive = k.adaptive
     scaling = d.scaling
     need = sized = None
     if refreshed and not adaptive:
@@ -849,7 +852,16 @@ def _kept(
     lagging = _at_least(max_lag, autoscaling.tolerable_lag_s)
     level = d.saturation_m
     if refreshed and adaptive:
-        if not _adaptively_kept(k, index=index, partitions=partitions, d=d, pool=pool):
+        if not _adaptively_kept(
+            k,
+            index=index,
+            partitions=partitions,
+            d=d,
+            pool=pool,
+            max_lag=max_lag,
+            lagging=lagging,
+            pods=pods,
+        ):
             return False
     elif refreshed:
         # ``rules.scale_by_metrics`` when its verdict changes nothing.
@@ -895,28 +907,39 @@ def _kept(
                     decision=verdict,
                 )
             return False
-    report = InstanceReport(
-        index=index,
-        name=name,
-        partitions=partitions,
-        max_lag_s=max_lag,
-        lagging=lagging,
-        paused=False,
-        status=scaling.status,
-        cpu_shortage_m=rules.reported_shortage(scaling, level),
-    )
-    cpu_m, mem_b = _requests(current)
-    k.last[index] = kept = _Last(
-        d=d,
-        pods=pods,
-        refused=refused,
-        max_lag=max_lag,
-        sized=sized,
-        report=report,
-        resized=running and bool(plain),
-        cpu_m=cpu_m,
-        mem_b=mem_b,
-    )
+    kept = k.last.get(index)
+    if (
+        kept is None
+        or kept.d is not d
+        or kept.pods is not pods
+        or kept.refused is not refused
+        or kept.max_lag != max_lag
+        or kept.sized is not sized
+    ):
+        # Not the last keep of the same inputs (which every field below is a function
+        # of, under the config and memo key the keeps are remembered with): a new one.
+        report = InstanceReport(
+            index=index,
+            name=name,
+            partitions=partitions,
+            max_lag_s=max_lag,
+            lagging=lagging,
+            paused=False,
+            status=scaling.status,
+            cpu_shortage_m=rules.reported_shortage(scaling, level),
+        )
+        cpu_m, mem_b = _requests(current)
+        k.last[index] = kept = _Last(
+            d=d,
+            pods=pods,
+            refused=refused,
+            max_lag=max_lag,
+            sized=sized,
+            report=report,
+            resized=running and bool(plain),
+            cpu_m=cpu_m,
+            mem_b=mem_b,
+        )
     tally.record_kept(index, kept)
     return True
 
@@ -928,6 +951,9 @@ def _adaptively_kept(
     partitions: tuple[int, ...],
     d: ObservedDeployment,
     pool: limits.Pool,
+    max_lag: int,
+    lagging: bool,
+    pods: Sequence[ObservedPod],
 ) -> bool:
     """In a pass that refreshed metrics, whether the adaptive rule keeps the instance as
     it is: its own decision (``rules.scale_adaptively``, asked for the instance the rule
@@ -935,36 +961,48 @@ def _adaptively_kept(
     the observed size, state and level, which ``_kept`` found plain. Its memory is then
     kept in the process as the chain's pass keeps it (``_remember``). Any other decision
     (a resize, an ANNOTATE write) is left to the rule chain, which decides it again from
-    the pool as it was: what this drew is given back.
+    the pool as it was: what this drew is given back; the instance it was asked for is
+    the one the chain decides (``_Keeping.built``).
+
+    The instance is ``_instance``'s for ``d`` claimed with its partitions, built from
+    what ``_kept`` found (``max_lag``, ``lagging``, ``pods``): named as ``d`` is (a claim
+    is by that name), and not OUTDATED (``_kept`` found it plain: its generation is the
+    pass's).
     """
     ctx = k.ctx
     if ctx.budget is not None and not ctx.config.in_place:
         # A scale-down under Recreate takes a turn of the restart budget (``disruption``),
         # which the rule chain would take again: those passes go the full way.
         return False
-    inst = _instance(
-        config=ctx.config,
+    name = d.name
+    inst = Instance(
         index=index,
+        name=name,
         partitions=partitions,
-        snapshot=ctx.snapshot,
-        claimed=(d, True),
-        hash_value=ctx.hash_value,
-        pods=k.pods,
-        refused=k.refused,
+        max_lag_s=max_lag,
+        lagging=lagging,
+        critical=_at_least(max_lag, k.autoscaling.critical_lag_s),
+        deployment=d,
+        outdated=False,
+        pods=tuple(pods) if k.in_place else (),
+        refused=k.refused.get(name),
     )
     saved = pool.available
     decision = rules.scale_adaptively(ctx, inst, pool)
     if (
         decision is None
-        or decision.writes
+        or decision.action is not None
         or decision.resources is not d.current
         or decision.scaling is not d.scaling
         or decision.cpu_shortage_m != d.saturation_m
     ):
         pool.restore(saved)
+        k.built[index] = inst
         return False
-    if ctx.recent is not None:
-        _remember(ctx.recent, d=d, decision=decision)
+    recent, remembered = ctx.recent, decision.remembered
+    if recent is not None and remembered is not None:
+        # ``_remember`` of a decision that writes nothing: the annotation ``d`` holds.
+        recent.keep(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY), memory=remembered)
     return True
 
 
@@ -1458,15 +1496,20 @@ def plan(
             and _kept(keeping, index=index, partitions=partitions, d=got[0], pool=pool, tally=tally)
         ):
             continue
-        inst = _instance(
-            config=config,
-            index=index,
-            partitions=partitions,
-            snapshot=ctx.snapshot,
-            claimed=claimed.get(index),
-            hash_value=ctx.hash_value,
-            pods=pods or {},
-            refused=refused or {},
+        built = None if keeping is None else keeping.built.pop(index, None)
+        inst = (
+            built
+            if built is not None
+            else _instance(
+                config=config,
+                index=index,
+                partitions=partitions,
+                snapshot=ctx.snapshot,
+                claimed=got,
+                hash_value=ctx.hash_value,
+                pods=pods or {},
+                refused=refused or {},
+            )
         )
         if inst.deployment is None:
             decision = _decide_missing(
