@@ -700,6 +700,10 @@ class _Last:
     # The requests it holds (``_requests``).
     cpu_m: int
     mem_b: int
+    # The instance the adaptive rule was asked for when it kept this one
+    # (``_adaptively_kept``), a function of the fields above when no resize of it was
+    # refused: the one a later pass with the same inputs asks for again. None: none.
+    inst: Instance | None = None
 
 
 class KeptMemory:
@@ -851,8 +855,21 @@ def _kept(
     autoscaling = k.autoscaling
     lagging = _at_least(max_lag, autoscaling.tolerable_lag_s)
     level = d.saturation_m
+    # The last keep of this instance, when made with the same inputs: every field of it
+    # is a function of those, under the config and memo key the keeps are remembered
+    # with (``KeptMemory.of_pass``).
+    kept = k.last.get(index)
+    if kept is not None and (
+        kept.d is not d
+        or kept.pods is not pods
+        or kept.refused is not refused
+        or kept.max_lag != max_lag
+        or kept.sized is not sized
+    ):
+        kept = None
+    inst = None
     if refreshed and adaptive:
-        if not _adaptively_kept(
+        inst = _adaptively_kept(
             k,
             index=index,
             partitions=partitions,
@@ -861,7 +878,9 @@ def _kept(
             max_lag=max_lag,
             lagging=lagging,
             pods=pods,
-        ):
+            known=None if kept is None or refused else kept.inst,
+        )
+        if inst is None:
             return False
     elif refreshed:
         # ``rules.scale_by_metrics`` when its verdict changes nothing.
@@ -907,17 +926,7 @@ def _kept(
                     decision=verdict,
                 )
             return False
-    kept = k.last.get(index)
-    if (
-        kept is None
-        or kept.d is not d
-        or kept.pods is not pods
-        or kept.refused is not refused
-        or kept.max_lag != max_lag
-        or kept.sized is not sized
-    ):
-        # Not the last keep of the same inputs (which every field below is a function
-        # of, under the config and memo key the keeps are remembered with): a new one.
+    if kept is None or (inst is not None and kept.inst is not inst):
         report = InstanceReport(
             index=index,
             name=name,
@@ -939,6 +948,7 @@ def _kept(
             resized=running and bool(plain),
             cpu_m=cpu_m,
             mem_b=mem_b,
+            inst=inst,
         )
     tally.record_kept(index, kept)
     return True
@@ -954,10 +964,12 @@ def _adaptively_kept(
     max_lag: int,
     lagging: bool,
     pods: Sequence[ObservedPod],
-) -> bool:
+    known: Instance | None,
+) -> Instance | None:
     """In a pass that refreshed metrics, whether the adaptive rule keeps the instance as
-    it is: its own decision (``rules.scale_adaptively``, asked for the instance the rule
-    chain would build, not a copy of its reasoning), when that writes nothing and keeps
+    it is (the instance it was asked for; None: it does not): its own decision
+    (``rules.scale_adaptively``, asked for the instance the rule chain would build, not
+    a copy of its reasoning), when that writes nothing and keeps
     the observed size, state and level, which ``_kept`` found plain. Its memory is then
     kept in the process as the chain's pass keeps it (``_remember``). Any other decision
     (a resize, an ANNOTATE write) is left to the rule chain, which decides it again from
@@ -967,26 +979,28 @@ def _adaptively_kept(
     The instance is ``_instance``'s for ``d`` claimed with its partitions, built from
     what ``_kept`` found (``max_lag``, ``lagging``, ``pods``): named as ``d`` is (a claim
     is by that name), and not OUTDATED (``_kept`` found it plain: its generation is the
-    pass's).
+    pass's); or ``known``, the one of the instance's last keep with the same inputs.
     """
     ctx = k.ctx
     if ctx.budget is not None and not ctx.config.in_place:
         # A scale-down under Recreate takes a turn of the restart budget (``disruption``),
         # which the rule chain would take again: those passes go the full way.
-        return False
-    name = d.name
-    inst = Instance(
-        index=index,
-        name=name,
-        partitions=partitions,
-        max_lag_s=max_lag,
-        lagging=lagging,
-        critical=_at_least(max_lag, k.autoscaling.critical_lag_s),
-        deployment=d,
-        outdated=False,
-        pods=tuple(pods) if k.in_place else (),
-        refused=k.refused.get(name),
-    )
+        return None
+    inst = known
+    if inst is None:
+        name = d.name
+        inst = Instance(
+            index=index,
+            name=name,
+            partitions=partitions,
+            max_lag_s=max_lag,
+            lagging=lagging,
+            critical=_at_least(max_lag, k.autoscaling.critical_lag_s),
+            deployment=d,
+            outdated=False,
+            pods=tuple(pods) if k.in_place else (),
+            refused=k.refused.get(name),
+        )
     saved = pool.available
     decision = rules.scale_adaptively(ctx, inst, pool)
     if (
@@ -998,12 +1012,12 @@ def _adaptively_kept(
     ):
         pool.restore(saved)
         k.built[index] = inst
-        return False
+        return None
     recent, remembered = ctx.recent, decision.remembered
     if recent is not None and remembered is not None:
         # ``_remember`` of a decision that writes nothing: the annotation ``d`` holds.
         recent.keep(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY), memory=remembered)
-    return True
+    return inst
 
 
 @dataclass(slots=True)
