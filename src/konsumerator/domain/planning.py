@@ -584,7 +584,11 @@ _KEPT = "planning._kept"
 _TARGET = ("target",)
 # Scaling states whose verdict reads the time (the pending periods).
 _TIMED = frozenset({ScalingStatus.PENDING_SCALE_UP, ScalingStatus.PENDING_SCALE_DOWN})
+# Enum members read in the per-instance loops, as module constants: under Python 3.11
+# an Enum member read from its class goes through ``EnumType.__getattr__``'s hook,
+# some four times a plain class attribute.
 _SATURATED = ScalingStatus.SATURATED
+_PENDING_UP = ScalingStatus.PENDING_SCALE_UP
 # The pass's memo key (``_memo_key``) as a small number: hashing the key itself costs
 # more than the rest of ``_kept``. Never reused for another key (the numbers only grow).
 _TOKENS: dict[Hashable, int] = {}
@@ -1055,7 +1059,7 @@ class _Again:
         self.resized += last.resized
         self.cpu_m += last.cpu_m
         self.mem_b += last.mem_b
-        self.saturated += report.status is ScalingStatus.SATURATED
+        self.saturated += report.status is _SATURATED
 
     def drop(self, index: int) -> None:
         """Instance ``index`` is not kept (whether it was or not)."""
@@ -1069,7 +1073,7 @@ class _Again:
         self.resized -= last.resized
         self.cpu_m -= last.cpu_m
         self.mem_b -= last.mem_b
-        self.saturated -= report.status is ScalingStatus.SATURATED
+        self.saturated -= report.status is _SATURATED
 
 
 @dataclass(frozen=True, slots=True)
@@ -1336,9 +1340,7 @@ def _still_pending(k: _Keeping, scaling: ScalingState) -> bool:
     """
     since = scaling.since
     a = k.autoscaling
-    period = (
-        a.pending_up_s if scaling.status is ScalingStatus.PENDING_SCALE_UP else a.pending_down_s
-    )
+    period = a.pending_up_s if scaling.status is _PENDING_UP else a.pending_down_s
     return since is not None and (k.ctx.now - since).total_seconds() < period
 
 
