@@ -50,7 +50,13 @@ class ReadOnly(dict[int, float]):
 
 
 def _read_only(values: Mapping[int, float]) -> Mapping[int, float]:
-    return values if type(values) is ReadOnly else ReadOnly(values)
+    if type(values) is ReadOnly:
+        return values
+    if type(values) is MappingProxyType:
+        # What the parsers hand over: its mapping's own ``copy`` (a dict's, in C) is some
+        # five times faster than reading it through the proxy key by key.
+        return ReadOnly(values.copy())
+    return ReadOnly(values)
 
 
 def _empty() -> Mapping[int, float]:
