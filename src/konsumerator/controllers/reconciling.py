@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
-from konsumerator.controllers import outcomes
+from konsumerator.controllers import continuing, outcomes
 from konsumerator.controllers.continuing import Continuations
 from konsumerator.controllers.ports import (
     Actuator,
@@ -545,7 +545,11 @@ class Pipeline:
         )
         resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
         self._continuations.acted(
-            key=key, planned=planned, config=converted, deferred=outcome.deferred > 0
+            key=key,
+            planned=planned,
+            config=converted,
+            deferred=outcome.deferred > 0,
+            restarts=continuing.spent(plan=plan, written=outcome.done),
         )
         self._count_writes(
             key=key, outcome=outcome, resize_outcomes=resize_outcomes, actuated=actuated
