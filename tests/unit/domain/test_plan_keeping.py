@@ -634,12 +634,16 @@ def _pass(
     )
 
 
-_CONFIGS: dict[int, Any] = {}
+_CONFIGS: dict[int, tuple[simulating.Replay, Any]] = {}
 
 
 def _config(r: simulating.Replay) -> Any:
-    """One config object per replay: a memory keeps its keeps under the same one."""
-    return _CONFIGS.setdefault(id(r), to_config(r.spec, paused=False))
+    """One config object per replay: a memory keeps its keeps under the same one. Held
+    with the replay, so that a later replay given a freed one's id gets its own."""
+    known = _CONFIGS.get(id(r))
+    if known is None or known[0] is not r:
+        known = _CONFIGS[id(r)] = (r, to_config(r.spec, paused=False))
+    return known[1]
 
 
 def _both(r: simulating.Replay, first: dict[str, Any], second: dict[str, Any]) -> planning.Plan:
@@ -1009,8 +1013,8 @@ def test_an_adaptive_scale_down_asked_by_the_shortcut_takes_one_turn_of_the_rest
 def _asked(r: simulating.Replay, passes: list[dict[str, Any]]) -> list[list[Any]]:
     """The instances each pass (remembered in one ``KeptMemory``) asked the adaptive
     rule for from the shortcut, and the ones the rule chain decided, in order; each pass
-    checked against the full way."""
-    memory = planning.KeptMemory()
+    checked against the full way (with a memory of its own, fed the same passes)."""
+    memory, full = planning.KeptMemory(), planning.KeptMemory()
     asked: list[list[Any]] = []
     real_rule, real_chain = rules.scale_adaptively, rules.decide_existing
 
@@ -1030,7 +1034,7 @@ def _asked(r: simulating.Replay, passes: list[dict[str, Any]]) -> list[list[Any]
         ):
             remembered = _pass(r, memory=memory, **second)
         with without_shortcut():
-            assert remembered == _pass(r, memory=None, **second)
+            assert remembered == _pass(r, memory=full, **second)
     return asked
 
 
