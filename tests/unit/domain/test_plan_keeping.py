@@ -639,7 +639,8 @@ _CONFIGS: dict[int, tuple[simulating.Replay, Any]] = {}
 
 def _config(r: simulating.Replay) -> Any:
     """One config object per replay: a memory keeps its keeps under the same one. Held
-    with the replay, so that a later replay given a freed one's id gets its own."""
+    with the replay: by its id alone, a later test's replay at the same address took an
+    earlier test's config (another predictor or update mode) for the remembered pass."""
     known = _CONFIGS.get(id(r))
     if known is None or known[0] is not r:
         known = _CONFIGS[id(r)] = (r, to_config(r.spec, paused=False))
