@@ -96,6 +96,10 @@ class Metrics:
     # What the snapshot's answers held that was not used as given (series dropped or
     # merged), in words for ``MetricsAvailable``'s message; None: nothing.
     problems: str | None = None
+    # The budgeted restarts (``disruption``) already written from this snapshot by the
+    # cut passes this one continues (``controllers.continuing``): one refresh's budget
+    # is shared by the passes that make its writes, not given to each of them.
+    restarts_spent: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,8 @@ class Plan:
     in_place: InPlaceCounters = field(default=InPlaceCounters())
     # Scale-downs that would restart pods, held by the restart budget (``disruption``).
     restarts_held: int = 0
+    # The instance indexes whose restart the budget admitted (their writes spend it).
+    restarts_admitted: frozenset[int] = frozenset()
 
 
 def _claim(
@@ -432,6 +438,8 @@ def _budget(
     limit = disruption.allowed(percent=a.restart_budget_percent, instances=num_instances)
     if limit >= num_instances:
         return None
+    # What the cut passes of the same refresh left (a continued pass, ``Metrics``).
+    limit = max(0, limit - metrics.restarts_spent)
     turns = (
         disruption.turns(
             ((i, d.scaling) for i, (d, _) in claimed.items() if not d.paused),
@@ -439,7 +447,7 @@ def _budget(
             pending_down_s=a.pending_down_s,
             limit=limit,
         )
-        if metrics.refreshed and not config.in_place
+        if metrics.refreshed and not config.in_place and limit > 0
         else frozenset()
     )
     return disruption.RestartBudget(limit=limit, turns=turns)
@@ -1572,4 +1580,8 @@ def plan(
         requeue_after_s=_requeue(autoscaling=config.autoscaling, metrics=metrics, now=now),
         template_hash=ctx.hash_value,
     )
-    return planned if budget is None else replace(planned, restarts_held=budget.held)
+    return (
+        planned
+        if budget is None
+        else replace(planned, restarts_held=budget.held, restarts_admitted=frozenset(budget.taken))
+    )
