@@ -11,6 +11,13 @@ least five different passes (each Deployment's ``scaling-status-change`` is the 
 its own), the operator counts the held ones (``konsumerator_consumer_restarts_held_total``),
 and every instance gets its turn: none is left at 2 cores or waiting in
 ``PENDING_SCALE_DOWN``. On the old code all ten were scaled down in one pass.
+
+``status.restartsHeld`` shows the held count while the budget binds (at most nine:
+one of the ten restarts per pass) and 0 once every instance has had its turn
+(``kubectl get consumers -o wide``, column ``HELD``); a count edited in by hand is
+written over by the next refresh (a server-side apply that left the field out would
+not remove one another field manager wrote). On the code before the field, it never
+appeared.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import pytest
 from operating import (
     condition,
     consumer,
+    consumer_path,
     container,
     eventually,
     get_consumer,
@@ -56,6 +64,10 @@ def _cpu(d: dict[str, Any]) -> int:
     return cpu_millis(container(d)["resources"]["requests"]["cpu"])
 
 
+def _held(consumer: dict[str, Any]) -> int:
+    return int(consumer.get("status", {}).get("restartsHeld", 0))
+
+
 def _pending_down(d: dict[str, Any]) -> bool:
     status = d["metadata"]["annotations"].get(keys.SCALING_STATUS)
     return bool(status == "PENDING_SCALE_DOWN")
@@ -84,6 +96,12 @@ def test_a_fleet_wide_scale_down_restarts_one_instance_per_pass_and_each_gets_it
             timeout=120,
             what="metrics synced",
         )
+        binding = eventually(
+            lambda: get_consumer(cluster, namespace, "paced"),
+            lambda o: _held(o) > 0,
+            timeout=240,
+            what="status.restartsHeld while the budget holds scale-downs",
+        )
         done = eventually(
             lambda: managed(cluster, namespace),
             lambda found: (
@@ -96,6 +114,26 @@ def test_a_fleet_wide_scale_down_restarts_one_instance_per_pass_and_each_gets_it
         held = metric_sum(
             op.metrics(), "konsumerator_consumer_restarts_held_total", consumer=f"{namespace}/paced"
         )
+        eventually(
+            lambda: get_consumer(cluster, namespace, "paced"),
+            lambda o: o.get("status", {}).get("restartsHeld") == 0,
+            timeout=120,
+            what="status.restartsHeld 0 once every instance had its turn",
+        )
+        wide = cluster.kubectl("get", "consumers", "-n", namespace, "-o", "wide").stdout
+        lie = {"status": {"restartsHeld": 7}}
+        edited = cluster.api("PATCH", consumer_path(namespace, "paced") + "/status", lie)
+        assert _held(edited) == 7
+        eventually(
+            lambda: get_consumer(cluster, namespace, "paced"),
+            lambda o: o.get("status", {}).get("restartsHeld") == 0,
+            timeout=120,
+            what="a restartsHeld edited by hand written over by the next refresh",
+        )
+    # Read HELD by its offsets: the in-place columns before it are empty cells here.
+    header, row = wide.splitlines()[:2]
+    assert row[header.index("HELD") : header.index("AUTOSCALER")].strip() == "0"
+    assert 1 <= _held(binding) <= PARTITIONS - 1
     changes = {d["metadata"]["annotations"][keys.SCALING_STATUS_CHANGE] for d in done.values()}
     # One scale-down per pass, passes 2 s apart (minSyncPeriod): the ten land in at least
     # five different seconds (a bound, not a timing: all ten in one on the old code).

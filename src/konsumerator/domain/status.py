@@ -22,6 +22,16 @@ learned (``domain.adaptive.learning``): its state (``Off``, ``Learning``,
 started from. It is also the learner's memory: read back every pass, so a
 restarted operator goes on from the learned rate.
 
+``restartsHeld`` counts the scale-downs ``restartBudgetPercent`` held in the last pass
+that refreshed metrics (``domain.disruption``; CRD mode only, like ``inPlace``): only
+such a pass decides scale-downs, so the passes between two refreshes (the ones the
+admitted scale-downs' writes wake) carry it instead of flipping it to 0 and back. It is
+absent until the budget first holds one of the Consumer's scale-downs (a Consumer it
+never binds on gains no field and no write), then 0 when none is held: a count is
+cleared by writing 0, not by leaving the field out, which a server-side apply would not
+remove from a status somebody else edited (``kubectl edit --subresource=status``), so a
+hand-edited count is put right by the next refresh like any other field.
+
 A condition's ``lastTransitionTime`` moves only when its status flips
 (``domain.conditions``).
 
@@ -114,6 +124,8 @@ class ConsumerStatus:
     in_place: Mapping[str, int] | None = None
     # ``learning``: the learned rate per core (adaptive predictor only).
     learning: Learned | None = None
+    # ``restartsHeld``: scale-downs the restart budget held (``restarts_held``); None: absent.
+    restarts_held: int | None = None
 
     def condition(self, type: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type), None)
@@ -138,6 +150,8 @@ class ConsumerStatus:
             body["inPlace"] = dict(self.in_place)
         if self.learning is not None:
             body["learning"] = learning_body(self.learning)
+        if self.restarts_held is not None:
+            body["restartsHeld"] = self.restarts_held
         return body
 
     def to_annotations(self) -> dict[str, str]:
@@ -164,6 +178,11 @@ class ConsumerStatus:
         held |= {"inPlace"} if readable else set()
         learning = learning_from_body(raw.get("learning"))
         held |= {"learning"} if learning is not None else set()
+        # Any integer is a count (a hand-edited one too: the next refresh writes the
+        # truth over it); anything else is carried as it was (the CRD allows none).
+        restarts = raw.get("restartsHeld")
+        counted = restarts if is_int(restarts) else None
+        held |= {"restartsHeld"} if counted is not None else set()
         return ConsumerStatus(
             counters=Counters(**{n: raw[n] for n in COUNTER_FIELDS}) if complete else None,
             observed_generation=generation if is_int(generation) else None,
@@ -173,6 +192,7 @@ class ConsumerStatus:
             carried=MappingProxyType({k: v for k, v in raw.items() if k not in held}),
             in_place=MappingProxyType(in_place) if readable else None,
             learning=learning,
+            restarts_held=counted,
         )
 
     @staticmethod
@@ -312,6 +332,30 @@ def metrics_available(
     return Condition(type=name, status=TRUE, reason="Synced", message=message)
 
 
+def restarts_held(
+    *, plan: Plan, metrics: Metrics, autoscaling: bool, previous: ConsumerStatus
+) -> int | None:
+    """``restartsHeld``: the scale-downs the restart budget held in the last pass that
+    refreshed metrics, the only pass in which the scaling state machine decides them.
+
+    A pass that did not refresh (one woken by the writes of the scale-downs the budget
+    admitted, or one whose refresh failed: nothing was scaled down) keeps the previous
+    count, so the field does not flip to 0 and back between two refreshes (two status
+    writes per sync while the budget binds, and a kubectl user would mostly see no field
+    at all). A fallback from in place that the budget held in such a pass shows at the
+    next refresh if it still waits then. Autoscaling off (manual mode, paused): nothing
+    is scaled down, nothing is held. None (absent) until a count is first held; from
+    then on 0 says none is.
+    """
+    if not autoscaling:
+        count: int | None = 0
+    elif metrics.refreshed:
+        count = plan.restarts_held
+    else:
+        count = previous.restarts_held
+    return None if not count and previous.restarts_held is None else count
+
+
 def saturated(plan: Plan) -> Condition:
     if plan.saturated:
         message = listing("lagging and held back by resourcePolicy: ", plan.saturated)
@@ -417,6 +461,9 @@ def of_pass(
         carried=previous.carried,
         in_place=None if in_place is None else MappingProxyType(dict(in_place)),
         learning=learning,
+        restarts_held=restarts_held(
+            plan=plan, metrics=metrics, autoscaling=autoscaling, previous=previous
+        ),
     )
 
 

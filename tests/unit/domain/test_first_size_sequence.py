@@ -8,53 +8,15 @@ modes. The rule itself is tested in ``test_first_size``.
 
 import copy
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from support.consumers import ConsumerBuilder
 
 from konsumerator.domain import keys
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.simulating import Replay, load_consumer
+from konsumerator.simulating import Replay
 
-CONSUMER = """
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {{name: orders, namespace: default}}
-spec:
-  numPartitions: 2
-  numPartitionsPerInstance: 1
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: {predictor}
-    updateMode: {mode}
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      minSyncPeriod: 30s
-      tolerableLag: 1m
-      criticalLag: 10m
-      recoveryTime: 5m
-      ratePerCore: 2000
-      ramPerCore: 256Mi
-      fallbackStrategy: {fallback}
-      offset: {{query: o, partitionLabel: partition}}
-      production: {{query: p, partitionLabel: partition}}
-      consumption: {{query: c, partitionLabel: partition}}
-  deploymentTemplate:
-    selector: {{matchLabels: {{app: orders}}}}
-    template:
-      metadata: {{labels: {{app: orders}}}}
-      spec:
-        containers: [{{name: consumer, image: orders:1}}]
-  resourcePolicy:
-    containerPolicies:
-    - containerName: consumer
-      minAllowed: {{cpu: 100m, memory: 256Mi}}
-      maxAllowed: {{cpu: "4"}}
-"""
 STEP_S = 31.0  # every pass refreshes (minSyncPeriod 30 s)
 
 
@@ -68,9 +30,21 @@ def metrics(lam: float, *, behind_s: float = 0.0) -> MetricsSnapshot:
 
 
 class Fleet:
-    def __init__(self, *, predictor: str, mode: str, fallback: str = "min") -> None:
-        text = CONSUMER.format(predictor=predictor, mode=mode, fallback=fallback)
-        self.source, self.spec = load_consumer(text, source="consumer.yaml")
+    def __init__(
+        self,
+        *,
+        predictor: Literal["adaptive", "naive"],
+        mode: Literal["Recreate", "InPlaceOrRecreate"],
+        fallback: Literal["min", "max"] = "min",
+    ) -> None:
+        orders = ConsumerBuilder(
+            predictor=predictor,
+            update_mode=mode,
+            fallback=fallback,
+            min_memory="256Mi",
+            max_cpu="4",
+        )
+        self.source, self.spec = orders.load()
         self.replay = Replay(source=self.source, spec=self.spec)
         self.bodies: dict[str, dict[str, Any]] = {}
 

@@ -9,6 +9,10 @@ Aspects tested:
 * MetricsAvailable (table): AutoscalingDisabled, AddressNotAllowed, the refresh's own
   reason (PrometheusUnreachable by default), Synced;
 * counters: all seven in the CRD body, the Go operator's six in the guest annotations;
+* ``restartsHeld`` (table): the restart budget's held count of the last pass that
+  refreshed metrics, kept by the passes between refreshes (no write per pass), 0 with
+  autoscaling off; absent until the budget first binds, then 0 when none is held (so a
+  hand-edited count is written over), CRD mode only; one that is no integer is carried;
 * an unusable spec (InvalidSpec, UndecodableObject): only Ready and observedGeneration
   change, counters, the metrics cache and the other conditions are kept;
 * bounded messages: any failure text, conflict list or refusal fits ``MESSAGE_LIMIT``;
@@ -204,6 +208,93 @@ def test_the_crd_body_has_seven_counters_and_the_annotations_the_go_operators_si
     }
 
 
+REFRESHED = Metrics(snapshot=MetricsSnapshot(production={0: 5.0}), synced_at=T0, refreshed=True)
+CACHED = Metrics(snapshot=MetricsSnapshot(production={0: 5.0}), synced_at=T0)
+FAILED = Metrics(error="connection refused")
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "metrics", "held_now", "held_before", "expected"),
+    [
+        (True, REFRESHED, 9, None, 9),  # the budget binds: the pass's count
+        (True, REFRESHED, 8, 9, 8),  # fewer waiting: the new count
+        (True, REFRESHED, 0, 9, 0),  # every scale-down admitted: 0, written over the count
+        (True, REFRESHED, 0, 0, 0),  # still none: unchanged
+        (True, REFRESHED, 0, None, None),  # never held: no field
+        (True, CACHED, 0, 9, 9),  # a pass between refreshes decides no scale-down: kept
+        (True, CACHED, 2, None, None),  # a fallback held between refreshes: at the next
+        (True, FAILED, 0, 5, 5),  # a failed refresh scaled nothing down: kept
+        (False, CACHED, 0, 9, 0),  # autoscaling off (manual, paused): nothing is held
+        (False, REFRESHED, 0, None, None),  # autoscaling off, never held: no field
+    ],
+    ids=[
+        "binds",
+        "fewer",
+        "cleared",
+        "still-none",
+        "never",
+        "between-refreshes",
+        "fallback-between",
+        "refresh-failed",
+        "autoscaling-off",
+        "off-never",
+    ],
+)
+def test_restarts_held_is_the_count_of_the_last_pass_that_refreshed_metrics(
+    autoscaling: bool,
+    metrics: Metrics,
+    held_now: int,
+    held_before: int | None,
+    expected: int | None,
+) -> None:
+    before = {} if held_before is None else {"restartsHeld": held_before}
+    status = passed(
+        previous=ConsumerStatus.from_body(before),
+        autoscaling=autoscaling,
+        metrics=metrics,
+        plan=plan(restarts_held=held_now),
+    )
+    assert status.restarts_held == expected
+    body = status.to_body()
+    assert ("restartsHeld" in body) == (expected is not None)
+    assert body.get("restartsHeld") == expected
+    assert ConsumerStatus.from_body(body).restarts_held == expected
+
+
+def test_restarts_held_is_absent_until_the_budget_binds_and_never_a_guest_annotation() -> None:
+    quiet = passed(autoscaling=True, metrics=REFRESHED)
+    held = passed(autoscaling=True, metrics=REFRESHED, plan=plan(restarts_held=3))
+    assert "restartsHeld" not in quiet.to_body()
+    assert held.to_body()["restartsHeld"] == 3
+    # Guest mode keeps the Go operator's annotations (like ``inPlace``): nothing new.
+    assert held.to_annotations() == quiet.to_annotations()
+
+
+def test_a_pass_between_refreshes_reports_the_same_status_as_the_refresh_before() -> None:
+    """No status write per pass while the budget binds: the passes the admitted
+    scale-downs' writes wake render the refreshed pass's status unchanged."""
+    refreshed = passed(autoscaling=True, metrics=REFRESHED, plan=plan(restarts_held=9))
+    woken = passed(previous=refreshed, autoscaling=True, metrics=CACHED, now=T1)
+    assert woken.to_body() == refreshed.to_body()
+
+
+@pytest.mark.parametrize("edited", [7, -1, 2**40], ids=["made-up", "negative", "huge"])
+def test_a_hand_edited_restarts_held_is_written_over_by_the_next_refresh(edited: int) -> None:
+    """Cleared by writing 0, not by leaving the field out: a server-side apply that
+    leaves out a field somebody else wrote does not remove it."""
+    previous = ConsumerStatus.from_body({"restartsHeld": edited})
+    assert previous.restarts_held == edited
+    status = passed(previous=previous, autoscaling=True, metrics=REFRESHED)
+    assert status.to_body()["restartsHeld"] == 0
+
+
+@pytest.mark.parametrize("edited", ["3", True, 1.5, None], ids=["str", "bool", "float", "null"])
+def test_a_restarts_held_that_is_no_integer_is_carried_as_it_was(edited: object) -> None:
+    previous = ConsumerStatus.from_body({"restartsHeld": edited})
+    assert previous.restarts_held is None
+    assert previous.to_body() == {"restartsHeld": edited}
+
+
 @pytest.mark.parametrize("reason", ["InvalidSpec", "UndecodableObject"])
 def test_an_unusable_spec_changes_only_ready_and_the_generation(reason: str) -> None:
     synced = MetricsSnapshot(production={0: 5.0})
@@ -269,7 +360,15 @@ json_values = st.recursive(
     max_leaves=10,
 )
 any_field = st.sampled_from(
-    ["expected", "running", "redundant", "observedGeneration", "lastSyncTime", "lastSyncState"]
+    [
+        "expected",
+        "running",
+        "redundant",
+        "observedGeneration",
+        "lastSyncTime",
+        "lastSyncState",
+        "restartsHeld",
+    ]
 ) | st.text(max_size=8).filter(lambda k: k != "conditions")
 
 
@@ -295,6 +394,7 @@ statuses = st.builds(
     last_sync_time=st.just(T0_TEXT),
     last_sync_state=st.none(),
     conditions=st.lists(conditions, max_size=3, unique_by=lambda c: c.type).map(tuple),
+    restarts_held=st.none() | st.integers(0, 2**31 - 1),
 )
 
 

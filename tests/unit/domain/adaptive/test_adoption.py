@@ -25,11 +25,14 @@ Aspects tested:
 """
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Literal
 
 from hypothesis import given
 from hypothesis import strategies as st
+from support.consumers import ConsumerBuilder
 
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import adoption
@@ -38,46 +41,10 @@ from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.adaptive.policy import Sized
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingStatus
-from konsumerator.simulating import Replay, load_consumer
 
 N = 10
 RATE_PER_CORE = 2000
-CONSUMER = f"""
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {{name: orders, namespace: default}}
-spec:
-  numPartitions: {N}
-  numPartitionsPerInstance: 1
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: naive
-    updateMode: Recreate
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      minSyncPeriod: 30s
-      tolerableLag: 1m
-      criticalLag: 10m
-      recoveryTime: 5m
-      ratePerCore: {RATE_PER_CORE}
-      ramPerCore: 256Mi
-      offset: {{query: o, partitionLabel: partition}}
-      production: {{query: p, partitionLabel: partition}}
-      consumption: {{query: c, partitionLabel: partition}}
-  deploymentTemplate:
-    selector: {{matchLabels: {{app: orders}}}}
-    template:
-      metadata: {{labels: {{app: orders}}}}
-      spec:
-        containers: [{{name: consumer, image: orders:1}}]
-  resourcePolicy:
-    containerPolicies:
-    - {{containerName: consumer, minAllowed: {{cpu: 100m}}, maxAllowed: {{cpu: "8"}}}}
-"""
+ORDERS = ConsumerBuilder(partitions=N, predictor="naive", rate_per_core=RATE_PER_CORE)
 STEP_S = 31.0
 # Instance i is sized 500m + 100m·i by naive and produces 99 % of what that gives: it
 # keeps up, with less headroom than u = 0.95 asks for (1/u − 1 = 5.3 %).
@@ -89,8 +56,7 @@ class Fleet:
     its production plus its backlog; a restarted one consumes nothing for one pass."""
 
     def __init__(self) -> None:
-        source, spec = load_consumer(CONSUMER, source="consumer.yaml")
-        self.replay = Replay(source=source, spec=spec)
+        self.replay = ORDERS.replay()
         self.production = dict(PRODUCTION)
         self.backlog = dict.fromkeys(range(N), 0.0)
         self.cpu: dict[int, int] = {}
@@ -118,9 +84,8 @@ class Fleet:
                 self.backlog[p] += self.production[p] * STEP_S
             self.cpu[p] = cpu
 
-    def switch_to(self, predictor: str) -> None:
-        text = CONSUMER.replace("predictor: naive", f"predictor: {predictor}")
-        self.replay.spec = load_consumer(text, source="consumer.yaml")[1]
+    def switch_to(self, predictor: Literal["adaptive", "naive"]) -> None:
+        self.replay.spec = replace(ORDERS, predictor=predictor).load()[1]
 
     def decision(self, p: int) -> str:
         (d,) = [d for d in self.replay.cluster.observed() if d.name == f"orders-{p}"]

@@ -8,11 +8,12 @@ when anyone else wrote it. Driven through the operator's own pipeline
 (``simulating.Replay``), in virtual time, with the story of ``test_sequence``.
 """
 
-from test_sequence import CONSUMER, Story, metrics
+from dataclasses import replace
+
+from test_sequence import ORDERS, Story, metrics
 
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import memory as adaptive_memory
-from konsumerator.simulating import Replay, load_consumer
 
 # Within the hysteresis band around the 2000/s the instance was created for.
 DRIFT = (1000, 1012, 995, 1020, 990, 1008, 1015, 985, 1003, 1018)
@@ -78,7 +79,7 @@ def test_a_memory_written_by_someone_else_wins_over_the_processes() -> None:
 
 
 # At most 1 core: 3000/s on each of two partitions, 120 s behind, is SATURATED.
-SATURATING = CONSUMER.replace('maxAllowed: {cpu: "8"}', 'maxAllowed: {cpu: "1"}')
+SATURATING = replace(ORDERS, max_cpu="1")
 JITTER = (4, -5, 3, -2, 5, -4, 1, -3, 2, -1)  # +-5 msg/s of production
 
 
@@ -86,8 +87,7 @@ def test_a_saturated_instance_is_rewritten_only_when_its_shortage_moves_a_tenth(
     """Its backlog grows slowly and its production jitters: the shortage creeps up one
     100m step every few refreshes, and ``cpu-saturation-level`` follows it only when it
     moved by a tenth of the level written (``rules.level_moved``), not at every step."""
-    source, spec = load_consumer(SATURATING, source="consumer.yaml")
-    replay = Replay(source=source, spec=spec)
+    replay = SATURATING.replay()
     levels: list[str | None] = []
     writes = []
     for i, noise in enumerate(JITTER * 6):

@@ -9,52 +9,19 @@ partitions' peak (2300m, twice the 1200m its 2 partitions need), held there for
 Driven by ``simulating.Replay`` (the operator's own pipeline) in virtual time.
 """
 
+from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
+from support.consumers import ConsumerBuilder
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec
 from konsumerator.domain import keys
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.simulating import Replay, load_consumer
+from konsumerator.simulating import Replay
 
-CONSUMER = """
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {name: orders, namespace: default}
-spec:
-  numPartitions: 4
-  numPartitionsPerInstance: PER
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: adaptive
-    updateMode: Recreate
-    targetUtilizationPercent: 90
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      minSyncPeriod: 30s
-      tolerableLag: 1m
-      recoveryTime: 5m
-      ratePerCore: 2000
-      ramPerCore: 256Mi
-      offset: {query: o, partitionLabel: partition}
-      production: {query: p, partitionLabel: partition}
-      consumption: {query: c, partitionLabel: partition}
-  deploymentTemplate:
-    selector: {matchLabels: {app: orders}}
-    template:
-      metadata: {labels: {app: orders}}
-      spec:
-        containers: [{name: consumer, image: orders:1}]
-  resourcePolicy:
-    containerPolicies:
-    - {containerName: consumer, minAllowed: {cpu: 100m}, maxAllowed: {cpu: "8"}}
-"""
+ORDERS = ConsumerBuilder(partitions=4, target_utilization_percent=90, critical_lag=None)
 # 1000 msg/s per partition, keeping up: a 2-partition instance needs 2000/0.9 = 2223/s,
 # 1200m; a 4-partition one 4445/s, 2300m.
 STEADY = MetricsSnapshot(
@@ -66,7 +33,7 @@ NEED_M = {1: 600, 2: 1200, 4: 2300}
 
 
 def _spec(per: int) -> tuple[manifests.Source, ConsumerSpec]:
-    return load_consumer(CONSUMER.replace("PER", str(per)), source="consumer.yaml")
+    return replace(ORDERS, per_instance=per).load()
 
 
 def _cpu(replay: Replay) -> dict[str, int]:

@@ -21,48 +21,13 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from support.consumers import ConsumerBuilder
+
 from konsumerator.domain import keys
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.simulating import Replay, load_consumer
+from konsumerator.simulating import Replay
 
-CONSUMER = """
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {name: orders, namespace: default}
-spec:
-  numPartitions: 2
-  numPartitionsPerInstance: 2
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: adaptive
-    updateMode: Recreate
-    targetUtilizationPercent: 90
-    restartTime: 30s
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      minSyncPeriod: 30s
-      tolerableLag: 1m
-      criticalLag: 10m
-      recoveryTime: 5m
-      ratePerCore: 2000
-      ramPerCore: 256Mi
-      offset: {query: o, partitionLabel: partition}
-      production: {query: p, partitionLabel: partition}
-      consumption: {query: c, partitionLabel: partition}
-  deploymentTemplate:
-    selector: {matchLabels: {app: orders}}
-    template:
-      metadata: {labels: {app: orders}}
-      spec:
-        containers: [{name: consumer, image: orders:1}]
-  resourcePolicy:
-    containerPolicies:
-    - {containerName: consumer, minAllowed: {cpu: 100m}, maxAllowed: {cpu: "8"}}
-"""
+ORDERS = ConsumerBuilder(per_instance=2, target_utilization_percent=90, restart_time="30s")
 STEP_S = 31.0
 
 
@@ -76,8 +41,7 @@ def metrics(lam: float, consumed: float, behind: float = 0.0) -> MetricsSnapshot
 
 class Story:
     def __init__(self) -> None:
-        source, spec = load_consumer(CONSUMER, source="consumer.yaml")
-        self.replay = Replay(source=source, spec=spec)
+        self.replay = ORDERS.replay()
         self.bodies: dict[str, dict[str, Any]] = {}
 
     def step(self, snapshot: MetricsSnapshot) -> int:
@@ -284,21 +248,12 @@ def test_an_ineffective_scale_up_is_a_warning_event() -> None:
 
 
 def test_the_naive_predictor_writes_no_adaptive_annotation() -> None:
-    source, spec = load_consumer(CONSUMER, source="consumer.yaml")
-    spec = spec.model_copy(update={"autoscaler": replace_predictor(spec.autoscaler, "naive")})
-    replay = Replay(source=source, spec=spec)
+    replay = replace(ORDERS, predictor="naive").replay()
     replay.step(advance_s=STEP_S, metrics=metrics(1000, 1000))
     (d,) = replay.cluster.observed()
     assert keys.SCALING_MEMORY not in d.annotations
     assert keys.SCALING_DECISION not in d.annotations
     replay.close()
-
-
-def replace_predictor(autoscaler: Any, predictor: str) -> Any:
-    return autoscaler.model_copy(update={"predictor": predictor})
-
-
-__all__ = ["replace"]
 
 
 def test_a_step_up_under_recreate_is_one_scale_up_sized_for_its_own_restart() -> None:
@@ -355,11 +310,7 @@ def test_a_scale_up_under_the_same_cpu_limit_is_no_evidence_of_ineffectiveness()
     rises to 1100/s per partition, beyond the 2 cores the 2-core limit gives. The
     scale-up 1200m -> 1900m keeps that limit, so throughput stays flat: that must not
     mark the instance ineffective, and the size must go on to a limit that drains."""
-    consumer = CONSUMER.replace("updateMode: Recreate", "updateMode: InPlaceOrRecreate")
-    source, spec = load_consumer(
-        consumer.replace("ratePerCore: 2000", "ratePerCore: 1400"), source="consumer.yaml"
-    )
-    replay = Replay(source=source, spec=spec)
+    replay = replace(ORDERS, update_mode="InPlaceOrRecreate", rate_per_core=1400).replay()
     backlog = consumed = 0.0
     marked = []
     limits = []
@@ -385,12 +336,11 @@ def test_a_scale_up_under_the_same_cpu_limit_is_no_evidence_of_ineffectiveness()
 # resize and never asks for one (``headroom_share``); a node that lends the pods CPU
 # beyond their request holds a scale-up that is not urgent (``bursting``).
 
-RECREATE = CONSUMER.replace("targetUtilizationPercent: 90", "targetUtilizationPercent: 95")
+RECREATE = replace(ORDERS, target_utilization_percent=95)
 
 
-def replay_of(consumer: str) -> Replay:
-    source, spec = load_consumer(consumer, source="consumer.yaml")
-    return Replay(source=source, spec=spec)
+def replay_of(consumer: ConsumerBuilder) -> Replay:
+    return consumer.replay()
 
 
 def cpu(replay: Replay) -> tuple[int, int]:
@@ -449,7 +399,7 @@ def test_a_node_that_lends_cpu_holds_a_scale_up_until_the_lag_grows() -> None:
 # production passes its request by RIDE_MARGIN (``ride_share``), so a node that lends
 # the pods CPU shows it, and ``bursting`` then holds the request in place too.
 
-IN_PLACE = RECREATE.replace("updateMode: Recreate", "updateMode: InPlaceOrRecreate")
+IN_PLACE = replace(RECREATE, update_mode="InPlaceOrRecreate")
 
 
 def test_in_place_a_lending_node_holds_the_request_until_the_lag_grows() -> None:

@@ -13,57 +13,27 @@ Aspects tested:
   hundred instances; no pass restarts more than 100 of them for a scale-down (on the
   old code: 276 in one pass), and all of them are given back within ceil(waiting / 100)
   passes of the first (no instance stays behind in ``PENDING_SCALE_DOWN``);
+* the status says how many the budget held (``status.restartsHeld``): none before the
+  switch (no field), the pass's count while it binds, 0 once every instance had its turn;
 * switched to ``adaptive`` again, the bound holds too, and the fleet settles.
 """
 
 import math
 import random
+from dataclasses import replace
 from types import MappingProxyType
+from typing import Literal
+
+from support.consumers import ConsumerBuilder
 
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingStatus
-from konsumerator.simulating import Replay, load_consumer
 
 N = 1000
 RATE_PER_CORE = 2000
 STEP_S = 31.0
 PENDING_DOWN_S = 600.0
-CONSUMER = f"""
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {{name: orders, namespace: default}}
-spec:
-  numPartitions: {N}
-  numPartitionsPerInstance: 1
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: adaptive
-    updateMode: Recreate
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      minSyncPeriod: 30s
-      tolerableLag: 1m
-      criticalLag: 10m
-      recoveryTime: 5m
-      ratePerCore: {RATE_PER_CORE}
-      ramPerCore: 256Mi
-      offset: {{query: o, partitionLabel: partition}}
-      production: {{query: p, partitionLabel: partition}}
-      consumption: {{query: c, partitionLabel: partition}}
-  deploymentTemplate:
-    selector: {{matchLabels: {{app: orders}}}}
-    template:
-      metadata: {{labels: {{app: orders}}}}
-      spec:
-        containers: [{{name: consumer, image: orders:1}}]
-  resourcePolicy:
-    containerPolicies:
-    - {{containerName: consumer, minAllowed: {{cpu: 100m}}, maxAllowed: {{cpu: "8"}}}}
-"""
+ORDERS = ConsumerBuilder(partitions=N, rate_per_core=RATE_PER_CORE)
 # The default restartBudgetPercent, 10 % of the instances per pass.
 BUDGET = N // 10
 
@@ -72,10 +42,10 @@ class Fleet:
     def __init__(self) -> None:
         self.rng = random.Random(1)
         self.base = {p: self.rng.lognormvariate(math.log(1340), 0.3) for p in range(N)}
-        source, spec = load_consumer(CONSUMER, source="consumer.yaml")
-        self.replay = Replay(source=source, spec=spec)
+        self.replay = ORDERS.replay()
         self.backlog = dict.fromkeys(range(N), 0.0)
         self.cpu: dict[int, int] = {}
+        self.held: list[int] = []
 
     def step(self) -> tuple[int, int]:
         """One sync; the scale-downs and scale-ups it made."""
@@ -85,7 +55,7 @@ class Fleet:
             capacity = self.cpu[p] / 1000 * RATE_PER_CORE if p in self.cpu else lam
             consumed[p] = min(lam + self.backlog[p] / STEP_S, capacity)
             self.backlog[p] = max(0.0, self.backlog[p] + (lam - consumed[p]) * STEP_S)
-        self.replay.step(
+        done = self.replay.step(
             advance_s=STEP_S,
             metrics=MetricsSnapshot(
                 production=MappingProxyType(production),
@@ -93,6 +63,9 @@ class Fleet:
                 offset=MappingProxyType(dict(self.backlog)),
             ),
         )
+        # Every step refreshes (STEP_S > minSyncPeriod): the status shows this pass's count.
+        assert (done.status.restarts_held or 0) == done.plan.restarts_held
+        self.held.append(done.status.restarts_held or 0)
         downs = ups = 0
         for d in self.replay.cluster.observed():
             p = int(d.name.rsplit("-", 1)[1])
@@ -104,9 +77,8 @@ class Fleet:
             self.cpu[p] = cpu
         return downs, ups
 
-    def switch_to(self, predictor: str) -> None:
-        text = CONSUMER.replace("predictor: adaptive", f"predictor: {predictor}")
-        self.replay.spec = load_consumer(text, source="consumer.yaml")[1]
+    def switch_to(self, predictor: Literal["adaptive", "naive"]) -> None:
+        self.replay.spec = replace(ORDERS, predictor=predictor).load()[1]
 
     def waited_too_long(self) -> int:
         """Instances whose scale-down has waited past its pending period and one pass."""
@@ -125,6 +97,7 @@ def test_switching_a_thousand_instances_back_and_forth_restarts_at_most_the_budg
     fleet = Fleet()
     for _ in range(30):
         fleet.step()
+    assert "restartsHeld" not in fleet.replay.status.to_body()
     fleet.switch_to("naive")
     downs = [fleet.step()[0] for _ in range(30)]
     assert max(downs) <= BUDGET, downs
@@ -135,6 +108,10 @@ def test_switching_a_thousand_instances_back_and_forth_restarts_at_most_the_budg
     assert burst == list(range(burst[0], burst[0] + len(burst)))
     assert len(burst) <= math.ceil(sum(downs[i] for i in burst) / BUDGET) + 1
     assert fleet.waited_too_long() == 0
+    held = fleet.held[-30:]
+    assert max(held) > BUDGET  # more than another pass's worth waited
+    assert held[-1] == 0
+    assert fleet.replay.status.to_body()["restartsHeld"] == 0
     fleet.switch_to("adaptive")
     again = [fleet.step()[0] for _ in range(30)]
     assert max(again) <= BUDGET
