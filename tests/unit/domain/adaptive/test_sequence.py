@@ -553,7 +553,7 @@ def test_under_recreate_a_scale_down_is_sized_for_the_headroom_not_its_restart()
 # own pass. Closed loop: each partition consumes what the request gives at
 # ratePerCore (a contended node), at most its production plus its backlog.
 
-SPIKY = CONSUMER.replace("updateMode: Recreate", "updateMode: InPlaceOrRecreate")
+SPIKY = replace(ORDERS, update_mode="InPlaceOrRecreate")
 
 
 def _contended(rates: list[float]) -> tuple[list[int], str]:
