@@ -34,19 +34,20 @@ the cache we planned from and the request:
 * Writes run concurrently up to a bound, so 1,000 instances converge in
   seconds without flooding the API server; every failure is collected and
   reported, none stops the others.
-* One pass makes at most ``SLICE`` writes (in plan order: deletes, applies, pod
-  resizes), and once another Consumer waits for a worker (``contended``) it starts
-  no new write after ``YIELD_AFTER_S`` seconds of writing, provided it has started
-  as many writes as a tenth of the Consumer's instances (at least
-  ``YIELD_MIN_WRITES``): every pass plans each instance again, so a wave is cut into
-  at most about ten passes however slow the apiserver is (a tenth of the writes
-  *left* made a 2,000-Deployment wave some 45 passes). The rest is left for the next
-  pass (``Outcome.deferred``), which the pipeline asks for at once. A Consumer
-  creating 2,000 Deployments used to hold its worker for the whole wave (minutes on
-  a busy apiserver) while a Consumer without a worker waited; now it holds it for
-  one slice, and the work queue, which serves the key served least recently first,
-  hands the next worker to the waiting one. The next pass plans afresh from the
-  watch cache, so a deferred write is never stale.
+* One pass makes at most ``SLICE`` writes (in plan order: deletes, creations, the
+  other applies, pod resizes: ``Plan.applies`` lists creations first, so a cut pass
+  defers the rewrites of running instances before any missing one's creation), and
+  once another Consumer waits for a worker (``contended``) it starts no new write
+  after ``YIELD_AFTER_S`` seconds of writing, provided it has started as many writes
+  as a tenth of the Consumer's instances (at least ``YIELD_MIN_WRITES``): every pass
+  plans each instance again, so a wave is cut into at most about ten passes however
+  slow the apiserver is (a tenth of the writes *left* made a 2,000-Deployment wave
+  some 45 passes). The rest is left for the next pass (``Outcome.deferred``), which
+  the pipeline asks for at once. A Consumer creating 2,000 Deployments used to hold
+  its worker for the whole wave (minutes on a busy apiserver) while a Consumer without
+  a worker waited; now it holds it for one slice, and the work queue, which serves the
+  key served least recently first, hands the next worker to the waiting one. The next
+  pass plans afresh from the watch cache, so a deferred write is never stale.
 """
 
 import asyncio
@@ -331,7 +332,7 @@ def _writes(
     outcome: Outcome,
 ) -> list[Callable[[], Awaitable[None]]]:
     """The plan's writes in the order they start: deletes, then ``applies`` (the plan's,
-    but for rollouts held back), then pod resizes."""
+    creations first, but for rollouts held back), then pod resizes."""
     return [
         *(
             functools.partial(_delete, writer=writer, item=d, namespace=namespace, outcome=outcome)

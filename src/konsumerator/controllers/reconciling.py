@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
 from konsumerator.controllers import outcomes
+from konsumerator.controllers.continuing import Continuations
 from konsumerator.controllers.ports import (
     Actuator,
     DeploymentsView,
@@ -306,6 +307,8 @@ class Pipeline:
             self._pods.instance_pods if isinstance(self._pods, InstancePodsView) else None
         )
         self._resizes = ResizeMemory()
+        # The pass after a cut refreshing pass plans as refreshing (``continuing``).
+        self._continuations = Continuations()
         self._now = now
         self._seeded: set[str] = set()
         self._states = SyncStates()
@@ -332,6 +335,7 @@ class Pipeline:
         self._reads.pop(key, None)
         self._conflicts.forget(key)
         self._resizes.forget(key)
+        self._continuations.forget(key)
         self._kept.pop(key, None)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
@@ -468,6 +472,7 @@ class Pipeline:
             # Nor are its instances' last decisions this one's.
             self._states.forget(key=key)
             self._kept.pop(key, None)
+            self._continuations.forget(key)
             self._uids[key] = source.uid
         config = self._config(
             key=key,
@@ -496,6 +501,9 @@ class Pipeline:
             if d.namespace == config.namespace
         ]
         pods = self._instance_pods(config=config, deployments=deployments)
+        # The config as converted from the spec (before a learned rate goes in): one
+        # object while the spec stays equal, which a continued pass needs (``continuing``).
+        converted = config
         learned = _learned(
             config=config,
             metrics=metrics,
@@ -508,13 +516,14 @@ class Pipeline:
             sizing = learning.sizing_with(config.autoscaling, learned)
             if sizing is not config.autoscaling:  # only when a learned rate is used
                 config = dataclasses.replace(config, autoscaling=sizing)
+        planned = self._continuations.planned(key=key, metrics=metrics, config=converted)
         plan = await self._offload(
             functools.partial(
                 planning.plan,
                 config=config,
                 owner=owner,
                 deployments=deployments,
-                metrics=metrics,
+                metrics=planned,
                 now=now,
                 pods=pods,
                 refused=self._resizes.refused(
@@ -535,6 +544,9 @@ class Pipeline:
             plan=plan, namespace=config.namespace, owner_uid=source.uid
         )
         resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
+        self._continuations.acted(
+            key=key, planned=planned, config=converted, deferred=outcome.deferred > 0
+        )
         self._count_writes(
             key=key, outcome=outcome, resize_outcomes=resize_outcomes, actuated=actuated
         )

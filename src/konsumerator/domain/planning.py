@@ -171,6 +171,12 @@ class InstanceReport:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """One pass's decisions. ``applies`` are in the order the act step starts them:
+    creations first (a new partition gets its consumer before any existing instance is
+    rewritten, and a pass's write cap, ``acting.SLICE``, defers rewrites, not
+    creations), then the writes to existing Deployments; each in index order. The act
+    step starts ``deletes`` before them and ``resizes`` (pod patches) after them."""
+
     applies: tuple[Apply, ...]
     deletes: tuple[Delete, ...]
     counters: Counters
@@ -523,6 +529,9 @@ class _Tally:
 
     kept: "_Again"
     reports: list[InstanceReport | None]
+    # The writes in the order the act step starts them (``Plan.applies``): creations
+    # first, then the writes to existing Deployments, each in index order.
+    creates: list[Apply] = field(default_factory=list)
     applies: list[Apply] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(
@@ -562,7 +571,9 @@ class _Tally:
     def record(self, *, ctx: Context, inst: Instance, decision: Decision, paused: bool) -> None:
         """Add one instance's decision: its write, pod patches, requests and report."""
         if decision.writes:
-            self.applies.append(_apply(ctx, inst, decision))
+            (self.creates if inst.deployment is None else self.applies).append(
+                _apply(ctx, inst, decision)
+            )
         self.resizes += decision.resizes
         inst_resized, inst_pending = _in_place_state(inst, decision)
         self.resized += inst_resized
@@ -1368,7 +1379,7 @@ def _assemble(
     )
     saturated = tuple(r.name for r in reports if r.status is _SATURATED) if tally.saturated else ()
     return Plan(
-        applies=tuple(tally.applies),
+        applies=(*tally.creates, *tally.applies),
         deletes=tuple(deletes),
         counters=counters,
         instances=tuple(reports),

@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from konsumerator.domain import disruption, drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
-from konsumerator.domain.adaptive import adoption
+from konsumerator.domain.adaptive import adoption, certificate
 from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.adaptive import policy as adaptive
 from konsumerator.domain.adaptive.memory import Memory, Recent
@@ -270,6 +270,23 @@ def _adaptive(ctx: Context) -> Autoscaling | None:
     if a is None or a.predictor is not Predictor.ADAPTIVE or ctx.snapshot is None:
         return None
     return a
+
+
+# The knobs of the last autoscaling object asked (``_knobs``): a Consumer's passes share
+# one until its spec changes.
+_KNOBS: list[tuple[Autoscaling, adaptive.Knobs]] = []
+
+
+def _knobs(autoscaling: Autoscaling) -> adaptive.Knobs:
+    """``adaptive.knobs_for(autoscaling)``, found once per autoscaling object (held, so
+    its identity is not reused while remembered): asked for every instance of every
+    refreshing pass, and one object for all of them (``adaptive.size`` remembers what it
+    derives from it by identity)."""
+    last = _KNOBS[0] if _KNOBS else None
+    if last is None or last[0] is not autoscaling:
+        last = (autoscaling, adaptive.knobs_for(autoscaling))
+        _KNOBS[:] = [last]
+    return last[1]
 
 
 def _cpu(resources: Mapping[str, Resources]) -> int:
@@ -686,14 +703,14 @@ def _durably_changed(state: ScalingState, observed: ScalingState, *, remembered:
 
 
 def _hold_changes(
-    d: ObservedDeployment, *, proposal: Proposal, state: ScalingState, remembered: Memory
+    d: ObservedDeployment, *, cpu_shortage_m: int, state: ScalingState, remembered: Memory
 ) -> bool:
-    """Whether a proposal that waits is written (``_adaptive_hold``): when the scaling
-    state (but for the recent peak, see ``_durably_changed``) changed or the reported
-    shortage moved (``level_moved``). It reads no explanation: ``state`` may be the
-    verdict's before one is added."""
+    """Whether a proposal (with ``cpu_shortage_m``) that waits is written
+    (``_adaptive_hold``): when the scaling state (but for the recent peak, see
+    ``_durably_changed``) changed or the reported shortage moved (``level_moved``). It
+    reads no explanation: ``state`` may be the verdict's before one is added."""
     return _durably_changed(state, d.scaling, remembered=remembered) or level_moved(
-        written=d.saturation_m, reported=reported_shortage(state, proposal.cpu_shortage_m)
+        written=d.saturation_m, reported=reported_shortage(state, cpu_shortage_m)
     )
 
 
@@ -728,7 +745,9 @@ def _adaptive_hold(
     """
     d = inst.deployment
     assert d is not None
-    if not _hold_changes(d, proposal=proposal, state=state, remembered=remembered):
+    if not _hold_changes(
+        d, cpu_shortage_m=proposal.cpu_shortage_m, state=state, remembered=remembered
+    ):
         return _adaptive_unchanged(inst, remembered=remembered)
     return Decision(
         action=Action.ANNOTATE,
@@ -745,30 +764,38 @@ def _adaptive_hold(
 HELD: Final = "restart_budget: waiting for its turn (restartBudgetPercent)"
 
 
-def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decision | None:
+def scale_adaptively(
+    ctx: Context, inst: Instance, pool: limits.Pool, *, certify: bool = True
+) -> Decision | None:
     """The adaptive predictor (``domain.adaptive``), in passes that refreshed metrics.
 
     The proposal is sized for the adaptive need (``adaptive.size``), and its rules
     (``adaptive.decide``) say whether it is applied now. What the policy remembers
     (the recent peak, the last resize) and why it decided are written to the
     Deployment with the scaling status: an ANNOTATE write when only they change.
+
+    An instance this rule kept as it is ("right-sized", nothing written) carries a
+    certificate of that (``adaptive.certificate``) until one of its inputs changes:
+    then only the sized need and the memory are found again (``certify=False``: never
+    read nor made, the rule in full, which the certificate must always agree with).
     """
     d, autoscaling, snapshot = inst.deployment, _adaptive(ctx), ctx.snapshot
     if d is None or d.paused or ctx.config.paused or autoscaling is None or not ctx.refreshed:
         return None
     assert snapshot is not None
-    knobs = adaptive.knobs_for(autoscaling)
+    knobs = _knobs(autoscaling)
     observed = _scaling_of(ctx, d)
+    drained = adaptive.drained(
+        snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
+    )
     sized = adaptive.size(
         snapshot=snapshot,
         partitions=inst.partitions,
         autoscaling=autoscaling,
         memory=observed.memory,
         now=ctx.now,
-    )
-    saved = pool.available
-    drained = adaptive.drained(
-        snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
+        knobs=knobs,
+        keeping_up=drained,
     )
     # An instance sized before the adaptive predictor keeps its size while it keeps up
     # (``adoption``): an upgrade does not restart the instances for headroom alone.
@@ -778,8 +805,34 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         if unsized(observed)
         else adoption.asks(sized=sized, memory=observed.memory, keeping_up=drained)
     )
+    cpu_m, limit_m = _cpu(d.current), _cpu_limit(d.current)
+    consumed, effect = _consumed_and_effect(
+        ctx=ctx,
+        inst=inst,
+        snapshot=snapshot,
+        sized=sized,
+        knobs=knobs,
+        memory=observed.memory,
+        cpu_m=cpu_m,
+        limit_m=limit_m,
+    )
+    lends = adaptive.lends(
+        consumed=consumed, cpu_m=cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
+    )
+    lent = lends or (observed.memory is not None and observed.memory.lent)
+    ineffective = effect is adaptive.Effect.INEFFECTIVE
+    memory = sized.memory
+    if memory.ineffective is not ineffective or memory.lent is not lent:
+        # Mostly both already hold (``replace`` with the same values: the same memory).
+        memory = replace(memory, ineffective=ineffective, lent=lent)
+    certifiable = certify and pool.unbounded and asks > 0
+    if certifiable:
+        kept = _certified_keep(ctx, inst, d, sized=sized, asks=asks, memory=memory)
+        if kept is not None:
+            return kept
+    saved = pool.available
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=asks)
-    comparison = compare(d.current, proposal.resources)
+    comparison = first = compare(d.current, proposal.resources)
     if comparison > 0 and sized.up_rate != asks:
         # A scale-up is sized for its restart (``adaptive.Sized.up_rate``), which
         # the headroom alone (``trigger``) did not ask for.
@@ -801,21 +854,6 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
         and adaptive.resizes_cheaply(knobs)
         and not _asks_more(ctx, inst, pool, rate=sized.now_asks)
     )
-    cpu_m, limit_m = _cpu(d.current), _cpu_limit(d.current)
-    consumed, effect = _consumed_and_effect(
-        ctx=ctx,
-        inst=inst,
-        snapshot=snapshot,
-        sized=sized,
-        knobs=knobs,
-        memory=observed.memory,
-        cpu_m=cpu_m,
-        limit_m=limit_m,
-    )
-    lends = adaptive.lends(
-        consumed=consumed, cpu_m=cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
-    )
-    lent = lends or (observed.memory is not None and observed.memory.lent)
     situation = _adaptive_situation(
         ctx=ctx,
         inst=inst,
@@ -849,11 +887,6 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     if comparison == 0 and asks < sized.asks:
         verdict = replace(verdict, rule=f"adopted: {adoption.HELD}")
     up = comparison > 0
-    ineffective = effect is adaptive.Effect.INEFFECTIVE
-    memory = sized.memory
-    if memory.ineffective is not ineffective or memory.lent is not lent:
-        # Mostly both already hold (``replace`` with the same values: the same memory).
-        memory = replace(memory, ineffective=ineffective, lent=lent)
     if verdict.apply and unsized(observed):
         # The first size from metrics is remembered as a creation (``_actuate_adaptively``):
         # what the fallback's size consumed (or was lent) says nothing of the new size.
@@ -880,11 +913,24 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     # What the next pass reads, written or not (``Decision.remembered``).
     remembered = adaptive_memory.as_written(memory)
     if not verdict.apply and not _hold_changes(
-        d, proposal=proposal, state=resized, remembered=remembered
+        d, cpu_shortage_m=proposal.cpu_shortage_m, state=resized, remembered=remembered
     ):
         # Most instances of most passes: nothing written, so no explanation is made (it
         # costs more than any rule), nor a state to carry it.
         pool.restore(saved)  # nothing applied: give back what the proposal reserved
+        if certifiable and _certifiable(
+            inst, observed, first=first, comparison=comparison, proposal=proposal
+        ):
+            _certify(
+                ctx,
+                inst,
+                d,
+                first=first,
+                asks=asks,
+                decided=sized.rate if first < 0 else sized.up_rate,
+                cpu_shortage_m=proposal.cpu_shortage_m,
+                pool=pool,
+            )
         return _adaptive_unchanged(inst, remembered=remembered)
     explanation = adaptive.explain(
         sized=sized,
@@ -908,6 +954,158 @@ def scale_adaptively(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     pool.restore(saved)  # nothing applied: give back what the proposal reserved
     return _adaptive_hold(
         inst=inst, proposal=proposal, state=state, explanation=explanation, remembered=remembered
+    )
+
+
+def _certifiable(
+    inst: Instance, observed: ScalingState, *, first: int, comparison: int, proposal: Proposal
+) -> bool:
+    """Whether ``scale_adaptively`` kept the instance (nothing written) by a verdict that
+    reads nothing but the comparison, the shortage and what the certificate fixes
+    (``adaptive.certificate``): "right-sized" (``comparison`` 0), at ``asks`` itself
+    (``first``, the comparison there, 0) or at the rate a scale-down is decided with
+    (``first`` below 0); or "saturated" (``first`` above 0: SATURATED, lagging, and
+    the scale-up's proposal still short), the first rule of ``adaptive.decide``'s
+    scale-up, which reads nothing else either."""
+    if comparison == 0:
+        return True
+    return (
+        first > 0
+        and observed.status is ScalingStatus.SATURATED
+        and inst.lagging
+        and proposal.cpu_shortage_m > 0
+    )
+
+
+def _certified_keep(
+    ctx: Context,
+    inst: Instance,
+    d: ObservedDeployment,
+    *,
+    sized: adaptive.Sized,
+    asks: int,
+    memory: Memory,
+) -> Decision | None:
+    """``scale_adaptively``'s decision when a certificate (``adaptive.certificate``) says
+    what it is: the instance kept as it is, with ``memory`` (the pass's, as the full rule
+    computes it) remembered. None: no certificate for these inputs, a rate outside it,
+    or the memory would be written (the full rule decides).
+
+    Within the certificate the full rule finds the same comparisons and the certified
+    shortage, so its verdict leaves ``d``'s status and time as they are ("right-sized":
+    ``settle``, and ``stamped`` of a state with a time; "saturated": the state itself),
+    and whether it writes is ``_hold_changes`` of ``d``'s own state with the memory of
+    this pass."""
+    certified = certificate.recall(
+        d=d, config=ctx.sizing.config, critical=inst.critical, lagging=inst.lagging
+    )
+    if certified is None or not certified.admits(
+        asks=asks, decided=sized.rate if certified.first < 0 else sized.up_rate
+    ):
+        return None
+    remembered = adaptive_memory.as_written(memory)
+    if _hold_changes(
+        d, cpu_shortage_m=certified.cpu_shortage_m, state=d.scaling, remembered=remembered
+    ):
+        return None
+    return _adaptive_unchanged(inst, remembered=remembered)
+
+
+def _certify(
+    ctx: Context,
+    inst: Instance,
+    d: ObservedDeployment,
+    *,
+    first: int,
+    asks: int,
+    decided: int,
+    cpu_shortage_m: int,
+    pool: limits.Pool,
+) -> None:
+    """Remember the rates around ``asks`` whose proposal ``scale_adaptively`` compares
+    with ``d``'s size as it did ``asks``'s (``first``), and when that was not 0, the
+    rates around the one the verdict was then decided with (``decided``: ``Sized.rate``
+    below, ``Sized.up_rate`` above) whose proposal decides it the same way (below: a
+    comparison not below 0). Whichever proposal decided, its shortage must keep the
+    instance as it is as ``cpu_shortage_m`` did (``_keeps``). By the rule's own
+    ``_propose`` and ``compare`` (from an unbounded pool: nothing is drawn).
+
+    The comparison only grows with the rate: from a scale-down at ``asks`` every lower
+    rate is one too, from a scale-up every higher one, so that end is not searched."""
+    current = d.current
+
+    def proposed(rate: int) -> Proposal:
+        return _propose(ctx, inst, pool, critical=inst.critical, rate=rate)
+
+    def keeps(shortage_m: int) -> bool:
+        return _keeps(ctx, inst, d, cpu_shortage_m=shortage_m)
+
+    def at_asks(rate: int) -> bool:
+        proposal = proposed(rate)
+        comparison = compare(current, proposal.resources)
+        if first == 0:
+            return comparison == 0 and keeps(proposal.cpu_shortage_m)
+        return comparison == first
+
+    def at_decided(rate: int) -> bool:
+        proposal = proposed(rate)
+        if first < 0 and compare(current, proposal.resources) < 0:
+            return False
+        return keeps(proposal.cpu_shortage_m)
+
+    if not keeps(cpu_shortage_m):
+        return  # not a keep these rules stand for (never so after a keep: belt and braces)
+    top = certificate.TOP_RATE
+    # The last certificate of this Deployment (mostly of its last version, the same size):
+    # where the ends are looked for first.
+    hinted = certificate.last(d.uid)
+    hint = hinted if hinted is not None and hinted.first == first else None
+    lo, hi = certificate.interval(
+        holds=at_asks,
+        at=asks,
+        bottom=asks if first < 0 else 1,
+        top=asks if first > 0 else top,
+        hint=None if hint is None else hint.asks,
+    )
+    if first < 0:
+        lo = 1
+    elif first > 0:
+        hi = top
+    then = (
+        (1, top)
+        if first == 0
+        else certificate.interval(
+            holds=at_decided,
+            at=decided,
+            bottom=1,
+            top=top,
+            hint=None if hint is None else hint.decided,
+        )
+    )
+    certificate.keep(
+        certificate.Certificate(
+            d=d,
+            config=ctx.sizing.config,
+            critical=inst.critical,
+            lagging=inst.lagging,
+            first=first,
+            asks=(lo, hi),
+            decided=then,
+            cpu_shortage_m=cpu_shortage_m,
+        )
+    )
+
+
+def _keeps(ctx: Context, inst: Instance, d: ObservedDeployment, *, cpu_shortage_m: int) -> bool:
+    """Whether a verdict that reads the proposal's shortage alone ("right-sized", or
+    "saturated" while SATURATED and lagging) keeps ``d``'s status and level with a
+    proposal short of ``cpu_shortage_m``: ``settle`` leaves the status (SATURATED
+    exactly while lagging and short) and the reported level does not move
+    (``level_moved``). What ``_hold_changes`` then finds depends on the memory alone."""
+    state = d.scaling
+    saturated = inst.lagging and cpu_shortage_m > 0
+    return settle(state, saturated=saturated, now=ctx.now) is state and not level_moved(
+        written=d.saturation_m, reported=reported_shortage(state, cpu_shortage_m)
     )
 
 

@@ -4,6 +4,8 @@ Aspects tested (the operator's pipeline and actuator over an in-memory watch cac
 writer that records; no API server):
 - ``act`` with a limit makes that many writes, in plan order, and reports the rest as
   deferred; with room for all, nothing is deferred;
+- a plan lists its creations before its writes to existing Deployments, so a pass cut
+  by the limit creates the missing instances first and defers the rollouts;
 - once another key waits for a worker (``contended``), ``act`` starts no write after
   ``yield_after_s`` of writing and ``min_writes`` writes, and defers the rest; nobody
   waiting, it writes on;
@@ -80,15 +82,50 @@ class QuietReporter:
         pass
 
 
-def missing_plan(*, partitions: int = 10) -> planning.Plan:
-    source, spec = manifests.read(manifest(partitions=partitions))
+def missing_plan(
+    *,
+    partitions: int = 10,
+    doc: dict[str, Any] | None = None,
+    deployments: tuple[ObservedDeployment, ...] = (),
+) -> planning.Plan:
+    source, spec = manifests.read(manifest(partitions=partitions) if doc is None else doc)
     return planning.plan(
         config=to_config(spec, paused=False),
         owner=Owner(api_version="v1", kind="Consumer", name=source.name, uid=UID),
-        deployments=[],
+        deployments=deployments,
         metrics=planning.Metrics(),
         now=NOW,
     )
+
+
+def test_a_cut_pass_creates_the_missing_instances_before_it_rolls_out_the_others() -> None:
+    """Instances 0-2 run an older image (each a rollout), 3 and 4 are missing: with room
+    for two writes, the pass creates 3 and 4 and defers the three rollouts."""
+    old = manifest()
+    old["spec"]["deploymentTemplate"]["template"]["spec"]["containers"][0]["image"] += "-old"
+    running = tuple(observe(a.render(), owner_uid=UID) for a in missing_plan(doc=old).applies[:3])
+    plan = missing_plan(deployments=running)
+    assert [(a.index, a.action) for a in plan.applies] == [
+        (3, planning.Action.CREATE),
+        (4, planning.Action.CREATE),
+        (0, planning.Action.ROLLOUT),
+        (1, planning.Action.ROLLOUT),
+        (2, planning.Action.ROLLOUT),
+    ]
+    writer = RecordingWriter(Store())
+    outcome = asyncio.run(
+        acting.act(
+            client=None,  # type: ignore[arg-type]  # creations that succeed read nothing
+            writer=writer,  # type: ignore[arg-type]
+            plan=plan,
+            namespace="default",
+            owner_uid=UID,
+            concurrency=1,
+            limit=2,
+        )
+    )
+    assert [item.index for item in outcome.done] == [3, 4]  # type: ignore[union-attr]
+    assert outcome.deferred == 3
 
 
 @pytest.mark.parametrize(("limit", "written"), [(2, 2), (4, 4), (5, 5), (9, 5)])

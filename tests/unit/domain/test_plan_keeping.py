@@ -631,12 +631,17 @@ def _pass(
     )
 
 
-_CONFIGS: dict[int, Any] = {}
+_CONFIGS: dict[int, tuple[simulating.Replay, Any]] = {}
 
 
 def _config(r: simulating.Replay) -> Any:
-    """One config object per replay: a memory keeps its keeps under the same one."""
-    return _CONFIGS.setdefault(id(r), to_config(r.spec, paused=False))
+    """One config object per replay: a memory keeps its keeps under the same one. Held
+    with the replay: by its id alone, a later test's replay at the same address took an
+    earlier test's config (another predictor or update mode) for the remembered pass."""
+    known = _CONFIGS.get(id(r))
+    if known is None or known[0] is not r:
+        known = _CONFIGS[id(r)] = (r, to_config(r.spec, paused=False))
+    return known[1]
 
 
 def _both(r: simulating.Replay, first: dict[str, Any], second: dict[str, Any]) -> planning.Plan:

@@ -820,9 +820,19 @@ def size(
     autoscaling: Autoscaling,
     memory: Memory | None,
     now: datetime,
+    knobs: Knobs | None = None,
+    keeping_up: bool | None = None,
 ) -> Sized:
-    """The demand (``demand.instance_demand``) with the recent peak held (``hold_peak``)."""
-    knobs = knobs_for(autoscaling)
+    """The demand (``demand.instance_demand``) with the recent peak held (``hold_peak``).
+
+    ``knobs`` (``knobs_for(autoscaling)``) and ``keeping_up`` (``drained`` with their
+    ``actuation_s``): given by a caller that has them already, found otherwise."""
+    if knobs is None:
+        knobs = knobs_for(autoscaling)
+    if keeping_up is None:
+        keeping_up = drained(
+            snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s
+        )
     found = demand.instance_demand(
         snapshot=snapshot,
         partitions=partitions,
@@ -834,15 +844,7 @@ def size(
         need=found.production_need, memory=memory, now=now, window_s=knobs.peak_window_s
     )
     total = peak + found.backlog_need
-    share = headroom_share(
-        utilization=knobs.utilization, actuation_s=knobs.actuation_s, recovery_s=knobs.recovery_s
-    )
-    ride = ride_share(
-        utilization=knobs.utilization,
-        actuation_s=knobs.actuation_s,
-        recovery_s=knobs.recovery_s,
-        keeping_up=drained(snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s),
-    )
+    share, ride = _shares(knobs, keeping_up=keeping_up)
     return Sized(
         rate=_ceil(total),
         demand=found,
@@ -854,6 +856,35 @@ def size(
         now_asks=_ceil(found.production_need * share * min(1.0, ride) + found.backlog_need),
         now_up_rate=_ceil(found.production_need + found.backlog_need + found.restart_need),
     )
+
+
+# ``_shares`` of the last knobs object asked (by identity; the caller holds the knobs of
+# a Consumer for its passes, ``rules``): (knobs, headroom share, ride shares by keeping_up).
+_SHARES: list[tuple[Knobs, float, tuple[float, float]]] = []
+
+
+def _shares(knobs: Knobs, *, keeping_up: bool) -> tuple[float, float]:
+    """``headroom_share`` and ``ride_share`` of ``knobs`` (functions of them alone), asked
+    for every instance of every refreshing pass: found once per knobs object."""
+    last = _SHARES[0] if _SHARES else None
+    if last is None or last[0] is not knobs:
+        share = headroom_share(
+            utilization=knobs.utilization,
+            actuation_s=knobs.actuation_s,
+            recovery_s=knobs.recovery_s,
+        )
+        rides = tuple(
+            ride_share(
+                utilization=knobs.utilization,
+                actuation_s=knobs.actuation_s,
+                recovery_s=knobs.recovery_s,
+                keeping_up=up,
+            )
+            for up in (False, True)
+        )
+        last = (knobs, share, (rides[0], rides[1]))
+        _SHARES[:] = [last]
+    return last[1], last[2][keeping_up]
 
 
 # In place, while an instance keeps up, a scale-up waits until production passes

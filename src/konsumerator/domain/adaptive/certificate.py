@@ -1,0 +1,194 @@
+"""A certificate of the adaptive rule's steady keep: the rule's own outcome, remembered.
+
+Why: in a steady pass nearly every instance under the adaptive predictor ends as it
+began (``rules.scale_adaptively`` finds the proposal the same size as the instance,
+"right-sized", and writes nothing), yet the rule ran in full for each of them in every
+pass that refreshed metrics. Production has noise, so the rate it sizes for moves every
+pass, and a cache of the exact inputs never hits (issue 15).
+
+What it is: when the full rule keeps an instance (nothing written) by a verdict that
+reads nothing but the comparison of a proposal with the instance's size and that
+proposal's CPU shortage, it remembers the rates for which those come out the same:
+
+* "right-sized" at ``asks`` itself (``first`` 0): the rates ``asks`` may be whose
+  proposal requests what the instance has (``rules.compare`` 0);
+* "right-sized" at the rate a scale-down is decided with (``first`` -1): the rates
+  ``asks`` may be whose proposal requests less, and the rates ``Sized.rate`` may be
+  whose proposal requests no less;
+* "saturated" (``first`` +1, SATURATED and lagging): the rates ``asks`` may be whose
+  proposal requests more, and the rates ``Sized.up_rate`` may be;
+
+and, for whichever proposal decided, a shortage that leaves the status and the reported
+level where they are (``rules._keeps``). The comparison only grows with the rate (a
+higher rate never proposes less, the policies clamp) and so does the shortage, so each
+set of rates is one interval, whose ends are found by galloping and bisection
+(``interval``) with the rule's own ``_propose`` and ``compare``: no formula is repeated
+here.
+
+Invariant (same inputs, same decision): a later pass that finds a certificate for the
+very same Deployment object (its size, scaling status and time, and saturation level),
+under the very same config object, with the instance as critical and as lagging as
+then, from an unbounded pool, and whose rates are within it (``Certificate.admits``),
+finds the same comparisons and a shortage that keeps the state: ``adaptive.decide``
+says what it said ("right-sized", or "saturated", the first rule of a scale-up, which
+reads nothing else) and the status and level stay, so the rule keeps the instance as
+it is, provided the memory it computes writes nothing (``rules._hold_changes``, asked
+again every time). That pass computes only what the certificate cannot stand for: the
+sized need (the recent peak must evolve exactly as in the full rule), the effect and
+lending flags and the memory they give.
+
+What refuses it (the full rule runs, and certifies again when it keeps the instance so):
+another Deployment object (any write or watch event), another config object, the lag
+crossing ``criticalLag`` or ``tolerableLag``, a rate outside the certificate, ``asks``
+not above 0 (no need: the fallback, which is not monotone in anything), a global pool
+(a grant then depends on what the other instances drew), a Deployment without a UID, a
+memory that would be written, and every other verdict (pending, dwelling, scaling,
+held by a rule that reads the time or the metrics): a PENDING status is settled by a
+right-sized verdict, a write, so it is never certified.
+
+Kept by Deployment UID, at most ``MAX_KEPT`` (all forgotten when full): one per
+instance, about 330 bytes each (the certificate, its two intervals and its dict entry,
+measured for 10,000), and until the next certification of the same UID the
+Deployment object it was made for (then no longer observed; the last certificate of a
+UID is where the search for its next one looks first, ``last``). A
+certificate is recalled only for the very object it names, so UIDs shared by two
+Consumers, or a Deployment deleted and created again, never share one.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.specs import ConsumerConfig
+
+# The highest rate a certificate spans (``adaptive.policy``'s cap on a rate).
+TOP_RATE: Final = 2**62
+MAX_KEPT: Final = 1 << 17
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """The rates ``[lo, hi]`` whose proposal keeps ``d`` as it is (the same requests, a
+    CPU shortage of ``cpu_shortage_m``), for ``d`` and ``config`` (identity) and an
+    instance as ``critical`` and ``lagging`` as then."""
+
+    d: ObservedDeployment
+    config: ConsumerConfig
+    critical: bool
+    lagging: bool
+    # The comparison at ``asks`` (-1, 0, +1), and the rates ``asks`` may be to find it.
+    first: int
+    asks: tuple[int, int]
+    # When ``first`` is not 0, the rates the verdict is decided with may be (the
+    # scale-down's ``Sized.rate``, the scale-up's ``Sized.up_rate``) to decide it so.
+    decided: tuple[int, int]
+    cpu_shortage_m: int
+
+    def admits(self, *, asks: int, decided: int) -> bool:
+        """Whether rates ``asks`` and ``decided`` are within the certificate."""
+        lo, hi = self.asks
+        if not lo <= asks <= hi:
+            return False
+        if self.first == 0:
+            return True
+        lo, hi = self.decided
+        return lo <= decided <= hi
+
+
+_KEPT: dict[str, Certificate] = {}
+
+
+def recall(
+    *, d: ObservedDeployment, config: ConsumerConfig, critical: bool, lagging: bool
+) -> Certificate | None:
+    """The certificate made for exactly these inputs, or None."""
+    kept = _KEPT.get(d.uid)
+    if (
+        kept is None
+        or kept.d is not d
+        or kept.config is not config
+        or kept.critical is not critical
+        or kept.lagging is not lagging
+    ):
+        return None
+    return kept
+
+
+def last(uid: str) -> Certificate | None:
+    """The last certificate made for Deployment ``uid``, whatever it was made for: where
+    the search for a new one looks first (``interval``'s ``hint``), never an answer."""
+    return _KEPT.get(uid)
+
+
+def keep(certificate: Certificate) -> None:
+    """Remember ``certificate`` for its Deployment's UID (none without one)."""
+    uid = certificate.d.uid
+    if not uid:
+        return
+    if len(_KEPT) >= MAX_KEPT and uid not in _KEPT:
+        _KEPT.clear()
+    _KEPT[uid] = certificate
+
+
+def forget_all() -> None:
+    _KEPT.clear()
+
+
+def kept_count() -> int:
+    return len(_KEPT)
+
+
+def interval(
+    *,
+    holds: Callable[[int], bool],
+    at: int,
+    bottom: int,
+    top: int,
+    hint: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """The widest ``[lo, hi]`` within ``[bottom, top]`` around ``at`` on which ``holds``
+    is true, for a ``holds`` true at ``at`` and true on one interval of integers (the
+    caller's monotone predicate). About 2·log2 of each end's distance from ``at`` calls;
+    two per end when ``hint`` (a guess, such as the last interval found) has it right."""
+    lo_hint, hi_hint = hint if hint is not None else (None, None)
+    return (
+        _edge(holds, at=at, end=bottom, hint=lo_hint),
+        _edge(holds, at=at, end=top, hint=hi_hint),
+    )
+
+
+def _edge(holds: Callable[[int], bool], *, at: int, end: int, hint: int | None = None) -> int:
+    """The last integer from ``at`` towards ``end`` (inclusive) before ``holds`` fails:
+    the ``hint`` checked first (it and the next one out), then galloping out (steps 1,
+    2, 4, ...) from the last integer known to hold to the first failure, and bisecting
+    back."""
+    sign = 1 if end >= at else -1
+    good = at
+    bad: int | None = None
+    if hint is not None and sign * (hint - at) > 0 and sign * (end - hint) >= 0:
+        if not holds(hint):
+            bad = hint
+        elif hint == end or not holds(hint + sign):
+            return hint
+        else:
+            good = hint + sign
+    step = 1
+    while bad is None:
+        if good == end:
+            return good
+        probe = good + sign * step
+        if sign * (probe - end) > 0:
+            probe = end
+        if holds(probe):
+            good, step = probe, step * 2
+        else:
+            bad = probe
+    # ``holds(good)`` and not ``holds(bad)``, one interval: the edge is between them.
+    while abs(bad - good) > 1:
+        middle = (good + bad) // 2
+        if holds(middle):
+            good = middle
+        else:
+            bad = middle
+    return good

@@ -1,0 +1,460 @@
+"""The certificate of the adaptive rule's steady keep (``adaptive.certificate``, issue 15).
+
+A cache of ``rules.scale_adaptively``'s outcome, not a second policy, so it must never
+be seen:
+
+* replaying random timelines (noise, steps, lag bursts, stalls, outages, time jumps,
+  memory rotations) through random adaptive Consumers, every call of the rule gives the
+  same decision (and remembered memory, and pool) with the certificate as in full;
+* every certificate made is exact: its ends keep the instance as the rule's own
+  proposal and comparison say, and the rates just outside do not (a certificate one
+  rate too wide fails this);
+* the interval search finds any interval's ends;
+* it is refused (the full rule decides) for another Deployment object or config
+  object, a lag that crosses a threshold, a rate just outside it, a memory that
+  would be written, a status the rule changes (PENDING), and a global pool;
+* and it does run: a steady noisy Consumer keeps nearly every instance by it.
+"""
+
+import copy
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any
+from unittest import mock
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from konsumerator import simulating
+from konsumerator.api import manifests
+from konsumerator.domain import keys, limits, rules
+from konsumerator.domain.adaptive import certificate
+from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.observed import ObservedDeployment
+
+CONSUMER = """
+apiVersion: konsumerator.lwolf.org/v1
+kind: Consumer
+metadata: {name: orders, namespace: default}
+spec:
+  numPartitions: 4
+  numPartitionsPerInstance: 1
+  name: orders
+  namespace: default
+  autoscaler:
+    mode: prometheus
+    predictor: adaptive
+    updateMode: Recreate
+    pendingScaleUpDuration: 2m
+    pendingScaleDownDuration: 10m
+    prometheus:
+      address: ["http://127.0.0.1:9090"]
+      minSyncPeriod: 30s
+      tolerableLag: 1m
+      criticalLag: 10m
+      recoveryTime: 5m
+      ratePerCore: 2000
+      ramPerCore: 256Mi
+      offset: {query: o, partitionLabel: partition}
+      production: {query: p, partitionLabel: partition}
+      consumption: {query: c, partitionLabel: partition}
+  deploymentTemplate:
+    selector: {matchLabels: {app: orders}}
+    template:
+      metadata: {labels: {app: orders}}
+      spec:
+        containers: [{name: consumer, image: orders:1}, {name: sidecar, image: side:1}]
+  resourcePolicy:
+    containerPolicies:
+    - {containerName: consumer, minAllowed: {cpu: 100m}, maxAllowed: {cpu: "4", memory: 1Gi}}
+    - {containerName: sidecar, minAllowed: {cpu: 50m, memory: 32Mi},
+       maxAllowed: {cpu: 50m, memory: 32Mi}}
+"""
+PARTITIONS = 4
+
+
+def consumer(
+    *,
+    update_mode: str = "Recreate",
+    per_instance: int = 1,
+    max_cpu: str = "4",
+    pending_up: str = "2m",
+    pending_down: str = "10m",
+    global_cpu: str | None = None,
+) -> tuple[manifests.Source, Any]:
+    doc = yaml.safe_load(CONSUMER)
+    spec = doc["spec"]
+    spec["numPartitionsPerInstance"] = per_instance
+    auto = spec["autoscaler"]
+    auto["updateMode"] = update_mode
+    auto["pendingScaleUpDuration"] = pending_up
+    auto["pendingScaleDownDuration"] = pending_down
+    spec["resourcePolicy"]["containerPolicies"][0]["maxAllowed"]["cpu"] = max_cpu
+    if global_cpu is not None:
+        spec["resourcePolicy"]["globalPolicy"] = {"maxAllowed": {"cpu": global_cpu}}
+    return manifests.read(doc)
+
+
+def snapshot(
+    production: float, *, consumed: float | None = None, behind: float = 0.0
+) -> MetricsSnapshot:
+    return MetricsSnapshot(
+        production=MappingProxyType(dict.fromkeys(range(PARTITIONS), production)),
+        consumption=MappingProxyType(
+            dict.fromkeys(range(PARTITIONS), production if consumed is None else consumed)
+        ),
+        offset=MappingProxyType(dict.fromkeys(range(PARTITIONS), behind)),
+    )
+
+
+# -- the rule in full alongside -----------------------------------------------------------
+
+_RULE = rules.scale_adaptively
+
+
+def _pred(
+    ctx: rules.Context,
+    inst: rules.Instance,
+    d: ObservedDeployment,
+    pool: limits.Pool,
+    *,
+    first: int,
+    decided: bool,
+) -> Callable[[int], bool]:
+    """What a certificate's interval must be, restated from ``adaptive.certificate``'s
+    invariant with the rule's own proposal, comparison and ``_keeps``."""
+
+    def holds(rate: int) -> bool:
+        proposal = rules._propose(ctx, inst, pool, critical=inst.critical, rate=rate)
+        comparison = rules.compare(d.current, proposal.resources)
+        keeps = rules._keeps(ctx, inst, d, cpu_shortage_m=proposal.cpu_shortage_m)
+        if not decided:
+            return comparison == 0 and keeps if first == 0 else comparison == first
+        return keeps and (first > 0 or comparison >= 0)
+
+    return holds
+
+
+def _exact(holds: Callable[[int], bool], ends: tuple[int, int]) -> None:
+    lo, hi = ends
+    assert holds(lo)
+    assert holds(hi)
+    assert holds((lo + hi) // 2)
+    assert lo == 1 or not holds(lo - 1)
+    assert hi == certificate.TOP_RATE or not holds(hi + 1)
+
+
+class Checked:
+    """Runs the rule in full next to every certified call, and checks every certificate
+    made; counts the calls kept by a certificate."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.certified = 0
+        self.made = 0
+
+    def rule(
+        self, ctx: rules.Context, inst: rules.Instance, pool: limits.Pool
+    ) -> rules.Decision | None:
+        saved = pool.available
+        twin = dataclasses.replace(ctx, budget=copy.deepcopy(ctx.budget))
+        with mock.patch.object(rules, "_certified_keep", self._spy_keep):
+            got = _RULE(ctx, inst, pool)
+        after = pool.available
+        pool.restore(saved)
+        full = _RULE(twin, inst, pool, certify=False)
+        assert got == full
+        assert got is None or full is None or got.remembered == full.remembered
+        assert pool.available == after
+        self.calls += 1
+        return got
+
+    def _spy_keep(self, *args: Any, **kwargs: Any) -> rules.Decision | None:
+        kept = _KEEP(*args, **kwargs)
+        self.certified += kept is not None
+        return kept
+
+    def certify(
+        self,
+        ctx: rules.Context,
+        inst: rules.Instance,
+        d: ObservedDeployment,
+        **kwargs: Any,
+    ) -> None:
+        _CERTIFY(ctx, inst, d, **kwargs)
+        made = certificate.recall(
+            d=d, config=ctx.sizing.config, critical=inst.critical, lagging=inst.lagging
+        )
+        assert made is not None
+        self.made += 1
+        pool = kwargs["pool"]
+        _exact(_pred(ctx, inst, d, pool, first=made.first, decided=False), made.asks)
+        if made.first != 0:
+            _exact(_pred(ctx, inst, d, pool, first=made.first, decided=True), made.decided)
+
+
+_KEEP = rules._certified_keep
+_CERTIFY = rules._certify
+
+
+@contextmanager
+def checked() -> Iterator[Checked]:
+    check = Checked()
+    chain = tuple(check.rule if r is _RULE else r for r in rules.EXISTING)
+    certificate.forget_all()
+    with (
+        mock.patch.object(rules, "scale_adaptively", check.rule),
+        mock.patch.object(rules, "EXISTING", chain),
+        mock.patch.object(rules, "_certify", check.certify),
+    ):
+        yield check
+    certificate.forget_all()
+
+
+# -- random replays -----------------------------------------------------------------------
+
+
+@st.composite
+def consumers(draw: st.DrawFn) -> tuple[manifests.Source, Any]:
+    return consumer(
+        update_mode=draw(st.sampled_from(["Recreate", "InPlaceOrRecreate"])),
+        per_instance=draw(st.sampled_from([1, 1, 2])),
+        max_cpu=draw(st.sampled_from(["1", "4", "4"])),
+        pending_up=draw(st.sampled_from(["0s", "2m"])),
+        pending_down=draw(st.sampled_from(["0s", "10m"])),
+        global_cpu=draw(st.sampled_from([None, None, None, None, "3"])),
+    )
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> list[simulating.Step]:
+    """A production level that mostly stays (noise of a few msg/s) and sometimes steps,
+    with lag bursts, stalls, outages of Prometheus and jumps of time."""
+    level = draw(st.sampled_from([500.0, 1000.0, 1900.0, 4000.0]))
+    behind = 0.0
+    steps = []
+    for _ in range(draw(st.integers(5, 40))):
+        event = draw(st.integers(0, 19))
+        if event == 0:
+            level = draw(st.sampled_from([100.0, 500.0, 1000.0, 1900.0, 4000.0, 9000.0]))
+        consumed = level
+        if event == 1:
+            behind += draw(st.sampled_from([1e3, 1e5, 1e7]))  # a lag burst
+        elif event == 2:
+            consumed = 0.0  # a stall
+        elif event == 3:
+            behind = 0.0  # drained
+        elif event == 4:
+            consumed = level * 1.3  # the node lends CPU
+        noise = draw(st.floats(-5, 5))
+        metrics: MetricsSnapshot | None = snapshot(
+            level + noise, consumed=consumed + noise, behind=behind
+        )
+        if event == 5:
+            metrics = None
+        advance = draw(st.sampled_from([31.0, 31.0, 31.0, 31.0, 10.0, 65.0, 301.0, 3600.0]))
+        steps.append(simulating.Step(advance_s=advance, metrics=metrics))
+    return steps
+
+
+@settings(max_examples=120, deadline=None)
+@given(consumer=consumers(), steps=timelines())
+def test_every_call_decides_with_the_certificate_what_the_rule_decides_in_full(
+    consumer: tuple[manifests.Source, Any], steps: list[simulating.Step]
+) -> None:
+    source, spec = consumer
+    with checked():
+        r = simulating.Replay(source=source, spec=spec)
+        try:
+            for step in steps:
+                r.step(advance_s=step.advance_s, metrics=step.metrics)
+        finally:
+            r.close()
+
+
+def test_a_steady_noisy_consumer_keeps_nearly_every_instance_by_the_certificate() -> None:
+    source, spec = consumer()
+    with checked() as check:
+        r = simulating.Replay(source=source, spec=spec)
+        for i in range(60):
+            r.step(advance_s=31.0, metrics=snapshot(1000.0 + (i * 7) % 11 - 5))
+        r.close()
+    assert check.made <= 2 * PARTITIONS
+    assert check.certified >= 0.8 * check.calls
+
+
+# -- the interval ---------------------------------------------------------------------------
+
+
+@given(
+    bottom=st.integers(1, 1000),
+    width=st.integers(0, 10**6),
+    data=st.data(),
+)
+def test_the_interval_search_finds_both_ends_of_any_interval_whatever_its_hint(
+    bottom: int, width: int, data: st.DataObject
+) -> None:
+    top = bottom + width
+    lo = data.draw(st.integers(bottom, top))
+    hi = data.draw(st.integers(lo, top))
+    at = data.draw(st.integers(lo, hi))
+    rates = st.integers(bottom - 2, top + 2)
+    hint = data.draw(st.none() | st.tuples(rates, rates) | st.just((lo, hi)))
+    asked: list[int] = []
+
+    def holds(rate: int) -> bool:
+        assert bottom <= rate <= top
+        asked.append(rate)
+        return lo <= rate <= hi
+
+    found = certificate.interval(holds=holds, at=at, bottom=bottom, top=top, hint=hint)
+    assert found == (lo, hi)
+    assert len(asked) <= 4 * (top - bottom).bit_length() + 8
+    if hint == (lo, hi):
+        assert len(asked) <= 4  # a right hint: itself and the next one out, each end
+
+
+# -- refused --------------------------------------------------------------------------------
+
+
+class Steady:
+    """A Consumer kept steady until every instance holds a certificate."""
+
+    def __init__(self, **options: Any) -> None:
+        source, spec = consumer(**options)
+        self.replay = simulating.Replay(source=source, spec=spec)
+        self.certified: list[int] = []
+        self.certify_args: list[dict[str, Any]] = []
+        for _ in range(8):
+            self.step(snapshot(1000.0))
+
+    def step(self, metrics: MetricsSnapshot, advance_s: float = 31.0) -> Any:
+        self.certified = []
+
+        def keep(*args: Any, **kwargs: Any) -> rules.Decision | None:
+            kept = _KEEP(*args, **kwargs)
+            self.certified.append(kept is not None)
+            return kept
+
+        def certify(*args: Any, **kwargs: Any) -> None:
+            self.certify_args.append(kwargs)
+            _CERTIFY(*args, **kwargs)
+
+        with (
+            mock.patch.object(rules, "_certified_keep", keep),
+            mock.patch.object(rules, "_certify", certify),
+        ):
+            return self.replay.step(advance_s=advance_s, metrics=metrics)
+
+    def observed(self) -> list[ObservedDeployment]:
+        return sorted(self.replay.cluster.observed(), key=lambda d: d.name)
+
+
+@pytest.fixture(autouse=True)
+def _forget() -> Iterator[None]:
+    certificate.forget_all()
+    yield
+    certificate.forget_all()
+
+
+def test_a_steady_pass_is_kept_by_the_certificate() -> None:
+    steady = Steady()
+    done = steady.step(snapshot(1001.0))
+    assert steady.certified == [True] * PARTITIONS
+    assert not done.plan.applies
+
+
+def test_a_certificate_is_recalled_for_exactly_the_inputs_it_was_made_for() -> None:
+    steady = Steady()
+    d = steady.observed()[0]
+    (made,) = [c for c in certificate._KEPT.values() if c.d is d]
+    config = made.config
+    assert certificate.recall(d=d, config=config, critical=False, lagging=False) is made
+    other_config = dataclasses.replace(config)
+    rewritten = simulating.observe(
+        steady.replay.cluster._bodies[d.name], owner_uid=d.controller_uid or ""
+    )
+    for refused in (
+        {"d": d, "config": other_config, "critical": False, "lagging": False},
+        {"d": d, "config": config, "critical": True, "lagging": False},
+        {"d": d, "config": config, "critical": False, "lagging": True},
+        {"d": rewritten, "config": config, "critical": False, "lagging": False},
+    ):
+        assert certificate.recall(**refused) is None
+    # Only a hint for the search of the next one (``last``), never an answer.
+    assert certificate.last(d.uid) is made
+
+
+@pytest.mark.parametrize("outside", ["below", "above"])
+def test_a_rate_just_outside_the_certificate_is_decided_by_the_rule_in_full(
+    outside: str,
+) -> None:
+    steady = Steady()
+    asks = steady.certify_args[-1]["asks"]
+    for made in list(certificate._KEPT.values()):
+        lo, hi = made.asks
+        narrowed = (asks + 1, hi) if outside == "below" else (lo, asks - 1)
+        certificate.keep(dataclasses.replace(made, asks=narrowed, first=0))
+    done = steady.step(snapshot(1000.0))
+    assert steady.certified == [False] * PARTITIONS
+    assert not done.plan.applies  # the rule in full keeps them too (and certifies again)
+
+
+def test_a_memory_that_would_be_written_is_decided_by_the_rule_in_full() -> None:
+    steady = Steady()
+    # The same production (the same asks), consumed beyond what the request can: the
+    # node lends CPU, which the memory remembers (``lent``): a write.
+    done = steady.step(snapshot(1000.0, consumed=2000.0))
+    assert steady.certified == [False] * PARTITIONS
+    assert {a.action for a in done.plan.applies} == {rules.Action.ANNOTATE}
+    assert all("lent=true" in d.annotations[keys.SCALING_MEMORY] for d in steady.observed())
+
+
+def test_a_pending_status_is_never_certified() -> None:
+    steady = Steady()
+    name = steady.observed()[0].name
+    body = copy.deepcopy(steady.replay.cluster._bodies[name])
+    body["metadata"]["annotations"][keys.SCALING_STATUS] = "PENDING_SCALE_DOWN"
+    steady.replay.cluster.apply(body)
+    done = steady.step(snapshot(1000.0))
+    assert steady.certified[0] is False
+    (write,) = [a for a in done.plan.applies if a.name == name]
+    assert write.action is rules.Action.ANNOTATE  # settled back to RUNNING
+
+
+def test_a_global_pool_is_never_certified() -> None:
+    steady = Steady(global_cpu="100")
+    assert steady.certify_args == []
+    assert certificate.kept_count() == 0
+    steady.step(snapshot(1001.0))
+    assert steady.certified == []  # not even asked: the pool is bounded
+
+
+def test_a_lag_that_crosses_tolerable_lag_is_decided_by_the_rule_in_full() -> None:
+    steady = Steady()
+    # Behind by more than tolerableLag (1m of production) yet drained at the next pass.
+    steady.step(snapshot(1000.0, behind=1000.0 * 120))
+    assert steady.certified == [False] * PARTITIONS
+
+
+def test_the_bytes_a_certificate_holds_are_bounded() -> None:
+    made = certificate.Certificate(
+        d=ObservedDeployment(name="a", namespace="n", uid="u"),
+        config=mock.sentinel.config,  # type: ignore[arg-type]
+        critical=False,
+        lagging=False,
+        first=0,
+        asks=(1, 2),
+        decided=(1, certificate.TOP_RATE),
+        cpu_shortage_m=0,
+    )
+    assert not hasattr(made, "__dict__")
+    with mock.patch.object(certificate, "MAX_KEPT", 3):
+        for i in range(10):
+            d = ObservedDeployment(name="a", namespace="n", uid=f"u{i}")
+            certificate.keep(dataclasses.replace(made, d=d))
+            assert certificate.kept_count() <= 3
