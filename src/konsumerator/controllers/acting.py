@@ -36,7 +36,9 @@ the cache we planned from and the request:
   reported, none stops the others.
 * One pass makes at most ``SLICE`` writes (in plan order: deletes, creations, the
   other applies, pod resizes: ``Plan.applies`` lists creations first, so a cut pass
-  defers the rewrites of running instances before any missing one's creation), and
+  defers the rewrites of running instances before any missing one's creation, but
+  for a tenth of the slice kept for rewrites when creations alone would fill it,
+  ``_with_room_for_rewrites``), and
   once another Consumer waits for a worker (``contended``) it starts no new write
   after ``YIELD_AFTER_S`` seconds of writing, provided it has started as many writes
   as a tenth of the Consumer's instances (at least ``YIELD_MIN_WRITES``): every pass
@@ -357,6 +359,34 @@ def _writes(
     ]
 
 
+# The share of a slice (1/REWRITE_SHARE) kept for the writes to existing Deployments
+# when the creations alone would fill it (``_with_room_for_rewrites``).
+REWRITE_SHARE: Final = 10
+
+
+def _with_room_for_rewrites(applies: Sequence[Apply], *, plan: Plan, limit: int) -> Sequence[Apply]:
+    """``applies`` (creations first) with a tenth of the slice moved ahead of the
+    creations for the other writes, when the creations would fill it.
+
+    Why: creations go first so a cut pass starts a missing instance's consumer before
+    it rewrites a running one (``Plan.applies``); but creations the apiserver refuses
+    pass after pass (a ResourceQuota's ``count/deployments.apps``, an admission webhook)
+    took the whole slice every pass, and no scale-up, rollout or first size of a running
+    instance was ever written. A slice of fewer than REWRITE_SHARE writes keeps none;
+    pod resizes (after every apply) are not given room."""
+    room = limit - len(plan.deletes)
+    creations = 0
+    for a in applies:
+        if a.action is not Action.CREATE:
+            break
+        creations += 1
+    keep = min(len(applies) - creations, limit // REWRITE_SHARE)
+    if keep == 0 or creations <= room - keep:
+        return applies
+    first = max(0, room - keep)
+    return [*applies[:first], *applies[creations:], *applies[first:creations]]
+
+
 async def act(
     *,
     client: ApiClient,
@@ -394,6 +424,7 @@ async def act(
             outcome=outcome,
         )
     )
+    applies = _with_room_for_rewrites(applies, plan=plan, limit=limit)
     gate = asyncio.Semaphore(concurrency)
     started = clock()
     stopped = False

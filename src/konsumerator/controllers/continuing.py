@@ -21,21 +21,39 @@ decision is to keep it), one it did not write gets the decision it would have ha
 this pass's time. Only the planner sees it so: the learned rate
 (``domain.adaptive.learning``), the status and the Events see the pass as it is (no
 refresh), so nothing learns from one observation twice.
+
+Nor does the restart budget (``restartBudgetPercent``, ``domain.disruption``) count
+twice: it is a budget per refresh, and the passes that continue one share it. A
+continued pass gets what the cut passes before it left (``Metrics.restarts_spent``: the
+budgeted restarts they wrote), not a budget of its own, which let one refresh restart
+twice its budget (or more, a continued pass cut again) within seconds.
 """
 
 import dataclasses
+from collections.abc import Iterable
 
 from konsumerator.domain import planning
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.specs import ConsumerConfig
 
 
+def spent(*, plan: planning.Plan, written: Iterable[planning.Apply | planning.Delete]) -> int:
+    """The budgeted restarts ``plan`` admitted whose write was made (``written``: the
+    act step's done writes)."""
+    admitted = plan.restarts_admitted
+    if not admitted:
+        return 0
+    done = {w.name for w in written if isinstance(w, planning.Apply)}
+    return sum(1 for a in plan.applies if a.index in admitted and a.name in done)
+
+
 class Continuations:
     """By Consumer key, the snapshot and config of the last pass if it refreshed (or
-    continued one) and was cut: the next pass with the same two continues it."""
+    continued one) and was cut, and the budgeted restarts written from that snapshot:
+    the next pass with the same two continues it."""
 
     def __init__(self) -> None:
-        self._cut: dict[str, tuple[MetricsSnapshot, ConsumerConfig]] = {}
+        self._cut: dict[str, tuple[MetricsSnapshot, ConsumerConfig, int]] = {}
 
     def planned(
         self, *, key: str, metrics: planning.Metrics, config: ConsumerConfig
@@ -52,14 +70,21 @@ class Continuations:
             or config is not cut[1]
         ):
             return metrics
-        return dataclasses.replace(metrics, refreshed=True)
+        return dataclasses.replace(metrics, refreshed=True, restarts_spent=cut[2])
 
     def acted(
-        self, *, key: str, planned: planning.Metrics, config: ConsumerConfig, deferred: bool
+        self,
+        *,
+        key: str,
+        planned: planning.Metrics,
+        config: ConsumerConfig,
+        deferred: bool,
+        restarts: int = 0,
     ) -> None:
-        """Remember a pass planned as refreshing (``planned``) whose writes were cut."""
+        """Remember a pass planned as refreshing (``planned``) whose writes were cut,
+        with the budgeted ``restarts`` it wrote (``spent``)."""
         if deferred and planned.refreshed and planned.snapshot is not None:
-            self._cut[key] = (planned.snapshot, config)
+            self._cut[key] = (planned.snapshot, config, planned.restarts_spent + restarts)
 
     def forget(self, key: str) -> None:
         self._cut.pop(key, None)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import ConsumerSpec, SpecError, to_config
-from konsumerator.controllers import outcomes
+from konsumerator.controllers import continuing, outcomes
 from konsumerator.controllers.continuing import Continuations
 from konsumerator.controllers.ports import (
     Actuator,
@@ -51,7 +51,7 @@ from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.planning import Plan
 from konsumerator.domain.pods import ObservedPod
-from konsumerator.domain.specs import ConsumerConfig, Owner, Predictor, UpdateMode
+from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner, Predictor, UpdateMode
 from konsumerator.domain.status import ConsumerStatus, of_pass, of_rejection
 from konsumerator.domain.syncstate import STATE_BUDGET_BYTES, SyncStates, snapshot_from_state
 from konsumerator.prom.queries import PodQuerySpec, PrometheusConfig, QuerySpec
@@ -325,6 +325,24 @@ class Pipeline:
         # and the adaptive policy's memory since its last write (``adaptive.memory.Recent``),
         # by Deployment UID, dropped with the Consumer (``forget``).
         self._kept: dict[str, planning.KeptMemory] = {}
+        # The config sized with a learned rate (``_learned_config``), with the converted
+        # config it was made from.
+        self._learned_configs: dict[str, tuple[ConsumerConfig, ConsumerConfig]] = {}
+
+    def _learned_config(
+        self, *, key: str, converted: ConsumerConfig, sizing: Autoscaling
+    ) -> ConsumerConfig:
+        """``converted`` sizing with ``sizing`` (a learned rate): the same object while
+        neither changes. The planner's caches of a steady Consumer hold by the config's
+        identity (the adaptive keep's certificate, the decisions kept, the proposals of a
+        size): a new object every pass, equal as it was, kept every one of them cold
+        (no instance of a learning Consumer was ever kept by its certificate)."""
+        last = self._learned_configs.get(key)
+        if last is not None and last[0] is converted and last[1].autoscaling == sizing:
+            return last[1]
+        config = dataclasses.replace(converted, autoscaling=sizing)
+        self._learned_configs[key] = (converted, config)
+        return config
 
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
@@ -337,6 +355,7 @@ class Pipeline:
         self._resizes.forget(key)
         self._continuations.forget(key)
         self._kept.pop(key, None)
+        self._learned_configs.pop(key, None)
         if self._gauges is not None:
             self._gauges.forget(consumer=key)
 
@@ -473,6 +492,7 @@ class Pipeline:
             self._states.forget(key=key)
             self._kept.pop(key, None)
             self._continuations.forget(key)
+            self._learned_configs.pop(key, None)
             self._uids[key] = source.uid
         config = self._config(
             key=key,
@@ -515,7 +535,7 @@ class Pipeline:
         if config.autoscaling is not None:
             sizing = learning.sizing_with(config.autoscaling, learned)
             if sizing is not config.autoscaling:  # only when a learned rate is used
-                config = dataclasses.replace(config, autoscaling=sizing)
+                config = self._learned_config(key=key, converted=config, sizing=sizing)
         planned = self._continuations.planned(key=key, metrics=metrics, config=converted)
         plan = await self._offload(
             functools.partial(
@@ -545,7 +565,11 @@ class Pipeline:
         )
         resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
         self._continuations.acted(
-            key=key, planned=planned, config=converted, deferred=outcome.deferred > 0
+            key=key,
+            planned=planned,
+            config=converted,
+            deferred=outcome.deferred > 0,
+            restarts=continuing.spent(plan=plan, written=outcome.done),
         )
         self._count_writes(
             key=key, outcome=outcome, resize_outcomes=resize_outcomes, actuated=actuated

@@ -83,25 +83,31 @@ class RestartBudget:
     ``limit``, and ``held`` counts those refused.
     """
 
-    __slots__ = ("_spare", "_turns", "admitted", "held", "limit")
+    __slots__ = ("_spare", "_turns", "admitted", "held", "limit", "taken")
 
     def __init__(self, *, limit: int, turns: frozenset[int] = frozenset()) -> None:
-        if limit < 1 or len(turns) > limit:
+        # 0 only for a pass that continues a cut one which spent the whole budget of
+        # their refresh (``spent``): the next refresh has a budget again.
+        if limit < 0 or len(turns) > limit:
             raise ValueError(f"a budget of {limit} cannot reserve {len(turns)} turns")
         self.limit = limit
         self._turns = turns
         self._spare = limit - len(turns)
         self.admitted = 0
         self.held = 0
+        # The instance indexes admitted (``spent`` counts those whose write was made).
+        self.taken: set[int] = set()
 
     def admit(self, index: int) -> bool:
         """Take one restart for instance ``index`` if the budget has one for it."""
         if index in self._turns:
             self.admitted += 1
+            self.taken.add(index)
             return True
         if self._spare > 0:
             self._spare -= 1
             self.admitted += 1
+            self.taken.add(index)
             return True
         self.held += 1
         return False

@@ -113,7 +113,8 @@ class ObservedContainer:
         )
 
 
-@dataclass(frozen=True, slots=True)
+# Weakly referenced by the adaptive keep's certificates (``adaptive.certificate``).
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class ObservedDeployment:
     name: str
     namespace: str

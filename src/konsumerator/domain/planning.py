@@ -96,6 +96,10 @@ class Metrics:
     # What the snapshot's answers held that was not used as given (series dropped or
     # merged), in words for ``MetricsAvailable``'s message; None: nothing.
     problems: str | None = None
+    # The budgeted restarts (``disruption``) already written from this snapshot by the
+    # cut passes this one continues (``controllers.continuing``): one refresh's budget
+    # is shared by the passes that make its writes, not given to each of them.
+    restarts_spent: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,8 @@ class Plan:
     in_place: InPlaceCounters = field(default=InPlaceCounters())
     # Scale-downs that would restart pods, held by the restart budget (``disruption``).
     restarts_held: int = 0
+    # The instance indexes whose restart the budget admitted (their writes spend it).
+    restarts_admitted: frozenset[int] = frozenset()
 
 
 def _claim(
@@ -432,6 +438,8 @@ def _budget(
     limit = disruption.allowed(percent=a.restart_budget_percent, instances=num_instances)
     if limit >= num_instances:
         return None
+    # What the cut passes of the same refresh left (a continued pass, ``Metrics``).
+    limit = max(0, limit - metrics.restarts_spent)
     turns = (
         disruption.turns(
             ((i, d.scaling) for i, (d, _) in claimed.items() if not d.paused),
@@ -439,7 +447,7 @@ def _budget(
             pending_down_s=a.pending_down_s,
             limit=limit,
         )
-        if metrics.refreshed and not config.in_place
+        if metrics.refreshed and not config.in_place and limit > 0
         else frozenset()
     )
     return disruption.RestartBudget(limit=limit, turns=turns)
@@ -595,7 +603,11 @@ _KEPT = "planning._kept"
 _TARGET = ("target",)
 # Scaling states whose verdict reads the time (the pending periods).
 _TIMED = frozenset({ScalingStatus.PENDING_SCALE_UP, ScalingStatus.PENDING_SCALE_DOWN})
+# Enum members read in the per-instance loops, as module constants: under Python 3.11
+# an Enum member read from its class goes through ``EnumType.__getattr__``'s hook,
+# some four times a plain class attribute.
 _SATURATED = ScalingStatus.SATURATED
+_PENDING_UP = ScalingStatus.PENDING_SCALE_UP
 # The pass's memo key (``_memo_key``) as a small number: hashing the key itself costs
 # more than the rest of ``_kept``. Never reused for another key (the numbers only grow).
 _TOKENS: dict[Hashable, int] = {}
@@ -651,6 +663,9 @@ class _Keeping:
     # pool, alive for the pass) with the instances' sizes (shared between Deployments
     # of the same size, ``ObservedDeployment.current``), by identity.
     comparisons: dict[tuple[int, int], int] = field(default_factory=dict)
+    # The instances ``_adaptively_kept`` built and the rule chain then decides (it
+    # declined them), by index: the ones ``plan`` would build again (``_instance``).
+    built: dict[int, Instance] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -708,6 +723,10 @@ class _Last:
     # The requests it holds (``_requests``).
     cpu_m: int
     mem_b: int
+    # The instance the adaptive rule was asked for when it kept this one
+    # (``_adaptively_kept``), a function of the fields above when no resize of it was
+    # refused: the one a later pass with the same inputs asks for again. None: none.
+    inst: Instance | None = None
 
 
 class KeptMemory:
@@ -812,7 +831,8 @@ def _kept(
     What it keeps is remembered (``KeptMemory``): a later pass with the same inputs keeps
     the instance again without coming here (``_kept_again``).
     """
-    if d.scaling.memory is not None and k.autoscaling.predictor is Predictor.NAIVE:
+    adaptive = k.adaptive
+    if not adaptive and d.scaling.memory is not None:
         return False  # the adaptive predictor's memory: naive's rule chain drops it
     name = d.name
     pods = k.pods.get(name, ())
@@ -824,7 +844,6 @@ def _kept(
         max_lag = max([lag.get(p, 0) for p in partitions], default=0)
     ctx = k.ctx
     refreshed = ctx.refreshed
-    adaptive = k.adaptive
     scaling = d.scaling
     need = sized = None
     if refreshed and not adaptive:
@@ -859,8 +878,32 @@ def _kept(
     autoscaling = k.autoscaling
     lagging = _at_least(max_lag, autoscaling.tolerable_lag_s)
     level = d.saturation_m
+    # The last keep of this instance, when made with the same inputs: every field of it
+    # is a function of those, under the config and memo key the keeps are remembered
+    # with (``KeptMemory.of_pass``).
+    kept = k.last.get(index)
+    if kept is not None and (
+        kept.d is not d
+        or kept.pods is not pods
+        or kept.refused is not refused
+        or kept.max_lag != max_lag
+        or kept.sized is not sized
+    ):
+        kept = None
+    inst = None
     if refreshed and adaptive:
-        if not _adaptively_kept(k, index=index, partitions=partitions, d=d, pool=pool):
+        inst = _adaptively_kept(
+            k,
+            index=index,
+            partitions=partitions,
+            d=d,
+            pool=pool,
+            max_lag=max_lag,
+            lagging=lagging,
+            pods=pods,
+            known=None if kept is None or refused else kept.inst,
+        )
+        if inst is None:
             return False
     elif refreshed:
         # ``rules.scale_by_metrics`` when its verdict changes nothing.
@@ -906,28 +949,30 @@ def _kept(
                     decision=verdict,
                 )
             return False
-    report = InstanceReport(
-        index=index,
-        name=name,
-        partitions=partitions,
-        max_lag_s=max_lag,
-        lagging=lagging,
-        paused=False,
-        status=scaling.status,
-        cpu_shortage_m=rules.reported_shortage(scaling, level),
-    )
-    cpu_m, mem_b = _requests(current)
-    k.last[index] = kept = _Last(
-        d=d,
-        pods=pods,
-        refused=refused,
-        max_lag=max_lag,
-        sized=sized,
-        report=report,
-        resized=running and bool(plain),
-        cpu_m=cpu_m,
-        mem_b=mem_b,
-    )
+    if kept is None or (inst is not None and kept.inst is not inst):
+        report = InstanceReport(
+            index=index,
+            name=name,
+            partitions=partitions,
+            max_lag_s=max_lag,
+            lagging=lagging,
+            paused=False,
+            status=scaling.status,
+            cpu_shortage_m=rules.reported_shortage(scaling, level),
+        )
+        cpu_m, mem_b = _requests(current)
+        k.last[index] = kept = _Last(
+            d=d,
+            pods=pods,
+            refused=refused,
+            max_lag=max_lag,
+            sized=sized,
+            report=report,
+            resized=running and bool(plain),
+            cpu_m=cpu_m,
+            mem_b=mem_b,
+            inst=inst,
+        )
     tally.record_kept(index, kept)
     return True
 
@@ -939,44 +984,63 @@ def _adaptively_kept(
     partitions: tuple[int, ...],
     d: ObservedDeployment,
     pool: limits.Pool,
-) -> bool:
+    max_lag: int,
+    lagging: bool,
+    pods: Sequence[ObservedPod],
+    known: Instance | None,
+) -> Instance | None:
     """In a pass that refreshed metrics, whether the adaptive rule keeps the instance as
-    it is: its own decision (``rules.scale_adaptively``, asked for the instance the rule
-    chain would build, not a copy of its reasoning), when that writes nothing and keeps
+    it is (the instance it was asked for; None: it does not): its own decision
+    (``rules.scale_adaptively``, asked for the instance the rule chain would build, not
+    a copy of its reasoning), when that writes nothing and keeps
     the observed size, state and level, which ``_kept`` found plain. Its memory is then
     kept in the process as the chain's pass keeps it (``_remember``). Any other decision
     (a resize, an ANNOTATE write) is left to the rule chain, which decides it again from
-    the pool as it was: what this drew is given back.
+    the pool as it was: what this drew is given back; the instance it was asked for is
+    the one the chain decides (``_Keeping.built``).
+
+    The instance is ``_instance``'s for ``d`` claimed with its partitions, built from
+    what ``_kept`` found (``max_lag``, ``lagging``, ``pods``): named as ``d`` is (a claim
+    is by that name), and not OUTDATED (``_kept`` found it plain: its generation is the
+    pass's); or ``known``, the one of the instance's last keep with the same inputs.
     """
     ctx = k.ctx
     if ctx.budget is not None and not ctx.config.in_place:
         # A scale-down under Recreate takes a turn of the restart budget (``disruption``),
         # which the rule chain would take again: those passes go the full way.
-        return False
-    inst = _instance(
-        config=ctx.config,
-        index=index,
-        partitions=partitions,
-        snapshot=ctx.snapshot,
-        claimed=(d, True),
-        hash_value=ctx.hash_value,
-        pods=k.pods,
-        refused=k.refused,
-    )
+        return None
+    inst = known
+    if inst is None:
+        name = d.name
+        inst = Instance(
+            index=index,
+            name=name,
+            partitions=partitions,
+            max_lag_s=max_lag,
+            lagging=lagging,
+            critical=_at_least(max_lag, k.autoscaling.critical_lag_s),
+            deployment=d,
+            outdated=False,
+            pods=tuple(pods) if k.in_place else (),
+            refused=k.refused.get(name),
+        )
     saved = pool.available
     decision = rules.scale_adaptively(ctx, inst, pool)
     if (
         decision is None
-        or decision.writes
+        or decision.action is not None
         or decision.resources is not d.current
         or decision.scaling is not d.scaling
         or decision.cpu_shortage_m != d.saturation_m
     ):
         pool.restore(saved)
-        return False
-    if ctx.recent is not None:
-        _remember(ctx.recent, d=d, decision=decision)
-    return True
+        k.built[index] = inst
+        return None
+    recent, remembered = ctx.recent, decision.remembered
+    if recent is not None and remembered is not None:
+        # ``_remember`` of a decision that writes nothing: the annotation ``d`` holds.
+        recent.keep(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY), memory=remembered)
+    return inst
 
 
 @dataclass(slots=True)
@@ -1014,7 +1078,7 @@ class _Again:
         self.resized += last.resized
         self.cpu_m += last.cpu_m
         self.mem_b += last.mem_b
-        self.saturated += report.status is ScalingStatus.SATURATED
+        self.saturated += report.status is _SATURATED
 
     def drop(self, index: int) -> None:
         """Instance ``index`` is not kept (whether it was or not)."""
@@ -1028,7 +1092,7 @@ class _Again:
         self.resized -= last.resized
         self.cpu_m -= last.cpu_m
         self.mem_b -= last.mem_b
-        self.saturated -= report.status is ScalingStatus.SATURATED
+        self.saturated -= report.status is _SATURATED
 
 
 @dataclass(frozen=True, slots=True)
@@ -1295,9 +1359,7 @@ def _still_pending(k: _Keeping, scaling: ScalingState) -> bool:
     """
     since = scaling.since
     a = k.autoscaling
-    period = (
-        a.pending_up_s if scaling.status is ScalingStatus.PENDING_SCALE_UP else a.pending_down_s
-    )
+    period = a.pending_up_s if scaling.status is _PENDING_UP else a.pending_down_s
     return since is not None and (k.ctx.now - since).total_seconds() < period
 
 
@@ -1469,15 +1531,20 @@ def plan(
             and _kept(keeping, index=index, partitions=partitions, d=got[0], pool=pool, tally=tally)
         ):
             continue
-        inst = _instance(
-            config=config,
-            index=index,
-            partitions=partitions,
-            snapshot=ctx.snapshot,
-            claimed=claimed.get(index),
-            hash_value=ctx.hash_value,
-            pods=pods or {},
-            refused=refused or {},
+        built = None if keeping is None else keeping.built.pop(index, None)
+        inst = (
+            built
+            if built is not None
+            else _instance(
+                config=config,
+                index=index,
+                partitions=partitions,
+                snapshot=ctx.snapshot,
+                claimed=got,
+                hash_value=ctx.hash_value,
+                pods=pods or {},
+                refused=refused or {},
+            )
         )
         if inst.deployment is None:
             decision = _decide_missing(
@@ -1513,4 +1580,8 @@ def plan(
         requeue_after_s=_requeue(autoscaling=config.autoscaling, metrics=metrics, now=now),
         template_hash=ctx.hash_value,
     )
-    return planned if budget is None else replace(planned, restarts_held=budget.held)
+    return (
+        planned
+        if budget is None
+        else replace(planned, restarts_held=budget.held, restarts_admitted=frozenset(budget.taken))
+    )

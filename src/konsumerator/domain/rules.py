@@ -30,6 +30,7 @@ back what it drew.
 
 import functools
 import math
+import weakref
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -1084,7 +1085,8 @@ def _certify(
     )
     certificate.keep(
         certificate.Certificate(
-            d=d,
+            uid=d.uid,
+            d=weakref.ref(d),
             config=ctx.sizing.config,
             critical=inst.critical,
             lagging=inst.lagging,

@@ -215,3 +215,57 @@ def test_a_changed_spec_is_not_continued_as_refreshing() -> None:
     assert len(op.step(limit=4)) == 4
     op.doc["spec"]["autoscaler"]["prometheus"]["ratePerCore"] = 1000
     assert op.step() == []
+
+
+# -- the restart budget is one refresh's, not one pass's --------------------------------
+
+
+class Rates(Answers):
+    """Prometheus answering the given production (consumed as produced), refreshed in
+    the next pass."""
+
+    def set(self, rates: Mapping[int, float]) -> None:
+        self.snapshot = MetricsSnapshot(
+            production=dict(rates), consumption=dict(rates), offset=dict.fromkeys(rates, 0.0)
+        )
+        self.fresh = True
+
+
+def budgeted() -> Operator:
+    """Naive, Recreate, a budget of one restart per refresh (10 % of 10 instances), no
+    pending periods: every instance sized for 3,000 msg/s, then the production of the
+    first five falls to 300 msg/s, five scale-downs of which the budget admits one."""
+    op = Operator(predictor="naive", update_mode="Recreate")
+    op.doc["spec"]["autoscaler"] |= {
+        "restartBudgetPercent": 10,
+        "pendingScaleDownDuration": "0s",
+        "pendingScaleUpDuration": "0s",
+    }
+    op.metrics = Rates()
+    op.pipeline._provider = op.metrics
+    op.metrics.set(dict.fromkeys(range(PARTITIONS), 3000.0))
+    assert len(op.step()) == PARTITIONS
+    op.now += timedelta(seconds=60)
+    op.metrics.set({p: 300.0 if p < 5 else 3000.0 for p in range(PARTITIONS)})
+    return op
+
+
+def restarted(op: Operator, *, before: dict[str, object]) -> list[str]:
+    return sorted(name for name, current in op.sizes().items() if current != before[name])
+
+
+def test_the_passes_continuing_a_cut_refresh_share_its_restart_budget() -> None:
+    uncut = budgeted()
+    before = uncut.sizes()
+    uncut.step()
+    assert restarted(uncut, before=before) == ["orders-consumer-0"]  # the budget: one
+
+    cut = budgeted()
+    assert cut.step(limit=1) == ["orders-consumer-0"]  # the restart; the holds are cut
+    cut.step(limit=1)  # continued, and cut again
+    cut.step()  # continued to the end
+    assert cut.step() == []
+    # One refresh, one restart, however many passes made its writes: the continued
+    # passes made the holds the cut left, not restarts of a budget of their own.
+    assert restarted(cut, before=before) == ["orders-consumer-0"]
+    assert cut.sizes() == uncut.sizes()

@@ -21,10 +21,13 @@ Aspects tested:
 import dataclasses
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
+from unittest import mock
 
 from konsumerator.api.v1 import ConsumerSpec
-from konsumerator.domain import keys
-from konsumerator.domain.adaptive.learning import ALPHA, Reason, State
+from konsumerator.domain import keys, rules
+from konsumerator.domain.adaptive import certificate
+from konsumerator.domain.adaptive.learning import ALPHA, Learned, Reason, State
 from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot
 from konsumerator.domain.status import ConsumerStatus
 from konsumerator.scoring.policies import with_cpu_usage, with_predictor
@@ -183,3 +186,63 @@ def test_a_consumer_recreated_under_the_same_name_does_not_learn_from_the_old_on
     first = r.step(advance_s=31, metrics=saturated).status.learning
     assert first is not None
     assert (first.reason, first.samples) == (Reason.NO_PREVIOUS_SYNC, 0)
+
+
+def _steady(noise: float) -> MetricsSnapshot:
+    parts = range(10)
+    return MetricsSnapshot(
+        production=MappingProxyType(dict.fromkeys(parts, 1000.0 + noise)),
+        consumption=MappingProxyType(dict.fromkeys(parts, 1000.0 + noise)),
+        offset=MappingProxyType(dict.fromkeys(parts, 0.0)),
+        cpu_usage=CpuUsage(by_pod=MappingProxyType({})),
+    )
+
+
+def _kept_by_certificate(*, learns: bool) -> tuple[int, Learned | None]:
+    """A Consumer without a global pool (which is never certified), learned from one
+    saturated sync, then 40 steady noisy passes: how many instances were kept by the
+    adaptive keep's certificate (``adaptive.certificate``), and what was learned."""
+    text = EXAMPLE.read_text().replace(
+        '    globalPolicy:\n      maxAllowed: {cpu: "20", memory: 20Gi}\n', ""
+    )
+    source, spec = load_consumer(text, source=str(EXAMPLE))
+    spec = with_predictor(spec, "adaptive")
+    if learns:
+        spec = with_cpu_usage(spec)
+    autoscaler = spec.autoscaler.model_copy(update={"update_mode": "Recreate"})
+    r = Replay(
+        source=source,
+        spec=ConsumerSpec.model_validate(
+            spec.model_copy(update={"autoscaler": autoscaler}).model_dump(by_alias=True)
+        ),
+    )
+    r.step(advance_s=0, metrics=saturated)
+    r.step(advance_s=31, metrics=saturated)
+    recall = rules._certified_keep
+    kept = 0
+
+    def counted(*args: Any, **kwargs: Any) -> rules.Decision | None:
+        nonlocal kept
+        decision = recall(*args, **kwargs)
+        kept += decision is not None
+        return decision
+
+    certificate.forget_all()
+    with mock.patch.object(rules, "_certified_keep", counted):
+        for i in range(40):
+            r.step(advance_s=31, metrics=_steady((i * 7) % 11 - 5))
+    certificate.forget_all()
+    return kept, r.status.learning
+
+
+def test_a_learned_rate_keeps_the_planners_caches_as_the_configured_one_does() -> None:
+    # The config sized with a learned rate is one object while the rate holds, as the
+    # converted config is while the spec stays: the certificate (and every cache held by
+    # the config's identity) then holds as without learning. It was a new object every
+    # pass: not one instance of a learning Consumer was ever kept by its certificate.
+    configured, _ = _kept_by_certificate(learns=False)
+    learned, learning = _kept_by_certificate(learns=True)
+    assert learning is not None
+    assert learning.rate_per_core == 1880  # sizing with it
+    assert configured > 0
+    assert learned == configured

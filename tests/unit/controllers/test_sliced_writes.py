@@ -5,7 +5,8 @@ writer that records; no API server):
 - ``act`` with a limit makes that many writes, in plan order, and reports the rest as
   deferred; with room for all, nothing is deferred;
 - a plan lists its creations before its writes to existing Deployments, so a pass cut
-  by the limit creates the missing instances first and defers the rollouts;
+  by the limit creates the missing instances first and defers the rollouts, but for a
+  tenth of the slice: creations refused pass after pass never starve the rollouts;
 - once another key waits for a worker (``contended``), ``act`` starts no write after
   ``yield_after_s`` of writing and ``min_writes`` writes, and defers the rest; nobody
   waiting, it writes on;
@@ -36,6 +37,7 @@ from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.specs import Owner
 from konsumerator.domain.status import ConsumerStatus
 from konsumerator.kube.writing import Written
+from konsumerator.runtime import errors
 from konsumerator.runtime.stores import Store
 from konsumerator.simulating import observe
 
@@ -240,3 +242,44 @@ def test_a_cut_pass_asks_for_the_next_at_once_until_every_deployment_exists() ->
     assert per_pass == [2, 2, 1, 0]
     assert [r.requeue for r in results] == [True, True, False, False]
     assert len(set(writer.applied)) == 5
+
+
+class QuotaWriter(RecordingWriter):
+    """The namespace's quota refuses every creation (``count/deployments.apps``); writes
+    to existing Deployments go through."""
+
+    async def apply(self, *, name: str, body: Mapping[str, Any], **kw: Any) -> Written:
+        if kw.get("create_only"):
+            raise errors.Forbidden(
+                status=403, reason="Forbidden", message="exceeded quota: count/deployments.apps"
+            )
+        return await super().apply(name=name, body=body, **kw)
+
+
+def test_creations_refused_every_pass_never_starve_the_rewrites() -> None:
+    """Instances 0-4 run an older image (each a rollout), 5-24 are missing and the
+    quota refuses their creation, pass after pass, which fills a slice of 20 writes.
+    Creations go first (a missing instance consumes nothing), but not the whole slice:
+    the rollouts take a tenth of it in every pass, instead of waiting for ever."""
+    old = manifest(partitions=10)
+    old["spec"]["deploymentTemplate"]["template"]["spec"]["containers"][0]["image"] += "-old"
+    running = tuple(observe(a.render(), owner_uid=UID) for a in missing_plan(doc=old).applies)
+    plan = missing_plan(partitions=50, deployments=running)
+    assert [a.action for a in plan.applies] == [planning.Action.CREATE] * 20 + [
+        planning.Action.ROLLOUT
+    ] * 5
+    for _ in range(3):  # what the quota refuses stays refused
+        outcome = asyncio.run(
+            acting.act(
+                client=None,  # type: ignore[arg-type]  # no creation gets as far as reading
+                writer=QuotaWriter(Store()),  # type: ignore[arg-type]
+                plan=plan,
+                namespace="default",
+                owner_uid=UID,
+                concurrency=1,
+                limit=20,
+            )
+        )
+        assert len(outcome.failures) == 18  # 18 creations started, all refused
+        assert [item.index for item in outcome.done] == [0, 1]  # type: ignore[union-attr]
+        assert outcome.deferred == 5  # 2 creations and 3 rollouts

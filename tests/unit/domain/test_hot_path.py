@@ -17,7 +17,9 @@ it replaces, written out in the test (hypothesis, random pods and targets):
   need's size across passes, as ``size_for_rate`` gives it, and a size's proposal from
   an unbounded pool by config, as ``_bounded`` gives it;
 * a snapshot's lag (``truncate`` inline) is trunc(behind / production) of the truncated
-  values, absent where nothing is produced;
+  values, absent where nothing is produced; its values (plain ``dict`` reads) are the
+  ones it was given, and no one changes them afterwards, neither through the snapshot
+  nor through the mapping it was built from;
 * ``Sizing.naive_need`` (one partition inline), ``Sizing.naive_sizes`` (every
   instance's size in one loop, in C loops when each has one partition) and
   ``prediction.instance_rate`` (one partition without the loop) are the naive
@@ -25,14 +27,17 @@ it replaces, written out in the test (hypothesis, random pods and targets):
 * rendering copies the template with a copy for JSON-shaped data.
 """
 
+import copy
 import dataclasses
 import json
 import math
+import pickle
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from hypothesis import given
+import pytest
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from konsumerator.domain import keys, limits, prediction, rendering, rules, sizing
@@ -496,6 +501,42 @@ def test_a_snapshots_lag_is_its_definition(
         p: int(truncate(offset.get(p)) / truncate(v)) for p, v in production.items() if truncate(v)
     }
     assert dict(snapshot.lag) == want
+
+
+@given(
+    production=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+    offset=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
+)
+@example(production={}, offset={0: math.nan})  # a pickle's NaN is another float object
+def test_a_snapshots_values_are_the_ones_given_and_never_change(
+    production: dict[int, float], offset: dict[int, float]
+) -> None:
+    given_production = dict(production)
+    snapshot = MetricsSnapshot(production=MappingProxyType(production), offset=offset)
+    again = MetricsSnapshot(production=snapshot.production, offset=snapshot.offset)
+    assert again == snapshot
+    assert again.production is snapshot.production  # read-only already: not copied
+    production[99] = 1.0
+    offset[99] = 1.0
+    for values in (snapshot.production, snapshot.offset, snapshot.consumption, snapshot.lag):
+        for change in (
+            lambda v: v.__setitem__(0, 1.0),
+            lambda v: v.pop(0),
+            lambda v: v.update({0: 1.0}),
+            lambda v: v.setdefault(0, 1.0),
+            lambda v: v.clear(),
+        ):
+            with pytest.raises(TypeError, match="read-only"):
+                change(values)
+    assert dict(snapshot.production) == given_production
+    assert 99 not in snapshot.offset
+    assert copy.deepcopy(snapshot) == snapshot
+    # By repr: a NaN read back from a pickle is another float object, and unequal to
+    # itself (a dict compares values by identity first, so the deep copy's, which
+    # shares the float, is equal).
+    restored = pickle.loads(pickle.dumps(snapshot))
+    assert repr(restored) == repr(snapshot)
+    assert type(restored.offset) is type(snapshot.offset)
 
 
 @given(pod=pods(), since=st.sampled_from(["", "2026-01-01T00:00:00Z"]))

@@ -12,6 +12,9 @@ It is a cache of the chain's outcome, not a second policy, so it must never be s
   Deployments, targets left behind, pods off their size, pending, refused or going
   away), asked before and after the rules remembered what they compared;
 * and the shortcut does run: a steady noisy pass keeps nearly all its instances by it;
+* under the adaptive predictor a refreshing pass asks the rule for the instance the
+  last keep asked for when its inputs are the same, and the rule chain decides the
+  instance the shortcut asked for when it declines (no second one);
 * a pass after one that ``KeptMemory`` remembered decides what the rules decide, with
   each input changed or kept at random, and with each input it must not outlive
   changed alone (the Deployment version, pods, refusal, lag, config, owner, the end
@@ -39,7 +42,7 @@ from hypothesis import strategies as st
 from konsumerator import simulating
 from konsumerator.api import manifests
 from konsumerator.api.v1 import to_config
-from konsumerator.domain import keys, planning
+from konsumerator.domain import keys, planning, rules
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.pods import ObservedPod, Pending
 from konsumerator.domain.resources import Resources
@@ -1006,3 +1009,62 @@ def test_an_adaptive_scale_down_asked_by_the_shortcut_takes_one_turn_of_the_rest
     )
     assert [a.action for a in full.applies][:1] == [planning.Action.SCALE]
     assert full.restarts_held == 1
+
+
+def _asked(r: simulating.Replay, passes: list[dict[str, Any]]) -> list[list[Any]]:
+    """The instances each pass (remembered in one ``KeptMemory``) asked the adaptive
+    rule for from the shortcut, and the ones the rule chain decided, in order; each pass
+    checked against the full way."""
+    memory = planning.KeptMemory()
+    asked: list[list[Any]] = []
+    real_rule, real_chain = rules.scale_adaptively, rules.decide_existing
+
+    def rule(ctx: Any, inst: Any, pool: Any) -> Any:
+        asked[-1].append(inst)
+        return real_rule(ctx, inst, pool)
+
+    def chain(ctx: Any, inst: Any, pool: Any, **kwargs: Any) -> Any:
+        asked[-1].append(("chain", inst))
+        return real_chain(ctx, inst, pool, **kwargs)
+
+    for second in passes:
+        asked.append([])
+        with (
+            mock.patch.object(rules, "scale_adaptively", rule),
+            mock.patch.object(rules, "decide_existing", chain),
+        ):
+            remembered = _pass(r, memory=memory, **second)
+        with without_shortcut():
+            assert remembered == _pass(r, memory=None, **second)
+    return asked
+
+
+def test_an_adaptive_refresh_with_the_same_inputs_asks_for_the_instances_it_asked_for() -> None:
+    """A refreshing pass asks the adaptive rule for each instance again (its rules read
+    the time and every metric), for the instance the last keep asked for when the
+    Deployment version, pods and lag are the same: equal, and the same object."""
+    r = _replayed(predictor="adaptive")
+    steady = _metrics(production=1000.0, offset=0.0)
+    later = [
+        {"snapshot": steady, "now": r.now + timedelta(seconds=31 * i), "refreshed": True}
+        for i in (1, 2)
+    ]
+    first, second = _asked(r, later)
+    assert len(first) == len(second) == 2
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    # Another lag: the instances it asks for are new ones, with that lag.
+    behind = _metrics(production=1000.0, offset=20_000.0)
+    (third,) = _asked(r, [{**later[1], "snapshot": behind}])
+    assert [i.max_lag_s for i in third] == [20, 20]
+
+
+def test_an_adaptive_instance_the_shortcut_declines_is_decided_as_the_rule_saw_it() -> None:
+    """When the adaptive rule resizes, the rule chain decides the instance the shortcut
+    asked the rule for (one instance built per instance and pass)."""
+    r = _replayed(predictor="adaptive")
+    burst = _metrics(production=4000.0, offset=1e7)
+    (asked,) = _asked(r, [{"snapshot": burst, "now": r.now + timedelta(seconds=31)}])
+    shortcut = [i for i in asked if not isinstance(i, tuple)]
+    chain = [i for tag, i in (x for x in asked if isinstance(x, tuple))]
+    assert len(shortcut) == len(chain) == 2
+    assert all(a is b for a, b in zip(shortcut, chain, strict=True))

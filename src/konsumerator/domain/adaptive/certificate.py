@@ -48,13 +48,17 @@ right-sized verdict, a write, so it is never certified.
 
 Kept by Deployment UID, at most ``MAX_KEPT`` (all forgotten when full): one per
 instance, about 330 bytes each (the certificate, its two intervals and its dict entry,
-measured for 10,000), and until the next certification of the same UID the
-Deployment object it was made for (then no longer observed; the last certificate of a
-UID is where the search for its next one looks first, ``last``). A
-certificate is recalled only for the very object it names, so UIDs shared by two
-Consumers, or a Deployment deleted and created again, never share one.
+measured for 10,000); the last certificate of a UID is where the search for its next
+one looks first, ``last``. A certificate is recalled only for the very object it
+names, so UIDs shared by two Consumers, or a Deployment deleted and created again,
+never share one. It names that object by a weak reference: a strong one kept every
+Deployment object last certified alive after the Deployment (or its Consumer) was
+gone, some 3.9 kB an instance (a deleted 1,000-instance Consumer: 3.9 MB), until
+``MAX_KEPT`` certificates cleared them all; a dead reference is never the object a
+pass holds, so it is never recalled.
 """
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -70,10 +74,11 @@ MAX_KEPT: Final = 1 << 17
 @dataclass(frozen=True, slots=True)
 class Certificate:
     """The rates ``[lo, hi]`` whose proposal keeps ``d`` as it is (the same requests, a
-    CPU shortage of ``cpu_shortage_m``), for ``d`` and ``config`` (identity) and an
-    instance as ``critical`` and ``lagging`` as then."""
+    CPU shortage of ``cpu_shortage_m``), for ``d`` (weakly referenced, ``uid``'s) and
+    ``config`` (identity) and an instance as ``critical`` and ``lagging`` as then."""
 
-    d: ObservedDeployment
+    uid: str
+    d: "weakref.ReferenceType[ObservedDeployment]"
     config: ConsumerConfig
     critical: bool
     lagging: bool
@@ -106,7 +111,7 @@ def recall(
     kept = _KEPT.get(d.uid)
     if (
         kept is None
-        or kept.d is not d
+        or kept.d() is not d
         or kept.config is not config
         or kept.critical is not critical
         or kept.lagging is not lagging
@@ -123,7 +128,7 @@ def last(uid: str) -> Certificate | None:
 
 def keep(certificate: Certificate) -> None:
     """Remember ``certificate`` for its Deployment's UID (none without one)."""
-    uid = certificate.d.uid
+    uid = certificate.uid
     if not uid:
         return
     if len(_KEPT) >= MAX_KEPT and uid not in _KEPT:

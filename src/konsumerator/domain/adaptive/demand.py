@@ -89,6 +89,11 @@ def restart_need(
     return min(backlog, production * actuation_s) / recovery_s
 
 
+_HEADROOM = Term.HEADROOM
+_RESTART = Term.RESTART
+_ISFINITE = math.isfinite
+
+
 def instance_demand(
     *,
     snapshot: MetricsSnapshot,
@@ -97,32 +102,66 @@ def instance_demand(
     recovery_s: float,
     actuation_s: float,
 ) -> Demand:
-    """The instance's need; missing partitions borrow the largest known partition's."""
+    """The instance's need; missing partitions borrow the largest known partition's.
+
+    Each partition's terms are ``partition_need`` and ``restart_need``, written out
+    inline (every instance of every pass that refreshes metrics under the adaptive
+    predictor): the same expressions in the same order, so the same floats. The
+    sums are ``sum``'s, which an instance of one partition (the common case) skips:
+    ``0 + x`` is ``x`` for the non-negative terms. A test compares it with the plain
+    definition.
+    """
+    production_of, offset_of = snapshot.production.get, snapshot.offset.get
+    # ``1 + actuation_s / recovery_s``, the restart term's factor, as evaluated there.
+    factor = 1 + actuation_s / recovery_s
+    term = _HEADROOM if 1 / utilization >= factor else _RESTART
+    if len(partitions) == 1:
+        rate = production_of(partitions[0])
+        if rate is None:
+            # No sample and nothing to borrow: every term is 0.
+            return Demand(
+                production=0.0,
+                backlog=0.0,
+                production_need=0.0,
+                backlog_need=0.0,
+                term=term,
+                restart_need=0.0,
+            )
+        lam = rate if _ISFINITE(rate) and rate > 0 else 0.0
+        behind = offset_of(partitions[0])
+        if behind is None or not (_ISFINITE(behind) and behind > 0):
+            behind = 0.0
+        return Demand(
+            production=0.0 + lam,
+            backlog=0.0 + behind,
+            production_need=0 + max(lam / utilization, lam * factor),
+            backlog_need=0 + max(0.0, behind - lam * actuation_s) / recovery_s,
+            term=term,
+            restart_need=0 + min(behind, lam * actuation_s) / recovery_s,
+        )
     needs: list[tuple[float, float, float] | None] = []
     production = backlog = 0.0
     for p in partitions:
-        rate = snapshot.production.get(p)
+        rate = production_of(p)
         if rate is None:
             needs.append(None)
             continue
-        lam, behind = _finite(rate), _finite(snapshot.offset.get(p))
+        lam = rate if _ISFINITE(rate) and rate > 0 else 0.0
+        behind = offset_of(p)
+        if behind is None or not (_ISFINITE(behind) and behind > 0):
+            behind = 0.0
         production += lam
         backlog += behind
-        prod_need, back_need = partition_need(
-            production=lam,
-            backlog=behind,
-            utilization=utilization,
-            recovery_s=recovery_s,
-            actuation_s=actuation_s,
+        needs.append(
+            (
+                max(lam / utilization, lam * factor),
+                max(0.0, behind - lam * actuation_s) / recovery_s,
+                min(behind, lam * actuation_s) / recovery_s,
+            )
         )
-        again = restart_need(
-            production=lam, backlog=behind, recovery_s=recovery_s, actuation_s=actuation_s
-        )
-        needs.append((prod_need, back_need, again))
     known = [n for n in needs if n is not None]
     largest = max(known, key=lambda n: n[0] + n[1], default=(0.0, 0.0, 0.0))
     filled = [n if n is not None else largest for n in needs]
-    term = Term.HEADROOM if 1 / utilization >= 1 + actuation_s / recovery_s else Term.RESTART
     return Demand(
         production=production,
         backlog=backlog,

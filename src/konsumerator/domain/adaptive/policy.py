@@ -753,8 +753,19 @@ def decide(situation: Situation, *, knobs: Knobs) -> Verdict:
     )
 
 
+# ``knobs_for`` by Autoscaling object (held, so its id is not reused while remembered):
+# it is asked several times per instance of every pass that refreshes metrics, and a
+# Consumer's passes share one Autoscaling until its spec (or learned rate) changes.
+# Both are frozen, so the one Knobs is shared. Bounded.
+_KNOBS: dict[int, tuple[Autoscaling, Knobs]] = {}
+_MAX_KNOBS = 64
+
+
 def knobs_for(autoscaling: Autoscaling) -> Knobs:
-    return Knobs(
+    known = _KNOBS.get(id(autoscaling))
+    if known is not None and known[0] is autoscaling:
+        return known[1]
+    knobs = Knobs(
         utilization=autoscaling.target_utilization,
         actuation_s=autoscaling.actuation_s,
         recovery_s=max(1.0, autoscaling.recovery_s),
@@ -763,6 +774,10 @@ def knobs_for(autoscaling: Autoscaling) -> Knobs:
         pending_up_s=autoscaling.pending_up_s,
         pending_down_s=autoscaling.pending_down_s,
     )
+    if len(_KNOBS) >= _MAX_KNOBS:
+        _KNOBS.clear()
+    _KNOBS[id(autoscaling)] = (autoscaling, knobs)
+    return knobs
 
 
 @dataclass(frozen=True, slots=True)

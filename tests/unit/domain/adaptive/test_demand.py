@@ -9,9 +9,14 @@ Aspects tested:
   borrows the largest known partition's need.
 * Property: the need never falls below production (nothing is sized below
   keeping up), and grows with the backlog.
+* Property: ``instance_demand`` (its per-partition terms written inline, one
+  partition without the sums) gives the very floats of its plain definition, the
+  per-partition functions summed, a missing partition borrowing the largest.
 """
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from types import MappingProxyType
 
 import pytest
@@ -19,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from konsumerator.domain.adaptive.demand import (
+    Demand,
     Term,
     instance_demand,
     partition_need,
@@ -163,3 +169,93 @@ def test_an_instance_sums_what_its_partitions_restarts_leave() -> None:
         actuation_s=30.0,
     )
     assert math.isclose(d.restart_need, 30_000 / 300 + 3_000 / 300)
+
+
+def _finite(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) and value > 0 else 0.0
+
+
+def plain_demand(
+    *,
+    snapshot: MetricsSnapshot,
+    partitions: Sequence[int],
+    utilization: float,
+    recovery_s: float,
+    actuation_s: float,
+) -> Demand:
+    """The definition: each partition's ``partition_need`` and ``restart_need`` summed,
+    one without a production sample borrowing the largest known partition's."""
+    needs: list[tuple[float, float, float] | None] = []
+    production = backlog = 0.0
+    for p in partitions:
+        rate = snapshot.production.get(p)
+        if rate is None:
+            needs.append(None)
+            continue
+        lam, behind = _finite(rate), _finite(snapshot.offset.get(p))
+        production += lam
+        backlog += behind
+        prod, back = partition_need(
+            production=lam,
+            backlog=behind,
+            utilization=utilization,
+            recovery_s=recovery_s,
+            actuation_s=actuation_s,
+        )
+        again = restart_need(
+            production=lam, backlog=behind, recovery_s=recovery_s, actuation_s=actuation_s
+        )
+        needs.append((prod, back, again))
+    known = [n for n in needs if n is not None]
+    largest = max(known, key=lambda n: n[0] + n[1], default=(0.0, 0.0, 0.0))
+    filled = [n if n is not None else largest for n in needs]
+    restarts = 1 / utilization < 1 + actuation_s / recovery_s
+    return Demand(
+        production=production,
+        backlog=backlog,
+        production_need=sum(n[0] for n in filled),
+        backlog_need=sum(n[1] for n in filled),
+        term=Term.RESTART if restarts else Term.HEADROOM,
+        restart_need=sum(n[2] for n in filled),
+    )
+
+
+samples = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=0, max_value=1e7),
+    st.integers(min_value=-10, max_value=10**6),
+)
+
+
+@given(
+    production=st.dictionaries(st.integers(0, 5), samples, max_size=6),
+    offset=st.dictionaries(st.integers(0, 5), samples, max_size=6),
+    partitions=st.lists(st.integers(0, 7), max_size=4),
+    u=st.floats(min_value=0.05, max_value=1.0),
+    T=st.floats(min_value=1, max_value=1e5),
+    R=st.floats(min_value=0, max_value=600),
+)
+def test_an_instances_demand_is_its_plain_definition_to_the_bit(
+    production: dict[int, float | None],
+    offset: dict[int, float | None],
+    partitions: list[int],
+    u: float,
+    T: float,
+    R: float,
+) -> None:
+    snapshot = snap(
+        {p: v for p, v in production.items() if v is not None},
+        {p: v for p, v in offset.items() if v is not None},
+    )
+    got = instance_demand(
+        snapshot=snapshot, partitions=partitions, utilization=u, recovery_s=T, actuation_s=R
+    )
+    want = plain_demand(
+        snapshot=snapshot, partitions=partitions, utilization=u, recovery_s=T, actuation_s=R
+    )
+    assert got == want
+    # The same floats, types included (an int production stays what the sums make it).
+    assert [(type(v), repr(v)) for v in dataclasses.astuple(got)] == [
+        (type(v), repr(v)) for v in dataclasses.astuple(want)
+    ]

@@ -3,18 +3,21 @@
 Aspects tested: ``as_written`` (a memory the annotation already holds is its
 own answer, any other goes through the codec) equals ``decode(encode(m))``
 field for field, types and time zones included, and each condition of that
-shortcut is needed, for every count; ``durably_equal`` is
+shortcut is needed, for every count; a memory found to read back is not checked
+again when asked again (the same object); ``durably_equal`` is
 ``durable(a) == durable(b)``; both know every field of ``Memory`` (pinned);
 ``_format_time`` renders what ``strftime`` rendered.
 """
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from konsumerator.domain.adaptive import memory as memory_module
 from konsumerator.domain.adaptive.memory import (
     _MAX_RATE,
     Memory,
@@ -110,6 +113,20 @@ def test_as_written_is_the_round_trip_through_the_codec(memory: Memory) -> None:
 def test_as_written_of_what_was_read_back_is_itself(memory: Memory) -> None:
     once = as_written(memory)
     assert as_written(once) is once
+
+
+def test_a_memory_that_reads_back_is_checked_once_by_identity() -> None:
+    memory = Memory(peak_rate=7, peak_at=T, resized_at=T)
+    equal = Memory(peak_rate=7, peak_at=T, resized_at=T)
+    with mock.patch.object(
+        memory_module, "_reads_back", wraps=memory_module._reads_back
+    ) as checked:
+        assert as_written(memory) is memory
+        assert as_written(memory) is memory
+        assert checked.call_count == 1
+        # An equal memory is another object: checked for itself.
+        assert as_written(equal) is equal
+        assert checked.call_count == 2
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,8 @@ Aspects tested, table-driven, one table per rule:
   where a run of scale-ups that followed a quiet window began (``quiet_from``);
 * ``spike``: in place, a scale-up only the held peak asks for waits (its pending
   period starts again); one that waited is sized for the need of its pass;
+* ``knobs_for``: the knobs of a Consumer's autoscaling, found once per Autoscaling
+  object and shared (another object, equal or not, gets its own);
 * ``decide``: the whole transition table (direction × status × urgent ×
   drained × lagging × time since the last resize × time in the status), with
   the rule that decided.
@@ -1289,3 +1291,39 @@ def test_the_need_of_this_pass_never_asks_or_sizes_more_than_the_held_peak(
     )
     assert 0 <= sized.now_asks <= sized.asks
     assert 0 <= sized.now_up_rate <= sized.up_rate
+
+
+@given(
+    recovery=st.floats(min_value=0, max_value=1e5),
+    actuation=st.floats(min_value=0, max_value=600),
+    utilization=st.floats(min_value=0.05, max_value=1.0),
+    tolerable=st.one_of(st.none(), st.floats(min_value=0, max_value=1e4)),
+)
+def test_the_knobs_of_an_autoscaling_are_its_fields_found_once_per_object(
+    recovery: float, actuation: float, utilization: float, tolerable: float | None
+) -> None:
+    a = Autoscaling(
+        rate_per_core=1000,
+        ram_per_core_b=10**9,
+        recovery_s=recovery,
+        actuation_s=actuation,
+        target_utilization=utilization,
+        tolerable_lag_s=tolerable,
+        predictor=Predictor.ADAPTIVE,
+    )
+    want = policy.Knobs(
+        utilization=utilization,
+        actuation_s=actuation,
+        recovery_s=max(1.0, recovery),
+        tolerable_lag_s=tolerable,
+        min_sync_s=a.min_sync_period_s,
+        pending_up_s=a.pending_up_s,
+        pending_down_s=a.pending_down_s,
+    )
+    knobs = policy.knobs_for(a)
+    assert knobs == want
+    assert policy.knobs_for(a) is knobs
+    # Another object (a changed spec, or a learned rate) is read, not matched by id.
+    changed = replace(a, pending_up_s=a.pending_up_s + 1)
+    assert policy.knobs_for(changed) == replace(want, pending_up_s=a.pending_up_s + 1)
+    assert policy.knobs_for(a) == want
