@@ -273,23 +273,6 @@ def _adaptive(ctx: Context) -> Autoscaling | None:
     return a
 
 
-# The knobs of the last autoscaling object asked (``_knobs``): a Consumer's passes share
-# one until its spec changes.
-_KNOBS: list[tuple[Autoscaling, adaptive.Knobs]] = []
-
-
-def _knobs(autoscaling: Autoscaling) -> adaptive.Knobs:
-    """``adaptive.knobs_for(autoscaling)``, found once per autoscaling object (held, so
-    its identity is not reused while remembered): asked for every instance of every
-    refreshing pass, and one object for all of them (``adaptive.size`` remembers what it
-    derives from it by identity)."""
-    last = _KNOBS[0] if _KNOBS else None
-    if last is None or last[0] is not autoscaling:
-        last = (autoscaling, adaptive.knobs_for(autoscaling))
-        _KNOBS[:] = [last]
-    return last[1]
-
-
 def _cpu(resources: Mapping[str, Resources]) -> int:
     return sum(r.cpu_req_m or 0 for r in resources.values())
 
@@ -784,7 +767,7 @@ def scale_adaptively(
     if d is None or d.paused or ctx.config.paused or autoscaling is None or not ctx.refreshed:
         return None
     assert snapshot is not None
-    knobs = _knobs(autoscaling)
+    knobs = adaptive.knobs_for(autoscaling)  # one Knobs object per Autoscaling object
     observed = _scaling_of(ctx, d)
     drained = adaptive.drained(
         snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s

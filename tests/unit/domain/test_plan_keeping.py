@@ -1014,8 +1014,8 @@ def test_an_adaptive_scale_down_asked_by_the_shortcut_takes_one_turn_of_the_rest
 def _asked(r: simulating.Replay, passes: list[dict[str, Any]]) -> list[list[Any]]:
     """The instances each pass (remembered in one ``KeptMemory``) asked the adaptive
     rule for from the shortcut, and the ones the rule chain decided, in order; each pass
-    checked against the full way."""
-    memory = planning.KeptMemory()
+    checked against the full way (with a memory of its own, fed the same passes)."""
+    memory, full = planning.KeptMemory(), planning.KeptMemory()
     asked: list[list[Any]] = []
     real_rule, real_chain = rules.scale_adaptively, rules.decide_existing
 
@@ -1035,7 +1035,7 @@ def _asked(r: simulating.Replay, passes: list[dict[str, Any]]) -> list[list[Any]
         ):
             remembered = _pass(r, memory=memory, **second)
         with without_shortcut():
-            assert remembered == _pass(r, memory=None, **second)
+            assert remembered == _pass(r, memory=full, **second)
     return asked
 
 
