@@ -255,6 +255,16 @@ def _propose(
     )
 
 
+def _asks_more(ctx: Context, inst: Instance, pool: limits.Pool, *, rate: int) -> bool:
+    """Whether ``rate`` asks for more than the instance's current resources (the pool
+    is left as it was)."""
+    current = inst.deployment.current if inst.deployment is not None else {}
+    saved = pool.available
+    asked = compare(current, _propose(ctx, inst, pool, critical=inst.critical, rate=rate).resources)
+    pool.restore(saved)
+    return asked > 0
+
+
 def _adaptive(ctx: Context) -> Autoscaling | None:
     """The Consumer's autoscaling when it uses the adaptive predictor and metrics are known."""
     a = ctx.config.autoscaling
@@ -554,6 +564,7 @@ def _adaptive_situation(
     limit_m: int,
     drained: bool,
     banded_cpu_m: int = 0,
+    spike: bool = False,
 ) -> adaptive.Situation:
     """Everything ``adaptive.decide`` judges for one instance in this pass (``state``:
     its scaling state, with the memory kept in the process, ``_scaling_of``; ``cpu_m``,
@@ -600,6 +611,7 @@ def _adaptive_situation(
             rate_per_core=autoscaling.sizing_rate_per_core,
         ),
         banded_cpu_m=banded_cpu_m,
+        spike=spike,
     )
 
 
@@ -821,6 +833,11 @@ def scale_adaptively(
             banded_cpu_m = _cpu(proposal.resources)
             pool.restore(saved)
             proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.down_rate)
+    spike = (
+        comparison > 0
+        and adaptive.resizes_cheaply(knobs)
+        and not _asks_more(ctx, inst, pool, rate=sized.now_asks)
+    )
     situation = _adaptive_situation(
         ctx=ctx,
         inst=inst,
@@ -839,8 +856,14 @@ def scale_adaptively(
         limit_m=limit_m,
         drained=drained,
         banded_cpu_m=banded_cpu_m,
+        spike=spike,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
+    if verdict.now_sized and comparison > 0 and sized.now_up_rate < sized.up_rate:
+        # After its pending period, a scale-up goes to the need of this pass, not to
+        # the held peak (``adaptive.spike``): it asks for more itself (``spike``).
+        pool.restore(saved)
+        proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.now_up_rate)
     if verdict.apply and comparison < 0 and not ctx.config.in_place and _restart_held(ctx, inst):
         verdict = replace(
             verdict, apply=False, state=disruption.hold(observed, now=ctx.now), rule=HELD
@@ -900,6 +923,7 @@ def scale_adaptively(
         rule=verdict.rule,
         up=up,
         down=comparison < 0,
+        now_sized=verdict.now_sized,
     )
     state = with_memory(resized, memory=memory, explanation=explanation)
     if verdict.apply:

@@ -32,6 +32,12 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   pods CPU beyond their request (``lends``) and their limit covers the need: a
   larger request buys a guarantee, not throughput (under Recreate at the price
   of a restart as well);
+* ``spike``: in place, a scale-up that is not urgent waits (its pending period
+  starts again) while only the held peak asks for it, not the need of this
+  pass: a one-minute spike held in the peak window outlasted
+  ``pendingScaleUpDuration``; one that has waited it out (``pending_up``) is
+  sized for the need of this pass (``Verdict.now_sized``), not for the spike
+  still held;
 * ``ride_share``: in place, an instance that keeps up asks for a scale-up only
   once production passes its request by ``RIDE_MARGIN``, so that a node that
   lends CPU shows it (held to λ/u, the pods never consumed beyond their request);
@@ -108,6 +114,9 @@ class Verdict:
     apply: bool
     state: ScalingState
     rule: str
+    # In place, a scale-up that waited out ``pendingScaleUpDuration`` goes to the need
+    # of this pass (``Sized.now_up_rate``), not to the held peak (``spike``).
+    now_sized: bool = False
 
 
 def _age(moment: datetime | None, now: datetime) -> float:
@@ -527,6 +536,9 @@ class Situation:
     # whether it saves enough (the bands); it goes to ``proposed_cpu_m``, the headroom
     # (``Sized.down_rate``). 0: the same as ``proposed_cpu_m``.
     banded_cpu_m: int = 0
+    # Only the held peak asks for more: the need of this pass (``Sized.now_asks``)
+    # fits the current CPU (``spike``).
+    spike: bool = False
 
     @property
     def band_cpu_m(self) -> int:
@@ -576,6 +588,16 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             state=settle(state, saturated=saturated, now=now),
             rule="bursting: consuming beyond the request, within the limit; not urgent",
         )
+    cheap = resizes_cheaply(knobs)
+    if s.spike and cheap:
+        # Not urgent (that returned above): a spike of a minute or two, held in the
+        # peak window (``hold_peak``), is no sustained rise. The pending period starts
+        # again, so it counts only passes whose own need asks for more.
+        return Verdict(
+            apply=False,
+            state=settle(state, saturated=saturated, now=now),
+            rule="spike: only the held peak asks for more, not the need of this pass",
+        )
     if not s.urgent and not worth_a_step(
         current_cpu_m=s.current_cpu_m, proposed_cpu_m=s.proposed_cpu_m
     ):
@@ -589,10 +611,14 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             apply=True,
             state=settle(state, saturated=saturated, now=now),
             rule="pending_up: needed more for pendingScaleUpDuration",
+            now_sized=cheap,
         )
     if knobs.pending_up_s <= 0:
         return Verdict(
-            apply=True, state=settle(state, saturated=saturated, now=now), rule="pending_up: 0s"
+            apply=True,
+            state=settle(state, saturated=saturated, now=now),
+            rule="pending_up: 0s",
+            now_sized=cheap,
         )
     if unsized(state):
         return Verdict(apply=True, state=settle(state, saturated=saturated, now=now), rule=FIRST)
@@ -601,6 +627,20 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
         state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
         rule="pending_up: waiting for pendingScaleUpDuration",
     )
+
+
+def resizes_cheaply(knobs: Knobs) -> bool:
+    """Whether a resize restarts nothing (in place: R/T below ``HYSTERESIS``), for ``spike``.
+
+    Only then does a scale-up wait for the need of the pass itself and go to it
+    (``spike``). Under Recreate the held peak keeps both deciding and sizing: a
+    scale-up delayed on a rising trace came later and, sized for a pass that was
+    itself a noisy high, one step bigger, and the 15 % band kept that step (a
+    restart to give back 100m is not worth it): diurnal on a node with CPU to spare,
+    seed 1, 1350m instead of 1250m for 12 h (+1.1 % core-hours). In place no trace
+    of the scorecard got costlier (docs/adaptive.md).
+    """
+    return knobs.actuation_s / knobs.recovery_s < HYSTERESIS
 
 
 def quiet_from(*, memory: Memory | None, now: datetime, cpu_before_m: int) -> int:
@@ -757,6 +797,10 @@ class Sized:
     # msg/s beyond which a scale-up is asked for: ``trigger``, or less headroom while
     # an in-place instance keeps up (``ride_share``); 0: the same as ``trigger``.
     ride: int = 0
+    # ``asks`` and ``up_rate`` for the need of this pass alone, without the held peak
+    # (``spike``); 0: the same as ``asks`` and ``up_rate``.
+    now_asks: int = 0
+    now_up_rate: int = 0
 
     @property
     def asks(self) -> int:
@@ -824,6 +868,8 @@ def size(
         memory=kept,
         trigger=_ceil(peak * share + found.backlog_need),
         ride=_ceil(peak * share * ride + found.backlog_need) if ride < 1 else 0,
+        now_asks=_ceil(found.production_need * share * min(1.0, ride) + found.backlog_need),
+        now_up_rate=_ceil(found.production_need + found.backlog_need + found.restart_need),
     )
 
 
@@ -917,6 +963,13 @@ def _up_part(sized: Sized, *, up: bool) -> str:
     return f" +min(backlog,lambda*R)/T={sized.demand.restart_need:.0f}/s -> {sized.up_rate}/s"
 
 
+def _now_part(sized: Sized, now_sized: bool) -> str:
+    """A scale-up sized for the need of this pass (``spike``), when the held peak was more."""
+    if not now_sized or not sized.now_up_rate or sized.now_up_rate >= sized.up_rate:
+        return ""
+    return f" (pending_up: sized for this pass's need, not the held peak: {sized.now_up_rate}/s)"
+
+
 def _trigger_part(sized: Sized, *, down: bool = False) -> str:
     """What decides a scale-up, when the restart term made the size larger than that,
     or when an in-place instance that keeps up asks for less (``ride_share``); for a
@@ -941,6 +994,7 @@ def explain(
     rule: str,
     up: bool = False,
     down: bool = False,
+    now_sized: bool = False,
 ) -> str:
     """Every input of the decision, so that a user can redo it by hand."""
     d, k = sized.demand, knobs_for(autoscaling)
@@ -950,6 +1004,7 @@ def explain(
         f"term={d.term.value} need=max(lambda/u,lambda(1+R/T))"
         f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
         f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s"
-        f"{_trigger_part(sized, down=down)}{_up_part(sized, up=up)} = {cpu_m}m; "
+        f"{_trigger_part(sized, down=down)}{_up_part(sized, up=up)}{_now_part(sized, now_sized)}"
+        f" = {cpu_m}m; "
         f"rule {rule}"
     )

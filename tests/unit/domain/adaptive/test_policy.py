@@ -27,6 +27,8 @@ Aspects tested, table-driven, one table per rule:
 * ``after_up``: in place, no scale-down within ``SETTLE_S`` of a scale-up (no
   up-down-up within the window), but for the end of a drain and for a return to
   where a run of scale-ups that followed a quiet window began (``quiet_from``);
+* ``spike``: in place, a scale-up only the held peak asks for waits (its pending
+  period starts again); one that waited is sized for the need of its pass;
 * ``knobs_for``: the knobs of a Consumer's autoscaling, found once per Autoscaling
   object and shared (another object, equal or not, gets its own);
 * ``decide``: the whole transition table (direction × status × urgent ×
@@ -1123,6 +1125,172 @@ def test_under_recreate_the_restart_term_decides_a_scale_down_the_headroom_sizes
     )
     assert verdict.apply is apply
     assert verdict.rule.startswith(rule)
+
+
+IN_PLACE = replace(KNOBS, actuation_s=5.0)
+
+# status, seconds in it, spike, urgent -> apply, next status, rule, sized for this pass
+SPIKES = [
+    # only the held peak asks: the pending period starts again
+    (RUNNING, 1000, True, False, False, RUNNING, "spike", False),
+    (PSU, 60, True, False, False, RUNNING, "spike", False),
+    (PSU, 1000, True, False, False, RUNNING, "spike", False),
+    # urgent goes, sized for the held peak
+    (PSU, 10, True, True, True, RUNNING, "urgent", False),
+    # the need of this pass asks too: the pending period counts, and its scale-up is
+    # sized for that need
+    (RUNNING, 1000, False, False, False, PSU, "pending_up: waiting", False),
+    (PSU, 119, False, False, False, PSU, "pending_up: waiting", False),
+    (PSU, 120, False, False, True, RUNNING, "pending_up: needed", True),
+    (PSU, 10, False, True, True, RUNNING, "urgent", False),
+]
+# Under Recreate the held peak decides and sizes (``resizes_cheaply``).
+SPIKES_RECREATE = [
+    (RUNNING, 1000, True, False, False, PSU, "pending_up: waiting", False),
+    (PSU, 120, True, False, True, RUNNING, "pending_up: needed", False),
+    (PSU, 120, False, False, True, RUNNING, "pending_up: needed", False),
+]
+
+
+@pytest.mark.parametrize(
+    (
+        "knobs",
+        "status",
+        "in_status",
+        "spike",
+        "urgent",
+        "apply",
+        "next_status",
+        "rule",
+        "now_sized",
+    ),
+    [(IN_PLACE, *row) for row in SPIKES] + [(KNOBS, *row) for row in SPIKES_RECREATE],
+)
+def test_in_place_a_scale_up_only_the_held_peak_asks_for_waits_and_is_then_sized_for_now(
+    knobs: policy.Knobs,
+    status: ScalingStatus,
+    in_status: float,
+    spike: bool,
+    urgent: bool,
+    apply: bool,
+    next_status: ScalingStatus,
+    rule: str,
+    now_sized: bool,
+) -> None:
+    state = ScalingState(status=status, since=ago(in_status), memory=Memory(resized_at=ago(1000)))
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=1,
+            current_cpu_m=1100,
+            proposed_cpu_m=1400,
+            lagging=urgent,
+            urgent=urgent,
+            drained=not urgent,
+            cpu_shortage_m=0,
+            now=NOW,
+            spike=spike,
+        ),
+        knobs=knobs,
+    )
+    assert (verdict.apply, verdict.state.status) == (apply, next_status)
+    assert verdict.rule.startswith(rule)
+    assert verdict.now_sized is now_sized
+
+
+@pytest.mark.parametrize(("knobs", "now_sized"), [(IN_PLACE, True), (KNOBS, False)])
+def test_in_place_a_scale_up_without_a_pending_period_is_sized_for_this_pass(
+    knobs: policy.Knobs, now_sized: bool
+) -> None:
+    state = ScalingState(status=RUNNING, since=ago(1000), memory=Memory(resized_at=ago(1000)))
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=1,
+            current_cpu_m=1100,
+            proposed_cpu_m=1400,
+            lagging=False,
+            urgent=False,
+            drained=True,
+            cpu_shortage_m=0,
+            now=NOW,
+        ),
+        knobs=replace(knobs, pending_up_s=0.0),
+    )
+    assert (verdict.apply, verdict.rule, verdict.now_sized) == (True, "pending_up: 0s", now_sized)
+
+
+@pytest.mark.parametrize(
+    ("actuation_s", "held", "lam", "want_now_asks", "want_now_up", "want_up"),
+    [
+        # u = 0.9; the held peak (a production need) is 3000/s
+        (30.0, 3000, 2000.0, 2223, 2223, 3000),  # Recreate: λ/u asks and sizes
+        # in place, keeping up (``ride_share``): λ/1.1 of this pass asks; λ/u sizes it
+        (5.0, 3000, 2000.0, 1819, 2223, 3000),
+        (30.0, 0, 2000.0, 2223, 2223, 2223),  # nothing held: the same as the held sizes
+    ],
+)
+def test_the_need_of_this_pass_is_sized_without_the_held_peak(
+    actuation_s: float, held: int, lam: float, want_now_asks: int, want_now_up: int, want_up: int
+) -> None:
+    autoscaling = Autoscaling(
+        rate_per_core=2000,
+        ram_per_core_b=2**28,
+        recovery_s=300.0,
+        tolerable_lag_s=60.0,
+        min_sync_period_s=30.0,
+        predictor=Predictor.ADAPTIVE,
+        actuation_s=actuation_s,
+        target_utilization=0.9,
+    )
+    memory = Memory(peak_rate=held, peak_at=NOW - timedelta(seconds=10)) if held else None
+    sized = policy.size(
+        snapshot=snap({0: lam}, {0: lam}, {0: 0.0}),
+        partitions=[0],
+        autoscaling=autoscaling,
+        memory=memory,
+        now=NOW,
+    )
+    assert (sized.now_asks, sized.now_up_rate, sized.up_rate) == (
+        want_now_asks,
+        want_now_up,
+        want_up,
+    )
+    assert sized.now_asks <= sized.asks
+    text = policy.explain(
+        sized=sized, autoscaling=autoscaling, cpu_m=1200, rule="pending_up", up=True, now_sized=True
+    )
+    assert ("sized for this pass's need" in text) is (want_now_up < want_up)
+
+
+@given(
+    lam=st.floats(0.0, 1e7),
+    held=st.integers(0, 10**8),
+    backlog=st.floats(0.0, 1e9),
+    R=st.sampled_from([5.0, 30.0, 120.0]),
+)
+def test_the_need_of_this_pass_never_asks_or_sizes_more_than_the_held_peak(
+    lam: float, held: int, backlog: float, R: float
+) -> None:
+    autoscaling = Autoscaling(
+        rate_per_core=2000,
+        ram_per_core_b=2**28,
+        recovery_s=300.0,
+        tolerable_lag_s=60.0,
+        min_sync_period_s=30.0,
+        predictor=Predictor.ADAPTIVE,
+        actuation_s=R,
+    )
+    memory = Memory(peak_rate=held, peak_at=NOW - timedelta(seconds=10))
+    sized = policy.size(
+        snapshot=snap({0: lam}, {0: lam}, {0: backlog}),
+        partitions=[0],
+        autoscaling=autoscaling,
+        memory=memory,
+        now=NOW,
+    )
+    assert 0 <= sized.now_asks <= sized.asks
+    assert 0 <= sized.now_up_rate <= sized.up_rate
 
 
 @given(

@@ -546,3 +546,44 @@ def test_under_recreate_a_scale_down_is_sized_for_the_headroom_not_its_restart()
     assert "(scale down to lambda/u+backlog=" in decision(replay)
     assert [step(replay, 1020, 1020) for _ in range(30)] == [1100] * 30
     replay.close()
+
+
+# -- in place, u 0.9 (``policy.spike``): a rise that only the held peak still asks for
+# is no reason to scale up; a scale-up after its pending period goes to the need of its
+# own pass. Closed loop: each partition consumes what the request gives at
+# ratePerCore (a contended node), at most its production plus its backlog.
+
+SPIKY = replace(ORDERS, update_mode="InPlaceOrRecreate")
+
+
+def _contended(rates: list[float]) -> tuple[list[int], str]:
+    """The request after each pass, and the last explanation written."""
+    replay = replay_of(SPIKY)
+    backlog, cpus = 0.0, []
+    for lam in rates:
+        capacity = cpus[-1] / 1000 * 2000 / 2 if cpus else lam
+        consumed = min(capacity, lam + backlog / STEP_S)
+        backlog = max(0.0, backlog + (lam - consumed) * STEP_S)
+        cpus.append(step(replay, lam, consumed, backlog))
+    explanation = decision(replay)
+    replay.close()
+    return cpus, explanation
+
+
+def test_in_place_a_rise_of_a_minute_and_a_half_held_as_the_peak_scales_nothing_up() -> None:
+    """1400/s each for three passes: beyond what 1200m gives (2400/s), so it asks for a
+    scale-up; back at 1000/s the held peak (2·1400/0.9 = 3111/s) asks on until the
+    pending period is over (before: 1600m then, for a rise already gone)."""
+    cpus, explanation = _contended([1000.0] * 4 + [1400.0] * 3 + [1000.0] * 8)
+    assert cpus == [1200] * 15
+    assert "rule spike" in explanation
+
+
+def test_in_place_a_scale_up_after_its_pending_period_is_sized_for_its_own_pass() -> None:
+    """1400/s each from the 5th pass, with one pass of 1700/s in the pending period.
+    After it (120 s), the pass at 1400/s asks 2·1400/0.9 = 3111/s, plus the backlog
+    beyond λ·R and its restart term over T (about 270/s): 1700m. The held peak of the
+    1700/s pass asked for 2100m (and was given it before)."""
+    cpus, explanation = _contended([1000.0] * 4 + [1400.0, 1400.0, 1700.0, 1400.0, 1400.0])
+    assert cpus == [1200] * 8 + [1700]
+    assert "sized for this pass's need" in explanation
