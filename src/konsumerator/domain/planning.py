@@ -1036,10 +1036,8 @@ def _adaptively_kept(
         pool.restore(saved)
         k.built[index] = inst
         return None
-    recent, remembered = ctx.recent, decision.remembered
-    if recent is not None and remembered is not None:
-        # ``_remember`` of a decision that writes nothing: the annotation ``d`` holds.
-        recent.keep(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY), memory=remembered)
+    if ctx.recent is not None:
+        _remember(ctx.recent, d=d, decision=decision)
     return inst
 
 
