@@ -83,7 +83,7 @@ class RestartBudget:
     ``limit``, and ``held`` counts those refused.
     """
 
-    __slots__ = ("_spare", "_turns", "admitted", "held", "limit", "taken")
+    __slots__ = ("_spare", "_turns", "held", "limit", "taken")
 
     def __init__(self, *, limit: int, turns: frozenset[int] = frozenset()) -> None:
         # 0 only for a pass that continues a cut one which spent the whole budget of
@@ -93,7 +93,6 @@ class RestartBudget:
         self.limit = limit
         self._turns = turns
         self._spare = limit - len(turns)
-        self.admitted = 0
         self.held = 0
         # The instance indexes admitted (``spent`` counts those whose write was made).
         self.taken: set[int] = set()
@@ -101,12 +100,10 @@ class RestartBudget:
     def admit(self, index: int) -> bool:
         """Take one restart for instance ``index`` if the budget has one for it."""
         if index in self._turns:
-            self.admitted += 1
             self.taken.add(index)
             return True
         if self._spare > 0:
             self._spare -= 1
-            self.admitted += 1
             self.taken.add(index)
             return True
         self.held += 1

@@ -102,7 +102,7 @@ def test_a_budget_admits_its_turns_and_never_more_than_its_limit(
     admitted = [i for i in asking if budget.admit(i)]
     assert len(admitted) <= limit
     assert set(asking) & turns <= set(admitted)
-    assert budget.admitted == len(admitted)
+    assert budget.taken == set(admitted)
     assert budget.held == len(asking) - len(admitted)
 
 
