@@ -39,9 +39,10 @@ from typing import Any, Final
 
 from konsumerator.domain import disruption, drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
-from konsumerator.domain.adaptive import adoption, certificate
+from konsumerator.domain.adaptive import adoption, certificate, demand
 from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.adaptive import policy as adaptive
+from konsumerator.domain.adaptive.demand import Demand, Term
 from konsumerator.domain.adaptive.memory import Memory, Recent
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -287,13 +288,19 @@ def _cpu_limit(resources: Mapping[str, Resources]) -> int:
     return total
 
 
-def _scaling_of(ctx: Context, d: ObservedDeployment) -> ScalingState:
-    """``d``'s scaling state with the memory this process kept of it (``Context.recent``)
-    while its annotation still holds what the memory was kept with; else as observed."""
+def _recalled(ctx: Context, d: ObservedDeployment) -> Memory | None:
+    """The memory this process kept of ``d`` (``Context.recent``) while its annotation
+    still holds what the memory was kept with; None: none."""
     recent = ctx.recent
     if recent is None:
-        return d.scaling
-    memory = recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+        return None
+    return recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+
+
+def _scaling_of(ctx: Context, d: ObservedDeployment) -> ScalingState:
+    """``d``'s scaling state with the memory this process kept of it (``_recalled``);
+    else as observed."""
+    memory = _recalled(ctx, d)
     if memory is None:
         return d.scaling
     return with_memory(d.scaling, memory=memory, explanation=d.scaling.explanation)
@@ -515,6 +522,11 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     )
 
 
+def _consumed(snapshot: MetricsSnapshot, partitions: tuple[int, ...]) -> float:
+    """What the instance of ``partitions`` consumes now (msg/s; 0 for no sample)."""
+    return sum(snapshot.consumption.get(p) or 0.0 for p in partitions)
+
+
 def _consumed_and_effect(
     *,
     ctx: Context,
@@ -532,7 +544,7 @@ def _consumed_and_effect(
     The consumption is also what a scale-up remembers to be judged by later
     (``_remember_resize``); the effect feeds the rules and the memory.
     """
-    consumed = sum(snapshot.consumption.get(p) or 0.0 for p in inst.partitions)
+    consumed = _consumed(snapshot, inst.partitions)
     effect = adaptive.effect(
         memory=memory,
         consumed=consumed,
@@ -767,6 +779,10 @@ def scale_adaptively(
     if d is None or d.paused or ctx.config.paused or autoscaling is None or not ctx.refreshed:
         return None
     assert snapshot is not None
+    if certify:
+        held = _held_keep(ctx, inst, d, pool, snapshot=snapshot, autoscaling=autoscaling)
+        if held is not None:
+            return held
     knobs = adaptive.knobs_for(autoscaling)  # one Knobs object per Autoscaling object
     observed = _scaling_of(ctx, d)
     drained = adaptive.drained(
@@ -813,6 +829,19 @@ def scale_adaptively(
     if certifiable:
         kept = _certified_keep(ctx, inst, d, sized=sized, asks=asks, memory=memory)
         if kept is not None:
+            assert kept.remembered is not None
+            _hold(
+                ctx,
+                inst,
+                d,
+                sized=sized,
+                asks=asks,
+                drained=drained,
+                remembered=kept.remembered,
+                knobs=knobs,
+                cpu_m=cpu_m,
+                limit_m=limit_m,
+            )
             return kept
     saved = pool.available
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=asks)
@@ -915,6 +944,18 @@ def scale_adaptively(
                 cpu_shortage_m=proposal.cpu_shortage_m,
                 pool=pool,
             )
+            _hold(
+                ctx,
+                inst,
+                d,
+                sized=sized,
+                asks=asks,
+                drained=drained,
+                remembered=remembered,
+                knobs=knobs,
+                cpu_m=cpu_m,
+                limit_m=limit_m,
+            )
         return _adaptive_unchanged(inst, remembered=remembered)
     explanation = adaptive.explain(
         sized=sized,
@@ -993,6 +1034,220 @@ def _certified_keep(
     ):
         return None
     return _adaptive_unchanged(inst, remembered=remembered)
+
+
+def _held_keep(
+    ctx: Context,
+    inst: Instance,
+    d: ObservedDeployment,
+    pool: limits.Pool,
+    *,
+    snapshot: MetricsSnapshot,
+    autoscaling: Autoscaling,
+) -> Decision | None:
+    """``scale_adaptively``'s decision when the peak's certificate says what it is
+    (``held``): the instance kept as it is, remembering the memory the rule computes."""
+    remembered = held(
+        ctx,
+        d=d,
+        partitions=inst.partitions,
+        critical=inst.critical,
+        lagging=inst.lagging,
+        pool=pool,
+        snapshot=snapshot,
+        autoscaling=autoscaling,
+    )
+    return None if remembered is None else _adaptive_unchanged(inst, remembered=remembered)
+
+
+def held(
+    ctx: Context,
+    *,
+    d: ObservedDeployment,
+    partitions: tuple[int, ...],
+    critical: bool,
+    lagging: bool,
+    pool: limits.Pool,
+    snapshot: MetricsSnapshot,
+    autoscaling: Autoscaling,
+) -> Memory | None:
+    """What ``scale_adaptively`` remembers when the peak's certificate
+    (``certificate.Hold``) says that it keeps the instance of ``d`` (``partitions``, as
+    ``critical`` and ``lagging``) as it is (``_adaptive_unchanged``, nothing written),
+    in a pass that refreshed metrics, for a Deployment and config it decides (not
+    paused). None: no hold stands for these inputs (the rule decides, by its
+    certificate or in full). Draws nothing from ``pool``.
+
+    Within the hold the rule sizes for the peak it holds (``hold_peak``, called here as
+    there) with no backlog need and keeping up, so its ``asks`` and ``Sized.rate`` are
+    the ones ``sized_for_peak`` gives for that peak, which the certificate admits
+    (``Hold.peaks``); no lending seen where the memory has none and an effect that is
+    not "ineffective" leave the flags as they are, so the memory it remembers is
+    ``hold_peak``'s as written, which writes nothing (``_hold_changes`` reads ``d``, the
+    certificate's shortage and the memory but for its peak: asked when the hold was
+    made). The need and backlog need of the partition are ``demand.partition_need``'s
+    (``instance_demand`` computes a lone partition's with the same expressions)."""
+    made = certificate.held(d.uid)
+    if made is None or not pool.unbounded or len(partitions) != 1:
+        return None
+    recalled = _recalled(ctx, d)
+    memory = recalled if recalled is not None else d.scaling.memory
+    if memory is None or not made.holds(
+        d=d,
+        config=ctx.sizing.config,
+        critical=critical,
+        lagging=lagging,
+        memory=memory,
+    ):
+        return None
+    partition = partitions[0]
+    rate = snapshot.production.get(partition)
+    if rate is None or not 0 < rate < math.inf:
+        return None  # ``instance_demand`` reads no sample, or no production, as 0
+    behind = snapshot.offset.get(partition)
+    if behind is not None and not behind < math.inf:
+        return None  # ``drained`` reads an infinite (or NaN) backlog as it is, the need as 0
+    knobs = made.knobs
+    need, backlog_need = demand.partition_need(
+        production=rate,
+        backlog=behind if behind is not None and behind > 0 else 0.0,
+        utilization=knobs.utilization,
+        recovery_s=knobs.recovery_s,
+        actuation_s=knobs.actuation_s,
+    )
+    if backlog_need > 0 or not adaptive.drained(
+        snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s
+    ):
+        return None
+    peak, kept = adaptive.hold_peak(
+        need=need, memory=memory, now=ctx.now, window_s=knobs.peak_window_s
+    )
+    lo, hi = made.peaks
+    if not lo <= peak <= hi:
+        return None
+    consumed = _consumed(snapshot, partitions)
+    if not memory.lent and adaptive.lends(
+        consumed=consumed, cpu_m=made.cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
+    ):
+        return None
+    if (
+        adaptive.effect(
+            memory=memory,
+            consumed=consumed,
+            produced=rate,
+            cpu_m=made.cpu_m,
+            now=ctx.now,
+            knobs=knobs,
+            limit_m=made.limit_m,
+        )
+        is adaptive.Effect.INEFFECTIVE
+    ):
+        return None
+    # The memory the hold was made with reads back as it is (``_hold``).
+    return kept if kept is made.memory else adaptive_memory.as_written(kept)
+
+
+# The demand of a pass with no backlog need, as ``sized_for_peak`` reads it for a peak.
+_NO_BACKLOG: Final = Demand(
+    production=0.0, backlog=0.0, production_need=0.0, backlog_need=0.0, term=Term.HEADROOM
+)
+
+
+def _hold(
+    ctx: Context,
+    inst: Instance,
+    d: ObservedDeployment,
+    *,
+    sized: adaptive.Sized,
+    asks: int,
+    drained: bool,
+    remembered: Memory,
+    knobs: adaptive.Knobs,
+    cpu_m: int,
+    limit_m: int,
+) -> None:
+    """After a keep by ``scale_adaptively`` (nothing written), the peak's certificate of
+    its certificate (``certificate.Hold``): when this pass, for one partition, kept up
+    with no backlog need, and the certificate of these inputs admits its ``asks`` and
+    rate by a comparison at ``asks`` not above 0; when ``remembered`` reads back as it
+    is, writes nothing, was not found "ineffective", and ``asks`` is not the adopted
+    one (a function of the production of each pass). The peaks are searched once per
+    certificate (the last hold's, when of the same certificate, and the memory is
+    ``remembered`` but for its peak, is this one)."""
+    if len(inst.partitions) != 1 or not drained or sized.demand.backlog_need > 0 or asks <= 0:
+        return
+    made = certificate.recall(
+        d=d, config=ctx.sizing.config, critical=inst.critical, lagging=inst.lagging
+    )
+    if made is None or made.first > 0 or not made.admits(asks=asks, decided=sized.rate):
+        return
+    memory = remembered
+    last = certificate.held(d.uid)
+    if (
+        last is not None
+        and last.certificate is made
+        and adaptive_memory.durably_equal(memory, last.memory)
+    ):
+        return
+    if (
+        memory.ineffective
+        or (not unsized(d.scaling) and adoption.adopted(memory))
+        or adaptive_memory.as_written(memory) is not memory
+        or _hold_changes(d, cpu_shortage_m=made.cpu_shortage_m, state=d.scaling, remembered=memory)
+    ):
+        return
+    peaks = _peaks(made, memory=memory, knobs=knobs, peak=sized.peak, asks=asks)
+    if peaks is None:
+        return
+    certificate.hold(
+        certificate.Hold(
+            certificate=made,
+            memory=memory,
+            peaks=peaks,
+            knobs=knobs,
+            cpu_m=cpu_m,
+            limit_m=limit_m,
+        )
+    )
+
+
+def _peaks(
+    made: certificate.Certificate,
+    *,
+    memory: Memory,
+    knobs: adaptive.Knobs,
+    peak: float,
+    asks: int,
+) -> tuple[int, int] | None:
+    """The held peaks (whole msg/s) whose ``asks`` (above 0) and ``rate``
+    (``sized_for_peak``, no backlog need, keeping up) the certificate ``made`` admits,
+    around ``peak`` (a pass's, which it admitted with ``asks``); None: neither whole
+    number next to it is. Both grow with the peak, so they are one interval; its
+    ends are looked for first where the share of the peak ``asks`` is puts them."""
+
+    def admitted(held: int) -> bool:
+        sized = adaptive.sized_for_peak(
+            found=_NO_BACKLOG, peak=float(held), memory=memory, knobs=knobs, keeping_up=True
+        )
+        asked = sized.asks
+        return asked > 0 and made.admits(asks=asked, decided=sized.rate)
+
+    top = certificate.TOP_RATE
+    if not 0 <= peak < top:
+        return None
+    at = math.floor(peak)
+    if not admitted(at):
+        at += 1
+        if not admitted(at):
+            return None
+    hint = None
+    if peak > 0 and asks > 0:
+        share = asks / peak
+        low, high = made.asks[0] / share, made.asks[1] / share
+        if made.first < 0:
+            low, high = max(low, made.decided[0] - 1.0), min(high, float(made.decided[1]))
+        hint = (int(max(0.0, low)), int(min(float(top), high)))
+    return certificate.interval(holds=admitted, at=at, bottom=0, top=top, hint=hint)
 
 
 def _certify(
