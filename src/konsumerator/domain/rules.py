@@ -1053,7 +1053,7 @@ def _held_keep(
         partitions=inst.partitions,
         critical=inst.critical,
         lagging=inst.lagging,
-        pool=pool,
+        unbounded=pool.unbounded,
         snapshot=snapshot,
         autoscaling=autoscaling,
     )
@@ -1067,7 +1067,7 @@ def held(
     partitions: tuple[int, ...],
     critical: bool,
     lagging: bool,
-    pool: limits.Pool,
+    unbounded: bool,
     snapshot: MetricsSnapshot,
     autoscaling: Autoscaling,
 ) -> Memory | None:
@@ -1075,8 +1075,8 @@ def held(
     (``certificate.Hold``) says that it keeps the instance of ``d`` (``partitions``, as
     ``critical`` and ``lagging``) as it is (``_adaptive_unchanged``, nothing written),
     in a pass that refreshed metrics, for a Deployment and config it decides (not
-    paused). None: no hold stands for these inputs (the rule decides, by its
-    certificate or in full). Draws nothing from ``pool``.
+    paused), from a pool that is ``unbounded`` or not. None: no hold stands for these
+    inputs (the rule decides, by its certificate or in full). Draws nothing.
 
     Within the hold the rule sizes for the peak it holds (``hold_peak``, called here as
     there) with no backlog need and keeping up, so its ``asks`` and ``Sized.rate`` are
@@ -1088,7 +1088,7 @@ def held(
     made). The need and backlog need of the partition are ``demand.partition_need``'s
     (``instance_demand`` computes a lone partition's with the same expressions)."""
     made = certificate.held(d.uid)
-    if made is None or not pool.unbounded or len(partitions) != 1:
+    if made is None or not unbounded or len(partitions) != 1:
         return None
     recalled = _recalled(ctx, d)
     memory = recalled if recalled is not None else d.scaling.memory

@@ -191,11 +191,14 @@ class Hold:
         memory: Memory | None,
     ) -> bool:
         """Whether this hold stands for a pass with these inputs (its metrics and time
-        apart): its certificate's inputs, and a memory that differs from the one it was
-        made with in the recent peak alone."""
+        apart): its certificate, still the one kept for its Deployment (a hold extends
+        the certificate of its instance, not one it was replaced by), and its inputs,
+        and a memory that differs from the one it was made with in the recent peak
+        alone."""
         c = self.certificate
         return (
-            c.d() is d
+            _KEPT.get(c.uid) is c
+            and c.d() is d
             and c.config is config
             and c.critical is critical
             and c.lagging is lagging

@@ -158,6 +158,7 @@ class Checked:
         self.calls = 0
         self.certified = 0
         self.made = 0
+        self.held_calls = 0
 
     def rule(
         self, ctx: rules.Context, inst: rules.Instance, pool: limits.Pool
@@ -180,6 +181,38 @@ class Checked:
         self.certified += kept is not None
         return kept
 
+    def held(self, ctx: rules.Context, **kwargs: Any) -> Any:
+        """``rules.held``, and when a hold stands, the rule in full for the instance it
+        stands for (the planner asks it outside ``scale_adaptively``): it must keep the
+        instance as it is and remember the same memory."""
+        got = _HELD(ctx, **kwargs)
+        if got is None:
+            return None
+        self.held_calls += 1
+        self.certified += 1
+        d = kwargs["d"]
+        inst = rules.Instance(
+            index=0,
+            name=d.name,
+            partitions=kwargs["partitions"],
+            max_lag_s=0,
+            lagging=kwargs["lagging"],
+            critical=kwargs["critical"],
+            deployment=d,
+            outdated=False,
+        )
+        assert kwargs["unbounded"]
+        pool = limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)
+        twin = dataclasses.replace(ctx, budget=copy.deepcopy(ctx.budget))
+        full = _RULE(twin, inst, pool, certify=False)
+        assert full is not None
+        assert full.action is None
+        assert full.resources is d.current
+        assert full.scaling is d.scaling
+        assert full.cpu_shortage_m == d.saturation_m
+        assert full.remembered == got
+        return got
+
     def certify(
         self,
         ctx: rules.Context,
@@ -201,6 +234,7 @@ class Checked:
 
 _KEEP = rules._certified_keep
 _CERTIFY = rules._certify
+_HELD = rules.held
 
 
 @contextmanager
@@ -212,6 +246,7 @@ def checked() -> Iterator[Checked]:
         mock.patch.object(rules, "scale_adaptively", check.rule),
         mock.patch.object(rules, "EXISTING", chain),
         mock.patch.object(rules, "_certify", check.certify),
+        mock.patch.object(rules, "held", check.held),
     ):
         yield check
     certificate.forget_all()
@@ -346,9 +381,16 @@ class Steady:
             self.certify_args.append(kwargs)
             _CERTIFY(*args, **kwargs)
 
+        def held(*args: Any, **kwargs: Any) -> Any:
+            got = _HELD(*args, **kwargs)
+            if got is not None:
+                self.certified.append(True)  # kept by the peak's certificate
+            return got
+
         with (
             mock.patch.object(rules, "_certified_keep", keep),
             mock.patch.object(rules, "_certify", certify),
+            mock.patch.object(rules, "held", held),
         ):
             return self.replay.step(advance_s=advance_s, metrics=metrics)
 
