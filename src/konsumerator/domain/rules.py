@@ -1078,17 +1078,21 @@ def held(
     paused), from a pool that is ``unbounded`` or not. None: no hold stands for these
     inputs (the rule decides, by its certificate or in full). Draws nothing.
 
-    Within the hold the rule sizes for the peak it holds (``hold_peak``, called here as
-    there) with no backlog need and keeping up, so its ``asks`` and ``Sized.rate`` are
-    the ones ``sized_for_peak`` gives for that peak, which the certificate admits
-    (``Hold.peaks``); no lending seen where the memory has none and an effect that is
-    not "ineffective" leave the flags as they are, so the memory it remembers is
-    ``hold_peak``'s as written, which writes nothing (``_hold_changes`` reads ``d``, the
+    The rule's certified keep (``_certified_keep``) without what the hold fixes: the
+    memory but for its peak, so whether it writes (``_hold_changes`` reads ``d``, the
     certificate's shortage and the memory but for its peak: asked when the hold was
-    made). The need and backlog need of the partition are ``demand.partition_need``'s
-    (``instance_demand`` computes a lone partition's with the same expressions)."""
+    made). Its sizing is ``adaptive.size`` (``keeping_up``: ``drained``), its ``asks``
+    the rule's, admitted by the certificate; no lending seen where the memory has none
+    and the effect as "ineffective" as the memory says leave the flags, so the memory
+    it remembers is the sized one, as written.
+
+    Steady (``Hold.peaks``: one partition, keeping up with no backlog need), the sizing
+    is the peak held for the need of the pass alone: ``demand.partition_need``
+    (``instance_demand`` computes a lone partition's with the same expressions) and
+    ``hold_peak`` (called here as there, rotation and rise included), and a held peak
+    within ``peaks`` has the rates the certificate admits: no ``Sized`` is made."""
     made = certificate.held(d.uid)
-    if made is None or not unbounded or len(partitions) != 1:
+    if made is None or not unbounded:
         return None
     recalled = _recalled(ctx, d)
     memory = recalled if recalled is not None else d.scaling.memory
@@ -1100,51 +1104,92 @@ def held(
         memory=memory,
     ):
         return None
-    partition = partitions[0]
-    rate = snapshot.production.get(partition)
-    if rate is None or not 0 < rate < math.inf:
-        return None  # ``instance_demand`` reads no sample, or no production, as 0
-    behind = snapshot.offset.get(partition)
-    if behind is not None and not behind < math.inf:
-        return None  # ``drained`` reads an infinite (or NaN) backlog as it is, the need as 0
     knobs = made.knobs
-    need, backlog_need = demand.partition_need(
-        production=rate,
-        backlog=behind if behind is not None and behind > 0 else 0.0,
-        utilization=knobs.utilization,
-        recovery_s=knobs.recovery_s,
-        actuation_s=knobs.actuation_s,
-    )
-    if backlog_need > 0 or not adaptive.drained(
+    keeping_up = adaptive.drained(
         snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s
-    ):
-        return None
-    peak, kept = adaptive.hold_peak(
-        need=need, memory=memory, now=ctx.now, window_s=knobs.peak_window_s
     )
-    lo, hi = made.peaks
-    if not lo <= peak <= hi:
-        return None
+    kept = _held_peak(made, memory=memory, snapshot=snapshot, now=ctx.now, keeping_up=keeping_up)
+    if kept is not None:
+        memory_after, produced = kept
+    else:
+        sized = adaptive.size(
+            snapshot=snapshot,
+            partitions=partitions,
+            autoscaling=autoscaling,
+            memory=memory,
+            now=ctx.now,
+            knobs=knobs,
+            keeping_up=keeping_up,
+        )
+        asks = (
+            sized.asks
+            if unsized(d.scaling)
+            else adoption.asks(sized=sized, memory=memory, keeping_up=keeping_up)
+        )
+        c = made.certificate
+        if asks <= 0 or not c.admits(
+            asks=asks, decided=sized.rate if c.first < 0 else sized.up_rate
+        ):
+            return None
+        memory_after, produced = sized.memory, sized.demand.production
     consumed = _consumed(snapshot, partitions)
     if not memory.lent and adaptive.lends(
         consumed=consumed, cpu_m=made.cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
     ):
         return None
-    if (
+    ineffective = (
         adaptive.effect(
             memory=memory,
             consumed=consumed,
-            produced=rate,
+            produced=produced,
             cpu_m=made.cpu_m,
             now=ctx.now,
             knobs=knobs,
             limit_m=made.limit_m,
         )
         is adaptive.Effect.INEFFECTIVE
-    ):
+    )
+    if ineffective is not memory.ineffective:
         return None
     # The memory the hold was made with reads back as it is (``_hold``).
-    return kept if kept is made.memory else adaptive_memory.as_written(kept)
+    return memory_after if memory_after is made.memory else adaptive_memory.as_written(memory_after)
+
+
+def _held_peak(
+    made: certificate.Hold,
+    *,
+    memory: Memory,
+    snapshot: MetricsSnapshot,
+    now: datetime,
+    keeping_up: bool,
+) -> tuple[Memory, float] | None:
+    """``held``'s steady case: the memory ``hold_peak`` gives and the production of the
+    pass, when the peak it holds is within ``made.peaks`` (keeping up, no backlog need,
+    a production sample that ``instance_demand`` reads as it is); None: not so (the
+    rates are found the long way, ``held``)."""
+    peaks = made.peaks
+    if peaks is None or not keeping_up:
+        return None
+    partition = made.partition
+    rate = snapshot.production.get(partition)
+    if rate is None or not 0 < rate < math.inf:
+        return None  # ``instance_demand`` reads no sample, or no production, as 0
+    behind = snapshot.offset.get(partition)
+    knobs = made.knobs
+    need, backlog_need = demand.partition_need(
+        production=rate,
+        backlog=behind if behind is not None and 0 < behind < math.inf else 0.0,
+        utilization=knobs.utilization,
+        recovery_s=knobs.recovery_s,
+        actuation_s=knobs.actuation_s,
+    )
+    if backlog_need > 0:
+        return None
+    peak, kept = adaptive.hold_peak(need=need, memory=memory, now=now, window_s=knobs.peak_window_s)
+    lo, hi = peaks
+    if not lo <= peak <= hi:
+        return None  # not admitted: the certificate's intervals end within ``peaks``
+    return kept, rate
 
 
 # The demand of a pass with no backlog need, as ``sized_for_peak`` reads it for a peak.
@@ -1167,42 +1212,48 @@ def _hold(
     limit_m: int,
 ) -> None:
     """After a keep by ``scale_adaptively`` (nothing written), the peak's certificate of
-    its certificate (``certificate.Hold``): when this pass, for one partition, kept up
-    with no backlog need, and the certificate of these inputs admits its ``asks`` and
-    rate by a comparison at ``asks`` not above 0; when ``remembered`` reads back as it
-    is, writes nothing, was not found "ineffective", and ``asks`` is not the adopted
-    one (a function of the production of each pass). The peaks are searched once per
-    certificate (the last hold's, when of the same certificate, and the memory is
-    ``remembered`` but for its peak, is this one)."""
-    if len(inst.partitions) != 1 or not drained or sized.demand.backlog_need > 0 or asks <= 0:
+    its certificate (``certificate.Hold``), when that admits the pass's ``asks`` and
+    decided rate, and ``remembered`` reads back as it is and writes nothing. Its
+    ``peaks`` when this pass, for one partition, kept up with no backlog need and a
+    comparison at ``asks`` not above 0, and ``asks`` is not the adopted one (a
+    function of the production of each pass): searched once per certificate (the last
+    hold's, when of the same certificate, and the memory is ``remembered`` but for its
+    peak, is this one)."""
+    if asks <= 0:
         return
     made = certificate.recall(
         d=d, config=ctx.sizing.config, critical=inst.critical, lagging=inst.lagging
     )
-    if made is None or made.first > 0 or not made.admits(asks=asks, decided=sized.rate):
+    if made is None or not made.admits(
+        asks=asks, decided=sized.rate if made.first < 0 else sized.up_rate
+    ):
         return
+    steady = (
+        len(inst.partitions) == 1
+        and drained
+        and not sized.demand.backlog_need > 0
+        and made.first <= 0
+        and (unsized(d.scaling) or not adoption.adopted(remembered))
+    )
     memory = remembered
     last = certificate.held(d.uid)
     if (
         last is not None
         and last.certificate is made
         and adaptive_memory.durably_equal(memory, last.memory)
+        and (last.peaks is not None or not steady)
     ):
         return
-    if (
-        memory.ineffective
-        or (not unsized(d.scaling) and adoption.adopted(memory))
-        or adaptive_memory.as_written(memory) is not memory
-        or _hold_changes(d, cpu_shortage_m=made.cpu_shortage_m, state=d.scaling, remembered=memory)
+    if adaptive_memory.as_written(memory) is not memory or _hold_changes(
+        d, cpu_shortage_m=made.cpu_shortage_m, state=d.scaling, remembered=memory
     ):
         return
-    peaks = _peaks(made, memory=memory, knobs=knobs, peak=sized.peak, asks=asks)
-    if peaks is None:
-        return
+    peaks = _peaks(made, memory=memory, knobs=knobs, peak=sized.peak, asks=asks) if steady else None
     certificate.hold(
         certificate.Hold(
             certificate=made,
             memory=memory,
+            partition=inst.partitions[0],
             peaks=peaks,
             knobs=knobs,
             cpu_m=cpu_m,

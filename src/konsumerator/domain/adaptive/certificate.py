@@ -176,7 +176,10 @@ class Hold:
 
     certificate: Certificate
     memory: Memory
-    peaks: tuple[int, int]
+    # The first partition of the instance; with ``peaks``, its only one.
+    partition: int
+    # None: the rates are found the long way every pass (``rules.held``).
+    peaks: tuple[int, int] | None
     knobs: Knobs
     cpu_m: int
     limit_m: int
