@@ -235,6 +235,38 @@ class Checked:
 _KEEP = rules._certified_keep
 _CERTIFY = rules._certify
 _HELD = rules.held
+_PEAKS = rules._peaks
+
+
+def _admitted(made: certificate.Certificate, memory: Any, knobs: Any) -> Callable[[int], bool]:
+    """What a hold's peaks must be, restated from ``certificate.Hold``: the held peaks
+    whose rates (``sized_for_peak`` with no backlog need, keeping up) the certificate
+    admits, with ``asks`` above 0."""
+
+    def holds(peak: int) -> bool:
+        sized = rules.adaptive.sized_for_peak(
+            found=rules._NO_BACKLOG,
+            peak=float(peak),
+            memory=memory,
+            knobs=knobs,
+            keeping_up=True,
+        )
+        return sized.asks > 0 and made.admits(asks=sized.asks, decided=sized.rate)
+
+    return holds
+
+
+def _exact_peaks(made: certificate.Certificate, **kwargs: Any) -> tuple[int, int] | None:
+    """``rules._peaks``, checked: both ends admitted, and the peaks just outside not."""
+    found = _PEAKS(made, **kwargs)
+    if found is not None:
+        holds = _admitted(made, kwargs["memory"], kwargs["knobs"])
+        lo, hi = found
+        assert holds(lo)
+        assert holds(hi)
+        assert lo == 0 or not holds(lo - 1)
+        assert hi == certificate.TOP_RATE or not holds(hi + 1)
+    return found
 
 
 @contextmanager
@@ -247,6 +279,7 @@ def checked() -> Iterator[Checked]:
         mock.patch.object(rules, "EXISTING", chain),
         mock.patch.object(rules, "_certify", check.certify),
         mock.patch.object(rules, "held", check.held),
+        mock.patch.object(rules, "_peaks", _exact_peaks),
     ):
         yield check
     certificate.forget_all()
@@ -322,6 +355,8 @@ def test_a_steady_noisy_consumer_keeps_nearly_every_instance_by_the_certificate(
         r.close()
     assert check.made <= 2 * PARTITIONS
     assert check.certified >= 0.8 * check.calls
+    # Nearly every instance of every pass by the peak's certificate (``rules.held``).
+    assert check.held_calls >= 0.8 * 60 * PARTITIONS
 
 
 # -- the interval ---------------------------------------------------------------------------
@@ -366,6 +401,7 @@ class Steady:
         self.replay = simulating.Replay(source=source, spec=spec)
         self.certified: list[int] = []
         self.certify_args: list[dict[str, Any]] = []
+        self.by_hold = 0
         for _ in range(8):
             self.step(snapshot(1000.0))
 
@@ -385,7 +421,10 @@ class Steady:
             got = _HELD(*args, **kwargs)
             if got is not None:
                 self.certified.append(True)  # kept by the peak's certificate
+                self.by_hold += 1
             return got
+
+        self.by_hold = 0
 
         with (
             mock.patch.object(rules, "_certified_keep", keep),
@@ -642,3 +681,66 @@ def test_every_call_decides_with_the_certificate_what_the_rule_decides_in_full_a
                 r.step(advance_s=advance, metrics=metrics)
         finally:
             r.close()
+
+
+# -- the peak's certificate (``certificate.Hold``) -------------------------------------------
+
+
+def test_a_steady_pass_is_kept_by_the_peaks_certificate_through_rotations_of_the_peak() -> None:
+    steady = Steady()
+    for i in range(6):  # three rotations of the current bucket (every other pass)
+        before = len(steady.certify_args)
+        done = steady.step(snapshot(1000.0 + (i % 3) - 1))
+        assert steady.certified == [True] * PARTITIONS
+        assert len(steady.certify_args) == before
+        assert not done.plan.applies
+    made = [certificate.held(d.uid) for d in steady.observed()]
+    assert all(h is not None and h.peaks is not None for h in made)
+
+
+@pytest.mark.parametrize("outside", ["below", "above"])
+def test_a_peak_just_outside_the_held_peaks_is_sized_the_long_way(outside: str) -> None:
+    steady = Steady()
+    steady.step(snapshot(1000.0))
+    sized = mock.Mock(wraps=rules.adaptive.size)
+    with mock.patch.object(rules.adaptive, "size", sized):
+        steady.step(snapshot(1000.0))
+    assert sized.call_count == 0  # within the held peaks: no ``Sized`` made
+    for d in steady.observed():
+        made = certificate.held(d.uid)
+        assert made is not None and made.peaks is not None
+        memory = made.memory
+        peak = max(memory.peak_rate, memory.previous_peak)
+        lo, hi = made.peaks
+        assert lo <= peak <= hi
+        # The hold narrowed so that the peak the next pass holds is just outside it.
+        narrowed = (peak + 1, hi) if outside == "below" else (lo, peak - 1)
+        certificate.hold(dataclasses.replace(made, peaks=narrowed))
+    # The same need: no rise, the same bucket (or a rotation to the same peak).
+    with mock.patch.object(rules.adaptive, "size", sized):
+        done = steady.step(snapshot(1000.0))
+    assert sized.call_count == PARTITIONS  # sized by the rule's own ``size``
+    assert steady.by_hold == PARTITIONS  # which the certificate admits
+    assert not done.plan.applies
+
+
+def test_a_hold_is_refused_for_a_memory_changed_but_for_its_peak() -> None:
+    steady = Steady()
+    steady.step(snapshot(1000.0))
+    d = steady.observed()[0]
+    made = certificate.held(d.uid)
+    assert made is not None
+    other = dataclasses.replace(made.memory, throughput_before=made.memory.throughput_before + 7)
+    assert not made.holds(
+        d=d,
+        config=made.certificate.config,
+        critical=False,
+        lagging=False,
+        memory=other,
+    )
+    rotated = made.memory.with_peak(
+        peak_rate=made.memory.peak_rate + 7, peak_at=None, previous_peak=0
+    )
+    assert made.holds(
+        d=d, config=made.certificate.config, critical=False, lagging=False, memory=rotated
+    )
