@@ -708,7 +708,8 @@ def test_a_peak_just_outside_the_held_peaks_is_sized_the_long_way(outside: str) 
     assert sized.call_count == 0  # within the held peaks: no ``Sized`` made
     for d in steady.observed():
         made = certificate.held(d.uid)
-        assert made is not None and made.peaks is not None
+        assert made is not None
+        assert made.peaks is not None
         memory = made.memory
         peak = max(memory.peak_rate, memory.previous_peak)
         lo, hi = made.peaks
