@@ -523,8 +523,13 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
 
 
 def _consumed(snapshot: MetricsSnapshot, partitions: tuple[int, ...]) -> float:
-    """What the instance of ``partitions`` consumes now (msg/s; 0 for no sample)."""
-    return sum(snapshot.consumption.get(p) or 0.0 for p in partitions)
+    """What the instance of ``partitions`` consumes now (msg/s; 0 for no sample): the
+    ``sum``, which for one partition is ``0 +`` its sample (asked for every instance of
+    every refresh)."""
+    consumption = snapshot.consumption
+    if len(partitions) == 1:
+        return 0 + (consumption.get(partitions[0]) or 0.0)
+    return sum(consumption.get(p) or 0.0 for p in partitions)
 
 
 def _consumed_and_effect(
@@ -1094,7 +1099,12 @@ def held(
     made = certificate.held(d.uid)
     if made is None or not unbounded:
         return None
-    recalled = _recalled(ctx, d)
+    recent = ctx.recent  # ``_recalled``, inline
+    recalled = (
+        None
+        if recent is None
+        else recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+    )
     memory = recalled if recalled is not None else d.scaling.memory
     if memory is None or not made.holds(
         d=d,
