@@ -303,9 +303,10 @@ def consumers(draw: st.DrawFn) -> tuple[manifests.Source, Any]:
 @st.composite
 def timelines(draw: st.DrawFn) -> list[simulating.Step]:
     """A production level that mostly stays (noise of a few msg/s) and sometimes steps,
-    with lag bursts, stalls, outages of Prometheus and jumps of time."""
+    with lag bursts, stalls, throughput limits, outages of Prometheus and jumps of time."""
     level = draw(st.sampled_from([500.0, 1000.0, 1900.0, 4000.0]))
     behind = 0.0
+    limited = False
     steps = []
     for _ in range(draw(st.integers(5, 40))):
         event = draw(st.integers(0, 19))
@@ -320,6 +321,10 @@ def timelines(draw: st.DrawFn) -> list[simulating.Step]:
             behind = 0.0  # drained
         elif event == 4:
             consumed = level * 1.3  # the node lends CPU
+        elif event == 6:
+            limited = not limited  # a limit more CPU may not lift (``effect``), for a while
+        if limited and event not in (2, 4):
+            consumed = level * 0.6
         noise = draw(st.floats(-5, 5))
         metrics: MetricsSnapshot | None = snapshot(
             level + noise, consumed=consumed + noise, behind=behind
