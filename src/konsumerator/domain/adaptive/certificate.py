@@ -149,9 +149,11 @@ def kept_count() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """The peak's certificate: the held peaks (``peaks``, msg/s) whose rates a
-    ``certificate`` admits, for an instance of one partition that keeps up with no
-    backlog need, and a memory it keeps as it is but for the recent peak.
+    """The certificate's hold: a ``certificate`` stands for the rule's keep while the
+    memory the rule reads is ``memory`` but for its recent peak (so it writes nothing,
+    ``rules.held``); and for a steady instance of one partition (keeping up, no
+    backlog need) the peak's certificate, the held peaks (``peaks``, msg/s) whose rates
+    the certificate admits. One per Deployment UID, at most ``MAX_KEPT``.
 
     Why: the recent peak rotates every half window (``policy.hold_peak``), so the
     memory the rule reads is another object every other pass, and the sized rates move
@@ -164,12 +166,13 @@ class Hold:
     rise included), and when that peak is within ``peaks`` the rule's verdict is the
     certificate's: no proposal, no comparison, no ``Sized``.
 
-    What it still asks every pass (``rules._held_keep``): the certificate's inputs
+    What it still asks every pass (``rules.held``): the certificate's inputs
     (the same Deployment object, config object, critical and lagging), a memory
     ``durably_equal`` to ``memory`` (the one this hold was checked with: the same
     resize, flags and every field but the peak, so the one ``_hold_changes`` found
-    writing nothing), the need, backlog need and ``drained`` of the pass, the peak, the
-    lending and effect flags, and the memory as written.
+    writing nothing), the need, backlog need and ``drained`` of the pass, the peak (or,
+    without ``peaks`` or outside them, the rule's own ``size``, ``asks`` and the
+    certificate's admission), the lending and effect flags, and the memory as written.
 
     ``knobs``, ``cpu_m``, ``limit_m``: the config's knobs and the instance's CPU request
     and limit, fixed by the certificate's config and Deployment."""
