@@ -1183,16 +1183,22 @@ def _kept_again(
     ctx = k.ctx
     refreshed = ctx.refreshed
     again = _Again(keeps=[None] * len(assignment))
-    if not lasts or (refreshed and (k.adaptive or not k.unbounded)):
-        # The adaptive rules read the time and every metric: no keep of theirs holds again.
+    holding = refreshed and k.adaptive
+    if (
+        not lasts
+        or (refreshed and not k.unbounded)
+        or (holding and ctx.budget is not None and not k.in_place)
+    ):
+        # From a bounded pool a proposal depends on what the others drew; under Recreate
+        # with a restart budget an adaptive scale-down takes a turn (``_adaptively_kept``).
         return again
     lag = k.lag
-    sizes = ctx.sizing.naive_sizes(assignment) if refreshed else None
+    sizes = ctx.sizing.naive_sizes(assignment) if refreshed and not holding else None
     frame = k.frame
     changed = None if frame is None else _changed(k, frame=frame, deployments=deployments)
     rest: Iterable[int] = lasts
     if frame is not None and changed is not None:
-        if sizes is None and lag is frame.lag:
+        if sizes is None and lag is frame.lag and not holding:
             again = frame.kept.copy()
             for index in changed:
                 again.drop(index)
@@ -1200,7 +1206,7 @@ def _kept_again(
             still = list(frame.kept.keeps)
             for index in changed:
                 still[index] = None
-            _recheck(k, again=again, still=still, assignment=assignment, sizes=sizes)
+            _recheck(k, again=again, still=still, assignment=assignment, sizes=sizes, held=holding)
         rest = changed.union(frame.others)
     pods, refused = k.pods, k.refused
     for index in rest:
@@ -1217,7 +1223,9 @@ def _kept_again(
             continue
         if (name in refused) is not last.refused:
             continue
-        kept = _holds(k, index=index, last=last, partitions=assignment[index], sizes=sizes)
+        kept = _holds(
+            k, index=index, last=last, partitions=assignment[index], sizes=sizes, held=holding
+        )
         if kept is not None:
             again.keep(index, kept)
     return again
@@ -1230,6 +1238,7 @@ def _holds(
     last: _Last,
     partitions: tuple[int, ...],
     sizes: list[Resources | None] | None,
+    held: bool,
 ) -> "_Last | None":
     """``last`` as it holds for this pass (moved to the pass's lag, and remembered so),
     when its Deployment, pods and refusal are the pass's (None: it does not hold): the
@@ -1254,6 +1263,8 @@ def _holds(
         if moved is None:
             return None
         k.last[index] = last = moved
+    if held and not _held_again(k, last=last, partitions=partitions, max_lag=max_lag):
+        return None
     return last
 
 
@@ -1264,6 +1275,7 @@ def _recheck(
     still: list["_Last | None"],
     assignment: Sequence[tuple[int, ...]],
     sizes: list[Resources | None] | None,
+    held: bool,
 ) -> None:
     """Add to ``again`` the keeps of ``still`` (by index) that hold in this pass, when each
     is known to have the pass's Deployment, pods and refusal: ``_holds`` for each,
@@ -1294,6 +1306,8 @@ def _recheck(
             if moved is None:
                 continue
             lasts[index] = last = moved
+        if held and not _held_again(k, last=last, partitions=partitions, max_lag=max_lag):
+            continue
         keeps[index] = last
         report = last.report
         running += 1
@@ -1308,6 +1322,35 @@ def _recheck(
     again.resized += resized
     again.cpu_m += cpu_m
     again.mem_b += mem_b
+
+
+def _held_again(k: _Keeping, *, last: _Last, partitions: tuple[int, ...], max_lag: int) -> bool:
+    """In a pass that refreshed metrics under the adaptive predictor, whether its rule
+    keeps the instance of ``last`` as it is by the peak's certificate (``rules.held``,
+    for the instance ``_adaptively_kept`` would ask about: as critical and as lagging
+    as ``max_lag`` says), and if so, its memory kept as ``_remember`` keeps it (no write:
+    with the annotation the Deployment holds). Its Deployment, pods and refusal are the
+    ones ``last`` was kept with, so ``_kept`` would ask the rule; a hold draws nothing
+    from the pool, so asking it before the rule loop changes nothing for the others."""
+    ctx, d = k.ctx, last.d
+    snapshot = ctx.snapshot
+    assert snapshot is not None  # ``_Keeping.of``: metrics known
+    memory = rules.held(
+        ctx,
+        d=d,
+        partitions=partitions,
+        critical=_at_least(max_lag, k.autoscaling.critical_lag_s),
+        lagging=last.report.lagging,
+        unbounded=k.unbounded,
+        snapshot=snapshot,
+        autoscaling=k.autoscaling,
+    )
+    if memory is None:
+        return False
+    recent = ctx.recent
+    if recent is not None:
+        recent.keep(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY), memory=memory)
+    return True
 
 
 def _lag_moved(k: _Keeping, *, last: _Last, max_lag: int) -> _Last | None:

@@ -39,9 +39,10 @@ from typing import Any, Final
 
 from konsumerator.domain import disruption, drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
-from konsumerator.domain.adaptive import adoption, certificate
+from konsumerator.domain.adaptive import adoption, certificate, demand
 from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.adaptive import policy as adaptive
+from konsumerator.domain.adaptive.demand import Demand, Term
 from konsumerator.domain.adaptive.memory import Memory, Recent
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -287,13 +288,19 @@ def _cpu_limit(resources: Mapping[str, Resources]) -> int:
     return total
 
 
-def _scaling_of(ctx: Context, d: ObservedDeployment) -> ScalingState:
-    """``d``'s scaling state with the memory this process kept of it (``Context.recent``)
-    while its annotation still holds what the memory was kept with; else as observed."""
+def _recalled(ctx: Context, d: ObservedDeployment) -> Memory | None:
+    """The memory this process kept of ``d`` (``Context.recent``) while its annotation
+    still holds what the memory was kept with; None: none."""
     recent = ctx.recent
     if recent is None:
-        return d.scaling
-    memory = recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+        return None
+    return recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+
+
+def _scaling_of(ctx: Context, d: ObservedDeployment) -> ScalingState:
+    """``d``'s scaling state with the memory this process kept of it (``_recalled``);
+    else as observed."""
+    memory = _recalled(ctx, d)
     if memory is None:
         return d.scaling
     return with_memory(d.scaling, memory=memory, explanation=d.scaling.explanation)
@@ -515,6 +522,16 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
     )
 
 
+def _consumed(snapshot: MetricsSnapshot, partitions: tuple[int, ...]) -> float:
+    """What the instance of ``partitions`` consumes now (msg/s; 0 for no sample): the
+    ``sum``, which for one partition is ``0 +`` its sample (asked for every instance of
+    every refresh)."""
+    consumption = snapshot.consumption
+    if len(partitions) == 1:
+        return 0 + (consumption.get(partitions[0]) or 0.0)
+    return sum(consumption.get(p) or 0.0 for p in partitions)
+
+
 def _consumed_and_effect(
     *,
     ctx: Context,
@@ -532,7 +549,7 @@ def _consumed_and_effect(
     The consumption is also what a scale-up remembers to be judged by later
     (``_remember_resize``); the effect feeds the rules and the memory.
     """
-    consumed = sum(snapshot.consumption.get(p) or 0.0 for p in inst.partitions)
+    consumed = _consumed(snapshot, inst.partitions)
     effect = adaptive.effect(
         memory=memory,
         consumed=consumed,
@@ -767,6 +784,10 @@ def scale_adaptively(
     if d is None or d.paused or ctx.config.paused or autoscaling is None or not ctx.refreshed:
         return None
     assert snapshot is not None
+    if certify:
+        held = _held_keep(ctx, inst, d, pool, snapshot=snapshot, autoscaling=autoscaling)
+        if held is not None:
+            return held
     knobs = adaptive.knobs_for(autoscaling)  # one Knobs object per Autoscaling object
     observed = _scaling_of(ctx, d)
     drained = adaptive.drained(
@@ -813,6 +834,19 @@ def scale_adaptively(
     if certifiable:
         kept = _certified_keep(ctx, inst, d, sized=sized, asks=asks, memory=memory)
         if kept is not None:
+            assert kept.remembered is not None
+            _hold(
+                ctx,
+                inst,
+                d,
+                sized=sized,
+                asks=asks,
+                drained=drained,
+                remembered=kept.remembered,
+                knobs=knobs,
+                cpu_m=cpu_m,
+                limit_m=limit_m,
+            )
             return kept
     saved = pool.available
     proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=asks)
@@ -915,6 +949,18 @@ def scale_adaptively(
                 cpu_shortage_m=proposal.cpu_shortage_m,
                 pool=pool,
             )
+            _hold(
+                ctx,
+                inst,
+                d,
+                sized=sized,
+                asks=asks,
+                drained=drained,
+                remembered=remembered,
+                knobs=knobs,
+                cpu_m=cpu_m,
+                limit_m=limit_m,
+            )
         return _adaptive_unchanged(inst, remembered=remembered)
     explanation = adaptive.explain(
         sized=sized,
@@ -993,6 +1039,276 @@ def _certified_keep(
     ):
         return None
     return _adaptive_unchanged(inst, remembered=remembered)
+
+
+def _held_keep(
+    ctx: Context,
+    inst: Instance,
+    d: ObservedDeployment,
+    pool: limits.Pool,
+    *,
+    snapshot: MetricsSnapshot,
+    autoscaling: Autoscaling,
+) -> Decision | None:
+    """``scale_adaptively``'s decision when the peak's certificate says what it is
+    (``held``): the instance kept as it is, remembering the memory the rule computes."""
+    remembered = held(
+        ctx,
+        d=d,
+        partitions=inst.partitions,
+        critical=inst.critical,
+        lagging=inst.lagging,
+        unbounded=pool.unbounded,
+        snapshot=snapshot,
+        autoscaling=autoscaling,
+    )
+    return None if remembered is None else _adaptive_unchanged(inst, remembered=remembered)
+
+
+def held(
+    ctx: Context,
+    *,
+    d: ObservedDeployment,
+    partitions: tuple[int, ...],
+    critical: bool,
+    lagging: bool,
+    unbounded: bool,
+    snapshot: MetricsSnapshot,
+    autoscaling: Autoscaling,
+) -> Memory | None:
+    """What ``scale_adaptively`` remembers when the peak's certificate
+    (``certificate.Hold``) says that it keeps the instance of ``d`` (``partitions``, as
+    ``critical`` and ``lagging``) as it is (``_adaptive_unchanged``, nothing written),
+    in a pass that refreshed metrics, for a Deployment and config it decides (not
+    paused), from a pool that is ``unbounded`` or not. None: no hold stands for these
+    inputs (the rule decides, by its certificate or in full). Draws nothing.
+
+    The rule's certified keep (``_certified_keep``) without what the hold fixes: the
+    memory but for its peak, so whether it writes (``_hold_changes`` reads ``d``, the
+    certificate's shortage and the memory but for its peak: asked when the hold was
+    made). Its sizing is ``adaptive.size`` (``keeping_up``: ``drained``), its ``asks``
+    the rule's, admitted by the certificate; no lending seen where the memory has none
+    and the effect as "ineffective" as the memory says leave the flags, so the memory
+    it remembers is the sized one, as written.
+
+    Steady (``Hold.peaks``: one partition, keeping up with no backlog need), the sizing
+    is the peak held for the need of the pass alone: ``demand.partition_need``
+    (``instance_demand`` computes a lone partition's with the same expressions) and
+    ``hold_peak`` (called here as there, rotation and rise included), and a held peak
+    within ``peaks`` has the rates the certificate admits: no ``Sized`` is made."""
+    made = certificate.held(d.uid)
+    if made is None or not unbounded:
+        return None
+    recent = ctx.recent  # ``_recalled``, inline
+    recalled = (
+        None
+        if recent is None
+        else recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
+    )
+    memory = recalled if recalled is not None else d.scaling.memory
+    if memory is None or not made.holds(
+        d=d,
+        config=ctx.sizing.config,
+        critical=critical,
+        lagging=lagging,
+        memory=memory,
+    ):
+        return None
+    knobs = made.knobs
+    keeping_up = adaptive.drained(
+        snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s
+    )
+    kept = _held_peak(made, memory=memory, snapshot=snapshot, now=ctx.now, keeping_up=keeping_up)
+    if kept is not None:
+        memory_after, produced = kept
+    else:
+        sized = adaptive.size(
+            snapshot=snapshot,
+            partitions=partitions,
+            autoscaling=autoscaling,
+            memory=memory,
+            now=ctx.now,
+            knobs=knobs,
+            keeping_up=keeping_up,
+        )
+        asks = (
+            sized.asks
+            if unsized(d.scaling)
+            else adoption.asks(sized=sized, memory=memory, keeping_up=keeping_up)
+        )
+        c = made.certificate
+        if asks <= 0 or not c.admits(
+            asks=asks, decided=sized.rate if c.first < 0 else sized.up_rate
+        ):
+            return None
+        memory_after, produced = sized.memory, sized.demand.production
+    consumed = _consumed(snapshot, partitions)
+    if not memory.lent and adaptive.lends(
+        consumed=consumed, cpu_m=made.cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
+    ):
+        return None
+    ineffective = (
+        adaptive.effect(
+            memory=memory,
+            consumed=consumed,
+            produced=produced,
+            cpu_m=made.cpu_m,
+            now=ctx.now,
+            knobs=knobs,
+            limit_m=made.limit_m,
+        )
+        is adaptive.Effect.INEFFECTIVE
+    )
+    if ineffective is not memory.ineffective:
+        return None
+    # The memory the hold was made with reads back as it is (``_hold``).
+    return memory_after if memory_after is made.memory else adaptive_memory.as_written(memory_after)
+
+
+def _held_peak(
+    made: certificate.Hold,
+    *,
+    memory: Memory,
+    snapshot: MetricsSnapshot,
+    now: datetime,
+    keeping_up: bool,
+) -> tuple[Memory, float] | None:
+    """``held``'s steady case: the memory ``hold_peak`` gives and the production of the
+    pass, when the peak it holds is within ``made.peaks`` (keeping up, no backlog need,
+    a production sample that ``instance_demand`` reads as it is); None: not so (the
+    rates are found the long way, ``held``)."""
+    peaks = made.peaks
+    if peaks is None or not keeping_up:
+        return None
+    partition = made.partition
+    rate = snapshot.production.get(partition)
+    if rate is None or not 0 < rate < math.inf:
+        return None  # ``instance_demand`` reads no sample, or no production, as 0
+    behind = snapshot.offset.get(partition)
+    knobs = made.knobs
+    need, backlog_need = demand.partition_need(
+        production=rate,
+        backlog=behind if behind is not None and 0 < behind < math.inf else 0.0,
+        utilization=knobs.utilization,
+        recovery_s=knobs.recovery_s,
+        actuation_s=knobs.actuation_s,
+    )
+    if backlog_need > 0:
+        return None
+    peak, kept = adaptive.hold_peak(need=need, memory=memory, now=now, window_s=knobs.peak_window_s)
+    lo, hi = peaks
+    if not lo <= peak <= hi:
+        return None  # not admitted: the certificate's intervals end within ``peaks``
+    return kept, rate
+
+
+# The demand of a pass with no backlog need, as ``sized_for_peak`` reads it for a peak.
+_NO_BACKLOG: Final = Demand(
+    production=0.0, backlog=0.0, production_need=0.0, backlog_need=0.0, term=Term.HEADROOM
+)
+
+
+def _hold(
+    ctx: Context,
+    inst: Instance,
+    d: ObservedDeployment,
+    *,
+    sized: adaptive.Sized,
+    asks: int,
+    drained: bool,
+    remembered: Memory,
+    knobs: adaptive.Knobs,
+    cpu_m: int,
+    limit_m: int,
+) -> None:
+    """After a keep by ``scale_adaptively`` (nothing written), the peak's certificate of
+    its certificate (``certificate.Hold``), when that admits the pass's ``asks`` and
+    decided rate, and ``remembered`` reads back as it is and writes nothing. Its
+    ``peaks`` when this pass, for one partition, kept up with no backlog need and a
+    comparison at ``asks`` not above 0, and ``asks`` is not the adopted one (a
+    function of the production of each pass): searched once per certificate (the last
+    hold's, when of the same certificate, and the memory is ``remembered`` but for its
+    peak, is this one)."""
+    if asks <= 0:
+        return
+    made = certificate.recall(
+        d=d, config=ctx.sizing.config, critical=inst.critical, lagging=inst.lagging
+    )
+    if made is None or not made.admits(
+        asks=asks, decided=sized.rate if made.first < 0 else sized.up_rate
+    ):
+        return
+    steady = (
+        len(inst.partitions) == 1
+        and drained
+        and not sized.demand.backlog_need > 0
+        and made.first <= 0
+        and (unsized(d.scaling) or not adoption.adopted(remembered))
+    )
+    memory = remembered
+    last = certificate.held(d.uid)
+    if (
+        last is not None
+        and last.certificate is made
+        and adaptive_memory.durably_equal(memory, last.memory)
+        and (last.peaks is not None or not steady)
+    ):
+        return
+    if adaptive_memory.as_written(memory) is not memory or _hold_changes(
+        d, cpu_shortage_m=made.cpu_shortage_m, state=d.scaling, remembered=memory
+    ):
+        return
+    peaks = _peaks(made, memory=memory, knobs=knobs, peak=sized.peak, asks=asks) if steady else None
+    certificate.hold(
+        certificate.Hold(
+            certificate=made,
+            memory=memory,
+            partition=inst.partitions[0],
+            peaks=peaks,
+            knobs=knobs,
+            cpu_m=cpu_m,
+            limit_m=limit_m,
+        )
+    )
+
+
+def _peaks(
+    made: certificate.Certificate,
+    *,
+    memory: Memory,
+    knobs: adaptive.Knobs,
+    peak: float,
+    asks: int,
+) -> tuple[int, int] | None:
+    """The held peaks (whole msg/s) whose ``asks`` (above 0) and ``rate``
+    (``sized_for_peak``, no backlog need, keeping up) the certificate ``made`` admits,
+    around ``peak`` (a pass's, which it admitted with ``asks``); None: neither whole
+    number next to it is. Both grow with the peak, so they are one interval; its
+    ends are looked for first where the share of the peak ``asks`` is puts them."""
+
+    def admitted(held: int) -> bool:
+        sized = adaptive.sized_for_peak(
+            found=_NO_BACKLOG, peak=float(held), memory=memory, knobs=knobs, keeping_up=True
+        )
+        asked = sized.asks
+        return asked > 0 and made.admits(asks=asked, decided=sized.rate)
+
+    top = certificate.TOP_RATE
+    if not 0 <= peak < top:
+        return None
+    at = math.floor(peak)
+    if not admitted(at):
+        at += 1
+        if not admitted(at):
+            return None
+    hint = None
+    if peak > 0 and asks > 0:
+        share = asks / peak
+        low, high = made.asks[0] / share, made.asks[1] / share
+        if made.first < 0:
+            low, high = max(low, made.decided[0] - 1.0), min(high, float(made.decided[1]))
+        hint = (int(max(0.0, low)), int(min(float(top), high)))
+    return certificate.interval(holds=admitted, at=at, bottom=0, top=top, hint=hint)
 
 
 def _certify(

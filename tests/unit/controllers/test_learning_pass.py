@@ -218,7 +218,7 @@ def _kept_by_certificate(*, learns: bool) -> tuple[int, Learned | None]:
     )
     r.step(advance_s=0, metrics=saturated)
     r.step(advance_s=31, metrics=saturated)
-    recall = rules._certified_keep
+    recall, held = rules._certified_keep, rules.held
     kept = 0
 
     def counted(*args: Any, **kwargs: Any) -> rules.Decision | None:
@@ -227,8 +227,18 @@ def _kept_by_certificate(*, learns: bool) -> tuple[int, Learned | None]:
         kept += decision is not None
         return decision
 
+    def counted_held(*args: Any, **kwargs: Any) -> Any:
+        # Kept by the certificate's hold (``certificate.Hold``), which holds its config.
+        nonlocal kept
+        remembered = held(*args, **kwargs)
+        kept += remembered is not None
+        return remembered
+
     certificate.forget_all()
-    with mock.patch.object(rules, "_certified_keep", counted):
+    with (
+        mock.patch.object(rules, "_certified_keep", counted),
+        mock.patch.object(rules, "held", counted_held),
+    ):
         for i in range(40):
             r.step(advance_s=31, metrics=_steady((i * 7) % 11 - 5))
     certificate.forget_all()

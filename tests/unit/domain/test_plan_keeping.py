@@ -1049,13 +1049,33 @@ def test_an_adaptive_refresh_with_the_same_inputs_asks_for_the_instances_it_aske
         {"snapshot": steady, "now": r.now + timedelta(seconds=31 * i), "refreshed": True}
         for i in (1, 2)
     ]
-    first, second = _asked(r, later)
+    # No peak's certificate (``rules.held``): the rule itself is asked every pass.
+    with mock.patch.object(rules, "held", return_value=None):
+        first, second = _asked(r, later)
     assert len(first) == len(second) == 2
     assert all(a is b for a, b in zip(first, second, strict=True))
     # Another lag: the instances it asks for are new ones, with that lag.
     behind = _metrics(production=1000.0, offset=20_000.0)
     (third,) = _asked(r, [{**later[1], "snapshot": behind}])
     assert [i.max_lag_s for i in third] == [20, 20]
+
+
+def test_a_steady_adaptive_refresh_keeps_its_instances_by_their_peaks_certificate() -> None:
+    """A refreshing pass of a steady adaptive Consumer keeps the instances whose peak's
+    certificate (``rules.held``) stands without asking the rule (the pass is the one the
+    full way plans, ``_asked``); a burst of production asks it again."""
+    r = _replayed(predictor="adaptive")
+    steady = _metrics(production=1000.0, offset=0.0)
+    passes = [
+        {"snapshot": steady, "now": r.now + timedelta(seconds=31 * i), "refreshed": True}
+        for i in (1, 2, 3)
+    ]
+    asked = _asked(r, passes)
+    assert len(asked[0]) == 2  # the first refresh asks the rule, which makes the holds
+    assert asked[1:] == [[], []]
+    burst = _metrics(production=4000.0, offset=0.0)
+    (again,) = _asked(r, [{**passes[2], "snapshot": burst}])
+    assert len(again) >= 2
 
 
 def test_an_adaptive_instance_the_shortcut_declines_is_decided_as_the_rule_saw_it() -> None:

@@ -63,6 +63,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from konsumerator.domain.adaptive.memory import Memory, durably_equal
+from konsumerator.domain.adaptive.policy import Knobs
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.specs import ConsumerConfig
 
@@ -138,10 +140,94 @@ def keep(certificate: Certificate) -> None:
 
 def forget_all() -> None:
     _KEPT.clear()
+    _HELD.clear()
 
 
 def kept_count() -> int:
     return len(_KEPT)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The certificate's hold: a ``certificate`` stands for the rule's keep while the
+    memory the rule reads is ``memory`` but for its recent peak (so it writes nothing,
+    ``rules.held``); and for a steady instance of one partition (keeping up, no
+    backlog need) the peak's certificate, the held peaks (``peaks``, msg/s) whose rates
+    the certificate admits. One per Deployment UID, at most ``MAX_KEPT``.
+
+    Why: the recent peak rotates every half window (``policy.hold_peak``), so the
+    memory the rule reads is another object every other pass, and the sized rates move
+    with the peak, not with the noise of each pass. Once no backlog need is left and
+    the instance keeps up, the rates ``Sized`` gives (``asks``, ``rate``) are functions
+    of the held peak alone (``policy.sized_for_peak``) and grow with it, so the peaks
+    whose rates the certificate admits are one interval, found once per certificate by
+    the rule's own ``sized_for_peak`` (``interval``). A later pass then computes the
+    need of its partition and the peak held for it (``hold_peak`` itself, rotation and
+    rise included), and when that peak is within ``peaks`` the rule's verdict is the
+    certificate's: no proposal, no comparison, no ``Sized``.
+
+    What it still asks every pass (``rules.held``): the certificate's inputs
+    (the same Deployment object, config object, critical and lagging), a memory
+    ``durably_equal`` to ``memory`` (the one this hold was checked with: the same
+    resize, flags and every field but the peak, so the one ``_hold_changes`` found
+    writing nothing), the need, backlog need and ``drained`` of the pass, the peak (or,
+    without ``peaks`` or outside them, the rule's own ``size``, ``asks`` and the
+    certificate's admission), the lending and effect flags, and the memory as written.
+
+    ``knobs``, ``cpu_m``, ``limit_m``: the config's knobs and the instance's CPU request
+    and limit, fixed by the certificate's config and Deployment."""
+
+    certificate: Certificate
+    memory: Memory
+    # The first partition of the instance; with ``peaks``, its only one.
+    partition: int
+    # None: the rates are found the long way every pass (``rules.held``).
+    peaks: tuple[int, int] | None
+    knobs: Knobs
+    cpu_m: int
+    limit_m: int
+
+    def holds(
+        self,
+        *,
+        d: ObservedDeployment,
+        config: ConsumerConfig,
+        critical: bool,
+        lagging: bool,
+        memory: Memory | None,
+    ) -> bool:
+        """Whether this hold stands for a pass with these inputs (its metrics and time
+        apart): its certificate, still the one kept for its Deployment (a hold extends
+        the certificate of its instance, not one it was replaced by), and its inputs,
+        and a memory that differs from the one it was made with in the recent peak
+        alone."""
+        c = self.certificate
+        return (
+            _KEPT.get(c.uid) is c
+            and c.d() is d
+            and c.config is config
+            and c.critical is critical
+            and c.lagging is lagging
+            and (memory is self.memory or durably_equal(memory, self.memory))
+        )
+
+
+_HELD: dict[str, Hold] = {}
+
+
+def held(uid: str) -> Hold | None:
+    """The last hold made for Deployment ``uid`` (``Hold.holds`` says whether it stands)."""
+    return _HELD.get(uid)
+
+
+def hold(made: Hold) -> None:
+    """Remember ``made`` for its Deployment's UID (none without one)."""
+    uid = made.certificate.uid
+    if not uid:
+        return
+    if len(_HELD) >= MAX_KEPT and uid not in _HELD:
+        _HELD.clear()
+    _HELD[uid] = made
 
 
 def interval(

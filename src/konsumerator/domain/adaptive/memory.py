@@ -72,6 +72,29 @@ class Memory:
     # (``policy.quiet_from``, ``policy.after_up``).
     quiet_from_m: int = 0
 
+    def with_peak(
+        self, *, peak_rate: int, peak_at: datetime | None, previous_peak: int
+    ) -> "Memory":
+        """``replace(self, ...)`` of the recent peak's three fields, built field by field:
+        the peak rotates every other pass of every instance (``policy.hold_peak``), and
+        ``dataclasses.replace`` costs several times this. A field added to ``Memory``
+        must be copied here too (a test compares it with ``replace``)."""
+        return Memory(
+            peak_rate=peak_rate,
+            peak_at=peak_at,
+            resized_at=self.resized_at,
+            previous_peak=previous_peak,
+            throughput_before=self.throughput_before,
+            cpu_before_m=self.cpu_before_m,
+            limit_before_m=self.limit_before_m,
+            ineffective=self.ineffective,
+            short_need=self.short_need,
+            for_backlog=self.for_backlog,
+            up_need=self.up_need,
+            lent=self.lent,
+            quiet_from_m=self.quiet_from_m,
+        )
+
 
 def _format_time(moment: datetime) -> str:
     """``moment`` in UTC to the second, ``2026-11-30T07:31:52Z``.

@@ -142,9 +142,11 @@ def hold_peak(
     age = _age(memory.peak_at, now)
     if age >= half:
         previous = memory.peak_rate if age < window_s else 0
-        memory = replace(memory, peak_rate=_ceil(need), peak_at=now, previous_peak=previous)
+        memory = memory.with_peak(peak_rate=_ceil(need), peak_at=now, previous_peak=previous)
     elif need > memory.peak_rate * (1 + PEAK_STEP):
-        memory = replace(memory, peak_rate=_ceil(need))
+        memory = memory.with_peak(
+            peak_rate=_ceil(need), peak_at=memory.peak_at, previous_peak=memory.previous_peak
+        )
     return max(need, float(memory.peak_rate), float(memory.previous_peak)), memory
 
 
@@ -858,6 +860,15 @@ def size(
     peak, kept = hold_peak(
         need=found.production_need, memory=memory, now=now, window_s=knobs.peak_window_s
     )
+    return sized_for_peak(found=found, peak=peak, memory=kept, knobs=knobs, keeping_up=keeping_up)
+
+
+def sized_for_peak(
+    *, found: Demand, peak: float, memory: Memory, knobs: Knobs, keeping_up: bool
+) -> Sized:
+    """``size``'s answer once the peak to size for is known (``hold_peak``): its rates
+    read of the demand the backlog's and restart's needs (and the production need for
+    the need of this pass alone, ``now_asks``, ``now_up_rate``), nothing else."""
     total = peak + found.backlog_need
     share, ride = _shares(knobs, keeping_up=keeping_up)
     return Sized(
@@ -865,7 +876,7 @@ def size(
         demand=found,
         up_rate=_ceil(total + found.restart_need),
         peak=peak,
-        memory=kept,
+        memory=memory,
         trigger=_ceil(peak * share + found.backlog_need),
         ride=_ceil(peak * share * ride + found.backlog_need) if ride < 1 else 0,
         now_asks=_ceil(found.production_need * share * min(1.0, ride) + found.backlog_need),

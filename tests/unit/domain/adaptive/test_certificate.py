@@ -158,6 +158,7 @@ class Checked:
         self.calls = 0
         self.certified = 0
         self.made = 0
+        self.held_calls = 0
 
     def rule(
         self, ctx: rules.Context, inst: rules.Instance, pool: limits.Pool
@@ -180,6 +181,38 @@ class Checked:
         self.certified += kept is not None
         return kept
 
+    def held(self, ctx: rules.Context, **kwargs: Any) -> Any:
+        """``rules.held``, and when a hold stands, the rule in full for the instance it
+        stands for (the planner asks it outside ``scale_adaptively``): it must keep the
+        instance as it is and remember the same memory."""
+        got = _HELD(ctx, **kwargs)
+        if got is None:
+            return None
+        self.held_calls += 1
+        self.certified += 1
+        d = kwargs["d"]
+        inst = rules.Instance(
+            index=0,
+            name=d.name,
+            partitions=kwargs["partitions"],
+            max_lag_s=0,
+            lagging=kwargs["lagging"],
+            critical=kwargs["critical"],
+            deployment=d,
+            outdated=False,
+        )
+        assert kwargs["unbounded"]
+        pool = limits.Pool(pool=None, used_cpu_m=0, used_mem_b=0)
+        twin = dataclasses.replace(ctx, budget=copy.deepcopy(ctx.budget))
+        full = _RULE(twin, inst, pool, certify=False)
+        assert full is not None
+        assert full.action is None
+        assert full.resources is d.current
+        assert full.scaling is d.scaling
+        assert full.cpu_shortage_m == d.saturation_m
+        assert full.remembered == got
+        return got
+
     def certify(
         self,
         ctx: rules.Context,
@@ -201,6 +234,39 @@ class Checked:
 
 _KEEP = rules._certified_keep
 _CERTIFY = rules._certify
+_HELD = rules.held
+_PEAKS = rules._peaks
+
+
+def _admitted(made: certificate.Certificate, memory: Any, knobs: Any) -> Callable[[int], bool]:
+    """What a hold's peaks must be, restated from ``certificate.Hold``: the held peaks
+    whose rates (``sized_for_peak`` with no backlog need, keeping up) the certificate
+    admits, with ``asks`` above 0."""
+
+    def holds(peak: int) -> bool:
+        sized = rules.adaptive.sized_for_peak(
+            found=rules._NO_BACKLOG,
+            peak=float(peak),
+            memory=memory,
+            knobs=knobs,
+            keeping_up=True,
+        )
+        return sized.asks > 0 and made.admits(asks=sized.asks, decided=sized.rate)
+
+    return holds
+
+
+def _exact_peaks(made: certificate.Certificate, **kwargs: Any) -> tuple[int, int] | None:
+    """``rules._peaks``, checked: both ends admitted, and the peaks just outside not."""
+    found = _PEAKS(made, **kwargs)
+    if found is not None:
+        holds = _admitted(made, kwargs["memory"], kwargs["knobs"])
+        lo, hi = found
+        assert holds(lo)
+        assert holds(hi)
+        assert lo == 0 or not holds(lo - 1)
+        assert hi == certificate.TOP_RATE or not holds(hi + 1)
+    return found
 
 
 @contextmanager
@@ -212,6 +278,8 @@ def checked() -> Iterator[Checked]:
         mock.patch.object(rules, "scale_adaptively", check.rule),
         mock.patch.object(rules, "EXISTING", chain),
         mock.patch.object(rules, "_certify", check.certify),
+        mock.patch.object(rules, "held", check.held),
+        mock.patch.object(rules, "_peaks", _exact_peaks),
     ):
         yield check
     certificate.forget_all()
@@ -235,9 +303,10 @@ def consumers(draw: st.DrawFn) -> tuple[manifests.Source, Any]:
 @st.composite
 def timelines(draw: st.DrawFn) -> list[simulating.Step]:
     """A production level that mostly stays (noise of a few msg/s) and sometimes steps,
-    with lag bursts, stalls, outages of Prometheus and jumps of time."""
+    with lag bursts, stalls, throughput limits, outages of Prometheus and jumps of time."""
     level = draw(st.sampled_from([500.0, 1000.0, 1900.0, 4000.0]))
     behind = 0.0
+    limited = False
     steps = []
     for _ in range(draw(st.integers(5, 40))):
         event = draw(st.integers(0, 19))
@@ -252,6 +321,10 @@ def timelines(draw: st.DrawFn) -> list[simulating.Step]:
             behind = 0.0  # drained
         elif event == 4:
             consumed = level * 1.3  # the node lends CPU
+        elif event == 6:
+            limited = not limited  # a limit more CPU may not lift (``effect``), for a while
+        if limited and event not in (2, 4):
+            consumed = level * 0.6
         noise = draw(st.floats(-5, 5))
         metrics: MetricsSnapshot | None = snapshot(
             level + noise, consumed=consumed + noise, behind=behind
@@ -287,6 +360,8 @@ def test_a_steady_noisy_consumer_keeps_nearly_every_instance_by_the_certificate(
         r.close()
     assert check.made <= 2 * PARTITIONS
     assert check.certified >= 0.8 * check.calls
+    # Nearly every instance of every pass by the peak's certificate (``rules.held``).
+    assert check.held_calls >= 0.8 * 60 * PARTITIONS
 
 
 # -- the interval ---------------------------------------------------------------------------
@@ -331,6 +406,7 @@ class Steady:
         self.replay = simulating.Replay(source=source, spec=spec)
         self.certified: list[int] = []
         self.certify_args: list[dict[str, Any]] = []
+        self.by_hold = 0
         for _ in range(8):
             self.step(snapshot(1000.0))
 
@@ -346,9 +422,19 @@ class Steady:
             self.certify_args.append(kwargs)
             _CERTIFY(*args, **kwargs)
 
+        def held(*args: Any, **kwargs: Any) -> Any:
+            got = _HELD(*args, **kwargs)
+            if got is not None:
+                self.certified.append(True)  # kept by the peak's certificate
+                self.by_hold += 1
+            return got
+
+        self.by_hold = 0
+
         with (
             mock.patch.object(rules, "_certified_keep", keep),
             mock.patch.object(rules, "_certify", certify),
+            mock.patch.object(rules, "held", held),
         ):
             return self.replay.step(advance_s=advance_s, metrics=metrics)
 
@@ -600,3 +686,67 @@ def test_every_call_decides_with_the_certificate_what_the_rule_decides_in_full_a
                 r.step(advance_s=advance, metrics=metrics)
         finally:
             r.close()
+
+
+# -- the peak's certificate (``certificate.Hold``) -------------------------------------------
+
+
+def test_a_steady_pass_is_kept_by_the_peaks_certificate_through_rotations_of_the_peak() -> None:
+    steady = Steady()
+    for i in range(6):  # three rotations of the current bucket (every other pass)
+        before = len(steady.certify_args)
+        done = steady.step(snapshot(1000.0 + (i % 3) - 1))
+        assert steady.certified == [True] * PARTITIONS
+        assert len(steady.certify_args) == before
+        assert not done.plan.applies
+    made = [certificate.held(d.uid) for d in steady.observed()]
+    assert all(h is not None and h.peaks is not None for h in made)
+
+
+@pytest.mark.parametrize("outside", ["below", "above"])
+def test_a_peak_just_outside_the_held_peaks_is_sized_the_long_way(outside: str) -> None:
+    steady = Steady()
+    steady.step(snapshot(1000.0))
+    sized = mock.Mock(wraps=rules.adaptive.size)
+    with mock.patch.object(rules.adaptive, "size", sized):
+        steady.step(snapshot(1000.0))
+    assert sized.call_count == 0  # within the held peaks: no ``Sized`` made
+    for d in steady.observed():
+        made = certificate.held(d.uid)
+        assert made is not None
+        assert made.peaks is not None
+        memory = made.memory
+        peak = max(memory.peak_rate, memory.previous_peak)
+        lo, hi = made.peaks
+        assert lo <= peak <= hi
+        # The hold narrowed so that the peak the next pass holds is just outside it.
+        narrowed = (peak + 1, hi) if outside == "below" else (lo, peak - 1)
+        certificate.hold(dataclasses.replace(made, peaks=narrowed))
+    # The same need: no rise, the same bucket (or a rotation to the same peak).
+    with mock.patch.object(rules.adaptive, "size", sized):
+        done = steady.step(snapshot(1000.0))
+    assert sized.call_count == PARTITIONS  # sized by the rule's own ``size``
+    assert steady.by_hold == PARTITIONS  # which the certificate admits
+    assert not done.plan.applies
+
+
+def test_a_hold_is_refused_for_a_memory_changed_but_for_its_peak() -> None:
+    steady = Steady()
+    steady.step(snapshot(1000.0))
+    d = steady.observed()[0]
+    made = certificate.held(d.uid)
+    assert made is not None
+    other = dataclasses.replace(made.memory, throughput_before=made.memory.throughput_before + 7)
+    assert not made.holds(
+        d=d,
+        config=made.certificate.config,
+        critical=False,
+        lagging=False,
+        memory=other,
+    )
+    rotated = made.memory.with_peak(
+        peak_rate=made.memory.peak_rate + 7, peak_at=None, previous_peak=0
+    )
+    assert made.holds(
+        d=d, config=made.certificate.config, critical=False, lagging=False, memory=rotated
+    )
