@@ -42,6 +42,7 @@ The virtual-time sequence through the operator's pipeline is in
 ``test_sequence.py``.
 """
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -1396,3 +1397,37 @@ def test_under_recreate_the_lowest_need_of_a_wait_sizes_only_an_instance_that_ke
     )
     assert sized.low_up_rate == want
     assert sized.low_up_rate <= sized.up_rate
+
+
+@given(
+    lam=st.floats(0.0, 1e7),
+    held=st.integers(0, 10**8),
+    low=st.integers(0, 10**8),
+    backlog=st.floats(0.0, 1e9),
+    R=st.sampled_from([5.0, 30.0, 120.0]),
+)
+def test_the_lowest_need_of_a_wait_never_sizes_more_than_the_held_peak(
+    lam: float, held: int, low: int, backlog: float, R: float
+) -> None:
+    autoscaling = Autoscaling(
+        rate_per_core=2000,
+        ram_per_core_b=2**28,
+        recovery_s=300.0,
+        tolerable_lag_s=60.0,
+        min_sync_period_s=30.0,
+        predictor=Predictor.ADAPTIVE,
+        actuation_s=R,
+    )
+    memory = Memory(peak_rate=held, peak_at=NOW - timedelta(seconds=10), pending_low=low)
+    sized = policy.size(
+        snapshot=snap({0: lam}, {0: lam}, {0: backlog}),
+        partitions=[0],
+        autoscaling=autoscaling,
+        memory=memory,
+        now=NOW,
+    )
+    assert 0 <= sized.low_up_rate <= sized.up_rate
+    if sized.low_up_rate and low:
+        # no more than the remembered low with this pass's backlog and restart terms
+        extra = sized.demand.backlog_need + sized.demand.restart_need
+        assert sized.low_up_rate <= math.ceil(low + extra)
