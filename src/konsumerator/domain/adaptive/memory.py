@@ -99,6 +99,7 @@ class Memory:
             up_need=self.up_need,
             lent=self.lent,
             quiet_from_m=self.quiet_from_m,
+            pending_low=self.pending_low,
         )
 
 

@@ -904,19 +904,36 @@ def size(
     peak, kept = hold_peak(
         need=found.production_need, memory=memory, now=now, window_s=knobs.peak_window_s
     )
-    return sized_for_peak(found=found, peak=peak, memory=kept, knobs=knobs, keeping_up=keeping_up)
+    return sized_for_peak(
+        found=found,
+        peak=peak,
+        memory=kept,
+        knobs=knobs,
+        keeping_up=keeping_up,
+        sized_low=not resizes_cheaply(knobs) and emptied(snapshot=snapshot, partitions=partitions),
+    )
 
 
 def sized_for_peak(
-    *, found: Demand, peak: float, memory: Memory, knobs: Knobs, keeping_up: bool
+    *,
+    found: Demand,
+    peak: float,
+    memory: Memory,
+    knobs: Knobs,
+    keeping_up: bool,
+    sized_low: bool = False,
 ) -> Sized:
     """``size``'s answer once the peak to size for is known (``hold_peak``): its rates
     read of the demand the backlog's and restart's needs (and the production need for
-    the need of this pass alone, ``now_asks``, ``now_up_rate``), nothing else."""
+    the need of this pass alone, ``now_asks``, ``now_up_rate``), nothing else.
+
+    ``sized_low``: under Recreate, the instance keeps up (``emptied``), so a scale-up
+    that waited out its pending period may be sized for the lowest need of its wait
+    (``pending_low``, ``Sized.low_up_rate``); that rate decides no keep."""
     total = peak + found.backlog_need
     share, ride = _shares(knobs, keeping_up=keeping_up)
     low = 0.0
-    if not resizes_cheaply(knobs) and emptied(snapshot=snapshot, partitions=partitions):
+    if sized_low:
         # ``pending_low``: the lowest held need of the wait, this pass's included.
         low = peak
         if memory is not None and memory.pending_low > 0:
