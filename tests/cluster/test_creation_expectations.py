@@ -7,8 +7,9 @@ Deployment watch cache is the test's, fed by a real watch (``Reflector``) only w
 test says, and the expectations' clock is virtual):
 
 * a pass before the watch has delivered the previous pass's creations makes no request
-  at all: no create-only apply refused as AlreadyExists, no GET, no apply (before
-  creation expectations: three requests per instance);
+  at all: no create-only apply refused as AlreadyExists, no GET, no apply; with
+  expectations that lapse at once (as before there were any), the same pass makes
+  three requests per instance;
 * a Deployment deleted by somebody right after our creation, whose addition and deletion
   the watch delivered before the next pass looked, is not created before the timeout and
   is created again (one apply, a new UID) by the first pass after it; the other
@@ -18,7 +19,7 @@ test says, and the expectations' clock is virtual):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,22 +88,23 @@ async def until(predicate: Callable[[], bool], *, within: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_a_pass_before_the_watch_delivers_resends_nothing_and_a_deleted_one_comes_back(
-    cluster: Cluster, namespace: str, client: ApiClient
-) -> None:
+def passes(
+    cluster: Cluster, namespace: str, client: ApiClient, expectations: Expectations
+) -> tuple[Store[ObservedDeployment], Callable[[], Awaitable[dict[str, int]]]]:
+    """A Consumer of ``INSTANCES`` instances, the watch cache its pipeline plans from
+    (empty: the test feeds it), and one pass of it, which returns its requests by verb."""
     manifest = consumer("eager", namespace, num_partitions=INSTANCES, per_instance=1)
     manifest["spec"]["deploymentTemplate"]["replicas"] = 0
     cluster.apply(manifest)
     obj = get_consumer(cluster, namespace, "eager")
     store: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
-    clock = VirtualClock()
     pipeline = Pipeline(
         deployments=store,
         provider=NoMetrics(),  # type: ignore[arg-type]
         actuator=KubeActuator(client=client, writer=Writer(client=client)),
         reporter=QuietReporter(),  # type: ignore[arg-type]
         now=lambda: datetime.now(tz=UTC),
-        expectations=Expectations(clock=clock),
+        expectations=expectations,
     )
 
     async def one_pass() -> dict[str, int]:
@@ -115,6 +117,24 @@ async def test_a_pass_before_the_watch_delivers_resends_nothing_and_a_deleted_on
         )
         return client.counts.since(before)
 
+    return store, one_pass
+
+
+async def test_without_expectations_a_pass_before_the_watch_delivers_costs_three_requests_each(
+    cluster: Cluster, namespace: str, client: ApiClient
+) -> None:
+    """What the expectations save: lapsing at once, each creation is sent again, refused
+    as AlreadyExists, read, found ours and applied."""
+    _, one_pass = passes(cluster, namespace, client, Expectations(timeout_s=0.0))
+    assert await one_pass() == {"apply": INSTANCES}
+    assert await one_pass() == {"apply": 2 * INSTANCES, "get": INSTANCES}
+
+
+async def test_a_pass_before_the_watch_delivers_resends_nothing_and_a_deleted_one_comes_back(
+    cluster: Cluster, namespace: str, client: ApiClient
+) -> None:
+    clock = VirtualClock()
+    store, one_pass = passes(cluster, namespace, client, Expectations(clock=clock))
     assert await one_pass() == {"apply": INSTANCES}
     # The watch has delivered nothing (the cache is empty): every name looks missing.
     assert await one_pass() == {}
