@@ -7,10 +7,17 @@ the cache we planned from and the request:
   (``Writer.apply(create_only=True)``): if anything holds the name by the
   time it arrives, nothing is written. Only then do we look (one GET): a
   Deployment controlled by our owner that the cache has not shown us (left by
-  the Go operator, which did not set our managed-by label; or created by us a
-  moment ago) is ours, and gets the apply, conditional on its UID; anything
-  else is a name conflict, reported and never touched. So a creation costs
-  one request, and a foreign name two per pass.
+  the Go operator, which did not set our managed-by label; or created by us
+  and not delivered by the watch yet) is ours, and gets the apply,
+  conditional on its UID; anything else is a name conflict, reported and
+  never touched. So a creation costs one request, and a foreign name two per
+  pass. Our own creations rarely take that path: the pipeline does not send
+  a creation of the last passes again until the cache shows it or
+  ``runtime.expecting.TIMEOUT_S`` has passed (``Pipeline._unawaited``), so
+  the AlreadyExists, the GET and the apply are left for what the cache
+  cannot know (a Deployment the Go operator or our previous process left, or
+  a watch slower than the timeout). A creation left out writes nothing, so
+  none of the guarantees here depends on it.
 * Every other apply is conditional on the UID of the Deployment we planned
   from (``Writer.apply(uid=...)``): one deleted and re-created by someone else
   in the meantime is refused, and the next pass sees what is there now.

@@ -15,7 +15,8 @@ Every step goes through a port (``controllers.ports``), so the operator,
    whatever the partition count).
 2. **Decide**: ``domain.planning.plan``, a pure function.
 3. **Act**: the ``Actuator`` performs exactly the plan's writes
-   (``acting.KubeActuator``).
+   (``acting.KubeActuator``), but for the creations of the last passes that the
+   watch cache has not shown yet (``runtime.expecting``, ``_unawaited``).
 4. **Report**: the status (``domain.status``), written by the ``Reporter`` of the
    mode only if it changed, and its Events: Normal for what was done, Warning for
    what went wrong.
@@ -59,6 +60,7 @@ from konsumerator.prom.results import RefreshPending
 from konsumerator.prom.urls import ALLOW_ALL, AddressPolicy, redact
 from konsumerator.runtime import errors
 from konsumerator.runtime.errors import TerminalError
+from konsumerator.runtime.expecting import Expectations
 from konsumerator.runtime.results import Result
 
 if TYPE_CHECKING:  # prometheus_client, which a replay (``simulating``) never needs
@@ -251,6 +253,13 @@ class _Converted:
         return self.fallback
 
 
+def _sooner(planned: float | None, other: float | None) -> float | None:
+    """The sooner of two delays, either of which may be none."""
+    if planned is None or other is None:
+        return other if planned is None else planned
+    return min(planned, other)
+
+
 class Offload(Protocol):
     """Where the planner runs: ``on_loop``, or threads of their own (``app.py``).
 
@@ -292,7 +301,11 @@ class Pipeline:
         clock: Callable[[], float] = time.perf_counter,
         addresses: AddressPolicy = ALLOW_ALL,
         offload: Offload = on_loop,
+        expectations: Expectations | None = None,
     ) -> None:
+        """``expectations``: the creations awaited from the watch (``_unawaited``), by
+        owner UID; a test hands in one on a virtual clock."""
+        self._expectations = expectations if expectations is not None else Expectations()
         self._addresses = addresses
         self._offload = offload
         self._gauges = metrics
@@ -344,11 +357,40 @@ class Pipeline:
         self._learned_configs[key] = (converted, config)
         return config
 
+    def _unawaited(self, *, plan: Plan, owner_uid: str) -> tuple[Plan, float | None]:
+        """``plan`` without the creations the last passes made and the watch cache has
+        not shown yet (``runtime.expecting``), and the delay after which the next pass
+        must look again (``None``: none was left out).
+
+        Why: a pass that runs before the watch has delivered the previous pass's
+        creations plans those names as missing again; each would be sent, refused as
+        AlreadyExists, read and applied (``acting._create``): three requests for
+        nothing. Left out, it costs none: the watch's addition wakes the Consumer, and
+        if none comes (deleted right after our creation), the pass at the deadline
+        creates it again. A left-out creation is not deferred (``Outcome.deferred``
+        asks for a pass at once, which would spin until the watch delivers)."""
+        awaited = self._expectations.awaited(
+            owner=owner_uid,
+            missing=(a.name for a in plan.applies if a.action is planning.Action.CREATE),
+        )
+        if not awaited:
+            return plan, None
+        applies = tuple(
+            a
+            for a in plan.applies
+            if a.action is not planning.Action.CREATE or a.name not in awaited
+        )
+        return dataclasses.replace(plan, applies=applies), self._expectations.due_in(
+            owner=owner_uid
+        )
+
     def forget(self, key: str) -> None:
         self._provider.forget(key=key)
         self._seeded.discard(key)
         self._states.forget(key=key)
-        self._uids.pop(key, None)
+        uid = self._uids.pop(key, None)
+        if uid is not None:
+            self._expectations.forget(owner=uid)
         self._configs.pop(key, None)
         self._reads.pop(key, None)
         self._conflicts.forget(key)
@@ -493,6 +535,7 @@ class Pipeline:
             self._kept.pop(key, None)
             self._continuations.forget(key)
             self._learned_configs.pop(key, None)
+            self._expectations.forget(owner=self._uids[key])
             self._uids[key] = source.uid
         config = self._config(
             key=key,
@@ -560,8 +603,17 @@ class Pipeline:
         actuated = self._resizes.actuated(
             key, pods=(p for group in pods.values() for p in group), now=now
         )
+        acted, awaited_s = self._unawaited(plan=plan, owner_uid=source.uid)
         outcome = await self._actuator.act(
-            plan=plan, namespace=config.namespace, owner_uid=source.uid
+            plan=acted, namespace=config.namespace, owner_uid=source.uid
+        )
+        self._expectations.created(
+            owner=source.uid,
+            names=(
+                item.name
+                for item in outcome.done
+                if isinstance(item, planning.Apply) and item.action is planning.Action.CREATE
+            ),
         )
         resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
         self._continuations.acted(
@@ -596,7 +648,7 @@ class Pipeline:
         return Pass(
             status=reported,
             plan=plan,
-            requeue_after_s=plan.requeue_after_s,
+            requeue_after_s=_sooner(plan.requeue_after_s, awaited_s),
             retry=outcome.retry or bool(outcome.failures),
             failures=tuple(outcome.failures),
             conflicted=bool(plan.conflicts or outcome.conflicts),

@@ -1,0 +1,94 @@
+"""Creations a controller has made and its watch cache has not shown yet.
+
+A controller plans from its watch cache, and the cache lags its own writes: a pass
+that runs before the watch has delivered the previous pass's creations finds those
+names missing and would create them again. Every such second creation is refused
+(the name is taken) and costs the caller more requests to find out whose the object
+is. So, as kube-controller-manager's ``ControllerExpectations`` do, the controller
+remembers, per owner, the names it created (``created``), and does not create a name
+again while it is awaited (``awaited``):
+
+* an expectation ends when the cache shows the object: the caller passes the names it
+  would create now (those its cache does not show), and every expectation of the owner
+  whose name is not among them is settled and dropped. A name dropped for another
+  reason (no longer wanted) costs nothing: were it wanted again, the worst is one
+  creation sent twice, which the caller already survives;
+* or when ``timeout_s`` has passed since the creation, so an object deleted by
+  somebody else right after our creation (its addition and deletion both delivered
+  before the next pass looked) is created again at the latest then: the caller asks
+  for a pass at ``due_in``, as an awaited creation wakes nothing else;
+* a creation that failed is never recorded (the caller records only what was made).
+
+Owners are opaque keys (the owner's UID, so that an owner deleted and created again
+under its name starts afresh, and two owners never share a name's expectation); an
+owner's expectations go with it (``forget``). Time comes from an injected monotonic
+clock (``runtime.clocks``).
+"""
+
+import time
+from collections.abc import Iterable
+from typing import Final
+
+from konsumerator.runtime.clocks import Clock
+
+# How long a creation is awaited: well beyond the watch's usual delay, even behind a
+# busy event loop (milliseconds to about a second), and short enough that an object
+# deleted right after its creation is missing for seconds, not minutes (the
+# ReplicaSet controller waits 5 minutes, but its expectations count pods, which an
+# informer's deletion event settles; ours are settled only by a pass seeing the name).
+TIMEOUT_S: Final = 10.0
+
+
+class Expectations:
+    """Per owner: the names created and not seen yet, each with its deadline."""
+
+    def __init__(self, *, timeout_s: float = TIMEOUT_S, clock: Clock = time.monotonic) -> None:
+        self._timeout_s = timeout_s
+        self._clock = clock
+        # owner -> name -> the clock time its expectation lapses.
+        self._owners: dict[str, dict[str, float]] = {}
+
+    def created(self, *, owner: str, names: Iterable[str]) -> None:
+        """``names`` were just created for ``owner``: await them for ``timeout_s``."""
+        deadline = self._clock() + self._timeout_s
+        pending = self._owners.get(owner)
+        for name in names:
+            if pending is None:
+                pending = self._owners[owner] = {}
+            pending[name] = deadline
+
+    def awaited(self, *, owner: str, missing: Iterable[str]) -> frozenset[str]:
+        """Of ``missing`` (the names the caller would create now, as its cache does not
+        show them), those created for ``owner`` and still awaited: not to be created
+        again yet. Every other expectation of the owner is settled and dropped: shown by
+        the cache (not ``missing``), or past its deadline."""
+        pending = self._owners.get(owner)
+        if pending is None:
+            return frozenset()
+        now = self._clock()
+        kept = {
+            name: deadline
+            for name in missing
+            if (deadline := pending.get(name)) is not None and deadline > now
+        }
+        if kept:
+            self._owners[owner] = kept
+        else:
+            del self._owners[owner]
+        return frozenset(kept)
+
+    def due_in(self, *, owner: str) -> float | None:
+        """Seconds until the owner's first expectation lapses (``None``: it has none):
+        when a pass must look again if nothing else wakes it."""
+        pending = self._owners.get(owner)
+        if not pending:
+            return None
+        return max(0.0, min(pending.values()) - self._clock())
+
+    def forget(self, *, owner: str) -> None:
+        """The owner is gone (or replaced): nothing of it is awaited any more."""
+        self._owners.pop(owner, None)
+
+    def owners(self) -> frozenset[str]:
+        """The owners something is awaited for."""
+        return frozenset(self._owners)

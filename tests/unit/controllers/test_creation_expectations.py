@@ -1,0 +1,225 @@
+"""A pass that runs before the watch has delivered the last passes' creations does not
+send them again (``Pipeline._unawaited``, ``runtime.expecting``).
+
+Aspects tested (the operator's pipeline and actuator over an in-memory watch cache that
+the test feeds by hand, as a lagging watch would, a writer that records every apply,
+and a virtual clock; no API server):
+- the pass after a creation, the cache still behind, sends no write, and asks for no pass
+  at once (no spin) but for one when the creations' expectation lapses;
+- once the cache shows the creations, the expectations are gone (no leak) and nothing is
+  written;
+- a Deployment deleted right after our creation (the cache never showed it) is created
+  again by the first pass after the timeout, not before;
+- a creation that failed is not awaited: the next pass sends it again;
+- expectations are by owner UID: two Consumers in two namespaces with the same Deployment
+  names each create theirs; a Consumer deleted and created again under its name (a new
+  UID) creates its instances at once; a deleted Consumer's expectations are forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from konsumerator.controllers.acting import KubeActuator
+from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, WritesFailed, owner_index
+from konsumerator.domain.observed import ObservedDeployment
+from konsumerator.domain.status import ConsumerStatus
+from konsumerator.kube.writing import Written
+from konsumerator.runtime import errors
+from konsumerator.runtime.controlling import Result
+from konsumerator.runtime.expecting import Expectations
+from konsumerator.runtime.stores import ObjectKey, Store
+from konsumerator.simulating import observe
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+TIMEOUT_S = 10.0
+INSTANCES = 5  # the example's 10 partitions, 2 per instance
+
+
+def manifest(*, namespace: str = "default", uid: str = "uid-orders") -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"] |= {"namespace": namespace, "uid": uid, "generation": 1}
+    doc["spec"]["namespace"] = namespace
+    # No autoscaler: the pass needs no metrics source to create its Deployments.
+    doc["spec"].pop("autoscaler", None)
+    return doc
+
+
+@dataclass
+class VirtualClock:
+    now: float = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class LaggingWatch:
+    """Records every apply; what it wrote reaches the cache only when ``deliver`` says."""
+
+    store: Store[ObservedDeployment]
+    applied: list[tuple[str, str]] = field(default_factory=list)
+    written: list[ObservedDeployment] = field(default_factory=list)
+    refuse_creations: bool = False
+
+    async def apply(
+        self, *, namespace: str, name: str, body: Mapping[str, Any], **kw: Any
+    ) -> Written:
+        if self.refuse_creations and kw.get("create_only"):
+            raise errors.Forbidden(
+                status=403, reason="Forbidden", message="exceeded quota: count/deployments.apps"
+            )
+        self.applied.append((namespace, name))
+        owner = body["metadata"]["ownerReferences"][0]["uid"]
+        self.written.append(observe(body, owner_uid=owner))
+        return Written(
+            namespace=namespace, name=name, uid=f"u-{name}", generation=1,
+            resource_version=str(len(self.applied)),
+        )  # fmt: skip
+
+    def deliver(self) -> None:
+        for d in self.written:
+            self.store.upsert(d)
+        self.written.clear()
+
+
+@dataclass
+class Setup:
+    pipeline: Pipeline
+    watch: LaggingWatch
+    clock: VirtualClock
+    expectations: Expectations
+
+    def reconcile(self, doc: dict[str, Any] | None = None) -> Result:
+        doc = manifest() if doc is None else doc
+        meta = doc["metadata"]
+        return asyncio.run(
+            self.pipeline.reconcile(
+                key=f"{meta['namespace']}/{meta['name']}",
+                manifest=doc,
+                previous=ConsumerStatus(),
+                generation=1,
+            )
+        )
+
+    def sent(self, pass_: Any) -> list[tuple[str, str]]:
+        before = len(self.watch.applied)
+        pass_()
+        return self.watch.applied[before:]
+
+
+class NoMetrics:
+    def forget(self, *, key: str) -> None:
+        pass
+
+
+class QuietReporter:
+    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
+        return False
+
+    async def passed(self, **_: Any) -> None:
+        pass
+
+
+def setup() -> Setup:
+    store: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
+    watch = LaggingWatch(store)
+    clock = VirtualClock()
+    expectations = Expectations(timeout_s=TIMEOUT_S, clock=clock)
+    pipeline = Pipeline(
+        deployments=store,
+        provider=NoMetrics(),  # type: ignore[arg-type]
+        # No creation here is refused as AlreadyExists: nothing reads (client=None).
+        actuator=KubeActuator(client=None, writer=watch),  # type: ignore[arg-type]
+        reporter=QuietReporter(),  # type: ignore[arg-type]
+        now=lambda: NOW,
+        expectations=expectations,
+    )
+    return Setup(pipeline=pipeline, watch=watch, clock=clock, expectations=expectations)
+
+
+def test_a_pass_before_the_watch_delivers_sends_no_creation_and_does_not_spin() -> None:
+    s = setup()
+    assert len(s.sent(s.reconcile)) == INSTANCES
+    s.clock.now += 1.0
+    result: list[Result] = []
+    assert s.sent(lambda: result.append(s.reconcile())) == []
+    assert not result[0].requeue  # no pass at once: the watch's additions wake it
+    assert result[0].requeue_after == pytest.approx(TIMEOUT_S - 1.0)
+
+
+def test_once_the_cache_shows_the_creations_nothing_is_awaited_or_written() -> None:
+    s = setup()
+    s.reconcile()
+    s.watch.deliver()
+    assert s.sent(s.reconcile) == []
+    assert s.expectations.owners() == set()
+
+
+@pytest.mark.parametrize(("elapsed", "created"), [(TIMEOUT_S - 0.5, 0), (TIMEOUT_S, 1)])
+def test_a_deployment_deleted_right_after_creation_is_created_again_after_the_timeout(
+    elapsed: float, created: int
+) -> None:
+    """Its addition and deletion both reached the cache before the next pass looked, so
+    the cache never showed it: awaited until the timeout, created again then."""
+    s = setup()
+    s.reconcile()
+    s.watch.deliver()
+    s.watch.store.delete(ObjectKey("default", "orders-consumer-2"))
+    s.clock.now += elapsed
+    s.watch.written.clear()
+    assert s.sent(s.reconcile) == [("default", "orders-consumer-2")] * created
+
+
+def test_a_deployment_the_cache_showed_and_lost_is_created_again_at_once() -> None:
+    """Seen, the expectation settled: a later deletion is re-created by the next pass."""
+    s = setup()
+    s.reconcile()
+    s.watch.deliver()
+    s.reconcile()
+    s.watch.store.delete(ObjectKey("default", "orders-consumer-2"))
+    assert s.sent(s.reconcile) == [("default", "orders-consumer-2")]
+
+
+def test_a_creation_that_failed_is_sent_again_by_the_next_pass() -> None:
+    s = setup()
+    s.watch.refuse_creations = True
+    with pytest.raises(WritesFailed):
+        s.reconcile()
+    assert s.expectations.owners() == set()
+    s.watch.refuse_creations = False
+    assert len(s.sent(s.reconcile)) == INSTANCES
+
+
+def test_two_consumers_with_the_same_names_in_two_namespaces_each_create_theirs() -> None:
+    s = setup()
+    s.reconcile(manifest(namespace="default", uid="uid-a"))
+    sent = s.sent(lambda: s.reconcile(manifest(namespace="other", uid="uid-b")))
+    assert sent == [("other", f"orders-consumer-{i}") for i in range(INSTANCES)]
+
+
+def test_a_consumer_created_again_under_its_name_creates_its_instances_at_once() -> None:
+    """The old Consumer's Deployments go with it (garbage collection): the new one, a new
+    UID, has nothing awaited, and the old one's expectations are dropped."""
+    s = setup()
+    s.reconcile(manifest(uid="uid-old"))
+    s.watch.written.clear()
+    assert len(s.sent(lambda: s.reconcile(manifest(uid="uid-new")))) == INSTANCES
+    assert s.expectations.owners() == {"uid-new"}
+
+
+def test_a_deleted_consumers_expectations_are_forgotten() -> None:
+    s = setup()
+    s.reconcile()
+    assert s.expectations.owners() == {"uid-orders"}
+    s.pipeline.forget("default/orders")
+    assert s.expectations.owners() == set()
