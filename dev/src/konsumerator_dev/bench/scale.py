@@ -150,6 +150,22 @@ def prom_queries(cluster: Cluster) -> float:
     return total
 
 
+def await_scraped(cluster: Cluster, expected: int, timeout: float = 120.0) -> float:
+    """Seconds until Prometheus answers with a production series for each of the
+    ``expected`` partitions. Without it the Consumers could be applied before the first
+    scrape, and their first pass, without an answer, would create every instance from
+    the fallback and size it again a sync later: a race of the bench, not a cost of the
+    operator (``--scrape-after`` asks for that case on purpose)."""
+    start = time.monotonic()
+    while True:
+        found = cluster.prometheus_query("count(bench_production)")
+        if found and int(float(found[0]["value"][1])) >= expected:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise SystemExit(f"Prometheus has not scraped the exporter in {timeout:.0f}s")
+        time.sleep(0.5)
+
+
 def operator_metrics(port: int) -> str:
     import urllib.request
 
@@ -469,6 +485,8 @@ def main(**options: Any) -> None:
     exporter = MetricsExporter(exposition(topics)).__enter__()
     if not args.scrape_after:
         cluster.set_scrape_targets([exporter.target])
+        scraped_in = await_scraped(cluster, expected)
+        print(f"Prometheus has every partition's series after {scraped_in:.1f}s", flush=True)
     log = tempfile.NamedTemporaryFile(prefix="operator-", suffix=".log", delete=False)  # noqa: SIM115
     with socket.socket() as probe:  # a free port, so a stray operator can never answer
         probe.bind(("127.0.0.1", 0))
