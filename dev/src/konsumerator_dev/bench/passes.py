@@ -29,6 +29,7 @@ import itertools
 import pstats
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,7 +114,8 @@ class FakeCluster:
         self.partitions = partitions
         self.deployments = deployments
         self.versions = itertools.count(1000)
-        self.requests: dict[str, int] = {}
+        # Requests by kind: prometheus, deployment (writes), status (writes), event.
+        self.requests: Counter[str] = Counter()
         # Each Consumer's object as the API server holds it, by name.
         self.consumer_bodies: dict[str, dict[str, Any]] = {}
         self.consumer_raw: dict[str, bytes] = {}
@@ -139,8 +141,18 @@ class FakeCluster:
 
     def handle(self, request: httpx2.Request) -> httpx2.Response:
         verb = f"{request.method} {request.url.path}"
-        kind = "prometheus" if request.url.host.startswith("prometheus") else request.method
-        self.requests[kind] = self.requests.get(kind, 0) + 1
+        path = request.url.path
+        self.requests[
+            "prometheus"
+            if request.url.host.startswith("prometheus")
+            else "event"
+            if "/events" in path
+            else "status"
+            if path.endswith("/status")
+            else "deployment"
+            if "/deployments/" in path
+            else verb
+        ] += 1
         if request.url.path == "/api/v1/query":
             form = urllib.parse.parse_qs(request.content.decode())
             return httpx2.Response(200, content=self.answer(form["query"][0]))
@@ -225,25 +237,39 @@ class Harness:
             consumers=self.consumers, pipeline=pipeline, reporter=reporter
         )
 
+    async def converge(self) -> int:
+        """Passes until one writes no Deployment, and two more (the first steady passes
+        still settle memories and recent peaks); how many passes wrote."""
+        passes = 0
+        while True:
+            passes += 1
+            if not (await self.one())["deployment"]:
+                break
+            if passes > 50:
+                raise SystemExit("did not converge in 50 passes")
+        for _ in range(2):
+            await self.one()
+        return passes
+
     def now(self) -> datetime:
         return self.clock[0]
 
     def monotonic(self) -> float:
         return (self.clock[0] - START).total_seconds()
 
-    async def one(self) -> int:
+    async def one(self) -> Counter[str]:
         """One pass of every Consumer (the watch then shows each one's new status), and a
-        scrape; the API writes they made."""
+        scrape; the requests they made, by kind (``FakeCluster.requests``)."""
         self.clock[0] += STEP
-        before = sum(v for k, v in self.cluster.requests.items() if k != "prometheus")
+        before = self.cluster.requests.copy()
         for name in self.names:
             self.consumers.upsert(SPENT.wrap("watch", self.cluster.consumer_object)(name))
             await self.controller.reconcile(ObjectKey(NAMESPACE, name))
         if self.scrape:
             SPENT.wrap("scrape", self._scrape)()
-        return sum(v for k, v in self.cluster.requests.items() if k != "prometheus") - before
+        return self.cluster.requests - before
 
-    async def steady(self) -> int:
+    async def steady(self) -> Counter[str]:
         """``one`` under a name of its own: a sampling profiler's stacks tell the steady
         passes from the converging ones by it."""
         return await self.one()
@@ -281,28 +307,18 @@ async def _main(
     # As ``konsumerator run`` does: full collections examine what came after the caches.
     FrozenSurvivors().install()
     harness = Harness(partitions=partitions, consumers=consumers, scrape=scrape)
-    converge = 0
-    while True:
-        converge += 1
-        writes = await harness.one()
-        if writes <= consumers and len(harness.deployments) >= partitions * consumers:
-            break
-        if converge > 50:
-            raise SystemExit("did not converge in 50 passes")
-    # Two more: the first steady passes still settle (memories, recent peaks).
-    for _ in range(2):
-        await harness.one()
+    converge = await harness.converge()
     print(f"converged in {converge} passes; {len(harness.deployments)} Deployments", flush=True)
     profiler = cProfile.Profile() if profile is not None else None
     t0 = time.process_time()
     if profiler is not None:
         profiler.enable()
-    writes = 0
+    requests: Counter[str] = Counter()
     SPENT.seconds.clear()
     collections = Collections()
     gc.callbacks.append(collections)
     for _ in range(passes):
-        writes += await harness.steady()
+        requests += await harness.steady()
     gc.callbacks.remove(collections)
     if profiler is not None:
         profiler.disable()
@@ -310,7 +326,7 @@ async def _main(
     each = max(passes * consumers, 1)
     print(
         f"{passes} x {consumers} steady passes: {cpu:.3f} CPU s, {1000 * cpu / each:.1f} ms a"
-        f" pass; API writes {writes} (status and Events); requests {harness.cluster.requests}"
+        f" pass; requests {dict(requests)}"
     )
     parts = dict(SPENT.seconds)
     parts["gc"] = sum(collections.seconds.values())
