@@ -142,6 +142,45 @@ def parse_partition(raw: str | None, *, num_partitions: int) -> int | RejectReas
     return partition
 
 
+def _all_common(
+    data: VectorData, *, partition_label: str, num_partitions: int
+) -> dict[int, float] | None:
+    """The values of an answer whose every series is common (a decimal partition in
+    range, seen once, with a finite value in [0, 2^63)): what the rules give it, in a few
+    passes of C over all series at once; None when one series is not common (the
+    rules then take the answer series by series).
+
+    A refresh of 2,000 partitions parses 6,000 series, nearly always all of them
+    common. The checks: every label is ASCII digits (checked on all labels joined; an
+    empty one fails ``int``), ``int`` and ``float`` read every label and value, as many
+    partitions as series (no duplicate), the largest partition below
+    ``num_partitions``, and the values' sum finite (a NaN or an infinity makes it NaN
+    or infinite), so that their least and greatest then bound them all.
+    """
+    result = data.result
+    try:
+        labels = [sample.metric[partition_label] for sample in result]
+        texts = [sample.value[1] for sample in result]  # type: ignore[index]
+    except (KeyError, TypeError):  # a label missing, a sample without a value
+        return None
+    joined = "".join(labels)
+    if not (joined.isascii() and joined.isdigit()):
+        return None
+    try:
+        partitions = list(map(int, labels))
+        floats = list(map(float, texts))
+    except ValueError:
+        return None
+    values = dict(zip(partitions, floats, strict=True))
+    if len(values) != len(result) or (partitions and max(partitions) >= num_partitions):
+        return None
+    if floats and not (
+        math.isfinite(sum(floats)) and min(floats) >= 0.0 and max(floats) < INT64_LIMIT
+    ):
+        return None
+    return values
+
+
 def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: int) -> ParsedValues:
     if num_partitions < 0:
         raise ValueError(f"num_partitions must be >= 0, got {num_partitions}")
@@ -153,6 +192,11 @@ def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: i
             examples=(f"{kind} results are not supported; the query must return a vector",),
         )
         return ParsedValues(values=MappingProxyType({}), report=report)
+    if isinstance(data, VectorData):
+        common = _all_common(data, partition_label=partition_label, num_partitions=num_partitions)
+        if common is not None:
+            report = ParseReport(result_type="vector", series=len(common), accepted=len(common))
+            return ParsedValues(values=MappingProxyType(common), report=report)
 
     values: dict[int, float] = {}
     rejected: Counter[RejectReason] = Counter()
