@@ -19,8 +19,11 @@ they go away, so deleted Consumers do not linger on dashboards.
 """
 
 import contextlib
+import math
+import operator
 import typing
 from collections.abc import Callable, Iterator, Mapping
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, Summary
 from prometheus_client.core import GaugeMetricFamily
@@ -146,6 +149,25 @@ class InstanceGauges(Collector):
             out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n".encode())
             out.extend(lines[i] for lines in rendered)
         return b"".join(out)
+
+
+_MAX_LAG_S: Final = operator.attrgetter("max_lag_s")
+
+
+def messages_behind(offset: Mapping[int, float]) -> int:
+    """The sum over partitions of ``max(0, truncate(behind))``: what a Consumer is behind.
+
+    Every partition of every pass: when every value is a finite number of at least 0
+    (their sum finite, so no NaN or infinity, and the least at least 0), each is
+    truncated and summed in C; anything else (None, NaN, negative) value by value.
+    """
+    values = list(offset.values())
+    try:
+        if math.isfinite(sum(values)) and (not values or min(values) >= 0):
+            return sum(map(int, values))
+    except TypeError:  # a None among them
+        pass
+    return sum(max(0, truncate(v)) for v in values)
 
 
 class ConsumerMetrics:
@@ -315,13 +337,11 @@ class ConsumerMetrics:
         for kind in COUNTERS:
             self.status.labels(consumer, kind).set(getattr(counts, kind))
         self.per_instance.instances[consumer] = plan.instances
-        self.max_lag.labels(consumer).set(
-            max((max(0, i.max_lag_s) for i in plan.instances), default=0)
-        )
+        # The largest of max(0, lag): max(0, the largest), read in C (every instance of
+        # every pass).
+        self.max_lag.labels(consumer).set(max(0, max(map(_MAX_LAG_S, plan.instances), default=0)))
         if snapshot is not None:
-            self.behind.labels(consumer).set(
-                sum(max(0, truncate(v)) for v in snapshot.offset.values())
-            )
+            self.behind.labels(consumer).set(messages_behind(snapshot.offset))
         held = self.restarts_held.labels(consumer)  # there at 0 from the first pass
         if plan.restarts_held:
             held.inc(plan.restarts_held)

@@ -142,6 +142,45 @@ def parse_partition(raw: str | None, *, num_partitions: int) -> int | RejectReas
     return partition
 
 
+def _all_common(
+    data: VectorData, *, partition_label: str, num_partitions: int
+) -> dict[int, float] | None:
+    """The values of an answer whose every series is common (a decimal partition in
+    range, seen once, with a finite value in [0, 2^63)): what the rules give it, in a few
+    passes of C over all series at once; None when one series is not common (the
+    rules then take the answer series by series).
+
+    A refresh of 2,000 partitions parses 6,000 series, nearly always all of them
+    common. The checks: every label is ASCII digits (checked on all labels joined; an
+    empty one fails ``int``), ``int`` and ``float`` read every label and value, as many
+    partitions as series (no duplicate), the largest partition below
+    ``num_partitions``, and the values' sum finite (a NaN or an infinity makes it NaN
+    or infinite), so that their least and greatest then bound them all.
+    """
+    result = data.result
+    try:
+        labels = [sample.metric[partition_label] for sample in result]
+        texts = [sample.value[1] for sample in result]  # type: ignore[index]
+    except (KeyError, TypeError):  # a label missing, a sample without a value
+        return None
+    joined = "".join(labels)
+    if not (joined.isascii() and joined.isdigit()):
+        return None
+    try:
+        partitions = list(map(int, labels))
+        floats = list(map(float, texts))
+    except ValueError:
+        return None
+    values = dict(zip(partitions, floats, strict=True))
+    if len(values) != len(result) or (partitions and max(partitions) >= num_partitions):
+        return None
+    if floats and not (
+        math.isfinite(sum(floats)) and min(floats) >= 0.0 and max(floats) < INT64_LIMIT
+    ):
+        return None
+    return values
+
+
 def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: int) -> ParsedValues:
     if num_partitions < 0:
         raise ValueError(f"num_partitions must be >= 0, got {num_partitions}")
@@ -153,16 +192,11 @@ def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: i
             examples=(f"{kind} results are not supported; the query must return a vector",),
         )
         return ParsedValues(values=MappingProxyType({}), report=report)
-
-    pairs: list[tuple[Mapping[str, str], SamplePair | None]]
     if isinstance(data, VectorData):
-        result_type = "vector"
-        pairs = [(sample.metric, sample.value) for sample in data.result]
-    else:
-        assert isinstance(data, MatrixData)
-        result_type = "matrix"
-        # Prometheus returns each series' samples in time order: last = newest.
-        pairs = [(s.metric, s.values[-1] if s.values else None) for s in data.result]
+        common = _all_common(data, partition_label=partition_label, num_partitions=num_partitions)
+        if common is not None:
+            report = ParseReport(result_type="vector", series=len(common), accepted=len(common))
+            return ParsedValues(values=MappingProxyType(common), report=report)
 
     values: dict[int, float] = {}
     rejected: Counter[RejectReason] = Counter()
@@ -174,37 +208,28 @@ def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: i
         if len(examples) < MAX_EXAMPLES:
             examples.append(f"{reason}: {detail}")
 
-    for labels, pair in pairs:
+    def by_the_rules(labels: Mapping[str, str], pair: SamplePair | None) -> None:
+        """One series, every rule in turn (the fast path below takes the common ones)."""
+        nonlocal duplicates, clamped
         raw = labels.get(partition_label)
-        if raw is not None and pair is not None and raw.isdigit() and raw.isascii():
-            # The common series, inline: a partition in range, first seen, with a finite
-            # value in [0, 2^63). What the steps below would do with it, without their
-            # calls (a refresh of 2,000 partitions parses 6,000 series).
-            first = int(raw) if len(raw) <= MAX_DIGITS else num_partitions
-            if first < num_partitions and first not in values:
-                value = parse_value(pair[1])
-                # NaN and infinities fail the comparison: the steps below reject them.
-                if value is not None and 0.0 <= value < INT64_LIMIT:
-                    values[first] = value
-                    continue
         partition = parse_partition(raw, num_partitions=num_partitions)
         if partition is RejectReason.OUT_OF_RANGE:
             shown = raw if raw is None or len(raw) <= 24 else f"{raw[:20]}... ({len(raw)} digits)"
             reject(partition, f"partition {shown} >= {num_partitions}")
-            continue
+            return
         if isinstance(partition, RejectReason):
             reject(partition, f"{partition_label}={raw!r} in {labels}")
-            continue
+            return
         if pair is None:
             reject(RejectReason.NO_VALUE, f"partition {partition} has no float sample")
-            continue
+            return
         value = parse_value(pair[1])
         if value is None:
             reject(RejectReason.NOT_FINITE, f"partition {partition} value {pair[1]!r}")
-            continue
+            return
         if value >= INT64_LIMIT:
             reject(RejectReason.TOO_LARGE, f"partition {partition} value {pair[1]!r} >= 2^63")
-            continue
+            return
         if value < 0:
             clamped += 1
             value = 0.0
@@ -213,9 +238,40 @@ def parse_partitions(*, data: QueryData, partition_label: str, num_partitions: i
             value = max(value, values[partition])
         values[partition] = value
 
+    if isinstance(data, VectorData):
+        result_type = "vector"
+        series = len(data.result)
+        for sample in data.result:
+            labels, pair = sample.metric, sample.value
+            raw = labels.get(partition_label)
+            if raw is not None and pair is not None and raw.isdigit() and raw.isascii():
+                # The common series, inline: a partition in range, first seen, with a
+                # finite value in [0, 2^63). What ``by_the_rules`` would do with it,
+                # without its calls (a refresh of 2,000 partitions parses 6,000 series),
+                # in series order, as it would (a duplicate's max keeps the first of
+                # two equal zeros: the order decides the sign of a zero).
+                first = int(raw) if len(raw) <= MAX_DIGITS else num_partitions
+                if first < num_partitions and first not in values:
+                    try:
+                        value = float(pair[1])
+                    except ValueError:
+                        value = math.nan  # junk: the rules reject it
+                    # NaN and infinities fail the comparison: the rules reject them.
+                    if 0.0 <= value < INT64_LIMIT:
+                        values[first] = value
+                        continue
+            by_the_rules(labels, pair)
+    else:
+        assert isinstance(data, MatrixData)
+        result_type = "matrix"
+        series = len(data.result)
+        # Prometheus returns each series' samples in time order: last = newest.
+        for s in data.result:
+            by_the_rules(s.metric, s.values[-1] if s.values else None)
+
     report = ParseReport(
         result_type=result_type,
-        series=len(pairs),
+        series=series,
         accepted=len(values),
         rejected=MappingProxyType(dict(rejected)),
         duplicates=duplicates,

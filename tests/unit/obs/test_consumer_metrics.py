@@ -15,18 +15,21 @@ Aspects tested:
 """
 
 import gc
+import math
 import platform
 import tracemalloc
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from hypothesis import example, given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 import konsumerator
-from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.metrics import MetricsSnapshot, truncate
 from konsumerator.domain.planning import Metrics, plan
 from konsumerator.domain.specs import Autoscaling, ConsumerConfig, GlobalPool, Owner
-from konsumerator.obs.consumers import ConsumerMetrics
+from konsumerator.obs.consumers import ConsumerMetrics, messages_behind
 from konsumerator.obs.metrics import RuntimeMetrics
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -257,3 +260,42 @@ def test_restarts_held_by_the_budget_are_counted_from_zero():
     assert sample(registry, name, consumer="ns/c") == 5
     gauges.forget(consumer="ns/c")
     assert sample(registry, name, consumer="ns/c") is None
+
+
+@given(
+    st.dictionaries(
+        st.integers(min_value=0, max_value=50),
+        st.none()
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | st.floats(min_value=0, max_value=2.0**63)
+        | st.integers(min_value=-(10**6), max_value=10**6),
+        max_size=30,
+    )
+)
+@example({0: 1.0, 1: math.nan})
+@example({0: 1.0, 1: math.inf})
+@example({0: 2.5, 1: -math.inf, 2: math.inf})
+def test_messages_behind_is_the_sum_of_each_partitions_truncated_lag_at_least_0(
+    offset: dict[int, float],
+) -> None:
+    """The all-finite answer is summed in C; any other value goes value by value, to the
+    same sum (None, NaN and infinities count 0, negatives 0)."""
+    assert messages_behind(offset) == sum(max(0, truncate(v)) for v in offset.values())
+
+
+def test_the_consumers_max_lag_is_0_when_every_instance_is_ahead() -> None:
+    registry = CollectorRegistry()
+    gauges = ConsumerMetrics(registry=registry)
+    cfg = config(3)
+    result = plan(
+        config=cfg,
+        owner=OWNER,
+        deployments=[],
+        metrics=Metrics(snapshot=SNAPSHOT, refreshed=True, synced_at=NOW),
+        now=NOW,
+    )
+    ahead = replace(result, instances=tuple(replace(i, max_lag_s=-5) for i in result.instances))
+    gauges.observe(consumer="ns/c", plan=ahead, config=cfg, snapshot=SNAPSHOT)
+    assert sample(registry, "konsumerator_consumer_max_lag_seconds", consumer="ns/c") == 0
+    gauges.observe(consumer="ns/c", plan=replace(result, instances=()), config=cfg, snapshot=None)
+    assert sample(registry, "konsumerator_consumer_max_lag_seconds", consumer="ns/c") == 0

@@ -19,7 +19,7 @@ import gc
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from konsumerator.prom import parsing
@@ -322,3 +322,89 @@ def test_decoded_samples_and_series_are_not_tracked_by_the_garbage_collector() -
     assert isinstance(matrix_data, MatrixData)
     assert not gc.is_tracked(vector_data.result[0])
     assert not gc.is_tracked(matrix_data.result[0])
+
+
+# One series that is not common, planted among common ones: (what is odd, the label or
+# the value it has; "n": the partition count itself, one past the last partition).
+_ODD = [
+    *(("label", raw) for raw in [None, "", " 1", "+1", "1_0", "٣", "²", "-1", "n", "9" * 25]),
+    ("label", "9" * 5000),
+    *(("value", v) for v in [None, "NaN", "+Inf", "-Inf", "-0.5", "-0", "1e400", "x", " 5"]),
+    ("value", "9223372036854775808"),
+    ("duplicate", None),
+]
+
+
+@st.composite
+def _common(draw: st.DrawFn) -> tuple[list[tuple[str | None, str | None]], int]:
+    """A whole answer of common series (what nearly every refresh parses)."""
+    num_partitions = draw(st.integers(min_value=10, max_value=40))
+    partitions = draw(st.permutations(range(num_partitions)))
+    size = draw(st.integers(min_value=1, max_value=num_partitions))
+    values = draw(
+        st.lists(
+            st.floats(min_value=0, max_value=2.0**63, exclude_max=True).map(repr)
+            | st.integers(min_value=0, max_value=10**6).map(str),
+            min_size=size,
+            max_size=size,
+        )
+    )
+    return [(str(p), v) for p, v in zip(partitions[:size], values, strict=True)], num_partitions
+
+
+def _parsed_as_the_rules_say(
+    samples: list[tuple[str | None, str | None]], *, num_partitions: int
+) -> None:
+    data = VectorData(
+        result=[
+            VectorSample(
+                metric={} if raw is None else {"partition": raw},
+                value=None if text is None else (1.0, text),
+            )
+            for raw, text in samples
+        ]
+    )
+    parsed = parsing.parse_partitions(
+        data=data, partition_label="partition", num_partitions=num_partitions
+    )
+    values, rejected, duplicates, clamped = _by_the_rules(samples, num_partitions=num_partitions)
+    assert dict(parsed.values) == values
+    assert all(math.copysign(1, parsed.values[p]) == math.copysign(1, v) for p, v in values.items())
+    assert dict(parsed.report.rejected) == rejected
+    assert (parsed.report.duplicates, parsed.report.clamped) == (duplicates, clamped)
+    assert (parsed.report.accepted, parsed.report.series) == (len(values), len(samples))
+
+
+@given(_common())
+def test_an_answer_of_common_series_read_at_once_gives_what_the_rules_give(
+    answer: tuple[list[tuple[str | None, str | None]], int],
+) -> None:
+    """The answer whose every series is common is read in one go (``_all_common``)."""
+    samples, num_partitions = answer
+    _parsed_as_the_rules_say(samples, num_partitions=num_partitions)
+
+
+@pytest.mark.parametrize(("odd", "what"), _ODD, ids=lambda v: repr(v)[:12])
+@settings(max_examples=30)
+@given(answer=_common(), where=st.integers(min_value=0), among=st.integers(min_value=0))
+def test_one_odd_series_sends_the_answer_to_the_rules_with_the_same_result(
+    odd: str,
+    what: str | None,
+    answer: tuple[list[tuple[str | None, str | None]], int],
+    where: int,
+    among: int,
+) -> None:
+    """A series that is not common, anywhere in an answer of common ones: the answer goes
+    by the rules, series by series (the same values, rejections, duplicates, clamps)."""
+    samples, num_partitions = answer
+    planted: tuple[str | None, str | None]
+    if odd == "label":
+        planted = (str(num_partitions) if what == "n" else what, "1")
+    elif odd == "value":
+        # A partition the answer does not have, so only the value is odd.
+        planted = (str(num_partitions - 1 if len(samples) < num_partitions else 0), what)
+        samples = [s for s in samples if s[0] != planted[0]]
+    else:
+        planted = (samples[among % len(samples)][0], "1")
+    samples.insert(where % (len(samples) + 1), planted)
+    _parsed_as_the_rules_say(samples, num_partitions=num_partitions)

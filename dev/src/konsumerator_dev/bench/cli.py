@@ -18,6 +18,7 @@ COMMANDS = {
     "simulate": "simulate",
     "consumer-cpu": "consumer_cpu",
     "kafka-stack": "kafka_stack",
+    "passes": "passes",
 }
 
 
