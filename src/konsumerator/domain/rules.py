@@ -867,7 +867,11 @@ def scale_adaptively(
             banded_cpu_m = _cpu(proposal.resources)
             pool.restore(saved)
             proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.down_rate)
-    spike = comparison > 0 and not _asks_more(ctx, inst, pool, rate=sized.now_asks)
+    spike = (
+        comparison > 0
+        and adaptive.resizes_cheaply(knobs)
+        and not _asks_more(ctx, inst, pool, rate=sized.now_asks)
+    )
     situation = _adaptive_situation(
         ctx=ctx,
         inst=inst,
@@ -894,18 +898,6 @@ def scale_adaptively(
         # the held peak (``adaptive.spike``): it asks for more itself (``spike``).
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.now_up_rate)
-    if verdict.low_sized and comparison > 0 and sized.low_up_rate < sized.up_rate:
-        # Under Recreate, after its pending period, a scale-up goes to the lowest held
-        # need of its wait (``adaptive.pending_low``); should that not be worth a step
-        # (the Deployment was resized by someone else meanwhile), to the held peak's.
-        pool.restore(saved)
-        lowered = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.low_up_rate)
-        if adaptive.worth_a_step(current_cpu_m=cpu_m, proposed_cpu_m=_cpu(lowered.resources)):
-            proposal = lowered
-        else:
-            pool.restore(saved)
-            proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
-            verdict = replace(verdict, low_sized=False)
     if verdict.apply and comparison < 0 and not ctx.config.in_place and _restart_held(ctx, inst):
         verdict = replace(
             verdict, apply=False, state=disruption.hold(observed, now=ctx.now), rule=HELD
@@ -932,14 +924,6 @@ def scale_adaptively(
         )
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
         memory = replace(memory, lent=lends if up else lent)
-    low = adaptive.pending_low(
-        memory=observed.memory,
-        waiting=not verdict.apply and verdict.state.status is ScalingStatus.PENDING_SCALE_UP,
-        need=sized.peak,
-        knobs=knobs,
-    )
-    if memory.pending_low != low:
-        memory = replace(memory, pending_low=low)
     # Resized, or at the size the metrics ask for: sized from metrics (``scaling.unsized``).
     resized = (
         stamped(verdict.state, now=ctx.now) if verdict.apply or comparison == 0 else verdict.state
@@ -986,7 +970,6 @@ def scale_adaptively(
         up=up,
         down=comparison < 0,
         now_sized=verdict.now_sized,
-        low_sized=verdict.low_sized,
     )
     state = with_memory(resized, memory=memory, explanation=explanation)
     if verdict.apply:

@@ -32,16 +32,12 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   pods CPU beyond their request (``lends``) and their limit covers the need: a
   larger request buys a guarantee, not throughput (under Recreate at the price
   of a restart as well);
-* ``spike``: a scale-up that is not urgent waits (its pending period starts
-  again) while only the held peak asks for it, not the need of this pass: a
-  one-minute spike held in the peak window outlasted
-  ``pendingScaleUpDuration`` (and under Recreate its restart was kept for the
-  day by the 15 % band); in place, one that has waited it out (``pending_up``) is
+* ``spike``: in place, a scale-up that is not urgent waits (its pending period
+  starts again) while only the held peak asks for it, not the need of this
+  pass: a one-minute spike held in the peak window outlasted
+  ``pendingScaleUpDuration``; one that has waited it out (``pending_up``) is
   sized for the need of this pass (``Verdict.now_sized``), not for the spike
   still held;
-* ``pending_low``: under Recreate, a scale-up that waited it out while the
-  instance keeps up (``emptied``) is sized for the lowest held need of its wait
-  (``Memory.pending_low``, ``Verdict.low_sized``), not for the held peak at its end;
 * ``ride_share``: in place, an instance that keeps up asks for a scale-up only
   once production passes its request by ``RIDE_MARGIN``, so that a node that
   lends CPU shows it (held to λ/u, the pods never consumed beyond their request);
@@ -121,9 +117,6 @@ class Verdict:
     # In place, a scale-up that waited out ``pendingScaleUpDuration`` goes to the need
     # of this pass (``Sized.now_up_rate``), not to the held peak (``spike``).
     now_sized: bool = False
-    # Under Recreate, a scale-up that waited out ``pendingScaleUpDuration`` goes to the
-    # lowest held need of its wait (``Sized.low_up_rate``), not to the held peak now.
-    low_sized: bool = False
 
 
 def _age(moment: datetime | None, now: datetime) -> float:
@@ -598,11 +591,10 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             rule="bursting: consuming beyond the request, within the limit; not urgent",
         )
     cheap = resizes_cheaply(knobs)
-    if s.spike:
+    if s.spike and cheap:
         # Not urgent (that returned above): a spike of a minute or two, held in the
         # peak window (``hold_peak``), is no sustained rise. The pending period starts
-        # again, so it counts only passes whose own need asks for more (in either
-        # update mode; only in place is the scale-up then sized for that need).
+        # again, so it counts only passes whose own need asks for more.
         return Verdict(
             apply=False,
             state=settle(state, saturated=saturated, now=now),
@@ -622,7 +614,6 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             state=settle(state, saturated=saturated, now=now),
             rule="pending_up: needed more for pendingScaleUpDuration",
             now_sized=cheap,
-            low_sized=not cheap,
         )
     if knobs.pending_up_s <= 0:
         return Verdict(
@@ -643,47 +634,15 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
 def resizes_cheaply(knobs: Knobs) -> bool:
     """Whether a resize restarts nothing (in place: R/T below ``HYSTERESIS``), for ``spike``.
 
-    Only then does a scale-up that waited out its pending period go to the need of
-    its own pass (``Verdict.now_sized``), and nothing is remembered of the wait.
-    Under Recreate it goes to the lowest held need of its wait when the instance
-    keeps up (``pending_low``), else to the held peak: sized for its last pass, a
-    scale-up on a rising trace was sized for a pass that was itself a noisy high, one
-    step bigger, and the 15 % band kept that step (a restart to give back 100m is not
-    worth it): diurnal on a node with CPU to spare, seed 1, 1350m instead of 1250m for
-    12 h (+1.1 % core-hours). Whether the pass itself asks for more (``spike``)
-    decides in either mode (docs/adaptive.md).
+    Only then does a scale-up wait for the need of the pass itself and go to it
+    (``spike``). Under Recreate the held peak keeps both deciding and sizing: a
+    scale-up delayed on a rising trace came later and, sized for a pass that was
+    itself a noisy high, one step bigger, and the 15 % band kept that step (a
+    restart to give back 100m is not worth it): diurnal on a node with CPU to spare,
+    seed 1, 1350m instead of 1250m for 12 h (+1.1 % core-hours). In place no trace
+    of the scorecard got costlier (docs/adaptive.md).
     """
     return knobs.actuation_s / knobs.recovery_s < HYSTERESIS
-
-
-def pending_low(*, memory: Memory | None, waiting: bool, need: float, knobs: Knobs) -> int:
-    """What a pass remembers as ``Memory.pending_low``: the lowest held production need
-    (``Sized.peak``) of a pass since the scale-up that waits began to wait, this one's
-    included.
-
-    Under Recreate only, and only while a scale-up waits (``waiting``: the verdict
-    leaves the instance ``PENDING_SCALE_UP``); any other verdict forgets it, so the
-    next wait starts afresh. A scale-up that waited it out while the instance keeps
-    up (``emptied``) is sized for that need, with this pass's backlog
-    (``Sized.low_up_rate``): every pass of the wait asked for more on its own
-    (``spike``), so a rise that lasted the whole wait needed at least that much all
-    along, and a noisy high held in the peak window at its end is not what it is
-    sized for. Sized for the held peak at the end of a wait that ``spike`` had
-    started again, a scale-up on a slowly rising rate came one 100m step higher,
-    which the 15 % band kept for the day (``diurnal`` on a node with CPU to spare,
-    seed 1: 1300m instead of 1200m for 12 h, +1.1 % core-hours). Not for an instance
-    that is behind: on a steep rise (``sawtooth``, x1 to x2.5 in 30 minutes) the
-    need of the wait's start was short of the need at its end, and each restart
-    sized for it asked for the next (under Recreate on a contended node, seed 1:
-    V tol 17 -> 101 partition-minutes while it applied to any instance that
-    ``drained``, 17 with ``emptied``). In place the pass's own need sizes it
-    (``Verdict.now_sized``): nothing is remembered.
-    """
-    if not waiting or resizes_cheaply(knobs):
-        return 0
-    low = memory.pending_low if memory is not None else 0
-    now = _ceil(need)
-    return now if low <= 0 else min(low, now)
 
 
 def quiet_from(*, memory: Memory | None, now: datetime, cpu_before_m: int) -> int:
@@ -844,9 +803,6 @@ class Sized:
     # (``spike``); 0: the same as ``asks`` and ``up_rate``.
     now_asks: int = 0
     now_up_rate: int = 0
-    # Under Recreate, ``up_rate`` for the lowest held need of a pending wait
-    # (``pending_low``), with this pass's backlog; 0: in place.
-    low_up_rate: int = 0
 
     @property
     def asks(self) -> int:
@@ -904,40 +860,17 @@ def size(
     peak, kept = hold_peak(
         need=found.production_need, memory=memory, now=now, window_s=knobs.peak_window_s
     )
-    return sized_for_peak(
-        found=found,
-        peak=peak,
-        memory=kept,
-        knobs=knobs,
-        keeping_up=keeping_up,
-        sized_low=not resizes_cheaply(knobs) and emptied(snapshot=snapshot, partitions=partitions),
-    )
+    return sized_for_peak(found=found, peak=peak, memory=kept, knobs=knobs, keeping_up=keeping_up)
 
 
 def sized_for_peak(
-    *,
-    found: Demand,
-    peak: float,
-    memory: Memory,
-    knobs: Knobs,
-    keeping_up: bool,
-    sized_low: bool = False,
+    *, found: Demand, peak: float, memory: Memory, knobs: Knobs, keeping_up: bool
 ) -> Sized:
     """``size``'s answer once the peak to size for is known (``hold_peak``): its rates
     read of the demand the backlog's and restart's needs (and the production need for
-    the need of this pass alone, ``now_asks``, ``now_up_rate``), nothing else.
-
-    ``sized_low``: under Recreate, the instance keeps up (``emptied``), so a scale-up
-    that waited out its pending period may be sized for the lowest need of its wait
-    (``pending_low``, ``Sized.low_up_rate``); that rate decides no keep."""
+    the need of this pass alone, ``now_asks``, ``now_up_rate``), nothing else."""
     total = peak + found.backlog_need
     share, ride = _shares(knobs, keeping_up=keeping_up)
-    low = 0.0
-    if sized_low:
-        # ``pending_low``: the lowest held need of the wait, this pass's included.
-        low = peak
-        if memory is not None and memory.pending_low > 0:
-            low = min(low, float(memory.pending_low))
     return Sized(
         rate=_ceil(total),
         demand=found,
@@ -948,7 +881,6 @@ def sized_for_peak(
         ride=_ceil(peak * share * ride + found.backlog_need) if ride < 1 else 0,
         now_asks=_ceil(found.production_need * share * min(1.0, ride) + found.backlog_need),
         now_up_rate=_ceil(found.production_need + found.backlog_need + found.restart_need),
-        low_up_rate=_ceil(low + found.backlog_need + found.restart_need) if low > 0 else 0,
     )
 
 
@@ -1049,14 +981,6 @@ def _now_part(sized: Sized, now_sized: bool) -> str:
     return f" (pending_up: sized for this pass's need, not the held peak: {sized.now_up_rate}/s)"
 
 
-def _low_part(sized: Sized, low_sized: bool) -> str:
-    """A scale-up sized for the lowest held need of its wait (``pending_low``), when the
-    held peak now is more."""
-    if not low_sized or not sized.low_up_rate or sized.low_up_rate >= sized.up_rate:
-        return ""
-    return f" (pending_up: sized for the lowest need while pending: {sized.low_up_rate}/s)"
-
-
 def _trigger_part(sized: Sized, *, down: bool = False) -> str:
     """What decides a scale-up, when the restart term made the size larger than that,
     or when an in-place instance that keeps up asks for less (``ride_share``); for a
@@ -1082,7 +1006,6 @@ def explain(
     up: bool = False,
     down: bool = False,
     now_sized: bool = False,
-    low_sized: bool = False,
 ) -> str:
     """Every input of the decision, so that a user can redo it by hand."""
     d, k = sized.demand, knobs_for(autoscaling)
@@ -1093,7 +1016,6 @@ def explain(
         f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
         f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s"
         f"{_trigger_part(sized, down=down)}{_up_part(sized, up=up)}{_now_part(sized, now_sized)}"
-        f"{_low_part(sized, low_sized)}"
         f" = {cpu_m}m; "
         f"rule {rule}"
     )

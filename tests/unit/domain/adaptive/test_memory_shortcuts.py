@@ -98,7 +98,6 @@ def test_the_shortcuts_know_every_field_of_the_memory() -> None:
         "up_need",
         "lent",
         "quiet_from_m",
-        "pending_low",
     )
 
 

@@ -27,11 +27,8 @@ Aspects tested, table-driven, one table per rule:
 * ``after_up``: in place, no scale-down within ``SETTLE_S`` of a scale-up (no
   up-down-up within the window), but for the end of a drain and for a return to
   where a run of scale-ups that followed a quiet window began (``quiet_from``);
-* ``spike``: a scale-up only the held peak asks for waits (its pending
-  period starts again); in place one that waited is sized for the need of its pass;
-* ``pending_low``: under Recreate a waiting scale-up remembers the lowest held
-  need of its wait, and one that waited it out while the instance keeps up is
-  sized for it (``Sized.low_up_rate``);
+* ``spike``: in place, a scale-up only the held peak asks for waits (its pending
+  period starts again); one that waited is sized for the need of its pass;
 * ``knobs_for``: the knobs of a Consumer's autoscaling, found once per Autoscaling
   object and shared (another object, equal or not, gets its own);
 * ``decide``: the whole transition table (direction × status × urgent ×
@@ -42,7 +39,6 @@ The virtual-time sequence through the operator's pipeline is in
 ``test_sequence.py``.
 """
 
-import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -1148,14 +1144,10 @@ SPIKES = [
     (PSU, 120, False, False, True, RUNNING, "pending_up: needed", True),
     (PSU, 10, False, True, True, RUNNING, "urgent", False),
 ]
-# Under Recreate only the need of the pass counts towards the pending period too, but
-# a scale-up that waited it out is sized for the held peak (``resizes_cheaply``).
+# Under Recreate the held peak decides and sizes (``resizes_cheaply``).
 SPIKES_RECREATE = [
-    (RUNNING, 1000, True, False, False, RUNNING, "spike", False),
-    (PSU, 60, True, False, False, RUNNING, "spike", False),
-    (PSU, 120, True, False, False, RUNNING, "spike", False),
-    (PSU, 10, True, True, True, RUNNING, "urgent", False),
-    (RUNNING, 1000, False, False, False, PSU, "pending_up: waiting", False),
+    (RUNNING, 1000, True, False, False, PSU, "pending_up: waiting", False),
+    (PSU, 120, True, False, True, RUNNING, "pending_up: needed", False),
     (PSU, 120, False, False, True, RUNNING, "pending_up: needed", False),
 ]
 
@@ -1174,7 +1166,7 @@ SPIKES_RECREATE = [
     ),
     [(IN_PLACE, *row) for row in SPIKES] + [(KNOBS, *row) for row in SPIKES_RECREATE],
 )
-def test_a_scale_up_only_the_held_peak_asks_for_waits_and_in_place_is_sized_for_now(
+def test_in_place_a_scale_up_only_the_held_peak_asks_for_waits_and_is_then_sized_for_now(
     knobs: policy.Knobs,
     status: ScalingStatus,
     in_status: float,
@@ -1335,99 +1327,3 @@ def test_the_knobs_of_an_autoscaling_are_its_fields_found_once_per_object(
     changed = replace(a, pending_up_s=a.pending_up_s + 1)
     assert policy.knobs_for(changed) == replace(want, pending_up_s=a.pending_up_s + 1)
     assert policy.knobs_for(a) == want
-
-
-# memory's pending_low, waiting, the held need of this pass -> remembered (u 0.9)
-PENDING_LOWS = [
-    (0, True, 3000.0, 3000),  # the first pass of a wait: its own held need
-    (2600, True, 3000.0, 2600),  # a lower one earlier in the wait holds
-    (3200, True, 3000.0, 3000),  # a lower one now replaces it
-    (3200, True, 2999.5, 3000),  # rounded up, as the peak is
-    (2600, False, 3000.0, 0),  # the wait is over (scaled, settled): forgotten
-    (0, False, 3000.0, 0),
-]
-
-
-@pytest.mark.parametrize(("knobs", "cheap"), [(KNOBS, False), (IN_PLACE, True)])
-@pytest.mark.parametrize(("low", "waiting", "need", "want"), PENDING_LOWS)
-def test_a_waiting_scale_up_under_recreate_remembers_the_lowest_held_need_of_its_wait(
-    knobs: policy.Knobs, cheap: bool, low: int, waiting: bool, need: float, want: int
-) -> None:
-    memory = Memory(resized_at=ago(1000), pending_low=low)
-    got = policy.pending_low(memory=memory, waiting=waiting, need=need, knobs=knobs)
-    # In place nothing is remembered: the need of the pass sizes it (``spike``).
-    assert got == (0 if cheap else want)
-
-
-def test_without_memory_a_wait_starts_from_the_need_of_its_pass() -> None:
-    assert policy.pending_low(memory=None, waiting=True, need=2500.2, knobs=KNOBS) == 2501
-
-
-# actuation, pending_low, behind (per partition, 2000/s each) -> low_up_rate
-LOW_SIZES = [
-    (30.0, 3000, 0.0, 3000),  # Recreate, empty: the lowest held need of the wait
-    (30.0, 5000, 0.0, 4445),  # the held need now is lower still: that
-    (30.0, 0, 0.0, 4445),  # no wait remembered: the held need of this pass
-    (30.0, 3000, 20_000.0, 0),  # behind by 10 s (not emptied): the held peak sizes
-    (5.0, 3000, 0.0, 0),  # in place: never
-]
-
-
-@pytest.mark.parametrize(("actuation_s", "low", "behind", "want"), LOW_SIZES)
-def test_under_recreate_the_lowest_need_of_a_wait_sizes_only_an_instance_that_keeps_up(
-    actuation_s: float, low: int, behind: float, want: int
-) -> None:
-    autoscaling = Autoscaling(
-        rate_per_core=2000,
-        ram_per_core_b=2**28,
-        recovery_s=300.0,
-        tolerable_lag_s=60.0,
-        min_sync_period_s=30.0,
-        predictor=Predictor.ADAPTIVE,
-        actuation_s=actuation_s,
-        target_utilization=0.9,
-    )
-    memory = Memory(peak_rate=0, peak_at=NOW - timedelta(seconds=10), pending_low=low)
-    sized = policy.size(
-        snapshot=snap({0: 2000.0, 1: 2000.0}, {0: 2000.0, 1: 2000.0}, {0: behind, 1: behind}),
-        partitions=[0, 1],
-        autoscaling=autoscaling,
-        memory=memory,
-        now=NOW,
-    )
-    assert sized.low_up_rate == want
-    assert sized.low_up_rate <= sized.up_rate
-
-
-@given(
-    lam=st.floats(0.0, 1e7),
-    held=st.integers(0, 10**8),
-    low=st.integers(0, 10**8),
-    backlog=st.floats(0.0, 1e9),
-    R=st.sampled_from([5.0, 30.0, 120.0]),
-)
-def test_the_lowest_need_of_a_wait_never_sizes_more_than_the_held_peak(
-    lam: float, held: int, low: int, backlog: float, R: float
-) -> None:
-    autoscaling = Autoscaling(
-        rate_per_core=2000,
-        ram_per_core_b=2**28,
-        recovery_s=300.0,
-        tolerable_lag_s=60.0,
-        min_sync_period_s=30.0,
-        predictor=Predictor.ADAPTIVE,
-        actuation_s=R,
-    )
-    memory = Memory(peak_rate=held, peak_at=NOW - timedelta(seconds=10), pending_low=low)
-    sized = policy.size(
-        snapshot=snap({0: lam}, {0: lam}, {0: backlog}),
-        partitions=[0],
-        autoscaling=autoscaling,
-        memory=memory,
-        now=NOW,
-    )
-    assert 0 <= sized.low_up_rate <= sized.up_rate
-    if sized.low_up_rate and low:
-        # no more than the remembered low with this pass's backlog and restart terms
-        extra = sized.demand.backlog_need + sized.demand.restart_need
-        assert sized.low_up_rate <= math.ceil(low + extra)

@@ -548,18 +548,17 @@ def test_under_recreate_a_scale_down_is_sized_for_the_headroom_not_its_restart()
     replay.close()
 
 
-# -- u 0.9 (``policy.spike``): a rise that only the held peak still asks for is no
-# reason to scale up (in either update mode); in place a scale-up after its pending
-# period goes to the need of its own pass. Closed loop: each partition consumes what
-# the request gives at ratePerCore (a contended node), at most its production plus its
-# backlog.
+# -- in place, u 0.9 (``policy.spike``): a rise that only the held peak still asks for
+# is no reason to scale up; a scale-up after its pending period goes to the need of its
+# own pass. Closed loop: each partition consumes what the request gives at
+# ratePerCore (a contended node), at most its production plus its backlog.
 
 SPIKY = replace(ORDERS, update_mode="InPlaceOrRecreate")
 
 
-def _contended(rates: list[float], consumer: ConsumerBuilder = SPIKY) -> tuple[list[int], str]:
+def _contended(rates: list[float]) -> tuple[list[int], str]:
     """The request after each pass, and the last explanation written."""
-    replay = replay_of(consumer)
+    replay = replay_of(SPIKY)
     backlog, cpus = 0.0, []
     for lam in rates:
         capacity = cpus[-1] / 1000 * 2000 / 2 if cpus else lam
@@ -588,41 +587,3 @@ def test_in_place_a_scale_up_after_its_pending_period_is_sized_for_its_own_pass(
     cpus, explanation = _contended([1000.0] * 4 + [1400.0, 1400.0, 1700.0, 1400.0, 1400.0])
     assert cpus == [1200] * 8 + [1700]
     assert "sized for this pass's need" in explanation
-
-
-def test_under_recreate_a_rise_of_a_minute_and_a_half_held_as_the_peak_restarts_nothing() -> None:
-    """Recreate: the same three passes at 1400/s each ask for a scale-up (beyond what
-    1200m gives); back at 1000/s only the held peak asks on, and the pending period
-    starts again (``spike``): no restart (before: one to 1600m, the held peak's size at
-    the end of the wait, kept for good by the 15 % band)."""
-    cpus, explanation = _contended([1000.0] * 4 + [1400.0] * 3 + [1000.0] * 8, ORDERS)
-    assert cpus == [1200] * 15
-    assert "rule spike" in explanation
-
-
-def test_under_recreate_a_scale_up_after_its_pending_period_is_sized_for_the_held_peak() -> None:
-    """Recreate: 1400/s each from the 5th pass, one pass of 1700/s in the pending period.
-    Every pass asks for more itself, so the scale-up goes after 120 s, sized for the
-    held peak of the 1700/s pass (2·1700/0.9 = 3778/s, plus its restart's backlog
-    over T, 269/s: 2100m), as before: the instance is behind (its 1200m give 2400/s of
-    the 2800/s produced), and sized for less, a scale-up on a rising trace under
-    Recreate fell behind it (``Sized.low_up_rate``). In place it goes to its own
-    pass's need (1700m)."""
-    cpus, explanation = _contended([1000.0] * 4 + [1400.0, 1400.0, 1700.0, 1400.0, 1400.0], ORDERS)
-    assert cpus == [1200] * 8 + [2100]
-    assert "rule pending_up: needed" in explanation
-    assert "sized for this pass's need" not in explanation
-
-
-def test_under_recreate_a_scale_up_that_keeps_up_is_sized_for_the_lowest_need_of_its_wait() -> None:
-    """Recreate: 1150/s each keeps up on 1200m (2400/s) but asks 2·1150/0.9 = 2556/s;
-    one pass of 1400/s in the wait (its own need asks too). At the end of the wait the
-    instance is empty again and the scale-up goes to the lowest held need of its wait,
-    2556/s plus its restart's backlog: 1300m, which then stays (before: 1600m, for the
-    1400/s pass still held in the peak window; the 15 % band kept it for good)."""
-    rates = [1000.0] * 4 + [1150.0, 1150.0, 1400.0, 1150.0, 1150.0] + [1150.0] * 30
-    cpus, _ = _contended(rates, ORDERS)
-    assert cpus[:9] == [1200] * 8 + [1300]
-    assert cpus[9:] == [1300] * 30
-    _, scaled = _contended(rates[:9], ORDERS)
-    assert "sized for the lowest need while pending: 2577/s) = 1300m" in scaled
