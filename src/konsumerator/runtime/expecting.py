@@ -37,6 +37,8 @@ from konsumerator.runtime.clocks import Clock
 # ReplicaSet controller waits 5 minutes, but its expectations count pods, which an
 # informer's deletion event settles; ours are settled only by a pass seeing the name).
 TIMEOUT_S: Final = 10.0
+# The shortest delay ``due_in`` gives (see there).
+SOON_S: Final = 0.1
 
 
 class Expectations:
@@ -79,11 +81,15 @@ class Expectations:
 
     def due_in(self, *, owner: str) -> float | None:
         """Seconds until the owner's first expectation lapses (``None``: it has none):
-        when a pass must look again if nothing else wakes it."""
+        when a pass must look again if nothing else wakes it. Never less than
+        ``SOON_S``: the clock moved on since ``awaited`` kept the expectation, and a
+        deadline that fell in between would give 0, which asks for no pass at all (a
+        controller requeues only after a positive delay), so the creation left out
+        would wait for an unrelated event."""
         pending = self._owners.get(owner)
         if not pending:
             return None
-        return max(0.0, min(pending.values()) - self._clock())
+        return max(SOON_S, min(pending.values()) - self._clock())
 
     def forget(self, *, owner: str) -> None:
         """The owner is gone (or replaced): nothing of it is awaited any more."""
