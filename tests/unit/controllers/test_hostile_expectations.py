@@ -1,4 +1,5 @@
-"""A pass that leaves an awaited creation out always asks for a later pass (``runtime.expecting``, ``Pipeline._unawaited``).
+"""A pass that leaves an awaited creation out always asks for a later pass
+(``runtime.expecting``, ``Pipeline._unawaited``).
 
 The runtime requeues a key after ``Result.requeue_after`` only when it is above 0
 (``runtime.controlling``: ``requeue_after > 0``); 0 or None schedules nothing. A pass
