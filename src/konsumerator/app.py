@@ -88,6 +88,7 @@ from konsumerator.prom.urls import AddressPolicy
 from konsumerator.runtime.collecting import FrozenSurvivors
 from konsumerator.runtime.controlling import Controller
 from konsumerator.runtime.electing import LeaderElector, LeadershipLost, default_identity
+from konsumerator.runtime.expecting import Expectations
 from konsumerator.runtime.managing import ComponentEnded, Endpoint, Manager
 from konsumerator.runtime.reflecting import Reflector
 from konsumerator.runtime.serving import BindError
@@ -294,8 +295,20 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
         wake=wake,
     )
 
+    # Creations made and not shown by the watch yet: a pass does not send them again
+    # (``runtime.expecting``); any event of the Deployment settles its expectation.
+    expectations = Expectations()
+
+    def settle(old: ObservedDeployment | None, new: ObservedDeployment | None) -> None:
+        d = new if new is not None else old
+        if d is not None and d.controller_uid:
+            expectations.observed(owner=d.controller_uid, name=d.name)
+
+    deployments.subscribe(settle)
+
     def pipeline(reporter: Reporter) -> Pipeline:
         return Pipeline(
+            expectations=expectations,
             offload=planner.offload,
             actuator=KubeActuator(
                 client=client,

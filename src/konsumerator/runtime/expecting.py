@@ -8,15 +8,17 @@ is. So, as kube-controller-manager's ``ControllerExpectations`` do, the controll
 remembers, per owner, the names it created (``created``), and does not create a name
 again while it is awaited (``awaited``):
 
-* an expectation ends when the cache shows the object: the caller passes the names it
+* an expectation ends when the watch delivers any event of the object (``observed``,
+  from the store's listener: an addition, or an addition and a deletion, so a name
+  deleted right after our creation is created again by the next pass);
+* or when a pass finds the cache showing the object: the caller passes the names it
   would create now (those its cache does not show), and every expectation of the owner
   whose name is not among them is settled and dropped. A name dropped for another
   reason (no longer wanted) costs nothing: were it wanted again, the worst is one
   creation sent twice, which the caller already survives;
-* or when ``timeout_s`` has passed since the creation, so an object deleted by
-  somebody else right after our creation (its addition and deletion both delivered
-  before the next pass looked) is created again at the latest then: the caller asks
-  for a pass at ``due_in``, as an awaited creation wakes nothing else;
+* or when ``timeout_s`` has passed since the creation, should the watch never show
+  it (a relist that missed both its addition and its deletion): the caller asks for a
+  pass at ``due_in``, as an awaited creation wakes nothing else;
 * a creation that failed is never recorded (the caller records only what was made).
 
 Owners are opaque keys (the owner's UID, so that an owner deleted and created again
@@ -31,12 +33,13 @@ from typing import Final
 
 from konsumerator.runtime.clocks import Clock
 
-# How long a creation is awaited: well beyond the watch's usual delay, even behind a
-# busy event loop (milliseconds to about a second), and short enough that an object
-# deleted right after its creation is missing for seconds, not minutes (the
-# ReplicaSet controller waits 5 minutes, but its expectations count pods, which an
-# informer's deletion event settles; ours are settled only by a pass seeing the name).
-TIMEOUT_S: Final = 10.0
+# How long a creation is awaited at most. The watch's events settle it (``observed``),
+# so this bounds only what no event settles. Not a few seconds: converging 10,000
+# Deployments on a loaded apiserver, the watch showed creations more than 10 s late,
+# and a 10 s timeout sent 813 of them again (each refused, read and applied). The
+# ReplicaSet controller waits 5 minutes; a minute keeps a creation the watch missed
+# from waiting that long.
+TIMEOUT_S: Final = 60.0
 # The shortest delay ``due_in`` gives (see there).
 SOON_S: Final = 0.1
 
@@ -78,6 +81,13 @@ class Expectations:
         else:
             del self._owners[owner]
         return frozenset(kept)
+
+    def observed(self, *, owner: str, name: str) -> None:
+        """The watch delivered an event of ``owner``'s object ``name`` (its addition, or
+        a later change or deletion): it is no longer awaited."""
+        pending = self._owners.get(owner)
+        if pending is not None and pending.pop(name, None) is not None and not pending:
+            del self._owners[owner]
 
     def due_in(self, *, owner: str) -> float | None:
         """Seconds until the owner's first expectation lapses (``None``: it has none):
