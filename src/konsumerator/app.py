@@ -296,13 +296,12 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
     )
 
     # Creations made and not shown by the watch yet: a pass does not send them again
-    # (``runtime.expecting``); any event of the Deployment settles its expectation.
+    # (``runtime.expecting``), but for one the watch saw deleted.
     expectations = Expectations()
 
     def settle(old: ObservedDeployment | None, new: ObservedDeployment | None) -> None:
-        d = new if new is not None else old
-        if d is not None and d.controller_uid:
-            expectations.observed(owner=d.controller_uid, name=d.name)
+        if new is None and old is not None and old.controller_uid:
+            expectations.gone(owner=old.controller_uid, name=old.name)
 
     deployments.subscribe(settle)
 

@@ -8,14 +8,18 @@ is. So, as kube-controller-manager's ``ControllerExpectations`` do, the controll
 remembers, per owner, the names it created (``created``), and does not create a name
 again while it is awaited (``awaited``):
 
-* an expectation ends when the watch delivers any event of the object (``observed``,
-  from the store's listener: an addition, or an addition and a deletion, so a name
-  deleted right after our creation is created again by the next pass);
-* or when a pass finds the cache showing the object: the caller passes the names it
-  would create now (those its cache does not show), and every expectation of the owner
+* an expectation ends when a pass finds the cache showing the object: the caller passes
+  the names it would create now (those its cache does not show), and every expectation of the owner
   whose name is not among them is settled and dropped. A name dropped for another
   reason (no longer wanted) costs nothing: were it wanted again, the worst is one
   creation sent twice, which the caller already survives;
+* or when the watch delivers the object's deletion (``gone``, from the store's
+  listener), so a name deleted right after our creation, before a pass saw it, is
+  created again by the next pass. Not at its addition: a pass plans from the cache
+  before it asks what is awaited (planning 2,000 instances takes a while), and an
+  addition delivered in between would let that pass send the creation again
+  (converging 10,000 Deployments: 121 creations sent twice); the pass after it
+  finds the name in the cache anyway;
 * or when ``timeout_s`` has passed since the creation, should the watch never show
   it (a relist that missed both its addition and its deletion): the caller asks for a
   pass at ``due_in``, as an awaited creation wakes nothing else;
@@ -33,8 +37,8 @@ from typing import Final
 
 from konsumerator.runtime.clocks import Clock
 
-# How long a creation is awaited at most. The watch's events settle it (``observed``),
-# so this bounds only what no event settles. Not a few seconds: converging 10,000
+# How long a creation is awaited at most, should no pass find it in the cache and the
+# watch deliver no deletion of it. Not a few seconds: converging 10,000
 # Deployments on a loaded apiserver, the watch showed creations more than 10 s late,
 # and a 10 s timeout sent 813 of them again (each refused, read and applied). The
 # ReplicaSet controller waits 5 minutes; a minute keeps a creation the watch missed
@@ -82,9 +86,9 @@ class Expectations:
             del self._owners[owner]
         return frozenset(kept)
 
-    def observed(self, *, owner: str, name: str) -> None:
-        """The watch delivered an event of ``owner``'s object ``name`` (its addition, or
-        a later change or deletion): it is no longer awaited."""
+    def gone(self, *, owner: str, name: str) -> None:
+        """The watch delivered the deletion of ``owner``'s object ``name``: it is no
+        longer awaited (the next pass creates it again)."""
         pending = self._owners.get(owner)
         if pending is not None and pending.pop(name, None) is not None and not pending:
             del self._owners[owner]

@@ -41,15 +41,15 @@ def test_the_default_timeout_is_at_most_a_minute() -> None:
     assert 1.0 <= TIMEOUT_S <= 60.0
 
 
-def test_a_name_the_watch_delivered_is_no_longer_awaited() -> None:
+def test_a_name_the_watch_saw_deleted_is_no_longer_awaited() -> None:
     """Added and deleted before the next pass looked (the watch delivered both): the
     next pass finds it missing and creates it again at once, not after the timeout."""
     awaiting, _ = expectations()
     awaiting.created(owner="uid-a", names=["x-0", "x-1"])
-    awaiting.observed(owner="uid-a", name="x-0")
-    awaiting.observed(owner="uid-b", name="x-1")  # another owner's object of that name
+    awaiting.gone(owner="uid-a", name="x-0")
+    awaiting.gone(owner="uid-b", name="x-1")  # another owner's object of that name
     assert awaiting.awaited(owner="uid-a", missing=["x-0", "x-1"]) == {"x-1"}
-    awaiting.observed(owner="uid-a", name="x-1")
+    awaiting.gone(owner="uid-a", name="x-1")
     assert awaiting.owners() == frozenset()
 
 
@@ -151,7 +151,7 @@ STEPS = st.lists(
         st.tuples(st.just("look"), OWNERS, st.frozensets(NAMES)),
         st.tuples(st.just("wait"), st.just(""), st.sampled_from([0.5, 1.0, 2.5, 5.0])),
         st.tuples(st.just("forget"), OWNERS, st.just(frozenset[str]())),
-        st.tuples(st.just("event"), OWNERS, st.frozensets(NAMES, max_size=1)),
+        st.tuples(st.just("gone"), OWNERS, st.frozensets(NAMES, max_size=1)),
     ),
     max_size=30,
 )
@@ -159,7 +159,7 @@ STEPS = st.lists(
 
 @given(STEPS)
 def test_awaited_names_match_a_model(steps: list[tuple[str, str, object]]) -> None:
-    """The model: per owner and name, the time of the last creation, cleared by an event
+    """The model: per owner and name, the time of the last creation, cleared by the deletion
     of the name, when a look does not find the name missing, when the owner is
     forgotten, or at a look past it by the timeout."""
     awaiting, clock = expectations(timeout_s=3.0)
@@ -172,10 +172,10 @@ def test_awaited_names_match_a_model(steps: list[tuple[str, str, object]]) -> No
             assert isinstance(arg, frozenset)
             awaiting.created(owner=owner, names=sorted(arg))
             model.update({(owner, name): clock.now for name in arg})
-        elif verb == "event":
+        elif verb == "gone":
             assert isinstance(arg, frozenset)
             for name in arg:
-                awaiting.observed(owner=owner, name=name)
+                awaiting.gone(owner=owner, name=name)
                 model.pop((owner, name), None)
         elif verb == "forget":
             awaiting.forget(owner=owner)
