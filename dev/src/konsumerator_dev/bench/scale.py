@@ -594,10 +594,8 @@ def main(**options: Any) -> None:
                 scraping = True
             # Another operator's status may not carry the generation: its Deployments decide.
             reported = 0 if foreign else reported_missing(cluster, namespace)
-            print(
-                f"  {time.monotonic() - started:6.1f}s  the Consumers report {reported} missing",
-                flush=True,
-            )
+            said = "not read (another operator)" if foreign else f"{reported} missing"
+            print(f"  {time.monotonic() - started:6.1f}s  the Consumers say: {said}", flush=True)
             # The Consumers' word first (5 small objects); then the Deployments themselves
             # (a list of all of them takes a minute of a loaded apiserver at 10,000).
             if reported == 0:
@@ -648,7 +646,8 @@ def main(**options: Any) -> None:
             "steady_with_kcm_frozen": args.freeze_kcm,
             "workers": args.workers,
             "converged": done >= expected,
-            # Until the Consumers reported it (the check of every Deployment came after).
+            # Until the Consumers reported it (the check of every Deployment came after);
+            # for another operator, until the start of the check that found them all sized.
             "convergence_seconds": round((reported_at or sized.at) - started, 1),
             "calibration_cpu_seconds": round(calibration, 2),
             "operator_cpu_seconds_total": round(end.cpu - idle.cpu, 2),
