@@ -44,6 +44,17 @@ flamegraph tools read it).
                                           # the Consumers' predictor (default: the operator's)
     make bench-scale BENCH_ARGS="--big 200 --small 5 --consumers-small 2 --settle 30 --steady 60"
 
+``--operator-command 'CMD ARGS...'`` runs another operator instead of ours (another
+implementation of the same CRD, for a comparison on the same machine), split like a shell
+line, with ``{kubeconfig}``, ``{metrics_address}`` (``127.0.0.1:PORT``) and
+``{metrics_port}`` replaced in each argument; the same phases, CPU and RSS sampling (by
+pid) and request counts apply. Such an operator is taken as started once its metrics
+endpoint answers (controller-runtime serves one), its Deployments are counted by
+``--deployment-selector``, and convergence is judged from the Deployments alone (its
+Consumer status need not carry ``metadata.generation``). Its own API requests are the
+client's ``rest_client_requests_total`` by method, when it has no
+``konsumerator_api_requests_total``.
+
 It starts its own cluster (``testenv up --name bench``) and stops it at the end
 unless ``--keep``. Timing lives here, not in tests.
 """
@@ -51,6 +62,7 @@ unless ``--keep``. Timing lives here, not in tests.
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -131,10 +143,10 @@ def counters(text: str, metric: str) -> dict[tuple[str, ...], float]:
         m = SAMPLE.match(line)
         if not m or m.group(1) != metric:
             continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
-        out[
-            (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
-        ] += float(m.group(3))
+        labels: dict[str, str] = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        # client-go's rest_client_requests_total names the verb "method" (an HTTP method).
+        verb = labels.get("verb", labels.get("method", ""))
+        out[(verb, labels.get("resource", ""), labels.get("subresource", ""))] += float(m.group(3))
     return out
 
 
@@ -181,7 +193,10 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def converged(cluster: Cluster, expected: int) -> int:
+MANAGED = "app.kubernetes.io/managed-by=konsumerator"
+
+
+def converged(cluster: Cluster, expected: int, selector: str = MANAGED) -> int:
     """How many managed Deployments have a CPU request on their first container.
 
     One column, not ``-o json``: at 10,000 Deployments kubectl re-encoding the whole list
@@ -189,7 +204,7 @@ def converged(cluster: Cluster, expected: int) -> int:
     """
     column = "custom-columns=CPU:.spec.template.spec.containers[0].resources.requests.cpu"
     out = cluster.kubectl(
-        "get", "deployments", "-A", "-l", "app.kubernetes.io/managed-by=konsumerator",
+        "get", "deployments", "-A", "-l", selector,
         "--no-headers", "-o", column,
     )  # fmt: skip
     return sum(1 for line in out.stdout.splitlines() if line.strip() not in ("", "<none>"))
@@ -217,6 +232,30 @@ def diff(
             verb, resource, sub = key
             result[f"{verb} {resource}{'/' + sub if sub else ''}"] = delta
     return dict(sorted(result.items(), key=lambda kv: -kv[1]))
+
+
+def operator_argv(
+    *, command: str | None, kubeconfig: Path, metrics_port: int, workers: int
+) -> list[str]:
+    """The operator's command line: ours, or ``command`` split like a shell line with
+    ``{kubeconfig}``, ``{metrics_address}`` and ``{metrics_port}`` replaced in each argument
+    (``str.format``, so a literal brace is doubled)."""
+    address = f"127.0.0.1:{metrics_port}"
+    if command is None:
+        return [
+            sys.executable, "-m", "konsumerator", "run",
+            "--kubeconfig", str(kubeconfig),
+            "--metrics-bind-address", address,
+            "--health-probe-bind-address", "0",
+            "--max-concurrent-reconciles", str(workers),
+        ]  # fmt: skip
+    argv = [
+        arg.format(kubeconfig=str(kubeconfig), metrics_address=address, metrics_port=metrics_port)
+        for arg in shlex.split(command)
+    ]
+    if not argv:
+        raise click.BadParameter("empty command", param_hint="--operator-command")
+    return argv
 
 
 def cpu_seconds(pid: int) -> float:
@@ -349,7 +388,9 @@ class Sample:
         self.longest_pass = longest_queue_wait(operator, "workqueue_work_duration_seconds")
         self.passes = histogram_buckets(operator, "controller_runtime_reconcile_time_seconds")
         self.waits = queue_waits(operator)
-        self.operator = counters(operator, "konsumerator_api_requests_total")
+        self.operator = counters(operator, "konsumerator_api_requests_total") or counters(
+            operator, "rest_client_requests_total"
+        )
         self.apiserver = counters(cluster.apiserver_metrics(), "apiserver_request_total")
         self.queries = prom_queries(cluster)
 
@@ -465,6 +506,19 @@ def stop(spy: subprocess.Popen[bytes] | None) -> None:
     help="py-spy the operator through the steady window into this file (collapsed stacks),"
     " and through converge and settle into FILE with .converge / .settle before its suffix",
 )
+@click.option(
+    "--operator-command",
+    default=None,
+    help="run this operator instead of ours (a shell-like line; {kubeconfig},"
+    " {metrics_address}, {metrics_port} are replaced), e.g. another implementation of the"
+    " CRD for a comparison on the same machine",
+)
+@click.option(
+    "--deployment-selector",
+    default=MANAGED,
+    show_default=True,
+    help="label selector of the operator's Deployments (convergence counts them)",
+)
 def main(**options: Any) -> None:
     args = SimpleNamespace(**options)
 
@@ -491,16 +545,14 @@ def main(**options: Any) -> None:
     with socket.socket() as probe:  # a free port, so a stray operator can never answer
         probe.bind(("127.0.0.1", 0))
         metrics_port = probe.getsockname()[1]
-    operator = subprocess.Popen(
-        [
-            sys.executable, "-m", "konsumerator", "run",
-            "--kubeconfig", str(cluster.kubeconfig),
-            "--metrics-bind-address", f"127.0.0.1:{metrics_port}",
-            "--health-probe-bind-address", "0",
-            "--max-concurrent-reconciles", str(args.workers),
-        ],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    foreign = args.operator_command is not None
+    argv = operator_argv(
+        command=args.operator_command,
+        kubeconfig=cluster.kubeconfig,
+        metrics_port=metrics_port,
+        workers=args.workers,
+    )
+    operator = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -540,16 +592,15 @@ def main(**options: Any) -> None:
             if not scraping and time.monotonic() - applied >= args.scrape_after:
                 cluster.set_scrape_targets([exporter.target])
                 scraping = True
-            reported = reported_missing(cluster, namespace)
-            print(
-                f"  {time.monotonic() - started:6.1f}s  the Consumers report {reported} missing",
-                flush=True,
-            )
+            # Another operator's status may not carry the generation: its Deployments decide.
+            reported = 0 if foreign else reported_missing(cluster, namespace)
+            said = "not read (another operator)" if foreign else f"{reported} missing"
+            print(f"  {time.monotonic() - started:6.1f}s  the Consumers say: {said}", flush=True)
             # The Consumers' word first (5 small objects); then the Deployments themselves
             # (a list of all of them takes a minute of a loaded apiserver at 10,000).
             if reported == 0:
                 reported_at = time.monotonic()
-                done = converged(cluster, expected)
+                done = converged(cluster, expected, args.deployment_selector)
                 print(f"  {done}/{expected} Deployments sized", flush=True)
                 if done >= expected:
                     break
@@ -585,6 +636,7 @@ def main(**options: Any) -> None:
         consumers = len(topics)
         syncs = args.steady / 30.0
         report = {
+            "operator": argv[0] if foreign else "konsumerator",
             "deployments": expected,
             "consumers": consumers,
             "replicas": args.replicas,
@@ -594,7 +646,8 @@ def main(**options: Any) -> None:
             "steady_with_kcm_frozen": args.freeze_kcm,
             "workers": args.workers,
             "converged": done >= expected,
-            # Until the Consumers reported it (the check of every Deployment came after).
+            # Until the Consumers reported it (the check of every Deployment came after);
+            # for another operator, until the start of the check that found them all sized.
             "convergence_seconds": round((reported_at or sized.at) - started, 1),
             "calibration_cpu_seconds": round(calibration, 2),
             "operator_cpu_seconds_total": round(end.cpu - idle.cpu, 2),
