@@ -12,8 +12,8 @@ deletes the object and creates it again, with another spec, just before the writ
 
 * right after the old pass's write, the new object holds no status of the old one (CRD
   and guest mode), and the new object's own pass then reports its own spec;
-* a wave cut into slices (each slice's pass writes the status, then asks for the next
-  pass at once, before the watch has shown that write) makes no status write the
+* a wave cut into slices (a slice's pass writes the status when its counters changed,
+  then asks for the next pass at once, before the watch has shown that write) makes no status write the
   apiserver refuses as a conflict (409), and its status writes all land.
 """
 
@@ -179,6 +179,8 @@ def test_a_wave_in_slices_writes_every_status_without_a_conflict(
         text = op.metrics()
     requests = "konsumerator_api_requests_total"
     status = f"{keys.PLURAL}/status"
-    # One status write per slice at least (its counters change), and none refused.
-    assert metric_sum(text, requests, verb="apply", resource=status) >= partitions // per_pass
+    # Several passes wrote a status (a slice writes one when the counters the watch shows
+    # changed: not at every slice, since a pass no longer sends again the creations the
+    # watch has not shown yet, and may run before it does), and none was refused.
+    assert metric_sum(text, requests, verb="apply", resource=status) >= 2
     assert metric_sum(text, requests, verb="apply", resource=status, code="409") == 0
