@@ -13,8 +13,9 @@ deletes the object and creates it again, with another spec, just before the writ
 * right after the old pass's write, the new object holds no status of the old one (CRD
   and guest mode), and the new object's own pass then reports its own spec;
 * a wave cut into slices (a slice's pass writes the status when its counters changed,
-  then asks for the next pass at once, before the watch has shown that write) makes no status write the
-  apiserver refuses as a conflict (409), and its status writes all land.
+  then asks for the next pass at once, before the watch has shown that write) makes
+  no status write the apiserver refuses as a conflict (409), and its status writes all
+  land.
 """
 
 from __future__ import annotations
