@@ -604,12 +604,21 @@ class Pipeline:
             key, pods=(p for group in pods.values() for p in group), now=now
         )
         acted, awaited_s = self._unawaited(plan=plan, owner_uid=source.uid)
-        outcome = await self._actuator.act(
-            plan=acted, namespace=config.namespace, owner_uid=source.uid
-        )
-        self._expectations.created(
+        creations = {a.name for a in acted.applies if a.action is planning.Action.CREATE}
+        self._expectations.expect(owner=source.uid, names=creations)
+        try:
+            outcome = await self._actuator.act(
+                plan=acted, namespace=config.namespace, owner_uid=source.uid
+            )
+        except BaseException:
+            # Which creations were made is unknown (a lost lease cancels the pass
+            # midway): the next pass must not wait a minute for any of them, and one
+            # made after all costs it an AlreadyExists answer.
+            self._expectations.withdraw(owner=source.uid, names=creations)
+            raise
+        self._expectations.withdraw(
             owner=source.uid,
-            names=(
+            names=creations.difference(
                 item.name
                 for item in outcome.done
                 if isinstance(item, planning.Apply) and item.action is planning.Action.CREATE

@@ -5,8 +5,9 @@ that runs before the watch has delivered the previous pass's creations finds tho
 names missing and would create them again. Every such second creation is refused
 (the name is taken) and costs the caller more requests to find out whose the object
 is. So, as kube-controller-manager's ``ControllerExpectations`` do, the controller
-remembers, per owner, the names it created (``created``), and does not create a name
-again while it is awaited (``awaited``):
+remembers, per owner, the names it creates (``expect``, before it sends them: a
+deletion the watch delivers while the creations are in flight must find them
+recorded), and does not create a name again while it is awaited (``awaited``):
 
 * an expectation ends when a pass finds the cache showing the object: the caller passes
   the names it would create now (those its cache does not show), and every expectation of the owner
@@ -23,7 +24,8 @@ again while it is awaited (``awaited``):
 * or when ``timeout_s`` has passed since the creation, should the watch never show
   it (a relist that missed both its addition and its deletion): the caller asks for a
   pass at ``due_in``, as an awaited creation wakes nothing else;
-* a creation that failed is never recorded (the caller records only what was made).
+* or when the creation was not made after all (refused, failed or left for a later
+  pass: ``withdraw``, once the caller knows).
 
 Owners are opaque keys (the owner's UID, so that an owner deleted and created again
 under its name starts afresh, and two owners never share a name's expectation); an
@@ -57,8 +59,13 @@ class Expectations:
         # owner -> name -> the clock time its expectation lapses.
         self._owners: dict[str, dict[str, float]] = {}
 
-    def created(self, *, owner: str, names: Iterable[str]) -> None:
-        """``names`` were just created for ``owner``: await them for ``timeout_s``."""
+    def expect(self, *, owner: str, names: Iterable[str]) -> None:
+        """``names`` are about to be created for ``owner``: await them for ``timeout_s``.
+
+        Before the creations are sent, not after: the watch can deliver a creation's
+        addition and its deletion (a user's, a garbage collection) before the caller
+        is back from sending the others, and a deletion that found nothing to settle
+        would leave the name awaited, and missing, until the timeout."""
         deadline = self._clock() + self._timeout_s
         pending = self._owners.get(owner)
         for name in names:
@@ -85,6 +92,12 @@ class Expectations:
         else:
             del self._owners[owner]
         return frozenset(kept)
+
+    def withdraw(self, *, owner: str, names: Iterable[str]) -> None:
+        """Of the names ``expect`` recorded for ``owner``, ``names`` were not created
+        (refused, failed, or left for a later pass): nothing is awaited of them."""
+        for name in names:
+            self.gone(owner=owner, name=name)
 
     def gone(self, *, owner: str, name: str) -> None:
         """The watch delivered the deletion of ``owner``'s object ``name``: it is no

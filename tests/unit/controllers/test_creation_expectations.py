@@ -10,7 +10,11 @@ and a virtual clock; no API server):
   written;
 - a Deployment deleted right after our creation (the cache never showed it) is created
   again by the first pass after the timeout, not before;
-- a creation that failed is not awaited: the next pass sends it again;
+- a Deployment the watch saw deleted while its pass was still creating the others is
+  created again by the next pass (the expectation is recorded before the creations are
+  sent);
+- a creation that failed is not awaited: the next pass sends it again, and neither is
+  any of a pass cancelled while creating;
 - expectations are by owner UID: two Consumers in two namespaces with the same Deployment
   names each create theirs; a Consumer deleted and created again under its name (a new
   UID) creates its instances at once; a deleted Consumer's expectations are forgotten.
@@ -19,7 +23,7 @@ and a virtual clock; no API server):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,10 +74,14 @@ class LaggingWatch:
     applied: list[tuple[str, str]] = field(default_factory=list)
     written: list[ObservedDeployment] = field(default_factory=list)
     refuse_creations: bool = False
+    # Called with each name before it is written: what the watch delivers, or what
+    # happens to the pass, while the creations are in flight.
+    during: Callable[[str], None] = lambda name: None
 
     async def apply(
         self, *, namespace: str, name: str, body: Mapping[str, Any], **kw: Any
     ) -> Written:
+        self.during(name)
         if self.refuse_creations and kw.get("create_only"):
             raise errors.Forbidden(
                 status=403, reason="Forbidden", message="exceeded quota: count/deployments.apps"
@@ -178,6 +186,41 @@ def test_a_deployment_deleted_right_after_creation_is_created_again_after_the_ti
     s.clock.now += elapsed
     s.watch.written.clear()
     assert s.sent(s.reconcile) == [("default", "orders-consumer-2")] * created
+
+
+def test_a_deployment_deleted_while_its_pass_still_creates_is_created_again_at_once() -> None:
+    """The watch delivers the deletion of the first creation (a user's, a garbage
+    collection) before the pass is back from sending the others: the expectation was
+    recorded before the creations were sent, so the deletion settles it, and the next
+    pass creates the Deployment again rather than after the timeout."""
+    s = setup()
+
+    def delete_first(name: str) -> None:
+        if name == "orders-consumer-4":  # the first is written, the pass not back yet
+            s.expectations.gone(owner="uid-orders", name="orders-consumer-0")
+
+    s.watch.during = delete_first
+    s.reconcile()
+    s.watch.during = lambda name: None
+    s.watch.written.clear()
+    assert s.sent(s.reconcile) == [("default", "orders-consumer-0")]
+
+
+def test_a_pass_cancelled_while_creating_leaves_nothing_awaited() -> None:
+    """Which creations a cancelled pass made is unknown (a lost lease cancels it midway):
+    the next pass sends them all again rather than wait a minute for any."""
+    s = setup()
+
+    def cancel(name: str) -> None:
+        if name == "orders-consumer-2":
+            raise asyncio.CancelledError
+
+    s.watch.during = cancel
+    with pytest.raises(asyncio.CancelledError):
+        s.reconcile()
+    assert s.expectations.owners() == set()
+    s.watch.during = lambda name: None
+    assert len(s.sent(s.reconcile)) == INSTANCES
 
 
 def test_a_deployment_the_cache_showed_and_lost_is_created_again_at_once() -> None:
