@@ -1,11 +1,12 @@
 """One Consumer for the tests that replay the operator's pipeline (``simulating.Replay``).
 
 The replay tests all drive the same Consumer, ``orders`` in ``default``: one ``consumer``
-container, three Prometheus queries, ``pendingScaleUpDuration`` 2m and
-``pendingScaleDownDuration`` 10m, ``minSyncPeriod`` 30s (so a step of 31 s refreshes
-metrics), ``tolerableLag`` 1m, ``recoveryTime`` 5m, ``ramPerCore`` 256Mi and a CPU floor
-of 100m. What a test is about is what it sets: the builder's fields, keyword-only, each
-the field of the Consumer it names, and ``dataclasses.replace`` for a variant of one.
+container (and a fixed ``sidecar`` if asked), three Prometheus queries,
+``pendingScaleUpDuration`` 2m and ``pendingScaleDownDuration`` 10m, ``minSyncPeriod``
+30s (so a step of 31 s refreshes metrics), ``tolerableLag`` 1m, ``recoveryTime`` 5m,
+``ramPerCore`` 256Mi and a CPU floor of 100m. What a test is about is what it sets: the
+builder's fields, keyword-only, each the field of the Consumer it names, and
+``dataclasses.replace`` for a variant of one.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class ConsumerBuilder:
     fallback: Literal["min", "max", "none"] | None = None
     min_memory: str | None = None
     max_cpu: str = "8"
+    max_memory: str | None = None
+    min_sync: str | None = "30s"
+    # A second container at a fixed 50m and 32Mi, which the operator sizes to its bounds.
+    sidecar: bool = False
 
     def manifest(self) -> dict[str, Any]:
         """The Consumer as the apiserver would hold it."""
@@ -53,10 +58,10 @@ class ConsumerBuilder:
                     "selector": {"matchLabels": {"app": NAME}},
                     "template": {
                         "metadata": {"labels": {"app": NAME}},
-                        "spec": {"containers": [{"name": "consumer", "image": f"{NAME}:1"}]},
+                        "spec": {"containers": self._containers()},
                     },
                 },
-                "resourcePolicy": {"containerPolicies": [self._policy()]},
+                "resourcePolicy": {"containerPolicies": self._policies()},
             },
         }
 
@@ -86,9 +91,9 @@ class ConsumerBuilder:
 
     def _prometheus(self) -> dict[str, Any]:
         optional = {"criticalLag": self.critical_lag, "fallbackStrategy": self.fallback}
+        optional |= {"minSyncPeriod": self.min_sync}
         return {
             "address": ["http://127.0.0.1:9090"],
-            "minSyncPeriod": "30s",
             "tolerableLag": "1m",
             "recoveryTime": "5m",
             "ratePerCore": self.rate_per_core,
@@ -97,10 +102,20 @@ class ConsumerBuilder:
             **{q: {"query": q[0], "partitionLabel": "partition"} for q in _QUERIES},
         }
 
-    def _policy(self) -> dict[str, Any]:
+    def _containers(self) -> list[dict[str, Any]]:
+        consumer = {"name": "consumer", "image": f"{NAME}:1"}
+        return [consumer, {"name": "sidecar", "image": "side:1"}] if self.sidecar else [consumer]
+
+    def _policies(self) -> list[dict[str, Any]]:
         floor = {"cpu": "100m"} | ({} if self.min_memory is None else {"memory": self.min_memory})
-        ceiling = {"cpu": self.max_cpu}
-        return {"containerName": "consumer", "minAllowed": floor, "maxAllowed": ceiling}
+        ceiling = {"cpu": self.max_cpu} | (
+            {} if self.max_memory is None else {"memory": self.max_memory}
+        )
+        consumer = {"containerName": "consumer", "minAllowed": floor, "maxAllowed": ceiling}
+        if not self.sidecar:
+            return [consumer]
+        fixed = {"cpu": "50m", "memory": "32Mi"}
+        return [consumer, {"containerName": "sidecar", "minAllowed": fixed, "maxAllowed": fixed}]
 
 
 # Each query is named by its first letter: the replay hands the pipeline its snapshot

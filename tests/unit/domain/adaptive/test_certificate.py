@@ -27,9 +27,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
-import yaml
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from support.consumers import ConsumerBuilder
 
 from konsumerator import simulating
 from konsumerator.api import manifests
@@ -38,44 +38,7 @@ from konsumerator.domain.adaptive import certificate
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 
-CONSUMER = """
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {name: orders, namespace: default}
-spec:
-  numPartitions: 4
-  numPartitionsPerInstance: 1
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: adaptive
-    updateMode: Recreate
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      minSyncPeriod: 30s
-      tolerableLag: 1m
-      criticalLag: 10m
-      recoveryTime: 5m
-      ratePerCore: 2000
-      ramPerCore: 256Mi
-      offset: {query: o, partitionLabel: partition}
-      production: {query: p, partitionLabel: partition}
-      consumption: {query: c, partitionLabel: partition}
-  deploymentTemplate:
-    selector: {matchLabels: {app: orders}}
-    template:
-      metadata: {labels: {app: orders}}
-      spec:
-        containers: [{name: consumer, image: orders:1}, {name: sidecar, image: side:1}]
-  resourcePolicy:
-    containerPolicies:
-    - {containerName: consumer, minAllowed: {cpu: 100m}, maxAllowed: {cpu: "4", memory: 1Gi}}
-    - {containerName: sidecar, minAllowed: {cpu: 50m, memory: 32Mi},
-       maxAllowed: {cpu: 50m, memory: 32Mi}}
-"""
+CONSUMER = ConsumerBuilder(partitions=4, max_cpu="4", max_memory="1Gi", sidecar=True).manifest()
 PARTITIONS = 4
 
 
@@ -88,7 +51,7 @@ def consumer(
     pending_down: str = "10m",
     global_cpu: str | None = None,
 ) -> tuple[manifests.Source, Any]:
-    doc = yaml.safe_load(CONSUMER)
+    doc = copy.deepcopy(CONSUMER)
     spec = doc["spec"]
     spec["numPartitionsPerInstance"] = per_instance
     auto = spec["autoscaler"]
@@ -573,11 +536,9 @@ def test_a_certificate_keeps_no_deployment_alive_once_its_consumer_is_gone() -> 
 # partition's metrics are missing, NaN, infinite or negative, and the virtual clock goes
 # backwards: every call must still decide with the certificate what it decides in full.
 
-_DOC = yaml.safe_load(CONSUMER)
-
 
 def _variant(name: str) -> tuple[manifests.Source, Any]:
-    doc = copy.deepcopy(_DOC)
+    doc = copy.deepcopy(CONSUMER)
     spec = doc["spec"]
     auto = spec["autoscaler"]
     policies = spec["resourcePolicy"]["containerPolicies"]

@@ -14,9 +14,9 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 from unittest import mock
 
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.consumers import ConsumerBuilder
 
 from konsumerator import simulating
 from konsumerator.api import manifests
@@ -26,46 +26,13 @@ from konsumerator.domain.metrics import MetricsSnapshot
 
 PARTITIONS = 4
 
-CONSUMER = """
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {name: orders, namespace: default}
-spec:
-  numPartitions: 4
-  numPartitionsPerInstance: 1
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: adaptive
-    updateMode: InPlaceOrRecreate
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      minSyncPeriod: 30s
-      tolerableLag: 1m
-      criticalLag: 10m
-      recoveryTime: 5m
-      ratePerCore: 2000
-      ramPerCore: 256Mi
-      offset: {query: o, partitionLabel: partition}
-      production: {query: p, partitionLabel: partition}
-      consumption: {query: c, partitionLabel: partition}
-  deploymentTemplate:
-    selector: {matchLabels: {app: orders}}
-    template:
-      metadata: {labels: {app: orders}}
-      spec:
-        containers: [{name: consumer, image: orders:1}]
-  resourcePolicy:
-    containerPolicies:
-    - {containerName: consumer, minAllowed: {cpu: 100m}, maxAllowed: {cpu: "4", memory: 1Gi}}
-"""
+CONSUMER = ConsumerBuilder(
+    partitions=4, update_mode="InPlaceOrRecreate", max_cpu="4", max_memory="1Gi"
+).manifest()
 
 
 def _variant(name: str) -> tuple[manifests.Source, Any]:
-    doc = yaml.safe_load(CONSUMER)
+    doc = copy.deepcopy(CONSUMER)
     spec = doc["spec"]
     auto = spec["autoscaler"]
     prom = auto["prometheus"]

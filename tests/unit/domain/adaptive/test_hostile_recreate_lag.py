@@ -11,55 +11,20 @@ scaling-status write at every reset.
 
 from datetime import timedelta
 
-import yaml
+from support.consumers import ConsumerBuilder
 
-from konsumerator import simulating
-from konsumerator.api import manifests
 from konsumerator.domain import keys
 from konsumerator.domain.metrics import MetricsSnapshot
 
-CONSUMER = """
-apiVersion: konsumerator.lwolf.org/v1
-kind: Consumer
-metadata: {name: orders, namespace: default}
-spec:
-  numPartitions: 1
-  numPartitionsPerInstance: 1
-  name: orders
-  namespace: default
-  autoscaler:
-    mode: prometheus
-    predictor: adaptive
-    updateMode: Recreate
-    pendingScaleUpDuration: 2m
-    pendingScaleDownDuration: 10m
-    prometheus:
-      address: ["http://127.0.0.1:9090"]
-      tolerableLag: 1m
-      criticalLag: 10m
-      recoveryTime: 5m
-      ratePerCore: 1000
-      ramPerCore: 256Mi
-      offset: {query: o, partitionLabel: partition}
-      production: {query: p, partitionLabel: partition}
-      consumption: {query: c, partitionLabel: partition}
-  deploymentTemplate:
-    selector: {matchLabels: {app: orders}}
-    template:
-      metadata: {labels: {app: orders}}
-      spec:
-        containers: [{name: consumer, image: orders:1}]
-  resourcePolicy:
-    containerPolicies:
-    - {containerName: consumer, minAllowed: {cpu: 100m}, maxAllowed: {cpu: "4", memory: 1Gi}}
-"""
+CONSUMER = ConsumerBuilder(
+    partitions=1, rate_per_core=1000, max_cpu="4", max_memory="1Gi", min_sync=None
+)
 PASS_S = 30.0
 PENDING_UP = timedelta(minutes=2)
 
 
 def test_an_instance_falling_behind_every_minute_is_scaled_up_after_its_pending_period() -> None:
-    source, spec = manifests.read(yaml.safe_load(CONSUMER))
-    replay = simulating.Replay(source=source, spec=spec)
+    replay = CONSUMER.replay()
     behind = 0.0
     pending_from: int | None = None
     scaled_at: int | None = None
