@@ -5,7 +5,8 @@ Aspects tested (the operator's pipeline and actuator over an in-memory watch cac
 the test feeds by hand, as a lagging watch would, a writer that records every apply,
 and a virtual clock; no API server):
 - the pass after a creation, the cache still behind, sends no write, and asks for no pass
-  at once (no spin) but for one when the creations' expectation lapses;
+  at once (no spin) but for one when the creations' expectation lapses, and for a later
+  pass even when the deadline falls while it plans (a delay of 0 would schedule none);
 - once the cache shows the creations, the expectations are gone (no leak) and nothing is
   written;
 - a Deployment deleted right after our creation (the cache never showed it) is created
@@ -25,17 +26,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from support.pipelines import manifest, owned_store, pipeline, reconcile, written
 
-from konsumerator.controllers.acting import KubeActuator
-from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, WritesFailed, owner_index
+from konsumerator.controllers.reconciling import Pipeline, WritesFailed
 from konsumerator.domain.observed import ObservedDeployment
-from konsumerator.domain.status import ConsumerStatus
 from konsumerator.kube.writing import Written
 from konsumerator.runtime import errors
 from konsumerator.runtime.controlling import Result
@@ -43,27 +40,22 @@ from konsumerator.runtime.expecting import Expectations
 from konsumerator.runtime.stores import ObjectKey, Store
 from konsumerator.simulating import observe
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TIMEOUT_S = 10.0
 INSTANCES = 5  # the example's 10 partitions, 2 per instance
 
 
-def manifest(*, namespace: str = "default", uid: str = "uid-orders") -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
-    doc["metadata"] |= {"namespace": namespace, "uid": uid, "generation": 1}
-    doc["spec"]["namespace"] = namespace
-    # No autoscaler: the pass needs no metrics source to create its Deployments.
-    doc["spec"].pop("autoscaler", None)
-    return doc
-
-
 @dataclass
 class VirtualClock:
+    """A monotonic clock that moves ``tick`` seconds with every read: the time a pass
+    takes between two reads."""
+
     now: float = 500.0
+    tick: float = 0.0
 
     def __call__(self) -> float:
-        return self.now
+        now = self.now
+        self.now += self.tick
+        return now
 
 
 @dataclass
@@ -89,10 +81,7 @@ class LaggingWatch:
         self.applied.append((namespace, name))
         owner = body["metadata"]["ownerReferences"][0]["uid"]
         self.written.append(observe(body, owner_uid=owner))
-        return Written(
-            namespace=namespace, name=name, uid=f"u-{name}", generation=1,
-            resource_version=str(len(self.applied)),
-        )  # fmt: skip
+        return written(namespace=namespace, name=name, count=len(self.applied))
 
     def deliver(self) -> None:
         for d in self.written:
@@ -108,16 +97,7 @@ class Setup:
     expectations: Expectations
 
     def reconcile(self, doc: dict[str, Any] | None = None) -> Result:
-        doc = manifest() if doc is None else doc
-        meta = doc["metadata"]
-        return asyncio.run(
-            self.pipeline.reconcile(
-                key=f"{meta['namespace']}/{meta['name']}",
-                manifest=doc,
-                previous=ConsumerStatus(),
-                generation=1,
-            )
-        )
+        return reconcile(self.pipeline, manifest() if doc is None else doc)
 
     def sent(self, pass_: Any) -> list[tuple[str, str]]:
         before = len(self.watch.applied)
@@ -125,34 +105,12 @@ class Setup:
         return self.watch.applied[before:]
 
 
-class NoMetrics:
-    def forget(self, *, key: str) -> None:
-        pass
-
-
-class QuietReporter:
-    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
-        return False
-
-    async def passed(self, **_: Any) -> None:
-        pass
-
-
 def setup() -> Setup:
-    store: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
-    watch = LaggingWatch(store)
+    watch = LaggingWatch(owned_store())
     clock = VirtualClock()
     expectations = Expectations(timeout_s=TIMEOUT_S, clock=clock)
-    pipeline = Pipeline(
-        deployments=store,
-        provider=NoMetrics(),  # type: ignore[arg-type]
-        # No creation here is refused as AlreadyExists: nothing reads (client=None).
-        actuator=KubeActuator(client=None, writer=watch),  # type: ignore[arg-type]
-        reporter=QuietReporter(),  # type: ignore[arg-type]
-        now=lambda: NOW,
-        expectations=expectations,
-    )
-    return Setup(pipeline=pipeline, watch=watch, clock=clock, expectations=expectations)
+    p = pipeline(store=watch.store, writer=watch, expectations=expectations)
+    return Setup(pipeline=p, watch=watch, clock=clock, expectations=expectations)
 
 
 def test_a_pass_before_the_watch_delivers_sends_no_creation_and_does_not_spin() -> None:
@@ -163,6 +121,22 @@ def test_a_pass_before_the_watch_delivers_sends_no_creation_and_does_not_spin() 
     assert s.sent(lambda: result.append(s.reconcile())) == []
     assert not result[0].requeue  # no pass at once: the watch's additions wake it
     assert result[0].requeue_after == pytest.approx(TIMEOUT_S - 1.0)
+
+
+def test_a_pass_leaving_out_a_creation_that_lapses_as_it_plans_asks_for_a_later_pass() -> None:
+    """The runtime requeues after ``requeue_after`` only when it is above 0; 0 or None
+    schedules nothing. The expectations read the clock to decide what is awaited and
+    again for how long, and a deadline can fall between the two reads: the pass must
+    still ask for a later one, or a Deployment deleted right after our creation is never
+    created again (nor, the delay being the sooner of the plan's and the expectation's,
+    is the plan's own periodic pass)."""
+    s = setup()
+    s.reconcile()  # creates every instance at 500.0: awaited until 510.0
+    # The next pass starts 0.1 s before the deadline and reads the clock again 0.2 s later.
+    s.clock.now, s.clock.tick = 500.0 + TIMEOUT_S - 0.1, 0.2
+    result: list[Result] = []
+    assert s.sent(lambda: result.append(s.reconcile())) == []  # still awaited when looked at
+    assert result[0].requeue or (result[0].requeue_after or 0) > 0, result[0]
 
 
 def test_once_the_cache_shows_the_creations_nothing_is_awaited_or_written() -> None:

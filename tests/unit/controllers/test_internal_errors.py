@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from support.pipelines import NOW, manifest
 
 from konsumerator.api import manifests
 from konsumerator.controllers.outcomes import Outcome
@@ -35,8 +36,6 @@ from konsumerator.obs.consumers import ConsumerMetrics
 from konsumerator.prom.results import ProviderResult
 from konsumerator.runtime import errors
 from konsumerator.runtime.errors import TerminalError
-
-from .test_sliced_writes import NOW, manifest
 
 KEY = "default/orders"
 

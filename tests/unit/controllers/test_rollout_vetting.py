@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from support.pipelines import NOW, UID, manifest
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import to_config
@@ -37,8 +38,6 @@ from konsumerator.domain.specs import Owner
 from konsumerator.kube.writing import Written
 from konsumerator.runtime import errors
 from konsumerator.simulating import observe
-
-from .test_sliced_writes import NOW, UID, manifest
 
 INSTANCES = 5
 

@@ -20,39 +20,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from support.pipelines import NOW, UID, manifest, owned_store, pipeline, reconcile, written
 
 from konsumerator.api import manifests
 from konsumerator.api.v1 import to_config
 from konsumerator.controllers import acting
-from konsumerator.controllers.acting import KubeActuator
-from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, owner_index
 from konsumerator.domain import planning
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.domain.specs import Owner
-from konsumerator.domain.status import ConsumerStatus
 from konsumerator.kube.writing import Written
 from konsumerator.runtime import errors
 from konsumerator.runtime.stores import Store
 from konsumerator.simulating import observe
-
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-UID = "uid-orders"
-
-
-def manifest(*, partitions: int = 10) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
-    doc["metadata"] |= {"namespace": "default", "uid": UID, "generation": 1}
-    doc["spec"]["numPartitions"] = partitions
-    # No autoscaler: the pass needs no metrics source to create its Deployments.
-    doc["spec"].pop("autoscaler", None)
-    return doc
 
 
 class RecordingWriter:
@@ -65,23 +47,7 @@ class RecordingWriter:
     async def apply(self, *, name: str, body: Mapping[str, Any], **_: Any) -> Written:
         self.applied.append(name)
         self.store.upsert(observe(body, owner_uid=UID))
-        return Written(
-            namespace="default", name=name, uid=f"u-{name}", generation=1,
-            resource_version=str(len(self.applied)),
-        )  # fmt: skip
-
-
-class NoMetrics:
-    def forget(self, *, key: str) -> None:
-        pass
-
-
-class QuietReporter:
-    async def status(self, *, key: str, status: ConsumerStatus) -> bool:
-        return False
-
-    async def passed(self, **_: Any) -> None:
-        pass
+        return written(namespace="default", name=name, count=len(self.applied))
 
 
 def missing_plan(
@@ -215,29 +181,13 @@ def test_a_yielding_pass_first_writes_for_a_tenth_of_the_instances() -> None:
 
 
 def test_a_cut_pass_asks_for_the_next_at_once_until_every_deployment_exists() -> None:
-    store: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
-    writer = RecordingWriter(store)
-    pipeline = Pipeline(
-        deployments=store,
-        provider=NoMetrics(),  # type: ignore[arg-type]
-        actuator=KubeActuator(client=None, writer=writer, limit=2),  # type: ignore[arg-type]
-        reporter=QuietReporter(),  # type: ignore[arg-type]
-        now=lambda: NOW,
-    )
+    writer = RecordingWriter(owned_store())
+    p = pipeline(store=writer.store, writer=writer, limit=2)
     results = []
     per_pass = []
     for _ in range(4):
         before = len(writer.applied)
-        results.append(
-            asyncio.run(
-                pipeline.reconcile(
-                    key="default/orders",
-                    manifest=manifest(),
-                    previous=ConsumerStatus(),
-                    generation=1,
-                )
-            )
-        )
+        results.append(reconcile(p, manifest()))
         per_pass.append(len(writer.applied) - before)
     assert per_pass == [2, 2, 1, 0]
     assert [r.requeue for r in results] == [True, True, False, False]

@@ -11,20 +11,14 @@ naming 3 of them and "197 more"; a failure or two are named in full.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
+from support.pipelines import manifest, owned_store, pipeline, reconcile
 
-from konsumerator.controllers.acting import KubeActuator
-from konsumerator.controllers.reconciling import OWNER_INDEX, Pipeline, WritesFailed, owner_index
-from konsumerator.domain.observed import ObservedDeployment
-from konsumerator.domain.status import ConsumerStatus
+from konsumerator.controllers.reconciling import WritesFailed
 from konsumerator.kube.writing import Written
 from konsumerator.runtime import errors
-from konsumerator.runtime.stores import Store
-
-from .test_sliced_writes import NOW, NoMetrics, QuietReporter, manifest
 
 
 class RefusingWriter:
@@ -42,25 +36,11 @@ class RefusingWriter:
 def test_refused_writes_name_a_few_failures_and_count_the_rest(
     partitions: int, named: int, more: str
 ) -> None:
-    store: Store[ObservedDeployment] = Store(indexers={OWNER_INDEX: owner_index})
-    pipeline = Pipeline(
-        deployments=store,
-        provider=NoMetrics(),  # type: ignore[arg-type]
-        actuator=KubeActuator(client=None, writer=RefusingWriter()),  # type: ignore[arg-type]
-        reporter=QuietReporter(),  # type: ignore[arg-type]
-        now=lambda: NOW,
-    )
-    manifest_ = manifest(partitions=partitions)
-    manifest_["spec"]["numPartitionsPerInstance"] = 1
+    p = pipeline(store=owned_store(), writer=RefusingWriter())
+    doc = manifest(partitions=partitions)
+    doc["spec"]["numPartitionsPerInstance"] = 1
     with pytest.raises(WritesFailed) as raised:
-        asyncio.run(
-            pipeline.reconcile(
-                key="default/orders",
-                manifest=manifest_,
-                previous=ConsumerStatus(),
-                generation=1,
-            )
-        )
+        reconcile(p, doc)
     message = str(raised.value)
     assert message.count("refused") == named
     assert message.endswith(more)
