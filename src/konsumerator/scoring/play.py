@@ -52,12 +52,21 @@ class Score:
 
 
 def oscillations(changes: Sequence[tuple[float, int]]) -> int:
-    """Up → down → up within the window, from one instance's (t, direction) resizes."""
+    """Up → down → up within the window, from one instance's (t, direction) resizes.
+
+    The downs between the two ups may be one resize or several: a scale-down in two
+    steps gives the CPU back as surely as one, so it hides no oscillation. Counted once
+    per second up (the scale-up that undoes the scale-down)."""
     count = 0
-    for i in range(len(changes) - 2):
-        (t0, d0), (_, d1), (t2, d2) = changes[i], changes[i + 1], changes[i + 2]
-        if d0 > 0 and d1 < 0 and d2 > 0 and t2 - t0 <= OSCILLATION_WINDOW_S:
-            count += 1
+    last_up: float | None = None  # the latest scale-up before the current run of downs
+    down_since_up = False
+    for t, direction in changes:
+        if direction > 0:
+            if down_since_up and last_up is not None and t - last_up <= OSCILLATION_WINDOW_S:
+                count += 1
+            last_up, down_since_up = t, False
+        elif direction < 0:
+            down_since_up = True
     return count
 
 

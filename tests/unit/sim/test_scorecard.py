@@ -112,6 +112,24 @@ def test_oscillations_count_up_down_up_within_thirty_minutes(bench):
     assert bench._oscillations([(0, 1), (100, 1), (200, -1)]) == 0
 
 
+@pytest.mark.parametrize(
+    ("changes", "count"),
+    [
+        # A scale-down in two steps hides nothing: one up-down-up.
+        ([(0, 1), (600, -1), (1200, -1), (1500, 1)], 1),
+        ([(0, 1), (600, -1), (1200, -1), (1801, 1)], 0),
+        # The second up is measured from the latest up before the downs.
+        ([(0, 1), (1000, 1), (1500, -1), (2700, 1)], 1),
+        # Each scale-up that undoes a scale-down counts once.
+        ([(0, 1), (60, -1), (120, 1), (180, -1), (240, 1)], 2),
+        ([(0, -1), (60, 1)], 0),
+        ([], 0),
+    ],
+)
+def test_an_up_down_up_counts_whatever_the_steps_down(bench, changes, count):
+    assert bench._oscillations(changes) == count
+
+
 def test_the_table_has_a_row_per_trace_and_policy(bench, scores):
     text = bench.table({"incident": {name: [s] for name, s in scores.items()}})
     rows = [line for line in text.splitlines() if line.startswith("| incident")]
