@@ -301,7 +301,7 @@ def build(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Opera
 
     def settle(old: ObservedDeployment | None, new: ObservedDeployment | None) -> None:
         if new is None and old is not None and old.controller_uid:
-            expectations.gone(owner=old.controller_uid, name=old.name)
+            expectations.gone(owner=old.controller_uid, name=old.name, uid=old.uid)
 
     deployments.subscribe(settle)
 

@@ -176,25 +176,26 @@ async def _resize(*, writer: Writer, item: PodResize, namespace: str, outcome: O
 
 async def _create(
     *, client: ApiClient, writer: Writer, item: Apply, namespace: str, owner_uid: str
-) -> bool:
-    """Create ``item``; False when its name belongs to somebody else."""
+) -> str | None:
+    """Create ``item``: the UID of the Deployment that now stands for it (ours, created
+    or found); None when its name belongs to somebody else."""
     body = item.render()
     try:
-        await writer.apply(
+        written = await writer.apply(
             resource=resources.DEPLOYMENTS,
             namespace=namespace,
             name=item.name,
             body=body,
             create_only=True,
         )
-        return True
+        return written.uid
     except errors.AlreadyExists:
         existing = await reading.get_deployment(client=client, namespace=namespace, name=item.name)
     if existing is None:
         # Gone again between the two requests: the next pass creates it.
         raise errors.Conflict(status=409, reason="Conflict", message=f"{item.name} came and went")
     if existing.controller_uid != owner_uid:
-        return False
+        return None
     await writer.apply(
         resource=resources.DEPLOYMENTS,
         namespace=namespace,
@@ -202,7 +203,7 @@ async def _create(
         body=body,
         uid=existing.uid,
     )
-    return True
+    return existing.uid
 
 
 async def _delete(*, writer: Writer, item: Delete, namespace: str, outcome: Outcome) -> None:
@@ -243,15 +244,17 @@ async def _write(
     """
     try:
         if item.action is Action.CREATE:
-            if not await _create(
+            uid = await _create(
                 client=client,
                 writer=writer,
                 item=item,
                 namespace=namespace,
                 owner_uid=owner_uid,
-            ):
+            )
+            if uid is None:
                 outcome.conflicts.append(item.name)
                 return
+            outcome.created[item.name] = uid
         else:
             await writer.apply(
                 resource=resources.DEPLOYMENTS,

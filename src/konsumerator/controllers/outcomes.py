@@ -17,6 +17,8 @@ class Outcome:
     """What one act step did: the writes done, failed and left for the next pass."""
 
     done: list[Apply | Delete] = field(default_factory=list)
+    # The creations among ``done``: name -> the UID of the Deployment made (or found ours).
+    created: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     # Failed writes by kind (``write_kind``), for the per-Consumer error counters.

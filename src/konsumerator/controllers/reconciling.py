@@ -616,14 +616,8 @@ class Pipeline:
             # made after all costs it an AlreadyExists answer.
             self._expectations.withdraw(owner=source.uid, names=creations)
             raise
-        self._expectations.withdraw(
-            owner=source.uid,
-            names=creations.difference(
-                item.name
-                for item in outcome.done
-                if isinstance(item, planning.Apply) and item.action is planning.Action.CREATE
-            ),
-        )
+        self._expectations.created(owner=source.uid, made=outcome.created)
+        self._expectations.withdraw(owner=source.uid, names=creations.difference(outcome.created))
         resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
         self._continuations.acted(
             key=key,

@@ -24,14 +24,17 @@ and a virtual clock; no API server):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from support.pipelines import manifest, owned_store, pipeline, reconcile, written
 
 from konsumerator.controllers.reconciling import Pipeline, WritesFailed
+from konsumerator.domain import keys
 from konsumerator.domain.observed import ObservedDeployment
 from konsumerator.kube.writing import Written
 from konsumerator.runtime import errors
@@ -65,6 +68,7 @@ class LaggingWatch:
     store: Store[ObservedDeployment]
     applied: list[tuple[str, str]] = field(default_factory=list)
     written: list[ObservedDeployment] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
     refuse_creations: bool = False
     # Called with each name before it is written: what the watch delivers, or what
     # happens to the pass, while the creations are in flight.
@@ -82,6 +86,9 @@ class LaggingWatch:
         owner = body["metadata"]["ownerReferences"][0]["uid"]
         self.written.append(observe(body, owner_uid=owner))
         return written(namespace=namespace, name=name, count=len(self.applied))
+
+    async def delete(self, *, namespace: str, name: str, **kw: Any) -> None:
+        self.deleted.append(name)
 
     def deliver(self) -> None:
         for d in self.written:
@@ -171,13 +178,47 @@ def test_a_deployment_deleted_while_its_pass_still_creates_is_created_again_at_o
 
     def delete_first(name: str) -> None:
         if name == "orders-consumer-4":  # the first is written, the pass not back yet
-            s.expectations.gone(owner="uid-orders", name="orders-consumer-0")
+            s.expectations.gone(
+                owner="uid-orders", name="orders-consumer-0", uid="u-orders-consumer-0"
+            )
 
     s.watch.during = delete_first
     s.reconcile()
     s.watch.during = lambda name: None
     s.watch.written.clear()
     assert s.sent(s.reconcile) == [("default", "orders-consumer-0")]
+
+
+@pytest.mark.parametrize("delivered", ["while the pass creates", "after the pass"])
+def test_an_older_deployments_deletion_leaves_its_successor_awaited(delivered: str) -> None:
+    """Ours with its partitions garbled by a user is deleted and created again under its
+    name in one pass. The watch delivers the old one's deletion, while the pass is still
+    creating or after it: that settles nothing, so the next pass (the watch not showing
+    the new one yet) does not send the creation again."""
+    s = setup()
+    s.reconcile()
+    first = next(d for d in s.watch.written if d.name == "orders-consumer-0")
+    old = dataclasses.replace(
+        first,
+        uid="u-old",
+        annotations=MappingProxyType(dict(first.annotations) | {keys.PARTITION: "banana"}),
+    )
+    s.watch.written.clear()
+    s.watch.store.upsert(old)
+    s.expectations.forget(owner="uid-orders")
+
+    def old_deleted(name: str) -> None:
+        if name == "orders-consumer-1" or (name == "" and delivered == "after the pass"):
+            s.watch.store.delete(ObjectKey("default", old.name))
+            s.expectations.gone(owner="uid-orders", name=old.name, uid=old.uid)
+
+    s.watch.during = old_deleted if delivered == "while the pass creates" else lambda n: None
+    assert ("default", "orders-consumer-0") in s.sent(s.reconcile)
+    assert s.watch.deleted == ["orders-consumer-0"]
+    if delivered == "after the pass":
+        old_deleted("")
+    s.watch.during = lambda name: None
+    assert s.sent(s.reconcile) == []
 
 
 def test_a_pass_cancelled_while_creating_leaves_nothing_awaited() -> None:
