@@ -34,7 +34,7 @@ from konsumerator.controllers.outcomes import Outcome
 from konsumerator.controllers.reconciling import Pass, Pipeline
 from konsumerator.domain import durations, keys, planning
 from konsumerator.domain.adaptive import learning
-from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot, refresh_due
+from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot, carry_offsets, refresh_due
 from konsumerator.domain.observed import ObservedContainer, ObservedDeployment
 from konsumerator.domain.pods import ObservedPod, PodResize
 from konsumerator.domain.status import ConsumerStatus, learning_body
@@ -656,7 +656,8 @@ class TimelineMetrics:
                 refreshed=False,
                 error="every Prometheus address failed",
             )
-        self._snapshot, self._synced_at = answer, now
+        self._snapshot = carry_offsets(new=answer, previous=self._snapshot)
+        self._synced_at = now
         return ProviderResult(snapshot=self._snapshot, synced_at=now, refreshed=True)
 
     def due(self, now: datetime) -> bool:

@@ -104,6 +104,9 @@ class MetricsSnapshot:
     # once per refresh, because every pass needs every partition's lag for
     # the LAGGING counter, and most passes reuse the same snapshot.
     lag: Mapping[int, int] = field(init=False, compare=False, repr=False)
+    # Partitions whose offset is not this refresh's sample but carried from an earlier
+    # one (``carry_offsets``), each with how many refreshes in a row it was.
+    carried: Mapping[int, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("production", "consumption", "offset"):
@@ -130,6 +133,47 @@ class MetricsSnapshot:
 
 
 EMPTY_SNAPSHOT = MetricsSnapshot()
+
+# How many refreshes in a row a partition's last offset sample stands in for a missing
+# one (``carry_offsets``).
+CARRY_REFRESHES = 2
+
+
+def carry_offsets(*, new: MetricsSnapshot, previous: MetricsSnapshot | None) -> MetricsSnapshot:
+    """``new``, where a partition it has a production sample for but no offset sample
+    takes the offset of ``previous`` (the snapshot in use before this refresh, of the
+    same queries), for at most ``CARRY_REFRESHES`` refreshes in a row.
+
+    Why: a lag exporter loses a partition's series for a scrape now and then (it
+    restarts, the partition's leader moves), and the partition then reads as having
+    no backlog at all. The naive predictor sizes it for its production alone for one
+    sync; the adaptive rules read an empty backlog as a drain that is over: under
+    Recreate an instance with tens of thousands of messages behind was scaled down
+    right after its scale-up, and a pending scale-up started its wait again at every
+    gap. The last sample is the better estimate of a backlog for a sync or two; a
+    series gone for longer reads as missing again (no stale backlog held forever).
+    A partition without production is left alone: nothing is behind without it."""
+    offset = new.offset
+    if previous is None or new.production.keys() <= offset.keys():
+        return new
+    before, carried_before = previous.offset, previous.carried
+    carried: dict[int, int] = {}
+    filled = dict(offset)
+    for partition in new.production.keys() - offset.keys():
+        times = carried_before.get(partition, 0) + 1
+        behind = before.get(partition)
+        if behind is not None and times <= CARRY_REFRESHES:
+            filled[partition] = behind
+            carried[partition] = times
+    if not carried:
+        return new
+    return MetricsSnapshot(
+        production=new.production,
+        consumption=new.consumption,
+        offset=filled,
+        cpu_usage=new.cpu_usage,
+        carried=carried,
+    )
 
 
 def refresh_due(*, synced_at: datetime | None, now: datetime, min_sync_period_s: float) -> bool:

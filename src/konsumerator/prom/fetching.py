@@ -16,7 +16,8 @@ a scalar or string result, or a value of 2^63 and more. The Go operator read
 the first two as "every partition at 0", so a typo in a label selector
 shrank every instance to its minimum; here they fail the refresh, each one
 counted through the observer, and the previous snapshot stays. A partition
-missing from an otherwise good answer is still normal (see `prediction`).
+missing from an otherwise good answer is still normal (see `prediction`; the
+provider keeps a missing offset's last sample for a refresh or two: `metrics.carry_offsets`).
 
 The cost of a refresh is exactly three logical queries per Consumer,
 whatever the partition count: every query returns all partitions at once; a

@@ -55,7 +55,7 @@ from typing import Final
 
 import httpx2
 
-from konsumerator.domain.metrics import MetricsSnapshot, refresh_due
+from konsumerator.domain.metrics import MetricsSnapshot, carry_offsets, refresh_due
 from konsumerator.prom import fetching, observing
 from konsumerator.prom.errors import PrometheusError
 from konsumerator.prom.queries import PrometheusConfig
@@ -231,11 +231,14 @@ class MetricsProvider:
                 problems=entry.problems,
             )
         problems = result.problems
+        snapshot = carry_offsets(
+            new=result.snapshot, previous=entry.snapshot if entry.origin == origin else None
+        )
         if self._entries.get(key) is entry:  # not forgotten meanwhile
-            entry.snapshot, entry.synced_at, entry.origin = result.snapshot, now, origin
+            entry.snapshot, entry.synced_at, entry.origin = snapshot, now, origin
             entry.problems = problems
         return ProviderResult(
-            snapshot=result.snapshot,
+            snapshot=snapshot,
             synced_at=now,
             refreshed=True,
             fetch=result,

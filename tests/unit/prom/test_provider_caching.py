@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from konsumerator.domain.metrics import MetricsSnapshot
+from konsumerator.domain.metrics import CARRY_REFRESHES, MetricsSnapshot
 from konsumerator.prom.providing import MetricsProvider
 from konsumerator.prom.queries import PrometheusConfig, QuerySpec
 from konsumerator.prom.results import ProviderResult
@@ -259,3 +259,35 @@ async def test_concurrent_calls_for_one_key_refresh_once(fleet: FakeFleet) -> No
         results = await asyncio.gather(get(provider, T0), get(provider, T0))
     assert sorted(r.refreshed for r in results) == [False, True]
     assert len(fleet.requests) == 3
+
+
+async def test_a_partition_missing_from_the_lag_answer_keeps_its_last_offset_for_a_while() -> None:
+    """The lag exporter lost partition 1's series for a scrape: the refresh keeps its
+    last offset (``metrics.carry_offsets``) for ``CARRY_REFRESHES`` refreshes, then
+    reads it as missing; a Consumer whose queries changed starts afresh."""
+    both = ({"partition": "0"}, "1"), ({"partition": "1"}, "1")
+    lag = ({"partition": "0"}, "5"), ({"partition": "1"}, "700")
+    by_query = {
+        "p": success(vector(*both)),
+        "c": success(vector(*both)),
+        "o": success(vector(*lag)),
+    }
+    fleet = FakeFleet()
+    fleet.add("prom", Server(answers=by_query))
+    async with fleet.client() as client:
+        provider = MetricsProvider(client=client)
+        offsets = []
+        for i in range(CARRY_REFRESHES + 2):
+            result = await get(provider, T0 + timedelta(seconds=i * (PERIOD + 1)), num_partitions=2)
+            assert result.refreshed
+            assert result.snapshot is not None
+            offsets.append(dict(result.snapshot.offset))
+            by_query["o"] = success(vector(lag[0]))
+        assert offsets == [{0: 5.0, 1: 700.0}] * (CARRY_REFRESHES + 1) + [{0: 5.0}]
+        by_query["o"] = success(vector(*lag))
+        await get(provider, T0 + timedelta(hours=1), num_partitions=2)
+        by_query["o"] = success(vector(lag[0]))
+        changed = make_config(addresses=("http://prom:9090", "http://prom:9090/"))
+        fresh = await get(provider, T0 + timedelta(hours=2), num_partitions=2, config=changed)
+        assert fresh.snapshot is not None
+        assert dict(fresh.snapshot.offset) == {0: 5.0}
