@@ -1118,6 +1118,7 @@ def held(
     keeping_up = adaptive.drained(
         snapshot=snapshot, partitions=partitions, actuation_s=knobs.actuation_s
     )
+    vouched = made.vouches(memory)
     kept = _held_peak(made, memory=memory, snapshot=snapshot, now=ctx.now, keeping_up=keeping_up)
     if kept is not None:
         memory_after, produced = kept
@@ -1161,8 +1162,43 @@ def held(
     )
     if ineffective is not memory.ineffective:
         return None
-    # The memory the hold was made with reads back as it is (``_hold``).
-    return memory_after if memory_after is made.memory else adaptive_memory.as_written(memory_after)
+    return _held_memory(
+        made,
+        memory=memory,
+        vouched=vouched,
+        after=memory_after,
+        peak_only=kept is not None,
+        now=ctx.now,
+    )
+
+
+def _held_memory(
+    made: certificate.Hold,
+    *,
+    memory: Memory,
+    vouched: bool,
+    after: Memory,
+    peak_only: bool,
+    now: datetime,
+) -> Memory:
+    """What ``held`` remembers: ``after`` (the memory it found from ``memory``) as
+    written (``as_written``), vouched for ``made`` (``Hold.vouches``) when it is known to
+    be durably ``made``'s own and to read back, so the next pass compares nothing.
+
+    A ``memory`` ``made`` vouches for is such a memory; so is ``after`` when it is
+    ``memory`` itself, or, when ``peak_only`` (``hold_peak``'s memory of ``memory``:
+    ``with_peak`` copies every other field), at a time ``now`` that reads back: a
+    memory that reads back, held for a need not below 0 (``_held_peak``'s: a
+    production above 0) at such a time, reads back (a property test of ``hold_peak``).
+    Any other goes through ``as_written``, and is vouched for when that gives it
+    back and it is durably ``made``'s."""
+    if vouched and (after is memory or (peak_only and adaptive_memory.time_reads_back(now))):
+        certificate.vouch(made, after)
+        return after
+    written = adaptive_memory.as_written(after)
+    if written is after and adaptive_memory.durably_equal(after, made.memory):
+        certificate.vouch(made, after)
+    return written
 
 
 def _held_peak(
