@@ -1192,7 +1192,9 @@ def _held_memory(
     production above 0) at such a time, reads back (a property test of ``hold_peak``).
     Any other goes through ``as_written``, and is vouched for when that gives it
     back and it is durably ``made``'s."""
-    if vouched and (after is memory or (peak_only and adaptive_memory.time_reads_back(now))):
+    if vouched and after is memory:
+        return after
+    if vouched and peak_only and adaptive_memory.time_reads_back(now):
         certificate.vouch(made, after)
         return after
     written = adaptive_memory.as_written(after)
@@ -1392,9 +1394,20 @@ def _certify(
     if not keeps(cpu_shortage_m):
         return  # not a keep these rules stand for (never so after a keep: belt and braces)
     top = certificate.TOP_RATE
-    # The last certificate of this Deployment (mostly of its last version, the same size):
-    # where the ends are looked for first.
-    hinted = certificate.last(d.uid)
+    # Where the ends are looked for first: the last certificate of an instance of the
+    # same kind (its size, comparison, status, level, criticality, lag and partition
+    # count: mostly the same ends), else the last of this Deployment (mostly of its last
+    # version, the same size).
+    alike = (
+        first,
+        _cpu(current),
+        d.scaling.status,
+        d.saturation_m,
+        inst.critical,
+        inst.lagging,
+        len(inst.partitions),
+    )
+    hinted = certificate.alike(alike, config=ctx.sizing.config) or certificate.last(d.uid)
     hint = hinted if hinted is not None and hinted.first == first else None
     lo, hi = certificate.interval(
         holds=at_asks,
@@ -1429,7 +1442,8 @@ def _certify(
             asks=(lo, hi),
             decided=then,
             cpu_shortage_m=cpu_shortage_m,
-        )
+        ),
+        alike=alike,
     )
 
 

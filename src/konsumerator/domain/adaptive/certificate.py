@@ -59,7 +59,7 @@ pass holds, so it is never recalled.
 """
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Final
 
@@ -128,18 +128,40 @@ def last(uid: str) -> Certificate | None:
     return _KEPT.get(uid)
 
 
-def keep(certificate: Certificate) -> None:
-    """Remember ``certificate`` for its Deployment's UID (none without one)."""
+def keep(certificate: Certificate, *, alike: Hashable = None) -> None:
+    """Remember ``certificate`` for its Deployment's UID (none without one), and as the
+    last one of its kind, ``alike`` (a key of the caller's; None: none)."""
     uid = certificate.uid
     if not uid:
         return
     if len(_KEPT) >= MAX_KEPT and uid not in _KEPT:
         _KEPT.clear()
     _KEPT[uid] = certificate
+    if alike is not None:
+        if len(_ALIKE) >= MAX_KEPT and alike not in _ALIKE:
+            _ALIKE.clear()
+        _ALIKE[alike] = certificate
+
+
+# The last certificate made for each kind of instance (``alike``), by the caller's key.
+_ALIKE: dict[Hashable, Certificate] = {}
+
+
+def alike(key: Hashable, *, config: ConsumerConfig) -> Certificate | None:
+    """The last certificate ``keep`` was given for ``key`` under ``config`` (identity):
+    where the search for one of another instance of the same kind looks first
+    (``interval``'s ``hint``), never an answer. Why: after a resize an instance's own
+    last certificate is of its old size, and its ends are a CPU step away; the
+    instances of a Consumer share a few sizes, and one of the same size (and comparison,
+    status and level) mostly has the very same ends: two calls an end instead of some
+    ten (a scale-down's decided rates: some thirty)."""
+    made = _ALIKE.get(key)
+    return made if made is not None and made.config is config else None
 
 
 def forget_all() -> None:
     _KEPT.clear()
+    _ALIKE.clear()
     _HELD.clear()
     _VOUCHED.clear()
 

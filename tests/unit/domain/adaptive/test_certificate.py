@@ -413,6 +413,34 @@ def test_an_interval_that_reaches_the_top_rate_is_found_without_galloping_up_to_
     assert sum(1 for rate in asked if rate > at) <= 10
 
 
+def test_instances_of_the_same_size_are_certified_with_each_others_ends_as_hints() -> None:
+    # The first is searched from its rate out; the others of its size (the same ends)
+    # ask the rule about each end and the rate next to it, no more.
+    asked: list[int] = []
+    search = certificate.interval
+
+    def counted(*, holds: Callable[[int], bool], **kwargs: Any) -> tuple[int, int]:
+        calls = [0]
+
+        def counting(rate: int) -> bool:
+            calls[0] += 1
+            return holds(rate)
+
+        found = search(holds=counting, **kwargs)
+        if holds.__name__ == "at_asks":
+            asked.append(calls[0])
+        return found
+
+    with mock.patch.object(certificate, "interval", counted):
+        steady = Steady()
+    assert len(asked) >= PARTITIONS
+    first, *others = asked[:PARTITIONS]
+    assert first > 4
+    assert others == [4] * (PARTITIONS - 1)
+    made = [certificate.last(d.uid) for d in steady.observed()]
+    assert len({None if c is None else c.asks for c in made}) == 1  # the very same ends
+
+
 # -- refused --------------------------------------------------------------------------------
 
 

@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from konsumerator.domain.adaptive import policy
-from konsumerator.domain.adaptive.memory import Memory, as_written, decode, encode
+from konsumerator.domain.adaptive.memory import (
+    Memory,
+    as_written,
+    decode,
+    encode,
+    time_reads_back,
+)
 
 T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -51,7 +57,7 @@ def test_a_rotation_or_rise_of_the_peak_keeps_every_other_field_of_the_memory() 
 
 
 _WHOLE = st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9998, 12, 31)).map(
-    lambda t: t.replace(microsecond=0, tzinfo=UTC)
+    lambda t: t.replace(microsecond=0, tzinfo=UTC, fold=0)
 )
 _NEEDS = st.floats(min_value=0.0, allow_nan=False) | st.sampled_from([0.0, 2.0**62, 2.0**64])
 
@@ -93,6 +99,7 @@ def test_the_held_peak_of_a_memory_that_reads_back_reads_back_at_a_whole_second(
     # ``rules.held`` remembers it without the codec's check when the hold vouches for
     # ``memory`` (``certificate.Hold.vouches``): its other fields are ``memory``'s own.
     assert as_written(memory) is memory
+    assert time_reads_back(now)  # what ``rules.held`` asks of the time first
     _, kept = policy.hold_peak(need=need, memory=memory, now=now, window_s=window_s)
     assert as_written(kept) is kept
     for name in Memory.__slots__:
