@@ -1033,8 +1033,11 @@ def _adaptively_kept(
         or decision.scaling is not d.scaling
         or decision.cpu_shortage_m != d.saturation_m
     ):
+        after = pool.available
         pool.restore(saved)
         k.built[index] = inst
+        # The rule chain asks the rule for ``inst`` next, from the pool as it was.
+        rules.decline(ctx=ctx, inst=inst, pool=pool, before=saved, after=after, decision=decision)
         return None
     if ctx.recent is not None:
         _remember(ctx.recent, d=d, decision=decision)

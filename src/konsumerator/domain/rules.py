@@ -765,6 +765,64 @@ def _adaptive_hold(
 HELD: Final = "restart_budget: waiting for its turn (restartBudgetPercent)"
 
 
+@dataclass(frozen=True, slots=True)
+class _Declined:
+    """A decision of ``scale_adaptively`` that its caller did not take, handed to the next
+    call (``decline``): for ``inst`` in ``ctx`` (identity), from ``pool`` with
+    ``before`` available, leaving ``after``."""
+
+    ctx: Context
+    inst: Instance
+    pool: limits.Pool
+    before: tuple[int | None, int | None]
+    after: tuple[int | None, int | None]
+    decision: Decision | None
+
+
+# At most one: the decision the planner declined, until the next call of the rule.
+_DECLINED: list[_Declined] = []
+
+
+def decline(
+    *,
+    ctx: Context,
+    inst: Instance,
+    pool: limits.Pool,
+    before: tuple[int | None, int | None],
+    after: tuple[int | None, int | None],
+    decision: Decision | None,
+) -> None:
+    """Hand ``decision``, which ``scale_adaptively`` made for ``inst`` in ``ctx`` from
+    ``pool`` (``before`` available, ``after`` once it decided; the caller gave that
+    back), to its next call: when that is for the very same instance, context and pool
+    with ``before`` available again, it is the answer, and the pool is left as the rule
+    left it. Why: the planner asks the rule first (``planning._adaptively_kept``) and,
+    for any decision but a plain keep (a resize, an ANNOTATE write: some 4,500 of 21,000
+    in the bench's 10,000 steps), the rule chain asks it again for that instance right
+    after, with the same inputs; it ran in full twice. Only the next call may take it
+    (it is forgotten by any call), so nothing outlives the instance it was made for."""
+    _DECLINED[:] = [
+        _Declined(ctx=ctx, inst=inst, pool=pool, before=before, after=after, decision=decision)
+    ]
+
+
+def _taken(ctx: Context, inst: Instance, pool: limits.Pool) -> tuple[bool, Decision | None]:
+    """The declined decision (``decline``) when it is for this call (True, it), forgotten
+    either way."""
+    if not _DECLINED:
+        return False, None
+    declined = _DECLINED.pop()
+    if (
+        declined.ctx is not ctx
+        or declined.inst is not inst
+        or declined.pool is not pool
+        or pool.available != declined.before
+    ):
+        return False, None
+    pool.restore(declined.after)
+    return True, declined.decision
+
+
 def scale_adaptively(
     ctx: Context, inst: Instance, pool: limits.Pool, *, certify: bool = True
 ) -> Decision | None:
@@ -780,6 +838,10 @@ def scale_adaptively(
     then only the sized need and the memory are found again (``certify=False``: never
     read nor made, the rule in full, which the certificate must always agree with).
     """
+    if certify:
+        taken, decision = _taken(ctx, inst, pool)
+        if taken:
+            return decision
     d, autoscaling, snapshot = inst.deployment, _adaptive(ctx), ctx.snapshot
     if d is None or d.paused or ctx.config.paused or autoscaling is None or not ctx.refreshed:
         return None
