@@ -224,6 +224,15 @@ class Hold:
         the certificate of its instance, not one it was replaced by), and its inputs,
         and a memory that differs from the one it was made with in the recent peak
         alone."""
+        return self.stands(d=d, config=config, critical=critical, lagging=lagging) and (
+            self.vouches(memory) or durably_equal(memory, self.memory)
+        )
+
+    def stands(
+        self, *, d: ObservedDeployment, config: ConsumerConfig, critical: bool, lagging: bool
+    ) -> bool:
+        """``holds`` but for the memory (which the caller compares: ``vouches``, else
+        ``durably_equal`` with ``memory``)."""
         c = self.certificate
         return (
             _KEPT.get(c.uid) is c
@@ -231,7 +240,6 @@ class Hold:
             and c.config is config
             and c.critical is critical
             and c.lagging is lagging
-            and (self.vouches(memory) or durably_equal(memory, self.memory))
         )
 
     def vouches(self, memory: Memory | None) -> bool:

@@ -848,3 +848,22 @@ def test_a_new_hold_forgets_the_memory_vouched_for_the_one_it_replaces() -> None
     certificate.vouch(made, vouched)
     assert not made.vouches(vouched)
     assert not other.vouches(vouched)
+
+
+def test_a_hold_the_planner_found_not_standing_is_not_asked_again_by_the_rule() -> None:
+    # In place (under Recreate a restart budget has the rule decide every instance).
+    steady = Steady(update_mode="InPlaceOrRecreate")
+    asked: list[str] = []
+    held = rules.held
+
+    def spy(ctx: rules.Context, **kwargs: Any) -> Any:
+        got = held(ctx, **kwargs)
+        asked.append(kwargs["d"].uid)
+        assert got is None  # a rate no certificate admits
+        return got
+
+    # Twice the rate: the held peak is outside the hold's peaks and the rates it sizes
+    # outside the certificate; the planner asks first, then the rule decides in full.
+    with checked(), mock.patch.object(rules, "held", spy):
+        steady.replay.step(advance_s=31.0, metrics=snapshot(2000.0))
+    assert sorted(asked) == sorted(d.uid for d in steady.observed())  # once each
