@@ -1033,8 +1033,11 @@ def _adaptively_kept(
         or decision.scaling is not d.scaling
         or decision.cpu_shortage_m != d.saturation_m
     ):
+        after = pool.available
         pool.restore(saved)
         k.built[index] = inst
+        # The rule chain asks the rule for ``inst`` next, from the pool as it was.
+        rules.decline(ctx=ctx, inst=inst, pool=pool, before=saved, after=after, decision=decision)
         return None
     if ctx.recent is not None:
         _remember(ctx.recent, d=d, decision=decision)
@@ -1335,17 +1338,29 @@ def _held_again(k: _Keeping, *, last: _Last, partitions: tuple[int, ...], max_la
     ctx, d = k.ctx, last.d
     snapshot = ctx.snapshot
     assert snapshot is not None  # ``_Keeping.of``: metrics known
+    critical = _at_least(max_lag, k.autoscaling.critical_lag_s)
     memory = rules.held(
         ctx,
         d=d,
         partitions=partitions,
-        critical=_at_least(max_lag, k.autoscaling.critical_lag_s),
+        critical=critical,
         lagging=last.report.lagging,
         unbounded=k.unbounded,
         snapshot=snapshot,
         autoscaling=k.autoscaling,
     )
     if memory is None:
+        # The rule loop asks the rule for this instance: not ``held`` again.
+        rules.unheld(
+            ctx,
+            d=d,
+            partitions=partitions,
+            critical=critical,
+            lagging=last.report.lagging,
+            unbounded=k.unbounded,
+            snapshot=snapshot,
+            autoscaling=k.autoscaling,
+        )
         return False
     recent = ctx.recent
     if recent is not None:

@@ -111,6 +111,8 @@ class Context:
     recent: Recent | None = None
     # ``scale_by_metrics``'s verdicts found ahead, by instance index (``Verdict``).
     verdicts: dict[int, Verdict] = field(default_factory=dict)
+    # The inputs ``held`` found no hold for, by Deployment UID (``unheld``).
+    unheld: dict[str, tuple[object, ...]] = field(default_factory=dict)
     # The restarts for a scale-down this pass may still make (``domain.disruption``);
     # None: no budget (it cannot bind, or nothing is autoscaled).
     budget: disruption.RestartBudget | None = None
@@ -765,6 +767,64 @@ def _adaptive_hold(
 HELD: Final = "restart_budget: waiting for its turn (restartBudgetPercent)"
 
 
+@dataclass(frozen=True, slots=True)
+class _Declined:
+    """A decision of ``scale_adaptively`` that its caller did not take, handed to the next
+    call (``decline``): for ``inst`` in ``ctx`` (identity), from ``pool`` with
+    ``before`` available, leaving ``after``."""
+
+    ctx: Context
+    inst: Instance
+    pool: limits.Pool
+    before: tuple[int | None, int | None]
+    after: tuple[int | None, int | None]
+    decision: Decision | None
+
+
+# At most one: the decision the planner declined, until the next call of the rule.
+_DECLINED: list[_Declined] = []
+
+
+def decline(
+    *,
+    ctx: Context,
+    inst: Instance,
+    pool: limits.Pool,
+    before: tuple[int | None, int | None],
+    after: tuple[int | None, int | None],
+    decision: Decision | None,
+) -> None:
+    """Hand ``decision``, which ``scale_adaptively`` made for ``inst`` in ``ctx`` from
+    ``pool`` (``before`` available, ``after`` once it decided; the caller gave that
+    back), to its next call: when that is for the very same instance, context and pool
+    with ``before`` available again, it is the answer, and the pool is left as the rule
+    left it. Why: the planner asks the rule first (``planning._adaptively_kept``) and,
+    for any decision but a plain keep (a resize, an ANNOTATE write: some 4,500 of 21,000
+    in the bench's 10,000 steps), the rule chain asks it again for that instance right
+    after, with the same inputs; it ran in full twice. Only the next call may take it
+    (it is forgotten by any call), so nothing outlives the instance it was made for."""
+    _DECLINED[:] = [
+        _Declined(ctx=ctx, inst=inst, pool=pool, before=before, after=after, decision=decision)
+    ]
+
+
+def _taken(ctx: Context, inst: Instance, pool: limits.Pool) -> tuple[bool, Decision | None]:
+    """The declined decision (``decline``) when it is for this call (True, it), forgotten
+    either way."""
+    if not _DECLINED:
+        return False, None
+    declined = _DECLINED.pop()
+    if (
+        declined.ctx is not ctx
+        or declined.inst is not inst
+        or declined.pool is not pool
+        or pool.available != declined.before
+    ):
+        return False, None
+    pool.restore(declined.after)
+    return True, declined.decision
+
+
 def scale_adaptively(
     ctx: Context, inst: Instance, pool: limits.Pool, *, certify: bool = True
 ) -> Decision | None:
@@ -780,6 +840,10 @@ def scale_adaptively(
     then only the sized need and the memory are found again (``certify=False``: never
     read nor made, the rule in full, which the certificate must always agree with).
     """
+    if certify:
+        taken, decision = _taken(ctx, inst, pool)
+        if taken:
+            return decision
     d, autoscaling, snapshot = inst.deployment, _adaptive(ctx), ctx.snapshot
     if d is None or d.paused or ctx.config.paused or autoscaling is None or not ctx.refreshed:
         return None
@@ -1051,7 +1115,15 @@ def _held_keep(
     autoscaling: Autoscaling,
 ) -> Decision | None:
     """``scale_adaptively``'s decision when the peak's certificate says what it is
-    (``held``): the instance kept as it is, remembering the memory the rule computes."""
+    (``held``): the instance kept as it is, remembering the memory the rule computes.
+    Not asked again when the planner asked it in this pass with these very inputs
+    (``unheld``)."""
+    asked = ctx.unheld.get(d.uid)
+    if asked is not None and _same(
+        asked,
+        (d, inst.partitions, inst.critical, inst.lagging, pool.unbounded, snapshot, autoscaling),
+    ):
+        return None
     remembered = held(
         ctx,
         d=d,
@@ -1063,6 +1135,34 @@ def _held_keep(
         autoscaling=autoscaling,
     )
     return None if remembered is None else _adaptive_unchanged(inst, remembered=remembered)
+
+
+def unheld(
+    ctx: Context,
+    *,
+    d: ObservedDeployment,
+    partitions: tuple[int, ...],
+    critical: bool,
+    lagging: bool,
+    unbounded: bool,
+    snapshot: MetricsSnapshot,
+    autoscaling: Autoscaling,
+) -> None:
+    """Remember for the pass of ``ctx`` that ``held`` found no hold for these inputs.
+
+    Why: the planner asks ``held`` for every instance it kept last pass before the
+    rule loop (``planning._held_again``), and the rule asks it again (``_held_keep``)
+    for each one it then declined: some 15,000 of the bench's 10,000 steps, a fifth of
+    them sizing the instance (``adaptive.size``) before declining. Between the two,
+    nothing ``held`` reads changes for that Deployment: the certificate and hold of its
+    UID change only when the rule decides it, and so does the memory kept for it
+    (``Recent``) when ``held`` declines; so the answer is None again."""
+    ctx.unheld[d.uid] = (d, partitions, critical, lagging, unbounded, snapshot, autoscaling)
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Whether ``a`` and ``b`` hold the very same objects (identity, not equality)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def held(
@@ -1106,13 +1206,13 @@ def held(
         else recent.recall(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY))
     )
     memory = recalled if recalled is not None else d.scaling.memory
-    if memory is None or not made.holds(
-        d=d,
-        config=ctx.sizing.config,
-        critical=critical,
-        lagging=lagging,
-        memory=memory,
+    if memory is None or not made.stands(
+        d=d, config=ctx.sizing.config, critical=critical, lagging=lagging
     ):
+        return None
+    # ``made.holds``, its memory part asked once: whether it vouches is asked below too.
+    vouched = made.vouches(memory)
+    if not vouched and not adaptive_memory.durably_equal(memory, made.memory):
         return None
     knobs = made.knobs
     keeping_up = adaptive.drained(
@@ -1161,8 +1261,47 @@ def held(
     )
     if ineffective is not memory.ineffective:
         return None
-    # The memory the hold was made with reads back as it is (``_hold``).
-    return memory_after if memory_after is made.memory else adaptive_memory.as_written(memory_after)
+    if vouched and memory_after is memory:
+        return memory  # ``_held_memory``'s first case: nothing to check or vouch
+    return _held_memory(
+        made,
+        memory=memory,
+        vouched=vouched,
+        after=memory_after,
+        peak_only=kept is not None,
+        now=ctx.now,
+    )
+
+
+def _held_memory(
+    made: certificate.Hold,
+    *,
+    memory: Memory,
+    vouched: bool,
+    after: Memory,
+    peak_only: bool,
+    now: datetime,
+) -> Memory:
+    """What ``held`` remembers: ``after`` (the memory it found from ``memory``) as
+    written (``as_written``), vouched for ``made`` (``Hold.vouches``) when it is known to
+    be durably ``made``'s own and to read back, so the next pass compares nothing.
+
+    A ``memory`` ``made`` vouches for is such a memory; so is ``after`` when it is
+    ``memory`` itself, or, when ``peak_only`` (``hold_peak``'s memory of ``memory``:
+    ``with_peak`` copies every other field), at a time ``now`` that reads back: a
+    memory that reads back, held for a need not below 0 (``_held_peak``'s: a
+    production above 0) at such a time, reads back (a property test of ``hold_peak``).
+    Any other goes through ``as_written``, and is vouched for when that gives it
+    back and it is durably ``made``'s."""
+    if vouched and after is memory:
+        return after
+    if vouched and peak_only and adaptive_memory.time_reads_back(now):
+        certificate.vouch(made, after)
+        return after
+    written = adaptive_memory.as_written(after)
+    if written is after and adaptive_memory.durably_equal(after, made.memory):
+        certificate.vouch(made, after)
+    return written
 
 
 def _held_peak(
@@ -1356,9 +1495,20 @@ def _certify(
     if not keeps(cpu_shortage_m):
         return  # not a keep these rules stand for (never so after a keep: belt and braces)
     top = certificate.TOP_RATE
-    # The last certificate of this Deployment (mostly of its last version, the same size):
-    # where the ends are looked for first.
-    hinted = certificate.last(d.uid)
+    # Where the ends are looked for first: the last certificate of an instance of the
+    # same kind (its size, comparison, status, level, criticality, lag and partition
+    # count: mostly the same ends), else the last of this Deployment (mostly of its last
+    # version, the same size).
+    alike = (
+        first,
+        _cpu(current),
+        d.scaling.status,
+        d.saturation_m,
+        inst.critical,
+        inst.lagging,
+        len(inst.partitions),
+    )
+    hinted = certificate.alike(alike, config=ctx.sizing.config) or certificate.last(d.uid)
     hint = hinted if hinted is not None and hinted.first == first else None
     lo, hi = certificate.interval(
         holds=at_asks,
@@ -1393,7 +1543,8 @@ def _certify(
             asks=(lo, hi),
             decided=then,
             cpu_shortage_m=cpu_shortage_m,
-        )
+        ),
+        alike=alike,
     )
 
 

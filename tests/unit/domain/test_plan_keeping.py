@@ -1088,3 +1088,52 @@ def test_an_adaptive_instance_the_shortcut_declines_is_decided_as_the_rule_saw_i
     chain = [i for tag, i in (x for x in asked if isinstance(x, tuple))]
     assert len(shortcut) == len(chain) == 2
     assert all(a is b for a, b in zip(shortcut, chain, strict=True))
+
+
+def test_an_adaptive_decision_the_shortcut_declines_is_not_made_again_by_the_rule_chain() -> None:
+    """The rule chain asks the rule for the instance the shortcut declined right after,
+    from the pool as it was: it takes the declined decision (``rules.decline``), so the
+    rule decides each instance once; the pass is the one the full way makes."""
+    r = _replayed(predictor="adaptive")
+    burst = _metrics(production=4000.0, offset=1e7)
+    now = r.now + timedelta(seconds=31)
+    situations = mock.Mock(wraps=rules._adaptive_situation)
+    with mock.patch.object(rules, "_adaptive_situation", situations):
+        planned = _pass(r, snapshot=burst, now=now, memory=planning.KeptMemory())
+    assert len(planned.applies) == 2  # both resized: declined by the shortcut
+    assert situations.call_count == 2
+    with without_shortcut():
+        assert planned == _pass(r, snapshot=burst, now=now, memory=planning.KeptMemory())
+
+
+def test_a_declined_adaptive_decision_is_taken_only_by_the_call_it_was_made_for() -> None:
+    r = _replayed(predictor="adaptive")
+    burst = _metrics(production=4000.0, offset=1e7)
+    now = r.now + timedelta(seconds=31)
+    made: list[Any] = []
+    real = rules.scale_adaptively
+
+    def rule(ctx: Any, inst: Any, pool: Any) -> Any:
+        made.append((ctx, inst, pool))
+        return real(ctx, inst, pool)
+
+    with mock.patch.object(rules, "scale_adaptively", rule):
+        _pass(r, snapshot=burst, now=now, memory=planning.KeptMemory())
+    ctx, inst, pool = made[-1]
+    stale = mock.sentinel.stale
+    before = pool.available
+    for other in (
+        {"ctx": dataclasses.replace(ctx)},
+        {"inst": dataclasses.replace(inst)},
+        {"pool": copy.deepcopy(pool)},
+    ):
+        asked = {"ctx": ctx, "inst": inst, "pool": pool, **other}
+        rules.decline(ctx=ctx, inst=inst, pool=pool, before=before, after=before, decision=stale)
+        assert real(asked["ctx"], asked["inst"], asked["pool"]) is not stale
+    # Nor by a later call: any call forgets it.
+    rules.decline(ctx=ctx, inst=inst, pool=pool, before=before, after=before, decision=stale)
+    real(ctx, dataclasses.replace(inst), pool)
+    assert real(ctx, inst, pool) is not stale
+    # The very call takes it.
+    rules.decline(ctx=ctx, inst=inst, pool=pool, before=before, after=before, decision=stale)
+    assert real(ctx, inst, pool) is stale

@@ -59,7 +59,7 @@ pass holds, so it is never recalled.
 """
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Final
 
@@ -128,19 +128,42 @@ def last(uid: str) -> Certificate | None:
     return _KEPT.get(uid)
 
 
-def keep(certificate: Certificate) -> None:
-    """Remember ``certificate`` for its Deployment's UID (none without one)."""
+def keep(certificate: Certificate, *, alike: Hashable = None) -> None:
+    """Remember ``certificate`` for its Deployment's UID (none without one), and as the
+    last one of its kind, ``alike`` (a key of the caller's; None: none)."""
     uid = certificate.uid
     if not uid:
         return
     if len(_KEPT) >= MAX_KEPT and uid not in _KEPT:
         _KEPT.clear()
     _KEPT[uid] = certificate
+    if alike is not None:
+        if len(_ALIKE) >= MAX_KEPT and alike not in _ALIKE:
+            _ALIKE.clear()
+        _ALIKE[alike] = certificate
+
+
+# The last certificate made for each kind of instance (``alike``), by the caller's key.
+_ALIKE: dict[Hashable, Certificate] = {}
+
+
+def alike(key: Hashable, *, config: ConsumerConfig) -> Certificate | None:
+    """The last certificate ``keep`` was given for ``key`` under ``config`` (identity):
+    where the search for one of another instance of the same kind looks first
+    (``interval``'s ``hint``), never an answer. Why: after a resize an instance's own
+    last certificate is of its old size, and its ends are a CPU step away; the
+    instances of a Consumer share a few sizes, and one of the same size (and comparison,
+    status and level) mostly has the very same ends: two calls an end instead of some
+    ten (a scale-down's decided rates: some thirty)."""
+    made = _ALIKE.get(key)
+    return made if made is not None and made.config is config else None
 
 
 def forget_all() -> None:
     _KEPT.clear()
+    _ALIKE.clear()
     _HELD.clear()
+    _VOUCHED.clear()
 
 
 def kept_count() -> int:
@@ -201,6 +224,15 @@ class Hold:
         the certificate of its instance, not one it was replaced by), and its inputs,
         and a memory that differs from the one it was made with in the recent peak
         alone."""
+        return self.stands(d=d, config=config, critical=critical, lagging=lagging) and (
+            self.vouches(memory) or durably_equal(memory, self.memory)
+        )
+
+    def stands(
+        self, *, d: ObservedDeployment, config: ConsumerConfig, critical: bool, lagging: bool
+    ) -> bool:
+        """``holds`` but for the memory (which the caller compares: ``vouches``, else
+        ``durably_equal`` with ``memory``)."""
         c = self.certificate
         return (
             _KEPT.get(c.uid) is c
@@ -208,8 +240,17 @@ class Hold:
             and c.config is config
             and c.critical is critical
             and c.lagging is lagging
-            and (memory is self.memory or durably_equal(memory, self.memory))
         )
+
+    def vouches(self, memory: Memory | None) -> bool:
+        """Whether ``memory`` is known, by identity, to be ``durably_equal`` to this
+        hold's and to read back as written (``memory.as_written`` gives it itself): the
+        hold's own (``rules._hold`` makes a hold only of one that reads back), or the
+        last one vouched for it (``vouch``). Why: the memory a steady pass reads is the
+        one the last pass's hold gave, a new object every other pass (the peak
+        rotates), and comparing it field by field, and checking that it reads back,
+        was a third of the cost of a held pass."""
+        return memory is self.memory or _VOUCHED.get(self.certificate.uid) is memory
 
 
 _HELD: dict[str, Hold] = {}
@@ -221,13 +262,33 @@ def held(uid: str) -> Hold | None:
 
 
 def hold(made: Hold) -> None:
-    """Remember ``made`` for its Deployment's UID (none without one)."""
+    """Remember ``made`` for its Deployment's UID (none without one), forgetting the
+    memory vouched for the hold it replaces (``vouch``)."""
     uid = made.certificate.uid
     if not uid:
         return
     if len(_HELD) >= MAX_KEPT and uid not in _HELD:
         _HELD.clear()
+        _VOUCHED.clear()
     _HELD[uid] = made
+    _VOUCHED.pop(uid, None)
+
+
+# The memory last vouched for the hold of each UID (``Hold.vouches``): one per hold.
+_VOUCHED: dict[str, Memory] = {}
+
+
+def vouch(made: Hold, memory: Memory) -> None:
+    """Remember that ``memory`` is ``durably_equal`` to ``made``'s and reads back as
+    written (the caller knows it: ``rules.held``), so that ``made.vouches`` it. For the
+    hold kept for its UID only: one memory a UID, forgotten with the hold."""
+    uid = made.certificate.uid
+    if uid and _HELD.get(uid) is made:
+        _VOUCHED[uid] = memory
+
+
+# The galloping step at which ``_edge`` asks about the end of its range itself.
+_FAR: Final = 1 << 8
 
 
 def interval(
@@ -268,6 +329,11 @@ def _edge(holds: Callable[[int], bool], *, at: int, end: int, hint: int | None =
     while bad is None:
         if good == end:
             return good
+        if step == _FAR and holds(end):
+            # Far out, the end itself is asked once: an interval that reaches it (a
+            # rate with no upper bound, ``TOP_RATE``) costs one call, not one per
+            # doubling up to it (62); one that does not, one call more.
+            return end
         probe = good + sign * step
         if sign * (probe - end) > 0:
             probe = end

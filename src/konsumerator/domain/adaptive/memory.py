@@ -259,10 +259,10 @@ def _reads_back(memory: Memory) -> bool:
             return False
     if memory.peak_at is None and (memory.peak_rate or memory.previous_peak):
         return False
-    return _time_reads_back(memory.peak_at) and _time_reads_back(memory.resized_at)
+    return time_reads_back(memory.peak_at) and time_reads_back(memory.resized_at)
 
 
-def _time_reads_back(moment: datetime | None) -> bool:
+def time_reads_back(moment: datetime | None) -> bool:
     """Whether ``_parse_time(_format_time(moment))`` gives ``moment`` itself: a
     plain ``datetime`` in ``UTC``, to the second, in the years the format pads."""
     return moment is None or (

@@ -35,6 +35,7 @@ from konsumerator import simulating
 from konsumerator.api import manifests
 from konsumerator.domain import keys, limits, rules
 from konsumerator.domain.adaptive import certificate
+from konsumerator.domain.adaptive import memory as adaptive_memory
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
 
@@ -356,6 +357,51 @@ def test_the_interval_search_finds_both_ends_of_any_interval_whatever_its_hint(
     assert len(asked) <= 4 * (top - bottom).bit_length() + 8
     if hint == (lo, hi):
         assert len(asked) <= 4  # a right hint: itself and the next one out, each end
+
+
+@pytest.mark.parametrize("at", [1, 1000, 10**6])
+def test_an_interval_that_reaches_the_top_rate_is_found_without_galloping_up_to_it(
+    at: int,
+) -> None:
+    # A scale-down's decided rates have no upper bound: galloping up to ``TOP_RATE``
+    # asked the rule 62 times for that end alone.
+    asked: list[int] = []
+
+    def holds(rate: int) -> bool:
+        asked.append(rate)
+        return rate >= at
+
+    found = certificate.interval(holds=holds, at=at, bottom=1, top=certificate.TOP_RATE)
+    assert found == (at, certificate.TOP_RATE)
+    assert sum(1 for rate in asked if rate > at) <= 10
+
+
+def test_instances_of_the_same_size_are_certified_with_each_others_ends_as_hints() -> None:
+    # The first is searched from its rate out; the others of its size (the same ends)
+    # ask the rule about each end and the rate next to it, no more.
+    asked: list[int] = []
+    search = certificate.interval
+
+    def counted(*, holds: Callable[[int], bool], **kwargs: Any) -> tuple[int, int]:
+        calls = [0]
+
+        def counting(rate: int) -> bool:
+            calls[0] += 1
+            return holds(rate)
+
+        found = search(holds=counting, **kwargs)
+        if holds.__name__ == "at_asks":
+            asked.append(calls[0])
+        return found
+
+    with mock.patch.object(certificate, "interval", counted):
+        steady = Steady()
+    assert len(asked) >= PARTITIONS
+    first, *others = asked[:PARTITIONS]
+    assert first > 4
+    assert others == [4] * (PARTITIONS - 1)
+    made = [certificate.last(d.uid) for d in steady.observed()]
+    assert len({None if c is None else c.asks for c in made}) == 1  # the very same ends
 
 
 # -- refused --------------------------------------------------------------------------------
@@ -711,3 +757,74 @@ def test_a_hold_is_refused_for_a_memory_changed_but_for_its_peak() -> None:
     assert made.holds(
         d=d, config=made.certificate.config, critical=False, lagging=False, memory=rotated
     )
+
+
+# -- the memory a hold vouches for (``Hold.vouches``) ---------------------------------------
+
+
+def test_a_steady_pass_vouches_for_the_memory_it_remembers() -> None:
+    steady = Steady()
+    gave: dict[str, Any] = {}
+    vouched_before: list[bool] = []
+    held = rules.held
+
+    def spy(ctx: rules.Context, **kwargs: Any) -> Any:
+        d = kwargs["d"]
+        made = certificate.held(d.uid)
+        if made is not None and d.uid in gave:
+            # The memory the last pass's hold gave is what this pass reads.
+            vouched_before.append(made.vouches(gave[d.uid]))
+        got = held(ctx, **kwargs)
+        if got is not None:
+            gave[d.uid] = got
+        return got
+
+    with mock.patch.object(rules, "held", spy):
+        for i in range(4):  # two rotations of the peak
+            steady.replay.step(advance_s=31.0, metrics=snapshot(1000.0 + i % 2))
+    assert len(vouched_before) >= 3 * PARTITIONS
+    assert all(vouched_before)
+    for d in steady.observed():
+        made = certificate.held(d.uid)
+        assert made is not None
+        memory = gave[d.uid]
+        assert made.vouches(memory)
+        assert adaptive_memory.durably_equal(memory, made.memory)
+        assert adaptive_memory.as_written(memory) is memory
+
+
+def test_a_new_hold_forgets_the_memory_vouched_for_the_one_it_replaces() -> None:
+    steady = Steady()
+    steady.step(snapshot(1000.0))
+    d = steady.observed()[0]
+    made = certificate.held(d.uid)
+    assert made is not None
+    vouched = made.memory.with_peak(peak_rate=1, peak_at=None, previous_peak=0)
+    certificate.vouch(made, vouched)
+    assert made.vouches(vouched)
+    other = dataclasses.replace(made, memory=dataclasses.replace(made.memory, lent=True))
+    certificate.hold(other)
+    assert not other.vouches(vouched)
+    # Nor is anything vouched for a hold no longer kept for its UID.
+    certificate.vouch(made, vouched)
+    assert not made.vouches(vouched)
+    assert not other.vouches(vouched)
+
+
+def test_a_hold_the_planner_found_not_standing_is_not_asked_again_by_the_rule() -> None:
+    # In place (under Recreate a restart budget has the rule decide every instance).
+    steady = Steady(update_mode="InPlaceOrRecreate")
+    asked: list[str] = []
+    held = rules.held
+
+    def spy(ctx: rules.Context, **kwargs: Any) -> Any:
+        got = held(ctx, **kwargs)
+        asked.append(kwargs["d"].uid)
+        assert got is None  # a rate no certificate admits
+        return got
+
+    # Twice the rate: the held peak is outside the hold's peaks and the rates it sizes
+    # outside the certificate; the planner asks first, then the rule decides in full.
+    with checked(), mock.patch.object(rules, "held", spy):
+        steady.replay.step(advance_s=31.0, metrics=snapshot(2000.0))
+    assert sorted(asked) == sorted(d.uid for d in steady.observed())  # once each
