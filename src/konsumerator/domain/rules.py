@@ -857,6 +857,7 @@ def scale_adaptively(
     drained = adaptive.drained(
         snapshot=snapshot, partitions=inst.partitions, actuation_s=knobs.actuation_s
     )
+    cpu_m, limit_m = _cpu(d.current), _cpu_limit(d.current)
     sized = adaptive.size(
         snapshot=snapshot,
         partitions=inst.partitions,
@@ -865,6 +866,7 @@ def scale_adaptively(
         now=ctx.now,
         knobs=knobs,
         keeping_up=drained,
+        request_rate=cpu_m * autoscaling.sizing_rate_per_core / 1000,
     )
     # An instance sized before the adaptive predictor keeps its size while it keeps up
     # (``adoption``): an upgrade does not restart the instances for headroom alone.
@@ -874,7 +876,6 @@ def scale_adaptively(
         if unsized(observed)
         else adoption.asks(sized=sized, memory=observed.memory, keeping_up=drained)
     )
-    cpu_m, limit_m = _cpu(d.current), _cpu_limit(d.current)
     consumed, effect = _consumed_and_effect(
         ctx=ctx,
         inst=inst,
@@ -1230,6 +1231,7 @@ def held(
             now=ctx.now,
             knobs=knobs,
             keeping_up=keeping_up,
+            request_rate=_cpu(d.current) * autoscaling.sizing_rate_per_core / 1000,
         )
         asks = (
             sized.asks

@@ -803,6 +803,8 @@ class Sized:
     # (``spike``); 0: the same as ``asks`` and ``up_rate``.
     now_asks: int = 0
     now_up_rate: int = 0
+    # ``ride`` applies to an instance that is behind, within its ``room`` (explanation).
+    room: bool = False
 
     @property
     def asks(self) -> int:
@@ -839,11 +841,15 @@ def size(
     now: datetime,
     knobs: Knobs | None = None,
     keeping_up: bool | None = None,
+    request_rate: float | None = None,
 ) -> Sized:
     """The demand (``demand.instance_demand``) with the recent peak held (``hold_peak``).
 
     ``knobs`` (``knobs_for(autoscaling)``) and ``keeping_up`` (``drained`` with their
-    ``actuation_s``): given by a caller that has them already, found otherwise."""
+    ``actuation_s``): given by a caller that has them already, found otherwise.
+    ``request_rate``: msg/s the instance's CPU request gives (at the rate per core it is
+    sized with); with it, an in-place instance behind by less than its ``room`` rides
+    as one that keeps up (``ride_share``). None: unknown (a creation), no room."""
     if knobs is None:
         knobs = knobs_for(autoscaling)
     if keeping_up is None:
@@ -860,7 +866,21 @@ def size(
     peak, kept = hold_peak(
         need=found.production_need, memory=memory, now=now, window_s=knobs.peak_window_s
     )
-    return sized_for_peak(found=found, peak=peak, memory=kept, knobs=knobs, keeping_up=keeping_up)
+    roomy = (
+        not keeping_up
+        and request_rate is not None
+        and resizes_cheaply(knobs)
+        and room(
+            snapshot=snapshot,
+            partitions=partitions,
+            tolerable_lag_s=knobs.tolerable_lag_s,
+            request_rate=request_rate,
+        )
+    )
+    sized = sized_for_peak(
+        found=found, peak=peak, memory=kept, knobs=knobs, keeping_up=keeping_up or roomy
+    )
+    return replace(sized, room=True) if roomy and sized.ride else sized
 
 
 def sized_for_peak(
@@ -943,6 +963,51 @@ def ride_share(
     return utilization / (1 + RIDE_MARGIN)
 
 
+# In place, an instance behind by at most this share of ``tolerableLag`` still rides
+# (``room``): a scale-up is asked for once production passes its request by
+# ``RIDE_MARGIN``, or once the lag passes this.
+ROOM = 0.5
+
+
+def room(
+    *,
+    snapshot: MetricsSnapshot,
+    partitions: Sequence[int],
+    tolerable_lag_s: float | None,
+    request_rate: float,
+) -> bool:
+    """Whether an in-place instance that is behind rides as one that keeps up (``ride_share``).
+
+    Every partition's lag is within ``ROOM`` of ``tolerableLag``, and the instance
+    consumes what its request gives (at least ``1 − HYSTERESIS`` of the smaller of
+    ``request_rate`` and production): its lag is production passing the request, not a
+    consumer slower than ``ratePerCore`` says, and the ride level reads the request
+    right. Then a lag of a few seconds does not make the headroom λ/u ask for a
+    scale-up: on ``noisy`` (±30 % a minute) each minute above the request left more
+    than λ·R behind, and λ/u of such a minute (plus its backlog) bought 100m-400m for
+    half an hour or more (1.178x the oracle's CPU, 1.149x now). A sustained rise
+    still scales up: past the ride level as soon as ``pendingScaleUpDuration`` has
+    passed, below it once the lag passes the room (the headroom decides again), and at
+    once when the lag would reach ``tolerableLag`` within the pending period
+    (``urgent``). Slower consumers (consuming less than the request gives) have no
+    room: their lag is what the headroom is for (``diurnal-slow``: V tol 126 -> 152
+    partition-minutes without this condition). No ``tolerableLag``: no room.
+    """
+    if not tolerable_lag_s:
+        return False
+    produced = consumed = 0.0
+    for p in partitions:
+        lam = snapshot.production.get(p) or 0.0
+        if lam <= 0:
+            continue
+        behind = max(0.0, snapshot.offset.get(p) or 0.0)
+        if behind > lam * ROOM * tolerable_lag_s:
+            return False
+        produced += lam
+        consumed += max(0.0, snapshot.consumption.get(p) or 0.0)
+    return consumed >= (1 - HYSTERESIS) * min(request_rate, produced)
+
+
 def headroom_share(*, utilization: float, actuation_s: float, recovery_s: float) -> float:
     """The share of the production need that decides a scale-up (``trigger``): λ/u of it.
 
@@ -988,8 +1053,9 @@ def _trigger_part(sized: Sized, *, down: bool = False) -> str:
     if down and sized.down_rate < sized.rate:
         return f" (scale down to lambda/u+backlog={sized.down_rate}/s)"
     if sized.ride and sized.ride < sized.trigger:
+        how = f"lag within {ROOM:g}*tolerableLag" if sized.room else "keeping up"
         return (
-            f" (in place, keeping up: scale up once lambda/{1 + RIDE_MARGIN:g}={sized.ride}/s"
+            f" (in place, {how}: scale up once lambda/{1 + RIDE_MARGIN:g}={sized.ride}/s"
             " passes the request)"
         )
     if sized.trigger >= sized.rate:

@@ -421,14 +421,19 @@ def test_in_place_an_instance_that_keeps_up_is_not_scaled_up_for_headroom_alone(
     """1120/s each: the headroom asks 2·1120/0.95 = 2358/s -> 1200m (before: a
     scale-up after pendingScaleUpDuration), but the instance keeps up at 1100m
     (2240/s consumed, 2 % beyond its request: no evidence of lending either) and
-    production has not passed the request by 10 %: it stays. Once it falls
-    behind by more than λ·R (5 s), the headroom decides again: a scale-up
-    after pendingScaleUpDuration."""
+    production has not passed the request by 10 %: it stays. Behind by 5.4 s
+    (more than λ·R) while consuming what its request gives, it is within its room
+    (``room``: half of tolerableLag) and stays (before: a scale-up after
+    pendingScaleUpDuration). Once the lag passes the room (36 s), the headroom
+    decides again: a scale-up after pendingScaleUpDuration."""
     replay = replay_of(IN_PLACE)
     assert step(replay, 1000, 1000) == 1100
     assert [step(replay, 1120, 1120) for _ in range(12)] == [1100] * 12
     assert "rule right-sized" in decision(replay) or "1100m" in decision(replay)
-    assert [step(replay, 1120, 1100, 6_000) for _ in range(5)] == [1100] * 4 + [1200]
+    assert [step(replay, 1120, 1100, 6_000) for _ in range(8)] == [1100] * 8
+    cpus = [step(replay, 1120, 1100, 40_000) for _ in range(5)]
+    assert cpus[:4] == [1100] * 4
+    assert cpus[4] > 1100  # λ/u plus the backlog's drain over T: 1400m
     assert "rule pending_up: needed" in decision(replay)
     replay.close()
 
