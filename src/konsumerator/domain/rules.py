@@ -629,6 +629,9 @@ def _adaptive_situation(
         ),
         banded_cpu_m=banded_cpu_m,
         spike=spike,
+        spare=adaptive.spare(
+            consumed=consumed, cpu_m=cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
+        ),
     )
 
 

@@ -32,12 +32,16 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   pods CPU beyond their request (``lends``) and their limit covers the need: a
   larger request buys a guarantee, not throughput (under Recreate at the price
   of a restart as well);
-* ``spike``: in place, a scale-up that is not urgent waits (its pending period
-  starts again) while only the held peak asks for it, not the need of this
-  pass: a one-minute spike held in the peak window outlasted
-  ``pendingScaleUpDuration``; one that has waited it out (``pending_up``) is
-  sized for the need of this pass (``Verdict.now_sized``), not for the spike
-  still held;
+* ``spike``: a scale-up that is not urgent waits (its pending period starts
+  again) while only the held peak asks for it, not the need of this pass: a
+  one-minute spike held in the peak window outlasted
+  ``pendingScaleUpDuration``. Under Recreate only while the instance has
+  emptied its backlog and had CPU to spare (``spare``). In place, one that has
+  waited it out (``pending_up``) is sized for the need of this pass
+  (``Verdict.now_sized``), not for the spike still held;
+* ``pending_low``: under Recreate, a scale-up that waited it out while the
+  instance keeps up (``emptied``) is sized for the lowest held need of its wait
+  (``Memory.pending_low``, ``low_up_rate``), not for the held peak at its end;
 * ``ride_share``: in place, an instance that keeps up asks for a scale-up only
   once production passes its request by ``RIDE_MARGIN``, so that a node that
   lends CPU shows it (held to λ/u, the pods never consumed beyond their request);
@@ -467,6 +471,22 @@ def settled(
     return more > before_m * production_need * (1 + HYSTERESIS)
 
 
+def spare(*, consumed: float, cpu_m: int, rate_per_core: float) -> bool:
+    """Whether the instance consumed less than its request gives, by more than
+    ``HYSTERESIS``, over the last rate() window: it had CPU to spare.
+
+    Under Recreate ``spike`` starts a wait again only then. An instance that spent
+    the window draining at the request's rate was short of it for part of the window,
+    however empty its backlog is now: on a climb with noise from pass to pass (x2 in
+    15 minutes, +-15 % every 30 s), every low pass emptied the backlog and asked for
+    nothing on its own, and the scale-up came only once urgent, 79 s behind
+    (``test_hostile_recreate_noisy_ramp``).
+    """
+    if cpu_m <= 0 or rate_per_core <= 0:
+        return False
+    return consumed < cpu_m / 1000 * rate_per_core * (1 - HYSTERESIS)
+
+
 def lends(*, consumed: float, cpu_m: int, rate_per_core: float) -> bool:
     """Whether the instance consumes more than its request can: the node lends it CPU.
 
@@ -544,6 +564,8 @@ class Situation:
     # Only the held peak asks for more: the need of this pass (``Sized.now_asks``)
     # fits the current CPU (``spike``).
     spike: bool = False
+    # Consumed less than the request gives over the last rate() window (``spare``).
+    spare: bool = True
 
     @property
     def band_cpu_m(self) -> int:
@@ -594,12 +616,13 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             rule="bursting: consuming beyond the request, within the limit; not urgent",
         )
     cheap = resizes_cheaply(knobs)
-    if s.spike and (cheap or s.emptied):
+    if s.spike and (cheap or (s.emptied and s.spare)):
         # Not urgent (that returned above): a spike of a minute or two, held in the
         # peak window (``hold_peak``), is no sustained rise. The pending period starts
         # again, so it counts only passes whose own need asks for more. Under Recreate
-        # only while the instance has emptied its backlog: one falling behind on
-        # average, whose every other pass alone fits, would otherwise wait for ever.
+        # only while the instance has emptied its backlog (one falling behind on
+        # average, whose every other pass alone fits, would otherwise wait for ever)
+        # and had CPU to spare over the last rate() window (``spare``: a noisy climb).
         return Verdict(
             apply=False,
             state=settle(state, saturated=saturated, now=now),
@@ -640,13 +663,15 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
 def resizes_cheaply(knobs: Knobs) -> bool:
     """Whether a resize restarts nothing (in place: R/T below ``HYSTERESIS``), for ``spike``.
 
-    Only then does a scale-up wait for the need of the pass itself and go to it
-    (``spike``). Under Recreate the held peak keeps both deciding and sizing: a
-    scale-up delayed on a rising trace came later and, sized for a pass that was
-    itself a noisy high, one step bigger, and the 15 % band kept that step (a
-    restart to give back 100m is not worth it): diurnal on a node with CPU to spare,
-    seed 1, 1350m instead of 1250m for 12 h (+1.1 % core-hours). In place no trace
-    of the scorecard got costlier (docs/adaptive.md).
+    Then a held peak alone always waits (``spike``), and a scale-up that waited goes to
+    the need of its own pass (``Verdict.now_sized``). Under Recreate the held peak
+    alone waits only while the instance has emptied its backlog and had CPU to spare
+    (``spare``), and a scale-up that waited while it keeps up goes to the lowest held
+    need of its wait (``pending_low``): sized for its last pass, a scale-up on a rising
+    trace was sized for a pass that was itself a noisy high, one step bigger, and the
+    15 % band kept that step (a restart to give back 100m is not worth it): diurnal on
+    a node with CPU to spare, seed 1, 1350m instead of 1250m for 12 h (+1.1 %
+    core-hours). In place no trace of the scorecard got costlier (docs/adaptive.md).
     """
     return knobs.actuation_s / knobs.recovery_s < HYSTERESIS
 

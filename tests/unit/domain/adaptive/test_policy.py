@@ -30,6 +30,8 @@ Aspects tested, table-driven, one table per rule:
 * ``spike``: a scale-up only the held peak asks for waits (its pending period
   starts again): in place always, and one that waited is sized for the need of its
   pass; under Recreate only while the instance has emptied its backlog;
+* ``spare``: consumed less than the request gives (by ``HYSTERESIS``) over the
+  rate() window; under Recreate ``spike`` starts a wait again only then;
 * ``pending_low`` / ``low_up_rate``: under Recreate a waiting scale-up remembers the
   lowest held need of its wait, and one that waited it out while the instance keeps
   up (``emptied``) is sized for it;
@@ -1471,3 +1473,53 @@ def test_the_lowest_need_of_a_wait_never_sizes_above_the_held_peak(
     assert got <= sized.up_rate
     if low > 0:
         assert got <= math.ceil(low + backlog_need + restart_need) + 1
+
+
+# consumed msg/s, request millicores (1000 msg/s per core) -> CPU to spare
+SPARES = [
+    (900.0, 1000, True),  # 10 % below what the request gives
+    (950.0, 1000, False),  # within HYSTERESIS of it: drained at its rate
+    (1000.0, 1000, False),
+    (1200.0, 1000, False),  # beyond it: the node lends CPU
+    (0.0, 0, False),  # no request: nothing known
+]
+
+
+@pytest.mark.parametrize(("consumed", "cpu_m", "want"), SPARES)
+def test_an_instance_has_cpu_to_spare_when_it_consumed_less_than_its_request_gives(
+    consumed: float, cpu_m: int, want: bool
+) -> None:
+    assert policy.spare(consumed=consumed, cpu_m=cpu_m, rate_per_core=1000.0) is want
+
+
+@pytest.mark.parametrize(
+    ("emptied", "spare", "rule"),
+    [
+        (True, True, "spike"),
+        (True, False, "pending_up: needed"),
+        (False, True, "pending_up: needed"),
+    ],
+)
+def test_under_recreate_a_wait_starts_again_only_with_an_empty_backlog_and_cpu_to_spare(
+    emptied: bool, spare: bool, rule: str
+) -> None:
+    state = ScalingState(status=PSU, since=ago(120), memory=Memory(resized_at=ago(1000)))
+    verdict = policy.decide(
+        policy.Situation(
+            state=state,
+            comparison=1,
+            current_cpu_m=1100,
+            proposed_cpu_m=1400,
+            lagging=False,
+            urgent=False,
+            drained=True,
+            emptied=emptied,
+            spare=spare,
+            cpu_shortage_m=0,
+            now=NOW,
+            spike=True,
+        ),
+        knobs=KNOBS,
+    )
+    assert verdict.rule.startswith(rule)
+    assert verdict.apply is (rule != "spike")
