@@ -631,9 +631,6 @@ def _adaptive_situation(
         ),
         banded_cpu_m=banded_cpu_m,
         spike=spike,
-        spare=adaptive.spare(
-            consumed=consumed, cpu_m=cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
-        ),
     )
 
 
@@ -935,7 +932,11 @@ def scale_adaptively(
             banded_cpu_m = _cpu(proposal.resources)
             pool.restore(saved)
             proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.down_rate)
-    spike = comparison > 0 and not _asks_more(ctx, inst, pool, rate=sized.now_asks)
+    spike = (
+        comparison > 0
+        and adaptive.resizes_cheaply(knobs)
+        and not _asks_more(ctx, inst, pool, rate=sized.now_asks)
+    )
     situation = _adaptive_situation(
         ctx=ctx,
         inst=inst,
@@ -962,21 +963,6 @@ def scale_adaptively(
         # the held peak (``adaptive.spike``): it asks for more itself (``spike``).
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.now_up_rate)
-    low_rate = 0
-    if verdict.low_sized and comparison > 0:
-        # Under Recreate, after its pending period, a scale-up of an instance that keeps
-        # up goes to the lowest held need of its wait (``adaptive.low_up_rate``); should
-        # that not be worth a step, to the held peak's.
-        low_rate = adaptive.low_up_rate(sized=sized, memory=observed.memory)
-        if low_rate < sized.up_rate:
-            pool.restore(saved)
-            lowered = _propose(ctx, inst, pool, critical=inst.critical, rate=low_rate)
-            if adaptive.worth_a_step(current_cpu_m=cpu_m, proposed_cpu_m=_cpu(lowered.resources)):
-                proposal = lowered
-            else:
-                pool.restore(saved)
-                proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
-                low_rate = 0
     if verdict.apply and comparison < 0 and not ctx.config.in_place and _restart_held(ctx, inst):
         verdict = replace(
             verdict, apply=False, state=disruption.hold(observed, now=ctx.now), rule=HELD
@@ -1003,14 +989,6 @@ def scale_adaptively(
         )
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
         memory = replace(memory, lent=lends if up else lent)
-    low = adaptive.pending_low(
-        memory=observed.memory,
-        waiting=not verdict.apply and verdict.state.status is ScalingStatus.PENDING_SCALE_UP,
-        need=sized.peak,
-        knobs=knobs,
-    )
-    if memory.pending_low != low:
-        memory = replace(memory, pending_low=low)
     # Resized, or at the size the metrics ask for: sized from metrics (``scaling.unsized``).
     resized = (
         stamped(verdict.state, now=ctx.now) if verdict.apply or comparison == 0 else verdict.state
@@ -1057,7 +1035,6 @@ def scale_adaptively(
         up=up,
         down=comparison < 0,
         now_sized=verdict.now_sized,
-        low_rate=low_rate,
     )
     state = with_memory(resized, memory=memory, explanation=explanation)
     if verdict.apply:

@@ -30,9 +30,6 @@ at worst a forgotten peak, and sizing from the current need (docs/adaptive.md).
 * ``quiet_from_m``: when the run of scale-ups the last one belongs to began after
   ``policy.SETTLE_S`` without a resize, the CPU (millicores) the instance had
   through that quiet period; 0 otherwise (``policy.after_up``).
-* ``pending_low``: under Recreate, while a scale-up waits
-  ``pendingScaleUpDuration``, the lowest held production need (msg/s) of a pass
-  in that wait; 0 otherwise (``policy.pending_low``).
 
 The codec is lenient: anyone who may edit the Deployment may write anything
 into the annotation, and an unreadable field reads as absent (no peak,
@@ -74,9 +71,6 @@ class Memory:
     # that run began after ``policy.SETTLE_S`` without a resize; 0 otherwise
     # (``policy.quiet_from``, ``policy.after_up``).
     quiet_from_m: int = 0
-    # Under Recreate, the lowest held production need (msg/s) of a pass since a waiting
-    # scale-up's pending period began; 0 when none waits (``policy.pending_low``).
-    pending_low: int = 0
 
     def with_peak(
         self, *, peak_rate: int, peak_at: datetime | None, previous_peak: int
@@ -99,7 +93,6 @@ class Memory:
             up_need=self.up_need,
             lent=self.lent,
             quiet_from_m=self.quiet_from_m,
-            pending_low=self.pending_low,
         )
 
 
@@ -136,7 +129,7 @@ def _parse_rate(text: str) -> int:
 def encode(memory: Memory) -> str:
     """``peak=<msg/s>,peakAt=<time>`` then the optional ``previous``, ``resizedAt``,
     ``before``, ``cpuBefore``, ``limitBefore``, ``ineffective``, ``shortNeed``, ``forBacklog``,
-    ``upNeed``, ``lent``, ``quietFrom`` and ``pendingLow`` fields."""
+    ``upNeed``, ``lent`` and ``quietFrom`` fields."""
     parts = [f"peak={memory.peak_rate}"]
     if memory.peak_at is not None:
         parts.append(f"peakAt={_format_time(memory.peak_at)}")
@@ -162,8 +155,6 @@ def encode(memory: Memory) -> str:
         parts.append("lent=true")
     if memory.quiet_from_m:
         parts.append(f"quietFrom={memory.quiet_from_m}")
-    if memory.pending_low:
-        parts.append(f"pendingLow={memory.pending_low}")
     return ",".join(parts)
 
 
@@ -172,7 +163,7 @@ def decode(text: str | None) -> Memory | None:
     if text is None:
         return None
     fields: dict[str, str] = {}
-    for part in text.split(",")[:15]:
+    for part in text.split(",")[:14]:
         name, sep, value = part.partition("=")
         if sep:
             fields.setdefault(name.strip(), value.strip())
@@ -191,7 +182,6 @@ def decode(text: str | None) -> Memory | None:
         up_need=_parse_rate(fields.get("upNeed", "")),
         lent=fields.get("lent") == "true",
         quiet_from_m=_parse_rate(fields.get("quietFrom", "")),
-        pending_low=_parse_rate(fields.get("pendingLow", "")),
     )
 
 
@@ -212,7 +202,6 @@ def durably_equal(a: Memory | None, b: Memory | None) -> bool:
         and a.up_need == b.up_need
         and a.lent == b.lent
         and a.quiet_from_m == b.quiet_from_m
-        and a.pending_low == b.pending_low
     )
 
 
@@ -262,7 +251,6 @@ def _reads_back(memory: Memory) -> bool:
         memory.short_need,
         memory.up_need,
         memory.quiet_from_m,
-        memory.pending_low,
     ):
         if type(count) is not int or not 0 <= count <= _MAX_RATE:
             return False

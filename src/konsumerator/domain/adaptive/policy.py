@@ -32,16 +32,12 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   pods CPU beyond their request (``lends``) and their limit covers the need: a
   larger request buys a guarantee, not throughput (under Recreate at the price
   of a restart as well);
-* ``spike``: a scale-up that is not urgent waits (its pending period starts
-  again) while only the held peak asks for it, not the need of this pass: a
-  one-minute spike held in the peak window outlasted
-  ``pendingScaleUpDuration``. Under Recreate only while the instance has
-  emptied its backlog and had CPU to spare (``spare``). In place, one that has
-  waited it out (``pending_up``) is sized for the need of this pass
-  (``Verdict.now_sized``), not for the spike still held;
-* ``pending_low``: under Recreate, a scale-up that waited it out while the
-  instance keeps up (``emptied``) is sized for the lowest held need of its wait
-  (``Memory.pending_low``, ``low_up_rate``), not for the held peak at its end;
+* ``spike``: in place, a scale-up that is not urgent waits (its pending period
+  starts again) while only the held peak asks for it, not the need of this
+  pass: a one-minute spike held in the peak window outlasted
+  ``pendingScaleUpDuration``; one that has waited it out (``pending_up``) is
+  sized for the need of this pass (``Verdict.now_sized``), not for the spike
+  still held;
 * ``ride_share``: in place, an instance that keeps up asks for a scale-up only
   once production passes its request by ``RIDE_MARGIN``, so that a node that
   lends CPU shows it (held to λ/u, the pods never consumed beyond their request);
@@ -121,9 +117,6 @@ class Verdict:
     # In place, a scale-up that waited out ``pendingScaleUpDuration`` goes to the need
     # of this pass (``Sized.now_up_rate``), not to the held peak (``spike``).
     now_sized: bool = False
-    # Under Recreate, a scale-up that waited out ``pendingScaleUpDuration`` while the
-    # instance keeps up goes to the lowest held need of its wait (``low_up_rate``).
-    low_sized: bool = False
 
 
 def _age(moment: datetime | None, now: datetime) -> float:
@@ -471,22 +464,6 @@ def settled(
     return more > before_m * production_need * (1 + HYSTERESIS)
 
 
-def spare(*, consumed: float, cpu_m: int, rate_per_core: float) -> bool:
-    """Whether the instance consumed less than its request gives, by more than
-    ``HYSTERESIS``, over the last rate() window: it had CPU to spare.
-
-    Under Recreate ``spike`` starts a wait again only then. An instance that spent
-    the window draining at the request's rate was short of it for part of the window,
-    however empty its backlog is now: on a climb with noise from pass to pass (x2 in
-    15 minutes, +-15 % every 30 s), every low pass emptied the backlog and asked for
-    nothing on its own, and the scale-up came only once urgent, 79 s behind
-    (``test_hostile_recreate_noisy_ramp``).
-    """
-    if cpu_m <= 0 or rate_per_core <= 0:
-        return False
-    return consumed < cpu_m / 1000 * rate_per_core * (1 - HYSTERESIS)
-
-
 def lends(*, consumed: float, cpu_m: int, rate_per_core: float) -> bool:
     """Whether the instance consumes more than its request can: the node lends it CPU.
 
@@ -564,8 +541,6 @@ class Situation:
     # Only the held peak asks for more: the need of this pass (``Sized.now_asks``)
     # fits the current CPU (``spike``).
     spike: bool = False
-    # Consumed less than the request gives over the last rate() window (``spare``).
-    spare: bool = True
 
     @property
     def band_cpu_m(self) -> int:
@@ -616,13 +591,10 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             rule="bursting: consuming beyond the request, within the limit; not urgent",
         )
     cheap = resizes_cheaply(knobs)
-    if s.spike and (cheap or (s.emptied and s.spare)):
+    if s.spike and cheap:
         # Not urgent (that returned above): a spike of a minute or two, held in the
         # peak window (``hold_peak``), is no sustained rise. The pending period starts
-        # again, so it counts only passes whose own need asks for more. Under Recreate
-        # only while the instance has emptied its backlog (one falling behind on
-        # average, whose every other pass alone fits, would otherwise wait for ever)
-        # and had CPU to spare over the last rate() window (``spare``: a noisy climb).
+        # again, so it counts only passes whose own need asks for more.
         return Verdict(
             apply=False,
             state=settle(state, saturated=saturated, now=now),
@@ -642,7 +614,6 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             state=settle(state, saturated=saturated, now=now),
             rule="pending_up: needed more for pendingScaleUpDuration",
             now_sized=cheap,
-            low_sized=not cheap and s.emptied,
         )
     if knobs.pending_up_s <= 0:
         return Verdict(
@@ -663,53 +634,15 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
 def resizes_cheaply(knobs: Knobs) -> bool:
     """Whether a resize restarts nothing (in place: R/T below ``HYSTERESIS``), for ``spike``.
 
-    Then a held peak alone always waits (``spike``), and a scale-up that waited goes to
-    the need of its own pass (``Verdict.now_sized``). Under Recreate the held peak
-    alone waits only while the instance has emptied its backlog and had CPU to spare
-    (``spare``), and a scale-up that waited while it keeps up goes to the lowest held
-    need of its wait (``pending_low``): sized for its last pass, a scale-up on a rising
-    trace was sized for a pass that was itself a noisy high, one step bigger, and the
-    15 % band kept that step (a restart to give back 100m is not worth it): diurnal on
-    a node with CPU to spare, seed 1, 1350m instead of 1250m for 12 h (+1.1 %
-    core-hours). In place no trace of the scorecard got costlier (docs/adaptive.md).
+    Only then does a scale-up wait for the need of the pass itself and go to it
+    (``spike``). Under Recreate the held peak keeps both deciding and sizing: a
+    scale-up delayed on a rising trace came later and, sized for a pass that was
+    itself a noisy high, one step bigger, and the 15 % band kept that step (a
+    restart to give back 100m is not worth it): diurnal on a node with CPU to spare,
+    seed 1, 1350m instead of 1250m for 12 h (+1.1 % core-hours). In place no trace
+    of the scorecard got costlier (docs/adaptive.md).
     """
     return knobs.actuation_s / knobs.recovery_s < HYSTERESIS
-
-
-def pending_low(*, memory: Memory | None, waiting: bool, need: float, knobs: Knobs) -> int:
-    """What a pass remembers as ``Memory.pending_low``: the lowest held production need
-    (``Sized.peak``) of a pass since the scale-up that waits began to wait, this one's
-    included.
-
-    Under Recreate only, and only while a scale-up waits (``waiting``: the verdict
-    leaves the instance ``PENDING_SCALE_UP``); any other verdict forgets it, so the
-    next wait (``spike`` starts one again) starts afresh. Every pass of a wait that
-    was not started again asked for more on its own, so a rise that lasted the whole
-    wait needed at least its lowest held need all along (``low_up_rate``).
-    """
-    if not waiting or resizes_cheaply(knobs):
-        return 0
-    now = _ceil(need)
-    low = memory.pending_low if memory is not None else 0
-    return now if low <= 0 else min(low, now)
-
-
-def low_up_rate(*, sized: "Sized", memory: Memory | None) -> int:
-    """``Sized.up_rate`` for the lowest held need of a wait (``pending_low``, this pass's
-    included), with this pass's backlog and restart terms: what a scale-up under
-    Recreate goes to when the instance kept up through its wait (``Verdict.low_sized``).
-
-    Not the held peak at its end: on a noisy rate that is a noisy high, and sized
-    for it a scale-up came one 100m step higher, which the 15 % band then kept for
-    the day. Not for an instance that is behind (``emptied`` false): on a steep rise
-    the need at the wait's start is short of the need at its end, and each restart
-    sized for it asks for the next (``sawtooth``; docs/adaptive.md).
-    """
-    low = sized.peak
-    if memory is not None and 0 < memory.pending_low < low:
-        low = float(memory.pending_low)
-    d = sized.demand
-    return _ceil(low + d.backlog_need + d.restart_need)
 
 
 def quiet_from(*, memory: Memory | None, now: datetime, cpu_before_m: int) -> int:
@@ -1113,14 +1046,6 @@ def _now_part(sized: Sized, now_sized: bool) -> str:
     return f" (pending_up: sized for this pass's need, not the held peak: {sized.now_up_rate}/s)"
 
 
-def _low_part(sized: Sized, low_rate: int) -> str:
-    """A scale-up sized for the lowest held need of its wait (``pending_low``), when the
-    held peak now asks for more."""
-    if not low_rate or low_rate >= sized.up_rate:
-        return ""
-    return f" (pending_up: sized for the lowest need while pending: {low_rate}/s)"
-
-
 def _trigger_part(sized: Sized, *, down: bool = False) -> str:
     """What decides a scale-up, when the restart term made the size larger than that,
     or when an in-place instance that keeps up asks for less (``ride_share``); for a
@@ -1147,7 +1072,6 @@ def explain(
     up: bool = False,
     down: bool = False,
     now_sized: bool = False,
-    low_rate: int = 0,
 ) -> str:
     """Every input of the decision, so that a user can redo it by hand."""
     d, k = sized.demand, knobs_for(autoscaling)
@@ -1158,6 +1082,6 @@ def explain(
         f"={d.production_need:.0f}/s peak={sized.peak:.0f}/s "
         f"+max(0,backlog-lambda*R)/T={d.backlog_need:.0f}/s -> {sized.rate}/s"
         f"{_trigger_part(sized, down=down)}{_up_part(sized, up=up)}{_now_part(sized, now_sized)}"
-        f"{_low_part(sized, low_rate)} = {cpu_m}m; "
+        f" = {cpu_m}m; "
         f"rule {rule}"
     )

@@ -26,7 +26,6 @@ T = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
         Memory(resized_at=T, for_backlog=True, up_need=6667),
         Memory(resized_at=T, lent=True),
         Memory(resized_at=T, cpu_before_m=2800, quiet_from_m=1100),
-        Memory(peak_rate=2600, peak_at=T, resized_at=T, pending_low=2350),
     ],
 )
 def test_a_round_trip_keeps_every_field(memory: Memory) -> None:
@@ -43,7 +42,6 @@ def test_a_round_trip_keeps_every_field(memory: Memory) -> None:
         ("peak=-3,peakAt=2026-01-01T12:00:05Z", Memory(peak_at=T)),
         ("shortNeed=1e3,resizedAt=2026-01-01T12:00:05Z", Memory(resized_at=T)),
         ("resizedAt=2026-01-01T12:00:05Z,resizedAt=1999-01-01T00:00:00Z", Memory(resized_at=T)),
-        ("pendingLow=-1,resizedAt=2026-01-01T12:00:05Z", Memory(resized_at=T)),
     ],
 )
 def test_unreadable_fields_read_as_absent(text: str, want: Memory) -> None:
@@ -73,9 +71,7 @@ def test_the_previous_peak_and_the_last_scale_up_round_trip() -> None:
         up_need=4100,
         lent=True,
         quiet_from_m=1100,
-        pending_low=2350,
     )
-    assert "pendingLow=2350" in encode(memory)
     assert "upNeed=4100" in encode(memory)
     assert "quietFrom=1100" in encode(memory)
     assert "limitBefore=2000" in encode(memory)

@@ -98,7 +98,6 @@ def test_the_shortcuts_know_every_field_of_the_memory() -> None:
         "up_need",
         "lent",
         "quiet_from_m",
-        "pending_low",
     )
 
 
@@ -197,7 +196,6 @@ def test_durably_equal_tells_every_durable_field_and_ignores_the_peak() -> None:
         "up_need": 1,
         "lent": True,
         "quiet_from_m": 1,
-        "pending_low": 1,
     }
     for name, value in changed.items():
         other = Memory(**{**{n: getattr(base, n) for n in Memory.__slots__}, name: value})

@@ -38,7 +38,6 @@ def test_a_rotation_or_rise_of_the_peak_keeps_every_other_field_of_the_memory() 
         up_need=60,
         lent=True,
         quiet_from_m=200,
-        pending_low=50,
     )
     # Every field set away from its default, whatever fields the branches add.
     for f in dataclasses.fields(Memory):

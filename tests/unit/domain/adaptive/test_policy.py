@@ -27,14 +27,8 @@ Aspects tested, table-driven, one table per rule:
 * ``after_up``: in place, no scale-down within ``SETTLE_S`` of a scale-up (no
   up-down-up within the window), but for the end of a drain and for a return to
   where a run of scale-ups that followed a quiet window began (``quiet_from``);
-* ``spike``: a scale-up only the held peak asks for waits (its pending period
-  starts again): in place always, and one that waited is sized for the need of its
-  pass; under Recreate only while the instance has emptied its backlog;
-* ``spare``: consumed less than the request gives (by ``HYSTERESIS``) over the
-  rate() window; under Recreate ``spike`` starts a wait again only then;
-* ``pending_low`` / ``low_up_rate``: under Recreate a waiting scale-up remembers the
-  lowest held need of its wait, and one that waited it out while the instance keeps
-  up (``emptied``) is sized for it;
+* ``spike``: in place, a scale-up only the held peak asks for waits (its pending
+  period starts again); one that waited is sized for the need of its pass;
 * ``knobs_for``: the knobs of a Consumer's autoscaling, found once per Autoscaling
   object and shared (another object, equal or not, gets its own);
 * ``decide``: the whole transition table (direction × status × urgent ×
@@ -45,7 +39,6 @@ The virtual-time sequence through the operator's pipeline is in
 ``test_sequence.py``.
 """
 
-import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -55,7 +48,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from konsumerator.domain.adaptive import policy
-from konsumerator.domain.adaptive.demand import Demand, Term
 from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
@@ -1152,9 +1144,7 @@ SPIKES = [
     (PSU, 120, False, False, True, RUNNING, "pending_up: needed", True),
     (PSU, 10, False, True, True, RUNNING, "urgent", False),
 ]
-# Under Recreate the held peak alone waits only while the instance has emptied its
-# backlog: one behind on average, whose every other pass alone fits, is scaled up after
-# its pending period (``test_hostile_recreate_lag``). Never sized for this pass's need.
+# Under Recreate the held peak decides and sizes (``resizes_cheaply``).
 SPIKES_RECREATE = [
     (RUNNING, 1000, True, False, False, PSU, "pending_up: waiting", False),
     (PSU, 120, True, False, True, RUNNING, "pending_up: needed", False),
@@ -1176,7 +1166,7 @@ SPIKES_RECREATE = [
     ),
     [(IN_PLACE, *row) for row in SPIKES] + [(KNOBS, *row) for row in SPIKES_RECREATE],
 )
-def test_a_scale_up_only_the_held_peak_asks_for_waits_and_in_place_is_sized_for_now(
+def test_in_place_a_scale_up_only_the_held_peak_asks_for_waits_and_is_then_sized_for_now(
     knobs: policy.Knobs,
     status: ScalingStatus,
     in_status: float,
@@ -1200,68 +1190,12 @@ def test_a_scale_up_only_the_held_peak_asks_for_waits_and_in_place_is_sized_for_
             cpu_shortage_m=0,
             now=NOW,
             spike=spike,
-            emptied=knobs is IN_PLACE,
         ),
         knobs=knobs,
     )
     assert (verdict.apply, verdict.state.status) == (apply, next_status)
     assert verdict.rule.startswith(rule)
     assert verdict.now_sized is now_sized
-    assert not verdict.low_sized
-
-
-# Under Recreate, an instance that has emptied its backlog: status, seconds in it,
-# spike, urgent -> apply, next status, rule, sized for the lowest need of the wait
-SPIKES_RECREATE_EMPTIED = [
-    # only the held peak asks: the pending period starts again
-    (RUNNING, 1000, True, False, False, RUNNING, "spike", False),
-    (PSU, 60, True, False, False, RUNNING, "spike", False),
-    (PSU, 1000, True, False, False, RUNNING, "spike", False),
-    # urgent goes, sized for the held peak
-    (PSU, 10, True, True, True, RUNNING, "urgent", False),
-    # the need of this pass asks too: the pending period counts, and its scale-up is
-    # sized for the lowest held need of its wait
-    (RUNNING, 1000, False, False, False, PSU, "pending_up: waiting", False),
-    (PSU, 119, False, False, False, PSU, "pending_up: waiting", False),
-    (PSU, 120, False, False, True, RUNNING, "pending_up: needed", True),
-]
-
-
-@pytest.mark.parametrize(
-    ("status", "in_status", "spike", "urgent", "apply", "next_status", "rule", "low_sized"),
-    SPIKES_RECREATE_EMPTIED,
-)
-def test_under_recreate_a_held_peak_alone_waits_while_the_instance_has_emptied_its_backlog(
-    status: ScalingStatus,
-    in_status: float,
-    spike: bool,
-    urgent: bool,
-    apply: bool,
-    next_status: ScalingStatus,
-    rule: str,
-    low_sized: bool,
-) -> None:
-    state = ScalingState(status=status, since=ago(in_status), memory=Memory(resized_at=ago(1000)))
-    verdict = policy.decide(
-        policy.Situation(
-            state=state,
-            comparison=1,
-            current_cpu_m=1100,
-            proposed_cpu_m=1400,
-            lagging=urgent,
-            urgent=urgent,
-            drained=True,
-            emptied=True,
-            cpu_shortage_m=0,
-            now=NOW,
-            spike=spike,
-        ),
-        knobs=KNOBS,
-    )
-    assert (verdict.apply, verdict.state.status) == (apply, next_status)
-    assert verdict.rule.startswith(rule)
-    assert verdict.low_sized is low_sized
-    assert not verdict.now_sized
 
 
 @pytest.mark.parametrize(("knobs", "now_sized"), [(IN_PLACE, True), (KNOBS, False)])
@@ -1393,133 +1327,3 @@ def test_the_knobs_of_an_autoscaling_are_its_fields_found_once_per_object(
     changed = replace(a, pending_up_s=a.pending_up_s + 1)
     assert policy.knobs_for(changed) == replace(want, pending_up_s=a.pending_up_s + 1)
     assert policy.knobs_for(a) == want
-
-
-# memory's pending_low, waiting, the held need of this pass -> remembered (u 0.9)
-PENDING_LOWS = [
-    (0, True, 3000.0, 3000),  # the first pass of a wait: its own held need
-    (2600, True, 3000.0, 2600),  # a lower one earlier in the wait holds
-    (3200, True, 3000.0, 3000),  # a lower one now replaces it
-    (3200, True, 2999.5, 3000),  # rounded up, as the peak is
-    (2600, False, 3000.0, 0),  # the wait is over (scaled, settled, spike): forgotten
-    (0, False, 3000.0, 0),
-]
-
-
-@pytest.mark.parametrize(("knobs", "cheap"), [(KNOBS, False), (IN_PLACE, True)])
-@pytest.mark.parametrize(("low", "waiting", "need", "want"), PENDING_LOWS)
-def test_a_waiting_scale_up_under_recreate_remembers_the_lowest_held_need_of_its_wait(
-    knobs: policy.Knobs, cheap: bool, low: int, waiting: bool, need: float, want: int
-) -> None:
-    memory = Memory(resized_at=ago(1000), pending_low=low)
-    got = policy.pending_low(memory=memory, waiting=waiting, need=need, knobs=knobs)
-    # In place nothing is remembered: the need of the pass sizes it (``spike``).
-    assert got == (0 if cheap else want)
-
-
-def test_without_memory_a_wait_starts_from_the_need_of_its_pass() -> None:
-    assert policy.pending_low(memory=None, waiting=True, need=2500.2, knobs=KNOBS) == 2501
-
-
-# pending_low, held need now -> low_up_rate (no backlog; restart term 10 % of lambda)
-LOW_SIZES = [
-    (3000, 4000.0, 3000 + 400),  # the lowest held need of the wait, with this restart term
-    (5000, 4000.0, 4000 + 400),  # the held need now is lower still: that
-    (0, 4000.0, 4000 + 400),  # no wait remembered: the held need of this pass
-]
-
-
-@pytest.mark.parametrize(("low", "peak", "want"), LOW_SIZES)
-def test_the_lowest_need_of_a_wait_sizes_with_this_passes_backlog_and_restart_terms(
-    low: int, peak: float, want: int
-) -> None:
-    found = Demand(
-        production=4000.0,
-        production_need=peak,
-        backlog=0.0,
-        backlog_need=0.0,
-        restart_need=400.0,
-        term=Term.HEADROOM,
-    )
-    sized = policy.sized_for_peak(
-        found=found, peak=peak, memory=Memory(), knobs=KNOBS, keeping_up=True
-    )
-    got = policy.low_up_rate(sized=sized, memory=Memory(pending_low=low))
-    assert got == want
-    assert got <= sized.up_rate
-
-
-@given(
-    low=st.integers(min_value=0, max_value=10**6),
-    peak=st.floats(min_value=0.0, max_value=1e6),
-    backlog_need=st.floats(min_value=0.0, max_value=1e5),
-    restart_need=st.floats(min_value=0.0, max_value=1e5),
-)
-def test_the_lowest_need_of_a_wait_never_sizes_above_the_held_peak(
-    low: int, peak: float, backlog_need: float, restart_need: float
-) -> None:
-    found = Demand(
-        production=peak,
-        production_need=peak,
-        backlog=0.0,
-        backlog_need=backlog_need,
-        restart_need=restart_need,
-        term=Term.HEADROOM,
-    )
-    sized = policy.sized_for_peak(
-        found=found, peak=peak, memory=Memory(), knobs=KNOBS, keeping_up=True
-    )
-    got = policy.low_up_rate(sized=sized, memory=Memory(pending_low=low))
-    assert got <= sized.up_rate
-    if low > 0:
-        assert got <= math.ceil(low + backlog_need + restart_need) + 1
-
-
-# consumed msg/s, request millicores (1000 msg/s per core) -> CPU to spare
-SPARES = [
-    (900.0, 1000, True),  # 10 % below what the request gives
-    (950.0, 1000, False),  # within HYSTERESIS of it: drained at its rate
-    (1000.0, 1000, False),
-    (1200.0, 1000, False),  # beyond it: the node lends CPU
-    (0.0, 0, False),  # no request: nothing known
-]
-
-
-@pytest.mark.parametrize(("consumed", "cpu_m", "want"), SPARES)
-def test_an_instance_has_cpu_to_spare_when_it_consumed_less_than_its_request_gives(
-    consumed: float, cpu_m: int, want: bool
-) -> None:
-    assert policy.spare(consumed=consumed, cpu_m=cpu_m, rate_per_core=1000.0) is want
-
-
-@pytest.mark.parametrize(
-    ("emptied", "spare", "rule"),
-    [
-        (True, True, "spike"),
-        (True, False, "pending_up: needed"),
-        (False, True, "pending_up: needed"),
-    ],
-)
-def test_under_recreate_a_wait_starts_again_only_with_an_empty_backlog_and_cpu_to_spare(
-    emptied: bool, spare: bool, rule: str
-) -> None:
-    state = ScalingState(status=PSU, since=ago(120), memory=Memory(resized_at=ago(1000)))
-    verdict = policy.decide(
-        policy.Situation(
-            state=state,
-            comparison=1,
-            current_cpu_m=1100,
-            proposed_cpu_m=1400,
-            lagging=False,
-            urgent=False,
-            drained=True,
-            emptied=emptied,
-            spare=spare,
-            cpu_shortage_m=0,
-            now=NOW,
-            spike=True,
-        ),
-        knobs=KNOBS,
-    )
-    assert verdict.rule.startswith(rule)
-    assert verdict.apply is (rule != "spike")

@@ -553,19 +553,17 @@ def test_under_recreate_a_scale_down_is_sized_for_the_headroom_not_its_restart()
     replay.close()
 
 
-# -- u 0.9 (``policy.spike``): a rise that only the held peak still asks for is no
-# reason to scale up (under Recreate, while the instance has emptied its backlog); in
-# place a scale-up after its pending period goes to the need of its own pass, under
-# Recreate to the lowest held need of its wait when the instance keeps up
-# (``policy.pending_low``). Closed loop: each partition consumes what the request gives
-# at ratePerCore (a contended node), at most its production plus its backlog.
+# -- in place, u 0.9 (``policy.spike``): a rise that only the held peak still asks for
+# is no reason to scale up; a scale-up after its pending period goes to the need of its
+# own pass. Closed loop: each partition consumes what the request gives at
+# ratePerCore (a contended node), at most its production plus its backlog.
 
 SPIKY = replace(ORDERS, update_mode="InPlaceOrRecreate")
 
 
-def _contended(rates: list[float], consumer: ConsumerBuilder = SPIKY) -> tuple[list[int], str]:
+def _contended(rates: list[float]) -> tuple[list[int], str]:
     """The request after each pass, and the last explanation written."""
-    replay = replay_of(consumer)
+    replay = replay_of(SPIKY)
     backlog, cpus = 0.0, []
     for lam in rates:
         capacity = cpus[-1] / 1000 * 2000 / 2 if cpus else lam
@@ -594,54 +592,3 @@ def test_in_place_a_scale_up_after_its_pending_period_is_sized_for_its_own_pass(
     cpus, explanation = _contended([1000.0] * 4 + [1400.0, 1400.0, 1700.0, 1400.0, 1400.0])
     assert cpus == [1200] * 8 + [1700]
     assert "sized for this pass's need" in explanation
-
-
-def test_under_recreate_a_rise_of_a_minute_and_a_half_held_as_the_peak_restarts_nothing() -> None:
-    """Recreate: three passes at 1300/s each ask for a scale-up (2·1300/0.9 = 2889/s,
-    beyond the 2400/s that 1200m give) and leave 7 s behind; one pass back at 1000/s
-    empties the backlog, and then only the held peak asks on: the pending period starts
-    again (``spike``), no restart (before: one to 1500m, the held peak's size at the
-    end of the wait, kept for good by the 15 % band)."""
-    cpus, explanation = _contended([1000.0] * 4 + [1300.0] * 3 + [1000.0] * 8, ORDERS)
-    assert cpus == [1200] * 15
-    assert "rule spike" in explanation
-
-
-def test_under_recreate_a_rise_whose_backlog_outlasts_the_wait_is_scaled_up_for() -> None:
-    """Recreate: three passes at 1400/s each leave 15 s behind, which 1000/s drains in
-    three passes: at the end of the pending period the instance has not emptied its
-    backlog, so the held peak alone still counts (an instance behind on average is
-    never emptied, ``test_hostile_recreate_lag``) and the scale-up goes, sized for the
-    held peak (1600m)."""
-    cpus, explanation = _contended([1000.0] * 4 + [1400.0] * 3 + [1000.0] * 8, ORDERS)
-    assert cpus[:8] == [1200] * 8
-    assert cpus[8] == 1600
-    assert "rule spike" not in explanation
-
-
-def test_under_recreate_a_scale_up_of_an_instance_behind_is_sized_for_the_held_peak() -> None:
-    """Recreate: 1400/s each from the 5th pass, one pass of 1700/s in the pending period.
-    The instance is behind (its 1200m give 2400/s of the 2800/s produced), so nothing
-    starts the wait again and nothing sizes it lower: after 120 s the scale-up goes to
-    the held peak of the 1700/s pass (2·1700/0.9 = 3778/s, plus its restart's backlog
-    over T: 2100m). Sized for less, a scale-up on a rising trace under Recreate fell
-    behind it. In place it goes to its own pass's need (1700m)."""
-    cpus, explanation = _contended([1000.0] * 4 + [1400.0, 1400.0, 1700.0, 1400.0, 1400.0], ORDERS)
-    assert cpus == [1200] * 8 + [2100]
-    assert "rule pending_up: needed" in explanation
-    assert "sized for" not in explanation
-
-
-def test_under_recreate_a_scale_up_that_keeps_up_is_sized_for_the_lowest_need_of_its_wait() -> None:
-    """Recreate: 1150/s each keeps up on 1200m (2400/s) but asks 2·1150/0.9 = 2556/s;
-    one pass of 1400/s in the wait (its own need asks too). At the end of the wait the
-    instance is empty again and the scale-up goes to the lowest held need of its wait,
-    2556/s plus its restart's backlog: 1300m, which then stays (before: 1600m, for the
-    1400/s pass still held in the peak window; the 15 % band kept it for good)."""
-    rates = [1000.0] * 4 + [1150.0, 1150.0, 1400.0, 1150.0, 1150.0] + [1150.0] * 30
-    cpus, _ = _contended(rates, ORDERS)
-    assert cpus[:9] == [1200] * 8 + [1300]
-    assert cpus[9:] == [1300] * 30
-    _, scaled = _contended(rates[:9], ORDERS)
-    assert "sized for the lowest need while pending: 2" in scaled
-    assert scaled.split("rule ")[0].endswith("= 1300m; ")

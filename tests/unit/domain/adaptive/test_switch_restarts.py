@@ -5,12 +5,7 @@ Driven by ``simulating.Replay`` (the operator's own pipeline, with its planner m
 in virtual time, in closed loop: each instance consumes what its request gives (at
 ``ratePerCore``), at most its production plus its backlog; a restart costs one sync of
 consumption. Production is log-normal across instances around 1,340/s with 2 % noise per
-sync (seeded). The Consumer leaves ``restartBudgetPercent`` out: the default, 10 %; its
-``targetUtilizationPercent`` is 90, so that the adaptive headroom (1/u) is one 100m
-step above naive's size on most instances: with 95, only the instances the adaptive
-predictor had scaled up for the noise had a step to give back, and since a held peak
-alone no longer asks for a restart while an instance keeps up (``policy.spike``), too
-few (157) to bind the budget for more than two passes.
+sync (seeded). The Consumer leaves ``restartBudgetPercent`` out: the default, 10 %.
 
 Aspects tested:
 
@@ -38,7 +33,7 @@ N = 1000
 RATE_PER_CORE = 2000
 STEP_S = 31.0
 PENDING_DOWN_S = 600.0
-ORDERS = ConsumerBuilder(partitions=N, rate_per_core=RATE_PER_CORE, target_utilization_percent=90)
+ORDERS = ConsumerBuilder(partitions=N, rate_per_core=RATE_PER_CORE)
 # The default restartBudgetPercent, 10 % of the instances per pass.
 BUDGET = N // 10
 
