@@ -113,6 +113,10 @@ class Context:
     verdicts: dict[int, Verdict] = field(default_factory=dict)
     # The inputs ``held`` found no hold for, by Deployment UID (``unheld``).
     unheld: dict[str, tuple[object, ...]] = field(default_factory=dict)
+    # At most one: the decision the planner declined, until the next call of the rule
+    # (``decline``). Kept by the pass, not the module: passes of different Consumers
+    # run in different threads.
+    declined: list["_Declined"] = field(default_factory=list)
     # The restarts for a scale-down this pass may still make (``domain.disruption``);
     # None: no budget (it cannot bind, or nothing is autoscaled).
     budget: disruption.RestartBudget | None = None
@@ -770,19 +774,14 @@ HELD: Final = "restart_budget: waiting for its turn (restartBudgetPercent)"
 @dataclass(frozen=True, slots=True)
 class _Declined:
     """A decision of ``scale_adaptively`` that its caller did not take, handed to the next
-    call (``decline``): for ``inst`` in ``ctx`` (identity), from ``pool`` with
+    call in the pass (``decline``): for ``inst`` (identity), from ``pool`` with
     ``before`` available, leaving ``after``."""
 
-    ctx: Context
     inst: Instance
     pool: limits.Pool
     before: tuple[int | None, int | None]
     after: tuple[int | None, int | None]
     decision: Decision | None
-
-
-# At most one: the decision the planner declined, until the next call of the rule.
-_DECLINED: list[_Declined] = []
 
 
 def decline(
@@ -803,23 +802,18 @@ def decline(
     in the bench's 10,000 steps), the rule chain asks it again for that instance right
     after, with the same inputs; it ran in full twice. Only the next call may take it
     (it is forgotten by any call), so nothing outlives the instance it was made for."""
-    _DECLINED[:] = [
-        _Declined(ctx=ctx, inst=inst, pool=pool, before=before, after=after, decision=decision)
+    ctx.declined[:] = [
+        _Declined(inst=inst, pool=pool, before=before, after=after, decision=decision)
     ]
 
 
 def _taken(ctx: Context, inst: Instance, pool: limits.Pool) -> tuple[bool, Decision | None]:
     """The declined decision (``decline``) when it is for this call (True, it), forgotten
     either way."""
-    if not _DECLINED:
+    if not ctx.declined:
         return False, None
-    declined = _DECLINED.pop()
-    if (
-        declined.ctx is not ctx
-        or declined.inst is not inst
-        or declined.pool is not pool
-        or pool.available != declined.before
-    ):
+    declined = ctx.declined.pop()
+    if declined.inst is not inst or declined.pool is not pool or pool.available != declined.before:
         return False, None
     pool.restore(declined.after)
     return True, declined.decision

@@ -1123,7 +1123,7 @@ def test_a_declined_adaptive_decision_is_taken_only_by_the_call_it_was_made_for(
     stale = mock.sentinel.stale
     before = pool.available
     for other in (
-        {"ctx": dataclasses.replace(ctx)},
+        {"ctx": dataclasses.replace(ctx, declined=[])},  # another pass's
         {"inst": dataclasses.replace(inst)},
         {"pool": copy.deepcopy(pool)},
     ):
