@@ -1338,30 +1338,18 @@ def _held_again(k: _Keeping, *, last: _Last, partitions: tuple[int, ...], max_la
     ctx, d = k.ctx, last.d
     snapshot = ctx.snapshot
     assert snapshot is not None  # ``_Keeping.of``: metrics known
-    critical = _at_least(max_lag, k.autoscaling.critical_lag_s)
     memory = rules.held(
         ctx,
         d=d,
         partitions=partitions,
-        critical=critical,
+        critical=_at_least(max_lag, k.autoscaling.critical_lag_s),
         lagging=last.report.lagging,
         unbounded=k.unbounded,
         snapshot=snapshot,
         autoscaling=k.autoscaling,
     )
     if memory is None:
-        # The rule loop asks the rule for this instance: not ``held`` again.
-        rules.unheld(
-            ctx,
-            d=d,
-            partitions=partitions,
-            critical=critical,
-            lagging=last.report.lagging,
-            unbounded=k.unbounded,
-            snapshot=snapshot,
-            autoscaling=k.autoscaling,
-        )
-        return False
+        return False  # the rule loop decides it (not by ``held`` again: ``Context.unheld``)
     recent = ctx.recent
     if recent is not None:
         recent.keep(uid=d.uid, annotation=d.annotations.get(keys.SCALING_MEMORY), memory=memory)

@@ -111,7 +111,7 @@ class Context:
     recent: Recent | None = None
     # ``scale_by_metrics``'s verdicts found ahead, by instance index (``Verdict``).
     verdicts: dict[int, Verdict] = field(default_factory=dict)
-    # The inputs ``held`` found no hold for, by Deployment UID (``unheld``).
+    # The inputs ``held`` found no hold for, by Deployment UID.
     unheld: dict[str, tuple[object, ...]] = field(default_factory=dict)
     # At most one: the decision the planner declined, until the next call of the rule
     # (``decline``). Kept by the pass, not the module: passes of different Consumers
@@ -1112,7 +1112,7 @@ def _held_keep(
     """``scale_adaptively``'s decision when the peak's certificate says what it is
     (``held``): the instance kept as it is, remembering the memory the rule computes.
     Not asked again when the planner asked it in this pass with these very inputs
-    (``unheld``)."""
+    (``Context.unheld``)."""
     asked = ctx.unheld.get(d.uid)
     if asked is not None and _same(
         asked,
@@ -1132,7 +1132,12 @@ def _held_keep(
     return None if remembered is None else _adaptive_unchanged(inst, remembered=remembered)
 
 
-def unheld(
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Whether ``a`` and ``b`` hold the very same objects (identity, not equality)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def held(
     ctx: Context,
     *,
     d: ObservedDeployment,
@@ -1142,25 +1147,31 @@ def unheld(
     unbounded: bool,
     snapshot: MetricsSnapshot,
     autoscaling: Autoscaling,
-) -> None:
-    """Remember for the pass of ``ctx`` that ``held`` found no hold for these inputs.
+) -> Memory | None:
+    """``_hold_standing``'s answer, and when it is None the inputs it was None for,
+    remembered for the pass (``Context.unheld``): the planner asks for every instance it
+    kept last pass before the rule loop (``planning._held_again``), and the rule would
+    ask again (``_held_keep``) for each one it then decides, some 15,000 of the bench's
+    10,000 steps, a fifth of them sizing the instance before declining. Between the
+    two nothing it reads changes for that Deployment (the certificate, the hold and
+    the memory ``Recent`` keeps of its UID change only when the rule decides it), so the
+    answer would be None again."""
+    memory = _hold_standing(
+        ctx,
+        d=d,
+        partitions=partitions,
+        critical=critical,
+        lagging=lagging,
+        unbounded=unbounded,
+        snapshot=snapshot,
+        autoscaling=autoscaling,
+    )
+    if memory is None:
+        ctx.unheld[d.uid] = (d, partitions, critical, lagging, unbounded, snapshot, autoscaling)
+    return memory
 
-    Why: the planner asks ``held`` for every instance it kept last pass before the
-    rule loop (``planning._held_again``), and the rule asks it again (``_held_keep``)
-    for each one it then declined: some 15,000 of the bench's 10,000 steps, a fifth of
-    them sizing the instance (``adaptive.size``) before declining. Between the two,
-    nothing ``held`` reads changes for that Deployment: the certificate and hold of its
-    UID change only when the rule decides it, and so does the memory kept for it
-    (``Recent``) when ``held`` declines; so the answer is None again."""
-    ctx.unheld[d.uid] = (d, partitions, critical, lagging, unbounded, snapshot, autoscaling)
 
-
-def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
-    """Whether ``a`` and ``b`` hold the very same objects (identity, not equality)."""
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
-
-
-def held(
+def _hold_standing(
     ctx: Context,
     *,
     d: ObservedDeployment,
