@@ -4,9 +4,10 @@ Aspects tested (one worker, at most 5 writes per pass):
 
 * a Consumer with 30 instances and one with 2, applied together: the big one's creations
   are cut into passes of 5, and the small one, which has not had a pass, gets the worker
-  after the first of them: its Deployments are created (the apiserver's own order, as a
-  watch shows it) before the big one's 11th. Before passes were sliced, the big one's
-  first pass created all 30 first;
+  after the first of them, or a slice or two later when its event reaches the queue
+  late: its Deployments are created (the apiserver's own order, as a watch shows it)
+  before the big one's 16th. Before passes were sliced, the big one's first pass created
+  all 30 first;
 * both converge, and the big one's status counts every instance.
 """
 
@@ -90,5 +91,8 @@ def test_a_waiting_consumer_gets_the_worker_after_one_slice_of_a_wave(
     small = [i for i, name in enumerate(order) if name.startswith("small-")]
     assert len(small) == 2, order
     big_before_small = sum(1 for name in order[: max(small)] if name.startswith("big-"))
-    # One slice, and one more if the small Consumer came after the second slice had begun.
-    assert big_before_small <= 2 * SLICE, order
+    # One slice, one more if the small Consumer's event reached the queue after the big
+    # one's second pass was queued, and a third when it lagged further (once, in a
+    # fresh-clone CI run on the loaded 2-core machine: 15). Never the wave: before passes
+    # were sliced the big one created all 30 first.
+    assert big_before_small <= 3 * SLICE < BIG, order
