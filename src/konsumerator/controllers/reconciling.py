@@ -614,10 +614,9 @@ class Pipeline:
             # Which creations were made is unknown (a lost lease cancels the pass
             # midway): the next pass must not wait a minute for any of them, and one
             # made after all costs it an AlreadyExists answer.
-            self._expectations.withdraw(owner=source.uid, names=creations)
+            self._expectations.settle(owner=source.uid, names=creations, made={})
             raise
-        self._expectations.created(owner=source.uid, made=outcome.created)
-        self._expectations.withdraw(owner=source.uid, names=creations.difference(outcome.created))
+        self._expectations.settle(owner=source.uid, names=creations, made=outcome.created)
         resize_outcomes = self._resizes.acted(key, plan=plan, outcome=outcome, now=now)
         self._continuations.acted(
             key=key,

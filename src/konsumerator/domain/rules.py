@@ -868,7 +868,9 @@ def scale_adaptively(
     asks = (
         sized.asks
         if unsized(observed)
-        else adoption.asks(sized=sized, memory=observed.memory, keeping_up=drained)
+        else adoption.asks(
+            sized=sized, memory=observed.memory, snapshot=snapshot, partitions=inst.partitions
+        )
     )
     consumed, effect = _consumed_and_effect(
         ctx=ctx,
@@ -1241,7 +1243,7 @@ def _hold_standing(
         asks = (
             sized.asks
             if unsized(d.scaling)
-            else adoption.asks(sized=sized, memory=memory, keeping_up=keeping_up)
+            else adoption.asks(sized=sized, memory=memory, snapshot=snapshot, partitions=partitions)
         )
         c = made.certificate
         if asks <= 0 or not c.admits(

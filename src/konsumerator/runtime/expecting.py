@@ -26,8 +26,8 @@ recorded), and does not create a name again while it is awaited (``awaited``):
   it (a relist that missed both its addition and its deletion): the caller asks for a
   pass at ``due_in``, as an awaited creation wakes nothing else;
 * or when the creation was not made after all (refused, failed or left for a later
-  pass: ``withdraw``, once the caller knows; ``created`` tells it the UIDs of those
-  made).
+  pass): ``settle``, once the caller knows, drops those and tells it the UIDs of the
+  objects made.
 
 Owners are opaque keys (the owner's UID, so that an owner deleted and created again
 under its name starts afresh, and two owners never share a name's expectation); an
@@ -91,27 +91,24 @@ class Expectations:
                 pending = self._owners[owner] = {}
             pending[name] = _Expected(deadline=deadline)
 
-    def created(self, *, owner: str, made: Mapping[str, str]) -> None:
-        """The creations ``expect`` recorded are back: ``made`` maps each name created
-        to the UID of the object now standing for it. One whose deletion the watch
-        delivered meanwhile is settled; the others await that object."""
+    def settle(self, *, owner: str, names: Iterable[str], made: Mapping[str, str]) -> None:
+        """The creations of ``names`` that ``expect`` recorded are back: ``made`` maps
+        each name created to the UID of the object now standing for it. A name not in
+        ``made`` (refused, failed, left for a later pass, or unknown after a cancelled
+        pass) is not awaited; a made one whose deletion the watch delivered meanwhile is
+        settled; the others await that object."""
         pending = self._owners.get(owner)
         if pending is None:
             return
-        for name, uid in made.items():
+        for name in names:
             expected = pending.get(name)
             if expected is None or expected.uid is not None:
                 continue
-            if uid in expected.gone:
+            uid = made.get(name)
+            if uid is None or uid in expected.gone:
                 self._drop(owner=owner, name=name)
             else:
                 expected.uid, expected.gone = uid, set()
-
-    def withdraw(self, *, owner: str, names: Iterable[str]) -> None:
-        """Of the names ``expect`` recorded for ``owner``, ``names`` were not created
-        (refused, failed, or left for a later pass): nothing is awaited of them."""
-        for name in names:
-            self._drop(owner=owner, name=name)
 
     def gone(self, *, owner: str, name: str, uid: str) -> None:
         """The watch delivered the deletion of ``owner``'s object ``name`` with ``uid``.

@@ -11,9 +11,9 @@ Aspects tested (``runtime.expecting.Expectations`` on a virtual clock):
 - owners never share a name's expectation; ``forget`` drops an owner's, and an owner
   whose expectations have all settled or lapsed is not kept (no leak);
 - ``due_in`` is the time to the owner's earliest deadline, none without expectations;
-- a withdrawn creation (not made after all) is not awaited;
+- a creation not made after all (refused, failed, a cancelled pass) is not awaited;
 - against a model (hypothesis): any sequence of creations (expected, then made),
-  withdrawals, deletions of the objects made or of older ones, looks and clock steps
+  creations not made, deletions of the objects made or of older ones, looks and clock steps
   awaits exactly the names created within the timeout, not deleted, and missing at
   every look since.
 """
@@ -49,7 +49,7 @@ def test_the_default_timeout_is_at_most_a_minute() -> None:
 def made(awaiting: Expectations, *, owner: str, names: list[str]) -> None:
     """``names`` created for ``owner`` (expected, then made), each object's UID ``u-NAME``."""
     awaiting.expect(owner=owner, names=names)
-    awaiting.created(owner=owner, made={n: f"u-{n}" for n in names})
+    awaiting.settle(owner=owner, names=names, made={n: f"u-{n}" for n in names})
 
 
 def test_a_name_the_watch_saw_deleted_is_no_longer_awaited() -> None:
@@ -73,7 +73,7 @@ def test_the_deletion_of_an_older_object_of_the_name_settles_nothing() -> None:
     awaiting.gone(owner="uid-a", name="x-0", uid="u-old")
     awaiting.expect(owner="uid-a", names=["x-1"])
     awaiting.gone(owner="uid-a", name="x-1", uid="u-old")
-    awaiting.created(owner="uid-a", made={"x-1": "u-x-1"})
+    awaiting.settle(owner="uid-a", names=["x-1"], made={"x-1": "u-x-1"})
     assert awaiting.awaited(owner="uid-a", missing=["x-0", "x-1"]) == {"x-0", "x-1"}
 
 
@@ -82,15 +82,16 @@ def test_a_deletion_delivered_while_its_creation_is_in_flight_settles_it_once_ma
     awaiting.expect(owner="uid-a", names=["x-0", "x-1"])
     awaiting.gone(owner="uid-a", name="x-0", uid="u-x-0")
     assert awaiting.awaited(owner="uid-a", missing=["x-0", "x-1"]) == {"x-0", "x-1"}
-    awaiting.created(owner="uid-a", made={"x-0": "u-x-0", "x-1": "u-x-1"})
+    awaiting.settle(owner="uid-a", names=["x-0", "x-1"], made={"x-0": "u-x-0", "x-1": "u-x-1"})
     assert awaiting.awaited(owner="uid-a", missing=["x-0", "x-1"]) == {"x-1"}
 
 
-def test_a_withdrawn_creation_is_not_awaited() -> None:
+def test_a_creation_not_made_is_not_awaited() -> None:
     awaiting, _ = expectations()
-    awaiting.expect(owner="uid-a", names=["x-0", "x-1"])
-    awaiting.withdraw(owner="uid-a", names=["x-1", "x-9"])
-    assert awaiting.awaited(owner="uid-a", missing=["x-0", "x-1"]) == {"x-0"}
+    awaiting.expect(owner="uid-a", names=["x-0", "x-1", "x-2"])
+    awaiting.settle(owner="uid-a", names=["x-0", "x-1", "x-9"], made={"x-0": "u-x-0"})
+    # x-2 is still in flight (another settle is to come): awaited.
+    assert awaiting.awaited(owner="uid-a", missing=["x-0", "x-1", "x-2"]) == {"x-0", "x-2"}
 
 
 def test_a_created_name_is_awaited_while_missing() -> None:
@@ -194,7 +195,7 @@ STEPS = st.lists(
         st.tuples(st.just("forget"), OWNERS, st.just(frozenset[str]())),
         st.tuples(st.just("gone-ours"), OWNERS, st.frozensets(NAMES, max_size=1)),
         st.tuples(st.just("gone-old"), OWNERS, st.frozensets(NAMES, max_size=1)),
-        st.tuples(st.just("withdraw"), OWNERS, st.frozensets(NAMES)),
+        st.tuples(st.just("not made"), OWNERS, st.frozensets(NAMES)),
     ),
     max_size=30,
 )
@@ -229,7 +230,7 @@ def test_awaited_names_match_a_model(steps: list[tuple[str, str, object]]) -> No
             model.update({(owner, n): Modelled(t=clock.now, uid=f"{n}-{k}") for n in names})
         elif verb == "made":
             made = {n: e.uid for n in names if (e := model.get((owner, n))) and not e.made}
-            awaiting.created(owner=owner, made=made)
+            awaiting.settle(owner=owner, names=made, made=made)
             for n in made:
                 entry = model[(owner, n)]
                 if entry.uid in entry.gone:
@@ -245,9 +246,10 @@ def test_awaited_names_match_a_model(steps: list[tuple[str, str, object]]) -> No
                     entry.gone.add(uid)
                 elif entry is not None and uid == entry.uid:
                     del model[(owner, n)]
-        elif verb == "withdraw":
-            awaiting.withdraw(owner=owner, names=names)
-            model = {k: e for k, e in model.items() if k[0] != owner or k[1] not in arg}
+        elif verb == "not made":
+            awaiting.settle(owner=owner, names=names, made={})
+            # Only creations in flight are settled: one already made is awaited still.
+            model = {k: e for k, e in model.items() if k[0] != owner or k[1] not in arg or e.made}
         elif verb == "forget":
             awaiting.forget(owner=owner)
             model = {k: e for k, e in model.items() if k[0] != owner}

@@ -12,8 +12,19 @@ a consumer group paused at once for headroom that none of them lacked to keep up
 
 So an instance the adaptive predictor has not resized yet (no ``resizedAt`` in its
 memory: it was never created or resized under it) is *adopted* as it is: while it keeps
-up (``policy.drained``), a scale-up is asked for only once production itself (plus the
-backlog's need) passes what its CPU gives, as ``naive`` would have asked.
+up, a scale-up is asked for only once production itself (plus the backlog's need)
+passes what its CPU gives, as ``naive`` would have asked.
+
+Keeping up means every partition within ``policy.EMPTY_S`` of its production
+(``policy.emptied``), not one actuation's worth (``policy.drained``, 30 s under
+``Recreate``): what a consumer that keeps up has in flight. With the looser bound an
+instance falling behind on average while its production crossed its CPU only every
+other sync (700 and 550 msg/s on a request consuming 600) went back to its adopted size
+at each low sync, which started its ``pendingScaleUpDuration`` again, until its backlog
+passed 30 s: scaled up 13 minutes late. The memory is lost that way whenever anyone
+removes or garbles the ``scaling-memory`` annotation (it is read as never resized), so
+the bound is what keeps such an edit from delaying a scale-up. A steady adopted
+instance keeps well within it (a sync 1 % over its CPU leaves 0.3 s behind).
 The headroom comes with the first resize that has a reason of its own (production
 outgrowing the size, a lag, a template rollout), sized by the adaptive rules in full;
 from then on the instance is the adaptive predictor's. A scale-down is unaffected: it
@@ -21,9 +32,11 @@ keeps the restart term (``policy.Sized.rate``), above what ``naive`` gave.
 """
 
 import math
+from collections.abc import Sequence
 
 from konsumerator.domain.adaptive.memory import Memory
-from konsumerator.domain.adaptive.policy import Sized
+from konsumerator.domain.adaptive.policy import Sized, emptied
+from konsumerator.domain.metrics import MetricsSnapshot
 
 
 def adopted(memory: Memory | None) -> bool:
@@ -48,13 +61,15 @@ def production_rate(sized: Sized) -> int:
     return math.ceil(rate) if math.isfinite(rate) else sized.asks
 
 
-def asks(*, sized: Sized, memory: Memory | None, keeping_up: bool) -> int:
+def asks(
+    *, sized: Sized, memory: Memory | None, snapshot: MetricsSnapshot, partitions: Sequence[int]
+) -> int:
     """The rate whose CPU the current size is compared with, to scale up.
 
-    ``Sized.asks`` unless the instance is adopted and keeps up: then no more than its
-    production (``production_rate``).
+    ``Sized.asks`` unless the instance is adopted and keeps up (``emptied``): then no
+    more than its production (``production_rate``).
     """
-    if not keeping_up or not adopted(memory):
+    if not adopted(memory) or not emptied(snapshot=snapshot, partitions=partitions):
         return sized.asks
     return min(sized.asks, production_rate(sized))
 

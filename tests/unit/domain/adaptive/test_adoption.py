@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Literal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support.consumers import ConsumerBuilder
@@ -38,7 +39,7 @@ from konsumerator.domain import keys
 from konsumerator.domain.adaptive import adoption
 from konsumerator.domain.adaptive.demand import Demand, Term
 from konsumerator.domain.adaptive.memory import Memory
-from konsumerator.domain.adaptive.policy import Sized
+from konsumerator.domain.adaptive.policy import EMPTY_S, Sized
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingStatus
 
@@ -192,20 +193,46 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
     backlog_need=st.floats(min_value=0, max_value=1e9),
     headroom=st.floats(min_value=0.5, max_value=2.0),
     resized=st.booleans(),
-    keeping_up=st.booleans(),
+    behind_s=st.floats(min_value=0, max_value=60),
 )
 def test_the_adopted_rate_lies_between_production_and_the_adaptive_one(
-    production: float, backlog_need: float, headroom: float, resized: bool, keeping_up: bool
+    production: float, backlog_need: float, headroom: float, resized: bool, behind_s: float
 ) -> None:
     asks = math.ceil((production + backlog_need) * headroom)
     sized = _sized(production=production, asks=asks, backlog_need=backlog_need)
     memory = Memory(resized_at=NOW) if resized else None
-    got = adoption.asks(sized=sized, memory=memory, keeping_up=keeping_up)
+    behind = behind_s * production
+    snapshot = MetricsSnapshot(production={0: production}, offset={0: behind})
+    got = adoption.asks(sized=sized, memory=memory, snapshot=snapshot, partitions=(0,))
+    keeping_up = behind <= production * EMPTY_S or behind < 1
     if resized or not keeping_up:
         assert got == asks
     else:
         assert got <= asks
         assert got >= min(asks, production + backlog_need)
+
+
+# An adopted instance producing 1,000/s on a CPU that gives 1,000/s, per backlog (in
+# seconds of production): whether it is compared at its production (adopted) or at the
+# adaptive rate, headroom included. Under Recreate λ·R is 30 s: a backlog of 6 s is
+# within it, and is still not kept up with.
+KEEPS_UP = [
+    (0.0, True),
+    (0.3, True),  # a sync 1 % over its CPU
+    (EMPTY_S, True),
+    (6.0, False),
+    (29.0, False),
+]
+
+
+@pytest.mark.parametrize(("behind_s", "adopted_rate"), KEEPS_UP)
+def test_an_adopted_instance_keeps_up_while_within_five_seconds_of_production(
+    behind_s: float, adopted_rate: bool
+) -> None:
+    sized = _sized(production=1000.0, asks=1053, backlog_need=0.0)
+    snapshot = MetricsSnapshot(production={0: 1000.0}, offset={0: behind_s * 1000.0})
+    got = adoption.asks(sized=sized, memory=None, snapshot=snapshot, partitions=(0,))
+    assert got == (1000 if adopted_rate else 1053)
 
 
 def _memories(fleet: Fleet) -> list[str | None]:
