@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Final
 
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, unsized
+from konsumerator.domain.stamps import age_s
 
 # The default share of a Consumer's instances that one pass may restart for a
 # scale-down: Karpenter's default disruption budget (10 % of nodes) and between a
@@ -53,7 +54,7 @@ def _waited(state: ScalingState, *, now: datetime, pending_down_s: float) -> boo
     """A scale-down that has waited its pending period (the state machine would apply it)."""
     if state.status is not ScalingStatus.PENDING_SCALE_DOWN:
         return False
-    return state.since is None or (now - state.since).total_seconds() >= pending_down_s
+    return age_s(state.since, now=now) >= pending_down_s
 
 
 def turns(

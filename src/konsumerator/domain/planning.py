@@ -63,6 +63,7 @@ from konsumerator.domain.rules import Action, Context, Decision, Instance
 from konsumerator.domain.scaling import ScalingState, ScalingStatus
 from konsumerator.domain.scaling import decide as scaling_decide
 from konsumerator.domain.specs import Autoscaling, ConsumerConfig, Owner, Predictor
+from konsumerator.domain.stamps import age_s
 
 __all__ = [
     "Action",
@@ -1401,10 +1402,9 @@ def _still_pending(k: _Keeping, scaling: ScalingState) -> bool:
     (``scaling.decide``: not yet elapsed, the same expression) until the period is
     over, and then applies. A keep made while waiting holds while it still waits.
     """
-    since = scaling.since
     a = k.autoscaling
     period = a.pending_up_s if scaling.status is _PENDING_UP else a.pending_down_s
-    return since is not None and (k.ctx.now - since).total_seconds() < period
+    return age_s(scaling.since, now=k.ctx.now) < period
 
 
 def _frame(k: _Keeping, *, deployments: Sequence[ObservedDeployment], kept: _Again) -> _Frame:

@@ -37,6 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from konsumerator.domain.adaptive.memory import Memory
+from konsumerator.domain.stamps import age_s
 
 
 class ScalingStatus(StrEnum):
@@ -105,7 +106,7 @@ def stamped(state: ScalingState, *, now: datetime) -> ScalingState:
 
 
 def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
-    return state.since is None or (now - state.since).total_seconds() >= period_s
+    return age_s(state.since, now=now) >= period_s
 
 
 def _enter(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:

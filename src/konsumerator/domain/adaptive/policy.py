@@ -62,6 +62,7 @@ from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, settle, unsized
 from konsumerator.domain.specs import Autoscaling
+from konsumerator.domain.stamps import age_s
 
 # Scale down only when it saves more than this share of the current CPU, plus R/T
 # (``band``): a resize that restarts pods must save more than one that does not.
@@ -119,11 +120,6 @@ class Verdict:
     now_sized: bool = False
 
 
-def _age(moment: datetime | None, now: datetime) -> float:
-    """Seconds since ``moment``; None reads as infinitely long ago."""
-    return float("inf") if moment is None else (now - moment).total_seconds()
-
-
 def hold_peak(
     *, need: float, memory: Memory | None, now: datetime, window_s: float
 ) -> tuple[float, Memory]:
@@ -139,7 +135,7 @@ def hold_peak(
     """
     memory = memory or Memory()
     half = window_s / 2
-    age = _age(memory.peak_at, now)
+    age = age_s(memory.peak_at, now=now)
     if age >= half:
         previous = memory.peak_rate if age < window_s else 0
         memory = memory.with_peak(peak_rate=_ceil(need), peak_at=now, previous_peak=previous)
@@ -216,11 +212,11 @@ def emptied(*, snapshot: MetricsSnapshot, partitions: Sequence[int]) -> bool:
 
 
 def gap_elapsed(*, memory: Memory | None, now: datetime, min_gap_s: float) -> bool:
-    return _age(memory.resized_at if memory else None, now) >= min_gap_s
+    return age_s(memory.resized_at if memory else None, now=now) >= min_gap_s
 
 
 def dwelt(*, memory: Memory | None, now: datetime, dwell_s: float) -> bool:
-    return _age(memory.resized_at if memory else None, now) >= dwell_s
+    return age_s(memory.resized_at if memory else None, now=now) >= dwell_s
 
 
 # A scale-up is judged once the rate() window (a minute) after its actuation has
@@ -298,7 +294,7 @@ def effect(
         return Effect.EFFECTIVE
     if consumed >= memory.throughput_before * (1 + EFFECTIVE_SHARE * added):
         return Effect.EFFECTIVE
-    if memory.ineffective or _age(memory.resized_at, now) >= knobs.actuation_s + JUDGE_AFTER_S:
+    if memory.ineffective or age_s(memory.resized_at, now=now) >= knobs.actuation_s + JUDGE_AFTER_S:
         return Effect.INEFFECTIVE
     return Effect.JUDGING
 
@@ -388,7 +384,7 @@ def observed(*, memory: Memory | None, now: datetime, actuation_s: float) -> boo
     Recreate every resize of a scale-up storm looked short that way, and
     ``settled`` then held the peak of the storm for ``SETTLE_S``.
     """
-    return _age(memory.resized_at if memory else None, now) >= actuation_s + JUDGE_AFTER_S
+    return age_s(memory.resized_at if memory else None, now=now) >= actuation_s + JUDGE_AFTER_S
 
 
 def for_backlog(*, production_need: float, backlog_need: float) -> bool:
@@ -455,7 +451,7 @@ def settled(
     """
     if memory is None or memory.short_need <= 0 or memory.cpu_before_m <= 0:
         return True
-    if _age(memory.resized_at, now) >= SETTLE_S:
+    if age_s(memory.resized_at, now=now) >= SETTLE_S:
         return True
     cpu_m, before_m = proposed_cpu_m, memory.cpu_before_m
     if lent and memory.limit_before_m > 0 and proposed_limit_m > 0:
@@ -512,7 +508,7 @@ def _pending(state: ScalingState, status: ScalingStatus, now: datetime) -> Scali
 
 
 def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
-    return period_s <= 0 or _age(state.since, now) >= period_s
+    return period_s <= 0 or age_s(state.since, now=now) >= period_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,7 +653,7 @@ def quiet_from(*, memory: Memory | None, now: datetime, cpu_before_m: int) -> in
     """
     if memory is not None and memory.cpu_before_m > 0:
         return memory.quiet_from_m
-    if _age(memory.resized_at if memory else None, now) >= SETTLE_S:
+    if age_s(memory.resized_at if memory else None, now=now) >= SETTLE_S:
         return cpu_before_m
     return 0
 
@@ -688,7 +684,7 @@ def after_up(
         return False
     if 0 < memory.quiet_from_m <= proposed_cpu_m:
         return False
-    return _age(memory.resized_at, now) < SETTLE_S
+    return age_s(memory.resized_at, now=now) < SETTLE_S
 
 
 def _down(s: Situation, knobs: Knobs) -> Verdict:
