@@ -14,6 +14,7 @@ from typing import IO, Any
 import click
 
 from konsumerator import __version__
+from konsumerator.scoring import files
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -184,15 +185,16 @@ class _OneLineErrors(click.Command):
 
 def _read(path: str) -> str:
     """A whole UTF-8 file (a byte-order mark dropped); unreadable or not UTF-8 is one line."""
+    name = files.describe(path)
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise _OneLineUsageError(f"{path}: {e.strerror or e}") from None
+        raise _OneLineUsageError(f"{name}: {e.strerror or e}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise _OneLineUsageError(f"{path}: line {line}: not UTF-8 text") from None
+        raise _OneLineUsageError(f"{name}: line {line}: not UTF-8 text") from None
 
 
 @main.command(cls=_OneLineErrors)

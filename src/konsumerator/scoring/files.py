@@ -46,8 +46,11 @@ class _Bounded(io.RawIOBase):
 
 
 def describe(path: str) -> str:
-    """How a file is named in messages."""
-    return "stdin" if path == STDIN else path
+    """How a file is named in messages: as given, or by its repr when it holds a
+    newline or another unprintable character (an error is one line, whatever the name)."""
+    if path == STDIN:
+        return "stdin"
+    return path if path.isprintable() else repr(path)
 
 
 def _why_not(error: OSError) -> str:
@@ -71,7 +74,7 @@ def open_bounded(path: str, *, limit: int) -> Iterator[io.BufferedReader]:
         # Opened apart from the with below so that only opening errors name the file here.
         handle = Path(path).open("rb")  # noqa: SIM115
     except OSError as e:
-        raise InputFileError(f"{path}: {_why_not(e)}") from None
+        raise InputFileError(f"{describe(path)}: {_why_not(e)}") from None
     with handle:
         yield io.BufferedReader(_Bounded(handle, limit=limit))
 

@@ -117,7 +117,8 @@ def _edit(r: simulating.Replay, *, index: int, edit: str) -> None:
         annotations.pop(keys.SCALING_DECISION, None)
     elif edit == "peak-edited":
         memory = annotations.get(keys.SCALING_MEMORY, "")
-        annotations[keys.SCALING_MEMORY] = memory.replace("peakRate=", "peakRate=9")
+        # The codec writes the peak as ``peak=``: a 9 in front multiplies it.
+        annotations[keys.SCALING_MEMORY] = memory.replace("peak=", "peak=9")
     r.cluster.apply(body)
 
 
