@@ -8,7 +8,7 @@ period started again at every gap. The refresh now keeps the partition's last of
 for a refresh or two (``metrics.carry_offsets``).
 
 The trace: two partitions, one instance each; partition 0 alternates 700 and 550 msg/s
-(625 on average, as in ``test_hostile_recreate_lag``) on a request that consumes 600;
+(625 on average, as in ``test_recreate_wait_across_restarts``) on a request that consumes 600;
 its lag series is missing from one refresh in two (a refresh is due only once more than
 ``minSyncPeriod``, 30 s, has passed: every other 30 s pass). Partition 1 is steady and
 always sampled.
