@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Final
 
 from konsumerator.domain.scaling import ScalingState, ScalingStatus, unsized
-from konsumerator.domain.stamps import age_s
+from konsumerator.domain.stamps import age_s, ahead
 
 # The default share of a Consumer's instances that one pass may restart for a
 # scale-down: Karpenter's default disruption budget (10 % of nodes) and between a
@@ -54,7 +54,8 @@ def _waited(state: ScalingState, *, now: datetime, pending_down_s: float) -> boo
     """A scale-down that has waited its pending period (the state machine would apply it)."""
     if state.status is not ScalingStatus.PENDING_SCALE_DOWN:
         return False
-    return age_s(state.since, now=now) >= pending_down_s
+    # One whose start is too far ahead to measure from waits again (``scaling.restarted``).
+    return not ahead(state.since, now=now) and age_s(state.since, now=now) >= pending_down_s
 
 
 def turns(

@@ -37,7 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from konsumerator.domain.adaptive.memory import Memory
-from konsumerator.domain.stamps import age_s
+from konsumerator.domain.stamps import age_s, ahead
 
 
 class ScalingStatus(StrEnum):
@@ -113,6 +113,15 @@ def _enter(state: ScalingState, status: ScalingStatus, now: datetime) -> Scaling
     return state if state.status is status else replace(state, status=status, since=now)
 
 
+def restarted(state: ScalingState, *, now: datetime) -> ScalingState:
+    """``state``, but a scale-down's pending period whose start is too far ahead of the
+    clock to measure from (``stamps.ahead``) starts again now: a dip shorter than the
+    period must not resize the instance (``stamps``). One ANNOTATE write of the time."""
+    if state.status is ScalingStatus.PENDING_SCALE_DOWN and ahead(state.since, now=now):
+        return replace(state, since=now)
+    return state
+
+
 def settle(state: ScalingState, *, saturated: bool, now: datetime) -> ScalingState:
     """SATURATED or RUNNING, keeping ``since`` when the status does not change."""
     return _enter(state, ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING, now)
@@ -162,9 +171,9 @@ def decide(
     if lagging:
         return Decision(apply=False, state=_resized(state, saturated=saturated, now=now))
     if status is ScalingStatus.PENDING_SCALE_DOWN:
-        if _elapsed(state, now, pending_down_s):
+        if _elapsed(restarted(state, now=now), now, pending_down_s):
             return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
-        return Decision(apply=False, state=state)
+        return Decision(apply=False, state=restarted(state, now=now))
     if pending_down_s <= 0 or unsized(state):
         return Decision(apply=True, state=_resized(state, saturated=saturated, now=now))
     return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_DOWN, now))

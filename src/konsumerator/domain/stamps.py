@@ -14,8 +14,14 @@ So a time at most ``SKEW_S`` ahead reads as now: the clocks of two replicas diff
 that much at most, and counting from now makes a gap or a pending period at most
 ``SKEW_S`` longer. A time further ahead is not a time this operator can measure from,
 and reads as unknown: as long ago as a missing one (the codecs read an unreadable time
-the same way), so nothing waits for it. (The Prometheus cache treats a sync time in
+the same way), so no scale-up waits for it. (The Prometheus cache treats a sync time in
 the future as stale for the same reason: ``domain.metrics``.)
+
+But for the start of a pending scale-down (``ahead``): long ago, it would let a dip
+shorter than ``pendingScaleDownDuration`` resize the instance at the next pass, which
+is what that period is for (a failover from a replica whose clock ran two minutes
+ahead restarted the pods three times for a 2.5-minute dip under Recreate). That wait
+starts again from now instead (``scaling.restarted``), and the time is written.
 """
 
 from datetime import datetime
@@ -23,6 +29,11 @@ from typing import Final
 
 # How far ahead of the operator's clock a written time may be and still count as now.
 SKEW_S: Final = 60.0
+
+
+def ahead(moment: datetime | None, *, now: datetime) -> bool:
+    """Whether ``moment`` is more than ``SKEW_S`` ahead of ``now``: not measurable."""
+    return moment is not None and (moment - now).total_seconds() > SKEW_S
 
 
 def age_s(moment: datetime | None, *, now: datetime) -> float:

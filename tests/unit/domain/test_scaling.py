@@ -13,7 +13,8 @@ Aspects tested:
   - 9: SATURATED only while lagging (Go kept Gt + not lagging SATURATED while
     a shortage remained).
 * Timestamps: ``since`` changes only when the status changes; a missing
-  timestamp reads as "infinitely long ago".
+  timestamp reads as "infinitely long ago", and so does one far ahead of the clock, but
+  for a pending scale-down's, whose wait starts again now.
 * ``ScalingStatus.parse`` of annotation values.
 * Sequences in virtual time: scale-up waits for pendingScaleUpDuration,
   scale-down for pendingScaleDownDuration, a need that goes away restarts the
@@ -128,6 +129,31 @@ def test_zero_pending_down_applies_on_first_observation(status):
 def test_pending_up_with_zero_duration_applies_even_just_entered():
     decision = run(PSU, 1, True, 0, NOW, up=0)
     assert decision.apply is True
+
+
+# A start more than a minute ahead of the clock (``domain.stamps``): a scale-up does not
+# wait for it; a scale-down's pending period starts again now (a failover from a replica
+# whose clock ran ahead must not let a dip resize the instance).
+AHEAD = NOW + timedelta(days=1)
+SLIGHTLY_AHEAD = NOW + timedelta(seconds=30)  # within the skew: reads as now
+
+
+@pytest.mark.parametrize(
+    ("status", "comparison", "since", "apply", "new_since"),
+    [
+        (PSU, 1, AHEAD, True, AHEAD),
+        (PSD, -1, AHEAD, False, NOW),
+        (PSU, 1, SLIGHTLY_AHEAD, False, SLIGHTLY_AHEAD),
+        (PSD, -1, SLIGHTLY_AHEAD, False, SLIGHTLY_AHEAD),
+    ],
+)
+def test_a_pending_start_ahead_of_the_clock_never_delays_a_scale_up_nor_rushes_a_scale_down(
+    status, comparison, since, apply, new_since
+):
+    decision = run(status, comparison, comparison > 0, 0, since)
+    assert decision.apply is apply
+    if not apply:
+        assert decision.state == ScalingState(status, new_since)
 
 
 def test_unchanged_status_keeps_its_timestamp():

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from konsumerator.domain.stamps import SKEW_S, age_s
+from konsumerator.domain.stamps import SKEW_S, age_s, ahead
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
@@ -36,6 +36,8 @@ def test_a_written_time_reads_as_its_age_and_one_far_ahead_as_unknown(
     moment: datetime | None, age: float
 ) -> None:
     assert age_s(moment, now=NOW) == age
+    # Exactly the times that cannot be measured from, but for a missing one.
+    assert ahead(moment, now=NOW) is (moment is not None and age == math.inf)
 
 
 @given(

@@ -60,7 +60,7 @@ from konsumerator.domain.adaptive import demand
 from konsumerator.domain.adaptive.demand import Demand
 from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.metrics import MetricsSnapshot
-from konsumerator.domain.scaling import ScalingState, ScalingStatus, settle, unsized
+from konsumerator.domain.scaling import ScalingState, ScalingStatus, restarted, settle, unsized
 from konsumerator.domain.specs import Autoscaling
 from konsumerator.domain.stamps import age_s
 
@@ -504,7 +504,9 @@ FIRST = "first: sized from metrics for the first time (created without them)"
 
 
 def _pending(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
-    return state if state.status is status else replace(state, status=status, since=now)
+    if state.status is status:
+        return restarted(state, now=now)
+    return replace(state, status=status, since=now)
 
 
 def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
