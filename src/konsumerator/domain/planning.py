@@ -1118,10 +1118,10 @@ class _Frame:
 
 
 def _changed(
-    k: _Keeping, *, frame: _Frame, deployments: Sequence[ObservedDeployment]
+    k: _Keeping, *, frame: _Frame, deployments: Sequence[ObservedDeployment], instances: int
 ) -> set[int] | None:
-    """The indexes whose claimed Deployment, pods or refusal may differ from what
-    ``frame``'s pass saw (None: not known, every instance is looked at).
+    """The indexes (below ``instances``) whose claimed Deployment, pods or refusal may
+    differ from what ``frame``'s pass saw (None: not known, every instance is looked at).
 
     An index not named here is claimed by the same Deployment object as in that pass
     (``_claim`` is a function of the Deployments in order and of the config, and only
@@ -1137,7 +1137,9 @@ def _changed(
         itertools.count(), map(operator.is_not, before, deployments)
     ):
         for d in (before[position], deployments[position]):
-            if d.instance is not None:
+            # Anyone may write any consumer-id: one at or past the instance count names
+            # no instance (a redundant Deployment), so no keep of it to drop.
+            if d.instance is not None and d.instance < instances:
                 changed.add(d.instance)
     pods, held, names = k.pods, frame.pods, k.names
     # Equal as a whole (a C loop, values by identity first): no instance's pods moved.
@@ -1199,7 +1201,11 @@ def _kept_again(
     lag = k.lag
     sizes = ctx.sizing.naive_sizes(assignment) if refreshed and not holding else None
     frame = k.frame
-    changed = None if frame is None else _changed(k, frame=frame, deployments=deployments)
+    changed = (
+        None
+        if frame is None
+        else _changed(k, frame=frame, deployments=deployments, instances=len(assignment))
+    )
     rest: Iterable[int] = lasts
     if frame is not None and changed is not None:
         if sizes is None and lag is frame.lag and not holding:
