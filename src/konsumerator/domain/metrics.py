@@ -177,6 +177,11 @@ def carry_offsets(*, new: MetricsSnapshot, previous: MetricsSnapshot | None) -> 
 
 
 def refresh_due(*, synced_at: datetime | None, now: datetime, min_sync_period_s: float) -> bool:
-    """Whether Prometheus should be asked again: never synced, or strictly older
-    than ``minSyncPeriod`` (the Go operator's rule, kept so both refresh alike)."""
-    return synced_at is None or (now - synced_at).total_seconds() > min_sync_period_s
+    """Whether Prometheus should be asked again: never synced, strictly older than
+    ``minSyncPeriod`` (the Go operator's rule, kept so both refresh alike), or synced
+    in the future: after a clock step back the snapshot would otherwise be kept until
+    the clock caught up (the operator's provider and the replay's alike)."""
+    if synced_at is None:
+        return True
+    age_s = (now - synced_at).total_seconds()
+    return age_s > min_sync_period_s or age_s < 0

@@ -251,7 +251,5 @@ def _is_stale(
 ) -> bool:
     if entry.snapshot is None or entry.synced_at is None or entry.origin != origin:
         return True
-    # A snapshot from the future (a clock step back) would otherwise freeze the Consumer.
-    return entry.synced_at > now or refresh_due(
-        synced_at=entry.synced_at, now=now, min_sync_period_s=min_sync_period_s
-    )
+    # A snapshot from the future (a clock step back) is due too (``refresh_due``).
+    return refresh_due(synced_at=entry.synced_at, now=now, min_sync_period_s=min_sync_period_s)
