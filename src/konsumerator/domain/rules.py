@@ -869,7 +869,12 @@ def scale_adaptively(
         sized.asks
         if unsized(observed)
         else adoption.asks(
-            sized=sized, memory=observed.memory, snapshot=snapshot, partitions=inst.partitions
+            sized=sized,
+            memory=observed.memory,
+            waiting=observed.status is ScalingStatus.PENDING_SCALE_UP,
+            snapshot=snapshot,
+            partitions=inst.partitions,
+            actuation_s=knobs.actuation_s,
         )
     )
     consumed, effect = _consumed_and_effect(
@@ -1243,7 +1248,14 @@ def _hold_standing(
         asks = (
             sized.asks
             if unsized(d.scaling)
-            else adoption.asks(sized=sized, memory=memory, snapshot=snapshot, partitions=partitions)
+            else adoption.asks(
+                sized=sized,
+                memory=memory,
+                waiting=d.scaling.status is ScalingStatus.PENDING_SCALE_UP,
+                snapshot=snapshot,
+                partitions=partitions,
+                actuation_s=knobs.actuation_s,
+            )
         )
         c = made.certificate
         if asks <= 0 or not c.admits(

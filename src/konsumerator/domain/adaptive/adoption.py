@@ -15,16 +15,23 @@ memory: it was never created or resized under it) is *adopted* as it is: while i
 up, a scale-up is asked for only once production itself (plus the backlog's need)
 passes what its CPU gives, as ``naive`` would have asked.
 
-Keeping up means every partition within ``policy.EMPTY_S`` of its production
-(``policy.emptied``), not one actuation's worth (``policy.drained``, 30 s under
-``Recreate``): what a consumer that keeps up has in flight. With the looser bound an
-instance falling behind on average while its production crossed its CPU only every
-other sync (700 and 550 msg/s on a request consuming 600) went back to its adopted size
-at each low sync, which started its ``pendingScaleUpDuration`` again, until its backlog
-passed 30 s: scaled up 13 minutes late. The memory is lost that way whenever anyone
-removes or garbles the ``scaling-memory`` annotation (it is read as never resized), so
-the bound is what keeps such an edit from delaying a scale-up. A steady adopted
-instance keeps well within it (a sync 1 % over its CPU leaves 0.3 s behind).
+Keeping up means every partition within one actuation's worth of its production
+(``policy.drained``, λ·R: 30 s under ``Recreate``), as for every other rule; beyond it
+the backlog's own term asks. But an instance already waiting for a scale-up
+(``PENDING_SCALE_UP``) and behind by more than what is in flight (``policy.emptied``,
+5 s) is not kept at its production: it is falling behind, and the wait runs out. Without
+that an instance whose production crossed its CPU only every other sync (700 and 550
+msg/s on a request consuming 600) went back to its adopted size at each low sync, which
+started its ``pendingScaleUpDuration`` again, until its backlog passed 30 s: scaled up 13
+minutes late. An instance reads as adopted whenever anyone removes or garbles its
+``scaling-memory`` (never resized), so such an edit did that to any instance. The 5 s
+apply only to a wait that began: a fleet that keeps up read through Kafka's auto-commit
+(committed every 5 s by default, at the next poll: up to 5 s and a poll's batch behind)
+does not start one, where a 5 s bound on keeping up restarted one instance in ten every
+2 hours for headroom alone. A steady adopted instance whose production crosses its CPU
+now and then leaves next to nothing behind (a sync 1 % over its CPU leaves 0.3 s), and
+the next sync under its CPU ends the wait.
+
 The headroom comes with the first resize that has a reason of its own (production
 outgrowing the size, a lag, a template rollout), sized by the adaptive rules in full;
 from then on the instance is the adaptive predictor's. A scale-down is unaffected: it
@@ -35,7 +42,7 @@ import math
 from collections.abc import Sequence
 
 from konsumerator.domain.adaptive.memory import Memory
-from konsumerator.domain.adaptive.policy import Sized, emptied
+from konsumerator.domain.adaptive.policy import Sized, drained, emptied
 from konsumerator.domain.metrics import MetricsSnapshot
 
 
@@ -62,14 +69,25 @@ def production_rate(sized: Sized) -> int:
 
 
 def asks(
-    *, sized: Sized, memory: Memory | None, snapshot: MetricsSnapshot, partitions: Sequence[int]
+    *,
+    sized: Sized,
+    memory: Memory | None,
+    waiting: bool,
+    snapshot: MetricsSnapshot,
+    partitions: Sequence[int],
+    actuation_s: float,
 ) -> int:
     """The rate whose CPU the current size is compared with, to scale up.
 
-    ``Sized.asks`` unless the instance is adopted and keeps up (``emptied``): then no
-    more than its production (``production_rate``).
+    ``Sized.asks`` unless the instance is adopted and keeps up (``drained``), and is
+    not ``waiting`` for a scale-up with more than in flight behind (``emptied``): then
+    no more than its production (``production_rate``).
     """
-    if not adopted(memory) or not emptied(snapshot=snapshot, partitions=partitions):
+    if not adopted(memory) or not drained(
+        snapshot=snapshot, partitions=partitions, actuation_s=actuation_s
+    ):
+        return sized.asks
+    if waiting and not emptied(snapshot=snapshot, partitions=partitions):
         return sized.asks
     return min(sized.asks, production_rate(sized))
 

@@ -188,24 +188,43 @@ def _sized(*, production: float, asks: int, backlog_need: float) -> Sized:
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+R_S = 30.0  # λ·R under Recreate
+
+
 @given(
     production=st.floats(min_value=0, max_value=1e9),
     backlog_need=st.floats(min_value=0, max_value=1e9),
     headroom=st.floats(min_value=0.5, max_value=2.0),
     resized=st.booleans(),
+    waiting=st.booleans(),
     behind_s=st.floats(min_value=0, max_value=60),
 )
 def test_the_adopted_rate_lies_between_production_and_the_adaptive_one(
-    production: float, backlog_need: float, headroom: float, resized: bool, behind_s: float
+    production: float,
+    backlog_need: float,
+    headroom: float,
+    resized: bool,
+    waiting: bool,
+    behind_s: float,
 ) -> None:
     asks = math.ceil((production + backlog_need) * headroom)
     sized = _sized(production=production, asks=asks, backlog_need=backlog_need)
     memory = Memory(resized_at=NOW) if resized else None
     behind = behind_s * production
     snapshot = MetricsSnapshot(production={0: production}, offset={0: behind})
-    got = adoption.asks(sized=sized, memory=memory, snapshot=snapshot, partitions=(0,))
-    keeping_up = behind <= production * EMPTY_S or behind < 1
-    if resized or not keeping_up:
+    got = adoption.asks(
+        sized=sized,
+        memory=memory,
+        waiting=waiting,
+        snapshot=snapshot,
+        partitions=(0,),
+        actuation_s=R_S,
+    )
+
+    def within(seconds: float) -> bool:
+        return behind <= production * seconds or behind < 1
+
+    if resized or not within(R_S) or (waiting and not within(EMPTY_S)):
         assert got == asks
     else:
         assert got <= asks
@@ -213,25 +232,33 @@ def test_the_adopted_rate_lies_between_production_and_the_adaptive_one(
 
 
 # An adopted instance producing 1,000/s on a CPU that gives 1,000/s, per backlog (in
-# seconds of production): whether it is compared at its production (adopted) or at the
-# adaptive rate, headroom included. Under Recreate λ·R is 30 s: a backlog of 6 s is
-# within it, and is still not kept up with.
+# seconds of production) and whether a scale-up wait began: compared at its production
+# (adopted) or at the adaptive rate, headroom included. Under Recreate λ·R is 30 s.
 KEEPS_UP = [
-    (0.0, True),
-    (0.3, True),  # a sync 1 % over its CPU
-    (EMPTY_S, True),
-    (6.0, False),
-    (29.0, False),
+    (0.0, False, True),
+    (0.3, True, True),  # a sync 1 % over its CPU: the next one under it ends the wait
+    (6.5, False, True),  # Kafka's auto-commit (5 s) and a poll's batch: no wait begins
+    (EMPTY_S, True, True),
+    (6.5, True, False),  # waiting, and behind by more than in flight: the wait runs out
+    (29.0, False, True),
+    (31.0, False, False),  # beyond λ·R: the backlog's own term asks
 ]
 
 
-@pytest.mark.parametrize(("behind_s", "adopted_rate"), KEEPS_UP)
-def test_an_adopted_instance_keeps_up_while_within_five_seconds_of_production(
-    behind_s: float, adopted_rate: bool
+@pytest.mark.parametrize(("behind_s", "waiting", "adopted_rate"), KEEPS_UP)
+def test_an_adopted_instance_is_kept_while_it_keeps_up_and_a_wait_that_began_runs_out(
+    behind_s: float, waiting: bool, adopted_rate: bool
 ) -> None:
     sized = _sized(production=1000.0, asks=1053, backlog_need=0.0)
     snapshot = MetricsSnapshot(production={0: 1000.0}, offset={0: behind_s * 1000.0})
-    got = adoption.asks(sized=sized, memory=None, snapshot=snapshot, partitions=(0,))
+    got = adoption.asks(
+        sized=sized,
+        memory=None,
+        waiting=waiting,
+        snapshot=snapshot,
+        partitions=(0,),
+        actuation_s=R_S,
+    )
     assert got == (1000 if adopted_rate else 1053)
 
 
