@@ -12,7 +12,8 @@ Aspects tested:
   ``consumer.yaml`` a list; a spec key with a newline) through both commands.
 * Property (hypothesis): any YAML value at any field of the example Consumer, the guest
   ConfigMap example or a timeline, and any key next to the fields: the loader returns or
-  raises ``InputError``, one line starting with the file's name, nothing else.
+  raises ``InputError``, one line starting with the file's name, nothing else; and
+  through the commands, exit 0, or exit 2 with one printable line and nothing on stdout.
 """
 
 import json
@@ -259,3 +260,53 @@ def test_the_generators_reach_the_fields_that_broke() -> None:
     assert ("spec", "autoscaler", "prometheus") in CONSUMER_PLACES
     assert ("steps", 0, "metrics", "0") in TIMELINE_PLACES
     assert ("steps", 1, "cpu") in TIMELINE_PLACES
+
+
+# Through the command: exit 0, or exit 2 with one line and nothing on stdout.
+SHORT_TRACE = (
+    "t," + ",".join(map(str, range(10))) + "\n0" + ",100" * 10 + "\n61" + ",200" * 10 + "\n"
+)
+
+
+def _exit_0_or_one_line(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code in (0, 2), result.output
+    if result.exit_code == 2:
+        assert result.stdout == ""
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.rstrip("\n").isprintable(), result.stderr
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    place=st.sampled_from(CONSUMER_PLACES),
+    value=values,
+    extra_key=st.one_of(st.none(), keys),
+    command=st.sampled_from(["score", "simulate"]),
+)
+def test_any_consumer_file_is_scored_simulated_or_one_line_and_exit_2(
+    tmp_path_factory: pytest.TempPathFactory,
+    place: tuple[Any, ...],
+    value: Any,
+    extra_key: Any,
+    command: str,
+) -> None:
+    folder = tmp_path_factory.mktemp("files")
+    consumer = folder / "consumer.yaml"
+    consumer.write_text(_dump(_with(CONSUMER_DOC, place, value, extra_key=extra_key)))
+    second = folder / "second"
+    second.write_text(SHORT_TRACE if command == "score" else "steps:\n- advance: 1m\n")
+    _exit_0_or_one_line([command, str(consumer), str(second)])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(place=st.sampled_from(TIMELINE_PLACES), value=values, extra_key=st.one_of(st.none(), keys))
+def test_any_timeline_is_simulated_or_one_line_and_exit_2(
+    tmp_path_factory: pytest.TempPathFactory, place: tuple[Any, ...], value: Any, extra_key: Any
+) -> None:
+    timeline = tmp_path_factory.mktemp("files") / "timeline.yaml"
+    timeline.write_text(_dump(_with(TIMELINE_DOC, place, value, extra_key=extra_key)))
+    _exit_0_or_one_line(["simulate", str(ROOT / "examples" / "consumer.yaml"), str(timeline)])
