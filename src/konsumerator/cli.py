@@ -209,8 +209,9 @@ def simulate(consumer: str, timeline: str) -> None:
     from konsumerator import simulating
 
     try:
-        source, spec = simulating.load_consumer(_read(consumer), source=consumer)
-        steps = simulating.load_timeline(_read(timeline), source=timeline)
+        # Named in every message as files.describe names it (one line, whatever the name).
+        source, spec = simulating.load_consumer(_read(consumer), source=files.describe(consumer))
+        steps = simulating.load_timeline(_read(timeline), source=files.describe(timeline))
     except simulating.InputError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

@@ -91,10 +91,15 @@ def _load_yaml(text: str, *, source: str) -> Any:
         # JSON: parsing it as such is another ~50x faster on long timelines.
         try:
             return json.loads(text)
-        except ValueError:
-            pass  # not JSON after all: let the YAML parser say where it fails
+        except (ValueError, RecursionError):
+            # Not JSON after all, or nested deeper than json's recursion goes: the YAML
+            # parser says where it fails (libyaml stops at 1,000 levels).
+            pass
     try:
         return yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        # The pure-Python loader (no libyaml) recurses once per level.
+        raise InputError(f"{source}: not valid YAML: nested too deep") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -115,6 +120,8 @@ def load_consumer(text: str, *, source: str) -> tuple[manifests.Source, Consumer
     except yaml.YAMLError:
         _load_yaml(text, source=source)  # raises with the line number
         raise InputError(f"{source}: not valid YAML") from None
+    except RecursionError:
+        raise InputError(f"{source}: not valid YAML: nested too deep") from None
     except (ValueError, OverflowError) as e:
         raise _unbuildable(e, source=source) from None
     if len(docs) != 1 or not isinstance(docs[0], Mapping):
@@ -133,6 +140,8 @@ def load_consumer(text: str, *, source: str) -> tuple[manifests.Source, Consumer
 
 
 _KINDS = ("production", "consumption", "offset")
+# A key as a message names it (a newline in it would split the one-line error).
+_named = manifests.field_name
 # The largest finite float: also bounds an int, which float() could not convert beyond it.
 _MAX_FLOAT = sys.float_info.max
 
@@ -158,14 +167,16 @@ def _snapshot(raw: object, *, where: str, cpu: CpuUsage | None = None) -> Metric
     for key, sample in raw.items():
         text = str(key)
         if not text.isascii() or not text.isdigit():
-            raise InputError(f"{where}.{key}: partition ids are non-negative integers")
+            raise InputError(f"{where}.{_named(key)}: partition ids are non-negative integers")
         if not isinstance(sample, Mapping):
             raise InputError(f"{where}.{key}: must be a mapping of {', '.join(_KINDS)}")
         partition = int(text)
         for kind, value in sample.items():
             target = values.get(kind)
             if target is None:
-                raise InputError(f"{where}.{key}.{kind}: unknown metric (use {', '.join(_KINDS)})")
+                raise InputError(
+                    f"{where}.{key}.{_named(kind)}: unknown metric (use {', '.join(_KINDS)})"
+                )
             # Millions of values in a long timeline: one inline test on the hot
             # path (NaN fails the comparison, bool is not exactly int or float).
             if (type(value) is float or type(value) is int) and 0 <= value <= _MAX_FLOAT:
@@ -226,13 +237,13 @@ def _cpu(raw: object, *, where: str) -> CpuUsage:
     cores: dict[str, float] = {}
     for key, value in raw.items():
         if not isinstance(key, str):
-            raise InputError(f"{where}.{key}: must be a Deployment name, got {key!r}")
+            raise InputError(f"{where}.{_named(key)}: must be a Deployment name, got {key!r}")
         # Any float, NaN and negative included: the learner judges them, as it does
         # Prometheus' answers. An integer beyond a float is no answer Prometheus gives.
         if type(value) is float or (type(value) is int and abs(value) <= _MAX_FLOAT):
             cores[key] = float(value)
         else:
-            raise InputError(f"{where}.{key}: {_why_not_cores(value)}")
+            raise InputError(f"{where}.{_named(key)}: {_why_not_cores(value)}")
     return _cpu_usage(cores)
 
 
@@ -333,6 +344,9 @@ def _load_typed(text: str) -> list[Step] | None:
     return steps
 
 
+_STEP_FIELDS = frozenset({"advance", "metrics", "cpu"})
+
+
 def load_timeline(text: str, *, source: str) -> list[Step]:
     typed = _load_typed(text)
     return typed if typed is not None else _load_checked(text, source=source)
@@ -343,18 +357,20 @@ def _load_checked(text: str, *, source: str) -> list[Step]:
     doc = _load_yaml(text, source=source)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("steps"), list):
         raise InputError(f"{source}: steps: must be a list")
-    unknown = sorted(set(doc) - {"steps"})
+    # The first unknown key as written: keys may be of any type YAML has (an integer next
+    # to strings), which sorted() could not order.
+    unknown = [k for k in doc if k != "steps"]
     if unknown:
-        raise InputError(f"{source}: {unknown[0]}: unknown field")
+        raise InputError(f"{source}: {_named(unknown[0])}: unknown field")
     steps: list[Step] = []
     cpu: CpuUsage | None = None  # held until a step gives it
     for i, raw in enumerate(doc["steps"]):
         where = f"{source}: steps[{i}]"
         if not isinstance(raw, Mapping):
             raise InputError(f"{where}: must be a mapping with advance, metrics and cpu")
-        extra = sorted(set(raw) - {"advance", "metrics", "cpu"})
+        extra = [k for k in raw if k not in _STEP_FIELDS]
         if extra:
-            raise InputError(f"{where}.{extra[0]}: unknown field")
+            raise InputError(f"{where}.{_named(extra[0])}: unknown field")
         advance = raw.get("advance", "0s")
         try:
             duration = durations.parse_duration(str(advance))

@@ -38,3 +38,24 @@ def test_a_timeline_path_with_a_newline_still_gives_simulate_a_one_line_error(
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
     assert "'" in result.stderr  # named by its repr
+
+
+@pytest.mark.parametrize("bad", ["consumer", "timeline"])
+def test_simulate_names_a_file_with_a_newline_by_its_repr_in_a_content_error(
+    tmp_path: Path, bad: str
+) -> None:
+    # Not only _read's own errors (missing, not UTF-8): the loaders' errors about the
+    # content name the file too, and must name it as files.describe does.
+    consumer, timeline = CONSUMER, tmp_path / "timeline.yaml"
+    timeline.write_text("steps: []\n")
+    if bad == "consumer":
+        consumer = tmp_path / "consumer\nerror: injected.yaml"
+        consumer.write_text("kind: Consumer\n")
+    else:
+        timeline = tmp_path / "timeline\nerror: injected.yaml"
+        timeline.write_text("steps: 5\n")
+    result = CliRunner().invoke(main, ["simulate", str(consumer), str(timeline)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert repr(str(consumer if bad == "consumer" else timeline)) in result.stderr

@@ -242,6 +242,31 @@ def invalid_consumer(tmp_path: Path) -> Path:
         ("timeline", "steps:\n- advance: 1m\n  at: 2026-13-01\n", "month must be in 1..12"),
         ("consumer", "kind: Consumer\nspec: {numPartitions: " + "9" * 5000 + "}\n", "4300"),
         ("consumer", "kind: Consumer\nmetadata: {name: 2026-02-30}\n", "day is out of range"),
+        # Keys of any type YAML has: sorted() could not order an integer next to strings
+        # (a TypeError out of the command).
+        ("timeline", "steps:\n- {advance: 1m, 1: x, b: y}\n", "steps[0].1: unknown field"),
+        ("timeline", "steps: []\n1: a\nb: c\n", "yaml: 1: unknown field"),
+        # Deeper than json's recursion (RecursionError out of the command): libyaml's
+        # parser stops at 1,000 levels and names the line.
+        ("timeline", '{"steps": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid YAML"),
+        # A key with a newline is named by its repr: the message stays one line.
+        ("timeline", 'steps:\n- {"ad\\nvance": 1m}\n', "steps[0].'ad\\nvance': unknown field"),
+        ("timeline", 'steps: []\n"x\\ny": 1\n', "'x\\ny': unknown field"),
+        (
+            "timeline",
+            'steps:\n- {advance: 1m, metrics: {"0\\n1": {production: 1}}}\n',
+            "steps[0].metrics.'0\\n1': partition ids",
+        ),
+        (
+            "timeline",
+            'steps:\n- {advance: 1m, metrics: {"0": {"produc\\ntion": 1}}}\n',
+            "steps[0].metrics.0.'produc\\ntion': unknown metric",
+        ),
+        (
+            "timeline",
+            'steps:\n- {advance: 1m, cpu: {"a\\rb": x}}\n',
+            "steps[0].cpu.'a\\rb': must be a number of cores",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_file_and_field(tmp_path, which, text, needle):

@@ -42,17 +42,78 @@ class Source:
         return self.kind == "ConfigMap"
 
 
+def field_name(key: object) -> str:
+    """A key as a message names it: as written, or by its repr when it is not a printable
+    string (a newline in a key would split the one-line error)."""
+    return key if isinstance(key, str) and key.isprintable() else repr(key)
+
+
+def _kind_of(value: object) -> str:
+    """What a YAML value is, for a message (not its repr, which may run long)."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None:
+        return "null"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _text(meta: Mapping[str, Any], key: str) -> str:
+    value = meta.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SpecError([f"metadata.{key}: must be a string, got {_kind_of(value)}"])
+    return value
+
+
+def _generation(meta: Mapping[str, Any]) -> int:
+    value = meta.get("generation")
+    if value is None:
+        return 0
+    # bool is an int to Python, and a date, a float or a string is not a generation.
+    if type(value) is not int or value < 0:
+        raise SpecError(
+            [f"metadata.generation: must be a non-negative integer, got {_kind_of(value)}"]
+        )
+    return value
+
+
+def _annotations(meta: Mapping[str, Any]) -> dict[str, str]:
+    annotations = meta.get("annotations")
+    if annotations is None:
+        return {}
+    if not isinstance(annotations, Mapping):
+        raise SpecError(
+            [f"metadata.annotations: must be a mapping of strings, got {_kind_of(annotations)}"]
+        )
+    out: dict[str, str] = {}
+    for key, value in annotations.items():
+        if not isinstance(key, str):
+            raise SpecError([f"metadata.annotations.{field_name(key)}: keys must be strings"])
+        # The apiserver takes only strings; a scalar written unquoted in a file (managed:
+        # true) reads as its text, as it always has here. A mapping or list is a mistake.
+        if isinstance(value, Mapping | list) or value is None:
+            raise SpecError(
+                [f"metadata.annotations.{field_name(key)}: must be a string, got {_kind_of(value)}"]
+            )
+        out[key] = value if isinstance(value, str) else str(value)
+    return out
+
+
 def _metadata(obj: Mapping[str, Any]) -> tuple[str, str, str, int, dict[str, str]]:
+    """The identity fields, each checked for its type: a file is the user's YAML, where
+    any of them can be any value (a date, a list), not an object the apiserver checked."""
     meta = obj.get("metadata")
     if not isinstance(meta, Mapping) or not meta.get("name"):
         raise SpecError(["metadata.name: is required"])
-    annotations = meta.get("annotations") or {}
     return (
-        str(meta["name"]),
-        str(meta.get("namespace") or ""),
-        str(meta.get("uid") or ""),
-        int(meta.get("generation") or 0),
-        {str(k): str(v) for k, v in annotations.items()},
+        _text(meta, "name"),
+        _text(meta, "namespace"),
+        _text(meta, "uid"),
+        _generation(meta),
+        _annotations(meta),
     )
 
 
@@ -67,12 +128,26 @@ def is_managed(annotations: Mapping[str, str]) -> bool:
     return value is not None and value.strip().lower() not in UNMANAGED_VALUES
 
 
-def guest_spec_text(data: Mapping[str, str]) -> str:
+def guest_spec_text(data: object) -> str:
+    """The ConsumerSpec's YAML in a guest ConfigMap's ``data`` (any YAML value in a file)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SpecError([f"data: must be a mapping of strings, got {_kind_of(data)}"])
     if keys.GUEST_SPEC_KEY in data:
-        return data[keys.GUEST_SPEC_KEY]
-    if len(data) == 1:
-        return next(iter(data.values()))
-    raise SpecError([f"data.{keys.GUEST_SPEC_KEY}: is required (the ConsumerSpec as YAML)"])
+        key, text = keys.GUEST_SPEC_KEY, data[keys.GUEST_SPEC_KEY]
+    elif len(data) == 1:
+        key, text = next(iter(data.items()))
+    else:
+        raise SpecError([f"data.{keys.GUEST_SPEC_KEY}: is required (the ConsumerSpec as YAML)"])
+    if not isinstance(text, str):
+        raise SpecError(
+            [
+                f"data.{field_name(key)}: must be a string (the ConsumerSpec as YAML),"
+                f" got {_kind_of(text)}"
+            ]
+        )
+    return text
 
 
 def identify(obj: Mapping[str, Any]) -> Source:
@@ -117,8 +192,7 @@ def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
     elif kind == "ConfigMap" and api_version == "v1":
         if not is_managed(annotations):
             raise SpecError([f"metadata.annotations: {keys.MANAGED} is missing or false"])
-        data = obj.get("data") or {}
-        text = guest_spec_text(data)
+        text = guest_spec_text(obj.get("data"))
         try:
             raw = limited_yaml.load(text)
         except limited_yaml.Rejected as e:
@@ -129,7 +203,7 @@ def read(obj: Mapping[str, Any]) -> tuple[Source, ConsumerSpec]:
         raise SpecError(
             [
                 f"kind: expected {keys.API_VERSION} {keys.KIND} or v1 ConfigMap,"
-                f" got {api_version} {kind}"
+                f" got {field_name(api_version)} {field_name(kind)}"
             ]
         )
     if not namespace:

@@ -47,6 +47,9 @@ Problem = tuple[str, str]
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not key.isprintable():
+        # Named by its repr: a newline in a key would split the one-line message.
+        return f"{path}[{key!r}]"
     return f"{path}.{key}" if path else key
 
 

@@ -334,6 +334,10 @@ def _location(prefix: str, loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif not part.isprintable():
+            # A key the user wrote with a newline (or another unprintable character) is
+            # named by its repr: a message is one line.
+            path += f"[{part!r}]"
         elif not part.startswith(("function-", "literal[", "dict[")):
             path += f".{part}"
     return path

@@ -27,8 +27,9 @@ What Go does, and therefore what this module does:
   that too rather than disagree with Go about the same text.
 """
 
-import json
 from dataclasses import dataclass
+
+from konsumerator.domain.quoting import go_quote
 
 _NANOSECOND = 1
 _MICROSECOND = 1000 * _NANOSECOND
@@ -59,7 +60,7 @@ class DurationError(ValueError):
     """A text that Go's time.ParseDuration rejects."""
 
     def __init__(self, text: str, *, reason: str) -> None:
-        super().__init__(f"invalid duration {_quote(text)}: {reason}")
+        super().__init__(f"invalid duration {go_quote(text)}: {reason}")
         self.text = text
         self.reason = reason
 
@@ -129,7 +130,7 @@ def parse_duration(text: str) -> Duration:
         unit_text, rest = rest[:end], rest[end:]
         unit = _UNITS.get(unit_text)
         if unit is None:
-            raise DurationError(text, reason=f"unknown unit {_quote(unit_text)}")
+            raise DurationError(text, reason=f"unknown unit {go_quote(unit_text)}")
         if whole > _TWO_63 // unit:
             raise DurationError(text, reason="overflow")
         term = whole * unit
@@ -214,7 +215,3 @@ def _with_fraction(value: int, *, places: int) -> str:
     whole, fraction = divmod(value, 10**places)
     digits = f"{fraction:0{places}d}".rstrip("0")
     return f"{whole}.{digits}" if digits else str(whole)
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)

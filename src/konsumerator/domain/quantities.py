@@ -47,12 +47,13 @@ through the apiserver verbatim. canonical() never does that; compare
 quantities by value, never by text.
 """
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+
+from konsumerator.domain.quoting import go_quote
 
 _NANOS_PER_UNIT = 10**9
 _NANOS_PER_MILLI = 10**6
@@ -93,7 +94,7 @@ class QuantityError(ValueError):
     """A text that Kubernetes would not accept as a quantity (or that we refuse)."""
 
     def __init__(self, text: str, *, reason: str) -> None:
-        super().__init__(f"invalid quantity {_quote(text)}: {reason}")
+        super().__init__(f"invalid quantity {go_quote(text)}: {reason}")
         self.text = text
         self.reason = reason
 
@@ -246,7 +247,7 @@ def _interpret_suffix(text: str, suffix: str) -> tuple[Format, int, int]:
         # the exponent wraps around. "1e4294967296" is 1, as in Kubernetes.
         wrapped = (exponent + 2**31) % 2**32 - 2**31
         return Format.DECIMAL_EXPONENT, 10, wrapped
-    raise QuantityError(text, reason=f"unknown suffix {_quote(suffix)}")
+    raise QuantityError(text, reason=f"unknown suffix {go_quote(suffix)}")
 
 
 def _needs_slow_path_without_digits(fmt: Format, exponent: int) -> bool:
@@ -347,7 +348,3 @@ def _approximately(n: int) -> str:
     # str() of a huge int is refused (and pointless) in an error message.
     digits = math.floor(n.bit_length() * math.log10(2))
     return f"{'-' if n < 0 else ''}~10^{digits}"
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)

@@ -33,6 +33,8 @@ from konsumerator.simulating import InputError, load_consumer
 
 POLICIES = ("naive", "adaptive", "static-peak", "oracle")
 NOISE = 0.05
+# Each partition's noise holds for a minute of the trace.
+NOISE_PERIOD_S = 60
 # From an in-place resize to its actuation (the kubelet's resize of the running
 # container); consumption goes on at the old size meanwhile.
 RESIZE_S = 5.0
@@ -92,9 +94,9 @@ FIELDS: tuple[tuple[str, Callable[[Score], float | None]], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Noisy:
-    """A workload with bounded, seeded noise per partition and minute."""
+    """A recorded trace with bounded, seeded noise per partition and minute."""
 
-    base: Workload
+    base: TableTrace
     seed: int
 
     @property
@@ -107,8 +109,31 @@ class Noisy:
 
     def rate(self, *, partition: int, t: float) -> float:
         return self.base.rate(partition=partition, t=t) * (
-            1 + NOISE * _unit_noise(self.seed, partition, int(t // 60))
+            1 + NOISE * _unit_noise(self.seed, partition, int(t // NOISE_PERIOD_S))
         )
+
+    def mean_rates(self, *, start: float, end: float) -> Sequence[float]:
+        """``model.Stepwise``: the base's mean rates, each minute of the step with its noise
+        (a 2 s step lies within one minute: the base's mean times the minute's factor)."""
+        pieces = []
+        t = start
+        while t < end:
+            minute = int(t // NOISE_PERIOD_S)
+            until = min(end, (minute + 1) * NOISE_PERIOD_S)
+            pieces.append((minute, t, until))
+            t = until
+        if len(pieces) <= 1:
+            minute = int(start // NOISE_PERIOD_S)
+            return [
+                rate * (1 + NOISE * _unit_noise(self.seed, p, minute))
+                for p, rate in enumerate(self.base.mean_rates(start=start, end=end))
+            ]
+        means = [0.0] * self.base.num_partitions
+        for minute, lo, hi in pieces:
+            rates = self.base.mean_rates(start=lo, end=hi)
+            for p, rate in enumerate(rates):
+                means[p] += rate * (1 + NOISE * _unit_noise(self.seed, p, minute)) * (hi - lo)
+        return [m / (end - start) for m in means]
 
     def stalled(self, *, partition: int, t: float) -> bool:
         return self.base.stalled(partition=partition, t=t)

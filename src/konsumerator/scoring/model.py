@@ -6,7 +6,10 @@ scorecard all play exactly the same physics, and the unit tests pin it down
 step by step.
 
 Production is a ``Workload``: a user's recorded trace
-(``konsumerator.scoring.traces``) or the developers' generators.
+(``konsumerator.scoring.traces``) or the developers' generators. A step of ``dt``
+produces a generator's rate at the step's start times ``dt``, and a recorded trace's
+(``Stepwise``) mean rate over the step times ``dt``: the messages of the rows within
+it, however fine they are. Where no row begins within a step the two are the same.
 
 **Consumption.** Each instance (one Deployment) owns some partitions and has
 ``cpu_m`` millicores allocated to the container that does the work. Per step
@@ -69,7 +72,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from konsumerator.domain.metrics import CpuUsage, MetricsSnapshot
 
@@ -94,6 +97,22 @@ class Workload(Protocol):
 
     def phase(self, *, t: float) -> str:
         """A few words on what the workload is doing at ``t``, for people watching."""
+        ...
+
+
+@runtime_checkable
+class Stepwise(Protocol):
+    """A workload whose rates hold from one time to the next: a recorded trace's rows.
+
+    Its rows may be any distance apart, finer than the model's step too (a trace exported
+    at Prometheus' or Kafka's own resolution, a row a second), so a step must produce what
+    the rows within it produce, not the rate of the one row its start falls on (sampled,
+    rows a second apart alternating 0 and 2,000 msg/s were no production at all).
+    """
+
+    def mean_rates(self, *, start: float, end: float) -> Sequence[float]:
+        """Each partition's mean rate over ``[start, end)`` of trace time: exactly the rate
+        at ``start`` when no row begins within it."""
         ...
 
 
@@ -205,6 +224,8 @@ class Model:
         ] = deque()
         # CPU-seconds each instance used so far (see "CPU used" above).
         self.cpu_seconds: dict[str, float] = {}
+        # Checked once: a protocol check per step would cost more than the step's rates.
+        self._stepwise = trace if isinstance(trace, Stepwise) else None
         self._remember()
 
     @property
@@ -265,13 +286,30 @@ class Model:
             if running.resizing is not None and running.resizing[1] <= self.t + 1e-9:
                 running.instance, running.resizing = running.resizing[0], None
 
+    def production(self, *, dt: float) -> list[float]:
+        """Messages produced into each partition over the coming ``dt`` seconds.
+
+        A stepwise workload (a recorded trace) gives its mean rate over the step, so the
+        step produces what its rows produce; a generator (a function of time) its rate at
+        the step's start. When no row begins within the step the two are the same number:
+        ``rate * dt``, to the bit.
+        """
+        trace_t = self.trace_t
+        if self._stepwise is not None:
+            rates = self._stepwise.mean_rates(start=trace_t, end=trace_t + dt * self.time_scale)
+            produced = [rate * dt for rate in rates]
+            # A trace of fewer partitions produces nothing into the others (as ``rate`` says).
+            missing = len(self.partitions) - len(produced)
+            return produced[: len(self.partitions)] + [0.0] * missing
+        return [self.trace.rate(partition=p, t=trace_t) * dt for p in range(len(self.partitions))]
+
     def advance(self, *, dt: float) -> None:
-        """Produce and consume for ``dt`` seconds (rates taken at the start of the step)."""
+        """Produce (``production``) and consume for ``dt`` seconds."""
         if dt <= 0:
             return
         trace_t = self.trace_t
         parts = self.partitions
-        produced = [self.trace.rate(partition=p, t=trace_t) * dt for p in range(len(parts))]
+        produced = self.production(dt=dt)
         consumed = [0.0] * len(parts)
         owned: set[int] = set()
         for running in self._running.values():

@@ -140,14 +140,17 @@ class PipelinePolicy:
         )
 
 
-def oracle_cpu_m(*, model: Model, scenario: Scenario, parts: Sequence[int]) -> int:
-    """CPU that consumes everything available to these partitions in the coming step."""
+def oracle_cpu_m(
+    *, model: Model, scenario: Scenario, parts: Sequence[int], produced: Sequence[float]
+) -> int:
+    """CPU that consumes everything available to these partitions in the coming step
+    (``produced``: the model's ``production`` of that step, what it will produce)."""
     t = model.trace_t
     work = 0.0
     for p in parts:
         if scenario.trace.stalled(partition=p, t=t):
             continue
-        work += model.partitions[p].backlog + scenario.trace.rate(partition=p, t=t) * scenario.dt_s
+        work += model.partitions[p].backlog + produced[p]
     cpu_m = math.ceil(work / (scenario.true_rate_per_core * scenario.dt_s) * 1000 - 1e-9)
     cap = scenario.max_cpu_m
     return min(cpu_m, cap) if cap is not None else cpu_m
@@ -159,11 +162,12 @@ class Oracle:
     continuous = True
 
     def allocate(self, *, model: Model, scenario: Scenario) -> Sequence[Instance] | None:
+        produced = model.production(dt=scenario.dt_s)
         return [
             Instance(
                 name=name,
                 partitions=parts,
-                cpu_m=oracle_cpu_m(model=model, scenario=scenario, parts=parts),
+                cpu_m=oracle_cpu_m(model=model, scenario=scenario, parts=parts, produced=produced),
                 template="oracle",
             )
             for name, parts in scenario.instances

@@ -29,11 +29,13 @@ import bisect
 import contextlib
 import csv
 import io
+import itertools
 import math
+import operator
 import re
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from konsumerator.scoring import files
 
@@ -79,6 +81,8 @@ class TableTrace:
     name: str = "trace"
     # The file's row (header = 1) of the last data row, for messages about the trace's end.
     last_row: int = 2
+    # ``_cumulative``'s cache: filled once, on first use (only steps spanning rows use it).
+    _messages: "list[array[float]]" = field(default_factory=list, repr=False)
 
     def row(self, index: int) -> tuple[float, ...]:
         start = index * self.num_partitions
@@ -89,6 +93,41 @@ class TableTrace:
         if row < 0 or not 0 <= partition < self.num_partitions:
             return 0.0
         return self.rates[row * self.num_partitions + partition]
+
+    def mean_rates(self, *, start: float, end: float) -> Sequence[float]:
+        """Each partition's mean rate over ``[start, end)`` (``model.Stepwise``): exactly
+        its row's rates when no row begins within it, else the messages of the rows it
+        covers (by their start times) over its length."""
+        times = self.times
+        first = bisect.bisect_right(times, start) - 1
+        if first + 1 >= len(times) or times[first + 1] >= end:
+            if first < 0:
+                return [0.0] * self.num_partitions
+            return self.row(first)
+        last = bisect.bisect_left(times, end) - 1
+        n, rates, span = self.num_partitions, self.rates, end - start
+        cumulative = self._cumulative()
+        means: list[float] = []
+        for p in range(n):
+            messages = cumulative[p][last] + rates[last * n + p] * (end - times[last])
+            if first >= 0:
+                messages -= cumulative[p][first] + rates[first * n + p] * (start - times[first])
+            # Differences of large sums: never below nothing by a rounding error.
+            means.append(max(0.0, messages) / span)
+        return means
+
+    def _cumulative(self) -> "Sequence[array[float]]":
+        """Per partition, the messages produced from the first row's time to each row's:
+        a step spanning any number of rows costs one difference per partition. Built once,
+        on the first step that spans rows, at C speed (a column slice, products, sums)."""
+        if not self._messages:
+            widths = array("d", map(operator.sub, self.times[1:], self.times[:-1]))
+            n = self.num_partitions
+            for p in range(n):
+                column = self.rates[p::n]
+                products = map(operator.mul, column, widths)
+                self._messages.append(array("d", itertools.accumulate(products, initial=0.0)))
+        return self._messages
 
     def stalled(self, *, partition: int, t: float) -> bool:
         return False
