@@ -30,7 +30,9 @@ apply only to a wait that began: a fleet that keeps up read through Kafka's auto
 does not start one, where a 5 s bound on keeping up restarted one instance in ten every
 2 hours for headroom alone. A steady adopted instance whose production crosses its CPU
 now and then leaves next to nothing behind (a sync 1 % over its CPU leaves 0.3 s), and
-the next sync under its CPU ends the wait.
+the next sync under its CPU ends the wait; read through auto-commit it may not (5-6.5 s
+behind), and such an instance is restarted once for its headroom (docs/compatibility.md,
+row 70, has the figures of that trade).
 
 The headroom comes with the first resize that has a reason of its own (production
 outgrowing the size, a lag, a template rollout), sized by the adaptive rules in full;
