@@ -32,10 +32,12 @@ import functools
 import math
 import weakref
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
+
+import msgspec
 
 from konsumerator.domain import disruption, drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
@@ -371,7 +373,7 @@ def _actuate_adaptively(
     state = ScalingState(
         status=ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING,
         since=ctx.now,
-        memory=replace(sized.memory, resized_at=ctx.now),
+        memory=msgspec.structs.replace(sized.memory, resized_at=ctx.now),
         explanation=explanation,
     )
     return proposal, state
@@ -658,7 +660,7 @@ def _remember_resize(
     mostly for a backlog (``adaptive.drain_over``); a scale-down clears them. A
     fresh resize is not yet ineffective.
     """
-    return replace(
+    return msgspec.structs.replace(
         memory,
         resized_at=now,
         throughput_before=min(2**62, int(consumed)) if up else 0,
@@ -888,7 +890,7 @@ def scale_adaptively(
     memory = sized.memory
     if memory.ineffective is not ineffective or memory.lent is not lent:
         # Mostly both already hold (``replace`` with the same values: the same memory).
-        memory = replace(memory, ineffective=ineffective, lent=lent)
+        memory = msgspec.structs.replace(memory, ineffective=ineffective, lent=lent)
     certifiable = certify and pool.unbounded and asks > 0
     if certifiable:
         kept = _certified_keep(ctx, inst, d, sized=sized, asks=asks, memory=memory)
@@ -958,16 +960,16 @@ def scale_adaptively(
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.now_up_rate)
     if verdict.apply and comparison < 0 and not ctx.config.in_place and _restart_held(ctx, inst):
-        verdict = replace(
+        verdict = msgspec.structs.replace(
             verdict, apply=False, state=disruption.hold(observed, now=ctx.now), rule=HELD
         )
     if comparison == 0 and asks < sized.asks:
-        verdict = replace(verdict, rule=f"adopted: {adoption.HELD}")
+        verdict = msgspec.structs.replace(verdict, rule=f"adopted: {adoption.HELD}")
     up = comparison > 0
     if verdict.apply and unsized(observed):
         # The first size from metrics is remembered as a creation (``_actuate_adaptively``):
         # what the fallback's size consumed (or was lent) says nothing of the new size.
-        memory = replace(sized.memory, resized_at=ctx.now)
+        memory = msgspec.structs.replace(sized.memory, resized_at=ctx.now)
     elif verdict.apply:
         memory = _memory_of_resize(
             ctx=ctx,
@@ -982,7 +984,7 @@ def scale_adaptively(
             recovery_s=knobs.recovery_s,
         )
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
-        memory = replace(memory, lent=lends if up else lent)
+        memory = msgspec.structs.replace(memory, lent=lends if up else lent)
     # Resized, or at the size the metrics ask for: sized from metrics (``scaling.unsized``).
     resized = (
         stamped(verdict.state, now=ctx.now) if verdict.apply or comparison == 0 else verdict.state

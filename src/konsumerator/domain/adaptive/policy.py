@@ -56,6 +56,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+import msgspec
+
 from konsumerator.domain.adaptive import demand
 from konsumerator.domain.adaptive.demand import Demand
 from konsumerator.domain.adaptive.memory import Memory
@@ -109,8 +111,8 @@ class Knobs:
         return band(actuation_s=self.actuation_s, recovery_s=self.recovery_s)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+# A msgspec Struct (frozen, hashable), built in C: see ``memory.Memory``.
+class Verdict(msgspec.Struct, frozen=True, gc=False):
     apply: bool
     state: ScalingState
     rule: str
@@ -782,8 +784,8 @@ def knobs_for(autoscaling: Autoscaling) -> Knobs:
     return knobs
 
 
-@dataclass(frozen=True, slots=True)
-class Sized:
+# A msgspec Struct (frozen, hashable), built in C: see ``memory.Memory``.
+class Sized(msgspec.Struct, frozen=True, gc=False):
     """The rate an instance is sized for this pass, and how it was found."""
 
     rate: int  # msg/s, what ``prediction.size_for_rate`` turns into CPU
@@ -880,7 +882,7 @@ def size(
     sized = sized_for_peak(
         found=found, peak=peak, memory=kept, knobs=knobs, keeping_up=keeping_up or roomy
     )
-    return replace(sized, room=True) if roomy and sized.ride else sized
+    return msgspec.structs.replace(sized, room=True) if roomy and sized.ride else sized
 
 
 def sized_for_peak(
