@@ -50,6 +50,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
+import msgspec
+
 from konsumerator.domain import disruption, keys, limits, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
 from konsumerator.domain.adaptive import memory as adaptive_memory
@@ -161,8 +163,8 @@ class InPlaceCounters:
     pending: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class InstanceReport:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class InstanceReport(msgspec.Struct, frozen=True, gc=False):
     index: int
     name: str
     partitions: tuple[int, ...]
@@ -705,8 +707,8 @@ class _Keeping:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Last:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class _Last(msgspec.Struct, frozen=True):
     """One instance's last keep by ``_kept`` (``report``, ``resized``), and what it read
     beyond what its pass shares (``KeptMemory``): its Deployment version, its pods,
     whether a resize of its was refused, its lag, and ``sized``: in a pass that refreshed

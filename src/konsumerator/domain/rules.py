@@ -171,8 +171,8 @@ class Instance:
     refused: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class Decision(msgspec.Struct, frozen=True):
     """How one instance ends the pass; ``action`` None means nothing is written."""
 
     action: Action | None

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+import msgspec
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -114,7 +115,7 @@ def plain_pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[
         return have if have is not None and (wanted is None or wanted < have) else wanted
 
     result = {
-        name: dataclasses.replace(
+        name: msgspec.structs.replace(
             wanted,
             mem_req_b=not_lower(wanted.mem_req_b, pod.spec[name].mem_req_b),
             mem_lim_b=not_lower(wanted.mem_lim_b, pod.spec[name].mem_lim_b),
@@ -212,7 +213,7 @@ def test_in_place_keeps_every_field_and_says_whether_pods_are_pending(
     )
     converted = rules.in_place(context(), inst, decision)
     running = [p for p in inst.pods if p.running and not p.deleting]
-    expected = dataclasses.replace(
+    expected = msgspec.structs.replace(
         decision,
         action=rules.Action.RESIZE_IN_PLACE
         if decision.action is rules.Action.SCALE

@@ -517,8 +517,8 @@ def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
     return period_s <= 0 or _age(state.since, now) >= period_s
 
 
-@dataclass(frozen=True, slots=True)
-class Situation:
+# A msgspec Struct (frozen, hashable), built in C: see ``memory.Memory``.
+class Situation(msgspec.Struct, frozen=True, gc=False):
     """What one pass knows about one instance, for ``decide``."""
 
     state: ScalingState
