@@ -505,6 +505,28 @@ def test_a_snapshots_lag_is_its_definition(
 
 
 @given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 9), metric_values, metric_values | st.integers(-(2**70), 2**70)),
+        max_size=6,
+        unique_by=lambda row: row[0],
+    )
+)
+def test_a_snapshots_lag_is_its_definition_with_every_offset_in_production_order(
+    rows: list[tuple[int, float, float]],
+) -> None:
+    # The common case, which ``metrics._lags`` truncates in C when every value is finite.
+    production = {p: v for p, v, _ in rows}
+    offset = {p: b for p, _, b in rows}
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType(production), offset=MappingProxyType(offset)
+    )
+    want = {
+        p: int(truncate(offset.get(p)) / truncate(v)) for p, v in production.items() if truncate(v)
+    }
+    assert dict(snapshot.lag) == want
+
+
+@given(
     production=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
     offset=st.dictionaries(st.integers(0, 3), metric_values, max_size=4),
 )
