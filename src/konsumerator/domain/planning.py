@@ -46,7 +46,7 @@ import functools
 import itertools
 import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -400,6 +400,7 @@ def _context(
     metrics: Metrics,
     now: datetime,
     recent: Recent | None = None,
+    budget: disruption.RestartBudget | None = None,
 ) -> Context:
     snapshot = metrics.snapshot if config.autoscaling is not None else None
     return Context(
@@ -415,6 +416,7 @@ def _context(
         refreshed=metrics.refreshed,
         now=now,
         recent=recent,
+        budget=budget,
     )
 
 
@@ -1477,8 +1479,10 @@ def _assemble(
     num_instances: int,
     requeue_after_s: float | None,
     template_hash: str,
+    budget: disruption.RestartBudget | None,
 ) -> Plan:
-    """Freeze the tally of one pass into the ``Plan``, with its totals."""
+    """Freeze the tally of one pass into the ``Plan``, with its totals and what the
+    restart ``budget`` (None: none) held and admitted."""
     counters = Counters(expected=num_instances, redundant=len(deletes), **tally.counts)
     # Every instance has a report but the missing ones counted in ``unreported``.
     reports = cast(
@@ -1499,6 +1503,8 @@ def _assemble(
         saturated=saturated,
         resizes=tuple(tally.resizes),
         in_place=InPlaceCounters(resized=tally.resized, pending=tally.pending),
+        restarts_held=0 if budget is None else budget.held,
+        restarts_admitted=frozenset() if budget is None else frozenset(budget.taken),
     )
 
 
@@ -1527,15 +1533,6 @@ def plan(
         num_partitions=config.num_partitions, per_instance=config.per_instance
     )
     recent = _recent(config=config, memory=memory)
-    ctx = _context(
-        config=config,
-        owner=owner,
-        num_instances=len(assignment),
-        deployments=deployments,
-        metrics=metrics,
-        now=now,
-        recent=recent,
-    )
     claimed, deletes, terminating = _claims(
         deployments, config=config, assignment=assignment, memory=memory
     )
@@ -1546,8 +1543,16 @@ def plan(
     budget = _budget(
         config=config, claimed=claimed, num_instances=len(assignment), metrics=metrics, now=now
     )
-    if budget is not None:
-        ctx = replace(ctx, budget=budget)
+    ctx = _context(
+        config=config,
+        owner=owner,
+        num_instances=len(assignment),
+        deployments=deployments,
+        metrics=metrics,
+        now=now,
+        recent=recent,
+        budget=budget,
+    )
     memo_key = _memo_key(ctx)
     keeping = _Keeping.of(
         ctx=ctx,
@@ -1625,9 +1630,6 @@ def plan(
         num_instances=len(assignment),
         requeue_after_s=_requeue(autoscaling=config.autoscaling, metrics=metrics, now=now),
         template_hash=ctx.hash_value,
+        budget=budget,
     )
-    return (
-        planned
-        if budget is None
-        else replace(planned, restarts_held=budget.held, restarts_admitted=frozenset(budget.taken))
-    )
+    return planned
