@@ -52,7 +52,7 @@ scale-up then goes through ``pendingScaleUpDuration`` (or not, when urgent).
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -510,7 +510,11 @@ FIRST = "first: sized from metrics for the first time (created without them)"
 
 
 def _pending(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
-    return state if state.status is status else replace(state, status=status, since=now)
+    return (
+        state
+        if state.status is status
+        else msgspec.structs.replace(state, status=status, since=now)
+    )
 
 
 def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
