@@ -32,8 +32,7 @@ class Resources(msgspec.Struct, frozen=True, gc=False):
     @property
     def is_empty(self) -> bool:
         # Equal to ``NO_RESOURCES``, tested field by field: the planner asks this
-        # several times per instance and pass, and a dataclass comparison builds
-        # two tuples each time.
+        # several times per instance and pass.
         return (
             self.cpu_req_m is None
             and self.mem_req_b is None

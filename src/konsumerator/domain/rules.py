@@ -1860,17 +1860,11 @@ def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, R
         kept = False
         mem_req = _not_lower(wanted.mem_req_b, have.mem_req_b)
         mem_lim = _not_lower(wanted.mem_lim_b, have.mem_lim_b)
-        # Built directly, and only when memory is kept (``dataclasses.replace`` is slow
-        # and this runs for every pod of every instance in every pass).
+        # Copied only when memory is kept (every pod of every instance in every pass).
         result[name] = (
             wanted
             if mem_req == wanted.mem_req_b and mem_lim == wanted.mem_lim_b
-            else Resources(
-                cpu_req_m=wanted.cpu_req_m,
-                mem_req_b=mem_req,
-                cpu_lim_m=wanted.cpu_lim_m,
-                mem_lim_b=mem_lim,
-            )
+            else msgspec.structs.replace(wanted, mem_req_b=mem_req, mem_lim_b=mem_lim)
         )
     return result if kept else qos.keep_class(spec, result)
 
@@ -1971,20 +1965,12 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
         # what they run, and a new one starts at its template's size, which the user
         # may set by hand (a target left from before the pause would resize it back).
         resizes, actuated = _pod_resizes(ctx, inst, target=decision.resources)
-    # Every field named (``dataclasses.replace`` costs as much as the rest of this
-    # function, once per instance and pass); a test checks that none is left out.
-    return Decision(
+    return msgspec.structs.replace(
+        decision,
         action=action,
-        resources=decision.resources,
-        scaling=decision.scaling,
-        cpu_shortage_m=decision.cpu_shortage_m,
-        message=decision.message,
-        outdated=decision.outdated,
         template=d.template_resources,
         resizes=resizes,
-        fell_back=decision.fell_back,
         pods_pending=bool(resizes) or not actuated,
-        remembered=decision.remembered,
     )
 
 
