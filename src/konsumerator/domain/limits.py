@@ -23,8 +23,9 @@ The shortage (what the estimate wanted minus what was granted, in
 millicores) is what marks an instance SATURATED.
 """
 
-import dataclasses
 from dataclasses import dataclass
+
+import msgspec
 
 from konsumerator.domain.resources import Resources
 from konsumerator.domain.specs import Bounds, GlobalPool
@@ -121,7 +122,7 @@ class Pool:
             available=self._mem,
             floor=bounds.min_mem_b if bounds else None,
         )
-        granted = dataclasses.replace(wanted, cpu_req_m=cpu_req, mem_req_b=mem_req)
+        granted = msgspec.structs.replace(wanted, cpu_req_m=cpu_req, mem_req_b=mem_req)
         return Grant(resources=granted, cpu_shortage_m=cpu_short, mem_shortage_b=mem_short)
 
 

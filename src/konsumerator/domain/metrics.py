@@ -91,6 +91,37 @@ def truncate(value: float | None) -> int:
     return int(value)
 
 
+def _lags(production: Mapping[int, float], offset: Mapping[int, float]) -> dict[int, int]:
+    """``MetricsSnapshot.lag``: trunc(behind / production) of each partition with a
+    production that truncates to a non-zero int, ``truncate`` of each value (None, NaN
+    and infinities read as 0).
+
+    Every partition of every refresh. The common case, a finite number for every
+    partition's production and offset with the offsets in the productions' order (as
+    Prometheus' answers and timelines give them), truncates in C (``int`` refuses NaN,
+    infinities and None); anything else takes the general way, value by value."""
+    if len(offset) == len(production) and list(offset) == list(production):
+        try:
+            rates = list(map(int, production.values()))
+            behinds = list(map(int, offset.values()))
+        except (ValueError, OverflowError, TypeError):
+            pass
+        else:
+            return {
+                partition: int(behind / rate)
+                for partition, rate, behind in zip(production, rates, behinds, strict=True)
+                if rate
+            }
+    lag = {}
+    for partition, value in production.items():
+        rate = int(value) if value is not None and -_INF < value < _INF else 0
+        if rate:
+            behind = offset.get(partition)
+            behind_i = int(behind) if behind is not None and -_INF < behind < _INF else 0
+            lag[partition] = int(behind_i / rate)
+    return lag
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     production: Mapping[int, float] = field(default_factory=_empty)
@@ -111,18 +142,7 @@ class MetricsSnapshot:
     def __post_init__(self) -> None:
         for name in ("production", "consumption", "offset"):
             object.__setattr__(self, name, _read_only(getattr(self, name)))
-        lag = {}
-        offset = self.offset
-        # ``truncate`` of each value, its common case inline (every partition of every
-        # refresh): a finite number is cut to an int, anything else (None, NaN,
-        # infinities) is 0.
-        for partition, rate in self.production.items():
-            production = int(rate) if rate is not None and -_INF < rate < _INF else 0
-            if production:
-                behind = offset.get(partition)
-                behind_i = int(behind) if behind is not None and -_INF < behind < _INF else 0
-                lag[partition] = int(behind_i / production)
-        object.__setattr__(self, "lag", ReadOnly(lag))
+        object.__setattr__(self, "lag", ReadOnly(_lags(self.production, self.offset)))
 
     def of(self, kind: MetricKind) -> Mapping[int, float]:
         if kind is MetricKind.PRODUCTION:

@@ -46,9 +46,11 @@ import functools
 import itertools
 import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
+
+import msgspec
 
 from konsumerator.domain import disruption, keys, limits, rendering, rules, sizing
 from konsumerator.domain import partitions as partitioning
@@ -162,8 +164,8 @@ class InPlaceCounters:
     pending: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class InstanceReport:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class InstanceReport(msgspec.Struct, frozen=True, gc=False):
     index: int
     name: str
     partitions: tuple[int, ...]
@@ -399,6 +401,7 @@ def _context(
     metrics: Metrics,
     now: datetime,
     recent: Recent | None = None,
+    budget: disruption.RestartBudget | None = None,
 ) -> Context:
     snapshot = metrics.snapshot if config.autoscaling is not None else None
     return Context(
@@ -414,6 +417,7 @@ def _context(
         refreshed=metrics.refreshed,
         now=now,
         recent=recent,
+        budget=budget,
     )
 
 
@@ -706,8 +710,8 @@ class _Keeping:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Last:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class _Last(msgspec.Struct, frozen=True):
     """One instance's last keep by ``_kept`` (``report``, ``resized``), and what it read
     beyond what its pass shares (``KeptMemory``): its Deployment version, its pods,
     whether a resize of its was refused, its lag, and ``sized``: in a pass that refreshed
@@ -1481,8 +1485,10 @@ def _assemble(
     num_instances: int,
     requeue_after_s: float | None,
     template_hash: str,
+    budget: disruption.RestartBudget | None,
 ) -> Plan:
-    """Freeze the tally of one pass into the ``Plan``, with its totals."""
+    """Freeze the tally of one pass into the ``Plan``, with its totals and what the
+    restart ``budget`` (None: none) held and admitted."""
     counters = Counters(expected=num_instances, redundant=len(deletes), **tally.counts)
     # Every instance has a report but the missing ones counted in ``unreported``.
     reports = cast(
@@ -1503,6 +1509,8 @@ def _assemble(
         saturated=saturated,
         resizes=tuple(tally.resizes),
         in_place=InPlaceCounters(resized=tally.resized, pending=tally.pending),
+        restarts_held=0 if budget is None else budget.held,
+        restarts_admitted=frozenset() if budget is None else frozenset(budget.taken),
     )
 
 
@@ -1531,15 +1539,6 @@ def plan(
         num_partitions=config.num_partitions, per_instance=config.per_instance
     )
     recent = _recent(config=config, memory=memory)
-    ctx = _context(
-        config=config,
-        owner=owner,
-        num_instances=len(assignment),
-        deployments=deployments,
-        metrics=metrics,
-        now=now,
-        recent=recent,
-    )
     claimed, deletes, terminating = _claims(
         deployments, config=config, assignment=assignment, memory=memory
     )
@@ -1550,8 +1549,16 @@ def plan(
     budget = _budget(
         config=config, claimed=claimed, num_instances=len(assignment), metrics=metrics, now=now
     )
-    if budget is not None:
-        ctx = replace(ctx, budget=budget)
+    ctx = _context(
+        config=config,
+        owner=owner,
+        num_instances=len(assignment),
+        deployments=deployments,
+        metrics=metrics,
+        now=now,
+        recent=recent,
+        budget=budget,
+    )
     memo_key = _memo_key(ctx)
     keeping = _Keeping.of(
         ctx=ctx,
@@ -1629,9 +1636,6 @@ def plan(
         num_instances=len(assignment),
         requeue_after_s=_requeue(autoscaling=config.autoscaling, metrics=metrics, now=now),
         template_hash=ctx.hash_value,
+        budget=budget,
     )
-    return (
-        planned
-        if budget is None
-        else replace(planned, restarts_held=budget.held, restarts_admitted=frozenset(budget.taken))
-    )
+    return planned

@@ -9,7 +9,8 @@ one with a limit of zero.
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from konsumerator.domain import quantities
 from konsumerator.domain.quantities import Format
@@ -21,8 +22,8 @@ MAX_CPU_M = quantities.MAX_MILLIS // 1000 * 1000
 MAX_MEM_B = quantities.MAX_MILLIS // 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Resources:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class Resources(msgspec.Struct, frozen=True, gc=False):
     cpu_req_m: int | None = None
     mem_req_b: int | None = None
     cpu_lim_m: int | None = None
@@ -31,8 +32,7 @@ class Resources:
     @property
     def is_empty(self) -> bool:
         # Equal to ``NO_RESOURCES``, tested field by field: the planner asks this
-        # several times per instance and pass, and a dataclass comparison builds
-        # two tuples each time.
+        # several times per instance and pass.
         return (
             self.cpu_req_m is None
             and self.mem_req_b is None

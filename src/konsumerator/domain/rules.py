@@ -32,10 +32,12 @@ import functools
 import math
 import weakref
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
+
+import msgspec
 
 from konsumerator.domain import disruption, drift, keys, limits, qos, rendering, scaling
 from konsumerator.domain import partitions as partitioning
@@ -169,8 +171,8 @@ class Instance:
     refused: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class Decision(msgspec.Struct, frozen=True):
     """How one instance ends the pass; ``action`` None means nothing is written."""
 
     action: Action | None
@@ -371,7 +373,7 @@ def _actuate_adaptively(
     state = ScalingState(
         status=ScalingStatus.SATURATED if saturated else ScalingStatus.RUNNING,
         since=ctx.now,
-        memory=replace(sized.memory, resized_at=ctx.now),
+        memory=msgspec.structs.replace(sized.memory, resized_at=ctx.now),
         explanation=explanation,
     )
     return proposal, state
@@ -658,7 +660,7 @@ def _remember_resize(
     mostly for a backlog (``adaptive.drain_over``); a scale-down clears them. A
     fresh resize is not yet ineffective.
     """
-    return replace(
+    return msgspec.structs.replace(
         memory,
         resized_at=now,
         throughput_before=min(2**62, int(consumed)) if up else 0,
@@ -895,7 +897,7 @@ def scale_adaptively(
     memory = sized.memory
     if memory.ineffective is not ineffective or memory.lent is not lent:
         # Mostly both already hold (``replace`` with the same values: the same memory).
-        memory = replace(memory, ineffective=ineffective, lent=lent)
+        memory = msgspec.structs.replace(memory, ineffective=ineffective, lent=lent)
     certifiable = certify and pool.unbounded and asks > 0
     if certifiable:
         kept = _certified_keep(ctx, inst, d, sized=sized, asks=asks, memory=memory)
@@ -965,16 +967,16 @@ def scale_adaptively(
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.now_up_rate)
     if verdict.apply and comparison < 0 and not ctx.config.in_place and _restart_held(ctx, inst):
-        verdict = replace(
+        verdict = msgspec.structs.replace(
             verdict, apply=False, state=disruption.hold(observed, now=ctx.now), rule=HELD
         )
     if comparison == 0 and asks < sized.asks:
-        verdict = replace(verdict, rule=f"adopted: {adoption.HELD}")
+        verdict = msgspec.structs.replace(verdict, rule=f"adopted: {adoption.HELD}")
     up = comparison > 0
     if verdict.apply and unsized(observed):
         # The first size from metrics is remembered as a creation (``_actuate_adaptively``):
         # what the fallback's size consumed (or was lent) says nothing of the new size.
-        memory = replace(sized.memory, resized_at=ctx.now)
+        memory = msgspec.structs.replace(sized.memory, resized_at=ctx.now)
     elif verdict.apply:
         memory = _memory_of_resize(
             ctx=ctx,
@@ -989,7 +991,7 @@ def scale_adaptively(
             recovery_s=knobs.recovery_s,
         )
         # A scale-up forgets that the node lent CPU unless it does now (it may be busy).
-        memory = replace(memory, lent=lends if up else lent)
+        memory = msgspec.structs.replace(memory, lent=lends if up else lent)
     # Resized, or at the size the metrics ask for: sized from metrics (``scaling.unsized``).
     resized = (
         stamped(verdict.state, now=ctx.now) if verdict.apply or comparison == 0 else verdict.state
@@ -1872,17 +1874,11 @@ def pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[str, R
         kept = False
         mem_req = _not_lower(wanted.mem_req_b, have.mem_req_b)
         mem_lim = _not_lower(wanted.mem_lim_b, have.mem_lim_b)
-        # Built directly, and only when memory is kept (``dataclasses.replace`` is slow
-        # and this runs for every pod of every instance in every pass).
+        # Copied only when memory is kept (every pod of every instance in every pass).
         result[name] = (
             wanted
             if mem_req == wanted.mem_req_b and mem_lim == wanted.mem_lim_b
-            else Resources(
-                cpu_req_m=wanted.cpu_req_m,
-                mem_req_b=mem_req,
-                cpu_lim_m=wanted.cpu_lim_m,
-                mem_lim_b=mem_lim,
-            )
+            else msgspec.structs.replace(wanted, mem_req_b=mem_req, mem_lim_b=mem_lim)
         )
     return result if kept else qos.keep_class(spec, result)
 
@@ -1983,20 +1979,12 @@ def in_place(ctx: Context, inst: Instance, decision: Decision) -> Decision:
         # what they run, and a new one starts at its template's size, which the user
         # may set by hand (a target left from before the pause would resize it back).
         resizes, actuated = _pod_resizes(ctx, inst, target=decision.resources)
-    # Every field named (``dataclasses.replace`` costs as much as the rest of this
-    # function, once per instance and pass); a test checks that none is left out.
-    return Decision(
+    return msgspec.structs.replace(
+        decision,
         action=action,
-        resources=decision.resources,
-        scaling=decision.scaling,
-        cpu_shortage_m=decision.cpu_shortage_m,
-        message=decision.message,
-        outdated=decision.outdated,
         template=d.template_resources,
         resizes=resizes,
-        fell_back=decision.fell_back,
         pods_pending=bool(resizes) or not actuated,
-        remembered=decision.remembered,
     )
 
 

@@ -32,9 +32,11 @@ State and the time it was entered live in annotations on the Deployment, so
 they survive operator restarts and leader failover.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+import msgspec
 
 from konsumerator.domain.adaptive.memory import Memory
 from konsumerator.domain.stamps import age_s, ahead
@@ -54,8 +56,8 @@ class ScalingStatus(StrEnum):
             return None
 
 
-@dataclass(frozen=True, slots=True)
-class ScalingState:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class ScalingState(msgspec.Struct, frozen=True, gc=False):
     status: ScalingStatus
     # When the status was entered; None reads as "infinitely long ago",
     # which is how Go treated a missing or unparsable timestamp.
@@ -66,18 +68,23 @@ class ScalingState:
     # Why the adaptive policy decided what it did (its Event message and the
     # ``scaling-decision`` annotation). Not part of the state: a new
     # explanation alone is no reason to write the Deployment.
-    explanation: str = field(default="", compare=False)
+    explanation: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        """Every field but the explanation, as a dataclass field with ``compare=False``
+        is left out (a test pins that every other field is compared)."""
+        if type(other) is not ScalingState:
+            return NotImplemented
+        return (self.status, self.since, self.memory) == (other.status, other.since, other.memory)
+
+    def __hash__(self) -> int:
+        return hash((self.status, self.since, self.memory))
 
 
 def with_memory(state: ScalingState, *, memory: Memory | None, explanation: str) -> ScalingState:
-    """``replace(state, memory=memory, explanation=explanation)``, by the constructor:
-    ``dataclasses.replace`` costs several times more, and the adaptive rules ask
-    this for every instance in every pass. It names every field: a field added
-    to ``ScalingState`` must be added here (a test compares it with ``replace``
-    over all of them)."""
-    return ScalingState(
-        status=state.status, since=state.since, memory=memory, explanation=explanation
-    )
+    """``state`` with ``memory`` and ``explanation`` (the adaptive rules ask this for
+    every instance in every pass)."""
+    return msgspec.structs.replace(state, memory=memory, explanation=explanation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +109,7 @@ def unsized(state: ScalingState) -> bool:
 def stamped(state: ScalingState, *, now: datetime) -> ScalingState:
     """``state`` once sized from metrics (resized to their size, or found at it): with a
     time, so no longer ``unsized``. One ANNOTATE write when it had none."""
-    return state if state.since is not None else replace(state, since=now)
+    return state if state.since is not None else msgspec.structs.replace(state, since=now)
 
 
 def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
@@ -110,7 +117,11 @@ def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
 
 
 def _enter(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
-    return state if state.status is status else replace(state, status=status, since=now)
+    return (
+        state
+        if state.status is status
+        else msgspec.structs.replace(state, status=status, since=now)
+    )
 
 
 def restarted(state: ScalingState, *, now: datetime) -> ScalingState:
@@ -118,7 +129,7 @@ def restarted(state: ScalingState, *, now: datetime) -> ScalingState:
     clock to measure from (``stamps.ahead``) starts again now: a dip shorter than the
     period must not resize the instance (``stamps``). One ANNOTATE write of the time."""
     if state.status is ScalingStatus.PENDING_SCALE_DOWN and ahead(state.since, now=now):
-        return replace(state, since=now)
+        return msgspec.structs.replace(state, since=now)
     return state
 
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+import msgspec
+
 from konsumerator.domain import fallbacks, limits, prediction
 from konsumerator.domain.metrics import MetricsSnapshot
 from konsumerator.domain.observed import ObservedDeployment
@@ -22,8 +24,8 @@ from konsumerator.domain.resources import NO_RESOURCES, Resources
 from konsumerator.domain.specs import Autoscaling, ConsumerConfig, FallbackStrategy
 
 
-@dataclass(frozen=True, slots=True)
-class Proposal:
+# A msgspec Struct (frozen, hashable), built in C: see ``adaptive.memory.Memory``.
+class Proposal(msgspec.Struct, frozen=True):
     resources: dict[str, Resources]
     # CPU (millicores) the limits withheld from what the instance needs.
     cpu_shortage_m: int

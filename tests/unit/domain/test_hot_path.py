@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+import msgspec
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -114,7 +115,7 @@ def plain_pod_target(pod: ObservedPod, target: Mapping[str, Resources]) -> dict[
         return have if have is not None and (wanted is None or wanted < have) else wanted
 
     result = {
-        name: dataclasses.replace(
+        name: msgspec.structs.replace(
             wanted,
             mem_req_b=not_lower(wanted.mem_req_b, pod.spec[name].mem_req_b),
             mem_lim_b=not_lower(wanted.mem_lim_b, pod.spec[name].mem_lim_b),
@@ -212,7 +213,7 @@ def test_in_place_keeps_every_field_and_says_whether_pods_are_pending(
     )
     converted = rules.in_place(context(), inst, decision)
     running = [p for p in inst.pods if p.running and not p.deleting]
-    expected = dataclasses.replace(
+    expected = msgspec.structs.replace(
         decision,
         action=rules.Action.RESIZE_IN_PLACE
         if decision.action is rules.Action.SCALE
@@ -494,6 +495,28 @@ def test_a_target_annotation_is_its_canonical_json(
 def test_a_snapshots_lag_is_its_definition(
     production: dict[int, float], offset: dict[int, float]
 ) -> None:
+    snapshot = MetricsSnapshot(
+        production=MappingProxyType(production), offset=MappingProxyType(offset)
+    )
+    want = {
+        p: int(truncate(offset.get(p)) / truncate(v)) for p, v in production.items() if truncate(v)
+    }
+    assert dict(snapshot.lag) == want
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 9), metric_values, metric_values | st.integers(-(2**70), 2**70)),
+        max_size=6,
+        unique_by=lambda row: row[0],
+    )
+)
+def test_a_snapshots_lag_is_its_definition_with_every_offset_in_production_order(
+    rows: list[tuple[int, float, float]],
+) -> None:
+    # The common case, which ``metrics._lags`` truncates in C when every value is finite.
+    production = {p: v for p, v, _ in rows}
+    offset = {p: b for p, _, b in rows}
     snapshot = MetricsSnapshot(
         production=MappingProxyType(production), offset=MappingProxyType(offset)
     )

@@ -25,8 +25,8 @@ Aspects tested:
   not ours reads as absent, never an exception.
 """
 
+import dataclasses
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from konsumerator.domain import keys, rendering, rules
 from konsumerator.domain.metrics import MetricsSnapshot
@@ -417,7 +418,7 @@ def with_target(template: Resources, target: Resources) -> Any:
 )
 def test_when_in_place_gives_way_to_a_rollout(template, pending, since_s, refused, mode, rolls_out):
     d = with_target(template, R2)
-    cfg = replace(config(), update_mode=mode)
+    cfg = dataclasses.replace(config(), update_mode=mode)
     now = T0 + timedelta(seconds=since_s)
     observed = pod(R2, actual=template, pending=pending, pending_since=T0)
     p = plan(

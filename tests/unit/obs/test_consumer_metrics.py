@@ -21,6 +21,7 @@ import tracemalloc
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import msgspec
 from hypothesis import example, given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
@@ -294,7 +295,9 @@ def test_the_consumers_max_lag_is_0_when_every_instance_is_ahead() -> None:
         metrics=Metrics(snapshot=SNAPSHOT, refreshed=True, synced_at=NOW),
         now=NOW,
     )
-    ahead = replace(result, instances=tuple(replace(i, max_lag_s=-5) for i in result.instances))
+    ahead = replace(
+        result, instances=tuple(msgspec.structs.replace(i, max_lag_s=-5) for i in result.instances)
+    )
     gauges.observe(consumer="ns/c", plan=ahead, config=cfg, snapshot=SNAPSHOT)
     assert sample(registry, "konsumerator_consumer_max_lag_seconds", consumer="ns/c") == 0
     gauges.observe(consumer="ns/c", plan=replace(result, instances=()), config=cfg, snapshot=None)

@@ -33,8 +33,9 @@ predictor (under-sizing because one series went missing is worse).
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
+
+import msgspec
 
 from konsumerator.domain.metrics import MetricsSnapshot
 
@@ -46,8 +47,8 @@ class Term(StrEnum):
     RESTART = "restart"
 
 
-@dataclass(frozen=True, slots=True)
-class Demand:
+# A msgspec Struct (frozen, hashable), built in C: see ``memory.Memory``.
+class Demand(msgspec.Struct, frozen=True, gc=False):
     """What an instance needs, in msg/s, and the parts it is made of."""
 
     production: float  # Σ λ

@@ -36,14 +36,17 @@ into the annotation, and an unreadable field reads as absent (no peak,
 resized "infinitely long ago"), never as an exception.
 """
 
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+
+import msgspec
 
 _MAX_RATE = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Memory:
+# A msgspec Struct, not a frozen dataclass: immutable and hashable alike, but built in C
+# (a frozen dataclass's ``__init__`` calls ``object.__setattr__`` per field, and every
+# instance of every refresh builds one or two). No containers: nothing to collect (gc).
+class Memory(msgspec.Struct, frozen=True, gc=False):
     peak_rate: int = 0
     peak_at: datetime | None = None
     resized_at: datetime | None = None
@@ -75,24 +78,9 @@ class Memory:
     def with_peak(
         self, *, peak_rate: int, peak_at: datetime | None, previous_peak: int
     ) -> "Memory":
-        """``replace(self, ...)`` of the recent peak's three fields, built field by field:
-        the peak rotates every other pass of every instance (``policy.hold_peak``), and
-        ``dataclasses.replace`` costs several times this. A field added to ``Memory``
-        must be copied here too (a test compares it with ``replace``)."""
-        return Memory(
-            peak_rate=peak_rate,
-            peak_at=peak_at,
-            resized_at=self.resized_at,
-            previous_peak=previous_peak,
-            throughput_before=self.throughput_before,
-            cpu_before_m=self.cpu_before_m,
-            limit_before_m=self.limit_before_m,
-            ineffective=self.ineffective,
-            short_need=self.short_need,
-            for_backlog=self.for_backlog,
-            up_need=self.up_need,
-            lent=self.lent,
-            quiet_from_m=self.quiet_from_m,
+        """The memory with the recent peak's three fields replaced (``hold_peak``)."""
+        return msgspec.structs.replace(
+            self, peak_rate=peak_rate, peak_at=peak_at, previous_peak=previous_peak
         )
 
 
@@ -213,7 +201,7 @@ def durable(memory: Memory | None) -> Memory | None:
     current need, which still waits the pending scale-down period."""
     if memory is None:
         return None
-    return replace(memory, peak_rate=0, peak_at=None, previous_peak=0)
+    return msgspec.structs.replace(memory, peak_rate=0, peak_at=None, previous_peak=0)
 
 
 def as_written(memory: Memory) -> Memory:

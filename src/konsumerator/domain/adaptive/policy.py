@@ -52,9 +52,11 @@ scale-up then goes through ``pendingScaleUpDuration`` (or not, when urgent).
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+import msgspec
 
 from konsumerator.domain.adaptive import demand
 from konsumerator.domain.adaptive.demand import Demand
@@ -110,8 +112,8 @@ class Knobs:
         return band(actuation_s=self.actuation_s, recovery_s=self.recovery_s)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+# A msgspec Struct (frozen, hashable), built in C: see ``memory.Memory``.
+class Verdict(msgspec.Struct, frozen=True, gc=False):
     apply: bool
     state: ScalingState
     rule: str
@@ -506,15 +508,15 @@ FIRST = "first: sized from metrics for the first time (created without them)"
 def _pending(state: ScalingState, status: ScalingStatus, now: datetime) -> ScalingState:
     if state.status is status:
         return restarted(state, now=now)
-    return replace(state, status=status, since=now)
+    return msgspec.structs.replace(state, status=status, since=now)
 
 
 def _elapsed(state: ScalingState, now: datetime, period_s: float) -> bool:
     return period_s <= 0 or age_s(state.since, now=now) >= period_s
 
 
-@dataclass(frozen=True, slots=True)
-class Situation:
+# A msgspec Struct (frozen, hashable), built in C: see ``memory.Memory``.
+class Situation(msgspec.Struct, frozen=True, gc=False):
     """What one pass knows about one instance, for ``decide``."""
 
     state: ScalingState
@@ -780,8 +782,8 @@ def knobs_for(autoscaling: Autoscaling) -> Knobs:
     return knobs
 
 
-@dataclass(frozen=True, slots=True)
-class Sized:
+# A msgspec Struct (frozen, hashable), built in C: see ``memory.Memory``.
+class Sized(msgspec.Struct, frozen=True, gc=False):
     """The rate an instance is sized for this pass, and how it was found."""
 
     rate: int  # msg/s, what ``prediction.size_for_rate`` turns into CPU
@@ -878,7 +880,7 @@ def size(
     sized = sized_for_peak(
         found=found, peak=peak, memory=kept, knobs=knobs, keeping_up=keeping_up or roomy
     )
-    return replace(sized, room=True) if roomy and sized.ride else sized
+    return msgspec.structs.replace(sized, room=True) if roomy and sized.ride else sized
 
 
 def sized_for_peak(

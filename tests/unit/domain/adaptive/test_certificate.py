@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 from unittest import mock
 
+import msgspec
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
@@ -743,7 +744,9 @@ def test_a_hold_is_refused_for_a_memory_changed_but_for_its_peak() -> None:
     d = steady.observed()[0]
     made = certificate.held(d.uid)
     assert made is not None
-    other = dataclasses.replace(made.memory, throughput_before=made.memory.throughput_before + 7)
+    other = msgspec.structs.replace(
+        made.memory, throughput_before=made.memory.throughput_before + 7
+    )
     assert not made.holds(
         d=d,
         config=made.certificate.config,
@@ -802,7 +805,7 @@ def test_a_new_hold_forgets_the_memory_vouched_for_the_one_it_replaces() -> None
     vouched = made.memory.with_peak(peak_rate=1, peak_at=None, previous_peak=0)
     certificate.vouch(made, vouched)
     assert made.vouches(vouched)
-    other = dataclasses.replace(made, memory=dataclasses.replace(made.memory, lent=True))
+    other = dataclasses.replace(made, memory=msgspec.structs.replace(made.memory, lent=True))
     certificate.hold(other)
     assert not other.vouches(vouched)
     # Nor is anything vouched for a hold no longer kept for its UID.

@@ -14,11 +14,11 @@ Aspects tested:
   per-partition functions summed, a missing partition borrowing the largest.
 """
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from types import MappingProxyType
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -256,6 +256,6 @@ def test_an_instances_demand_is_its_plain_definition_to_the_bit(
     )
     assert got == want
     # The same floats, types included (an int production stays what the sums make it).
-    assert [(type(v), repr(v)) for v in dataclasses.astuple(got)] == [
-        (type(v), repr(v)) for v in dataclasses.astuple(want)
+    assert [(type(v), repr(v)) for v in msgspec.structs.astuple(got)] == [
+        (type(v), repr(v)) for v in msgspec.structs.astuple(want)
     ]

@@ -1,13 +1,13 @@
 """A rotation or rise of the recent peak (``policy.hold_peak``, through
-``Memory.with_peak``, which builds the memory field by field for speed) changes the
-peak's three fields and keeps every other field of the memory, whatever fields
-``Memory`` gains: a field forgotten in ``with_peak`` would be reset at every rotation.
+``Memory.with_peak``) changes the peak's three fields and keeps every other field of
+the memory, whatever fields ``Memory`` gains: a field forgotten in ``with_peak`` would be
+reset at every rotation.
 """
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,14 +40,14 @@ def test_a_rotation_or_rise_of_the_peak_keeps_every_other_field_of_the_memory() 
         quiet_from_m=200,
     )
     # Every field set away from its default, whatever fields the branches add.
-    for f in dataclasses.fields(Memory):
+    for f in msgspec.structs.fields(Memory):
         if getattr(memory, f.name) == f.default:
-            assert f.type in ("int", int), f"set {f.name} in this test"
+            assert f.type is int, f"set {f.name} in this test"
             extra: dict[str, Any] = {f.name: 41}
-            memory = dataclasses.replace(memory, **extra)
+            memory = msgspec.structs.replace(memory, **extra)
     for now, need in ((T + timedelta(seconds=1), 500.0), (T + timedelta(hours=2), 100.0)):
         _, kept = policy.hold_peak(need=need, memory=memory, now=now, window_s=600.0)
-        expected = dataclasses.replace(
+        expected = msgspec.structs.replace(
             memory,
             peak_rate=kept.peak_rate,
             peak_at=kept.peak_at,
@@ -102,6 +102,6 @@ def test_the_held_peak_of_a_memory_that_reads_back_reads_back_at_a_whole_second(
     assert time_reads_back(now)  # what ``rules.held`` asks of the time first
     _, kept = policy.hold_peak(need=need, memory=memory, now=now, window_s=window_s)
     assert as_written(kept) is kept
-    for name in Memory.__slots__:
+    for name in Memory.__struct_fields__:
         if name not in ("peak_rate", "peak_at", "previous_peak"):
             assert getattr(kept, name) is getattr(memory, name), name

@@ -43,6 +43,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -437,7 +438,7 @@ def test_a_scale_down_back_to_a_size_found_short_waits() -> None:
     verdict = policy.decide(situation, knobs=KNOBS)
     assert (verdict.apply, verdict.state.status) == (False, RUNNING)
     assert verdict.rule.startswith("settled")
-    assert policy.decide(replace(situation, settled=True), knobs=KNOBS).apply
+    assert policy.decide(msgspec.structs.replace(situation, settled=True), knobs=KNOBS).apply
 
 
 # direction, status, seconds in it, seconds since last resize, urgent, drained, lagging, shortage
@@ -526,7 +527,7 @@ def test_decide(
 def test_a_small_saving_within_the_band_is_not_pending() -> None:
     state = ScalingState(status=PSD, since=ago(1000), memory=Memory())
     verdict = policy.decide(
-        replace(
+        msgspec.structs.replace(
             policy.Situation(
                 state=state,
                 comparison=-1,
