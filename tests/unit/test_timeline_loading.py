@@ -201,3 +201,20 @@ def test_a_decoded_timeline_leaves_its_samples_to_reference_counting() -> None:
     assert not gc.is_tracked(step)
     assert isinstance(step.metrics, dict)
     assert not any(gc.is_tracked(sample) for sample in step.metrics.values())
+
+
+def test_steps_that_repeat_one_aliased_metrics_map_share_one_snapshot() -> None:
+    """YAML's aliases repeat one map: one snapshot for all its steps, not one each (a
+    1.3 MB file naming a map of 20,000 partitions in 2,000 steps expanded into some
+    11 GB and died of a MemoryError); an equal map written out again is its own."""
+    lines = ["steps:", "- advance: 0s", "  metrics: &m"]
+    lines += [f'    "{p}": {{production: 1500, consumption: 1500, offset: 0}}' for p in range(500)]
+    lines += ["- {advance: 31s, metrics: *m}"] * 2_000
+    lines += ["- advance: 31s", "  metrics:"]
+    lines += [f'    "{p}": {{production: 1500, consumption: 1500, offset: 0}}' for p in range(500)]
+    steps = simulating.load_timeline("\n".join(lines) + "\n", source="t.yaml")
+    snapshots = {id(step.metrics) for step in steps[:-1]}
+    assert len(steps) == 2_002
+    assert len(snapshots) == 1
+    assert id(steps[-1].metrics) not in snapshots
+    assert steps[-1].metrics == steps[0].metrics
