@@ -15,9 +15,8 @@ import copy
 
 import pytest
 from support.consumers import ConsumerBuilder
+from support.replays import restart_operator
 
-from konsumerator import simulating
-from konsumerator.controllers.reconciling import Pipeline
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import certificate
 from konsumerator.domain.metrics import MetricsSnapshot
@@ -30,19 +29,6 @@ STEADY = MetricsSnapshot(
 )
 
 
-def _fresh_pipeline(replay: simulating.Replay) -> None:
-    """What a pass decides with no planner memory (the full path)."""
-    certificate.forget_all()
-    replay.pipeline = Pipeline(
-        deployments=replay.cluster,
-        pods=replay.cluster.pods,
-        provider=replay.metrics,
-        actuator=replay.cluster,
-        reporter=simulating.Silent(),
-        now=lambda: replay.now,
-    )
-
-
 def _edited_pass(consumer_id: str, *, full: bool) -> object:
     certificate.forget_all()
     replay = ConsumerBuilder(partitions=PARTITIONS, rate_per_core=1000, max_cpu="4").replay()
@@ -52,8 +38,8 @@ def _edited_pass(consumer_id: str, *, full: bool) -> object:
         body = copy.deepcopy(replay.cluster._bodies["orders-1"])
         body["metadata"]["annotations"][keys.CONSUMER_ID] = consumer_id
         replay.cluster.apply(body)
-        if full:
-            _fresh_pipeline(replay)
+        if full:  # what a pass decides with no planner memory: the full path
+            restart_operator(replay)
         done = replay.step(advance_s=10.0, metrics=STEADY)
         return (
             [(a.name, a.action, a.body) for a in done.plan.applies],

@@ -28,9 +28,9 @@ from datetime import timedelta
 
 import pytest
 from support.consumers import ConsumerBuilder
+from support.replays import restart_operator
 
 from konsumerator import simulating
-from konsumerator.controllers.reconciling import Pipeline
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import certificate
 from konsumerator.domain.metrics import MetricsSnapshot
@@ -59,15 +59,7 @@ def _restart(replay: simulating.Replay, edit: Edit | None) -> None:
     """A new process: nothing in memory but what the Deployments and status hold."""
     if edit is not None:
         _edit_memory(replay, edit)
-    certificate.forget_all()
-    replay.pipeline = Pipeline(
-        deployments=replay.cluster,
-        pods=replay.cluster.pods,
-        provider=replay.metrics,
-        actuator=replay.cluster,
-        reporter=simulating.Silent(),
-        now=lambda: replay.now,
-    )
+    restart_operator(replay)
 
 
 NO_RESTART = "no restart"

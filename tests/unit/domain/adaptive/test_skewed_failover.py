@@ -25,9 +25,9 @@ from datetime import timedelta
 
 import pytest
 from support.consumers import ConsumerBuilder
+from support.replays import restart_operator
 
 from konsumerator import simulating
-from konsumerator.controllers.reconciling import Pipeline
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import certificate
 from konsumerator.domain.metrics import MetricsSnapshot
@@ -44,15 +44,7 @@ def _failover_with_since_ahead(replay: simulating.Replay, *, skew_s: float) -> N
         "%Y-%m-%dT%H:%M:%SZ"
     )
     replay.cluster.apply(body)
-    certificate.forget_all()
-    replay.pipeline = Pipeline(
-        deployments=replay.cluster,
-        pods=replay.cluster.pods,
-        provider=replay.metrics,
-        actuator=replay.cluster,
-        reporter=simulating.Silent(),
-        now=lambda: replay.now,
-    )
+    restart_operator(replay)
 
 
 def _sizes(*, update_mode: str, skew_s: float) -> tuple[int | None, list[tuple[int, int]]]:
