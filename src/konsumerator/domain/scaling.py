@@ -182,9 +182,10 @@ def decide(
     if lagging:
         return Decision(apply=False, state=_resized(state, saturated=saturated, now=now))
     if status is ScalingStatus.PENDING_SCALE_DOWN:
-        if _elapsed(restarted(state, now=now), now, pending_down_s):
+        waiting = restarted(state, now=now)
+        if _elapsed(waiting, now, pending_down_s):
             return Decision(apply=True, state=settle(state, saturated=saturated, now=now))
-        return Decision(apply=False, state=restarted(state, now=now))
+        return Decision(apply=False, state=waiting)
     if pending_down_s <= 0 or unsized(state):
         return Decision(apply=True, state=_resized(state, saturated=saturated, now=now))
     return Decision(apply=False, state=_enter(state, ScalingStatus.PENDING_SCALE_DOWN, now))
