@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from support.consumers import ConsumerBuilder
+from support.replays import OnePartition
 
 from konsumerator import simulating
 from konsumerator.domain import keys
@@ -80,32 +81,23 @@ def _scaled_up_at(
         rate_per_core=1000,
         max_cpu="4",
     ).replay()
-    behind = 0.0
+    loop = OnePartition(replay, pass_s=PASS_S)
     sized_m = 0
     try:
         for i in range(60):
             rate = 500.0 if i < 10 else production
-            observed = replay.cluster.observed()
-            capacity = observed[0].current["consumer"].cpu_req_m if observed else 1e9
             if i == 10:
-                sized_m = int(capacity)
-            consumed = min(rate + behind / PASS_S, capacity)
-            behind = max(0.0, behind + (rate - consumed) * PASS_S)
+                sized_m = int(loop.cpu_m() or 0)
             if edit is not None and i == edit_at:
                 key, change = EDITS[edit]
                 _edit(replay, key=key, edit=change)
-            replay.step(
-                advance_s=PASS_S,
-                metrics=MetricsSnapshot(
-                    production={0: rate}, consumption={0: consumed}, offset={0: behind}
-                ),
-            )
-            if i >= 10 and replay.cluster.observed()[0].current["consumer"].cpu_req_m > sized_m:
-                return i, behind / rate
+            loop.step(rate)
+            if i >= 10 and (loop.cpu_m() or 0) > sized_m:
+                return i, loop.behind / rate
     finally:
         replay.close()
         certificate.forget_all()
-    return None, behind / production
+    return None, loop.behind / production
 
 
 @pytest.mark.parametrize("update_mode", ["Recreate", "InPlaceOrRecreate"])

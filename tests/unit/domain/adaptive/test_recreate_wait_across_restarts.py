@@ -28,12 +28,11 @@ from datetime import timedelta
 
 import pytest
 from support.consumers import ConsumerBuilder
-from support.replays import restart_operator
+from support.replays import OnePartition, restart_operator
 
 from konsumerator import simulating
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import certificate
-from konsumerator.domain.metrics import MetricsSnapshot
 
 PASS_S = 30.0
 # The operator restarts once, in the middle of the wait (which begins at pass 11).
@@ -80,25 +79,14 @@ def test_an_instance_falling_behind_is_scaled_up_after_its_pending_period(case: 
     replay = ConsumerBuilder(
         partitions=1, rate_per_core=1000, max_cpu="4", max_memory="1Gi", min_sync=min_sync
     ).replay()
-    behind = 0.0
+    loop = OnePartition(replay, pass_s=PASS_S)
     pending_from: int | None = None
     scaled_at: int | None = None
     try:
         for i in range(60):
-            production = 500.0 if i < 10 else (700.0 if i % 2 else 550.0)
-            observed = replay.cluster.observed()
-            # A consumer drains at most what its CPU request gives (1 msg/s per millicore).
-            capacity = observed[0].current["consumer"].cpu_req_m if observed else 1e9
-            consumed = min(production + behind / PASS_S, capacity)
-            behind = max(0.0, behind + (production - consumed) * PASS_S)
             if i == RESTART_AT and edit != NO_RESTART:
                 _restart(replay, edit if callable(edit) else None)
-            done = replay.step(
-                advance_s=PASS_S,
-                metrics=MetricsSnapshot(
-                    production={0: production}, consumption={0: consumed}, offset={0: behind}
-                ),
-            )
+            done = loop.step(500.0 if i < 10 else (700.0 if i % 2 else 550.0))
             status = replay.cluster.observed()[0].annotations[keys.SCALING_STATUS]
             if pending_from is None and status == "PENDING_SCALE_UP":
                 pending_from = i
@@ -114,5 +102,5 @@ def test_an_instance_falling_behind_is_scaled_up_after_its_pending_period(case: 
     assert scaled_at is not None, f"pending from pass {pending_from}, never scaled up"
     assert scaled_at - pending_from <= allowed, (
         f"pending from pass {pending_from}, scaled up at pass {scaled_at}"
-        f" ({behind:.0f} messages behind, {behind / 625:.0f} s)"
+        f" ({loop.behind:.0f} messages behind, {loop.behind / 625:.0f} s)"
     )

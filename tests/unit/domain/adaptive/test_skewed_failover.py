@@ -25,12 +25,11 @@ from datetime import timedelta
 
 import pytest
 from support.consumers import ConsumerBuilder
-from support.replays import restart_operator
+from support.replays import OnePartition, restart_operator
 
 from konsumerator import simulating
 from konsumerator.domain import keys
 from konsumerator.domain.adaptive import certificate
-from konsumerator.domain.metrics import MetricsSnapshot
 
 PASS_S = 31.0  # every pass refreshes (minSyncPeriod 30s)
 DIP = range(30, 35)
@@ -56,22 +55,12 @@ def _sizes(*, update_mode: str, skew_s: float) -> tuple[int | None, list[tuple[i
         rate_per_core=1000,
         max_cpu="4",
     ).replay()
-    behind = 0.0
+    loop = OnePartition(replay, pass_s=PASS_S)
     began: int | None = None
     sizes: list[tuple[int, int]] = []
     try:
         for i in range(60):
-            rate = 500.0 if i in DIP else 1500.0
-            observed = replay.cluster.observed()
-            capacity = observed[0].current["consumer"].cpu_req_m if observed else 1e9
-            consumed = min(rate + behind / PASS_S, capacity)
-            behind = max(0.0, behind + (rate - consumed) * PASS_S)
-            replay.step(
-                advance_s=PASS_S,
-                metrics=MetricsSnapshot(
-                    production={0: rate}, consumption={0: consumed}, offset={0: behind}
-                ),
-            )
+            loop.step(500.0 if i in DIP else 1500.0)
             instance = replay.cluster.observed()[0]
             status = instance.annotations[keys.SCALING_STATUS]
             if began is None and status == "PENDING_SCALE_DOWN":
