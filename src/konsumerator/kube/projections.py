@@ -35,12 +35,16 @@ pass when it can be; if that fails (an object nested deeper than the
 decoder's recursion limit, an unexpected shape, or a value the conversion
 refuses: any exception, as defence in depth), the page is split with
 ``kube.scanning`` (bounded stack, any depth) and every item decoded on its own.
-An item that still fails is *quarantined*: its identity is read from its
-metadata alone, and the kind's ``quarantine`` function turns it into a normal
-projection marked ``undecodable`` (with the reason), which the controller
-reports on that object only. A kind without a quarantine function (managed
-Deployments, Leases: typed by the API server, so never deep) drops the item
-with an error log instead; nothing else is affected.
+An object too deep to decode is tried once more without its
+``metadata.managedFields`` (``without_managed_fields``): the one part that every
+kind leaves free-form, which anyone who may update an object can nest
+thousands of levels deep, and which no projection reads. An item that still
+fails is *quarantined*: its identity is read from its metadata alone, and the
+kind's ``quarantine`` function turns it into a normal projection marked
+``undecodable`` (with the reason), which the controller reports on that object
+only. A kind without a quarantine function (managed Deployments, Leases:
+typed by the API server, so never deep once managedFields are set aside)
+drops the item with an error log instead; nothing else is affected.
 
 Free-form objects (custom objects: a Consumer's ``deploymentTemplate`` keeps
 unknown fields) are also held to ``MAX_DEPTH`` levels per top-level part, so
@@ -530,6 +534,34 @@ def salvage_metadata(raw: bytes | None) -> ObjectMetaWire:
     return ObjectMetaWire()
 
 
+def without_managed_fields(data: bytes) -> bytes | None:
+    """``data`` (one object) without its ``metadata.managedFields``; None if it has none
+    or is no object.
+
+    managedFields is the one free-form part of every object, typed kinds included: anyone
+    who may update an object may write an entry whose ``fieldsV1`` nests thousands of
+    levels, and the API server stores it (3,000 levels, 26 KB, were measured). No
+    projection reads it, but a decoder recurses even to skip it. Cut out with
+    ``scanning`` (no recursion); the rest is copied byte for byte.
+    """
+    try:
+        members = list(scanning.children(data))
+        out: list[bytes] = []
+        found = False
+        for name, value in members:
+            if name is None:
+                return None
+            if scanning.key(name) == "metadata":
+                fields = [(n, v) for n, v in scanning.children(value) if n is not None]
+                kept = [n + b":" + v for n, v in fields if scanning.key(n) != "managedFields"]
+                found = len(kept) < len(fields)
+                value = b"{" + b",".join(kept) + b"}"
+            out.append(name + b":" + value)
+    except msgspec.DecodeError:
+        return None
+    return b"{" + b",".join(out) + b"}" if found else None
+
+
 def salvage_mapping(raw: bytes | None, *, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """A top-level part (``status``) if it is a shallow enough object, else empty."""
     if raw is None or scanning.nesting_depth(raw, limit=max_depth) > max_depth:
@@ -604,22 +636,34 @@ class Projector(Generic[W, T]):
         self._page: msgspec.json.Decoder[ListWire[W]] = msgspec.json.Decoder(ListWire[wire])  # type: ignore[valid-type]
 
     def decode(self, data: bytes | msgspec.Raw) -> T:
-        """One object; a quarantined ``T``, or ``UndecodableObject``, if it cannot be read."""
+        """One object; a quarantined ``T``, or ``UndecodableObject``, if it cannot be read.
+
+        One too deep is tried once more without its ``metadata.managedFields``
+        (``without_managed_fields``): nobody's edit of those may hide an object. If it
+        still cannot be read, the problem reported is the whole object's."""
+        decoded, problem, deep = self._attempt(data)
+        if deep:
+            slim = without_managed_fields(bytes(data))
+            if slim is not None:
+                decoded = self._attempt(slim)[0]
+        if decoded is not None:
+            return decoded
+        return self._quarantined(bytes(data), problem)
+
+    def _attempt(self, data: bytes | msgspec.Raw) -> tuple[T | None, str, bool]:
+        """``(the projection, "", False)``, or ``(None, the problem, whether it is depth)``."""
         if self._max_depth is not None and self._too_deep(data, levels=1):
-            problem = _depth_problem(bytes(data), limit=self._max_depth)
-            return self._quarantined(bytes(data), problem)
+            return None, _depth_problem(bytes(data), limit=self._max_depth), True
         try:
             wire = self._item.decode(data)
         except RecursionError:
-            problem = "is nested too deeply to decode"
+            return None, "is nested too deeply to decode", True
         except msgspec.ValidationError as e:
-            problem = f"cannot be decoded: {e}"
-        else:
-            try:
-                return self._convert(wire)
-            except Exception as e:  # one object must never stop a watch
-                problem = f"cannot be converted: {type(e).__name__}: {_bounded(str(e))}"
-        return self._quarantined(bytes(data), problem)
+            return None, f"cannot be decoded: {e}", False
+        try:
+            return self._convert(wire), "", False
+        except Exception as e:  # one object must never stop a watch
+            return None, f"cannot be converted: {type(e).__name__}: {_bounded(str(e))}", False
 
     def decode_page(self, data: bytes) -> Page[T]:
         """A list page: in one pass if every item decodes, else item by item."""

@@ -67,8 +67,8 @@ from typing import Any
 import msgspec
 
 from konsumerator.domain import keys
-from konsumerator.kube import guarding, reading
-from konsumerator.kube.projections import ConfigMapView, ObjectMetaWire
+from konsumerator.kube import guarding, reading, scanning
+from konsumerator.kube.projections import ConfigMapView, ObjectMetaWire, salvage_metadata
 from konsumerator.kube.requesting import ApiClient, RequestCounts
 from konsumerator.kube.resources import ResourceKind
 from konsumerator.runtime import errors
@@ -93,7 +93,13 @@ _encoder = msgspec.json.Encoder()
 
 
 def _written(body: bytes) -> Written:
-    meta = _written_decoder.decode(body).metadata
+    try:
+        meta = _written_decoder.decode(body).metadata
+    except RecursionError:
+        # A part deeper than the decoder goes, skipped or not (a free-form spec, a
+        # managedFields entry somebody nested thousands of levels): the identity alone,
+        # read without recursing. The write itself was made.
+        meta = salvage_metadata(scanning.members(body).get("metadata"))
     return Written(
         namespace=meta.namespace,
         name=meta.name,
