@@ -53,11 +53,6 @@ def _annotations(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a guest status the apiserver refuses (422, annotations too long) is "
-    "only logged: no Event, no condition, the user is never told",
-)
 def test_a_guest_whose_annotations_leave_no_room_for_the_status_is_told_once_not_looped(
     cluster: Cluster, namespace: str
 ) -> None:

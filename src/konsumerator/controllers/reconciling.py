@@ -69,6 +69,8 @@ if TYPE_CHECKING:  # prometheus_client, which a replay (``simulating``) never ne
 OWNER_INDEX = "controller-uid"
 # The Ready reason of a pass that raised what nobody classified (``Pipeline._internal_error``).
 INTERNAL_ERROR: Final = "InternalError"
+# The Warning Event of a status the API server refuses (``Pipeline._status_refused``).
+STATUS_REFUSED: Final = "StatusRefused"
 POD_INDEX = "deployment"
 
 
@@ -758,7 +760,11 @@ class Pipeline:
                 key=key, manifest=manifest, error=e, previous=previous, generation=generation
             )
             raise
-        await self._write_status(key=key, status=done.status)
+        try:
+            await self._write_status(key=key, status=done.status)
+        except errors.Invalid as e:
+            await self._status_refused(manifest=manifest, error=e)
+            raise
         if done.retry:
             raise WritesFailed.of(done.failures, requeue_after=done.requeue_after_s)
         if done.deferred:
@@ -770,6 +776,21 @@ class Pipeline:
                 key=key, conflicted=done.conflicted, planned=done.requeue_after_s
             )
         )
+
+    async def _status_refused(self, *, manifest: Mapping[str, Any], error: errors.Invalid) -> None:
+        """Say in a Warning Event that the API server refused the pass's status (422): a
+        guest ConfigMap whose other annotations leave no room for ours, an admission
+        policy on the status. The status cannot say it, and the log alone tells only
+        the operator's owner. The error then goes on to the controller, which retries
+        with backoff (the Event's repeats are aggregated); the Deployments were written.
+        Best effort, as ``_internal_error``: it must not hide the refusal."""
+        message = f"the API server refused the status: {error.message}"
+        try:
+            await self._reporter.rejected(
+                manifest=manifest, reason=STATUS_REFUSED, message=message[:1024]
+            )
+        except Exception as reporting:
+            error.add_note(f"reporting it failed too: {reporting!r}")
 
     async def _internal_error(
         self,
