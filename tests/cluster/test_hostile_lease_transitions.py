@@ -28,11 +28,6 @@ pytestmark = pytest.mark.cluster
 INT32_MAX = 2**31 - 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a takeover writes leaseTransitions + 1 = 2**31, which the API server "
-    "refuses (400): the candidate never leads",
-)
 def test_a_lease_at_the_most_transitions_is_still_taken_over(
     cluster: Cluster, namespace: str
 ) -> None:

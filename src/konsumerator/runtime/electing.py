@@ -276,7 +276,9 @@ class LeaderElector:
                 lease_duration_seconds=round(self._lease_duration),
                 renew_time=now,
                 acquire_time=current.acquire_time if ours_already else now,
-                lease_transitions=current.lease_transitions + (0 if ours_already else 1),
+                lease_transitions=current.lease_transitions
+                if ours_already
+                else _next_transition(current.lease_transitions),
             )
             self._observe(
                 await self._store.update(namespace=self.namespace, name=self.name, record=record)
@@ -327,6 +329,19 @@ class LeaderElector:
         else:
             self._leading.clear()
         self._observer.leadership_changed(name=self.name, leading=leading)
+
+
+# ``leaseTransitions`` is an int32 on the API server: a value past it is refused (400).
+_MOST_TRANSITIONS = 2**31 - 1
+
+
+def _next_transition(transitions: int) -> int:
+    """The count after one more takeover, held at int32's maximum (and at 0 from below).
+
+    The count is only informative; a Lease edited to the maximum (or a peer counting
+    differently) must not make every takeover a write the API server refuses, which
+    left the Lease with no possible leader once its holder was gone."""
+    return min(max(transitions, 0) + 1, _MOST_TRANSITIONS)
 
 
 def _newer(lease: LeaseRecord, *, than: LeaseRecord | None) -> bool:
