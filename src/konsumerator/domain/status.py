@@ -278,7 +278,9 @@ def status_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
     ):
         try:
             value = json.loads(annotations.get(key, "null"))
-        except ValueError:
+        except (ValueError, RecursionError):
+            # Anyone who may edit the ConfigMap may write these: JSON nested past the
+            # parser's recursion is as unreadable as JSON that is not.
             value = None
         if value is not None:
             status[name] = value

@@ -10,7 +10,9 @@ objects can write anything there. A digit string Python's ``int()`` refuses (mor
 Aspects tested (table-driven over the hostile strings):
 - ``DEPLOYMENT_PROJECTOR`` decodes a Deployment whose consumer-id, partition or saturation
   annotation holds one (a list page of it too);
-- ``manifests.status_from_annotations`` reads a counter holding one as 0;
+- ``manifests.status_from_annotations`` reads a counter holding one as 0, and a JSON
+  annotation (conditions, lastSyncState, learning) nested past Python's recursion limit as
+  absent (it raised ``RecursionError``, not ``ValueError``: every pass of the guest failed);
 - ``snapshot_from_state`` refuses a state keyed by one (None).
 """
 
@@ -20,6 +22,7 @@ import pytest
 
 from konsumerator.api import manifests
 from konsumerator.domain import keys
+from konsumerator.domain import status as status_keys
 from konsumerator.domain.syncstate import snapshot_from_state
 from konsumerator.kube.projections import DEPLOYMENT_PROJECTOR
 
@@ -66,3 +69,22 @@ def test_a_guest_status_counter_no_int_can_hold_reads_as_zero(value: str) -> Non
 def test_a_sync_state_keyed_by_no_partition_number_is_refused(value: str) -> None:
     state = {value: {"productionRate": 1, "consumptionRate": 1, "messageBehind": 1}}
     assert snapshot_from_state(state) is None
+
+
+DEEP = "[" * 5_000 + "]" * 5_000
+# The JSON annotations, and the status field each is read into.
+JSON_ANNOTATIONS = {
+    status_keys.CONDITIONS: "conditions",
+    status_keys.LAST_SYNC_STATE: "lastSyncState",
+    status_keys.LEARNING: "learning",
+}
+
+
+@pytest.mark.parametrize(("annotation", "field"), JSON_ANNOTATIONS.items())
+def test_a_guest_status_annotation_too_deep_to_parse_reads_as_absent(
+    annotation: str, field: str
+) -> None:
+    annotations = {annotation: DEEP, f"{keys.STATUS_PREFIX}expected": "3"}
+    status = manifests.status_from_annotations(annotations)
+    assert field not in status
+    assert status["expected"] == 3
