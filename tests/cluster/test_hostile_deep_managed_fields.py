@@ -13,7 +13,9 @@ Aspects tested (a real apiserver, an in-process operator):
   operator keeps leading (its renewals go on, same holder) and keeps reconciling: a
   ConfigMap changed afterwards is reconciled;
 * an instance's Deployment given such an entry in the same write that changes its image
-  (a hand edit the operator must revert, compatibility row 60): the image is reverted.
+  (a hand edit the operator must revert, compatibility row 60): the image is reverted;
+* a Consumer given such an entry in the same write that grows ``numPartitions``: it is
+  reconciled (before, its metadata counted as too deep: ``UndecodableObject``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 from operating import (
     condition,
     consumer,
+    consumer_path,
     container,
     converged,
     eventually,
@@ -164,3 +167,28 @@ def test_an_instance_too_deep_to_decode_is_still_repaired(cluster: Cluster, name
         )
     assert condition(obj, "Ready")["reason"] == "Reconciled"
     assert repaired["metadata"]["uid"] == d["metadata"]["uid"]
+
+
+@pytest.mark.usefixtures("crd")
+def test_a_consumer_with_deep_managed_fields_is_reconciled_not_quarantined(
+    cluster: Cluster, namespace: str
+) -> None:
+    with in_process_operator(cluster):
+        cluster.apply(consumer("meta", namespace, num_partitions=1, per_instance=1))
+        obj = eventually(
+            lambda: get_consumer(cluster, namespace, "meta"),
+            lambda o: converged(o, 1),
+            timeout=60,
+            what="the Consumer to converge",
+        )
+        path = consumer_path(namespace, "meta")
+        grow = {"spec": {"numPartitions": 2}}
+        response = cluster.request("PATCH", path, _deep_managed_fields(obj, extra=grow))
+        assert response.ok, response.text[:300]
+        grown = eventually(
+            lambda: _read(cluster, path),
+            lambda o: converged(o, 2),
+            timeout=60,
+            what="the edit made with the deep entry to be reconciled",
+        )
+    assert condition(grown, "Ready")["reason"] == "Reconciled"
