@@ -2,10 +2,10 @@
 
 Compatibility row 17: an instance is the Deployment named ``{spec.name}-{index}``; row 60:
 a hand edit of what the operator sets is reverted in the same pass (``Repaired``). The
-planner still recognises instances by their ``consumer-id`` and ``partition``
-annotations first: a Deployment of the right name whose annotations are garbled, or name
-another instance, is deleted as redundant and created again, so its pods are killed at
-once (no rolling update) and its partitions have no consumer meanwhile.
+planner recognised instances by their ``consumer-id`` and ``partition`` annotations
+first: a Deployment of the right name whose annotations were garbled, or named another
+instance, was deleted as redundant and created again, so its pods were killed at once (no
+rolling update) and its partitions had no consumer meanwhile.
 
 Aspects tested (an in-process CRD-mode operator, manual mode, a 2-instance Consumer):
 ``consumer-id`` of instance 0 edited to ``x``, and that of instance 1 to ``0``: each
@@ -23,12 +23,6 @@ from konsumerator_dev.testenv import Cluster
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: planning._claim matches Deployments to instances by their consumer-id/"
-    "partition annotations before their name; a correctly named instance whose annotations "
-    "were edited is deleted and re-created (its pods killed) instead of repaired",
-)
 def test_an_instance_whose_identity_annotations_are_edited_is_repaired_not_replaced(
     cluster: Cluster, namespace: str
 ) -> None:

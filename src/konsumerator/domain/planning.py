@@ -209,33 +209,39 @@ def _claim(
     config: ConsumerConfig,
     assignment: partitioning.Assignment,
 ) -> tuple[dict[int, tuple[ObservedDeployment, bool]], list[Delete], set[str]]:
-    """Match Deployments to instance indexes by their annotations.
+    """Match Deployments to instance indexes by their names, else their annotations.
 
-    Returns index -> (deployment, whether its partitions still match), the
-    deletions, and the names of Deployments that are being deleted (nothing
-    may be applied to those until they are gone). A Deployment that carries
-    an instance index under another name (an older naming scheme) is deleted
+    Returns index -> (deployment, whether its annotations still say that instance
+    and its partitions), the deletions, and the names of Deployments that are being
+    deleted (nothing may be applied to those until they are gone). An instance is
+    the Deployment named ``{spec.name}-{index}`` (compatibility row 17): one whose
+    ``consumer-id`` or ``partition`` annotation somebody garbled or changed is that
+    instance still, OUTDATED, and its apply puts the annotations back (deleting it
+    killed its pods and left its partitions without a consumer). A Deployment that
+    carries an instance index under another name (an older naming scheme) is deleted
     and the instance created under its own name in the same pass.
     """
     claimed: dict[int, tuple[ObservedDeployment, bool]] = {}
     deletes: list[Delete] = []
     terminating: set[str] = set()
     names = rendering.deployment_names(config=config, count=len(assignment))
+    indexes = rendering.deployment_indexes(config=config, count=len(assignment))
     # In the order given: of two Deployments of one name (in two namespaces) the later
     # claims, as it would in name order (a stable sort keeps their order); only the
     # deletions are listed in name order.
     for d in deployments:
         index, parts = d.instance, d.partitions
+        named = indexes.get(d.name)
         if d.deleting:
             terminating.add(d.name)
+        elif named is not None:
+            claimed[named] = (d, index == named and parts == assignment[named])
         elif index is None or parts is None:
             deletes.append(Delete(name=d.name, uid=d.uid, reason="unparsable annotations"))
         elif index >= len(names):
             deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance {index} not needed"))
-        elif d.name != (expected := names[index]):
-            deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance is now {expected}"))
         else:
-            claimed[index] = (d, parts == assignment[index])
+            deletes.append(Delete(name=d.name, uid=d.uid, reason=f"instance is now {names[index]}"))
     if len(deletes) > 1:
         deletes.sort(key=lambda delete: delete.name)
     return claimed, deletes, terminating
@@ -1137,15 +1143,19 @@ def _changed(
     if len(before) != len(deployments):
         return None
     changed: set[int] = set()
+    pods, held, names = k.pods, frame.pods, k.names
     for position in itertools.compress(
         itertools.count(), map(operator.is_not, before, deployments)
     ):
         for d in (before[position], deployments[position]):
             # Anyone may write any consumer-id: one at or past the instance count names
-            # no instance (a redundant Deployment), so no keep of it to drop.
+            # no instance (a redundant Deployment), so no keep of it to drop. The
+            # Deployment's name claims an index too (``_claim``), whatever it says.
             if d.instance is not None and d.instance < instances:
                 changed.add(d.instance)
-    pods, held, names = k.pods, frame.pods, k.names
+            named = names.get(d.name)
+            if named is not None:
+                changed.add(named)
     # Equal as a whole (a C loop, values by identity first): no instance's pods moved.
     if pods is not held and pods != held:
         moved = itertools.compress(pods, map(operator.is_not, map(held.get, pods), pods.values()))

@@ -35,6 +35,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from konsumerator.domain import keys
@@ -134,6 +135,16 @@ def deployment_names(*, config: ConsumerConfig, count: int) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=64)
 def _names(name: str, count: int) -> tuple[str, ...]:
     return tuple(_name(name, index) for index in range(count))
+
+
+def deployment_indexes(*, config: ConsumerConfig, count: int) -> Mapping[str, int]:
+    """The instances ``0..count-1`` by ``deployment_name`` (read only)."""
+    return _indexes(config.name, count)
+
+
+@functools.lru_cache(maxsize=64)
+def _indexes(name: str, count: int) -> Mapping[str, int]:
+    return MappingProxyType({n: i for i, n in enumerate(_names(name, count))})
 
 
 # A scaling state's ``since`` is rendered on every write of its Deployment.

@@ -243,6 +243,35 @@ def test_unparsable_annotations_are_deleted_and_not_tracked(annotations):
     assert [a.name for a in result.applies] == ["c-0"]
 
 
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {},
+        {keys.CONSUMER_ID: "x", keys.PARTITION: "0"},
+        {keys.CONSUMER_ID: "0", keys.PARTITION: "a"},
+        {keys.CONSUMER_ID: "1", keys.PARTITION: "1"},
+        {keys.CONSUMER_ID: "7", keys.PARTITION: "0"},
+    ],
+    ids=["none", "garbled-id", "garbled-partition", "another-instance", "past-the-count"],
+)
+def test_an_instance_whose_identity_annotations_were_edited_is_repaired_not_replaced(
+    annotations,
+):
+    # Row 17: the name says which instance it is. Deleting it killed its pods at once
+    # and left partition 0 without a consumer until it was created again.
+    result = one_pass(
+        config(num_partitions=2, per_instance=1), [deployment("c-0", annotations=annotations)]
+    )
+    assert result.deletes == ()
+    [mine] = [a for a in result.applies if a.name == "c-0"]
+    assert mine.action is not Action.CREATE
+    assert mine.uid == "uid-c-0"
+    assert mine.body["metadata"]["annotations"][keys.CONSUMER_ID] == "0"
+    assert mine.body["metadata"]["annotations"][keys.PARTITION] == "0"
+    assert result.counters.outdated == 1
+    assert result.counters.redundant == 0
+
+
 def test_duplicate_instance_keeps_the_expected_name():
     existing = [
         deployment("a-legacy", annotations=ann(0, 0)),
