@@ -7,18 +7,21 @@ adding its own condition (a policy engine's ``Audited``), or somebody writing pa
 the Consumer does not have, leaves fields no apply of the operator removes. The promise:
 a pass with nothing to change writes nothing.
 
-Aspects tested (an in-process CRD-mode operator, manual mode): after the Consumer
-converged, a user's status patch adds a condition of its own type and a
-``lastSyncState`` entry for a partition the Consumer does not have. After the pass
-that edit wakes, five passes enqueued by hand make no write request at all (the
-operator's own request counters), and the user's condition is still there, untouched.
+Aspects tested (an in-process CRD-mode operator, manual mode), table-driven over what a
+user's status patch adds once the Consumer has converged (a condition of its own type; a
+``lastSyncState`` entry for a partition the Consumer does not have): after the pass that
+edit wakes, five passes enqueued by hand make no write request at all (the operator's own
+request counters), and the user's condition is still there, untouched.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from operating import (
     WRITE_VERBS,
+    alone,
     condition,
     consumer,
     consumer_path,
@@ -43,9 +46,27 @@ AUDITED = {
 }
 
 
-def test_a_foreign_condition_and_state_entry_cost_no_write_per_pass(
-    cluster: Cluster, namespace: str
+FOREIGN = [
+    pytest.param(
+        "condition",
+        id="a condition of its own type",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="defect: CrdReporter compares the whole status; a condition of another "
+            "manager's type, which our apply never removes, makes every pass a status write",
+        ),
+    ),
+    pytest.param("state", id="a lastSyncState entry of no partition"),
+]
+
+
+@pytest.mark.parametrize("foreign", FOREIGN)
+def test_a_foreign_status_field_costs_no_write_per_pass(
+    cluster: Cluster, namespace: str, foreign: str
 ) -> None:
+    # The operator is cluster-wide and its request counts are too: earlier tests'
+    # Consumers, in namespaces still going, must not add their writes.
+    alone(cluster, namespace)
     with in_process_operator(cluster, metrics_bind=Endpoint("127.0.0.1", 0)) as op:
         cluster.apply(consumer("foreign", namespace, num_partitions=1))
         obj = eventually(
@@ -54,20 +75,6 @@ def test_a_foreign_condition_and_state_entry_cost_no_write_per_pass(
             timeout=60,
             what="the Consumer to converge",
         )
-        conditions = [*obj["status"]["conditions"], AUDITED]
-        response = cluster.request(
-            "PATCH",
-            consumer_path(namespace, "foreign") + "/status",
-            {
-                "status": {
-                    "conditions": conditions,
-                    "lastSyncState": {
-                        "7": {"productionRate": 1, "consumptionRate": 1, "messageBehind": 1}
-                    },
-                }
-            },
-        )
-        assert response.ok, response.text[:300]
 
         def passes() -> float:
             return metric_sum(
@@ -76,14 +83,29 @@ def test_a_foreign_condition_and_state_entry_cost_no_write_per_pass(
                 consumer=f"{namespace}/foreign",
             )
 
+        edited_at = passes()
+        edit: dict[str, Any] = (
+            {"conditions": [*obj["status"]["conditions"], AUDITED]}
+            if foreign == "condition"
+            else {
+                "lastSyncState": {
+                    "7": {"productionRate": 1, "consumptionRate": 1, "messageBehind": 1}
+                }
+            }
+        )
+        response = cluster.request(
+            "PATCH", consumer_path(namespace, "foreign") + "/status", {"status": edit}
+        )
+        assert response.ok, response.text[:300]
+
         # The pass the edit wakes (it may restore what it owns), then a quiet moment.
         eventually(
             lambda: get_consumer(cluster, namespace, "foreign"),
-            lambda o: converged(o, 1) and bool(condition(o, "Audited")),
+            lambda o: converged(o, 1),
             timeout=30,
             what="the pass the status edit wakes",
         )
-        eventually(passes, lambda n: n > 0, timeout=10, what="a counted pass")
+        eventually(passes, lambda n: n > edited_at, timeout=30, what="the pass the edit wakes")
         before = op.counts()
         done = passes()
         for i in range(5):
@@ -95,4 +117,5 @@ def test_a_foreign_condition_and_state_entry_cost_no_write_per_pass(
         made = {v: n - before.get(v, 0) for v, n in writes.items() if n - before.get(v, 0)}
         after = get_consumer(cluster, namespace, "foreign")
     assert made == {}, f"writes in passes with nothing to change: {made}"
-    assert condition(after, "Audited") == AUDITED
+    if foreign == "condition":
+        assert condition(after, "Audited") == AUDITED

@@ -48,9 +48,13 @@ def test_guest_status_annotations_too_deep_to_parse_read_as_absent(
     with in_process_operator(cluster, namespace=namespace) as op:
         found = eventually(
             lambda: _annotations(cluster, namespace, "deep"),
-            lambda a: a.get(f"{STATUS}conditions", DEEP) != DEEP,
+            lambda a: (
+                a.get(f"{STATUS}conditions", DEEP) != DEEP
+                and a.get(f"{STATUS}missing") == "0"
+                and '"Reconciled"' in a.get(f"{STATUS}conditions", "")
+            ),
             timeout=30,
-            what="the status annotations to be written anew",
+            what="the status annotations to be written anew, Ready",
         )
         assert op.alive
     assert sorted(managed(cluster, namespace)) == ["deep-consumer-0"]

@@ -840,7 +840,7 @@ def test_a_keep_made_without_a_refresh_is_not_reused_by_a_refresh() -> None:
     assert full.applies  # waiting to scale down, written on the Deployments
 
 
-def test_a_keep_is_not_reused_once_its_deployment_claims_no_instance() -> None:
+def test_a_keep_is_not_reused_once_its_deployments_index_annotation_is_unreadable() -> None:
     r = _replayed()
     steady = _metrics(production=1000.0, offset=0.0)
     full = _both(
@@ -848,9 +848,13 @@ def test_a_keep_is_not_reused_once_its_deployment_claims_no_instance() -> None:
         {"snapshot": steady, "now": r.now, "refreshed": False},
         {"snapshot": steady, "now": r.now, "refreshed": False, "unclaimed": 0},
     )
-    # Its index is unreadable: it is deleted, and the instance is missing (then created).
-    assert full.deletes
-    assert full.counters.missing == 1
+    # Its index is unreadable: its name still claims the instance, OUTDATED, and the
+    # rollout puts the annotation back (it was deleted and the instance created again).
+    assert full.deletes == ()
+    assert (full.counters.missing, full.counters.outdated) == (0, 1)
+    [repair] = full.applies
+    assert repair.action is planning.Action.ROLLOUT
+    assert repair.body["metadata"]["annotations"][keys.CONSUMER_ID] == "0"
 
 
 def test_a_keep_is_not_reused_once_its_pods_are_gone() -> None:
