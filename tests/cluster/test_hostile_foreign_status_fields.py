@@ -47,15 +47,7 @@ AUDITED = {
 
 
 FOREIGN = [
-    pytest.param(
-        "condition",
-        id="a condition of its own type",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="defect: CrdReporter compares the whole status; a condition of another "
-            "manager's type, which our apply never removes, makes every pass a status write",
-        ),
-    ),
+    pytest.param("condition", id="a condition of its own type"),
     pytest.param("state", id="a lastSyncState entry of no partition"),
 ]
 

@@ -156,7 +156,10 @@ class CrdReporter(_StatusReporter):
 
     def _unchanged(self, *, shown: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
         # The whole status: a field left out (lastSyncState over its budget) is a change.
-        return shown == held
+        # But not a condition of a type we do not write: another writer's (a policy
+        # engine's ``Audited``), which our apply never removes; counted, it made every
+        # pass a status write.
+        return shown == _without_foreign_conditions(held, shown=shown)
 
     async def _write(self, *, base: _Base, shown: dict[str, Any]) -> Written:
         return await self._writer.apply_status(
@@ -167,6 +170,18 @@ class CrdReporter(_StatusReporter):
             resource_version=base.expected,
             uid=base.uid,
         )
+
+
+def _without_foreign_conditions(
+    held: Mapping[str, Any], *, shown: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """``held`` without the conditions whose type ``shown`` has none of (in their order)."""
+    conditions = held.get("conditions")
+    if not isinstance(conditions, list):
+        return held
+    ours = {c.get("type") for c in shown.get("conditions") or () if isinstance(c, Mapping)}
+    kept = [c for c in conditions if not isinstance(c, Mapping) or c.get("type") in ours]
+    return held if len(kept) == len(conditions) else {**held, "conditions": kept}
 
 
 def _status_annotations(annotations: Mapping[str, str]) -> dict[str, str]:

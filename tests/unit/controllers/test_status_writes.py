@@ -191,6 +191,31 @@ async def test_a_consumer_status_written_by_somebody_else_after_ours_is_overwrit
     assert pipeline.previous == [S0, S1, {"expected": 7}]
 
 
+AUDITED = {"type": "Audited", "status": "True", "reason": "PolicyPassed", "message": "ok"}
+READY = {"type": "Ready", "status": "True", "reason": "Reconciled", "message": ""}
+
+
+@pytest.mark.parametrize(
+    ("held", "written"),
+    [
+        ([READY, AUDITED], []),
+        ([AUDITED, READY], []),
+        ([AUDITED], [[READY]]),
+        ([{**READY, "status": "False"}, AUDITED], [[READY]]),
+    ],
+    ids=["after ours", "before ours", "ours missing", "ours differs"],
+)
+async def test_a_condition_of_another_writers_type_makes_no_status_write(
+    held: list[dict[str, Any]], written: list[list[dict[str, Any]]]
+) -> None:
+    # Our apply never removes another manager's condition: counted as a difference, it
+    # made every pass a status write.
+    cache, writer, _, controller = crd_mode({**S0, "conditions": [READY]})
+    cache.upsert(consumer(status={**S0, "conditions": held}, rv="5"))
+    await controller.reconcile(KEY)
+    assert [s["conditions"] for s in writer.statuses] == written
+
+
 async def test_a_consumer_status_rewritten_before_the_cache_saw_ours_is_overwritten() -> None:
     cache, writer, pipeline, controller = crd_mode(S1, S1)
     await controller.reconcile(KEY)  # writes S1 as version 101
