@@ -30,6 +30,7 @@ back what it drew.
 
 import functools
 import math
+import sys
 import weakref
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -533,11 +534,19 @@ def scale_by_metrics(ctx: Context, inst: Instance, pool: limits.Pool) -> Decisio
 def _consumed(snapshot: MetricsSnapshot, partitions: tuple[int, ...]) -> float:
     """What the instance of ``partitions`` consumes now (msg/s; 0 for no sample): the
     ``sum``, which for one partition is ``0 +`` its sample (asked for every instance of
-    every refresh)."""
+    every refresh). A sample that is no finite number (NaN, an infinity: the parser and
+    the replay's loader drop them, a replay built in code need not) reads as 0, as
+    ``metrics.truncate`` reads one, and a sum past the largest float is that float; a
+    sum of finite samples is checked once."""
     consumption = snapshot.consumption
     if len(partitions) == 1:
-        return 0 + (consumption.get(partitions[0]) or 0.0)
-    return sum(consumption.get(p) or 0.0 for p in partitions)
+        total = 0 + (consumption.get(partitions[0]) or 0.0)
+    else:
+        total = sum(consumption.get(p) or 0.0 for p in partitions)
+    if math.isfinite(total):
+        return total
+    finite = sum(v for p in partitions if math.isfinite(v := consumption.get(p) or 0.0))
+    return min(finite, sys.float_info.max)
 
 
 def _consumed_and_effect(
