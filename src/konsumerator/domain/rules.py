@@ -328,6 +328,32 @@ def _above_policy(policies: Mapping[str, Bounds], current: Mapping[str, Resource
     return False
 
 
+def _into_policy(ctx: Context, inst: Instance, pool: limits.Pool) -> Proposal | None:
+    """The instance's resources clamped into its containers' policies, drawn from
+    ``pool``; None when they are within them.
+
+    A user who raises ``minAllowed`` or lowers ``maxAllowed`` asks for that size now.
+    The adaptive rules hold a scale-up in an outage (``outage``) and a scale-down while
+    behind (``drained``), and held, an instance stayed outside its new bounds for as
+    long as the outage or the backlog lasted. The correction moves the size no further
+    than the bounds: the rules decide the rest afterwards."""
+    d = inst.deployment
+    assert d is not None
+    policies = ctx.config.policies
+    resources: dict[str, Resources] = {}
+    outside = False
+    for name, current in d.current.items():
+        bounds = policies.get(name)
+        clamped = limits.apply_policy(estimate=current, bounds=bounds)
+        if clamped != current:
+            outside = True
+            clamped = pool.grant(current=current, wanted=clamped, bounds=bounds).resources
+        resources[name] = clamped
+    if not outside or not resources_differ(d.current, resources):
+        return None
+    return Proposal(resources=resources, cpu_shortage_m=0)
+
+
 def _restart_held(ctx: Context, inst: Instance) -> bool:
     """Whether a scale-down that restarts ``inst``'s pods waits for the budget of this
     pass (``disruption``). Asked only for a restart the operator chooses: a scale-down
@@ -778,6 +804,10 @@ def _adaptive_hold(
     )
 
 
+# The rule of a resize the adaptive rules held, made for a size outside the policy.
+BOUNDS: Final = (
+    "resourcePolicy: outside its minAllowed or maxAllowed (changed); moved into them now"
+)
 # The rule of an adaptive scale-down held by the restart budget (``disruption``).
 HELD: Final = "restart_budget: waiting for its turn (restartBudgetPercent)"
 
@@ -979,6 +1009,14 @@ def scale_adaptively(
         verdict = msgspec.structs.replace(
             verdict, apply=False, state=disruption.hold(observed, now=ctx.now), rule=HELD
         )
+    if not verdict.apply and comparison != 0:
+        # Held: nothing of the proposal is drawn, but a correction into the policy.
+        pool.restore(saved)
+        bounded = _into_policy(ctx, inst, pool)
+        if bounded is not None:
+            proposal, comparison = bounded, compare(d.current, bounded.resources)
+            state = settle(observed, saturated=False, now=ctx.now)
+            verdict = msgspec.structs.replace(verdict, apply=True, state=state, rule=BOUNDS)
     if comparison == 0 and asks < sized.asks:
         verdict = msgspec.structs.replace(verdict, rule=f"adopted: {adoption.HELD}")
     up = comparison > 0
