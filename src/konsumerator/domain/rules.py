@@ -625,6 +625,7 @@ def _adaptive_situation(
     drained: bool,
     banded_cpu_m: int = 0,
     spike: bool = False,
+    at_cap: bool = False,
 ) -> adaptive.Situation:
     """Everything ``adaptive.decide`` judges for one instance in this pass (``state``:
     its scaling state, with the memory kept in the process, ``_scaling_of``; ``cpu_m``,
@@ -672,7 +673,44 @@ def _adaptive_situation(
         ),
         banded_cpu_m=banded_cpu_m,
         spike=spike,
+        at_cap=at_cap,
     )
+
+
+def _at_cap(
+    ctx: Context,
+    inst: Instance,
+    pool: limits.Pool,
+    *,
+    saved: tuple[int | None, int | None],
+    proposal: Proposal,
+    knobs: adaptive.Knobs,
+    rate_per_core: float,
+) -> tuple[Proposal, bool]:
+    """In an outage that restarts the pods to resize them, the proposal at the policy's
+    cap and True when the drain's size (``proposal``) is within the band of it; else
+    ``proposal`` and False.
+
+    The backlog of an outage only grows, and so does the drain's need, up to the cap
+    (``maxAllowed``, or the pool). A restart at the drain's start stops consumption for R
+    when it is needed most; one during the outage costs nothing. It is worth making once
+    no later need can ask for another: at the cap itself, made when the drain's size is
+    already within the band (``adaptive.band``) of it. The cap is the CPU a need no
+    policy grants whole is given, sized as that CPU's own rate is (memory per limit
+    core, not the unbounded need's). Without a cap (no ``maxAllowed``, no pool) the
+    outage holds, as before."""
+    drawn = pool.available
+    pool.restore(saved)
+    unbounded = _propose(ctx, inst, pool, critical=inst.critical, rate=_UNBOUNDED_RATE)
+    pool.restore(saved)
+    if unbounded.cpu_shortage_m > 0:
+        cap_m = max((r.cpu_req_m or 0) for r in unbounded.resources.values())
+        rate = math.ceil(cap_m * rate_per_core / 1000)
+        capped = _propose(ctx, inst, pool, critical=inst.critical, rate=rate)
+        if _cpu(proposal.resources) * (1 + knobs.band) >= _cpu(capped.resources):
+            return capped, True
+    pool.restore(drawn)
+    return proposal, False
 
 
 def _remember_resize(
@@ -803,6 +841,9 @@ def _adaptive_hold(
         remembered=remembered,
     )
 
+
+# A need no policy grants whole: its proposal is the policy's cap (``_at_cap``).
+_UNBOUNDED_RATE: Final = 10**12
 
 # The rule of a resize the adaptive rules held, made for a size outside the policy.
 BOUNDS: Final = (
@@ -963,6 +1004,25 @@ def scale_adaptively(
         # the headroom alone (``trigger``) did not ask for.
         pool.restore(saved)
         proposal = _propose(ctx, inst, pool, critical=inst.critical, rate=sized.up_rate)
+    at_cap = False
+    if (
+        comparison > 0
+        and not adaptive.resizes_cheaply(knobs)
+        and adaptive.outage(
+            consumed=_consumed(snapshot, inst.partitions),
+            cpu_m=cpu_m,
+            rate_per_core=autoscaling.sizing_rate_per_core,
+        )
+    ):
+        proposal, at_cap = _at_cap(
+            ctx,
+            inst,
+            pool,
+            saved=saved,
+            proposal=proposal,
+            knobs=knobs,
+            rate_per_core=autoscaling.sizing_rate_per_core,
+        )
     banded_cpu_m = 0
     if comparison < 0 and sized.rate != asks:
         # A scale-down is decided with the restart term: between the two there is
@@ -998,6 +1058,7 @@ def scale_adaptively(
         drained=drained,
         banded_cpu_m=banded_cpu_m,
         spike=spike,
+        at_cap=at_cap,
     )
     verdict = adaptive.decide(situation, knobs=knobs)
     if verdict.now_sized and comparison > 0 and sized.now_up_rate < sized.up_rate:

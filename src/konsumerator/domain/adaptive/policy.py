@@ -25,6 +25,11 @@ name of the rule that decided goes into the explanation (``Verdict.rule``):
   what its CPU could: a downstream outage or a crash, which no CPU fixes;
   the drain that follows scales up at once (the lag is past
   ``tolerableLag`` by then: ``urgent``);
+* ``at_cap``: under ``Recreate``, an outage whose drain will want the
+  policy's cap (its size already within the band of ``maxAllowed``: no later
+  need asks for another restart) goes to the cap at once: the restart costs
+  nothing while nothing is consumed, and at the drain's start it cost R of the
+  drain;
 * ``ineffective``: when the last scale-up did not raise throughput (a
   single-threaded consumer, a slow downstream), stop adding CPU: more
   partitions or parallelism are needed, not more cores;
@@ -541,6 +546,9 @@ class Situation(msgspec.Struct, frozen=True, gc=False):
     # Only the held peak asks for more: the need of this pass (``Sized.now_asks``)
     # fits the current CPU (``spike``).
     spike: bool = False
+    # In an outage under Recreate, the drain's size is within the band of the policy's
+    # cap and the proposal is the cap (``at_cap``).
+    at_cap: bool = False
 
     @property
     def band_cpu_m(self) -> int:
@@ -571,6 +579,13 @@ def _up(s: Situation, knobs: Knobs) -> Verdict:
             apply=False,
             state=_pending(state, ScalingStatus.PENDING_SCALE_UP, now),
             rule="judging: the last scale-up has not raised throughput yet",
+        )
+    if s.outage and s.at_cap:
+        return Verdict(
+            apply=True,
+            state=settle(state, saturated=saturated, now=now),
+            rule="at_cap: an outage whose drain wants maxAllowed (within the band);"
+            " restarted now, while nothing is consumed, not at the drain's start",
         )
     if s.outage:
         return Verdict(

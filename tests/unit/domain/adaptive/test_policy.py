@@ -710,16 +710,20 @@ def test_outage_is_consuming_almost_nothing_of_what_the_cpu_could(
 
 
 @pytest.mark.parametrize(
-    ("outage", "urgent", "apply", "next_status", "rule"),
+    ("outage", "urgent", "at_cap", "apply", "next_status", "rule"),
     [
-        (True, True, False, PSU, "outage"),  # no CPU helps while the downstream is out
-        (True, False, False, PSU, "outage"),
+        (True, True, False, False, PSU, "outage"),  # no CPU helps while the downstream is out
+        (True, False, False, False, PSU, "outage"),
+        # the drain will want the cap: restarted to it now, while nothing is consumed
+        (True, True, True, True, RUNNING, "at_cap"),
+        (True, False, True, True, RUNNING, "at_cap"),
         # the outage over: the drain scales up at once, the lag is past tolerableLag
-        (False, True, True, RUNNING, "urgent"),
+        (False, True, False, True, RUNNING, "urgent"),
+        (False, True, True, True, RUNNING, "urgent"),  # at_cap means nothing without an outage
     ],
 )
-def test_no_scale_up_during_an_outage(
-    outage: bool, urgent: bool, apply: bool, next_status: ScalingStatus, rule: str
+def test_no_scale_up_during_an_outage_but_to_the_cap(
+    outage: bool, urgent: bool, at_cap: bool, apply: bool, next_status: ScalingStatus, rule: str
 ) -> None:
     state = ScalingState(status=RUNNING, since=ago(1000), memory=Memory(resized_at=ago(1000)))
     verdict = policy.decide(
@@ -734,6 +738,7 @@ def test_no_scale_up_during_an_outage(
             cpu_shortage_m=0,
             now=NOW,
             outage=outage,
+            at_cap=at_cap,
         ),
         knobs=KNOBS,
     )

@@ -21,6 +21,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 from support.consumers import ConsumerBuilder
 
 from konsumerator.domain import keys
@@ -40,8 +41,8 @@ def metrics(lam: float, consumed: float, behind: float = 0.0) -> MetricsSnapshot
 
 
 class Story:
-    def __init__(self) -> None:
-        self.replay = ORDERS.replay()
+    def __init__(self, builder: ConsumerBuilder = ORDERS) -> None:
+        self.replay = builder.replay()
         self.bodies: dict[str, dict[str, Any]] = {}
 
     def step(self, snapshot: MetricsSnapshot) -> int:
@@ -141,16 +142,18 @@ def test_a_scale_up_that_does_not_raise_throughput_stops_the_scale_ups() -> None
 
 
 def test_an_outage_adds_no_cpu_and_its_drain_scales_up_at_once_and_down_when_done() -> None:
-    """A downstream outage: nothing consumed for 10 minutes while the backlog builds."""
+    """A downstream outage: nothing consumed for 10 minutes while the backlog builds
+    (the lag stays under ``criticalLag``, 10 m, and the drain's size far under the cap:
+    ``at_cap`` below)."""
     story = Story()
     assert story.step(metrics(1000, 1000)) == 1200
     behind = 0.0
     cpus = []
-    for _ in range(20):
+    for _ in range(19):
         behind += 1000 * STEP_S
         cpus.append(story.step(metrics(1000, 0, behind)))
     # the lag is far past tolerableLag, yet no CPU helps while nothing is consumed
-    assert cpus == [1200] * 20
+    assert cpus == [1200] * 19
     assert "rule outage" in story.annotations()[keys.SCALING_DECISION]
     # consumption resumes at what 1200m gives: the drain scales up in the same pass
     assert story.step(metrics(1000, 1200, behind)) > 1200
@@ -164,6 +167,41 @@ def test_an_outage_adds_no_cpu_and_its_drain_scales_up_at_once_and_down_when_don
         rules.append(story.annotations()[keys.SCALING_DECISION].rpartition("rule ")[2])
     assert story.cpu() == 1200
     assert any(r.startswith("drain_over") for r in rules)
+    story.replay.close()
+
+
+@pytest.mark.parametrize("update_mode", ["Recreate", "InPlaceOrRecreate"])
+def test_an_outage_whose_drain_wants_the_cap_restarts_to_it_once_before_the_drain(
+    update_mode: str,
+) -> None:
+    """Past ``criticalLag`` (10 m) the drain's proposal is the policy's cap (8 cores): under
+    Recreate the instance goes there during the outage, when the restart costs nothing,
+    and the drain starts at full speed with no restart of its own; in place (a resize
+    stops nothing) the outage holds as before and the drain resizes."""
+    story = Story(replace(ORDERS, update_mode=update_mode))  # type: ignore[arg-type]
+    assert story.step(metrics(1000, 1000)) == 1200
+    behind = 0.0
+    cpus = []
+    for _ in range(30):
+        behind += 1000 * STEP_S
+        cpus.append(story.step(metrics(1000, 0, behind)))
+    restarts = story.replay.cluster.pods.restarts
+    recreate = update_mode == "Recreate"
+    assert cpus[:19] == [1200] * 19
+    assert cpus[19:] == ([8000] if recreate else [1200]) * 11
+    if recreate:
+        assert "rule at_cap" in story.annotations()[keys.SCALING_DECISION]
+        # sized as the cap's own CPU is: ramPerCore (256Mi) per limit core, not the
+        # memory of the unbounded need that found the cap
+        (d,) = story.replay.cluster.observed()
+        assert d.current["consumer"].mem_req_b == 8 * 256 * 2**20
+    # consumption resumes at what the CPU gives: at the cap no restart comes with it
+    assert story.step(metrics(1000, 2 * 8000 if recreate else 1200, behind)) == 8000
+    assert story.replay.cluster.pods.restarts == restarts
+    for _ in range(40):
+        behind = max(0.0, behind - 7000 * STEP_S)
+        story.step(metrics(1000, 1000 + (7000 if behind else 0), behind))
+    assert story.cpu() == 1200  # the drain over: given back (``drain_over``)
     story.replay.close()
 
 
