@@ -287,6 +287,10 @@ def _cpu(resources: Mapping[str, Resources]) -> int:
     return sum(r.cpu_req_m or 0 for r in resources.values())
 
 
+def _mem(resources: Mapping[str, Resources]) -> int:
+    return sum(r.mem_req_b or 0 for r in resources.values())
+
+
 def _cpu_limit(resources: Mapping[str, Resources]) -> int:
     """Σ CPU limits (millicores); 0 when a container has none (the pods are unlimited)."""
     total = 0
@@ -698,7 +702,13 @@ def _at_cap(
     already within the band (``adaptive.band``) of it. The cap is the CPU a need no
     policy grants whole is given, sized as that CPU's own rate is (memory per limit
     core, not the unbounded need's). Without a cap (no ``maxAllowed``, no pool) the
-    outage holds, as before."""
+    outage holds, as before; so it does while a larger need could still be given more
+    memory than the cap's size has: a proposal whose CPU the policy clamps keeps the
+    memory of its whole need (``ramPerCore`` per limit core of the need, as the Go
+    operator sizes it), so the drain's proposal, whose need grows with the backlog,
+    would restart the pods for memory alone at the drain's start (a hostile review:
+    ``maxAllowed`` 3 cores and no memory bound, 768Mi at the cap, 1Gi asked by the
+    drain)."""
     drawn = pool.available
     pool.restore(saved)
     unbounded = _propose(ctx, inst, pool, critical=inst.critical, rate=_UNBOUNDED_RATE)
@@ -707,7 +717,9 @@ def _at_cap(
         cap_m = max((r.cpu_req_m or 0) for r in unbounded.resources.values())
         rate = math.ceil(cap_m * rate_per_core / 1000)
         capped = _propose(ctx, inst, pool, critical=inst.critical, rate=rate)
-        if _cpu(proposal.resources) * (1 + knobs.band) >= _cpu(capped.resources):
+        if _cpu(proposal.resources) * (1 + knobs.band) >= _cpu(capped.resources) and _mem(
+            unbounded.resources
+        ) <= _mem(capped.resources):
             return capped, True
     pool.restore(drawn)
     return proposal, False

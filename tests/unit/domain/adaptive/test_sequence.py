@@ -174,11 +174,13 @@ def test_an_outage_adds_no_cpu_and_its_drain_scales_up_at_once_and_down_when_don
 def test_an_outage_whose_drain_wants_the_cap_restarts_to_it_once_before_the_drain(
     update_mode: str,
 ) -> None:
-    """Past ``criticalLag`` (10 m) the drain's proposal is the policy's cap (8 cores): under
-    Recreate the instance goes there during the outage, when the restart costs nothing,
-    and the drain starts at full speed with no restart of its own; in place (a resize
-    stops nothing) the outage holds as before and the drain resizes."""
-    story = Story(replace(ORDERS, update_mode=update_mode))  # type: ignore[arg-type]
+    """Past ``criticalLag`` (10 m) the drain's proposal is the policy's cap (8 cores, and
+    2Gi of memory: ``ramPerCore`` 256Mi a core): under Recreate the instance goes there
+    during the outage, when the restart costs nothing, and the drain starts at full speed
+    with no restart of its own; in place (a resize stops nothing) the outage holds as
+    before and the drain resizes."""
+    builder = replace(ORDERS, update_mode=update_mode, max_memory="2Gi")  # type: ignore[arg-type]
+    story = Story(builder)
     assert story.step(metrics(1000, 1000)) == 1200
     behind = 0.0
     cpus = []
@@ -202,6 +204,20 @@ def test_an_outage_whose_drain_wants_the_cap_restarts_to_it_once_before_the_drai
         behind = max(0.0, behind - 7000 * STEP_S)
         story.step(metrics(1000, 1000 + (7000 if behind else 0), behind))
     assert story.cpu() == 1200  # the drain over: given back (``drain_over``)
+    story.replay.close()
+
+
+def test_an_outage_holds_while_a_larger_need_could_ask_for_more_memory() -> None:
+    """Without a memory bound the drain's memory follows its need (``ramPerCore`` per
+    limit core of the need, the CPU clamped at the cap): no size at the cap is one the
+    drain will not restart for memory alone, so the outage holds, as before ``at_cap``."""
+    story = Story()  # maxAllowed cpu 8, no memory bound
+    assert story.step(metrics(1000, 1000)) == 1200
+    behind = 0.0
+    for _ in range(30):
+        behind += 1000 * STEP_S
+        assert story.step(metrics(1000, 0, behind)) == 1200
+    assert "rule outage" in story.annotations()[keys.SCALING_DECISION]
     story.replay.close()
 
 
