@@ -438,3 +438,32 @@ def test_an_event_mid_outage_leaves_one_jump_within_bounds_and_no_restart_at_the
     finally:
         story.replay.close()
         certificate.forget_all()
+
+
+@pytest.mark.parametrize("behind_s", [0.0, 300.0, 700.0], ids=["no-lag", "5m-lag", "past-critical"])
+def test_an_outage_at_creation_creates_within_bounds_and_restarts_at_most_once(
+    behind_s: float,
+) -> None:
+    """No metrics history: the first pass already sees nothing consumed."""
+    certificate.forget_all()
+    replay = _replay(BASE, _nothing)
+    try:
+        behind = behind_s * LAM
+        cpus = []
+        for _ in range(30):
+            behind += LAM * STEP_S
+            replay.step(advance_s=STEP_S, metrics=_snapshot(consumed=0.0, behind=behind))
+            cpus.append(_observed(replay)[0]["consumer"].cpu_req_m or 0)
+        assert 100 <= min(cpus), cpus
+        assert max(cpus) <= 8000, cpus
+        assert cpus[-1] == 8000, cpus  # past criticalLag by the end: at the cap
+        changes = sum(1 for a, b in itertools.pairwise(cpus) if a != b)
+        assert changes <= 1, cpus
+        restarts = replay.cluster.pods.restarts
+        for _ in range(2):
+            behind = max(0.0, behind - (8000 - LAM) * STEP_S)
+            replay.step(advance_s=STEP_S, metrics=_snapshot(consumed=8000.0, behind=behind))
+        assert replay.cluster.pods.restarts == restarts
+    finally:
+        replay.close()
+        certificate.forget_all()
