@@ -11,7 +11,8 @@ rule 601.0 and 37.26). A 5-minute stall, which the rule leaves alone, costs more
 core-hours than naive's with or without it (35.77 against 32.17): not asserted here.
 Two 11-minute stalls 5 minutes apart are the rule's cost: the cap, given back once the
 first drain is over, is taken again in the second stall, an up-down-up within the
-scorecard's 30 minutes that neither naive nor the predictor without the rule makes.
+scorecard's 30 minutes that neither naive nor the predictor without the rule makes
+(2 of them, 17 restarts against 12; docs/adaptive.md says so), for less lateness.
 """
 
 from dataclasses import replace
@@ -68,14 +69,10 @@ def test_a_stall_costs_no_more_lag_nor_cpu_than_naive(
     assert adaptive.restarts <= naive.restarts, (adaptive, naive)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at_cap: two 11-minute stalls 5 minutes apart oscillate (2 up-down-ups in 30 "
-    "minutes; naive 0, the predictor without the rule 0; restarts 17 against 12)",
-)
-def test_flapping_stalls_do_not_oscillate_more_than_naive() -> None:
+def test_flapping_stalls_are_less_late_than_naive() -> None:
+    """Two 11-minute stalls 5 minutes apart: the rule's cost is in restarts and an
+    up-down-up (docs/adaptive.md, ``at_cap``); what it buys is a drain at full speed."""
     stalls = ((H, H + 660), (H + 960, H + 1620))
     naive = _score(stalls, policy=PipelinePolicy("naive"))
     adaptive = _score(stalls, policy=PipelinePolicy("adaptive"))
-    assert adaptive.v_tolerable_min <= naive.v_tolerable_min, (adaptive, naive)
-    assert (adaptive.oscillations or 0) <= (naive.oscillations or 0), (adaptive, naive)
+    assert adaptive.v_tolerable_min < naive.v_tolerable_min, (adaptive, naive)
