@@ -451,6 +451,12 @@ def consumer(
     }
 
 
+def consumer_spec(name: str, namespace: str, **kw: Any) -> dict[str, Any]:
+    """``consumer``'s spec alone: what a guest ConfigMap carries (``guest_configmap``)."""
+    spec: dict[str, Any] = consumer(name, namespace, **kw)["spec"]
+    return spec
+
+
 def guest_configmap(name: str, namespace: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """A guest-mode ConfigMap carrying ``spec`` as ``consumer.yaml``."""
     return {
@@ -476,6 +482,13 @@ def consumer_path(namespace: str, name: str = "") -> str:
 def get_consumer(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     obj: dict[str, Any] = cluster.api("GET", consumer_path(namespace, name))
     return obj
+
+
+def configmap_annotations(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    """A ConfigMap's annotations as the apiserver holds them (a guest's status is there)."""
+    cm = cluster.api("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+    found: dict[str, str] = cm["metadata"].get("annotations", {})
+    return found
 
 
 def deployments(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:

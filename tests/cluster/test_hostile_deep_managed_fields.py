@@ -26,8 +26,10 @@ from typing import Any
 import pytest
 from operating import (
     condition,
+    configmap_annotations,
     consumer,
     consumer_path,
+    consumer_spec,
     container,
     converged,
     eventually,
@@ -72,17 +74,6 @@ def _read(cluster: Cluster, path: str) -> dict[str, Any]:
     return obj
 
 
-def _spec(name: str, namespace: str, **kw: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = consumer(name, namespace, **kw)["spec"]
-    return spec
-
-
-def _annotations(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
-    cm = cluster.api("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-    found: dict[str, str] = cm["metadata"].get("annotations", {})
-    return found
-
-
 def test_a_lease_too_deep_to_decode_does_not_stop_the_leader(
     cluster: Cluster, namespace: str
 ) -> None:
@@ -90,10 +81,12 @@ def test_a_lease_too_deep_to_decode_does_not_stop_the_leader(
         f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/"
         f"{keys.lease_name(namespace=namespace)}"
     )
-    cluster.apply(guest_configmap("calm", namespace, _spec("calm", namespace, num_partitions=1)))
+    cluster.apply(
+        guest_configmap("calm", namespace, consumer_spec("calm", namespace, num_partitions=1))
+    )
     with in_process_operator(cluster, namespace=namespace, leader_elect=True) as op:
         eventually(
-            lambda: _annotations(cluster, namespace, "calm"),
+            lambda: configmap_annotations(cluster, namespace, "calm"),
             lambda a: a.get(f"{STATUS}expected") == "1" and a.get(f"{STATUS}missing") == "0",
             timeout=60,
             what="the guest to converge",
@@ -117,11 +110,13 @@ def test_a_lease_too_deep_to_decode_does_not_stop_the_leader(
         assert op.alive, f"the operator ended: {op.error!r}"
         cluster.apply(
             guest_configmap(
-                "calm", namespace, _spec("calm", namespace, num_partitions=2, per_instance=1)
+                "calm",
+                namespace,
+                consumer_spec("calm", namespace, num_partitions=2, per_instance=1),
             )
         )
         eventually(
-            lambda: _annotations(cluster, namespace, "calm"),
+            lambda: configmap_annotations(cluster, namespace, "calm"),
             lambda a: a.get(f"{STATUS}expected") == "2" and a.get(f"{STATUS}missing") == "0",
             timeout=60,
             what="a change after the edit to be reconciled",

@@ -19,7 +19,14 @@ import json
 from typing import Any
 
 import pytest
-from operating import consumer, eventually, guest_configmap, in_process_operator, managed
+from operating import (
+    configmap_annotations,
+    consumer,
+    eventually,
+    guest_configmap,
+    in_process_operator,
+    managed,
+)
 
 from konsumerator.domain import keys
 from konsumerator_dev.testenv import Cluster
@@ -29,12 +36,6 @@ pytestmark = pytest.mark.cluster
 STATUS = keys.STATUS_PREFIX
 LEVELS = 5_000
 DEEP = "[" * LEVELS + "]" * LEVELS
-
-
-def _annotations(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
-    cm = cluster.api("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-    found: dict[str, str] = cm["metadata"].get("annotations", {})
-    return found
 
 
 def test_guest_status_annotations_too_deep_to_parse_read_as_absent(
@@ -47,7 +48,7 @@ def test_guest_status_annotations_too_deep_to_parse_read_as_absent(
     cluster.apply(cm)
     with in_process_operator(cluster, namespace=namespace) as op:
         found = eventually(
-            lambda: _annotations(cluster, namespace, "deep"),
+            lambda: configmap_annotations(cluster, namespace, "deep"),
             lambda a: (
                 a.get(f"{STATUS}conditions", DEEP) != DEEP
                 and a.get(f"{STATUS}missing") == "0"

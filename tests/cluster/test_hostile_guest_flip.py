@@ -26,7 +26,8 @@ import pytest
 import yaml
 from operating import (
     InProcessOperator,
-    consumer,
+    configmap_annotations,
+    consumer_spec,
     eventually,
     guest_configmap,
     in_process_operator,
@@ -44,11 +45,6 @@ STATUS = keys.STATUS_PREFIX
 CONDITIONS = f"{STATUS}conditions"
 
 
-def _spec(name: str, namespace: str, **kw: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = consumer(name, namespace, **kw)["spec"]
-    return spec
-
-
 def _cm_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/configmaps/{name}"
 
@@ -56,11 +52,6 @@ def _cm_path(namespace: str, name: str) -> str:
 def _configmap(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     cm: dict[str, Any] = cluster.api("GET", _cm_path(namespace, name))
     return cm
-
-
-def _annotations(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
-    found: dict[str, str] = _configmap(cluster, namespace, name)["metadata"].get("annotations", {})
-    return found
 
 
 def _ready(annotations: dict[str, str]) -> dict[str, Any]:
@@ -94,14 +85,14 @@ def test_a_guest_unmanaged_and_shrunk_in_one_write_loses_nothing_until_managed_a
 ) -> None:
     cluster.apply(
         guest_configmap(
-            "flip", namespace, _spec("flip", namespace, num_partitions=3, per_instance=1)
+            "flip", namespace, consumer_spec("flip", namespace, num_partitions=3, per_instance=1)
         )
     )
     with in_process_operator(
         cluster, namespace=namespace, metrics_bind=Endpoint("127.0.0.1", 0)
     ) as op:
         eventually(
-            lambda: _annotations(cluster, namespace, "flip"),
+            lambda: configmap_annotations(cluster, namespace, "flip"),
             lambda a: a.get(f"{STATUS}expected") == "3" and a.get(f"{STATUS}missing") == "0",
             timeout=60,
             what="the guest to converge on 3 instances",
@@ -109,7 +100,7 @@ def test_a_guest_unmanaged_and_shrunk_in_one_write_loses_nothing_until_managed_a
         before = {n: _ours(d) for n, d in managed(cluster, namespace).items()}
         assert sorted(before) == [f"flip-consumer-{i}" for i in range(3)]
         passes = _passes(op)
-        shrunk = yaml.safe_dump(_spec("flip", namespace, num_partitions=1, per_instance=1))
+        shrunk = yaml.safe_dump(consumer_spec("flip", namespace, num_partitions=1, per_instance=1))
         cluster.api(
             "PATCH",
             _cm_path(namespace, "flip"),
@@ -138,7 +129,7 @@ def test_a_guest_unmanaged_and_shrunk_in_one_write_loses_nothing_until_managed_a
             {"metadata": {"annotations": {keys.MANAGED: "yes"}}},
         )
         after = eventually(
-            lambda: _annotations(cluster, namespace, "flip"),
+            lambda: configmap_annotations(cluster, namespace, "flip"),
             lambda a: (
                 a.get(f"{STATUS}expected") == "1"
                 and a.get(f"{STATUS}missing") == "0"
@@ -167,11 +158,11 @@ BAD: list[tuple[dict[str, Any], str]] = [
 def test_bad_partition_counts_on_a_running_guest_are_named_and_touch_no_deployment(
     cluster: Cluster, namespace: str
 ) -> None:
-    good = _spec("nums", namespace, num_partitions=2, per_instance=1)
+    good = consumer_spec("nums", namespace, num_partitions=2, per_instance=1)
     cluster.apply(guest_configmap("nums", namespace, good))
     with in_process_operator(cluster, namespace=namespace):
         eventually(
-            lambda: _annotations(cluster, namespace, "nums"),
+            lambda: configmap_annotations(cluster, namespace, "nums"),
             lambda a: a.get(f"{STATUS}expected") == "2" and a.get(f"{STATUS}missing") == "0",
             timeout=60,
             what="the guest to converge on 2 instances",
@@ -181,7 +172,7 @@ def test_bad_partition_counts_on_a_running_guest_are_named_and_touch_no_deployme
         for change, field in BAD:
             cluster.apply(guest_configmap("nums", namespace, {**good, **change}))
             found = eventually(
-                lambda: _ready(_annotations(cluster, namespace, "nums")),
+                lambda: _ready(configmap_annotations(cluster, namespace, "nums")),
                 lambda r, field=field: (
                     r.get("reason") == "InvalidSpec" and f".{field}" in r.get("message", "")
                 ),
@@ -192,7 +183,7 @@ def test_bad_partition_counts_on_a_running_guest_are_named_and_touch_no_deployme
             # Back to the good spec between two bad ones, so each refusal is its own.
             cluster.apply(guest_configmap("nums", namespace, good))
             eventually(
-                lambda: _ready(_annotations(cluster, namespace, "nums")),
+                lambda: _ready(configmap_annotations(cluster, namespace, "nums")),
                 lambda r: r.get("status") == "True",
                 timeout=30,
                 what="the good spec to be Ready again",

@@ -16,11 +16,11 @@ converges, and the operator is alive.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 from operating import (
-    consumer,
+    configmap_annotations,
+    consumer_spec,
     events,
     eventually,
     guest_configmap,
@@ -42,26 +42,17 @@ WINDOW_S = 20.0
 AT_MOST = 6
 
 
-def _spec(name: str, namespace: str, **kw: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = consumer(name, namespace, **kw)["spec"]
-    return spec
-
-
-def _annotations(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
-    cm = cluster.api("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-    found: dict[str, str] = cm["metadata"].get("annotations", {})
-    return found
-
-
 def test_a_guest_whose_annotations_leave_no_room_for_the_status_is_told_once_not_looped(
     cluster: Cluster, namespace: str
 ) -> None:
-    full = guest_configmap("full", namespace, _spec("full", namespace, num_partitions=1))
+    full = guest_configmap("full", namespace, consumer_spec("full", namespace, num_partitions=1))
     used = sum(len(k) + len(v) for k, v in full["metadata"]["annotations"].items())
     full["metadata"]["annotations"][BLOB_KEY] = "x" * (LIMIT - used - len(BLOB_KEY) - 100)
     response = cluster.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", full)
     assert response.ok, response.text[:300]
-    cluster.apply(guest_configmap("good", namespace, _spec("good", namespace, num_partitions=1)))
+    cluster.apply(
+        guest_configmap("good", namespace, consumer_spec("good", namespace, num_partitions=1))
+    )
     with in_process_operator(
         cluster, namespace=namespace, metrics_bind=Endpoint("127.0.0.1", 0)
     ) as op:
@@ -72,7 +63,7 @@ def test_a_guest_whose_annotations_leave_no_room_for_the_status_is_told_once_not
             what="both guests' Deployments",
         )
         eventually(
-            lambda: _annotations(cluster, namespace, "good"),
+            lambda: configmap_annotations(cluster, namespace, "good"),
             lambda a: a.get(f"{STATUS}missing") == "0",
             timeout=60,
             what="the good guest's status",

@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 import yaml
 from operating import (
-    consumer,
+    configmap_annotations,
+    consumer_spec,
     events,
     eventually,
     guest_configmap,
@@ -60,15 +61,10 @@ def _bomb(level: int) -> str:
 ALIAS_BOMB = _bomb(6)
 
 
-def _spec(name: str, namespace: str, **kw: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = consumer(name, namespace, **kw)["spec"]
-    return spec
-
-
 def _hostile(name: str, namespace: str, *, bomb: bool) -> dict[str, Any]:
     """A valid spec plus, in the template's container args, an alias bomb or 1,100 nested
     lists (both reach the planner if the parser lets them through)."""
-    text = yaml.safe_dump(_spec(name, namespace, num_partitions=1, per_instance=1))
+    text = yaml.safe_dump(consumer_spec(name, namespace, num_partitions=1, per_instance=1))
     args = ALIAS_BOMB if bomb else "[" * 1_100 + "]" * 1_100
     text = text.replace("image: ", f"args: {args}\n        image: ", 1)
     assert args in text
@@ -80,11 +76,6 @@ def _hostile(name: str, namespace: str, *, bomb: bool) -> dict[str, Any]:
 def _configmap(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     cm: dict[str, Any] = cluster.api("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
     return cm
-
-
-def _annotations(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
-    found: dict[str, str] = _configmap(cluster, namespace, name)["metadata"].get("annotations", {})
-    return found
 
 
 def _ready(annotations: dict[str, str]) -> dict[str, Any]:
@@ -106,7 +97,7 @@ def test_hostile_configmaps_are_rejected_once_and_the_leader_keeps_its_lease(
 ) -> None:
     cluster.apply(
         guest_configmap(
-            "good", namespace, _spec("good", namespace, num_partitions=2, per_instance=1)
+            "good", namespace, consumer_spec("good", namespace, num_partitions=2, per_instance=1)
         )
     )
     hostile = [f"deep-{i}" for i in range(5)] + [f"bomb-{i}" for i in range(5)]
@@ -128,7 +119,7 @@ def test_hostile_configmaps_are_rejected_once_and_the_leader_keeps_its_lease(
             )
         reported = {
             name: eventually(
-                lambda name=name: _annotations(cluster, namespace, name),
+                lambda name=name: configmap_annotations(cluster, namespace, name),
                 lambda annotations: bool(_ready(annotations)),
                 timeout=60,
                 what=f"the status annotation of {name}",
@@ -138,11 +129,13 @@ def test_hostile_configmaps_are_rejected_once_and_the_leader_keeps_its_lease(
         # The good ConfigMap changes after all that: the operator still works.
         cluster.apply(
             guest_configmap(
-                "good", namespace, _spec("good", namespace, num_partitions=4, per_instance=1)
+                "good",
+                namespace,
+                consumer_spec("good", namespace, num_partitions=4, per_instance=1),
             )
         )
         eventually(
-            lambda: _annotations(cluster, namespace, "good"),
+            lambda: configmap_annotations(cluster, namespace, "good"),
             lambda a: a.get(f"{STATUS}expected") == "4" and a.get(f"{STATUS}missing") == "0",
             timeout=60,
             what="the change to the good ConfigMap to be reconciled",
@@ -198,7 +191,7 @@ def _reconcile_each(cluster: Cluster, namespace: str, names: list[str]) -> None:
             what=f"a reconcile of each of {names}",
         )
         eventually(
-            lambda: _annotations(cluster, namespace, "good"),
+            lambda: configmap_annotations(cluster, namespace, "good"),
             lambda a: a.get(f"{STATUS}expected") == "1" and a.get(f"{STATUS}missing") == "0",
             timeout=60,
             what="the good ConfigMap to be reconciled",
@@ -209,12 +202,14 @@ def test_guest_num_partitions_above_the_crds_maximum_is_refused_naming_the_field
     cluster: Cluster, namespace: str
 ) -> None:
     # One instance whatever numPartitions, so the old operator would create one Deployment.
-    huge = _spec("huge", namespace, num_partitions=100_001, per_instance=100_001)
+    huge = consumer_spec("huge", namespace, num_partitions=100_001, per_instance=100_001)
     cluster.apply(guest_configmap("huge", namespace, huge))
-    cluster.apply(guest_configmap("good", namespace, _spec("good", namespace, num_partitions=1)))
+    cluster.apply(
+        guest_configmap("good", namespace, consumer_spec("good", namespace, num_partitions=1))
+    )
     _reconcile_each(cluster, namespace, ["huge", "good"])
 
-    ready = _ready(_annotations(cluster, namespace, "huge"))
+    ready = _ready(configmap_annotations(cluster, namespace, "huge"))
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert ready["message"] == (
         "data.consumer.yaml.numPartitions: Input should be less than or equal to 100000"
@@ -227,11 +222,13 @@ def test_guest_num_partitions_above_the_crds_maximum_is_refused_naming_the_field
 def test_a_guest_configmap_with_managed_false_is_left_alone(
     cluster: Cluster, namespace: str
 ) -> None:
-    optout = guest_configmap("optout", namespace, _spec("optout", namespace))
+    optout = guest_configmap("optout", namespace, consumer_spec("optout", namespace))
     optout["metadata"]["annotations"][keys.MANAGED] = "false"
     cluster.apply(optout)
     version = _configmap(cluster, namespace, "optout")["metadata"]["resourceVersion"]
-    cluster.apply(guest_configmap("good", namespace, _spec("good", namespace, num_partitions=1)))
+    cluster.apply(
+        guest_configmap("good", namespace, consumer_spec("good", namespace, num_partitions=1))
+    )
     _reconcile_each(cluster, namespace, ["optout", "good"])
 
     after = _configmap(cluster, namespace, "optout")

@@ -20,11 +20,10 @@ import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from operating import (
-    consumer,
+    consumer_spec,
     events,
     eventually,
     guest_configmap,
@@ -50,11 +49,6 @@ def other_namespace(cluster: Cluster) -> Iterator[str]:
     cluster.delete_namespace(name)
 
 
-def _spec(name: str, namespace: str, **kw: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = consumer(name, namespace, **kw)["spec"]
-    return spec
-
-
 def test_guest_mode_runs_with_a_namespaced_token_and_manages_configmap_consumers(
     cluster: Cluster, namespace: str, other_namespace: str, tmp_path: Path
 ) -> None:
@@ -72,11 +66,11 @@ def test_guest_mode_runs_with_a_namespaced_token_and_manages_configmap_consumers
     )
     assert crd.status == 403
 
-    spec = _spec("payments", namespace, num_partitions=4, per_instance=2)
+    spec = consumer_spec("payments", namespace, num_partitions=4, per_instance=2)
     cluster.apply(guest_configmap("payments", namespace, spec))
-    stray = guest_configmap("stray", other_namespace, _spec("stray", other_namespace))
+    stray = guest_configmap("stray", other_namespace, consumer_spec("stray", other_namespace))
     cluster.apply(stray)
-    invalid_spec = _spec("broken", namespace)
+    invalid_spec = consumer_spec("broken", namespace)
     invalid_spec["numPartitions"] = 0
     invalid_spec["autoscaler"] = {"mode": "prometheus"}
     cluster.apply(guest_configmap("broken", namespace, invalid_spec))
