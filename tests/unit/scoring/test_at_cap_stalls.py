@@ -16,19 +16,17 @@ scorecard's 30 minutes that neither naive nor the predictor without the rule mak
 """
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+from support.scoring import play_example
 
 from konsumerator.scoring import command
 from konsumerator.scoring.model import CpuModel, Workload
-from konsumerator.scoring.play import Score, play
+from konsumerator.scoring.play import Score
 from konsumerator.scoring.policies import PipelinePolicy, Policy
-from konsumerator.simulating import load_consumer
 from konsumerator_dev.sim import traces
 from konsumerator_dev.sim.traces import Window
 
-CONSUMER = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
 H = 3600.0
 
 
@@ -38,16 +36,9 @@ def _trace(stalls: tuple[tuple[float, float], ...]) -> Workload:
 
 
 def _score(stalls: tuple[tuple[float, float], ...], *, policy: Policy) -> Score:
-    source, spec = load_consumer(CONSUMER.read_text(), source=str(CONSUMER))
-    scenario = command.scenario(
-        source=source,
-        spec=spec,
-        trace=_trace(stalls),
-        options=command.Options(
-            cpu_model=CpuModel.REQUEST, update_mode=command.UpdateMode.RECREATE
-        ),
+    return play_example(
+        _trace(stalls), policy=policy, cpu=CpuModel.REQUEST, mode=command.UpdateMode.RECREATE
     )
-    return play(scenario=scenario, policy=policy)
 
 
 @pytest.mark.parametrize(

@@ -16,19 +16,17 @@ said in docs/adaptive.md, not hidden here.
 """
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from support.scoring import play_example
 
 from konsumerator.scoring import command
 from konsumerator.scoring.model import CpuModel, Workload
-from konsumerator.scoring.play import Score, play
+from konsumerator.scoring.play import Score
 from konsumerator.scoring.policies import PipelinePolicy
-from konsumerator.simulating import load_consumer
 from konsumerator_dev.bench.autoscaling import cost
 from konsumerator_dev.sim import traces
 
-CONSUMER = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
 HOURS = 3 * 3600.0
 RECREATE = command.UpdateMode.RECREATE
 IN_PLACE = command.UpdateMode.IN_PLACE_OR_RECREATE
@@ -36,14 +34,7 @@ REQUEST, LIMIT = CpuModel.REQUEST, CpuModel.LIMIT
 
 
 def _score(trace: Workload, *, policy: str, cpu: CpuModel, mode: command.UpdateMode) -> Score:
-    source, spec = load_consumer(CONSUMER.read_text(), source=str(CONSUMER))
-    scenario = command.scenario(
-        source=source,
-        spec=spec,
-        trace=trace,
-        options=command.Options(cpu_model=cpu, update_mode=mode),
-    )
-    return play(scenario=scenario, policy=PipelinePolicy(policy))
+    return play_example(trace, policy=PipelinePolicy(policy), cpu=cpu, mode=mode)
 
 
 CASES: list[tuple[str, Callable[[], Workload], CpuModel, command.UpdateMode]] = [

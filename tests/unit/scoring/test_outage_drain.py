@@ -13,29 +13,18 @@ a stall consumes nothing whatever the CPU), below naive's, and core-hours within
 1.2x of the oracle's that the Recreate target allows.
 """
 
-from pathlib import Path
-
 import pytest
+from support.scoring import play_example
 
 from konsumerator.scoring import command
 from konsumerator.scoring.model import CpuModel, Workload
-from konsumerator.scoring.play import Score, play
+from konsumerator.scoring.play import Score
 from konsumerator.scoring.policies import Oracle, PipelinePolicy, Policy
-from konsumerator.simulating import load_consumer
 from konsumerator_dev.sim import traces
-
-CONSUMER = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
 
 
 def _score(trace: Workload, *, policy: Policy, cpu: CpuModel) -> Score:
-    source, spec = load_consumer(CONSUMER.read_text(), source=str(CONSUMER))
-    scenario = command.scenario(
-        source=source,
-        spec=spec,
-        trace=trace,
-        options=command.Options(cpu_model=cpu, update_mode=command.UpdateMode.RECREATE),
-    )
-    return play(scenario=scenario, policy=policy)
+    return play_example(trace, policy=policy, cpu=cpu, mode=command.UpdateMode.RECREATE)
 
 
 @pytest.mark.parametrize("cpu", [CpuModel.REQUEST, CpuModel.LIMIT])

@@ -17,19 +17,17 @@ noisy ramp with seed 10 (1.37), as the last hostile review measured; the stairca
 """
 
 from collections.abc import Callable
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from support.scoring import play_example
 
 from konsumerator.scoring import command
 from konsumerator.scoring.model import CpuModel, Workload
-from konsumerator.scoring.play import Score, play
+from konsumerator.scoring.play import Score
 from konsumerator.scoring.policies import PipelinePolicy
-from konsumerator.simulating import load_consumer
 from konsumerator_dev.sim import traces
 
-CONSUMER = Path(__file__).resolve().parents[3] / "examples" / "consumer.yaml"
 HOURS = 3 * 3600.0
 STEP_S = 120.0
 
@@ -57,14 +55,9 @@ def _noisy_ramp(seed: int) -> Workload:
 
 
 def _score(trace: Workload, *, cpu: CpuModel) -> Score:
-    source, spec = load_consumer(CONSUMER.read_text(), source=str(CONSUMER))
-    scenario = command.scenario(
-        source=source,
-        spec=spec,
-        trace=trace,
-        options=command.Options(cpu_model=cpu, update_mode=command.UpdateMode.RECREATE),
+    return play_example(
+        trace, policy=PipelinePolicy("adaptive"), cpu=cpu, mode=command.UpdateMode.RECREATE
     )
-    return play(scenario=scenario, policy=PipelinePolicy("adaptive"))
 
 
 CASES: list[tuple[str, Callable[[int], Workload], CpuModel]] = [
