@@ -1021,9 +1021,7 @@ def scale_adaptively(
         comparison > 0
         and not adaptive.resizes_cheaply(knobs)
         and adaptive.outage(
-            consumed=_consumed(snapshot, inst.partitions),
-            cpu_m=cpu_m,
-            rate_per_core=autoscaling.sizing_rate_per_core,
+            consumed=consumed, cpu_m=cpu_m, rate_per_core=autoscaling.sizing_rate_per_core
         )
     ):
         proposal, at_cap = _at_cap(
